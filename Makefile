@@ -1,0 +1,33 @@
+# One venv per checkout; every target creates it on first use.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test check lint typecheck bench clean
+
+$(STAMP): pyproject.toml
+	test -d $(VENV) || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+## Run the example shop pipeline end to end on the embedded default (DuckDB + Delta + SQLite)
+demo: $(STAMP)
+	cd examples/shop && ../../$(BIN)/python generate.py --orders 20000 && ../../$(BIN)/lockgate run
+
+## Run the test suite
+test: $(STAMP)
+	$(BIN)/python -m pytest -n 2 -q $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check lockgate tests examples benchmarks
+	$(BIN)/ruff format --check lockgate tests examples benchmarks
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+check: lint typecheck
+
+clean:
+	rm -rf $(VENV) examples/shop/data examples/shop/warehouse examples/shop/.lockgate

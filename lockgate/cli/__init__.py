@@ -1,0 +1,1 @@
+"""Command-line interface (Typer + Rich). Thin: load, call one function, render."""

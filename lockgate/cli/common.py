@@ -1,0 +1,94 @@
+"""Shared CLI plumbing: consoles, JSON output, error rendering, exit codes.
+
+Exit codes scripts can rely on:
+  0  success
+  1  the work ran but failed (a step failed, a gate blocked, an error-severity check failed)
+  2  usage, configuration or input error (nothing ran)
+  3  the project is locked by another run
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable
+from datetime import date, datetime
+from decimal import Decimal
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from lockgate.errors import LockgateError
+
+console = Console()
+err_console = Console(stderr=True)
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_LOCKED = 3
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class _State:
+    debug: bool = False
+
+
+state = _State()
+
+
+def _default(o: Any) -> Any:
+    if isinstance(o, datetime | date):
+        return o.isoformat()
+    if isinstance(o, Decimal):
+        return float(o)
+    if isinstance(o, Path):
+        return str(o)
+    if isinstance(o, bytes):
+        return o.hex()
+    if isinstance(o, set | frozenset | tuple):
+        return list(o)
+    if hasattr(o, "model_dump"):
+        return o.model_dump(mode="json")
+    return str(o)
+
+
+def print_json(obj: Any) -> None:
+    """Write ``obj`` as JSON on stdout (machine output: nothing else goes to stdout)."""
+    sys.stdout.write(json.dumps(obj, default=_default, indent=2) + "\n")
+    sys.stdout.flush()
+
+
+def handle_errors(fn: F) -> F:
+    """Render a known error as one red line (plus hint) and exit with its code."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except LockgateError as e:
+            if state.debug:
+                err_console.print_exception()
+            err_console.print(f"[bold red]error:[/] {e.message}", highlight=False, markup=True)
+            if e.hint:
+                err_console.print(f"[yellow]hint:[/] {e.hint}", highlight=False)
+            raise typer.Exit(e.exit_code) from None
+        except KeyboardInterrupt:
+            err_console.print("[red]interrupted[/]")
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def configure_logging(debug: bool) -> None:
+    state.debug = debug
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )

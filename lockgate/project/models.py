@@ -1,0 +1,210 @@
+"""Definitions: immutable values parsed from ``lockgate.yaml`` and dataset YAML files.
+
+Execution takes these in and returns results; nothing here touches data.
+Every model is frozen and rejects unknown keys, so a typo in YAML is an error
+(with a "did you mean" hint from the loader), never silently ignored.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from lockgate.quality.checks import CheckSpec
+
+NAME_RE = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class WriteMode(StrEnum):
+    APPEND = "append"
+    OVERWRITE = "overwrite"
+    OVERWRITE_PARTITIONS = "overwrite_partitions"
+    MERGE = "merge"
+
+
+class SchemaPolicy(StrEnum):
+    EVOLVE = "evolve"  # accept added columns and widening; record a new schema version
+    FREEZE = "freeze"  # any drift fails the step, nothing published
+    WARN = "warn"  # publish, keep the table schema, report drift as a warning
+
+
+class GatePolicy(StrEnum):
+    QUARANTINE = "quarantine"  # publish passing rows, keep failing rows with reasons
+    BLOCK = "block"  # any error-severity failure: publish nothing, skip downstream
+    WARN = "warn"  # publish everything, report failures
+
+
+_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d|w)\s*$")
+_UNIT_SECONDS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(value: str | int | float) -> timedelta:
+    """Parse ``"90s"``, ``"15m"``, ``"2h"``, ``"3d"``, ``"1w"`` (or seconds as a number).
+
+    >>> parse_duration("2h")
+    datetime.timedelta(seconds=7200)
+    """
+    if isinstance(value, int | float):
+        return timedelta(seconds=float(value))
+    m = _DURATION_RE.match(value)
+    if not m:
+        raise ValueError(f"invalid duration {value!r}: use e.g. '30s', '15m', '2h', '3d'")
+    return timedelta(seconds=float(m.group(1)) * _UNIT_SECONDS[m.group(2)])
+
+
+class IncrementalSpec(Frozen):
+    """Process only rows whose cursor is beyond the stored watermark."""
+
+    cursor: str = Field(description="column whose maximum is the watermark")
+    lookback: str | int | float | None = Field(
+        default=None,
+        description=(
+            "re-read this much before the watermark to catch late records: a duration "
+            "('2h', '3d') for time cursors or a number for numeric cursors"
+        ),
+    )
+
+
+class WriteSpec(Frozen):
+    mode: WriteMode = Field(default=WriteMode.APPEND, description="how a batch lands in the table")
+    keys: tuple[str, ...] = Field(
+        default=(), description="key columns: required for merge, used for de-duplication"
+    )
+    order_by: str | None = Field(
+        default=None,
+        description="when the batch has several rows per key, keep the one with the greatest "
+        "value of this column (merge and de-duplication)",
+    )
+    partition_by: tuple[str, ...] = Field(default=(), description="Delta partition columns")
+
+    @model_validator(mode="after")
+    def _keys_for_merge(self) -> WriteSpec:
+        if self.mode == WriteMode.MERGE and not self.keys:
+            raise ValueError("write.mode 'merge' needs write.keys (the columns to upsert on)")
+        if self.mode == WriteMode.OVERWRITE_PARTITIONS and not self.partition_by:
+            raise ValueError("write.mode 'overwrite_partitions' needs write.partition_by")
+        return self
+
+
+class FileFormat(StrEnum):
+    CSV = "csv"
+    JSON = "json"  # a JSON array of objects, or NDJSON (auto-detected)
+    NDJSON = "ndjson"
+    PARQUET = "parquet"
+
+
+class FileSourceSpec(Frozen):
+    """Local files: one path or a glob, relative to the project folder."""
+
+    type: Literal["file"] = "file"
+    path: str = Field(description="file path or glob, relative to the project folder")
+    format: FileFormat | None = Field(default=None, description="default: from the extension")
+    options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="reader options, e.g. delimiter, header, encoding, quote, date_format",
+    )
+    columns: dict[str, str] | None = Field(
+        default=None,
+        description="declared schema (column: SQL type) overriding inference, e.g. "
+        "{order_id: BIGINT, amount: DECIMAL(12,2)}",
+    )
+
+
+SourceSpec = Annotated[FileSourceSpec, Field(discriminator="type")]
+
+
+class SqlTransformSpec(Frozen):
+    sql: str | None = Field(default=None, description="SQL (DuckDB dialect) inline")
+    sql_file: str | None = Field(default=None, description="path to a .sql file")
+
+    @model_validator(mode="after")
+    def _one_of(self) -> SqlTransformSpec:
+        if (self.sql is None) == (self.sql_file is None):
+            raise ValueError("give exactly one of 'sql' or 'sql_file'")
+        return self
+
+
+class PythonTransformSpec(Frozen):
+    python: str = Field(
+        description="name of a function decorated with @lockgate.transform in the project's "
+        ".py files"
+    )
+
+
+TransformSpec = SqlTransformSpec | PythonTransformSpec
+
+
+class DatasetSpec(Frozen):
+    """A named table produced by a source or a transform, with its contract."""
+
+    name: str = Field(pattern=NAME_RE)
+    description: str | None = None
+    owner: str | None = None
+    tags: tuple[str, ...] = ()
+    pii: tuple[str, ...] = Field(default=(), description="columns holding personal data")
+    source: SourceSpec | None = None
+    transform: TransformSpec | None = None
+    columns: dict[str, str] | None = Field(
+        default=None, description="declared output schema (column: SQL type); cast on staging"
+    )
+    write: WriteSpec = Field(default_factory=WriteSpec)
+    incremental: IncrementalSpec | None = None
+    schema_policy: SchemaPolicy | None = Field(default=None, description="default: project's")
+    gate: GatePolicy | None = Field(default=None, description="default: project's")
+    checks: tuple[CheckSpec, ...] = ()
+    freshness_sla: str | None = Field(default=None, description="e.g. '24h'")
+    # where it was defined, filled in by the loader (not user-settable in YAML)
+    defined_in: str | None = Field(default=None, exclude=True)
+    defined_line: int | None = Field(default=None, exclude=True)
+
+    @model_validator(mode="after")
+    def _exactly_one_producer(self) -> DatasetSpec:
+        if (self.source is None) == (self.transform is None):
+            raise ValueError(f"dataset '{self.name}' needs exactly one of 'source' or 'transform'")
+        return self
+
+    @property
+    def kind(self) -> Literal["source", "sql", "python"]:
+        if self.source is not None:
+            return "source"
+        return "sql" if isinstance(self.transform, SqlTransformSpec) else "python"
+
+
+class Defaults(Frozen):
+    write_mode: WriteMode = WriteMode.APPEND
+    schema_policy: SchemaPolicy = SchemaPolicy.EVOLVE
+    gate: GatePolicy = GatePolicy.QUARANTINE
+    retries: int = Field(default=2, ge=0, description="retries of a step on transient errors")
+    retry_backoff_seconds: float = Field(default=1.0, ge=0)
+
+
+class ProjectConfig(Frozen):
+    """``lockgate.yaml``."""
+
+    name: str = Field(pattern=NAME_RE)
+    warehouse: str = Field(default="warehouse", description="folder of Delta tables")
+    state: str = Field(
+        default="sqlite:///.lockgate/state.db",
+        description="state store SQLAlchemy URL: sqlite:///path (relative to the project) or "
+        "postgresql://user@host/db",
+    )
+    engine: Literal["duckdb"] = "duckdb"
+    datasets_dir: str = Field(default="datasets", description="folder of dataset YAML/SQL/.py")
+    defaults: Defaults = Field(default_factory=Defaults)
+    memory_limit: str | None = Field(default=None, description="DuckDB memory limit, e.g. '4GB'")
+    threads: int | None = Field(default=None, ge=1)
+
+    @field_validator("warehouse", "datasets_dir")
+    @classmethod
+    def _not_empty(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("must not be empty")
+        return v

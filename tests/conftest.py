@@ -1,0 +1,49 @@
+"""Shared fixtures. Service-backed tests skip when the service is unreachable, unless
+``LOCKGATE_REQUIRE_SERVICES=1`` (CI), where unreachable is a failure."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+REQUIRE_SERVICES = os.environ.get("LOCKGATE_REQUIRE_SERVICES") == "1"
+PG_HOST, PG_PORT = "127.0.0.1", 5432
+MYSQL_HOST, MYSQL_PORT = "127.0.0.1", 3306
+
+
+def _reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1.0):
+            return True
+    except OSError:
+        return False
+
+
+def require_service(name: str, host: str, port: int) -> None:
+    if _reachable(host, port):
+        return
+    msg = f"{name} is not reachable at {host}:{port}"
+    if REQUIRE_SERVICES:
+        pytest.fail(msg + " and LOCKGATE_REQUIRE_SERVICES=1", pytrace=False)
+    pytest.skip(msg + " (set LOCKGATE_REQUIRE_SERVICES=1 to make this a failure)")
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database on the local service, dropped afterwards."""
+    require_service("PostgreSQL", PG_HOST, PG_PORT)
+    import psycopg
+
+    dbname = "lg_test_" + uuid.uuid4().hex[:12]
+    admin = f"postgresql://postgres@{PG_HOST}:{PG_PORT}/postgres"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{dbname}"')
+    try:
+        yield f"postgresql+psycopg://postgres@{PG_HOST}:{PG_PORT}/{dbname}"
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
