@@ -1,0 +1,285 @@
+"""The run loop driver: lock the project, run the selected steps in dependency order with
+retries, skip the downstream of failed/blocked steps, record everything in the state store."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from lockgate.engine.session import Session, clean_stale_work
+from lockgate.errors import GateBlocked, LockgateError
+from lockgate.run.results import RunResult, RunStatus, StepResult, StepStatus
+from lockgate.run.step import (
+    StepContext,
+    batch_id_for,
+    current_watermark,
+    definition_hash,
+    resolve_inputs,
+    run_step,
+)
+
+log = logging.getLogger(__name__)
+
+
+class Reporter:
+    """Receives progress events; the CLI renders them, the library ignores them."""
+
+    def run_started(self, run_id: str, datasets: Sequence[str]) -> None: ...
+    def step_started(self, dataset: str) -> None: ...
+    def step_phase(self, dataset: str, phase: str) -> None: ...
+    def step_finished(self, result: StepResult) -> None: ...
+
+
+def open_backends(project: Any) -> tuple[Any, Any]:
+    from lockgate.state import StateStore
+    from lockgate.storage import DeltaStore
+
+    return StateStore.open(project.state_url), DeltaStore(project.warehouse_path)
+
+
+def execute(
+    project: Any,
+    *,
+    select: Sequence[str] = (),
+    full_refresh: bool = False,
+    reporter: Reporter | None = None,
+    now: datetime | None = None,
+    args: dict[str, Any] | None = None,
+) -> RunResult:
+    """Run the selected datasets of ``project``; returns when every step has an outcome."""
+    rep = reporter or Reporter()
+    names = project.select(list(select))
+    state, store = open_backends(project)
+    t0 = time.perf_counter()
+    with state.lock(project.config.name) as lease:
+        state.mark_stale_runs(project.config.name)
+        run = state.start_run(
+            project.config.name,
+            selection=" ".join(select) or "*",
+            args={"full_refresh": full_refresh, **(args or {})},
+        )
+        clean_stale_work(project.work_dir / "work", keep=run.run_id)
+        rep.run_started(run.run_id, names)
+        session = Session(
+            project.work_dir / "work",
+            run.run_id,
+            memory_limit=project.config.memory_limit,
+            threads=project.config.threads,
+        )
+        results: list[StepResult] = []
+        error: str | None = None
+        try:
+            ctx = StepContext(
+                project=project,
+                session=session,
+                store=store,
+                state=state,
+                run_id=run.run_id,
+                run_seq=run.seq,
+                full_refresh=full_refresh,
+                now=now or datetime.now(UTC),
+                report=rep.step_phase,
+                lease=lease,
+            )
+            bad: dict[str, str] = {}  # dataset → why its downstream is skipped
+            for name in names:
+                failed_up = [u for u in project.deps.get(name, ()) if u in bad]
+                rep.step_started(name)
+                if failed_up:
+                    r = StepResult(
+                        dataset=name,
+                        status=StepStatus.UPSTREAM_FAILED,
+                        reason=f"upstream '{failed_up[0]}' {bad[failed_up[0]]}",
+                    )
+                    _record_skipped(state, project, run.run_id, r)
+                else:
+                    r = _run_with_retries(ctx, project, name)
+                if not r.ok:
+                    bad[name] = "blocked" if r.status == StepStatus.BLOCKED else "failed"
+                results.append(r)
+                rep.step_finished(r)
+        except BaseException as e:  # interrupted: record what we know, then re-raise
+            error = f"{type(e).__name__}: {e}"
+            state.finish_run(run.run_id, "interrupted", summary=_summary(results), error=error)
+            raise
+        finally:
+            session.close()
+        status = _run_status(results)
+        state.finish_run(run.run_id, str(status), summary=_summary(results), error=error)
+    return RunResult(
+        run_id=run.run_id,
+        seq=run.seq,
+        project=project.config.name,
+        status=status,
+        steps=results,
+        duration_s=time.perf_counter() - t0,
+    )
+
+
+def _run_with_retries(ctx: StepContext, project: Any, name: str) -> StepResult:
+    spec = project.datasets[name]
+    retries = project.config.defaults.retries
+    backoff = project.config.defaults.retry_backoff_seconds
+    step_id = ctx.state.start_step(ctx.run_id, project.config.name, name, input_versions={})
+    attempt = 0
+    while True:
+        attempt += 1
+        started = datetime.now(UTC)
+        try:
+            r = run_step(ctx, spec)
+            r.attempts = attempt
+            ctx.state.record_attempt(step_id, attempt, "success", None, False, started,
+                                     datetime.now(UTC))
+            _record_step(ctx, project, step_id, r)
+            return r
+        except LockgateError as e:
+            transient = e.transient
+            ctx.state.record_attempt(step_id, attempt, "error", str(e), transient, started,
+                                     datetime.now(UTC))
+            if transient and attempt <= retries:
+                delay = backoff * (2 ** (attempt - 1))
+                log.warning("step %s attempt %d failed (%s); retrying in %.1fs", name, attempt,
+                            e, delay)
+                time.sleep(delay)
+                continue
+            status = StepStatus.BLOCKED if isinstance(e, GateBlocked) else StepStatus.FAILED
+            r = StepResult(dataset=name, status=status, reason=e.message, error=str(e),
+                           attempts=attempt)
+            partial = getattr(e, "step_result", None)
+            if isinstance(partial, StepResult):  # a gate block: keep what the audit found
+                r.checks, r.scores, r.rows_in = partial.checks, partial.scores, partial.rows_in
+                r.batch_id, r.inputs = partial.batch_id, partial.inputs
+            _record_step(ctx, project, step_id, r)
+            return r
+
+
+def _record_step(ctx: StepContext, project: Any, step_id: Any, r: StepResult) -> None:
+    pname = project.config.name
+    st = ctx.state
+    if r.checks:
+        st.record_check_results(step_id, ctx.run_id, pname, r.dataset, r.checks)
+    if r.scores:
+        st.record_scores(ctx.run_id, pname, r.dataset, r.scores)
+    if r.status == StepStatus.SUCCESS:
+        kind = r.watermark_type
+        if r.watermark is not None and kind:
+            st.set_watermark(pname, r.dataset, r.watermark, kind, ctx.run_id)
+        cols = r.columns
+        if cols:
+            r.schema_version = st.record_schema(
+                pname, r.dataset, [{"name": c, "type": t} for c, t in cols.items()], r.drift,
+                ctx.run_id,
+            )
+    st.finish_step(
+        step_id,
+        status=str(r.status),
+        reason=r.reason,
+        rows_in=r.rows_in,
+        rows_out=r.rows_out,
+        rows_quarantined=r.rows_quarantined,
+        output_version=r.output_version,
+        quarantine_version=r.quarantine_version,
+        watermark=r.watermark,
+        schema_version=r.schema_version,
+        batch_id=r.batch_id,
+        message="; ".join(r.warnings) or r.error,
+        attempts=r.attempts,
+        input_versions=r.inputs,
+    )
+
+
+def _record_skipped(state: Any, project: Any, run_id: str, r: StepResult) -> None:
+    step_id = state.start_step(run_id, project.config.name, r.dataset, input_versions={})
+    state.finish_step(step_id, status=str(r.status), reason=r.reason, rows_in=0, rows_out=0,
+                      rows_quarantined=0, output_version=None, quarantine_version=None,
+                      watermark=None, schema_version=None, batch_id=None, message=r.reason,
+                      attempts=0, input_versions={})
+
+
+def _run_status(results: list[StepResult]) -> RunStatus:
+    if all(r.ok for r in results):
+        return RunStatus.SUCCESS
+    if any(r.status == StepStatus.SUCCESS for r in results):
+        return RunStatus.PARTIAL
+    if any(r.status == StepStatus.BLOCKED for r in results) and not any(
+        r.status == StepStatus.FAILED for r in results
+    ):
+        return RunStatus.BLOCKED
+    return RunStatus.FAILED
+
+
+def _summary(results: list[StepResult]) -> dict[str, Any]:
+    return {
+        "steps": len(results),
+        "by_status": {s: sum(1 for r in results if r.status == s) for s in
+                      {str(r.status) for r in results}},
+        "rows_out": sum(r.rows_out for r in results),
+        "rows_quarantined": sum(r.rows_quarantined for r in results),
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# dry run
+
+
+def plan(
+    project: Any, *, select: Sequence[str] = (), full_refresh: bool = False
+) -> list[StepResult]:
+    """What ``execute`` would do, and why, without reading data or taking the lock."""
+    names = project.select(list(select))
+    state, store = open_backends(project)
+    ctx = StepContext(project=project, session=None,  # type: ignore[arg-type]
+                      store=store, state=state, run_id="dry-run", run_seq=0,
+                      full_refresh=full_refresh)
+    will_run: set[str] = set()
+    out: list[StepResult] = []
+    for name in names:
+        spec = project.datasets[name]
+        ups = [u for u in project.deps.get(name, ()) if u in will_run]
+        last = store.last_commit(name)
+        r = StepResult(dataset=name, status=StepStatus.PLANNED)
+        if full_refresh:
+            r.reason = "--full-refresh: rebuild from all input data"
+        elif ups:
+            r.reason = f"upstream '{ups[0]}' will publish a new version"
+        elif last is None:
+            r.reason = "never published"
+        else:
+            try:
+                inputs = resolve_inputs(ctx, spec)
+            except LockgateError as e:
+                r.status, r.reason = StepStatus.FAILED, e.message
+                out.append(r)
+                continue
+            wm = current_watermark(ctx, spec)
+            from lockgate.run import incremental
+
+            lowest = incremental.min_cursor(spec.incremental, wm) if spec.incremental else None
+            bid = batch_id_for(definition_hash(ctx, spec), inputs, lowest)
+            r.inputs = inputs
+            if bid == last.batch_id:
+                r.status = StepStatus.NOOP
+                r.reason = f"inputs and definition unchanged since version {last.version}"
+            else:
+                r.reason = "inputs or definition changed since version " + str(last.version)
+                if spec.incremental is not None and wm is not None:
+                    r.reason += f"; incremental from {spec.incremental.cursor} >= {lowest}"
+        if r.status == StepStatus.PLANNED:
+            will_run.add(name)
+        out.append(r)
+    return out
+
+
+def new_run_id() -> str:
+    return uuid.uuid4().hex
+
+
+RunCallback = Callable[[StepResult], None]

@@ -1,0 +1,501 @@
+"""One step of the run loop: materialise one dataset.
+
+resolve inputs (pinned) → stage → contract → audit → gate → publish → (record: runner)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import pyarrow as pa
+from sqlglot import exp
+
+from lockgate.engine.session import Session, ident, table_ref
+from lockgate.engine.transforms import stage_python, stage_sql
+from lockgate.errors import GateBlocked, LockgateError, TerminalError
+from lockgate.project.models import DatasetSpec, PythonTransformSpec, WriteMode
+from lockgate.quality.checks import NotNull
+from lockgate.run import incremental
+from lockgate.run.contract import apply_contract
+from lockgate.run.results import StepResult, StepStatus
+
+log = logging.getLogger(__name__)
+
+BATCH_ROWS = 122_880  # DuckDB → Arrow batch size (DuckDB's row-group size)
+Reporter = Callable[[str, str], None]  # (dataset, phase)
+
+
+@dataclass
+class StepContext:
+    """What every step of one run shares."""
+
+    project: Any  # lockgate.project.Project
+    session: Session
+    store: Any  # lockgate.storage.DeltaStore
+    state: Any  # lockgate.state.StateStore
+    run_id: str
+    run_seq: int
+    full_refresh: bool = False
+    now: datetime = field(default_factory=lambda: datetime.now(UTC))
+    report: Reporter = lambda dataset, phase: None
+    lease: Any = None  # lock lease: aborts before publishing if lost
+
+
+def stage_name(dataset: str) -> str:
+    return f"__lg_stage_{dataset}"
+
+
+# --------------------------------------------------------------------------------------------
+# resolve
+
+
+def definition_hash(ctx: StepContext, spec: DatasetSpec) -> str:
+    """Changes when anything that shapes the output changes (config, SQL, Python code)."""
+    h = hashlib.sha256(spec.model_dump_json().encode())
+    if spec.kind == "sql":
+        h.update(ctx.project.sql_text(spec.name).encode())
+    elif spec.kind == "python":
+        tf = ctx.project.python_transform(spec.name)
+        try:
+            h.update(inspect.getsource(tf.func).encode())
+        except (OSError, TypeError):
+            h.update(tf.name.encode())
+    return h.hexdigest()[:16]
+
+
+def resolve_inputs(ctx: StepContext, spec: DatasetSpec) -> dict[str, Any]:
+    """Pinned inputs: upstream Delta versions, or the source files' fingerprint."""
+    if spec.kind == "source":
+        from lockgate.sources import fingerprint
+
+        return {"source": fingerprint(spec, ctx.project.root)}
+    return {up: ctx.store.version(up) for up in ctx.project.deps.get(spec.name, ())}
+
+
+def batch_id_for(def_hash: str, inputs: dict[str, Any], lowest: Any) -> str:
+    payload = json.dumps({"def": def_hash, "inputs": inputs, "from": lowest}, sort_keys=True,
+                         default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()[:24]
+
+
+def current_watermark(ctx: StepContext, spec: DatasetSpec) -> Any:
+    """The stored watermark; rebuilt from the table's commit metadata when newer there
+    (a crash between publish and record)."""
+    if spec.incremental is None or ctx.full_refresh:
+        return None
+    name = ctx.project.config.name
+    stored = ctx.state.get_watermark(name, spec.name)
+    value = incremental.decode(*stored) if stored else None
+    last = ctx.store.last_commit(spec.name)
+    if last is not None and last.watermark:
+        text, _, kind = str(last.watermark).rpartition("|")
+        if text:
+            from_table = incremental.decode(text, kind)
+            if value is None or _gt(from_table, value):
+                value = from_table
+    return value
+
+
+def _gt(a: Any, b: Any) -> bool:
+    try:
+        return bool(a > b)
+    except TypeError:
+        return str(a) > str(b)
+
+
+# --------------------------------------------------------------------------------------------
+# the step
+
+
+def run_step(ctx: StepContext, spec: DatasetSpec) -> StepResult:
+    """Materialise ``spec``; raises LockgateError subclasses on failure (runner retries)."""
+    t0 = time.perf_counter()
+    name = spec.name
+    ses = ctx.session
+    stage = stage_name(name)
+    ses.drop(stage, stage + "__rejects")
+
+    ctx.report(name, "resolving inputs")
+    inputs = resolve_inputs(ctx, spec)
+    watermark = current_watermark(ctx, spec)
+    lowest = incremental.min_cursor(spec.incremental, watermark) if spec.incremental else None
+    def_hash = definition_hash(ctx, spec)
+    batch_id = batch_id_for(def_hash, inputs, lowest)
+    res = StepResult(dataset=name, status=StepStatus.SUCCESS, batch_id=batch_id, inputs=inputs)
+
+    last = ctx.store.last_commit(name)
+    if not ctx.full_refresh and last is not None and last.batch_id == batch_id:
+        res.status = StepStatus.NOOP
+        res.reason = f"inputs unchanged since version {last.version}"
+        res.output_version = last.version
+        res.duration_s = time.perf_counter() - t0
+        return res
+
+    # -- stage ----------------------------------------------------------------------------------
+    ctx.report(name, "staging")
+    rejects = 0
+    if spec.kind == "source":
+        from lockgate.sources import stage_source
+
+        staged = stage_source(ses.con, spec, ctx.project.root, stage, min_cursor=lowest)
+        rejects = staged.rejected
+    else:
+        views = _register_inputs(ctx, spec, inputs, lowest)
+        where = spec.defined_in or "?"
+        if spec.defined_line:
+            where += f":{spec.defined_line}"
+        if isinstance(spec.transform, PythonTransformSpec):
+            stage_python(ses, name, ctx.project.python_transform(name), stage, views)
+        else:
+            stage_sql(ses, name, ctx.project.sql_text(name), stage, where)
+    staged_cols = ses.columns(stage)
+    staged_rows = ses.count(stage)
+    res.rows_in = staged_rows + rejects
+
+    # -- contract -------------------------------------------------------------------------------
+    ctx.report(name, "checking schema contract")
+    previous = _published_columns(ctx, name)
+    contract = apply_contract(
+        name,
+        staged_cols,
+        declared=spec.columns,
+        previous=previous,
+        policy=ctx.project.effective_schema_policy(name),
+        mode=spec.write.mode,
+        full_refresh=ctx.full_refresh,
+    )
+    res.warnings.extend(contract.warnings)
+    if contract.drift:
+        res.drift = contract.drift.to_dict()
+
+    # -- audit + gate ---------------------------------------------------------------------------
+    ctx.report(name, f"auditing {staged_rows:,} rows")
+    from lockgate.quality import audit, gate
+
+    checks = list(spec.checks) + _implicit_checks(spec)
+    references = _register_references(ctx, checks)
+    result = audit(ses.con, stage, checks, references=references, mark=True, now=ctx.now,
+                   key_columns=spec.write.keys)
+    decision = gate(result, ctx.project.effective_gate(name))
+    res.checks = [_check_dict(c) for c in result.results]
+    from lockgate.quality.scores import compute_scores
+
+    res.scores = compute_scores(result.results)
+    if decision.action == "block":
+        blocked = GateBlocked(
+            f"quality gate blocked dataset '{name}': {decision.reason}",
+            hint=f"see `lockgate show {name}` for the failing checks; nothing was published",
+        )
+        blocked.step_result = res  # type: ignore[attr-defined]
+        raise blocked
+
+    # -- publish --------------------------------------------------------------------------------
+    _abort_if_lease_lost(ctx)
+    marked = result.marked_table or stage
+    quarantine_split = decision.action == "publish_passing"
+    ctx.report(name, "publishing")
+    source_q = _publish_query(ctx, spec, marked, contract.projection, result, decision,
+                              quarantine_split, lowest)
+
+    q_rows = 0
+    if quarantine_split or rejects:
+        q_rows = _publish_quarantine(ctx, spec, result, decision, marked, quarantine_split,
+                                     rejects, batch_id, res)
+    res.rows_quarantined = q_rows
+
+    wm_value = None
+    if spec.incremental is not None:
+        wm_value = _max_cursor(ses, source_q, spec.incremental.cursor)
+        if wm_value is None:
+            wm_value = watermark
+    enc = incremental.encode(wm_value)
+    wm_meta = f"{enc[0]}|{enc[1]}" if enc else None
+    res.watermark = enc[0] if enc else None
+
+    write = spec.write
+    if ctx.full_refresh and write.mode != WriteMode.OVERWRITE:
+        write = write.model_copy(update={"mode": WriteMode.OVERWRITE})
+    reader = ses.execute(source_q).fetch_record_batch(BATCH_ROWS)
+    reader = _cast_reader_for_delta(reader)
+    pub = ctx.store.publish(
+        name,
+        reader,
+        write=write,
+        run_id=ctx.run_id,
+        run_seq=ctx.run_seq,
+        batch_id=batch_id,
+        watermark=wm_meta,
+        schema_mode=contract.schema_mode,
+    )
+    res.output_version = pub.version
+    res.rows_out = pub.rows
+    if pub.skipped:
+        res.reason = pub.reason
+    res.duration_s = time.perf_counter() - t0
+    res.columns = contract.columns
+    res.watermark_type = enc[1] if enc else None
+    ses.drop(stage, stage + "__rejects")
+    if result.marked_table and result.marked_table != stage:
+        ses.drop(result.marked_table)
+    return res
+
+
+# --------------------------------------------------------------------------------------------
+# helpers
+
+
+def _register_inputs(
+    ctx: StepContext, spec: DatasetSpec, inputs: dict[str, Any], lowest: Any
+) -> dict[str, str]:
+    """Register each upstream dataset under its own name at its pinned version."""
+    views: dict[str, str] = {}
+    cursor = spec.incremental.cursor if spec.incremental else None
+    for up, version in inputs.items():
+        if version is None:
+            raise TerminalError(
+                f"dataset '{spec.name}' reads '{up}', which has never been published",
+                hint=f"run it first: lockgate run --select +{spec.name}",
+            )
+        ds = ctx.store.arrow_dataset(up, version=version)
+        raw = f"__lg_in_{up}"
+        ctx.session.register_arrow(raw, ds)
+        where = None
+        if cursor and lowest is not None and cursor in ds.schema.names:
+            where = incremental.cursor_filter(cursor, lowest)
+        ctx.session.register_filtered(up, raw, where)
+        views[up] = up
+    return views
+
+
+def _register_references(ctx: StepContext, checks: Sequence[Any]) -> dict[str, str]:
+    refs: dict[str, str] = {}
+    for c in checks:
+        target = getattr(c, "to", None)
+        if not isinstance(target, str) or target in refs:
+            continue
+        if ctx.store.exists(target):
+            rel = f"__lg_ref_{target}"
+            ctx.session.register_arrow(rel, ctx.store.arrow_dataset(target))
+            refs[target] = rel
+    return refs
+
+
+def _implicit_checks(spec: DatasetSpec) -> list[Any]:
+    """Merge keys must not be NULL: a NULL key can never be upserted, so such rows are
+    quarantined rather than inserted again on every run."""
+    if spec.write.mode != WriteMode.MERGE:
+        return []
+    declared = {getattr(c, "column", None) for c in spec.checks if getattr(c, "type", "") ==
+                "not_null"}
+    return [
+        NotNull(type="not_null", column=k, name=f"{k}_merge_key_not_null")
+        for k in spec.write.keys
+        if k not in declared
+    ]
+
+
+def _published_columns(ctx: StepContext, name: str) -> dict[str, str] | None:
+    schema = ctx.store.schema(name)
+    if schema is None:
+        return None
+    tmp = f"__lg_schema_{name}"
+    ctx.session.register_arrow(tmp, schema.empty_table())
+    try:
+        return ctx.session.columns(tmp)
+    finally:
+        ctx.session.con.unregister(tmp)
+
+
+def _publish_query(
+    ctx: StepContext,
+    spec: DatasetSpec,
+    marked: str,
+    projection: list[exp.Expression],
+    result: Any,
+    decision: Any,
+    quarantine_split: bool,
+    lowest: Any,
+) -> exp.Select:
+    q = exp.select(*projection).from_(table_ref(marked))
+    if quarantine_split:
+        q = q.where(result.passing_predicate(decision))
+    keys = list(spec.write.keys)
+    if keys and spec.write.mode == WriteMode.MERGE:
+        # de-duplicate the batch by key: latest by order_by
+        order = (
+            [exp.Ordered(this=exp.Column(this=ident(spec.write.order_by)), desc=True,
+                         nulls_first=False)]
+            if spec.write.order_by
+            else [exp.Ordered(this=exp.Column(this=ident(k))) for k in keys]
+        )
+        rn = exp.Window(
+            this=exp.RowNumber(),
+            partition_by=[exp.Column(this=ident(k)) for k in keys],
+            order=exp.Order(expressions=order),
+        )
+        q = q.qualify(exp.EQ(this=rn, expression=exp.Literal.number(1)))
+    elif (
+        keys
+        and spec.write.mode == WriteMode.APPEND
+        and spec.incremental is not None
+        and lowest is not None
+        and ctx.store.exists(spec.name)
+        and not ctx.full_refresh
+    ):
+        # re-read lookback window: skip rows already appended (anti-join on the keys)
+        tgt = f"__lg_target_{spec.name}"
+        ctx.session.register_arrow(tgt, ctx.store.arrow_dataset(spec.name))
+        cond = exp.and_(
+            *[
+                exp.EQ(this=exp.column(k, table="__t", quoted=True),
+                       expression=exp.column(k, table="__s", quoted=True))
+                for k in keys
+            ]
+        )
+        inner = q.subquery("__s")
+        sub = (
+            exp.select(exp.Literal.number(1))
+            .from_(exp.Table(this=ident(tgt), alias=exp.TableAlias(this=ident("__t"))))
+            .where(cond)
+        )
+        q = exp.select(exp.Star()).from_(inner).where(exp.Not(this=exp.Exists(this=sub)))
+    return q
+
+
+def _publish_quarantine(
+    ctx: StepContext,
+    spec: DatasetSpec,
+    result: Any,
+    decision: Any,
+    marked: str,
+    quarantine_split: bool,
+    rejects: int,
+    batch_id: str,
+    res: StepResult,
+) -> int:
+    """Failing rows (with check names) and unparseable records go to ``<name>__quarantine``.
+    Written before the dataset's own commit; skipped if this batch is already there."""
+    qname = f"{spec.name}__quarantine"
+    last = ctx.store.last_commit(qname)
+    if last is not None and last.batch_id == batch_id:
+        return int(getattr(last, "rows", 0) or 0)
+    ses = ctx.session
+    meta = [
+        exp.alias_(exp.Literal.string(ctx.run_id), "_lg_run_id"),
+        exp.alias_(
+            exp.Cast(this=exp.Literal.string(ctx.now.isoformat()),
+                     to=exp.DataType.build("TIMESTAMPTZ")),
+            "_lg_quarantined_at",
+        ),
+    ]
+    parts: list[exp.Select] = []
+    if quarantine_split:
+        fq = result.failing_rows_query(decision)
+        parts.append(
+            exp.select(exp.Star(), *meta).from_(fq.subquery("__f"))
+        )
+    if rejects:
+        rj = stage_name(spec.name) + "__rejects"
+        parts.append(
+            exp.select(
+                exp.Star(),
+                exp.alias_(
+                    exp.Array(expressions=[exp.Literal.string("parse_error")]),
+                    "_lg_failed_checks",
+                ),
+                *meta,
+            ).from_(table_ref(rj))
+        )
+    if not parts:
+        return 0
+    tmp = f"__lg_q_{spec.name}"
+    first, *rest = parts
+    ses.drop(tmp)
+    ses.execute(exp.Create(this=table_ref(tmp), kind="TABLE", expression=first))
+    for p in rest:
+        _insert_by_name(ses, tmp, p)
+    n = ses.count(tmp)
+    if n:
+        reader = _cast_reader_for_delta(
+            ses.execute(exp.select("*").from_(table_ref(tmp))).fetch_record_batch(BATCH_ROWS)
+        )
+        pub = ctx.store.publish_quarantine(spec.name, reader, run_id=ctx.run_id,
+                                           run_seq=ctx.run_seq, batch_id=batch_id)
+        res.quarantine_version = pub.version
+    ses.drop(tmp)
+    return n
+
+
+def _insert_by_name(ses: Session, table: str, query: exp.Select) -> None:
+    """INSERT INTO t BY NAME <query>, adding any columns the query has and t lacks."""
+    have = ses.columns(table)
+    probe = f"__lg_probe_{table}"
+    ses.execute(exp.Create(this=table_ref(probe), kind="VIEW", expression=query, replace=True))
+    for c, t in ses.columns(probe).items():
+        if c not in have:
+            ses.execute(
+                exp.Alter(
+                    this=table_ref(table),
+                    kind="TABLE",
+                    actions=[exp.ColumnDef(this=ident(c), kind=exp.DataType.build(t, dialect="duckdb"))],
+                )
+            )
+    ses.execute(
+        exp.Insert(
+            this=table_ref(table),
+            expression=exp.select("*").from_(table_ref(probe)),
+            by_name=True,
+        )
+    )
+    ses.execute(exp.Drop(this=table_ref(probe), kind="VIEW", exists=True))
+
+
+def _max_cursor(ses: Session, q: exp.Select, cursor: str) -> Any:
+    row = ses.execute(
+        exp.select(exp.Max(this=exp.Column(this=ident(cursor)))).from_(q.subquery("__w"))
+    ).fetchone()
+    return row[0] if row else None
+
+
+def _cast_reader_for_delta(reader: pa.RecordBatchReader) -> pa.RecordBatchReader:
+    """Arrow types Delta cannot store directly (string_view, etc.) → storable ones."""
+    schema = reader.schema
+    fields = []
+    changed = False
+    for f in schema:
+        t = f.type
+        if pa.types.is_string_view(t) or pa.types.is_large_string(t):
+            t, changed = pa.string(), True
+        elif pa.types.is_binary_view(t):
+            t, changed = pa.binary(), True
+        elif pa.types.is_timestamp(t) and t.unit == "ns":
+            t, changed = pa.timestamp("us", tz=t.tz), True
+        fields.append(pa.field(f.name, t, nullable=True))
+    if not changed:
+        return reader
+    target = pa.schema(fields)
+    return pa.RecordBatchReader.from_batches(target, (b.cast(target) for b in reader))
+
+
+def _check_dict(c: Any) -> dict[str, Any]:
+    d = c.to_dict() if hasattr(c, "to_dict") else dict(vars(c))
+    for k, v in list(d.items()):
+        if hasattr(v, "value"):
+            d[k] = v.value
+    return d
+
+
+def _abort_if_lease_lost(ctx: StepContext) -> None:
+    if ctx.lease is not None and getattr(ctx.lease, "lost", False):
+        raise LockgateError(
+            "the project lock was lost (another process took it over); aborting before "
+            "publishing anything"
+        )
