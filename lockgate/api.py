@@ -1,0 +1,84 @@
+"""The Python API for notebooks and orchestrators — the same objects the CLI uses."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from lockgate.project import Project
+    from lockgate.run.results import RunResult, StepResult
+
+
+def _project(project: Project | str | Path) -> Project:
+    from lockgate.project import Project as _P
+    from lockgate.project import load_project
+
+    return project if isinstance(project, _P) else load_project(Path(project))
+
+
+def run(
+    project: Project | str | Path = ".",
+    *,
+    select: Sequence[str] = (),
+    full_refresh: bool = False,
+) -> RunResult:
+    """Run (part of) a project's pipeline.
+
+    ``select`` takes the CLI's patterns: ``"orders"``, ``"orders+"``, ``"+orders"``.
+    Raises :class:`lockgate.errors.LockHeld` if another run holds the project lock and
+    :class:`lockgate.errors.ConfigError` for an invalid project; a failed or blocked step
+    does not raise — inspect ``result.status`` and ``result.steps``.
+    """
+    from lockgate.run.runner import execute
+
+    return execute(_project(project), select=select, full_refresh=full_refresh)
+
+
+def plan(
+    project: Project | str | Path = ".", *, select: Sequence[str] = (), full_refresh: bool = False
+) -> list[StepResult]:
+    """What :func:`run` would do and why (the CLI's ``--dry-run``)."""
+    from lockgate.run.runner import plan as _plan
+
+    return _plan(_project(project), select=select, full_refresh=full_refresh)
+
+
+def read(
+    project: Project | str | Path,
+    dataset: str,
+    *,
+    version: int | None = None,
+    columns: Sequence[str] | None = None,
+    as_: Literal["arrow", "polars", "pandas"] = "arrow",
+    quarantine: bool = False,
+) -> Any:
+    """Read a published dataset (or its quarantine) as Arrow, Polars or pandas.
+
+    ``version`` time-travels to an earlier Delta version.
+    """
+    from lockgate.storage import DeltaStore
+
+    p = _project(project)
+    name = f"{dataset}__quarantine" if quarantine else dataset
+    table: pa.Table = DeltaStore(p.warehouse_path).read(
+        name, version=version, columns=list(columns) if columns else None
+    )
+    if as_ == "polars":
+        import polars as pl
+
+        return pl.from_arrow(table)
+    if as_ == "pandas":
+        return table.to_pandas()
+    return table
+
+
+def runs(project: Project | str | Path = ".", *, limit: int = 20) -> list[Any]:
+    """Run history, newest first."""
+    from lockgate.state import StateStore
+
+    p = _project(project)
+    return list(StateStore.open(p.state_url).list_runs(p.config.name, limit=limit))

@@ -1,0 +1,406 @@
+"""``run``, ``runs``, ``show``, ``quarantine``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from lockgate.cli.common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    console,
+    err_console,
+    handle_errors,
+    print_json,
+)
+from lockgate.run.results import RunResult, StepResult, StepStatus
+from lockgate.run.runner import Reporter
+
+ProjectOpt = typer.Option(Path("."), "--project", "-p", help="project folder")
+JsonOpt = typer.Option(False, "--json", help="machine-readable JSON on stdout")
+
+_STATUS_STYLE = {
+    "success": "green",
+    "noop": "dim",
+    "blocked": "yellow",
+    "failed": "red",
+    "upstream_failed": "magenta",
+    "planned": "cyan",
+    "running": "cyan",
+    "partial": "yellow",
+    "interrupted": "red",
+}
+
+
+def _style(status: str) -> str:
+    return f"[{_STATUS_STYLE.get(status, 'white')}]{status}[/]"
+
+
+class RichReporter(Reporter):
+    """Progress: a bar over steps plus a spinner naming the current phase."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.task: Any = None
+
+    def run_started(self, run_id: str, datasets: list[str] | Any) -> None:
+        self.task = self.progress.add_task(f"run {run_id[:8]}", total=len(datasets))
+
+    def step_started(self, dataset: str) -> None:
+        self.progress.update(self.task, description=f"{dataset}: starting")
+
+    def step_phase(self, dataset: str, phase: str) -> None:
+        self.progress.update(self.task, description=f"{dataset}: {phase}")
+
+    def step_finished(self, result: StepResult) -> None:
+        self.progress.advance(self.task)
+        self.progress.console.print(
+            f"  {_style(str(result.status))} {result.dataset}"
+            + (f" — {result.reason}" if result.reason and not result.ok else "")
+        )
+
+
+def _load(project_dir: Path) -> Any:
+    from lockgate.project import load_project
+
+    return load_project(project_dir)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("run")(run_cmd)
+    app.command("runs")(runs_cmd)
+    app.command("show")(show_cmd)
+    app.command("quarantine")(quarantine_cmd)
+
+
+@handle_errors
+def run_cmd(
+    select: list[str] = typer.Option(
+        [], "--select", "-s", help="datasets: NAME, NAME+ (with downstream), +NAME (with upstream)"
+    ),
+    full_refresh: bool = typer.Option(False, "--full-refresh", help="rebuild from all data"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="show what would run and why"),
+    project_dir: Path = ProjectOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Run the pipeline: stage, audit, gate and publish every selected dataset."""
+    from lockgate.run.runner import execute, plan
+
+    project = _load(project_dir)
+    if dry_run:
+        steps = plan(project, select=select, full_refresh=full_refresh)
+        if as_json:
+            print_json([s.to_dict() for s in steps])
+        else:
+            t = Table(title=f"dry run: {project.config.name}")
+            t.add_column("dataset")
+            t.add_column("would")
+            t.add_column("why")
+            for s in steps:
+                would = {"planned": "run", "noop": "skip"}.get(str(s.status), str(s.status))
+                t.add_row(s.dataset, _style(would) if would != "run" else "[cyan]run[/]", s.reason)
+            console.print(t)
+        raise typer.Exit(EXIT_OK)
+
+    out = err_console if as_json else console
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=out,
+        transient=True,
+    ) as progress:
+        result = execute(
+            project,
+            select=select,
+            full_refresh=full_refresh,
+            reporter=RichReporter(progress),
+        )
+    if as_json:
+        print_json(result.to_dict())
+    else:
+        render_summary(result)
+    raise typer.Exit(EXIT_OK if result.ok else EXIT_FAILED)
+
+
+def render_summary(result: RunResult) -> None:
+    t = Table(title=f"run {result.run_id[:8]} · {result.project} · {_style(str(result.status))}"
+              f" · {result.duration_s:.2f}s")
+    for col, j in (("dataset", "left"), ("status", "left"), ("rows in", "right"),
+                   ("published", "right"), ("quarantined", "right"), ("version", "right"),
+                   ("checks", "right"), ("score", "right"), ("time", "right"), ("note", "left")):
+        t.add_column(col, justify=j)  # type: ignore[arg-type]
+    for s in result.steps:
+        n_checks = len(s.checks)
+        failed = sum(1 for c in s.checks if not c.get("passed", True))
+        checks = f"{n_checks - failed}/{n_checks}" if n_checks else "-"
+        if failed:
+            checks = f"[yellow]{checks}[/]"
+        score = s.scores.get("overall")
+        note = s.reason if s.status != StepStatus.SUCCESS else "; ".join(s.warnings)
+        t.add_row(
+            s.dataset,
+            _style(str(s.status)),
+            f"{s.rows_in:,}" if s.status == StepStatus.SUCCESS else "-",
+            f"{s.rows_out:,}" if s.status == StepStatus.SUCCESS else "-",
+            (f"[yellow]{s.rows_quarantined:,}[/]" if s.rows_quarantined else "0")
+            if s.status == StepStatus.SUCCESS
+            else "-",
+            "-" if s.output_version is None else str(s.output_version),
+            checks,
+            "-" if score is None else f"{score:.3f}",
+            f"{s.duration_s:.2f}s",
+            (note or "")[:90],
+        )
+    console.print(t)
+
+
+@handle_errors
+def runs_cmd(
+    run_id: str = typer.Argument(None, help="show one run (id or unique prefix)"),
+    limit: int = typer.Option(20, "--limit", "-n"),
+    project_dir: Path = ProjectOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Run history, newest first; or one run's steps and checks."""
+    from lockgate.state import StateStore
+
+    project = _load(project_dir)
+    state = StateStore.open(project.state_url)
+    if run_id:
+        run = state.get_run(run_id)
+        if as_json:
+            print_json(run)
+            return
+        _render_run(run)
+        return
+    runs = state.list_runs(project.config.name, limit=limit)
+    if as_json:
+        print_json(runs)
+        return
+    t = Table(title=f"runs · {project.config.name}")
+    for c in ("run", "seq", "status", "started", "duration", "selection", "steps", "published",
+              "quarantined"):
+        t.add_column(c)
+    for r in runs:
+        s = _get(r, "summary") or {}
+        t.add_row(
+            str(_get(r, "run_id"))[:8],
+            str(_get(r, "seq")),
+            _style(str(_get(r, "status"))),
+            _fmt_time(_get(r, "started_at")),
+            f"{_get(r, 'duration_s') or 0:.2f}s",
+            str(_get(r, "selection") or "*"),
+            str(s.get("steps", "")),
+            f"{s.get('rows_out', 0):,}",
+            f"{s.get('rows_quarantined', 0):,}",
+        )
+    console.print(t)
+
+
+def _render_run(run: Any) -> None:
+    console.print(f"run [bold]{_get(run, 'run_id')}[/] seq {_get(run, 'seq')} "
+                  f"{_style(str(_get(run, 'status')))} started {_fmt_time(_get(run, 'started_at'))}")
+    if _get(run, "error"):
+        console.print(f"[red]{_get(run, 'error')}[/]")
+    t = Table(title="steps")
+    for c in ("dataset", "status", "rows in", "published", "quarantined", "version", "reason"):
+        t.add_column(c)
+    for s in _get(run, "steps") or []:
+        t.add_row(str(_get(s, "dataset")), _style(str(_get(s, "status"))),
+                  str(_get(s, "rows_in") or 0), str(_get(s, "rows_out") or 0),
+                  str(_get(s, "rows_quarantined") or 0), str(_get(s, "output_version") or "-"),
+                  str(_get(s, "reason") or "")[:100])
+    console.print(t)
+    checks = [c for s in (_get(run, "steps") or []) for c in (_get(s, "checks") or [])]
+    if checks:
+        _render_checks(checks)
+
+
+def _render_checks(checks: list[Any]) -> None:
+    t = Table(title="checks")
+    for c in ("dataset", "check", "dimension", "severity", "failing", "fraction", "result"):
+        t.add_column(c)
+    for c in checks:
+        passed = _get(c, "passed")
+        t.add_row(str(_get(c, "dataset") or ""), str(_get(c, "check_name") or _get(c, "name")),
+                  str(_get(c, "dimension")), str(_get(c, "severity")),
+                  f"{_get(c, 'failing_rows') or 0:,}", f"{(_get(c, 'fraction') or 0):.4%}",
+                  "[green]pass[/]" if passed else "[red]fail[/]")
+    console.print(t)
+
+
+@handle_errors
+def show_cmd(
+    dataset: str = typer.Argument(..., help="dataset name"),
+    rows: int = typer.Option(5, "--rows", help="sample rows to show"),
+    project_dir: Path = ProjectOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """A dataset: schema, versions, last runs, latest checks, sample rows."""
+    from lockgate.errors import UsageError
+    from lockgate.state import StateStore
+    from lockgate.storage import DeltaStore
+
+    from lockgate._suggest import did_you_mean
+
+    project = _load(project_dir)
+    if dataset not in project.datasets:
+        raise UsageError(f"unknown dataset '{dataset}'",
+                         hint=did_you_mean(dataset, project.datasets) or "see `lockgate validate`")
+    store = DeltaStore(project.warehouse_path)
+    state = StateStore.open(project.state_url)
+    spec = project.datasets[dataset]
+    schema = store.schema(dataset)
+    history = store.history(dataset, limit=10) if store.exists(dataset) else []
+    steps = state.dataset_steps(project.config.name, dataset, limit=5)
+    checks = state.check_history(project.config.name, dataset, limit=50)
+    sample = store.read(dataset, limit=rows) if store.exists(dataset) and rows > 0 else None
+    info = {
+        "dataset": dataset,
+        "kind": spec.kind,
+        "description": spec.description,
+        "write": spec.write.model_dump(mode="json"),
+        "upstream": list(project.deps.get(dataset, ())),
+        "schema": [{"name": f.name, "type": str(f.type)} for f in schema] if schema else None,
+        "version": store.version(dataset),
+        "history": history,
+        "last_steps": steps,
+        "checks": checks,
+        "sample": sample.to_pylist() if sample is not None else [],
+    }
+    if as_json:
+        print_json(info)
+        return
+    console.print(f"[bold]{dataset}[/] ({spec.kind}) — {spec.description or ''}")
+    console.print(f"upstream: {', '.join(info['upstream']) or '-'}   write: {spec.write.mode}"
+                  f"   version: {info['version'] if info['version'] is not None else 'never published'}")
+    if schema:
+        t = Table(title="schema")
+        t.add_column("column")
+        t.add_column("type")
+        for f in schema:
+            t.add_row(f.name, str(f.type))
+        console.print(t)
+    if history:
+        t = Table(title="versions")
+        for c in ("version", "timestamp", "operation", "run", "rows"):
+            t.add_column(c)
+        for h in history:
+            t.add_row(str(_get(h, "version")), _fmt_time(_get(h, "timestamp")),
+                      str(_get(h, "operation")), str(_get(h, "run_id") or "")[:8],
+                      str(_get(h, "rows") or ""))
+        console.print(t)
+    if steps:
+        t = Table(title="last runs")
+        for c in ("run", "status", "published", "quarantined", "finished", "reason"):
+            t.add_column(c)
+        for s in steps:
+            t.add_row(str(_get(s, "run_id"))[:8], _style(str(_get(s, "status"))),
+                      str(_get(s, "rows_out") or 0), str(_get(s, "rows_quarantined") or 0),
+                      _fmt_time(_get(s, "finished_at")), str(_get(s, "reason") or "")[:80])
+        console.print(t)
+    if checks:
+        latest_run = _get(checks[0], "run_id")
+        _render_checks([c for c in checks if _get(c, "run_id") == latest_run])
+    if sample is not None and sample.num_rows:
+        t = Table(title=f"sample ({sample.num_rows} rows)")
+        for n in sample.column_names:
+            t.add_column(n)
+        for row in sample.to_pylist():
+            t.add_row(*["∅" if v is None else str(v) for v in row.values()])
+        console.print(t)
+
+
+@handle_errors
+def quarantine_cmd(
+    dataset: str = typer.Argument(..., help="dataset name"),
+    limit: int = typer.Option(20, "--limit", "-n"),
+    run: str = typer.Option(None, "--run", help="only rows quarantined by this run (id prefix)"),
+    check: str = typer.Option(None, "--check", help="only rows that failed this check"),
+    project_dir: Path = ProjectOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Quarantined rows of a dataset, with the checks they failed and why."""
+    import duckdb
+
+    from lockgate.storage import DeltaStore
+
+    project = _load(project_dir)
+    store = DeltaStore(project.warehouse_path)
+    qname = f"{dataset}__quarantine"
+    if dataset not in project.datasets:
+        from lockgate._suggest import did_you_mean
+        from lockgate.errors import UsageError
+
+        raise UsageError(f"unknown dataset '{dataset}'",
+                         hint=did_you_mean(dataset, project.datasets) or "see `lockgate validate`")
+    if not store.exists(qname):
+        if as_json:
+            print_json({"dataset": dataset, "total": 0, "rows": []})
+        else:
+            console.print(f"[green]no quarantined rows for {dataset}[/]")
+        return
+    con = duckdb.connect()
+    con.register("q", store.arrow_dataset(qname))
+    where, params = [], []
+    if run:
+        where.append("starts_with(_lg_run_id, ?)")
+        params.append(run)
+    if check:
+        where.append("list_contains(_lg_failed_checks, ?)")
+        params.append(check)
+    cond = (" WHERE " + " AND ".join(where)) if where else ""
+    total = con.execute("SELECT count(*) FROM q" + cond, params).fetchone()[0]  # type: ignore[index]
+    by_check = con.execute(
+        "SELECT c, count(*) FROM (SELECT unnest(_lg_failed_checks) AS c FROM q" + cond
+        + ") GROUP BY c ORDER BY 2 DESC", params).fetchall()
+    tbl = con.execute(
+        "SELECT * FROM q" + cond + " ORDER BY _lg_quarantined_at DESC LIMIT ?", [*params, limit]
+    ).fetch_arrow_table()
+    rows = tbl.to_pylist()
+    if as_json:
+        print_json({"dataset": dataset, "total": total,
+                    "by_check": {str(c): int(n) for c, n in by_check}, "rows": rows})
+        return
+    console.print(f"[bold]{dataset}[/]: {total:,} quarantined rows"
+                  + (" — " + ", ".join(f"{c}: {n:,}" for c, n in by_check) if by_check else ""))
+    if not rows:
+        return
+    t = Table()
+    cols = ["_lg_failed_checks"] + [c for c in tbl.column_names if not c.startswith("_lg_")]
+    extra = [c for c in ("_lg_reason", "_lg_source_file", "_lg_line", "_lg_raw_record")
+             if c in tbl.column_names]
+    for c in cols + extra + ["_lg_run_id"]:
+        t.add_column(c.removeprefix("_lg_"))
+    for r in rows:
+        vals = []
+        for c in cols + extra + ["_lg_run_id"]:
+            v = r.get(c)
+            if c == "_lg_failed_checks":
+                v = ", ".join(v or [])
+            elif c == "_lg_run_id":
+                v = str(v)[:8]
+            vals.append("∅" if v is None else str(v)[:60])
+        t.add_row(*vals)
+    console.print(t)
+
+
+def _get(obj: Any, key: str) -> Any:
+    if isinstance(obj, dict):
+        return obj.get(key)
+    return getattr(obj, key, None)
+
+
+def _fmt_time(v: Any) -> str:
+    if v is None:
+        return "-"
+    if hasattr(v, "strftime"):
+        return str(v.strftime("%Y-%m-%d %H:%M:%S"))
+    return str(v)[:19]
