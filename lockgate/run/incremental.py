@@ -70,6 +70,10 @@ def literal(value: Any) -> exp.Expression:
     return exp.Literal.string(str(value))
 
 
-def cursor_filter(cursor: str, lowest: Any) -> exp.Expression:
-    """``cursor >= lowest`` (re-reads at the boundary are harmless: merge/dedup absorb them)."""
-    return exp.GTE(this=exp.Column(this=ident(cursor)), expression=literal(lowest))
+def cursor_filter(cursor: str, lowest: Any, *, inclusive: bool) -> exp.Expression:
+    """``cursor > watermark`` without lookback; ``cursor >= watermark - lookback`` with one
+    (the re-read window is de-duplicated on publish: merge upserts, append anti-joins)."""
+    col = exp.Column(this=ident(cursor))
+    if inclusive:
+        return exp.GTE(this=col, expression=literal(lowest))
+    return exp.GT(this=col, expression=literal(lowest))

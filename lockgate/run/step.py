@@ -147,6 +147,10 @@ def run_step(ctx: StepContext, spec: DatasetSpec) -> StepResult:
 
         staged = stage_source(ses.con, spec, ctx.project.root, stage, min_cursor=lowest)
         rejects = staged.rejected
+        if spec.incremental is not None and lowest is not None and spec.incremental.lookback is None:
+            # sources filter with >=; without lookback the boundary rows were already published
+            ses.execute(exp.Delete(this=table_ref(stage), where=exp.Not(this=exp.paren(
+                incremental.cursor_filter(spec.incremental.cursor, lowest, inclusive=False)))))
     else:
         views = _register_inputs(ctx, spec, inputs, lowest)
         where = spec.defined_in or "?"
@@ -269,7 +273,10 @@ def _register_inputs(
         ctx.session.register_arrow(raw, ds)
         where = None
         if cursor and lowest is not None and cursor in ds.schema.names:
-            where = incremental.cursor_filter(cursor, lowest)
+            assert spec.incremental is not None
+            where = incremental.cursor_filter(
+                cursor, lowest, inclusive=spec.incremental.lookback is not None
+            )
         ctx.session.register_filtered(up, raw, where)
         views[up] = up
     return views
@@ -343,22 +350,28 @@ def _publish_query(
         )
         q = q.qualify(exp.EQ(this=rn, expression=exp.Literal.number(1)))
     elif (
-        keys
-        and spec.write.mode == WriteMode.APPEND
+        spec.write.mode == WriteMode.APPEND
         and spec.incremental is not None
+        and spec.incremental.lookback is not None
         and lowest is not None
         and ctx.store.exists(spec.name)
         and not ctx.full_refresh
     ):
-        # re-read lookback window: skip rows already appended (anti-join on the keys)
+        # the lookback window was re-read: skip rows already appended (anti-join on the keys,
+        # or on every column, NULL-safe, when the dataset declares no keys)
         tgt = f"__lg_target_{spec.name}"
         ctx.session.register_arrow(tgt, ctx.store.arrow_dataset(spec.name))
+        match_cols = keys or [str(e.alias_or_name) for e in projection]
         cond = exp.and_(
             *[
-                exp.EQ(this=exp.column(k, table="__t", quoted=True),
-                       expression=exp.column(k, table="__s", quoted=True))
-                for k in keys
-            ]
+                exp.NullSafeEQ(this=exp.column(k, table="__t", quoted=True),
+                               expression=exp.column(k, table="__s", quoted=True))
+                for k in match_cols
+            ],
+            incremental.cursor_filter(spec.incremental.cursor, lowest, inclusive=True).transform(
+                lambda n: exp.column(n.name, table="__t", quoted=True)
+                if isinstance(n, exp.Column) else n
+            ),
         )
         inner = q.subquery("__s")
         sub = (
