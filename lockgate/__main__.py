@@ -1,0 +1,3 @@
+from lockgate.cli.app import main
+
+main()
