@@ -1,0 +1,619 @@
+"""Load and validate a project folder, reporting every problem at once.
+
+``lockgate.yaml`` → :class:`ProjectConfig`; ``<datasets_dir>/**/*.yaml|yml`` → dataset
+specs; ``**/*.py`` → ``@transform`` functions; ``sql_file`` texts. Every problem (bad YAML,
+unknown key, bad value, duplicate name, unknown reference, SQL syntax, cycle, undeclared
+column ...) is collected with its file and line, then :func:`load_project` raises one
+:class:`ConfigError` carrying them all.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import types
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
+
+from pydantic import BaseModel, ValidationError
+
+from lockgate._suggest import did_you_mean
+from lockgate.errors import ConfigError, Problem
+from lockgate.project.dag import find_cycles, parse_query, table_refs, topological_order
+from lockgate.project.models import (
+    DatasetSpec,
+    ProjectConfig,
+    PythonTransformSpec,
+    SqlTransformSpec,
+    parse_duration,
+)
+from lockgate.project.project import Project
+from lockgate.project.python import TransformFunction, import_transforms
+from lockgate.project.yamlio import LineDict, LineList, line_of, load_yaml, plain
+
+logger = logging.getLogger(__name__)
+
+CONFIG_FILE = "lockgate.yaml"
+_LOADER_FIELDS = ("defined_in", "defined_line")
+_TRANSFORM_KEYS = ("sql", "sql_file", "python")
+
+
+def load_project(path: str | Path = ".") -> Project:
+    """Load the project in ``path``; raise :class:`ConfigError` listing every problem."""
+    project, problems = _ProjectLoader(Path(path)).load()
+    if problems or project is None:
+        raise ConfigError(problems)
+    return project
+
+
+def validate_project(path: str | Path = ".") -> list[Problem]:
+    """Every problem of the project in ``path`` (empty when it loads)."""
+    return _ProjectLoader(Path(path)).load()[1]
+
+
+@dataclass
+class _Entry:
+    """A dataset definition while loading."""
+
+    spec: DatasetSpec
+    file: str  # relative to the project root
+    line: int
+    raw: LineDict | None  # None for Python transforms without a YAML entry
+    base_dir: Path  # folder of the YAML file (sql_file is relative to it)
+    sql: str | None = None
+    deps: list[str] = field(default_factory=list)
+
+
+class _ProjectLoader:
+    def __init__(self, path: Path) -> None:
+        self.root = path.expanduser().resolve()
+        self.problems: list[Problem] = []
+        self.entries: dict[str, _Entry] = {}
+        # names of datasets defined anywhere, even invalid ones: references to them are
+        # not reported again as unknown
+        self.known: dict[str, str] = {}  # lower-case → name
+
+    # ---- entry point ---------------------------------------------------------------------
+
+    def load(self) -> tuple[Project | None, list[Problem]]:
+        config = self._load_config()
+        if config is None and not (self.root / CONFIG_FILE).is_file():
+            return None, self.problems
+        datasets_dir = self._datasets_dir(config)
+        if datasets_dir is not None:
+            yaml_files, py_files = self._discover(datasets_dir)
+            for f in yaml_files:
+                self._load_dataset_file(f)
+            transforms, problems = import_transforms(py_files, root=self.root)
+            self.problems.extend(problems)
+            python = self._bind_python(transforms)
+        else:
+            python = {}
+        self._resolve_sql()
+        self._check_columns()
+        order = self._order()
+        if self.problems or config is None:
+            return None, self.problems
+        datasets = {n: self.entries[n].spec for n in order}
+        return (
+            Project(
+                root=self.root,
+                config=config,
+                datasets=datasets,
+                deps={n: tuple(self.entries[n].deps) for n in order},
+                sql_texts={n: e.sql for n in order if (e := self.entries[n]).sql is not None},
+                python_transforms=python,
+            ),
+            [],
+        )
+
+    def add(
+        self,
+        message: str,
+        file: str | None,
+        line: int | None = None,
+        column: int | None = None,
+        hint: str | None = None,
+    ) -> None:
+        self.problems.append(Problem(message, file=file, line=line, column=column, hint=hint))
+
+    def rel(self, path: Path) -> str:
+        try:
+            return path.resolve().relative_to(self.root).as_posix()
+        except ValueError:
+            return str(path)
+
+    # ---- lockgate.yaml -------------------------------------------------------------------
+
+    def _load_config(self) -> ProjectConfig | None:
+        if not self.root.is_dir():
+            self.add(f"project folder '{self.root}' does not exist", None)
+            return None
+        cfg = self.root / CONFIG_FILE
+        if not cfg.is_file():
+            hint = "run `lockgate init` to create a project, or pass --project DIR"
+            if (self.root / "lockgate.yml").is_file():
+                hint = "rename lockgate.yml to lockgate.yaml"
+            self.add(f"no {CONFIG_FILE} in '{self.root}': this is not a lockgate project", None,
+                     hint=hint)  # fmt: skip
+            return None
+        self._raw_config: Any = None
+        data, problems = load_yaml(cfg.read_text(encoding="utf-8"), CONFIG_FILE)
+        self.problems.extend(problems)
+        if data is None and problems:
+            return None
+        self._raw_config = data
+        if not isinstance(data, dict):
+            self.add(f"{CONFIG_FILE} must be a mapping (name: ..., warehouse: ...)", CONFIG_FILE,
+                     getattr(data, "line", 1))  # fmt: skip
+            return None
+        try:
+            return ProjectConfig.model_validate(plain(data))
+        except ValidationError as e:
+            self.problems.extend(_validation_problems(e, data, CONFIG_FILE, ProjectConfig, ""))
+            return None
+
+    def _datasets_dir(self, config: ProjectConfig | None) -> Path | None:
+        if config is not None:
+            value = config.datasets_dir
+        else:
+            raw = getattr(self, "_raw_config", None)
+            value = raw.get("datasets_dir") if isinstance(raw, dict) else None
+            if not isinstance(value, str) or not value.strip():
+                value = "datasets"
+        folder = Path(value).expanduser()
+        folder = folder if folder.is_absolute() else self.root / folder
+        if not folder.is_dir():
+            line = None
+            raw = getattr(self, "_raw_config", None)
+            if isinstance(raw, LineDict) and "datasets_dir" in raw:
+                line = raw.key_line("datasets_dir")
+            self.add(f"datasets folder '{value}' does not exist", CONFIG_FILE, line,
+                     hint="create it, or set datasets_dir in lockgate.yaml")  # fmt: skip
+            return None
+        return folder
+
+    def _discover(self, folder: Path) -> tuple[list[Path], list[Path]]:
+        yaml_files: list[Path] = []
+        py_files: list[Path] = []
+        for p in sorted(folder.rglob("*")):
+            parts = p.relative_to(folder).parts
+            if any(x.startswith(".") or x == "__pycache__" for x in parts) or not p.is_file():
+                continue
+            if p.suffix in (".yaml", ".yml"):
+                yaml_files.append(p)
+            elif p.suffix == ".py":
+                py_files.append(p)
+        return yaml_files, py_files
+
+    # ---- dataset YAML --------------------------------------------------------------------
+
+    def _load_dataset_file(self, path: Path) -> None:
+        file = self.rel(path)
+        data, problems = load_yaml(path.read_text(encoding="utf-8"), file)
+        self.problems.extend(problems)
+        if data is None:
+            return  # empty file, or malformed (already reported)
+        if not isinstance(data, LineDict) or "datasets" not in data:
+            self.add("a dataset file must be a mapping with one key 'datasets:' (a list of "
+                     "datasets)", file, getattr(data, "line", 1))  # fmt: skip
+            return
+        for key in data:
+            if key != "datasets":
+                self.add(f"unknown key '{key}' at the top of a dataset file", file,
+                         data.key_line(key), hint=did_you_mean(str(key), ["datasets"])
+                         or "the only top-level key is 'datasets'")  # fmt: skip
+        items = data["datasets"]
+        if items is None:
+            return
+        if not isinstance(items, LineList):
+            self.add("'datasets' must be a list of datasets (- name: ...)", file,
+                     data.key_line("datasets"))  # fmt: skip
+            return
+        for i, item in enumerate(items):
+            line = items.item_line(i)
+            if not isinstance(item, LineDict):
+                self.add(f"datasets[{i}] must be a mapping (name: ..., source/transform: ...)",
+                         file, line)  # fmt: skip
+                continue
+            self._load_dataset(item, file, line, path.parent)
+
+    def _load_dataset(self, raw: LineDict, file: str, line: int, base_dir: Path) -> None:
+        name = raw.get("name")
+        label = f"dataset '{name}'" if isinstance(name, str) else "dataset"
+        if isinstance(name, str):
+            self.known.setdefault(name.lower(), name)
+        problems: list[Problem] = []
+        for key in _LOADER_FIELDS:
+            if key in raw:
+                problems.append(Problem(f"{label}: unknown key '{key}'", file=file,
+                                        line=raw.key_line(key)))  # fmt: skip
+        transform = raw.get("transform")
+        skip_transform_errors = False
+        if isinstance(transform, LineDict):
+            given = [k for k in _TRANSFORM_KEYS if k in transform]
+            if len(given) > 1:
+                problems.append(Problem(
+                    f"{label}: transform has {' and '.join(repr(k) for k in given)}: give "
+                    "exactly one of 'sql', 'sql_file' or 'python'",
+                    file=file, line=raw.key_line("transform")))  # fmt: skip
+                skip_transform_errors = True
+        data = {k: v for k, v in plain(raw).items() if k not in _LOADER_FIELDS}
+        try:
+            spec = DatasetSpec.model_validate({**data, "defined_in": file, "defined_line": line})
+        except ValidationError as e:
+            skip = ("transform",) if skip_transform_errors else ()
+            errs = _validation_problems(e, raw, file, DatasetSpec, label, skip=skip)
+            self.problems.extend(problems + errs)
+            return
+        if problems:
+            self.problems.extend(problems)
+            return
+        if spec.freshness_sla is not None:
+            try:
+                parse_duration(spec.freshness_sla)
+            except ValueError as err:
+                self.add(f"{label}: freshness_sla: {err}", file, raw.key_line("freshness_sla"))
+        self._add_entry(_Entry(spec, file, line, raw, base_dir))
+
+    def _add_entry(self, entry: _Entry) -> None:
+        name = entry.spec.name
+        first = self.entries.get(name)
+        if first is not None:
+            self.add(f"duplicate dataset name '{name}' (first defined at {first.file}:"
+                     f"{first.line})", entry.file, entry.line,
+                     hint="dataset names are unique across the project")  # fmt: skip
+            return
+        self.known.setdefault(name.lower(), name)
+        self.entries[name] = entry
+
+    # ---- Python transforms ---------------------------------------------------------------
+
+    def _bind_python(self, transforms: list[TransformFunction]) -> dict[str, TransformFunction]:
+        registered: dict[str, TransformFunction] = {}
+        for tf in transforms:
+            other = registered.get(tf.name)
+            if other is not None:
+                self.add(f"Python transform '{tf.name}' is registered twice (first at "
+                         f"{other.location()})", tf.file, tf.line,
+                         hint="rename one, or pass @transform(name=...)")  # fmt: skip
+                continue
+            registered[tf.name] = tf
+        used: set[str] = set()
+        bound: dict[str, TransformFunction] = {}
+        for name, entry in self.entries.items():
+            t = entry.spec.transform
+            if not isinstance(t, PythonTransformSpec):
+                continue
+            used.add(t.python)
+            tf = registered.get(t.python)
+            if tf is None:
+                line = entry.raw.key_line("transform") if entry.raw is not None else entry.line
+                if entry.raw is not None and isinstance(entry.raw.get("transform"), LineDict):
+                    line = entry.raw["transform"].key_line("python")
+                self.add(f"dataset '{name}': Python transform '{t.python}' is not registered",
+                         entry.file, line, hint=did_you_mean(t.python, registered) or
+                         "decorate a function in a .py file under the datasets folder with "
+                         "@transform")  # fmt: skip
+                continue
+            bound[name] = tf
+        for tf in registered.values():
+            if tf.name in used:
+                continue
+            if tf.name in self.entries:
+                e = self.entries[tf.name]
+                self.add(f"Python transform '{tf.name}' has no YAML entry and its dataset name "
+                         f"is already used by the dataset at {e.file}:{e.line}", tf.file,
+                         tf.line, hint="rename the function or pass @transform(name=...)")  # fmt: skip
+                continue
+            spec = DatasetSpec(
+                name=tf.name,
+                transform=PythonTransformSpec(python=tf.name),
+                defined_in=tf.file,
+                defined_line=tf.line,
+            )
+            self._add_entry(_Entry(spec, tf.file or "", tf.line or 0, None, self.root))
+            bound[tf.name] = tf
+        for name, tf in bound.items():
+            entry = self.entries[name]
+            entry.deps = list(tf.datasets)
+            for ds in tf.datasets:
+                if ds not in self.known.values():
+                    canonical = self.known.get(ds.lower())
+                    if canonical is not None:  # case differs: DuckDB names are case-insensitive
+                        entry.deps[entry.deps.index(ds)] = canonical
+                        continue
+                    param = next(p for p, d in tf.inputs.items() if d == ds)
+                    self.add(f"unknown dataset '{ds}' used as input '{param}' of Python "
+                             f"transform '{tf.name}' (dataset '{name}')", tf.file, tf.line,
+                             hint=did_you_mean(ds, self.known.values()) or
+                             "each parameter names an upstream dataset; map others with "
+                             "@transform(inputs={param: dataset})")  # fmt: skip
+        return bound
+
+    # ---- SQL -----------------------------------------------------------------------------
+
+    def _resolve_sql(self) -> None:
+        for name, entry in self.entries.items():
+            t = entry.spec.transform
+            if not isinstance(t, SqlTransformSpec):
+                continue
+            raw_t = entry.raw.get("transform") if entry.raw is not None else None
+            if t.sql_file is not None:
+                path = Path(t.sql_file)
+                path = path if path.is_absolute() else entry.base_dir / path
+                if not path.is_file():
+                    line = raw_t.key_line("sql_file") if isinstance(raw_t, LineDict) else None
+                    self.add(f"dataset '{name}': sql_file '{t.sql_file}' not found (looked "
+                             f"for {self.rel(path)})", entry.file, line or entry.line,
+                             hint="sql_file is relative to the folder of the YAML file")  # fmt: skip
+                    continue
+                entry.sql = path.read_text(encoding="utf-8")
+                locate = _file_locator(self.rel(path))
+            else:
+                assert t.sql is not None
+                entry.sql = t.sql
+                locate = _inline_locator(entry, raw_t)
+            tree, err = parse_query(entry.sql)
+            if err is not None:
+                file, line, col = locate(err.line, err.column)
+                self.add(f"dataset '{name}': SQL syntax error: {err.message}", file, line, col)
+                continue
+            assert tree is not None
+            deps: list[str] = []
+            for ref in table_refs(tree):
+                canonical = None
+                if ref.qualifier.lower() in ("", "main"):
+                    canonical = self.known.get(ref.name.lower())
+                if canonical is not None:
+                    if canonical not in deps:
+                        deps.append(canonical)
+                    continue
+                file, line, col = locate(ref.line, ref.column)
+                self.add(f"unknown dataset '{ref.full_name}' referenced in SQL of dataset "
+                         f"'{name}'", file, line, col,
+                         hint=did_you_mean(ref.name, self.known.values()) or
+                         "a query can read project datasets (and files via read_csv/"
+                         "read_parquet)")  # fmt: skip
+            entry.deps = deps
+
+    # ---- declared columns ----------------------------------------------------------------
+
+    def _check_columns(self) -> None:
+        for name, entry in self.entries.items():
+            spec, raw = entry.spec, entry.raw
+            declared = spec.columns
+            if declared is None and spec.source is not None:
+                declared = spec.source.columns
+            if declared is None or raw is None:
+                continue
+            uses: list[tuple[str, str, tuple[int | str, ...]]] = []
+            for i, k in enumerate(spec.write.keys):
+                uses.append((k, "write.keys", ("write", "keys", i)))
+            for i, k in enumerate(spec.write.partition_by):
+                uses.append((k, "write.partition_by", ("write", "partition_by", i)))
+            if spec.write.order_by:
+                uses.append((spec.write.order_by, "write.order_by", ("write", "order_by")))
+            if spec.incremental is not None:
+                uses.append((spec.incremental.cursor, "incremental.cursor",
+                             ("incremental", "cursor")))  # fmt: skip
+            for i, check in enumerate(spec.checks):
+                col = getattr(check, "column", None)
+                if isinstance(col, str):
+                    uses.append((col, f"check '{check.check_name}'", ("checks", i, "column")))
+                for j, c in enumerate(getattr(check, "columns", None) or ()):
+                    uses.append((c, f"check '{check.check_name}'", ("checks", i, "columns", j)))
+            for column, where, loc in uses:
+                if column in declared:
+                    continue
+                self.add(f"dataset '{name}': {where} uses column '{column}', which is not in "
+                         "the declared columns", entry.file, line_of(raw, loc),
+                         hint=did_you_mean(column, declared) or
+                         f"declared: {', '.join(declared)}")  # fmt: skip
+
+    # ---- order ---------------------------------------------------------------------------
+
+    def _order(self) -> list[str]:
+        deps = {n: e.deps for n, e in self.entries.items()}
+        cycles = find_cycles(deps)
+        for cycle in cycles:
+            first = self.entries[cycle[0]]
+            self.add(f"dependency cycle: {' -> '.join(cycle)}", first.file, first.line,
+                     hint="a dataset cannot read itself, directly or through others")  # fmt: skip
+        if cycles:
+            return []
+        return topological_order(self.entries, deps)
+
+
+# ---- SQL error locations ------------------------------------------------------------------
+
+_Locator = Any  # Callable[[int | None, int | None], tuple[str, int | None, int | None]]
+
+
+def _file_locator(file: str) -> _Locator:
+    def locate(line: int | None, col: int | None) -> tuple[str, int | None, int | None]:
+        return file, line or 1, col
+
+    return locate
+
+
+def _inline_locator(entry: _Entry, raw_t: Any) -> _Locator:
+    """Translate a position inside inline ``sql:`` into a line of the YAML file."""
+    mark = raw_t.value_marks.get("sql") if isinstance(raw_t, LineDict) else None
+
+    def locate(line: int | None, col: int | None) -> tuple[str, int | None, int | None]:
+        if mark is None:
+            return entry.file, entry.line, None
+        if mark.style == "|" and line is not None:
+            return entry.file, mark.line + line, None
+        if mark.style in (None, "'", '"') and line == 1 and col is not None:
+            return entry.file, mark.line, mark.column + col - (1 if mark.style is None else 0)
+        return entry.file, mark.line, None
+
+    return locate
+
+
+# ---- pydantic errors → problems -----------------------------------------------------------
+
+_QUOTED = re.compile(r"'([^']*)'")
+
+
+def _validation_problems(
+    err: ValidationError,
+    raw: Any,
+    file: str,
+    model: type[BaseModel],
+    label: str,
+    *,
+    skip: tuple[str, ...] = (),
+) -> list[Problem]:
+    """One Problem per pydantic error, located via ``raw`` (skip errors under ``skip`` keys)."""
+    problems: list[Problem] = []
+    for e in _prune_union_branches(err.errors(), raw):
+        loc = tuple(e["loc"])
+        if loc and loc[0] in skip:
+            continue
+        etype = e["type"]
+        msg = e["msg"]
+        for prefix in ("Value error, ", "Assertion failed, "):
+            msg = msg.removeprefix(prefix)
+        hint: str | None = None
+        if etype == "extra_forbidden":
+            key = str(loc[-1])
+            where = _path_text(raw, loc[:-1])
+            fields = _fields_at(model, loc[:-1])
+            message = f"unknown key '{key}'" + (f" in {where}" if where else "")
+            if fields:
+                hint = did_you_mean(key, fields) or f"valid keys: {', '.join(fields)}"
+        elif etype == "missing":
+            where = _path_text(raw, loc[:-1])
+            message = f"missing required key '{loc[-1]}'" + (f" in {where}" if where else "")
+        elif etype == "union_tag_invalid":
+            ctx = e.get("ctx") or {}
+            expected = _QUOTED.findall(str(ctx.get("expected_tags", "")))
+            disc = str(ctx.get("discriminator", "type")).strip("'")
+            message = f"{_path_text(raw, loc)}: unknown {disc} '{ctx.get('tag')}'"
+            hint = did_you_mean(str(ctx.get("tag")), expected) or f"one of: {', '.join(expected)}"
+        elif etype == "union_tag_not_found":
+            disc = str((e.get("ctx") or {}).get("discriminator", "type")).strip("'")
+            tags = _tags_at(model, loc, disc)
+            message = f"{_path_text(raw, loc)}: missing key '{disc}'"
+            hint = f"add {disc}: {tags[0]}" if len(tags) == 1 else f"one of: {', '.join(tags)}"
+        else:
+            where = _path_text(raw, loc)
+            message = f"{where}: {msg}" if where else msg
+            if etype in ("enum", "literal_error"):
+                expected = _QUOTED.findall(str((e.get("ctx") or {}).get("expected", "")))
+                value = e.get("input")
+                message = f"{where}: invalid value {value!r}: {msg}"
+                hint = did_you_mean(str(value), expected)
+        if label:
+            message = f"{label}: {message}"
+        problems.append(Problem(message, file=file, line=line_of(raw, loc), hint=hint))
+    return problems
+
+
+def _is_tag(node: Any, part: int | str) -> bool:
+    return isinstance(node, dict) and isinstance(part, str) and part not in node
+
+
+def _walk(raw: Any, loc: tuple[int | str, ...]) -> list[tuple[int | str, bool]]:
+    """Pair each loc element with whether it is a union tag (not a key of the data)."""
+    out: list[tuple[int | str, bool]] = []
+    node = raw
+    for part in loc:
+        if _is_tag(node, part):
+            out.append((part, True))
+            continue
+        out.append((part, False))
+        try:
+            node = node[part]
+        except (KeyError, IndexError, TypeError):
+            node = None
+    return out
+
+
+def _path_text(raw: Any, loc: tuple[int | str, ...]) -> str:
+    text = ""
+    for part, is_tag in _walk(raw, loc):
+        if is_tag:
+            continue
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def _prune_union_branches(errors: list[Any], raw: Any) -> list[Any]:
+    """Keep, for each value matched against a plain union, only the closest branch's errors."""
+    groups: dict[tuple[Any, ...], dict[str, list[Any]]] = {}
+    for e in errors:
+        for i, (part, is_tag) in enumerate(_walk(raw, tuple(e["loc"]))):
+            if is_tag and isinstance(part, str) and not part.islower():  # class-name tags
+                groups.setdefault(tuple(e["loc"][:i]), {}).setdefault(part, []).append(e)
+                break
+    drop: set[int] = set()
+    for branches in groups.values():
+        if len(branches) < 2:
+            continue
+        best = min(branches.values(), key=len)
+        for errs in branches.values():
+            if errs is not best:
+                drop.update(id(x) for x in errs)
+    return [e for e in errors if id(e) not in drop]
+
+
+def _candidates(tp: Any) -> list[Any]:
+    origin = get_origin(tp)
+    if origin is Annotated:
+        return _candidates(get_args(tp)[0])
+    if origin is Union or origin is types.UnionType:
+        return [c for a in get_args(tp) for c in _candidates(a)]
+    if tp is type(None):
+        return []
+    return [tp]
+
+
+def _types_at(model: type[BaseModel], loc: tuple[int | str, ...]) -> list[Any]:
+    cands: list[Any] = [model]
+    for part in loc:
+        nxt: list[Any] = []
+        for c in cands:
+            if isinstance(c, type) and issubclass(c, BaseModel):
+                if isinstance(part, str) and part in c.model_fields:
+                    nxt += _candidates(c.model_fields[part].annotation)
+                elif isinstance(part, str) and _tag_matches(c, part):
+                    nxt.append(c)
+            elif get_origin(c) in (tuple, list) and isinstance(part, int):
+                nxt += _candidates(get_args(c)[0])
+            elif get_origin(c) is dict and isinstance(part, str):
+                nxt += _candidates(get_args(c)[1])
+        if not nxt:
+            return []
+        cands = nxt
+    return cands
+
+
+def _tag_matches(model: type[BaseModel], tag: str) -> bool:
+    if tag == model.__name__ or tag.endswith(f" {model.__name__}]"):
+        return True
+    field_info = model.model_fields.get("type")
+    if field_info is not None and get_origin(field_info.annotation) is Literal:
+        return tag in get_args(field_info.annotation)
+    return False
+
+
+def _fields_at(model: type[BaseModel], loc: tuple[int | str, ...]) -> list[str]:
+    models = [c for c in _types_at(model, loc) if isinstance(c, type) and issubclass(c, BaseModel)]
+    if len(models) != 1:
+        return []
+    return [f for f in models[0].model_fields if f not in _LOADER_FIELDS]
+
+
+def _tags_at(model: type[BaseModel], loc: tuple[int | str, ...], disc: str) -> list[str]:
+    tags: list[str] = []
+    for c in _types_at(model, loc):
+        if isinstance(c, type) and issubclass(c, BaseModel) and disc in c.model_fields:
+            ann = c.model_fields[disc].annotation
+            if get_origin(ann) is Literal:
+                tags += [str(a) for a in get_args(ann)]
+    return tags
