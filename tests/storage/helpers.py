@@ -1,0 +1,50 @@
+"""Helpers shared by the storage tests."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pyarrow as pa
+
+from lockgate.project.models import WriteMode, WriteSpec
+from lockgate.storage import DeltaStore, PublishResult
+
+
+def reader(
+    data: pa.Table | Mapping[str, Sequence[Any]], batch_rows: int = 2
+) -> pa.RecordBatchReader:
+    """A streaming reader over ``data`` in small batches (several batches per publish)."""
+    table = data if isinstance(data, pa.Table) else pa.table(dict(data))
+    return pa.RecordBatchReader.from_batches(table.schema, table.to_batches(batch_rows))
+
+
+def publish(
+    store: DeltaStore,
+    name: str,
+    data: pa.Table | Mapping[str, Sequence[Any]],
+    *,
+    seq: int,
+    mode: WriteMode = WriteMode.APPEND,
+    keys: tuple[str, ...] = (),
+    partition_by: tuple[str, ...] = (),
+    watermark: str | None = None,
+    **kwargs: Any,
+) -> PublishResult:
+    return store.publish(
+        name,
+        reader(data),
+        write=WriteSpec(mode=mode, keys=keys, partition_by=partition_by),
+        run_id=f"run{seq}",
+        run_seq=seq,
+        batch_id=f"batch{seq}",
+        watermark=watermark,
+        **kwargs,
+    )
+
+
+def rows(store: DeltaStore, name: str, version: int | None = None) -> list[dict[str, Any]]:
+    """The table's rows sorted by all columns (None sorts first)."""
+    table = store.read(name, version=version)
+    out = table.to_pylist()
+    return sorted(out, key=lambda r: [(v is not None, v) for v in r.values()])
