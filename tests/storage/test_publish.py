@@ -15,7 +15,12 @@ from lockgate.project.models import WriteMode, WriteSpec
 from lockgate.storage import DeltaStore, PublishError, TableNotFound
 from tests.storage.helpers import publish, reader, rows
 
-A, O, OP, M = WriteMode.APPEND, WriteMode.OVERWRITE, WriteMode.OVERWRITE_PARTITIONS, WriteMode.MERGE
+A, OW, OP, M = (
+    WriteMode.APPEND,
+    WriteMode.OVERWRITE,
+    WriteMode.OVERWRITE_PARTITIONS,
+    WriteMode.MERGE,
+)
 
 
 # ---------------------------------------------------------------------------- write modes
@@ -32,14 +37,14 @@ def test_append_creates_then_appends(store: DeltaStore) -> None:
 
 
 def test_overwrite_replaces_whole_table(store: DeltaStore) -> None:
-    publish(store, "t", {"id": [1, 2, 3]}, seq=1, mode=O)
-    publish(store, "t", {"id": [7, 8]}, seq=2, mode=O)
+    publish(store, "t", {"id": [1, 2, 3]}, seq=1, mode=OW)
+    publish(store, "t", {"id": [7, 8]}, seq=2, mode=OW)
     assert rows(store, "t") == [{"id": 7}, {"id": 8}]
 
 
 def test_overwrite_with_empty_batch_empties_table(store: DeltaStore) -> None:
-    publish(store, "t", {"id": [1, 2]}, seq=1, mode=O)
-    res = publish(store, "t", pa.table({"id": pa.array([], pa.int64())}), seq=2, mode=O)
+    publish(store, "t", {"id": [1, 2]}, seq=1, mode=OW)
+    res = publish(store, "t", pa.table({"id": pa.array([], pa.int64())}), seq=2, mode=OW)
     assert (res.version, res.rows, res.skipped) == (1, 0, False)
     assert rows(store, "t") == []
 
@@ -49,7 +54,12 @@ def test_overwrite_schema_mode_overwrite_replaces_schema_and_partitioning(
 ) -> None:
     publish(store, "t", {"id": [1], "p": ["a"]}, seq=1, partition_by=("p",))
     publish(
-        store, "t", {"id": ["x"], "q": [1]}, seq=2, mode=O, partition_by=("q",),
+        store,
+        "t",
+        {"id": ["x"], "q": [1]},
+        seq=2,
+        mode=OW,
+        partition_by=("q",),
         schema_mode="overwrite",
     )
     assert store.schema("t") == pa.schema([("id", pa.string()), ("q", pa.int64())])
@@ -71,8 +81,8 @@ def test_overwrite_partitions_replaces_only_batch_partitions(
     publish(store, "t", PARTITIONED, seq=1, partition_by=("p",))
     assert DeltaTable(str(store.path("t"))).metadata().partition_columns == ["p"]
     batch = {"id": [6, 7, 8], "p": ["a", None, "d"], "v": [60, 70, 80]}
-    extra = {"partition_values": [{"p": "a"}, {"p": None}, {"p": "d"}]} if explicit_values else {}
-    res = publish(store, "t", batch, seq=2, mode=OP, partition_by=("p",), **extra)
+    values = [{"p": "a"}, {"p": None}, {"p": "d"}] if explicit_values else None
+    res = publish(store, "t", batch, seq=2, mode=OP, partition_by=("p",), partition_values=values)
     assert (res.version, res.rows) == (1, 3)
     got = {(r["p"], r["id"]) for r in rows(store, "t")}
     # a and NULL replaced, b and c untouched, d added
@@ -84,7 +94,9 @@ def test_overwrite_partitions_multi_column_with_dates(store: DeltaStore) -> None
     d1, d2 = dt.date(2024, 1, 1), dt.date(2024, 1, 2)
     first = {"d": [d1, d1, d2, d2], "r": ["eu", "us", "eu", "us"], "v": [1, 2, 3, 4]}
     publish(store, "t", first, seq=1, partition_by=("d", "r"))
-    publish(store, "t", {"d": [d1], "r": ["us"], "v": [99]}, seq=2, mode=OP, partition_by=("d", "r"))
+    publish(
+        store, "t", {"d": [d1], "r": ["us"], "v": [99]}, seq=2, mode=OP, partition_by=("d", "r")
+    )
     assert sorted(r["v"] for r in rows(store, "t")) == [1, 3, 4, 99]
 
 
@@ -92,8 +104,13 @@ def test_overwrite_partitions_rejects_rows_outside_declared_partitions(store: De
     publish(store, "t", PARTITIONED, seq=1, partition_by=("p",))
     with pytest.raises(PublishError, match="outside the partitions"):
         publish(
-            store, "t", {"id": [6, 7], "p": ["a", "b"], "v": [0, 0]}, seq=2, mode=OP,
-            partition_by=("p",), partition_values=[{"p": "a"}],
+            store,
+            "t",
+            {"id": [6, 7], "p": ["a", "b"], "v": [0, 0]},
+            seq=2,
+            mode=OP,
+            partition_by=("p",),
+            partition_values=[{"p": "a"}],
         )
     assert store.version("t") == 0
     assert store.txn_version("t", "lockgate:t") == 1
@@ -106,10 +123,22 @@ def test_overwrite_partitions_creates_missing_table(store: DeltaStore) -> None:
 
 
 def test_merge_upserts_on_keys(store: DeltaStore) -> None:
-    publish(store, "t", {"k1": [1, 1, 2], "k2": ["x", "y", "x"], "v": [1, 2, 3]}, seq=1, mode=M,
-            keys=("k1", "k2"))
-    res = publish(store, "t", {"k1": [1, 3], "k2": ["y", "x"], "v": [20, 30]}, seq=2, mode=M,
-                  keys=("k1", "k2"))
+    publish(
+        store,
+        "t",
+        {"k1": [1, 1, 2], "k2": ["x", "y", "x"], "v": [1, 2, 3]},
+        seq=1,
+        mode=M,
+        keys=("k1", "k2"),
+    )
+    res = publish(
+        store,
+        "t",
+        {"k1": [1, 3], "k2": ["y", "x"], "v": [20, 30]},
+        seq=2,
+        mode=M,
+        keys=("k1", "k2"),
+    )
     assert (res.version, res.rows) == (1, 2)
     assert rows(store, "t") == [
         {"k1": 1, "k2": "x", "v": 1},
@@ -137,8 +166,13 @@ def test_republish_same_run_seq_is_a_noop(store: DeltaStore) -> None:
         yield pa.record_batch({"id": [1, 2]})
 
     again = store.publish(
-        "t", pa.RecordBatchReader.from_batches(pa.schema([("id", pa.int64())]), batches()),
-        write=WriteSpec(), run_id="run5", run_seq=5, batch_id="batch5", watermark=None,
+        "t",
+        pa.RecordBatchReader.from_batches(pa.schema([("id", pa.int64())]), batches()),
+        write=WriteSpec(),
+        run_id="run5",
+        run_seq=5,
+        batch_id="batch5",
+        watermark=None,
     )
     assert again.skipped and again.version == 0 and "already published" in again.reason
     assert not consumed, "a skipped publish must not read the batch"
@@ -166,7 +200,12 @@ def test_last_commit_round_trips_metadata(store: DeltaStore) -> None:
     last = store.last_commit("t")
     assert last is not None
     assert (last.version, last.run_id, last.run_seq, last.batch_id, last.watermark, last.rows) == (
-        1, "run2", 2, "batch2", "42|int", 2
+        1,
+        "run2",
+        2,
+        "batch2",
+        "42|int",
+        2,
     )
     assert last.operation == "MERGE"
     assert last.timestamp.tzinfo is not None
@@ -174,8 +213,11 @@ def test_last_commit_round_trips_metadata(store: DeltaStore) -> None:
     hist = store.history("t")
     assert [h["version"] for h in hist] == [1, 0]
     assert hist[1]["lockgate"] == {
-        "run_id": "run1", "run_seq": "1", "batch_id": "batch1",
-        "watermark": "2024-01-01|timestamp", "mode": "append",
+        "run_id": "run1",
+        "run_seq": "1",
+        "batch_id": "batch1",
+        "watermark": "2024-01-01|timestamp",
+        "mode": "append",
     }
     assert hist[1]["rows"] == 3 and hist[1]["operation"] == "WRITE"
     assert store.history("t", limit=1)[0]["version"] == 1
@@ -208,10 +250,19 @@ def test_schema_merge_adds_column(store: DeltaStore) -> None:
 
 def test_merge_mode_with_schema_merge_adds_column(store: DeltaStore) -> None:
     publish(store, "t", {"id": [1, 2], "v": [1, 2]}, seq=1, mode=M, keys=("id",))
-    publish(store, "t", {"id": [2, 3], "v": [20, 30], "w": ["b", "c"]}, seq=2, mode=M,
-            keys=("id",), schema_mode="merge")
+    publish(
+        store,
+        "t",
+        {"id": [2, 3], "v": [20, 30], "w": ["b", "c"]},
+        seq=2,
+        mode=M,
+        keys=("id",),
+        schema_mode="merge",
+    )
     assert rows(store, "t") == [
-        {"id": 1, "v": 1, "w": None}, {"id": 2, "v": 20, "w": "b"}, {"id": 3, "v": 30, "w": "c"},
+        {"id": 1, "v": 1, "w": None},
+        {"id": 2, "v": 20, "w": "b"},
+        {"id": 3, "v": 30, "w": "c"},
     ]
 
 
@@ -222,12 +273,22 @@ def test_new_column_without_schema_mode_is_rejected(store: DeltaStore) -> None:
     assert store.version("t") == 0
 
 
-@pytest.mark.parametrize("mode", [A, O, OP, M])
-def test_incompatible_type_change_names_table_and_column(store: DeltaStore, mode: WriteMode) -> None:
+@pytest.mark.parametrize("mode", [A, OW, OP, M])
+def test_incompatible_type_change_names_table_and_column(
+    store: DeltaStore, mode: WriteMode
+) -> None:
     publish(store, "orders", {"id": [1], "p": ["a"]}, seq=1, partition_by=("p",))
     with pytest.raises(SchemaContractError) as err:
-        publish(store, "orders", {"id": ["12"], "p": ["a"]}, seq=2, mode=mode, keys=("id",),
-                partition_by=("p",), schema_mode="merge")
+        publish(
+            store,
+            "orders",
+            {"id": ["12"], "p": ["a"]},
+            seq=2,
+            mode=mode,
+            keys=("id",),
+            partition_by=("p",),
+            schema_mode="merge",
+        )
     msg = str(err.value)
     assert "table 'orders'" in msg and "'id'" in msg and "int64" in msg and "string" in msg
     assert not err.value.transient
@@ -264,7 +325,8 @@ def test_quarantine_appends_with_schema_merge_and_is_idempotent(store: DeltaStor
     assert store.exists("orders__quarantine") and not store.exists("orders")
     got = rows(store, "orders__quarantine")
     assert [(r["id"], r["amount"], r["_lg_failed_checks"]) for r in got] == [
-        (1, None, ["not_null_amount"]), (2, -5.0, ["positive"]),
+        (1, None, ["not_null_amount"]),
+        (2, -5.0, ["positive"]),
     ]
     assert store.txn_version("orders__quarantine", "lockgate:orders__quarantine") == 2
     assert store.last_batch_id("orders__quarantine") == "b2"
@@ -275,7 +337,7 @@ def test_quarantine_appends_with_schema_merge_and_is_idempotent(store: DeltaStor
 
 def test_time_travel_pins_version(store: DeltaStore) -> None:
     publish(store, "t", {"id": [1, 2]}, seq=1)
-    publish(store, "t", {"id": [3]}, seq=2, mode=O)
+    publish(store, "t", {"id": [3]}, seq=2, mode=OW)
     assert rows(store, "t", version=0) == [{"id": 1}, {"id": 2}]
     assert store.arrow_dataset("t", version=0).count_rows() == 2
     assert store.arrow_dataset("t").count_rows() == 1
@@ -330,8 +392,13 @@ def test_reader_with_leading_empty_batches_is_not_empty(store: DeltaStore) -> No
     schema = pa.schema([("id", pa.int64())])
     batches = [pa.record_batch({"id": pa.array([], pa.int64())}), pa.record_batch({"id": [1, 2]})]
     res = store.publish(
-        "t", pa.RecordBatchReader.from_batches(schema, batches), write=WriteSpec(),
-        run_id="r", run_seq=1, batch_id="b", watermark=None,
+        "t",
+        pa.RecordBatchReader.from_batches(schema, batches),
+        write=WriteSpec(),
+        run_id="r",
+        run_seq=1,
+        batch_id="b",
+        watermark=None,
     )
     assert (res.rows, res.skipped) == (2, False)
 
@@ -350,8 +417,12 @@ def test_source_error_propagates_unchanged_and_nothing_is_committed(store: Delta
     for mode in (A, M):
         with pytest.raises(duckdb.ConversionException, match="source row 7"):
             store.publish(
-                "t", pa.RecordBatchReader.from_batches(schema, failing()),
-                write=WriteSpec(mode=mode, keys=("id",)), run_id="r", run_seq=2, batch_id="b",
+                "t",
+                pa.RecordBatchReader.from_batches(schema, failing()),
+                write=WriteSpec(mode=mode, keys=("id",)),
+                run_id="r",
+                run_seq=2,
+                batch_id="b",
                 watermark=None,
             )
     assert store.version("t") == 0 and rows(store, "t") == [{"id": 1}]
