@@ -94,6 +94,10 @@ class _ProjectLoader:
         self._check_columns()
         order = self._order()
         if self.problems or config is None:
+            # lockgate.yaml first, then by file and line (stable: same-line order kept)
+            self.problems.sort(
+                key=lambda p: (p.file != CONFIG_FILE, p.file or "", p.line or 0, p.column or 0)
+            )
             return None, self.problems
         datasets = {n: self.entries[n].spec for n in order}
         return (
@@ -239,6 +243,13 @@ class _ProjectLoader:
                     "exactly one of 'sql', 'sql_file' or 'python'",
                     file=file, line=raw.key_line("transform")))  # fmt: skip
                 skip_transform_errors = True
+        sla = raw.get("freshness_sla")
+        if isinstance(sla, str):
+            try:
+                parse_duration(sla)
+            except ValueError as err:
+                problems.append(Problem(f"{label}: freshness_sla: {err}", file=file,
+                                        line=raw.key_line("freshness_sla")))  # fmt: skip
         data = {k: v for k, v in plain(raw).items() if k not in _LOADER_FIELDS}
         try:
             spec = DatasetSpec.model_validate({**data, "defined_in": file, "defined_line": line})
@@ -250,11 +261,6 @@ class _ProjectLoader:
         if problems:
             self.problems.extend(problems)
             return
-        if spec.freshness_sla is not None:
-            try:
-                parse_duration(spec.freshness_sla)
-            except ValueError as err:
-                self.add(f"{label}: freshness_sla: {err}", file, raw.key_line("freshness_sla"))
         self._add_entry(_Entry(spec, file, line, raw, base_dir))
 
     def _add_entry(self, entry: _Entry) -> None:
