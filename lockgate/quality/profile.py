@@ -145,12 +145,9 @@ class Profile:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable dict (``json.dumps(p.to_dict())`` works)."""
-        d = asdict(self)
-        for c in d["columns"]:
-            c["quantiles"] = [list(q) for q in c["quantiles"]]
-            c["top_values"] = [list(t) for t in c["top_values"]]
-            c["patterns"] = dict(c["patterns"])
-        return d
+        out = _lists(asdict(self))
+        assert isinstance(out, dict)
+        return out
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Profile:
@@ -174,6 +171,15 @@ class Profile:
 
 
 # ----------------------------------------------------------------------------- helpers
+
+
+def _lists(v: Any) -> Any:
+    """Tuples to lists, recursively (what JSON gives back)."""
+    if isinstance(v, dict):
+        return {k: _lists(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [_lists(x) for x in v]
+    return v
 
 
 def _kind(duck_type: str) -> str:
