@@ -1,0 +1,49 @@
+"""Child process for test_crash: publishes a large generated batch; the parent SIGKILLs it."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyarrow as pa
+
+from lockgate.project.models import WriteMode, WriteSpec
+from lockgate.storage import DeltaStore
+
+BATCH_ROWS = 50_000
+
+
+def main() -> None:
+    warehouse, seq, batches, mode = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+    store = DeltaStore(Path(warehouse))
+    store.version("t")  # warm up: load delta-rs and the table before saying ready
+    batch = pa.record_batch(
+        {
+            "seq": pa.array([seq] * BATCH_ROWS, pa.int64()),
+            "x": pa.array(range(BATCH_ROWS), pa.int64()),
+            "s": pa.array([f"row-{i:08d}" for i in range(BATCH_ROWS)], pa.string()),
+        }
+    )
+
+    def generate() -> Iterator[pa.RecordBatch]:
+        for _ in range(batches):
+            yield batch
+
+    sys.stdout.write("ready\n")
+    sys.stdout.flush()
+    store.publish(
+        "t",
+        pa.RecordBatchReader.from_batches(batch.schema, generate()),
+        write=WriteSpec(mode=WriteMode(mode)),
+        run_id=f"run{seq}",
+        run_seq=seq,
+        batch_id=f"batch{seq}",
+        watermark=None,
+    )
+    sys.stdout.write("done\n")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
