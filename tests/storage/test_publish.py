@@ -434,3 +434,17 @@ def test_storage_errors_are_transient(store: DeltaStore) -> None:
 
     err = _map_error("t", "publish", OSError("disk full"))
     assert isinstance(err, StorageError) and err.transient and "table 't'" in str(err)
+
+
+def test_commit_conflict_is_a_transient_storage_error(
+    store: DeltaStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    publish(store, "t", {"id": [1, 2], "v": [1, 2]}, seq=1)
+    stale = DeltaTable(str(store.path("t")))  # what this writer read ...
+    DeltaTable(str(store.path("t"))).delete('"id" = 1')  # ... before another writer committed
+    monkeypatch.setattr(store, "_maybe_table", lambda name: stale)
+    with pytest.raises(StorageError, match="concurrent") as err:
+        publish(store, "t", {"id": [2], "v": [20]}, seq=2, mode=M, keys=("id",))
+    assert err.value.transient and "table 't'" in str(err.value)
+    monkeypatch.undo()
+    assert store.version("t") == 1 and store.txn_version("t", "lockgate:t") == 1
