@@ -34,8 +34,10 @@ def init_cmd(
     for f in written:
         console.print(f"  {escape(_shown(f, path))}", highlight=False)
     where = "" if path.resolve() == Path.cwd() else f" -p {path}"
-    console.print(f"next: [bold]lockgate validate{escape(where)}[/], then "
-                  f"[bold]lockgate run{escape(where)}[/]")  # fmt: skip
+    console.print(
+        f"next: [bold]lockgate validate{escape(where)}[/], then "
+        f"[bold]lockgate run{escape(where)}[/]"
+    )
 
 
 @handle_errors
@@ -76,8 +78,13 @@ def schema_cmd(
 
 
 def problem_dict(p: Problem) -> dict[str, object]:
-    return {"file": p.file, "line": p.line, "column": p.column, "message": p.message,
-            "hint": p.hint}  # fmt: skip
+    return {
+        "file": p.file,
+        "line": p.line,
+        "column": p.column,
+        "message": p.message,
+        "hint": p.hint,
+    }
 
 
 def render_problems(problems: Iterable[Problem]) -> None:
@@ -91,8 +98,9 @@ def render_problems(problems: Iterable[Problem]) -> None:
         for p in sorted(items, key=lambda x: (x.line or 0, x.column or 0)):
             total += 1
             where = "" if p.line is None else f"{p.line}" + (f":{p.column}" if p.column else "")
-            console.print(f"  [red]✗[/] [dim]{escape(where)}[/] {escape(p.message)}",
-                          highlight=False)  # fmt: skip
+            console.print(
+                f"  [red]✗[/] [dim]{escape(where)}[/] {escape(p.message)}", highlight=False
+            )
             if p.hint:
                 console.print(f"      [yellow]hint:[/] {escape(p.hint)}", highlight=False)
     console.print(f"[red]{total} problem{'s' if total != 1 else ''}[/]")

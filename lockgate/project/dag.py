@@ -36,7 +36,7 @@ class TableRef:
         return f"{self.qualifier}.{self.name}" if self.qualifier else self.name
 
 
-def parse_query(sql: str) -> tuple[exp.Expression | None, SqlError | None]:
+def parse_query(sql: str) -> tuple[exp.Expr | None, SqlError | None]:
     """Parse one DuckDB query; return it, or the first syntax error with its position."""
     try:
         statements = [s for s in sqlglot.parse(sql, read="duckdb") if s is not None]
@@ -62,7 +62,7 @@ def parse_query(sql: str) -> tuple[exp.Expression | None, SqlError | None]:
     return stmt, None
 
 
-def table_refs(tree: exp.Expression) -> list[TableRef]:
+def table_refs(tree: exp.Expr) -> list[TableRef]:
     """Tables read by a query, in order of appearance, without CTE names or files.
 
     DuckDB table functions (``read_parquet(...)``, ``range(10)``) are not table names, and

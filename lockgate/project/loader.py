@@ -139,8 +139,11 @@ class _ProjectLoader:
             hint = "run `lockgate init` to create a project, or pass --project DIR"
             if (self.root / "lockgate.yml").is_file():
                 hint = "rename lockgate.yml to lockgate.yaml"
-            self.add(f"no {CONFIG_FILE} in '{self.root}': this is not a lockgate project", None,
-                     hint=hint)  # fmt: skip
+            self.add(
+                f"no {CONFIG_FILE} in '{self.root}': this is not a lockgate project",
+                None,
+                hint=hint,
+            )
             return None
         self._raw_config: Any = None
         data, problems = load_yaml(cfg.read_text(encoding="utf-8"), CONFIG_FILE)
@@ -149,8 +152,11 @@ class _ProjectLoader:
             return None
         self._raw_config = data
         if not isinstance(data, dict):
-            self.add(f"{CONFIG_FILE} must be a mapping (name: ..., warehouse: ...)", CONFIG_FILE,
-                     getattr(data, "line", 1))  # fmt: skip
+            self.add(
+                f"{CONFIG_FILE} must be a mapping (name: ..., warehouse: ...)",
+                CONFIG_FILE,
+                getattr(data, "line", 1),
+            )
             return None
         try:
             return ProjectConfig.model_validate(plain(data))
@@ -159,6 +165,7 @@ class _ProjectLoader:
             return None
 
     def _datasets_dir(self, config: ProjectConfig | None) -> Path | None:
+        value: Any
         if config is not None:
             value = config.datasets_dir
         else:
@@ -173,8 +180,12 @@ class _ProjectLoader:
             raw = getattr(self, "_raw_config", None)
             if isinstance(raw, LineDict) and "datasets_dir" in raw:
                 line = raw.key_line("datasets_dir")
-            self.add(f"datasets folder '{value}' does not exist", CONFIG_FILE, line,
-                     hint="create it, or set datasets_dir in lockgate.yaml")  # fmt: skip
+            self.add(
+                f"datasets folder '{value}' does not exist",
+                CONFIG_FILE,
+                line,
+                hint="create it, or set datasets_dir in lockgate.yaml",
+            )
             return None
         return folder
 
@@ -200,26 +211,39 @@ class _ProjectLoader:
         if data is None:
             return  # empty file, or malformed (already reported)
         if not isinstance(data, LineDict) or "datasets" not in data:
-            self.add("a dataset file must be a mapping with one key 'datasets:' (a list of "
-                     "datasets)", file, getattr(data, "line", 1))  # fmt: skip
+            self.add(
+                "a dataset file must be a mapping with one key 'datasets:' (a list of datasets)",
+                file,
+                getattr(data, "line", 1),
+            )
             return
         for key in data:
             if key != "datasets":
-                self.add(f"unknown key '{key}' at the top of a dataset file", file,
-                         data.key_line(key), hint=did_you_mean(str(key), ["datasets"])
-                         or "the only top-level key is 'datasets'")  # fmt: skip
+                self.add(
+                    f"unknown key '{key}' at the top of a dataset file",
+                    file,
+                    data.key_line(key),
+                    hint=did_you_mean(str(key), ["datasets"])
+                    or "the only top-level key is 'datasets'",
+                )
         items = data["datasets"]
         if items is None:
             return
         if not isinstance(items, LineList):
-            self.add("'datasets' must be a list of datasets (- name: ...)", file,
-                     data.key_line("datasets"))  # fmt: skip
+            self.add(
+                "'datasets' must be a list of datasets (- name: ...)",
+                file,
+                data.key_line("datasets"),
+            )
             return
         for i, item in enumerate(items):
             line = items.item_line(i)
             if not isinstance(item, LineDict):
-                self.add(f"datasets[{i}] must be a mapping (name: ..., source/transform: ...)",
-                         file, line)  # fmt: skip
+                self.add(
+                    f"datasets[{i}] must be a mapping (name: ..., source/transform: ...)",
+                    file,
+                    line,
+                )
                 continue
             self._load_dataset(item, file, line, path.parent)
 
@@ -231,25 +255,35 @@ class _ProjectLoader:
         problems: list[Problem] = []
         for key in _LOADER_FIELDS:
             if key in raw:
-                problems.append(Problem(f"{label}: unknown key '{key}'", file=file,
-                                        line=raw.key_line(key)))  # fmt: skip
+                problems.append(
+                    Problem(f"{label}: unknown key '{key}'", file=file, line=raw.key_line(key))
+                )
         transform = raw.get("transform")
         skip_transform_errors = False
         if isinstance(transform, LineDict):
             given = [k for k in _TRANSFORM_KEYS if k in transform]
             if len(given) > 1:
-                problems.append(Problem(
-                    f"{label}: transform has {' and '.join(repr(k) for k in given)}: give "
-                    "exactly one of 'sql', 'sql_file' or 'python'",
-                    file=file, line=raw.key_line("transform")))  # fmt: skip
+                problems.append(
+                    Problem(
+                        f"{label}: transform has {' and '.join(repr(k) for k in given)}: give "
+                        "exactly one of 'sql', 'sql_file' or 'python'",
+                        file=file,
+                        line=raw.key_line("transform"),
+                    )
+                )
                 skip_transform_errors = True
         sla = raw.get("freshness_sla")
         if isinstance(sla, str):
             try:
                 parse_duration(sla)
             except ValueError as err:
-                problems.append(Problem(f"{label}: freshness_sla: {err}", file=file,
-                                        line=raw.key_line("freshness_sla")))  # fmt: skip
+                problems.append(
+                    Problem(
+                        f"{label}: freshness_sla: {err}",
+                        file=file,
+                        line=raw.key_line("freshness_sla"),
+                    )
+                )
         data = {k: v for k, v in plain(raw).items() if k not in _LOADER_FIELDS}
         try:
             spec = DatasetSpec.model_validate({**data, "defined_in": file, "defined_line": line})
@@ -267,9 +301,12 @@ class _ProjectLoader:
         name = entry.spec.name
         first = self.entries.get(name)
         if first is not None:
-            self.add(f"duplicate dataset name '{name}' (first defined at {first.file}:"
-                     f"{first.line})", entry.file, entry.line,
-                     hint="dataset names are unique across the project")  # fmt: skip
+            self.add(
+                f"duplicate dataset name '{name}' (first defined at {first.file}:{first.line})",
+                entry.file,
+                entry.line,
+                hint="dataset names are unique across the project",
+            )
             return
         self.known.setdefault(name.lower(), name)
         self.entries[name] = entry
@@ -281,9 +318,13 @@ class _ProjectLoader:
         for tf in transforms:
             other = registered.get(tf.name)
             if other is not None:
-                self.add(f"Python transform '{tf.name}' is registered twice (first at "
-                         f"{other.location()})", tf.file, tf.line,
-                         hint="rename one, or pass @transform(name=...)")  # fmt: skip
+                self.add(
+                    f"Python transform '{tf.name}' is registered twice (first at "
+                    f"{other.location()})",
+                    tf.file,
+                    tf.line,
+                    hint="rename one, or pass @transform(name=...)",
+                )
                 continue
             registered[tf.name] = tf
         used: set[str] = set()
@@ -293,25 +334,33 @@ class _ProjectLoader:
             if not isinstance(t, PythonTransformSpec):
                 continue
             used.add(t.python)
-            tf = registered.get(t.python)
-            if tf is None:
+            found = registered.get(t.python)
+            if found is None:
                 line = entry.raw.key_line("transform") if entry.raw is not None else entry.line
                 if entry.raw is not None and isinstance(entry.raw.get("transform"), LineDict):
                     line = entry.raw["transform"].key_line("python")
-                self.add(f"dataset '{name}': Python transform '{t.python}' is not registered",
-                         entry.file, line, hint=did_you_mean(t.python, registered) or
-                         "decorate a function in a .py file under the datasets folder with "
-                         "@transform")  # fmt: skip
+                self.add(
+                    f"dataset '{name}': Python transform '{t.python}' is not registered",
+                    entry.file,
+                    line,
+                    hint=did_you_mean(t.python, registered)
+                    or "decorate a function in a .py file under the datasets folder with "
+                    "@transform",
+                )
                 continue
-            bound[name] = tf
+            bound[name] = found
         for tf in registered.values():
             if tf.name in used:
                 continue
             if tf.name in self.entries:
                 e = self.entries[tf.name]
-                self.add(f"Python transform '{tf.name}' has no YAML entry and its dataset name "
-                         f"is already used by the dataset at {e.file}:{e.line}", tf.file,
-                         tf.line, hint="rename the function or pass @transform(name=...)")  # fmt: skip
+                self.add(
+                    f"Python transform '{tf.name}' has no YAML entry and its dataset name "
+                    f"is already used by the dataset at {e.file}:{e.line}",
+                    tf.file,
+                    tf.line,
+                    hint="rename the function or pass @transform(name=...)",
+                )
                 continue
             spec = DatasetSpec(
                 name=tf.name,
@@ -331,11 +380,15 @@ class _ProjectLoader:
                         entry.deps[entry.deps.index(ds)] = canonical
                         continue
                     param = next(p for p, d in tf.inputs.items() if d == ds)
-                    self.add(f"unknown dataset '{ds}' used as input '{param}' of Python "
-                             f"transform '{tf.name}' (dataset '{name}')", tf.file, tf.line,
-                             hint=did_you_mean(ds, self.known.values()) or
-                             "each parameter names an upstream dataset; map others with "
-                             "@transform(inputs={param: dataset})")  # fmt: skip
+                    self.add(
+                        f"unknown dataset '{ds}' used as input '{param}' of Python "
+                        f"transform '{tf.name}' (dataset '{name}')",
+                        tf.file,
+                        tf.line,
+                        hint=did_you_mean(ds, self.known.values())
+                        or "each parameter names an upstream dataset; map others with "
+                        "@transform(inputs={param: dataset})",
+                    )
         return bound
 
     # ---- SQL -----------------------------------------------------------------------------
@@ -351,9 +404,13 @@ class _ProjectLoader:
                 path = path if path.is_absolute() else entry.base_dir / path
                 if not path.is_file():
                     line = raw_t.key_line("sql_file") if isinstance(raw_t, LineDict) else None
-                    self.add(f"dataset '{name}': sql_file '{t.sql_file}' not found (looked "
-                             f"for {self.rel(path)})", entry.file, line or entry.line,
-                             hint="sql_file is relative to the folder of the YAML file")  # fmt: skip
+                    self.add(
+                        f"dataset '{name}': sql_file '{t.sql_file}' not found (looked "
+                        f"for {self.rel(path)})",
+                        entry.file,
+                        line or entry.line,
+                        hint="sql_file is relative to the folder of the YAML file",
+                    )
                     continue
                 entry.sql = path.read_text(encoding="utf-8")
                 locate = _file_locator(self.rel(path))
@@ -377,11 +434,14 @@ class _ProjectLoader:
                         deps.append(canonical)
                     continue
                 file, line, col = locate(ref.line, ref.column)
-                self.add(f"unknown dataset '{ref.full_name}' referenced in SQL of dataset "
-                         f"'{name}'", file, line, col,
-                         hint=did_you_mean(ref.name, self.known.values()) or
-                         "a query can read project datasets (and files via read_csv/"
-                         "read_parquet)")  # fmt: skip
+                self.add(
+                    f"unknown dataset '{ref.full_name}' referenced in SQL of dataset '{name}'",
+                    file,
+                    line,
+                    col,
+                    hint=did_you_mean(ref.name, self.known.values())
+                    or "a query can read project datasets (and files via read_csv/read_parquet)",
+                )
             entry.deps = deps
 
     # ---- declared columns ----------------------------------------------------------------
@@ -402,8 +462,9 @@ class _ProjectLoader:
             if spec.write.order_by:
                 uses.append((spec.write.order_by, "write.order_by", ("write", "order_by")))
             if spec.incremental is not None:
-                uses.append((spec.incremental.cursor, "incremental.cursor",
-                             ("incremental", "cursor")))  # fmt: skip
+                uses.append(
+                    (spec.incremental.cursor, "incremental.cursor", ("incremental", "cursor"))
+                )
             for i, check in enumerate(spec.checks):
                 col = getattr(check, "column", None)
                 if isinstance(col, str):
@@ -413,10 +474,13 @@ class _ProjectLoader:
             for column, where, loc in uses:
                 if column in declared:
                     continue
-                self.add(f"dataset '{name}': {where} uses column '{column}', which is not in "
-                         "the declared columns", entry.file, line_of(raw, loc),
-                         hint=did_you_mean(column, declared) or
-                         f"declared: {', '.join(declared)}")  # fmt: skip
+                self.add(
+                    f"dataset '{name}': {where} uses column '{column}', which is not in "
+                    "the declared columns",
+                    entry.file,
+                    line_of(raw, loc),
+                    hint=did_you_mean(column, declared) or f"declared: {', '.join(declared)}",
+                )
 
     # ---- order ---------------------------------------------------------------------------
 
@@ -425,8 +489,12 @@ class _ProjectLoader:
         cycles = find_cycles(deps)
         for cycle in cycles:
             first = self.entries[cycle[0]]
-            self.add(f"dependency cycle: {' -> '.join(cycle)}", first.file, first.line,
-                     hint="a dataset cannot read itself, directly or through others")  # fmt: skip
+            self.add(
+                f"dependency cycle: {' -> '.join(cycle)}",
+                first.file,
+                first.line,
+                hint="a dataset cannot read itself, directly or through others",
+            )
         if cycles:
             return []
         return topological_order(self.entries, deps)

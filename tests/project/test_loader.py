@@ -51,8 +51,12 @@ def test_good_project_loads_with_deps_in_topological_order(make_project: Project
     project = load_project(root)
     names = list(project.datasets)
     assert set(names) == {
-        "raw_orders", "raw_customers", "silver_orders", "silver_customers", "gold_features"
-    }  # fmt: skip
+        "raw_orders",
+        "raw_customers",
+        "silver_orders",
+        "silver_customers",
+        "gold_features",
+    }
     for name, ups in project.deps.items():
         assert all(names.index(u) < names.index(name) for u in ups)
     assert project.deps["silver_orders"] == ("raw_orders", "raw_customers")
@@ -72,8 +76,11 @@ def test_good_project_loads_with_deps_in_topological_order(make_project: Project
     assert project.effective_write_mode("silver_orders") is WriteMode.MERGE
     assert project.downstream("silver_orders") == ("gold_features",)
     assert project.upstream("gold_features", transitive=True) == (
-        "raw_orders", "raw_customers", "silver_orders", "silver_customers"
-    )  # fmt: skip
+        "raw_orders",
+        "raw_customers",
+        "silver_orders",
+        "silver_customers",
+    )
 
 
 def test_locations_and_state_url(make_project: ProjectFactory) -> None:
@@ -265,7 +272,9 @@ def test_table_functions_ctes_and_files_are_not_references(make_project: Project
         "WITH t AS (SELECT 1) SELECT * FROM t, read_csv_auto('a.csv'), range(3), "
         "'data/*.parquet', generate_series(1, 2)"
     )
-    root = make_project({"datasets/a.yaml": f'datasets:\n  - name: a\n    transform: {{sql: "{sql}"}}\n'})
+    root = make_project(
+        {"datasets/a.yaml": f'datasets:\n  - name: a\n    transform: {{sql: "{sql}"}}\n'}
+    )
     assert load_project(root).deps["a"] == ()
 
 

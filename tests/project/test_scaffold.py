@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from lockgate.errors import UsageError
+from lockgate.project import init_project, load_project
+
+
+def test_init_writes_a_project_that_loads_and_runs(tmp_path: Path) -> None:
+    root = tmp_path / "my-shop"
+    written = init_project(root)
+    rel = {p.relative_to(root).as_posix() for p in written}
+    assert {"lockgate.yaml", ".gitignore", "data/customers.csv"} <= rel
+    assert "warehouse/" in (root / ".gitignore").read_text()
+
+    project = load_project(root)
+    assert project.name == "my_shop"
+    assert list(project.datasets) == ["raw_customers", "customers", "customers_by_country"]
+    assert project.deps["customers_by_country"] == ("customers",)
+    customers = project.datasets["customers"]
+    assert sorted(c.type for c in customers.checks) == ["accepted_values", "not_null", "unique"]
+
+    # the SQL and Python transforms really run over the sample data
+    con = duckdb.connect()
+    csv = str(root / "data" / "customers.csv")
+    con.read_csv(csv).create("raw_customers")
+    con.execute(f"CREATE TABLE customers AS {project.sql_text('customers')}").fetchall()
+    assert con.execute("SELECT count(*) FROM customers WHERE email IS NULL").fetchall() == [(1,)]
+    tf = project.python_transform("customers_by_country")
+    out = tf.func(con.table("customers")).order("country").fetchall()
+    assert ("GB", 2) in out and sum(n for _, n in out) == 7
+
+
+def test_init_refuses_to_overwrite_a_project(tmp_path: Path) -> None:
+    init_project(tmp_path, name="one")
+    with pytest.raises(UsageError, match="already exists"):
+        init_project(tmp_path, name="two")
+    assert "name: one" in (tmp_path / "lockgate.yaml").read_text()
+
+
+def test_init_rejects_bad_names(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="invalid project name"):
+        init_project(tmp_path, name="my shop")
