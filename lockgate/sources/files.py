@@ -1,0 +1,636 @@
+"""``type: file`` — local CSV, JSON (array or NDJSON) and Parquet files, one path or a glob.
+
+DuckDB reads the files itself (``read_csv`` / ``read_json`` / ``read_parquet``) straight
+into the staging table, so memory stays bounded whatever the file size. Bad records are
+kept in ``<table>__rejects``:
+
+* CSV: DuckDB's reject machinery (``store_rejects``) catches ragged rows (too many / too
+  few columns), values that do not parse as the declared or inferred type and bytes that
+  are invalid in the file's encoding; each reject keeps its file, physical line number
+  (1-based, the header is line 1) and raw line.
+* JSON / NDJSON: the fast path is one strict ``read_json`` (it fails instead of dropping,
+  ``ignore_errors`` is never used). When it fails, :mod:`lockgate.sources._records`
+  re-reads each file line by line inside DuckDB and splits good from bad records.
+* Parquet: no record-level errors exist; declared ``columns`` are applied with
+  ``TRY_CAST`` and rows whose value does not convert are rejected.
+
+Empty files (0 bytes) are not read; each gives one reject row with reason
+``"empty file"``. A CSV with only a header line gives 0 rows and *no* reject (it is a
+valid, empty batch). When no file has data and no ``columns`` are declared the staged
+table has DuckDB's placeholder column ``column0 VARCHAR``.
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, ClassVar
+
+import duckdb
+import sqlglot
+from sqlglot import exp
+
+from lockgate._suggest import did_you_mean
+from lockgate.errors import ConfigError, InputError, Problem
+from lockgate.project.models import DatasetSpec, FileFormat, FileSourceSpec
+from lockgate.sources import _records
+from lockgate.sources._records import tbl
+from lockgate.sources.base import (
+    Source,
+    StagedSource,
+    count_rows,
+    create_rejects_table,
+    ident,
+    register_source,
+    table_columns,
+)
+
+log = logging.getLogger(__name__)
+
+_EXTENSIONS: dict[str, FileFormat] = {
+    ".csv": FileFormat.CSV,
+    ".tsv": FileFormat.CSV,
+    ".txt": FileFormat.CSV,
+    ".json": FileFormat.JSON,
+    ".ndjson": FileFormat.NDJSON,
+    ".jsonl": FileFormat.NDJSON,
+    ".parquet": FileFormat.PARQUET,
+    ".pq": FileFormat.PARQUET,
+}
+_COMPRESSION_SUFFIXES = (".gz", ".gzip", ".zst")
+
+#: user option name → DuckDB ``read_csv`` parameter (the allow-list)
+CSV_OPTIONS: dict[str, str] = {
+    "delimiter": "delim",
+    "delim": "delim",
+    "sep": "delim",
+    "header": "header",
+    "quote": "quote",
+    "escape": "escape",
+    "encoding": "encoding",
+    "date_format": "dateformat",
+    "dateformat": "dateformat",
+    "timestamp_format": "timestampformat",
+    "timestampformat": "timestampformat",
+    "nullstr": "nullstr",
+    "null": "nullstr",
+    "skip": "skip",
+    "comment": "comment",
+    "decimal_separator": "decimal_separator",
+    "thousands": "thousands",
+    "compression": "compression",
+    "sample_size": "sample_size",
+    "allow_quoted_nulls": "allow_quoted_nulls",
+    "max_line_size": "max_line_size",
+    "strict_mode": "strict_mode",
+    "null_padding": "null_padding",
+    "union_by_name": "union_by_name",
+    "normalize_names": "normalize_names",
+    "all_varchar": "all_varchar",
+    "force_not_null": "force_not_null",
+}
+#: user option name → DuckDB ``read_json`` parameter
+JSON_OPTIONS: dict[str, str] = {
+    "date_format": "dateformat",
+    "dateformat": "dateformat",
+    "timestamp_format": "timestampformat",
+    "timestampformat": "timestampformat",
+    "compression": "compression",
+    "maximum_object_size": "maximum_object_size",
+    "union_by_name": "union_by_name",
+    "sample_size": "sample_size",
+    "maximum_depth": "maximum_depth",
+    "convert_strings_to_integers": "convert_strings_to_integers",
+    "field_appearance_threshold": "field_appearance_threshold",
+    "map_inference_threshold": "map_inference_threshold",
+}
+#: user option name → DuckDB ``read_parquet`` parameter
+PARQUET_OPTIONS: dict[str, str] = {
+    "binary_as_string": "binary_as_string",
+    "union_by_name": "union_by_name",
+    "hive_partitioning": "hive_partitioning",
+}
+_OPTIONS_BY_FORMAT: dict[FileFormat, dict[str, str]] = {
+    FileFormat.CSV: CSV_OPTIONS,
+    FileFormat.JSON: JSON_OPTIONS,
+    FileFormat.NDJSON: JSON_OPTIONS,
+    FileFormat.PARQUET: PARQUET_OPTIONS,
+}
+
+# Turns DuckDB's reject_errors row (aliases e) into "line 57: expected 5 columns, found 7".
+# A fixed template (no user input), parsed once by sqlglot.
+_CSV_REASON = sqlglot.parse_one(
+    r"""
+    CASE
+      WHEN e.error_type IN ('TOO MANY COLUMNS', 'MISSING COLUMNS')
+       AND regexp_matches(e.error_message, 'Expected Number of Columns: (\d+) Found: (\d+)')
+        THEN 'line ' || e.line || ': expected '
+          || regexp_extract(e.error_message, 'Expected Number of Columns: (\d+) Found: (\d+)', 1)
+          || ' columns, found '
+          || regexp_extract(e.error_message, 'Expected Number of Columns: (\d+) Found: (\d+)', 2)
+      WHEN e.error_type = 'CAST'
+       AND regexp_matches(e.error_message, 'Could not convert string "(.*)" to ''([^'']*)''')
+        THEN 'line ' || e.line || ': column ''' || e.column_name || ''': cannot convert '''
+          || regexp_extract(e.error_message, 'Could not convert string "(.*)" to ''([^'']*)''', 1)
+          || ''' to '
+          || regexp_extract(e.error_message, 'Could not convert string "(.*)" to ''([^'']*)''', 2)
+      WHEN e.error_type = 'CAST'
+        THEN 'line ' || e.line || ': column ''' || coalesce(e.column_name, '?') || ''': '
+          || e.error_message
+      WHEN e.error_type = 'INVALID ENCODING'
+        THEN 'line ' || e.line || ': invalid byte sequence for the file''s encoding (column '''
+          || coalesce(e.column_name, '?')
+          || '''); if the file is not UTF-8 set options.encoding, e.g. latin-1'
+      ELSE 'line ' || e.line || ': ' || lower(CAST(e.error_type AS VARCHAR)) || ': '
+        || e.error_message
+    END
+    """,
+    dialect="duckdb",
+)
+
+
+def named_arg(name: str, value: object) -> exp.Expr:
+    """``name := value`` for a DuckDB table function (``name`` from an allow-list)."""
+    return exp.PropertyEQ(this=exp.to_identifier(name), expression=_literal(value))
+
+
+def _literal(value: object) -> exp.Expr:
+    if isinstance(value, Mapping):
+        return exp.Struct(
+            expressions=[
+                exp.PropertyEQ(this=exp.Literal.string(str(k)), expression=_literal(v))
+                for k, v in value.items()
+            ]
+        )
+    if isinstance(value, list | tuple):
+        return exp.Array(expressions=[_literal(v) for v in value])
+    return exp.convert(value)
+
+
+@register_source
+class FileSource(Source):
+    """Local files: ``source: {type: file, path: data/orders_*.csv}``."""
+
+    TYPE: ClassVar[str] = "file"
+    SUPPORTS_INCREMENTAL: ClassVar[bool] = True
+    SUPPORTS_REJECTS: ClassVar[bool] = True
+    SUPPORTS_FINGERPRINT: ClassVar[bool] = True
+
+    def __init__(self, spec: DatasetSpec, project_root: Path) -> None:
+        super().__init__(spec, project_root)
+        assert isinstance(spec.source, FileSourceSpec)
+        self.source: FileSourceSpec = spec.source
+
+    # --- resolution -------------------------------------------------------------------
+
+    def _where(self) -> str:
+        if self.spec.defined_in:
+            return f" (defined in {self.spec.defined_in})"
+        return ""
+
+    def resolve(self) -> list[Path]:
+        """The matched files, sorted; raises ``InputError`` when nothing usable matches."""
+        pattern = self.source.path
+        full = os.path.join(self.project_root, pattern)
+        if glob.has_magic(pattern):
+            matches = [Path(p) for p in sorted(glob.glob(full, recursive=True))]
+            if not matches:
+                raise InputError(
+                    f"dataset '{self.spec.name}': glob '{pattern}' matched no files under "
+                    f"{self.project_root}{self._where()}",
+                    hint="check source.path (it is relative to the project folder; use '**' "
+                    "to match sub-folders) and that the files exist",
+                )
+        else:
+            matches = [Path(full)]
+            if not matches[0].exists():
+                raise InputError(
+                    f"dataset '{self.spec.name}': source file '{pattern}' does not exist "
+                    f"(looked for {matches[0]}){self._where()}",
+                    hint="check source.path (it is relative to the project folder)",
+                )
+        for path in matches:
+            if path.is_dir():
+                raise InputError(
+                    f"dataset '{self.spec.name}': source path '{self._rel(path)}' is a "
+                    "directory, not a file",
+                    hint="point source.path at files, e.g. 'data/orders/*.csv'",
+                )
+            if not os.access(path, os.R_OK):
+                raise InputError(
+                    f"dataset '{self.spec.name}': cannot read source file '{self._rel(path)}' "
+                    "(permission denied)",
+                    hint="fix the file's permissions",
+                )
+        return matches
+
+    def _rel(self, path: Path) -> str:
+        return Path(os.path.relpath(path, self.project_root)).as_posix()
+
+    def fingerprint(self) -> dict[str, Any]:
+        """``{"type": "file", "path": <pattern>, "files": [{path, size, mtime_ns}, ...]}``."""
+        files = []
+        for path in self.resolve():
+            st = path.stat()
+            files.append({"path": self._rel(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns})
+        return {"type": self.TYPE, "path": self.source.path, "files": files}
+
+    def file_format(self, files: list[Path]) -> FileFormat:
+        if self.source.format is not None:
+            return self.source.format
+        found: set[FileFormat] = set()
+        for path in files:
+            name = path.name.lower()
+            for comp in _COMPRESSION_SUFFIXES:
+                name = name.removesuffix(comp)
+            fmt = _EXTENSIONS.get(os.path.splitext(name)[1])
+            if fmt is None:
+                raise InputError(
+                    f"dataset '{self.spec.name}': cannot tell the format of "
+                    f"'{self._rel(path)}' from its extension",
+                    hint="set source.format to one of: " + ", ".join(f.value for f in FileFormat),
+                )
+            found.add(fmt)
+        if len(found) > 1:
+            raise InputError(
+                f"dataset '{self.spec.name}': files matched by '{self.source.path}' have "
+                f"different formats ({', '.join(sorted(f.value for f in found))})",
+                hint="narrow source.path or set source.format",
+            )
+        return found.pop()
+
+    def reader_options(self, fmt: FileFormat) -> dict[str, object]:
+        """``source.options`` mapped to DuckDB parameter names (``ConfigError`` if unknown)."""
+        allowed = _OPTIONS_BY_FORMAT[fmt]
+        out: dict[str, object] = {}
+        problems = []
+        for key, value in self.source.options.items():
+            param = allowed.get(key)
+            if param is None:
+                suggestion = did_you_mean(key, allowed)
+                problems.append(
+                    Problem(
+                        f"dataset '{self.spec.name}': unknown {fmt.value} source option "
+                        f"{key!r}; allowed: {', '.join(sorted(allowed))}",
+                        file=self.spec.defined_in,
+                        line=self.spec.defined_line,
+                        hint=suggestion,
+                    )
+                )
+                continue
+            out[param] = value
+        if problems:
+            raise ConfigError(problems)
+        return out
+
+    def declared_columns(self) -> dict[str, str] | None:
+        """``source.columns`` (or the dataset's ``columns``), validated as DuckDB types."""
+        declared = self.source.columns or self.spec.columns
+        if not declared:
+            return None
+        problems = []
+        for col, typ in declared.items():
+            try:
+                exp.DataType.build(typ, dialect="duckdb")
+            except Exception as e:  # sqlglot raises ParseError/ValueError
+                problems.append(
+                    Problem(
+                        f"dataset '{self.spec.name}': column '{col}' has an invalid type "
+                        f"{typ!r} ({e})",
+                        file=self.spec.defined_in,
+                        line=self.spec.defined_line,
+                        hint="use a DuckDB type, e.g. BIGINT, DOUBLE, DECIMAL(12,2), DATE",
+                    )
+                )
+        if problems:
+            raise ConfigError(problems)
+        return dict(declared)
+
+    # --- staging ----------------------------------------------------------------------
+
+    def stage(
+        self, con: duckdb.DuckDBPyConnection, table: str, *, min_cursor: object | None = None
+    ) -> StagedSource:
+        fp = self.fingerprint()
+        files = self.resolve()
+        fmt = self.file_format(files)
+        options = self.reader_options(fmt)
+        declared = self.declared_columns()
+        rejects = create_rejects_table(con, table)
+        sizes = {self._rel(p): f["size"] for p, f in zip(files, fp["files"], strict=True)}
+        readable = [p for p in files if sizes[self._rel(p)] > 0]
+        empty = [self._rel(p) for p in files if sizes[self._rel(p)] == 0]
+        if empty:
+            rows = exp.values(
+                [(name, None, None, "empty file") for name in empty],
+            )
+            con.execute(
+                exp.insert(exp.select("*").from_(rows), tbl(rejects)).sql("duckdb"),
+            )
+        log.debug(
+            "staging dataset %s: %d file(s), format %s, %d empty",
+            self.spec.name,
+            len(files),
+            fmt.value,
+            len(empty),
+        )
+        try:
+            if not readable:
+                self._stage_nothing(con, table, declared)
+            elif fmt == FileFormat.CSV:
+                self._stage_csv(con, table, rejects, readable, options, declared, min_cursor)
+            elif fmt == FileFormat.PARQUET:
+                self._stage_parquet(con, table, rejects, readable, options, declared, min_cursor)
+            else:
+                self._stage_json(con, table, rejects, readable, fmt, options, declared, min_cursor)
+        except duckdb.IOException as e:
+            raise InputError(
+                f"dataset '{self.spec.name}': cannot read '{self.source.path}': {e}",
+                hint="check that the files are readable and in the declared format",
+            ) from e
+        cols = table_columns(con, tbl(table))
+        staged = StagedSource(
+            rows=count_rows(con, table),
+            rejected=count_rows(con, rejects),
+            fingerprint=fp,
+            files=[self._rel(p) for p in files],
+            columns=cols,
+        )
+        log.info(
+            "staged dataset %s: %d rows, %d rejected, from %d file(s)",
+            self.spec.name,
+            staged.rows,
+            staged.rejected,
+            len(files),
+        )
+        return staged
+
+    def _input_error(self, what: str, e: Exception, hint: str) -> InputError:
+        return InputError(
+            f"dataset '{self.spec.name}': {what} '{self.source.path}': {e}", hint=hint
+        )
+
+    def cursor_filter(
+        self, columns: dict[str, str], min_cursor: object | None
+    ) -> tuple[exp.Expr | None, list[object]]:
+        """``cursor >= CAST(? AS <type>) OR cursor IS NULL`` and its parameter, or no filter."""
+        if self.spec.incremental is None or min_cursor is None:
+            return None, []
+        cursor = self.spec.incremental.cursor
+        if cursor not in columns:
+            hint = did_you_mean(cursor, columns) or f"columns: {', '.join(columns)}"
+            raise InputError(
+                f"dataset '{self.spec.name}': incremental cursor column '{cursor}' is not in "
+                f"the source '{self.source.path}'",
+                hint=hint,
+            )
+        col = exp.column(ident(cursor))
+        typ = exp.DataType.build(columns[cursor], dialect="duckdb")
+        cond = exp.or_(
+            exp.GTE(this=col, expression=exp.cast(exp.Placeholder(), typ)),
+            exp.Is(this=col.copy(), expression=exp.Null()),
+        )
+        return cond, [min_cursor]
+
+    def _create_from(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        table: str,
+        query: exp.Select,
+        min_cursor: object | None,
+    ) -> None:
+        """``CREATE OR REPLACE TABLE table AS query [WHERE cursor filter]`` — one pass."""
+        cond, params = self.cursor_filter(table_columns(con, query), min_cursor)
+        if cond is not None:
+            query = query.where(cond)
+        create = exp.Create(this=tbl(table), kind="TABLE", replace=True, expression=query)
+        con.execute(create.sql("duckdb"), params)
+
+    def _stage_nothing(
+        self, con: duckdb.DuckDBPyConnection, table: str, declared: dict[str, str] | None
+    ) -> None:
+        cols = declared or {"column0": "VARCHAR"}
+        create = exp.Create(
+            this=exp.Schema(
+                this=tbl(table),
+                expressions=[
+                    exp.ColumnDef(this=ident(c), kind=exp.DataType.build(t, dialect="duckdb"))
+                    for c, t in cols.items()
+                ],
+            ),
+            kind="TABLE",
+            replace=True,
+        )
+        con.execute(create.sql("duckdb"))
+
+    # CSV -----------------------------------------------------------------------------
+
+    def _stage_csv(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        table: str,
+        rejects: str,
+        files: list[Path],
+        options: dict[str, object],
+        declared: dict[str, str] | None,
+        min_cursor: object | None,
+    ) -> None:
+        rej_errors, rej_scans = _records.temp_name("rej"), _records.temp_name("scan")
+        opts: dict[str, object] = {"header": True, **options}
+        if declared:
+            # by name when there is a header (file column order does not matter, undeclared
+            # columns are inferred); by position otherwise
+            opts["types" if opts["header"] else "columns"] = declared
+        opts.update(store_rejects=True, rejects_table=rej_errors, rejects_scan=rej_scans)
+        reader = exp.func(
+            "read_csv",
+            exp.Array(expressions=[exp.Literal.string(str(p)) for p in files]),
+            *(named_arg(k, v) for k, v in opts.items()),
+        )
+        try:
+            self._create_from(con, table, exp.select("*").from_(reader), min_cursor)
+            # file_path in the scan table is the path we passed; show it project-relative
+            file_case = self._file_case(exp.column("file_path", "s"), files)
+            select = (
+                exp.select(
+                    file_case,
+                    exp.cast(exp.column("line", "e"), "BIGINT"),
+                    exp.column("csv_line", "e"),
+                    _CSV_REASON.copy(),
+                )
+                .from_(exp.alias_(tbl(rej_errors), "e", table=True))
+                .join(
+                    exp.alias_(tbl(rej_scans), "s", table=True),
+                    using=["scan_id", "file_id"],
+                )
+                .order_by(exp.column("file_id", "e"), exp.column("line", "e"))
+            )
+            con.execute(exp.insert(select, tbl(rejects)).sql("duckdb"))
+        except (duckdb.BinderException, duckdb.InvalidInputException) as e:
+            raise self._input_error(
+                "cannot read CSV",
+                e,
+                "check source.columns against the file header, source.options "
+                "(delimiter, header, quote) and, for files with different columns, "
+                "options.union_by_name: true",
+            ) from e
+        finally:
+            _records.drop(con, rej_errors, rej_scans)
+
+    # Parquet -------------------------------------------------------------------------
+
+    def _stage_parquet(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        table: str,
+        rejects: str,
+        files: list[Path],
+        options: dict[str, object],
+        declared: dict[str, str] | None,
+        min_cursor: object | None,
+    ) -> None:
+        paths = exp.Array(expressions=[exp.Literal.string(str(p)) for p in files])
+        opts = [named_arg(k, v) for k, v in options.items()]
+        try:
+            if not declared:
+                reader = exp.func("read_parquet", paths, *opts)
+                self._create_from(con, table, exp.select("*").from_(reader), min_cursor)
+                return
+            plain = exp.func("read_parquet", paths.copy(), *(o.copy() for o in opts))
+            available = table_columns(con, exp.select("*").from_(plain))
+            missing = [c for c in declared if c not in available]
+            if missing:
+                raise InputError(
+                    f"dataset '{self.spec.name}': declared column(s) {', '.join(missing)} "
+                    f"not found in '{self.source.path}'",
+                    hint=did_you_mean(missing[0], available) or "check source.columns",
+                )
+            # declared types are applied with TRY_CAST; rows that do not convert are rejected
+            reader = exp.func(
+                "read_parquet",
+                paths,
+                *opts,
+                named_arg("filename", "_lg_file"),
+                named_arg("file_row_number", True),
+            )
+            source = _records.temp_name("src")
+            con.execute(
+                exp.Create(
+                    this=tbl(source),
+                    kind="VIEW",
+                    replace=True,
+                    expression=exp.select("*").from_(reader),
+                    properties=exp.Properties(expressions=[exp.TemporaryProperty()]),
+                ).sql("duckdb")
+            )
+            data_cols = [exp.column(ident(c)) for c in available]
+            try:
+                _records.typed_projection(
+                    con,
+                    source=source,
+                    table=table,
+                    rejects=rejects,
+                    fields=[
+                        _records.TypedField(
+                            name=c,
+                            raw=exp.column(ident(c)),
+                            typed=exp.TryCast(
+                                this=exp.column(ident(c)),
+                                to=exp.DataType.build(t, dialect="duckdb"),
+                            ),
+                            type=t,
+                        )
+                        for c, t in declared.items()
+                    ],
+                    passthrough=[c for c in available if c not in declared],
+                    file_expr=self._file_case(exp.column("_lg_file"), files),
+                    line_expr=exp.Add(
+                        this=exp.column("file_row_number"), expression=exp.Literal.number(1)
+                    ),
+                    prefix_expr=exp.DPipe(
+                        this=exp.Literal.string("row "),
+                        expression=exp.cast(
+                            exp.Add(
+                                this=exp.column("file_row_number"),
+                                expression=exp.Literal.number(1),
+                            ),
+                            "VARCHAR",
+                        ),
+                        safe=True,
+                    ),
+                    raw_record=exp.cast(
+                        exp.func("to_json", exp.func("struct_pack", *data_cols)), "VARCHAR"
+                    ),
+                    where=lambda cols: self.cursor_filter(cols, min_cursor),
+                )
+            finally:
+                con.execute(exp.Drop(tables=[tbl(source)], kind="VIEW", exists=True).sql("duckdb"))
+        except (duckdb.BinderException, duckdb.InvalidInputException) as e:
+            raise self._input_error(
+                "cannot read Parquet",
+                e,
+                "check that the files are Parquet and share a schema "
+                "(or set options.union_by_name: true)",
+            ) from e
+
+    def _file_case(self, column: exp.Expr, files: list[Path]) -> exp.Expr:
+        """Map the absolute paths DuckDB reports back to project-relative names."""
+        return exp.Case(
+            ifs=[
+                exp.If(
+                    this=exp.EQ(this=column.copy(), expression=exp.Literal.string(str(p))),
+                    true=exp.Literal.string(self._rel(p)),
+                )
+                for p in files
+            ],
+            default=column.copy(),
+        )
+
+    # JSON ----------------------------------------------------------------------------
+
+    def _stage_json(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        table: str,
+        rejects: str,
+        files: list[Path],
+        fmt: FileFormat,
+        options: dict[str, object],
+        declared: dict[str, str] | None,
+        min_cursor: object | None,
+    ) -> None:
+        opts: dict[str, object] = {
+            "format": "newline_delimited" if fmt == FileFormat.NDJSON else "auto",
+            **options,
+        }
+        if declared:
+            opts["columns"] = declared
+        reader = exp.func(
+            "read_json",
+            exp.Array(expressions=[exp.Literal.string(str(p)) for p in files]),
+            *(named_arg(k, v) for k, v in opts.items()),
+        )
+        try:
+            # strict: any malformed record or unconvertible value raises, nothing is dropped
+            self._create_from(con, table, exp.select("*").from_(reader), min_cursor)
+            return
+        except (duckdb.InvalidInputException, duckdb.ConversionException) as e:
+            log.info(
+                "dataset %s: strict JSON read failed (%s); re-reading line by line to "
+                "separate bad records",
+                self.spec.name,
+                str(e).splitlines()[0],
+            )
+        _records.stage_json_lines(
+            con,
+            table=table,
+            rejects=rejects,
+            files=[(p, self._rel(p)) for p in files],
+            ndjson_only=fmt == FileFormat.NDJSON,
+            declared=declared,
+            max_line_size=int(str(options.get("maximum_object_size", 16 * 1024 * 1024))),
+            where=lambda cols: self.cursor_filter(cols, min_cursor),
+        )
