@@ -431,7 +431,7 @@ def test_sqlite_creates_folder_and_sets_pragmas(tmp_path: Path) -> None:
     with s.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
-        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() >= 1000
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar_one() >= 1000
     # foreign keys are enforced
     with pytest.raises(sa.exc.IntegrityError):
         s.start_step("0" * 32, "p", "orders")
