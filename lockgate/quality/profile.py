@@ -213,21 +213,21 @@ def _col(name: str, table: str | None = None) -> exp.Column:
     return exp.column(name, table=table, quoted=True)
 
 
-def _fn(name: str, *args: exp.Expression) -> exp.Expression:
+def _fn(name: str, *args: exp.Expr) -> exp.Expr:
     return exp.Anonymous(this=name, expressions=list(args))
 
 
-def _num(v: float | int) -> exp.Expression:
+def _num(v: float | int) -> exp.Expr:
     if isinstance(v, float) and not math.isfinite(v):
         raise ValueError(v)
     return exp.convert(v)
 
 
-def _cast(e: exp.Expression, to: str) -> exp.Expression:
+def _cast(e: exp.Expr, to: str) -> exp.Expr:
     return exp.Cast(this=e, to=exp.DataType.build(to, dialect="duckdb"))
 
 
-def _filter(agg: exp.Expression, cond: exp.Expression | None) -> exp.Expression:
+def _filter(agg: exp.Expr, cond: exp.Expr | None) -> exp.Expr:
     return agg if cond is None else exp.Filter(this=agg, expression=exp.Where(this=cond))
 
 
@@ -249,7 +249,7 @@ def _float(v: Any) -> float | None:
     return None if math.isnan(f) else f
 
 
-def _sql(e: exp.Expression) -> str:
+def _sql(e: exp.Expr) -> str:
     return e.sql(dialect="duckdb")
 
 
@@ -298,7 +298,7 @@ def profile(
 
     # ---- pass 1: every aggregate of every column, one statement, kept in a temp table
     stats_table = f"_lg_profile_{uuid.uuid4().hex[:12]}"
-    aggs: list[exp.Expression] = [exp.alias_(exp.Count(this=exp.Star()), "n", quoted=True)]
+    aggs: list[exp.Expr] = [exp.alias_(exp.Count(this=exp.Star()), "n", quoted=True)]
     for i, ((name, _typ), kind) in enumerate(zip(cols, kinds, strict=True)):
         aggs.extend(_pass1_aggs(i, name, _typ, kind, top_k, qs))
     pass1 = exp.select(*aggs).from_(table.copy())
@@ -324,7 +324,7 @@ def profile(
         tops: dict[int, list[tuple[Scalar, int]]] = {}
         hists: dict[int, tuple[HistogramBin, ...]] = {}
         if rows > 0:
-            p2: list[exp.Expression] = []
+            p2: list[exp.Expr] = []
             for i, ((name, typ), kind) in enumerate(zip(cols, kinds, strict=True)):
                 p2.extend(_pass2_aggs(i, name, typ, kind, s, stats_table, bins, histogram_bins))
             if p2:
@@ -369,15 +369,15 @@ def profile(
 
 def _pass1_aggs(
     i: int, name: str, typ: str, kind: str, top_k: int, qs: list[float]
-) -> list[exp.Expression]:
+) -> list[exp.Expr]:
     c = _col(name)
     a = f"c{i}_"
-    out: list[exp.Expression] = [exp.alias_(exp.Count(this=c.copy()), a + "nn", quoted=True)]
+    out: list[exp.Expr] = [exp.alias_(exp.Count(this=c.copy()), a + "nn", quoted=True)]
     if kind == "other" and typ.upper() not in ("UUID", "BLOB", "INTERVAL"):
         return out  # nested types: counts only
     out.append(exp.alias_(_fn("approx_count_distinct", c.copy()), a + "nd", quoted=True))
     is_float = typ.upper() in _FLOAT_TYPES
-    ok: exp.Expression | None = None
+    ok: exp.Expr | None = None
     if is_float:
         isnan = _fn("isnan", c.copy())
         out.append(exp.alias_(_fn("count_if", isnan.copy()), a + "nan", quoted=True))
@@ -411,9 +411,9 @@ def _pass1_aggs(
     return out
 
 
-def _pass1_fetch(cols: list[tuple[str, str]], kinds: list[str]) -> list[exp.Expression]:
+def _pass1_fetch(cols: list[tuple[str, str]], kinds: list[str]) -> list[exp.Expr]:
     """Select the pass-1 row, casting temporal/other values to text so any type can be fetched."""
-    out: list[exp.Expression] = [_col("n")]
+    out: list[exp.Expr] = [_col("n")]
     for i, ((_name, _typ), kind) in enumerate(zip(cols, kinds, strict=True)):
         for suffix in (
             "nn",
@@ -433,7 +433,7 @@ def _pass1_fetch(cols: list[tuple[str, str]], kinds: list[str]) -> list[exp.Expr
         ):
             if not _has(i, suffix, _typ, kind):
                 continue
-            e: exp.Expression = _col(f"c{i}_{suffix}")
+            e: exp.Expr = _col(f"c{i}_{suffix}")
             if kind in ("temporal", "other") and suffix in ("min", "max"):
                 e = _cast(e, "VARCHAR")
             elif kind in ("temporal", "other") and suffix in ("top", "q"):
@@ -471,8 +471,8 @@ def _pass2_aggs(
     stats_table: str,
     bins: dict[int, _BinSpec],
     nbins: int,
-) -> list[exp.Expression]:
-    out: list[exp.Expression] = []
+) -> list[exp.Expr]:
+    out: list[exp.Expr] = []
     c = _col(name, "_lg_t")
     if s.get(f"c{i}_top"):
         top = _col(f"c{i}_top", "_lg_s")
@@ -487,17 +487,17 @@ def _pass2_aggs(
     if spec is not None:
         bins[i] = spec
         if kind == "numeric":
-            x: exp.Expression = _cast(c.copy(), "DOUBLE")
+            x: exp.Expr = _cast(c.copy(), "DOUBLE")
         elif typ.upper() == "DATE":  # whole days since the epoch
             x = exp.Div(this=_fn("epoch", c.copy()), expression=_num(86400))
         else:
             x = _fn("epoch", c.copy())
         offset = exp.Paren(this=exp.Sub(this=x, expression=_num(spec.lo)))
-        idx: exp.Expression = exp.Floor(this=exp.Div(this=offset, expression=_num(spec.width)))
+        idx: exp.Expr = exp.Floor(this=exp.Div(this=offset, expression=_num(spec.width)))
         # TRY_CAST: NaN/inf rows are filtered out below, but the cast is evaluated first
         idx = exp.TryCast(this=idx, to=exp.DataType.build("BIGINT"))
         idx = exp.Least(this=idx, expressions=[_num(spec.n - 1)])
-        cond: exp.Expression | None = None
+        cond: exp.Expr | None = None
         if typ.upper() in _FLOAT_TYPES:  # NaN and infinities fall outside every finite bin
             cond = exp.and_(exp.Not(this=_fn("isnan", c.copy())), _fn("isfinite", c.copy()))
         h = _cast(
@@ -674,7 +674,7 @@ def register_target(con: duckdb.DuckDBPyConnection, target: str, view: str) -> N
         raise InputError(f"{target} matches files of different formats: {sorted(readers)}")
     reader = readers.pop()
     src = exp.Array(expressions=[exp.Literal.string(f) for f in files])
-    args: list[exp.Expression] = [src]
+    args: list[exp.Expr] = [src]
     if reader == "read_csv" and files[0].lower().split(".gz")[0].endswith(".tsv"):
         args.append(exp.EQ(this=exp.column("delim"), expression=exp.Literal.string("\t")))
     select = exp.select(exp.Star()).from_(exp.Table(this=_fn(reader, *args)))

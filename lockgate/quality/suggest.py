@@ -161,13 +161,13 @@ def _accepted_values(col: ColumnProfile) -> list[Any] | None:
         return None  # the top values do not cover every row: more values exist
     if len(col.top_values) >= col.non_null:
         return None  # every value distinct: not a category
-    return sorted(v for v, _ in col.top_values)  # type: ignore[type-var]
+    return sorted(v for v, _ in col.top_values)
 
 
 def _between(col: ColumnProfile) -> tuple[int | float, int | float] | None:
     if col.kind != "numeric" or col.nan_count or col.min is None or col.max is None:
         return None
-    mn, mx = float(col.min), float(col.max)  # type: ignore[arg-type]
+    mn, mx = float(col.min), float(col.max)
     if not (math.isfinite(mn) and math.isfinite(mx)):
         return None
     return widen(mn, mx, integer=col.is_integer)
