@@ -364,6 +364,12 @@ def _orders_chunk(
     shipped = ordered + rng.integers(2 * HOUR, 48 * HOUR, n)
     has_ship = SHIPPED[status]
     updated = np.where(has_ship, shipped, ordered) + rng.integers(60, 2 * HOUR, n)
+    # The export of a batch holds changes up to the end of its window: an order placed just
+    # before that has not shipped yet (it ships, as an update, in a later batch).
+    not_yet = has_ship & (updated >= we)
+    status = np.where(not_yet, 1, status)
+    has_ship = has_ship & ~not_yet
+    updated = np.minimum(np.where(not_yet, ordered + rng.integers(60, HOUR, n), updated), we - 1)
 
     defect = _draw_defects(rng, n, ORDER_DEFECTS)
 
@@ -417,6 +423,15 @@ def _orders_chunk(
     )
     new_updated = np.maximum(updated[upd], np.where(SHIPPED[new_status], new_ship, 0))
     new_updated = new_updated + rng.integers(HOUR, 3 * DAY, upd.size)
+    # a change after the end of the window belongs to a later export: no second version here
+    in_window = new_updated < we
+    defect[upd[~in_window]] = -1
+    upd, new_status, new_ship, new_updated = (
+        upd[in_window],
+        new_status[in_window],
+        new_ship[in_window],
+        new_updated[in_window],
+    )
     updates = table.take(pa.array(upd))
     updates = (
         updates.set_column(2, "status", _pick(STATUSES, new_status))
