@@ -225,8 +225,18 @@ def run_step(ctx: StepContext, spec: DatasetSpec) -> StepResult:
     res.watermark = enc[0] if enc else None
 
     write = spec.write
-    if ctx.full_refresh and write.mode != WriteMode.OVERWRITE:
+    schema_mode = contract.schema_mode
+    if ctx.full_refresh:
         write = write.model_copy(update={"mode": WriteMode.OVERWRITE})
+        schema_mode = "overwrite"
+    partition_values = None
+    if write.mode == WriteMode.OVERWRITE_PARTITIONS:
+        # the distinct partitions of the batch (a cheap pass on DuckDB's side) let the
+        # store stream the batch straight into one replace-these-partitions commit
+        cols = [exp.Column(this=ident(c)) for c in write.partition_by]
+        cur = ses.execute(exp.select(*cols).distinct().from_(source_q.subquery("__p")))
+        partition_values = [dict(zip(write.partition_by, row, strict=True))
+                            for row in cur.fetchall()]
     reader = ses.execute(source_q).fetch_record_batch(BATCH_ROWS)
     reader = _cast_reader_for_delta(reader)
     pub = ctx.store.publish(
@@ -237,7 +247,8 @@ def run_step(ctx: StepContext, spec: DatasetSpec) -> StepResult:
         run_seq=ctx.run_seq,
         batch_id=batch_id,
         watermark=wm_meta,
-        schema_mode=contract.schema_mode,
+        schema_mode=schema_mode,
+        partition_values=partition_values,
     )
     res.output_version = pub.version
     res.rows_out = pub.rows
