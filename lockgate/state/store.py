@@ -1,11 +1,16 @@
 """The state store: runs, steps, attempts, check results, scores, watermarks, schema
 versions, profiles and the project lock, in SQLite (default) or PostgreSQL.
 
->>> store = StateStore.open("sqlite:////tmp/lg-doctest/state.db")  # doctest: +SKIP
->>> run = store.start_run("shop", selection="orders+", args={"full_refresh": False})
->>> step = store.start_step(run.run_id, "shop", "orders", input_versions={"raw": 3})
->>> store.finish_step(step, status="success", rows_in=10, rows_out=10, output_version=4)
->>> store.finish_run(run.run_id, "success", summary={"published": 1})
+Typical use by the run loop::
+
+    store = StateStore.open("sqlite:////abs/project/.lockgate/state.db")
+    with store.lock("shop") as lease:
+        store.mark_stale_runs("shop")
+        run = store.start_run("shop", selection="orders+", args={"full_refresh": False})
+        step = store.start_step(run.run_id, "shop", "orders", input_versions={"raw": 3})
+        ...  # publish with run.seq as the Delta txn version, after lease.check()
+        store.finish_step(step, status="success", rows_in=10, rows_out=10, output_version=4)
+        store.finish_run(run.run_id, "success", summary={"published": 1})
 
 Conventions:
 
@@ -21,25 +26,34 @@ Conventions:
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
 import re
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, is_dataclass
-from datetime import date, datetime
-from decimal import Decimal
-from enum import Enum
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import URL, Connection, CursorResult, Engine, RowMapping
+from sqlalchemy.engine import URL, Connection, CursorResult, Engine
 
 from lockgate.errors import UsageError
 from lockgate.state import tables as t
+from lockgate.state._convert import (
+    as_mapping,
+    attempt_info,
+    check_record,
+    duration,
+    finite_float,
+    normalise_schema,
+    run_info,
+    schema_fingerprint,
+    status_value,
+    step_info,
+    text_or_none,
+    watermark_text,
+)
 from lockgate.state.engine import READ_ONLY, create_state_engine, db_errors, mask_url, parse_url
 from lockgate.state.lock import HOST, Lease, acquire, lock_info, now_utc, pid_alive
 from lockgate.state.migrations import migrate
@@ -61,80 +75,6 @@ from lockgate.state.records import (
 log = logging.getLogger(__name__)
 
 _HEX = re.compile(r"^[0-9a-f]{1,32}$")
-
-
-def _status(value: str | Enum, kind: type[RunStatus] | type[StepStatus]) -> str:
-    raw = value.value if isinstance(value, Enum) else value
-    try:
-        return kind(raw).value
-    except ValueError:
-        valid = ", ".join(s.value for s in kind)
-        raise ValueError(f"unknown {kind.__name__} {raw!r}: use one of {valid}") from None
-
-
-def _text(value: Any) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, Enum):
-        return str(value.value)
-    return str(value)
-
-
-def _num(value: Any) -> float | None:
-    """A finite float, or None for anything that is not a number (or is NaN/inf)."""
-    if value is None or isinstance(value, str | bytes | datetime | date):
-        return None
-    try:
-        f = float(value)
-    except (TypeError, ValueError):
-        return None
-    return f if f == f and f not in (float("inf"), float("-inf")) else None
-
-
-def _as_mapping(obj: Any) -> Mapping[str, Any]:
-    if isinstance(obj, Mapping):
-        return obj
-    if is_dataclass(obj) and not isinstance(obj, type):
-        return asdict(obj)
-    if hasattr(obj, "model_dump"):
-        return dict(obj.model_dump())
-    return dict(vars(obj))
-
-
-def _duration(start: datetime | None, end: datetime) -> float | None:
-    return None if start is None else max(0.0, (end - start).total_seconds())
-
-
-def normalise_schema(schema: Sequence[Mapping[str, Any] | Sequence[Any]]) -> list[dict[str, str]]:
-    """``[{name, type}, …]`` from mappings with ``name``/``type`` or ``(name, type)`` pairs."""
-    out: list[dict[str, str]] = []
-    for col in schema:
-        if isinstance(col, Mapping):
-            out.append({"name": str(col["name"]), "type": str(col["type"])})
-        else:
-            name, typ = col
-            out.append({"name": str(name), "type": str(typ)})
-    return out
-
-
-def schema_fingerprint(schema: Sequence[Mapping[str, Any] | Sequence[Any]]) -> str:
-    """sha256 over the ordered (name, type) pairs."""
-    canon = json.dumps([[c["name"], c["type"]] for c in normalise_schema(schema)])
-    return hashlib.sha256(canon.encode()).hexdigest()
-
-
-def _watermark_text(value: Any) -> tuple[str, str | None]:
-    if isinstance(value, datetime):
-        return value.isoformat(), "timestamp"
-    if isinstance(value, date):
-        return value.isoformat(), "date"
-    if isinstance(value, bool):
-        return str(value).lower(), "boolean"
-    if isinstance(value, int):
-        return str(value), "integer"
-    if isinstance(value, float | Decimal):
-        return str(value), "decimal" if isinstance(value, Decimal) else "float"
-    return str(value), None
 
 
 class StateStore:
@@ -250,7 +190,7 @@ class StateStore:
         error: str | None = None,
     ) -> None:
         """Close a run with a final status (not ``running``)."""
-        st = _status(status, RunStatus)
+        st = status_value(status, RunStatus)
         if st == RunStatus.RUNNING.value:
             raise ValueError("finish_run needs a final status, not 'running'")
         now = now_utc()
@@ -266,7 +206,7 @@ class StateStore:
                 .values(
                     status=st,
                     finished_at=now,
-                    duration_s=_duration(started, now),
+                    duration_s=duration(started, now),
                     summary=dict(summary) if summary is not None else None,
                     error=error,
                 )
@@ -278,10 +218,10 @@ class StateStore:
         """Newest first."""
         q = sa.select(t.runs).where(t.runs.c.project == project)
         if status is not None:
-            q = q.where(t.runs.c.status == _status(status, RunStatus))
+            q = q.where(t.runs.c.status == status_value(status, RunStatus))
         q = q.order_by(t.runs.c.seq.desc()).limit(limit)
         with self._read() as conn:
-            return [_run_info(r) for r in conn.execute(q).mappings()]
+            return [run_info(r) for r in conn.execute(q).mappings()]
 
     def get_run(self, run_id: str, project: str | None = None) -> RunDetail | None:
         """A run by id or unique id prefix, with its steps, attempts and check results.
@@ -309,11 +249,11 @@ class StateStore:
                     f"run id prefix {run_id!r} matches several runs: {ids}",
                     hint="give more characters of the run id",
                 )
-            run = _run_info(rows[0])
+            run = run_info(rows[0])
             step_rows = conn.execute(
                 sa.select(t.steps).where(t.steps.c.run_id == run.run_id).order_by(t.steps.c.id)
             ).mappings()
-            steps = [_step_info(r) for r in step_rows]
+            steps = [step_info(r) for r in step_rows]
             attempts: dict[int, list[AttemptInfo]] = {}
             checks: dict[int, list[CheckRecord]] = {}
             if steps:
@@ -323,13 +263,13 @@ class StateStore:
                     .where(t.attempts.c.step_id.in_(ids_))
                     .order_by(t.attempts.c.step_id, t.attempts.c.attempt, t.attempts.c.id)
                 ).mappings():
-                    attempts.setdefault(r["step_id"], []).append(_attempt_info(r))
+                    attempts.setdefault(r["step_id"], []).append(attempt_info(r))
                 for r in conn.execute(
                     sa.select(t.check_results)
                     .where(t.check_results.c.run_id == run.run_id)
                     .order_by(t.check_results.c.id)
                 ).mappings():
-                    checks.setdefault(r["step_id"], []).append(_check_record(r))
+                    checks.setdefault(r["step_id"], []).append(check_record(r))
         return RunDetail(run=run, steps=steps, attempts=attempts, checks=checks)
 
     def mark_stale_runs(self, project: str) -> list[str]:
@@ -357,7 +297,7 @@ class StateStore:
                     .values(
                         status=RunStatus.INTERRUPTED.value,
                         finished_at=now,
-                        duration_s=_duration(r.started_at, now),
+                        duration_s=duration(r.started_at, now),
                         error=f"interrupted: process {r.pid} on host {r.host!r} stopped "
                         "without finishing the run",
                     )
@@ -410,7 +350,7 @@ class StateStore:
                 sa.insert(t.attempts).values(
                     step_id=step_id,
                     attempt=attempt,
-                    status=_text(status),
+                    status=text_or_none(status),
                     error=error,
                     transient=bool(transient),
                     started_at=started_at,
@@ -436,7 +376,7 @@ class StateStore:
         attempts: int | None = None,
     ) -> None:
         """Close a step with its final status and metrics."""
-        st = _status(status, StepStatus)
+        st = status_value(status, StepStatus)
         if st == StepStatus.RUNNING.value:
             raise ValueError("finish_step needs a final status, not 'running'")
         now = now_utc()
@@ -453,14 +393,14 @@ class StateStore:
                     status=st,
                     reason=reason,
                     finished_at=now,
-                    duration_s=_duration(started, now),
+                    duration_s=duration(started, now),
                     attempts=attempts,
                     rows_in=rows_in,
                     rows_out=rows_out,
                     rows_quarantined=rows_quarantined,
                     output_version=output_version,
                     quarantine_version=quarantine_version,
-                    watermark=None if watermark is None else _watermark_text(watermark)[0],
+                    watermark=None if watermark is None else watermark_text(watermark)[0],
                     schema_version=schema_version,
                     batch_id=batch_id,
                     message=message,
@@ -476,7 +416,7 @@ class StateStore:
             .limit(limit)
         )
         with self._read() as conn:
-            return [_step_info(r) for r in conn.execute(q).mappings()]
+            return [step_info(r) for r in conn.execute(q).mappings()]
 
     # --- checks and scores ------------------------------------------------------------
     def record_check_results(
@@ -488,7 +428,7 @@ class StateStore:
         ``passed``, ``observed``, ``samples``, ``seconds``, ``message``."""
         rows = []
         for res in results:
-            m = _as_mapping(res)
+            m = as_mapping(res)
             name = m.get("check_name", m.get("name"))
             if name is None:
                 raise ValueError(f"check result without a name: {dict(m)!r}")
@@ -499,16 +439,16 @@ class StateStore:
                     "project": project,
                     "dataset": dataset,
                     "check_name": str(name),
-                    "check_type": _text(m.get("check_type", m.get("type"))),
-                    "dimension": _text(m.get("dimension")),
-                    "severity": _text(m.get("severity")),
+                    "check_type": text_or_none(m.get("check_type", m.get("type"))),
+                    "dimension": text_or_none(m.get("dimension")),
+                    "severity": text_or_none(m.get("severity")),
                     "failing_rows": m.get("failing_rows"),
-                    "fraction": _num(m.get("fraction")),
+                    "fraction": finite_float(m.get("fraction")),
                     "passed": bool(m.get("passed")),
-                    "observed": _num(m.get("observed")),
+                    "observed": finite_float(m.get("observed")),
                     "samples": t.jsonable(m.get("samples")),
-                    "seconds": _num(m.get("seconds")),
-                    "message": _text(m.get("message")),
+                    "seconds": finite_float(m.get("seconds")),
+                    "message": text_or_none(m.get("message")),
                 }
             )
         if not rows:
@@ -539,7 +479,7 @@ class StateStore:
             .order_by(c.step_id.desc(), c.id)
         )
         with self._read() as conn:
-            return [_check_record(r) for r in conn.execute(q).mappings()]
+            return [check_record(r) for r in conn.execute(q).mappings()]
 
     def record_scores(
         self, run_id: str, project: str, dataset: str, scores: Mapping[str, float | None]
@@ -550,7 +490,7 @@ class StateStore:
         for dim, score in scores.items():
             if score is None:
                 continue
-            f = _num(score)
+            f = finite_float(score)
             if f is None or not 0.0 <= f <= 1.0:
                 raise ValueError(f"score of {dataset}.{dim} must be in [0, 1], got {score!r}")
             rows.append(
@@ -558,7 +498,7 @@ class StateStore:
                     "run_id": run_id,
                     "project": project,
                     "dataset": dataset,
-                    "dimension": _text(dim),
+                    "dimension": text_or_none(dim),
                     "score": f,
                     "created_at": now,
                 }
@@ -632,7 +572,7 @@ class StateStore:
     ) -> None:
         """Upsert the watermark. Non-text values are stored as text (datetimes/dates as ISO
         8601) and ``value_type`` is inferred from them when not given."""
-        text, inferred = _watermark_text(value)
+        text, inferred = watermark_text(value)
         row = {
             "project": project,
             "dataset": dataset,
@@ -765,78 +705,3 @@ def _run_alive(pid: int | None, host: str | None, lock: LockInfo | None, now: da
     if (lock.pid, lock.host) != (pid, host):
         return False
     return not (host == HOST and not pid_alive(pid))
-
-
-def _run_info(r: RowMapping) -> RunInfo:
-    return RunInfo(
-        run_id=r["run_id"],
-        seq=int(r["seq"]),
-        project=r["project"],
-        status=r["status"],
-        started_at=r["started_at"],
-        finished_at=r["finished_at"],
-        duration_s=r["duration_s"],
-        selection=r["selection"],
-        args=r["args"],
-        summary=r["summary"],
-        error=r["error"],
-        pid=r["pid"],
-        host=r["host"],
-    )
-
-
-def _step_info(r: RowMapping) -> StepInfo:
-    return StepInfo(
-        step_id=r["id"],
-        run_id=r["run_id"],
-        project=r["project"],
-        dataset=r["dataset"],
-        status=r["status"],
-        reason=r["reason"],
-        started_at=r["started_at"],
-        finished_at=r["finished_at"],
-        duration_s=r["duration_s"],
-        attempts=r["attempts"],
-        rows_in=r["rows_in"],
-        rows_out=r["rows_out"],
-        rows_quarantined=r["rows_quarantined"],
-        input_versions=r["input_versions"],
-        output_version=r["output_version"],
-        quarantine_version=r["quarantine_version"],
-        watermark=r["watermark"],
-        schema_version=r["schema_version"],
-        batch_id=r["batch_id"],
-        message=r["message"],
-    )
-
-
-def _attempt_info(r: RowMapping) -> AttemptInfo:
-    return AttemptInfo(
-        step_id=r["step_id"],
-        attempt=r["attempt"],
-        status=r["status"],
-        started_at=r["started_at"],
-        finished_at=r["finished_at"],
-        error=r["error"],
-        transient=bool(r["transient"]),
-    )
-
-
-def _check_record(r: RowMapping) -> CheckRecord:
-    return CheckRecord(
-        step_id=r["step_id"],
-        run_id=r["run_id"],
-        project=r["project"],
-        dataset=r["dataset"],
-        check_name=r["check_name"],
-        check_type=r["check_type"],
-        dimension=r["dimension"],
-        severity=r["severity"],
-        failing_rows=r["failing_rows"],
-        fraction=r["fraction"],
-        passed=bool(r["passed"]),
-        observed=r["observed"],
-        samples=r["samples"],
-        seconds=r["seconds"],
-        message=r["message"],
-    )
