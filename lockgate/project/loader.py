@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import re
 import types
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
@@ -502,7 +503,8 @@ class _ProjectLoader:
 
 # ---- SQL error locations ------------------------------------------------------------------
 
-_Locator = Any  # Callable[[int | None, int | None], tuple[str, int | None, int | None]]
+# (line, column) inside a SQL text -> (file, line, column) to report
+_Locator = Callable[[int | None, int | None], tuple[str, int | None, int | None]]
 
 
 def _file_locator(file: str) -> _Locator:
