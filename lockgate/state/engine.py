@@ -37,7 +37,17 @@ def mask_url(url: URL | str) -> str:
         u = url if isinstance(url, URL) else sa.make_url(url)
     except Exception:
         return "<unparseable state URL>"
-    return u.render_as_string(hide_password=True)
+    if any(k.lower() == "password" for k in u.query):
+        u = u.set(query={k: ("***" if k.lower() == "password" else v) for k, v in u.query.items()})
+    return u.render_as_string(hide_password=True).replace("%2A%2A%2A", "***")
+
+
+def _secrets(url: URL) -> list[str]:
+    found = [str(url.password)] if url.password else []
+    for k, v in url.query.items():
+        if k.lower() == "password":
+            found.extend([v] if isinstance(v, str) else list(v))
+    return [x for x in found if x]
 
 
 def parse_url(url: str) -> URL:
@@ -128,8 +138,8 @@ def _configure_sqlite(engine: Engine) -> None:
 
 
 def _scrub(text: str, url: URL) -> str:
-    if url.password:
-        text = text.replace(str(url.password), "***")
+    for secret in _secrets(url):
+        text = text.replace(secret, "***")
     return text
 
 

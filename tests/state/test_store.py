@@ -451,6 +451,12 @@ def test_password_is_masked_in_connection_errors() -> None:
     assert err.__cause__ is None and err.__suppress_context__
 
 
+def test_password_in_query_string_is_masked_too() -> None:
+    with pytest.raises(StateStoreError) as ei:
+        StateStore.open("postgresql://lg_user@127.0.0.1:1/lg?password=qs-secret-9")
+    assert "qs-secret-9" not in str(ei.value) and "password=***" in str(ei.value)
+
+
 def test_sqlite_unopenable_path_is_a_state_store_error(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
