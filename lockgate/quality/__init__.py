@@ -1,1 +1,15 @@
+"""Audit: the check vocabulary, the fused scan that counts and marks failing rows, the gate."""
 
+from lockgate.quality.engine import AuditResult, CheckResult, audit
+from lockgate.quality.gate import GateDecision, gate
+from lockgate.quality.validate import parse_checks, validate_checks
+
+__all__ = [
+    "AuditResult",
+    "CheckResult",
+    "GateDecision",
+    "audit",
+    "gate",
+    "parse_checks",
+    "validate_checks",
+]

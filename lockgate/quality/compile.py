@@ -1,0 +1,461 @@
+"""Compile checks into sqlglot expressions (DuckDB dialect).
+
+Every row-level check becomes a *failing predicate*: a boolean that is TRUE for a failing
+row (NULL and FALSE both mean "not failing", which gives the NULL semantics documented in
+:mod:`lockgate.quality.checks` for free). Table-level checks become aggregate *metrics*
+over the same scan, or a small query of their own (reconcile's reference side, custom SQL).
+
+User text (``where``, ``expr``, ``custom_sql``) is parsed with sqlglot and re-rendered;
+values are sqlglot literals; identifiers are always quoted. Nothing from the user is
+formatted into a SQL string.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+
+import sqlglot
+from sqlglot import exp
+
+from lockgate.quality import checks as C
+from lockgate.quality.checks import BaseCheck
+
+#: alias of the audited table inside the fused queries (correlated subqueries use it)
+T_ALIAS = "__lg_t"
+MASK_COLUMN = "_lg_fail_mask"
+FAILED_CHECKS_COLUMN = "_lg_failed_checks"
+#: bits per mask column (BIGINT, sign bit unused)
+BITS_PER_MASK = 63
+
+Kind = Literal["row", "unique", "relationship", "reference", "table", "custom", "schema"]
+
+
+def ident(name: str) -> exp.Identifier:
+    return exp.to_identifier(name, quoted=True)
+
+
+def col(name: str, table: str | None = None) -> exp.Column:
+    return exp.Column(this=ident(name), table=ident(table) if table else None)
+
+
+def table_ref(name: str, alias: str | None = None) -> exp.Table:
+    return exp.Table(
+        this=ident(name), alias=exp.TableAlias(this=ident(alias)) if alias else None
+    )
+
+
+def mask_column(bit: int) -> str:
+    """Name of the mask column holding ``bit`` (``_lg_fail_mask``, ``_lg_fail_mask_1``…)."""
+    j = bit // BITS_PER_MASK
+    return MASK_COLUMN if j == 0 else f"{MASK_COLUMN}_{j}"
+
+
+def bit_value(bit: int) -> int:
+    return 1 << (bit % BITS_PER_MASK)
+
+
+def literal(v: object) -> exp.Expression:
+    if isinstance(v, bool):
+        return exp.Boolean(this=v)
+    if isinstance(v, int | float):
+        return exp.Literal.number(repr(v) if isinstance(v, float) else str(v))
+    return exp.Literal.string(str(v))
+
+
+def parse_condition(text: str) -> exp.Expression:
+    """Parse one SQL boolean expression (raises ``ValueError`` with the parser's message)."""
+    try:
+        trees = sqlglot.parse(text, read="duckdb")
+    except sqlglot.errors.SqlglotError as e:
+        raise ValueError(f"cannot parse SQL expression {text!r}: {_first_line(e)}") from None
+    trees = [t for t in trees if t is not None]
+    if len(trees) != 1:
+        raise ValueError(f"expected one SQL expression, got {len(trees)}: {text!r}")
+    tree = trees[0]
+    if isinstance(tree, exp.Query | exp.DDL | exp.DML | exp.Command):
+        raise ValueError(f"expected a SQL boolean expression, not a statement: {text!r}")
+    return tree
+
+
+def parse_query(text: str) -> exp.Query:
+    try:
+        trees = [t for t in sqlglot.parse(text, read="duckdb") if t is not None]
+    except sqlglot.errors.SqlglotError as e:
+        raise ValueError(f"cannot parse SQL query: {_first_line(e)}") from None
+    if len(trees) != 1 or not isinstance(trees[0], exp.Query):
+        raise ValueError("custom_sql must be exactly one SELECT query returning the failing rows")
+    return trees[0]
+
+
+def _first_line(e: Exception) -> str:
+    return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+
+
+def free_columns(tree: exp.Expression) -> list[str]:
+    """Column names referenced by ``tree`` outside any subquery."""
+    out: list[str] = []
+    for c in tree.find_all(exp.Column):
+        if c.find_ancestor(exp.Query) is None or c.find_ancestor(exp.Query) is tree:
+            out.append(c.name)
+    return out
+
+
+# ---- types ---------------------------------------------------------------------------------
+
+_NUMERIC = (
+    "TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER",
+    "UBIGINT", "UHUGEINT", "FLOAT", "DOUBLE", "DECIMAL", "REAL", "INT", "NUMERIC",
+)  # fmt: skip
+
+
+def is_numeric(t: str) -> bool:
+    return t.upper().split("(")[0].strip() in _NUMERIC
+
+
+def is_temporal(t: str) -> bool:
+    u = t.upper()
+    return u.startswith("TIMESTAMP") or u == "DATE"
+
+
+def is_tz(t: str) -> bool:
+    u = t.upper()
+    return u in ("TIMESTAMP WITH TIME ZONE", "TIMESTAMPTZ")
+
+
+def is_string(t: str) -> bool:
+    return t.upper() in ("VARCHAR", "TEXT", "STRING") or t.upper().startswith("VARCHAR")
+
+
+# ---- compiled form -------------------------------------------------------------------------
+
+
+@dataclass
+class CompiledCheck:
+    index: int
+    check: BaseCheck
+    name: str
+    kind: Kind
+    scope: exp.Expression | None = None  # the parsed ``where``
+    fail: exp.Expression | None = None  # row-level: TRUE = failing (scope included)
+    bit: int | None = None
+    metric: exp.Expression | None = None  # table-level aggregate (observed value)
+    ok: exp.Expression | None = None  # table-level SQL verdict (freshness)
+    ref_metric: exp.Query | None = None  # reconcile: the reference side (own query)
+    custom: exp.Query | None = None  # custom_sql: the failing-rows query (tables bound)
+    unique_count: exp.Query | None = None  # unique: rows in duplicate groups (hash aggregate)
+    extra: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def row_level(self) -> bool:
+        return self.bit is not None
+
+
+@dataclass
+class Context:
+    table: str
+    columns: Mapping[str, str]
+    references: Mapping[str, str]
+    now: datetime
+    dataset: str | None = None
+    sample_size: int = 5
+
+
+def _sample_safe(name: str, ctx: Context) -> exp.Expression:
+    t = ctx.columns.get(name, "VARCHAR").upper()
+    if t in ("VARCHAR", "BOOLEAN", "DOUBLE", "FLOAT") or (is_numeric(t) and "DECIMAL" not in t):
+        return col(name)
+    return exp.Cast(this=col(name), to=exp.DataType.build("VARCHAR"))
+
+
+def _and(*parts: exp.Expression | None) -> exp.Expression | None:
+    ps = [p for p in parts if p is not None]
+    if not ps:
+        return None
+    return exp.and_(*ps) if len(ps) > 1 else ps[0]
+
+
+def _paren(e: exp.Expression) -> exp.Expression:
+    return e if isinstance(e, exp.Column | exp.Paren | exp.Literal) else exp.Paren(this=e)
+
+
+def _not_null(cols: Sequence[str], table: str | None = None) -> exp.Expression:
+    e = _and(*[exp.Not(this=exp.Is(this=col(c, table), expression=exp.Null())) for c in cols])
+    assert e is not None
+    return e
+
+
+def _key_expr(cols: Sequence[str], table: str | None = None) -> exp.Expression:
+    if len(cols) == 1:
+        return col(cols[0], table)
+    return exp.Tuple(expressions=[col(c, table) for c in cols])
+
+
+def _interval_us(seconds: float) -> exp.Interval:
+    return exp.Interval(
+        this=exp.Literal.string(str(round(seconds * 1_000_000))), unit=exp.Var(this="MICROSECOND")
+    )
+
+
+def _ts_literal(ts: datetime, col_type: str) -> exp.Expression:
+    """``ts`` as a literal comparable with a column of ``col_type`` (UTC for naive columns)."""
+    if ts.tzinfo is None:
+        ts = ts.replace(tzinfo=UTC)
+    if is_tz(col_type):
+        return exp.Cast(
+            this=exp.Literal.string(ts.isoformat(sep=" ")), to=exp.DataType.build("TIMESTAMPTZ")
+        )
+    naive = ts.astimezone(UTC).replace(tzinfo=None)
+    return exp.Cast(
+        this=exp.Literal.string(naive.isoformat(sep=" ")), to=exp.DataType.build("TIMESTAMP")
+    )
+
+
+def _bound(v: object, col_type: str) -> exp.Expression:
+    if isinstance(v, str):
+        return exp.Cast(this=exp.Literal.string(v), to=exp.DataType.build(col_type, dialect="duckdb"))
+    return literal(v)
+
+
+def bind_tables(tree: exp.Query, ctx: Context) -> exp.Query:
+    """Point table names in user SQL at DuckDB relations: the dataset's own name (or
+    ``this``) → the audited table; a reference name → its registered relation."""
+    names = {k.lower(): v for k, v in ctx.references.items()}
+    own = {"this"} | ({ctx.dataset.lower()} if ctx.dataset else set())
+
+    def repl(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.Table) and not node.args.get("db") and isinstance(
+            node.this, exp.Identifier
+        ):
+            n = node.name.lower()
+            target = ctx.table if n in own else names.get(n)
+            if target is not None:
+                alias = node.args.get("alias") or exp.TableAlias(this=ident(node.name))
+                return exp.Table(this=ident(target), alias=alias)
+        return node
+
+    out = tree.transform(repl)
+    assert isinstance(out, exp.Query)
+    return out
+
+
+# ---- compile -------------------------------------------------------------------------------
+
+
+def compile_checks(checks: Sequence[BaseCheck], ctx: Context) -> list[CompiledCheck]:
+    """Compile every check; row-level ones get consecutive mask bits in declaration order."""
+    out: list[CompiledCheck] = []
+    bit = 0
+    for i, c in enumerate(checks):
+        cc = compile_check(i, c, ctx)
+        if cc.kind in ("row", "unique", "relationship", "reference"):
+            cc.bit = bit
+            bit += 1
+        out.append(cc)
+    return out
+
+
+def compile_check(index: int, c: BaseCheck, ctx: Context) -> CompiledCheck:
+    scope = parse_condition(c.where) if c.where and not isinstance(c, C.CustomSql) else None
+    cc = CompiledCheck(index=index, check=c, name=c.check_name, kind="row", scope=scope)
+    types = ctx.columns
+    t = T_ALIAS
+
+    def ctype(name: str) -> str:
+        return types.get(name, "VARCHAR")
+
+    pred: exp.Expression | None = None
+    if isinstance(c, C.NotNull):
+        pred = exp.Is(this=col(c.column), expression=exp.Null())
+    elif isinstance(c, C.AcceptedValues | C.NotAcceptedValues):
+        inn = exp.In(this=col(c.column), expressions=[literal(v) for v in c.values])
+        pred = exp.Not(this=inn) if isinstance(c, C.AcceptedValues) else inn
+    elif isinstance(c, C.RegexMatch):
+        pred = exp.Not(
+            this=exp.RegexpFullMatch(this=col(c.column), expression=exp.Literal.string(c.pattern))
+        )
+    elif isinstance(c, C.LengthBetween):
+        ln = exp.Length(this=col(c.column))
+        pred = _or_bounds(ln, c.min, c.max, False, False, "BIGINT")
+    elif isinstance(c, C.ParsableAs):
+        target = exp.DataType.build(c.as_type, dialect="duckdb")
+        pred = exp.and_(
+            exp.Not(this=exp.Is(this=col(c.column), expression=exp.Null())),
+            exp.Is(this=exp.TryCast(this=col(c.column), to=target), expression=exp.Null()),
+        )
+    elif isinstance(c, C.Between):
+        pred = _or_bounds(
+            col(c.column), c.min, c.max, c.min_exclusive, c.max_exclusive, ctype(c.column)
+        )
+    elif isinstance(c, C.Expression):
+        pred = exp.Not(this=_paren(parse_condition(c.expr)))
+    elif isinstance(c, C.ColumnPair):
+        ops: dict[str, type[exp.Binary]] = {
+            "=": exp.EQ, "!=": exp.NEQ, "<": exp.LT, "<=": exp.LTE, ">": exp.GT, ">=": exp.GTE,
+        }  # fmt: skip
+        pred = exp.Not(this=exp.Paren(this=ops[c.op](this=col(c.column_a), expression=col(c.column_b))))
+    elif isinstance(c, C.Lateness):
+        delay = _interval_us(C.parse_seconds(c.max_delay))
+        if c.reference == "now":
+            cutoff = _ts_literal(ctx.now - timedelta(seconds=C.parse_seconds(c.max_delay)),
+                                 ctype(c.column))  # fmt: skip
+        else:
+            cutoff = exp.Sub(this=col(c.reference), expression=delay)
+        pred = exp.LT(this=col(c.column), expression=cutoff)
+    elif isinstance(c, C.Unique):
+        cc.kind = "unique"
+        key = c.key
+        inner = _and(_not_null(key), scope)
+        dup = (
+            exp.select(*[col(k) for k in key])
+            .from_(table_ref(ctx.table))
+            .where(inner)  # type: ignore[arg-type]
+            .group_by(*[col(k) for k in key])
+            .having(exp.GT(this=exp.Count(this=exp.Star()), expression=exp.Literal.number(1)))
+        )
+        pred = exp.In(this=_key_expr(key), query=dup.subquery())
+        pred = _and(_not_null(key), pred)
+        groups = (
+            exp.select(*[col(k) for k in key], exp.Count(this=exp.Star()).as_("__lg_n"))
+            .from_(table_ref(ctx.table))
+            .where(inner)  # type: ignore[arg-type]
+            .group_by(*[col(k) for k in key])
+            .having(exp.GT(this=exp.Count(this=exp.Star()), expression=exp.Literal.number(1)))
+        )
+        n = exp.column("__lg_n")
+        sample = exp.func(
+            "struct_pack",
+            *[exp.PropertyEQ(this=ident(k), expression=_sample_safe(k, ctx)) for k in key],
+            exp.PropertyEQ(this=ident("_lg_count"), expression=n.copy()),
+        )
+        cc.unique_count = exp.select(
+            exp.Cast(
+                this=exp.Coalesce(this=exp.Sum(this=n.copy()), expressions=[exp.Literal.number(0)]),
+                to=exp.DataType.build("BIGINT"),
+            ),
+            exp.func("arg_min", sample, n.copy(), exp.Literal.number(ctx.sample_size)),
+        ).from_(groups.subquery("__lg_g"))
+    elif isinstance(c, C.Relationship):
+        cc.kind = "relationship"
+        parent = ctx.references[c.to]
+        pk = c.to_key
+        p = "__lg_p"
+        parent_q = (
+            exp.select(*[col(k, p) for k in pk])
+            .from_(table_ref(parent, p))
+            .where(_not_null(pk, p))
+        )
+        pred = _and(
+            _not_null(c.key),
+            exp.Not(this=exp.In(this=_key_expr(c.key), query=parent_q.subquery())),
+        )
+    elif isinstance(c, C.ReferenceMatch):
+        cc.kind = "reference"
+        ref = ctx.references[c.to]
+        r = "__lg_r"
+        on = [
+            exp.EQ(this=col(rk, r), expression=col(k, t))
+            for k, rk in zip(c.keys, c.to_keys, strict=True)
+        ]
+        a, b = col(c.column, t), col(c.to_column or c.column, r)
+        if c.tolerance:
+            differs: exp.Expression = exp.GT(
+                this=exp.Abs(this=exp.Sub(this=a, expression=b)), expression=literal(c.tolerance)
+            )
+        else:
+            differs = exp.NEQ(this=a, expression=b)
+        sub = exp.select(exp.Literal.number(1)).from_(table_ref(ref, r)).where(_and(*on, differs))  # type: ignore[arg-type]
+        pred = exp.Exists(this=sub)
+    else:
+        cc.kind = "table"
+        _compile_table(cc, c, ctx)
+        return cc
+    assert pred is not None
+    cc.fail = _and(scope and _paren(scope), _paren(pred))
+    return cc
+
+
+def _or_bounds(
+    value: exp.Expression,
+    lo: object,
+    hi: object,
+    lo_excl: bool,
+    hi_excl: bool,
+    col_type: str,
+) -> exp.Expression:
+    parts: list[exp.Expression] = []
+    if lo is not None:
+        b = _bound(lo, col_type)
+        parts.append(exp.LTE(this=value, expression=b) if lo_excl else exp.LT(this=value, expression=b))
+    if hi is not None:
+        b = _bound(hi, col_type)
+        parts.append(exp.GTE(this=value, expression=b) if hi_excl else exp.GT(this=value, expression=b))
+    if len(parts) == 1:
+        return parts[0]
+    return exp.Paren(this=exp.or_(*parts))
+
+
+def _count_if(cond: exp.Expression | None) -> exp.Expression:
+    cnt = exp.Count(this=exp.Star())
+    return cnt if cond is None else exp.Filter(this=cnt, expression=exp.Where(this=cond))
+
+
+def _agg_filter(agg: exp.Expression, cond: exp.Expression | None) -> exp.Expression:
+    return agg if cond is None else exp.Filter(this=agg, expression=exp.Where(this=cond))
+
+
+def _double(e: exp.Expression) -> exp.Expression:
+    return exp.Cast(this=e, to=exp.DataType.build("DOUBLE"))
+
+
+def _compile_table(cc: CompiledCheck, c: BaseCheck, ctx: Context) -> None:
+    scope = cc.scope
+    if isinstance(c, C.RequiredColumns):
+        cc.kind = "schema"
+    elif isinstance(c, C.RowCount):
+        cc.metric = _count_if(scope)
+    elif isinstance(c, C.DuplicateRate):
+        cond = _and(_not_null(c.key), scope)
+        n = _count_if(cond)
+        d = _agg_filter(exp.Count(this=exp.Distinct(expressions=[_key_expr(c.key)])), cond)
+        cc.metric = exp.Div(
+            this=_double(exp.Sub(this=n, expression=d)),
+            expression=exp.Nullif(this=n, expression=exp.Literal.number(0)),
+        )
+    elif isinstance(c, C.AggregateBetween):
+        x = col(c.column)
+        aggs: dict[str, exp.Expression] = {
+            "mean": exp.Avg(this=x),
+            "stddev": exp.StddevSamp(this=x),
+            "sum": exp.Sum(this=x),
+            "min": exp.Min(this=x),
+            "max": exp.Max(this=x),
+            "median": exp.Median(this=x),
+            "quantile": exp.Anonymous(this="quantile_cont", expressions=[x, literal(c.q)]),
+            "distinct_count": exp.Count(this=exp.Distinct(expressions=[x])),
+        }
+        cc.metric = _double(_agg_filter(aggs[c.agg], scope))
+    elif isinstance(c, C.Freshness):
+        ctype = ctx.columns.get(c.column, "TIMESTAMP")
+        cutoff = _ts_literal(ctx.now - timedelta(seconds=C.parse_seconds(c.max_age)), ctype)
+        mx = _agg_filter(exp.Max(this=col(c.column)), scope)
+        cc.metric = exp.Cast(this=mx, to=exp.DataType.build("VARCHAR"))
+        cc.ok = exp.Coalesce(
+            this=exp.GTE(this=mx.copy(), expression=cutoff), expressions=[exp.false()]
+        )
+    elif isinstance(c, C.Reconcile):
+        if c.metric == "row_count":
+            cc.metric = _double(_count_if(scope))
+            ref_agg: exp.Expression = exp.Count(this=exp.Star())
+        else:
+            assert c.column is not None
+            cc.metric = _double(_agg_filter(exp.Sum(this=col(c.column)), scope))
+            ref_agg = exp.Sum(this=col(c.to_column or c.column))
+        cc.ref_metric = exp.select(_double(ref_agg)).from_(table_ref(ctx.references[c.to]))
+    elif isinstance(c, C.CustomSql):
+        cc.kind = "custom"
+        cc.custom = bind_tables(parse_query(c.sql), ctx)
+    else:  # pragma: no cover - every type is handled above
+        raise TypeError(f"unsupported check type {type(c).__name__}")
