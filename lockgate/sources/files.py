@@ -152,6 +152,27 @@ _CSV_REASON = sqlglot.parse_one(
 )
 
 
+# One reject row per bad line: DuckDB reports a line with k extra columns k times (keep
+# the last, which has the real count) and a line with several bad values once per column
+# (keep each, joined with "; "). __reason is replaced by _CSV_REASON.
+_CSV_ERRORS = sqlglot.parse_one(
+    """
+    SELECT scan_id, file_id, CAST(line AS BIGINT) AS line, ANY_VALUE(csv_line) AS raw,
+           STRING_AGG(reason, '; ' ORDER BY column_idx) AS reason
+    FROM (
+      SELECT e.scan_id, e.file_id, e.line, e.csv_line, e.column_idx, __reason AS reason
+      FROM __errs AS e
+      QUALIFY ROW_NUMBER() OVER (
+        PARTITION BY e.scan_id, e.file_id, e.line, e.error_type,
+          CASE WHEN e.error_type = 'TOO MANY COLUMNS' THEN NULL ELSE e.column_idx END
+        ORDER BY e.column_idx DESC) = 1
+    )
+    GROUP BY scan_id, file_id, line
+    """,
+    dialect="duckdb",
+)
+
+
 def named_arg(name: str, value: object) -> exp.Expr:
     """``name := value`` for a DuckDB table function (``name`` from an allow-list)."""
     return exp.PropertyEQ(this=exp.to_identifier(name), expression=_literal(value))
@@ -373,6 +394,17 @@ class FileSource(Source):
             f"dataset '{self.spec.name}': {what} '{self.source.path}': {e}", hint=hint
         )
 
+    def check_declared_present(self, columns: Mapping[str, str]) -> None:
+        """Declared columns must exist in the input (DuckDB's CSV reader ignores unknown
+        names in ``types`` when rejects are stored)."""
+        missing = [c for c in self.declared_columns() or {} if c not in columns]
+        if missing:
+            raise InputError(
+                f"dataset '{self.spec.name}': declared column(s) {', '.join(missing)} not "
+                f"found in '{self.source.path}' (found: {', '.join(columns)})",
+                hint=did_you_mean(missing[0], columns) or "check the dataset's columns",
+            )
+
     def cursor_filter(
         self, columns: dict[str, str], min_cursor: object | None
     ) -> tuple[exp.Expr | None, list[object]]:
@@ -403,7 +435,9 @@ class FileSource(Source):
         min_cursor: object | None,
     ) -> None:
         """``CREATE OR REPLACE TABLE table AS query [WHERE cursor filter]`` — one pass."""
-        cond, params = self.cursor_filter(table_columns(con, query), min_cursor)
+        columns = table_columns(con, query)
+        self.check_declared_present(columns)
+        cond, params = self.cursor_filter(columns, min_cursor)
         if cond is not None:
             query = query.where(cond)
         create = exp.Create(this=tbl(table), kind="TABLE", replace=True, expression=query)
@@ -454,14 +488,21 @@ class FileSource(Source):
             self._create_from(con, table, exp.select("*").from_(reader), min_cursor)
             # file_path in the scan table is the path we passed; show it project-relative
             file_case = self._file_case(exp.column("file_path", "s"), files)
+            per_error = exp.replace_tables(_CSV_ERRORS.copy(), {"__errs": rej_errors})
+            per_error = per_error.transform(
+                lambda n: (
+                    _CSV_REASON.copy() if isinstance(n, exp.Column) and n.name == "__reason" else n
+                )
+            )
+            assert isinstance(per_error, exp.Select)
             select = (
                 exp.select(
                     file_case,
-                    exp.cast(exp.column("line", "e"), "BIGINT"),
-                    exp.column("csv_line", "e"),
-                    _CSV_REASON.copy(),
+                    exp.column("line", "e"),
+                    exp.column("raw", "e"),
+                    exp.column("reason", "e"),
                 )
-                .from_(exp.alias_(tbl(rej_errors), "e", table=True))
+                .from_(per_error.subquery("e"))
                 .join(
                     exp.alias_(tbl(rej_scans), "s", table=True),
                     using=["scan_id", "file_id"],
@@ -501,13 +542,7 @@ class FileSource(Source):
                 return
             plain = exp.func("read_parquet", paths.copy(), *(o.copy() for o in opts))
             available = table_columns(con, exp.select("*").from_(plain))
-            missing = [c for c in declared if c not in available]
-            if missing:
-                raise InputError(
-                    f"dataset '{self.spec.name}': declared column(s) {', '.join(missing)} "
-                    f"not found in '{self.source.path}'",
-                    hint=did_you_mean(missing[0], available) or "check source.columns",
-                )
+            self.check_declared_present(available)
             # declared types are applied with TRY_CAST; rows that do not convert are rejected
             reader = exp.func(
                 "read_parquet",
