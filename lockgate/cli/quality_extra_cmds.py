@@ -1,0 +1,293 @@
+"""``profile``, ``suggest`` and ``quality``: look at data and at its quality over time."""
+
+from __future__ import annotations
+
+import glob
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import typer
+from rich.table import Table
+
+from lockgate.cli.common import console, err_console, handle_errors, print_json
+from lockgate.errors import InputError, UsageError
+from lockgate.quality.checks import Dimension
+from lockgate.quality.profile import Profile, profile, register_target
+
+ProjectOpt = typer.Option(
+    Path("."), "--project", "-p", help="project folder (for dataset names and score history)"
+)
+
+_SPARKS = "▁▂▃▄▅▆▇█"
+
+
+def register(app: typer.Typer) -> None:
+    app.command("profile")(profile_cmd)
+    app.command("suggest")(suggest_cmd)
+    app.command("quality")(quality_cmd)
+
+
+# ----------------------------------------------------------------------------- targets
+
+
+@contextmanager
+def _open_target(target: str, project_dir: Path) -> Iterator[tuple[duckdb.DuckDBPyConnection, str]]:
+    """A DuckDB connection with ``target`` readable as a view; yields (con, view name).
+
+    ``target`` is a file, a glob, a Delta table folder, or the name of a dataset of the
+    project in ``project_dir`` (read from its Delta table in the warehouse).
+    """
+    con = duckdb.connect()
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        view = f"_lg_target_{uuid.uuid4().hex[:8]}"
+        if Path(target).expanduser().exists() or glob.has_magic(target):
+            register_target(con, target, view)
+        else:
+            con.register(view, _dataset_arrow(target, project_dir))
+        yield con, view
+    finally:
+        con.close()
+
+
+def _dataset_arrow(name: str, project_dir: Path) -> Any:
+    from lockgate.project import load_project
+    from lockgate.storage import DeltaStore
+
+    if not (project_dir / "lockgate.yaml").exists():
+        raise InputError(
+            f"no file, glob or Delta table at {name!r}, and {project_dir} is not a lockgate"
+            " project to look up a dataset of that name",
+            hint="pass a path, or --project DIR to profile a dataset",
+        )
+    project = load_project(project_dir)
+    project.dataset(name)  # unknown names: ConfigError with "did you mean"
+    store = DeltaStore(project.warehouse_path)
+    if not store.exists(name):
+        raise InputError(
+            f"dataset '{name}' has no table in {project.warehouse_path} yet",
+            hint=f"run it first: lockgate run --select {name}",
+        )
+    return store.arrow_dataset(name)
+
+
+def _profile(target: str, project_dir: Path, top_k: int) -> Profile:
+    with (
+        err_console.status(f"profiling {target} …", spinner="dots"),
+        _open_target(target, project_dir) as (con, view),
+    ):
+        return profile(con, view, top_k=top_k, target=target)
+
+
+# ----------------------------------------------------------------------------- profile
+
+
+@handle_errors
+def profile_cmd(
+    target: str = typer.Argument(..., help="file, glob, Delta table folder or dataset name"),
+    html: Path | None = typer.Option(None, "--html", help="write the HTML report to FILE"),
+    json_out: bool = typer.Option(False, "--json", help="print the profile as JSON on stdout"),
+    output: Path | None = typer.Option(None, "--output", "-o", help="write the JSON to FILE"),
+    top_k: int = typer.Option(10, "--top-k", min=1, max=1000, help="top values per column"),
+    project_dir: Path = ProjectOpt,
+) -> None:
+    """Per-column statistics of a table or file in one pass (JSON, HTML report, table)."""
+    import json
+
+    p = _profile(target, project_dir, top_k)
+    if output is not None:
+        _write(output, json.dumps(p.to_dict(), indent=2) + "\n")
+    if html is not None:
+        from lockgate.quality.report import render_html
+
+        _write(html, render_html(p))
+    if json_out:
+        print_json(p.to_dict())
+        return
+    console.print(_profile_table(p))
+    for path, what in ((output, "JSON"), (html, "HTML report")):
+        if path is not None:
+            console.print(f"[green]wrote[/] {what} to {path}")
+
+
+def _profile_table(p: Profile) -> Table:
+    t = Table(
+        title=f"{p.target} · {p.rows:,} rows · {len(p.columns)} columns · {p.seconds:.2f}s",
+        title_justify="left",
+    )
+    for name, justify in (
+        ("column", "left"),
+        ("type", "left"),
+        ("null %", "right"),
+        ("distinct ≈", "right"),
+        ("min", "left"),
+        ("max", "left"),
+        ("mean", "right"),
+    ):
+        t.add_column(name, justify=justify)  # type: ignore[arg-type]
+    for c in p.columns:
+        null_style = "green" if c.null_count == 0 else ("yellow" if c.null_pct < 20 else "red")
+        t.add_row(
+            c.name,
+            f"[dim]{c.type}[/]",
+            f"[{null_style}]{c.null_pct:.1f}[/]",
+            "" if c.distinct_approx is None else f"{c.distinct_approx:,}",
+            _cell(c.min),
+            _cell(c.max),
+            "" if c.mean is None else f"{c.mean:.4g}",
+        )
+    return t
+
+
+def _cell(v: Any, width: int = 28) -> str:
+    if v is None:
+        return ""
+    text = f"{v:.6g}" if isinstance(v, float) else str(v)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _write(path: Path, text: str) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    except OSError as e:
+        raise UsageError(f"cannot write {path}: {e.strerror or e}") from e
+
+
+# ----------------------------------------------------------------------------- suggest
+
+
+@handle_errors
+def suggest_cmd(
+    target: str = typer.Argument(..., help="file, glob, Delta table folder or dataset name"),
+    output: Path | None = typer.Option(
+        None, "--output", "-o", help="write the YAML to FILE (default: stdout)"
+    ),
+    project_dir: Path = ProjectOpt,
+) -> None:
+    """Propose a check file (YAML, to review) from a profile of TARGET."""
+    from lockgate.quality.suggest import MAX_ACCEPTED_VALUES, suggest_checks
+
+    with (
+        err_console.status(f"profiling {target} …", spinner="dots"),
+        _open_target(target, project_dir) as (con, view),
+    ):
+        p = profile(con, view, top_k=MAX_ACCEPTED_VALUES, target=target)
+        is_path = Path(target).expanduser().exists() or glob.has_magic(target)
+        text = suggest_checks(p, dataset=None if is_path else target, con=con, table=view)
+    if output is None:
+        typer.echo(text, nl=False)
+        return
+    _write(output, text)
+    n = sum(1 for line in text.splitlines() if line.startswith("  - type:"))
+    console.print(f"[green]wrote[/] {n} suggested checks to {output} — review them before use")
+
+
+# ----------------------------------------------------------------------------- quality
+
+
+@handle_errors
+def quality_cmd(
+    dataset: str = typer.Argument(..., help="dataset name"),
+    project_dir: Path = ProjectOpt,
+    json_out: bool = typer.Option(False, "--json", help="machine-readable JSON on stdout"),
+    limit: int = typer.Option(20, "--limit", "-n", min=1, help="how many recent runs"),
+) -> None:
+    """Quality score history of DATASET: per dimension and overall, per run."""
+    from lockgate.project import load_project
+    from lockgate.state import StateStore
+
+    project = load_project(project_dir)
+    project.dataset(dataset)  # unknown names: ConfigError with "did you mean"
+    with StateStore.open(project.state_url) as store:
+        records = store.score_history(project.name, dataset, limit)
+    runs = group_scores(records)  # oldest first
+    if json_out:
+        print_json({"dataset": dataset, "runs": runs})
+        return
+    if not runs:
+        console.print(f"no quality scores recorded for [bold]{dataset}[/] yet")
+        return
+    console.print(_quality_table(dataset, runs))
+    overall = [r["scores"].get("overall") for r in runs]
+    series = [x for x in overall if x is not None]
+    if series:
+        console.print(
+            f"overall  {sparkline(series)}  {_score(series[0])} → {_score(series[-1])}"
+            f"  ({len(series)} run{'s' if len(series) != 1 else ''}, oldest → newest)"
+        )
+
+
+def group_scores(records: Sequence[Any]) -> list[dict[str, Any]]:
+    """Score records (newest run first) → one dict per run, oldest first:
+    ``{"run_id", "created_at", "scores": {dimension: score, ..., "overall": score}}``."""
+    runs: dict[str, dict[str, Any]] = {}
+    for r in records:
+        run = runs.setdefault(
+            r.run_id, {"run_id": r.run_id, "created_at": r.created_at, "scores": {}}
+        )
+        run["scores"][r.dimension] = r.score
+        run["created_at"] = max(run["created_at"], r.created_at)
+    return list(reversed(runs.values()))
+
+
+def _quality_table(dataset: str, runs: list[dict[str, Any]]) -> Table:
+    present = {d for r in runs for d in r["scores"]}
+    dims = [d.value for d in Dimension if d.value in present]
+    dims += sorted(present - set(dims) - {"overall"})
+    t = Table(title=f"quality of {dataset} (oldest → newest)", title_justify="left")
+    t.add_column("run")
+    t.add_column("at")
+    for d in dims:
+        t.add_column(d, justify="right")
+    t.add_column("overall", justify="right", style="bold")
+    t.add_column("", justify="left")
+    prev: float | None = None
+    for r in runs:
+        s = r["scores"]
+        ov = s.get("overall")
+        trend = ""
+        if ov is not None and prev is not None:
+            trend = "[green]▲[/]" if ov > prev + 1e-9 else ("[red]▼[/]" if ov < prev - 1e-9 else "")
+        prev = ov if ov is not None else prev
+        at = r["created_at"]
+        t.add_row(
+            r["run_id"][:8],
+            at.strftime("%Y-%m-%d %H:%M") if hasattr(at, "strftime") else str(at),
+            *[_score(s.get(d)) for d in dims],
+            _score(ov),
+            trend,
+        )
+    return t
+
+
+def _score(x: float | None) -> str:
+    if x is None:
+        return "[dim]-[/]"
+    style = "green" if x >= 0.99 else ("yellow" if x >= 0.9 else "red")
+    return f"[{style}]{100 * x:.1f}%[/]"
+
+
+def sparkline(values: Sequence[float], *, lo: float | None = None, hi: float | None = None) -> str:
+    """One block character per value, scaled between ``lo`` and ``hi`` (default: the data).
+
+    >>> sparkline([0.0, 0.5, 1.0])
+    '▁▅█'
+    >>> sparkline([0.9, 0.9])
+    '██'
+    """
+    if not values:
+        return ""
+    lo = min(values) if lo is None else lo
+    hi = max(values) if hi is None else hi
+    if hi - lo <= 1e-12:
+        return _SPARKS[-1] * len(values)
+    top = len(_SPARKS) - 1
+    return "".join(_SPARKS[max(0, min(top, round((v - lo) / (hi - lo) * top)))] for v in values)
+
+
+__all__ = ["group_scores", "register", "sparkline"]
