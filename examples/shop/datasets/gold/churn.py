@@ -75,6 +75,13 @@ ORDER BY customer_id
 """
 
 
+def _select(rel: duckdb.DuckDBPyRelation, name: str, sql: str) -> duckdb.DuckDBPyRelation:
+    """Run ``sql`` over ``rel`` (visible in it as ``name``); lazy, nothing is fetched."""
+    result = rel.query(name, sql)
+    assert result is not None, "a SELECT always gives a relation"
+    return result
+
+
 @transform
 def customer_churn_features(
     orders: duckdb.DuckDBPyRelation,
@@ -82,12 +89,12 @@ def customer_churn_features(
     tickets: duckdb.DuckDBPyRelation,
 ) -> duckdb.DuckDBPyRelation:
     """One row per customer in silver ``customers`` (also those who never ordered)."""
-    as_of = orders.query("__lg_all_orders", AS_OF)
-    order_stats = orders.cross(as_of).query("__orders", ORDER_STATS)
-    ticket_stats = tickets.cross(as_of).query("__tickets", TICKET_STATS)
-    return (
+    as_of = _select(orders, "__lg_all_orders", AS_OF)  # one row: as_of_date
+    order_stats = _select(orders.cross(as_of), "__orders", ORDER_STATS)
+    ticket_stats = _select(tickets.cross(as_of), "__tickets", TICKET_STATS)
+    joined = (
         customers.cross(as_of)
         .join(order_stats, "customer_id", how="left")
         .join(ticket_stats, "customer_id", how="left")
-        .query("__customers", FEATURES)
     )
+    return _select(joined, "__customers", FEATURES)
