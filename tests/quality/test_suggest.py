@@ -173,3 +173,20 @@ def test_widen_contains_the_observed_range(mn: float, mx: float, integer: bool) 
         assert lo >= 0
     if integer:
         assert isinstance(lo, int) and isinstance(hi, int)
+
+
+def test_every_suggestion_passes_the_real_audit(con: duckdb.DuckDBPyConnection) -> None:
+    from lockgate.quality import audit, parse_checks, validate_checks
+
+    p = profile(con, "orders", top_k=20)
+    raw = _checks(suggest_checks(p, con=con, table="orders", now=NOW))
+    parsed, problems = parse_checks(raw, file="suggested.yaml")
+    assert problems == []
+    checks = [c for c in parsed if c is not None]
+    assert len(checks) == len(raw)
+    columns = {c.name: c.type for c in p.columns}
+    assert validate_checks(checks, columns, file="suggested.yaml", lines=None) == []
+    result = audit(con, "orders", checks, now=NOW)
+    failed = [(r.name, r.failing_rows, r.message) for r in result.results if not r.passed]
+    assert failed == []
+    assert all(r.failing_rows == 0 for r in result.results)
