@@ -66,3 +66,26 @@ def test_weights() -> None:
 
 def test_no_results_no_score() -> None:
     assert compute_scores([], total_rows=10) == {}
+
+
+def test_scores_from_a_real_audit_result() -> None:
+    import duckdb
+
+    from lockgate.quality import audit, parse_checks
+
+    con = duckdb.connect()
+    con.execute("CREATE TABLE t AS SELECT range AS id, NULL::INTEGER AS x FROM range(10)")
+    checks, problems = parse_checks(
+        [
+            {"type": "not_null", "column": "x"},  # 10 failing of 10
+            {"type": "not_null", "column": "id"},  # clean
+            {"type": "row_count", "min": 100},  # table-level, fails
+        ]
+    )
+    assert problems == []
+    result = audit(con, "t", [c for c in checks if c is not None])
+    scores = compute_scores(result.results, total_rows=result.total_rows)
+    assert scores == {
+        "completeness": pytest.approx((0.0 + 1.0 + 0.0) / 3),
+        "overall": pytest.approx(1 / 3),
+    }
