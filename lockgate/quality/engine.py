@@ -486,6 +486,8 @@ def _safe(e: exp.Expression, t: str) -> exp.Expression:
     """Values Python/JSON always receive cleanly: other types as VARCHAR."""
     if t.upper() in _SIMPLE_TYPES or (is_numeric(t) and not t.upper().startswith("DECIMAL")):
         return e
+    if t.upper().startswith("DECIMAL"):
+        return exp.Cast(this=e, to=exp.DataType.build("DOUBLE"))
     return exp.Cast(this=e, to=exp.DataType.build("VARCHAR"))
 
 
