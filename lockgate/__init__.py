@@ -18,7 +18,7 @@ from lockgate.errors import (
     TransientError,
 )
 from lockgate.project import Project, load_project, transform, validate_project
-from lockgate.run.results import RunResult, RunStatus, StepResult, StepStatus
+from lockgate.runloop.results import RunResult, RunStatus, StepResult, StepStatus
 
 __version__ = "0.1.0"
 

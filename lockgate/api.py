@@ -10,7 +10,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from lockgate.project import Project
-    from lockgate.run.results import RunResult, StepResult
+    from lockgate.runloop.results import RunResult, StepResult
 
 
 def _project(project: Project | str | Path) -> Project:
@@ -33,7 +33,7 @@ def run(
     :class:`lockgate.errors.ConfigError` for an invalid project; a failed or blocked step
     does not raise — inspect ``result.status`` and ``result.steps``.
     """
-    from lockgate.run.runner import execute
+    from lockgate.runloop.runner import execute
 
     return execute(_project(project), select=select, full_refresh=full_refresh)
 
@@ -42,7 +42,7 @@ def plan(
     project: Project | str | Path = ".", *, select: Sequence[str] = (), full_refresh: bool = False
 ) -> list[StepResult]:
     """What :func:`run` would do and why (the CLI's ``--dry-run``)."""
-    from lockgate.run.runner import plan as _plan
+    from lockgate.runloop.runner import plan as _plan
 
     return _plan(_project(project), select=select, full_refresh=full_refresh)
 

@@ -31,7 +31,8 @@ def _root(
 _COMMAND_MODULES = (
     "lockgate.cli.project_cmds",  # init, validate, schema
     "lockgate.cli.run_cmds",  # run, runs, show, quarantine
-    "lockgate.cli.quality_cmds",  # check, quality, profile, suggest
+    "lockgate.cli.quality_cmds",  # check
+    "lockgate.cli.quality_extra_cmds",  # profile, suggest, quality
 )
 
 for _mod in _COMMAND_MODULES:

@@ -17,8 +17,8 @@ from lockgate.cli.common import (
     handle_errors,
     print_json,
 )
-from lockgate.run.results import RunResult, StepResult, StepStatus
-from lockgate.run.runner import Reporter
+from lockgate.runloop.results import RunResult, StepResult, StepStatus
+from lockgate.runloop.runner import Reporter
 
 ProjectOpt = typer.Option(Path("."), "--project", "-p", help="project folder")
 JsonOpt = typer.Option(False, "--json", help="machine-readable JSON on stdout")
@@ -88,7 +88,7 @@ def run_cmd(
     as_json: bool = JsonOpt,
 ) -> None:
     """Run the pipeline: stage, audit, gate and publish every selected dataset."""
-    from lockgate.run.runner import execute, plan
+    from lockgate.runloop.runner import execute, plan
 
     project = _load(project_dir)
     if dry_run:
@@ -357,13 +357,14 @@ def quarantine_cmd(
         where.append("list_contains(_lg_failed_checks, ?)")
         params.append(check)
     cond = (" WHERE " + " AND ".join(where)) if where else ""
-    total = con.execute("SELECT count(*) FROM q" + cond, params).fetchone()[0]  # type: ignore[index]
+    total = con.execute("SELECT count(*) FROM q" + cond, params).fetchall()[0][0]
     by_check = con.execute(
         "SELECT c, count(*) FROM (SELECT unnest(_lg_failed_checks) AS c FROM q" + cond
         + ") GROUP BY c ORDER BY 2 DESC", params).fetchall()
-    tbl = con.execute(
-        "SELECT * FROM q" + cond + " ORDER BY _lg_quarantined_at DESC LIMIT ?", [*params, limit]
-    ).fetch_arrow_table()
+    tbl = con.sql(
+        "SELECT * FROM q" + cond + " ORDER BY _lg_quarantined_at DESC LIMIT ?",
+        params=[*params, limit],
+    ).to_arrow_table()
     rows = tbl.to_pylist()
     if as_json:
         print_json({"dataset": dataset, "total": total,

@@ -16,6 +16,7 @@ from types import TracebackType
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 import pyarrow.dataset as pads
 from sqlglot import exp
 
@@ -57,6 +58,7 @@ class Session:
     # -- inputs -----------------------------------------------------------------------------
     def register_arrow(self, name: str, data: pads.Dataset | Any) -> None:
         """Expose an Arrow dataset/table under ``name`` (replacing an earlier one)."""
+        self.settle()
         with contextlib.suppress(duckdb.Error):
             self.con.unregister(name)
         self.con.register(name, data)
@@ -73,10 +75,24 @@ class Session:
     def execute(self, e: exp.Expression | str) -> duckdb.DuckDBPyConnection:
         sql = e if isinstance(e, str) else e.sql(dialect="duckdb")
         log.debug("sql: %s", sql)
+        self.settle()
         return self.con.execute(sql)
+
+    def reader(self, e: exp.Expression, batch_rows: int = 122_880) -> pa.RecordBatchReader:
+        """Stream a query's result as Arrow record batches (never the whole result at once)."""
+        sql = e.sql(dialect="duckdb")
+        log.debug("sql (stream): %s", sql)
+        self.settle()
+        return self.con.sql(sql).to_arrow_reader(batch_rows)
+
+    def settle(self) -> None:
+        """Finish any half-read ``execute()`` result: DuckDB refuses relation-API work on a
+        connection while one is pending."""
+        self.con.complete()
 
     def columns(self, table: str) -> dict[str, str]:
         """Column name → DuckDB type of a table or view."""
+        self.settle()
         rows = self.con.execute(
             "SELECT column_name, data_type FROM information_schema.columns "
             "WHERE table_name = ? ORDER BY ordinal_position",
@@ -88,12 +104,12 @@ class Session:
         return {str(d[0]): str(d[1]) for d in desc}
 
     def count(self, table: str) -> int:
-        row = self.execute(exp.select(exp.Count(this=exp.Star())).from_(table_ref(table))).fetchone()
-        return int(row[0]) if row else 0
+        rows = self.execute(exp.select(exp.Count(this=exp.Star())).from_(table_ref(table))).fetchall()
+        return int(rows[0][0]) if rows else 0
 
     def drop(self, *tables: str) -> None:
         for t in tables:
-            self.execute(exp.Drop(this=table_ref(t), kind="TABLE", exists=True))
+            self.execute(exp.Drop(tables=[table_ref(t)], kind="TABLE", exists=True))
 
     # -- lifecycle --------------------------------------------------------------------------
     def close(self) -> None:

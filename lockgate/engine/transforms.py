@@ -32,6 +32,7 @@ class PythonTransform(Protocol):
 
 def stage_sql(session: Session, dataset: str, sql_text: str, table: str, where: str) -> None:
     """``CREATE TABLE table AS <sql>``: the SQL reads datasets by name (registered views)."""
+    session.settle()
     try:
         session.con.sql(sql_text).create(table)
     except duckdb.Error as e:
@@ -50,6 +51,7 @@ def stage_python(
 ) -> None:
     """Call the decorated function with its inputs and stage what it returns."""
     where = f"{tf.file}:{tf.line}" if tf.file else tf.name
+    session.settle()
     kwargs: dict[str, Any] = {}
     for param, ds in dict(tf.inputs).items():
         rel = session.con.table(input_views.get(ds, ds))
@@ -67,7 +69,7 @@ def stage_python(
 
 def _convert_input(rel: duckdb.DuckDBPyRelation, as_: str) -> Any:
     if as_ == "arrow":
-        return rel.arrow()
+        return rel.to_arrow_table()
     if as_ == "polars":
         return rel.pl()
     if as_ == "pandas":
@@ -79,6 +81,7 @@ def _stage_result(
     session: Session, dataset: str, fn: str, where: str, result: Any, table: str
 ) -> None:
     con = session.con
+    session.settle()
     if isinstance(result, duckdb.DuckDBPyRelation):
         try:
             result.create(table)

@@ -14,8 +14,8 @@ from typing import Any
 
 from lockgate.engine.session import Session, clean_stale_work
 from lockgate.errors import GateBlocked, LockgateError
-from lockgate.run.results import RunResult, RunStatus, StepResult, StepStatus
-from lockgate.run.step import (
+from lockgate.runloop.results import RunResult, RunStatus, StepResult, StepStatus
+from lockgate.runloop.step import (
     StepContext,
     batch_id_for,
     current_watermark,
@@ -260,7 +260,7 @@ def plan(
                 out.append(r)
                 continue
             wm = current_watermark(ctx, spec)
-            from lockgate.run import incremental
+            from lockgate.runloop import incremental
 
             lowest = incremental.min_cursor(spec.incremental, wm) if spec.incremental else None
             bid = batch_id_for(definition_hash(ctx, spec), inputs, lowest)

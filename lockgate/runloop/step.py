@@ -23,9 +23,9 @@ from lockgate.engine.transforms import stage_python, stage_sql
 from lockgate.errors import GateBlocked, LockgateError, TerminalError
 from lockgate.project.models import DatasetSpec, PythonTransformSpec, WriteMode
 from lockgate.quality.checks import NotNull
-from lockgate.run import incremental
-from lockgate.run.contract import apply_contract
-from lockgate.run.results import StepResult, StepStatus
+from lockgate.runloop import incremental
+from lockgate.runloop.contract import apply_contract
+from lockgate.runloop.results import StepResult, StepStatus
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ def current_watermark(ctx: StepContext, spec: DatasetSpec) -> Any:
         return None
     name = ctx.project.config.name
     stored = ctx.state.get_watermark(name, spec.name)
-    value = incremental.decode(*stored) if stored else None
+    value = incremental.decode(stored.value, stored.value_type or "str") if stored else None
     last = ctx.store.last_commit(spec.name)
     if last is not None and last.watermark:
         text, _, kind = str(last.watermark).rpartition("|")
@@ -119,6 +119,8 @@ def run_step(ctx: StepContext, spec: DatasetSpec) -> StepResult:
     """Materialise ``spec``; raises LockgateError subclasses on failure (runner retries)."""
     t0 = time.perf_counter()
     name = spec.name
+    # the project's default write mode applies where the dataset does not set one
+    spec = spec.model_copy(update={"write": ctx.project.effective_write(name)})
     ses = ctx.session
     stage = stage_name(name)
     ses.drop(stage, stage + "__rejects")
@@ -149,8 +151,8 @@ def run_step(ctx: StepContext, spec: DatasetSpec) -> StepResult:
         rejects = staged.rejected
         if spec.incremental is not None and lowest is not None and spec.incremental.lookback is None:
             # sources filter with >=; without lookback the boundary rows were already published
-            ses.execute(exp.Delete(this=table_ref(stage), where=exp.Not(this=exp.paren(
-                incremental.cursor_filter(spec.incremental.cursor, lowest, inclusive=False)))))
+            keep = incremental.cursor_filter(spec.incremental.cursor, lowest, inclusive=False)
+            ses.execute(exp.delete(table_ref(stage), where=exp.Not(this=exp.paren(keep))))
     else:
         views = _register_inputs(ctx, spec, inputs, lowest)
         where = spec.defined_in or "?"
@@ -192,7 +194,7 @@ def run_step(ctx: StepContext, spec: DatasetSpec) -> StepResult:
     res.checks = [_check_dict(c) for c in result.results]
     from lockgate.quality.scores import compute_scores
 
-    res.scores = compute_scores(result.results)
+    res.scores = compute_scores(result.results, total_rows=result.total_rows)
     if decision.action == "block":
         blocked = GateBlocked(
             f"quality gate blocked dataset '{name}': {decision.reason}",
@@ -237,7 +239,7 @@ def run_step(ctx: StepContext, spec: DatasetSpec) -> StepResult:
         cur = ses.execute(exp.select(*cols).distinct().from_(source_q.subquery("__p")))
         partition_values = [dict(zip(write.partition_by, row, strict=True))
                             for row in cur.fetchall()]
-    reader = ses.execute(source_q).fetch_record_batch(BATCH_ROWS)
+    reader = ses.reader(source_q, BATCH_ROWS)
     reader = _cast_reader_for_delta(reader)
     pub = ctx.store.publish(
         name,
@@ -329,6 +331,7 @@ def _published_columns(ctx: StepContext, name: str) -> dict[str, str] | None:
     try:
         return ctx.session.columns(tmp)
     finally:
+        ctx.session.settle()
         ctx.session.con.unregister(tmp)
 
 
@@ -449,7 +452,7 @@ def _publish_quarantine(
     n = ses.count(tmp)
     if n:
         reader = _cast_reader_for_delta(
-            ses.execute(exp.select("*").from_(table_ref(tmp))).fetch_record_batch(BATCH_ROWS)
+            ses.reader(exp.select("*").from_(table_ref(tmp)), BATCH_ROWS)
         )
         pub = ctx.store.publish_quarantine(spec.name, reader, run_id=ctx.run_id,
                                            run_seq=ctx.run_seq, batch_id=batch_id)
@@ -479,14 +482,14 @@ def _insert_by_name(ses: Session, table: str, query: exp.Select) -> None:
             by_name=True,
         )
     )
-    ses.execute(exp.Drop(this=table_ref(probe), kind="VIEW", exists=True))
+    ses.execute(exp.Drop(tables=[table_ref(probe)], kind="VIEW", exists=True))
 
 
 def _max_cursor(ses: Session, q: exp.Select, cursor: str) -> Any:
-    row = ses.execute(
+    rows = ses.execute(
         exp.select(exp.Max(this=exp.Column(this=ident(cursor)))).from_(q.subquery("__w"))
-    ).fetchone()
-    return row[0] if row else None
+    ).fetchall()
+    return rows[0][0] if rows else None
 
 
 def _cast_reader_for_delta(reader: pa.RecordBatchReader) -> pa.RecordBatchReader:

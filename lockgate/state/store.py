@@ -374,8 +374,10 @@ class StateStore:
         batch_id: str | None = None,
         message: str | None = None,
         attempts: int | None = None,
+        input_versions: Mapping[str, Any] | None = None,
     ) -> None:
-        """Close a step with its final status and metrics."""
+        """Close a step with its final status and metrics (``input_versions``, when given,
+        replaces what ``start_step`` recorded: the pinned inputs are known only once resolved)."""
         st = status_value(status, StepStatus)
         if st == StepStatus.RUNNING.value:
             raise ValueError("finish_step needs a final status, not 'running'")
@@ -404,6 +406,7 @@ class StateStore:
                     schema_version=schema_version,
                     batch_id=batch_id,
                     message=message,
+                    **({} if input_versions is None else {"input_versions": dict(input_versions)}),
                 )
             )
 

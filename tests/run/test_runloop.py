@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 import lockgate
-from lockgate.run.results import RunStatus, StepStatus
+from lockgate.runloop.results import RunStatus, StepStatus
 from lockgate.storage import DeltaStore
 from tests.run.helpers import csv_source, make_project, sql
 
