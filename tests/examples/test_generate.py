@@ -74,6 +74,15 @@ def test_files_and_row_counts(generated: tuple[Path, dict]) -> None:
     lasts = [b["last_order_id"] for b in manifest["batches"]]
     assert firsts == [1, *(x + 1 for x in lasts[:-1])] and lasts[-1] == ORDERS
     assert json.loads((out / "_manifest.json").read_text()) == manifest
+    # each export holds the changes up to its batch date: every updated_at of file k+1 is
+    # later than every updated_at of file k (what an incremental cursor relies on)
+    con = _raw_orders(out)
+    bounds = con.execute(
+        "SELECT min(CAST(updated_at AS TIMESTAMP)), max(CAST(updated_at AS TIMESTAMP)) "
+        "FROM o GROUP BY file ORDER BY file"
+    ).fetchall()
+    assert len(bounds) == 3
+    assert all(bounds[i][1] < bounds[i + 1][0] for i in range(2))
 
 
 def test_chunked_writing_one_header_all_ids(
