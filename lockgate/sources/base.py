@@ -11,6 +11,8 @@ Adding a connector = one module with a ``Source`` subclass decorated with
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import logging
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -140,8 +142,12 @@ def stage_source(
     table: str,
     *,
     min_cursor: object | None = None,
+    skip_files: Collection[tuple[str, int, int]] = (),
 ) -> StagedSource:
     """Extract ``spec``'s source into DuckDB table ``table`` (+ ``table__rejects``).
+
+    ``skip_files``: ``(path, size, mtime_ns)`` of files an incremental run already published
+    unchanged; they are not read again.
 
     ``min_cursor``: for incremental datasets (``spec.incremental.cursor``) keep only rows
     with ``cursor >= min_cursor`` (the caller has already subtracted the lookback). The
@@ -150,7 +156,10 @@ def stage_source(
     rows that share the watermark value but arrived after the last run. Rows whose cursor
     is NULL are kept (never silently dropped) so a ``not_null`` check can quarantine them.
     """
-    return source_for(spec, project_root).stage(con, table, min_cursor=min_cursor)
+    src = source_for(spec, project_root)
+    if skip_files:
+        return src.stage(con, table, min_cursor=min_cursor, skip_files=skip_files)
+    return src.stage(con, table, min_cursor=min_cursor)
 
 
 def fingerprint(spec: DatasetSpec, project_root: Path) -> dict[str, Any]:

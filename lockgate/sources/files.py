@@ -25,7 +25,7 @@ from __future__ import annotations
 import glob
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -333,15 +333,33 @@ class FileSource(Source):
     # --- staging ----------------------------------------------------------------------
 
     def stage(
-        self, con: duckdb.DuckDBPyConnection, table: str, *, min_cursor: object | None = None
+        self,
+        con: duckdb.DuckDBPyConnection,
+        table: str,
+        *,
+        min_cursor: object | None = None,
+        skip_files: Collection[tuple[str, int, int]] = (),
     ) -> StagedSource:
         fp = self.fingerprint()
         files = self.resolve()
+        if skip_files:
+            # incremental: files already published unchanged (same path, size, mtime) are
+            # not read again; the fingerprint still lists them (it pins the whole input)
+            unchanged = set(skip_files)
+            keep = {
+                f["path"]
+                for f in fp["files"]
+                if (f["path"], f["size"], f["mtime_ns"]) not in unchanged
+            }
+            fp_files = [f for f in fp["files"] if f["path"] in keep]
+            files = [p for p in files if self._rel(p) in keep]
+        else:
+            fp_files = fp["files"]
         fmt = self.file_format(files)
         options = self.reader_options(fmt)
         declared = self.declared_columns()
         rejects = create_rejects_table(con, table)
-        sizes = {self._rel(p): f["size"] for p, f in zip(files, fp["files"], strict=True)}
+        sizes = {self._rel(p): f["size"] for p, f in zip(files, fp_files, strict=True)}
         readable = [p for p in files if sizes[self._rel(p)] > 0]
         empty = [self._rel(p) for p in files if sizes[self._rel(p)] == 0]
         if empty:

@@ -284,3 +284,19 @@ def test_state_records_run(tmp_path: Path, mode: str) -> None:
     runs = lockgate.runs(root)
     assert runs and (runs[0]["run_id"] if isinstance(runs[0], dict) else runs[0].run_id) == \
         res.run_id
+
+
+def test_incremental_source_does_not_reread_published_files(tmp_path: Path) -> None:
+    root = make_project(
+        tmp_path / "p",
+        [csv_source("events", "data/*.csv", incremental={"cursor": "ts"},
+                    columns={"id": "INTEGER", "ts": "TIMESTAMP"})],
+        files={"data/a.csv": "id,ts\n1,2024-01-01 00:00:00\nx,2024-01-01 00:00:00\n"},
+    )
+    first = lockgate.run(root).step("events")
+    assert (first.rows_out, first.rows_quarantined) == (1, 1)
+    (root / "data/b.csv").write_text("id,ts\n3,2024-01-03 00:00:00\n")
+    second = lockgate.run(root).step("events")
+    assert (second.rows_in, second.rows_out, second.rows_quarantined) == (1, 1, 0)
+    q = lockgate.read(root, "events", quarantine=True)
+    assert q.num_rows == 1  # a.csv's bad line is not quarantined a second time
