@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 
 ## Run the example shop pipeline end to end on the embedded default (DuckDB + Delta + SQLite)
 demo: $(STAMP)
-	cd examples/shop && ../../$(BIN)/python generate.py --orders 20000 && ../../$(BIN)/lockgate run
+	cd examples/shop && { test -f data/_manifest.json || ../../$(BIN)/python generate.py --orders 20000; } && ../../$(BIN)/lockgate run
 
 ## Run the test suite
 test: $(STAMP)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable
 from datetime import date, datetime
@@ -24,8 +25,15 @@ from rich.console import Console
 
 from lockgate.errors import LockgateError
 
-console = Console()
-err_console = Console(stderr=True)
+def _width(stream: Any) -> int | None:
+    """Rich wraps to 80 columns when output is not a terminal; tables are wider than that."""
+    if os.environ.get("COLUMNS") or (hasattr(stream, "isatty") and stream.isatty()):
+        return None
+    return 160
+
+
+console = Console(width=_width(sys.stdout))
+err_console = Console(stderr=True, width=_width(sys.stderr))
 
 EXIT_OK = 0
 EXIT_FAILED = 1

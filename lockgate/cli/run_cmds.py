@@ -58,6 +58,8 @@ class RichReporter(Reporter):
 
     def step_finished(self, result: StepResult) -> None:
         self.progress.advance(self.task)
+        if result.status == StepStatus.NOOP:
+            return
         self.progress.console.print(
             f"  {_style(str(result.status))} {result.dataset}"
             + (f" — {result.reason}" if result.reason and not result.ok else "")

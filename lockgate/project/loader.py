@@ -486,7 +486,9 @@ class _ProjectLoader:
     # ---- order ---------------------------------------------------------------------------
 
     def _order(self) -> list[str]:
-        deps = {n: e.deps for n, e in self.entries.items()}
+        # check targets (relationship/reconcile/reference_match `to:`) order the DAG too —
+        # the referenced dataset must be published first — but are not inputs of the step
+        deps = {n: list(e.deps) + self._check_targets(n) for n, e in self.entries.items()}
         cycles = find_cycles(deps)
         for cycle in cycles:
             first = self.entries[cycle[0]]
@@ -499,6 +501,28 @@ class _ProjectLoader:
         if cycles:
             return []
         return topological_order(self.entries, deps)
+
+
+    def _check_targets(self, name: str) -> list[str]:
+        spec = self.entries[name].spec
+        out: list[str] = []
+        for check in getattr(spec, "checks", None) or ():
+            target = getattr(check, "to", None)
+            if not isinstance(target, str) or target == name:
+                continue
+            canonical = self.known.get(target.lower())
+            if canonical is None:
+                entry = self.entries[name]
+                self.add(
+                    f"dataset '{name}': check '{check.check_name}' refers to unknown dataset "
+                    f"'{target}'",
+                    entry.file,
+                    entry.line,
+                    hint=did_you_mean(target, self.known.values()),
+                )
+            elif canonical not in out:
+                out.append(canonical)
+        return out
 
 
 # ---- SQL error locations ------------------------------------------------------------------

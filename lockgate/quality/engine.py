@@ -550,7 +550,9 @@ def _samples(
     union: exp.Query = parts[0]
     for p in parts[1:]:
         union = exp.union(union, p, distinct=False)
-    cur = con.execute(union.sql("duckdb"))
+    sql = union.sql("duckdb")
+    log.debug("audit samples: %s", sql)
+    cur = con.execute(sql)
     for i, rec in cur.fetchall():
         r, cols = todo[int(i)]
         r.samples.append({k: rec.get(k) for k in cols})

@@ -263,7 +263,7 @@ def plan(
             from lockgate.runloop import incremental
 
             lowest = incremental.min_cursor(spec.incremental, wm) if spec.incremental else None
-            bid = batch_id_for(definition_hash(ctx, spec), inputs, lowest)
+            bid = batch_id_for(definition_hash(ctx, spec), inputs)
             r.inputs = inputs
             if bid == last.batch_id:
                 r.status = StepStatus.NOOP

@@ -80,9 +80,10 @@ def resolve_inputs(ctx: StepContext, spec: DatasetSpec) -> dict[str, Any]:
     return {up: ctx.store.version(up) for up in ctx.project.deps.get(spec.name, ())}
 
 
-def batch_id_for(def_hash: str, inputs: dict[str, Any], lowest: Any) -> str:
-    payload = json.dumps({"def": def_hash, "inputs": inputs, "from": lowest}, sort_keys=True,
-                         default=str)
+def batch_id_for(def_hash: str, inputs: dict[str, Any]) -> str:
+    """Identity of a batch: the definition and the pinned inputs. The watermark is not part
+    of it — the same inputs under the same definition can yield nothing new."""
+    payload = json.dumps({"def": def_hash, "inputs": inputs}, sort_keys=True, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()[:24]
 
 
@@ -130,7 +131,7 @@ def run_step(ctx: StepContext, spec: DatasetSpec) -> StepResult:
     watermark = current_watermark(ctx, spec)
     lowest = incremental.min_cursor(spec.incremental, watermark) if spec.incremental else None
     def_hash = definition_hash(ctx, spec)
-    batch_id = batch_id_for(def_hash, inputs, lowest)
+    batch_id = batch_id_for(def_hash, inputs)
     res = StepResult(dataset=name, status=StepStatus.SUCCESS, batch_id=batch_id,
                      inputs={**inputs, "definition": def_hash})
 

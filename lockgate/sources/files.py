@@ -352,10 +352,11 @@ class FileSource(Source):
                 if (f["path"], f["size"], f["mtime_ns"]) not in unchanged
             }
             fp_files = [f for f in fp["files"] if f["path"] in keep]
-            files = [p for p in files if self._rel(p) in keep]
+            all_files, files = files, [p for p in files if self._rel(p) in keep]
         else:
             fp_files = fp["files"]
-        fmt = self.file_format(files)
+            all_files = files
+        fmt = self.file_format(files or all_files)
         options = self.reader_options(fmt)
         declared = self.declared_columns()
         rejects = create_rejects_table(con, table)
