@@ -9,6 +9,7 @@ Exit codes scripts can rely on:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -63,6 +64,10 @@ def _default(o: Any) -> Any:
         return list(o)
     if hasattr(o, "model_dump"):
         return o.model_dump(mode="json")
+    if dataclasses.is_dataclass(o) and not isinstance(o, type):
+        return dataclasses.asdict(o)
+    if hasattr(o, "to_dict"):
+        return o.to_dict()
     return str(o)
 
 
