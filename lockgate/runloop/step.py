@@ -255,19 +255,21 @@ def run_step(ctx: StepContext, spec: DatasetSpec) -> StepResult:
         cur = ses.execute(exp.select(*cols).distinct().from_(source_q.subquery("__p")))
         partition_values = [dict(zip(write.partition_by, row, strict=True))
                             for row in cur.fetchall()]
-    reader = ses.reader(source_q, BATCH_ROWS)
-    reader = _cast_reader_for_delta(reader)
-    pub = ctx.store.publish(
-        name,
-        reader,
-        write=write,
-        run_id=ctx.run_id,
-        run_seq=ctx.run_seq,
-        batch_id=batch_id,
-        watermark=wm_meta,
-        schema_mode=schema_mode,
-        partition_values=partition_values,
-    )
+    raw_reader = ses.reader(source_q, BATCH_ROWS)
+    try:  # a failed publish must release DuckDB's open result, or a retry cannot run
+        pub = ctx.store.publish(
+            name,
+            _cast_reader_for_delta(raw_reader),
+            write=write,
+            run_id=ctx.run_id,
+            run_seq=ctx.run_seq,
+            batch_id=batch_id,
+            watermark=wm_meta,
+            schema_mode=schema_mode,
+            partition_values=partition_values,
+        )
+    finally:
+        raw_reader.close()
     res.output_version = pub.version
     res.rows_out = pub.rows
     if pub.skipped:
@@ -484,11 +486,17 @@ def _publish_quarantine(
         _insert_by_name(ses, tmp, p)
     n = ses.count(tmp)
     if n:
-        reader = _cast_reader_for_delta(
-            ses.reader(exp.select("*").from_(table_ref(tmp)), BATCH_ROWS)
-        )
-        pub = ctx.store.publish_quarantine(spec.name, reader, run_id=ctx.run_id,
-                                           run_seq=ctx.run_seq, batch_id=batch_id)
+        raw_reader = ses.reader(exp.select("*").from_(table_ref(tmp)), BATCH_ROWS)
+        try:
+            pub = ctx.store.publish_quarantine(
+                spec.name,
+                _cast_reader_for_delta(raw_reader),
+                run_id=ctx.run_id,
+                run_seq=ctx.run_seq,
+                batch_id=batch_id,
+            )
+        finally:
+            raw_reader.close()
         res.quarantine_version = pub.version
     ses.drop(tmp)
     return n
