@@ -6,7 +6,8 @@ file), then runs exactly what ``lockgate check orders.parquet --checks FILE --re
 customers=…`` runs (:func:`lockgate.quality.run_standalone`) in-process. Timed region: from
 loading the check file and reading the inputs to having every failing count. By default the
 runner measures ``lockgate check --samples 0`` (counts only, the harness contract);
-``LG_SAMPLES=5`` measures the CLI default, which also fetches 5 failing rows per check. Prints the one JSON line the harness expects.
+``LG_SAMPLES=5`` measures the CLI default, which also fetches 5 failing rows per check.
+Prints the one JSON line the harness expects.
 
 Bench location: $BENCH_DIR, else ../shared/bench relative to the project root.
 """
@@ -39,24 +40,45 @@ def translate(suite: dict) -> tuple[list[dict], dict[str, str]]:
         if t == "row_count_between":
             out.append({"name": n, "type": "row_count", "min": c["min"], "max": c["max"]})
         elif t == "freshness":
-            out.append({"name": n, "type": "freshness", "column": c["column"],
-                        "max_age": f"{c['max_age_hours']}h"})
+            out.append(
+                {
+                    "name": n,
+                    "type": "freshness",
+                    "column": c["column"],
+                    "max_age": f"{c['max_age_hours']}h",
+                }
+            )
         elif t in ("not_null", "unique"):
             out.append({"name": n, "type": t, "column": c["column"]})
         elif t == "accepted_values":
             out.append({"name": n, "type": t, "column": c["column"], "values": c["values"]})
         elif t == "between":
-            out.append({"name": n, "type": t, "column": c["column"], "min": c["min"],
-                        "max": c["max"]})
+            out.append(
+                {"name": n, "type": t, "column": c["column"], "min": c["min"], "max": c["max"]}
+            )
         elif t == "regex_match":
             out.append({"name": n, "type": t, "column": c["column"], "pattern": c["pattern"]})
         elif t == "relationship":
             refs[c["to_dataset"]] = suite["datasets"][c["to_dataset"]]
-            out.append({"name": n, "type": t, "column": c["column"], "to": c["to_dataset"],
-                        "to_column": c["to_column"]})
+            out.append(
+                {
+                    "name": n,
+                    "type": t,
+                    "column": c["column"],
+                    "to": c["to_dataset"],
+                    "to_column": c["to_column"],
+                }
+            )
         elif t == "column_pair_ge":
-            out.append({"name": n, "type": "column_pair", "column_a": c["column_a"], "op": ">=",
-                        "column_b": c["column_b"]})
+            out.append(
+                {
+                    "name": n,
+                    "type": "column_pair",
+                    "column_a": c["column_a"],
+                    "op": ">=",
+                    "column_b": c["column_b"],
+                }
+            )
         else:
             raise SystemExit(f"unknown suite check type {t!r}")
     return out, refs
@@ -80,15 +102,19 @@ def main() -> None:
         result = run_standalone(target, load_check_file(path), now=now, sample_size=SAMPLES)
         seconds = time.perf_counter() - t0
     failing = {r.name: int(r.failing_rows) for r in result.results}
-    print(json.dumps({
-        "tool": "lockgate",
-        "seconds": round(seconds, 4),
-        "failing": failing,
-        "version": getattr(lockgate, "__version__", "0.1.0"),
-        "notes": "lockgate check (run_standalone, count mode): one DuckDB statement "
-        "(fused aggregate + unique hash aggregate + relationship mark join); "
-        f"samples per check: {SAMPLES}",
-    }))
+    print(
+        json.dumps(
+            {
+                "tool": "lockgate",
+                "seconds": round(seconds, 4),
+                "failing": failing,
+                "version": getattr(lockgate, "__version__", "0.1.0"),
+                "notes": "lockgate check (run_standalone, count mode): one DuckDB statement "
+                "(fused aggregate + unique hash aggregate + relationship mark join); "
+                f"samples per check: {SAMPLES}",
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ def _register_check(app: typer.Typer) -> None:
         checks: Path = typer.Option(..., "--checks", "-c", help="check file (YAML)"),
         as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
         now: str | None = typer.Option(None, "--now", help="clock for freshness/lateness (ISO)"),
-        ref: list[str] = typer.Option(  # noqa: B006
+        ref: list[str] = typer.Option(
             [], "--ref", help="reference dataset NAME=TARGET (repeatable)"
         ),
         samples: int = typer.Option(5, "--samples", help="failing rows shown per check"),
@@ -73,16 +73,31 @@ def _parse_now(now: str | None) -> datetime | None:
     try:
         return datetime.fromisoformat(now)
     except ValueError:
-        raise UsageError(f"--now {now!r} is not an ISO timestamp (e.g. 2025-01-01T00:00:00Z)") from None
+        raise UsageError(
+            f"--now {now!r} is not an ISO timestamp (e.g. 2025-01-01T00:00:00Z)"
+        ) from None
 
 
 def _json_entry(d: dict[str, Any]) -> dict[str, Any]:
-    keys = ("name", "type", "dimension", "severity", "failing_rows", "fraction", "passed",
-            "observed", "samples", "rows_in_scope", "seconds", "message")  # fmt: skip
+    keys = (
+        "name",
+        "type",
+        "dimension",
+        "severity",
+        "failing_rows",
+        "fraction",
+        "passed",
+        "observed",
+        "samples",
+        "rows_in_scope",
+        "seconds",
+        "message",
+    )
     out = {k: d.get(k) for k in keys}
     for k in ("fraction", "observed"):
-        if isinstance(out[k], float) and not math.isfinite(out[k]):
-            out[k] = str(out[k])
+        v = out[k]
+        if isinstance(v, float) and not math.isfinite(v):
+            out[k] = str(v)
     return out
 
 

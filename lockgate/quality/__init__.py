@@ -13,7 +13,7 @@ __all__ = [
     "parse_checks",
     "validate_checks",
 ]
-from lockgate.quality.checkfile import CheckFile, load_check_file  # noqa: E402
-from lockgate.quality.standalone import run_standalone  # noqa: E402
+from lockgate.quality.checkfile import CheckFile, load_check_file
+from lockgate.quality.standalone import run_standalone
 
 __all__ += ["CheckFile", "load_check_file", "run_standalone"]

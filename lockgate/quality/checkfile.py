@@ -64,8 +64,13 @@ def load_check_file(path: str | Path) -> CheckFile:
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         raise ConfigError(
-            [Problem(f"invalid YAML: {getattr(e, 'problem', e)}", file,
-                     mark.line + 1 if mark else None)]  # fmt: skip
+            [
+                Problem(
+                    f"invalid YAML: {getattr(e, 'problem', e)}",
+                    file,
+                    mark.line + 1 if mark else None,
+                )
+            ]
         ) from None
     problems: list[Problem] = []
     if not isinstance(data, dict) or not isinstance(node, MappingNode):
@@ -74,13 +79,19 @@ def load_check_file(path: str | Path) -> CheckFile:
     for k in data:
         if k not in _TOP_KEYS:
             problems.append(
-                Problem(f"unknown key {k!r}", file, key_lines.get(k), hint=did_you_mean(
-                    str(k), _TOP_KEYS) or "keys: " + ", ".join(_TOP_KEYS))  # fmt: skip
+                Problem(
+                    f"unknown key {k!r}",
+                    file,
+                    key_lines.get(k),
+                    hint=did_you_mean(str(k), _TOP_KEYS) or "keys: " + ", ".join(_TOP_KEYS),
+                )
             )
     raw = data.get("checks")
     lines: list[int | None] = []
     if not isinstance(raw, list) or not raw:
-        problems.append(Problem("'checks:' must be a non-empty list", file, key_lines.get("checks")))
+        problems.append(
+            Problem("'checks:' must be a non-empty list", file, key_lines.get("checks"))
+        )
         raw = []
     else:
         seq = next(v for k, v in node.value if k.value == "checks")

@@ -42,9 +42,7 @@ def col(name: str, table: str | None = None) -> exp.Column:
 
 
 def table_ref(name: str, alias: str | None = None) -> exp.Table:
-    return exp.Table(
-        this=ident(name), alias=exp.TableAlias(this=ident(alias)) if alias else None
-    )
+    return exp.Table(this=ident(name), alias=exp.TableAlias(this=ident(alias)) if alias else None)
 
 
 def mask_column(bit: int) -> str:
@@ -57,7 +55,7 @@ def bit_value(bit: int) -> int:
     return 1 << (bit % BITS_PER_MASK)
 
 
-def literal(v: object) -> exp.Expression:
+def literal(v: object) -> exp.Expr:
     if isinstance(v, bool):
         return exp.Boolean(this=v)
     if isinstance(v, int | float):
@@ -65,7 +63,7 @@ def literal(v: object) -> exp.Expression:
     return exp.Literal.string(str(v))
 
 
-def parse_condition(text: str) -> exp.Expression:
+def parse_condition(text: str) -> exp.Expr:
     """Parse one SQL boolean expression (raises ``ValueError`` with the parser's message)."""
     try:
         trees = sqlglot.parse(text, read="duckdb")
@@ -75,7 +73,7 @@ def parse_condition(text: str) -> exp.Expression:
     if len(trees) != 1:
         raise ValueError(f"expected one SQL expression, got {len(trees)}: {text!r}")
     tree = trees[0]
-    if isinstance(tree, exp.Query | exp.DDL | exp.DML | exp.Command):
+    if tree is None or isinstance(tree, exp.Query | exp.DDL | exp.DML | exp.Command):
         raise ValueError(f"expected a SQL boolean expression, not a statement: {text!r}")
     return tree
 
@@ -94,7 +92,7 @@ def _first_line(e: Exception) -> str:
     return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
 
 
-def free_columns(tree: exp.Expression) -> list[str]:
+def free_columns(tree: exp.Expr) -> list[str]:
     """Column names referenced by ``tree`` outside any subquery."""
     out: list[str] = []
     for c in tree.find_all(exp.Column):
@@ -106,9 +104,23 @@ def free_columns(tree: exp.Expression) -> list[str]:
 # ---- types ---------------------------------------------------------------------------------
 
 _NUMERIC = (
-    "TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER",
-    "UBIGINT", "UHUGEINT", "FLOAT", "DOUBLE", "DECIMAL", "REAL", "INT", "NUMERIC",
-)  # fmt: skip
+    "TINYINT",
+    "SMALLINT",
+    "INTEGER",
+    "BIGINT",
+    "HUGEINT",
+    "UTINYINT",
+    "USMALLINT",
+    "UINTEGER",
+    "UBIGINT",
+    "UHUGEINT",
+    "FLOAT",
+    "DOUBLE",
+    "DECIMAL",
+    "REAL",
+    "INT",
+    "NUMERIC",
+)
 
 
 def is_numeric(t: str) -> bool:
@@ -138,11 +150,11 @@ class CompiledCheck:
     check: BaseCheck
     name: str
     kind: Kind
-    scope: exp.Expression | None = None  # the parsed ``where``
-    fail: exp.Expression | None = None  # row-level: TRUE = failing (scope included)
+    scope: exp.Expr | None = None  # the parsed ``where``
+    fail: exp.Expr | None = None  # row-level: TRUE = failing (scope included)
     bit: int | None = None
-    metric: exp.Expression | None = None  # table-level aggregate (observed value)
-    ok: exp.Expression | None = None  # table-level SQL verdict (freshness)
+    metric: exp.Expr | None = None  # table-level aggregate (observed value)
+    ok: exp.Expr | None = None  # table-level SQL verdict (freshness)
     ref_metric: exp.Query | None = None  # reconcile: the reference side (own query)
     custom: exp.Query | None = None  # custom_sql: the failing-rows query (tables bound)
     unique_count: exp.Query | None = None  # unique: rows in duplicate groups (hash aggregate)
@@ -163,31 +175,31 @@ class Context:
     sample_size: int = 5
 
 
-def _sample_safe(name: str, ctx: Context) -> exp.Expression:
+def _sample_safe(name: str, ctx: Context) -> exp.Expr:
     t = ctx.columns.get(name, "VARCHAR").upper()
     if t in ("VARCHAR", "BOOLEAN", "DOUBLE", "FLOAT") or (is_numeric(t) and "DECIMAL" not in t):
         return col(name)
     return exp.Cast(this=col(name), to=exp.DataType.build("VARCHAR"))
 
 
-def _and(*parts: exp.Expression | None) -> exp.Expression | None:
+def _and(*parts: exp.Expr | None) -> exp.Expr | None:
     ps = [p for p in parts if p is not None]
     if not ps:
         return None
     return exp.and_(*ps) if len(ps) > 1 else ps[0]
 
 
-def _paren(e: exp.Expression) -> exp.Expression:
+def _paren(e: exp.Expr) -> exp.Expr:
     return e if isinstance(e, exp.Column | exp.Paren | exp.Literal) else exp.Paren(this=e)
 
 
-def _not_null(cols: Sequence[str], table: str | None = None) -> exp.Expression:
+def _not_null(cols: Sequence[str], table: str | None = None) -> exp.Expr:
     e = _and(*[exp.Not(this=exp.Is(this=col(c, table), expression=exp.Null())) for c in cols])
     assert e is not None
     return e
 
 
-def _key_expr(cols: Sequence[str], table: str | None = None) -> exp.Expression:
+def _key_expr(cols: Sequence[str], table: str | None = None) -> exp.Expr:
     if len(cols) == 1:
         return col(cols[0], table)
     return exp.Tuple(expressions=[col(c, table) for c in cols])
@@ -199,7 +211,7 @@ def _interval_us(seconds: float) -> exp.Interval:
     )
 
 
-def _ts_literal(ts: datetime, col_type: str) -> exp.Expression:
+def _ts_literal(ts: datetime, col_type: str) -> exp.Expr:
     """``ts`` as a literal comparable with a column of ``col_type`` (UTC for naive columns)."""
     if ts.tzinfo is None:
         ts = ts.replace(tzinfo=UTC)
@@ -213,9 +225,11 @@ def _ts_literal(ts: datetime, col_type: str) -> exp.Expression:
     )
 
 
-def _bound(v: object, col_type: str) -> exp.Expression:
+def _bound(v: object, col_type: str) -> exp.Expr:
     if isinstance(v, str):
-        return exp.Cast(this=exp.Literal.string(v), to=exp.DataType.build(col_type, dialect="duckdb"))
+        return exp.Cast(
+            this=exp.Literal.string(v), to=exp.DataType.build(col_type, dialect="duckdb")
+        )
     return literal(v)
 
 
@@ -225,9 +239,11 @@ def bind_tables(tree: exp.Query, ctx: Context) -> exp.Query:
     names = {k.lower(): v for k, v in ctx.references.items()}
     own = {"this"} | ({ctx.dataset.lower()} if ctx.dataset else set())
 
-    def repl(node: exp.Expression) -> exp.Expression:
-        if isinstance(node, exp.Table) and not node.args.get("db") and isinstance(
-            node.this, exp.Identifier
+    def repl(node: exp.Expr) -> exp.Expr:
+        if (
+            isinstance(node, exp.Table)
+            and not node.args.get("db")
+            and isinstance(node.this, exp.Identifier)
         ):
             n = node.name.lower()
             target = ctx.table if n in own else names.get(n)
@@ -266,7 +282,7 @@ def compile_check(index: int, c: BaseCheck, ctx: Context) -> CompiledCheck:
     def ctype(name: str) -> str:
         return types.get(name, "VARCHAR")
 
-    pred: exp.Expression | None = None
+    pred: exp.Expr | None = None
     if isinstance(c, C.NotNull):
         pred = exp.Is(this=col(c.column), expression=exp.Null())
     elif isinstance(c, C.AcceptedValues | C.NotAcceptedValues):
@@ -293,14 +309,22 @@ def compile_check(index: int, c: BaseCheck, ctx: Context) -> CompiledCheck:
         pred = exp.Not(this=_paren(parse_condition(c.expr)))
     elif isinstance(c, C.ColumnPair):
         ops: dict[str, type[exp.Binary]] = {
-            "=": exp.EQ, "!=": exp.NEQ, "<": exp.LT, "<=": exp.LTE, ">": exp.GT, ">=": exp.GTE,
-        }  # fmt: skip
-        pred = exp.Not(this=exp.Paren(this=ops[c.op](this=col(c.column_a), expression=col(c.column_b))))
+            "=": exp.EQ,
+            "!=": exp.NEQ,
+            "<": exp.LT,
+            "<=": exp.LTE,
+            ">": exp.GT,
+            ">=": exp.GTE,
+        }
+        pred = exp.Not(
+            this=exp.Paren(this=ops[c.op](this=col(c.column_a), expression=col(c.column_b)))
+        )
     elif isinstance(c, C.Lateness):
         delay = _interval_us(C.parse_seconds(c.max_delay))
         if c.reference == "now":
-            cutoff = _ts_literal(ctx.now - timedelta(seconds=C.parse_seconds(c.max_delay)),
-                                 ctype(c.column))  # fmt: skip
+            cutoff = _ts_literal(
+                ctx.now - timedelta(seconds=C.parse_seconds(c.max_delay)), ctype(c.column)
+            )
         else:
             cutoff = exp.Sub(this=col(c.reference), expression=delay)
         pred = exp.LT(this=col(c.column), expression=cutoff)
@@ -311,7 +335,7 @@ def compile_check(index: int, c: BaseCheck, ctx: Context) -> CompiledCheck:
         dup = (
             exp.select(*[col(k) for k in key])
             .from_(table_ref(ctx.table))
-            .where(inner)  # type: ignore[arg-type]
+            .where(inner)
             .group_by(*[col(k) for k in key])
             .having(exp.GT(this=exp.Count(this=exp.Star()), expression=exp.Literal.number(1)))
         )
@@ -320,7 +344,7 @@ def compile_check(index: int, c: BaseCheck, ctx: Context) -> CompiledCheck:
         groups = (
             exp.select(*[col(k) for k in key], exp.Count(this=exp.Star()).as_("__lg_n"))
             .from_(table_ref(ctx.table))
-            .where(inner)  # type: ignore[arg-type]
+            .where(inner)
             .group_by(*[col(k) for k in key])
             .having(exp.GT(this=exp.Count(this=exp.Star()), expression=exp.Literal.number(1)))
         )
@@ -343,9 +367,7 @@ def compile_check(index: int, c: BaseCheck, ctx: Context) -> CompiledCheck:
         pk = c.to_key
         p = "__lg_p"
         parent_q = (
-            exp.select(*[col(k, p) for k in pk])
-            .from_(table_ref(parent, p))
-            .where(_not_null(pk, p))
+            exp.select(*[col(k, p) for k in pk]).from_(table_ref(parent, p)).where(_not_null(pk, p))
         )
         pred = _and(
             _not_null(c.key),
@@ -361,12 +383,12 @@ def compile_check(index: int, c: BaseCheck, ctx: Context) -> CompiledCheck:
         ]
         a, b = col(c.column, t), col(c.to_column or c.column, r)
         if c.tolerance:
-            differs: exp.Expression = exp.GT(
+            differs: exp.Expr = exp.GT(
                 this=exp.Abs(this=exp.Sub(this=a, expression=b)), expression=literal(c.tolerance)
             )
         else:
             differs = exp.NEQ(this=a, expression=b)
-        sub = exp.select(exp.Literal.number(1)).from_(table_ref(ref, r)).where(_and(*on, differs))  # type: ignore[arg-type]
+        sub = exp.select(exp.Literal.number(1)).from_(table_ref(ref, r)).where(_and(*on, differs))
         pred = exp.Exists(this=sub)
     else:
         cc.kind = "table"
@@ -378,35 +400,39 @@ def compile_check(index: int, c: BaseCheck, ctx: Context) -> CompiledCheck:
 
 
 def _or_bounds(
-    value: exp.Expression,
+    value: exp.Expr,
     lo: object,
     hi: object,
     lo_excl: bool,
     hi_excl: bool,
     col_type: str,
-) -> exp.Expression:
-    parts: list[exp.Expression] = []
+) -> exp.Expr:
+    parts: list[exp.Expr] = []
     if lo is not None:
         b = _bound(lo, col_type)
-        parts.append(exp.LTE(this=value, expression=b) if lo_excl else exp.LT(this=value, expression=b))
+        parts.append(
+            exp.LTE(this=value, expression=b) if lo_excl else exp.LT(this=value, expression=b)
+        )
     if hi is not None:
         b = _bound(hi, col_type)
-        parts.append(exp.GTE(this=value, expression=b) if hi_excl else exp.GT(this=value, expression=b))
+        parts.append(
+            exp.GTE(this=value, expression=b) if hi_excl else exp.GT(this=value, expression=b)
+        )
     if len(parts) == 1:
         return parts[0]
     return exp.Paren(this=exp.or_(*parts))
 
 
-def _count_if(cond: exp.Expression | None) -> exp.Expression:
+def _count_if(cond: exp.Expr | None) -> exp.Expr:
     cnt = exp.Count(this=exp.Star())
     return cnt if cond is None else exp.Filter(this=cnt, expression=exp.Where(this=cond))
 
 
-def _agg_filter(agg: exp.Expression, cond: exp.Expression | None) -> exp.Expression:
+def _agg_filter(agg: exp.Expr, cond: exp.Expr | None) -> exp.Expr:
     return agg if cond is None else exp.Filter(this=agg, expression=exp.Where(this=cond))
 
 
-def _double(e: exp.Expression) -> exp.Expression:
+def _double(e: exp.Expr) -> exp.Expr:
     return exp.Cast(this=e, to=exp.DataType.build("DOUBLE"))
 
 
@@ -426,7 +452,7 @@ def _compile_table(cc: CompiledCheck, c: BaseCheck, ctx: Context) -> None:
         )
     elif isinstance(c, C.AggregateBetween):
         x = col(c.column)
-        aggs: dict[str, exp.Expression] = {
+        aggs: dict[str, exp.Expr] = {
             "mean": exp.Avg(this=x),
             "stddev": exp.StddevSamp(this=x),
             "sum": exp.Sum(this=x),
@@ -448,7 +474,7 @@ def _compile_table(cc: CompiledCheck, c: BaseCheck, ctx: Context) -> None:
     elif isinstance(c, C.Reconcile):
         if c.metric == "row_count":
             cc.metric = _double(_count_if(scope))
-            ref_agg: exp.Expression = exp.Count(this=exp.Star())
+            ref_agg: exp.Expr = exp.Count(this=exp.Star())
         else:
             assert c.column is not None
             cc.metric = _double(_agg_filter(exp.Sum(this=col(c.column)), scope))

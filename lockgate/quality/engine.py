@@ -56,9 +56,20 @@ from lockgate.quality.compile import (
 log = logging.getLogger(__name__)
 
 _SIMPLE_TYPES = {
-    "BOOLEAN", "TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
-    "UINTEGER", "UBIGINT", "FLOAT", "DOUBLE", "VARCHAR",
-}  # fmt: skip
+    "BOOLEAN",
+    "TINYINT",
+    "SMALLINT",
+    "INTEGER",
+    "BIGINT",
+    "HUGEINT",
+    "UTINYINT",
+    "USMALLINT",
+    "UINTEGER",
+    "UBIGINT",
+    "FLOAT",
+    "DOUBLE",
+    "VARCHAR",
+}
 
 
 @dataclass
@@ -120,7 +131,7 @@ class AuditResult:
             return sorted(bits.quarantine_bits)
         return sorted(int(b) for b in bits)
 
-    def failing_predicate(self, bits: Any = None) -> exp.Expression:
+    def failing_predicate(self, bits: Any = None) -> exp.Expr:
         """TRUE for a row failing any of ``bits`` (default: every row-level check)."""
         masks: dict[str, int] = {}
         for b in self._bits(bits):
@@ -129,24 +140,22 @@ class AuditResult:
             return exp.false()
         parts = [
             exp.NEQ(
-                this=exp.Paren(
-                    this=exp.BitwiseAnd(this=col(m), expression=exp.Literal.number(v))
-                ),
+                this=exp.Paren(this=exp.BitwiseAnd(this=col(m), expression=exp.Literal.number(v))),
                 expression=exp.Literal.number(0),
             )
             for m, v in masks.items()
         ]
         return exp.or_(*parts) if len(parts) > 1 else parts[0]
 
-    def passing_predicate(self, bits: Any = None) -> exp.Expression:
+    def passing_predicate(self, bits: Any = None) -> exp.Expr:
         """TRUE for a row failing none of ``bits`` (a GateDecision, bit numbers, or None =
         all row-level checks)."""
         return exp.Not(this=exp.Paren(this=self.failing_predicate(bits)))
 
-    def failing_names_expr(self, bits: Any = None) -> exp.Expression:
+    def failing_names_expr(self, bits: Any = None) -> exp.Expr:
         """``VARCHAR[]`` of the names of the checks (among ``bits``) a row failed."""
         wanted = set(self._bits(bits))
-        items: list[exp.Expression] = [
+        items: list[exp.Expr] = [
             exp.Case(
                 ifs=[exp.If(this=self.failing_predicate([r.bit]), true=exp.Literal.string(r.name))]
             )
@@ -173,8 +182,8 @@ class AuditResult:
     ) -> exp.Select:
         """``SELECT columns FROM marked WHERE <no quarantining bit set>``."""
         cols = [col(c) for c in (columns or self.columns)]
-        return exp.select(*cols).from_(table_ref(self._source())).where(
-            self.passing_predicate(bits)
+        return (
+            exp.select(*cols).from_(table_ref(self._source())).where(self.passing_predicate(bits))
         )
 
     def failing_rows_query(self, columns: Any = None, bits: Any = None) -> exp.Select:
@@ -283,9 +292,9 @@ def audit(
     return res
 
 
-def _mask_expr(compiled: Sequence[CompiledCheck], j: int) -> exp.Expression:
+def _mask_expr(compiled: Sequence[CompiledCheck], j: int) -> exp.Expr:
     """BIGINT bitmask of the row-level checks with bits in mask column ``j``."""
-    terms: list[exp.Expression] = []
+    terms: list[exp.Expr] = []
     for cc in compiled:
         if cc.bit is None or cc.bit // BITS_PER_MASK != j:
             continue
@@ -298,7 +307,7 @@ def _mask_expr(compiled: Sequence[CompiledCheck], j: int) -> exp.Expression:
         )
     if not terms:
         return exp.Cast(this=exp.Literal.number(0), to=exp.DataType.build("BIGINT"))
-    e: exp.Expression = terms[0]
+    e: exp.Expr = terms[0]
     for t in terms[1:]:
         e = exp.BitwiseOr(this=e, expression=t)
     return exp.Cast(this=e, to=exp.DataType.build("BIGINT"))
@@ -327,7 +336,7 @@ def _aggregate(
     marked_mode: bool,
 ) -> dict[str, Any]:
     """One statement: the aggregate pass + cross-joined unique/reference subqueries."""
-    aggs: list[exp.Expression] = [exp.alias_(exp.Count(this=exp.Star()), "__lg_total")]
+    aggs: list[exp.Expr] = [exp.alias_(exp.Count(this=exp.Star()), "__lg_total")]
     extra: list[exp.Query] = []
     for cc in compiled:
         i = cc.index
@@ -335,7 +344,7 @@ def _aggregate(
             aggs.append(exp.alias_(_count_if(cc.scope.copy()), f"__lg_s{i}"))
         if cc.bit is not None:
             if marked_mode:
-                cond: exp.Expression = exp.NEQ(
+                cond: exp.Expr = exp.NEQ(
                     this=exp.Paren(
                         this=exp.BitwiseAnd(
                             this=col(mask_column(cc.bit)),
@@ -431,8 +440,9 @@ def _table_verdict(
         missing = [x for x in c.columns if x.lower() not in have]
         return not missing, missing, f"missing columns: {', '.join(missing)}" if missing else ""
     if isinstance(c, C.RowCount):
-        ok = _in_bounds(float(m), c.min, c.max)
-        return ok, int(m), "" if ok else f"{int(m):,} rows, expected [{c.min}, {c.max}]"
+        n = int(m or 0)
+        ok = _in_bounds(float(n), c.min, c.max)
+        return ok, n, "" if ok else f"{n:,} rows, expected [{c.min}, {c.max}]"
     if isinstance(c, C.DuplicateRate):
         rate = 0.0 if m is None else float(m)
         lim = C.parse_fraction(c.max)
@@ -482,7 +492,7 @@ def _run_custom(
     r.seconds = time.perf_counter() - t0
 
 
-def _safe(e: exp.Expression, t: str) -> exp.Expression:
+def _safe(e: exp.Expr, t: str) -> exp.Expr:
     """Values Python/JSON always receive cleanly: other types as VARCHAR."""
     if t.upper() in _SIMPLE_TYPES or (is_numeric(t) and not t.upper().startswith("DECIMAL")):
         return e

@@ -191,7 +191,9 @@ def _load_postgres(con: duckdb.DuckDBPyConnection, name: str, url: str, tmp: str
         import psycopg
         from psycopg import sql
     except ImportError:  # pragma: no cover
-        raise InputError("reading PostgreSQL needs psycopg", hint="pip install 'lockgate[postgres]'") from None
+        raise InputError(
+            "reading PostgreSQL needs psycopg", hint="pip install 'lockgate[postgres]'"
+        ) from None
     conn_url, schema, table = split_pg_url(url)
     path = os.path.join(tmp, f"{name}.csv")
     try:

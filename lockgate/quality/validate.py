@@ -91,11 +91,9 @@ def validate_checks(
     """Every problem of ``checks`` (models or raw mappings) against ``columns`` (name →
     DuckDB type). ``references`` (dataset name → its columns), when given, also validates
     relationship/reconcile/reference_match targets and their columns."""
-    line_list: Sequence[int | None] | None
-    if isinstance(lines, Mapping):
-        line_list = [lines.get(i) for i in range(len(checks))]
-    else:
-        line_list = lines
+    line_list: Sequence[int | None] | None = (
+        [lines.get(i) for i in range(len(checks))] if isinstance(lines, Mapping) else lines
+    )
     parsed, problems = parse_checks(checks, file=file, lines=line_list)
     lower = {k.lower(): v for k, v in columns.items()}
     seen: dict[str, int] = {}
@@ -119,7 +117,7 @@ def validate_checks(
             if colname.lower() not in lower:
                 add(f"unknown column '{colname}'", did_you_mean(colname, columns))
         for label, text in (("where", c.where), ("expr", getattr(c, "expr", None))):
-            if not text or isinstance(c, C.CustomSql) and label == "where":
+            if not text or (isinstance(c, C.CustomSql) and label == "where"):
                 continue
             try:
                 tree = parse_condition(text)
@@ -151,8 +149,10 @@ def _type_problems(c: BaseCheck, cols: Mapping[str, str], add: Any) -> None:
             return
         bounds = [b for b in (c.min, c.max) if b is not None]
         if is_string(ct):
-            add(f"between on string column '{c.column}' ({ct})", "use length_between or "
-                "accepted_values, or cast the column")  # fmt: skip
+            add(
+                f"between on string column '{c.column}' ({ct})",
+                "use length_between or accepted_values, or cast the column",
+            )
         elif is_numeric(ct) and any(isinstance(b, str) for b in bounds):
             add(f"between bounds must be numbers for numeric column '{c.column}' ({ct})")
         elif is_temporal(ct) and any(not isinstance(b, str) for b in bounds):
@@ -166,8 +166,10 @@ def _type_problems(c: BaseCheck, cols: Mapping[str, str], add: Any) -> None:
         if isinstance(c, C.RegexMatch):
             err = _re2_error(c.pattern)
             if err:
-                add(f"pattern {c.pattern!r} is not valid RE2 (DuckDB): {err}",
-                    "RE2 has no backreferences or lookaround")  # fmt: skip
+                add(
+                    f"pattern {c.pattern!r} is not valid RE2 (DuckDB): {err}",
+                    "RE2 has no backreferences or lookaround",
+                )
     elif isinstance(c, C.AggregateBetween):
         ct = t(c.column)
         if ct is not None and c.agg != "distinct_count" and not is_numeric(ct):
@@ -207,8 +209,11 @@ def _reference_problems(
     if refs is None or not isinstance(target, str):
         return
     if target not in refs:
-        add(f"unknown reference dataset '{target}'", did_you_mean(target, refs)
-            or "declare it under 'references:' (check file) or as a dataset")  # fmt: skip
+        add(
+            f"unknown reference dataset '{target}'",
+            did_you_mean(target, refs)
+            or "declare it under 'references:' (check file) or as a dataset",
+        )
         return
     rcols = {k.lower() for k in refs[target]}
     need: list[str] = []

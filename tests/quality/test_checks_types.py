@@ -34,10 +34,14 @@ def con() -> duckdb.DuckDBPyConnection:
             TIMESTAMPTZ '2025-01-01 01:00:00+00', '')
         ) v(order_id, customer_id, status, amount, email, created_at, shipped_at, code)"""
     )
-    c.execute("CREATE TABLE customers AS SELECT * FROM (VALUES (10, 'A'), (11, 'B'), (12, 'C')) "
-              "v(customer_id, segment)")  # fmt: skip
-    c.execute("CREATE TABLE golden AS SELECT * FROM (VALUES (1, 5.0), (2, 1.0), (5, -1.0)) "
-              "v(order_id, amount)")  # fmt: skip
+    c.execute(
+        "CREATE TABLE customers AS SELECT * FROM (VALUES (10, 'A'), (11, 'B'), (12, 'C')) "
+        "v(customer_id, segment)"
+    )
+    c.execute(
+        "CREATE TABLE golden AS SELECT * FROM (VALUES (1, 5.0), (2, 1.0), (5, -1.0)) "
+        "v(order_id, amount)"
+    )
     return c
 
 
@@ -61,14 +65,24 @@ ROW_CASES: list[tuple[dict[str, Any], int]] = [
     ({"type": "between", "column": "amount", "min": 0, "max": 5, "min_exclusive": True}, 3),
     ({"type": "between", "column": "created_at", "min": "2024-12-25"}, 1),
     ({"type": "reference_match", "column": "amount", "key": "order_id", "to": "golden"}, 2),
-    ({"type": "reference_match", "column": "amount", "key": "order_id", "to": "golden",
-      "tolerance": 1.5}, 1),  # fmt: skip
+    (
+        {
+            "type": "reference_match",
+            "column": "amount",
+            "key": "order_id",
+            "to": "golden",
+            "tolerance": 1.5,
+        },
+        1,
+    ),
     ({"type": "expression", "expr": "amount >= 0 OR status = 'shipped'"}, 1),
     ({"type": "column_pair", "column_a": "shipped_at", "op": ">=", "column_b": "created_at"}, 1),
     ({"type": "relationship", "column": "customer_id", "to": "customers"}, 1),
     ({"type": "lateness", "column": "created_at", "max_delay": "24h"}, 1),
-    ({"type": "lateness", "column": "created_at", "max_delay": "1h",
-      "reference": "shipped_at"}, 1),  # fmt: skip
+    (
+        {"type": "lateness", "column": "created_at", "max_delay": "1h", "reference": "shipped_at"},
+        1,
+    ),
 ]
 
 
@@ -91,22 +105,62 @@ TABLE_CASES: list[tuple[dict[str, Any], bool, Any]] = [
     ({"type": "required_columns", "columns": ["order_id", "nope"]}, False, ["nope"]),
     ({"type": "duplicate_rate", "column": "order_id", "max": "20%"}, True, 0.2),
     ({"type": "duplicate_rate", "column": "order_id", "max": 0.1}, False, 0.2),
-    ({"type": "aggregate_between", "column": "amount", "agg": "mean", "min": 0, "max": 3000},
-     True, 2501.125),  # fmt: skip
-    ({"type": "aggregate_between", "column": "amount", "agg": "max", "max": 10000}, False,
-     10000.5),  # fmt: skip
-    ({"type": "aggregate_between", "column": "amount", "agg": "quantile", "q": 0.5,
-      "min": 2, "max": 3}, True, 2.5),  # fmt: skip
-    ({"type": "aggregate_between", "column": "status", "agg": "distinct_count", "min": 3,
-      "max": 3}, True, 3.0),  # fmt: skip
+    (
+        {"type": "aggregate_between", "column": "amount", "agg": "mean", "min": 0, "max": 3000},
+        True,
+        2501.125,
+    ),
+    (
+        {"type": "aggregate_between", "column": "amount", "agg": "max", "max": 10000},
+        False,
+        10000.5,
+    ),
+    (
+        {
+            "type": "aggregate_between",
+            "column": "amount",
+            "agg": "quantile",
+            "q": 0.5,
+            "min": 2,
+            "max": 3,
+        },
+        True,
+        2.5,
+    ),
+    (
+        {
+            "type": "aggregate_between",
+            "column": "status",
+            "agg": "distinct_count",
+            "min": 3,
+            "max": 3,
+        },
+        True,
+        3.0,
+    ),
     ({"type": "freshness", "column": "created_at", "max_age": "2h"}, True, None),
     ({"type": "freshness", "column": "created_at", "max_age": "30m"}, False, None),
-    ({"type": "reconcile", "to": "customers", "metric": "row_count", "tolerance": "70%"},
-     True, {"value": 5.0, "reference": 3.0}),  # fmt: skip
-    ({"type": "reconcile", "to": "customers", "metric": "row_count"}, False,
-     {"value": 5.0, "reference": 3.0}),  # fmt: skip
-    ({"type": "reconcile", "to": "golden", "metric": "sum", "column": "amount",
-      "tolerance": 0.001}, False, {"value": 10004.5, "reference": 5.0}),  # fmt: skip
+    (
+        {"type": "reconcile", "to": "customers", "metric": "row_count", "tolerance": "70%"},
+        True,
+        {"value": 5.0, "reference": 3.0},
+    ),
+    (
+        {"type": "reconcile", "to": "customers", "metric": "row_count"},
+        False,
+        {"value": 5.0, "reference": 3.0},
+    ),
+    (
+        {
+            "type": "reconcile",
+            "to": "golden",
+            "metric": "sum",
+            "column": "amount",
+            "tolerance": 0.001,
+        },
+        False,
+        {"value": 10004.5, "reference": 5.0},
+    ),
 ]
 
 
@@ -123,8 +177,9 @@ def test_table_level_checks(
 
 
 def test_custom_sql_binds_dataset_and_references(con: duckdb.DuckDBPyConnection) -> None:
-    sql = ("SELECT o.* FROM orders o LEFT JOIN customers c USING (customer_id) "
-           "WHERE c.segment IS NULL")  # fmt: skip
+    sql = (
+        "SELECT o.* FROM orders o LEFT JOIN customers c USING (customer_id) WHERE c.segment IS NULL"
+    )
     r = run(con, {"type": "custom_sql", "sql": sql, "threshold": 2}).results[0]
     assert r.failing_rows == 2 and r.passed
     assert len(r.samples) == 2
@@ -141,8 +196,17 @@ def test_threshold_count_and_percent(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def test_where_filters_rows_and_scope(con: duckdb.DuckDBPyConnection) -> None:
-    r = run(con, {"type": "between", "column": "amount", "min": 0, "max": 10000,
-                  "where": "status = 'placed'", "threshold": "50%"}).results[0]  # fmt: skip
+    r = run(
+        con,
+        {
+            "type": "between",
+            "column": "amount",
+            "min": 0,
+            "max": 10000,
+            "where": "status = 'placed'",
+            "threshold": "50%",
+        },
+    ).results[0]
     assert r.failing_rows == 1 and r.rows_in_scope == 2 and r.fraction == 0.5 and r.passed
     r = run(con, {"type": "unique", "column": "order_id", "where": "status <> 'SHIPPED'"})
     assert r.results[0].failing_rows == 0
@@ -169,8 +233,11 @@ def test_gate_policies(con: duckdb.DuckDBPyConnection) -> None:
     assert set(q.quarantined) == {"customer_id_not_null", "amount_between"}
     assert q.quarantine_bits == {0, 1}
     got = duckdb_rows(con, res.failing_rows_query(["order_id"], q))
-    assert sorted(got) == [(2, ["amount_between"]), (4, ["customer_id_not_null"]),
-                           (5, ["amount_between"])]  # fmt: skip
+    assert sorted(got) == [
+        (2, ["amount_between"]),
+        (4, ["customer_id_not_null"]),
+        (5, ["amount_between"]),
+    ]
     b = gate(res, "block")
     assert b.action == "block" and b.blocking == ["customer_id_not_null"]
     assert gate(res, "warn").action == "publish_all"
@@ -208,8 +275,9 @@ def test_validate_reports_every_problem_with_position() -> None:
         {"type": "not_null", "column": "id", "colour": "red", "name": "x"},
     ]
     lines = list(range(10, 10 + len(raw)))
-    problems = validate_checks(raw, COLUMNS, file="c.yaml", lines=lines,
-                               references={"customers": {"id": "BIGINT"}})  # fmt: skip
+    problems = validate_checks(
+        raw, COLUMNS, file="c.yaml", lines=lines, references={"customers": {"id": "BIGINT"}}
+    )
     text = "\n".join(str(p) for p in problems)
     expect = [
         ("c.yaml:10", "unknown check type 'not_nul'", "did you mean 'not_null'"),

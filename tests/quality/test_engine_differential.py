@@ -55,9 +55,22 @@ WHERES = [None, "k > 1", "i IS NOT NULL", "s <> ''"]
 def one_check(draw: Any) -> dict[str, Any]:
     kind = draw(
         st.sampled_from(
-            ["not_null", "unique", "unique2", "accepted", "not_accepted", "between_f",
-             "between_i", "regex", "length", "pair", "relationship", "expression",
-             "lateness", "parsable"]  # fmt: skip
+            [
+                "not_null",
+                "unique",
+                "unique2",
+                "accepted",
+                "not_accepted",
+                "between_f",
+                "between_i",
+                "regex",
+                "length",
+                "pair",
+                "relationship",
+                "expression",
+                "lateness",
+                "parsable",
+            ]
         )
     )
     where = draw(st.sampled_from(WHERES))
@@ -71,32 +84,62 @@ def one_check(draw: Any) -> dict[str, Any]:
         c = {"type": "unique", "columns": ["k", "s"]}
     elif kind in ("accepted", "not_accepted"):
         vals = draw(st.lists(st.sampled_from(["", "a", "ab", "é", "日本", "12"]), min_size=1))
-        c = {"type": "accepted_values" if kind == "accepted" else "not_accepted_values",
-             "column": "s", "values": vals}  # fmt: skip
+        c = {
+            "type": "accepted_values" if kind == "accepted" else "not_accepted_values",
+            "column": "s",
+            "values": vals,
+        }
     elif kind == "between_f":
         lo, hi = sorted(draw(st.lists(st.floats(-10, 10), min_size=2, max_size=2)))
-        c = {"type": "between", "column": "f", "min": lo, "max": hi,
-             "min_exclusive": draw(st.booleans()), "max_exclusive": draw(st.booleans())}  # fmt: skip
+        c = {
+            "type": "between",
+            "column": "f",
+            "min": lo,
+            "max": hi,
+            "min_exclusive": draw(st.booleans()),
+            "max_exclusive": draw(st.booleans()),
+        }
     elif kind == "between_i":
-        c = {"type": "between", "column": "i", "min": draw(st.integers(-3, 0)),
-             "max": draw(st.integers(0, 3))}  # fmt: skip
+        c = {
+            "type": "between",
+            "column": "i",
+            "min": draw(st.integers(-3, 0)),
+            "max": draw(st.integers(0, 3)),
+        }
     elif kind == "regex":
-        c = {"type": "regex_match", "column": "s",
-             "pattern": draw(st.sampled_from(["a.*", "[a-z]+", r"\d+", ".", "é|日本"]))}  # fmt: skip
+        c = {
+            "type": "regex_match",
+            "column": "s",
+            "pattern": draw(st.sampled_from(["a.*", "[a-z]+", r"\d+", ".", "é|日本"])),
+        }
     elif kind == "length":
         c = {"type": "length_between", "column": "s", "min": 1, "max": draw(st.integers(1, 3))}
     elif kind == "pair":
-        c = {"type": "column_pair", "column_a": "i",
-             "op": draw(st.sampled_from(["=", "!=", "<", "<=", ">", ">="])), "column_b": "k"}  # fmt: skip
+        c = {
+            "type": "column_pair",
+            "column_a": "i",
+            "op": draw(st.sampled_from(["=", "!=", "<", "<=", ">", ">="])),
+            "column_b": "k",
+        }
     elif kind == "relationship":
         c = {"type": "relationship", "column": "k", "to": "parent"}
     elif kind == "expression":
-        c = {"type": "expression", "expr": draw(st.sampled_from(
-            ["i > k", "coalesce(f, 0) < 1 OR s = 'a'", "length(s) < 2 AND k IS NOT NULL"]))}  # fmt: skip
+        c = {
+            "type": "expression",
+            "expr": draw(
+                st.sampled_from(
+                    ["i > k", "coalesce(f, 0) < 1 OR s = 'a'", "length(s) < 2 AND k IS NOT NULL"]
+                )
+            ),
+        }
     elif kind == "lateness":
         c = {"type": "lateness", "column": "ts", "max_delay": draw(st.sampled_from(["1h", "2d"]))}
     else:
-        c = {"type": "parsable_as", "column": "s", "as": draw(st.sampled_from(["INTEGER", "DOUBLE"]))}
+        c = {
+            "type": "parsable_as",
+            "column": "s",
+            "as": draw(st.sampled_from(["INTEGER", "DOUBLE"])),
+        }
     if where:
         c["where"] = where
     c["severity"] = draw(st.sampled_from(["error", "error", "warn"]))
@@ -117,7 +160,7 @@ def _oracle(con: duckdb.DuckDBPyConnection, c: dict[str, Any]) -> set[int]:
     w = f"({c['where']}) AND " if c.get("where") else ""
 
     def q(pred: str, frm: str = "t") -> set[int]:
-        return {r[0] for r in con.execute(f"SELECT rid FROM {frm} WHERE {w}{pred}").fetchall()}
+        return {r[0] for r in con.execute(f"SELECT rid FROM {frm} WHERE {w}({pred})").fetchall()}
 
     def lit(v: Any) -> str:
         return "'" + str(v).replace("'", "''") + "'" if isinstance(v, str) else repr(v)
@@ -194,8 +237,9 @@ def test_fused_engine_matches_naive_oracle(
     expected = {c["name"]: _oracle(con, c) for c in raw}
 
     counted = audit(con, "t", checks, references={"parent": "parent"}, mark=False, now=NOW)
-    marked = audit(con, "t", checks, references={"parent": "parent"}, mark=True, now=NOW,
-                   key_columns=["rid"])  # fmt: skip
+    marked = audit(
+        con, "t", checks, references={"parent": "parent"}, mark=True, now=NOW, key_columns=["rid"]
+    )
     for res in (counted, marked):
         assert res.total_rows == len(data)
         got = {r.name: r.failing_rows for r in res.results}
@@ -216,7 +260,9 @@ def test_fused_engine_matches_naive_oracle(
         for rid in ids:
             want.setdefault(rid, []).append(name)
     assert got_rows == {k: sorted(v) for k, v in want.items()}
-    passing = {r[0] for r in con.execute(marked.passing_rows_query(["rid"]).sql("duckdb")).fetchall()}
+    passing = {
+        r[0] for r in con.execute(marked.passing_rows_query(["rid"]).sql("duckdb")).fetchall()
+    }
     assert passing == set(range(len(data))) - set(want)
 
     # gate: the rows it holds back are exactly those failing an error-severity check

@@ -65,8 +65,18 @@ def _json(out: str) -> dict:
 
 
 def test_passing_file_exits_0_with_json(files: Path) -> None:
-    r = runner.invoke(app, ["check", str(files / "orders.parquet"), "--checks",
-                            str(files / "checks.yaml"), "--json", "--now", "2025-01-01T00:00:00"])  # fmt: skip
+    r = runner.invoke(
+        app,
+        [
+            "check",
+            str(files / "orders.parquet"),
+            "--checks",
+            str(files / "checks.yaml"),
+            "--json",
+            "--now",
+            "2025-01-01T00:00:00",
+        ],
+    )
     assert r.exit_code == 0, r.output
     doc = _json(r.stdout)
     by = {c["name"]: c for c in doc["checks"]}
@@ -75,14 +85,32 @@ def test_passing_file_exits_0_with_json(files: Path) -> None:
     assert by["amount_between"]["passed"] is False
     assert by["amount_between"]["dimension"] == "accuracy"
     assert by["cust_relationship"]["failing_rows"] == 0
-    assert {"name", "dimension", "severity", "failing_rows", "fraction", "passed", "observed",
-            "samples"} <= set(by["id_unique"])  # fmt: skip
+    assert {
+        "name",
+        "dimension",
+        "severity",
+        "failing_rows",
+        "fraction",
+        "passed",
+        "observed",
+        "samples",
+    } <= set(by["id_unique"])
 
 
 def test_error_check_failing_exits_1(files: Path) -> None:
     # freshness against a later clock fails (error severity)
-    r = runner.invoke(app, ["check", str(files / "orders.csv"), "--checks",
-                            str(files / "checks.yaml"), "--json", "--now", "2025-02-01"])  # fmt: skip
+    r = runner.invoke(
+        app,
+        [
+            "check",
+            str(files / "orders.csv"),
+            "--checks",
+            str(files / "checks.yaml"),
+            "--json",
+            "--now",
+            "2025-02-01",
+        ],
+    )
     assert r.exit_code == 1, r.output
     by = {c["name"]: c for c in _json(r.stdout)["checks"]}
     assert by["ts_freshness"]["passed"] is False
@@ -92,9 +120,19 @@ def test_error_check_failing_exits_1(files: Path) -> None:
 def test_ref_option_and_rich_output(files: Path, tmp_path: Path) -> None:
     con = duckdb.connect()
     con.execute("COPY (SELECT 0 AS cust) TO ? (FORMAT parquet)", [str(tmp_path / "few.parquet")])
-    r = runner.invoke(app, ["check", str(files / "*.parquet").replace("*", "orders*"),
-                            "--checks", str(files / "checks.yaml"), "--now", "2025-01-01",
-                            "--ref", f"customers={tmp_path / 'few.parquet'}"])  # fmt: skip
+    r = runner.invoke(
+        app,
+        [
+            "check",
+            str(files / "*.parquet").replace("*", "orders*"),
+            "--checks",
+            str(files / "checks.yaml"),
+            "--now",
+            "2025-01-01",
+            "--ref",
+            f"customers={tmp_path / 'few.parquet'}",
+        ],
+    )
     assert r.exit_code == 1, r.output
     assert "cust_relationship" in r.stdout and "FAIL" in r.stdout
 
@@ -126,8 +164,14 @@ def test_usage_and_input_errors_exit_2(files: Path) -> None:
 def test_delta_target(files: Path, tmp_path: Path) -> None:
     from deltalake import write_deltalake
 
-    tbl = pa.table({"id": [1, 2, 2, None], "cust": [0, 1, 5, 1], "amount": [1.0, 2.0, 3.0, 4.0],
-                    "ts": pa.array([None] * 4, pa.timestamp("us"))})  # fmt: skip
+    tbl = pa.table(
+        {
+            "id": [1, 2, 2, None],
+            "cust": [0, 1, 5, 1],
+            "amount": [1.0, 2.0, 3.0, 4.0],
+            "ts": pa.array([None] * 4, pa.timestamp("us")),
+        }
+    )
     write_deltalake(str(tmp_path / "delta_orders"), tbl)
     res = run_standalone(str(tmp_path / "delta_orders"), files / "checks.yaml")
     got = {r.name: r.failing_rows for r in res.results}
@@ -137,8 +181,16 @@ def test_delta_target(files: Path, tmp_path: Path) -> None:
 
 def test_real_subprocess_exit_code(files: Path) -> None:
     exe = Path(sys.executable).parent / "lockgate"
-    cmd = [str(exe), "check", str(files / "orders.parquet"), "--checks", str(files / "checks.yaml"),
-           "--json", "--now", "2025-01-01T00:00:00+00:00"]  # fmt: skip
+    cmd = [
+        str(exe),
+        "check",
+        str(files / "orders.parquet"),
+        "--checks",
+        str(files / "checks.yaml"),
+        "--json",
+        "--now",
+        "2025-01-01T00:00:00+00:00",
+    ]
     p = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"})
     assert p.returncode == 0, p.stderr
     assert json.loads(p.stdout)["passed"] is True
@@ -159,15 +211,24 @@ def test_postgres_target(pg_url: str, files: Path) -> None:
             "INSERT INTO shop.orders VALUES (1, 0, 5.5, '', true, '2024-12-31 12:00+00'), "
             "(2, 1, 150, NULL, false, '2024-12-31 13:00+00'), (2, 9, NULL, 'x,\"y\"', NULL, NULL)"
         )
-    res = run_standalone(f"{pg_url}?table=shop.orders", files / "checks.yaml",
-                         now=__import__("datetime").datetime(2025, 1, 1))  # fmt: skip
+    res = run_standalone(
+        f"{pg_url}?table=shop.orders",
+        files / "checks.yaml",
+        now=__import__("datetime").datetime(2025, 1, 1),
+    )
     got = {r.name: r.failing_rows for r in res.results}
     assert res.total_rows == 3
-    assert got == {"id_not_null": 0, "id_unique": 2, "amount_between": 1,
-                   "cust_relationship": 1, "ts_freshness": 0}  # fmt: skip
+    assert got == {
+        "id_not_null": 0,
+        "id_unique": 2,
+        "amount_between": 1,
+        "cust_relationship": 1,
+        "ts_freshness": 0,
+    }
     # empty string and NULL stay distinct through COPY → CSV → DuckDB
     extra = files / "pg.yaml"
-    extra.write_text("checks:\n  - type: not_null\n    column: note\n  - type: not_null\n"
-                     "    column: ok\n")  # fmt: skip
+    extra.write_text(
+        "checks:\n  - type: not_null\n    column: note\n  - type: not_null\n    column: ok\n"
+    )
     res = run_standalone(f"{pg_url}?table=shop.orders", extra)
     assert [r.failing_rows for r in res.results] == [1, 1]
