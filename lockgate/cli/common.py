@@ -23,8 +23,11 @@ from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
+from typer import TyperException
 
 from lockgate.errors import LockgateError
+
 
 def _width(stream: Any) -> int | None:
     """Rich wraps to 80 columns when output is not a terminal; tables are wider than that."""
@@ -87,13 +90,25 @@ def handle_errors(fn: F) -> F:
         except LockgateError as e:
             if state.debug:
                 err_console.print_exception()
-            err_console.print(f"[bold red]error:[/] {e.message}", highlight=False, markup=True)
+            err_console.print(f"[bold red]error:[/] {escape(e.message)}", highlight=False)
             if e.hint:
-                err_console.print(f"[yellow]hint:[/] {e.hint}", highlight=False)
+                err_console.print(f"[yellow]hint:[/] {escape(e.hint)}", highlight=False)
             raise typer.Exit(e.exit_code) from None
         except KeyboardInterrupt:
             err_console.print("[red]interrupted[/]")
             raise typer.Exit(130) from None
+        except (typer.Exit, typer.Abort, TyperException, SystemExit):
+            raise
+        except Exception as e:  # a bug: one line, the traceback only with --debug
+            if state.debug:
+                raise
+            err_console.print(
+                f"[bold red]error:[/] unexpected {type(e).__name__}: "
+                + escape(" ".join(str(e).split())),
+                highlight=False,
+            )
+            err_console.print("[yellow]hint:[/] run again with --debug for the traceback")
+            raise typer.Exit(EXIT_FAILED) from None
 
     return wrapper  # type: ignore[return-value]
 

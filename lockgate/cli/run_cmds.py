@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -60,10 +61,8 @@ class RichReporter(Reporter):
         self.progress.advance(self.task)
         if result.status == StepStatus.NOOP:
             return
-        self.progress.console.print(
-            f"  {_style(str(result.status))} {result.dataset}"
-            + (f" — {result.reason}" if result.reason and not result.ok else "")
-        )
+        # failures are explained once, after the summary (render_failures)
+        self.progress.console.print(f"  {_style(str(result.status))} {result.dataset}")
 
 
 def _load(project_dir: Path) -> Any:
@@ -128,15 +127,39 @@ def run_cmd(
         print_json(result.to_dict())
     else:
         render_summary(result)
+    render_failures(result)
     raise typer.Exit(EXIT_OK if result.ok else EXIT_FAILED)
 
 
+def render_failures(result: RunResult) -> None:
+    """One message per failed or blocked step (what, where, fix) on stderr."""
+    for s in result.steps:
+        if s.status not in (StepStatus.FAILED, StepStatus.BLOCKED):
+            continue
+        err_console.print(
+            f"[bold red]error:[/] {escape(s.reason)}", highlight=False, soft_wrap=True
+        )
+        if s.hint:
+            err_console.print(f"[yellow]hint:[/] {escape(s.hint)}", highlight=False, soft_wrap=True)
+
+
 def render_summary(result: RunResult) -> None:
-    t = Table(title=f"run {result.run_id[:8]} · {result.project} · {_style(str(result.status))}"
-              f" · {result.duration_s:.2f}s")
-    for col, j in (("dataset", "left"), ("status", "left"), ("rows in", "right"),
-                   ("published", "right"), ("quarantined", "right"), ("version", "right"),
-                   ("checks", "right"), ("score", "right"), ("time", "right"), ("note", "left")):
+    t = Table(
+        title=f"run {result.run_id[:8]} · {result.project} · {_style(str(result.status))}"
+        f" · {result.duration_s:.2f}s"
+    )
+    for col, j in (
+        ("dataset", "left"),
+        ("status", "left"),
+        ("rows in", "right"),
+        ("published", "right"),
+        ("quarantined", "right"),
+        ("version", "right"),
+        ("checks", "right"),
+        ("score", "right"),
+        ("time", "right"),
+        ("note", "left"),
+    ):
         t.add_column(col, justify=j)  # type: ignore[arg-type]
     for s in result.steps:
         n_checks = len(s.checks)
@@ -158,7 +181,7 @@ def render_summary(result: RunResult) -> None:
             checks,
             "-" if score is None else f"{score:.3f}",
             f"{s.duration_s:.2f}s",
-            (note or "")[:90],
+            _first_line(note or "", 90),
         )
     console.print(t)
 
@@ -187,8 +210,17 @@ def runs_cmd(
         print_json(runs)
         return
     t = Table(title=f"runs · {project.config.name}")
-    for c in ("run", "seq", "status", "started", "duration", "selection", "steps", "published",
-              "quarantined"):
+    for c in (
+        "run",
+        "seq",
+        "status",
+        "started",
+        "duration",
+        "selection",
+        "steps",
+        "published",
+        "quarantined",
+    ):
         t.add_column(c)
     for r in runs:
         s = _get(r, "summary") or {}
@@ -207,18 +239,25 @@ def runs_cmd(
 
 
 def _render_run(run: Any) -> None:
-    console.print(f"run [bold]{_get(run, 'run_id')}[/] seq {_get(run, 'seq')} "
-                  f"{_style(str(_get(run, 'status')))} started {_fmt_time(_get(run, 'started_at'))}")
+    console.print(
+        f"run [bold]{_get(run, 'run_id')}[/] seq {_get(run, 'seq')} "
+        f"{_style(str(_get(run, 'status')))} started {_fmt_time(_get(run, 'started_at'))}"
+    )
     if _get(run, "error"):
         console.print(f"[red]{_get(run, 'error')}[/]")
     t = Table(title="steps")
     for c in ("dataset", "status", "rows in", "published", "quarantined", "version", "reason"):
         t.add_column(c)
     for s in _get(run, "steps") or []:
-        t.add_row(str(_get(s, "dataset")), _style(str(_get(s, "status"))),
-                  str(_get(s, "rows_in") or 0), str(_get(s, "rows_out") or 0),
-                  str(_get(s, "rows_quarantined") or 0), str(_get(s, "output_version") or "-"),
-                  str(_get(s, "reason") or "")[:100])
+        t.add_row(
+            str(_get(s, "dataset")),
+            _style(str(_get(s, "status"))),
+            str(_get(s, "rows_in") or 0),
+            str(_get(s, "rows_out") or 0),
+            str(_get(s, "rows_quarantined") or 0),
+            str(_get(s, "output_version") or "-"),
+            str(_get(s, "reason") or "")[:100],
+        )
     console.print(t)
     checks = [c for s in (_get(run, "steps") or []) for c in (_get(s, "checks") or [])]
     if checks:
@@ -231,10 +270,15 @@ def _render_checks(checks: list[Any]) -> None:
         t.add_column(c)
     for c in checks:
         passed = _get(c, "passed")
-        t.add_row(str(_get(c, "dataset") or ""), str(_get(c, "check_name") or _get(c, "name")),
-                  str(_get(c, "dimension")), str(_get(c, "severity")),
-                  f"{_get(c, 'failing_rows') or 0:,}", f"{(_get(c, 'fraction') or 0):.4%}",
-                  "[green]pass[/]" if passed else "[red]fail[/]")
+        t.add_row(
+            str(_get(c, "dataset") or ""),
+            str(_get(c, "check_name") or _get(c, "name")),
+            str(_get(c, "dimension")),
+            str(_get(c, "severity")),
+            f"{_get(c, 'failing_rows') or 0:,}",
+            f"{(_get(c, 'fraction') or 0):.4%}",
+            "[green]pass[/]" if passed else "[red]fail[/]",
+        )
     console.print(t)
 
 
@@ -246,16 +290,17 @@ def show_cmd(
     as_json: bool = JsonOpt,
 ) -> None:
     """A dataset: schema, versions, last runs, latest checks, sample rows."""
+    from lockgate._suggest import did_you_mean
     from lockgate.errors import UsageError
     from lockgate.state import StateStore
     from lockgate.storage import DeltaStore
 
-    from lockgate._suggest import did_you_mean
-
     project = _load(project_dir)
     if dataset not in project.datasets:
-        raise UsageError(f"unknown dataset '{dataset}'",
-                         hint=did_you_mean(dataset, project.datasets) or "see `lockgate validate`")
+        raise UsageError(
+            f"unknown dataset '{dataset}'",
+            hint=did_you_mean(dataset, project.datasets) or "see `lockgate validate`",
+        )
     store = DeltaStore(project.warehouse_path)
     state = StateStore.open(project.state_url)
     spec = project.datasets[dataset]
@@ -281,8 +326,10 @@ def show_cmd(
         print_json(info)
         return
     console.print(f"[bold]{dataset}[/] ({spec.kind}) — {spec.description or ''}")
-    console.print(f"upstream: {', '.join(info['upstream']) or '-'}   write: {spec.write.mode}"
-                  f"   version: {info['version'] if info['version'] is not None else 'never published'}")
+    console.print(
+        f"upstream: {', '.join(info['upstream']) or '-'}   write: {spec.write.mode}"
+        f"   version: {info['version'] if info['version'] is not None else 'never published'}"
+    )
     if schema:
         t = Table(title="schema")
         t.add_column("column")
@@ -295,18 +342,27 @@ def show_cmd(
         for c in ("version", "timestamp", "operation", "run", "rows"):
             t.add_column(c)
         for h in history:
-            t.add_row(str(_get(h, "version")), _fmt_time(_get(h, "timestamp")),
-                      str(_get(h, "operation")), str(_get(h, "run_id") or "")[:8],
-                      str(_get(h, "rows") or ""))
+            t.add_row(
+                str(_get(h, "version")),
+                _fmt_time(_get(h, "timestamp")),
+                str(_get(h, "operation")),
+                str(_get(h, "run_id") or "")[:8],
+                str(_get(h, "rows") or ""),
+            )
         console.print(t)
     if steps:
         t = Table(title="last runs")
         for c in ("run", "status", "published", "quarantined", "finished", "reason"):
             t.add_column(c)
         for s in steps:
-            t.add_row(str(_get(s, "run_id"))[:8], _style(str(_get(s, "status"))),
-                      str(_get(s, "rows_out") or 0), str(_get(s, "rows_quarantined") or 0),
-                      _fmt_time(_get(s, "finished_at")), str(_get(s, "reason") or "")[:80])
+            t.add_row(
+                str(_get(s, "run_id"))[:8],
+                _style(str(_get(s, "status"))),
+                str(_get(s, "rows_out") or 0),
+                str(_get(s, "rows_quarantined") or 0),
+                _fmt_time(_get(s, "finished_at")),
+                str(_get(s, "reason") or "")[:80],
+            )
         console.print(t)
     if checks:
         latest_run = _get(checks[0], "run_id")
@@ -341,8 +397,10 @@ def quarantine_cmd(
         from lockgate._suggest import did_you_mean
         from lockgate.errors import UsageError
 
-        raise UsageError(f"unknown dataset '{dataset}'",
-                         hint=did_you_mean(dataset, project.datasets) or "see `lockgate validate`")
+        raise UsageError(
+            f"unknown dataset '{dataset}'",
+            hint=did_you_mean(dataset, project.datasets) or "see `lockgate validate`",
+        )
     if not store.exists(qname):
         if as_json:
             print_json({"dataset": dataset, "total": 0, "rows": []})
@@ -361,25 +419,39 @@ def quarantine_cmd(
     cond = (" WHERE " + " AND ".join(where)) if where else ""
     total = con.execute("SELECT count(*) FROM q" + cond, params).fetchall()[0][0]
     by_check = con.execute(
-        "SELECT c, count(*) FROM (SELECT unnest(_lg_failed_checks) AS c FROM q" + cond
-        + ") GROUP BY c ORDER BY 2 DESC", params).fetchall()
+        "SELECT c, count(*) FROM (SELECT unnest(_lg_failed_checks) AS c FROM q"
+        + cond
+        + ") GROUP BY c ORDER BY 2 DESC",
+        params,
+    ).fetchall()
     tbl = con.sql(
         "SELECT * FROM q" + cond + " ORDER BY _lg_quarantined_at DESC LIMIT ?",
         params=[*params, limit],
     ).to_arrow_table()
     rows = tbl.to_pylist()
     if as_json:
-        print_json({"dataset": dataset, "total": total,
-                    "by_check": {str(c): int(n) for c, n in by_check}, "rows": rows})
+        print_json(
+            {
+                "dataset": dataset,
+                "total": total,
+                "by_check": {str(c): int(n) for c, n in by_check},
+                "rows": rows,
+            }
+        )
         return
-    console.print(f"[bold]{dataset}[/]: {total:,} quarantined rows"
-                  + (" — " + ", ".join(f"{c}: {n:,}" for c, n in by_check) if by_check else ""))
+    console.print(
+        f"[bold]{dataset}[/]: {total:,} quarantined rows"
+        + (" — " + ", ".join(f"{c}: {n:,}" for c, n in by_check) if by_check else "")
+    )
     if not rows:
         return
     t = Table()
     cols = ["_lg_failed_checks"] + [c for c in tbl.column_names if not c.startswith("_lg_")]
-    extra = [c for c in ("_lg_reason", "_lg_source_file", "_lg_line", "_lg_raw_record")
-             if c in tbl.column_names]
+    extra = [
+        c
+        for c in ("_lg_reason", "_lg_source_file", "_lg_line", "_lg_raw_record")
+        if c in tbl.column_names
+    ]
     for c in cols + extra + ["_lg_run_id"]:
         t.add_column(c.removeprefix("_lg_"))
     for r in rows:
@@ -393,6 +465,11 @@ def quarantine_cmd(
             vals.append("∅" if v is None else str(v)[:60])
         t.add_row(*vals)
     console.print(t)
+
+
+def _first_line(text: str, width: int) -> str:
+    line = text.strip().split("\n", 1)[0]
+    return line if len(line) <= width else line[: width - 1] + "…"
 
 
 def _get(obj: Any, key: str) -> Any:

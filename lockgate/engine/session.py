@@ -104,7 +104,9 @@ class Session:
         return {str(d[0]): str(d[1]) for d in desc}
 
     def count(self, table: str) -> int:
-        rows = self.execute(exp.select(exp.Count(this=exp.Star())).from_(table_ref(table))).fetchall()
+        rows = self.execute(
+            exp.select(exp.Count(this=exp.Star())).from_(table_ref(table))
+        ).fetchall()
         return int(rows[0][0]) if rows else 0
 
     def drop(self, *tables: str) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import re
+import traceback
 from typing import Any, Protocol
 
 import duckdb
@@ -35,11 +37,50 @@ def stage_sql(session: Session, dataset: str, sql_text: str, table: str, where: 
     session.settle()
     try:
         session.con.sql(sql_text).create(table)
+    except duckdb.ParserException as e:
+        message, line, col = sql_syntax_error(e)
+        pos = f" at line {line}, column {col} of the query" if line else ""
+        raise TransformError(
+            f"SQL of dataset '{dataset}' ({where}) has a syntax error{pos}: {message}",
+            hint="fix the SQL; `lockgate validate` reports syntax errors before running",
+        ) from e
+    except duckdb.BinderException as e:
+        raise TransformError(
+            f"SQL of dataset '{dataset}' ({where}) failed: {_one_line(e)}",
+            hint="a column or function the query uses does not exist in its inputs; "
+            "`lockgate show DATASET` lists an input's columns",
+        ) from e
     except duckdb.Error as e:
         raise TransformError(
             f"SQL of dataset '{dataset}' ({where}) failed: {_one_line(e)}",
             hint="fix the SQL; `lockgate validate` checks syntax and dataset references",
         ) from e
+
+
+_LINE_RE = re.compile(r"^LINE (\d+): ")
+
+
+def sql_syntax_error(e: BaseException) -> tuple[str, int | None, int | None]:
+    """DuckDB's parser message, and the 1-based line/column its caret points at."""
+    text = str(e).removeprefix("Parser Error: ")
+    lines = text.split("\n")
+    message = lines[0].strip()
+    for i, ln in enumerate(lines[:-1]):
+        m = _LINE_RE.match(ln)
+        caret = lines[i + 1]
+        if m and caret.strip() == "^":
+            return message, int(m.group(1)), caret.index("^") - m.end() + 1
+    return message, None, None
+
+
+def duckdb_syntax_error(sql_text: str) -> tuple[str, int | None, int | None] | None:
+    """Parse (without running) ``sql_text`` with DuckDB's own parser — stricter than
+    sqlglot; ``None`` when it parses, else (message, line, column)."""
+    try:
+        duckdb.extract_statements(sql_text)
+    except duckdb.ParserException as e:
+        return sql_syntax_error(e)
+    return None
 
 
 def stage_python(
@@ -54,15 +95,15 @@ def stage_python(
     session.settle()
     kwargs: dict[str, Any] = {}
     for param, ds in dict(tf.inputs).items():
-        rel = session.con.table(input_views.get(ds, ds))
+        rel = session.con.table(input_views.get(str(ds), str(ds)))
         kwargs[param] = _convert_input(rel, tf.as_)
     try:
         result = tf.func(**kwargs)
     except Exception as e:  # the user's code: anything can happen
         raise TransformError(
             f"Python transform '{tf.name}' of dataset '{dataset}' ({where}) raised "
-            f"{type(e).__name__}: {e}",
-            hint="run with --debug for the traceback",
+            f"{type(e).__name__}: {e}{_raised_at(e, tf)}",
+            hint="fix the function; run with --debug for the full traceback",
         ) from e
     _stage_result(session, dataset, tf.name, where, result, table)
 
@@ -114,10 +155,20 @@ def _to_arrow(result: Any) -> pa.Table | pa.RecordBatchReader | None:
     if mod == "polars":
         if hasattr(result, "collect"):  # LazyFrame
             result = result.collect()
-        return result.to_arrow()  # type: ignore[no-any-return]
+        return result.to_arrow()  # type: ignore[no-any-return,unused-ignore]
     if mod == "pandas" and hasattr(result, "to_records"):
         return pa.Table.from_pandas(result, preserve_index=False)
     return None
+
+
+def _raised_at(e: BaseException, tf: PythonTransform) -> str:
+    """`` (at FILE:LINE)``: the innermost frame of the transform's own file."""
+    code_file = getattr(getattr(tf.func, "__code__", None), "co_filename", None)
+    frames = [f for f in traceback.extract_tb(e.__traceback__) if f.filename == code_file]
+    if not frames:
+        return ""
+    label = tf.file or code_file
+    return f" (at {label}:{frames[-1].lineno})"
 
 
 def _one_line(e: BaseException) -> str:

@@ -20,6 +20,7 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 from pydantic import BaseModel, ValidationError
 
 from lockgate._suggest import did_you_mean
+from lockgate.engine.transforms import duckdb_syntax_error
 from lockgate.errors import ConfigError, Problem
 from lockgate.project.dag import find_cycles, parse_query, table_refs, topological_order
 from lockgate.project.models import (
@@ -424,6 +425,19 @@ class _ProjectLoader:
                 file, line, col = locate(err.line, err.column)
                 self.add(f"dataset '{name}': SQL syntax error: {err.message}", file, line, col)
                 continue
+            duck_err = duckdb_syntax_error(entry.sql)  # DuckDB's parser is stricter than sqlglot
+            if duck_err is not None:
+                message, sql_line, sql_col = duck_err
+                file, line, col = locate(sql_line, sql_col)
+                pos = f" (line {sql_line}, column {sql_col} of the query)" if sql_line else ""
+                self.add(
+                    f"dataset '{name}': SQL syntax error{pos}: {message}",
+                    file,
+                    line,
+                    col,
+                    hint="the SQL runs on DuckDB; see duckdb.org/docs/sql/introduction",
+                )
+                continue
             assert tree is not None
             deps: list[str] = []
             for ref in table_refs(tree):
@@ -472,6 +486,7 @@ class _ProjectLoader:
                     uses.append((col, f"check '{check.check_name}'", ("checks", i, "column")))
                 for j, c in enumerate(getattr(check, "columns", None) or ()):
                     uses.append((c, f"check '{check.check_name}'", ("checks", i, "columns", j)))
+            self._check_checks(name, entry, declared)
             for column, where, loc in uses:
                 if column in declared:
                     continue
@@ -482,6 +497,21 @@ class _ProjectLoader:
                     line_of(raw, loc),
                     hint=did_you_mean(column, declared) or f"declared: {', '.join(declared)}",
                 )
+
+    def _check_checks(self, name: str, entry: _Entry, declared: dict[str, str]) -> None:
+        """The dataset's checks against its declared columns (unknown columns, type
+        mismatches, bad where/expr, ...): what the run would reject after staging."""
+        from lockgate.quality import validate_checks
+
+        checks = entry.spec.checks
+        if not checks:
+            return
+        columns = {c: _duckdb_type(t) for c, t in declared.items()}
+        lines = [line_of(entry.raw, ("checks", i)) for i in range(len(checks))]
+        for p in validate_checks(checks, columns, file=entry.file, lines=lines):
+            if _CHECK_COLUMN_UNKNOWN.match(p.message):
+                continue  # reported (case-exactly, at the column's line) by _check_columns
+            self.add(f"dataset '{name}': {p.message}", p.file, p.line, p.column, p.hint)
 
     # ---- order ---------------------------------------------------------------------------
 
@@ -501,7 +531,6 @@ class _ProjectLoader:
         if cycles:
             return []
         return topological_order(self.entries, deps)
-
 
     def _check_targets(self, name: str) -> list[str]:
         spec = self.entries[name].spec
@@ -529,6 +558,19 @@ class _ProjectLoader:
 
 # (line, column) inside a SQL text -> (file, line, column) to report
 _Locator = Callable[[int | None, int | None], tuple[str, int | None, int | None]]
+
+
+_CHECK_COLUMN_UNKNOWN = re.compile(r"check '[^']*': unknown column '")
+
+
+def _duckdb_type(t: str) -> str:
+    """A declared type in DuckDB's canonical spelling (``int8`` → ``BIGINT``)."""
+    import duckdb
+
+    try:
+        return str(duckdb.sqltype(t))
+    except (duckdb.Error, TypeError, ValueError):
+        return t
 
 
 def _file_locator(file: str) -> _Locator:

@@ -51,10 +51,20 @@ def normalise_type(t: str) -> str:
     """Canonical spelling for comparisons (``VARCHAR(10)`` = ``VARCHAR``, case, spaces)."""
     t = re.sub(r"\s+", " ", t.strip().upper())
     t = re.sub(r"^(VARCHAR|TEXT|STRING|CHAR|BPCHAR)(\(\d+\))?$", "VARCHAR", t)
-    aliases = {"INT": "INTEGER", "INT4": "INTEGER", "INT8": "BIGINT", "LONG": "BIGINT",
-               "FLOAT8": "DOUBLE", "FLOAT4": "FLOAT", "REAL": "FLOAT", "BOOL": "BOOLEAN",
-               "TIMESTAMPTZ": "TIMESTAMP WITH TIME ZONE", "DATETIME": "TIMESTAMP",
-               "NUMERIC": "DECIMAL(18,3)", "DECIMAL": "DECIMAL(18,3)"}
+    aliases = {
+        "INT": "INTEGER",
+        "INT4": "INTEGER",
+        "INT8": "BIGINT",
+        "LONG": "BIGINT",
+        "FLOAT8": "DOUBLE",
+        "FLOAT4": "FLOAT",
+        "REAL": "FLOAT",
+        "BOOL": "BOOLEAN",
+        "TIMESTAMPTZ": "TIMESTAMP WITH TIME ZONE",
+        "DATETIME": "TIMESTAMP",
+        "NUMERIC": "DECIMAL(18,3)",
+        "DECIMAL": "DECIMAL(18,3)",
+    }
     t = aliases.get(t, t)
     return t.replace(", ", ",")
 
@@ -84,7 +94,7 @@ class Drift:
 
 @dataclass(frozen=True)
 class ContractResult:
-    projection: list[exp.Expression]
+    projection: list[exp.Expr]
     columns: dict[str, str]  # published column → type
     drift: Drift
     schema_mode: Literal["merge", "overwrite"] | None
@@ -155,12 +165,13 @@ def apply_contract(
             for c, t in drift.removed.items():
                 out_cols[c] = t
 
-    projection: list[exp.Expression] = []
+    projection: list[exp.Expr] = []
     for c, t in out_cols.items():
         if c not in staged:  # removed column: typed NULL keeps the table's shape
             projection.append(
-                exp.alias_(exp.Cast(this=exp.Null(), to=exp.DataType.build(t, dialect="duckdb")),
-                           ident(c))
+                exp.alias_(
+                    exp.Cast(this=exp.Null(), to=exp.DataType.build(t, dialect="duckdb")), ident(c)
+                )
             )
             continue
         target = cast_to.get(c) or (staged_safe[c] if staged_safe[c] != staged[c] else None)

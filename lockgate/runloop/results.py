@@ -39,6 +39,7 @@ class StepResult:
     columns: dict[str, str] = field(default_factory=dict)  # published schema
     inputs: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
+    hint: str | None = None  # how to fix a failure
 
     @property
     def ok(self) -> bool:

@@ -134,27 +134,55 @@ def _run_with_retries(ctx: StepContext, project: Any, name: str) -> StepResult:
         try:
             r = run_step(ctx, spec)
             r.attempts = attempt
-            ctx.state.record_attempt(step_id, attempt, "success", None, False, started,
-                                     datetime.now(UTC))
+            ctx.state.record_attempt(
+                step_id, attempt, "success", None, False, started, datetime.now(UTC)
+            )
             _record_step(ctx, project, step_id, r)
             return r
         except LockgateError as e:
+            log.debug("step %s attempt %d failed", name, attempt, exc_info=True)
             transient = e.transient
-            ctx.state.record_attempt(step_id, attempt, "error", str(e), transient, started,
-                                     datetime.now(UTC))
+            ctx.state.record_attempt(
+                step_id, attempt, "error", str(e), transient, started, datetime.now(UTC)
+            )
             if transient and attempt <= retries:
                 delay = backoff * (2 ** (attempt - 1))
-                log.warning("step %s attempt %d failed (%s); retrying in %.1fs", name, attempt,
-                            e, delay)
+                log.warning(
+                    "step %s attempt %d failed (%s); retrying in %.1fs", name, attempt, e, delay
+                )
                 time.sleep(delay)
                 continue
             status = StepStatus.BLOCKED if isinstance(e, GateBlocked) else StepStatus.FAILED
-            r = StepResult(dataset=name, status=status, reason=e.message, error=str(e),
-                           attempts=attempt)
+            r = StepResult(
+                dataset=name,
+                status=status,
+                reason=e.message,
+                error=str(e),
+                hint=e.hint,
+                attempts=attempt,
+            )
             partial = getattr(e, "step_result", None)
             if isinstance(partial, StepResult):  # a gate block: keep what the audit found
                 r.checks, r.scores, r.rows_in = partial.checks, partial.scores, partial.rows_in
                 r.batch_id, r.inputs = partial.batch_id, partial.inputs
+            _record_step(ctx, project, step_id, r)
+            return r
+        except Exception as e:  # a bug or an unexpected library error: fail this step only
+            log.debug("step %s attempt %d failed unexpectedly", name, attempt, exc_info=True)
+            msg = f"dataset '{name}' failed with an unexpected {type(e).__name__}: " + " ".join(
+                str(e).split()
+            )
+            ctx.state.record_attempt(
+                step_id, attempt, "error", msg, False, started, datetime.now(UTC)
+            )
+            r = StepResult(
+                dataset=name,
+                status=StepStatus.FAILED,
+                reason=msg,
+                error=msg,
+                hint="run with --debug for the traceback",
+                attempts=attempt,
+            )
             _record_step(ctx, project, step_id, r)
             return r
 
@@ -173,7 +201,10 @@ def _record_step(ctx: StepContext, project: Any, step_id: Any, r: StepResult) ->
         cols = r.columns
         if cols:
             r.schema_version = st.record_schema(
-                pname, r.dataset, [{"name": c, "type": t} for c, t in cols.items()], r.drift,
+                pname,
+                r.dataset,
+                [{"name": c, "type": t} for c, t in cols.items()],
+                r.drift,
                 ctx.run_id,
             )
     st.finish_step(
@@ -196,10 +227,22 @@ def _record_step(ctx: StepContext, project: Any, step_id: Any, r: StepResult) ->
 
 def _record_skipped(state: Any, project: Any, run_id: str, r: StepResult) -> None:
     step_id = state.start_step(run_id, project.config.name, r.dataset, input_versions={})
-    state.finish_step(step_id, status=str(r.status), reason=r.reason, rows_in=0, rows_out=0,
-                      rows_quarantined=0, output_version=None, quarantine_version=None,
-                      watermark=None, schema_version=None, batch_id=None, message=r.reason,
-                      attempts=0, input_versions={})
+    state.finish_step(
+        step_id,
+        status=str(r.status),
+        reason=r.reason,
+        rows_in=0,
+        rows_out=0,
+        rows_quarantined=0,
+        output_version=None,
+        quarantine_version=None,
+        watermark=None,
+        schema_version=None,
+        batch_id=None,
+        message=r.reason,
+        attempts=0,
+        input_versions={},
+    )
 
 
 def _run_status(results: list[StepResult]) -> RunStatus:
@@ -217,8 +260,9 @@ def _run_status(results: list[StepResult]) -> RunStatus:
 def _summary(results: list[StepResult]) -> dict[str, Any]:
     return {
         "steps": len(results),
-        "by_status": {s: sum(1 for r in results if r.status == s) for s in
-                      {str(r.status) for r in results}},
+        "by_status": {
+            s: sum(1 for r in results if r.status == s) for s in {str(r.status) for r in results}
+        },
         "rows_out": sum(r.rows_out for r in results),
         "rows_quarantined": sum(r.rows_quarantined for r in results),
         "host": socket.gethostname(),
@@ -236,9 +280,15 @@ def plan(
     """What ``execute`` would do, and why, without reading data or taking the lock."""
     names = project.select(list(select))
     state, store = open_backends(project)
-    ctx = StepContext(project=project, session=None,  # type: ignore[arg-type]
-                      store=store, state=state, run_id="dry-run", run_seq=0,
-                      full_refresh=full_refresh)
+    ctx = StepContext(
+        project=project,
+        session=None,  # type: ignore[arg-type]
+        store=store,
+        state=state,
+        run_id="dry-run",
+        run_seq=0,
+        full_refresh=full_refresh,
+    )
     will_run: set[str] = set()
     out: list[StepResult] = []
     for name in names:

@@ -132,8 +132,12 @@ def run_step(ctx: StepContext, spec: DatasetSpec) -> StepResult:
     lowest = incremental.min_cursor(spec.incremental, watermark) if spec.incremental else None
     def_hash = definition_hash(ctx, spec)
     batch_id = batch_id_for(def_hash, inputs)
-    res = StepResult(dataset=name, status=StepStatus.SUCCESS, batch_id=batch_id,
-                     inputs={**inputs, "definition": def_hash})
+    res = StepResult(
+        dataset=name,
+        status=StepStatus.SUCCESS,
+        batch_id=batch_id,
+        inputs={**inputs, "definition": def_hash},
+    )
 
     last = ctx.store.last_commit(name)
     if not ctx.full_refresh and last is not None and last.batch_id == batch_id:
@@ -150,10 +154,15 @@ def run_step(ctx: StepContext, spec: DatasetSpec) -> StepResult:
         from lockgate.sources import stage_source
 
         skip = _already_published_files(ctx, spec, def_hash) if lowest is not None else []
-        staged = stage_source(ses.con, spec, ctx.project.root, stage, min_cursor=lowest,
-                              skip_files=skip)
+        staged = stage_source(
+            ses.con, spec, ctx.project.root, stage, min_cursor=lowest, skip_files=skip
+        )
         rejects = staged.rejected
-        if spec.incremental is not None and lowest is not None and spec.incremental.lookback is None:
+        if (
+            spec.incremental is not None
+            and lowest is not None
+            and spec.incremental.lookback is None
+        ):
             # sources filter with >=; without lookback the boundary rows were already published
             keep = incremental.cursor_filter(spec.incremental.cursor, lowest, inclusive=False)
             ses.execute(exp.delete(table_ref(stage), where=exp.Not(this=exp.paren(keep))))
@@ -167,6 +176,9 @@ def run_step(ctx: StepContext, spec: DatasetSpec) -> StepResult:
         else:
             stage_sql(ses, name, ctx.project.sql_text(name), stage, where)
     staged_cols = ses.columns(stage)
+    checks = list(spec.checks) + _implicit_checks(spec)
+    references = _register_references(ctx, checks)
+    _validate_checks(ctx, spec, checks, staged_cols, references)
     staged_rows = ses.count(stage)
     res.rows_in = staged_rows + rejects
     if (
@@ -202,10 +214,15 @@ def run_step(ctx: StepContext, spec: DatasetSpec) -> StepResult:
     ctx.report(name, f"auditing {staged_rows:,} rows")
     from lockgate.quality import audit, gate
 
-    checks = list(spec.checks) + _implicit_checks(spec)
-    references = _register_references(ctx, checks)
-    result = audit(ses.con, stage, checks, references=references, mark=True, now=ctx.now,
-                   key_columns=spec.write.keys)
+    result = audit(
+        ses.con,
+        stage,
+        checks,
+        references=references,
+        mark=True,
+        now=ctx.now,
+        key_columns=spec.write.keys,
+    )
     decision = gate(result, ctx.project.effective_gate(name))
     res.checks = [_check_dict(c) for c in result.results]
     from lockgate.quality.scores import compute_scores
@@ -224,13 +241,15 @@ def run_step(ctx: StepContext, spec: DatasetSpec) -> StepResult:
     marked = result.marked_table or stage
     quarantine_split = decision.action == "publish_passing"
     ctx.report(name, "publishing")
-    source_q = _publish_query(ctx, spec, marked, contract.projection, result, decision,
-                              quarantine_split, lowest)
+    source_q = _publish_query(
+        ctx, spec, marked, contract.projection, result, decision, quarantine_split, lowest
+    )
 
     q_rows = 0
     if quarantine_split or rejects:
-        q_rows = _publish_quarantine(ctx, spec, result, decision, marked, quarantine_split,
-                                     rejects, batch_id, res)
+        q_rows = _publish_quarantine(
+            ctx, spec, result, decision, marked, quarantine_split, rejects, batch_id, res
+        )
     res.rows_quarantined = q_rows
 
     wm_value = None
@@ -253,8 +272,9 @@ def run_step(ctx: StepContext, spec: DatasetSpec) -> StepResult:
         # store stream the batch straight into one replace-these-partitions commit
         cols = [exp.Column(this=ident(c)) for c in write.partition_by]
         cur = ses.execute(exp.select(*cols).distinct().from_(source_q.subquery("__p")))
-        partition_values = [dict(zip(write.partition_by, row, strict=True))
-                            for row in cur.fetchall()]
+        partition_values = [
+            dict(zip(write.partition_by, row, strict=True)) for row in cur.fetchall()
+        ]
     raw_reader = ses.reader(source_q, BATCH_ROWS)
     try:  # a failed publish must release DuckDB's open result, or a retry cannot run
         pub = ctx.store.publish(
@@ -343,13 +363,41 @@ def _register_references(ctx: StepContext, checks: Sequence[Any]) -> dict[str, s
     return refs
 
 
+def _validate_checks(
+    ctx: StepContext,
+    spec: DatasetSpec,
+    checks: Sequence[Any],
+    columns: dict[str, str],
+    references: dict[str, str],
+) -> None:
+    """Every problem of the dataset's checks against the staged columns, at once — before
+    the audit reads a row. A check naming a column the data does not have is a config error."""
+    from lockgate.quality import validate_checks
+
+    ref_cols = {name: ctx.session.columns(rel) for name, rel in references.items()}
+    problems = validate_checks(checks, columns, file=spec.defined_in, references=ref_cols)
+    if not problems:
+        return
+    n = len(problems)
+    where = spec.defined_in or "the dataset's YAML"
+    raise TerminalError(
+        f"dataset '{spec.name}' has {n} invalid check{'s' if n != 1 else ''} "
+        f"({where}): "
+        + "; ".join(p.message + (f" ({p.hint})" if p.hint else "") for p in problems),
+        hint=f"fix the checks in {where} (staged columns: {', '.join(list(columns)[:20])}"
+        f"{', …' if len(columns) > 20 else ''}); nothing was published. Declaring `columns:` "
+        "lets `lockgate validate` catch this before running",
+    )
+
+
 def _implicit_checks(spec: DatasetSpec) -> list[Any]:
     """Merge keys must not be NULL: a NULL key can never be upserted, so such rows are
     quarantined rather than inserted again on every run."""
     if spec.write.mode != WriteMode.MERGE:
         return []
-    declared = {getattr(c, "column", None) for c in spec.checks if getattr(c, "type", "") ==
-                "not_null"}
+    declared = {
+        getattr(c, "column", None) for c in spec.checks if getattr(c, "type", "") == "not_null"
+    }
     return [
         NotNull(type="not_null", column=k, name=f"{k}_merge_key_not_null")
         for k in spec.write.keys
@@ -374,7 +422,7 @@ def _publish_query(
     ctx: StepContext,
     spec: DatasetSpec,
     marked: str,
-    projection: list[exp.Expression],
+    projection: list[exp.Expr],
     result: Any,
     decision: Any,
     quarantine_split: bool,
@@ -387,8 +435,11 @@ def _publish_query(
     if keys and spec.write.mode == WriteMode.MERGE:
         # de-duplicate the batch by key: latest by order_by
         order = (
-            [exp.Ordered(this=exp.Column(this=ident(spec.write.order_by)), desc=True,
-                         nulls_first=False)]
+            [
+                exp.Ordered(
+                    this=exp.Column(this=ident(spec.write.order_by)), desc=True, nulls_first=False
+                )
+            ]
             if spec.write.order_by
             else [exp.Ordered(this=exp.Column(this=ident(k))) for k in keys]
         )
@@ -413,13 +464,16 @@ def _publish_query(
         match_cols = keys or [str(e.alias_or_name) for e in projection]
         cond = exp.and_(
             *[
-                exp.NullSafeEQ(this=exp.column(k, table="__t", quoted=True),
-                               expression=exp.column(k, table="__s", quoted=True))
+                exp.NullSafeEQ(
+                    this=exp.column(k, table="__t", quoted=True),
+                    expression=exp.column(k, table="__s", quoted=True),
+                )
                 for k in match_cols
             ],
             incremental.cursor_filter(spec.incremental.cursor, lowest, inclusive=True).transform(
-                lambda n: exp.column(n.name, table="__t", quoted=True)
-                if isinstance(n, exp.Column) else n
+                lambda n: (
+                    exp.column(n.name, table="__t", quoted=True) if isinstance(n, exp.Column) else n
+                )
             ),
         )
         inner = q.subquery("__s")
@@ -453,17 +507,16 @@ def _publish_quarantine(
     meta = [
         exp.alias_(exp.Literal.string(ctx.run_id), "_lg_run_id"),
         exp.alias_(
-            exp.Cast(this=exp.Literal.string(ctx.now.isoformat()),
-                     to=exp.DataType.build("TIMESTAMPTZ")),
+            exp.Cast(
+                this=exp.Literal.string(ctx.now.isoformat()), to=exp.DataType.build("TIMESTAMPTZ")
+            ),
             "_lg_quarantined_at",
         ),
     ]
     parts: list[exp.Select] = []
     if quarantine_split:
         fq = result.failing_rows_query(decision)
-        parts.append(
-            exp.select(exp.Star(), *meta).from_(fq.subquery("__f"))
-        )
+        parts.append(exp.select(exp.Star(), *meta).from_(fq.subquery("__f")))
     if rejects:
         rj = stage_name(spec.name) + "__rejects"
         parts.append(
@@ -513,7 +566,9 @@ def _insert_by_name(ses: Session, table: str, query: exp.Select) -> None:
                 exp.Alter(
                     this=table_ref(table),
                     kind="TABLE",
-                    actions=[exp.ColumnDef(this=ident(c), kind=exp.DataType.build(t, dialect="duckdb"))],
+                    actions=[
+                        exp.ColumnDef(this=ident(c), kind=exp.DataType.build(t, dialect="duckdb"))
+                    ],
                 )
             )
     ses.execute(
