@@ -222,6 +222,7 @@ def run_step(ctx: StepContext, spec: DatasetSpec) -> StepResult:
         mark=True,
         now=ctx.now,
         key_columns=spec.write.keys,
+        dataset=name,
     )
     decision = gate(result, ctx.project.effective_gate(name))
     res.checks = [_check_dict(c) for c in result.results]
