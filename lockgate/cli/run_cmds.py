@@ -107,6 +107,7 @@ def run_cmd(
             console.print(t)
         raise typer.Exit(EXIT_OK)
 
+    project.select(list(select))  # an unknown name fails here, before any output
     out = err_console if as_json else console
     with Progress(
         SpinnerColumn(),
@@ -199,11 +200,19 @@ def runs_cmd(
     project = _load(project_dir)
     state = StateStore.open(project.state_url)
     if run_id:
-        run = state.get_run(run_id)
+        run = state.get_run(run_id, project=project.config.name)
+        if run is None:
+            from lockgate.errors import UsageError
+
+            raise UsageError(
+                f"no run '{run_id}' in project '{project.config.name}'",
+                hint="`lockgate runs` lists run ids; give the id or a unique prefix of it",
+            )
+        detail = _run_detail(run)
         if as_json:
-            print_json(run)
+            print_json(detail)
             return
-        _render_run(run)
+        _render_run(detail)
         return
     runs = state.list_runs(project.config.name, limit=limit)
     if as_json:
@@ -236,6 +245,23 @@ def runs_cmd(
             f"{s.get('rows_quarantined', 0):,}",
         )
     console.print(t)
+
+
+def _run_detail(detail: Any) -> dict[str, Any]:
+    """A ``RunDetail`` as one flat mapping: the run's fields, then its steps, each with its
+    attempts and check results."""
+    import dataclasses
+
+    out: dict[str, Any] = dataclasses.asdict(detail.run)
+    steps = []
+    for step in detail.steps:
+        d = dataclasses.asdict(step)
+        sid = d.get("step_id")
+        d["attempt_log"] = [dataclasses.asdict(a) for a in detail.attempts.get(sid, [])]
+        d["checks"] = [dataclasses.asdict(c) for c in detail.checks.get(sid, [])]
+        steps.append(d)
+    out["steps"] = steps
+    return out
 
 
 def _render_run(run: Any) -> None:

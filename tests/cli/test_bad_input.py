@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -157,7 +158,7 @@ def _assert_step_failed(
     failing: str,
     unchanged: tuple[str, ...],
     *needles: str,
-) -> dict[str, object]:
+) -> dict[str, Any]:
     """Exit 1, one error line naming the dataset, the failing step and its downstream not
     published, and the same through --json."""
     r = cli("run", "-p", str(root))
@@ -172,7 +173,7 @@ def _assert_step_failed(
     _assert_unchanged(root, before, failing, *unchanged)
     code, out = run_json(root)
     assert code == 1
-    steps = {s["dataset"]: s for s in out["steps"]}  # type: ignore[index]
+    steps = {s["dataset"]: s for s in out["steps"]}
     assert steps[failing]["status"] == "failed" and steps[failing]["hint"]
     for n in unchanged:
         if n in steps:
