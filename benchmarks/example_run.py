@@ -30,8 +30,8 @@ def timed(cmd: list[str], cwd: Path) -> dict[str, float | int]:
         sys.stderr.write(p.stdout[-3000:] + p.stderr[-3000:])
         raise SystemExit(f"command failed: {cmd}")
     m = re.search(r"Maximum resident set size \(kbytes\): (\d+)", p.stderr)
-    return {"wall_s": round(wall, 2), "peak_rss_mb": int(m.group(1)) // 1024 if m else -1,
-            "exit": p.returncode}
+    rss = int(m.group(1)) // 1024 if m else -1
+    return {"wall_s": round(wall, 2), "peak_rss_mb": rss, "exit": p.returncode}
 
 
 def main() -> None:
@@ -42,8 +42,11 @@ def main() -> None:
     args = ap.parse_args()
     dst = REPO / "benchmarks" / "data" / f"shop_{args.orders}"
     shutil.rmtree(dst, ignore_errors=True)
-    shutil.copytree(REPO / "examples" / "shop", dst,
-                    ignore=shutil.ignore_patterns("data", "warehouse", ".lockgate"))
+    shutil.copytree(
+        REPO / "examples" / "shop",
+        dst,
+        ignore=shutil.ignore_patterns("data", "warehouse", ".lockgate"),
+    )
     if args.memory_limit:
         cfg = dst / "lockgate.yaml"
         cfg.write_text(cfg.read_text() + f"memory_limit: {args.memory_limit}\n")
@@ -51,7 +54,13 @@ def main() -> None:
     lg = [sys.executable, "-m", "lockgate", "run"]
     first = timed(lg, dst)
     second = timed(lg, dst)
-    out = {"orders": args.orders, "memory_limit": args.memory_limit, "generate": gen, "first_run": first, "noop_rerun": second}
+    out = {
+        "orders": args.orders,
+        "memory_limit": args.memory_limit,
+        "generate": gen,
+        "first_run": first,
+        "noop_rerun": second,
+    }
     print(json.dumps(out))
     if not args.keep:
         shutil.rmtree(dst, ignore_errors=True)

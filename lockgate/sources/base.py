@@ -11,10 +11,9 @@ Adding a connector = one module with a ``Source`` subclass decorated with
 
 from __future__ import annotations
 
-from collections.abc import Collection
-
 import logging
 from abc import ABC, abstractmethod
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
@@ -82,9 +81,17 @@ class Source(ABC):
 
     @abstractmethod
     def stage(
-        self, con: duckdb.DuckDBPyConnection, table: str, *, min_cursor: object | None = None
+        self,
+        con: duckdb.DuckDBPyConnection,
+        table: str,
+        *,
+        min_cursor: object | None = None,
+        skip_files: Collection[tuple[str, int, int]] = (),
     ) -> StagedSource:
-        """Create ``table`` (good records) and ``table + "__rejects"`` on ``con``."""
+        """Create ``table`` (good records) and ``table + "__rejects"`` on ``con``.
+
+        ``skip_files`` is only honoured by sources whose ``SUPPORTS_FINGERPRINT`` inputs are
+        files; others ignore it."""
 
 
 _REGISTRY: dict[str, type[Source]] = {}
@@ -156,10 +163,9 @@ def stage_source(
     rows that share the watermark value but arrived after the last run. Rows whose cursor
     is NULL are kept (never silently dropped) so a ``not_null`` check can quarantine them.
     """
-    src = source_for(spec, project_root)
-    if skip_files:
-        return src.stage(con, table, min_cursor=min_cursor, skip_files=skip_files)
-    return src.stage(con, table, min_cursor=min_cursor)
+    return source_for(spec, project_root).stage(
+        con, table, min_cursor=min_cursor, skip_files=skip_files
+    )
 
 
 def fingerprint(spec: DatasetSpec, project_root: Path) -> dict[str, Any]:

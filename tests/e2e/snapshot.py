@@ -24,7 +24,10 @@ def snapshot(warehouse: Path) -> dict[str, str]:
     for p in sorted(warehouse.iterdir()):
         if (p / "_delta_log").is_dir():
             rows = table_rows(p)
-            out[p.name] = hashlib.sha256(
-                json.dumps(rows, sort_keys=True, default=str).encode()
-            ).hexdigest()[:16] + f":{len(rows)}"
+            out[p.name] = (
+                hashlib.sha256(json.dumps(rows, sort_keys=True, default=str).encode()).hexdigest()[
+                    :16
+                ]
+                + f":{len(rows)}"
+            )
     return out

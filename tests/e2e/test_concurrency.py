@@ -47,8 +47,14 @@ def test_second_run_same_project_is_refused(tmp_path: Path) -> None:
     marker = tmp_path / "started"
     root = _slow_project(tmp_path / "p", marker)
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    first = subprocess.Popen(lockgate_cmd("run"), cwd=root, env=env,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = subprocess.Popen(
+        lockgate_cmd("run"),
+        cwd=root,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         _wait_for(marker)
         second = run_cli(root, "run")
@@ -65,8 +71,16 @@ def test_different_projects_run_concurrently(tmp_path: Path) -> None:
     procs = []
     for name in ("p1", "p2"):
         root = _slow_project(tmp_path / name, tmp_path / f"{name}.started")
-        procs.append(subprocess.Popen(lockgate_cmd("run"), cwd=root, env=env,
-                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        procs.append(
+            subprocess.Popen(
+                lockgate_cmd("run"),
+                cwd=root,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
     for p in procs:
         out, err = p.communicate(timeout=120)
         assert p.returncode == 0, out + err
@@ -76,8 +90,9 @@ def test_lock_taken_over_after_holder_killed(tmp_path: Path) -> None:
     marker = tmp_path / "started"
     root = _slow_project(tmp_path / "p", marker)
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    first = subprocess.Popen(lockgate_cmd("run"), cwd=root, env=env,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    first = subprocess.Popen(
+        lockgate_cmd("run"), cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     _wait_for(marker)
     first.kill()
     first.wait()

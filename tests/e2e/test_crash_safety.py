@@ -26,8 +26,13 @@ MIN_KILLS = 8
 
 
 def _increment(project: Path, k: int) -> None:
-    subprocess.run([sys.executable, "generate.py", "--batch", str(k)], cwd=project, check=True,
-                   capture_output=True, timeout=120)
+    subprocess.run(
+        [sys.executable, "generate.py", "--batch", str(k)],
+        cwd=project,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
 
 
 def _assert_tables_consistent(warehouse: Path) -> None:
@@ -62,8 +67,14 @@ def test_sigkill_at_many_points_converges(tmp_path: Path) -> None:
     kills = completed = 0
     step = 0  # kill points sweep through each phase: 0.25 s, 0.5 s, ... until a run survives
     for _ in range(80):
-        p = subprocess.Popen(lockgate_cmd("run"), cwd=victim, env=env,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        p = subprocess.Popen(
+            lockgate_cmd("run"),
+            cwd=victim,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         step += 1
         time.sleep(min(0.25 * step + rng.uniform(-0.1, 0.1), full * 2))
         if p.poll() is None:

@@ -38,7 +38,9 @@ def _flaky_publish(monkeypatch: pytest.MonkeyPatch, failures: int) -> list[int]:
     return calls
 
 
-def test_transient_publish_error_is_retried(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_transient_publish_error_is_retried(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     root = _project(tmp_path, retries=2)
     calls = _flaky_publish(monkeypatch, failures=1)
     res = lockgate.run(root)

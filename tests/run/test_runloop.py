@@ -30,8 +30,11 @@ def _orders_project(tmp_path: Path, **ds_extra: object) -> Path:
                 "data/orders.csv",
                 checks=[
                     {"type": "not_null", "column": "customer_id"},
-                    {"type": "accepted_values", "column": "status",
-                     "values": ["placed", "shipped", "delivered"]},
+                    {
+                        "type": "accepted_values",
+                        "column": "status",
+                        "values": ["placed", "shipped", "delivered"],
+                    },
                     {"type": "unique", "column": "order_id"},
                 ],
                 **ds_extra,
@@ -88,8 +91,13 @@ def test_block_policy_publishes_nothing_and_skips_downstream(tmp_path: Path) -> 
 def test_changed_input_file_reruns_and_merge_upserts(tmp_path: Path) -> None:
     root = make_project(
         tmp_path / "p",
-        [csv_source("orders", "data/o.csv",
-                    write={"mode": "merge", "keys": ["order_id"], "order_by": "updated_at"})],
+        [
+            csv_source(
+                "orders",
+                "data/o.csv",
+                write={"mode": "merge", "keys": ["order_id"], "order_by": "updated_at"},
+            )
+        ],
         files={"data/o.csv": "order_id,amount,updated_at\n1,10,1\n2,20,1\n2,21,2\n"},
     )
     lockgate.run(root)
@@ -105,8 +113,11 @@ def test_changed_input_file_reruns_and_merge_upserts(tmp_path: Path) -> None:
 def test_incremental_source_reads_only_new_rows(tmp_path: Path) -> None:
     root = make_project(
         tmp_path / "p",
-        [csv_source("events", "data/*.csv", incremental={"cursor": "ts"},
-                    write={"mode": "append"})],
+        [
+            csv_source(
+                "events", "data/*.csv", incremental={"cursor": "ts"}, write={"mode": "append"}
+            )
+        ],
         files={"data/a.csv": "id,ts\n1,2024-01-01 00:00:00\n2,2024-01-02 00:00:00\n"},
     )
     res = lockgate.run(root)
@@ -122,8 +133,14 @@ def test_incremental_source_reads_only_new_rows(tmp_path: Path) -> None:
 def test_incremental_lookback_catches_late_rows_without_duplicates(tmp_path: Path) -> None:
     root = make_project(
         tmp_path / "p",
-        [csv_source("events", "data/*.csv", incremental={"cursor": "ts", "lookback": "1d"},
-                    write={"mode": "append"})],
+        [
+            csv_source(
+                "events",
+                "data/*.csv",
+                incremental={"cursor": "ts", "lookback": "1d"},
+                write={"mode": "append"},
+            )
+        ],
         files={"data/a.csv": "id,ts\n1,2024-01-01 00:00:00\n2,2024-01-02 00:00:00\n"},
     )
     lockgate.run(root)
@@ -189,8 +206,11 @@ def test_python_transform_wrong_return_type(tmp_path: Path) -> None:
 def test_python_transform_returning_polars_and_relation(tmp_path: Path) -> None:
     root = make_project(
         tmp_path / "p",
-        [csv_source("a", "data/a.csv"), {"name": "b", "transform": {"python": "b"}},
-         {"name": "c", "transform": {"python": "c"}}],
+        [
+            csv_source("a", "data/a.csv"),
+            {"name": "b", "transform": {"python": "b"}},
+            {"name": "c", "transform": {"python": "c"}},
+        ],
         files={
             "data/a.csv": "x\n1\n2\n",
             "datasets/t.py": """
@@ -250,8 +270,11 @@ def test_missing_input_file_fails_with_path(tmp_path: Path) -> None:
 def test_overwrite_partitions(tmp_path: Path) -> None:
     root = make_project(
         tmp_path / "p",
-        [csv_source("a", "data/a.csv",
-                    write={"mode": "overwrite_partitions", "partition_by": ["day"]})],
+        [
+            csv_source(
+                "a", "data/a.csv", write={"mode": "overwrite_partitions", "partition_by": ["day"]}
+            )
+        ],
         files={"data/a.csv": "day,v\nd1,1\nd2,2\n"},
     )
     lockgate.run(root)
@@ -282,15 +305,22 @@ def test_state_records_run(tmp_path: Path, mode: str) -> None:
     root = _orders_project(tmp_path, write=write)
     res = lockgate.run(root)
     runs = lockgate.runs(root)
-    assert runs and (runs[0]["run_id"] if isinstance(runs[0], dict) else runs[0].run_id) == \
-        res.run_id
+    assert (
+        runs and (runs[0]["run_id"] if isinstance(runs[0], dict) else runs[0].run_id) == res.run_id
+    )
 
 
 def test_incremental_source_does_not_reread_published_files(tmp_path: Path) -> None:
     root = make_project(
         tmp_path / "p",
-        [csv_source("events", "data/*.csv", incremental={"cursor": "ts"},
-                    columns={"id": "INTEGER", "ts": "TIMESTAMP"})],
+        [
+            csv_source(
+                "events",
+                "data/*.csv",
+                incremental={"cursor": "ts"},
+                columns={"id": "INTEGER", "ts": "TIMESTAMP"},
+            )
+        ],
         files={"data/a.csv": "id,ts\n1,2024-01-01 00:00:00\nx,2024-01-01 00:00:00\n"},
     )
     first = lockgate.run(root).step("events")
