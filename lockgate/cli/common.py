@@ -31,8 +31,10 @@ from lockgate.errors import LockgateError
 
 def _width(stream: Any) -> int | None:
     """Rich wraps to 80 columns when output is not a terminal; tables are wider than that."""
-    if os.environ.get("COLUMNS") or (hasattr(stream, "isatty") and stream.isatty()):
+    if hasattr(stream, "isatty") and stream.isatty():
         return None
+    if os.environ.get("COLUMNS", "").isdigit():
+        return int(os.environ["COLUMNS"])
     return 160
 
 
@@ -90,9 +92,13 @@ def handle_errors(fn: F) -> F:
         except LockgateError as e:
             if state.debug:
                 err_console.print_exception()
-            err_console.print(f"[bold red]error:[/] {escape(e.message)}", highlight=False)
+            err_console.print(
+                f"[bold red]error:[/] {escape(e.message)}", highlight=False, soft_wrap=True
+            )
             if e.hint:
-                err_console.print(f"[yellow]hint:[/] {escape(e.hint)}", highlight=False)
+                err_console.print(
+                    f"[yellow]hint:[/] {escape(e.hint)}", highlight=False, soft_wrap=True
+                )
             raise typer.Exit(e.exit_code) from None
         except KeyboardInterrupt:
             err_console.print("[red]interrupted[/]")
@@ -113,7 +119,15 @@ def handle_errors(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def configure_output() -> None:
+    """Fix console widths for this invocation: a terminal's own width, else 160 columns
+    (Rich would wrap tables to 80 when output is piped or captured)."""
+    console.width = _width(console.file) or console.width
+    err_console.width = _width(err_console.file) or err_console.width
+
+
 def configure_logging(debug: bool) -> None:
+    configure_output()
     state.debug = debug
     logging.basicConfig(
         level=logging.DEBUG if debug else logging.WARNING,

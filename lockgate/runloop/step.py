@@ -5,6 +5,7 @@ resolve inputs (pinned) → stage → contract → audit → gate → publish �
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import inspect
 import json
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import duckdb
 import pyarrow as pa
 from sqlglot import exp
 
@@ -26,6 +28,7 @@ from lockgate.quality.checks import NotNull
 from lockgate.runloop import incremental
 from lockgate.runloop.contract import apply_contract
 from lockgate.runloop.results import StepResult, StepStatus
+from lockgate.storage.scan import native_scan
 
 log = logging.getLogger(__name__)
 
@@ -337,11 +340,10 @@ def _register_inputs(
                 f"dataset '{spec.name}' reads '{up}', which has never been published",
                 hint=f"run it first: lockgate run --select +{spec.name}",
             )
-        ds = ctx.store.arrow_dataset(up, version=version)
         raw = f"__lg_in_{up}"
-        ctx.session.register_arrow(raw, ds)
+        columns = _register_table(ctx, raw, up, version)
         where = None
-        if cursor and lowest is not None and cursor in ds.schema.names:
+        if cursor and lowest is not None and cursor in columns:
             assert spec.incremental is not None
             where = incremental.cursor_filter(
                 cursor, lowest, inclusive=spec.incremental.lookback is not None
@@ -359,9 +361,28 @@ def _register_references(ctx: StepContext, checks: Sequence[Any]) -> dict[str, s
             continue
         if ctx.store.exists(target):
             rel = f"__lg_ref_{target}"
-            ctx.session.register_arrow(rel, ctx.store.arrow_dataset(target))
+            _register_table(ctx, rel, target, None)
             refs[target] = rel
     return refs
+
+
+def _register_table(ctx: StepContext, rel: str, dataset: str, version: int | None) -> list[str]:
+    """Expose a published table version to DuckDB as ``rel``; returns its column names.
+
+    Plain tables are scanned by DuckDB's own Parquet reader over the version's files (lower
+    memory, parallel); others through a pyarrow dataset (see lockgate.storage.scan)."""
+    ses = ctx.session
+    scan = native_scan(ctx.store.path(dataset), version)
+    ses.settle()
+    with contextlib.suppress(duckdb.Error):
+        ses.con.unregister(rel)
+    if scan is not None:
+        ses.execute(exp.Create(this=table_ref(rel), kind="VIEW", expression=scan, replace=True))
+        return [e.alias_or_name for e in scan.expressions]
+    ses.execute(exp.Drop(tables=[table_ref(rel)], kind="VIEW", exists=True))
+    ds = ctx.store.arrow_dataset(dataset, version=version)
+    ses.register_arrow(rel, ds)
+    return list(ds.schema.names)
 
 
 def _validate_checks(
