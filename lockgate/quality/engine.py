@@ -7,14 +7,20 @@ row-level check, the scope size of every ``where``, and every table-level metric
 ``relationship`` a mark join against the parent's key set (DuckDB builds the hash table on
 the small parent side), both cross-joined into the same statement.
 
-Mark mode (``mark=True``, the run loop) is **two passes**: pass 1 materialises
-``<table>__lg_marked`` = every column + ``_lg_fail_mask`` (bit ``i`` set = row-level check
-``i`` failed; 63 checks per BIGINT column, ``_lg_fail_mask_1``… beyond). ``unique`` marks by a
-mark join against the (small) set of duplicated keys, ``relationship`` against the parent
-key set — never a window over the whole table. Pass 2 reads the narrow mask column(s) (plus
-the columns that table-level metrics need) of the materialised table and computes every
-count and metric in one aggregate; measured, this is cheaper than evaluating the predicates
-twice, and the gate then splits passing/failing rows without re-evaluating anything.
+Mark mode (``mark=True``, the run loop) is **two passes**. When ``table`` is a DuckDB base
+table (the run loop's staged batch) marking is *sparse*: pass 1 materialises only the failing
+rows' ``rowid`` and mask — ``<table>__lg_marks(_lg_rowid, _lg_fail_mask…)`` (bit ``i`` set =
+row-level check ``i`` failed; 63 checks per BIGINT column, ``_lg_fail_mask_1``… beyond), a
+few thousand rows instead of a copy of the batch. ``rowid`` is stable while the table is not
+modified, so the split reads the staged table itself: passing rows are
+``rowid NOT IN (SELECT _lg_rowid FROM marks WHERE <bits>)`` (a hash anti-join against the
+small marks table), failing rows a join on ``rowid``. For any other relation (a view, a
+registered Arrow dataset: no ``rowid``) pass 1 materialises ``<table>__lg_marked`` = every
+column + the mask column(s) as before. ``unique`` marks by a mark join against the (small)
+set of duplicated keys, ``relationship`` against the parent key set — never a window over
+the whole table. Pass 2 computes every count (from the mask columns) and every table-level
+metric in one aggregate; measured, this is cheaper than evaluating the predicates twice,
+and the gate then splits passing/failing rows without re-evaluating anything.
 
 ``CheckResult.seconds``: checks fused into a pass share it equally (the pass time divided by
 the number of checks in it); sampling and custom SQL are attributed to their own check.
@@ -54,6 +60,10 @@ from lockgate.quality.compile import (
 )
 
 log = logging.getLogger(__name__)
+
+#: column of the sparse marks table holding the failing row's ``rowid`` in the audited table
+ROWID_COLUMN = "_lg_rowid"
+_M_ALIAS = "__lg_m"
 
 _SIMPLE_TYPES = {
     "BOOLEAN",
@@ -102,7 +112,13 @@ class CheckResult:
 
 @dataclass
 class AuditResult:
-    """All check results of a batch plus (mark mode) the marked table to split."""
+    """All check results of a batch plus (mark mode) what the split reads.
+
+    Split with ``SELECT … FROM marked_table WHERE passing_predicate(decision)`` and
+    :meth:`failing_rows_query`. ``marked_table`` is the audited table itself when marking
+    was sparse (``marks_table`` then holds the failing rows' ``rowid`` + mask), otherwise a
+    materialised copy with the mask column(s). :attr:`created_tables` lists what to drop.
+    """
 
     table: str
     total_rows: int
@@ -111,6 +127,13 @@ class AuditResult:
     columns: list[str]
     mask_columns: list[str]
     seconds: float = 0.0
+    marks_table: str | None = None
+
+    @property
+    def created_tables(self) -> list[str]:
+        """Tables the audit created (drop them once the batch is split)."""
+        out = [t for t in (self.marked_table, self.marks_table) if t and t != self.table]
+        return out
 
     @property
     def passed(self) -> bool:
@@ -131,33 +154,53 @@ class AuditResult:
             return sorted(bits.quarantine_bits)
         return sorted(int(b) for b in bits)
 
-    def failing_predicate(self, bits: Any = None) -> exp.Expr:
-        """TRUE for a row failing any of ``bits`` (default: every row-level check)."""
+    def _mask_predicate(self, bits: Any, table: str | None = None) -> exp.Expr | None:
+        """TRUE when the mask column(s) (of ``table``) have any of ``bits`` set; None if no
+        bits are asked for."""
         masks: dict[str, int] = {}
         for b in self._bits(bits):
             masks[mask_column(b)] = masks.get(mask_column(b), 0) | bit_value(b)
         if not masks:
-            return exp.false()
+            return None
         parts = [
             exp.NEQ(
-                this=exp.Paren(this=exp.BitwiseAnd(this=col(m), expression=exp.Literal.number(v))),
+                this=exp.Paren(
+                    this=exp.BitwiseAnd(this=col(m, table), expression=exp.Literal.number(v))
+                ),
                 expression=exp.Literal.number(0),
             )
             for m, v in masks.items()
         ]
         return exp.or_(*parts) if len(parts) > 1 else parts[0]
 
+    def failing_predicate(self, bits: Any = None) -> exp.Expr:
+        """TRUE for a row (of ``marked_table``) failing any of ``bits`` (default: every
+        row-level check)."""
+        cond = self._mask_predicate(bits, self.marks_table)
+        if cond is None:
+            return exp.false()
+        if self.marks_table is None:
+            return cond
+        sub = exp.select(col(ROWID_COLUMN, self.marks_table)).from_(table_ref(self.marks_table))
+        return exp.In(this=exp.column("rowid"), query=sub.where(cond).subquery())
+
     def passing_predicate(self, bits: Any = None) -> exp.Expr:
         """TRUE for a row failing none of ``bits`` (a GateDecision, bit numbers, or None =
         all row-level checks)."""
         return exp.Not(this=exp.Paren(this=self.failing_predicate(bits)))
 
-    def failing_names_expr(self, bits: Any = None) -> exp.Expr:
-        """``VARCHAR[]`` of the names of the checks (among ``bits``) a row failed."""
+    def failing_names_expr(self, bits: Any = None, mask_table: str | None = None) -> exp.Expr:
+        """``VARCHAR[]`` of the names of the checks (among ``bits``) a row failed, from the
+        mask column(s) of ``mask_table`` (default: unqualified, i.e. the marked table)."""
         wanted = set(self._bits(bits))
         items: list[exp.Expr] = [
             exp.Case(
-                ifs=[exp.If(this=self.failing_predicate([r.bit]), true=exp.Literal.string(r.name))]
+                ifs=[
+                    exp.If(
+                        this=self._mask_predicate([r.bit], mask_table),
+                        true=exp.Literal.string(r.name),
+                    )
+                ]
             )
             for r in self.results
             if r.bit is not None and r.bit in wanted
@@ -192,6 +235,19 @@ class AuditResult:
         ``columns`` may also be given a GateDecision (then it is used as ``bits``)."""
         if columns is not None and hasattr(columns, "quarantine_bits"):
             columns, bits = None, columns
+        if self.marks_table is not None:
+            # sparse: join the (small) marks to the audited table on rowid
+            cond = self._mask_predicate(bits, _M_ALIAS) or exp.false()
+            on = exp.EQ(this=col("rowid", T_ALIAS), expression=col(ROWID_COLUMN, _M_ALIAS))
+            return (
+                exp.select(
+                    *[col(c, T_ALIAS) for c in (columns or self.columns)],
+                    exp.alias_(self.failing_names_expr(bits, _M_ALIAS), FAILED_CHECKS_COLUMN),
+                )
+                .from_(table_ref(self._source(), T_ALIAS))
+                .join(table_ref(self.marks_table, _M_ALIAS), on=on, join_type="INNER")
+                .where(cond)
+            )
         cols = [col(c) for c in (columns or self.columns)]
         return (
             exp.select(*cols, exp.alias_(self.failing_names_expr(bits), FAILED_CHECKS_COLUMN))
@@ -257,8 +313,13 @@ def audit(
     plain_cols = [c for c in columns if c not in mask_cols]
 
     marked: str | None = None
+    marks: str | None = None
     t_pass = time.perf_counter()
-    if mark:
+    if mark and _has_stable_rowid(con, table, columns):
+        marked, marks = table, table + "__lg_marks"
+        _create_marks(con, table, marks, compiled, mask_cols)
+        row = _aggregate(con, table, compiled, marked_mode=True, marks=marks)
+    elif mark:
         marked = table + "__lg_marked"
         _create_marked(con, table, marked, compiled, mask_cols)
         row = _aggregate(con, marked, compiled, marked_mode=True)
@@ -278,7 +339,9 @@ def audit(
         results.append(r)
 
     if sample_size > 0:
-        _samples(con, table, marked, compiled, results, columns, key_columns, sample_size, row)
+        _samples(
+            con, table, marked, marks, compiled, results, columns, key_columns, sample_size, row
+        )
     res = AuditResult(
         table=table,
         total_rows=total,
@@ -287,6 +350,7 @@ def audit(
         columns=plain_cols,
         mask_columns=mask_cols,
         seconds=time.perf_counter() - t0,
+        marks_table=marks,
     )
     log.debug("audited %s: %d rows, %d checks in %.3fs", table, total, len(checks), res.seconds)
     return res
@@ -313,6 +377,38 @@ def _mask_expr(compiled: Sequence[CompiledCheck], j: int) -> exp.Expr:
     return exp.Cast(this=e, to=exp.DataType.build("BIGINT"))
 
 
+def _has_stable_rowid(
+    con: duckdb.DuckDBPyConnection, table: str, columns: Mapping[str, str]
+) -> bool:
+    """Whether ``table`` is a base table whose ``rowid`` pseudo-column is visible (not a
+    view or a registered Arrow/pandas relation, and no user column named ``rowid``)."""
+    if any(c.lower() == "rowid" for c in columns):
+        return False
+    try:
+        con.execute(exp.select(exp.column("rowid")).from_(table_ref(table)).limit(0).sql("duckdb"))
+    except duckdb.Error:
+        return False
+    return True
+
+
+def _create_marks(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    marks: str,
+    compiled: Sequence[CompiledCheck],
+    mask_cols: Sequence[str],
+) -> None:
+    """Sparse marking: ``marks(_lg_rowid, mask…)`` for the failing rows of ``table`` only."""
+    inner = exp.select(
+        exp.alias_(col("rowid", T_ALIAS), ROWID_COLUMN, quoted=True),
+        *[exp.alias_(_mask_expr(compiled, j), m, quoted=True) for j, m in enumerate(mask_cols)],
+    ).from_(table_ref(table, T_ALIAS))
+    any_bit = exp.or_(*[exp.NEQ(this=col(m), expression=exp.Literal.number(0)) for m in mask_cols])
+    sel = exp.select(exp.Star()).from_(inner.subquery("__lg_k")).where(any_bit)
+    stmt = exp.Create(this=table_ref(marks), kind="TABLE", expression=sel, replace=True)
+    con.execute(stmt.sql("duckdb"))
+
+
 def _create_marked(
     con: duckdb.DuckDBPyConnection,
     table: str,
@@ -334,9 +430,13 @@ def _aggregate(
     compiled: Sequence[CompiledCheck],
     *,
     marked_mode: bool,
+    marks: str | None = None,
 ) -> dict[str, Any]:
-    """One statement: the aggregate pass + cross-joined unique/reference subqueries."""
+    """One statement: the aggregate pass + cross-joined unique/reference subqueries.
+
+    With ``marks`` (sparse marking) the failing counts come from that small table."""
     aggs: list[exp.Expr] = [exp.alias_(exp.Count(this=exp.Star()), "__lg_total")]
+    mark_aggs: list[exp.Expr] = []
     extra: list[exp.Query] = []
     for cc in compiled:
         i = cc.index
@@ -353,7 +453,7 @@ def _aggregate(
                     ),
                     expression=exp.Literal.number(0),
                 )
-                aggs.append(exp.alias_(_count_if(cond), f"__lg_c{i}"))
+                (mark_aggs if marks else aggs).append(exp.alias_(_count_if(cond), f"__lg_c{i}"))
             elif cc.kind == "unique":
                 assert cc.unique_count is not None
                 q = cc.unique_count.copy()
@@ -371,6 +471,9 @@ def _aggregate(
             q = cc.ref_metric.copy()
             q.selects[0].replace(exp.alias_(q.selects[0].copy(), f"__lg_r{i}"))
             extra.append(q)
+    if mark_aggs:
+        assert marks is not None
+        extra.append(exp.select(*mark_aggs).from_(table_ref(marks)))
     main = exp.select(*aggs).from_(table_ref(source, T_ALIAS))
     stmt: exp.Select = exp.select(exp.Star()).from_(main.subquery("__lg_main"))
     for k, q in enumerate(extra):
@@ -505,6 +608,7 @@ def _samples(
     con: duckdb.DuckDBPyConnection,
     table: str,
     marked: str | None,
+    marks: str | None,
     compiled: Sequence[CompiledCheck],
     results: Sequence[CheckResult],
     columns: Mapping[str, str],
@@ -538,7 +642,8 @@ def _samples(
         )
         if marked is not None:
             src = table_ref(marked, T_ALIAS)
-            cond = AuditResult(table, 0, [], marked, [], []).failing_predicate([cc.bit])
+            probe = AuditResult(table, 0, [], marked, [], [], marks_table=marks)
+            cond = probe.failing_predicate([cc.bit])
         else:
             src = table_ref(table, T_ALIAS)
             assert cc.fail is not None

@@ -279,21 +279,22 @@ def run_step(ctx: StepContext, spec: DatasetSpec) -> StepResult:
         partition_values = [
             dict(zip(write.partition_by, row, strict=True)) for row in cur.fetchall()
         ]
-    raw_reader = ses.reader(source_q, BATCH_ROWS)
-    try:  # a failed publish must release DuckDB's open result, or a retry cannot run
-        pub = ctx.store.publish(
-            name,
-            _cast_reader_for_delta(raw_reader),
-            write=write,
-            run_id=ctx.run_id,
-            run_seq=ctx.run_seq,
-            batch_id=batch_id,
-            watermark=wm_meta,
-            schema_mode=schema_mode,
-            partition_values=partition_values,
-        )
-    finally:
-        raw_reader.close()
+    ses.settle()
+    # DuckDB writes the Parquet files itself where the write mode allows (append/overwrite),
+    # otherwise the query's Arrow batches stream into delta-rs
+    pub = ctx.store.publish_query(
+        name,
+        ses.con,
+        source_q,
+        write=write,
+        run_id=ctx.run_id,
+        run_seq=ctx.run_seq,
+        batch_id=batch_id,
+        watermark=wm_meta,
+        schema_mode=schema_mode,
+        partition_values=partition_values,
+        batch_rows=BATCH_ROWS,
+    )
     res.output_version = pub.version
     res.rows_out = pub.rows
     if pub.skipped:
@@ -302,8 +303,7 @@ def run_step(ctx: StepContext, spec: DatasetSpec) -> StepResult:
     res.columns = contract.columns
     res.watermark_type = enc[1] if enc else None
     ses.drop(stage, stage + "__rejects")
-    if result.marked_table and result.marked_table != stage:
-        ses.drop(result.marked_table)
+    ses.drop(*[t for t in result.created_tables if t != stage])
     return res
 
 

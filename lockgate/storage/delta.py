@@ -28,14 +28,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import duckdb
 import pyarrow as pa
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from deltalake import exceptions as delta_errors
+from sqlglot import exp
 
 from lockgate.errors import LockgateError, SchemaContractError, StorageError
 from lockgate.project.models import WriteMode, WriteSpec
+from lockgate.storage import _native
 from lockgate.storage._predicates import (
     SOURCE_ALIAS,
     TARGET_ALIAS,
@@ -171,6 +174,8 @@ def _rows_written(entry: Mapping[str, Any]) -> int | None:
     for key in ("num_added_rows", "num_source_rows"):
         if key in metrics:
             return int(metrics[key])
+    if META_PREFIX + "rows" in entry:  # a commit of DuckDB-written files has no metrics
+        return int(entry[META_PREFIX + "rows"])
     if entry.get("operation") == "CREATE TABLE":
         return 0
     return None
@@ -368,14 +373,7 @@ class DeltaStore:
         ``overwrite`` empties the table. If the table's transaction for ``"lockgate:" + name``
         is already ``>= run_seq`` nothing is read or written (``skipped``).
         """
-        meta = {
-            META_PREFIX + "run_id": run_id,
-            META_PREFIX + "run_seq": str(run_seq),
-            META_PREFIX + "batch_id": batch_id,
-            META_PREFIX + "mode": str(write.mode),
-        }
-        if watermark is not None:
-            meta[META_PREFIX + "watermark"] = watermark
+        meta = self._meta(write.mode, run_id, run_seq, batch_id, watermark)
         return self._publish(
             name,
             data,
@@ -387,6 +385,160 @@ class DeltaStore:
             schema_mode=schema_mode,
             partition_values=partition_values,
         )
+
+    def publish_query(
+        self,
+        name: str,
+        con: duckdb.DuckDBPyConnection,
+        query: exp.Query,
+        *,
+        write: WriteSpec,
+        run_id: str,
+        run_seq: int,
+        batch_id: str,
+        watermark: str | None,
+        schema_mode: SchemaMode | None = None,
+        partition_values: Sequence[Mapping[str, Any]] | None = None,
+        batch_rows: int = 122_880,
+    ) -> PublishResult:
+        """:meth:`publish` the result of DuckDB ``query`` (run on ``con``), same semantics.
+
+        Plain ``append``/``overwrite`` of an unpartitioned table with the table's exact
+        columns (or a new table) lets DuckDB write the Parquet files in parallel and commits
+        them as one Delta commit (:mod:`lockgate.storage._native`); any other case streams
+        the query's Arrow batches into :meth:`publish`.
+        """
+        sql = query.sql("duckdb")
+        rel = con.sql(sql)
+        schema = _native.storable_schema(rel.limit(0).to_arrow_table().schema)
+        table = self._maybe_table(name)
+        native = (
+            write.mode in (WriteMode.APPEND, WriteMode.OVERWRITE)
+            and not write.partition_by
+            and _native.native_columns(rel)
+        )
+        if native and table is not None:
+            with _translated(name, "read schema"):
+                current = pa.schema(table.schema().to_arrow())
+                partitioned = bool(table.metadata().partition_columns)
+            native = not partitioned and _native.same_columns(
+                _native.storable_schema(current), schema
+            )
+        if not native:
+            reader = rel.to_arrow_reader(batch_rows)
+            try:
+                cast = pa.RecordBatchReader.from_batches(schema, (b.cast(schema) for b in reader))
+                return self.publish(
+                    name,
+                    cast,
+                    write=write,
+                    run_id=run_id,
+                    run_seq=run_seq,
+                    batch_id=batch_id,
+                    watermark=watermark,
+                    schema_mode=schema_mode,
+                    partition_values=partition_values,
+                )
+            finally:
+                reader.close()
+        return self._publish_native(
+            name,
+            con,
+            sql,
+            schema,
+            table,
+            write=write,
+            run_id=run_id,
+            run_seq=run_seq,
+            batch_id=batch_id,
+            watermark=watermark,
+        )
+
+    def _publish_native(
+        self,
+        name: str,
+        con: duckdb.DuckDBPyConnection,
+        sql: str,
+        schema: pa.Schema,
+        table: DeltaTable | None,
+        *,
+        write: WriteSpec,
+        run_id: str,
+        run_seq: int,
+        batch_id: str,
+        watermark: str | None,
+    ) -> PublishResult:
+        path = self.path(name)
+        app_id = APP_ID_PREFIX + name
+        action = f"publish ({write.mode})"
+        if table is not None:
+            with _translated(name, action):
+                done = table.transaction_version(app_id)
+            if done is not None and done >= run_seq:
+                return PublishResult(
+                    version=table.version(),
+                    rows=0,
+                    skipped=True,
+                    reason=f"already published: transaction {app_id!r} is at {done} "
+                    f">= run_seq {run_seq}",
+                )
+        with _translated(name, action):
+            files = _native.write_files(con, sql, path)
+        if files.rows == 0:
+            empty = pa.RecordBatchReader.from_batches(schema, [])
+            return self.publish(
+                name,
+                empty,
+                write=write,
+                run_id=run_id,
+                run_seq=run_seq,
+                batch_id=batch_id,
+                watermark=watermark,
+            )
+        meta = self._meta(write.mode, run_id, run_seq, batch_id, watermark)
+        meta[META_PREFIX + "rows"] = str(files.rows)
+        props = CommitProperties(
+            custom_metadata=meta,
+            app_transactions=[Transaction(app_id=app_id, version=run_seq)],
+        )
+        try:
+            with _translated(name, action):
+                _native.commit_files(
+                    table,
+                    path,
+                    files,
+                    schema,
+                    overwrite=write.mode == WriteMode.OVERWRITE,
+                    props=props,
+                )
+        except BaseException:
+            _native.discard(path, files)
+            raise
+        version = self._table(name).version()
+        log.info(
+            "table %s: %s committed version %s (%s rows, DuckDB-written)",
+            name,
+            write.mode,
+            version,
+            files.rows,
+        )
+        return PublishResult(
+            version, files.rows, False, f"{write.mode}: committed version {version}"
+        )
+
+    @staticmethod
+    def _meta(
+        mode: WriteMode, run_id: str, run_seq: int, batch_id: str, watermark: str | None
+    ) -> dict[str, str]:
+        meta = {
+            META_PREFIX + "run_id": run_id,
+            META_PREFIX + "run_seq": str(run_seq),
+            META_PREFIX + "batch_id": batch_id,
+            META_PREFIX + "mode": str(mode),
+        }
+        if watermark is not None:
+            meta[META_PREFIX + "watermark"] = watermark
+        return meta
 
     def publish_quarantine(
         self,

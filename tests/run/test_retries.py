@@ -26,7 +26,7 @@ def _project(tmp_path: Path, retries: int) -> Path:
 
 def _flaky_publish(monkeypatch: pytest.MonkeyPatch, failures: int) -> list[int]:
     calls: list[int] = []
-    real = DeltaStore.publish
+    real = DeltaStore.publish_query  # the run loop's entry point for a dataset's batch
 
     def publish(self: DeltaStore, name: str, *args: Any, **kwargs: Any) -> Any:
         calls.append(1)
@@ -34,7 +34,7 @@ def _flaky_publish(monkeypatch: pytest.MonkeyPatch, failures: int) -> list[int]:
             raise StorageError("simulated commit conflict")
         return real(self, name, *args, **kwargs)
 
-    monkeypatch.setattr(DeltaStore, "publish", publish)
+    monkeypatch.setattr(DeltaStore, "publish_query", publish)
     return calls
 
 
