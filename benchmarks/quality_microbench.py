@@ -4,9 +4,10 @@
 ``many``:    100 checks (all row-level kinds + a few aggregates, cycling over the columns) on
              the first 1M rows of the peer bench's orders (a DuckDB table, as staged by a run)
              — count mode and mark mode.
-``publish``: the 10M-row peer suite as the run loop does it: audit(mark=True) → gate
-             (quarantine) → passing rows to a Delta table + failing rows (with check names)
-             to ``__quarantine`` — compared with check-only (count mode) on the same input.
+``publish``: the 10M-row peer suite as the run loop does it: stage → audit(mark=True) →
+             gate (quarantine) → failing rows (with check names) to ``__quarantine`` +
+             passing rows to a Delta table (``DeltaStore.publish_query``) — compared with
+             check-only (count mode) on the same input and with the previous path.
 
 Usage: python benchmarks/quality_microbench.py many|publish [--repeats 3]
 Data: ../shared/bench/data/quality/ (python ../shared/bench/quality/gen.py).
@@ -27,6 +28,7 @@ from typing import Any
 
 import duckdb
 from pydantic import TypeAdapter
+from sqlglot import exp
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT.parent / "shared" / "bench"
@@ -92,8 +94,17 @@ def bench_many(repeats: int) -> dict[str, Any]:
 
 
 def bench_publish(repeats: int) -> dict[str, Any]:
+    """Interleaved, on fresh connections: ``check`` = count mode on the Parquet file (what
+    ``lockgate check`` does); ``publish`` = what the run loop does with the same file: stage it
+    into a DuckDB table, audit(mark=True) (sparse marks), gate, failing rows → quarantine
+    Delta table, passing rows → ``DeltaStore.publish_query`` (DuckDB-written Parquet, one
+    Delta commit); ``before`` = the previous path (full marked copy of a view +
+    ``write_deltalake`` of the passing rows streamed through Arrow)."""
     from deltalake import write_deltalake
     from quality_lockgate import translate  # type: ignore[import-not-found]
+
+    from lockgate.project.models import WriteSpec
+    from lockgate.storage import DeltaStore
 
     sys.path.insert(0, str(BENCH / "common"))
     from suite import load_suite  # type: ignore[import-not-found]
@@ -102,36 +113,69 @@ def bench_publish(repeats: int) -> dict[str, Any]:
     raw, _refs = translate(suite)
     checks = [ADAPTER.validate_python(c) for c in raw]
     out: dict[str, Any] = {"rows": 10_000_000, "checks": len(checks)}
-    check_t, pub_t = [], []
-    for _ in range(repeats):
-        for mode in ("check", "publish"):
+    times: dict[str, list[float]] = {"check": [], "publish": [], "before": []}
+    orders, customers = suite["datasets"]["orders"], suite["datasets"]["customers"]
+    for seq in range(1, repeats + 1):
+        for mode in times:
             con = duckdb.connect()
             con.execute("SET preserve_insertion_order = false")
             tmp = Path(tempfile.mkdtemp(prefix="lg-pub-"))
             t0 = time.perf_counter()
-            con.register("orders", con.read_parquet(suite["datasets"]["orders"]))
-            con.register("customers", con.read_parquet(suite["datasets"]["customers"]))
+            con.register("customers", con.read_parquet(customers))
             refs = {"customers": "customers"}
             if mode == "check":
+                con.register("orders", con.read_parquet(orders))
                 audit(con, "orders", checks, references=refs, mark=False, now=NOW, sample_size=0)
-                check_t.append(time.perf_counter() - t0)
-            else:
+            elif mode == "before":
+                con.register("orders", con.read_parquet(orders))
                 res = audit(con, "orders", checks, references=refs, mark=True, now=NOW)
                 d = gate(res, "quarantine")
-                good = con.execute(res.passing_rows_query(None, d).sql("duckdb"))
-                write_deltalake(str(tmp / "orders"), good.to_arrow_reader(1_000_000))
-                bad = con.execute(res.failing_rows_query(None, d).sql("duckdb"))
-                write_deltalake(str(tmp / "orders__quarantine"), bad.to_arrow_reader(100_000))
-                pub_t.append(time.perf_counter() - t0)
+                good = con.sql(res.passing_rows_query(None, d).sql("duckdb"))
+                write_deltalake(str(tmp / "orders"), good.to_arrow_reader(122_880))
+                bad = con.sql(res.failing_rows_query(None, d).sql("duckdb"))
+                write_deltalake(str(tmp / "orders__quarantine"), bad.to_arrow_reader(122_880))
+            else:
+                con.execute("CREATE TABLE orders AS SELECT * FROM read_parquet(?)", [orders])
+                t_stage = time.perf_counter() - t0
+                res = audit(con, "orders", checks, references=refs, mark=True, now=NOW)
+                t_audit = time.perf_counter() - t0 - t_stage
+                d = gate(res, "quarantine")
+                store = DeltaStore(tmp)
+                ids = {"run_id": f"r{seq}", "run_seq": seq, "batch_id": f"b{seq}"}
+                con.execute(f"CREATE TABLE q AS {res.failing_rows_query(d).sql('duckdb')}")
+                bad = con.sql("SELECT * FROM q")
+                store.publish_quarantine("orders", bad.to_arrow_reader(122_880), **ids)
+                t_q = time.perf_counter() - t0 - t_stage - t_audit
+                good = exp.select(*[exp.column(c, quoted=True) for c in res.columns]).from_(
+                    exp.to_identifier(res.marked_table or "orders", quoted=True)
+                )
+                pub = store.publish_query(
+                    "orders",
+                    con,
+                    good.where(res.passing_predicate(d)),
+                    write=WriteSpec(),
+                    watermark=None,
+                    **ids,
+                )
+                out["published_rows"] = pub.rows
+                out.setdefault("publish_breakdown", []).append(
+                    {
+                        "stage": round(t_stage, 2),
+                        "audit": round(t_audit, 2),
+                        "quarantine": round(t_q, 2),
+                        "publish": round(time.perf_counter() - t0 - t_stage - t_audit - t_q, 2),
+                    }
+                )
                 out["gate_action"] = d.action
                 out["quarantined_checks"] = d.quarantined
+            times[mode].append(time.perf_counter() - t0)
             con.close()
             shutil.rmtree(tmp, ignore_errors=True)
-    out["check_only_median_s"] = round(statistics.median(check_t), 3)
-    out["publish_median_s"] = round(statistics.median(pub_t), 3)
-    out["ratio"] = round(out["publish_median_s"] / out["check_only_median_s"], 2)
-    out["check_runs"] = [round(t, 3) for t in check_t]
-    out["publish_runs"] = [round(t, 3) for t in pub_t]
+    for mode, ts in times.items():
+        out[f"{mode}_median_s"] = round(statistics.median(ts), 3)
+        out[f"{mode}_runs"] = [round(t, 3) for t in ts]
+    out["ratio"] = round(out["publish_median_s"] / out["check_median_s"], 2)
+    out["ratio_before"] = round(out["before_median_s"] / out["check_median_s"], 2)
     return out
 
 

@@ -164,7 +164,11 @@ def test_unsupported_types_stream_through_delta_rs(
     store: DeltaStore, con: duckdb.DuckDBPyConnection
 ) -> None:
     sel = exp.select(
-        "id", exp.alias_(exp.Cast(this=exp.column("id"), to=exp.DataType.build("UINTEGER", dialect="duckdb")), "u")
+        "id",
+        exp.alias_(
+            exp.Cast(this=exp.column("id"), to=exp.DataType.build("UINTEGER", dialect="duckdb")),
+            "u",
+        ),
     ).from_("src")
     r = pq(store, con, sel, seq=1)
     assert r.rows == 1000
