@@ -13,8 +13,7 @@ from sqlglot import exp
 
 from lockgate.errors import SchemaContractError
 from lockgate.project.models import WriteMode, WriteSpec
-from lockgate.storage import DeltaStore, PublishResult
-from lockgate.storage import _native
+from lockgate.storage import DeltaStore, PublishResult, _native
 
 from .helpers import publish, rows
 
