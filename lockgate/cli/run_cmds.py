@@ -372,7 +372,7 @@ def show_cmd(
                 str(_get(h, "version")),
                 _fmt_time(_get(h, "timestamp")),
                 str(_get(h, "operation")),
-                str(_get(h, "run_id") or "")[:8],
+                str((_get(h, "lockgate") or {}).get("run_id") or "")[:8],
                 str(_get(h, "rows") or ""),
             )
         console.print(t)
