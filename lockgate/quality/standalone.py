@@ -78,7 +78,7 @@ def run_standalone(
         if problems:
             raise ConfigError(problems)
         dataset = cf.dataset or _stem(target)
-        return audit(
+        result = audit(
             con,
             TARGET,
             cf.checks,
@@ -88,8 +88,29 @@ def run_standalone(
             sample_size=sample_size,
             dataset=dataset,
         )
+        _warn_csv_rejects(con)
+        return result
     finally:
         tmp.cleanup()
+
+
+def _warn_csv_rejects(con: duckdb.DuckDBPyConnection) -> None:
+    """Log the malformed CSV records DuckDB skipped (``store_rejects``) — not silently lost."""
+    try:
+        rows = con.execute(
+            "SELECT DISTINCT s.file_path, e.line, e.error_type FROM reject_errors e "
+            "JOIN reject_scans s USING (scan_id, file_id) ORDER BY 1, 2"
+        ).fetchall()
+    except duckdb.Error:  # no CSV was read: the reject tables do not exist
+        return
+    if rows:
+        first = ", ".join(f"{f}:{line} ({kind})" for f, line, kind in rows[:3])
+        log.warning(
+            "%d malformed CSV record(s) skipped and not checked: %s%s",
+            len(rows),
+            first,
+            " …" if len(rows) > 3 else "",
+        )
 
 
 def _stem(target: str) -> str | None:
@@ -128,7 +149,12 @@ def register_target(con: duckdb.DuckDBPyConnection, name: str, target: str, tmp:
         )
     if not glob.glob(target):
         raise InputError(f"no file matches {target!r}")
-    fn = exp.Anonymous(this=reader, expressions=[exp.Literal.string(target)])
+    args: list[exp.Expr] = [exp.Literal.string(target)]
+    if reader == "read_csv":
+        # without it one ragged line makes the sniffer read the header as a single column;
+        # with it malformed records are skipped into ``reject_errors`` (reported after)
+        args.append(exp.PropertyEQ(this=exp.var("store_rejects"), expression=exp.true()))
+    fn = exp.Anonymous(this=reader, expressions=args)
     view = exp.Create(
         this=table_ref(name),
         kind="VIEW",
