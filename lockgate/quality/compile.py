@@ -225,6 +225,11 @@ def _ts_literal(ts: datetime, col_type: str) -> exp.Expr:
     )
 
 
+def _text(v: object) -> str:
+    """A YAML scalar as the text DuckDB would cast it to (``true``, ``12``, ``2.5``)."""
+    return str(v).lower() if isinstance(v, bool) else str(v)
+
+
 def _bound(v: object, col_type: str) -> exp.Expr:
     if isinstance(v, str):
         return exp.Cast(
@@ -286,7 +291,12 @@ def compile_check(index: int, c: BaseCheck, ctx: Context) -> CompiledCheck:
     if isinstance(c, C.NotNull):
         pred = exp.Is(this=col(c.column), expression=exp.Null())
     elif isinstance(c, C.AcceptedValues | C.NotAcceptedValues):
-        inn = exp.In(this=col(c.column), expressions=[literal(v) for v in c.values])
+        if is_string(ctype(c.column)):
+            # YAML numbers against a text column compare as text, not by casting the column
+            vals: list[exp.Expr] = [exp.Literal.string(_text(v)) for v in c.values]
+        else:
+            vals = [literal(v) for v in c.values]
+        inn = exp.In(this=col(c.column), expressions=vals)
         pred = exp.Not(this=inn) if isinstance(c, C.AcceptedValues) else inn
     elif isinstance(c, C.RegexMatch):
         pred = exp.Not(

@@ -319,3 +319,19 @@ def test_check_models_reject_bad_definitions() -> None:
             ADAPTER.validate_python(bad)
     c = ADAPTER.validate_python({"type": "not_null", "column": "a", "threshold": "0.5%"})
     assert c.allowed_failures(1000) == 5 and c.check_name == "a_not_null"
+
+
+@pytest.mark.parametrize("mark", [False, True])
+def test_accepted_values_numbers_on_a_string_column_compare_as_text(
+    con: duckdb.DuckDBPyConnection, mark: bool
+) -> None:
+    # YAML `values: [12]` on a VARCHAR column used to make DuckDB cast the column to INTEGER
+    # ("Conversion Error: could not convert string 'x'") and the whole audit crashed
+    r = run(
+        con,
+        {"type": "accepted_values", "column": "code", "values": [12, 2.5]},
+        {"type": "not_accepted_values", "column": "code", "values": [12]},
+        mark=mark,
+    )
+    assert r.result("code_accepted_values").failing_rows == 3  # 'x', '2024-01-01', ''
+    assert r.result("code_not_accepted_values").failing_rows == 1
