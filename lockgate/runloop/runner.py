@@ -63,6 +63,7 @@ def execute(
             project.config.name,
             selection=" ".join(select) or "*",
             args={"full_refresh": full_refresh, **(args or {})},
+            min_seq=_min_run_seq(store, names),
         )
         clean_stale_work(project.work_dir / "work", keep=run.run_id)
         rep.run_started(run.run_id, names)
@@ -120,6 +121,24 @@ def execute(
         steps=results,
         duration_s=time.perf_counter() - t0,
     )
+
+
+def _min_run_seq(store: Any, names: Sequence[str]) -> int:
+    """One more than the highest Delta transaction version the run's tables hold.
+
+    A publish is skipped when its table's transaction is already at the run's seq or beyond;
+    a state store that is new (deleted, or a fresh database) next to an existing warehouse
+    would otherwise hand out seqs the tables treat as published, and every batch would be
+    silently dropped."""
+    from lockgate.storage.delta import APP_ID_PREFIX, QUARANTINE_SUFFIX
+
+    highest = 0
+    for name in names:
+        for table in (name, name + QUARANTINE_SUFFIX):
+            done = store.txn_version(table, APP_ID_PREFIX + table)
+            if done is not None:
+                highest = max(highest, int(done))
+    return highest + 1
 
 
 def _run_with_retries(ctx: StepContext, project: Any, name: str) -> StepResult:

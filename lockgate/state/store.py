@@ -153,9 +153,19 @@ class StateStore:
 
     # --- runs -------------------------------------------------------------------------
     def start_run(
-        self, project: str, selection: str | None = None, args: Mapping[str, Any] | None = None
+        self,
+        project: str,
+        selection: str | None = None,
+        args: Mapping[str, Any] | None = None,
+        *,
+        min_seq: int = 1,
     ) -> RunRecord:
-        """Record a new run (status ``running``, this pid and host) and allocate its seq."""
+        """Record a new run (status ``running``, this pid and host) and allocate its seq.
+
+        The seq is at least ``min_seq``: the run loop passes one more than the highest Delta
+        transaction version its tables hold, so a new (or restored) state store over an
+        existing warehouse never hands out a seq those tables would treat as already
+        published."""
         run_id = uuid.uuid4().hex
         now = now_utc()
         values = {
@@ -171,6 +181,8 @@ class StateStore:
         with self._tx() as conn:
             if self.dialect == "sqlite":
                 seq = _pk(conn.execute(sa.insert(t.run_seq)))
+                if seq < min_seq:  # AUTOINCREMENT continues from the larger explicit value
+                    seq = _pk(conn.execute(sa.insert(t.run_seq).values(seq=min_seq)))
                 conn.execute(sa.delete(t.run_seq).where(t.run_seq.c.seq < seq))
                 conn.execute(sa.insert(t.runs).values(seq=seq, **values))
             else:
@@ -179,6 +191,19 @@ class StateStore:
                         sa.insert(t.runs).values(**values).returning(t.runs.c.seq)
                     ).scalar_one()
                 )
+                if seq < min_seq:
+                    # move the identity sequence forward (never back: nextval is atomic)
+                    name = sa.func.pg_get_serial_sequence(t.runs.name, "seq")
+                    seq = int(
+                        conn.execute(
+                            sa.select(
+                                sa.func.setval(
+                                    name, sa.func.greatest(min_seq, sa.func.nextval(name))
+                                )
+                            )
+                        ).scalar_one()
+                    )
+                    conn.execute(sa.update(t.runs).where(t.runs.c.run_id == run_id).values(seq=seq))
         log.debug("started run %s (seq %d) of project %r", run_id, seq, project)
         return RunRecord(run_id=run_id, seq=seq, started_at=now)
 

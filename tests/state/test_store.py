@@ -114,6 +114,15 @@ def test_seq_strictly_increases_and_is_never_reused(store: StateStore) -> None:
     assert store.start_run("p").seq > last.seq
 
 
+def test_start_run_min_seq_moves_the_sequence_forward(store: StateStore) -> None:
+    """A new store over an existing warehouse: seq jumps past the tables' txn versions and
+    keeps increasing from there (never reused, never moved back)."""
+    assert store.start_run("p").seq < 50
+    assert store.start_run("p", min_seq=50).seq == 50
+    assert store.start_run("p").seq == 51
+    assert store.start_run("p", min_seq=10).seq == 52
+
+
 def test_seq_unique_under_concurrent_start_run(store: StateStore) -> None:
     seqs: list[int] = []
     lock = threading.Lock()
