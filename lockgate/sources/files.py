@@ -154,10 +154,12 @@ _CSV_REASON = sqlglot.parse_one(
 
 # One reject row per bad line: DuckDB reports a line with k extra columns k times (keep
 # the last, which has the real count) and a line with several bad values once per column
-# (keep each, joined with "; "). __reason is replaced by _CSV_REASON.
+# (keep each, joined with "; "). __reason is replaced by _CSV_REASON. csv_line of a CRLF
+# file starts with the previous line's LF: trimmed.
 _CSV_ERRORS = sqlglot.parse_one(
     """
-    SELECT scan_id, file_id, CAST(line AS BIGINT) AS line, ANY_VALUE(csv_line) AS raw,
+    SELECT scan_id, file_id, CAST(line AS BIGINT) AS line,
+           TRIM(ANY_VALUE(csv_line), chr(13) || chr(10)) AS raw,
            STRING_AGG(reason, '; ' ORDER BY column_idx) AS reason
     FROM (
       SELECT e.scan_id, e.file_id, e.line, e.csv_line, e.column_idx, __reason AS reason

@@ -410,3 +410,15 @@ def test_no_temp_tables_left_and_connection_usable(
     names = sorted(r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall())
     assert names == ["stg", "stg2", "stg2__rejects", "stg__rejects"]
     assert con.execute("SELECT count(*) FROM stg2__rejects").fetchall() == [(1,)]
+
+
+def test_csv_ragged_row_with_windows_line_endings_keeps_a_clean_raw_record(
+    con: duckdb.DuckDBPyConnection, tmp_path: Path
+) -> None:
+    # DuckDB's csv_line of a CRLF file starts with the previous line's '\n'
+    write(tmp_path, "a.csv", "id,txt\r\n1,a\r\n2,x,y\r\n3,z\r\n")
+    staged = stage(con, tmp_path, {"path": "a.csv"})
+    assert staged.rows == 2 and staged.rejected == 1
+    assert con.execute("SELECT _lg_line, _lg_raw_record FROM stg__rejects").fetchall() == [
+        (3, "2,x,y")
+    ]
