@@ -677,6 +677,10 @@ def register_target(con: duckdb.DuckDBPyConnection, target: str, view: str) -> N
     args: list[exp.Expr] = [src]
     if reader == "read_csv" and files[0].lower().split(".gz")[0].endswith(".tsv"):
         args.append(exp.EQ(this=exp.column("delim"), expression=exp.Literal.string("\t")))
+    if reader == "read_csv":
+        # without it one ragged line makes the sniffer read the header as a single column;
+        # with it malformed records are skipped into ``reject_errors`` (see warn_csv_rejects)
+        args.append(exp.EQ(this=exp.column("store_rejects"), expression=exp.true()))
     select = exp.select(exp.Star()).from_(exp.Table(this=_fn(reader, *args)))
     view_sql = exp.Create(this=_table_expr(view), kind="VIEW", expression=select, replace=True)
     try:
@@ -684,6 +688,25 @@ def register_target(con: duckdb.DuckDBPyConnection, target: str, view: str) -> N
         con.execute(_sql(exp.Describe(this=_table_expr(view))))
     except duckdb.Error as e:
         raise InputError(f"cannot read {target}: {e}") from e
+
+
+def warn_csv_rejects(con: duckdb.DuckDBPyConnection) -> None:
+    """Log the malformed CSV records DuckDB skipped (``store_rejects``) — not silently lost."""
+    try:
+        rows = con.execute(
+            "SELECT DISTINCT s.file_path, e.line, e.error_type FROM reject_errors e "
+            "JOIN reject_scans s USING (scan_id, file_id) ORDER BY 1, 2"
+        ).fetchall()
+    except duckdb.Error:  # no CSV was read: the reject tables do not exist
+        return
+    if rows:
+        first = ", ".join(f"{f}:{line} ({kind})" for f, line, kind in rows[:3])
+        logger.warning(
+            "%d malformed CSV record(s) skipped and not counted: %s%s",
+            len(rows),
+            first,
+            " …" if len(rows) > 3 else "",
+        )
 
 
 def _reader_for(file: str) -> str:
@@ -714,7 +737,9 @@ def profile_target(
             c.execute("SET TimeZone = 'UTC'")
         view = f"_lg_target_{uuid.uuid4().hex[:8]}"
         register_target(c, target, view)
-        return profile(c, view, top_k=top_k, quantiles=quantiles, target=target)
+        result = profile(c, view, top_k=top_k, quantiles=quantiles, target=target)
+        warn_csv_rejects(c)
+        return result
     finally:
         if own:
             c.close()
@@ -730,4 +755,5 @@ __all__ = [
     "profile",
     "profile_target",
     "register_target",
+    "warn_csv_rejects",
 ]

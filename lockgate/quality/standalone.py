@@ -29,6 +29,7 @@ from lockgate.errors import ConfigError, InputError
 from lockgate.quality.checkfile import CheckFile, load_check_file
 from lockgate.quality.compile import ident, table_ref
 from lockgate.quality.engine import AuditResult, audit, describe
+from lockgate.quality.profile import warn_csv_rejects
 from lockgate.quality.validate import validate_checks
 
 log = logging.getLogger(__name__)
@@ -88,29 +89,10 @@ def run_standalone(
             sample_size=sample_size,
             dataset=dataset,
         )
-        _warn_csv_rejects(con)
+        warn_csv_rejects(con)
         return result
     finally:
         tmp.cleanup()
-
-
-def _warn_csv_rejects(con: duckdb.DuckDBPyConnection) -> None:
-    """Log the malformed CSV records DuckDB skipped (``store_rejects``) — not silently lost."""
-    try:
-        rows = con.execute(
-            "SELECT DISTINCT s.file_path, e.line, e.error_type FROM reject_errors e "
-            "JOIN reject_scans s USING (scan_id, file_id) ORDER BY 1, 2"
-        ).fetchall()
-    except duckdb.Error:  # no CSV was read: the reject tables do not exist
-        return
-    if rows:
-        first = ", ".join(f"{f}:{line} ({kind})" for f, line, kind in rows[:3])
-        log.warning(
-            "%d malformed CSV record(s) skipped and not checked: %s%s",
-            len(rows),
-            first,
-            " …" if len(rows) > 3 else "",
-        )
 
 
 def _stem(target: str) -> str | None:
