@@ -16,7 +16,7 @@ from rich.table import Table
 from lockgate.cli.common import console, err_console, handle_errors, print_json
 from lockgate.errors import InputError, UsageError
 from lockgate.quality.checks import Dimension
-from lockgate.quality.profile import Profile, profile, register_target
+from lockgate.quality.profile import Profile, profile, register_target, warn_csv_rejects
 
 ProjectOpt = typer.Option(
     Path("."), "--project", "-p", help="project folder (for dataset names and score history)"
@@ -50,6 +50,7 @@ def _open_target(target: str, project_dir: Path) -> Iterator[tuple[duckdb.DuckDB
         else:
             con.register(view, _dataset_arrow(target, project_dir))
         yield con, view
+        warn_csv_rejects(con)
     finally:
         con.close()
 

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -163,3 +165,16 @@ def test_sparkline_and_grouping() -> None:
     )
     assert [r["run_id"] for r in runs] == ["a", "b"]
     assert runs[1]["scores"] == {"overall": 0.9, "validity": 0.8}
+
+
+def test_profile_cli_reports_skipped_malformed_csv_records(tmp_path: Path) -> None:
+    (tmp_path / "a.csv").write_text("id,name\n1,a\n2,b,oops\n3,c\n")
+    r = subprocess.run(
+        [sys.executable, "-m", "lockgate", "profile", str(tmp_path / "a.csv"), "--json"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["rows"] == 2
+    assert "1 malformed CSV record(s) skipped" in r.stderr
