@@ -175,8 +175,11 @@ def _sql_string(s: str) -> str:
 def _stats(meta: pq.FileMetaData) -> dict[str, Any]:
     """Delta file statistics from the Parquet footer: ``numRecords``, ``nullCount`` and
     ``minValues``/``maxValues`` of integer columns (exact in Parquet; other types' footer
-    statistics can be truncated or NaN-blind, so they are left out: readers then simply
-    do not skip on them)."""
+    statistics can be truncated or NaN-blind).
+
+    Bounds are all or nothing: delta-rs reads a column missing from ``minValues`` as
+    all-NULL (its pyarrow dataset then drops every row of the file under a filter on that
+    column), so when any column with values has no exact bounds, none are written."""
     nulls: dict[str, int] = {}
     mins: dict[str, int] = {}
     maxs: dict[str, int] = {}
@@ -184,6 +187,7 @@ def _stats(meta: pq.FileMetaData) -> dict[str, Any]:
     top = {f.name for f in schema}
     ints = {f.name for f in schema if pa.types.is_integer(f.type)}
     complete: set[str] = set(top)
+    valued: set[str] = set()  # columns with a non-NULL value somewhere
     for g in range(meta.num_row_groups):
         rg = meta.row_group(g)
         for c in range(rg.num_columns):
@@ -202,10 +206,12 @@ def _stats(meta: pq.FileMetaData) -> dict[str, Any]:
                 maxs[name] = max(maxs.get(name, hi), hi)
             elif name in ints and st.num_values > 0:
                 ints.discard(name)
+            if st.num_values > 0:
+                valued.add(name)
     out: dict[str, Any] = {"numRecords": meta.num_rows}
     out["nullCount"] = {k: v for k, v in nulls.items() if k in complete}
     keep = ints & complete
-    if mins:
+    if mins and not (valued - keep) and not (top - complete):
         out["minValues"] = {k: v for k, v in mins.items() if k in keep}
         out["maxValues"] = {k: v for k, v in maxs.items() if k in keep}
     return out
