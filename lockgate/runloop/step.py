@@ -474,38 +474,69 @@ def _publish_query(
     elif (
         spec.write.mode == WriteMode.APPEND
         and spec.incremental is not None
-        and spec.incremental.lookback is not None
         and lowest is not None
         and ctx.store.exists(spec.name)
         and not ctx.full_refresh
     ):
-        # the lookback window was re-read: skip rows already appended (anti-join on the keys,
-        # or on every column, NULL-safe, when the dataset declares no keys)
-        tgt = f"__lg_target_{spec.name}"
-        ctx.session.register_arrow(tgt, ctx.store.arrow_dataset(spec.name))
-        match_cols = keys or [str(e.alias_or_name) for e in projection]
-        cond = exp.and_(
-            *[
-                exp.NullSafeEQ(
-                    this=exp.column(k, table="__t", quoted=True),
-                    expression=exp.column(k, table="__s", quoted=True),
-                )
-                for k in match_cols
-            ],
-            incremental.cursor_filter(spec.incremental.cursor, lowest, inclusive=True).transform(
-                lambda n: (
-                    exp.column(n.name, table="__t", quoted=True) if isinstance(n, exp.Column) else n
-                )
-            ),
-        )
-        inner = q.subquery("__s")
-        sub = (
-            exp.select(exp.Literal.number(1))
-            .from_(exp.Table(this=ident(tgt), alias=exp.TableAlias(this=ident("__t"))))
-            .where(cond)
-        )
-        q = exp.select(exp.Star()).from_(inner).where(exp.Not(this=exp.Exists(this=sub)))
+        q = _append_dedup(ctx, spec, q, [str(e.alias_or_name) for e in projection], lowest)
     return q
+
+
+def _append_dedup(
+    ctx: StepContext, spec: DatasetSpec, q: exp.Select, columns: list[str], lowest: Any
+) -> exp.Select:
+    """Drop rows of an incremental append batch that the table already holds.
+
+    Re-read rows are those in the lookback window and — for sources, which keep rows whose
+    cursor is NULL because no watermark can place them — NULL-cursor rows of a file read
+    again (it grew, or the last run crashed before recording it). They are matched against
+    the table with an anti-join on the keys, or on every column (NULL-safe) when the dataset
+    declares none; a batch with neither lookback nor NULL cursors is published as is."""
+    assert spec.incremental is not None
+    cursor = spec.incremental.cursor
+    lookback = spec.incremental.lookback is not None
+    s_cursor = exp.column(cursor, table="__s", quoted=True)
+    null_cursor = exp.Is(this=exp.column(cursor, quoted=True), expression=exp.Null())
+    has_null = (
+        spec.kind == "source"
+        and ctx.session.execute(
+            exp.select(exp.Literal.number(1)).from_(q.subquery("__n")).where(null_cursor).limit(1)
+        ).fetchone()
+        is not None
+    )
+    if not lookback and not has_null:
+        return q
+    tgt = f"__lg_target_{spec.name}"
+    ctx.session.register_arrow(tgt, ctx.store.arrow_dataset(spec.name))
+    t_cursor = exp.column(cursor, table="__t", quoted=True)
+    # target rows a re-read row can be a copy of: NULL cursors, and the lookback window
+    in_target: exp.Expr = exp.Is(this=t_cursor, expression=exp.Null())
+    if lookback:
+        window = incremental.cursor_filter(cursor, lowest, inclusive=True).transform(
+            lambda n: (
+                exp.column(n.name, table="__t", quoted=True) if isinstance(n, exp.Column) else n
+            )
+        )
+        in_target = exp.or_(window, in_target)
+    cond = exp.and_(
+        *[
+            exp.NullSafeEQ(
+                this=exp.column(k, table="__t", quoted=True),
+                expression=exp.column(k, table="__s", quoted=True),
+            )
+            for k in (list(spec.write.keys) or columns)
+        ],
+        exp.paren(in_target),
+    )
+    sub = (
+        exp.select(exp.Literal.number(1))
+        .from_(exp.Table(this=ident(tgt), alias=exp.TableAlias(this=ident("__t"))))
+        .where(cond)
+    )
+    absent: exp.Expr = exp.Not(this=exp.Exists(this=sub))
+    if not lookback:  # rows beyond the watermark are new: only NULL-cursor rows can repeat
+        absent = exp.or_(exp.Not(this=exp.Is(this=s_cursor, expression=exp.Null())), absent)
+    return exp.select(exp.Star()).from_(q.subquery("__s")).where(absent)
 
 
 def _publish_quarantine(
