@@ -24,8 +24,10 @@ def encode(value: Any) -> tuple[str, str] | None:
         return str(value), "str"
     if isinstance(value, int):
         return str(value), "int"
-    if isinstance(value, float | Decimal):
-        return repr(float(value)), "float"
+    if isinstance(value, Decimal):  # exact: a float would blur the > boundary
+        return str(value), "decimal"
+    if isinstance(value, float):
+        return repr(value), "float"
     return str(value), "str"
 
 
@@ -38,6 +40,8 @@ def decode(text: str, kind: str) -> Any:
         return int(text)
     if kind == "float":
         return float(text)
+    if kind == "decimal":
+        return Decimal(text)
     return text
 
 
@@ -50,6 +54,8 @@ def min_cursor(spec: IncrementalSpec, watermark: Any) -> Any:
         if isinstance(watermark, datetime):
             return watermark - delta
         return watermark - timedelta(days=max(delta.days, 0))
+    if isinstance(watermark, Decimal) and isinstance(spec.lookback, int | float):
+        return watermark - Decimal(str(spec.lookback))
     if isinstance(watermark, int | float) and isinstance(spec.lookback, int | float):
         return watermark - spec.lookback
     return watermark
@@ -65,8 +71,8 @@ def literal(value: Any) -> exp.Expression:
         return exp.Cast(this=exp.Literal.string(value.isoformat()), to=exp.DataType.build("DATE"))
     if isinstance(value, bool):
         return exp.Boolean(this=value)
-    if isinstance(value, int | float):
-        return exp.Literal.number(value)
+    if isinstance(value, int | float | Decimal):
+        return exp.Literal.number(str(value))
     return exp.Literal.string(str(value))
 
 

@@ -95,24 +95,15 @@ def current_watermark(ctx: StepContext, spec: DatasetSpec) -> Any:
     (a crash between publish and record)."""
     if spec.incremental is None or ctx.full_refresh:
         return None
-    name = ctx.project.config.name
-    stored = ctx.state.get_watermark(name, spec.name)
-    value = incremental.decode(stored.value, stored.value_type or "str") if stored else None
+    # the table's newest lockgate commit is the truth about what was published: it is ahead
+    # of the state store after a crash between commit and record, and it has *no* watermark
+    # after a full refresh that published nothing (the old stored one must not survive that)
     last = ctx.store.last_commit(spec.name)
-    if last is not None and last.watermark:
-        text, _, kind = str(last.watermark).rpartition("|")
-        if text:
-            from_table = incremental.decode(text, kind)
-            if value is None or _gt(from_table, value):
-                value = from_table
-    return value
-
-
-def _gt(a: Any, b: Any) -> bool:
-    try:
-        return bool(a > b)
-    except TypeError:
-        return str(a) > str(b)
+    if last is not None:
+        text, _, kind = str(last.watermark or "").rpartition("|")
+        return incremental.decode(text, kind) if text else None
+    stored = ctx.state.get_watermark(ctx.project.config.name, spec.name)
+    return incremental.decode(stored.value, stored.value_type or "str") if stored else None
 
 
 # --------------------------------------------------------------------------------------------
@@ -297,6 +288,15 @@ def run_step(ctx: StepContext, spec: DatasetSpec) -> StepResult:
     )
     res.output_version = pub.version
     res.rows_out = pub.rows
+    if pub.skipped and pub.reason.startswith("already published"):
+        # this run already committed a *different* batch to this table (an earlier attempt
+        # whose commit landed, then the inputs changed): recording success and the new
+        # watermark would claim rows that were never published
+        raise TerminalError(
+            f"dataset '{name}': this run already published a different batch to the table "
+            f"({pub.reason}); its inputs changed between attempts",
+            hint="run again: the next run picks up the new inputs",
+        )
     if pub.skipped:
         res.reason = pub.reason
     res.duration_s = time.perf_counter() - t0

@@ -330,3 +330,48 @@ def test_incremental_source_does_not_reread_published_files(tmp_path: Path) -> N
     assert (second.rows_in, second.rows_out, second.rows_quarantined) == (1, 1, 0)
     q = lockgate.read(root, "events", quarantine=True)
     assert q.num_rows == 1  # a.csv's bad line is not quarantined a second time
+
+
+def test_full_refresh_to_no_rows_resets_the_watermark(tmp_path: Path) -> None:
+    root = make_project(
+        tmp_path / "p",
+        [
+            csv_source(
+                "events",
+                "data/*.csv",
+                columns={"id": "INTEGER", "ts": "TIMESTAMP"},
+                incremental={"cursor": "ts"},
+            )
+        ],
+        files={"data/a.csv": "id,ts\n1,2024-01-05 00:00:00\n"},
+    )
+    lockgate.run(root)
+    (root / "data/a.csv").write_text("id,ts\n")  # the source was emptied
+    lockgate.run(root, full_refresh=True)
+    assert lockgate.read(root, "events").num_rows == 0
+    # older data arriving now must not be skipped by the pre-refresh watermark
+    (root / "data/b.csv").write_text("id,ts\n2,2024-01-01 00:00:00\n")
+    res = lockgate.run(root)
+    assert lockgate.read(root, "events").column("id").to_pylist() == [2]
+    assert res.step("events").watermark.startswith("2024-01-01")
+
+
+def test_decimal_cursor_is_exact(tmp_path: Path) -> None:
+    root = make_project(
+        tmp_path / "p",
+        [
+            csv_source(
+                "ledger",
+                "data/*.csv",
+                columns={"id": "INTEGER", "seq": "DECIMAL(38,10)"},
+                incremental={"cursor": "seq"},
+            )
+        ],
+        files={"data/a.csv": "id,seq\n1,12345678901234567.0000000001\n"},
+    )
+    res = lockgate.run(root)
+    assert res.step("ledger").watermark == "12345678901234567.0000000001"
+    # a value a float would round onto the watermark is still strictly greater
+    (root / "data/b.csv").write_text("id,seq\n2,12345678901234567.0000000002\n")
+    lockgate.run(root)
+    assert sorted(lockgate.read(root, "ledger").column("id").to_pylist()) == [1, 2]
