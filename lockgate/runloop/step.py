@@ -235,15 +235,26 @@ def run_step(ctx: StepContext, spec: DatasetSpec) -> StepResult:
     _abort_if_lease_lost(ctx)
     marked = result.marked_table or stage
     quarantine_split = decision.action == "publish_passing"
+    split: Any = decision  # which failed checks send a row to quarantine
+    if decision.action == "publish_all":
+        # even when the gate publishes everything (warn), a row with a NULL merge key cannot
+        # be upserted — it would be inserted again on every re-read — so it is quarantined
+        null_keys = [
+            c.bit
+            for c in result.results
+            if c.name.endswith("_merge_key_not_null") and c.failing_rows and c.bit is not None
+        ]
+        if null_keys:
+            quarantine_split, split = True, null_keys
     ctx.report(name, "publishing")
     source_q = _publish_query(
-        ctx, spec, marked, contract.projection, result, decision, quarantine_split, lowest
+        ctx, spec, marked, contract.projection, result, split, quarantine_split, lowest
     )
 
     q_rows = 0
     if quarantine_split or rejects:
         q_rows = _publish_quarantine(
-            ctx, spec, result, decision, marked, quarantine_split, rejects, batch_id, res
+            ctx, spec, result, split, marked, quarantine_split, rejects, batch_id, res
         )
     res.rows_quarantined = q_rows
 
@@ -568,7 +579,7 @@ def _publish_quarantine(
     ]
     parts: list[exp.Select] = []
     if quarantine_split:
-        fq = result.failing_rows_query(decision)
+        fq = result.failing_rows_query(bits=decision)
         parts.append(exp.select(exp.Star(), *meta).from_(fq.subquery("__f")))
     if rejects:
         rj = stage_name(spec.name) + "__rejects"

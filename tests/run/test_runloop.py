@@ -375,3 +375,27 @@ def test_decimal_cursor_is_exact(tmp_path: Path) -> None:
     (root / "data/b.csv").write_text("id,seq\n2,12345678901234567.0000000002\n")
     lockgate.run(root)
     assert sorted(lockgate.read(root, "ledger").column("id").to_pylist()) == [1, 2]
+
+
+def test_merge_rows_with_null_keys_are_quarantined_even_under_warn(tmp_path: Path) -> None:
+    root = make_project(
+        tmp_path / "p",
+        [
+            csv_source(
+                "orders",
+                "data/o.csv",
+                gate="warn",
+                columns={"order_id": "INTEGER", "amount": "INTEGER"},
+                write={"mode": "merge", "keys": ["order_id"]},
+            )
+        ],
+        files={"data/o.csv": "order_id,amount\n1,10\n,20\n"},
+    )
+    first = lockgate.run(root).step("orders")
+    assert (first.rows_out, first.rows_quarantined) == (1, 1)
+    (root / "data/o.csv").write_text("order_id,amount\n1,11\n,20\n")
+    lockgate.run(root)
+    rows = lockgate.read(root, "orders").to_pylist()
+    assert rows == [{"order_id": 1, "amount": 11}]  # never a NULL-key row, never twice
+    q = lockgate.read(root, "orders", quarantine=True).to_pylist()
+    assert {tuple(r["_lg_failed_checks"]) for r in q} == {("order_id_merge_key_not_null",)}
