@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -42,14 +44,43 @@ def _style(status: str) -> str:
 
 
 class RichReporter(Reporter):
-    """Progress: a bar over steps plus a spinner naming the current phase."""
+    """Progress: a bar over the run's steps, naming the current step and phase, and a bar
+    for the query running inside the step (DuckDB's own progress estimate)."""
 
     def __init__(self, progress: Progress) -> None:
         self.progress = progress
         self.task: Any = None
+        self.query_task: Any = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
 
     def run_started(self, run_id: str, datasets: list[str] | Any) -> None:
-        self.task = self.progress.add_task(f"run {run_id[:8]}", total=len(datasets))
+        self.total = len(datasets)
+        self.done = 0
+        self.task = self.progress.add_task(
+            f"run {run_id[:8]}", total=self.total, count=f"0/{self.total}"
+        )
+
+    def watch(self, progress: Callable[[], float | None]) -> None:
+        self.query_task = self.progress.add_task("  query", total=100, visible=False, count="")
+
+        def poll() -> None:
+            while not self._stop.wait(0.25):
+                pct = progress()
+                if pct is None:
+                    self.progress.update(self.query_task, visible=False)
+                else:
+                    self.progress.update(
+                        self.query_task, completed=pct, visible=True, count=f"{pct:.0f}%"
+                    )
+
+        self._thread = threading.Thread(target=poll, name="lockgate-progress", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=1)
 
     def step_started(self, dataset: str) -> None:
         self.progress.update(self.task, description=f"{dataset}: starting")
@@ -58,7 +89,8 @@ class RichReporter(Reporter):
         self.progress.update(self.task, description=f"{dataset}: {phase}")
 
     def step_finished(self, result: StepResult) -> None:
-        self.progress.advance(self.task)
+        self.done += 1
+        self.progress.update(self.task, advance=1, count=f"{self.done}/{self.total}")
         if result.status == StepStatus.NOOP:
             return
         # failures are explained once, after the summary (render_failures)
@@ -113,17 +145,21 @@ def run_cmd(
         SpinnerColumn(),
         TextColumn("{task.description}"),
         BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
+        TextColumn("{task.fields[count]}"),
         TimeElapsedColumn(),
         console=out,
         transient=True,
     ) as progress:
-        result = execute(
-            project,
-            select=select,
-            full_refresh=full_refresh,
-            reporter=RichReporter(progress),
-        )
+        reporter = RichReporter(progress)
+        try:
+            result = execute(
+                project,
+                select=select,
+                full_refresh=full_refresh,
+                reporter=reporter,
+            )
+        finally:
+            reporter.close()
     if as_json:
         print_json(result.to_dict())
     else:

@@ -113,6 +113,20 @@ class Session:
         for t in tables:
             self.execute(exp.Drop(tables=[table_ref(t)], kind="TABLE", exists=True))
 
+    # -- progress ---------------------------------------------------------------------------
+    def enable_progress(self) -> None:
+        """Let :meth:`progress` report on running queries (DuckDB tracks it only when asked)."""
+        self.con.execute("SET enable_progress_bar = true")
+        self.con.execute("SET enable_progress_bar_print = false")
+
+    def progress(self) -> float | None:
+        """Percent done of the query running now (safe to call from another thread)."""
+        try:
+            pct = float(self.con.query_progress())
+        except duckdb.Error:
+            return None
+        return pct if pct >= 0 else None
+
     # -- lifecycle --------------------------------------------------------------------------
     def close(self) -> None:
         with contextlib.suppress(Exception):

@@ -34,6 +34,8 @@ class Reporter:
     def step_started(self, dataset: str) -> None: ...
     def step_phase(self, dataset: str, phase: str) -> None: ...
     def step_finished(self, result: StepResult) -> None: ...
+    def watch(self, progress: Callable[[], float | None]) -> None:
+        """Receive a function giving the running query's percent done (None when idle)."""
 
 
 def open_backends(project: Any) -> tuple[Any, Any]:
@@ -73,6 +75,9 @@ def execute(
             memory_limit=project.config.memory_limit,
             threads=project.config.threads,
         )
+        if type(rep).watch is not Reporter.watch:  # someone shows progress: track it
+            session.enable_progress()
+            rep.watch(session.progress)
         results: list[StepResult] = []
         error: str | None = None
         try:
