@@ -23,7 +23,7 @@ from sqlglot import exp
 from lockgate.engine.session import Session, ident, table_ref
 from lockgate.engine.transforms import stage_python, stage_sql
 from lockgate.errors import GateBlocked, LockgateError, TerminalError
-from lockgate.project.models import DatasetSpec, PythonTransformSpec, WriteMode
+from lockgate.project.models import DatasetSpec, PythonTransformSpec, WriteMode, WriteSpec
 from lockgate.quality.checks import NotNull
 from lockgate.runloop import incremental
 from lockgate.runloop.contract import apply_contract
@@ -252,7 +252,7 @@ def run_step(ctx: StepContext, spec: DatasetSpec) -> StepResult:
     )
 
     q_rows = 0
-    if quarantine_split or rejects:
+    if quarantine_split or rejects or ctx.full_refresh:
         q_rows = _publish_quarantine(
             ctx, spec, result, split, marked, quarantine_split, rejects, batch_id, res
         )
@@ -564,8 +564,11 @@ def _publish_quarantine(
     """Failing rows (with check names) and unparseable records go to ``<name>__quarantine``.
     Written before the dataset's own commit; skipped if this batch is already there."""
     qname = f"{spec.name}__quarantine"
+    # a full refresh rebuilds the dataset from all input, so its quarantine is rebuilt too
+    # (appending would list every old bad row twice)
+    replace = ctx.full_refresh and ctx.store.exists(qname)
     last = ctx.store.last_commit(qname)
-    if last is not None and last.batch_id == batch_id:
+    if not ctx.full_refresh and last is not None and last.batch_id == batch_id:
         return int(getattr(last, "rows", 0) or 0)
     ses = ctx.session
     meta = [
@@ -594,6 +597,11 @@ def _publish_quarantine(
             ).from_(table_ref(rj))
         )
     if not parts:
+        if replace:
+            schema = ctx.store.schema(qname)
+            _replace_quarantine(
+                ctx, qname, pa.RecordBatchReader.from_batches(schema, []), batch_id, res
+            )
         return 0
     tmp = f"__lg_q_{spec.name}"
     first, *rest = parts
@@ -602,21 +610,40 @@ def _publish_quarantine(
     for p in rest:
         _insert_by_name(ses, tmp, p)
     n = ses.count(tmp)
-    if n:
+    if n or replace:
         raw_reader = ses.reader(exp.select("*").from_(table_ref(tmp)), BATCH_ROWS)
         try:
-            pub = ctx.store.publish_quarantine(
-                spec.name,
-                _cast_reader_for_delta(raw_reader),
-                run_id=ctx.run_id,
-                run_seq=ctx.run_seq,
-                batch_id=batch_id,
-            )
+            if replace:
+                _replace_quarantine(ctx, qname, _cast_reader_for_delta(raw_reader), batch_id, res)
+            else:
+                pub = ctx.store.publish_quarantine(
+                    spec.name,
+                    _cast_reader_for_delta(raw_reader),
+                    run_id=ctx.run_id,
+                    run_seq=ctx.run_seq,
+                    batch_id=batch_id,
+                )
+                res.quarantine_version = pub.version
         finally:
             raw_reader.close()
-        res.quarantine_version = pub.version
     ses.drop(tmp)
     return n
+
+
+def _replace_quarantine(
+    ctx: StepContext, qname: str, data: pa.RecordBatchReader, batch_id: str, res: StepResult
+) -> None:
+    pub = ctx.store.publish(
+        qname,
+        data,
+        write=WriteSpec(mode=WriteMode.OVERWRITE),
+        run_id=ctx.run_id,
+        run_seq=ctx.run_seq,
+        batch_id=batch_id,
+        watermark=None,
+        schema_mode="overwrite",
+    )
+    res.quarantine_version = pub.version
 
 
 def _insert_by_name(ses: Session, table: str, query: exp.Select) -> None:

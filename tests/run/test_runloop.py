@@ -399,3 +399,17 @@ def test_merge_rows_with_null_keys_are_quarantined_even_under_warn(tmp_path: Pat
     assert rows == [{"order_id": 1, "amount": 11}]  # never a NULL-key row, never twice
     q = lockgate.read(root, "orders", quarantine=True).to_pylist()
     assert {tuple(r["_lg_failed_checks"]) for r in q} == {("order_id_merge_key_not_null",)}
+
+
+def test_full_refresh_rebuilds_the_quarantine_too(tmp_path: Path) -> None:
+    root = _orders_project(tmp_path)
+    lockgate.run(root)
+    lockgate.run(root, full_refresh=True)
+    q = lockgate.read(root, "raw_orders", quarantine=True)
+    assert sorted(q.column("order_id").to_pylist()) == [3, 4]  # not [3, 3, 4, 4]
+    (root / "data/orders.csv").write_text(
+        ORDERS.replace(",bogus,", ",placed,").replace("3,,placed", "3,13,placed")
+    )
+    lockgate.run(root, full_refresh=True)
+    assert lockgate.read(root, "raw_orders", quarantine=True).num_rows == 0
+    assert lockgate.read(root, "raw_orders").num_rows == 5
