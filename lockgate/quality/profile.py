@@ -29,7 +29,6 @@ JSON-serialisable.
 
 from __future__ import annotations
 
-import glob as _glob
 import logging
 import math
 import time
@@ -38,13 +37,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import duckdb
 from sqlglot import exp
 
 from lockgate.errors import InputError, UsageError
+from lockgate.quality.targets import is_delta_table
 
 logger = logging.getLogger(__name__)
 
@@ -628,66 +627,13 @@ def _column_profile(
 
 # ----------------------------------------------------------------------------- targets
 
-_READERS = {
-    ".csv": "read_csv",
-    ".tsv": "read_csv",
-    ".txt": "read_csv",
-    ".parquet": "read_parquet",
-    ".pq": "read_parquet",
-    ".json": "read_json",
-    ".ndjson": "read_json",
-    ".jsonl": "read_json",
-}
-
-
-def is_delta_table(path: Path) -> bool:
-    return path.is_dir() and (path / "_delta_log").is_dir()
-
 
 def register_target(con: duckdb.DuckDBPyConnection, target: str, view: str) -> None:
-    """Make ``target`` (a file, a glob of files, or a Delta table folder) readable as ``view``.
+    """Make ``target`` (a file or glob, a Delta table folder, or a PostgreSQL table URL)
+    readable as ``view`` — see :mod:`lockgate.quality.targets`."""
+    from lockgate.quality.targets import register_target as _register
 
-    CSV/TSV, Parquet and JSON/NDJSON are chosen by extension (``.gz``/``.zst`` allowed);
-    a Delta table is read through ``deltalake`` as a streaming Arrow dataset.
-    """
-    path = Path(target).expanduser()
-    if is_delta_table(path):
-        from deltalake import DeltaTable
-
-        try:
-            ds = DeltaTable(str(path)).to_pyarrow_dataset()
-        except Exception as e:  # deltalake raises several unrelated types
-            raise InputError(f"cannot read Delta table {target}: {e}") from e
-        con.register(view, ds)
-        return
-    if path.is_dir():
-        raise InputError(
-            f"{target} is a folder but not a Delta table (no _delta_log)",
-            hint="pass a file, a glob such as 'data/*.parquet', or a Delta table folder",
-        )
-    files = sorted(_glob.glob(str(path))) if _glob.has_magic(str(path)) else [str(path)]
-    files = [f for f in files if Path(f).is_file()]
-    if not files:
-        raise InputError(f"no file matches {target}", hint="check the path or glob")
-    readers = {_reader_for(f) for f in files}
-    if len(readers) != 1:
-        raise InputError(f"{target} matches files of different formats: {sorted(readers)}")
-    reader = readers.pop()
-    src = exp.Array(expressions=[exp.Literal.string(f) for f in files])
-    args: list[exp.Expr] = [src]
-    if reader == "read_csv" and files[0].lower().split(".gz")[0].endswith(".tsv"):
-        args.append(exp.EQ(this=exp.column("delim"), expression=exp.Literal.string("\t")))
-    if reader == "read_csv":
-        # without it one ragged line makes the sniffer read the header as a single column;
-        # with it malformed records are skipped into ``reject_errors`` (see warn_csv_rejects)
-        args.append(exp.EQ(this=exp.column("store_rejects"), expression=exp.true()))
-    select = exp.select(exp.Star()).from_(exp.Table(this=_fn(reader, *args)))
-    view_sql = exp.Create(this=_table_expr(view), kind="VIEW", expression=select, replace=True)
-    try:
-        con.execute(_sql(view_sql))
-        con.execute(_sql(exp.Describe(this=_table_expr(view))))
-    except duckdb.Error as e:
-        raise InputError(f"cannot read {target}: {e}") from e
+    _register(con, view, target)
 
 
 def warn_csv_rejects(con: duckdb.DuckDBPyConnection) -> None:
@@ -707,19 +653,6 @@ def warn_csv_rejects(con: duckdb.DuckDBPyConnection) -> None:
             first,
             " …" if len(rows) > 3 else "",
         )
-
-
-def _reader_for(file: str) -> str:
-    suffixes = [s.lower() for s in Path(file).suffixes]
-    while suffixes and suffixes[-1] in (".gz", ".zst", ".gzip"):
-        suffixes.pop()
-    ext = suffixes[-1] if suffixes else ""
-    if ext not in _READERS:
-        raise InputError(
-            f"cannot tell the format of {file} from its extension {ext or '(none)'}",
-            hint="use .csv, .tsv, .parquet, .json, .ndjson or .jsonl",
-        )
-    return _READERS[ext]
 
 
 def profile_target(
