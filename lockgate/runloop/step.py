@@ -153,7 +153,8 @@ def run_step(ctx: StepContext, spec: DatasetSpec) -> StepResult:
         )
         rejects = staged.rejected
         if (
-            spec.incremental is not None
+            staged.rows
+            and spec.incremental is not None
             and lowest is not None
             and spec.incremental.lookback is None
         ):
@@ -169,10 +170,6 @@ def run_step(ctx: StepContext, spec: DatasetSpec) -> StepResult:
             stage_python(ses, name, ctx.project.python_transform(name), stage, views)
         else:
             stage_sql(ses, name, ctx.project.sql_text(name), stage, where)
-    staged_cols = ses.columns(stage)
-    checks = list(spec.checks) + _implicit_checks(spec)
-    references = _register_references(ctx, checks)
-    _validate_checks(ctx, spec, checks, staged_cols, references)
     staged_rows = ses.count(stage)
     res.rows_in = staged_rows + rejects
     if (
@@ -182,11 +179,17 @@ def run_step(ctx: StepContext, spec: DatasetSpec) -> StepResult:
         and ctx.store.exists(name)
         and not ctx.full_refresh
     ):
+        # nothing new (e.g. every remaining file was already published): before looking at
+        # columns, since an input with no files to read stages no real schema
         res.reason = "no new rows beyond the watermark"
         res.output_version = ctx.store.version(name)
         res.duration_s = time.perf_counter() - t0
         ses.drop(stage, stage + "__rejects")
         return res
+    staged_cols = ses.columns(stage)
+    checks = list(spec.checks) + _implicit_checks(spec)
+    references = _register_references(ctx, checks)
+    _validate_checks(ctx, spec, checks, staged_cols, references)
 
     # -- contract -------------------------------------------------------------------------------
     ctx.report(name, "checking schema contract")

@@ -413,3 +413,26 @@ def test_full_refresh_rebuilds_the_quarantine_too(tmp_path: Path) -> None:
     lockgate.run(root, full_refresh=True)
     assert lockgate.read(root, "raw_orders", quarantine=True).num_rows == 0
     assert lockgate.read(root, "raw_orders").num_rows == 5
+
+
+def test_archiving_an_already_published_file_is_not_an_error(tmp_path: Path) -> None:
+    root = make_project(
+        tmp_path / "p",
+        [
+            csv_source(
+                "events",
+                "data/*.csv",
+                incremental={"cursor": "ts"},
+                checks=[{"type": "not_null", "column": "id"}],
+            )
+        ],
+        files={
+            "data/a.csv": "id,ts\n1,2024-01-01 00:00:00\n",
+            "data/b.csv": "id,ts\n2,2024-01-02 00:00:00\n",
+        },
+    )
+    lockgate.run(root)
+    (root / "data/a.csv").unlink()  # moved to an archive after it was loaded
+    res = lockgate.run(root)
+    assert res.step("events").status == StepStatus.SUCCESS, res.step("events").reason
+    assert sorted(lockgate.read(root, "events").column("id").to_pylist()) == [1, 2]
