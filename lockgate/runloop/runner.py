@@ -7,7 +7,6 @@ import logging
 import os
 import socket
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -350,10 +349,3 @@ def plan(
             will_run.add(name)
         out.append(r)
     return out
-
-
-def new_run_id() -> str:
-    return uuid.uuid4().hex
-
-
-RunCallback = Callable[[StepResult], None]

@@ -302,7 +302,7 @@ def run_step(ctx: StepContext, spec: DatasetSpec) -> StepResult:
     )
     res.output_version = pub.version
     res.rows_out = pub.rows
-    if pub.skipped and pub.reason.startswith("already published"):
+    if pub.already_committed:
         # this run already committed a *different* batch to this table (an earlier attempt
         # whose commit landed, then the inputs changed): recording success and the new
         # watermark would claim rows that were never published

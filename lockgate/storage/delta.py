@@ -92,6 +92,28 @@ class PublishResult:
     rows: int
     skipped: bool
     reason: str
+    #: skipped because the table's app transaction already holds this ``run_seq``
+    already_committed: bool = False
+
+
+def _already_committed(
+    table: DeltaTable | None, name: str, action: str, app_id: str, run_seq: int
+) -> PublishResult | None:
+    """The idempotency rule of every publish: a table whose application transaction
+    ``app_id`` is already at ``run_seq`` or beyond has this batch; publish nothing."""
+    if table is None:
+        return None
+    with _translated(name, action):
+        done = table.transaction_version(app_id)
+    if done is None or done < run_seq:
+        return None
+    return PublishResult(
+        version=table.version(),
+        rows=0,
+        skipped=True,
+        reason=f"already published: transaction {app_id!r} is at {done} >= run_seq {run_seq}",
+        already_committed=True,
+    )
 
 
 class _Tap:
@@ -471,17 +493,9 @@ class DeltaStore:
         path = self.path(name)
         app_id = APP_ID_PREFIX + name
         action = f"publish ({write.mode})"
-        if table is not None:
-            with _translated(name, action):
-                done = table.transaction_version(app_id)
-            if done is not None and done >= run_seq:
-                return PublishResult(
-                    version=table.version(),
-                    rows=0,
-                    skipped=True,
-                    reason=f"already published: transaction {app_id!r} is at {done} "
-                    f">= run_seq {run_seq}",
-                )
+        done = _already_committed(table, name, action, app_id, run_seq)
+        if done is not None:
+            return done
         with _translated(name, action):
             files = _native.write_files(con, sql, path)
         if files.rows == 0:
@@ -592,17 +606,9 @@ class DeltaStore:
                 hint="use schema_mode='merge' to add columns, or a full refresh to rebuild",
             )
         table = self._maybe_table(name)
-        if table is not None:
-            with _translated(name, action):
-                done = table.transaction_version(app_id)
-            if done is not None and done >= run_seq:
-                return PublishResult(
-                    version=table.version(),
-                    rows=0,
-                    skipped=True,
-                    reason=f"already published: transaction {app_id!r} is at {done} "
-                    f">= run_seq {run_seq}",
-                )
+        done = _already_committed(table, name, action, app_id, run_seq)
+        if done is not None:
+            return done
         missing = [c for c in (*keys, *partition_by) if c not in data.schema.names]
         if missing:
             raise SchemaContractError(
