@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test check lint typecheck bench clean
+.PHONY: demo test test-fast check lint typecheck bench clean
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PY) -m venv $(VENV)
@@ -16,9 +16,13 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	cd examples/shop && { test -f data/_manifest.json || ../../$(BIN)/python generate.py --orders 20000; } && ../../$(BIN)/lockgate run
 
-## Run the test suite
+## Run the test suite (everything: CI runs this), doctests included
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 -q $(PYTEST_ARGS)
+
+## The fast tier for local loops (< 1 min): no real-subprocess tests, smaller hypothesis budgets
+test-fast: $(STAMP)
+	LOCKGATE_FAST=1 $(BIN)/python -m pytest -n 2 -q -m "not slow" $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check lockgate tests examples benchmarks

@@ -266,6 +266,7 @@ def test_invalid_check_fails_the_step_with_every_problem(
 # ---- real processes ------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_subprocess_config_error_and_step_failure(
     published: tuple[Path, dict[str, int | None]],
 ) -> None:

@@ -20,6 +20,7 @@ from pydantic import TypeAdapter
 
 from lockgate.quality import audit, gate
 from lockgate.quality.checks import CheckSpec
+from tests.hyp import examples
 
 ADAPTER: TypeAdapter[Any] = TypeAdapter(CheckSpec)
 NOW = datetime(2025, 1, 1, tzinfo=UTC)
@@ -220,7 +221,7 @@ def _load(con: duckdb.DuckDBPyConnection, data: list[tuple[Any, ...]], parent: l
     con.execute("CREATE OR REPLACE TABLE parent AS SELECT unnest(?::INTEGER[]) AS k", [parent])
 
 
-@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(50), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     data=rows,
     parent=st.lists(st.integers(0, 4), max_size=4),
@@ -284,7 +285,7 @@ def test_fused_engine_matches_naive_oracle(
             assert kept == set(range(len(data))) - held
 
 
-@pytest.mark.parametrize("n_checks", [70, 130])
+@pytest.mark.parametrize("n_checks", [70, pytest.param(130, marks=pytest.mark.slow)])
 def test_many_checks_use_several_mask_columns(n_checks: int) -> None:
     con = duckdb.connect()
     con.execute("CREATE TABLE t AS SELECT range AS rid, range % 200 AS v FROM range(300)")

@@ -8,6 +8,7 @@ import pytest
 
 import lockgate
 from lockgate.runloop.results import RunStatus, StepStatus
+from lockgate.state import StateStore
 from lockgate.storage import DeltaStore
 from tests.run.helpers import csv_source, make_project, sql
 
@@ -304,10 +305,24 @@ def test_state_records_run(tmp_path: Path, mode: str) -> None:
     write = {"mode": mode, **({"keys": ["order_id"]} if mode == "merge" else {})}
     root = _orders_project(tmp_path, write=write)
     res = lockgate.run(root)
-    runs = lockgate.runs(root)
-    assert (
-        runs and (runs[0]["run_id"] if isinstance(runs[0], dict) else runs[0].run_id) == res.run_id
-    )
+    assert res.status == RunStatus.SUCCESS, res.to_dict()
+    (latest,) = lockgate.runs(root)
+    assert (latest.run_id, latest.status) == (res.run_id, "success")
+    project = lockgate.load_project(root)
+    detail = StateStore.open(project.state_url).get_run(res.run_id)
+    assert detail is not None
+    steps = {s.dataset: s for s in detail.steps}
+    assert set(steps) == {"raw_orders", "revenue"}
+    raw = steps["raw_orders"]
+    assert (raw.status, raw.rows_in, raw.rows_out, raw.rows_quarantined) == ("success", 5, 3, 2)
+    assert raw.output_version == res.step("raw_orders").output_version == 0
+    # the recorded rows are the published ones, whatever the write mode
+    assert sorted(lockgate.read(root, "raw_orders").column("order_id").to_pylist()) == [1, 2, 5]
+    # a second run of unchanged inputs is recorded as a no-op with nothing re-published
+    again = lockgate.run(root)
+    assert again.step("raw_orders").status == StepStatus.NOOP
+    assert [r.run_id for r in lockgate.runs(root)] == [again.run_id, res.run_id]
+    assert DeltaStore(project.warehouse_path).version("raw_orders") == 0
 
 
 def test_incremental_source_does_not_reread_published_files(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from lockgate.project.models import WriteMode, WriteSpec
 from lockgate.storage import DeltaStore
+from tests.hyp import examples
 
 Key = tuple[int, str]
 SCHEMA = pa.schema([("k1", pa.int64()), ("k2", pa.string()), ("v", pa.int64())])
@@ -20,7 +21,7 @@ keys = st.tuples(st.integers(0, 3), st.sampled_from(["a", "b", "é'c"]))
 batch = st.dictionaries(keys, st.one_of(st.none(), st.integers(-1000, 1000)), max_size=8)
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(25), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(batches=st.lists(batch, min_size=1, max_size=5), batch_rows=st.integers(1, 3))
 def test_merge_matches_dict_oracle(batches: list[dict[Key, int | None]], batch_rows: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
