@@ -12,10 +12,10 @@ formatted into a SQL string.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 import sqlglot
 from sqlglot import exp
@@ -279,134 +279,189 @@ def compile_checks(checks: Sequence[BaseCheck], ctx: Context) -> list[CompiledCh
 
 
 def compile_check(index: int, c: BaseCheck, ctx: Context) -> CompiledCheck:
+    """One check → its compiled form, through the rule registered for its type."""
     scope = parse_condition(c.where) if c.where and not isinstance(c, C.CustomSql) else None
     cc = CompiledCheck(index=index, check=c, name=c.check_name, kind="row", scope=scope)
-    types = ctx.columns
-    t = T_ALIAS
-
-    def ctype(name: str) -> str:
-        return types.get(name, "VARCHAR")
-
-    pred: exp.Expr | None = None
-    if isinstance(c, C.NotNull):
-        pred = exp.Is(this=col(c.column), expression=exp.Null())
-    elif isinstance(c, C.AcceptedValues | C.NotAcceptedValues):
-        if is_string(ctype(c.column)):
-            # YAML numbers against a text column compare as text, not by casting the column
-            vals: list[exp.Expr] = [exp.Literal.string(_text(v)) for v in c.values]
-        else:
-            vals = [literal(v) for v in c.values]
-        inn = exp.In(this=col(c.column), expressions=vals)
-        pred = exp.Not(this=inn) if isinstance(c, C.AcceptedValues) else inn
-    elif isinstance(c, C.RegexMatch):
-        pred = exp.Not(
-            this=exp.RegexpFullMatch(this=col(c.column), expression=exp.Literal.string(c.pattern))
-        )
-    elif isinstance(c, C.LengthBetween):
-        ln = exp.Length(this=col(c.column))
-        pred = _or_bounds(ln, c.min, c.max, False, False, "BIGINT")
-    elif isinstance(c, C.ParsableAs):
-        target = exp.DataType.build(c.as_type, dialect="duckdb")
-        pred = exp.and_(
-            exp.Not(this=exp.Is(this=col(c.column), expression=exp.Null())),
-            exp.Is(this=exp.TryCast(this=col(c.column), to=target), expression=exp.Null()),
-        )
-    elif isinstance(c, C.Between):
-        pred = _or_bounds(
-            col(c.column), c.min, c.max, c.min_exclusive, c.max_exclusive, ctype(c.column)
-        )
-    elif isinstance(c, C.Expression):
-        pred = exp.Not(this=_paren(parse_condition(c.expr)))
-    elif isinstance(c, C.ColumnPair):
-        ops: dict[str, type[exp.Binary]] = {
-            "=": exp.EQ,
-            "!=": exp.NEQ,
-            "<": exp.LT,
-            "<=": exp.LTE,
-            ">": exp.GT,
-            ">=": exp.GTE,
-        }
-        pred = exp.Not(
-            this=exp.Paren(this=ops[c.op](this=col(c.column_a), expression=col(c.column_b)))
-        )
-    elif isinstance(c, C.Lateness):
-        delay = _interval_us(C.parse_seconds(c.max_delay))
-        if c.reference == "now":
-            cutoff = _ts_literal(
-                ctx.now - timedelta(seconds=C.parse_seconds(c.max_delay)), ctype(c.column)
-            )
-        else:
-            cutoff = exp.Sub(this=col(c.reference), expression=delay)
-        pred = exp.LT(this=col(c.column), expression=cutoff)
-    elif isinstance(c, C.Unique):
-        cc.kind = "unique"
-        key = c.key
-        inner = _and(_not_null(key), scope)
-        dup = (
-            exp.select(*[col(k) for k in key])
-            .from_(table_ref(ctx.table))
-            .where(inner)
-            .group_by(*[col(k) for k in key])
-            .having(exp.GT(this=exp.Count(this=exp.Star()), expression=exp.Literal.number(1)))
-        )
-        pred = exp.In(this=_key_expr(key), query=dup.subquery())
-        pred = _and(_not_null(key), pred)
-        groups = (
-            exp.select(*[col(k) for k in key], exp.Count(this=exp.Star()).as_("__lg_n"))
-            .from_(table_ref(ctx.table))
-            .where(inner)
-            .group_by(*[col(k) for k in key])
-            .having(exp.GT(this=exp.Count(this=exp.Star()), expression=exp.Literal.number(1)))
-        )
-        n = exp.column("__lg_n")
-        sample = exp.func(
-            "struct_pack",
-            *[exp.PropertyEQ(this=ident(k), expression=_sample_safe(k, ctx)) for k in key],
-            exp.PropertyEQ(this=ident("_lg_count"), expression=n.copy()),
-        )
-        cc.unique_count = exp.select(
-            exp.Cast(
-                this=exp.Coalesce(this=exp.Sum(this=n.copy()), expressions=[exp.Literal.number(0)]),
-                to=exp.DataType.build("BIGINT"),
-            ),
-            exp.func("arg_min", sample, n.copy(), exp.Literal.number(ctx.sample_size)),
-        ).from_(groups.subquery("__lg_g"))
-    elif isinstance(c, C.Relationship):
-        cc.kind = "relationship"
-        parent = ctx.references[c.to]
-        pk = c.to_key
-        p = "__lg_p"
-        parent_q = (
-            exp.select(*[col(k, p) for k in pk]).from_(table_ref(parent, p)).where(_not_null(pk, p))
-        )
-        pred = _and(
-            _not_null(c.key),
-            exp.Not(this=exp.In(this=_key_expr(c.key), query=parent_q.subquery())),
-        )
-    elif isinstance(c, C.ReferenceMatch):
-        cc.kind = "reference"
-        ref = ctx.references[c.to]
-        r = "__lg_r"
-        on = [
-            exp.EQ(this=col(rk, r), expression=col(k, t))
-            for k, rk in zip(c.keys, c.to_keys, strict=True)
-        ]
-        a, b = col(c.column, t), col(c.to_column or c.column, r)
-        if c.tolerance:
-            differs: exp.Expr = exp.GT(
-                this=exp.Abs(this=exp.Sub(this=a, expression=b)), expression=literal(c.tolerance)
-            )
-        else:
-            differs = exp.NEQ(this=a, expression=b)
-        sub = exp.select(exp.Literal.number(1)).from_(table_ref(ref, r)).where(_and(*on, differs))
-        pred = exp.Exists(this=sub)
-    else:
+    row_rule = ROW_RULES.get(type(c))
+    if row_rule is None:
+        table_rule = TABLE_RULES.get(type(c))
+        if table_rule is None:
+            raise TypeError(f"no compile rule for check type {type(c).__name__}")
         cc.kind = "table"
-        _compile_table(cc, c, ctx)
+        table_rule(cc, c, ctx)
         return cc
-    assert pred is not None
+    pred = row_rule(cc, c, ctx)
     cc.fail = _and(scope and _paren(scope), _paren(pred))
     return cc
+
+
+# ---- row-level rules: each returns the failing predicate (the ``where`` scope is added by
+# compile_check); rules that need their own pass set ``cc.kind`` and its query
+
+RowRule = Callable[[CompiledCheck, Any, Context], exp.Expr]
+TableRule = Callable[[CompiledCheck, Any, Context], None]
+
+
+def _ctype(ctx: Context, name: str) -> str:
+    return ctx.columns.get(name, "VARCHAR")
+
+
+def _not_null_rule(cc: CompiledCheck, c: C.NotNull, ctx: Context) -> exp.Expr:
+    return exp.Is(this=col(c.column), expression=exp.Null())
+
+
+def _values_rule(
+    cc: CompiledCheck, c: C.AcceptedValues | C.NotAcceptedValues, ctx: Context
+) -> exp.Expr:
+    if is_string(_ctype(ctx, c.column)):
+        # YAML numbers against a text column compare as text, not by casting the column
+        vals: list[exp.Expr] = [exp.Literal.string(_text(v)) for v in c.values]
+    else:
+        vals = [literal(v) for v in c.values]
+    inn = exp.In(this=col(c.column), expressions=vals)
+    return exp.Not(this=inn) if isinstance(c, C.AcceptedValues) else inn
+
+
+def _regex_rule(cc: CompiledCheck, c: C.RegexMatch, ctx: Context) -> exp.Expr:
+    return exp.Not(
+        this=exp.RegexpFullMatch(this=col(c.column), expression=exp.Literal.string(c.pattern))
+    )
+
+
+def _length_rule(cc: CompiledCheck, c: C.LengthBetween, ctx: Context) -> exp.Expr:
+    return _or_bounds(exp.Length(this=col(c.column)), c.min, c.max, False, False, "BIGINT")
+
+
+def _parsable_rule(cc: CompiledCheck, c: C.ParsableAs, ctx: Context) -> exp.Expr:
+    target = exp.DataType.build(c.as_type, dialect="duckdb")
+    return exp.and_(
+        exp.Not(this=exp.Is(this=col(c.column), expression=exp.Null())),
+        exp.Is(this=exp.TryCast(this=col(c.column), to=target), expression=exp.Null()),
+    )
+
+
+def _between_rule(cc: CompiledCheck, c: C.Between, ctx: Context) -> exp.Expr:
+    return _or_bounds(
+        col(c.column), c.min, c.max, c.min_exclusive, c.max_exclusive, _ctype(ctx, c.column)
+    )
+
+
+def _expression_rule(cc: CompiledCheck, c: C.Expression, ctx: Context) -> exp.Expr:
+    return exp.Not(this=_paren(parse_condition(c.expr)))
+
+
+_COMPARE: dict[str, type[exp.Binary]] = {
+    "=": exp.EQ,
+    "!=": exp.NEQ,
+    "<": exp.LT,
+    "<=": exp.LTE,
+    ">": exp.GT,
+    ">=": exp.GTE,
+}
+
+
+def _column_pair_rule(cc: CompiledCheck, c: C.ColumnPair, ctx: Context) -> exp.Expr:
+    cmp = _COMPARE[c.op](this=col(c.column_a), expression=col(c.column_b))
+    return exp.Not(this=exp.Paren(this=cmp))
+
+
+def _lateness_rule(cc: CompiledCheck, c: C.Lateness, ctx: Context) -> exp.Expr:
+    seconds = C.parse_seconds(c.max_delay)
+    if c.reference == "now":
+        cutoff = _ts_literal(ctx.now - timedelta(seconds=seconds), _ctype(ctx, c.column))
+    else:
+        cutoff = exp.Sub(this=col(c.reference), expression=_interval_us(seconds))
+    return exp.LT(this=col(c.column), expression=cutoff)
+
+
+def _duplicate_groups(key: Sequence[str], cond: exp.Expr | None, ctx: Context) -> exp.Select:
+    return (
+        exp.select(*[col(k) for k in key])
+        .from_(table_ref(ctx.table))
+        .where(cond)
+        .group_by(*[col(k) for k in key])
+        .having(exp.GT(this=exp.Count(this=exp.Star()), expression=exp.Literal.number(1)))
+    )
+
+
+def _unique_rule(cc: CompiledCheck, c: C.Unique, ctx: Context) -> exp.Expr:
+    cc.kind = "unique"
+    key = c.key
+    inner = _and(_not_null(key), cc.scope)
+    dup = _duplicate_groups(key, inner, ctx)
+    groups = _duplicate_groups(key, inner, ctx).select(exp.Count(this=exp.Star()).as_("__lg_n"))
+    n = exp.column("__lg_n")
+    sample = exp.func(
+        "struct_pack",
+        *[exp.PropertyEQ(this=ident(k), expression=_sample_safe(k, ctx)) for k in key],
+        exp.PropertyEQ(this=ident("_lg_count"), expression=n.copy()),
+    )
+    cc.unique_count = exp.select(
+        exp.Cast(
+            this=exp.Coalesce(this=exp.Sum(this=n.copy()), expressions=[exp.Literal.number(0)]),
+            to=exp.DataType.build("BIGINT"),
+        ),
+        exp.func("arg_min", sample, n.copy(), exp.Literal.number(ctx.sample_size)),
+    ).from_(groups.subquery("__lg_g"))
+    pred = _and(_not_null(key), exp.In(this=_key_expr(key), query=dup.subquery()))
+    assert pred is not None
+    return pred
+
+
+def _relationship_rule(cc: CompiledCheck, c: C.Relationship, ctx: Context) -> exp.Expr:
+    cc.kind = "relationship"
+    p = "__lg_p"
+    parent_q = (
+        exp.select(*[col(k, p) for k in c.to_key])
+        .from_(table_ref(ctx.references[c.to], p))
+        .where(_not_null(c.to_key, p))
+    )
+    pred = _and(
+        _not_null(c.key),
+        exp.Not(this=exp.In(this=_key_expr(c.key), query=parent_q.subquery())),
+    )
+    assert pred is not None
+    return pred
+
+
+def _reference_rule(cc: CompiledCheck, c: C.ReferenceMatch, ctx: Context) -> exp.Expr:
+    cc.kind = "reference"
+    r, t = "__lg_r", T_ALIAS
+    on = [
+        exp.EQ(this=col(rk, r), expression=col(k, t))
+        for k, rk in zip(c.keys, c.to_keys, strict=True)
+    ]
+    a, b = col(c.column, t), col(c.to_column or c.column, r)
+    if c.tolerance:
+        differs: exp.Expr = exp.GT(
+            this=exp.Abs(this=exp.Sub(this=a, expression=b)), expression=literal(c.tolerance)
+        )
+    else:
+        differs = exp.NEQ(this=a, expression=b)
+    sub = (
+        exp.select(exp.Literal.number(1))
+        .from_(table_ref(ctx.references[c.to], r))
+        .where(_and(*on, differs))
+    )
+    return exp.Exists(this=sub)
+
+
+#: row-level check type → its failing predicate (one bit in the fused scan's mask)
+ROW_RULES: dict[type[BaseCheck], RowRule] = {
+    C.NotNull: _not_null_rule,
+    C.AcceptedValues: _values_rule,
+    C.NotAcceptedValues: _values_rule,
+    C.RegexMatch: _regex_rule,
+    C.LengthBetween: _length_rule,
+    C.ParsableAs: _parsable_rule,
+    C.Between: _between_rule,
+    C.Expression: _expression_rule,
+    C.ColumnPair: _column_pair_rule,
+    C.Lateness: _lateness_rule,
+    C.Unique: _unique_rule,
+    C.Relationship: _relationship_rule,
+    C.ReferenceMatch: _reference_rule,
+}
 
 
 def _or_bounds(
@@ -446,52 +501,73 @@ def _double(e: exp.Expr) -> exp.Expr:
     return exp.Cast(this=e, to=exp.DataType.build("DOUBLE"))
 
 
-def _compile_table(cc: CompiledCheck, c: BaseCheck, ctx: Context) -> None:
-    scope = cc.scope
-    if isinstance(c, C.RequiredColumns):
-        cc.kind = "schema"
-    elif isinstance(c, C.RowCount):
-        cc.metric = _count_if(scope)
-    elif isinstance(c, C.DuplicateRate):
-        cond = _and(_not_null(c.key), scope)
-        n = _count_if(cond)
-        d = _agg_filter(exp.Count(this=exp.Distinct(expressions=[_key_expr(c.key)])), cond)
-        cc.metric = exp.Div(
-            this=_double(exp.Sub(this=n, expression=d)),
-            expression=exp.Nullif(this=n, expression=exp.Literal.number(0)),
-        )
-    elif isinstance(c, C.AggregateBetween):
-        x = col(c.column)
-        aggs: dict[str, exp.Expr] = {
-            "mean": exp.Avg(this=x),
-            "stddev": exp.StddevSamp(this=x),
-            "sum": exp.Sum(this=x),
-            "min": exp.Min(this=x),
-            "max": exp.Max(this=x),
-            "median": exp.Median(this=x),
-            "quantile": exp.Anonymous(this="quantile_cont", expressions=[x, literal(c.q)]),
-            "distinct_count": exp.Count(this=exp.Distinct(expressions=[x])),
-        }
-        cc.metric = _double(_agg_filter(aggs[c.agg], scope))
-    elif isinstance(c, C.Freshness):
-        ctype = ctx.columns.get(c.column, "TIMESTAMP")
-        cutoff = _ts_literal(ctx.now - timedelta(seconds=C.parse_seconds(c.max_age)), ctype)
-        mx = _agg_filter(exp.Max(this=col(c.column)), scope)
-        cc.metric = exp.Cast(this=mx, to=exp.DataType.build("VARCHAR"))
-        cc.ok = exp.Coalesce(
-            this=exp.GTE(this=mx.copy(), expression=cutoff), expressions=[exp.false()]
-        )
-    elif isinstance(c, C.Reconcile):
-        if c.metric == "row_count":
-            cc.metric = _double(_count_if(scope))
-            ref_agg: exp.Expr = exp.Count(this=exp.Star())
-        else:
-            assert c.column is not None
-            cc.metric = _double(_agg_filter(exp.Sum(this=col(c.column)), scope))
-            ref_agg = exp.Sum(this=col(c.to_column or c.column))
-        cc.ref_metric = exp.select(_double(ref_agg)).from_(table_ref(ctx.references[c.to]))
-    elif isinstance(c, C.CustomSql):
-        cc.kind = "custom"
-        cc.custom = bind_tables(parse_query(c.sql), ctx)
-    else:  # pragma: no cover - every type is handled above
-        raise TypeError(f"unsupported check type {type(c).__name__}")
+# ---- table-level rules: each sets the check's metric (and verdict/own query where needed)
+
+
+def _required_columns_rule(cc: CompiledCheck, c: C.RequiredColumns, ctx: Context) -> None:
+    cc.kind = "schema"
+
+
+def _row_count_rule(cc: CompiledCheck, c: C.RowCount, ctx: Context) -> None:
+    cc.metric = _count_if(cc.scope)
+
+
+def _duplicate_rate_rule(cc: CompiledCheck, c: C.DuplicateRate, ctx: Context) -> None:
+    cond = _and(_not_null(c.key), cc.scope)
+    n = _count_if(cond)
+    d = _agg_filter(exp.Count(this=exp.Distinct(expressions=[_key_expr(c.key)])), cond)
+    cc.metric = exp.Div(
+        this=_double(exp.Sub(this=n, expression=d)),
+        expression=exp.Nullif(this=n, expression=exp.Literal.number(0)),
+    )
+
+
+def _aggregate_rule(cc: CompiledCheck, c: C.AggregateBetween, ctx: Context) -> None:
+    x = col(c.column)
+    aggs: dict[str, exp.Expr] = {
+        "mean": exp.Avg(this=x),
+        "stddev": exp.StddevSamp(this=x),
+        "sum": exp.Sum(this=x),
+        "min": exp.Min(this=x),
+        "max": exp.Max(this=x),
+        "median": exp.Median(this=x),
+        "quantile": exp.Anonymous(this="quantile_cont", expressions=[x, literal(c.q)]),
+        "distinct_count": exp.Count(this=exp.Distinct(expressions=[x])),
+    }
+    cc.metric = _double(_agg_filter(aggs[c.agg], cc.scope))
+
+
+def _freshness_rule(cc: CompiledCheck, c: C.Freshness, ctx: Context) -> None:
+    ctype = ctx.columns.get(c.column, "TIMESTAMP")
+    cutoff = _ts_literal(ctx.now - timedelta(seconds=C.parse_seconds(c.max_age)), ctype)
+    mx = _agg_filter(exp.Max(this=col(c.column)), cc.scope)
+    cc.metric = exp.Cast(this=mx, to=exp.DataType.build("VARCHAR"))
+    cc.ok = exp.Coalesce(this=exp.GTE(this=mx.copy(), expression=cutoff), expressions=[exp.false()])
+
+
+def _reconcile_rule(cc: CompiledCheck, c: C.Reconcile, ctx: Context) -> None:
+    if c.metric == "row_count":
+        cc.metric = _double(_count_if(cc.scope))
+        ref_agg: exp.Expr = exp.Count(this=exp.Star())
+    else:
+        assert c.column is not None
+        cc.metric = _double(_agg_filter(exp.Sum(this=col(c.column)), cc.scope))
+        ref_agg = exp.Sum(this=col(c.to_column or c.column))
+    cc.ref_metric = exp.select(_double(ref_agg)).from_(table_ref(ctx.references[c.to]))
+
+
+def _custom_sql_rule(cc: CompiledCheck, c: C.CustomSql, ctx: Context) -> None:
+    cc.kind = "custom"
+    cc.custom = bind_tables(parse_query(c.sql), ctx)
+
+
+#: table-level check type → sets its metric over the shared scan (or its own query)
+TABLE_RULES: dict[type[BaseCheck], TableRule] = {
+    C.RequiredColumns: _required_columns_rule,
+    C.RowCount: _row_count_rule,
+    C.DuplicateRate: _duplicate_rate_rule,
+    C.AggregateBetween: _aggregate_rule,
+    C.Freshness: _freshness_rule,
+    C.Reconcile: _reconcile_rule,
+    C.CustomSql: _custom_sql_rule,
+}
