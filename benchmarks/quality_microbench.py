@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import sys
@@ -32,7 +33,8 @@ from sqlglot import exp
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT.parent / "shared" / "bench"
-DATA = BENCH / "data" / "quality"
+# shared/ is read-only on some machines: LOCKGATE_BENCH_DATA points at a generated copy
+DATA = Path(os.environ.get("LOCKGATE_BENCH_DATA", BENCH / "data" / "quality"))
 sys.path.insert(0, str(ROOT / "benchmarks" / "peer"))
 
 from lockgate.quality import audit, gate  # noqa: E402
