@@ -20,6 +20,7 @@ from typing import Any, Literal
 import sqlglot
 from sqlglot import exp
 
+from lockgate.engine.types import is_decimal, is_numeric, is_string, is_tz
 from lockgate.quality import checks as C
 from lockgate.quality.checks import BaseCheck
 
@@ -101,46 +102,6 @@ def free_columns(tree: exp.Expr) -> list[str]:
     return out
 
 
-# ---- types ---------------------------------------------------------------------------------
-
-_NUMERIC = (
-    "TINYINT",
-    "SMALLINT",
-    "INTEGER",
-    "BIGINT",
-    "HUGEINT",
-    "UTINYINT",
-    "USMALLINT",
-    "UINTEGER",
-    "UBIGINT",
-    "UHUGEINT",
-    "FLOAT",
-    "DOUBLE",
-    "DECIMAL",
-    "REAL",
-    "INT",
-    "NUMERIC",
-)
-
-
-def is_numeric(t: str) -> bool:
-    return t.upper().split("(")[0].strip() in _NUMERIC
-
-
-def is_temporal(t: str) -> bool:
-    u = t.upper()
-    return u.startswith("TIMESTAMP") or u == "DATE"
-
-
-def is_tz(t: str) -> bool:
-    u = t.upper()
-    return u in ("TIMESTAMP WITH TIME ZONE", "TIMESTAMPTZ")
-
-
-def is_string(t: str) -> bool:
-    return t.upper() in ("VARCHAR", "TEXT", "STRING") or t.upper().startswith("VARCHAR")
-
-
 # ---- compiled form -------------------------------------------------------------------------
 
 
@@ -176,8 +137,8 @@ class Context:
 
 
 def _sample_safe(name: str, ctx: Context) -> exp.Expr:
-    t = ctx.columns.get(name, "VARCHAR").upper()
-    if t in ("VARCHAR", "BOOLEAN", "DOUBLE", "FLOAT") or (is_numeric(t) and "DECIMAL" not in t):
+    t = ctx.columns.get(name, "VARCHAR")
+    if t.upper() == "BOOLEAN" or is_string(t) or (is_numeric(t) and not is_decimal(t)):
         return col(name)
     return exp.Cast(this=col(name), to=exp.DataType.build("VARCHAR"))
 

@@ -39,6 +39,7 @@ from typing import Any
 import duckdb
 from sqlglot import exp
 
+from lockgate.engine.types import is_decimal, is_numeric, is_string
 from lockgate.errors import ConfigError
 from lockgate.quality import checks as C
 from lockgate.quality.checks import BaseCheck
@@ -54,7 +55,6 @@ from lockgate.quality.compile import (
     col,
     compile_checks,
     ident,
-    is_numeric,
     mask_column,
     table_ref,
 )
@@ -64,22 +64,6 @@ log = logging.getLogger(__name__)
 #: column of the sparse marks table holding the failing row's ``rowid`` in the audited table
 ROWID_COLUMN = "_lg_rowid"
 _M_ALIAS = "__lg_m"
-
-_SIMPLE_TYPES = {
-    "BOOLEAN",
-    "TINYINT",
-    "SMALLINT",
-    "INTEGER",
-    "BIGINT",
-    "HUGEINT",
-    "UTINYINT",
-    "USMALLINT",
-    "UINTEGER",
-    "UBIGINT",
-    "FLOAT",
-    "DOUBLE",
-    "VARCHAR",
-}
 
 
 @dataclass
@@ -597,9 +581,9 @@ def _run_custom(
 
 def _safe(e: exp.Expr, t: str) -> exp.Expr:
     """Values Python/JSON always receive cleanly: other types as VARCHAR."""
-    if t.upper() in _SIMPLE_TYPES or (is_numeric(t) and not t.upper().startswith("DECIMAL")):
+    if t.upper() == "BOOLEAN" or is_string(t) or (is_numeric(t) and not is_decimal(t)):
         return e
-    if t.upper().startswith("DECIMAL"):
+    if is_decimal(t):
         return exp.Cast(this=e, to=exp.DataType.build("DOUBLE"))
     return exp.Cast(this=e, to=exp.DataType.build("VARCHAR"))
 

@@ -17,17 +17,11 @@ import sqlglot
 from pydantic import TypeAdapter, ValidationError
 
 from lockgate._suggest import did_you_mean
+from lockgate.engine.types import is_numeric, is_string, is_temporal
 from lockgate.errors import Problem
 from lockgate.quality import checks as C
 from lockgate.quality.checks import CHECK_TYPES, BaseCheck, CheckSpec
-from lockgate.quality.compile import (
-    free_columns,
-    is_numeric,
-    is_string,
-    is_temporal,
-    parse_condition,
-    parse_query,
-)
+from lockgate.quality.compile import free_columns, parse_condition, parse_query
 
 _ADAPTER: TypeAdapter[Any] = TypeAdapter(CheckSpec)
 
