@@ -32,7 +32,7 @@ from lockgate.project.models import (
 )
 from lockgate.project.project import Project
 from lockgate.project.python import TransformFunction, import_transforms
-from lockgate.project.yamlio import LineDict, LineList, line_of, load_yaml, plain
+from lockgate.project.yamlio import LineDict, LineList, line_of, load_yaml, plain, read_text
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +75,7 @@ class _ProjectLoader:
         # names of datasets defined anywhere, even invalid ones: references to them are
         # not reported again as unknown
         self.known: dict[str, str] = {}  # lower-case → name
+        self._by_lower: dict[str, _Entry] = {}  # lower-case name → its (first) entry
 
     # ---- entry point ---------------------------------------------------------------------
 
@@ -148,7 +149,11 @@ class _ProjectLoader:
             )
             return None
         self._raw_config: Any = None
-        data, problems = load_yaml(cfg.read_text(encoding="utf-8"), CONFIG_FILE)
+        text = read_text(cfg, CONFIG_FILE)
+        if isinstance(text, Problem):
+            self.problems.append(text)
+            return None
+        data, problems = load_yaml(text, CONFIG_FILE)
         self.problems.extend(problems)
         if data is None and problems:
             return None
@@ -208,7 +213,11 @@ class _ProjectLoader:
 
     def _load_dataset_file(self, path: Path) -> None:
         file = self.rel(path)
-        data, problems = load_yaml(path.read_text(encoding="utf-8"), file)
+        text = read_text(path, file)
+        if isinstance(text, Problem):
+            self.problems.append(text)
+            return
+        data, problems = load_yaml(text, file)
         self.problems.extend(problems)
         if data is None:
             return  # empty file, or malformed (already reported)
@@ -299,19 +308,48 @@ class _ProjectLoader:
             return
         self._add_entry(_Entry(spec, file, line, raw, base_dir))
 
-    def _add_entry(self, entry: _Entry) -> None:
+    def _add_entry(self, entry: _Entry) -> bool:
+        """Register a dataset; False (and a problem) when its name is already taken."""
         name = entry.spec.name
-        first = self.entries.get(name)
+        first = self.entries.get(name) or self._by_lower.get(name.lower())
         if first is not None:
+            where = f"{first.file}:{first.line}"
+            if first.spec.name == name:
+                message = f"duplicate dataset name '{name}' (first defined at {where})"
+            else:
+                message = (
+                    f"dataset name '{name}' differs only in case from '{first.spec.name}' "
+                    f"(defined at {where}); SQL names are case-insensitive, so both would be "
+                    "the same table"
+                )
             self.add(
-                f"duplicate dataset name '{name}' (first defined at {first.file}:{first.line})",
-                entry.file,
-                entry.line,
-                hint="dataset names are unique across the project",
+                message, entry.file, entry.line, hint="dataset names are unique across the project"
             )
-            return
+            return False
         self.known.setdefault(name.lower(), name)
         self.entries[name] = entry
+        self._by_lower[name.lower()] = entry
+        self._check_column_names(entry)
+        return True
+
+    def _check_column_names(self, entry: _Entry) -> None:
+        """Declared column names that differ only in case name one column in DuckDB."""
+        spec, raw = entry.spec, entry.raw
+        for loc, declared in (
+            (("columns",), spec.columns),
+            (("source", "columns"), spec.source.columns if spec.source else None),
+        ):
+            seen: dict[str, str] = {}
+            for column in declared or {}:
+                other = seen.setdefault(column.lower(), column)
+                if other != column:
+                    self.add(
+                        f"dataset '{spec.name}': columns '{other}' and '{column}' differ only "
+                        "in case; SQL names are case-insensitive, so they are one column",
+                        entry.file,
+                        line_of(raw, (*loc, column)) if raw is not None else entry.line,
+                        hint="rename or remove one of them",
+                    )
 
     # ---- Python transforms ---------------------------------------------------------------
 
@@ -370,8 +408,8 @@ class _ProjectLoader:
                 defined_in=tf.file,
                 defined_line=tf.line,
             )
-            self._add_entry(_Entry(spec, tf.file or "", tf.line or 0, None, self.root))
-            bound[tf.name] = tf
+            if self._add_entry(_Entry(spec, tf.file or "", tf.line or 0, None, self.root)):
+                bound[tf.name] = tf
         for name, tf in bound.items():
             entry = self.entries[name]
             entry.deps = list(tf.datasets)
@@ -414,7 +452,11 @@ class _ProjectLoader:
                         hint="sql_file is relative to the folder of the YAML file",
                     )
                     continue
-                entry.sql = path.read_text(encoding="utf-8")
+                text = read_text(path, self.rel(path))
+                if isinstance(text, Problem):
+                    self.problems.append(text)
+                    continue
+                entry.sql = text
                 locate = _file_locator(self.rel(path))
             else:
                 assert t.sql is not None

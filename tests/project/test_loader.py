@@ -165,7 +165,7 @@ def test_invalid_values(make_project: ProjectFactory) -> None:
     assert p.line == 5 and p.hint == "did you mean 'merge'?"
     p = _one(problems, "unknown type 'not_nul'")
     assert p.line == 7 and p.hint == "did you mean 'not_null'?"
-    assert _one(problems, "String should match pattern").line == 8
+    assert _one(problems, "invalid name 'b c'").line == 8
     p = _one(problems, "missing key 'type'")
     assert p.line == 9 and p.hint == "add type: file"
     assert _one(problems, "needs write.keys").line == 12
