@@ -12,7 +12,7 @@ from datetime import timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
 
 from lockgate.quality.checks import CheckSpec
 
@@ -51,7 +51,7 @@ def _check_name(value: str) -> str:
     return value
 
 
-_NAME_SCHEMA = {"pattern": NAME_RE, "maxLength": NAME_MAX_LENGTH}
+_NAME_SCHEMA: dict[str, JsonValue] = {"pattern": NAME_RE, "maxLength": NAME_MAX_LENGTH}
 
 
 class Frozen(BaseModel):

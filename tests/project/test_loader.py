@@ -372,7 +372,10 @@ def test_columns_must_be_declared(make_project: ProjectFactory) -> None:
         }
     )
     problems = validate_project(root)
-    assert len(problems) == 5
+    assert len(problems) == 6
+    # no declared columns: checked against the columns its SQL produces (bound by DuckDB)
+    p = _one(problems, "write.keys uses column 'anything', which is not in the columns its SQL")
+    assert p.line == 17
     p = _one(problems, "write.keys uses column 'idd'")
     assert (p.line, p.hint) == (7, "did you mean 'id'?")
     assert _one(problems, "write.order_by uses column 'updated'").line == 8
