@@ -11,9 +11,11 @@ from typer.testing import CliRunner
 from lockgate.cli.app import app
 from lockgate.errors import Problem
 from lockgate.project import load_project, validate_project
-from lockgate.project.models import NAME_MAX_LENGTH
-from lockgate.project.yamlio import MAX_ALIAS_NODES, load_yaml
+from lockgate.project.yamlio import load_yaml
 from tests.project.conftest import ProjectFactory
+
+NAME_MAX_LENGTH = 63  # lockgate.project.models.NAME_MAX_LENGTH (PostgreSQL's identifier limit)
+MAX_ALIAS_NODES = 100_000  # lockgate.project.yamlio.MAX_ALIAS_NODES
 
 SOURCE = "source: {type: file, path: data/a.csv, columns: {id: BIGINT, name: VARCHAR}}"
 
