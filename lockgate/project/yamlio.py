@@ -187,6 +187,22 @@ def load_yaml(text: str, file: str) -> tuple[Any, list[Problem]]:
     return data, problems
 
 
+def unsafe_yaml(text: str, file: str) -> Problem | None:
+    """Why ``text`` must not be loaded by *any* YAML loader (alias bomb, recursive alias,
+    too deep), or None. Malformed YAML is left to the caller's own parser."""
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        refused = _refuse_expansion(node) if node is not None else None
+    except RecursionError:
+        return Problem(f"YAML is nested too deeply (more than {MAX_DEPTH} levels)", file=file)
+    except yaml.YAMLError:
+        return None
+    finally:
+        loader.dispose()
+    return refused.located(file) if refused is not None else None
+
+
 @dataclass(frozen=True)
 class _Refusal:
     message: str

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -266,3 +267,19 @@ def test_re2_patterns_are_validated_by_re2(make_project: ProjectFactory) -> None
     problems = validate_project(root)
     assert [p.line for p in problems] == [7, 8], _messages(problems)
     assert all("RE2" in p.message and p.file == "datasets/a.yaml" for p in problems)
+
+
+def test_check_files_get_the_same_protection(tmp_path: Path) -> None:
+    """`lockgate check --checks FILE` reads YAML too: alias bombs and non-UTF-8 check files
+    are clear problems (exit 2), not minutes of CPU or an unexpected UnicodeDecodeError."""
+    data = tmp_path / "d.csv"
+    data.write_text("id\n1\n")
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text(_alias_bomb(6, 10) + "checks:\n  - {type: not_null, column: id}\n")
+    latin = tmp_path / "latin.yaml"
+    latin.write_bytes(b"checks:\n  - {type: not_null, column: id, description: caf\xe9}\n")
+    cli = CliRunner()
+    r = cli.invoke(app, ["check", str(data), "--checks", str(bomb)])
+    assert r.exit_code == 2 and "alias bomb" in r.output, r.output
+    r = cli.invoke(app, ["check", str(data), "--checks", str(latin)])
+    assert r.exit_code == 2 and "not UTF-8" in r.output and "latin.yaml:2" in r.output, r.output
