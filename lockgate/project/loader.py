@@ -603,7 +603,7 @@ class _ProjectLoader:
                     uses.append((col, f"check '{check.check_name}'", ("checks", i, "column")))
                 for j, c in enumerate(getattr(check, "columns", None) or ()):
                     uses.append((c, f"check '{check.check_name}'", ("checks", i, "columns", j)))
-            self._check_checks(name, entry, declared)
+            self._check_checks(name, entry, declared, schemas)
             lower = {c.lower() for c in declared}
             for column, where, loc in uses:
                 if column in declared or (inferred and column.lower() in lower):
@@ -616,9 +616,16 @@ class _ProjectLoader:
                     hint=did_you_mean(column, declared) or f"declared: {', '.join(declared)}",
                 )
 
-    def _check_checks(self, name: str, entry: _Entry, declared: dict[str, str]) -> None:
-        """The dataset's checks against its declared columns (unknown columns, type
-        mismatches, bad where/expr, ...): what the run would reject after staging."""
+    def _check_checks(
+        self,
+        name: str,
+        entry: _Entry,
+        declared: dict[str, str],
+        schemas: dict[str, dict[str, str]],
+    ) -> None:
+        """The dataset's checks against its columns (unknown columns, type mismatches, bad
+        where/expr, ...) and, when every dataset they refer to (``to:``) has a known schema,
+        against those too: what the run would reject after staging."""
         from lockgate.quality import validate_checks
 
         checks = entry.spec.checks
@@ -626,7 +633,12 @@ class _ProjectLoader:
             return
         columns = {c: _duckdb_type(t) for c, t in declared.items()}
         lines = [line_of(entry.raw, ("checks", i)) for i in range(len(checks))]
-        for p in validate_checks(checks, columns, file=entry.file, lines=lines):
+        targets = {t for c in checks if isinstance(t := getattr(c, "to", None), str)}
+        canonical = {t: self.known.get(t.lower()) for t in targets}
+        refs = None
+        if targets and all(canonical[t] in schemas for t in targets):
+            refs = {t: schemas[canonical[t] or ""] for t in targets}
+        for p in validate_checks(checks, columns, file=entry.file, lines=lines, references=refs):
             if _CHECK_COLUMN_UNKNOWN.match(p.message):
                 continue  # reported (case-exactly, at the column's line) by _check_columns
             self.add(f"dataset '{name}': {p.message}", p.file, p.line, p.column, p.hint)
@@ -678,7 +690,7 @@ class _ProjectLoader:
 _Locator = Callable[[int | None, int | None], tuple[str, int | None, int | None]]
 
 
-_CHECK_COLUMN_UNKNOWN = re.compile(r"check '[^']*': unknown column '")
+_CHECK_COLUMN_UNKNOWN = re.compile(r"check '[^']*': unknown column '[^']*'$")
 
 
 def _duckdb_type(t: str) -> str:

@@ -172,3 +172,32 @@ def test_the_example_project_binds_cleanly() -> None:
 
     project = load_project(Path(__file__).resolve().parents[2] / "examples" / "shop")
     assert "orders" in project.datasets
+
+
+def test_check_targets_columns_are_checked_when_their_schema_is_known(
+    make_project: ProjectFactory,
+) -> None:
+    root = make_project(
+        {
+            "datasets/a.yaml": "datasets:"
+            + RAW
+            + """
+  - name: customers
+    transform: {sql: "SELECT id AS customer_id, weather FROM raw"}
+  - name: orders
+    source: {type: file, path: data/o.csv, columns: {order_id: BIGINT, customer_id: BIGINT}}
+    checks:
+      - {type: relationship, column: customer_id, to: Customers, to_column: custmer_id}
+      - {type: relationship, column: customer_id, to: customers, name: fk_ok}
+  - name: undeclared
+    source: {type: file, path: data/u.csv}
+  - name: unknown_target
+    source: {type: file, path: data/o.csv, columns: {order_id: BIGINT}}
+    checks:
+      - {type: relationship, column: order_id, to: undeclared, to_column: anything}
+"""
+        }
+    )
+    (p,) = validate_project(root)
+    assert p.line == 13 and "unknown column 'custmer_id' in reference" in p.message
+    assert p.hint == "did you mean 'customer_id'?"
