@@ -72,3 +72,15 @@ def test_init_refuses_to_overwrite_a_project(tmp_path: Path) -> None:
 def test_init_rejects_bad_names(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="invalid project name"):
         init_project(tmp_path, name="my shop")
+
+
+@pytest.mark.parametrize(
+    ("folder", "expected"),
+    [("café-shop", "caf_shop"), ("2024 sales", "p_2024_sales"), ("x" * 100, "x" * 63)],
+)
+def test_init_derives_a_valid_project_name_from_any_folder(
+    tmp_path: Path, folder: str, expected: str
+) -> None:
+    root = tmp_path / folder
+    init_project(root)
+    assert load_project(root).name == expected
