@@ -283,3 +283,13 @@ def test_check_files_get_the_same_protection(tmp_path: Path) -> None:
     assert r.exit_code == 2 and "alias bomb" in r.output, r.output
     r = cli.invoke(app, ["check", str(data), "--checks", str(latin)])
     assert r.exit_code == 2 and "not UTF-8" in r.output and "latin.yaml:2" in r.output, r.output
+
+
+def test_oversized_project_file_is_refused_without_parsing(make_project: ProjectFactory) -> None:
+    from lockgate.project.yamlio import MAX_FILE_BYTES
+
+    root = make_project({})
+    big = root / "datasets" / "big.yaml"
+    big.write_text("datasets:\n" + "#" * MAX_FILE_BYTES + "\n")
+    (p,) = validate_project(root)
+    assert p.file == "datasets/big.yaml" and "too large" in p.message
