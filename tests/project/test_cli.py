@@ -14,6 +14,7 @@ runner = CliRunner()
 def test_init_then_validate(tmp_path: Path) -> None:
     r = runner.invoke(app, ["init", str(tmp_path / "p"), "--name", "demo"])
     assert r.exit_code == 0, r.output
+    assert f"lockgate quarantine customers -p {tmp_path / 'p'}" in r.output
     r = runner.invoke(app, ["validate", "-p", str(tmp_path / "p")])
     assert r.exit_code == 0, r.output
     assert "3 datasets, no problems" in r.output
