@@ -40,7 +40,7 @@ def init_cmd(
         ("run", "stage, audit and publish the three datasets"),
         ("quarantine customers", "the rows the checks rejected, and why"),
     ):
-        console.print(f"  [bold]lockgate {escape(cmd + where)}[/]  [dim]# {why}[/]")
+        console.print(f"  [bold]lockgate {escape(cmd + where)}[/]  [dim]# {why}[/]", soft_wrap=True)
 
 
 @handle_errors

@@ -15,7 +15,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import duckdb
+import sqlglot
 from sqlglot import exp
+from sqlglot.errors import SqlglotError
+
+from lockgate.quality.checks import re2_error
 
 # DuckDB binder messages that mean "this column does not exist" (quotes vary by version)
 _UNKNOWN_COLUMN = (
@@ -126,3 +130,67 @@ def _located(
             col = max(1, col - len(ident_node.name) + 1 - (2 if ident_node.quoted else 0))
         return ColumnError(column, table, ambiguous, cands, line, col)
     return ColumnError(column, table, ambiguous, cands, None, None)
+
+
+# functions whose second argument (``expression``) is a regular expression run by RE2
+_REGEX_FUNCS = tuple(
+    getattr(exp, n)
+    for n in (
+        "RegexpLike",
+        "RegexpILike",
+        "RegexpFullMatch",
+        "RegexpReplace",
+        "RegexpExtract",
+        "RegexpExtractAll",
+        "RegexpSplit",
+        "RegexpCount",
+        "RegexpInstr",
+        "RegexpSubstr",
+        "SimilarTo",
+    )
+    if hasattr(exp, n)
+)
+
+
+@dataclass(frozen=True)
+class RegexError:
+    """A literal pattern in SQL that RE2 (DuckDB's regex engine) refuses."""
+
+    pattern: str
+    error: str
+    line: int | None  # 1-based, within the SQL text
+    col: int | None
+
+
+def regex_errors(tree: exp.Expr) -> list[RegexError]:
+    """Literal regular expressions in ``tree`` (``regexp_matches(x, '...')``, ``~``,
+    ``SIMILAR TO``, ``regexp_replace`` ...) that RE2 cannot compile: DuckDB would fail the
+    query when it runs, after reading the data."""
+    out: list[RegexError] = []
+    for node in tree.walk():
+        pattern: exp.Expr | None = None
+        if isinstance(node, _REGEX_FUNCS):
+            pattern = node.args.get("expression")
+        elif isinstance(node, exp.Anonymous) and str(node.this).lower().startswith("regexp_"):
+            args = node.expressions
+            pattern = args[1] if len(args) > 1 else None
+        if not (isinstance(pattern, exp.Literal) and pattern.is_string):
+            continue
+        err = re2_error(pattern.this)
+        if err is None:
+            continue
+        line, col = pattern.meta.get("line"), pattern.meta.get("col")
+        if isinstance(col, int):
+            col = max(1, col - len(pattern.this) - 1)  # sqlglot points at the closing quote
+        out.append(RegexError(pattern.this, err, line, col))
+    return sorted(out, key=lambda e: (e.line or 0, e.col or 0))
+
+
+def condition_regex_errors(condition: str) -> list[RegexError]:
+    """:func:`regex_errors` of a SQL condition (a check's ``where``/``expr``); a condition
+    that does not parse is left to the check validation, which reports it."""
+    try:
+        tree = sqlglot.parse_one(condition, read="duckdb")
+    except SqlglotError:
+        return []
+    return regex_errors(tree)

@@ -21,7 +21,12 @@ from pydantic import ValidationError
 from lockgate._suggest import did_you_mean
 from lockgate.engine.transforms import duckdb_syntax_error
 from lockgate.errors import ConfigError, Problem
-from lockgate.project.binding import ColumnError, SchemaBinder
+from lockgate.project.binding import (
+    ColumnError,
+    SchemaBinder,
+    condition_regex_errors,
+    regex_errors,
+)
 from lockgate.project.dag import find_cycles, parse_query, table_refs, topological_order
 from lockgate.project.models import (
     DatasetSpec,
@@ -96,6 +101,7 @@ class _ProjectLoader:
         else:
             python = {}
         self._resolve_sql()
+        self._check_regexes()
         order = self._order()
         self._check_columns(self._bind_sql(order))
         if self.problems or config is None:
@@ -483,6 +489,16 @@ class _ProjectLoader:
                 )
                 continue
             assert tree is not None
+            for bad in regex_errors(tree):
+                file, line, col = locate(bad.line, bad.col)
+                self.add(
+                    f"dataset '{name}': its SQL has an invalid regular expression "
+                    f"{bad.pattern!r} (RE2 syntax, as DuckDB runs it): {bad.error}",
+                    file,
+                    line,
+                    col,
+                    hint=_RE2_HINT,
+                )
             deps: list[str] = []
             for ref in table_refs(tree):
                 canonical = None
@@ -503,6 +519,28 @@ class _ProjectLoader:
                 )
             entry.deps = deps
             entry.tree, entry.locate = tree, locate
+
+    def _check_regexes(self) -> None:
+        """Literal regular expressions in checks' ``where``/``expr``/``sql``, compiled by
+        RE2 (the engine that runs them) so a bad one is a validate problem, not a failed
+        step after the data was read."""
+        for name, entry in self.entries.items():
+            if entry.raw is None:
+                continue
+            for i, check in enumerate(entry.spec.checks):
+                for key in ("where", "expr", "sql"):
+                    text = getattr(check, key, None)
+                    if not isinstance(text, str):
+                        continue
+                    for bad in condition_regex_errors(text):
+                        self.add(
+                            f"dataset '{name}': check '{check.check_name}': {key} has an "
+                            f"invalid regular expression {bad.pattern!r} (RE2 syntax, as "
+                            f"DuckDB runs it): {bad.error}",
+                            entry.file,
+                            line_of(entry.raw, ("checks", i, key)),
+                            hint=_RE2_HINT,
+                        )
 
     # ---- SQL bound against the known schemas ----------------------------------------------
 
@@ -690,6 +728,7 @@ class _ProjectLoader:
 _Locator = Callable[[int | None, int | None], tuple[str, int | None, int | None]]
 
 
+_RE2_HINT = "RE2 has no backreferences or lookaround; see github.com/google/re2/wiki/Syntax"
 _CHECK_COLUMN_UNKNOWN = re.compile(r"check '[^']*': unknown column '[^']*'$")
 
 

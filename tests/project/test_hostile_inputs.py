@@ -293,3 +293,38 @@ def test_oversized_project_file_is_refused_without_parsing(make_project: Project
     big.write_text("datasets:\n" + "#" * MAX_FILE_BYTES + "\n")
     (p,) = validate_project(root)
     assert p.file == "datasets/big.yaml" and "too large" in p.message
+
+
+def test_regex_literals_in_sql_and_check_conditions_are_compiled_by_re2(
+    make_project: ProjectFactory,
+) -> None:
+    """A pattern DuckDB cannot compile fails the step after the data was read: report it
+    at validate, wherever SQL is written; valid RE2 (\\pL) that Python rejects passes."""
+    root = make_project(
+        {
+            "datasets/a.yaml": rf"""
+            datasets:
+              - name: a
+                {SOURCE}
+                checks:
+                  - {{type: not_null, column: id, where: "name ~ '(a'"}}
+                  - {{type: expression, expr: 'regexp_matches(name, ''\pL+'')'}}
+                  - {{type: custom_sql, sql: "SELECT * FROM this WHERE name SIMILAR TO '[a'"}}
+              - name: b
+                transform:
+                  sql: |
+                    SELECT id,
+                      regexp_replace(name, '(?<=x)y', '') AS n,
+                      regexp_extract(name, '\p{{Greek}}+') AS greek
+                    FROM a
+            """
+        }
+    )
+    problems = validate_project(root)
+    assert [(p.line, p.column) for p in problems] == [(5, None), (7, None), (12, None)], _messages(
+        problems
+    )
+    assert all("invalid regular expression" in p.message for p in problems)
+    assert "'(a'" in problems[0].message and "'[a'" in problems[1].message
+    assert "'(?<=x)y'" in problems[2].message
+    assert all(p.file == "datasets/a.yaml" for p in problems)
