@@ -15,6 +15,14 @@ $(STAMP): pyproject.toml
 ## Run the example shop pipeline end to end on the embedded default (DuckDB + Delta + SQLite)
 demo: $(STAMP)
 	cd examples/shop && { test -f data/_manifest.json || ../../$(BIN)/python generate.py --orders 20000; } && ../../$(BIN)/lockgate run
+	@echo ""
+	@echo "Tables:  examples/shop/warehouse/<dataset>/ (Delta Lake); rows that failed a check in <dataset>__quarantine/"
+	@echo "History: examples/shop/.lockgate/state.db (runs, checks, quality scores)"
+	@echo "Try next:"
+	@echo "  source $(BIN)/activate && cd examples/shop"
+	@echo "  lockgate show orders          # schema, versions, latest checks, sample rows"
+	@echo "  lockgate quarantine orders    # the rows a check rejected, and why"
+	@echo "  lockgate quality orders       # quality score per dimension, run after run"
 
 ## Run the test suite (everything: CI runs this), doctests included
 test: $(STAMP)

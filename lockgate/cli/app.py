@@ -6,13 +6,31 @@ Each group of commands lives in its own module exposing ``register(app)``.
 from __future__ import annotations
 
 import importlib
+import platform
+from typing import Any
 
 import typer
+from typer.core import TyperGroup
 
-from lockgate.cli.common import configure_logging
+from lockgate.cli.common import configure_logging, console
+
+_GLOBAL_FLAGS = ("--debug",)
+
+
+class _Root(TyperGroup):
+    """The root command: global flags are accepted anywhere on the line
+    (``lockgate run --debug`` as well as ``lockgate --debug run``), not after ``--``."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        end = args.index("--") if "--" in args else len(args)
+        found = [a for a in args[:end] if a in _GLOBAL_FLAGS]
+        rest = [a for a in args[:end] if a not in _GLOBAL_FLAGS] + args[end:]
+        return super().parse_args(ctx, [*dict.fromkeys(found), *rest])
+
 
 app = typer.Typer(
     name="lockgate",
+    cls=_Root,
     help="Quality-gated data pipelines: write, audit, publish into Delta Lake.",
     no_args_is_help=True,
     add_completion=False,
@@ -20,9 +38,37 @@ app = typer.Typer(
 )
 
 
+def version_text() -> str:
+    """``lockgate X.Y.Z`` and the versions of the engines it runs on (for bug reports)."""
+    import deltalake
+    import duckdb
+
+    import lockgate
+
+    return (
+        f"lockgate {lockgate.__version__} (Python {platform.python_version()}, "
+        f"DuckDB {duckdb.__version__}, deltalake {deltalake.__version__})"
+    )
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        console.print(version_text(), highlight=False)
+        raise typer.Exit()
+
+
 @app.callback()
 def _root(
-    debug: bool = typer.Option(False, "--debug", help="show tracebacks and debug logs"),
+    debug: bool = typer.Option(
+        False, "--debug", help="show tracebacks and debug logs (anywhere on the line)"
+    ),
+    version: bool = typer.Option(
+        False,
+        "--version",
+        callback=_show_version,
+        is_eager=True,
+        help="print the version and exit",
+    ),
 ) -> None:
     configure_logging(debug)
 

@@ -34,10 +34,13 @@ def init_cmd(
     for f in written:
         console.print(f"  {escape(_shown(f, path))}", highlight=False)
     where = "" if path.resolve() == Path.cwd() else f" -p {path}"
-    console.print(
-        f"next: [bold]lockgate validate{escape(where)}[/], then "
-        f"[bold]lockgate run{escape(where)}[/]"
-    )
+    console.print("next:")
+    for cmd, why in (
+        ("validate", "every problem at once, with file:line"),
+        ("run", "stage, audit and publish the three datasets"),
+        ("quarantine customers", "the rows the checks rejected, and why"),
+    ):
+        console.print(f"  [bold]lockgate {escape(cmd + where)}[/]  [dim]# {why}[/]", soft_wrap=True)
 
 
 @handle_errors

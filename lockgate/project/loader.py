@@ -11,17 +11,22 @@ from __future__ import annotations
 
 import logging
 import re
-import types
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from lockgate._suggest import did_you_mean
 from lockgate.engine.transforms import duckdb_syntax_error
 from lockgate.errors import ConfigError, Problem
+from lockgate.project.binding import (
+    ColumnError,
+    SchemaBinder,
+    condition_regex_errors,
+    regex_errors,
+)
 from lockgate.project.dag import find_cycles, parse_query, table_refs, topological_order
 from lockgate.project.models import (
     DatasetSpec,
@@ -31,13 +36,13 @@ from lockgate.project.models import (
     parse_duration,
 )
 from lockgate.project.project import Project
+from lockgate.project.pydantic_errors import LOADER_FIELDS, validation_problems
 from lockgate.project.python import TransformFunction, import_transforms
-from lockgate.project.yamlio import LineDict, LineList, line_of, load_yaml, plain
+from lockgate.project.yamlio import LineDict, LineList, line_of, load_yaml, plain, read_text
 
 logger = logging.getLogger(__name__)
 
 CONFIG_FILE = "lockgate.yaml"
-_LOADER_FIELDS = ("defined_in", "defined_line")
 _TRANSFORM_KEYS = ("sql", "sql_file", "python")
 
 
@@ -65,6 +70,8 @@ class _Entry:
     base_dir: Path  # folder of the YAML file (sql_file is relative to it)
     sql: str | None = None
     deps: list[str] = field(default_factory=list)
+    tree: Any = None  # the parsed SQL (sqlglot), when it parses
+    locate: _Locator | None = None  # SQL position -> (file, line, column) to report
 
 
 class _ProjectLoader:
@@ -75,6 +82,7 @@ class _ProjectLoader:
         # names of datasets defined anywhere, even invalid ones: references to them are
         # not reported again as unknown
         self.known: dict[str, str] = {}  # lower-case → name
+        self._by_lower: dict[str, _Entry] = {}  # lower-case name → its (first) entry
 
     # ---- entry point ---------------------------------------------------------------------
 
@@ -93,8 +101,9 @@ class _ProjectLoader:
         else:
             python = {}
         self._resolve_sql()
-        self._check_columns()
+        self._check_regexes()
         order = self._order()
+        self._check_columns(self._bind_sql(order))
         if self.problems or config is None:
             # lockgate.yaml first, then by file and line (stable: same-line order kept)
             self.problems.sort(
@@ -148,7 +157,11 @@ class _ProjectLoader:
             )
             return None
         self._raw_config: Any = None
-        data, problems = load_yaml(cfg.read_text(encoding="utf-8"), CONFIG_FILE)
+        text = read_text(cfg, CONFIG_FILE)
+        if isinstance(text, Problem):
+            self.problems.append(text)
+            return None
+        data, problems = load_yaml(text, CONFIG_FILE)
         self.problems.extend(problems)
         if data is None and problems:
             return None
@@ -163,7 +176,7 @@ class _ProjectLoader:
         try:
             return ProjectConfig.model_validate(plain(data))
         except ValidationError as e:
-            self.problems.extend(_validation_problems(e, data, CONFIG_FILE, ProjectConfig, ""))
+            self.problems.extend(validation_problems(e, data, CONFIG_FILE, ProjectConfig, ""))
             return None
 
     def _datasets_dir(self, config: ProjectConfig | None) -> Path | None:
@@ -208,7 +221,11 @@ class _ProjectLoader:
 
     def _load_dataset_file(self, path: Path) -> None:
         file = self.rel(path)
-        data, problems = load_yaml(path.read_text(encoding="utf-8"), file)
+        text = read_text(path, file)
+        if isinstance(text, Problem):
+            self.problems.append(text)
+            return
+        data, problems = load_yaml(text, file)
         self.problems.extend(problems)
         if data is None:
             return  # empty file, or malformed (already reported)
@@ -255,7 +272,7 @@ class _ProjectLoader:
         if isinstance(name, str):
             self.known.setdefault(name.lower(), name)
         problems: list[Problem] = []
-        for key in _LOADER_FIELDS:
+        for key in LOADER_FIELDS:
             if key in raw:
                 problems.append(
                     Problem(f"{label}: unknown key '{key}'", file=file, line=raw.key_line(key))
@@ -286,12 +303,12 @@ class _ProjectLoader:
                         line=raw.key_line("freshness_sla"),
                     )
                 )
-        data = {k: v for k, v in plain(raw).items() if k not in _LOADER_FIELDS}
+        data = {k: v for k, v in plain(raw).items() if k not in LOADER_FIELDS}
         try:
             spec = DatasetSpec.model_validate({**data, "defined_in": file, "defined_line": line})
         except ValidationError as e:
             skip = ("transform",) if skip_transform_errors else ()
-            errs = _validation_problems(e, raw, file, DatasetSpec, label, skip=skip)
+            errs = validation_problems(e, raw, file, DatasetSpec, label, skip=skip)
             self.problems.extend(problems + errs)
             return
         if problems:
@@ -299,19 +316,48 @@ class _ProjectLoader:
             return
         self._add_entry(_Entry(spec, file, line, raw, base_dir))
 
-    def _add_entry(self, entry: _Entry) -> None:
+    def _add_entry(self, entry: _Entry) -> bool:
+        """Register a dataset; False (and a problem) when its name is already taken."""
         name = entry.spec.name
-        first = self.entries.get(name)
+        first = self.entries.get(name) or self._by_lower.get(name.lower())
         if first is not None:
+            where = f"{first.file}:{first.line}"
+            if first.spec.name == name:
+                message = f"duplicate dataset name '{name}' (first defined at {where})"
+            else:
+                message = (
+                    f"dataset name '{name}' differs only in case from '{first.spec.name}' "
+                    f"(defined at {where}); SQL names are case-insensitive, so both would be "
+                    "the same table"
+                )
             self.add(
-                f"duplicate dataset name '{name}' (first defined at {first.file}:{first.line})",
-                entry.file,
-                entry.line,
-                hint="dataset names are unique across the project",
+                message, entry.file, entry.line, hint="dataset names are unique across the project"
             )
-            return
+            return False
         self.known.setdefault(name.lower(), name)
         self.entries[name] = entry
+        self._by_lower[name.lower()] = entry
+        self._check_column_names(entry)
+        return True
+
+    def _check_column_names(self, entry: _Entry) -> None:
+        """Declared column names that differ only in case name one column in DuckDB."""
+        spec, raw = entry.spec, entry.raw
+        for loc, declared in (
+            (("columns",), spec.columns),
+            (("source", "columns"), spec.source.columns if spec.source else None),
+        ):
+            seen: dict[str, str] = {}
+            for column in declared or {}:
+                other = seen.setdefault(column.lower(), column)
+                if other != column:
+                    self.add(
+                        f"dataset '{spec.name}': columns '{other}' and '{column}' differ only "
+                        "in case; SQL names are case-insensitive, so they are one column",
+                        entry.file,
+                        line_of(raw, (*loc, column)) if raw is not None else entry.line,
+                        hint="rename or remove one of them",
+                    )
 
     # ---- Python transforms ---------------------------------------------------------------
 
@@ -370,8 +416,8 @@ class _ProjectLoader:
                 defined_in=tf.file,
                 defined_line=tf.line,
             )
-            self._add_entry(_Entry(spec, tf.file or "", tf.line or 0, None, self.root))
-            bound[tf.name] = tf
+            if self._add_entry(_Entry(spec, tf.file or "", tf.line or 0, None, self.root)):
+                bound[tf.name] = tf
         for name, tf in bound.items():
             entry = self.entries[name]
             entry.deps = list(tf.datasets)
@@ -414,7 +460,11 @@ class _ProjectLoader:
                         hint="sql_file is relative to the folder of the YAML file",
                     )
                     continue
-                entry.sql = path.read_text(encoding="utf-8")
+                text = read_text(path, self.rel(path))
+                if isinstance(text, Problem):
+                    self.problems.append(text)
+                    continue
+                entry.sql = text
                 locate = _file_locator(self.rel(path))
             else:
                 assert t.sql is not None
@@ -439,6 +489,16 @@ class _ProjectLoader:
                 )
                 continue
             assert tree is not None
+            for bad in regex_errors(tree):
+                file, line, col = locate(bad.line, bad.col)
+                self.add(
+                    f"dataset '{name}': its SQL has an invalid regular expression "
+                    f"{bad.pattern!r} (RE2 syntax, as DuckDB runs it): {bad.error}",
+                    file,
+                    line,
+                    col,
+                    hint=_RE2_HINT,
+                )
             deps: list[str] = []
             for ref in table_refs(tree):
                 canonical = None
@@ -458,15 +518,110 @@ class _ProjectLoader:
                     or "a query can read project datasets (and files via read_csv/read_parquet)",
                 )
             entry.deps = deps
+            entry.tree, entry.locate = tree, locate
+
+    def _check_regexes(self) -> None:
+        """Literal regular expressions in checks' ``where``/``expr``/``sql``, compiled by
+        RE2 (the engine that runs them) so a bad one is a validate problem, not a failed
+        step after the data was read."""
+        for name, entry in self.entries.items():
+            if entry.raw is None:
+                continue
+            for i, check in enumerate(entry.spec.checks):
+                for key in ("where", "expr", "sql"):
+                    text = getattr(check, key, None)
+                    if not isinstance(text, str):
+                        continue
+                    for bad in condition_regex_errors(text):
+                        self.add(
+                            f"dataset '{name}': check '{check.check_name}': {key} has an "
+                            f"invalid regular expression {bad.pattern!r} (RE2 syntax, as "
+                            f"DuckDB runs it): {bad.error}",
+                            entry.file,
+                            line_of(entry.raw, ("checks", i, key)),
+                            hint=_RE2_HINT,
+                        )
+
+    # ---- SQL bound against the known schemas ----------------------------------------------
+
+    def _bind_sql(self, order: list[str]) -> dict[str, dict[str, str]]:
+        """Output schema (column → DuckDB type) of every dataset whose schema is known, in
+        DAG order; a SQL transform whose inputs are all known is bound over them, and a
+        column no input has is reported (see :mod:`lockgate.project.binding`)."""
+        known: dict[str, dict[str, str]] = {}
+        binder = SchemaBinder()
+        try:
+            for name in order:
+                schema = self._schema_of(binder, name, known)
+                if schema is not None and binder.add(name, schema):
+                    known[name] = schema
+        finally:
+            binder.close()
+        return known
+
+    def _schema_of(
+        self, binder: SchemaBinder, name: str, known: dict[str, dict[str, str]]
+    ) -> dict[str, str] | None:
+        entry = self.entries[name]
+        spec = entry.spec
+        declared = (spec.source.columns if spec.source else None) or spec.columns
+        declared = {c: _duckdb_type(t) for c, t in (declared or {}).items()}
+        if spec.kind != "sql":  # a source, or a Python transform: known when declared
+            return declared or None
+        if entry.tree is None or entry.sql is None or any(d not in known for d in entry.deps):
+            return None  # an input's schema is unknown: nothing to bind against
+        schema, error = binder.bind(entry.sql, entry.tree)
+        if error is not None:
+            self._column_error(name, entry, error, known)
+        if schema is None:
+            return None
+        return {c: declared.get(c, t) for c, t in schema.items()}
+
+    def _column_error(
+        self, name: str, entry: _Entry, err: ColumnError, known: dict[str, dict[str, str]]
+    ) -> None:
+        inputs = {c: None for d in entry.deps for c in known[d]}
+        assert entry.locate is not None
+        file, line, col = entry.locate(err.line, err.col)
+        if err.ambiguous:
+            self.add(
+                f"dataset '{name}': column '{err.column}' in its SQL is ambiguous: more than "
+                "one input has it",
+                file,
+                line,
+                col,
+                hint="qualify it with its table or alias, e.g. orders.customer_id",
+            )
+            return
+        which = (
+            f"'{err.table}' does not have"
+            if err.table
+            else f"none of its inputs ({', '.join(entry.deps) or 'none'}) has"
+        )
+        self.add(
+            f"dataset '{name}': its SQL uses column '{err.column}', which {which}",
+            file,
+            line,
+            col,
+            hint=did_you_mean(err.column, err.candidates)
+            or did_you_mean(err.column, inputs)
+            or "the inputs' columns are their declared columns (source.columns) and what "
+            "their SQL produces; declare the column if the data has it",
+        )
 
     # ---- declared columns ----------------------------------------------------------------
 
-    def _check_columns(self) -> None:
+    def _check_columns(self, schemas: dict[str, dict[str, str]]) -> None:
+        """Keys, cursor, partitions and checks against the dataset's columns: the declared
+        ones, else (SQL transforms) the ones its bound SQL produces."""
         for name, entry in self.entries.items():
             spec, raw = entry.spec, entry.raw
             declared = spec.columns
             if declared is None and spec.source is not None:
                 declared = spec.source.columns
+            inferred = declared is None and name in schemas
+            if inferred:
+                declared = schemas[name]
             if declared is None or raw is None:
                 continue
             uses: list[tuple[str, str, tuple[int | str, ...]]] = []
@@ -486,21 +641,29 @@ class _ProjectLoader:
                     uses.append((col, f"check '{check.check_name}'", ("checks", i, "column")))
                 for j, c in enumerate(getattr(check, "columns", None) or ()):
                     uses.append((c, f"check '{check.check_name}'", ("checks", i, "columns", j)))
-            self._check_checks(name, entry, declared)
+            self._check_checks(name, entry, declared, schemas)
+            lower = {c.lower() for c in declared}
             for column, where, loc in uses:
-                if column in declared:
+                if column in declared or (inferred and column.lower() in lower):
                     continue
                 self.add(
                     f"dataset '{name}': {where} uses column '{column}', which is not in "
-                    "the declared columns",
+                    + ("the columns its SQL produces" if inferred else "the declared columns"),
                     entry.file,
                     line_of(raw, loc),
                     hint=did_you_mean(column, declared) or f"declared: {', '.join(declared)}",
                 )
 
-    def _check_checks(self, name: str, entry: _Entry, declared: dict[str, str]) -> None:
-        """The dataset's checks against its declared columns (unknown columns, type
-        mismatches, bad where/expr, ...): what the run would reject after staging."""
+    def _check_checks(
+        self,
+        name: str,
+        entry: _Entry,
+        declared: dict[str, str],
+        schemas: dict[str, dict[str, str]],
+    ) -> None:
+        """The dataset's checks against its columns (unknown columns, type mismatches, bad
+        where/expr, ...) and, when every dataset they refer to (``to:``) has a known schema,
+        against those too: what the run would reject after staging."""
         from lockgate.quality import validate_checks
 
         checks = entry.spec.checks
@@ -508,7 +671,12 @@ class _ProjectLoader:
             return
         columns = {c: _duckdb_type(t) for c, t in declared.items()}
         lines = [line_of(entry.raw, ("checks", i)) for i in range(len(checks))]
-        for p in validate_checks(checks, columns, file=entry.file, lines=lines):
+        targets = {t for c in checks if isinstance(t := getattr(c, "to", None), str)}
+        canonical = {t: self.known.get(t.lower()) for t in targets}
+        refs = None
+        if targets and all(canonical[t] in schemas for t in targets):
+            refs = {t: schemas[canonical[t] or ""] for t in targets}
+        for p in validate_checks(checks, columns, file=entry.file, lines=lines, references=refs):
             if _CHECK_COLUMN_UNKNOWN.match(p.message):
                 continue  # reported (case-exactly, at the column's line) by _check_columns
             self.add(f"dataset '{name}': {p.message}", p.file, p.line, p.column, p.hint)
@@ -560,7 +728,8 @@ class _ProjectLoader:
 _Locator = Callable[[int | None, int | None], tuple[str, int | None, int | None]]
 
 
-_CHECK_COLUMN_UNKNOWN = re.compile(r"check '[^']*': unknown column '")
+_RE2_HINT = "RE2 has no backreferences or lookaround; see github.com/google/re2/wiki/Syntax"
+_CHECK_COLUMN_UNKNOWN = re.compile(r"check '[^']*': unknown column '[^']*'$")
 
 
 def _duckdb_type(t: str) -> str:
@@ -594,168 +763,3 @@ def _inline_locator(entry: _Entry, raw_t: Any) -> _Locator:
         return entry.file, mark.line, None
 
     return locate
-
-
-# ---- pydantic errors → problems -----------------------------------------------------------
-
-_QUOTED = re.compile(r"'([^']*)'")
-
-
-def _validation_problems(
-    err: ValidationError,
-    raw: Any,
-    file: str,
-    model: type[BaseModel],
-    label: str,
-    *,
-    skip: tuple[str, ...] = (),
-) -> list[Problem]:
-    """One Problem per pydantic error, located via ``raw`` (skip errors under ``skip`` keys)."""
-    problems: list[Problem] = []
-    for e in _prune_union_branches(err.errors(), raw):
-        loc = tuple(e["loc"])
-        if loc and loc[0] in skip:
-            continue
-        etype = e["type"]
-        msg = e["msg"]
-        for prefix in ("Value error, ", "Assertion failed, "):
-            msg = msg.removeprefix(prefix)
-        hint: str | None = None
-        if etype == "extra_forbidden":
-            key = str(loc[-1])
-            where = _path_text(raw, loc[:-1])
-            fields = _fields_at(model, loc[:-1])
-            message = f"unknown key '{key}'" + (f" in {where}" if where else "")
-            if fields:
-                hint = did_you_mean(key, fields) or f"valid keys: {', '.join(fields)}"
-        elif etype == "missing":
-            where = _path_text(raw, loc[:-1])
-            message = f"missing required key '{loc[-1]}'" + (f" in {where}" if where else "")
-        elif etype == "union_tag_invalid":
-            ctx = e.get("ctx") or {}
-            expected = _QUOTED.findall(str(ctx.get("expected_tags", "")))
-            disc = str(ctx.get("discriminator", "type")).strip("'")
-            message = f"{_path_text(raw, loc)}: unknown {disc} '{ctx.get('tag')}'"
-            hint = did_you_mean(str(ctx.get("tag")), expected) or f"one of: {', '.join(expected)}"
-        elif etype == "union_tag_not_found":
-            disc = str((e.get("ctx") or {}).get("discriminator", "type")).strip("'")
-            tags = _tags_at(model, loc, disc)
-            message = f"{_path_text(raw, loc)}: missing key '{disc}'"
-            hint = f"add {disc}: {tags[0]}" if len(tags) == 1 else f"one of: {', '.join(tags)}"
-        else:
-            where = _path_text(raw, loc)
-            message = f"{where}: {msg}" if where else msg
-            if etype in ("enum", "literal_error"):
-                expected = _QUOTED.findall(str((e.get("ctx") or {}).get("expected", "")))
-                value = e.get("input")
-                message = f"{where}: invalid value {value!r}: {msg}"
-                hint = did_you_mean(str(value), expected)
-        if label:
-            message = f"{label}: {message}"
-        problems.append(Problem(message, file=file, line=line_of(raw, loc), hint=hint))
-    return problems
-
-
-def _is_tag(node: Any, part: int | str) -> bool:
-    return isinstance(node, dict) and isinstance(part, str) and part not in node
-
-
-def _walk(raw: Any, loc: tuple[int | str, ...]) -> list[tuple[int | str, bool]]:
-    """Pair each loc element with whether it is a union tag (not a key of the data)."""
-    out: list[tuple[int | str, bool]] = []
-    node = raw
-    for part in loc:
-        if _is_tag(node, part):
-            out.append((part, True))
-            continue
-        out.append((part, False))
-        try:
-            node = node[part]
-        except (KeyError, IndexError, TypeError):
-            node = None
-    return out
-
-
-def _path_text(raw: Any, loc: tuple[int | str, ...]) -> str:
-    text = ""
-    for part, is_tag in _walk(raw, loc):
-        if is_tag:
-            continue
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text
-
-
-def _prune_union_branches(errors: list[Any], raw: Any) -> list[Any]:
-    """Keep, for each value matched against a plain union, only the closest branch's errors."""
-    groups: dict[tuple[Any, ...], dict[str, list[Any]]] = {}
-    for e in errors:
-        for i, (part, is_tag) in enumerate(_walk(raw, tuple(e["loc"]))):
-            if is_tag and isinstance(part, str) and not part.islower():  # class-name tags
-                groups.setdefault(tuple(e["loc"][:i]), {}).setdefault(part, []).append(e)
-                break
-    drop: set[int] = set()
-    for branches in groups.values():
-        if len(branches) < 2:
-            continue
-        best = min(branches.values(), key=len)
-        for errs in branches.values():
-            if errs is not best:
-                drop.update(id(x) for x in errs)
-    return [e for e in errors if id(e) not in drop]
-
-
-def _candidates(tp: Any) -> list[Any]:
-    origin = get_origin(tp)
-    if origin is Annotated:
-        return _candidates(get_args(tp)[0])
-    if origin is Union or origin is types.UnionType:
-        return [c for a in get_args(tp) for c in _candidates(a)]
-    if tp is type(None):
-        return []
-    return [tp]
-
-
-def _types_at(model: type[BaseModel], loc: tuple[int | str, ...]) -> list[Any]:
-    cands: list[Any] = [model]
-    for part in loc:
-        nxt: list[Any] = []
-        for c in cands:
-            if isinstance(c, type) and issubclass(c, BaseModel):
-                if isinstance(part, str) and part in c.model_fields:
-                    nxt += _candidates(c.model_fields[part].annotation)
-                elif isinstance(part, str) and _tag_matches(c, part):
-                    nxt.append(c)
-            elif get_origin(c) in (tuple, list) and isinstance(part, int):
-                nxt += _candidates(get_args(c)[0])
-            elif get_origin(c) is dict and isinstance(part, str):
-                nxt += _candidates(get_args(c)[1])
-        if not nxt:
-            return []
-        cands = nxt
-    return cands
-
-
-def _tag_matches(model: type[BaseModel], tag: str) -> bool:
-    if tag == model.__name__ or tag.endswith(f" {model.__name__}]"):
-        return True
-    field_info = model.model_fields.get("type")
-    if field_info is not None and get_origin(field_info.annotation) is Literal:
-        return tag in get_args(field_info.annotation)
-    return False
-
-
-def _fields_at(model: type[BaseModel], loc: tuple[int | str, ...]) -> list[str]:
-    models = [c for c in _types_at(model, loc) if isinstance(c, type) and issubclass(c, BaseModel)]
-    if len(models) != 1:
-        return []
-    return [f for f in models[0].model_fields if f not in _LOADER_FIELDS]
-
-
-def _tags_at(model: type[BaseModel], loc: tuple[int | str, ...], disc: str) -> list[str]:
-    tags: list[str] = []
-    for c in _types_at(model, loc):
-        if isinstance(c, type) and issubclass(c, BaseModel) and disc in c.model_fields:
-            ann = c.model_fields[disc].annotation
-            if get_origin(ann) is Literal:
-                tags += [str(a) for a in get_args(ann)]
-    return tags

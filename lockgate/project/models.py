@@ -12,11 +12,46 @@ from datetime import timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
 
 from lockgate.quality.checks import CheckSpec
 
 NAME_RE = r"^[A-Za-z_][A-Za-z0-9_]*$"
+#: Longest dataset/project name. A name becomes a DuckDB view, a Delta folder (plus
+#: suffixes such as ``__quarantine``) and a key in the state store; 63 is PostgreSQL's
+#: identifier limit and keeps every derived file name far below the 255-byte limit.
+NAME_MAX_LENGTH = 63
+#: a dataset name may not end with these: the warehouse derives other tables from them
+RESERVED_SUFFIXES = ("__quarantine",)
+_NAME = re.compile(NAME_RE)
+
+
+def name_problem(name: str, what: str = "name") -> str | None:
+    """Why ``name`` cannot name a dataset or project (``None``: it can).
+
+    >>> name_problem("orders") is None
+    True
+    >>> name_problem("x" * 64)
+    'name is too long (64 characters; at most 63)'
+    """
+    if not _NAME.match(name):
+        return f"invalid {what} {name!r}: use letters, digits and '_', not starting with a digit"
+    if len(name) > NAME_MAX_LENGTH:
+        return f"{what} is too long ({len(name)} characters; at most {NAME_MAX_LENGTH})"
+    for suffix in RESERVED_SUFFIXES:
+        if name.lower().endswith(suffix):
+            return f"{what} {name!r} ends with '{suffix}', which is reserved for lockgate's tables"
+    return None
+
+
+def _check_name(value: str) -> str:
+    problem = name_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
+    return value
+
+
+_NAME_SCHEMA: dict[str, JsonValue] = {"pattern": NAME_RE, "maxLength": NAME_MAX_LENGTH}
 
 
 class Frozen(BaseModel):
@@ -145,7 +180,10 @@ TransformSpec = SqlTransformSpec | PythonTransformSpec
 class DatasetSpec(Frozen):
     """A named table produced by a source or a transform, with its contract."""
 
-    name: str = Field(pattern=NAME_RE)
+    name: str = Field(
+        json_schema_extra=_NAME_SCHEMA,
+        description="unique in the project, ignoring case: letters, digits and '_'",
+    )
     description: str | None = None
     owner: str | None = None
     tags: tuple[str, ...] = ()
@@ -164,6 +202,8 @@ class DatasetSpec(Frozen):
     # where it was defined, filled in by the loader (not user-settable in YAML)
     defined_in: str | None = Field(default=None, exclude=True)
     defined_line: int | None = Field(default=None, exclude=True)
+
+    _name = field_validator("name")(_check_name)
 
     @model_validator(mode="after")
     def _exactly_one_producer(self) -> DatasetSpec:
@@ -189,7 +229,7 @@ class Defaults(Frozen):
 class ProjectConfig(Frozen):
     """``lockgate.yaml``."""
 
-    name: str = Field(pattern=NAME_RE)
+    name: str = Field(json_schema_extra=_NAME_SCHEMA)
     warehouse: str = Field(default="warehouse", description="folder of Delta tables")
     state: str = Field(
         default="sqlite:///.lockgate/state.db",
@@ -201,6 +241,8 @@ class ProjectConfig(Frozen):
     defaults: Defaults = Field(default_factory=Defaults)
     memory_limit: str | None = Field(default=None, description="DuckDB memory limit, e.g. '4GB'")
     threads: int | None = Field(default=None, ge=1)
+
+    _name = field_validator("name")(_check_name)
 
     @field_validator("warehouse", "datasets_dir")
     @classmethod

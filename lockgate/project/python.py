@@ -27,9 +27,11 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import inspect
+import io
 import logging
 import re
 import sys
+import tokenize
 import traceback
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -39,7 +41,8 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar, get_args, overload
 
 from lockgate.errors import Problem
-from lockgate.project.models import NAME_RE
+from lockgate.project.models import name_problem
+from lockgate.project.yamlio import byte_position
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +51,6 @@ INPUT_FORMATS: tuple[str, ...] = get_args(InputFormat)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-_NAME = re.compile(NAME_RE)
 _REGISTRY: ContextVar[list[TransformFunction] | None] = ContextVar(
     "lockgate_transform_registry", default=None
 )
@@ -140,10 +142,9 @@ def make_transform(
     if not callable(fn):
         raise TypeError(f"@transform decorates a function, got {type(fn).__name__}")
     tname = name if name is not None else getattr(fn, "__name__", "")
-    if not isinstance(tname, str) or not _NAME.match(tname):
-        raise ValueError(
-            f"invalid transform name {tname!r}: use letters, digits and '_' (not first a digit)"
-        )
+    problem = name_problem(tname, "transform name") if isinstance(tname, str) else "no name"
+    if problem is not None:
+        raise ValueError(problem)
     if as_ not in INPUT_FORMATS:
         raise ValueError(
             f"@transform(as_={as_!r}) of '{tname}': use one of {', '.join(INPUT_FORMATS)}"
@@ -207,6 +208,10 @@ def import_transforms(
     for path in files:
         rel = _rel(path, root)
         modname = prefix + "__" + _module_suffix(path, root)
+        undecodable = _encoding_problem(path, rel)
+        if undecodable is not None:
+            problems.append(undecodable)
+            continue
         with collect_transforms() as registered:
             try:
                 spec = importlib.util.spec_from_file_location(modname, path)
@@ -215,7 +220,7 @@ def import_transforms(
                 module = importlib.util.module_from_spec(spec)
                 sys.modules[modname] = module
                 spec.loader.exec_module(module)
-            except Exception as e:
+            except (Exception, SystemExit) as e:  # sys.exit() in project code is a problem too
                 sys.modules.pop(modname, None)
                 problems.append(_import_problem(e, path, rel))
                 logger.debug("importing %s failed", path, exc_info=True)
@@ -234,6 +239,33 @@ def import_transforms(
                 )
             )
     return transforms, problems
+
+
+def _encoding_problem(path: Path, rel: str) -> Problem | None:
+    """A Problem when the file's bytes are not text in its encoding (UTF-8 unless a PEP 263
+    ``# coding:`` line says otherwise). Python itself skips undecodable bytes in comments,
+    so a file that imports may still be unreadable to editors, diffs and reviews."""
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        return Problem(f"cannot read Python file: {e.strerror or e}", file=rel)
+    try:
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(raw).readline)
+    except SyntaxError:  # an unknown coding name, or undecodable bytes in the first lines
+        encoding = "utf-8"
+    try:
+        raw.decode(encoding)
+    except UnicodeDecodeError as e:
+        line, column = byte_position(raw, e.start)
+        return Problem(
+            f"Python file is not {encoding} text: byte 0x{raw[e.start]:02x} at line {line}, "
+            f"column {column} cannot be decoded",
+            file=rel,
+            line=line,
+            column=column,
+            hint="save the file as UTF-8 (or declare its encoding: # -*- coding: NAME -*-)",
+        )
+    return None
 
 
 def _import_problem(e: BaseException, path: Path, rel: str) -> Problem:

@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 
 from lockgate.errors import UsageError
+from lockgate.project.models import NAME_MAX_LENGTH, name_problem
 
 logger = logging.getLogger(__name__)
 
@@ -38,52 +39,44 @@ customer_id,name,email,country,signup_date
 """
 
 _DATASETS_YAML = """\
+# Datasets: a source reads files, a transform reads datasets (SQL or Python).
+# `lockgate validate` checks this file; `lockgate schema` gives editors its JSON Schema.
 datasets:
   - name: raw_customers
-    description: Customers as exported by the CRM (CSV).
+    description: Customers as exported by the CRM (one CSV).
     source:
       type: file
       path: data/customers.csv
-      format: csv
-    columns:
-      customer_id: BIGINT
-      name: VARCHAR
-      email: VARCHAR
-      country: VARCHAR
-      signup_date: DATE
-    write:
-      mode: overwrite
+      columns:                          # the declared schema: values that do not fit are
+        customer_id: BIGINT             # quarantined with their file, line and reason
+        name: VARCHAR
+        email: VARCHAR
+        country: VARCHAR
+        signup_date: DATE
+    write: {mode: overwrite}
+    checks:
+      - {type: row_count, min: 1}
 
   - name: customers
     description: Cleaned customers; bad rows go to customers__quarantine.
-    transform:
-      sql_file: customers.sql
-    columns:
-      customer_id: BIGINT
-      name: VARCHAR
-      email: VARCHAR
-      country: VARCHAR
-      signup_date: DATE
-    write:
-      mode: overwrite
+    transform: {sql_file: customers.sql}   # reads raw_customers: dependencies come from the SQL
+    write: {mode: overwrite}
+    gate: quarantine                       # publish good rows, quarantine bad ones
     checks:
-      - type: not_null
-        column: email
-      - type: unique
-        column: customer_id
-      - type: accepted_values
-        column: country
-        values: [GB, US, NL, DE, FR]
+      - {type: not_null, column: email}
+      - {type: unique, column: customer_id}
+      - {type: accepted_values, column: country, values: [GB, US, NL, DE, FR]}
 
   - name: customers_by_country
     description: Number of customers per country (Python transform in customers.py).
-    transform:
-      python: customers_by_country
-    write:
-      mode: overwrite
+    transform: {python: customers_by_country}
+    write: {mode: overwrite}
+    checks:
+      - {type: not_null, column: country}
 """
 
 _CUSTOMERS_SQL = """\
+-- Silver customers: trimmed names, lower-case emails, upper-case country codes.
 SELECT
   customer_id,
   trim(name) AS name,
@@ -96,10 +89,10 @@ FROM raw_customers
 _CUSTOMERS_PY = '''\
 """Python transforms: each parameter names an upstream dataset."""
 
-from lockgate.project import transform
+from lockgate import transform
 
 
-@transform
+@transform                        # inputs = parameter names (DuckDB relations by default)
 def customers_by_country(customers):
     """`customers` arrives as a DuckDB relation; return a relation, Arrow table or DataFrame."""
     return customers.aggregate("country, count(*) AS customers", "country")
@@ -126,11 +119,9 @@ def init_project(path: Path, name: str | None = None) -> list[Path]:
     if path.exists() and not path.is_dir():
         raise UsageError(f"'{path}' exists and is not a folder")
     project_name = name if name is not None else _name_from(path)
-    if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", project_name):
-        raise UsageError(
-            f"invalid project name {project_name!r}",
-            hint="use letters, digits and '_' (not starting with a digit), e.g. --name my_proj",
-        )
+    problem = name_problem(project_name, "project name")
+    if problem is not None:
+        raise UsageError(problem, hint="e.g. --name my_project")
     files = {
         "lockgate.yaml": _LOCKGATE_YAML.format(name=project_name),
         ".gitignore": _GITIGNORE,
@@ -152,5 +143,7 @@ def init_project(path: Path, name: str | None = None) -> list[Path]:
 
 
 def _name_from(path: Path) -> str:
-    base = re.sub(r"\W+", "_", path.resolve().name).strip("_").lower() or "lockgate_project"
-    return f"p_{base}" if base[0].isdigit() else base
+    base = re.sub(r"[^A-Za-z0-9]+", "_", path.resolve().name).strip("_").lower()
+    base = base or "lockgate_project"
+    base = f"p_{base}" if base[0].isdigit() else base
+    return base[:NAME_MAX_LENGTH].rstrip("_")

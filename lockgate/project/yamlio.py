@@ -9,6 +9,7 @@ to the nearest line; :func:`plain` strips the line bookkeeping before validation
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -98,11 +99,66 @@ _LineLoader.add_constructor("tag:yaml.org,2002:map", _LineLoader.construct_line_
 _LineLoader.add_constructor("tag:yaml.org,2002:seq", _LineLoader.construct_line_seq)
 
 
+#: project files (YAML, SQL) larger than this are refused: they are hand-written config
+MAX_FILE_BYTES = 10 * 1024 * 1024
+#: nodes that YAML aliases (``*name``) may add when expanded: a few kilobytes of nested
+#: aliases ("billion laughs") otherwise expand to millions of values and gigabytes
+MAX_ALIAS_NODES = 100_000
+#: deepest nesting of mappings/sequences accepted
+MAX_DEPTH = 100
+
+
+def read_text(path: Path, file: str) -> str | Problem:
+    """The text of a project file (UTF-8, a leading BOM dropped), or the Problem (naming
+    ``file``) why it cannot be used: too large, not UTF-8, unreadable."""
+    try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            return Problem(
+                f"file is too large ({size:,} bytes; the limit is {MAX_FILE_BYTES:,})",
+                file=file,
+                hint="project files are configuration and queries; keep data in data files",
+            )
+        raw = path.read_bytes()
+    except OSError as e:
+        return Problem(f"cannot read file: {e.strerror or e}", file=file)
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line, column = byte_position(raw, e.start)
+        return Problem(
+            f"file is not UTF-8 text: byte 0x{raw[e.start]:02x} at line {line}, "
+            f"column {column} cannot be decoded",
+            file=file,
+            line=line,
+            column=column,
+            hint="save the file as UTF-8",
+        )
+
+
+def byte_position(raw: bytes, offset: int) -> tuple[int, int]:
+    """1-based (line, column in bytes) of ``offset`` in ``raw``."""
+    return raw.count(b"\n", 0, offset) + 1, offset - (raw.rfind(b"\n", 0, offset) + 1) + 1
+
+
 def load_yaml(text: str, file: str) -> tuple[Any, list[Problem]]:
-    """Parse one YAML document; malformed YAML becomes a Problem with line and column."""
+    """Parse one YAML document; malformed YAML becomes a Problem with line and column.
+
+    Documents whose aliases expand beyond :data:`MAX_ALIAS_NODES` nodes, that nest deeper
+    than :data:`MAX_DEPTH` or whose aliases are recursive are refused before any value is
+    built.
+    """
     loader = _LineLoader(text)
     try:
-        data = loader.get_single_data()
+        node = loader.get_single_node()
+        refused = _refuse_expansion(node) if node is not None else None
+        if refused is not None:
+            return None, [refused.located(file)]
+        data = loader.construct_document(node) if node is not None else None
+    except RecursionError:
+        return None, [
+            Problem(f"YAML is nested too deeply (more than {MAX_DEPTH} levels)", file=file)
+        ]
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         what = " ".join(x for x in (e.context, e.problem) if x) or "invalid YAML"
@@ -129,6 +185,85 @@ def load_yaml(text: str, file: str) -> tuple[Any, list[Problem]]:
         for key, mark in loader.duplicate_keys
     ]
     return data, problems
+
+
+def unsafe_yaml(text: str, file: str) -> Problem | None:
+    """Why ``text`` must not be loaded by *any* YAML loader (alias bomb, recursive alias,
+    too deep), or None. Malformed YAML is left to the caller's own parser."""
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        refused = _refuse_expansion(node) if node is not None else None
+    except RecursionError:
+        return Problem(f"YAML is nested too deeply (more than {MAX_DEPTH} levels)", file=file)
+    except yaml.YAMLError:
+        return None
+    finally:
+        loader.dispose()
+    return refused.located(file) if refused is not None else None
+
+
+@dataclass(frozen=True)
+class _Refusal:
+    message: str
+    node: Node
+
+    def located(self, file: str) -> Problem:
+        mark = self.node.start_mark
+        return Problem(
+            self.message,
+            file=file,
+            line=mark.line + 1,
+            column=mark.column + 1,
+            hint="write the values out, or use fewer nested aliases (*name)",
+        )
+
+
+def _children(node: Node) -> list[Node]:
+    if isinstance(node, SequenceNode):
+        return list(node.value)
+    if isinstance(node, MappingNode):
+        return [n for pair in node.value for n in pair]
+    return []
+
+
+def _refuse_expansion(root: Node) -> _Refusal | None:
+    """Why the node graph of a document is refused (None: it is fine).
+
+    Aliases make the composed graph a DAG; its *expanded* size (every alias counted as a
+    full copy of its target) is what construction and validation pay for. Computed
+    bottom-up with memoisation, so the check itself is linear in the distinct nodes.
+    """
+    size: dict[int, int] = {}
+    depth: dict[int, int] = {}
+    on_path: set[int] = set()
+    stack: list[tuple[Node, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        key = id(node)
+        if done:
+            kids = _children(node)
+            size[key] = 1 + sum(size[id(k)] for k in kids)
+            depth[key] = 1 + max((depth[id(k)] for k in kids), default=0)
+            on_path.discard(key)
+            if depth[key] > MAX_DEPTH:
+                return _Refusal(f"YAML is nested too deeply (more than {MAX_DEPTH} levels)", node)
+            continue
+        if key in size:
+            continue
+        if key in on_path:
+            return _Refusal("YAML alias refers to a value that contains it (recursive)", node)
+        on_path.add(key)
+        stack.append((node, True))
+        stack.extend((k, False) for k in _children(node) if id(k) not in size)
+    distinct = len(size)
+    if size[id(root)] - distinct > MAX_ALIAS_NODES:
+        return _Refusal(
+            f"YAML aliases expand to {size[id(root)]:,} values from {distinct:,} written ones "
+            f"(more than {MAX_ALIAS_NODES:,} added by aliases): refusing an alias bomb",
+            root,
+        )
+    return None
 
 
 def plain(data: Any) -> Any:

@@ -28,6 +28,7 @@ from yaml.nodes import MappingNode, SequenceNode
 
 from lockgate._suggest import did_you_mean
 from lockgate.errors import ConfigError, InputError, Problem
+from lockgate.project.yamlio import byte_position, unsafe_yaml
 from lockgate.quality.checks import BaseCheck
 from lockgate.quality.validate import parse_checks
 
@@ -53,11 +54,19 @@ def load_check_file(path: str | Path) -> CheckFile:
     reported together with the column-level ones (:func:`validate_checks` on ``raw_checks``
     against the data's schema). InputError if the file cannot be read."""
     p = Path(path)
+    file = str(p)
     try:
-        text = p.read_text(encoding="utf-8")
+        text = p.read_text(encoding="utf-8-sig")
     except OSError as e:
         raise InputError(f"cannot read check file {str(p)!r}: {e.strerror}") from None
-    file = str(p)
+    except UnicodeDecodeError as e:
+        line, column = byte_position(e.object, e.start)
+        raise ConfigError(
+            [Problem(f"check file is not UTF-8 text (line {line}, column {column})", file, line)]
+        ) from None
+    unsafe = unsafe_yaml(text, file)  # an alias bomb would take minutes and gigabytes
+    if unsafe is not None:
+        raise ConfigError([unsafe])
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)

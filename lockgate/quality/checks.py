@@ -22,6 +22,7 @@ is NULL is out of scope. Percentages and ``fraction`` are relative to the rows i
 
 from __future__ import annotations
 
+import functools
 import re
 from enum import StrEnum
 from typing import Annotated, ClassVar, Literal
@@ -75,6 +76,30 @@ def parse_seconds(value: str | int | float) -> float:
     if not m:
         raise ValueError(f"invalid duration {value!r}: use e.g. '30s', '15m', '24h', '3d'")
     return float(m.group(1)) * _UNIT_SECONDS[m.group(2)]
+
+
+@functools.lru_cache(maxsize=256)
+def re2_error(pattern: str) -> str | None:
+    r"""Why ``pattern`` is not a valid RE2 regular expression (``None``: it is).
+
+    Checked by the engine that runs it: DuckDB's regexp functions use RE2, which accepts
+    e.g. ``\pL`` (Python's ``re`` does not) and rejects backreferences and lookaround.
+
+    >>> re2_error(r"\pL+") is None
+    True
+    >>> re2_error(r"(a)\1") is not None
+    True
+    """
+    import duckdb  # the model module stays importable without the engine loaded
+
+    con = duckdb.connect()
+    try:
+        con.execute("SELECT regexp_full_match('', ?)", [pattern]).fetchall()
+    except duckdb.Error as e:
+        return str(e).split("Error: ", 1)[-1].strip()
+    finally:
+        con.close()
+    return None
 
 
 class BaseCheck(BaseModel):
@@ -260,10 +285,11 @@ class RegexMatch(BaseCheck):
     @field_validator("pattern")
     @classmethod
     def _pattern(cls, v: str) -> str:
-        try:
-            re.compile(v)
-        except re.error as e:
-            raise ValueError(f"invalid regular expression {v!r}: {e}") from None
+        err = re2_error(v)
+        if err is not None:
+            raise ValueError(
+                f"invalid regular expression {v!r} (RE2 syntax, as DuckDB runs it): {err}"
+            )
         return v
 
 

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from typer.testing import CliRunner
 
@@ -13,6 +14,7 @@ runner = CliRunner()
 def test_init_then_validate(tmp_path: Path) -> None:
     r = runner.invoke(app, ["init", str(tmp_path / "p"), "--name", "demo"])
     assert r.exit_code == 0, r.output
+    assert f"lockgate quarantine customers -p {tmp_path / 'p'}" in r.output
     r = runner.invoke(app, ["validate", "-p", str(tmp_path / "p")])
     assert r.exit_code == 0, r.output
     assert "3 datasets, no problems" in r.output
@@ -53,3 +55,32 @@ def test_schema_command(tmp_path: Path) -> None:
     r = runner.invoke(app, ["schema", "--kind", "datasets", "--output", str(out)])
     assert r.exit_code == 0
     assert "DatasetsFile" in json.loads(out.read_text())["$ref"]
+
+
+def test_debug_is_accepted_after_the_subcommand(tmp_path: Path, monkeypatch: Any) -> None:
+    """`lockgate validate --debug` shows the traceback of an unexpected error, like
+    `lockgate --debug validate`; without --debug it is one line and exit 1."""
+    import lockgate.cli.project_cmds as cmds
+
+    def boom(path: object) -> None:
+        raise RuntimeError("kaboom")
+
+    monkeypatch.setattr(cmds, "load_project", boom)
+    r = runner.invoke(app, ["validate", "-p", str(tmp_path)])
+    assert r.exit_code == 1 and "unexpected RuntimeError: kaboom" in r.output
+    assert "--debug" in r.output  # the hint
+    for args in (["validate", "--debug", "-p", str(tmp_path)], ["--debug", "validate"]):
+        r = runner.invoke(app, args)
+        assert isinstance(r.exception, RuntimeError), (args, r.output)
+    # after `--`, --debug is an argument, not the global flag
+    r = runner.invoke(app, ["validate", "--", "--debug"])
+    assert r.exit_code == 2 and "extra argument" in r.output
+
+
+def test_version() -> None:
+    import lockgate
+
+    r = runner.invoke(app, ["--version"])
+    assert r.exit_code == 0
+    assert r.output.startswith(f"lockgate {lockgate.__version__} (Python ")
+    assert "DuckDB" in r.output

@@ -165,7 +165,7 @@ def test_invalid_values(make_project: ProjectFactory) -> None:
     assert p.line == 5 and p.hint == "did you mean 'merge'?"
     p = _one(problems, "unknown type 'not_nul'")
     assert p.line == 7 and p.hint == "did you mean 'not_null'?"
-    assert _one(problems, "String should match pattern").line == 8
+    assert _one(problems, "invalid name 'b c'").line == 8
     p = _one(problems, "missing key 'type'")
     assert p.line == 9 and p.hint == "add type: file"
     assert _one(problems, "needs write.keys").line == 12
@@ -372,7 +372,10 @@ def test_columns_must_be_declared(make_project: ProjectFactory) -> None:
         }
     )
     problems = validate_project(root)
-    assert len(problems) == 5
+    assert len(problems) == 6
+    # no declared columns: checked against the columns its SQL produces (bound by DuckDB)
+    p = _one(problems, "write.keys uses column 'anything', which is not in the columns its SQL")
+    assert p.line == 17
     p = _one(problems, "write.keys uses column 'idd'")
     assert (p.line, p.hint) == (7, "did you mean 'id'?")
     assert _one(problems, "write.order_by uses column 'updated'").line == 8

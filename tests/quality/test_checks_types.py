@@ -286,7 +286,7 @@ def test_validate_reports_every_problem_with_position() -> None:
         ("c.yaml:13", "length_between needs a string column", ""),
         ("c.yaml:14", "freshness needs a DATE/TIMESTAMP column", ""),
         ("c.yaml:15", "aggregate 'mean' needs a numeric column", ""),
-        ("c.yaml:16", "not valid RE2", ""),
+        ("c.yaml:16", "invalid regular expression '(?=a)b' (RE2", ""),
         ("c.yaml:17", "invalid regular expression", ""),
         ("c.yaml:19", "duplicate check name", ""),
         ("c.yaml:20", "where: unknown column 'amout'", "did you mean 'amount'"),
