@@ -14,6 +14,7 @@ from typing import Any
 from lockgate.engine.session import Session, clean_stale_work
 from lockgate.errors import GateBlocked, LockgateError
 from lockgate.runloop.results import RunResult, RunStatus, StepResult, StepStatus
+from lockgate.state.errors import LeaseLost
 from lockgate.runloop.step import (
     StepContext,
     batch_id_for,
@@ -92,23 +93,7 @@ def execute(
                 report=rep.step_phase,
                 lease=lease,
             )
-            bad: dict[str, str] = {}  # dataset → why its downstream is skipped
-            for name in names:
-                failed_up = [u for u in project.deps.get(name, ()) if u in bad]
-                rep.step_started(name)
-                if failed_up:
-                    r = StepResult(
-                        dataset=name,
-                        status=StepStatus.UPSTREAM_FAILED,
-                        reason=f"upstream '{failed_up[0]}' {bad[failed_up[0]]}",
-                    )
-                    _record_skipped(state, project, run.run_id, r)
-                else:
-                    r = _run_with_retries(ctx, project, name)
-                if not r.ok:
-                    bad[name] = "blocked" if r.status == StepStatus.BLOCKED else "failed"
-                results.append(r)
-                rep.step_finished(r)
+            lost = _run_steps(ctx, project, names, rep, results)
         except BaseException as e:  # interrupted: record what we know, then re-raise
             error = f"{type(e).__name__}: {e}"
             state.finish_run(run.run_id, "interrupted", summary=_summary(results), error=error)
@@ -116,6 +101,11 @@ def execute(
         finally:
             session.close()
         status = _run_status(results)
+        if lost is None:
+            lost = _lease_lost(lease)
+        if lost is not None:  # another run owns the project now: this one did not finish
+            status, error = RunStatus.INTERRUPTED, lost.message
+            log.error("run %s interrupted: %s", run.run_id, lost.message)
         state.finish_run(run.run_id, str(status), summary=_summary(results), error=error)
     return RunResult(
         run_id=run.run_id,
@@ -125,6 +115,50 @@ def execute(
         steps=results,
         duration_s=time.perf_counter() - t0,
     )
+
+
+def _run_steps(
+    ctx: StepContext,
+    project: Any,
+    names: Sequence[str],
+    rep: Reporter,
+    results: list[StepResult],
+) -> LeaseLost | None:
+    """Run ``names`` in order into ``results``; stops at once, returning the error, when the
+    run's lock lease is lost (nothing more may be committed then)."""
+    bad: dict[str, str] = {}  # dataset → why its downstream is skipped
+    for name in names:
+        failed_up = [u for u in project.deps.get(name, ()) if u in bad]
+        rep.step_started(name)
+        if failed_up:
+            r = StepResult(
+                dataset=name,
+                status=StepStatus.UPSTREAM_FAILED,
+                reason=f"upstream '{failed_up[0]}' {bad[failed_up[0]]}",
+            )
+            _record_skipped(ctx.state, project, ctx.run_id, r)
+        else:
+            try:
+                r = _run_with_retries(ctx, project, name)
+            except LeaseLost as e:
+                partial = getattr(e, "step_result", None)
+                if isinstance(partial, StepResult):
+                    results.append(partial)
+                    rep.step_finished(partial)
+                return e
+        if not r.ok:
+            bad[name] = "blocked" if r.status == StepStatus.BLOCKED else "failed"
+        results.append(r)
+        rep.step_finished(r)
+    return None
+
+
+def _lease_lost(lease: Any) -> LeaseLost | None:
+    try:
+        lease.check()
+    except LeaseLost as e:
+        return e
+    return None
 
 
 def _min_run_seq(store: Any, names: Sequence[str]) -> int:
@@ -162,6 +196,21 @@ def _run_with_retries(ctx: StepContext, project: Any, name: str) -> StepResult:
             )
             _record_step(ctx, project, step_id, r)
             return r
+        except LeaseLost as e:  # never retried: the run stops (see _run_steps)
+            ctx.state.record_attempt(
+                step_id, attempt, "error", str(e), False, started, datetime.now(UTC)
+            )
+            r = StepResult(
+                dataset=name,
+                status=StepStatus.FAILED,
+                reason=e.message,
+                error=str(e),
+                hint=e.hint,
+                attempts=attempt,
+            )
+            _record_step(ctx, project, step_id, r)
+            e.step_result = r  # type: ignore[attr-defined]
+            raise
         except LockgateError as e:
             log.debug("step %s attempt %d failed", name, attempt, exc_info=True)
             transient = e.transient

@@ -22,7 +22,7 @@ from sqlglot import exp
 
 from lockgate.engine.session import Session, ident, table_ref
 from lockgate.engine.transforms import stage_python, stage_sql
-from lockgate.errors import GateBlocked, LockgateError, TerminalError
+from lockgate.errors import GateBlocked, TerminalError
 from lockgate.project.models import DatasetSpec, PythonTransformSpec, WriteMode, WriteSpec
 from lockgate.quality.checks import NotNull
 from lockgate.runloop import incremental
@@ -285,6 +285,7 @@ def run_step(ctx: StepContext, spec: DatasetSpec) -> StepResult:
             dict(zip(write.partition_by, row, strict=True)) for row in cur.fetchall()
         ]
     ses.settle()
+    _abort_if_lease_lost(ctx)  # again: the quarantine write took time
     # DuckDB writes the Parquet files itself where the write mode allows (append/overwrite),
     # otherwise the query's Arrow batches stream into delta-rs
     pub = ctx.store.publish_query(
@@ -711,8 +712,6 @@ def _check_dict(c: Any) -> dict[str, Any]:
 
 
 def _abort_if_lease_lost(ctx: StepContext) -> None:
-    if ctx.lease is not None and getattr(ctx.lease, "lost", False):
-        raise LockgateError(
-            "the project lock was lost (another process took it over); aborting before "
-            "publishing anything"
-        )
+    """Raise LeaseLost (the runner ends the run as interrupted) unless the lock is ours."""
+    if ctx.lease is not None:
+        ctx.lease.check()
