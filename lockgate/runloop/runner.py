@@ -13,8 +13,8 @@ from typing import Any
 
 from lockgate.engine.session import Session, clean_stale_work
 from lockgate.errors import GateBlocked, LockgateError
+from lockgate.runloop import identity
 from lockgate.runloop.results import RunResult, RunStatus, StepResult, StepStatus
-from lockgate.state.errors import LeaseLost
 from lockgate.runloop.step import (
     StepContext,
     batch_id_for,
@@ -23,6 +23,8 @@ from lockgate.runloop.step import (
     resolve_inputs,
     run_step,
 )
+from lockgate.runloop.trust import verify_published
+from lockgate.state.errors import LeaseLost
 
 log = logging.getLogger(__name__)
 
@@ -60,12 +62,16 @@ def execute(
     state, store = open_backends(project)
     t0 = time.perf_counter()
     with state.lock(project.config.name) as lease:
+        project_id = identity.resolve(
+            state, project.warehouse_path, project.config.name, full_refresh=full_refresh
+        )
         state.mark_stale_runs(project.config.name)
         run = state.start_run(
             project.config.name,
             selection=" ".join(select) or "*",
             args={"full_refresh": full_refresh, **(args or {})},
             min_seq=_min_run_seq(store, names),
+            project_id=project_id,
         )
         clean_stale_work(project.work_dir / "work", keep=run.run_id)
         rep.run_started(run.run_id, names)
@@ -92,6 +98,7 @@ def execute(
                 now=now or datetime.now(UTC),
                 report=rep.step_phase,
                 lease=lease,
+                project_id=project_id,
             )
             lost = _run_steps(ctx, project, names, rep, results)
         except BaseException as e:  # interrupted: record what we know, then re-raise
@@ -173,7 +180,11 @@ def _min_run_seq(store: Any, names: Sequence[str]) -> int:
     highest = 0
     for name in names:
         for table in (name, name + QUARANTINE_SUFFIX):
-            done = store.txn_version(table, APP_ID_PREFIX + table)
+            try:
+                done = store.txn_version(table, APP_ID_PREFIX + table)
+            except LockgateError as e:  # a damaged table fails its own step, not the run
+                log.debug("cannot read the transactions of table %s: %s", table, e)
+                continue
             if done is not None:
                 highest = max(highest, int(done))
     return highest + 1
@@ -360,14 +371,28 @@ def plan(
         run_id="dry-run",
         run_seq=0,
         full_refresh=full_refresh,
+        project_id=identity.resolve(
+            state,
+            project.warehouse_path,
+            project.config.name,
+            full_refresh=full_refresh,
+            write=False,
+        ),
     )
     will_run: set[str] = set()
     out: list[StepResult] = []
     for name in names:
         spec = project.datasets[name]
         ups = [u for u in project.deps.get(name, ()) if u in will_run]
-        last = store.last_commit(name)
         r = StepResult(dataset=name, status=StepStatus.PLANNED)
+        try:
+            if not full_refresh:
+                verify_published(ctx, name, repair=False)
+            last = store.last_commit(name)
+        except LockgateError as e:
+            r.status, r.reason, r.hint = StepStatus.FAILED, e.message, e.hint
+            out.append(r)
+            continue
         if full_refresh:
             r.reason = "--full-refresh: rebuild from all input data"
         elif ups:

@@ -28,6 +28,7 @@ from lockgate.quality.checks import NotNull
 from lockgate.runloop import incremental
 from lockgate.runloop.contract import apply_contract
 from lockgate.runloop.results import StepResult, StepStatus
+from lockgate.runloop.trust import verify_published
 from lockgate.storage.scan import native_scan
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,7 @@ class StepContext:
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
     report: Reporter = lambda dataset, phase: None
     lease: Any = None  # lock lease: aborts before publishing if lost
+    project_id: str | None = None  # the warehouse's identity (runloop.identity)
 
 
 def stage_name(dataset: str) -> str:
@@ -98,12 +100,13 @@ def current_watermark(ctx: StepContext, spec: DatasetSpec) -> Any:
     # the table's newest lockgate commit is the truth about what was published: it is ahead
     # of the state store after a crash between commit and record, and it has *no* watermark
     # after a full refresh that published nothing (the old stored one must not survive that)
+    # (no table, no watermark: the state store's copy is not evidence of what the warehouse
+    # holds — another project's, or a deleted table's)
     last = ctx.store.last_commit(spec.name)
     if last is not None:
         text, _, kind = str(last.watermark or "").rpartition("|")
         return incremental.decode(text, kind) if text else None
-    stored = ctx.state.get_watermark(ctx.project.config.name, spec.name)
-    return incremental.decode(stored.value, stored.value_type or "str") if stored else None
+    return None
 
 
 # --------------------------------------------------------------------------------------------
@@ -121,6 +124,7 @@ def run_step(ctx: StepContext, spec: DatasetSpec) -> StepResult:
     ses.drop(stage, stage + "__rejects")
 
     ctx.report(name, "resolving inputs")
+    verify_published(ctx, name)  # state and warehouse agree (or: fail this dataset)
     inputs = resolve_inputs(ctx, spec)
     watermark = current_watermark(ctx, spec)
     lowest = incremental.min_cursor(spec.incremental, watermark) if spec.incremental else None
@@ -332,7 +336,9 @@ def _already_published_files(
     """Files the last successful step of this (unchanged) definition published: an
     incremental source need not read them again. Only an optimisation — the cursor filter
     and the publish de-duplication keep a re-read correct."""
-    for step in ctx.state.dataset_steps(ctx.project.config.name, spec.name, limit=20):
+    for step in ctx.state.dataset_steps(
+        ctx.project.config.name, spec.name, limit=20, project_id=ctx.project_id
+    ):
         if str(step.status) not in ("success", "noop"):
             continue
         inputs = step.input_versions or {}

@@ -116,9 +116,7 @@ def test_second_acquirer_is_refused_until_release(store: StateStore, state_url: 
 def _expire_lock(store: StateStore) -> None:
     """The lease's time runs out (no waiting: its expiry is moved into the past)."""
     with store.engine.begin() as conn:
-        conn.execute(
-            sa.update(t.locks).values(expires_at=datetime.now(UTC) - timedelta(seconds=1))
-        )
+        conn.execute(sa.update(t.locks).values(expires_at=datetime.now(UTC) - timedelta(seconds=1)))
 
 
 def test_takeover_after_expiry(store: StateStore) -> None:

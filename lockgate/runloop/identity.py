@@ -1,0 +1,117 @@
+"""Which warehouse is this project? Match the warehouse's identity file against the state
+store's record of the project name, before a run reads any state.
+
+The warehouse is the truth about what was published; the state store only remembers. The
+cases (W = the warehouse's id, S = the state store's record of the name):
+
+- no S: a first run, or a new/deleted state store: register W (a new id when W is missing);
+- S = W: the same project (moved, when the path differs: the record follows it), unless the
+  state store is a shared server and the old path still holds the same id — a *copy* of the
+  warehouse, which would share one history: refused;
+- S ≠ W (or no W): another warehouse holds this name. If that warehouse is still there (on
+  this host) it is a second project with the same name: refused, nothing is read. If it is
+  gone (deleted, emptied, replaced) this warehouse starts a new history under a new id:
+  earlier runs are not evidence of what it holds, so everything is loaded from scratch.
+  Another host's warehouse cannot be checked: refused unless ``--full-refresh`` (which
+  rebuilds every selected dataset from its inputs, so no earlier state is needed).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from lockgate.state.errors import ProjectIdentityError
+from lockgate.state.lock import HOST
+from lockgate.storage.identity import read_identity, write_identity
+
+log = logging.getLogger(__name__)
+
+FIX = (
+    "give one of the projects its own `name:` in lockgate.yaml, or its own `state:` store "
+    "(two projects with one name in one state store would read each other's watermarks)"
+)
+
+
+def resolve(
+    state: Any, warehouse: Path, name: str, *, full_refresh: bool = False, write: bool = True
+) -> str | None:
+    """The project id this run works under; registers it (and writes the warehouse's
+    identity file) when ``write``. Raises :class:`ProjectIdentityError` on a clash.
+    With ``write=False`` (dry run) returns None where a new identity would be created."""
+    path = str(Path(warehouse).resolve())
+    mine = read_identity(Path(warehouse))
+    rec = state.project_record(name)
+    if rec is not None and mine is not None and rec.project_id == mine.project_id:
+        if (rec.warehouse, rec.host) != (path, HOST):
+            if state.dialect != "sqlite" and _still_there(rec, mine.project_id):
+                raise ProjectIdentityError(
+                    f"the warehouse {path} is a copy of {rec.warehouse} (both carry project "
+                    f"id {mine.project_id} of project {name!r}): they would share one history "
+                    f"in the state store {state.url}",
+                    hint="to move the warehouse, remove the old folder first; to keep the copy "
+                    f"as a project of its own, delete {path}/_lockgate_project.json and " + FIX,
+                )
+            log.warning(
+                "project %r: its warehouse moved from %s (host %s) to %s",
+                name,
+                rec.warehouse,
+                rec.host,
+                path,
+            )
+            if write:
+                state.register_project(name, mine.project_id, path)
+        return mine.project_id
+    if rec is not None:
+        _refuse_if_other_is_live(state, rec, path, name, mine, full_refresh)
+        log.warning(
+            "project %r: the state store's history belongs to warehouse %s (id %s), which "
+            "no longer holds it; %s starts a new history: every dataset is loaded from "
+            "its inputs",
+            name,
+            rec.warehouse,
+            rec.project_id,
+            path,
+        )
+    if not write:
+        return None if mine is None else mine.project_id
+    if mine is None:
+        mine = write_identity(Path(warehouse), name)
+    state.register_project(name, mine.project_id, path)
+    return mine.project_id
+
+
+def _still_there(rec: Any, project_id: str) -> bool:
+    """Whether the recorded warehouse (on this host) still carries ``project_id``."""
+    if rec.host != HOST:
+        return False
+    try:
+        other = read_identity(Path(rec.warehouse))
+    except Exception:  # unreadable: it is still there, and not ours to judge
+        return True
+    return other is not None and other.project_id == project_id
+
+
+def _refuse_if_other_is_live(
+    state: Any, rec: Any, path: str, name: str, mine: Any, full_refresh: bool
+) -> None:
+    here = f"this warehouse {path} " + (
+        f"has project id {mine.project_id}" if mine is not None else "has no lockgate identity yet"
+    )
+    if rec.host == HOST:
+        if rec.warehouse == path or not _still_there(rec, rec.project_id):
+            return  # the recorded warehouse is gone (deleted, emptied, replaced)
+        raise ProjectIdentityError(
+            f"project name {name!r} is already used in the state store {state.url} by "
+            f"another warehouse, {rec.warehouse} (project id {rec.project_id}); {here}",
+            hint=FIX,
+        )
+    if full_refresh:
+        return
+    raise ProjectIdentityError(
+        f"project name {name!r} is registered in the state store {state.url} to the "
+        f"warehouse {rec.warehouse} on host {rec.host!r} (project id {rec.project_id}); {here}",
+        hint=FIX + ". If that project no longer exists, `lockgate run --full-refresh` makes "
+        "this warehouse the owner of the name and rebuilds it from its inputs",
+    )
