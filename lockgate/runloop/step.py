@@ -27,6 +27,7 @@ from lockgate.project.models import DatasetSpec, PythonTransformSpec, WriteMode,
 from lockgate.quality.checks import NotNull
 from lockgate.runloop import incremental
 from lockgate.runloop.contract import apply_contract
+from lockgate.runloop.requarantine import drop_quarantined_rejects
 from lockgate.runloop.results import StepResult, StepStatus
 from lockgate.runloop.trust import verify_published
 from lockgate.storage.scan import native_scan
@@ -147,7 +148,7 @@ def run_step(ctx: StepContext, spec: DatasetSpec) -> StepResult:
 
     # -- stage ----------------------------------------------------------------------------------
     ctx.report(name, "staging")
-    rejects = 0
+    rejects = requarantined = 0
     if spec.kind == "source":
         from lockgate.sources import stage_source
 
@@ -156,6 +157,9 @@ def run_step(ctx: StepContext, spec: DatasetSpec) -> StepResult:
             ses.con, spec, ctx.project.root, stage, min_cursor=lowest, skip_files=skip
         )
         rejects = staged.rejected
+        if rejects:  # unparseable records of a re-read file: quarantined once (warehouse truth)
+            requarantined = drop_quarantined_rejects(ctx, spec, stage + "__rejects")
+            rejects -= requarantined
         if (
             staged.rows
             and spec.incremental is not None
@@ -175,7 +179,12 @@ def run_step(ctx: StepContext, spec: DatasetSpec) -> StepResult:
         else:
             stage_sql(ses, name, ctx.project.sql_text(name), stage, where)
     staged_rows = ses.count(stage)
-    res.rows_in = staged_rows + rejects
+    res.rows_in = staged_rows + rejects + requarantined
+    if requarantined:  # skipped, reason already_quarantined
+        res.warnings.append(
+            f"{requarantined} unparseable record(s) read again are already in the quarantine: "
+            "not added again"
+        )
     if (
         staged_rows == 0
         and rejects == 0
