@@ -42,9 +42,7 @@ def _rejects(root: Path) -> list[tuple[object, object, object]]:
 
 @pytest.mark.parametrize("lose", ["state_store", "nothing"])
 def test_state_store_deleted_rejects_are_not_quarantined_again(tmp_path: Path, lose: str) -> None:
-    root = make_project(
-        tmp_path / "p", EVENTS, files={"data/1.csv": _bad_file(1, 3030, every=10)}
-    )
+    root = make_project(tmp_path / "p", EVENTS, files={"data/1.csv": _bad_file(1, 3030, every=10)})
     r = execute(load_project(root))
     assert r.status == RunStatus.SUCCESS and r.step("ev").rows_quarantined == 303
     before = _rejects(root)
