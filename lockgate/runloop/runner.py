@@ -25,6 +25,7 @@ from lockgate.runloop.step import (
 )
 from lockgate.runloop.trust import verify_published
 from lockgate.state.errors import LeaseLost
+from lockgate.storage.crashpoints import crashpoint
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,7 @@ def execute(
             min_seq=_min_run_seq(store, names),
             project_id=project_id,
         )
+        crashpoint("run started")
         clean_stale_work(project.work_dir / "work", keep=run.run_id)
         rep.run_started(run.run_id, names)
         session = Session(
@@ -146,6 +148,8 @@ def _run_steps(
             _record_skipped(ctx.state, project, ctx.run_id, r)
         else:
             try:
+                if ctx.lease is not None:
+                    ctx.lease.check()  # do no work for a run that no longer owns the project
                 r = _run_with_retries(ctx, project, name)
             except LeaseLost as e:
                 partial = getattr(e, "step_result", None)
@@ -271,6 +275,7 @@ def _run_with_retries(ctx: StepContext, project: Any, name: str) -> StepResult:
 
 
 def _record_step(ctx: StepContext, project: Any, step_id: Any, r: StepResult) -> None:
+    crashpoint(f"{r.dataset}: {r.status}, not recorded")
     pname = project.config.name
     st = ctx.state
     if r.checks:

@@ -3,11 +3,11 @@ sure the two agree about what was published, and fail *that dataset* (clearly, w
 repair command) when they do not — instead of trusting the state store's file lists and
 silently leaving out rows that the table no longer has.
 
-Checked: the dataset's table and its quarantine can be read and hold every data file of
-their current version; the newest step the state store recorded as published (under this
-warehouse's identity) names a version the table still has, written by that run. A full
-refresh rebuilds from the inputs, so it skips the comparison and moves an unreadable table
-aside first (the repair path).
+Checked: the dataset's table and its quarantine (and the tables it reads) can be read and
+hold every data file of their current version; the newest step the state store recorded as
+published (under this warehouse's identity) names a version the table still has, written by
+that run. A full refresh rebuilds from the inputs, so it skips the comparison and moves an
+unreadable table aside first (the repair path).
 """
 
 from __future__ import annotations
@@ -25,6 +25,14 @@ def verify_published(ctx: Any, name: str, *, repair: bool | None = None) -> None
     with the state store. ``repair`` (default: the run's ``--full-refresh``) moves an
     unreadable table aside instead, so the step rebuilds it."""
     repair = ctx.full_refresh if repair is None else repair
+    for up in ctx.project.deps.get(name, ()):  # read, never repaired, by this dataset
+        try:
+            inspect_table(ctx.store, up)
+        except TableDamaged as e:
+            raise TableDamaged(
+                f"dataset '{name}' reads '{up}', which cannot be trusted: {e.message}",
+                hint=e.hint,
+            ) from e
     versions: dict[str, int | None] = {}
     for table in (name, name + QUARANTINE_SUFFIX):
         try:

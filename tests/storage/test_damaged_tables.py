@@ -162,3 +162,16 @@ def test_unreadable_table_does_not_stop_a_run_of_other_datasets(tmp_path: Path) 
     assert r.step("other").rows_out == 3
     r = execute(load_project(root), select=["other"])  # a run not selecting ev at all
     assert r.status == RunStatus.SUCCESS
+
+
+def test_damaged_upstream_named_when_only_the_downstream_runs(tmp_path: Path) -> None:
+    root = _project(tmp_path)
+    _load_three_batches(root)
+    _delete_a_data_file(root / "warehouse" / "ev")
+    (root / "warehouse" / "ev_sum" / "_delta_log").rename(root / "ev_sum_log")  # force a rerun
+    r = execute(load_project(root), select=["ev_sum"], full_refresh=True)
+    step = r.step("ev_sum")
+    assert step.status == StepStatus.FAILED and step.attempts == 1  # not retried as "I/O"
+    assert "reads 'ev'" in step.reason and "missing" in step.reason
+    assert "--select ev --full-refresh" in (step.hint or "")
+    assert (root / "warehouse" / "ev" / "_delta_log").is_dir()  # the upstream is not touched
