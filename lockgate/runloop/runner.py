@@ -148,7 +148,7 @@ def _run_steps(
             _record_skipped(ctx.state, project, ctx.run_id, r)
         else:
             try:
-                if ctx.lease is not None:
+                if ctx.lease is not None and ctx.lease.lost:
                     ctx.lease.check()  # do no work for a run that no longer owns the project
                 r = _run_with_retries(ctx, project, name)
             except LeaseLost as e:

@@ -15,7 +15,13 @@ from __future__ import annotations
 from typing import Any
 
 from lockgate.storage.delta import QUARANTINE_SUFFIX
-from lockgate.storage.health import TableDamaged, inspect_table, move_aside, repair_hint
+from lockgate.storage.health import (
+    TableDamaged,
+    TableHealth,
+    inspect_table,
+    move_aside,
+    repair_hint,
+)
 
 _PUBLISHED = ("success", "noop")
 
@@ -25,7 +31,10 @@ def verify_published(ctx: Any, name: str, *, repair: bool | None = None) -> None
     with the state store. ``repair`` (default: the run's ``--full-refresh``) moves an
     unreadable table aside instead, so the step rebuilds it."""
     repair = ctx.full_refresh if repair is None else repair
+    seen: set[str] = ctx.__dict__.setdefault("_lg_intact", set())  # checked in this run
     for up in ctx.project.deps.get(name, ()):  # read, never repaired, by this dataset
+        if up in seen:
+            continue
         try:
             inspect_table(ctx.store, up)
         except TableDamaged as e:
@@ -33,59 +42,63 @@ def verify_published(ctx: Any, name: str, *, repair: bool | None = None) -> None
                 f"dataset '{name}' reads '{up}', which cannot be trusted: {e.message}",
                 hint=e.hint,
             ) from e
-    versions: dict[str, int | None] = {}
+        seen.add(up)
+    health: dict[str, TableHealth | None] = {}
     for table in (name, name + QUARANTINE_SUFFIX):
         try:
-            versions[table] = inspect_table(ctx.store, table)
+            health[table] = inspect_table(ctx.store, table)
         except TableDamaged as e:
             if not repair:
                 raise
             if e.unreadable:
                 move_aside(ctx.store, table)
-            versions[table] = None  # missing data files: the rebuild overwrites the table
+            health[table] = None  # missing data files: the rebuild overwrites the table
     project_id = getattr(ctx, "project_id", None)
-    if repair or project_id is None:
-        return
+    if not repair and project_id is not None:
+        _agree_with_state(ctx, name, project_id, health)
+    seen.add(name)  # what this step publishes next is its own, fresh work
+
+
+def _agree_with_state(
+    ctx: Any, name: str, project_id: str, health: dict[str, TableHealth | None]
+) -> None:
     steps = ctx.state.dataset_steps(ctx.project.config.name, name, limit=50, project_id=project_id)
     out = next((s for s in steps if s.status in _PUBLISHED and s.output_version is not None), None)
     if out is not None:
-        _compare(ctx, name, versions[name], out, out.output_version, "table")
+        wrote = out.status == "success" and bool(out.rows_out)
+        _compare(name, health[name], out, out.output_version, "table", wrote)
     q = next((s for s in steps if s.status == "success" and s.quarantine_version is not None), None)
     if q is not None:
         qname = name + QUARANTINE_SUFFIX
-        _compare(ctx, qname, versions[qname], q, q.quarantine_version, "quarantine table")
+        _compare(qname, health[qname], q, q.quarantine_version, "quarantine table", True)
 
 
-def _compare(ctx: Any, table: str, current: int | None, step: Any, version: int, what: str) -> None:
+def _compare(
+    table: str, current: TableHealth | None, step: Any, version: int, what: str, wrote: bool
+) -> None:
+    """``wrote``: the step committed ``version`` itself (not a no-op or an empty batch)."""
     when = f"{step.finished_at or step.started_at:%Y-%m-%d %H:%M:%S} UTC"
     said = f"the state store says run {step.run_id[:12]} published version {version} of {what} "
     said += f"'{table}' ({when})"
-    problem: str | None
+    problem: str | None = None
     if current is None:
         problem = "but the warehouse has no such table (it was deleted)"
-    elif current < version:
+    elif current.version < version:
         problem = (
-            f"but the table is at version {current}: commits were lost (a deleted or "
+            f"but the table is at version {current.version}: commits were lost (a deleted or "
             "damaged _delta_log file)"
         )
-    else:
-        problem = _other_writer(ctx, table, step, version)
+    elif current.version == version and wrote:
+        # the step's own commit is the newest: it must carry the step's run id
+        newest = current.newest_run_id()
+        if newest is not None and newest != step.run_id:
+            problem = (
+                f"but version {version} of the table was written by run {newest[:12]}: its "
+                "history was rewritten (a deleted or replaced _delta_log file)"
+            )
     if problem is None:
         return
     raise TableDamaged(
         f"{said}, {problem}; the rows of the lost commits would be silently missing",
         hint=repair_hint(table),
-    )
-
-
-def _other_writer(ctx: Any, table: str, step: Any, version: int) -> str | None:
-    """The commit at ``version`` must be the step's own when the step wrote rows."""
-    if step.status != "success" or not (step.rows_out or step.rows_quarantined):
-        return None
-    last = ctx.store.last_commit(table)
-    if last is None or last.version != version or last.run_id == step.run_id:
-        return None
-    return (
-        f"but version {version} of the table was written by run {last.run_id[:12]}: "
-        "its history was rewritten (a deleted or replaced _delta_log file)"
     )

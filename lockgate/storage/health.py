@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -18,7 +19,7 @@ from urllib.parse import unquote, urlparse
 from deltalake import DeltaTable
 
 from lockgate.errors import TerminalError
-from lockgate.storage.delta import DeltaStore, _short
+from lockgate.storage.delta import META_PREFIX, DeltaStore, _short
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +34,20 @@ class TableDamaged(TerminalError):
     unreadable: bool = False
 
 
-def inspect_table(store: DeltaStore, name: str) -> int | None:
+@dataclass(frozen=True)
+class TableHealth:
+    """An intact table: its current version, and the opened table (to read more cheaply)."""
+
+    version: int
+    table: DeltaTable
+
+    def newest_run_id(self) -> str | None:
+        """``lockgate.run_id`` of the table's newest commit (None: not written by lockgate)."""
+        entries = self.table.history(1)
+        return str(entries[0].get(META_PREFIX + "run_id") or "") or None if entries else None
+
+
+def inspect_table(store: DeltaStore, name: str) -> TableHealth | None:
     """The table's current version (None: no table); raises :class:`TableDamaged` when its
     log cannot be read or data files of its current version are missing."""
     path = store.path(name)
@@ -64,7 +78,7 @@ def inspect_table(store: DeltaStore, name: str) -> int | None:
             f"{_local(missing[0]).name}); reading it would lose their rows",
             hint=repair_hint(name),
         )
-    return int(version)
+    return TableHealth(int(version), table)
 
 
 def repair_hint(name: str) -> str:
