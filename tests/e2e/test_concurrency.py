@@ -134,9 +134,16 @@ def test_run_that_lost_its_lock_stops_and_ends_interrupted(tmp_path: Path) -> No
         _wait_for(started, first)
         store = StateStore.open(f"sqlite:///{root / '.lockgate' / 'state.db'}")
         try:
-            with store.engine.begin() as conn:  # its lease ran out while it was paused
+            with store.engine.begin() as conn:
+                # its lease ran out while it was paused, and a run that has since died took
+                # the lock (another holder: the paused run's heartbeat cannot win it back
+                # before the next run takes it over, whatever the timing)
                 past = datetime.now(UTC) - timedelta(seconds=5)
-                conn.execute(sa.update(t.locks).values(expires_at=past))
+                conn.execute(
+                    sa.update(t.locks).values(
+                        holder="d" * 32, pid=2**22 + 1, host="gone", expires_at=past
+                    )
+                )
         finally:
             store.close()
         other = run_cli(root, "run", "--select", "a", "--full-refresh")  # takes the lock over

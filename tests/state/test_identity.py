@@ -38,15 +38,10 @@ def _rows(root: Path, table: str = "ev", warehouse: str = "warehouse") -> int:
     return deltalake.DeltaTable(str(root / warehouse / table)).to_pyarrow_table().num_rows
 
 
-@pytest.fixture
-def shared_url(state_url: str, tmp_path: Path) -> str:
-    """One state store two projects point at (SQLite by absolute path, or PostgreSQL)."""
-    return state_url
-
-
-def test_second_project_with_the_same_name_is_refused(shared_url: str, tmp_path: Path) -> None:
-    a = _project(tmp_path / "a", shared_url, rows=100)
-    b = _project(tmp_path / "b", shared_url, rows=200)
+def test_second_project_with_the_same_name_is_refused(state_url: str, tmp_path: Path) -> None:
+    """``state_url`` is one store both point at: SQLite by absolute path, or PostgreSQL."""
+    a = _project(tmp_path / "a", state_url, rows=100)
+    b = _project(tmp_path / "b", state_url, rows=200)
     assert execute(load_project(a)).status == RunStatus.SUCCESS
     with pytest.raises(ProjectIdentityError) as ei:
         execute(load_project(b))
@@ -169,3 +164,21 @@ def test_identity_file_is_json_with_the_name(tmp_path: Path) -> None:
     execute(load_project(a))
     data = json.loads((a / "warehouse" / IDENTITY_FILE).read_text())
     assert data["name"] == "shop" and len(data["project_id"]) == 32
+
+
+def test_project_from_before_identities_is_adopted(state_url: str, tmp_path: Path) -> None:
+    """A warehouse and state store written before identities existed: the first run gives
+    the warehouse its id and keeps the history (the file list of published files is used)."""
+    a = _project(tmp_path / "a", state_url, rows=10)
+    execute(load_project(a))
+    (a / "warehouse" / IDENTITY_FILE).unlink()
+    with StateStore.open(state_url) as st, st.engine.begin() as conn:
+        conn.execute(sa.delete(t.projects))
+        conn.execute(sa.update(t.runs).values(project_id=None))
+    r = execute(load_project(a))
+    assert r.status == RunStatus.SUCCESS and r.step("ev").status == StepStatus.NOOP
+    ident = read_identity(a / "warehouse")
+    assert ident is not None
+    with StateStore.open(state_url) as st:
+        steps = st.dataset_steps("shop", "ev", project_id=ident.project_id)
+    assert [s.status for s in steps] == ["noop", "success"]  # the old run was adopted
