@@ -6,14 +6,18 @@ cases (W = the warehouse's id, S = the state store's record of the name):
 
 - no S: a first run, or a new/deleted state store: register W (a new id when W is missing);
 - S = W: the same project (moved, when the path differs: the record follows it), unless the
-  state store is a shared server and the old path still holds the same id — a *copy* of the
-  warehouse, which would share one history: refused;
+  old path still holds the same id — a *copy* of the warehouse, which would share one
+  history: refused;
 - S ≠ W (or no W): another warehouse holds this name. If that warehouse is still there (on
   this host) it is a second project with the same name: refused, nothing is read. If it is
   gone (deleted, emptied, replaced) this warehouse starts a new history under a new id:
   earlier runs are not evidence of what it holds, so everything is loaded from scratch.
   Another host's warehouse cannot be checked: refused unless ``--full-refresh`` (which
   rebuilds every selected dataset from its inputs, so no earlier state is needed).
+
+A SQLite state store inside the project folder (the default) is private to that folder: a
+copied project folder carries its own history, so nothing is refused — a copied or
+replaced warehouse only starts or follows its identity.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 from typing import Any
+
+import sqlalchemy as sa
 
 from lockgate.state.errors import ProjectIdentityError
 from lockgate.state.lock import HOST
@@ -34,18 +40,34 @@ FIX = (
 )
 
 
+def private_store(state_url: str, root: Path) -> bool:
+    """Whether the state store is a SQLite file inside the project folder: then it belongs
+    to this copy of the project alone (a copied project folder carries its own history)."""
+    url = sa.engine.make_url(state_url)
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return False
+    return Path(url.database).resolve().is_relative_to(Path(root).resolve())
+
+
 def resolve(
-    state: Any, warehouse: Path, name: str, *, full_refresh: bool = False, write: bool = True
+    state: Any,
+    warehouse: Path,
+    name: str,
+    *,
+    full_refresh: bool = False,
+    write: bool = True,
+    private: bool = False,
 ) -> str | None:
     """The project id this run works under; registers it (and writes the warehouse's
     identity file) when ``write``. Raises :class:`ProjectIdentityError` on a clash.
-    With ``write=False`` (dry run) returns None where a new identity would be created."""
+    With ``write=False`` (dry run) returns None where a new identity would be created.
+    ``private``: the state store belongs to this project folder alone (no clash possible)."""
     path = str(Path(warehouse).resolve())
     mine = read_identity(Path(warehouse))
     rec = state.project_record(name)
     if rec is not None and mine is not None and rec.project_id == mine.project_id:
         if (rec.warehouse, rec.host) != (path, HOST):
-            if state.dialect != "sqlite" and _still_there(rec, mine.project_id):
+            if not private and _still_there(rec, mine.project_id):
                 raise ProjectIdentityError(
                     f"the warehouse {path} is a copy of {rec.warehouse} (both carry project "
                     f"id {mine.project_id} of project {name!r}): they would share one history "
@@ -64,7 +86,8 @@ def resolve(
                 state.register_project(name, mine.project_id, path)
         return mine.project_id
     if rec is not None:
-        _refuse_if_other_is_live(state, rec, path, name, mine, full_refresh)
+        if not private:
+            _refuse_if_other_is_live(state, rec, path, name, mine, full_refresh)
         log.warning(
             "project %r: the state store's history belongs to warehouse %s (id %s), which "
             "no longer holds it; %s starts a new history: every dataset is loaded from "

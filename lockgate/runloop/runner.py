@@ -64,7 +64,11 @@ def execute(
     t0 = time.perf_counter()
     with state.lock(project.config.name) as lease:
         project_id = identity.resolve(
-            state, project.warehouse_path, project.config.name, full_refresh=full_refresh
+            state,
+            project.warehouse_path,
+            project.config.name,
+            full_refresh=full_refresh,
+            private=identity.private_store(project.state_url, project.root),
         )
         state.mark_stale_runs(project.config.name)
         run = state.start_run(
@@ -382,6 +386,7 @@ def plan(
             project.config.name,
             full_refresh=full_refresh,
             write=False,
+            private=identity.private_store(project.state_url, project.root),
         ),
     )
     will_run: set[str] = set()

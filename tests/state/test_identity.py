@@ -182,3 +182,28 @@ def test_project_from_before_identities_is_adopted(state_url: str, tmp_path: Pat
     with StateStore.open(state_url) as st:
         steps = st.dataset_steps("shop", "ev", project_id=ident.project_id)
     assert [s.status for s in steps] == ["noop", "success"]  # the old run was adopted
+
+
+def test_copied_project_folder_with_its_own_state_runs(tmp_path: Path) -> None:
+    """The default SQLite state inside the project folder travels with a copy: both the
+    original and the copy keep working, each on its own history."""
+    a = _project(tmp_path / "a", "sqlite:///.lockgate/state.db", rows=10)
+    execute(load_project(a))
+    b = tmp_path / "b"
+    shutil.copytree(a, b)
+    (b / "data" / "y.csv").write_text(_csv(11, 12))
+    r = execute(load_project(b))
+    assert r.status == RunStatus.SUCCESS and r.step("ev").rows_out == 2 and _rows(b) == 12
+    (a / "data" / "y.csv").write_text(_csv(11, 15))
+    r = execute(load_project(a))
+    assert r.status == RunStatus.SUCCESS and r.step("ev").rows_out == 5 and _rows(a) == 15
+
+
+def test_copied_warehouse_sharing_a_sqlite_file_is_refused(tmp_path: Path) -> None:
+    shared = f"sqlite:///{tmp_path / 'shared' / 'state.db'}"
+    a = _project(tmp_path / "a", shared, rows=10)
+    execute(load_project(a))
+    b = tmp_path / "b"
+    shutil.copytree(a, b)
+    with pytest.raises(ProjectIdentityError, match="is a copy of"):
+        execute(load_project(b))
