@@ -8,12 +8,14 @@ cases (W = the warehouse's id, S = the state store's record of the name):
 - S = W: the same project (moved, when the path differs: the record follows it), unless the
   old path still holds the same id — a *copy* of the warehouse, which would share one
   history: refused;
+- no W, but the recorded folder is this one and still holds tables: the identity file alone
+  was lost; it is written again;
 - S ≠ W (or no W): another warehouse holds this name. If that warehouse is still there (on
-  this host) it is a second project with the same name: refused, nothing is read. If it is
-  gone (deleted, emptied, replaced) this warehouse starts a new history under a new id:
-  earlier runs are not evidence of what it holds, so everything is loaded from scratch.
-  Another host's warehouse cannot be checked: refused unless ``--full-refresh`` (which
-  rebuilds every selected dataset from its inputs, so no earlier state is needed).
+  this host) it is a second project with the same name: refused, nothing is read. Another
+  host's warehouse cannot be checked: refused. If it is gone (deleted, emptied, replaced),
+  what the state store says was published is not there: refused too, unless
+  ``--full-refresh``, which rebuilds every selected dataset from its inputs under a new id
+  (earlier runs are not evidence of what this warehouse holds).
 
 A SQLite state store inside the project folder (the default) is private to that folder: a
 copied project folder carries its own history, so nothing is refused — a copied or
@@ -86,8 +88,17 @@ def resolve(
                 state.register_project(name, mine.project_id, path)
         return mine.project_id
     if rec is not None:
+        if mine is None and (rec.warehouse, rec.host) == (path, HOST) and _has_tables(warehouse):
+            # the same folder, still holding tables: only the identity file was lost
+            log.warning("project %r: restored the identity file of warehouse %s", name, path)
+            if write:
+                write_identity(Path(warehouse), name, rec.project_id)
+                state.register_project(name, rec.project_id, path)
+            return str(rec.project_id)
         if not private:
             _refuse_if_other_is_live(state, rec, path, name, mine, full_refresh)
+        if not full_refresh:
+            raise _emptied(state, rec, name, _here(path, mine))
         log.warning(
             "project %r: the state store's history belongs to warehouse %s (id %s), which "
             "no longer holds it; %s starts a new history: every dataset is loaded from "
@@ -105,6 +116,30 @@ def resolve(
     return mine.project_id
 
 
+def _has_tables(warehouse: Path) -> bool:
+    try:
+        return any((p / "_delta_log").is_dir() for p in Path(warehouse).iterdir())
+    except OSError:
+        return False
+
+
+def _here(path: str, mine: Any) -> str:
+    return f"this warehouse {path} " + (
+        f"has project id {mine.project_id}" if mine is not None else "has no lockgate identity"
+    )
+
+
+def _emptied(state: Any, rec: Any, name: str, here: str) -> ProjectIdentityError:
+    return ProjectIdentityError(
+        f"the state store {state.url} holds the history of project {name!r} in warehouse "
+        f"{rec.warehouse} (project id {rec.project_id}), but {here}: the warehouse was "
+        "deleted, emptied or replaced, so what the state store says was published is not there",
+        hint="if that was on purpose, `lockgate run --full-refresh` rebuilds every dataset from "
+        "its inputs and starts a new history (rows whose input files are gone cannot come "
+        "back); otherwise restore the warehouse from a backup",
+    )
+
+
 def _still_there(rec: Any, project_id: str) -> bool:
     """Whether the recorded warehouse (on this host) still carries ``project_id``."""
     if rec.host != HOST:
@@ -119,9 +154,7 @@ def _still_there(rec: Any, project_id: str) -> bool:
 def _refuse_if_other_is_live(
     state: Any, rec: Any, path: str, name: str, mine: Any, full_refresh: bool
 ) -> None:
-    here = f"this warehouse {path} " + (
-        f"has project id {mine.project_id}" if mine is not None else "has no lockgate identity yet"
-    )
+    here = _here(path, mine)
     if rec.host == HOST:
         if rec.warehouse == path or not _still_there(rec, rec.project_id):
             return  # the recorded warehouse is gone (deleted, emptied, replaced)

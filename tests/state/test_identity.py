@@ -76,13 +76,17 @@ def test_first_run_writes_the_identity_and_registers_it(state_url: str, tmp_path
         assert ids == [ident.project_id]
 
 
-def test_deleted_warehouse_is_reloaded_from_scratch(state_url: str, tmp_path: Path) -> None:
+def test_deleted_warehouse_is_refused_until_a_full_refresh(state_url: str, tmp_path: Path) -> None:
     a = _project(tmp_path / "a", state_url, rows=50)
     execute(load_project(a))
     old = read_identity(a / "warehouse")
     shutil.rmtree(a / "warehouse")  # the state store still says 50 rows were published
     (a / "data" / "y.csv").write_text(_csv(51, 60))
-    r = execute(load_project(a))
+    with pytest.raises(ProjectIdentityError, match="deleted, emptied or replaced") as ei:
+        execute(load_project(a))  # not 10 rows reported as success
+    assert "--full-refresh" in str(ei.value) and ei.value.exit_code == 2
+    assert not (a / "warehouse" / "ev").exists()
+    r = execute(load_project(a), full_refresh=True)
     assert r.status == RunStatus.SUCCESS
     assert r.step("ev").rows_out == 60 and _rows(a) == 60  # not just the 10 new ones
     new = read_identity(a / "warehouse")
@@ -207,3 +211,15 @@ def test_copied_warehouse_sharing_a_sqlite_file_is_refused(tmp_path: Path) -> No
     shutil.copytree(a, b)
     with pytest.raises(ProjectIdentityError, match="is a copy of"):
         execute(load_project(b))
+
+
+def test_lost_identity_file_is_restored(state_url: str, tmp_path: Path) -> None:
+    a = _project(tmp_path / "a", state_url, rows=10)
+    execute(load_project(a))
+    ident = read_identity(a / "warehouse")
+    (a / "warehouse" / IDENTITY_FILE).unlink()
+    r = execute(load_project(a))
+    assert r.status == RunStatus.SUCCESS and r.step("ev").status == StepStatus.NOOP
+    restored = read_identity(a / "warehouse")
+    assert ident is not None and restored is not None
+    assert restored.project_id == ident.project_id
