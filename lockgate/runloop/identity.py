@@ -97,7 +97,7 @@ def resolve(
             return str(rec.project_id)
         if not private:
             _refuse_if_other_is_live(state, rec, path, name, mine, full_refresh)
-        if not full_refresh:
+        if not full_refresh and state.published_anything(name, rec.project_id):
             raise _emptied(state, rec, name, _here(path, mine))
         log.warning(
             "project %r: the state store's history belongs to warehouse %s (id %s), which "

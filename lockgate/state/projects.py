@@ -76,3 +76,19 @@ def register_project(
     rec = get_project(conn, project)
     assert rec is not None
     return rec
+
+
+def published_anything(conn: Connection, project: str, project_id: str) -> bool:
+    """Whether a run under ``project_id`` recorded a dataset as published."""
+    q = (
+        sa.select(t.steps.c.id)
+        .join(t.runs, t.runs.c.run_id == t.steps.c.run_id)
+        .where(
+            t.steps.c.project == project,
+            t.runs.c.project_id == project_id,
+            t.steps.c.status.in_(("success", "noop")),
+            t.steps.c.output_version.is_not(None),
+        )
+        .limit(1)
+    )
+    return conn.execute(q).first() is not None

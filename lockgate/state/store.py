@@ -57,7 +57,12 @@ from lockgate.state._convert import (
 from lockgate.state.engine import READ_ONLY, create_state_engine, db_errors, mask_url, parse_url
 from lockgate.state.lock import HOST, Lease, acquire, lock_info, now_utc, pid_alive
 from lockgate.state.migrations import migrate
-from lockgate.state.projects import ProjectRecord, get_project, register_project
+from lockgate.state.projects import (
+    ProjectRecord,
+    get_project,
+    published_anything,
+    register_project,
+)
 from lockgate.state.records import (
     AttemptInfo,
     CheckRecord,
@@ -458,6 +463,11 @@ class StateStore:
         """The warehouse identity registered for ``project`` (None: never registered)."""
         with self._read() as conn:
             return get_project(conn, project)
+
+    def published_anything(self, project: str, project_id: str) -> bool:
+        """Whether any run under warehouse identity ``project_id`` published a dataset."""
+        with self._read() as conn:
+            return published_anything(conn, project, project_id)
 
     def register_project(
         self, project: str, project_id: str, warehouse: str, host: str = HOST

@@ -223,3 +223,19 @@ def test_lost_identity_file_is_restored(state_url: str, tmp_path: Path) -> None:
     restored = read_identity(a / "warehouse")
     assert ident is not None and restored is not None
     assert restored.project_id == ident.project_id
+
+
+def test_warehouse_that_never_held_a_table_may_be_deleted(state_url: str, tmp_path: Path) -> None:
+    """Nothing was ever published (the first run failed): nothing can be lost either."""
+    a = make_project(
+        tmp_path / "a",
+        EVENTS,
+        files={"data/x.csv": "ts,v\n1,a\n"},
+        config={"name": "shop", "state": state_url},
+    )
+    (a / "data" / "x.csv").unlink()
+    assert execute(load_project(a)).status == RunStatus.FAILED  # no input: nothing published
+    shutil.rmtree(a / "warehouse")
+    (a / "data" / "x.csv").write_text(_csv(1, 4))
+    r = execute(load_project(a))
+    assert r.status == RunStatus.SUCCESS and _rows(a) == 4
