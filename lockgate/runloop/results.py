@@ -56,6 +56,7 @@ class RunStatus(StrEnum):
     PARTIAL = "partial"  # some steps failed or blocked, others published
     FAILED = "failed"
     BLOCKED = "blocked"
+    INTERRUPTED = "interrupted"  # stopped early: the run lost its project lock
 
 
 @dataclass

@@ -13,6 +13,7 @@ from typing import Any
 
 from lockgate.engine.session import Session, clean_stale_work
 from lockgate.errors import GateBlocked, LockgateError
+from lockgate.runloop import identity
 from lockgate.runloop.results import RunResult, RunStatus, StepResult, StepStatus
 from lockgate.runloop.step import (
     StepContext,
@@ -22,6 +23,9 @@ from lockgate.runloop.step import (
     resolve_inputs,
     run_step,
 )
+from lockgate.runloop.trust import verify_published
+from lockgate.state.errors import LeaseLost
+from lockgate.storage.crashpoints import crashpoint
 
 log = logging.getLogger(__name__)
 
@@ -59,13 +63,22 @@ def execute(
     state, store = open_backends(project)
     t0 = time.perf_counter()
     with state.lock(project.config.name) as lease:
+        project_id = identity.resolve(
+            state,
+            project.warehouse_path,
+            project.config.name,
+            full_refresh=full_refresh,
+            private=identity.private_store(project.state_url, project.root),
+        )
         state.mark_stale_runs(project.config.name)
         run = state.start_run(
             project.config.name,
             selection=" ".join(select) or "*",
             args={"full_refresh": full_refresh, **(args or {})},
             min_seq=_min_run_seq(store, names),
+            project_id=project_id,
         )
+        crashpoint("run started")
         clean_stale_work(project.work_dir / "work", keep=run.run_id)
         rep.run_started(run.run_id, names)
         session = Session(
@@ -91,24 +104,9 @@ def execute(
                 now=now or datetime.now(UTC),
                 report=rep.step_phase,
                 lease=lease,
+                project_id=project_id,
             )
-            bad: dict[str, str] = {}  # dataset → why its downstream is skipped
-            for name in names:
-                failed_up = [u for u in project.deps.get(name, ()) if u in bad]
-                rep.step_started(name)
-                if failed_up:
-                    r = StepResult(
-                        dataset=name,
-                        status=StepStatus.UPSTREAM_FAILED,
-                        reason=f"upstream '{failed_up[0]}' {bad[failed_up[0]]}",
-                    )
-                    _record_skipped(state, project, run.run_id, r)
-                else:
-                    r = _run_with_retries(ctx, project, name)
-                if not r.ok:
-                    bad[name] = "blocked" if r.status == StepStatus.BLOCKED else "failed"
-                results.append(r)
-                rep.step_finished(r)
+            lost = _run_steps(ctx, project, names, rep, results)
         except BaseException as e:  # interrupted: record what we know, then re-raise
             error = f"{type(e).__name__}: {e}"
             state.finish_run(run.run_id, "interrupted", summary=_summary(results), error=error)
@@ -116,6 +114,11 @@ def execute(
         finally:
             session.close()
         status = _run_status(results)
+        if lost is None:
+            lost = _lease_lost(lease)
+        if lost is not None:  # another run owns the project now: this one did not finish
+            status, error = RunStatus.INTERRUPTED, lost.message
+            log.error("run %s interrupted: %s", run.run_id, lost.message)
         state.finish_run(run.run_id, str(status), summary=_summary(results), error=error)
     return RunResult(
         run_id=run.run_id,
@@ -125,6 +128,52 @@ def execute(
         steps=results,
         duration_s=time.perf_counter() - t0,
     )
+
+
+def _run_steps(
+    ctx: StepContext,
+    project: Any,
+    names: Sequence[str],
+    rep: Reporter,
+    results: list[StepResult],
+) -> LeaseLost | None:
+    """Run ``names`` in order into ``results``; stops at once, returning the error, when the
+    run's lock lease is lost (nothing more may be committed then)."""
+    bad: dict[str, str] = {}  # dataset → why its downstream is skipped
+    for name in names:
+        failed_up = [u for u in project.deps.get(name, ()) if u in bad]
+        rep.step_started(name)
+        if failed_up:
+            r = StepResult(
+                dataset=name,
+                status=StepStatus.UPSTREAM_FAILED,
+                reason=f"upstream '{failed_up[0]}' {bad[failed_up[0]]}",
+            )
+            _record_skipped(ctx.state, project, ctx.run_id, r)
+        else:
+            try:
+                if ctx.lease is not None and ctx.lease.lost:
+                    ctx.lease.check()  # do no work for a run that no longer owns the project
+                r = _run_with_retries(ctx, project, name)
+            except LeaseLost as e:
+                partial = getattr(e, "step_result", None)
+                if isinstance(partial, StepResult):
+                    results.append(partial)
+                    rep.step_finished(partial)
+                return e
+        if not r.ok:
+            bad[name] = "blocked" if r.status == StepStatus.BLOCKED else "failed"
+        results.append(r)
+        rep.step_finished(r)
+    return None
+
+
+def _lease_lost(lease: Any) -> LeaseLost | None:
+    try:
+        lease.check()
+    except LeaseLost as e:
+        return e
+    return None
 
 
 def _min_run_seq(store: Any, names: Sequence[str]) -> int:
@@ -139,7 +188,11 @@ def _min_run_seq(store: Any, names: Sequence[str]) -> int:
     highest = 0
     for name in names:
         for table in (name, name + QUARANTINE_SUFFIX):
-            done = store.txn_version(table, APP_ID_PREFIX + table)
+            try:
+                done = store.txn_version(table, APP_ID_PREFIX + table)
+            except LockgateError as e:  # a damaged table fails its own step, not the run
+                log.debug("cannot read the transactions of table %s: %s", table, e)
+                continue
             if done is not None:
                 highest = max(highest, int(done))
     return highest + 1
@@ -162,6 +215,21 @@ def _run_with_retries(ctx: StepContext, project: Any, name: str) -> StepResult:
             )
             _record_step(ctx, project, step_id, r)
             return r
+        except LeaseLost as e:  # never retried: the run stops (see _run_steps)
+            ctx.state.record_attempt(
+                step_id, attempt, "error", str(e), False, started, datetime.now(UTC)
+            )
+            r = StepResult(
+                dataset=name,
+                status=StepStatus.FAILED,
+                reason=e.message,
+                error=str(e),
+                hint=e.hint,
+                attempts=attempt,
+            )
+            _record_step(ctx, project, step_id, r)
+            e.step_result = r  # type: ignore[attr-defined]
+            raise
         except LockgateError as e:
             log.debug("step %s attempt %d failed", name, attempt, exc_info=True)
             transient = e.transient
@@ -211,6 +279,7 @@ def _run_with_retries(ctx: StepContext, project: Any, name: str) -> StepResult:
 
 
 def _record_step(ctx: StepContext, project: Any, step_id: Any, r: StepResult) -> None:
+    crashpoint(f"{r.dataset}: {r.status}, not recorded")
     pname = project.config.name
     st = ctx.state
     if r.checks:
@@ -311,14 +380,29 @@ def plan(
         run_id="dry-run",
         run_seq=0,
         full_refresh=full_refresh,
+        project_id=identity.resolve(
+            state,
+            project.warehouse_path,
+            project.config.name,
+            full_refresh=full_refresh,
+            write=False,
+            private=identity.private_store(project.state_url, project.root),
+        ),
     )
     will_run: set[str] = set()
     out: list[StepResult] = []
     for name in names:
         spec = project.datasets[name]
         ups = [u for u in project.deps.get(name, ()) if u in will_run]
-        last = store.last_commit(name)
         r = StepResult(dataset=name, status=StepStatus.PLANNED)
+        try:
+            if not full_refresh:
+                verify_published(ctx, name, repair=False)
+            last = store.last_commit(name)
+        except LockgateError as e:
+            r.status, r.reason, r.hint = StepStatus.FAILED, e.message, e.hint
+            out.append(r)
+            continue
         if full_refresh:
             r.reason = "--full-refresh: rebuild from all input data"
         elif ups:

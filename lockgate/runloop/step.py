@@ -22,12 +22,14 @@ from sqlglot import exp
 
 from lockgate.engine.session import Session, ident, table_ref
 from lockgate.engine.transforms import stage_python, stage_sql
-from lockgate.errors import GateBlocked, LockgateError, TerminalError
+from lockgate.errors import GateBlocked, TerminalError
 from lockgate.project.models import DatasetSpec, PythonTransformSpec, WriteMode, WriteSpec
 from lockgate.quality.checks import NotNull
 from lockgate.runloop import incremental
 from lockgate.runloop.contract import apply_contract
+from lockgate.runloop.requarantine import drop_quarantined_rejects
 from lockgate.runloop.results import StepResult, StepStatus
+from lockgate.runloop.trust import verify_published
 from lockgate.storage.scan import native_scan
 
 log = logging.getLogger(__name__)
@@ -50,6 +52,7 @@ class StepContext:
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
     report: Reporter = lambda dataset, phase: None
     lease: Any = None  # lock lease: aborts before publishing if lost
+    project_id: str | None = None  # the warehouse's identity (runloop.identity)
 
 
 def stage_name(dataset: str) -> str:
@@ -98,12 +101,13 @@ def current_watermark(ctx: StepContext, spec: DatasetSpec) -> Any:
     # the table's newest lockgate commit is the truth about what was published: it is ahead
     # of the state store after a crash between commit and record, and it has *no* watermark
     # after a full refresh that published nothing (the old stored one must not survive that)
+    # (no table, no watermark: the state store's copy is not evidence of what the warehouse
+    # holds — another project's, or a deleted table's)
     last = ctx.store.last_commit(spec.name)
     if last is not None:
         text, _, kind = str(last.watermark or "").rpartition("|")
         return incremental.decode(text, kind) if text else None
-    stored = ctx.state.get_watermark(ctx.project.config.name, spec.name)
-    return incremental.decode(stored.value, stored.value_type or "str") if stored else None
+    return None
 
 
 # --------------------------------------------------------------------------------------------
@@ -121,6 +125,7 @@ def run_step(ctx: StepContext, spec: DatasetSpec) -> StepResult:
     ses.drop(stage, stage + "__rejects")
 
     ctx.report(name, "resolving inputs")
+    verify_published(ctx, name)  # state and warehouse agree (or: fail this dataset)
     inputs = resolve_inputs(ctx, spec)
     watermark = current_watermark(ctx, spec)
     lowest = incremental.min_cursor(spec.incremental, watermark) if spec.incremental else None
@@ -143,7 +148,7 @@ def run_step(ctx: StepContext, spec: DatasetSpec) -> StepResult:
 
     # -- stage ----------------------------------------------------------------------------------
     ctx.report(name, "staging")
-    rejects = 0
+    rejects = requarantined = 0
     if spec.kind == "source":
         from lockgate.sources import stage_source
 
@@ -152,6 +157,9 @@ def run_step(ctx: StepContext, spec: DatasetSpec) -> StepResult:
             ses.con, spec, ctx.project.root, stage, min_cursor=lowest, skip_files=skip
         )
         rejects = staged.rejected
+        if rejects:  # unparseable records of a re-read file: quarantined once (warehouse truth)
+            requarantined = drop_quarantined_rejects(ctx, spec, stage + "__rejects")
+            rejects -= requarantined
         if (
             staged.rows
             and spec.incremental is not None
@@ -171,7 +179,12 @@ def run_step(ctx: StepContext, spec: DatasetSpec) -> StepResult:
         else:
             stage_sql(ses, name, ctx.project.sql_text(name), stage, where)
     staged_rows = ses.count(stage)
-    res.rows_in = staged_rows + rejects
+    res.rows_in = staged_rows + rejects + requarantined
+    if requarantined:  # skipped, reason already_quarantined
+        res.warnings.append(
+            f"{requarantined} unparseable record(s) read again are already in the quarantine: "
+            "not added again"
+        )
     if (
         staged_rows == 0
         and rejects == 0
@@ -285,6 +298,7 @@ def run_step(ctx: StepContext, spec: DatasetSpec) -> StepResult:
             dict(zip(write.partition_by, row, strict=True)) for row in cur.fetchall()
         ]
     ses.settle()
+    _abort_if_lease_lost(ctx)  # again: the quarantine write took time
     # DuckDB writes the Parquet files itself where the write mode allows (append/overwrite),
     # otherwise the query's Arrow batches stream into delta-rs
     pub = ctx.store.publish_query(
@@ -331,7 +345,9 @@ def _already_published_files(
     """Files the last successful step of this (unchanged) definition published: an
     incremental source need not read them again. Only an optimisation — the cursor filter
     and the publish de-duplication keep a re-read correct."""
-    for step in ctx.state.dataset_steps(ctx.project.config.name, spec.name, limit=20):
+    for step in ctx.state.dataset_steps(
+        ctx.project.config.name, spec.name, limit=20, project_id=ctx.project_id
+    ):
         if str(step.status) not in ("success", "noop"):
             continue
         inputs = step.input_versions or {}
@@ -711,8 +727,6 @@ def _check_dict(c: Any) -> dict[str, Any]:
 
 
 def _abort_if_lease_lost(ctx: StepContext) -> None:
-    if ctx.lease is not None and getattr(ctx.lease, "lost", False):
-        raise LockgateError(
-            "the project lock was lost (another process took it over); aborting before "
-            "publishing anything"
-        )
+    """Raise LeaseLost (the runner ends the run as interrupted) unless the lock is ours."""
+    if ctx.lease is not None:
+        ctx.lease.check()

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from lockgate.errors import LockHeld, StateStoreError, TerminalError
 
-__all__ = ["LeaseLost", "LockHeld", "StateSchemaError", "StateStoreError"]
+__all__ = [
+    "LeaseLost",
+    "LockHeld",
+    "ProjectIdentityError",
+    "StateSchemaError",
+    "StateStoreError",
+]
 
 
 class StateSchemaError(TerminalError):
@@ -17,3 +23,10 @@ class StateSchemaError(TerminalError):
 class LeaseLost(LockHeld):
     """Our project lock lease was taken over by another process (it expired while we held it):
     nothing more may be committed by this run."""
+
+
+class ProjectIdentityError(TerminalError):
+    """The warehouse is not the one the state store knows under this project name (two
+    projects with the same name share a state store, or a warehouse was copied)."""
+
+    exit_code = 2

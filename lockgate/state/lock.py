@@ -208,12 +208,31 @@ class Lease:
         return self._lost or now_utc() >= self._expires_at
 
     def check(self) -> None:
-        """Raise :class:`LeaseLost` if the lease is lost (see :attr:`lost`)."""
+        """Raise :class:`LeaseLost` unless the lease is still ours, *as the state store says
+        now*: call it right before committing anything.
+
+        It renews the lease (one compare-and-set on the lock row), so a process that was paused
+        past its expiry and whose lock another run took over finds out here — not at the next
+        heartbeat. When the store cannot be reached, the local expiry decides (see
+        :attr:`lost`)."""
+        if not self._lost and not self._released:
+            try:
+                self.renew()
+            except Exception as e:  # unreachable store: fall back to the local expiry
+                log.warning("could not verify the lock lease of project %r: %s", self.project, e)
+        if self._lost:
+            raise LeaseLost(
+                f"lost the lock of project {self.project!r}: it was taken over by another "
+                "run while this run held it (this one was paused or cut off past its lease's "
+                "expiry); stopping before committing anything more",
+                hint="the other run owns the project now; run again once it has finished. "
+                "If runs are paused for long (swap, suspended VM), raise the lock ttl",
+            )
         if self.lost:
             raise LeaseLost(
-                f"the lock lease of project {self.project!r} was lost (expired "
-                f"{self._expires_at:%H:%M:%S} UTC, or taken over by another run): "
-                "stopping before committing anything more",
+                f"the lock lease of project {self.project!r} expired at "
+                f"{self._expires_at:%H:%M:%S} UTC and could not be renewed: stopping before "
+                "committing anything more",
                 hint="a renewal of the lease failed for longer than its ttl: check the state "
                 "store's availability, or raise the lock ttl",
             )

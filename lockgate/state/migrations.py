@@ -215,8 +215,29 @@ def _0001_initial(conn: Connection) -> None:
         run_seq.create(conn)
 
 
+def _0002_project_identity(conn: Connection) -> None:
+    """Which warehouse a project name belongs to (its identity, also written into the
+    warehouse), and the identity each run ran under."""
+    md = sa.MetaData()
+    sa.Table(
+        "lockgate_projects",
+        md,
+        sa.Column("project", sa.String(200), primary_key=True),
+        sa.Column("project_id", sa.String(32), nullable=False),
+        sa.Column("warehouse", sa.Text, nullable=False),
+        sa.Column("host", sa.String(255), nullable=False),
+        sa.Column("registered_at", TS, nullable=False),
+        sa.Column("updated_at", TS, nullable=False),
+    )
+    md.create_all(conn)
+    conn.execute(sa.text("ALTER TABLE lockgate_runs ADD COLUMN project_id VARCHAR(32)"))
+
+
 #: every migration, in order; append only
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "0001_initial", _0001_initial),)
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "0001_initial", _0001_initial),
+    Migration(2, "0002_project_identity", _0002_project_identity),
+)
 LATEST_VERSION = MIGRATIONS[-1].version
 
 

@@ -57,6 +57,12 @@ from lockgate.state._convert import (
 from lockgate.state.engine import READ_ONLY, create_state_engine, db_errors, mask_url, parse_url
 from lockgate.state.lock import HOST, Lease, acquire, lock_info, now_utc, pid_alive
 from lockgate.state.migrations import migrate
+from lockgate.state.projects import (
+    ProjectRecord,
+    get_project,
+    published_anything,
+    register_project,
+)
 from lockgate.state.records import (
     AttemptInfo,
     CheckRecord,
@@ -159,6 +165,7 @@ class StateStore:
         args: Mapping[str, Any] | None = None,
         *,
         min_seq: int = 1,
+        project_id: str | None = None,
     ) -> RunRecord:
         """Record a new run (status ``running``, this pid and host) and allocate its seq.
 
@@ -177,6 +184,7 @@ class StateStore:
             "args": dict(args) if args is not None else None,
             "pid": os.getpid(),
             "host": HOST,
+            "project_id": project_id,
         }
         with self._tx() as conn:
             if self.dialect == "sqlite":
@@ -435,16 +443,38 @@ class StateStore:
                 )
             )
 
-    def dataset_steps(self, project: str, dataset: str, limit: int = 20) -> list[StepInfo]:
-        """The dataset's most recent steps, newest first."""
-        q = (
-            sa.select(t.steps)
-            .where(t.steps.c.project == project, t.steps.c.dataset == dataset)
-            .order_by(t.steps.c.id.desc())
-            .limit(limit)
-        )
+    def dataset_steps(
+        self, project: str, dataset: str, limit: int = 20, *, project_id: str | None = None
+    ) -> list[StepInfo]:
+        """The dataset's most recent steps, newest first; with ``project_id`` only those of
+        runs under that warehouse identity (history of another warehouse is not evidence of
+        what this one holds)."""
+        q = sa.select(t.steps).where(t.steps.c.project == project, t.steps.c.dataset == dataset)
+        if project_id is not None:
+            q = q.join(t.runs, t.runs.c.run_id == t.steps.c.run_id).where(
+                t.runs.c.project_id == project_id
+            )
+        q = q.order_by(t.steps.c.id.desc()).limit(limit)
         with self._read() as conn:
             return [step_info(r) for r in conn.execute(q).mappings()]
+
+    # --- project identity ------------------------------------------------------------
+    def project_record(self, project: str) -> ProjectRecord | None:
+        """The warehouse identity registered for ``project`` (None: never registered)."""
+        with self._read() as conn:
+            return get_project(conn, project)
+
+    def published_anything(self, project: str, project_id: str) -> bool:
+        """Whether any run under warehouse identity ``project_id`` published a dataset."""
+        with self._read() as conn:
+            return published_anything(conn, project, project_id)
+
+    def register_project(
+        self, project: str, project_id: str, warehouse: str, host: str = HOST
+    ) -> ProjectRecord:
+        """Record that ``project`` is the warehouse ``warehouse`` with identity ``project_id``."""
+        with self._tx() as conn:
+            return register_project(conn, project, project_id, warehouse, host)
 
     # --- checks and scores ------------------------------------------------------------
     def record_check_results(

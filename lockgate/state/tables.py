@@ -106,6 +106,19 @@ runs = sa.Table(
     sa.Column("error", sa.Text),
     sa.Column("pid", sa.Integer),
     sa.Column("host", sa.String(255)),
+    sa.Column("project_id", sa.String(32)),  # the warehouse identity the run ran under
+)
+
+# One row per project name: the identity (``project_id``) of the warehouse it belongs to.
+projects = sa.Table(
+    "lockgate_projects",
+    metadata,
+    sa.Column("project", sa.String(200), primary_key=True),
+    sa.Column("project_id", sa.String(32), nullable=False),
+    sa.Column("warehouse", sa.Text, nullable=False),
+    sa.Column("host", sa.String(255), nullable=False),
+    sa.Column("registered_at", TS, nullable=False),
+    sa.Column("updated_at", TS, nullable=False),
 )
 
 # SQLite only: AUTOINCREMENT never hands out a number twice, even after deletes.

@@ -46,6 +46,7 @@ from lockgate.storage._predicates import (
     partition_predicate,
 )
 from lockgate.storage._schema import SchemaMode, check_compatible
+from lockgate.storage.crashpoints import crashpoint
 from lockgate.storage.errors import PublishError, TableNotFound
 
 log = logging.getLogger(__name__)
@@ -515,6 +516,7 @@ class DeltaStore:
             custom_metadata=meta,
             app_transactions=[Transaction(app_id=app_id, version=run_seq)],
         )
+        crashpoint(f"{name}: files written, not committed")
         try:
             with _translated(name, action):
                 _native.commit_files(
@@ -528,6 +530,7 @@ class DeltaStore:
         except BaseException:
             _native.discard(path, files)
             raise
+        crashpoint(f"{name}: committed (DuckDB-written files)")
         version = self._table(name).version()
         log.info(
             "table %s: %s committed version %s (%s rows, DuckDB-written)",
@@ -653,6 +656,7 @@ class DeltaStore:
             if mode != WriteMode.OVERWRITE:
                 return PublishResult(table.version(), 0, True, "empty batch: nothing to publish")
 
+        crashpoint(f"{name}: before {action}")
         with _translated(name, action, tap):
             if table is None:
                 write_deltalake(
@@ -700,6 +704,7 @@ class DeltaStore:
                 )
             else:  # pragma: no cover - WriteMode is exhaustive
                 raise PublishError(f"table '{name}': unknown write mode {mode!r}")
+        crashpoint(f"{name}: committed")
         version = table.version() if table is not None else self._table(name).version()
         log.info("table %s: %s committed version %s (%s rows)", name, mode, version, tap.rows)
         return PublishResult(version, tap.rows, False, f"{mode}: committed version {version}")

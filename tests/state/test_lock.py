@@ -58,7 +58,8 @@ def _spawn(procs: list[subprocess.Popen[str]], url: str, ttl: float) -> subproce
     return p
 
 
-def _wait_until(cond: Callable[[], bool], timeout: float = 3.0) -> bool:
+def _wait_until(cond: Callable[[], bool], timeout: float = 60.0) -> bool:
+    """Poll ``cond`` (a generous timeout: a safety net on a busy machine, never a race)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if cond():
@@ -112,11 +113,17 @@ def test_second_acquirer_is_refused_until_release(store: StateStore, state_url: 
         other.close()
 
 
+def _expire_lock(store: StateStore) -> None:
+    """The lease's time runs out (no waiting: its expiry is moved into the past)."""
+    with store.engine.begin() as conn:
+        conn.execute(sa.update(t.locks).values(expires_at=datetime.now(UTC) - timedelta(seconds=1)))
+
+
 def test_takeover_after_expiry(store: StateStore) -> None:
-    _foreign_lock(store, expires_in=1.0)
+    _foreign_lock(store, expires_in=3600)
     with pytest.raises(LockHeld, match="other-host"):
         store.lock("p")
-    assert _wait_until(lambda: _lease_expired(store))
+    _expire_lock(store)
     with store.lock("p", ttl_s=30) as lease:
         info = store.lock_info("p")
         assert info is not None and info.holder == lease.holder and info.host == HOST
@@ -125,12 +132,46 @@ def test_takeover_after_expiry(store: StateStore) -> None:
 def test_heartbeat_keeps_a_live_lease(store: StateStore) -> None:
     with store.lock("p", ttl_s=1.2) as lease:
         first = lease.expires_at
-        time.sleep(1.6)  # longer than the ttl: only renewals keep it
-        assert not lease.lost
+
+        def renewed() -> bool:
+            info = store.lock_info("p")
+            return info is not None and info.expires_at > first
+
+        assert _wait_until(renewed)  # the heartbeat thread moved the expiry forward
         info = store.lock_info("p")
-        assert info is not None and info.expires_at > first and info.holder == lease.holder
+        assert info is not None and info.holder == lease.holder
+        lease.check()  # still ours (check renews it once more)
         with pytest.raises(LockHeld):
             store.lock("p")
+
+
+def test_check_sees_a_takeover_before_the_next_heartbeat(store: StateStore) -> None:
+    """A holder paused past its expiry whose lock another run took over must learn it at
+    ``check()`` (right before a commit), not up to ttl/3 later from its heartbeat."""
+    with store.lock("p", ttl_s=3600) as lease:  # the heartbeat would not run for 20 minutes
+        lease.check()
+        _expire_lock(store)
+        other = store.lock("p", ttl_s=30)  # the takeover
+        try:
+            assert not lease._lost  # the heartbeat has not noticed
+            with pytest.raises(LeaseLost, match="taken over by another run"):
+                lease.check()
+            assert lease.lost
+        finally:
+            other.release()
+
+
+def test_check_renews_a_lease_nobody_took(store: StateStore) -> None:
+    """Past its expiry but still the row's holder (nobody took over): check() renews it."""
+    with store.lock("p", ttl_s=3600) as lease:
+        _expire_lock(store)
+        lease._expires_at = datetime.now(UTC) - timedelta(seconds=1)
+        assert lease.lost
+        lease.check()
+        assert not lease.lost
+        info = store.lock_info("p")
+        assert info is not None and info.holder == lease.holder
+        assert info.expires_at > datetime.now(UTC)
 
 
 def test_lease_lost_when_taken_over(store: StateStore) -> None:

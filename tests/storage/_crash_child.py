@@ -1,7 +1,11 @@
-"""Child process for test_crash: publishes a large generated batch; the parent SIGKILLs it."""
+"""Child process for test_crash: publishes a large generated batch and dies at a chosen
+place — after handing delta-rs ``kill_after`` batches (mid-write), or at a lockgate crash
+point (``LOCKGATE_CRASH_AT``, set by the parent)."""
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +20,7 @@ BATCH_ROWS = 50_000
 
 def main() -> None:
     warehouse, seq, batches, mode = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+    kill_after = int(sys.argv[5])  # -1: never
     store = DeltaStore(Path(warehouse))
     store.version("t")  # warm up: load delta-rs and the table before saying ready
     batch = pa.record_batch(
@@ -27,8 +32,12 @@ def main() -> None:
     )
 
     def generate() -> Iterator[pa.RecordBatch]:
-        for _ in range(batches):
+        for i in range(batches):
+            if i == kill_after:
+                os.kill(os.getpid(), signal.SIGKILL)
             yield batch
+        if kill_after == batches:  # every batch handed over: die while delta-rs finishes
+            os.kill(os.getpid(), signal.SIGKILL)
 
     sys.stdout.write("ready\n")
     sys.stdout.flush()

@@ -1,0 +1,104 @@
+"""The warehouse is the truth; the state store only remembers. Before a dataset runs, make
+sure the two agree about what was published, and fail *that dataset* (clearly, with the
+repair command) when they do not — instead of trusting the state store's file lists and
+silently leaving out rows that the table no longer has.
+
+Checked: the dataset's table and its quarantine (and the tables it reads) can be read and
+hold every data file of their current version; the newest step the state store recorded as
+published (under this warehouse's identity) names a version the table still has, written by
+that run. A full refresh rebuilds from the inputs, so it skips the comparison and moves an
+unreadable table aside first (the repair path).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lockgate.storage.delta import QUARANTINE_SUFFIX
+from lockgate.storage.health import (
+    TableDamaged,
+    TableHealth,
+    inspect_table,
+    move_aside,
+    repair_hint,
+)
+
+_PUBLISHED = ("success", "noop")
+
+
+def verify_published(ctx: Any, name: str, *, repair: bool | None = None) -> None:
+    """Raise :class:`TableDamaged` when dataset ``name``'s tables are damaged or disagree
+    with the state store. ``repair`` (default: the run's ``--full-refresh``) moves an
+    unreadable table aside instead, so the step rebuilds it."""
+    repair = ctx.full_refresh if repair is None else repair
+    seen: set[str] = ctx.__dict__.setdefault("_lg_intact", set())  # checked in this run
+    for up in ctx.project.deps.get(name, ()):  # read, never repaired, by this dataset
+        if up in seen:
+            continue
+        try:
+            inspect_table(ctx.store, up)
+        except TableDamaged as e:
+            raise TableDamaged(
+                f"dataset '{name}' reads '{up}', which cannot be trusted: {e.message}",
+                hint=e.hint,
+            ) from e
+        seen.add(up)
+    health: dict[str, TableHealth | None] = {}
+    for table in (name, name + QUARANTINE_SUFFIX):
+        try:
+            health[table] = inspect_table(ctx.store, table)
+        except TableDamaged as e:
+            if not repair:
+                raise
+            if e.unreadable:
+                move_aside(ctx.store, table)
+            health[table] = None  # missing data files: the rebuild overwrites the table
+    project_id = getattr(ctx, "project_id", None)
+    if not repair and project_id is not None:
+        _agree_with_state(ctx, name, project_id, health)
+    seen.add(name)  # what this step publishes next is its own, fresh work
+
+
+def _agree_with_state(
+    ctx: Any, name: str, project_id: str, health: dict[str, TableHealth | None]
+) -> None:
+    steps = ctx.state.dataset_steps(ctx.project.config.name, name, limit=50, project_id=project_id)
+    out = next((s for s in steps if s.status in _PUBLISHED and s.output_version is not None), None)
+    if out is not None:
+        wrote = out.status == "success" and bool(out.rows_out)
+        _compare(name, health[name], out, out.output_version, "table", wrote)
+    q = next((s for s in steps if s.status == "success" and s.quarantine_version is not None), None)
+    if q is not None:
+        qname = name + QUARANTINE_SUFFIX
+        _compare(qname, health[qname], q, q.quarantine_version, "quarantine table", True)
+
+
+def _compare(
+    table: str, current: TableHealth | None, step: Any, version: int, what: str, wrote: bool
+) -> None:
+    """``wrote``: the step committed ``version`` itself (not a no-op or an empty batch)."""
+    when = f"{step.finished_at or step.started_at:%Y-%m-%d %H:%M:%S} UTC"
+    said = f"the state store says run {step.run_id[:12]} published version {version} of {what} "
+    said += f"'{table}' ({when})"
+    problem: str | None = None
+    if current is None:
+        problem = "but the warehouse has no such table (it was deleted)"
+    elif current.version < version:
+        problem = (
+            f"but the table is at version {current.version}: commits were lost (a deleted or "
+            "damaged _delta_log file)"
+        )
+    elif current.version == version and wrote:
+        # the step's own commit is the newest: it must carry the step's run id
+        newest = current.newest_run_id()
+        if newest is not None and newest != step.run_id:
+            problem = (
+                f"but version {version} of the table was written by run {newest[:12]}: its "
+                "history was rewritten (a deleted or replaced _delta_log file)"
+            )
+    if problem is None:
+        return
+    raise TableDamaged(
+        f"{said}, {problem}; the rows of the lost commits would be silently missing",
+        hint=repair_hint(table),
+    )

@@ -1,0 +1,30 @@
+"""Deterministic crash points, for crash-safety tests (no timing involved).
+
+With ``LOCKGATE_CRASH_AT=N`` in the environment the process kills itself (SIGKILL: no
+cleanup, no ``finally``) at the N-th crash point it reaches; ``LOCKGATE_CRASH_LOG=path``
+appends ``"<n> <name>"`` for every point reached. Crash points sit where a real crash is most
+harmful: right before and right after each Delta commit, and around what the run loop
+records in the state store. Without the variable a crash point is one dict lookup.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+_reached = 0
+
+
+def crashpoint(name: str) -> None:
+    """Count this point; die here if it is the one ``LOCKGATE_CRASH_AT`` names."""
+    at = os.environ.get("LOCKGATE_CRASH_AT")
+    if not at:
+        return
+    global _reached
+    _reached += 1
+    log = os.environ.get("LOCKGATE_CRASH_LOG")
+    if log:
+        with open(log, "a", encoding="utf-8") as f:
+            f.write(f"{_reached} {name}\n")
+    if _reached == int(at):
+        os.kill(os.getpid(), signal.SIGKILL)
