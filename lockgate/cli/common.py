@@ -27,6 +27,7 @@ from rich.markup import escape
 from typer import TyperException
 
 from lockgate.errors import LockgateError
+from lockgate.redact import install_log_redaction, redact, redact_obj
 
 
 def _width(stream: Any) -> int | None:
@@ -38,8 +39,17 @@ def _width(stream: Any) -> int | None:
     return 160
 
 
-console = Console(width=_width(sys.stdout))
-err_console = Console(stderr=True, width=_width(sys.stderr))
+class RedactingConsole(Console):
+    """A Rich console whose output never shows a secret (:func:`lockgate.redact.redact` on
+    the rendered text). Callers still redact values before rendering: a table may wrap a
+    URL across lines, where no pattern can recognise it."""
+
+    def _render_buffer(self, buffer: Any) -> str:
+        return redact(super()._render_buffer(buffer))
+
+
+console = RedactingConsole(width=_width(sys.stdout))
+err_console = RedactingConsole(stderr=True, width=_width(sys.stderr))
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -78,7 +88,9 @@ def _default(o: Any) -> Any:
 
 def print_json(obj: Any) -> None:
     """Write ``obj`` as JSON on stdout (machine output: nothing else goes to stdout)."""
-    sys.stdout.write(json.dumps(obj, default=_default, indent=2) + "\n")
+    # redacted string by string (a password holding a quote is escaped in JSON text)
+    plain = redact_obj(json.loads(json.dumps(obj, default=_default)))
+    sys.stdout.write(json.dumps(plain, indent=2) + "\n")
     sys.stdout.flush()
 
 
@@ -110,7 +122,7 @@ def handle_errors(fn: F) -> F:
                 raise
             err_console.print(
                 f"[bold red]error:[/] unexpected {type(e).__name__}: "
-                + escape(" ".join(str(e).split())),
+                + escape(redact(" ".join(str(e).split()))),
                 highlight=False,
             )
             err_console.print("[yellow]hint:[/] run again with --debug for the traceback")
@@ -134,3 +146,4 @@ def configure_logging(debug: bool) -> None:
         format="%(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    install_log_redaction()

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Engine
 
+from lockgate.redact import redact_any, remember
 from lockgate.state.errors import StateSchemaError, StateStoreError
 from lockgate.state.tables import json_dumps
 
@@ -56,6 +57,7 @@ def parse_url(url: str) -> URL:
     ``postgresql://`` and ``postgres://`` become ``postgresql+psycopg://`` (psycopg 3);
     a relative SQLite path is resolved against the current directory.
     """
+    remember(url)  # its password is hidden wherever it shows up (driver errors, logs)
     try:
         u = sa.make_url(url)
     except Exception as e:  # ArgumentError: message has no password, but the URL might
@@ -89,6 +91,30 @@ def parse_url(url: str) -> URL:
     )
 
 
+def _redact_params(params: Any) -> Any:
+    if isinstance(params, dict):
+        return {k: redact_any(v) for k, v in params.items()}
+    if isinstance(params, list | tuple):
+        return type(params)(
+            _redact_params(p) if isinstance(p, dict | list | tuple) else redact_any(p)
+            for p in params
+        )
+    return params
+
+
+def _redact_writes(engine: Engine) -> None:
+    """Storage boundary: no string written to the state store (run arguments, errors,
+    reasons, messages) carries a password (:func:`lockgate.redact.redact`)."""
+
+    @event.listens_for(engine, "before_cursor_execute", retval=True)
+    def _scrub_params(
+        conn: Any, cursor: Any, statement: str, params: Any, context: Any, executemany: bool
+    ) -> tuple[str, Any]:
+        if statement.lstrip()[:6].upper() in ("INSERT", "UPDATE"):
+            params = _redact_params(params)
+        return statement, params
+
+
 def create_state_engine(u: URL) -> Engine:
     """An engine for a URL returned by :func:`parse_url`.
 
@@ -112,9 +138,12 @@ def create_state_engine(u: URL) -> Engine:
             u, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False}, **kw
         )
         _configure_sqlite(engine)
+        _redact_writes(engine)
         return engine
     kw["pool_pre_ping"] = True
-    return sa.create_engine(u, connect_args={"connect_timeout": PG_CONNECT_TIMEOUT_S}, **kw)
+    engine = sa.create_engine(u, connect_args={"connect_timeout": PG_CONNECT_TIMEOUT_S}, **kw)
+    _redact_writes(engine)
+    return engine
 
 
 def _configure_sqlite(engine: Engine) -> None:
