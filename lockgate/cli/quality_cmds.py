@@ -134,7 +134,9 @@ def _render(result: StandaloneResult) -> None:
     title = f"{result.target}: {result.total_rows:,} rows checked"
     if result.rejected_count:
         title += f", {result.rejected_count:,} rejected (of {result.records:,} records read)"
-    t = Table(title=escape(title), title_justify="left")
+    # a header line, not the table's title: Rich wraps a title to the table's width
+    console.print(escape(title), highlight=False, soft_wrap=True)
+    t = Table()
     for c in ("check", "dimension", "severity", "failing", "%", "status", "observed / detail"):
         t.add_column(c, justify="right" if c in ("failing", "%") else "left")
     for r in result.results:
