@@ -236,6 +236,7 @@ def quality_cmd(
     limit: int = typer.Option(20, "--limit", "-n", min=1, help="how many recent runs"),
 ) -> None:
     """Quality score history of DATASET: per dimension and overall, per run."""
+    from lockgate.cli.run_cmds import SCORE_DEFINITION, SCORE_DOC
     from lockgate.project import load_project
     from lockgate.state import StateStore
 
@@ -245,7 +246,9 @@ def quality_cmd(
         records = store.score_history(project.name, dataset, limit)
     runs = group_scores(records)  # oldest first
     if json_out:
-        print_json({"dataset": dataset, "runs": runs})
+        print_json(
+            {"dataset": dataset, "definition": SCORE_DEFINITION, "docs": SCORE_DOC, "runs": runs}
+        )
         return
     if not runs:
         console.print(f"no quality scores recorded for [bold]{dataset}[/] yet")
@@ -258,6 +261,7 @@ def quality_cmd(
             f"overall  {sparkline(series)}  {_score(series[0])} → {_score(series[-1])}"
             f"  ({len(series)} run{'s' if len(series) != 1 else ''}, oldest → newest)"
         )
+    console.print(f"[dim]{SCORE_DEFINITION}; see {SCORE_DOC}[/]", highlight=False)
 
 
 def group_scores(records: Sequence[Any]) -> list[dict[str, Any]]:
