@@ -72,7 +72,16 @@ def quarantine_cmd(
             )
     if not present and not store.exists(qname):
         if as_json:
-            print_json({"dataset": dataset, "scope": _scope(show_all), "total": 0, "rows": []})
+            print_json(
+                {
+                    "dataset": dataset,
+                    "scope": _scope(show_all),
+                    "total": 0,
+                    "superseded_rows_hidden": 0,
+                    "by_check": {},
+                    "rows": [],
+                }
+            )
         else:
             console.print(f"[green]no quarantined rows for {escape(dataset)}[/]")
         return

@@ -11,6 +11,7 @@ import typer
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from lockgate.cli.common import (
     EXIT_FAILED,
@@ -256,7 +257,7 @@ def runs_cmd(
     if as_json:
         print_json(runs)
         return
-    t = Table(title=f"runs · {project.config.name}")
+    t = Table(title=escape(f"runs · {project.config.name}"))
     for c in (
         "run",
         "seq",
@@ -268,7 +269,7 @@ def runs_cmd(
         "published",
         "quarantined",
     ):
-        t.add_column(c)
+        t.add_column(c, overflow="fold")
     for r in runs:
         s = _get(r, "summary") or {}
         t.add_row(
@@ -329,22 +330,24 @@ def _render_run(run: Any) -> None:
 
 
 def _render_checks(checks: list[Any], title: str = "checks") -> None:
-    """Check results as ``check`` shows them: a row-level check's failing rows and share,
-    a table-level check's observed value; failures labelled by severity (FAIL / warn)."""
+    """Check results as ``check`` shows them, one line per check (never cut, whatever the
+    width): status (FAIL for an error-severity failure, warn for a warn-severity one), a
+    row-level check's failing rows and share, a table-level check's observed value."""
     datasets = {_get(c, "dataset") for c in checks}
-    t = Table(title=title)
-    if len(datasets) > 1:
-        t.add_column("dataset")
-    t.add_column("check", overflow="fold")
-    t.add_column("severity")
-    t.add_column("status")
-    t.add_column("failing", justify="right")
-    t.add_column("% rows", justify="right")
-    t.add_column("observed / detail", overflow="fold")
+    console.print(f"[bold]{escape(title)}[/]", highlight=False)
     for c in checks:
-        cells = [escape(str(_get(c, "dataset") or ""))] if len(datasets) > 1 else []
-        t.add_row(*cells, *check_cells(c))
-    console.print(t)
+        name, severity, status, failing, pct, detail = check_cells(c)
+        where = f"{escape(str(_get(c, 'dataset')))}." if len(datasets) > 1 else ""
+        if pct:  # row-level
+            text = f"{detail} ({pct} of rows)" if detail else f"{failing} failing rows"
+        else:
+            text = detail
+        pad = " " * (4 - len(Text.from_markup(status).plain))
+        console.print(
+            f"  {status}{pad} {where}{name} [dim]({severity})[/]" + (f": {text}" if text else ""),
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 def check_cells(c: Any) -> list[str]:
@@ -432,15 +435,15 @@ def show_cmd(
     )
     if schema:
         t = Table(title="schema")
-        t.add_column("column")
-        t.add_column("type")
+        t.add_column("column", overflow="fold")
+        t.add_column("type", overflow="fold")
         for f in schema:
             t.add_row(f.name, str(f.type))
         console.print(t)
     if history:
         t = Table(title="versions")
         for c in ("version", "timestamp", "operation", "run", "rows"):
-            t.add_column(c)
+            t.add_column(c, overflow="fold")
         for h in history:
             t.add_row(
                 str(_get(h, "version")),
@@ -453,7 +456,7 @@ def show_cmd(
     if steps:
         t = Table(title="last runs")
         for c in ("run", "status", "published", "quarantined", "finished", "reason"):
-            t.add_column(c)
+            t.add_column(c, overflow="fold")
         for s in steps:
             t.add_row(
                 str(_get(s, "run_id"))[:8],
@@ -461,7 +464,7 @@ def show_cmd(
                 str(_get(s, "rows_out") or 0),
                 str(_get(s, "rows_quarantined") or 0),
                 _fmt_time(_get(s, "finished_at")),
-                str(_get(s, "reason") or "")[:80],
+                escape(str(_get(s, "reason") or "")),
             )
         console.print(t)
     if checks:
