@@ -86,7 +86,8 @@ def quarantine_cmd(
             console.print(f"[green]no quarantined rows for {escape(dataset)}[/]")
         return
 
-    where, params = [], []
+    where: list[str] = []
+    params: list[Any] = []
     if run:
         where.append("starts_with(_lg_run_id, ?)")
         params.append(run)
@@ -188,7 +189,7 @@ def _render(
     if len(rows) < total:
         line(f"[dim]newest {len(rows):,} shown (--limit)[/]")
     for i, r in enumerate(rows, 1):
-        at = r.get("_lg_quarantined_at")
+        at: Any = r.get("_lg_quarantined_at")
         when = at.strftime("%Y-%m-%d %H:%M:%S") if hasattr(at, "strftime") else str(at or "")
         line("")
         line(f"[bold]#{i}[/] run {escape(str(r.get('_lg_run_id'))[:8])} · {escape(when)}")

@@ -2,8 +2,12 @@
 
 Targets (and ``references:`` values):
 
-* a Parquet / CSV / JSON / NDJSON file or a glob of them (by extension; read in place by
-  DuckDB, only the columns the checks need);
+* a Parquet file or glob (read in place by DuckDB, only the columns the checks need);
+* a CSV / JSON / NDJSON file or glob (by extension, ``.gz``/``.zst`` allowed), read record
+  by record by the project file-source reader: a record that cannot be read (a value that
+  does not convert, a malformed line) is *rejected* — counted and sampled with its file,
+  line and reason in :attr:`StandaloneResult.rejected` — never silently left out, and the
+  counts do not depend on which columns the checks read;
 * a Delta table folder (has ``_delta_log/``; read through ``deltalake`` → Arrow dataset);
 * a PostgreSQL table: ``postgresql://user[:pw]@host[:port]/db?table=schema.name``
   (``postgresql+psycopg://`` works too). Streamed with ``COPY … TO STDOUT (FORMAT csv)``

@@ -199,6 +199,14 @@ def _stage_records(con: duckdb.DuckDBPyConnection, name: str, target: str) -> Ta
             "; ".join(f"{r.file}:{r.line}: {r.reason}" for r in sample[:3]),
             " …" if staged.rejected > 3 else "",
         )
+    if not staged.rows and list(staged.columns) == ["column0"] and sample:
+        # nothing readable at all (e.g. only empty files): no columns to check or profile
+        first = sample[0]
+        raise InputError(
+            f"{target_label(target)!r} has no readable record ({staged.rejected:,} rejected; "
+            f"{first.file}: {first.reason})",
+            hint="check the file(s): empty, or not in the format their extension says",
+        )
     return TargetRead(
         label=target_label(target), rows=staged.rows, rejected=staged.rejected, sample=tuple(sample)
     )

@@ -161,3 +161,10 @@ def test_records_read_equal_rows_checked_plus_rejected(
         assert res.total_rows + res.rejected_count == n
         good = [i for i in range(1, n + 1) if i not in bad and i not in ragged]
         assert res.total_rows >= len(good)
+
+
+def test_a_target_with_no_readable_record_is_an_input_error(tmp_path: Path) -> None:
+    (tmp_path / "empty.csv").write_text("")
+    r = cli("check", str(tmp_path / "empty.csv"), "-c", str(_checks(tmp_path, ID_CHECK)))
+    assert r.exit_code == 2
+    assert "has no readable record" in r.stderr and "empty file" in r.stderr
