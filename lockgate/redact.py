@@ -18,7 +18,7 @@ What is hidden (replaced by ``***``):
 * an HTTP ``Bearer`` token;
 * every password seen before in a URL passed through :func:`redact` or :func:`remember`,
   wherever it shows up later, as typed or percent-decoded (a driver may echo the
-  decoded password in an error message). Passwords shorter than 4 characters are only
+  decoded password in an error message). Passwords shorter than 6 characters are only
   hidden where their position shows it is a password (masking every "ab" would wreck the
   text without protecting anything).
 
@@ -43,7 +43,7 @@ from typing import Any, TypeVar
 from urllib.parse import unquote
 
 MASK = "***"
-_MIN_REMEMBERED = 4
+_MIN_REMEMBERED = 6
 
 # names of settings whose value is a secret (query parameters, conninfo, JSON keys)
 _SECRET_NAME = (
@@ -96,8 +96,8 @@ def _remember_one(secret: str) -> None:
 def _url_passwords(text: str) -> list[str]:
     out = []
     for m in _URL.finditer(text):
-        pw = _split_userinfo(m.group(2))[1]
-        if pw:
+        start, pw, _ = _split_userinfo(m.group(2))
+        if pw and pw != m.group(2)[: start - 1]:
             out.append(pw)
     for m in _QUERY_PARAM.finditer(text):
         if m.group(2):
@@ -132,7 +132,8 @@ def _mask_url(m: re.Match[str]) -> str:
     scheme, rest = m.group(1), m.group(2)
     start, pw, end = _split_userinfo(rest)
     if pw:
-        _remember_one(pw)
+        if pw != rest[: start - 1]:  # postgres:postgres must not hide every "postgres"
+            _remember_one(pw)
         rest = rest[:start] + MASK + rest[end:]
     return scheme + rest
 
@@ -147,8 +148,13 @@ def _mask_value(m: re.Match[str]) -> str:
     return m.group(1) + quote + MASK + quote
 
 
-def redact(text: str) -> str:
-    """``text`` with every secret replaced by ``***`` (see the module docstring)."""
+def redact(text: str, *, known: bool = True) -> str:
+    """``text`` with every secret replaced by ``***`` (see the module docstring).
+
+    ``known=False`` hides only what its position shows is a secret, not the passwords
+    remembered from earlier URLs: for data that must stay exact (the state store's names and
+    keys), where a weak password such as ``test`` must not turn ``test_orders`` into
+    ``***_orders``."""
     if not text:
         return text
     if "://" in text:
@@ -159,9 +165,9 @@ def redact(text: str) -> str:
     if ":" in text:
         text = _MAPPING.sub(_mask_value, text)
     text = _BEARER.sub(r"\1" + MASK, text)
-    known = _known_re
-    if known is not None:
-        text = known.sub(MASK, text)
+    remembered = _known_re if known else None
+    if remembered is not None:
+        text = remembered.sub(MASK, text)
     return text
 
 
@@ -211,8 +217,9 @@ def install_log_redaction(logger: logging.Logger | None = None) -> None:
 
 
 def redact_any(value: Any) -> Any:
-    """``redact`` for strings, identity for everything else (bound statement parameters)."""
-    return redact(value) if isinstance(value, str) else value
+    """``redact(value, known=False)`` for strings, identity for everything else (values
+    bound into state-store statements)."""
+    return redact(value, known=False) if isinstance(value, str) else value
 
 
 __all__ = [

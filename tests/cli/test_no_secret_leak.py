@@ -249,3 +249,16 @@ def test_errors_never_carry_a_password() -> None:
 
     e = InputError(f"cannot read postgresql://u:{PW}@h/db", hint=f"try ?password={PW}")
     assert not _leaks(str(e)) and not _leaks(e.message) and not _leaks(e.hint or "")
+
+
+def test_remembered_passwords_do_not_rewrite_stored_names() -> None:
+    from lockgate.redact import redact, redact_any
+
+    assert redact("postgresql://u:weekly_pw@h/db") == "postgresql://u:***@h/db"
+    assert redact("then weekly_pw again") == "then *** again"  # shown text: hidden
+    # what the state store keeps stays exact (a dataset named like the password)
+    assert redact_any("weekly_pw_orders") == "weekly_pw_orders"
+    assert redact_any(f"mysql://a:{PW}@h/x") == "mysql://a:***@h/x"
+    # user == password (postgres:postgres) is masked in place but not remembered
+    assert redact("postgresql://postgres:postgres@h/db") == "postgresql://postgres:***@h/db"
+    assert redact("table postgres.public") == "table postgres.public"
