@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.text import Text
 from typer import TyperException
 
 from lockgate.errors import LockgateError
@@ -129,6 +130,60 @@ def handle_errors(fn: F) -> F:
             raise typer.Exit(EXIT_FAILED) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def render_checks(checks: list[Any], title: str = "checks") -> None:
+    """Check results as ``check`` shows them, one line per check (never cut, whatever the
+    width): status (FAIL for an error-severity failure, warn for a warn-severity one), a
+    row-level check's failing rows and share, a table-level check's observed value."""
+    datasets = {_field(c, "dataset") for c in checks}
+    console.print(f"[bold]{escape(title)}[/]", highlight=False)
+    for c in checks:
+        name, severity, status, failing, pct, detail = check_cells(c)
+        where = f"{escape(str(_field(c, 'dataset')))}." if len(datasets) > 1 else ""
+        if pct:  # row-level
+            text = f"{detail} ({pct} of rows)" if detail else f"{failing} failing rows"
+        else:
+            text = detail
+        pad = " " * (4 - len(Text.from_markup(status).plain))
+        dim = f", {escape(str(_field(c, 'dimension')))}" if _field(c, "dimension") else ""
+        console.print(
+            f"  {status}{pad} {where}{name} [dim]({severity}{dim})[/]"
+            + (f": {text}" if text else ""),
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
+def check_cells(c: Any) -> list[str]:
+    """check, severity, status, failing, % rows, observed/detail of one stored result."""
+    passed = bool(_field(c, "passed"))
+    severity = str(_field(c, "severity") or "error")
+    if passed:
+        status = "[green]pass[/]"
+    else:
+        status = "[red]FAIL[/]" if severity == "error" else "[yellow]warn[/]"
+    fraction = _field(c, "fraction")
+    row_level = fraction is not None
+    failing = _field(c, "failing_rows") or 0
+    observed = _field(c, "observed")
+    detail = str(_field(c, "message") or "")
+    if not detail and observed is not None:
+        detail = f"observed {observed:g}" if isinstance(observed, float) else f"observed {observed}"
+    return [
+        escape(str(_field(c, "check_name") or _field(c, "name"))),
+        escape(severity),
+        status,
+        f"{failing:,}" if row_level else "",
+        f"{fraction:.3%}" if row_level else "",
+        escape(detail),
+    ]
+
+
+def _field(obj: Any, key: str) -> Any:
+    if isinstance(obj, dict):
+        return obj.get(key)
+    return getattr(obj, key, None)
 
 
 def configure_output() -> None:

@@ -9,9 +9,15 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
-from lockgate.cli.common import EXIT_FAILED, EXIT_OK, console, handle_errors, print_json
+from lockgate.cli.common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    console,
+    handle_errors,
+    print_json,
+    render_checks,
+)
 from lockgate.errors import UsageError
 
 if TYPE_CHECKING:
@@ -134,32 +140,16 @@ def _render(result: StandaloneResult) -> None:
     title = f"{result.target}: {result.total_rows:,} rows checked"
     if result.rejected_count:
         title += f", {result.rejected_count:,} rejected (of {result.records:,} records read)"
-    # a header line, not the table's title: Rich wraps a title to the table's width
     console.print(escape(title), highlight=False, soft_wrap=True)
-    t = Table()
-    for c in ("check", "dimension", "severity", "failing", "%", "status", "observed / detail"):
-        t.add_column(c, justify="right" if c in ("failing", "%") else "left")
-    for r in result.results:
-        if r.passed:
-            status = "[green]pass[/]"
-        else:
-            status = "[red]FAIL[/]" if r.severity == "error" else "[yellow]warn[/]"
-        pct = f"{r.fraction:.3%}" if r.fraction is not None and r.row_level else ""
-        detail = r.message or ("" if r.observed is None else str(r.observed))
-        t.add_row(
-            escape(r.name),
-            r.dimension,
-            r.severity,
-            f"{r.failing_rows:,}",
-            pct,
-            status,
-            escape(detail),
-        )
-    console.print(t)
+    render_checks([r.to_dict() for r in result.results], title="checks")
     failed = [r for r in result.results if not r.passed]
     for r in failed:
         for s in r.samples[:3]:
-            console.print(f"  [dim]{escape(r.name)}[/] sample: {escape(str(s))}", highlight=False)
+            console.print(
+                f"  [dim]{escape(r.name)}[/] sample: {escape(str(s))}",
+                highlight=False,
+                soft_wrap=True,
+            )
     reads = [("", result.rejected)] if result.rejected_count else []
     reads += [(f"reference {n}: ", read) for n, read in result.reference_rejected.items()]
     for prefix, read in reads:
@@ -171,14 +161,21 @@ def _render(result: StandaloneResult) -> None:
             f"[{style}]{escape(prefix)}{read.rejected:,} record(s) could not be read and were "
             "not checked[/]",
             highlight=False,
+            soft_wrap=True,
         )
         for rec in read.sample:
             where = f"{rec.file}:{rec.line}" if rec.line is not None else str(rec.file)
-            console.print(f"  {escape(where)}: {escape(rec.reason)}", highlight=False)
+            console.print(
+                f"  {escape(where)}: {escape(rec.reason)}", highlight=False, soft_wrap=True
+            )
         if read.rejected > len(read.sample):
-            console.print(f"  … and {read.rejected - len(read.sample):,} more", highlight=False)
+            console.print(
+                f"  … and {read.rejected - len(read.sample):,} more",
+                highlight=False,
+                soft_wrap=True,
+            )
     n_err = sum(1 for r in failed if r.severity == "error")
     line = f"{len(result.results)} checks, {len(failed)} failing ({n_err} error)"
     if result.all_rejected:
         line += f", {result.all_rejected:,} records rejected (allowed: {result.max_rejected:,})"
-    console.print(f"{line} in {result.seconds:.2f}s")
+    console.print(f"{line} in {result.seconds:.2f}s", highlight=False, soft_wrap=True)

@@ -11,7 +11,6 @@ import typer
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
-from rich.text import Text
 
 from lockgate.cli.common import (
     EXIT_FAILED,
@@ -20,6 +19,7 @@ from lockgate.cli.common import (
     err_console,
     handle_errors,
     print_json,
+    render_checks,
 )
 from lockgate.runloop.results import RunResult, StepResult, StepStatus
 from lockgate.runloop.runner import Reporter
@@ -326,53 +326,7 @@ def _render_run(run: Any) -> None:
     console.print(t)
     checks = [c for s in (_get(run, "steps") or []) for c in (_get(s, "checks") or [])]
     if checks:
-        _render_checks(checks)
-
-
-def _render_checks(checks: list[Any], title: str = "checks") -> None:
-    """Check results as ``check`` shows them, one line per check (never cut, whatever the
-    width): status (FAIL for an error-severity failure, warn for a warn-severity one), a
-    row-level check's failing rows and share, a table-level check's observed value."""
-    datasets = {_get(c, "dataset") for c in checks}
-    console.print(f"[bold]{escape(title)}[/]", highlight=False)
-    for c in checks:
-        name, severity, status, failing, pct, detail = check_cells(c)
-        where = f"{escape(str(_get(c, 'dataset')))}." if len(datasets) > 1 else ""
-        if pct:  # row-level
-            text = f"{detail} ({pct} of rows)" if detail else f"{failing} failing rows"
-        else:
-            text = detail
-        pad = " " * (4 - len(Text.from_markup(status).plain))
-        console.print(
-            f"  {status}{pad} {where}{name} [dim]({severity})[/]" + (f": {text}" if text else ""),
-            highlight=False,
-            soft_wrap=True,
-        )
-
-
-def check_cells(c: Any) -> list[str]:
-    """check, severity, status, failing, % rows, observed/detail of one stored result."""
-    passed = bool(_get(c, "passed"))
-    severity = str(_get(c, "severity") or "error")
-    if passed:
-        status = "[green]pass[/]"
-    else:
-        status = "[red]FAIL[/]" if severity == "error" else "[yellow]warn[/]"
-    fraction = _get(c, "fraction")
-    row_level = fraction is not None
-    failing = _get(c, "failing_rows") or 0
-    observed = _get(c, "observed")
-    detail = str(_get(c, "message") or "")
-    if not detail and observed is not None:
-        detail = f"observed {observed:g}" if isinstance(observed, float) else f"observed {observed}"
-    return [
-        escape(str(_get(c, "check_name") or _get(c, "name"))),
-        escape(severity),
-        status,
-        f"{failing:,}" if row_level else "",
-        f"{fraction:.3%}" if row_level else "",
-        escape(detail),
-    ]
+        render_checks(checks)
 
 
 SCORE_DOC = "docs/checks.md#quality-score"
@@ -469,7 +423,7 @@ def show_cmd(
         console.print(t)
     if checks:
         latest_run = _get(checks[0], "run_id")
-        _render_checks(
+        render_checks(
             [c for c in checks if _get(c, "run_id") == latest_run],
             title=f"checks of run {str(latest_run)[:8]}",
         )

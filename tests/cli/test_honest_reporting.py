@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from lockgate.cli.run_cmds import check_cells
+from lockgate.cli.common import check_cells
 from tests.cli.helpers import cli
 from tests.run.helpers import csv_source, make_project
 
@@ -70,10 +70,10 @@ def test_table_level_checks_show_observed_and_warn(
             assert r.exit_code == 0, r.output
             out = r.stdout
             # a table-level check shows what it observed, not "0.0000% pass"
-            assert re.search(r"pass amount_mean_between \(error\): .*12\.272", out), out
+            assert re.search(r"pass amount_mean_between \(error, accuracy\): .*12\.272", out)
             # a failed warn-severity check says warn, not fail
-            assert "  warn row_count (warn): 5 rows, expected [1000, None]" in out
-            assert "  FAIL amount_between (error): 1 of 5 rows fail" in out
+            assert "  warn row_count (warn, completeness): 5 rows, expected [1000, None]" in out
+            assert "  FAIL amount_between (error, accuracy): 1 of 5 rows fail" in out
             assert "0.0000%" not in out and not re.search(r"\bfail\s*$", out, re.M)
             assert "…" not in out
     detail = json.loads(cli("runs", run_id, "-p", str(root), "--json").stdout)
@@ -192,3 +192,20 @@ def test_scores_are_defined_where_shown(ran: tuple[Path, str]) -> None:
         assert scored["docs"] == "docs/checks.md#quality-score"
     show = json.loads(cli("show", "orders", "-p", str(root), "--json").stdout)
     assert 0 < show["score"]["scores"]["overall"] < 1
+
+
+def test_check_output_is_never_cut(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "orders.csv").write_text(ORDERS)
+    cf = tmp_path / "c.yaml"
+    cf.write_text(
+        f"checks:\n  - type: accepted_values\n    column: status\n    name: {LONG}\n"
+        "    values: [placed, shipped, delivered]\n"
+        "  - type: row_count\n    min: 1000\n    severity: warn\n"
+    )
+    for width in WIDTHS:
+        monkeypatch.setenv("COLUMNS", width)
+        r = cli("check", str(tmp_path / "orders.csv"), "-c", str(cf))
+        assert r.exit_code == 1
+        assert f"  FAIL {LONG} (error, validity): 1 of 5 rows fail" in r.stdout
+        assert "  warn row_count (warn, completeness): 5 rows, expected [1000, None]" in r.stdout
+        assert "…" not in r.stdout
