@@ -119,8 +119,9 @@ def handle_errors(fn: F) -> F:
         except (typer.Exit, typer.Abort, TyperException, SystemExit):
             raise
         except Exception as e:  # a bug: one line, the traceback only with --debug
-            if state.debug:
-                raise
+            if state.debug:  # through the redacting console: a driver's message may hold a URL
+                err_console.print_exception()
+                raise typer.Exit(EXIT_FAILED) from None
             err_console.print(
                 f"[bold red]error:[/] unexpected {type(e).__name__}: "
                 + escape(redact(" ".join(str(e).split()))),

@@ -262,3 +262,21 @@ def test_remembered_passwords_do_not_rewrite_stored_names() -> None:
     # user == password (postgres:postgres) is masked in place but not remembered
     assert redact("postgresql://postgres:postgres@h/db") == "postgresql://postgres:***@h/db"
     assert redact("table postgres.public") == "table postgres.public"
+
+
+def test_unexpected_error_and_its_traceback_are_redacted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.cli.helpers import cli
+
+    def boom(*_: object, **__: object) -> None:
+        raise RuntimeError(f"driver failed for postgresql://u:{PW}@h/db password={PW}")
+
+    monkeypatch.setattr("lockgate.quality.standalone.run_standalone", boom)
+    (tmp_path / "c.yaml").write_text("checks: []\n")
+    for debug in ([], ["--debug"]):
+        r = cli(*debug, "check", "x.csv", "-c", str(tmp_path / "c.yaml"))
+        assert r.exit_code == 1
+        assert "RuntimeError" in r.stderr and not _leaks(r.output + r.stderr)
+        if debug:
+            assert "Traceback" in r.stderr

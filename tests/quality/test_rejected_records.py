@@ -168,3 +168,25 @@ def test_a_target_with_no_readable_record_is_an_input_error(tmp_path: Path) -> N
     r = cli("check", str(tmp_path / "empty.csv"), "-c", str(_checks(tmp_path, ID_CHECK)))
     assert r.exit_code == 2
     assert "has no readable record" in r.stderr and "empty file" in r.stderr
+
+
+def test_rejected_records_of_a_reference_are_reported(tmp_path: Path) -> None:
+    _big_csv(tmp_path / "orders.csv", 10, {})
+    with (tmp_path / "customers.ndjson").open("w") as f:
+        f.write('{"id": 1}\n{"id": 2, oops\n')
+        f.writelines(f'{{"id": {i}}}\n' for i in range(3, 11))
+    cf = _checks(tmp_path, "checks:\n  - type: relationship\n    column: id\n    to: customers\n")
+    r = cli(
+        "check",
+        str(tmp_path / "orders.csv"),
+        "-c",
+        str(cf),
+        "--json",
+        "--ref",
+        f"customers={tmp_path / 'customers.ndjson'}",
+    )
+    out = json.loads(r.stdout)
+    assert out["rejected"]["count"] == 0
+    ref = out["reference_rejected"]["customers"]
+    assert ref["count"] == 1 and ref["sample"][0]["line"] == 2
+    assert out["passed"] is False and r.exit_code == 1
