@@ -4,7 +4,8 @@ lockgate errors that never show a password."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+import re
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -91,14 +92,24 @@ def parse_url(url: str) -> URL:
     )
 
 
-def _redact_params(params: Any) -> Any:
+# values that must be stored exactly (identities, cursors): never rewritten
+_EXACT = re.compile(r"^(watermark\w*|value\w*|\w*_id|project|dataset|check_name|host)(_+\d+)?$")
+
+
+def _redact_value(name: str | None, v: Any) -> Any:
+    return v if name is not None and _EXACT.match(name) else redact_any(v)
+
+
+def _redact_params(params: Any, names: Sequence[str] | None) -> Any:
+    """Redact bound values; ``names`` are the parameter names of a positional paramstyle
+    (SQLite's ``?``), dict params carry theirs (psycopg's ``%(name)s``)."""
     if isinstance(params, dict):
-        return {k: redact_any(v) for k, v in params.items()}
+        return {k: _redact_value(str(k), v) for k, v in params.items()}
+    if isinstance(params, list) and params and isinstance(params[0], dict | list | tuple):
+        return [_redact_params(p, names) for p in params]  # executemany
     if isinstance(params, list | tuple):
-        return type(params)(
-            _redact_params(p) if isinstance(p, dict | list | tuple) else redact_any(p)
-            for p in params
-        )
+        keys = list(names) if names and len(names) == len(params) else [None] * len(params)
+        return type(params)(_redact_value(k, v) for k, v in zip(keys, params, strict=True))
     return params
 
 
@@ -111,7 +122,9 @@ def _redact_writes(engine: Engine) -> None:
         conn: Any, cursor: Any, statement: str, params: Any, context: Any, executemany: bool
     ) -> tuple[str, Any]:
         if statement.lstrip()[:6].upper() in ("INSERT", "UPDATE"):
-            params = _redact_params(params)
+            compiled = getattr(context, "compiled", None)
+            names = getattr(compiled, "positiontup", None)
+            params = _redact_params(params, names)
         return statement, params
 
 

@@ -280,3 +280,21 @@ def test_unexpected_error_and_its_traceback_are_redacted(
         assert "RuntimeError" in r.stderr and not _leaks(r.output + r.stderr)
         if debug:
             assert "Traceback" in r.stderr
+
+
+def test_state_store_writes_are_redacted_but_cursors_stay_exact(tmp_path: Path) -> None:
+    import sqlite3
+
+    from lockgate.state import StateStore
+
+    store = StateStore.open(f"sqlite:///{tmp_path / 'state.db'}")
+    run = store.start_run("p", args={"target": f"mysql://root:{PW}@h/x"})
+    store.finish_run(run.run_id, "failed", error=f"cannot reach postgresql://u:{PW}@h/db")
+    cursor = f"https://u:{PW}@example.com/item/7"  # a cursor value is data: kept exactly
+    store.set_watermark("p", "d", cursor, "text", run.run_id)
+    store.close()
+    with sqlite3.connect(tmp_path / "state.db") as conn:
+        runs = conn.execute("SELECT args, error FROM lockgate_runs").fetchall()
+        wm = conn.execute("SELECT value FROM lockgate_watermarks").fetchall()
+    assert runs and not _leaks(repr(runs)) and "postgresql://u:***@h/db" in runs[0][1]
+    assert wm == [(cursor,)]
