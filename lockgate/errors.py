@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from lockgate.redact import redact
+
 
 class LockgateError(Exception):
     """Root of every lockgate error."""
@@ -19,6 +21,9 @@ class LockgateError(Exception):
     exit_code: int = 1
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
+        # never carry a password: errors are printed, logged and stored in the state store
+        message = redact(message)
+        hint = None if hint is None else redact(hint)
         super().__init__(message)
         self.message = message
         self.hint = hint

@@ -24,9 +24,11 @@ from typing import Any, TypeVar
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.text import Text
 from typer import TyperException
 
 from lockgate.errors import LockgateError
+from lockgate.redact import install_log_redaction, redact, redact_obj
 
 
 def _width(stream: Any) -> int | None:
@@ -38,8 +40,17 @@ def _width(stream: Any) -> int | None:
     return 160
 
 
-console = Console(width=_width(sys.stdout))
-err_console = Console(stderr=True, width=_width(sys.stderr))
+class RedactingConsole(Console):
+    """A Rich console whose output never shows a secret (:func:`lockgate.redact.redact` on
+    the rendered text). Callers still redact values before rendering: a table may wrap a
+    URL across lines, where no pattern can recognise it."""
+
+    def _render_buffer(self, buffer: Any) -> str:
+        return redact(super()._render_buffer(buffer))
+
+
+console = RedactingConsole(width=_width(sys.stdout))
+err_console = RedactingConsole(stderr=True, width=_width(sys.stderr))
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -78,7 +89,9 @@ def _default(o: Any) -> Any:
 
 def print_json(obj: Any) -> None:
     """Write ``obj`` as JSON on stdout (machine output: nothing else goes to stdout)."""
-    sys.stdout.write(json.dumps(obj, default=_default, indent=2) + "\n")
+    # redacted string by string (a password holding a quote is escaped in JSON text)
+    plain = redact_obj(json.loads(json.dumps(obj, default=_default)))
+    sys.stdout.write(json.dumps(plain, indent=2) + "\n")
     sys.stdout.flush()
 
 
@@ -106,17 +119,72 @@ def handle_errors(fn: F) -> F:
         except (typer.Exit, typer.Abort, TyperException, SystemExit):
             raise
         except Exception as e:  # a bug: one line, the traceback only with --debug
-            if state.debug:
-                raise
+            if state.debug:  # through the redacting console: a driver's message may hold a URL
+                err_console.print_exception()
+                raise typer.Exit(EXIT_FAILED) from None
             err_console.print(
                 f"[bold red]error:[/] unexpected {type(e).__name__}: "
-                + escape(" ".join(str(e).split())),
+                + escape(redact(" ".join(str(e).split()))),
                 highlight=False,
             )
             err_console.print("[yellow]hint:[/] run again with --debug for the traceback")
             raise typer.Exit(EXIT_FAILED) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def render_checks(checks: list[Any], title: str = "checks") -> None:
+    """Check results as ``check`` shows them, one line per check (never cut, whatever the
+    width): status (FAIL for an error-severity failure, warn for a warn-severity one), a
+    row-level check's failing rows and share, a table-level check's observed value."""
+    datasets = {_field(c, "dataset") for c in checks}
+    console.print(f"[bold]{escape(title)}[/]", highlight=False)
+    for c in checks:
+        name, severity, status, failing, pct, detail = check_cells(c)
+        where = f"{escape(str(_field(c, 'dataset')))}." if len(datasets) > 1 else ""
+        if pct:  # row-level
+            text = f"{detail} ({pct} of rows)" if detail else f"{failing} failing rows"
+        else:
+            text = detail
+        pad = " " * (4 - len(Text.from_markup(status).plain))
+        dim = f", {escape(str(_field(c, 'dimension')))}" if _field(c, "dimension") else ""
+        console.print(
+            f"  {status}{pad} {where}{name} [dim]({severity}{dim})[/]"
+            + (f": {text}" if text else ""),
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
+def check_cells(c: Any) -> list[str]:
+    """check, severity, status, failing, % rows, observed/detail of one stored result."""
+    passed = bool(_field(c, "passed"))
+    severity = str(_field(c, "severity") or "error")
+    if passed:
+        status = "[green]pass[/]"
+    else:
+        status = "[red]FAIL[/]" if severity == "error" else "[yellow]warn[/]"
+    fraction = _field(c, "fraction")
+    row_level = fraction is not None
+    failing = _field(c, "failing_rows") or 0
+    observed = _field(c, "observed")
+    detail = str(_field(c, "message") or "")
+    if not detail and observed is not None:
+        detail = f"observed {observed:g}" if isinstance(observed, float) else f"observed {observed}"
+    return [
+        escape(str(_field(c, "check_name") or _field(c, "name"))),
+        escape(severity),
+        status,
+        f"{failing:,}" if row_level else "",
+        f"{fraction:.3%}" if row_level else "",
+        escape(detail),
+    ]
+
+
+def _field(obj: Any, key: str) -> Any:
+    if isinstance(obj, dict):
+        return obj.get(key)
+    return getattr(obj, key, None)
 
 
 def configure_output() -> None:
@@ -134,3 +202,4 @@ def configure_logging(debug: bool) -> None:
         format="%(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    install_log_redaction()

@@ -5,13 +5,23 @@ from __future__ import annotations
 import math
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.table import Table
+from rich.markup import escape
 
-from lockgate.cli.common import EXIT_FAILED, EXIT_OK, console, handle_errors, print_json
+from lockgate.cli.common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    console,
+    handle_errors,
+    print_json,
+    render_checks,
+)
 from lockgate.errors import UsageError
+
+if TYPE_CHECKING:
+    from lockgate.quality.standalone import StandaloneResult
 
 
 def register(app: typer.Typer) -> None:
@@ -37,10 +47,22 @@ def _register_check(app: typer.Typer) -> None:
             [], "--ref", help="reference dataset NAME=TARGET (repeatable)"
         ),
         samples: int = typer.Option(5, "--samples", help="failing rows shown per check"),
+        max_rejected: int = typer.Option(
+            0,
+            "--max-rejected",
+            min=0,
+            help="records that cannot be read (bad value, malformed line) tolerated before "
+            "the check fails",
+        ),
     ) -> None:
         """Run a check file against a table without a project.
 
-        Exit code 0: no error-severity check failed; 1: one did; 2: usage/input/config error.
+        Records that cannot be read (a value that does not convert to its column's type, a
+        malformed line) are not checked: they are counted and listed as rejected, and fail
+        the check unless --max-rejected allows them.
+
+        Exit code 0: no error-severity check failed and no more than --max-rejected records
+        were rejected; 1: otherwise; 2: usage/input/config error.
         """
         from lockgate.quality.standalone import run_standalone
 
@@ -51,19 +73,13 @@ def _register_check(app: typer.Typer) -> None:
             if not sep or not name or not tgt:
                 raise UsageError(f"--ref {r!r}: expected NAME=TARGET")
             refs[name] = tgt
-        result = run_standalone(target, checks, now=clock, refs=refs, sample_size=samples)
+        result = run_standalone(
+            target, checks, now=clock, refs=refs, sample_size=samples, max_rejected=max_rejected
+        )
         if as_json:
-            print_json(
-                {
-                    "target": target,
-                    "total_rows": result.total_rows,
-                    "passed": result.passed,
-                    "seconds": round(result.seconds, 4),
-                    "checks": [_json_entry(r.to_dict()) for r in result.results],
-                }
-            )
+            print_json(_json_result(result))
         else:
-            _render(target, result)
+            _render(result)
         raise typer.Exit(EXIT_OK if result.passed else EXIT_FAILED)
 
 
@@ -76,6 +92,25 @@ def _parse_now(now: str | None) -> datetime | None:
         raise UsageError(
             f"--now {now!r} is not an ISO timestamp (e.g. 2025-01-01T00:00:00Z)"
         ) from None
+
+
+def _json_result(result: StandaloneResult) -> dict[str, Any]:
+    """``records`` (read) = ``total_rows`` (checked) + ``rejected.count``."""
+    out: dict[str, Any] = {
+        "target": result.target,
+        "records": result.records,
+        "total_rows": result.total_rows,
+        "rejected": result.rejected.to_dict() if result.rejected else {"count": 0, "sample": []},
+        "max_rejected": result.max_rejected,
+        "passed": result.passed,
+        "seconds": round(result.seconds, 4),
+        "checks": [_json_entry(r.to_dict()) for r in result.results],
+    }
+    if result.reference_rejected:
+        out["reference_rejected"] = {
+            name: read.to_dict() for name, read in result.reference_rejected.items()
+        }
+    return out
 
 
 def _json_entry(d: dict[str, Any]) -> dict[str, Any]:
@@ -101,25 +136,46 @@ def _json_entry(d: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _render(target: str, result: Any) -> None:
-    t = Table(title=f"{target}: {result.total_rows:,} rows", title_justify="left")
-    for c in ("check", "dimension", "severity", "failing", "%", "status", "observed / detail"):
-        t.add_column(c, justify="right" if c in ("failing", "%") else "left")
-    for r in result.results:
-        if r.passed:
-            status = "[green]pass[/]"
-        else:
-            status = "[red]FAIL[/]" if r.severity == "error" else "[yellow]warn[/]"
-        pct = f"{r.fraction:.3%}" if r.fraction is not None and r.row_level else ""
-        detail = r.message or ("" if r.observed is None else str(r.observed))
-        t.add_row(r.name, r.dimension, r.severity, f"{r.failing_rows:,}", pct, status, detail)
-    console.print(t)
+def _render(result: StandaloneResult) -> None:
+    title = f"{result.target}: {result.total_rows:,} rows checked"
+    if result.rejected_count:
+        title += f", {result.rejected_count:,} rejected (of {result.records:,} records read)"
+    console.print(escape(title), highlight=False, soft_wrap=True)
+    render_checks([r.to_dict() for r in result.results], title="checks")
     failed = [r for r in result.results if not r.passed]
     for r in failed:
         for s in r.samples[:3]:
-            console.print(f"  [dim]{r.name}[/] sample: {s}", highlight=False)
+            console.print(
+                f"  [dim]{escape(r.name)}[/] sample: {escape(str(s))}",
+                highlight=False,
+                soft_wrap=True,
+            )
+    reads = [("", result.rejected)] if result.rejected_count else []
+    reads += [(f"reference {n}: ", read) for n, read in result.reference_rejected.items()]
+    for prefix, read in reads:
+        if read is None:
+            continue
+        over = result.all_rejected > result.max_rejected
+        style = "red" if over else "yellow"
+        console.print(
+            f"[{style}]{escape(prefix)}{read.rejected:,} record(s) could not be read and were "
+            "not checked[/]",
+            highlight=False,
+            soft_wrap=True,
+        )
+        for rec in read.sample:
+            where = f"{rec.file}:{rec.line}" if rec.line is not None else str(rec.file)
+            console.print(
+                f"  {escape(where)}: {escape(rec.reason)}", highlight=False, soft_wrap=True
+            )
+        if read.rejected > len(read.sample):
+            console.print(
+                f"  … and {read.rejected - len(read.sample):,} more",
+                highlight=False,
+                soft_wrap=True,
+            )
     n_err = sum(1 for r in failed if r.severity == "error")
-    console.print(
-        f"{len(result.results)} checks, {len(failed)} failing ({n_err} error) in "
-        f"{result.seconds:.2f}s"
-    )
+    line = f"{len(result.results)} checks, {len(failed)} failing ({n_err} error)"
+    if result.all_rejected:
+        line += f", {result.all_rejected:,} records rejected (allowed: {result.max_rejected:,})"
+    console.print(f"{line} in {result.seconds:.2f}s", highlight=False, soft_wrap=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import tempfile
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -11,12 +12,15 @@ from typing import Any
 
 import duckdb
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from lockgate.cli.common import console, err_console, handle_errors, print_json
 from lockgate.errors import InputError, UsageError
 from lockgate.quality.checks import Dimension
-from lockgate.quality.profile import Profile, profile, register_target, warn_csv_rejects
+from lockgate.quality.profile import Profile, profile, with_rejects
+from lockgate.quality.targets import TargetRead, register_target, target_label
+from lockgate.redact import redact
 
 ProjectOpt = typer.Option(
     Path("."), "--project", "-p", help="project folder (for dataset names and score history)"
@@ -35,24 +39,51 @@ def register(app: typer.Typer) -> None:
 
 
 @contextmanager
-def _open_target(target: str, project_dir: Path) -> Iterator[tuple[duckdb.DuckDBPyConnection, str]]:
-    """A DuckDB connection with ``target`` readable as a view; yields (con, view name).
+def _open_target(
+    target: str, project_dir: Path
+) -> Iterator[tuple[duckdb.DuckDBPyConnection, str, TargetRead]]:
+    """A DuckDB connection with ``target`` readable as a relation; yields (con, relation
+    name, what reading rejected).
 
-    ``target`` is a file, a glob, a Delta table folder, or the name of a dataset of the
-    project in ``project_dir`` (read from its Delta table in the warehouse).
+    ``target`` is a file, a glob, a Delta table folder, a PostgreSQL table URL, or the name
+    of a dataset of the project in ``project_dir`` (read from its Delta table).
     """
     con = duckdb.connect()
     try:
-        con.execute("SET TimeZone = 'UTC'")
-        view = f"_lg_target_{uuid.uuid4().hex[:8]}"
-        if Path(target).expanduser().exists() or glob.has_magic(target):
-            register_target(con, target, view)
-        else:
-            con.register(view, _dataset_arrow(target, project_dir))
-        yield con, view
-        warn_csv_rejects(con)
+        with tempfile.TemporaryDirectory(prefix="lockgate-profile-") as tmp:
+            con.execute("SET TimeZone = 'UTC'")
+            view = f"_lg_target_{uuid.uuid4().hex[:8]}"
+            if _is_path(target) or target.startswith(("postgresql", "postgres://")):
+                read = register_target(con, view, target, tmp)
+            else:
+                con.register(view, _dataset_arrow(target, project_dir))
+                read = TargetRead(label=target)
+            _report_rejects(read)
+            yield con, view, read
     finally:
         con.close()
+
+
+def _is_path(target: str) -> bool:
+    return Path(target).expanduser().exists() or glob.has_magic(target)
+
+
+def _report_rejects(read: TargetRead) -> None:
+    """Records that could not be read, on stderr: they are in no statistic."""
+    if not read.rejected:
+        return
+    err_console.print(
+        f"[yellow]warning:[/] {read.rejected:,} record(s) of {escape(read.label)} could not be "
+        f"read and are not in the profile ({read.records:,} records read, {read.rows:,} "
+        "profiled):",
+        highlight=False,
+        soft_wrap=True,
+    )
+    for r in read.sample:
+        where = f"{r.file}:{r.line}" if r.line is not None else str(r.file)
+        err_console.print(f"  {escape(where)}: {escape(r.reason)}", highlight=False, soft_wrap=True)
+    if read.rejected > len(read.sample):
+        err_console.print(f"  … and {read.rejected - len(read.sample):,} more", highlight=False)
 
 
 def _dataset_arrow(name: str, project_dir: Path) -> Any:
@@ -77,11 +108,12 @@ def _dataset_arrow(name: str, project_dir: Path) -> Any:
 
 
 def _profile(target: str, project_dir: Path, top_k: int) -> Profile:
+    label = target_label(target)
     with (
-        err_console.status(f"profiling {target} …", spinner="dots"),
-        _open_target(target, project_dir) as (con, view),
+        err_console.status(f"profiling {escape(label)} …", spinner="dots"),
+        _open_target(target, project_dir) as (con, view, read),
     ):
-        return profile(con, view, top_k=top_k, target=target)
+        return with_rejects(profile(con, view, top_k=top_k, target=label), read)
 
 
 # ----------------------------------------------------------------------------- profile
@@ -116,8 +148,11 @@ def profile_cmd(
 
 
 def _profile_table(p: Profile) -> Table:
+    rejected = f" ({p.rejected:,} records rejected)" if p.rejected else ""
     t = Table(
-        title=f"{p.target} · {p.rows:,} rows · {len(p.columns)} columns · {p.seconds:.2f}s",
+        title=escape(
+            f"{p.target} · {p.rows:,} rows{rejected} · {len(p.columns)} columns · {p.seconds:.2f}s"
+        ),
         title_justify="left",
     )
     for name, justify in (
@@ -154,7 +189,7 @@ def _cell(v: Any, width: int = 28) -> str:
 def _write(path: Path, text: str) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
+        path.write_text(redact(text), encoding="utf-8")
     except OSError as e:
         raise UsageError(f"cannot write {path}: {e.strerror or e}") from e
 
@@ -173,13 +208,15 @@ def suggest_cmd(
     """Propose a check file (YAML, to review) from a profile of TARGET."""
     from lockgate.quality.suggest import MAX_ACCEPTED_VALUES, suggest_checks
 
+    label = target_label(target)
     with (
-        err_console.status(f"profiling {target} …", spinner="dots"),
-        _open_target(target, project_dir) as (con, view),
+        err_console.status(f"profiling {escape(label)} …", spinner="dots"),
+        _open_target(target, project_dir) as (con, view, read),
     ):
-        p = profile(con, view, top_k=MAX_ACCEPTED_VALUES, target=target)
-        is_path = Path(target).expanduser().exists() or glob.has_magic(target)
-        text = suggest_checks(p, dataset=None if is_path else target, con=con, table=view)
+        p = profile(con, view, top_k=MAX_ACCEPTED_VALUES, target=label)
+        p = with_rejects(p, read)
+        is_dataset = not _is_path(target) and not target.startswith(("postgresql", "postgres://"))
+        text = suggest_checks(p, dataset=target if is_dataset else None, con=con, table=view)
     if output is None:
         typer.echo(text, nl=False)
         return
@@ -199,6 +236,7 @@ def quality_cmd(
     limit: int = typer.Option(20, "--limit", "-n", min=1, help="how many recent runs"),
 ) -> None:
     """Quality score history of DATASET: per dimension and overall, per run."""
+    from lockgate.cli.run_cmds import SCORE_DEFINITION, SCORE_DOC
     from lockgate.project import load_project
     from lockgate.state import StateStore
 
@@ -208,7 +246,9 @@ def quality_cmd(
         records = store.score_history(project.name, dataset, limit)
     runs = group_scores(records)  # oldest first
     if json_out:
-        print_json({"dataset": dataset, "runs": runs})
+        print_json(
+            {"dataset": dataset, "definition": SCORE_DEFINITION, "docs": SCORE_DOC, "runs": runs}
+        )
         return
     if not runs:
         console.print(f"no quality scores recorded for [bold]{dataset}[/] yet")
@@ -221,6 +261,7 @@ def quality_cmd(
             f"overall  {sparkline(series)}  {_score(series[0])} → {_score(series[-1])}"
             f"  ({len(series)} run{'s' if len(series) != 1 else ''}, oldest → newest)"
         )
+    console.print(f"[dim]{SCORE_DEFINITION}; see {SCORE_DOC}[/]", highlight=False)
 
 
 def group_scores(records: Sequence[Any]) -> list[dict[str, Any]]:

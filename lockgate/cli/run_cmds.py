@@ -1,4 +1,4 @@
-"""``run``, ``runs``, ``show``, ``quarantine``."""
+"""``run``, ``runs``, ``show`` (``quarantine`` is in :mod:`lockgate.cli.quarantine_cmd`)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from lockgate.cli.common import (
     err_console,
     handle_errors,
     print_json,
+    render_checks,
 )
 from lockgate.runloop.results import RunResult, StepResult, StepStatus
 from lockgate.runloop.runner import Reporter
@@ -107,6 +108,8 @@ def register(app: typer.Typer) -> None:
     app.command("run")(run_cmd)
     app.command("runs")(runs_cmd)
     app.command("show")(show_cmd)
+    from lockgate.cli.quarantine_cmd import quarantine_cmd
+
     app.command("quarantine")(quarantine_cmd)
 
 
@@ -254,7 +257,7 @@ def runs_cmd(
     if as_json:
         print_json(runs)
         return
-    t = Table(title=f"runs · {project.config.name}")
+    t = Table(title=escape(f"runs · {project.config.name}"))
     for c in (
         "run",
         "seq",
@@ -266,7 +269,7 @@ def runs_cmd(
         "published",
         "quarantined",
     ):
-        t.add_column(c)
+        t.add_column(c, overflow="fold")
     for r in runs:
         s = _get(r, "summary") or {}
         t.add_row(
@@ -309,7 +312,7 @@ def _render_run(run: Any) -> None:
         console.print(f"[red]{_get(run, 'error')}[/]")
     t = Table(title="steps")
     for c in ("dataset", "status", "rows in", "published", "quarantined", "version", "reason"):
-        t.add_column(c)
+        t.add_column(c, overflow="fold")
     for s in _get(run, "steps") or []:
         t.add_row(
             str(_get(s, "dataset")),
@@ -318,30 +321,20 @@ def _render_run(run: Any) -> None:
             str(_get(s, "rows_out") or 0),
             str(_get(s, "rows_quarantined") or 0),
             str(_get(s, "output_version") or "-"),
-            str(_get(s, "reason") or "")[:100],
+            escape(str(_get(s, "reason") or "")),
         )
     console.print(t)
     checks = [c for s in (_get(run, "steps") or []) for c in (_get(s, "checks") or [])]
     if checks:
-        _render_checks(checks)
+        render_checks(checks)
 
 
-def _render_checks(checks: list[Any]) -> None:
-    t = Table(title="checks")
-    for c in ("dataset", "check", "dimension", "severity", "failing", "fraction", "result"):
-        t.add_column(c)
-    for c in checks:
-        passed = _get(c, "passed")
-        t.add_row(
-            str(_get(c, "dataset") or ""),
-            str(_get(c, "check_name") or _get(c, "name")),
-            str(_get(c, "dimension")),
-            str(_get(c, "severity")),
-            f"{_get(c, 'failing_rows') or 0:,}",
-            f"{(_get(c, 'fraction') or 0):.4%}",
-            "[green]pass[/]" if passed else "[red]fail[/]",
-        )
-    console.print(t)
+SCORE_DOC = "docs/checks.md#quality-score"
+SCORE_DEFINITION = (
+    "quality score = mean over the quality dimensions checked of the mean check score in "
+    "each; a row-level check scores its share of passing rows, a table-level check 1 "
+    "(passed) or 0 (failed)"
+)
 
 
 @handle_errors
@@ -370,6 +363,7 @@ def show_cmd(
     history = store.history(dataset, limit=10) if store.exists(dataset) else []
     steps = state.dataset_steps(project.config.name, dataset, limit=5)
     checks = state.check_history(project.config.name, dataset, limit=50)
+    scores = state.score_history(project.config.name, dataset, limit=1)
     sample = store.read(dataset, limit=rows) if store.exists(dataset) and rows > 0 else None
     info = {
         "dataset": dataset,
@@ -382,6 +376,7 @@ def show_cmd(
         "history": history,
         "last_steps": steps,
         "checks": checks,
+        "score": _latest_score(scores),
         "sample": sample.to_pylist() if sample is not None else [],
     }
     if as_json:
@@ -394,15 +389,15 @@ def show_cmd(
     )
     if schema:
         t = Table(title="schema")
-        t.add_column("column")
-        t.add_column("type")
+        t.add_column("column", overflow="fold")
+        t.add_column("type", overflow="fold")
         for f in schema:
             t.add_row(f.name, str(f.type))
         console.print(t)
     if history:
         t = Table(title="versions")
         for c in ("version", "timestamp", "operation", "run", "rows"):
-            t.add_column(c)
+            t.add_column(c, overflow="fold")
         for h in history:
             t.add_row(
                 str(_get(h, "version")),
@@ -415,7 +410,7 @@ def show_cmd(
     if steps:
         t = Table(title="last runs")
         for c in ("run", "status", "published", "quarantined", "finished", "reason"):
-            t.add_column(c)
+            t.add_column(c, overflow="fold")
         for s in steps:
             t.add_row(
                 str(_get(s, "run_id"))[:8],
@@ -423,12 +418,26 @@ def show_cmd(
                 str(_get(s, "rows_out") or 0),
                 str(_get(s, "rows_quarantined") or 0),
                 _fmt_time(_get(s, "finished_at")),
-                str(_get(s, "reason") or "")[:80],
+                escape(str(_get(s, "reason") or "")),
             )
         console.print(t)
     if checks:
         latest_run = _get(checks[0], "run_id")
-        _render_checks([c for c in checks if _get(c, "run_id") == latest_run])
+        render_checks(
+            [c for c in checks if _get(c, "run_id") == latest_run],
+            title=f"checks of run {str(latest_run)[:8]}",
+        )
+    if info["score"]:
+        sc = info["score"]
+        parts = [f"{d} {100 * v:.1f}%" for d, v in sc["scores"].items() if d != "overall"]
+        console.print(
+            f"quality score (run {escape(sc['run_id'][:8])}): "
+            f"[bold]{100 * sc['scores'].get('overall', 0):.1f}%[/]"
+            + (f" ({', '.join(parts)})" if parts else ""),
+            highlight=False,
+            soft_wrap=True,
+        )
+        console.print(f"[dim]{SCORE_DEFINITION}; see {SCORE_DOC}[/]", highlight=False)
     if sample is not None and sample.num_rows:
         t = Table(title=f"sample ({sample.num_rows} rows)")
         for n in sample.column_names:
@@ -438,95 +447,17 @@ def show_cmd(
         console.print(t)
 
 
-@handle_errors
-def quarantine_cmd(
-    dataset: str = typer.Argument(..., help="dataset name"),
-    limit: int = typer.Option(20, "--limit", "-n"),
-    run: str = typer.Option(None, "--run", help="only rows quarantined by this run (id prefix)"),
-    check: str = typer.Option(None, "--check", help="only rows that failed this check"),
-    project_dir: Path = ProjectOpt,
-    as_json: bool = JsonOpt,
-) -> None:
-    """Quarantined rows of a dataset, with the checks they failed and why."""
-    import duckdb
-
-    from lockgate.storage import DeltaStore
-
-    project = _load(project_dir)
-    store = DeltaStore(project.warehouse_path)
-    qname = f"{dataset}__quarantine"
-    if dataset not in project.datasets:
-        from lockgate._suggest import did_you_mean
-        from lockgate.errors import UsageError
-
-        raise UsageError(
-            f"unknown dataset '{dataset}'",
-            hint=did_you_mean(dataset, project.datasets) or "see `lockgate validate`",
-        )
-    if not store.exists(qname):
-        if as_json:
-            print_json({"dataset": dataset, "total": 0, "rows": []})
-        else:
-            console.print(f"[green]no quarantined rows for {dataset}[/]")
-        return
-    con = duckdb.connect()
-    con.register("q", store.arrow_dataset(qname))
-    where, params = [], []
-    if run:
-        where.append("starts_with(_lg_run_id, ?)")
-        params.append(run)
-    if check:
-        where.append("list_contains(_lg_failed_checks, ?)")
-        params.append(check)
-    cond = (" WHERE " + " AND ".join(where)) if where else ""
-    total = con.execute("SELECT count(*) FROM q" + cond, params).fetchall()[0][0]
-    by_check = con.execute(
-        "SELECT c, count(*) FROM (SELECT unnest(_lg_failed_checks) AS c FROM q"
-        + cond
-        + ") GROUP BY c ORDER BY 2 DESC",
-        params,
-    ).fetchall()
-    tbl = con.sql(
-        "SELECT * FROM q" + cond + " ORDER BY _lg_quarantined_at DESC LIMIT ?",
-        params=[*params, limit],
-    ).to_arrow_table()
-    rows = tbl.to_pylist()
-    if as_json:
-        print_json(
-            {
-                "dataset": dataset,
-                "total": total,
-                "by_check": {str(c): int(n) for c, n in by_check},
-                "rows": rows,
-            }
-        )
-        return
-    console.print(
-        f"[bold]{dataset}[/]: {total:,} quarantined rows"
-        + (" — " + ", ".join(f"{c}: {n:,}" for c, n in by_check) if by_check else "")
-    )
-    if not rows:
-        return
-    t = Table()
-    cols = ["_lg_failed_checks"] + [c for c in tbl.column_names if not c.startswith("_lg_")]
-    extra = [
-        c
-        for c in ("_lg_reason", "_lg_source_file", "_lg_line", "_lg_raw_record")
-        if c in tbl.column_names
-    ]
-    for c in cols + extra + ["_lg_run_id"]:
-        t.add_column(c.removeprefix("_lg_"))
-    for r in rows:
-        vals = []
-        for c in cols + extra + ["_lg_run_id"]:
-            v = r.get(c)
-            if c == "_lg_failed_checks":
-                v = ", ".join(v or [])
-            elif c == "_lg_run_id":
-                v = str(v)[:8]
-            vals.append("∅" if v is None else str(v)[:60])
-        t.add_row(*vals)
-    console.print(t)
+def _latest_score(records: list[Any]) -> dict[str, Any] | None:
+    """The newest run's scores (``overall`` and per dimension) with what they mean."""
+    if not records:
+        return None
+    run_id = records[0].run_id
+    return {
+        "run_id": run_id,
+        "scores": {r.dimension: r.score for r in records if r.run_id == run_id},
+        "definition": SCORE_DEFINITION,
+        "docs": SCORE_DOC,
+    }
 
 
 def _first_line(text: str, width: int) -> str:

@@ -34,7 +34,7 @@ import math
 import time
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -43,7 +43,7 @@ import duckdb
 from sqlglot import exp
 
 from lockgate.errors import InputError, UsageError
-from lockgate.quality.targets import is_delta_table
+from lockgate.quality.targets import TargetRead, is_delta_table, target_label
 
 logger = logging.getLogger(__name__)
 
@@ -135,6 +135,15 @@ class Profile:
     seconds: float
     #: number of scans over the data (1 or 2)
     passes: int
+    #: input records that could not be read (not in ``rows``): records = rows + rejected
+    rejected: int = 0
+    #: a few of them: ``{"file", "line", "reason"}``
+    rejected_sample: tuple[Mapping[str, Any], ...] = ()
+
+    @property
+    def records(self) -> int:
+        """Records read: the rows profiled plus the records that could not be read."""
+        return self.rows + self.rejected
 
     def column(self, name: str) -> ColumnProfile:
         for c in self.columns:
@@ -146,6 +155,7 @@ class Profile:
         """A JSON-serialisable dict (``json.dumps(p.to_dict())`` works)."""
         out = _lists(asdict(self))
         assert isinstance(out, dict)
+        out["records"] = self.records
         return out
 
     @classmethod
@@ -166,6 +176,8 @@ class Profile:
             created_at=d["created_at"],
             seconds=float(d["seconds"]),
             passes=int(d["passes"]),
+            rejected=int(d.get("rejected", 0)),
+            rejected_sample=tuple(dict(r) for r in d.get("rejected_sample", ())),
         )
 
 
@@ -628,31 +640,21 @@ def _column_profile(
 # ----------------------------------------------------------------------------- targets
 
 
-def register_target(con: duckdb.DuckDBPyConnection, target: str, view: str) -> None:
+def register_target(con: duckdb.DuckDBPyConnection, target: str, view: str) -> TargetRead:
     """Make ``target`` (a file or glob, a Delta table folder, or a PostgreSQL table URL)
     readable as ``view`` — see :mod:`lockgate.quality.targets`."""
     from lockgate.quality.targets import register_target as _register
 
-    _register(con, view, target)
+    return _register(con, view, target)
 
 
-def warn_csv_rejects(con: duckdb.DuckDBPyConnection) -> None:
-    """Log the malformed CSV records DuckDB skipped (``store_rejects``) — not silently lost."""
-    try:
-        rows = con.execute(
-            "SELECT DISTINCT s.file_path, e.line, e.error_type FROM reject_errors e "
-            "JOIN reject_scans s USING (scan_id, file_id) ORDER BY 1, 2"
-        ).fetchall()
-    except duckdb.Error:  # no CSV was read: the reject tables do not exist
-        return
-    if rows:
-        first = ", ".join(f"{f}:{line} ({kind})" for f, line, kind in rows[:3])
-        logger.warning(
-            "%d malformed CSV record(s) skipped and not counted: %s%s",
-            len(rows),
-            first,
-            " …" if len(rows) > 3 else "",
-        )
+def with_rejects(p: Profile, read: TargetRead) -> Profile:
+    """``p`` with the records reading its target rejected (they are not in ``p.rows``)."""
+    return replace(
+        p,
+        rejected=read.rejected,
+        rejected_sample=tuple(r.to_dict() for r in read.sample),
+    )
 
 
 def profile_target(
@@ -662,17 +664,17 @@ def profile_target(
     quantiles: Sequence[float] = DEFAULT_QUANTILES,
     con: duckdb.DuckDBPyConnection | None = None,
 ) -> Profile:
-    """Profile a file path/glob (CSV/Parquet/JSON by extension) or a Delta table folder."""
+    """Profile a file path/glob (CSV/Parquet/JSON by extension), a Delta table folder or a
+    PostgreSQL table URL. Records that cannot be read are counted in ``rejected``."""
     own = con is None
     c = duckdb.connect() if con is None else con
     try:
         if own:
             c.execute("SET TimeZone = 'UTC'")
         view = f"_lg_target_{uuid.uuid4().hex[:8]}"
-        register_target(c, target, view)
-        result = profile(c, view, top_k=top_k, quantiles=quantiles, target=target)
-        warn_csv_rejects(c)
-        return result
+        read = register_target(c, target, view)
+        result = profile(c, view, top_k=top_k, quantiles=quantiles, target=target_label(target))
+        return with_rejects(result, read)
     finally:
         if own:
             c.close()
@@ -688,5 +690,5 @@ __all__ = [
     "profile",
     "profile_target",
     "register_target",
-    "warn_csv_rejects",
+    "with_rejects",
 ]

@@ -2,8 +2,12 @@
 
 Targets (and ``references:`` values):
 
-* a Parquet / CSV / JSON / NDJSON file or a glob of them (by extension; read in place by
-  DuckDB, only the columns the checks need);
+* a Parquet file or glob (read in place by DuckDB, only the columns the checks need);
+* a CSV / JSON / NDJSON file or glob (by extension, ``.gz``/``.zst`` allowed), read record
+  by record by the project file-source reader: a record that cannot be read (a value that
+  does not convert, a malformed line) is *rejected* — counted and sampled with its file,
+  line and reason in :attr:`StandaloneResult.rejected` — never silently left out, and the
+  counts do not depend on which columns the checks read;
 * a Delta table folder (has ``_delta_log/``; read through ``deltalake`` → Arrow dataset);
 * a PostgreSQL table: ``postgresql://user[:pw]@host[:port]/db?table=schema.name``
   (``postgresql+psycopg://`` works too). Streamed with ``COPY … TO STDOUT (FORMAT csv)``
@@ -13,9 +17,11 @@ Targets (and ``references:`` values):
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import tempfile
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -25,13 +31,44 @@ import duckdb
 from lockgate.errors import ConfigError
 from lockgate.quality.checkfile import CheckFile, load_check_file
 from lockgate.quality.engine import AuditResult, audit, describe
-from lockgate.quality.profile import warn_csv_rejects
-from lockgate.quality.targets import register_target
+from lockgate.quality.targets import TargetRead, register_target, target_label
 from lockgate.quality.validate import validate_checks
 
 log = logging.getLogger(__name__)
 
 TARGET = "__lg_target"
+
+
+@dataclass
+class StandaloneResult(AuditResult):
+    """An :class:`AuditResult` plus what reading the inputs rejected.
+
+    ``total_rows`` counts the rows the checks saw; ``rejected`` the target's records that
+    could not be read (so ``records = total_rows + rejected``); ``reference_rejected`` the
+    same per reference. The result passes only when no error-severity check failed *and*
+    at most ``max_rejected`` records (target and references together) were rejected.
+    """
+
+    target: str = ""
+    rejected: TargetRead | None = None
+    reference_rejected: dict[str, TargetRead] = field(default_factory=dict)
+    max_rejected: int = 0
+
+    @property
+    def records(self) -> int:
+        return self.total_rows + self.rejected_count
+
+    @property
+    def rejected_count(self) -> int:
+        return self.rejected.rejected if self.rejected else 0
+
+    @property
+    def all_rejected(self) -> int:
+        return self.rejected_count + sum(r.rejected for r in self.reference_rejected.values())
+
+    @property
+    def passed(self) -> bool:
+        return super().passed and self.all_rejected <= self.max_rejected
 
 
 def run_standalone(
@@ -42,21 +79,29 @@ def run_standalone(
     refs: Mapping[str, str] | None = None,
     sample_size: int = 5,
     con: duckdb.DuckDBPyConnection | None = None,
-) -> AuditResult:
+    max_rejected: int = 0,
+) -> StandaloneResult:
     """Load the check file, expose ``target`` and the references, validate statically
-    (ConfigError, before reading data) and audit in count mode."""
+    (ConfigError, before reading data) and audit in count mode.
+
+    Records of the target or a reference that cannot be read (see
+    :func:`~lockgate.quality.targets.register_target`) are counted in the result's
+    ``rejected`` and fail it when there are more than ``max_rejected``."""
     cf = checks if isinstance(checks, CheckFile) else load_check_file(checks)
     if not cf.raw_checks:
         cf = CheckFile(cf.path, cf.checks, cf.lines, cf.references, cf.dataset, list(cf.checks))
     con = con or duckdb.connect()
     tmp = tempfile.TemporaryDirectory(prefix="lockgate-check-")
     try:
-        register_target(con, TARGET, target, tmp.name)
+        read = register_target(con, TARGET, target, tmp.name)
         references: dict[str, str] = {}
         ref_cols: dict[str, dict[str, str]] = {}
+        ref_reads: dict[str, TargetRead] = {}
         for name, tgt in {**cf.references, **(refs or {})}.items():
             rel = f"__lg_ref_{name}"
-            register_target(con, rel, tgt, tmp.name)
+            ref_read = register_target(con, rel, tgt, tmp.name)
+            if ref_read.rejected:
+                ref_reads[name] = ref_read
             references[name] = rel
             ref_cols[name] = describe(con, rel)
         columns = describe(con, TARGET)
@@ -76,8 +121,14 @@ def run_standalone(
             sample_size=sample_size,
             dataset=dataset,
         )
-        warn_csv_rejects(con)
-        return result
+        fields = {f.name: getattr(result, f.name) for f in dataclasses.fields(AuditResult)}
+        return StandaloneResult(
+            **fields,
+            target=target_label(target),
+            rejected=read,
+            reference_rejected=ref_reads,
+            max_rejected=max_rejected,
+        )
     finally:
         tmp.cleanup()
 

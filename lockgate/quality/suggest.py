@@ -68,8 +68,16 @@ def suggest_checks(
         f"# Checks suggested by `lockgate suggest` from a profile of {label}",
         f"# ({profile.rows} rows, profiled {profile.created_at}).",
         "# Review every check: they describe the data as it was, not as it must be.",
-        "checks:",
     ]
+    if profile.rejected:
+        lines.append(
+            f"# {profile.rejected} record(s) could not be read and are not in the profile:"
+        )
+        for r in profile.rejected_sample:
+            reason = " ".join(str(r.get("reason", "")).split())
+            lines.append(f"#   {r.get('file')}:{r.get('line')}: {reason}")
+    lines.append("checks:")
+    header = len(lines)
     if profile.rows > 0:
         lo, hi = profile.rows // 2, math.ceil(profile.rows * 1.5)
         lines += _item(
@@ -78,7 +86,7 @@ def suggest_checks(
         )
     for col in profile.columns:
         lines += _column_suggestions(col, exact_unique, now)
-    if len(lines) == 4:
+    if len(lines) == header:
         lines.append("  []  # nothing to suggest: the profile is empty")
     return "\n".join(lines) + "\n"
 

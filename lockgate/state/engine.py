@@ -4,7 +4,8 @@ lockgate errors that never show a password."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+import re
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Engine
 
+from lockgate.redact import redact_any, remember
 from lockgate.state.errors import StateSchemaError, StateStoreError
 from lockgate.state.tables import json_dumps
 
@@ -56,6 +58,7 @@ def parse_url(url: str) -> URL:
     ``postgresql://`` and ``postgres://`` become ``postgresql+psycopg://`` (psycopg 3);
     a relative SQLite path is resolved against the current directory.
     """
+    remember(url)  # its password is hidden wherever it shows up (driver errors, logs)
     try:
         u = sa.make_url(url)
     except Exception as e:  # ArgumentError: message has no password, but the URL might
@@ -89,6 +92,42 @@ def parse_url(url: str) -> URL:
     )
 
 
+# values that must be stored exactly (identities, cursors): never rewritten
+_EXACT = re.compile(r"^(watermark\w*|value\w*|\w*_id|project|dataset|check_name|host)(_+\d+)?$")
+
+
+def _redact_value(name: str | None, v: Any) -> Any:
+    return v if name is not None and _EXACT.match(name) else redact_any(v)
+
+
+def _redact_params(params: Any, names: Sequence[str] | None) -> Any:
+    """Redact bound values; ``names`` are the parameter names of a positional paramstyle
+    (SQLite's ``?``), dict params carry theirs (psycopg's ``%(name)s``)."""
+    if isinstance(params, dict):
+        return {k: _redact_value(str(k), v) for k, v in params.items()}
+    if isinstance(params, list) and params and isinstance(params[0], dict | list | tuple):
+        return [_redact_params(p, names) for p in params]  # executemany
+    if isinstance(params, list | tuple):
+        keys = list(names) if names and len(names) == len(params) else [None] * len(params)
+        return type(params)(_redact_value(k, v) for k, v in zip(keys, params, strict=True))
+    return params
+
+
+def _redact_writes(engine: Engine) -> None:
+    """Storage boundary: no string written to the state store (run arguments, errors,
+    reasons, messages) carries a password (:func:`lockgate.redact.redact`)."""
+
+    @event.listens_for(engine, "before_cursor_execute", retval=True)
+    def _scrub_params(
+        conn: Any, cursor: Any, statement: str, params: Any, context: Any, executemany: bool
+    ) -> tuple[str, Any]:
+        if statement.lstrip()[:6].upper() in ("INSERT", "UPDATE"):
+            compiled = getattr(context, "compiled", None)
+            names = getattr(compiled, "positiontup", None)
+            params = _redact_params(params, names)
+        return statement, params
+
+
 def create_state_engine(u: URL) -> Engine:
     """An engine for a URL returned by :func:`parse_url`.
 
@@ -112,9 +151,12 @@ def create_state_engine(u: URL) -> Engine:
             u, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False}, **kw
         )
         _configure_sqlite(engine)
+        _redact_writes(engine)
         return engine
     kw["pool_pre_ping"] = True
-    return sa.create_engine(u, connect_args={"connect_timeout": PG_CONNECT_TIMEOUT_S}, **kw)
+    engine = sa.create_engine(u, connect_args={"connect_timeout": PG_CONNECT_TIMEOUT_S}, **kw)
+    _redact_writes(engine)
+    return engine
 
 
 def _configure_sqlite(engine: Engine) -> None:

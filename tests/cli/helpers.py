@@ -99,8 +99,10 @@ def run_json(root: Path, *extra: str) -> tuple[int, dict[str, Any]]:
     return r.exit_code, json.loads(r.stdout)
 
 
-def subprocess_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "COLUMNS": "200"}
+def subprocess_cli(
+    *args: str, cwd: Path | None = None, columns: str = "200"
+) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "COLUMNS": columns}
     return subprocess.run(
         [sys.executable, "-m", "lockgate", *args],
         capture_output=True,

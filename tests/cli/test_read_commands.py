@@ -167,7 +167,10 @@ def test_quarantine(ran: tuple[Path, dict[str, Any]]) -> None:
     assert none["total"] == 0 and none["rows"] == []
     assert _json("quarantine", "rev", "--json", "-p", str(root)) == {
         "dataset": "rev",
+        "scope": "current",
         "total": 0,
+        "superseded_rows_hidden": 0,
+        "by_check": {},
         "rows": [],
     }
     r = cli("quarantine", "orders", "-p", str(root))

@@ -167,15 +167,14 @@ def test_bad_targets(tmp_path: Path) -> None:
         profile_target(str(tmp_path / "folder"))
 
 
-def test_profile_of_a_csv_with_a_ragged_line(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_profile_of_a_csv_with_a_ragged_line(tmp_path: Path) -> None:
     # one ragged line made DuckDB's sniffer read the header as one column (a glob of such
-    # files failed with "Schema mismatch between globbed files"); it is skipped and reported
+    # files failed with "Schema mismatch between globbed files"); it is rejected and counted
     (tmp_path / "a.csv").write_text("id,name,amount\n1,a,1.5\n2,b,2.5\n3,c,3.5,oops\n")
     (tmp_path / "b.csv").write_text("id,name,amount\n4,d,4.5\n")
-    with caplog.at_level("WARNING"):
-        p = profile_target(str(tmp_path / "*.csv"))
+    p = profile_target(str(tmp_path / "*.csv"))
     assert [c.name for c in p.columns] == ["id", "name", "amount"]
-    assert p.rows == 3
-    assert "1 malformed CSV record" in caplog.text
+    assert (p.rows, p.rejected, p.records) == (3, 1, 4)
+    [r] = p.rejected_sample
+    assert r["file"].endswith("a.csv") and r["line"] == 4
+    assert "expected 3 columns, found 4" in r["reason"]

@@ -176,5 +176,7 @@ def test_profile_cli_reports_skipped_malformed_csv_records(tmp_path: Path) -> No
         check=False,
     )
     assert r.returncode == 0, r.stderr
-    assert json.loads(r.stdout)["rows"] == 2
-    assert "1 malformed CSV record(s) skipped" in r.stderr
+    out = json.loads(r.stdout)
+    assert (out["rows"], out["rejected"], out["records"]) == (2, 1, 3)
+    assert out["rejected_sample"][0]["line"] == 3
+    assert "1 record(s) of" in r.stderr and "a.csv:3: expected 2 columns, found 3" in r.stderr
