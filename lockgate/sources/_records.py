@@ -153,6 +153,11 @@ def json_pointer(key: str) -> exp.Literal:
     return exp.Literal.string("/" + key.replace("~", "~0").replace("/", "~1"))
 
 
+def _json_fn(name: str, j: exp.Expr, key: str) -> exp.Expr:
+    """``name(j, '/key')`` exactly as written (sqlglot would turn the pointer into a path)."""
+    return exp.Anonymous(this=name, expressions=[j.copy(), json_pointer(key)])
+
+
 def _read_lines(con: duckdb.DuckDBPyConnection, path: Path, max_line_size: int) -> tuple[str, str]:
     """Read ``path`` as lines into temp tables ``(good: line, v VARCHAR)`` (blank lines
     left out) and ``(bad: line, raw, error_type, error_message)`` (lines the reader
@@ -306,19 +311,22 @@ def stage_json_lines(
                 _array_file(con, path, name, objs, rejects, max_line_size)
             else:
                 _ndjson_file(con, path, name, objs, rejects, max_line_size)
-        types = declared or _infer_types(con, objs)
+        types = _reject_unusable_keys(con, objs, rejects, declared)
+        names = _column_names(types)
         j = exp.column("j")
         fields = []
-        for col, typ in types.items():
+        for key, typ in types.items():
+            col = names[key]
             dt = exp.DataType.build(typ, dialect="duckdb")
+            # Anonymous: sqlglot rewrites json_extract(j, '/k') into j -> '$."/k"' (NULL)
             if dt.is_type(exp.DataType.Type.JSON):
-                raw = exp.func("json_extract", j.copy(), json_pointer(col))
+                raw = _json_fn("json_extract", j, key)
                 typed: exp.Expr = raw.copy()
             elif dt.is_type(*exp.DataType.NESTED_TYPES):
-                raw = exp.func("json_extract", j.copy(), json_pointer(col))
+                raw = _json_fn("json_extract", j, key)
                 typed = exp.TryCast(this=raw.copy(), to=dt)
             else:
-                raw = exp.func("json_extract_string", j.copy(), json_pointer(col))
+                raw = _json_fn("json_extract_string", j, key)
                 typed = exp.TryCast(this=raw.copy(), to=dt)
             fields.append(TypedField(name=col, raw=raw, typed=typed, type=typ))
         if not fields:
@@ -330,15 +338,7 @@ def stage_json_lines(
                     type="VARCHAR",
                 )
             ]
-        prefix = exp.Case(
-            ifs=[
-                exp.If(
-                    this=exp.not_(exp.Is(this=exp.column("line"), expression=exp.Null())),
-                    true=_concat(exp.Literal.string("line "), _str(exp.column("line"))),
-                )
-            ],
-            default=_concat(exp.Literal.string("record "), _str(exp.column("rec"))),
-        )
+        prefix = _record_prefix()
         typed_projection(
             con,
             source=objs,
@@ -347,13 +347,89 @@ def stage_json_lines(
             fields=fields,
             passthrough=[],
             file_expr=exp.column("f"),
-            line_expr=exp.column("line"),
+            line_expr=_line_or_record(),
             prefix_expr=prefix,
             raw_record=_str(j.copy()),
             where=where,
         )
     finally:
         drop(con, objs)
+
+
+def _line_or_record() -> exp.Expr:
+    """The reject's ``_lg_line``: the line (NDJSON) or the element number (JSON array)."""
+    return exp.func("coalesce", exp.column("line"), exp.column("rec"))
+
+
+def _record_prefix() -> exp.Expr:
+    """``line N`` (NDJSON) or ``record N`` (element of a JSON array)."""
+    return exp.Case(
+        ifs=[
+            exp.If(
+                this=exp.not_(exp.Is(this=exp.column("line"), expression=exp.Null())),
+                true=_concat(exp.Literal.string("line "), _str(exp.column("line"))),
+            )
+        ],
+        default=_concat(exp.Literal.string("record "), _str(exp.column("rec"))),
+    )
+
+
+def _move_to_rejects(
+    con: duckdb.DuckDBPyConnection, objs: str, rejects: str, cond: exp.Expr, reason: exp.Expr
+) -> None:
+    """Move the objects matching ``cond`` from ``objs`` to ``rejects`` with ``reason``."""
+    con.execute(
+        exp.insert(
+            exp.select(
+                exp.column("f"),
+                _line_or_record(),
+                _str(exp.column("j")),
+                _concat(_record_prefix(), exp.Literal.string(": "), reason),
+            )
+            .from_(tbl(objs))
+            .where(cond.copy())
+            .order_by(exp.column("f"), exp.column("line"), exp.column("rec")),
+            tbl(rejects),
+        ).sql("duckdb")
+    )
+    con.execute(exp.delete(tbl(objs), where=cond.copy()).sql("duckdb"))
+
+
+def _reject_unusable_keys(
+    con: duckdb.DuckDBPyConnection, objs: str, rejects: str, declared: dict[str, str] | None
+) -> dict[str, str]:
+    """Reject objects with a repeated key (which value is meant is ambiguous) and, when no
+    columns are declared, objects whose keys cannot become columns (an empty key; a key
+    that differs only in case from another — DuckDB names are case-insensitive); return
+    the declared or inferred column types."""
+    keys = exp.func("json_keys", exp.column("j"))
+    dup = exp.NEQ(
+        this=exp.func("len", keys.copy()),
+        expression=exp.func("len", exp.func("list_distinct", keys.copy())),
+    )
+    _move_to_rejects(con, objs, rejects, dup, exp.Literal.string("object has a duplicate key"))
+    if declared:
+        return declared
+    empty = exp.func("list_contains", keys.copy(), exp.Literal.string(""))
+    _move_to_rejects(
+        con, objs, rejects, empty, exp.Literal.string('empty key "" cannot be a column name')
+    )
+    return _infer_types(con, objs)
+
+
+def _column_names(types: dict[str, str]) -> dict[str, str]:
+    """JSON key → column name: keys that differ only in case from an earlier one get a
+    ``_1``, ``_2``… suffix (DuckDB names are case-insensitive), as ``read_json`` does."""
+    taken: set[str] = set()
+    out: dict[str, str] = {}
+    for key in types:
+        name, n = key, 0
+        while name.lower() in taken:
+            n += 1
+            name = f"{key}_{n}"
+        taken.add(name.lower())
+        out[key] = name
+    return out
 
 
 def _infer_types(con: duckdb.DuckDBPyConnection, objs: str) -> dict[str, str]:
@@ -492,7 +568,7 @@ def _array_file(
             exp.insert(
                 exp.select(
                     exp.Literal.string(name),
-                    exp.Null(),
+                    exp.column("o"),
                     _str(exp.column("v")),
                     _concat(
                         exp.Literal.string("record "),

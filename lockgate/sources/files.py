@@ -660,6 +660,9 @@ class FileSource(Source):
     ) -> None:
         opts: dict[str, object] = {
             "format": "newline_delimited" if fmt == FileFormat.NDJSON else "auto",
+            # every record must be an object: a scalar/array element (or an empty key,
+            # which DuckDB reads as a MAP) fails here and the slow path rejects it
+            "records": True,
             **options,
         }
         if declared:
@@ -673,7 +676,11 @@ class FileSource(Source):
             # strict: any malformed record or unconvertible value raises, nothing is dropped
             self._create_from(con, table, exp.select("*").from_(reader), min_cursor)
             return
-        except (duckdb.InvalidInputException, duckdb.ConversionException) as e:
+        except (
+            duckdb.InvalidInputException,
+            duckdb.ConversionException,
+            duckdb.BinderException,
+        ) as e:
             log.info(
                 "dataset %s: strict JSON read failed (%s); re-reading line by line to "
                 "separate bad records",

@@ -1,0 +1,175 @@
+"""Messy inputs (issue 6): every record is either staged unchanged with the declared type
+or rejected with its file, line/row and reason — nothing vanishes, nothing crashes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from lockgate.project.models import DatasetSpec
+from lockgate.sources import StagedSource, stage_source
+
+
+@pytest.fixture
+def con() -> duckdb.DuckDBPyConnection:
+    c = duckdb.connect()
+    yield c
+    c.close()
+
+
+def stage(
+    con: duckdb.DuckDBPyConnection,
+    root: Path,
+    files: dict[str, str | bytes | pa.Table],
+    src: dict[str, Any],
+) -> StagedSource:
+    for name, content in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, pa.Table):
+            pq.write_table(content, path)
+        else:
+            path.write_bytes(content.encode() if isinstance(content, str) else content)
+    spec = DatasetSpec.model_validate({"name": "o", "source": {"type": "file", **src}})
+    return stage_source(con, spec, root, "stg")
+
+
+def staged_rows(con: duckdb.DuckDBPyConnection, order: str = "1") -> list[tuple[Any, ...]]:
+    return con.execute(f"SELECT * FROM stg ORDER BY {order}").fetchall()
+
+
+def rejects(con: duckdb.DuckDBPyConnection) -> list[tuple[Any, ...]]:
+    return con.execute(
+        "SELECT _lg_source_file, _lg_line, _lg_raw_record, _lg_reason FROM stg__rejects "
+        "ORDER BY _lg_source_file, _lg_line"
+    ).fetchall()
+
+
+def column_types(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    return {r[0]: r[1] for r in con.execute("DESCRIBE stg").fetchall()}
+
+
+# --- NDJSON / JSON (items 1 and 10) ----------------------------------------------------
+
+GOOD = '{"id":1,"meta":{"s":"w"},"tags":["a"]}\n'
+
+
+def test_ndjson_nested_values_survive_a_broken_line(
+    con: duckdb.DuckDBPyConnection, tmp_path: Path
+) -> None:
+    text = GOOD + GOOD.replace('"id":1', '"id":2') + '{"id":3, broken\n'
+    staged = stage(con, tmp_path, {"a.ndjson": text}, {"path": "a.ndjson"})
+    assert (staged.rows, staged.rejected) == (2, 1)
+    got = [(i, json.loads(m), json.loads(t)) for i, m, t in staged_rows(con)]
+    assert got == [(1, {"s": "w"}, ["a"]), (2, {"s": "w"}, ["a"])]
+    assert rejects(con) == [("a.ndjson", 3, '{"id":3, broken', "line 3: malformed JSON")]
+
+
+@pytest.mark.parametrize(
+    "columns",
+    [
+        {"id": "BIGINT", "meta": "JSON", "tags": "JSON"},
+        {"id": "BIGINT", "meta": "STRUCT(s VARCHAR)", "tags": "VARCHAR[]"},
+    ],
+)
+def test_ndjson_declared_nested_columns_with_a_broken_line(
+    con: duckdb.DuckDBPyConnection, tmp_path: Path, columns: dict[str, str]
+) -> None:
+    text = GOOD + "{oops\n"
+    staged = stage(con, tmp_path, {"a.ndjson": text}, {"path": "a.ndjson", "columns": columns})
+    assert (staged.rows, staged.rejected) == (1, 1)
+    ((id_, meta, tags),) = staged_rows(con)
+    assert id_ == 1
+    assert meta in ({"s": "w"}, '{"s":"w"}') and tags in (["a"], '["a"]')
+
+
+def test_ndjson_deeply_nested_and_mixed_types_keep_their_values(
+    con: duckdb.DuckDBPyConnection, tmp_path: Path
+) -> None:
+    deep = "[" * 200 + "]" * 200
+    lines = [
+        '{"id":1,"v":1,"d":' + deep + "}",
+        '{"id":2,"v":"x","d":null}',
+        '{"id":3,"v":{"a":[1,{"b":null}]},"d":[]}',
+        "not json",
+    ]
+    staged = stage(con, tmp_path, {"a.ndjson": "\n".join(lines) + "\n"}, {"path": "a.ndjson"})
+    assert (staged.rows, staged.rejected) == (3, 1)
+    got = {r[0]: r[1:] for r in staged_rows(con)}
+    assert json.loads(got[1][0]) == 1 and json.loads(got[1][1]) == json.loads(deep)
+    assert json.loads(got[2][0]) == "x"
+    assert json.loads(got[3][0]) == {"a": [1, {"b": None}]} and json.loads(got[3][1]) == []
+
+
+def test_json_array_with_scalar_element_is_rejected_not_published(
+    con: duckdb.DuckDBPyConnection, tmp_path: Path
+) -> None:
+    staged = stage(con, tmp_path, {"a.json": '[{"id":1},{"id":2},5]'}, {"path": "a.json"})
+    assert (staged.rows, staged.rejected) == (2, 1)
+    assert column_types(con) == {"id": "BIGINT"}
+    assert staged_rows(con) == [(1,), (2,)]
+    assert rejects(con) == [("a.json", 3, "5", "record 3: not a JSON object")]
+
+
+@pytest.mark.parametrize(
+    ("text", "good", "bad"),
+    [
+        ('[{"id":1,"":2},{"id":2}]', [(2,)], [(1, 'empty key "" cannot be a column name')]),
+        ('[{"id":1,"id":2},{"id":3}]', [(3,)], [(1, "object has a duplicate key")]),
+        ("[[1,2],[3]]", [], [(1, "not a JSON object"), (2, "not a JSON object")]),
+        
+    ],
+)
+def test_json_records_that_cannot_be_rows_are_rejected(
+    con: duckdb.DuckDBPyConnection,
+    tmp_path: Path,
+    text: str,
+    good: list[tuple[Any, ...]],
+    bad: list[tuple[int, str]],
+) -> None:
+    staged = stage(con, tmp_path, {"a.json": text}, {"path": "a.json"})
+    assert (staged.rows, staged.rejected) == (len(good), len(bad))
+    if good:
+        assert staged_rows(con) == good
+    got = rejects(con)
+    assert [r[1] for r in got] == [b[0] for b in bad]
+    for r, (_, reason) in zip(got, bad, strict=True):
+        assert r[0] == "a.json" and reason in r[3]
+
+
+def test_json_top_level_scalar_and_ndjson_duplicate_key(
+    con: duckdb.DuckDBPyConnection, tmp_path: Path
+) -> None:
+    staged = stage(con, tmp_path, {"a.json": "5"}, {"path": "a.json"})
+    assert (staged.rows, staged.rejected) == (0, 1)
+    assert rejects(con)[0][1:] == (1, "5", "line 1: not a JSON object (found ubigint)")
+    con.execute("DROP TABLE stg; DROP TABLE stg__rejects")
+    text = '{"id":1,"id":2}\n{"id":3}\n'
+    src = {"path": "b.ndjson", "columns": {"id": "BIGINT"}}
+    staged = stage(con, tmp_path, {"b.ndjson": text}, src)
+    assert (staged.rows, staged.rejected) == (1, 1)
+    assert staged_rows(con) == [(3,)]
+    assert rejects(con)[0][1:] == (1, '{"id":1,"id":2}', "line 1: object has a duplicate key")
+
+
+@pytest.mark.parametrize("broken", ["", "{broken\n"])
+def test_json_keys_differing_in_case_get_distinct_columns_on_both_paths(
+    con: duckdb.DuckDBPyConnection, tmp_path: Path, broken: str
+) -> None:
+    text = '{"id":1}\n{"ID":2}\n' + broken
+    staged = stage(con, tmp_path, {"a.ndjson": text}, {"path": "a.ndjson"})
+    assert (staged.rows, staged.rejected) == (2, 1 if broken else 0)
+    types = column_types(con)
+    assert sorted(c.lower() for c in types) == ["id", "id_1"]
+    assert set(types.values()) == {"BIGINT"}
+    by_name = con.execute("SELECT * FROM stg").fetchdf().to_dict("records")
+    values = sorted((k, v) for r in by_name for k, v in r.items() if v == v and v is not None)
+    # each value sits in the column named after its own key (the second one suffixed)
+    assert [v for _, v in values] in ([1, 2], [2, 1])
+    assert {k.split("_")[0]: v for k, v in values} == {"id": 1, "ID": 2}
