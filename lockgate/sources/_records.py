@@ -94,9 +94,11 @@ def typed_projection(
     prefix_expr: exp.Expr,
     raw_record: exp.Expr,
     where: WhereFn,
+    order: Sequence[str] = (),
 ) -> None:
     """Create ``table`` from relation ``source`` with ``fields`` converted; rows where a
-    non-NULL raw value does not convert go to ``rejects`` instead."""
+    non-NULL raw value does not convert go to ``rejects`` instead. ``order``: the output
+    column order (default: fields, then passthrough)."""
     oks = [
         exp.or_(
             exp.Is(this=f.raw.copy(), expression=exp.Null()),
@@ -105,9 +107,10 @@ def typed_projection(
         for f in fields
     ]
     all_ok = exp.and_(*oks) if oks else exp.true()
+    out: dict[str, exp.Expr] = {f.name: exp.alias_(f.typed.copy(), ident(f.name)) for f in fields}
+    out.update({c: exp.column(ident(c)) for c in passthrough})
     inner = exp.select(
-        *(exp.alias_(f.typed.copy(), ident(f.name)) for f in fields),
-        *(exp.column(ident(c)) for c in passthrough),
+        *(out[c] for c in order or out),
         exp.alias_(all_ok.copy(), "__lg_ok"),
     ).from_(tbl(source))
     outer = exp.select(exp.Star(**{"except_": [exp.column("__lg_ok")]})).from_(

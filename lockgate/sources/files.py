@@ -25,7 +25,7 @@ from __future__ import annotations
 import glob
 import logging
 import os
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -36,7 +36,7 @@ from sqlglot import exp
 from lockgate._suggest import did_you_mean
 from lockgate.errors import ConfigError, InputError, Problem
 from lockgate.project.models import DatasetSpec, FileFormat, FileSourceSpec
-from lockgate.sources import _records
+from lockgate.sources import _records, _schema
 from lockgate.sources._records import tbl
 from lockgate.sources.base import (
     Source,
@@ -554,83 +554,122 @@ class FileSource(Source):
         declared: dict[str, str] | None,
         min_cursor: object | None,
     ) -> None:
-        paths = exp.Array(expressions=[exp.Literal.string(str(p)) for p in files])
-        opts = [named_arg(k, v) for k, v in options.items()]
+        opts = [named_arg(k, v) for k, v in options.items() if k != "union_by_name"]
+
+        def reader(paths: list[Path], *extra: exp.Expr) -> exp.Expr:
+            array = exp.Array(expressions=[exp.Literal.string(str(p)) for p in paths])
+            return exp.func("read_parquet", array, *(o.copy() for o in opts), *extra)
+
         try:
-            if not declared:
-                reader = exp.func("read_parquet", paths, *opts)
-                self._create_from(con, table, exp.select("*").from_(reader), min_cursor)
+            # one footer read per file: files may differ in column order, set and types
+            schemas = [table_columns(con, exp.select("*").from_(reader([p]))) for p in files]
+            if not declared and all(s == schemas[0] for s in schemas):
+                self._create_from(con, table, exp.select("*").from_(reader(files)), min_cursor)
                 return
-            plain = exp.func("read_parquet", paths.copy(), *(o.copy() for o in opts))
-            available = table_columns(con, exp.select("*").from_(plain))
-            self.check_declared_present(available)
-            # declared types are applied with TRY_CAST; rows that do not convert are rejected
-            reader = exp.func(
-                "read_parquet",
-                paths,
-                *opts,
-                named_arg("filename", "_lg_file"),
-                named_arg("file_row_number", True),
-            )
+            target = _schema.union_columns(con, schemas, declared)
+            self.check_declared_present(target)
+            union, carried = self._parquet_union(files, schemas, target, reader)
             source = _records.temp_name("src")
             con.execute(
                 exp.Create(
                     this=tbl(source),
                     kind="VIEW",
                     replace=True,
-                    expression=exp.select("*").from_(reader),
+                    expression=union,
                     properties=exp.Properties(expressions=[exp.TemporaryProperty()]),
                 ).sql("duckdb")
             )
-            data_cols = [exp.column(ident(c)) for c in available]
             try:
-                _records.typed_projection(
-                    con,
-                    source=source,
-                    table=table,
-                    rejects=rejects,
-                    fields=[
-                        _records.TypedField(
-                            name=c,
-                            raw=exp.column(ident(c)),
-                            typed=exp.TryCast(
-                                this=exp.column(ident(c)),
-                                to=exp.DataType.build(t, dialect="duckdb"),
-                            ),
-                            type=t,
-                        )
-                        for c, t in declared.items()
-                    ],
-                    passthrough=[c for c in available if c not in declared],
-                    file_expr=self._file_case(exp.column("_lg_file"), files),
-                    line_expr=exp.Add(
-                        this=exp.column("file_row_number"), expression=exp.Literal.number(1)
-                    ),
-                    prefix_expr=exp.DPipe(
-                        this=exp.Literal.string("row "),
-                        expression=exp.cast(
-                            exp.Add(
-                                this=exp.column("file_row_number"),
-                                expression=exp.Literal.number(1),
-                            ),
-                            "VARCHAR",
-                        ),
-                        safe=True,
-                    ),
-                    raw_record=exp.cast(
-                        exp.func("to_json", exp.func("struct_pack", *data_cols)), "VARCHAR"
-                    ),
-                    where=lambda cols: self.cursor_filter(cols, min_cursor),
+                self._parquet_project(
+                    con, table, rejects, source, files, target, carried, min_cursor
                 )
             finally:
                 con.execute(exp.Drop(tables=[tbl(source)], kind="VIEW", exists=True).sql("duckdb"))
         except (duckdb.BinderException, duckdb.InvalidInputException) as e:
             raise self._input_error(
-                "cannot read Parquet",
-                e,
-                "check that the files are Parquet and share a schema "
-                "(or set options.union_by_name: true)",
+                "cannot read Parquet", e, "check that the files are Parquet files"
             ) from e
+
+    @staticmethod
+    def _parquet_union(
+        files: list[Path],
+        schemas: list[dict[str, str]],
+        target: dict[str, str],
+        reader: Callable[..., exp.Expr],
+    ) -> tuple[exp.Query, dict[str, str]]:
+        """Every file read on its own, columns renamed to their canonical names; a column
+        whose type differs between files is carried as VARCHAR (cast per row later).
+        Returns the query and each column's carried type."""
+        mappings = [_schema.file_mapping(s, target) for s in schemas]
+        file_types: dict[str, set[str]] = {}
+        for schema, mapping in zip(schemas, mappings, strict=True):
+            for col, name in mapping.items():
+                file_types.setdefault(name, set()).add(schema[col])
+        carried = {n: next(iter(t)) if len(t) == 1 else "VARCHAR" for n, t in file_types.items()}
+        selects = []
+        for path, schema, mapping in zip(files, schemas, mappings, strict=True):
+            cols = []
+            for col, name in mapping.items():
+                value: exp.Expr = exp.column(ident(col))
+                if carried[name] != schema[col]:
+                    value = exp.cast(value, "VARCHAR")
+                cols.append(exp.alias_(value, ident(name)))
+            extra = (named_arg("filename", "_lg_file"), named_arg("file_row_number", True))
+            selects.append(
+                exp.select(*cols, "_lg_file", "file_row_number").from_(reader([path], *extra))
+            )
+        query: exp.Query = selects[0]
+        for s in selects[1:]:
+            query = exp.union(query, s, distinct=False, by_name=True)
+        return query, carried
+
+    def _parquet_project(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        table: str,
+        rejects: str,
+        source: str,
+        files: list[Path],
+        target: dict[str, str],
+        carried: dict[str, str],
+        min_cursor: object | None,
+    ) -> None:
+        """Cast each column whose carried type is not its target type per row (TRY_CAST);
+        rows where a value does not convert are rejected with file and row number."""
+        row = exp.Add(this=exp.column("file_row_number"), expression=exp.Literal.number(1))
+        fields = [
+            _records.TypedField(
+                name=c,
+                raw=exp.column(ident(c)),
+                typed=exp.TryCast(
+                    this=exp.column(ident(c)), to=exp.DataType.build(t, dialect="duckdb")
+                ),
+                type=t,
+            )
+            for c, t in target.items()
+            if carried[c] != t
+        ]
+        data_cols = [exp.column(ident(c)) for c in target]
+        _records.typed_projection(
+            con,
+            source=source,
+            table=table,
+            rejects=rejects,
+            fields=fields,
+            passthrough=[c for c in target if carried[c] == target[c]],
+            file_expr=self._file_case(exp.column("_lg_file"), files),
+            line_expr=row,
+            prefix_expr=exp.DPipe(
+                this=exp.Literal.string("row "),
+                expression=exp.cast(row.copy(), "VARCHAR"),
+                safe=True,
+            ),
+            raw_record=exp.cast(
+                exp.func("to_json", exp.func("struct_pack", *data_cols)), "VARCHAR"
+            ),
+            where=lambda cols: self.cursor_filter(cols, min_cursor),
+            order=list(target),
+        )
 
     def _file_case(self, column: exp.Expr, files: list[Path]) -> exp.Expr:
         """Map the absolute paths DuckDB reports back to project-relative names."""

@@ -173,3 +173,53 @@ def test_json_keys_differing_in_case_get_distinct_columns_on_both_paths(
     # each value sits in the column named after its own key (the second one suffixed)
     assert [v for _, v in values] in ([1, 2], [2, 1])
     assert {k.split("_")[0]: v for k, v in values} == {"id": 1, "ID": 2}
+
+
+# --- Parquet (item 9) --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("columns", [None, {"id": "BIGINT"}])
+def test_parquet_files_with_different_types_cast_per_row(
+    con: duckdb.DuckDBPyConnection, tmp_path: Path, columns: dict[str, str] | None
+) -> None:
+    files: dict[str, str | bytes | pa.Table] = {
+        "d/a.parquet": pa.table({"id": pa.array([1, 2], pa.int64()), "n": ["a", "b"]}),
+        "d/b.parquet": pa.table({"N": ["c", "d", "e"], "id": ["3", "x", None]}),
+    }
+    src: dict[str, Any] = {"path": "d/*.parquet"}
+    if columns:
+        src["columns"] = columns
+    staged = stage(con, tmp_path, files, src)
+    assert (staged.rows, staged.rejected) == (4, 1)
+    assert column_types(con) == {"id": "BIGINT", "n": "VARCHAR"}
+    assert staged_rows(con, "n") == [(1, "a"), (2, "b"), (3, "c"), (None, "e")]
+    ((file, line, raw, reason),) = rejects(con)
+    assert (file, line, json.loads(raw)) == ("d/b.parquet", 2, {"id": "x", "n": "d"})
+    assert reason == "row 2: column 'id': cannot convert 'x' to BIGINT"
+
+
+def test_parquet_files_with_different_columns_are_unioned(
+    con: duckdb.DuckDBPyConnection, tmp_path: Path
+) -> None:
+    files: dict[str, str | bytes | pa.Table] = {
+        "d/a.parquet": pa.table({"id": [1], "a": ["x"]}),
+        "d/b.parquet": pa.table({"b": [1.5], "id": [2]}),
+        "d/c.parquet": pa.table({"id": pa.array([3], pa.int32()), "b": pa.array([2], pa.int64())}),
+    }
+    staged = stage(con, tmp_path, files, {"path": "d/*.parquet"})
+    assert (staged.rows, staged.rejected) == (3, 0)
+    assert column_types(con) == {"id": "BIGINT", "a": "VARCHAR", "b": "DOUBLE"}
+    assert staged_rows(con) == [(1, "x", None), (2, None, 1.5), (3, None, 2.0)]
+
+
+def test_parquet_incompatible_types_fall_back_to_text_losslessly(
+    con: duckdb.DuckDBPyConnection, tmp_path: Path
+) -> None:
+    files: dict[str, str | bytes | pa.Table] = {
+        "d/a.parquet": pa.table({"v": pa.array([1], pa.int64())}),
+        "d/b.parquet": pa.table({"v": pa.array([True])}),
+    }
+    staged = stage(con, tmp_path, files, {"path": "d/*.parquet"})
+    assert (staged.rows, staged.rejected) == (2, 0)
+    assert column_types(con) == {"v": "VARCHAR"}
+    assert sorted(r[0] for r in staged_rows(con)) == ["1", "true"]
