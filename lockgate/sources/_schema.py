@@ -65,25 +65,44 @@ def union_columns(
     con: duckdb.DuckDBPyConnection,
     schemas: Sequence[Mapping[str, str]],
     declared: Mapping[str, str] | None,
+    *,
+    text_wins: bool = False,
 ) -> dict[str, str]:
-    """Canonical column name → target type over all files: a declared column keeps its
-    declared name and type; any other takes its first spelling. Declared columns that no
+    """Canonical column name → target type over all files, in order of first appearance:
+    a declared column keeps its declared name and type; any other takes its first
+    spelling and the unified type (``text_wins``: any ``VARCHAR`` makes it ``VARCHAR`` —
+    for CSV, where a file's types are guesses from a sample). Declared columns that no
     file has are left out (the caller reports them)."""
-    names: dict[str, str] = {key(c): c for c in declared or {}}
+    declared_by_key = {key(c): (c, t) for c, t in (declared or {}).items()}
+    names: dict[str, str] = {}
     seen: dict[str, list[str]] = {}
     for schema in schemas:
         for col, typ in schema.items():
-            names.setdefault(key(col), col.strip() or col)
-            seen.setdefault(key(col), []).append(typ)
+            k = key(col)
+            if k not in names:
+                names[k] = declared_by_key[k][0] if k in declared_by_key else col.strip() or col
+            seen.setdefault(k, [])
+            if typ:  # "" = a file without data rows: its types say nothing
+                seen[k].append(typ)
     out: dict[str, str] = {}
-    declared_by_key = {key(c): t for c, t in (declared or {}).items()}
     for k, name in names.items():
-        if k in seen:
-            out[name] = declared_by_key[k] if k in declared_by_key else unify(con, seen[k])
+        if k in declared_by_key:
+            out[name] = declared_by_key[k][1]
+        elif not seen[k] or (text_wins and "VARCHAR" in seen[k]):
+            out[name] = "VARCHAR"
+        else:
+            out[name] = unify(con, seen[k])
     return out
 
 
 def file_mapping(schema: Mapping[str, str], columns: Mapping[str, str]) -> dict[str, str]:
-    """One file's column name → canonical column name."""
+    """One file's column name → canonical column name (raises ``ValueError`` naming the
+    columns when two of the file's columns match the same name)."""
     canonical = {key(c): c for c in columns}
-    return {col: canonical[key(col)] for col in schema if key(col) in canonical}
+    out = {col: canonical[key(col)] for col in schema if key(col) in canonical}
+    if len(set(out.values())) != len(out):
+        clash = sorted(c for c in out if list(out.values()).count(out[c]) > 1)
+        raise ValueError(
+            "columns " + ", ".join(repr(c) for c in clash) + " differ only in case or spaces"
+        )
+    return out

@@ -36,7 +36,7 @@ from sqlglot import exp
 from lockgate._suggest import did_you_mean
 from lockgate.errors import ConfigError, InputError, Problem
 from lockgate.project.models import DatasetSpec, FileFormat, FileSourceSpec
-from lockgate.sources import _records, _schema
+from lockgate.sources import _csv, _records, _schema
 from lockgate.sources._records import tbl
 from lockgate.sources.base import (
     Source,
@@ -120,59 +120,14 @@ _OPTIONS_BY_FORMAT: dict[FileFormat, dict[str, str]] = {
     FileFormat.PARQUET: PARQUET_OPTIONS,
 }
 
-# Turns DuckDB's reject_errors row (aliases e) into "line 57: expected 5 columns, found 7".
-# A fixed template (no user input), parsed once by sqlglot.
-_CSV_REASON = sqlglot.parse_one(
-    r"""
-    CASE
-      WHEN e.error_type IN ('TOO MANY COLUMNS', 'MISSING COLUMNS')
-       AND regexp_matches(e.error_message, 'Expected Number of Columns: (\d+) Found: (\d+)')
-        THEN 'line ' || e.line || ': expected '
-          || regexp_extract(e.error_message, 'Expected Number of Columns: (\d+) Found: (\d+)', 1)
-          || ' columns, found '
-          || regexp_extract(e.error_message, 'Expected Number of Columns: (\d+) Found: (\d+)', 2)
-      WHEN e.error_type = 'CAST'
-       AND regexp_matches(e.error_message, 'Could not convert string "(.*)" to ''([^'']*)''')
-        THEN 'line ' || e.line || ': column ''' || e.column_name || ''': cannot convert '''
-          || regexp_extract(e.error_message, 'Could not convert string "(.*)" to ''([^'']*)''', 1)
-          || ''' to '
-          || regexp_extract(e.error_message, 'Could not convert string "(.*)" to ''([^'']*)''', 2)
-      WHEN e.error_type = 'CAST'
-        THEN 'line ' || e.line || ': column ''' || coalesce(e.column_name, '?') || ''': '
-          || e.error_message
-      WHEN e.error_type = 'INVALID ENCODING'
-        THEN 'line ' || e.line || ': invalid byte sequence for the file''s encoding (column '''
-          || coalesce(e.column_name, '?')
-          || '''); if the file is not UTF-8 set options.encoding, e.g. latin-1'
-      ELSE 'line ' || e.line || ': ' || lower(CAST(e.error_type AS VARCHAR)) || ': '
-        || e.error_message
-    END
-    """,
-    dialect="duckdb",
-)
-
-
-# One reject row per bad line: DuckDB reports a line with k extra columns k times (keep
-# the last, which has the real count) and a line with several bad values once per column
-# (keep each, joined with "; "). __reason is replaced by _CSV_REASON. csv_line of a CRLF
-# file starts with the previous line's LF: trimmed.
-_CSV_ERRORS = sqlglot.parse_one(
-    """
-    SELECT scan_id, file_id, CAST(line AS BIGINT) AS line,
-           TRIM(ANY_VALUE(csv_line), chr(13) || chr(10)) AS raw,
-           STRING_AGG(reason, '; ' ORDER BY column_idx) AS reason
-    FROM (
-      SELECT e.scan_id, e.file_id, e.line, e.csv_line, e.column_idx, __reason AS reason
-      FROM __errs AS e
-      QUALIFY ROW_NUMBER() OVER (
-        PARTITION BY e.scan_id, e.file_id, e.line, e.error_type,
-          CASE WHEN e.error_type = 'TOO MANY COLUMNS' THEN NULL ELSE e.column_idx END
-        ORDER BY e.column_idx DESC) = 1
+def _exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    query = (
+        exp.select(exp.func("count", exp.Star()))
+        .from_("duckdb_tables()")
+        .where(exp.EQ(this=exp.column("table_name"), expression=exp.Literal.string(name)))
     )
-    GROUP BY scan_id, file_id, line
-    """,
-    dialect="duckdb",
-)
+    row = con.execute(query.sql("duckdb")).fetchone()
+    return bool(row and row[0])
 
 
 def named_arg(name: str, value: object) -> exp.Expr:
@@ -493,54 +448,83 @@ class FileSource(Source):
         declared: dict[str, str] | None,
         min_cursor: object | None,
     ) -> None:
-        rej_errors, rej_scans = _records.temp_name("rej"), _records.temp_name("scan")
-        opts: dict[str, object] = {"header": True, **options}
-        if declared:
-            # by name when there is a header (file column order does not matter, undeclared
-            # columns are inferred); by position otherwise
-            opts["types" if opts["header"] else "columns"] = declared
-        opts.update(store_rejects=True, rejects_table=rej_errors, rejects_scan=rej_scans)
-        reader = exp.func(
-            "read_csv",
-            exp.Array(expressions=[exp.Literal.string(str(p)) for p in files]),
-            *(named_arg(k, v) for k, v in opts.items()),
-        )
+        """Each file sniffed and read on its own (see :mod:`lockgate.sources._csv`)."""
+        errs, scans = _records.temp_name("rej"), _records.temp_name("scan")
+        options = {"header": True, **options}
         try:
-            self._create_from(con, table, exp.select("*").from_(reader), min_cursor)
-            # file_path in the scan table is the path we passed; show it project-relative
-            file_case = self._file_case(exp.column("file_path", "s"), files)
-            per_error = exp.replace_tables(_CSV_ERRORS.copy(), {"__errs": rej_errors})
-            per_error = per_error.transform(
-                lambda n: (
-                    _CSV_REASON.copy() if isinstance(n, exp.Column) and n.name == "__reason" else n
-                )
+            sniffed = [_csv.sniff(con, p, options) for p in files]
+            per_file = self._csv_columns(con, sniffed, options, declared, (errs, scans))
+            target: dict[str, str] = {}
+            for cols in per_file:
+                target.update({c: t for c, t in cols.items() if c not in target})
+            self.check_declared_present(target)
+            con.execute(
+                exp.Create(
+                    this=exp.Schema(this=tbl(table), expressions=_csv.column_defs(target)),
+                    kind="TABLE",
+                    replace=True,
+                ).sql("duckdb")
             )
-            assert isinstance(per_error, exp.Select)
-            select = (
-                exp.select(
-                    file_case,
-                    exp.column("line", "e"),
-                    exp.column("raw", "e"),
-                    exp.column("reason", "e"),
+            cond, params = self.cursor_filter(target, min_cursor)
+            for sniff, cols in zip(sniffed, per_file, strict=True):
+                select = exp.select(*(ident(c) for c in cols)).from_(
+                    _csv.reader(sniff, cols, options, (errs, scans))
                 )
-                .from_(per_error.subquery("e"))
-                .join(
-                    exp.alias_(tbl(rej_scans), "s", table=True),
-                    using=["scan_id", "file_id"],
+                if cond is not None:
+                    select = select.where(cond.copy())
+                insert = exp.insert(select, tbl(table), columns=[ident(c) for c in cols])
+                con.execute(insert.sql("duckdb"), params)
+            if _exists(con, errs):
+                _csv.fix_lines(con, errs, scans, {str(s.path): s.path for s in sniffed if s.quoted})
+                _csv.insert_rejects(
+                    con,
+                    errs=errs,
+                    scans=scans,
+                    rejects=rejects,
+                    file_case=lambda col: self._file_case(col, files),
+                    max_line=int(str(options.get("max_line_size", _csv.DEFAULT_MAX_LINE))),
                 )
-                .order_by(exp.column("file_id", "e"), exp.column("line", "e"))
-            )
-            con.execute(exp.insert(select, tbl(rejects)).sql("duckdb"))
-        except (duckdb.BinderException, duckdb.InvalidInputException) as e:
+        except (duckdb.BinderException, duckdb.InvalidInputException, ValueError) as e:
             raise self._input_error(
                 "cannot read CSV",
                 e,
-                "check source.columns against the file header, source.options "
-                "(delimiter, header, quote) and, for files with different columns, "
-                "options.union_by_name: true",
+                "check source.columns against the file header and source.options "
+                "(delimiter, header, quote)",
             ) from e
         finally:
-            _records.drop(con, rej_errors, rej_scans)
+            _records.drop(con, errs, scans)
+
+    def _csv_columns(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        sniffed: list[_csv.Sniffed],
+        options: Mapping[str, object],
+        declared: dict[str, str] | None,
+        rejects: tuple[str, str],
+    ) -> list[dict[str, str]]:
+        """Each file's columns (canonical name → type to read it as), in file order."""
+        if not options.get("header", True):
+            if declared:  # no header: declared columns are positional
+                return [dict(declared) for _ in sniffed]
+            schemas = [s.columns for s in sniffed]
+        else:
+            schemas = []
+            for s in sniffed:
+                cols = s.columns
+                if len(sniffed) > 1 and set(cols.values()) == {"VARCHAR"}:
+                    # a header-only file is sniffed as all-text: its types say nothing
+                    if not _csv.has_rows(con, _csv.reader(s, cols, options, rejects)):
+                        cols = dict.fromkeys(cols, "")
+                schemas.append(cols)
+        target = _schema.union_columns(con, schemas, declared, text_wins=True)
+        out = []
+        for s, schema in zip(sniffed, schemas, strict=True):
+            try:
+                mapping = _schema.file_mapping(schema, target)
+            except ValueError as e:
+                raise ValueError(f"file '{self._rel(s.path)}': {e}") from None
+            out.append({name: target[name] for name in mapping.values()})
+        return out
 
     # Parquet -------------------------------------------------------------------------
 
