@@ -228,13 +228,25 @@ def physical_lines(path: Path, offsets: list[int]) -> dict[int, int]:
     return out
 
 
+_FIXED_LINES = sqlglot.parse_one(
+    """
+    SELECT e.* REPLACE (greatest(e.line, coalesce(f.phys, 0)) AS line)
+    FROM __errs AS e
+    JOIN __scans AS s ON s.scan_id = e.scan_id AND s.file_id = e.file_id
+    LEFT JOIN __fix AS f ON f.file_path = s.file_path AND f.pos = e.line_byte_position
+    """,
+    dialect="duckdb",
+)
+
+
 def fix_lines(
     con: duckdb.DuckDBPyConnection, errs: str, scans: str, quoted: Mapping[str, Path]
-) -> None:
-    """Replace DuckDB's record-based ``line`` of rejects from quoted files by the physical
-    line (never smaller: a quoted line break only pushes later records down)."""
+) -> str | None:
+    """A copy of ``errs`` whose record-based ``line`` of rejects from quoted files is the
+    physical line (never smaller: a quoted line break only pushes later records down),
+    or None when nothing needs fixing. The caller drops the returned table."""
     if not quoted:
-        return
+        return None
     rows = con.execute(
         exp.select("s.file_path", "e.line_byte_position")
         .distinct()
@@ -242,51 +254,38 @@ def fix_lines(
         .join(exp.alias_(tbl(scans), "s", table=True), using=["scan_id", "file_id"])
         .sql("duckdb")
     ).fetchall()
-    fixes: list[tuple[str, int, int]] = []
     by_file: dict[str, list[int]] = {}
     for file_path, offset in rows:
         if file_path in quoted and offset is not None:
             by_file.setdefault(str(file_path), []).append(int(offset))
-    for file_path, offsets in by_file.items():
-        for offset, line in physical_lines(quoted[file_path], offsets).items():
-            fixes.append((file_path, offset, line))
+    fixes = [
+        (file_path, offset, line)
+        for file_path, offsets in by_file.items()
+        for offset, line in physical_lines(quoted[file_path], offsets).items()
+    ]
     if not fixes:
-        return
-    fix = _records.temp_name("fix")
-    con.execute(
-        exp.Create(
-            this=tbl(fix),
-            kind="TABLE",
-            expression=exp.select("*").from_(
-                exp.values(fixes, alias="v", columns=["file_path", "pos", "phys"])
-            ),
-            properties=exp.Properties(expressions=[exp.TemporaryProperty()]),
-        ).sql("duckdb")
-    )
+        return None
+    fix, fixed = _records.temp_name("fix"), _records.temp_name("fixed")
+    temp = exp.Properties(expressions=[exp.TemporaryProperty()])
+    values = exp.values(fixes, alias="v", columns=["file_path", "pos", "phys"])
     try:
         con.execute(
-            sqlglot.parse_one(
-                """
-                UPDATE __errs AS e SET line = greatest(e.line, f.phys)
-                FROM __scans AS s, __fix AS f
-                WHERE s.scan_id = e.scan_id AND s.file_id = e.file_id
-                  AND f.file_path = s.file_path AND f.pos = e.line_byte_position
-                """,
-                dialect="duckdb",
-            )
-            .transform(
-                lambda n: (
-                    tbl({"__errs": errs, "__scans": scans, "__fix": fix}[n.name]).as_(
-                        n.alias or n.name
-                    )
-                    if isinstance(n, exp.Table) and n.name in ("__errs", "__scans", "__fix")
-                    else n
-                )
-            )
-            .sql("duckdb")
+            exp.Create(
+                this=tbl(fix), kind="TABLE", expression=exp.select("*").from_(values),
+                properties=temp,
+            ).sql("duckdb")
+        )
+        query = exp.replace_tables(
+            _FIXED_LINES.copy(), {"__errs": errs, "__scans": scans, "__fix": fix}
+        )
+        con.execute(
+            exp.Create(
+                this=tbl(fixed), kind="TABLE", expression=query, properties=temp.copy()
+            ).sql("duckdb")
         )
     finally:
         _records.drop(con, fix)
+    return fixed
 
 
 def insert_rejects(

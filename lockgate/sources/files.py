@@ -41,6 +41,7 @@ from lockgate.sources._records import tbl
 from lockgate.sources.base import (
     Source,
     StagedSource,
+    cap_raw_records,
     count_rows,
     create_rejects_table,
     ident,
@@ -348,6 +349,7 @@ class FileSource(Source):
                 f"dataset '{self.spec.name}': cannot read '{self.source.path}': {e}",
                 hint="check that the files are readable and in the declared format",
             ) from e
+        cap_raw_records(con, rejects)
         cols = table_columns(con, tbl(table))
         staged = StagedSource(
             rows=count_rows(con, table),
@@ -475,7 +477,11 @@ class FileSource(Source):
                 insert = exp.insert(select, tbl(table), columns=[ident(c) for c in cols])
                 con.execute(insert.sql("duckdb"), params)
             if _exists(con, errs):
-                _csv.fix_lines(con, errs, scans, {str(s.path): s.path for s in sniffed if s.quoted})
+                quoted = {str(s.path): s.path for s in sniffed if s.quoted}
+                fixed = _csv.fix_lines(con, errs, scans, quoted)
+                if fixed is not None:
+                    _records.drop(con, errs)
+                    errs = fixed
                 _csv.insert_rejects(
                     con,
                     errs=errs,

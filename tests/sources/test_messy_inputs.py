@@ -223,3 +223,103 @@ def test_parquet_incompatible_types_fall_back_to_text_losslessly(
     assert (staged.rows, staged.rejected) == (2, 0)
     assert column_types(con) == {"v": "VARCHAR"}
     assert sorted(r[0] for r in staged_rows(con)) == ["1", "true"]
+
+
+# --- CSV globs (item 2) and huge cells (item 8) ------------------------------------------
+
+DECLARED = {"id": "BIGINT", "name": "VARCHAR"}
+
+
+def test_csv_glob_with_reordered_headers_applies_declared_types(
+    con: duckdb.DuckDBPyConnection, tmp_path: Path
+) -> None:
+    files: dict[str, str | bytes | pa.Table] = {
+        "d/a.csv": "id,name\n1,a\n2,b\n",
+        "d/b.csv": "name,id,extra\nc,3,e1\nd,x,e2\n",
+    }
+    staged = stage(con, tmp_path, files, {"path": "d/*.csv", "columns": DECLARED})
+    assert (staged.rows, staged.rejected) == (3, 1)
+    assert column_types(con) == {"id": "BIGINT", "name": "VARCHAR", "extra": "VARCHAR"}
+    assert staged_rows(con) == [(1, "a", None), (2, "b", None), (3, "c", "e1")]
+    assert rejects(con) == [
+        ("d/b.csv", 3, "d,x,e2", "line 3: column 'id': cannot convert 'x' to BIGINT")
+    ]
+
+
+def test_csv_glob_headers_differing_in_case_spaces_bom_and_missing_columns(
+    con: duckdb.DuckDBPyConnection, tmp_path: Path
+) -> None:
+    files: dict[str, str | bytes | pa.Table] = {
+        "d/a.csv": "\ufeffid,Name\n1,a\n",
+        "d/b.csv": " ID , name \r\n2,b\r\n",
+        "d/c.csv": "id\n3\n",  # no name column: NULL, not a dropped row
+        "d/d.csv": "name,id\n",  # header only: an empty batch
+        "d/e.csv": "",  # empty: one reject
+    }
+    staged = stage(con, tmp_path, files, {"path": "d/*.csv", "columns": DECLARED})
+    assert (staged.rows, staged.rejected) == (3, 1)
+    assert column_types(con) == DECLARED
+    assert staged_rows(con) == [(1, "a"), (2, "b"), (3, None)]
+    assert rejects(con) == [("d/e.csv", None, None, "empty file")]
+
+
+def test_csv_glob_without_declared_types_unions_and_keeps_text_values(
+    con: duckdb.DuckDBPyConnection, tmp_path: Path
+) -> None:
+    files: dict[str, str | bytes | pa.Table] = {
+        "d/a.csv": "id,amount\n1,1.5\n2,2\n",
+        "d/b.csv": "amount,id,note\n3,x,hi\n",
+        "d/c.csv": "amount,id\n",
+    }
+    staged = stage(con, tmp_path, files, {"path": "d/*.csv"})
+    assert (staged.rows, staged.rejected) == (3, 0)
+    # 'x' makes id text (as if the files were one); amount stays numeric
+    assert column_types(con) == {"id": "VARCHAR", "amount": "DOUBLE", "note": "VARCHAR"}
+    assert staged_rows(con) == [("1", 1.5, None), ("2", 2.0, None), ("x", 3.0, "hi")]
+
+
+def test_csv_quoted_newlines_keep_physical_line_numbers(
+    con: duckdb.DuckDBPyConnection, tmp_path: Path
+) -> None:
+    text = 'id,name\n1,"a\nb\nc"\n2,ok\nq,z\n3,"x\r\ny"\nw,v\n'
+    staged = stage(con, tmp_path, {"a.csv": text}, {"path": "a.csv", "columns": DECLARED})
+    assert (staged.rows, staged.rejected) == (3, 2)
+    assert staged_rows(con) == [(1, "a\nb\nc"), (2, "ok"), (3, "x\r\ny")]
+    assert [(r[1], r[2]) for r in rejects(con)] == [(6, "q,z"), (9, "w,v")]
+
+
+def test_csv_columns_differing_only_in_case_in_one_file_keep_both_values(
+    con: duckdb.DuckDBPyConnection, tmp_path: Path
+) -> None:
+    staged = stage(con, tmp_path, {"a.csv": "id,ID\n1,2\n"}, {"path": "a.csv"})
+    assert (staged.rows, staged.rejected) == (1, 0)
+    assert staged_rows(con) == [(1, 2)]
+
+
+@pytest.mark.parametrize("columns", [None, DECLARED])
+def test_csv_huge_cell_rejects_that_row_alone(
+    con: duckdb.DuckDBPyConnection, tmp_path: Path, columns: dict[str, str] | None
+) -> None:
+    big = "x" * (10 * 1024 * 1024)
+    text = f"id,name\n1,a\n2,{big}\n3,c\n"
+    src: dict[str, Any] = {"path": "a.csv"}
+    if columns:
+        src["columns"] = columns
+    staged = stage(con, tmp_path, {"a.csv": text}, src)
+    assert (staged.rows, staged.rejected) == (2, 1)
+    assert staged_rows(con) == [(1, "a"), (3, "c")]
+    ((file, line, raw, reason),) = rejects(con)
+    assert (file, line) == ("a.csv", 3)
+    assert "longer than the maximum" in reason
+    # the stored raw record is cut, with a marker saying so
+    assert raw.startswith("2,xxx") and len(raw) < 20_000 and "truncated" in raw
+
+
+def test_csv_huge_cell_accepted_when_max_line_size_allows_it(
+    con: duckdb.DuckDBPyConnection, tmp_path: Path
+) -> None:
+    big = "y" * (3 * 1024 * 1024)
+    src = {"path": "a.csv", "options": {"max_line_size": 8 * 1024 * 1024}}
+    staged = stage(con, tmp_path, {"a.csv": f"id,name\n1,{big}\n"}, src)
+    assert (staged.rows, staged.rejected) == (1, 0)
+    assert staged_rows(con) == [(1, big)]
