@@ -25,7 +25,7 @@ import duckdb
 import sqlglot
 from sqlglot import exp
 
-from lockgate.sources import _records, _schema
+from lockgate.sources import _records
 from lockgate.sources._records import tbl
 from lockgate.sources.base import ident
 
@@ -183,19 +183,18 @@ def reader(
     sniffed: Sniffed,
     columns: Mapping[str, str],
     options: Mapping[str, object],
-    rejects: tuple[str, str],
+    rejects: tuple[str, str] | None,
 ) -> exp.Expr:
-    """``read_csv`` of one file with explicit dialect, columns and rejects tables."""
+    """``read_csv`` of one file with explicit dialect, columns and rejects tables (None:
+    bad lines are skipped — only for probing, never for staging)."""
     opts: dict[str, object] = dict(sniffed.dialect)
     opts.pop("new_line", None)  # DuckDB accepts \n, \r\n and \r whatever it is told
     opts.update({k: v for k, v in options.items() if k not in _SNIFF_ONLY})
-    opts.update(
-        auto_detect=False,
-        columns=dict(columns),
-        store_rejects=True,
-        rejects_table=rejects[0],
-        rejects_scan=rejects[1],
-    )
+    opts.update(auto_detect=False, columns=dict(columns))
+    if rejects is None:
+        opts["ignore_errors"] = True
+    else:
+        opts.update(store_rejects=True, rejects_table=rejects[0], rejects_scan=rejects[1])
     return _func("read_csv", sniffed.path, opts)
 
 
@@ -271,7 +270,9 @@ def fix_lines(
     try:
         con.execute(
             exp.Create(
-                this=tbl(fix), kind="TABLE", expression=exp.select("*").from_(values),
+                this=tbl(fix),
+                kind="TABLE",
+                expression=exp.select("*").from_(values),
                 properties=temp,
             ).sql("duckdb")
         )
@@ -279,9 +280,9 @@ def fix_lines(
             _FIXED_LINES.copy(), {"__errs": errs, "__scans": scans, "__fix": fix}
         )
         con.execute(
-            exp.Create(
-                this=tbl(fixed), kind="TABLE", expression=query, properties=temp.copy()
-            ).sql("duckdb")
+            exp.Create(this=tbl(fixed), kind="TABLE", expression=query, properties=temp.copy()).sql(
+                "duckdb"
+            )
         )
     finally:
         _records.drop(con, fix)

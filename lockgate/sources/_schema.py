@@ -38,9 +38,7 @@ def _kind(typ: str) -> str | None:
 def _supertype(con: duckdb.DuckDBPyConnection, types: Sequence[str]) -> str:
     """DuckDB's type for ``UNION ALL`` of ``types`` (types come from DESCRIBE)."""
     selects = [
-        exp.select(
-            exp.alias_(exp.cast(exp.Null(), exp.DataType.build(t, dialect="duckdb")), "c")
-        )
+        exp.select(exp.alias_(exp.cast(exp.Null(), exp.DataType.build(t, dialect="duckdb")), "c"))
         for t in types
     ]
     query: exp.Query = selects[0]

@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import duckdb
-import sqlglot
 from sqlglot import exp
 
 from lockgate._suggest import did_you_mean
@@ -120,6 +119,7 @@ _OPTIONS_BY_FORMAT: dict[FileFormat, dict[str, str]] = {
     FileFormat.NDJSON: JSON_OPTIONS,
     FileFormat.PARQUET: PARQUET_OPTIONS,
 }
+
 
 def _exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
     query = (
@@ -455,7 +455,7 @@ class FileSource(Source):
         options = {"header": True, **options}
         try:
             sniffed = [_csv.sniff(con, p, options) for p in files]
-            per_file = self._csv_columns(con, sniffed, options, declared, (errs, scans))
+            per_file = self._csv_columns(con, sniffed, options, declared)
             target: dict[str, str] = {}
             for cols in per_file:
                 target.update({c: t for c, t in cols.items() if c not in target})
@@ -506,7 +506,6 @@ class FileSource(Source):
         sniffed: list[_csv.Sniffed],
         options: Mapping[str, object],
         declared: dict[str, str] | None,
-        rejects: tuple[str, str],
     ) -> list[dict[str, str]]:
         """Each file's columns (canonical name → type to read it as), in file order."""
         if not options.get("header", True):
@@ -517,10 +516,13 @@ class FileSource(Source):
             schemas = []
             for s in sniffed:
                 cols = s.columns
-                if len(sniffed) > 1 and set(cols.values()) == {"VARCHAR"}:
-                    # a header-only file is sniffed as all-text: its types say nothing
-                    if not _csv.has_rows(con, _csv.reader(s, cols, options, rejects)):
-                        cols = dict.fromkeys(cols, "")
+                # a header-only file is sniffed as all-text: its types say nothing
+                if (
+                    len(sniffed) > 1
+                    and set(cols.values()) == {"VARCHAR"}
+                    and not _csv.has_rows(con, _csv.reader(s, cols, options, None))
+                ):
+                    cols = dict.fromkeys(cols, "")
                 schemas.append(cols)
         target = _schema.union_columns(con, schemas, declared, text_wins=True)
         out = []
@@ -610,7 +612,7 @@ class FileSource(Source):
             )
         query: exp.Query = selects[0]
         for s in selects[1:]:
-            query = exp.union(query, s, distinct=False, by_name=True)
+            query = exp.Union(this=query, expression=s, distinct=False, by_name=True)
         return query, carried
 
     def _parquet_project(

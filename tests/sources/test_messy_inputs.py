@@ -123,7 +123,6 @@ def test_json_array_with_scalar_element_is_rejected_not_published(
         ('[{"id":1,"":2},{"id":2}]', [(2,)], [(1, 'empty key "" cannot be a column name')]),
         ('[{"id":1,"id":2},{"id":3}]', [(3,)], [(1, "object has a duplicate key")]),
         ("[[1,2],[3]]", [], [(1, "not a JSON object"), (2, "not a JSON object")]),
-        
     ],
 )
 def test_json_records_that_cannot_be_rows_are_rejected(
