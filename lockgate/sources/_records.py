@@ -74,6 +74,30 @@ def _str(e: exp.Expr) -> exp.Expr:
     return exp.cast(e, "VARCHAR")
 
 
+#: longest value quoted in a reject reason (characters); the raw record holds the rest
+MAX_REASON_VALUE = 200
+
+
+def _shorten(value: exp.Expr) -> exp.Expr:
+    """``value`` cut to :data:`MAX_REASON_VALUE` characters, ``…`` marking a cut."""
+    return exp.Case(
+        ifs=[
+            exp.If(
+                this=exp.GT(
+                    this=exp.func("length", value.copy()),
+                    expression=exp.Literal.number(MAX_REASON_VALUE),
+                ),
+                true=exp.DPipe(
+                    this=exp.func("left", value.copy(), exp.Literal.number(MAX_REASON_VALUE)),
+                    expression=exp.Literal.string("…"),
+                    safe=True,
+                ),
+            )
+        ],
+        default=value.copy(),
+    )
+
+
 def _concat(*parts: exp.Expr) -> exp.Expr:
     out = parts[0]
     for p in parts[1:]:
@@ -133,7 +157,7 @@ def typed_projection(
                     this=exp.not_(ok.copy()),
                     true=_concat(
                         exp.Literal.string(f"column '{f.name}': cannot convert '"),
-                        _str(f.raw.copy()),
+                        _shorten(_str(f.raw.copy())),
                         exp.Literal.string(f"' to {f.type}"),
                     ),
                 )

@@ -322,3 +322,17 @@ def test_csv_huge_cell_accepted_when_max_line_size_allows_it(
     staged = stage(con, tmp_path, {"a.csv": f"id,name\n1,{big}\n"}, src)
     assert (staged.rows, staged.rejected) == (1, 0)
     assert staged_rows(con) == [(1, big)]
+
+
+def test_huge_bad_value_is_shortened_in_reason_and_raw_record(
+    con: duckdb.DuckDBPyConnection, tmp_path: Path
+) -> None:
+    big = "z" * 3_000_000
+    text = '{"id":1}\n{"id":"' + big + '"}\n{"id":3}\n'
+    src = {"path": "a.ndjson", "columns": {"id": "BIGINT"}}
+    staged = stage(con, tmp_path, {"a.ndjson": text}, src)
+    assert (staged.rows, staged.rejected) == (2, 1)
+    ((file, line, raw, reason),) = rejects(con)
+    assert (file, line) == ("a.ndjson", 2)
+    assert len(reason) < 400 and reason.startswith("line 2: column 'id': cannot convert 'zzz")
+    assert len(raw) < 5000 and raw.endswith(f"[truncated: {len(big) + 9} characters in total]")
