@@ -33,9 +33,10 @@ log = logging.getLogger(__name__)
 
 #: DuckDB's default ``max_line_size``
 DEFAULT_MAX_LINE = 2_000_000
-#: the sniffer reads a sample; it is allowed long lines so one huge cell does not fail
-#: the file (the read then rejects that line alone)
-_SNIFF_MAX_LINE = 1 << 30
+#: when sniffing fails (e.g. on one huge cell) it is retried allowing these line sizes, so
+#: the read can reject that line alone; not the first try: the reader's buffer of a
+#: compressed file grows with ``max_line_size``
+_SNIFF_RETRY_LINE = (32 << 20, 256 << 20)
 #: options that only steer detection (the sniffer gets them, the reader does not)
 _SNIFF_ONLY = frozenset(
     {
@@ -142,11 +143,20 @@ def _opt(value: object) -> str:
 
 def sniff(con: duckdb.DuckDBPyConnection, path: Path, options: Mapping[str, object]) -> Sniffed:
     """Dialect, header and column names/types of ``path`` (``options``: the user's)."""
-    opts = {k: v for k, v in options.items() if k != "max_line_size"}
     max_line = int(str(options.get("max_line_size", DEFAULT_MAX_LINE)))
-    opts["max_line_size"] = max(max_line, _SNIFF_MAX_LINE)
+    error: duckdb.Error | None = None
+    for size in (max_line, *(s for s in _SNIFF_RETRY_LINE if s > max_line)):
+        try:
+            return _sniff(con, path, {**options, "max_line_size": size})
+        except (duckdb.InvalidInputException, duckdb.OutOfMemoryException) as e:
+            error = error or e
+    assert error is not None
+    raise error
+
+
+def _sniff(con: duckdb.DuckDBPyConnection, path: Path, options: Mapping[str, object]) -> Sniffed:
     # as the reader will store rejects: a ragged line must not change the dialect found
-    opts["ignore_errors"] = True
+    opts = {**options, "ignore_errors": True}
     fields = (
         "Delimiter",
         "Quote",

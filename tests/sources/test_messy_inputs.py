@@ -336,3 +336,16 @@ def test_huge_bad_value_is_shortened_in_reason_and_raw_record(
     assert (file, line) == ("a.ndjson", 2)
     assert len(reason) < 400 and reason.startswith("line 2: column 'id': cannot convert 'zzz")
     assert len(raw) < 5000 and raw.endswith(f"[truncated: {len(big) + 9} characters in total]")
+
+
+def test_gzipped_csv_glob_is_read_per_file(con: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:
+    import gzip
+
+    files: dict[str, str | bytes | pa.Table] = {
+        "d/a.csv.gz": gzip.compress(b"id,name\n1,a\nz,b\n"),
+        "d/b.csv.gz": gzip.compress(b"name,id\nc,3\n"),
+    }
+    staged = stage(con, tmp_path, files, {"path": "d/*.csv.gz", "columns": DECLARED})
+    assert (staged.rows, staged.rejected) == (2, 1)
+    assert staged_rows(con) == [(1, "a"), (3, "c")]
+    assert [(r[0], r[1]) for r in rejects(con)] == [("d/a.csv.gz", 3)]
