@@ -401,47 +401,65 @@ def _record_prefix() -> exp.Expr:
     )
 
 
-def _move_to_rejects(
-    con: duckdb.DuckDBPyConnection, objs: str, rejects: str, cond: exp.Expr, reason: exp.Expr
-) -> None:
-    """Move the objects matching ``cond`` from ``objs`` to ``rejects`` with ``reason``."""
-    con.execute(
-        exp.insert(
-            exp.select(
-                exp.column("f"),
-                _line_or_record(),
-                _str(exp.column("j")),
-                _concat(_record_prefix(), exp.Literal.string(": "), reason),
-            )
-            .from_(tbl(objs))
-            .where(cond.copy())
-            .order_by(exp.column("f"), exp.column("line"), exp.column("rec")),
-            tbl(rejects),
-        ).sql("duckdb")
-    )
-    con.execute(exp.delete(tbl(objs), where=cond.copy()).sql("duckdb"))
-
-
 def _reject_unusable_keys(
     con: duckdb.DuckDBPyConnection, objs: str, rejects: str, declared: dict[str, str] | None
 ) -> dict[str, str]:
     """Reject objects with a repeated key (which value is meant is ambiguous) and, when no
-    columns are declared, objects whose keys cannot become columns (an empty key; a key
-    that differs only in case from another — DuckDB names are case-insensitive); return
-    the declared or inferred column types."""
-    keys = exp.func("json_keys", exp.column("j"))
+    columns are declared, with an empty key (it cannot be a column name); return the
+    declared or inferred column types. One pass computes the reasons (``json_keys``
+    parses every object), then the flagged rows move by rowid."""
+    keys = exp.column("k")
     dup = exp.NEQ(
         this=exp.func("len", keys.copy()),
         expression=exp.func("len", exp.func("list_distinct", keys.copy())),
     )
-    _move_to_rejects(con, objs, rejects, dup, exp.Literal.string("object has a duplicate key"))
-    if declared:
-        return declared
-    empty = exp.func("list_contains", keys.copy(), exp.Literal.string(""))
-    _move_to_rejects(
-        con, objs, rejects, empty, exp.Literal.string('empty key "" cannot be a column name')
+    ifs = [exp.If(this=dup, true=exp.Literal.string("object has a duplicate key"))]
+    if not declared:
+        empty = exp.func("list_contains", keys.copy(), exp.Literal.string(""))
+        ifs.append(
+            exp.If(this=empty, true=exp.Literal.string('empty key "" cannot be a column name'))
+        )
+    reason = exp.Case(ifs=ifs)
+    flagged = temp_name("flag")
+    per_row = exp.select(exp.column("rowid").as_("r"), exp.alias_(reason, "why")).from_(
+        exp.select("rowid", exp.alias_(exp.func("json_keys", exp.column("j")), "k"))
+        .from_(tbl(objs))
+        .subquery("o")
     )
-    return _infer_types(con, objs)
+    _create_temp(
+        con,
+        flagged,
+        exp.select("*")
+        .from_(per_row.subquery("p"))
+        .where(exp.not_(exp.Is(this=exp.column("why"), expression=exp.Null()))),
+    )
+    try:
+        con.execute(
+            exp.insert(
+                exp.select(
+                    exp.column("f"),
+                    _line_or_record(),
+                    _str(exp.column("j")),
+                    _concat(_record_prefix(), exp.Literal.string(": "), exp.column("why")),
+                )
+                .from_(tbl(objs))
+                .join(
+                    tbl(flagged),
+                    on=exp.EQ(
+                        this=exp.column("rowid", objs, quoted=True), expression=exp.column("r")
+                    ),
+                )
+                .order_by(exp.column("f"), exp.column("line"), exp.column("rec")),
+                tbl(rejects),
+            ).sql("duckdb")
+        )
+        in_flagged = exp.In(
+            this=exp.column("rowid"), query=exp.select("r").from_(tbl(flagged)).subquery()
+        )
+        con.execute(exp.delete(tbl(objs), where=in_flagged).sql("duckdb"))
+    finally:
+        drop(con, flagged)
+    return declared or _infer_types(con, objs)
 
 
 def _column_names(types: dict[str, str]) -> dict[str, str]:
