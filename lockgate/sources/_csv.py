@@ -17,7 +17,7 @@ reject's byte offset.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +25,7 @@ import duckdb
 import sqlglot
 from sqlglot import exp
 
-from lockgate.sources import _records
+from lockgate.sources import _records, _schema
 from lockgate.sources._records import tbl
 from lockgate.sources.base import ident
 
@@ -141,22 +141,69 @@ def _opt(value: object) -> str:
     return "" if text == "(empty)" else text
 
 
-def sniff(con: duckdb.DuckDBPyConnection, path: Path, options: Mapping[str, object]) -> Sniffed:
-    """Dialect, header and column names/types of ``path`` (``options``: the user's)."""
+def sniff(
+    con: duckdb.DuckDBPyConnection,
+    path: Path,
+    options: Mapping[str, object],
+    expected: Collection[str] = (),
+) -> Sniffed:
+    """Dialect, header and column names/types of ``path`` (``options``: the user's;
+    ``expected``: the declared column names, which help choose between dialects)."""
     max_line = int(str(options.get("max_line_size", DEFAULT_MAX_LINE)))
     error: duckdb.Error | None = None
     for size in (max_line, *(s for s in _SNIFF_RETRY_LINE if s > max_line)):
         try:
-            return _sniff(con, path, {**options, "max_line_size": size})
+            return _best_sniff(con, path, {**options, "max_line_size": size}, expected)
         except (duckdb.InvalidInputException, duckdb.OutOfMemoryException) as e:
             error = error or e
     assert error is not None
     raise error
 
 
-def _sniff(con: duckdb.DuckDBPyConnection, path: Path, options: Mapping[str, object]) -> Sniffed:
-    # as the reader will store rejects: a ragged line must not change the dialect found
-    opts = {**options, "ignore_errors": True}
+def _best_sniff(
+    con: duckdb.DuckDBPyConnection,
+    path: Path,
+    options: Mapping[str, object],
+    expected: Collection[str],
+) -> Sniffed:
+    """The tolerant sniffer (as the reader stores rejects, a ragged line must not change
+    the dialect) unless its header misses declared columns or it fails; then also the
+    strict one (a value holding ``|`` and ``"`` can mislead the tolerant one), keeping
+    the result whose header matches more declared names, then has more columns."""
+    want = {_schema.key(c) for c in expected}
+
+    def score(s: Sniffed) -> tuple[int, int]:
+        return len(want & {_schema.key(c) for c in s.columns}), len(s.columns)
+
+    found: list[Sniffed] = []
+    error: duckdb.Error | None = None
+    for tolerant in (True, False):
+        try:
+            found.append(_sniff(con, path, options, tolerant=tolerant))
+        except duckdb.InvalidInputException as e:
+            error = error or e
+            continue
+        if tolerant and want <= {_schema.key(c) for c in found[0].columns}:
+            break
+    if not found:
+        assert error is not None
+        raise error
+    best = max(found, key=score)  # max keeps the first of equals: the tolerant one
+    if "quote" not in options and best.dialect["quote"] not in ('"', ""):
+        # a guessed ' quote turns two values with apostrophes (O'Brien ... D'Arcy) into
+        # one value spanning lines — rows vanish silently; single-quoted files must say
+        # options.quote: "'"
+        try:
+            return _sniff(con, path, {**options, "quote": '"'}, tolerant=True)
+        except duckdb.InvalidInputException:
+            log.info("%s: sniffed quote %r kept", path, best.dialect["quote"])
+    return best
+
+
+def _sniff(
+    con: duckdb.DuckDBPyConnection, path: Path, options: Mapping[str, object], *, tolerant: bool
+) -> Sniffed:
+    opts = {**options, "ignore_errors": True} if tolerant else dict(options)
     fields = (
         "Delimiter",
         "Quote",
@@ -215,8 +262,9 @@ def has_rows(con: duckdb.DuckDBPyConnection, read: exp.Expr) -> bool:
 
 
 def physical_lines(path: Path, offsets: list[int]) -> dict[int, int]:
-    """Byte offset of a reject (DuckDB's ``line_byte_position``, one past the record's
-    first byte) → 1-based physical line, counting newlines in one streaming pass."""
+    """Byte offset of a reject (DuckDB's ``line_byte_position``: the record's first byte
+    in a CRLF file, one past it in an LF file — either way no line break lies between the
+    record's start and it) → 1-based physical line, counting LFs in one streaming pass."""
     out: dict[int, int] = {}
     targets = sorted({o for o in offsets if o > 0})
     if not targets:
@@ -228,8 +276,8 @@ def physical_lines(path: Path, offsets: list[int]) -> dict[int, int]:
             if not chunk:
                 break
             end = pos + len(chunk)
-            while i < len(targets) and targets[i] - 1 <= end:
-                upto = targets[i] - 1 - pos
+            while i < len(targets) and targets[i] <= end:
+                upto = targets[i] - pos
                 out[targets[i]] = newlines + chunk.count(b"\n", 0, upto) + 1
                 i += 1
             newlines += chunk.count(b"\n")

@@ -454,7 +454,7 @@ class FileSource(Source):
         errs, scans = _records.temp_name("rej"), _records.temp_name("scan")
         options = {"header": True, **options}
         try:
-            sniffed = [_csv.sniff(con, p, options) for p in files]
+            sniffed = [_csv.sniff(con, p, options, declared or ()) for p in files]
             per_file = self._csv_columns(con, sniffed, options, declared)
             target: dict[str, str] = {}
             for cols in per_file:

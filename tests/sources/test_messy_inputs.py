@@ -349,3 +349,16 @@ def test_gzipped_csv_glob_is_read_per_file(con: duckdb.DuckDBPyConnection, tmp_p
     assert (staged.rows, staged.rejected) == (2, 1)
     assert staged_rows(con) == [(1, "a"), (3, "c")]
     assert [(r[0], r[1]) for r in rejects(con)] == [("d/a.csv.gz", 3)]
+
+
+def test_csv_apostrophes_are_not_taken_for_quotes(
+    con: duckdb.DuckDBPyConnection, tmp_path: Path
+) -> None:
+    text = "id,name\n1,a\n2,O'Brien\n3,D'Arcy\n4,b\n"
+    staged = stage(con, tmp_path, {"a.csv": text}, {"path": "a.csv", "columns": DECLARED})
+    assert (staged.rows, staged.rejected) == (4, 0)
+    assert staged_rows(con) == [(1, "a"), (2, "O'Brien"), (3, "D'Arcy"), (4, "b")]
+    con.execute("DROP TABLE stg; DROP TABLE stg__rejects")
+    src = {"path": "b.csv", "columns": DECLARED, "options": {"quote": "'"}}
+    staged = stage(con, tmp_path, {"b.csv": "id,name\n1,'x,y'\n"}, src)
+    assert staged_rows(con) == [(1, "x,y")]

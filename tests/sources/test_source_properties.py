@@ -1,0 +1,100 @@
+"""Property: for any glob of messy CSV files (columns reordered, renamed by case/spaces,
+missing; quoted commas, quotes and line breaks; bad numbers) every record is either staged
+unchanged with its declared type or rejected with its file and physical line."""
+
+from __future__ import annotations
+
+import csv
+import io
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from lockgate.errors import InputError
+from lockgate.project.models import DatasetSpec
+from lockgate.sources import stage_source
+
+COLUMNS = {"id": "BIGINT", "name": "VARCHAR", "amount": "DOUBLE"}
+
+names = st.text(
+    alphabet=st.sampled_from(list("abcXYZ é,;|\"'\n\t0123456789-.")), min_size=1, max_size=12
+).filter(lambda s: s.strip() == s and s not in ("-", "."))
+records = st.fixed_dictionaries(
+    {
+        "id": st.integers(min_value=-(2**62), max_value=2**62),
+        "name": names,
+        "amount": st.floats(allow_nan=False, allow_infinity=False, width=64),
+        "bad": st.sampled_from([None, None, None, "id", "amount"]),
+    }
+)
+files = st.lists(
+    st.tuples(
+        st.lists(records, min_size=0, max_size=6),
+        st.permutations(list(COLUMNS)),
+        st.booleans(),  # drop the amount column from this file
+        st.sampled_from(["lower", "upper", "spaced"]),
+        st.sampled_from(["\n", "\r\n"]),
+    ),
+    min_size=1,
+    max_size=3,
+)
+
+
+def header(name: str, style: str) -> str:
+    return {"lower": name, "upper": name.upper(), "spaced": f" {name} "}[style]
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(files)
+def test_csv_glob_records_are_staged_or_rejected_with_their_line(spec_files: list[Any]) -> None:
+    expected_good: list[tuple[Any, ...]] = []
+    expected_bad: list[tuple[str, int]] = []
+    total = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        (root / "d").mkdir()
+        for i, (recs, order, drop_amount, style, newline) in enumerate(spec_files):
+            cols = [c for c in order if not (drop_amount and c == "amount")]
+            buf = io.StringIO()
+            writer = csv.writer(buf, lineterminator=newline, quoting=csv.QUOTE_MINIMAL)
+            writer.writerow([header(c, style) for c in cols])
+            line = 2
+            name = f"d/f{i}.csv"
+            for rec in recs:
+                row = {
+                    "id": "1x" if rec["bad"] == "id" else str(rec["id"]),
+                    "name": rec["name"],
+                    "amount": "n/a" if rec["bad"] == "amount" else repr(rec["amount"]),
+                }
+                writer.writerow([row[c] for c in cols])
+                total += 1
+                bad = rec["bad"] == "id" or (rec["bad"] == "amount" and not drop_amount)
+                if bad:
+                    expected_bad.append((name, line))
+                else:
+                    amount = None if drop_amount else rec["amount"]
+                    expected_good.append((rec["id"], rec["name"], amount))
+                line += 1 + rec["name"].count("\n")  # physical lines: LF-terminated
+            (root / name).write_bytes(buf.getvalue().encode())
+        spec = DatasetSpec.model_validate(
+            {"name": "o", "source": {"type": "file", "path": "d/*.csv", "columns": COLUMNS}}
+        )
+        con = duckdb.connect()
+        try:
+            if all(f[2] for f in spec_files):  # no file has the declared amount column
+                with pytest.raises(InputError, match="amount not found"):
+                    stage_source(con, spec, root, "stg")
+                return
+            staged = stage_source(con, spec, root, "stg")
+            good = con.execute("SELECT id, name, amount FROM stg").fetchall()
+            bad = con.execute("SELECT _lg_source_file, _lg_line FROM stg__rejects").fetchall()
+        finally:
+            con.close()
+    assert staged.rows + staged.rejected == total
+    assert sorted(good, key=repr) == sorted(expected_good, key=repr)
+    assert sorted(bad) == sorted(expected_bad)
