@@ -354,10 +354,12 @@ def test_gzipped_csv_glob_is_read_per_file(con: duckdb.DuckDBPyConnection, tmp_p
 def test_csv_apostrophes_are_not_taken_for_quotes(
     con: duckdb.DuckDBPyConnection, tmp_path: Path
 ) -> None:
-    text = "id,name\n1,a\n2,O'Brien\n3,D'Arcy\n4,b\n"
-    staged = stage(con, tmp_path, {"a.csv": text}, {"path": "a.csv", "columns": DECLARED})
+    # DuckDB's sniffer takes ' for the quote here: rows 2 and 3 became one value
+    text = "id,name,amount\n1,a,0.5\n2,b,1.5\n3,',2.5\n4,',3.5\n"
+    columns = {**DECLARED, "amount": "DOUBLE"}
+    staged = stage(con, tmp_path, {"a.csv": text}, {"path": "a.csv", "columns": columns})
     assert (staged.rows, staged.rejected) == (4, 0)
-    assert staged_rows(con) == [(1, "a"), (2, "O'Brien"), (3, "D'Arcy"), (4, "b")]
+    assert staged_rows(con) == [(1, "a", 0.5), (2, "b", 1.5), (3, "'", 2.5), (4, "'", 3.5)]
     con.execute("DROP TABLE stg; DROP TABLE stg__rejects")
     src = {"path": "b.csv", "columns": DECLARED, "options": {"quote": "'"}}
     staged = stage(con, tmp_path, {"b.csv": "id,name\n1,'x,y'\n"}, src)

@@ -49,7 +49,7 @@ def header(name: str, style: str) -> str:
     return {"lower": name, "upper": name.upper(), "spaced": f" {name} "}[style]
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(files)
 def test_csv_glob_records_are_staged_or_rejected_with_their_line(spec_files: list[Any]) -> None:
     expected_good: list[tuple[Any, ...]] = []
