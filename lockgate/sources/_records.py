@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -317,10 +317,13 @@ def stage_json_lines(
     declared: dict[str, str] | None,
     max_line_size: int,
     where: WhereFn,
+    hints: Mapping[str, str] | None = None,
 ) -> None:
     """Stage JSON files record by record, rejecting bad records (see module docstring).
 
-    ``files``: (absolute path, name to show in rejects).
+    ``files``: (absolute path, name to show in rejects). ``hints``: DuckDB's inferred
+    types (the strict read's), used for string columns (dates, timestamps…) so a file
+    gets the same types whether or not one of its records is bad.
     """
     objs = temp_name("objs")
     _create_temp(
@@ -339,6 +342,8 @@ def stage_json_lines(
             else:
                 _ndjson_file(con, path, name, objs, rejects, max_line_size)
         types = _reject_unusable_keys(con, objs, rejects, declared)
+        if not declared:
+            types = {k: (hints or {}).get(k, t) if t == "VARCHAR" else t for k, t in types.items()}
         names = _column_names(types)
         j = exp.column("j")
         fields = []

@@ -25,6 +25,7 @@ from __future__ import annotations
 import glob
 import logging
 import os
+import re
 from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
@@ -119,6 +120,33 @@ _OPTIONS_BY_FORMAT: dict[FileFormat, dict[str, str]] = {
     FileFormat.NDJSON: JSON_OPTIONS,
     FileFormat.PARQUET: PARQUET_OPTIONS,
 }
+
+
+def _json_types(
+    con: duckdb.DuckDBPyConnection, paths: exp.Array, opts: Mapping[str, object]
+) -> dict[str, str] | None:
+    """DuckDB's inferred columns of the JSON files (bad records ignored while inferring),
+    nested ones as ``JSON`` — their raw text is kept exactly, whichever path stages them
+    (DuckDB would turn ``[false, 0]`` into ``['false', '0']``); None if it cannot tell."""
+    reader = exp.func(
+        "read_json",
+        paths.copy(),
+        *(named_arg(k, v) for k, v in {**opts, "ignore_errors": True}.items()),
+    )
+    try:
+        columns = table_columns(con, exp.select("*").from_(reader))
+    except duckdb.Error:
+        return None
+    lower = {c.lower() for c in columns}
+    if any(
+        re.fullmatch(r"(.+)_\d+", c.lower()) and c.lower().rsplit("_", 1)[0] in lower
+        for c in columns
+    ):
+        # keys differing only in case, renamed by DuckDB (ID → ID_1): explicit columns
+        # would match both keys to one column, so let read_json keep its own mapping
+        return None
+    nested = ("STRUCT", "MAP", "UNION", "JSON")
+    return {c: "JSON" if t.endswith("]") or t.startswith(nested) else t for c, t in columns.items()}
 
 
 def _exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
@@ -696,13 +724,11 @@ class FileSource(Source):
             "records": True,
             **options,
         }
-        if declared:
-            opts["columns"] = declared
-        reader = exp.func(
-            "read_json",
-            exp.Array(expressions=[exp.Literal.string(str(p)) for p in files]),
-            *(named_arg(k, v) for k, v in opts.items()),
-        )
+        paths = exp.Array(expressions=[exp.Literal.string(str(p)) for p in files])
+        inferred = None if declared else _json_types(con, paths, opts)
+        if declared or inferred:
+            opts["columns"] = declared or inferred
+        reader = exp.func("read_json", paths, *(named_arg(k, v) for k, v in opts.items()))
         try:
             # strict: any malformed record or unconvertible value raises, nothing is dropped
             self._create_from(con, table, exp.select("*").from_(reader), min_cursor)
@@ -725,6 +751,7 @@ class FileSource(Source):
             files=[(p, self._rel(p)) for p in files],
             ndjson_only=fmt == FileFormat.NDJSON,
             declared=declared,
+            hints=inferred or {},
             max_line_size=int(str(options.get("maximum_object_size", 16 * 1024 * 1024))),
             where=lambda cols: self.cursor_filter(cols, min_cursor),
         )

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -98,3 +99,71 @@ def test_csv_glob_records_are_staged_or_rejected_with_their_line(spec_files: lis
     assert staged.rows + staged.rejected == total
     assert sorted(good, key=repr) == sorted(expected_good, key=repr)
     assert sorted(bad) == sorted(expected_bad)
+
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**62), max_value=2**62)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+BROKEN = ['{"id": 1, broken', "[1, 2]", "5", '"text"', "nul", '{"id": 2, "id": 3}']
+lines = st.lists(
+    st.one_of(
+        st.tuples(st.just("good"), st.integers(0, 10**6), json_values),
+        st.tuples(st.just("bad"), st.sampled_from(BROKEN), st.none()),
+        st.tuples(st.just("blank"), st.none(), st.none()),
+    ),
+    min_size=1,
+    max_size=8,
+)
+
+
+def _normal(value: Any, typ: str) -> Any:
+    if typ == "JSON" and value is not None:
+        return json.loads(value)
+    return value
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(lines)
+def test_ndjson_records_are_staged_unchanged_or_rejected_with_their_line(
+    spec_lines: list[tuple[str, Any, Any]],
+) -> None:
+    text, good, bad = [], [], []
+    for n, (kind, a, b) in enumerate(spec_lines, start=1):
+        if kind == "good":
+            text.append(json.dumps({"id": a, "v": b}))
+            good.append((a, b))
+        elif kind == "bad":
+            text.append(a)
+            bad.append(n)
+        else:
+            text.append("")
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        (root / "a.ndjson").write_text("\n".join(text) + "\n")
+        spec = DatasetSpec.model_validate(
+            {"name": "o", "source": {"type": "file", "path": "a.ndjson"}}
+        )
+        con = duckdb.connect()
+        try:
+            staged = stage_source(con, spec, root, "stg")
+            types = {r[0]: r[1] for r in con.execute("DESCRIBE stg").fetchall()}
+            got = con.execute("SELECT * FROM stg").fetchall() if "v" in types else []
+            rejected = [r[0] for r in con.execute("SELECT _lg_line FROM stg__rejects").fetchall()]
+        finally:
+            con.close()
+    assert staged.rows + staged.rejected == len(good) + len(bad)
+    assert sorted(rejected) == bad
+    if good:
+        names = list(types)
+        staged_values = [
+            (r[names.index("id")], _normal(r[names.index("v")], types["v"])) for r in got
+        ]
+        assert sorted(staged_values, key=repr) == sorted(good, key=repr)
