@@ -1,18 +1,30 @@
 """``type: file`` — local CSV, JSON (array or NDJSON) and Parquet files, one path or a glob.
 
 DuckDB reads the files itself (``read_csv`` / ``read_json`` / ``read_parquet``) straight
-into the staging table, so memory stays bounded whatever the file size. Bad records are
-kept in ``<table>__rejects``:
+into the staging table, so memory stays bounded whatever the file size. Every record ends
+up either in the staging table, with its values unchanged in the declared (or inferred)
+type, or in ``<table>__rejects`` with its file, line/row and reason — never neither:
 
-* CSV: DuckDB's reject machinery (``store_rejects``) catches ragged rows (too many / too
-  few columns), values that do not parse as the declared or inferred type and bytes that
-  are invalid in the file's encoding; each reject keeps its file, physical line number
+* CSV (:mod:`lockgate.sources._csv`): each file is sniffed and read on its own, its
+  header matched to the dataset's columns by name (ignoring case and surrounding
+  spaces), so files may order, add or lack columns; DuckDB's reject machinery
+  (``store_rejects``) catches ragged rows, values that do not convert, invalid encoding
+  and lines longer than ``max_line_size``; each reject keeps its physical line number
   (1-based, the header is line 1) and raw line.
-* JSON / NDJSON: the fast path is one strict ``read_json`` (it fails instead of dropping,
-  ``ignore_errors`` is never used). When it fails, :mod:`lockgate.sources._records`
-  re-reads each file line by line inside DuckDB and splits good from bad records.
-* Parquet: no record-level errors exist; declared ``columns`` are applied with
-  ``TRY_CAST`` and rows whose value does not convert are rejected.
+* JSON / NDJSON: the fast path is one strict ``read_json`` of objects (it fails instead
+  of dropping, ``ignore_errors`` is never used); undeclared nested values are kept as
+  ``JSON`` text. When it fails, :mod:`lockgate.sources._records` re-reads each file line
+  by line (an array file element by element; ``_lg_line`` is then the element number)
+  and rejects malformed lines, non-objects, objects with a duplicate or empty key and
+  values that do not convert.
+* Parquet: files with the same schema are read together; otherwise each is read on its
+  own and unioned by name, a column whose type differs between files gets its declared
+  (or unified, :mod:`lockgate.sources._schema`) type with a per-row ``TRY_CAST``, and
+  rows whose value does not convert are rejected with their file and row number.
+
+Raw records longer than :data:`~lockgate.sources.base.MAX_RAW_RECORD` characters are
+cut with a marker (file, line and reason stay), so a 10 MB line is not copied into the
+quarantine or the state store.
 
 Empty files (0 bytes) are not read; each gives one reject row with reason
 ``"empty file"``. A CSV with only a header line gives 0 rows and *no* reject (it is a
