@@ -629,17 +629,23 @@ class FileSource(Source):
         target: dict[str, str],
         reader: Callable[..., exp.Expr],
     ) -> tuple[exp.Query, dict[str, str]]:
-        """Every file read on its own, columns renamed to their canonical names; a column
-        whose type differs between files is carried as VARCHAR (cast per row later).
-        Returns the query and each column's carried type."""
+        """Each run of files with one schema read by one scan, columns renamed to their
+        canonical names; a column whose type differs between files is carried as VARCHAR
+        (cast per row later). Returns the query and each column's carried type."""
         mappings = [_schema.file_mapping(s, target) for s in schemas]
         file_types: dict[str, set[str]] = {}
         for schema, mapping in zip(schemas, mappings, strict=True):
             for col, name in mapping.items():
                 file_types.setdefault(name, set()).add(schema[col])
         carried = {n: next(iter(t)) if len(t) == 1 else "VARCHAR" for n, t in file_types.items()}
-        selects = []
+        groups: list[tuple[list[Path], dict[str, str], dict[str, str]]] = []
         for path, schema, mapping in zip(files, schemas, mappings, strict=True):
+            if groups and groups[-1][1] == schema:  # same schema: one scan for the run
+                groups[-1][0].append(path)
+            else:
+                groups.append(([path], schema, mapping))
+        selects = []
+        for paths, schema, mapping in groups:
             cols = []
             for col, name in mapping.items():
                 value: exp.Expr = exp.column(ident(col))
@@ -648,7 +654,7 @@ class FileSource(Source):
                 cols.append(exp.alias_(value, ident(name)))
             extra = (named_arg("filename", "_lg_file"), named_arg("file_row_number", True))
             selects.append(
-                exp.select(*cols, "_lg_file", "file_row_number").from_(reader([path], *extra))
+                exp.select(*cols, "_lg_file", "file_row_number").from_(reader(paths, *extra))
             )
         query: exp.Query = selects[0]
         for s in selects[1:]:

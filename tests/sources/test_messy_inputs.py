@@ -364,3 +364,17 @@ def test_csv_apostrophes_are_not_taken_for_quotes(
     src = {"path": "b.csv", "columns": DECLARED, "options": {"quote": "'"}}
     staged = stage(con, tmp_path, {"b.csv": "id,name\n1,'x,y'\n"}, src)
     assert staged_rows(con) == [(1, "x,y")]
+
+
+def test_parquet_runs_of_files_with_one_schema_keep_file_and_row(
+    con: duckdb.DuckDBPyConnection, tmp_path: Path
+) -> None:
+    files: dict[str, str | bytes | pa.Table] = {
+        "d/a.parquet": pa.table({"id": ["1", "2"]}),
+        "d/b.parquet": pa.table({"id": ["bad", "4"]}),
+        "d/c.parquet": pa.table({"id": pa.array([5], pa.int64())}),
+    }
+    staged = stage(con, tmp_path, files, {"path": "d/*.parquet", "columns": {"id": "BIGINT"}})
+    assert (staged.rows, staged.rejected) == (4, 1)
+    assert staged_rows(con) == [(1,), (2,), (4,), (5,)]
+    assert [(r[0], r[1]) for r in rejects(con)] == [("d/b.parquet", 1)]
