@@ -343,7 +343,7 @@ def stage_json_lines(
                 _ndjson_file(con, path, name, objs, rejects, max_line_size)
         types = _reject_unusable_keys(con, objs, rejects, declared)
         if not declared:
-            types = {k: (hints or {}).get(k, t) if t == "VARCHAR" else t for k, t in types.items()}
+            types = {k: _string_hint(t, (hints or {}).get(k)) for k, t in types.items()}
         names = _column_names(types)
         j = exp.column("j")
         fields = []
@@ -391,6 +391,17 @@ def stage_json_lines(
 def _line_or_record() -> exp.Expr:
     """The reject's ``_lg_line``: the line (NDJSON) or the element number (JSON array)."""
     return exp.func("coalesce", exp.column("line"), exp.column("rec"))
+
+
+def _string_hint(typ: str, hint: str | None) -> str:
+    """A string column takes DuckDB's inferred type (DATE, TIMESTAMP, UUID…) if any."""
+    if typ != "VARCHAR" or hint is None or hint in ("NULL", "JSON", "VARCHAR"):
+        return typ
+    try:
+        exp.DataType.build(hint, dialect="duckdb")
+    except Exception:  # a type sqlglot cannot build: keep the text
+        return typ
+    return hint
 
 
 def _record_prefix() -> exp.Expr:

@@ -37,7 +37,6 @@ from __future__ import annotations
 import glob
 import logging
 import os
-import re
 from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
@@ -138,8 +137,8 @@ def _json_types(
     con: duckdb.DuckDBPyConnection, paths: exp.Array, opts: Mapping[str, object]
 ) -> dict[str, str] | None:
     """DuckDB's inferred columns of the JSON files (bad records ignored while inferring),
-    nested ones as ``JSON`` — their raw text is kept exactly, whichever path stages them
-    (DuckDB would turn ``[false, 0]`` into ``['false', '0']``); None if it cannot tell."""
+    nested ones as ``JSON``: type hints for the record-level path; None if it cannot
+    tell."""
     reader = exp.func(
         "read_json",
         paths.copy(),
@@ -149,16 +148,11 @@ def _json_types(
         columns = table_columns(con, exp.select("*").from_(reader))
     except duckdb.Error:
         return None
-    lower = {c.lower() for c in columns}
-    if any(
-        re.fullmatch(r"(.+)_\d+", c.lower()) and c.lower().rsplit("_", 1)[0] in lower
-        for c in columns
-    ):
-        # keys differing only in case, renamed by DuckDB (ID → ID_1): explicit columns
-        # would match both keys to one column, so let read_json keep its own mapping
-        return None
-    nested = ("STRUCT", "MAP", "UNION", "JSON")
-    return {c: "JSON" if t.endswith("]") or t.startswith(nested) else t for c, t in columns.items()}
+    return {c: "JSON" if _is_nested(t) else t for c, t in columns.items()}
+
+
+def _is_nested(typ: str) -> bool:
+    return typ.endswith("]") or typ.startswith(("STRUCT", "MAP", "UNION"))
 
 
 def _exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
@@ -743,14 +737,20 @@ class FileSource(Source):
             **options,
         }
         paths = exp.Array(expressions=[exp.Literal.string(str(p)) for p in files])
-        inferred = None if declared else _json_types(con, paths, opts)
-        if declared or inferred:
-            opts["columns"] = declared or inferred
+        if declared:
+            opts["columns"] = declared
         reader = exp.func("read_json", paths, *(named_arg(k, v) for k, v in opts.items()))
         try:
-            # strict: any malformed record or unconvertible value raises, nothing is dropped
-            self._create_from(con, table, exp.select("*").from_(reader), min_cursor)
-            return
+            # strict: any malformed record, unconvertible value or key outside the
+            # inferred schema raises, nothing is dropped (explicit columns would drop keys)
+            query = exp.select("*").from_(reader)
+            nested = [c for c, t in table_columns(con, query).items() if _is_nested(t)]
+            if declared or not nested:
+                self._create_from(con, table, query, min_cursor)
+                return
+            # DuckDB's nested types are lossy ([false, 0] → ['false', '0']): the
+            # record-level path keeps such values as JSON text
+            log.info("dataset %s: nested columns %s staged as JSON", self.spec.name, nested)
         except (
             duckdb.InvalidInputException,
             duckdb.ConversionException,
@@ -762,6 +762,7 @@ class FileSource(Source):
                 self.spec.name,
                 str(e).splitlines()[0],
             )
+        inferred = None if declared else _json_types(con, paths, opts)
         _records.stage_json_lines(
             con,
             table=table,

@@ -378,3 +378,26 @@ def test_parquet_runs_of_files_with_one_schema_keep_file_and_row(
     assert (staged.rows, staged.rejected) == (4, 1)
     assert staged_rows(con) == [(1,), (2,), (4,), (5,)]
     assert [(r[0], r[1]) for r in rejects(con)] == [("d/b.parquet", 1)]
+
+
+def test_ndjson_key_first_seen_after_the_inference_sample_is_kept(
+    con: duckdb.DuckDBPyConnection, tmp_path: Path
+) -> None:
+    lines = [f'{{"id":{i},"tags":[{i}]}}' for i in range(30_000)]
+    lines.append('{"id":30000,"tags":[],"late":"x"}')
+    staged = stage(con, tmp_path, {"a.ndjson": "\n".join(lines) + "\n"}, {"path": "a.ndjson"})
+    assert (staged.rows, staged.rejected) == (30_001, 0)
+    assert con.execute("SELECT id, late FROM stg WHERE late IS NOT NULL").fetchall() == [
+        (30_000, "x")
+    ]
+    assert con.execute("SELECT tags FROM stg WHERE id = 7").fetchall() == [("[7]",)]
+
+
+def test_ndjson_mixed_type_array_keeps_its_values(
+    con: duckdb.DuckDBPyConnection, tmp_path: Path
+) -> None:
+    text = '{"id":1,"v":[false,0,"s",1.5,null]}\n{"id":2,"v":{"k":[true]}}\n'
+    staged = stage(con, tmp_path, {"a.ndjson": text}, {"path": "a.ndjson"})
+    assert (staged.rows, staged.rejected) == (2, 0)
+    got = {i: json.loads(v) for i, v in staged_rows(con)}
+    assert got == {1: [False, 0, "s", 1.5, None], 2: {"k": [True]}}
