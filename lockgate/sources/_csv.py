@@ -17,7 +17,7 @@ reject's byte offset.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -241,9 +241,11 @@ def reader(
     columns: Mapping[str, str],
     options: Mapping[str, object],
     rejects: tuple[str, str] | None,
+    paths: Sequence[Path] = (),
 ) -> exp.Expr:
-    """``read_csv`` of one file with explicit dialect, columns and rejects tables (None:
-    bad lines are skipped — only for probing, never for staging)."""
+    """``read_csv`` of one file (or ``paths``, files sniffed alike) with explicit dialect,
+    columns and rejects tables (None: bad lines are skipped — only for probing, never for
+    staging)."""
     opts: dict[str, object] = dict(sniffed.dialect)
     opts.pop("new_line", None)  # DuckDB accepts \n, \r\n and \r whatever it is told
     opts.update({k: v for k, v in options.items() if k not in _SNIFF_ONLY})
@@ -252,6 +254,11 @@ def reader(
         opts["ignore_errors"] = True
     else:
         opts.update(store_rejects=True, rejects_table=rejects[0], rejects_scan=rejects[1])
+    if len(paths) > 1:
+        from lockgate.sources.files import named_arg
+
+        files = exp.Array(expressions=[exp.Literal.string(str(p)) for p in paths])
+        return exp.func("read_csv", files, *(named_arg(k, v) for k, v in opts.items()))
     return _func("read_csv", sniffed.path, opts)
 
 

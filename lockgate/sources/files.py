@@ -502,9 +502,20 @@ class FileSource(Source):
                 ).sql("duckdb")
             )
             cond, params = self.cursor_filter(target, min_cursor)
+            # consecutive files sniffed alike (the usual glob) share one scan
+            runs: list[tuple[_csv.Sniffed, dict[str, str], list[Path]]] = []
             for sniff, cols in zip(sniffed, per_file, strict=True):
+                if (
+                    runs
+                    and runs[-1][0].dialect == sniff.dialect
+                    and list(runs[-1][1].items()) == list(cols.items())  # order matters
+                ):
+                    runs[-1][2].append(sniff.path)
+                else:
+                    runs.append((sniff, cols, [sniff.path]))
+            for sniff, cols, paths in runs:
                 select = exp.select(*(ident(c) for c in cols)).from_(
-                    _csv.reader(sniff, cols, options, (errs, scans))
+                    _csv.reader(sniff, cols, options, (errs, scans), paths)
                 )
                 if cond is not None:
                     select = select.where(cond.copy())

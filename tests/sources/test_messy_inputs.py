@@ -401,3 +401,29 @@ def test_ndjson_mixed_type_array_keeps_its_values(
     assert (staged.rows, staged.rejected) == (2, 0)
     got = {i: json.loads(v) for i, v in staged_rows(con)}
     assert got == {1: [False, 0, "s", 1.5, None], 2: {"k": [True]}}
+
+
+def test_csv_files_with_the_same_columns_in_another_order_are_not_read_alike(
+    con: duckdb.DuckDBPyConnection, tmp_path: Path
+) -> None:
+    files: dict[str, str | bytes | pa.Table] = {
+        "d/a.csv": "id,name\n1,a\n",
+        "d/b.csv": "name,id\nb,2\n",
+        "d/c.csv": "id,name\n3,c\n",
+    }
+    staged = stage(con, tmp_path, files, {"path": "d/*.csv", "columns": DECLARED})
+    assert (staged.rows, staged.rejected) == (3, 0)
+    assert staged_rows(con) == [(1, "a"), (2, "b"), (3, "c")]
+
+
+def test_many_small_csv_files_with_one_bad_row(
+    con: duckdb.DuckDBPyConnection, tmp_path: Path
+) -> None:
+    files: dict[str, str | bytes | pa.Table] = {
+        f"d/f{i:02d}.csv": f"id,name\n{i},n{i}\n" for i in range(30)
+    }
+    files["d/f17.csv"] = "id,name\n17,n17\nbad,x\n"
+    staged = stage(con, tmp_path, files, {"path": "d/*.csv", "columns": DECLARED})
+    assert (staged.rows, staged.rejected) == (30, 1)
+    assert [r[0] for r in staged_rows(con)] == list(range(30))
+    assert [(r[0], r[1]) for r in rejects(con)] == [("d/f17.csv", 3)]
