@@ -18,6 +18,17 @@ _NUMERIC = exp.DataType.NUMERIC_TYPES
 _TEMPORAL = exp.DataType.TEMPORAL_TYPES
 
 
+_WIDE = {
+    "TINYINT": "BIGINT",
+    "SMALLINT": "BIGINT",
+    "INTEGER": "BIGINT",
+    "UTINYINT": "BIGINT",
+    "USMALLINT": "BIGINT",
+    "UINTEGER": "BIGINT",
+    "FLOAT": "DOUBLE",
+}
+
+
 def key(name: str) -> str:
     """How a column name is matched across files and against declared columns."""
     return name.strip().lower()
@@ -56,7 +67,10 @@ def unify(con: duckdb.DuckDBPyConnection, types: Sequence[str]) -> str:
     kinds = {_kind(t) for t in typed}
     if len(kinds) != 1 or None in kinds:
         return "VARCHAR"
-    return typed[0] if len(typed) == 1 else _supertype(con, typed)
+    out = typed[0] if len(typed) == 1 else _supertype(con, typed)
+    if "VARCHAR" in distinct:  # text may hold any number: not just the narrow type's range
+        out = _WIDE.get(out, out)
+    return out
 
 
 def union_columns(

@@ -427,3 +427,16 @@ def test_many_small_csv_files_with_one_bad_row(
     assert (staged.rows, staged.rejected) == (30, 1)
     assert [r[0] for r in staged_rows(con)] == list(range(30))
     assert [(r[0], r[1]) for r in rejects(con)] == [("d/f17.csv", 3)]
+
+
+def test_parquet_text_numbers_beyond_a_narrow_int_column_are_not_rejected(
+    con: duckdb.DuckDBPyConnection, tmp_path: Path
+) -> None:
+    files: dict[str, str | bytes | pa.Table] = {
+        "d/a.parquet": pa.table({"id": pa.array([1], pa.int32())}),
+        "d/b.parquet": pa.table({"id": ["9999999999", "no"]}),
+    }
+    staged = stage(con, tmp_path, files, {"path": "d/*.parquet"})
+    assert (staged.rows, staged.rejected) == (2, 1)
+    assert column_types(con) == {"id": "BIGINT"}
+    assert staged_rows(con) == [(1,), (9_999_999_999,)]

@@ -167,3 +167,73 @@ def test_ndjson_records_are_staged_unchanged_or_rejected_with_their_line(
             (r[names.index("id")], _normal(r[names.index("v")], types["v"])) for r in got
         ]
         assert sorted(staged_values, key=repr) == sorted(good, key=repr)
+
+
+parquet_files = st.lists(
+    st.tuples(
+        st.lists(
+            st.tuples(st.integers(-(2**62), 2**62), st.booleans(), st.text(max_size=5)),
+            max_size=5,
+        ),
+        st.sampled_from(["int64", "int32", "string"]),  # how this file stores id
+        st.booleans(),  # the file has the note column
+        st.booleans(),  # note column before id
+    ),
+    min_size=1,
+    max_size=3,
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(parquet_files, st.booleans())
+def test_parquet_rows_cast_per_row_or_rejected_with_their_row(
+    spec_files: list[Any], declare: bool
+) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    good, bad, total = [], [], 0
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        (root / "d").mkdir()
+        for i, (rows, id_type, has_note, note_first) in enumerate(spec_files):
+            if id_type == "int32":
+                rows = [(v % 2**31, ok, n) for v, ok, n in rows]
+            ids: list[Any] = [v if ok or id_type != "string" else f"x{v}" for v, ok, _ in rows]
+            if id_type == "string":
+                ids = [str(v) for v in ids]
+            arrow_type = {"int64": pa.int64(), "int32": pa.int32(), "string": pa.string()}
+            cols = {"id": pa.array(ids, arrow_type[id_type])}
+            if has_note:
+                note = pa.array([n for _, _, n in rows], pa.string())
+                cols = {"note": note, **cols} if note_first else {**cols, "note": note}
+            pq.write_table(pa.table(cols), root / f"d/f{i}.parquet")
+            for row, (v, ok, n) in enumerate(rows, start=1):
+                total += 1
+                if ok or id_type != "string":
+                    good.append((v, n if has_note else None))
+                else:
+                    bad.append((f"d/f{i}.parquet", row))
+        src: dict[str, Any] = {"type": "file", "path": "d/*.parquet"}
+        if declare:
+            src["columns"] = {"id": "BIGINT"}
+        spec = DatasetSpec.model_validate({"name": "o", "source": src})
+        con = duckdb.connect()
+        try:
+            staged = stage_source(con, spec, root, "stg")
+            types = {r[0]: r[1] for r in con.execute("DESCRIBE stg").fetchall()}
+            note = "note" if "note" in types else "NULL"
+            got = con.execute(f"SELECT id, {note} FROM stg").fetchall()
+            rejected = con.execute("SELECT _lg_source_file, _lg_line FROM stg__rejects").fetchall()
+        finally:
+            con.close()
+    assert staged.rows + staged.rejected == total
+    all_text = all(f[1] == "string" for f in spec_files) and not declare
+    if all_text:  # every file says id is text: it stays text, nothing is rejected
+        assert staged.rejected == 0 and types["id"] == "VARCHAR"
+        return
+    stored = {f[1] for f in spec_files}
+    wide = declare or "int64" in stored or "string" in stored
+    assert types["id"] == ("BIGINT" if wide else "INTEGER")
+    assert sorted(rejected) == sorted(bad)
+    assert sorted(got, key=repr) == sorted(good, key=repr)
