@@ -262,6 +262,24 @@ def reader(
     return _func("read_csv", sniffed.path, opts)
 
 
+def runs(
+    sniffed: list[Sniffed], per_file: list[dict[str, str]]
+) -> list[tuple[Sniffed, dict[str, str], list[Path]]]:
+    """Consecutive files sniffed alike (same dialect, same columns in the same order —
+    the usual glob) grouped so they share one ``read_csv`` scan."""
+    runs: list[tuple[Sniffed, dict[str, str], list[Path]]] = []
+    for sniff, cols in zip(sniffed, per_file, strict=True):
+        if (
+            runs
+            and runs[-1][0].dialect == sniff.dialect
+            and list(runs[-1][1].items()) == list(cols.items())  # order matters
+        ):
+            runs[-1][2].append(sniff.path)
+        else:
+            runs.append((sniff, cols, [sniff.path]))
+    return runs
+
+
 def has_rows(con: duckdb.DuckDBPyConnection, read: exp.Expr) -> bool:
     """Whether a file has at least one data row (only asked for all-text header files)."""
     query = exp.select(exp.Literal.number(1)).from_(read).limit(1)

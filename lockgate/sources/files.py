@@ -133,24 +133,6 @@ _OPTIONS_BY_FORMAT: dict[FileFormat, dict[str, str]] = {
 }
 
 
-def _csv_runs(
-    sniffed: list[_csv.Sniffed], per_file: list[dict[str, str]]
-) -> list[tuple[_csv.Sniffed, dict[str, str], list[Path]]]:
-    """Consecutive files sniffed alike (same dialect, same columns in the same order —
-    the usual glob) grouped so they share one ``read_csv`` scan."""
-    runs: list[tuple[_csv.Sniffed, dict[str, str], list[Path]]] = []
-    for sniff, cols in zip(sniffed, per_file, strict=True):
-        if (
-            runs
-            and runs[-1][0].dialect == sniff.dialect
-            and list(runs[-1][1].items()) == list(cols.items())  # order matters
-        ):
-            runs[-1][2].append(sniff.path)
-        else:
-            runs.append((sniff, cols, [sniff.path]))
-    return runs
-
-
 def _json_types(
     con: duckdb.DuckDBPyConnection, paths: exp.Array, opts: Mapping[str, object]
 ) -> dict[str, str] | None:
@@ -520,7 +502,7 @@ class FileSource(Source):
                 ).sql("duckdb")
             )
             cond, params = self.cursor_filter(target, min_cursor)
-            for sniff, cols, paths in _csv_runs(sniffed, per_file):
+            for sniff, cols, paths in _csv.runs(sniffed, per_file):
                 select = exp.select(*(ident(c) for c in cols)).from_(
                     _csv.reader(sniff, cols, options, (errs, scans), paths)
                 )
