@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,6 +74,30 @@ def _str(e: exp.Expr) -> exp.Expr:
     return exp.cast(e, "VARCHAR")
 
 
+#: longest value quoted in a reject reason (characters); the raw record holds the rest
+MAX_REASON_VALUE = 200
+
+
+def _shorten(value: exp.Expr) -> exp.Expr:
+    """``value`` cut to :data:`MAX_REASON_VALUE` characters, ``…`` marking a cut."""
+    return exp.Case(
+        ifs=[
+            exp.If(
+                this=exp.GT(
+                    this=exp.func("length", value.copy()),
+                    expression=exp.Literal.number(MAX_REASON_VALUE),
+                ),
+                true=exp.DPipe(
+                    this=exp.func("left", value.copy(), exp.Literal.number(MAX_REASON_VALUE)),
+                    expression=exp.Literal.string("…"),
+                    safe=True,
+                ),
+            )
+        ],
+        default=value.copy(),
+    )
+
+
 def _concat(*parts: exp.Expr) -> exp.Expr:
     out = parts[0]
     for p in parts[1:]:
@@ -94,9 +118,11 @@ def typed_projection(
     prefix_expr: exp.Expr,
     raw_record: exp.Expr,
     where: WhereFn,
+    order: Sequence[str] = (),
 ) -> None:
     """Create ``table`` from relation ``source`` with ``fields`` converted; rows where a
-    non-NULL raw value does not convert go to ``rejects`` instead."""
+    non-NULL raw value does not convert go to ``rejects`` instead. ``order``: the output
+    column order (default: fields, then passthrough)."""
     oks = [
         exp.or_(
             exp.Is(this=f.raw.copy(), expression=exp.Null()),
@@ -105,9 +131,10 @@ def typed_projection(
         for f in fields
     ]
     all_ok = exp.and_(*oks) if oks else exp.true()
+    out: dict[str, exp.Expr] = {f.name: exp.alias_(f.typed.copy(), ident(f.name)) for f in fields}
+    out.update({c: exp.column(ident(c)) for c in passthrough})
     inner = exp.select(
-        *(exp.alias_(f.typed.copy(), ident(f.name)) for f in fields),
-        *(exp.column(ident(c)) for c in passthrough),
+        *(out[c] for c in order or out),
         exp.alias_(all_ok.copy(), "__lg_ok"),
     ).from_(tbl(source))
     outer = exp.select(exp.Star(**{"except_": [exp.column("__lg_ok")]})).from_(
@@ -130,7 +157,7 @@ def typed_projection(
                     this=exp.not_(ok.copy()),
                     true=_concat(
                         exp.Literal.string(f"column '{f.name}': cannot convert '"),
-                        _str(f.raw.copy()),
+                        _shorten(_str(f.raw.copy())),
                         exp.Literal.string(f"' to {f.type}"),
                     ),
                 )
@@ -151,6 +178,11 @@ def typed_projection(
 def json_pointer(key: str) -> exp.Literal:
     """RFC 6901 pointer to a top-level key (``/a~1b`` for ``a/b``): dots stay literal."""
     return exp.Literal.string("/" + key.replace("~", "~0").replace("/", "~1"))
+
+
+def _json_fn(name: str, j: exp.Expr, key: str) -> exp.Expr:
+    """``name(j, '/key')`` exactly as written (sqlglot would turn the pointer into a path)."""
+    return exp.Anonymous(this=name, expressions=[j.copy(), json_pointer(key)])
 
 
 def _read_lines(con: duckdb.DuckDBPyConnection, path: Path, max_line_size: int) -> tuple[str, str]:
@@ -285,10 +317,13 @@ def stage_json_lines(
     declared: dict[str, str] | None,
     max_line_size: int,
     where: WhereFn,
+    hints: Mapping[str, str] | None = None,
 ) -> None:
     """Stage JSON files record by record, rejecting bad records (see module docstring).
 
-    ``files``: (absolute path, name to show in rejects).
+    ``files``: (absolute path, name to show in rejects). ``hints``: DuckDB's inferred
+    types (the strict read's), used for string columns (dates, timestamps…) so a file
+    gets the same types whether or not one of its records is bad.
     """
     objs = temp_name("objs")
     _create_temp(
@@ -306,19 +341,24 @@ def stage_json_lines(
                 _array_file(con, path, name, objs, rejects, max_line_size)
             else:
                 _ndjson_file(con, path, name, objs, rejects, max_line_size)
-        types = declared or _infer_types(con, objs)
+        types = _reject_unusable_keys(con, objs, rejects, declared)
+        if not declared:
+            types = {k: _string_hint(t, (hints or {}).get(k)) for k, t in types.items()}
+        names = _column_names(types)
         j = exp.column("j")
         fields = []
-        for col, typ in types.items():
+        for key, typ in types.items():
+            col = names[key]
             dt = exp.DataType.build(typ, dialect="duckdb")
+            # Anonymous: sqlglot rewrites json_extract(j, '/k') into j -> '$."/k"' (NULL)
             if dt.is_type(exp.DataType.Type.JSON):
-                raw = exp.func("json_extract", j.copy(), json_pointer(col))
+                raw = _json_fn("json_extract", j, key)
                 typed: exp.Expr = raw.copy()
             elif dt.is_type(*exp.DataType.NESTED_TYPES):
-                raw = exp.func("json_extract", j.copy(), json_pointer(col))
+                raw = _json_fn("json_extract", j, key)
                 typed = exp.TryCast(this=raw.copy(), to=dt)
             else:
-                raw = exp.func("json_extract_string", j.copy(), json_pointer(col))
+                raw = _json_fn("json_extract_string", j, key)
                 typed = exp.TryCast(this=raw.copy(), to=dt)
             fields.append(TypedField(name=col, raw=raw, typed=typed, type=typ))
         if not fields:
@@ -330,15 +370,7 @@ def stage_json_lines(
                     type="VARCHAR",
                 )
             ]
-        prefix = exp.Case(
-            ifs=[
-                exp.If(
-                    this=exp.not_(exp.Is(this=exp.column("line"), expression=exp.Null())),
-                    true=_concat(exp.Literal.string("line "), _str(exp.column("line"))),
-                )
-            ],
-            default=_concat(exp.Literal.string("record "), _str(exp.column("rec"))),
-        )
+        prefix = _record_prefix()
         typed_projection(
             con,
             source=objs,
@@ -347,13 +379,118 @@ def stage_json_lines(
             fields=fields,
             passthrough=[],
             file_expr=exp.column("f"),
-            line_expr=exp.column("line"),
+            line_expr=_line_or_record(),
             prefix_expr=prefix,
             raw_record=_str(j.copy()),
             where=where,
         )
     finally:
         drop(con, objs)
+
+
+def _line_or_record() -> exp.Expr:
+    """The reject's ``_lg_line``: the line (NDJSON) or the element number (JSON array)."""
+    return exp.func("coalesce", exp.column("line"), exp.column("rec"))
+
+
+def _string_hint(typ: str, hint: str | None) -> str:
+    """A string column takes DuckDB's inferred type (DATE, TIMESTAMP, UUID…) if any."""
+    if typ != "VARCHAR" or hint is None or hint in ("NULL", "JSON", "VARCHAR"):
+        return typ
+    try:
+        exp.DataType.build(hint, dialect="duckdb")
+    except Exception:  # a type sqlglot cannot build: keep the text
+        return typ
+    return hint
+
+
+def _record_prefix() -> exp.Expr:
+    """``line N`` (NDJSON) or ``record N`` (element of a JSON array)."""
+    return exp.Case(
+        ifs=[
+            exp.If(
+                this=exp.not_(exp.Is(this=exp.column("line"), expression=exp.Null())),
+                true=_concat(exp.Literal.string("line "), _str(exp.column("line"))),
+            )
+        ],
+        default=_concat(exp.Literal.string("record "), _str(exp.column("rec"))),
+    )
+
+
+def _reject_unusable_keys(
+    con: duckdb.DuckDBPyConnection, objs: str, rejects: str, declared: dict[str, str] | None
+) -> dict[str, str]:
+    """Reject objects with a repeated key (which value is meant is ambiguous) and, when no
+    columns are declared, with an empty key (it cannot be a column name); return the
+    declared or inferred column types. One pass computes the reasons (``json_keys``
+    parses every object), then the flagged rows move by rowid."""
+    keys = exp.column("k")
+    dup = exp.NEQ(
+        this=exp.func("len", keys.copy()),
+        expression=exp.func("len", exp.func("list_distinct", keys.copy())),
+    )
+    ifs = [exp.If(this=dup, true=exp.Literal.string("object has a duplicate key"))]
+    if not declared:
+        empty = exp.func("list_contains", keys.copy(), exp.Literal.string(""))
+        ifs.append(
+            exp.If(this=empty, true=exp.Literal.string('empty key "" cannot be a column name'))
+        )
+    reason = exp.Case(ifs=ifs)
+    flagged = temp_name("flag")
+    per_row = exp.select(exp.column("rowid").as_("r"), exp.alias_(reason, "why")).from_(
+        exp.select("rowid", exp.alias_(exp.func("json_keys", exp.column("j")), "k"))
+        .from_(tbl(objs))
+        .subquery("o")
+    )
+    _create_temp(
+        con,
+        flagged,
+        exp.select("*")
+        .from_(per_row.subquery("p"))
+        .where(exp.not_(exp.Is(this=exp.column("why"), expression=exp.Null()))),
+    )
+    try:
+        con.execute(
+            exp.insert(
+                exp.select(
+                    exp.column("f"),
+                    _line_or_record(),
+                    _str(exp.column("j")),
+                    _concat(_record_prefix(), exp.Literal.string(": "), exp.column("why")),
+                )
+                .from_(tbl(objs))
+                .join(
+                    tbl(flagged),
+                    on=exp.EQ(
+                        this=exp.column("rowid", objs, quoted=True), expression=exp.column("r")
+                    ),
+                )
+                .order_by(exp.column("f"), exp.column("line"), exp.column("rec")),
+                tbl(rejects),
+            ).sql("duckdb")
+        )
+        in_flagged = exp.In(
+            this=exp.column("rowid"), query=exp.select("r").from_(tbl(flagged)).subquery()
+        )
+        con.execute(exp.delete(tbl(objs), where=in_flagged).sql("duckdb"))
+    finally:
+        drop(con, flagged)
+    return declared or _infer_types(con, objs)
+
+
+def _column_names(types: dict[str, str]) -> dict[str, str]:
+    """JSON key → column name: keys that differ only in case from an earlier one get a
+    ``_1``, ``_2``… suffix (DuckDB names are case-insensitive), as ``read_json`` does."""
+    taken: set[str] = set()
+    out: dict[str, str] = {}
+    for key in types:
+        name, n = key, 0
+        while name.lower() in taken:
+            n += 1
+            name = f"{key}_{n}"
+        taken.add(name.lower())
+        out[key] = name
+    return out
 
 
 def _infer_types(con: duckdb.DuckDBPyConnection, objs: str) -> dict[str, str]:
@@ -492,7 +629,7 @@ def _array_file(
             exp.insert(
                 exp.select(
                     exp.Literal.string(name),
-                    exp.Null(),
+                    exp.column("o"),
                     _str(exp.column("v")),
                     _concat(
                         exp.Literal.string("record "),

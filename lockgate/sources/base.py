@@ -199,6 +199,37 @@ def create_rejects_table(con: duckdb.DuckDBPyConnection, table: str) -> str:
     return name
 
 
+#: longest raw record kept in ``_lg_raw_record`` (characters); longer ones are cut with
+#: a marker so a 10 MB line is not copied into the quarantine and the state store
+MAX_RAW_RECORD = 4096
+
+
+def cap_raw_records(con: duckdb.DuckDBPyConnection, rejects: str) -> None:
+    """Cut every ``_lg_raw_record`` longer than :data:`MAX_RAW_RECORD` to that length,
+    followed by ``… [truncated: N characters in total]`` (file, line and reason stay)."""
+    raw = exp.column(ident("_lg_raw_record"))
+    length = exp.func("length", raw.copy())
+    cut = exp.DPipe(
+        this=exp.DPipe(
+            this=exp.func("left", raw.copy(), exp.Literal.number(MAX_RAW_RECORD)),
+            expression=exp.Literal.string("… [truncated: "),
+            safe=True,
+        ),
+        expression=exp.DPipe(
+            this=exp.cast(length.copy(), "VARCHAR"),
+            expression=exp.Literal.string(" characters in total]"),
+            safe=True,
+        ),
+        safe=True,
+    )
+    update = exp.update(
+        exp.Table(this=ident(rejects)),
+        {"_lg_raw_record": cut},
+        where=exp.GT(this=length, expression=exp.Literal.number(MAX_RAW_RECORD)),
+    )
+    con.execute(update.sql("duckdb"))
+
+
 def table_columns(con: duckdb.DuckDBPyConnection, relation: exp.Expr) -> dict[str, str]:
     """Column name → DuckDB type of a query or table, from DESCRIBE (binds, reads nothing)."""
     query = relation if isinstance(relation, exp.Query) else exp.select("*").from_(relation)

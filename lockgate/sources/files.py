@@ -1,18 +1,30 @@
 """``type: file`` — local CSV, JSON (array or NDJSON) and Parquet files, one path or a glob.
 
 DuckDB reads the files itself (``read_csv`` / ``read_json`` / ``read_parquet``) straight
-into the staging table, so memory stays bounded whatever the file size. Bad records are
-kept in ``<table>__rejects``:
+into the staging table, so memory stays bounded whatever the file size. Every record ends
+up either in the staging table, with its values unchanged in the declared (or inferred)
+type, or in ``<table>__rejects`` with its file, line/row and reason — never neither:
 
-* CSV: DuckDB's reject machinery (``store_rejects``) catches ragged rows (too many / too
-  few columns), values that do not parse as the declared or inferred type and bytes that
-  are invalid in the file's encoding; each reject keeps its file, physical line number
+* CSV (:mod:`lockgate.sources._csv`): each file is sniffed and read on its own, its
+  header matched to the dataset's columns by name (ignoring case and surrounding
+  spaces), so files may order, add or lack columns; DuckDB's reject machinery
+  (``store_rejects``) catches ragged rows, values that do not convert, invalid encoding
+  and lines longer than ``max_line_size``; each reject keeps its physical line number
   (1-based, the header is line 1) and raw line.
-* JSON / NDJSON: the fast path is one strict ``read_json`` (it fails instead of dropping,
-  ``ignore_errors`` is never used). When it fails, :mod:`lockgate.sources._records`
-  re-reads each file line by line inside DuckDB and splits good from bad records.
-* Parquet: no record-level errors exist; declared ``columns`` are applied with
-  ``TRY_CAST`` and rows whose value does not convert are rejected.
+* JSON / NDJSON: the fast path is one strict ``read_json`` of objects (it fails instead
+  of dropping, ``ignore_errors`` is never used); undeclared nested values are kept as
+  ``JSON`` text. When it fails, :mod:`lockgate.sources._records` re-reads each file line
+  by line (an array file element by element; ``_lg_line`` is then the element number)
+  and rejects malformed lines, non-objects, objects with a duplicate or empty key and
+  values that do not convert.
+* Parquet: files with the same schema are read together; otherwise each is read on its
+  own and unioned by name, a column whose type differs between files gets its declared
+  (or unified, :mod:`lockgate.sources._schema`) type with a per-row ``TRY_CAST``, and
+  rows whose value does not convert are rejected with their file and row number.
+
+Raw records longer than :data:`~lockgate.sources.base.MAX_RAW_RECORD` characters are
+cut with a marker (file, line and reason stay), so a 10 MB line is not copied into the
+quarantine or the state store.
 
 Empty files (0 bytes) are not read; each gives one reject row with reason
 ``"empty file"``. A CSV with only a header line gives 0 rows and *no* reject (it is a
@@ -25,22 +37,22 @@ from __future__ import annotations
 import glob
 import logging
 import os
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
 import duckdb
-import sqlglot
 from sqlglot import exp
 
 from lockgate._suggest import did_you_mean
 from lockgate.errors import ConfigError, InputError, Problem
 from lockgate.project.models import DatasetSpec, FileFormat, FileSourceSpec
-from lockgate.sources import _records
+from lockgate.sources import _csv, _records, _schema
 from lockgate.sources._records import tbl
 from lockgate.sources.base import (
     Source,
     StagedSource,
+    cap_raw_records,
     count_rows,
     create_rejects_table,
     ident,
@@ -120,59 +132,37 @@ _OPTIONS_BY_FORMAT: dict[FileFormat, dict[str, str]] = {
     FileFormat.PARQUET: PARQUET_OPTIONS,
 }
 
-# Turns DuckDB's reject_errors row (aliases e) into "line 57: expected 5 columns, found 7".
-# A fixed template (no user input), parsed once by sqlglot.
-_CSV_REASON = sqlglot.parse_one(
-    r"""
-    CASE
-      WHEN e.error_type IN ('TOO MANY COLUMNS', 'MISSING COLUMNS')
-       AND regexp_matches(e.error_message, 'Expected Number of Columns: (\d+) Found: (\d+)')
-        THEN 'line ' || e.line || ': expected '
-          || regexp_extract(e.error_message, 'Expected Number of Columns: (\d+) Found: (\d+)', 1)
-          || ' columns, found '
-          || regexp_extract(e.error_message, 'Expected Number of Columns: (\d+) Found: (\d+)', 2)
-      WHEN e.error_type = 'CAST'
-       AND regexp_matches(e.error_message, 'Could not convert string "(.*)" to ''([^'']*)''')
-        THEN 'line ' || e.line || ': column ''' || e.column_name || ''': cannot convert '''
-          || regexp_extract(e.error_message, 'Could not convert string "(.*)" to ''([^'']*)''', 1)
-          || ''' to '
-          || regexp_extract(e.error_message, 'Could not convert string "(.*)" to ''([^'']*)''', 2)
-      WHEN e.error_type = 'CAST'
-        THEN 'line ' || e.line || ': column ''' || coalesce(e.column_name, '?') || ''': '
-          || e.error_message
-      WHEN e.error_type = 'INVALID ENCODING'
-        THEN 'line ' || e.line || ': invalid byte sequence for the file''s encoding (column '''
-          || coalesce(e.column_name, '?')
-          || '''); if the file is not UTF-8 set options.encoding, e.g. latin-1'
-      ELSE 'line ' || e.line || ': ' || lower(CAST(e.error_type AS VARCHAR)) || ': '
-        || e.error_message
-    END
-    """,
-    dialect="duckdb",
-)
 
-
-# One reject row per bad line: DuckDB reports a line with k extra columns k times (keep
-# the last, which has the real count) and a line with several bad values once per column
-# (keep each, joined with "; "). __reason is replaced by _CSV_REASON. csv_line of a CRLF
-# file starts with the previous line's LF: trimmed.
-_CSV_ERRORS = sqlglot.parse_one(
-    """
-    SELECT scan_id, file_id, CAST(line AS BIGINT) AS line,
-           TRIM(ANY_VALUE(csv_line), chr(13) || chr(10)) AS raw,
-           STRING_AGG(reason, '; ' ORDER BY column_idx) AS reason
-    FROM (
-      SELECT e.scan_id, e.file_id, e.line, e.csv_line, e.column_idx, __reason AS reason
-      FROM __errs AS e
-      QUALIFY ROW_NUMBER() OVER (
-        PARTITION BY e.scan_id, e.file_id, e.line, e.error_type,
-          CASE WHEN e.error_type = 'TOO MANY COLUMNS' THEN NULL ELSE e.column_idx END
-        ORDER BY e.column_idx DESC) = 1
+def _json_types(
+    con: duckdb.DuckDBPyConnection, paths: exp.Array, opts: Mapping[str, object]
+) -> dict[str, str] | None:
+    """DuckDB's inferred columns of the JSON files (bad records ignored while inferring),
+    nested ones as ``JSON``: type hints for the record-level path; None if it cannot
+    tell."""
+    reader = exp.func(
+        "read_json",
+        paths.copy(),
+        *(named_arg(k, v) for k, v in {**opts, "ignore_errors": True}.items()),
     )
-    GROUP BY scan_id, file_id, line
-    """,
-    dialect="duckdb",
-)
+    try:
+        columns = table_columns(con, exp.select("*").from_(reader))
+    except duckdb.Error:
+        return None
+    return {c: "JSON" if _is_nested(t) else t for c, t in columns.items()}
+
+
+def _is_nested(typ: str) -> bool:
+    return typ.endswith("]") or typ.startswith(("STRUCT", "MAP", "UNION"))
+
+
+def _exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    query = (
+        exp.select(exp.func("count", exp.Star()))
+        .from_("duckdb_tables()")
+        .where(exp.EQ(this=exp.column("table_name"), expression=exp.Literal.string(name)))
+    )
+    row = con.execute(query.sql("duckdb")).fetchone()
+    return bool(row and row[0])
 
 
 def named_arg(name: str, value: object) -> exp.Expr:
@@ -393,6 +383,7 @@ class FileSource(Source):
                 f"dataset '{self.spec.name}': cannot read '{self.source.path}': {e}",
                 hint="check that the files are readable and in the declared format",
             ) from e
+        cap_raw_records(con, rejects)
         cols = table_columns(con, tbl(table))
         staged = StagedSource(
             rows=count_rows(con, table),
@@ -493,54 +484,89 @@ class FileSource(Source):
         declared: dict[str, str] | None,
         min_cursor: object | None,
     ) -> None:
-        rej_errors, rej_scans = _records.temp_name("rej"), _records.temp_name("scan")
-        opts: dict[str, object] = {"header": True, **options}
-        if declared:
-            # by name when there is a header (file column order does not matter, undeclared
-            # columns are inferred); by position otherwise
-            opts["types" if opts["header"] else "columns"] = declared
-        opts.update(store_rejects=True, rejects_table=rej_errors, rejects_scan=rej_scans)
-        reader = exp.func(
-            "read_csv",
-            exp.Array(expressions=[exp.Literal.string(str(p)) for p in files]),
-            *(named_arg(k, v) for k, v in opts.items()),
-        )
+        """Each file sniffed and read on its own (see :mod:`lockgate.sources._csv`)."""
+        errs, scans = _records.temp_name("rej"), _records.temp_name("scan")
+        options = {"header": True, **options}
         try:
-            self._create_from(con, table, exp.select("*").from_(reader), min_cursor)
-            # file_path in the scan table is the path we passed; show it project-relative
-            file_case = self._file_case(exp.column("file_path", "s"), files)
-            per_error = exp.replace_tables(_CSV_ERRORS.copy(), {"__errs": rej_errors})
-            per_error = per_error.transform(
-                lambda n: (
-                    _CSV_REASON.copy() if isinstance(n, exp.Column) and n.name == "__reason" else n
-                )
+            sniffed = [_csv.sniff(con, p, options, declared or ()) for p in files]
+            per_file = self._csv_columns(con, sniffed, options, declared)
+            target: dict[str, str] = {}
+            for cols in per_file:
+                target.update({c: t for c, t in cols.items() if c not in target})
+            self.check_declared_present(target)
+            con.execute(
+                exp.Create(
+                    this=exp.Schema(this=tbl(table), expressions=_csv.column_defs(target)),
+                    kind="TABLE",
+                    replace=True,
+                ).sql("duckdb")
             )
-            assert isinstance(per_error, exp.Select)
-            select = (
-                exp.select(
-                    file_case,
-                    exp.column("line", "e"),
-                    exp.column("raw", "e"),
-                    exp.column("reason", "e"),
+            cond, params = self.cursor_filter(target, min_cursor)
+            for sniff, cols, paths in _csv.runs(sniffed, per_file):
+                select = exp.select(*(ident(c) for c in cols)).from_(
+                    _csv.reader(sniff, cols, options, (errs, scans), paths)
                 )
-                .from_(per_error.subquery("e"))
-                .join(
-                    exp.alias_(tbl(rej_scans), "s", table=True),
-                    using=["scan_id", "file_id"],
+                if cond is not None:
+                    select = select.where(cond.copy())
+                insert = exp.insert(select, tbl(table), columns=[ident(c) for c in cols])
+                con.execute(insert.sql("duckdb"), params)
+            if _exists(con, errs):
+                quoted = {str(s.path): s.path for s in sniffed if s.quoted}
+                fixed = _csv.fix_lines(con, errs, scans, quoted)
+                if fixed is not None:
+                    _records.drop(con, errs)
+                    errs = fixed
+                _csv.insert_rejects(
+                    con,
+                    errs=errs,
+                    scans=scans,
+                    rejects=rejects,
+                    file_case=lambda col: self._file_case(col, files),
+                    max_line=int(str(options.get("max_line_size", _csv.DEFAULT_MAX_LINE))),
                 )
-                .order_by(exp.column("file_id", "e"), exp.column("line", "e"))
-            )
-            con.execute(exp.insert(select, tbl(rejects)).sql("duckdb"))
-        except (duckdb.BinderException, duckdb.InvalidInputException) as e:
+        except (duckdb.BinderException, duckdb.InvalidInputException, ValueError) as e:
             raise self._input_error(
                 "cannot read CSV",
                 e,
-                "check source.columns against the file header, source.options "
-                "(delimiter, header, quote) and, for files with different columns, "
-                "options.union_by_name: true",
+                "check source.columns against the file header and source.options "
+                "(delimiter, header, quote)",
             ) from e
         finally:
-            _records.drop(con, rej_errors, rej_scans)
+            _records.drop(con, errs, scans)
+
+    def _csv_columns(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        sniffed: list[_csv.Sniffed],
+        options: Mapping[str, object],
+        declared: dict[str, str] | None,
+    ) -> list[dict[str, str]]:
+        """Each file's columns (canonical name → type to read it as), in file order."""
+        if not options.get("header", True):
+            if declared:  # no header: declared columns are positional
+                return [dict(declared) for _ in sniffed]
+            schemas = [s.columns for s in sniffed]
+        else:
+            schemas = []
+            for s in sniffed:
+                cols = s.columns
+                # a header-only file is sniffed as all-text: its types say nothing
+                if (
+                    len(sniffed) > 1
+                    and set(cols.values()) == {"VARCHAR"}
+                    and not _csv.has_rows(con, _csv.reader(s, cols, options, None))
+                ):
+                    cols = dict.fromkeys(cols, "")
+                schemas.append(cols)
+        target = _schema.union_columns(con, schemas, declared, text_wins=True)
+        out = []
+        for s, schema in zip(sniffed, schemas, strict=True):
+            try:
+                mapping = _schema.file_mapping(schema, target)
+            except ValueError as e:
+                raise ValueError(f"file '{self._rel(s.path)}': {e}") from None
+            out.append({name: target[name] for name in mapping.values()})
+        return out
 
     # Parquet -------------------------------------------------------------------------
 
@@ -554,83 +580,128 @@ class FileSource(Source):
         declared: dict[str, str] | None,
         min_cursor: object | None,
     ) -> None:
-        paths = exp.Array(expressions=[exp.Literal.string(str(p)) for p in files])
-        opts = [named_arg(k, v) for k, v in options.items()]
+        opts = [named_arg(k, v) for k, v in options.items() if k != "union_by_name"]
+
+        def reader(paths: list[Path], *extra: exp.Expr) -> exp.Expr:
+            array = exp.Array(expressions=[exp.Literal.string(str(p)) for p in paths])
+            return exp.func("read_parquet", array, *(o.copy() for o in opts), *extra)
+
         try:
-            if not declared:
-                reader = exp.func("read_parquet", paths, *opts)
-                self._create_from(con, table, exp.select("*").from_(reader), min_cursor)
+            # one footer read per file: files may differ in column order, set and types
+            schemas = [table_columns(con, exp.select("*").from_(reader([p]))) for p in files]
+            if not declared and all(s == schemas[0] for s in schemas):
+                self._create_from(con, table, exp.select("*").from_(reader(files)), min_cursor)
                 return
-            plain = exp.func("read_parquet", paths.copy(), *(o.copy() for o in opts))
-            available = table_columns(con, exp.select("*").from_(plain))
-            self.check_declared_present(available)
-            # declared types are applied with TRY_CAST; rows that do not convert are rejected
-            reader = exp.func(
-                "read_parquet",
-                paths,
-                *opts,
-                named_arg("filename", "_lg_file"),
-                named_arg("file_row_number", True),
-            )
+            target = _schema.union_columns(con, schemas, declared)
+            self.check_declared_present(target)
+            union, carried = self._parquet_union(files, schemas, target, reader)
             source = _records.temp_name("src")
             con.execute(
                 exp.Create(
                     this=tbl(source),
                     kind="VIEW",
                     replace=True,
-                    expression=exp.select("*").from_(reader),
+                    expression=union,
                     properties=exp.Properties(expressions=[exp.TemporaryProperty()]),
                 ).sql("duckdb")
             )
-            data_cols = [exp.column(ident(c)) for c in available]
             try:
-                _records.typed_projection(
-                    con,
-                    source=source,
-                    table=table,
-                    rejects=rejects,
-                    fields=[
-                        _records.TypedField(
-                            name=c,
-                            raw=exp.column(ident(c)),
-                            typed=exp.TryCast(
-                                this=exp.column(ident(c)),
-                                to=exp.DataType.build(t, dialect="duckdb"),
-                            ),
-                            type=t,
-                        )
-                        for c, t in declared.items()
-                    ],
-                    passthrough=[c for c in available if c not in declared],
-                    file_expr=self._file_case(exp.column("_lg_file"), files),
-                    line_expr=exp.Add(
-                        this=exp.column("file_row_number"), expression=exp.Literal.number(1)
-                    ),
-                    prefix_expr=exp.DPipe(
-                        this=exp.Literal.string("row "),
-                        expression=exp.cast(
-                            exp.Add(
-                                this=exp.column("file_row_number"),
-                                expression=exp.Literal.number(1),
-                            ),
-                            "VARCHAR",
-                        ),
-                        safe=True,
-                    ),
-                    raw_record=exp.cast(
-                        exp.func("to_json", exp.func("struct_pack", *data_cols)), "VARCHAR"
-                    ),
-                    where=lambda cols: self.cursor_filter(cols, min_cursor),
+                self._parquet_project(
+                    con, table, rejects, source, files, target, carried, min_cursor
                 )
             finally:
                 con.execute(exp.Drop(tables=[tbl(source)], kind="VIEW", exists=True).sql("duckdb"))
         except (duckdb.BinderException, duckdb.InvalidInputException) as e:
             raise self._input_error(
-                "cannot read Parquet",
-                e,
-                "check that the files are Parquet and share a schema "
-                "(or set options.union_by_name: true)",
+                "cannot read Parquet", e, "check that the files are Parquet files"
             ) from e
+
+    @staticmethod
+    def _parquet_union(
+        files: list[Path],
+        schemas: list[dict[str, str]],
+        target: dict[str, str],
+        reader: Callable[..., exp.Expr],
+    ) -> tuple[exp.Query, dict[str, str]]:
+        """Each run of files with one schema read by one scan, columns renamed to their
+        canonical names; a column whose type differs between files is carried as VARCHAR
+        (cast per row later). Returns the query and each column's carried type."""
+        mappings = [_schema.file_mapping(s, target) for s in schemas]
+        file_types: dict[str, set[str]] = {}
+        for schema, mapping in zip(schemas, mappings, strict=True):
+            for col, name in mapping.items():
+                file_types.setdefault(name, set()).add(schema[col])
+        carried = {n: next(iter(t)) if len(t) == 1 else "VARCHAR" for n, t in file_types.items()}
+        groups: list[tuple[list[Path], dict[str, str], dict[str, str]]] = []
+        for path, schema, mapping in zip(files, schemas, mappings, strict=True):
+            if groups and groups[-1][1] == schema:  # same schema: one scan for the run
+                groups[-1][0].append(path)
+            else:
+                groups.append(([path], schema, mapping))
+        selects = []
+        for paths, schema, mapping in groups:
+            cols = []
+            for col, name in mapping.items():
+                value: exp.Expr = exp.column(ident(col))
+                if carried[name] != schema[col]:
+                    value = exp.cast(value, "VARCHAR")
+                cols.append(exp.alias_(value, ident(name)))
+            extra = (named_arg("filename", "_lg_file"), named_arg("file_row_number", True))
+            selects.append(
+                exp.select(*cols, "_lg_file", "file_row_number").from_(reader(paths, *extra))
+            )
+        query: exp.Query = selects[0]
+        for s in selects[1:]:
+            query = exp.Union(this=query, expression=s, distinct=False, by_name=True)
+        return query, carried
+
+    def _parquet_project(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        table: str,
+        rejects: str,
+        source: str,
+        files: list[Path],
+        target: dict[str, str],
+        carried: dict[str, str],
+        min_cursor: object | None,
+    ) -> None:
+        """Cast each column whose carried type is not its target type per row (TRY_CAST);
+        rows where a value does not convert are rejected with file and row number."""
+        row = exp.Add(this=exp.column("file_row_number"), expression=exp.Literal.number(1))
+        fields = [
+            _records.TypedField(
+                name=c,
+                raw=exp.column(ident(c)),
+                typed=exp.TryCast(
+                    this=exp.column(ident(c)), to=exp.DataType.build(t, dialect="duckdb")
+                ),
+                type=t,
+            )
+            for c, t in target.items()
+            if carried[c] != t
+        ]
+        data_cols = [exp.column(ident(c)) for c in target]
+        _records.typed_projection(
+            con,
+            source=source,
+            table=table,
+            rejects=rejects,
+            fields=fields,
+            passthrough=[c for c in target if carried[c] == target[c]],
+            file_expr=self._file_case(exp.column("_lg_file"), files),
+            line_expr=row,
+            prefix_expr=exp.DPipe(
+                this=exp.Literal.string("row "),
+                expression=exp.cast(row.copy(), "VARCHAR"),
+                safe=True,
+            ),
+            raw_record=exp.cast(
+                exp.func("to_json", exp.func("struct_pack", *data_cols)), "VARCHAR"
+            ),
+            where=lambda cols: self.cursor_filter(cols, min_cursor),
+            order=list(target),
+        )
 
     def _file_case(self, column: exp.Expr, files: list[Path]) -> exp.Expr:
         """Map the absolute paths DuckDB reports back to project-relative names."""
@@ -660,26 +731,38 @@ class FileSource(Source):
     ) -> None:
         opts: dict[str, object] = {
             "format": "newline_delimited" if fmt == FileFormat.NDJSON else "auto",
+            # every record must be an object: a scalar/array element (or an empty key,
+            # which DuckDB reads as a MAP) fails here and the slow path rejects it
+            "records": True,
             **options,
         }
+        paths = exp.Array(expressions=[exp.Literal.string(str(p)) for p in files])
         if declared:
             opts["columns"] = declared
-        reader = exp.func(
-            "read_json",
-            exp.Array(expressions=[exp.Literal.string(str(p)) for p in files]),
-            *(named_arg(k, v) for k, v in opts.items()),
-        )
+        reader = exp.func("read_json", paths, *(named_arg(k, v) for k, v in opts.items()))
         try:
-            # strict: any malformed record or unconvertible value raises, nothing is dropped
-            self._create_from(con, table, exp.select("*").from_(reader), min_cursor)
-            return
-        except (duckdb.InvalidInputException, duckdb.ConversionException) as e:
+            # strict: any malformed record, unconvertible value or key outside the
+            # inferred schema raises, nothing is dropped (explicit columns would drop keys)
+            query = exp.select("*").from_(reader)
+            nested = [c for c, t in table_columns(con, query).items() if _is_nested(t)]
+            if declared or not nested:
+                self._create_from(con, table, query, min_cursor)
+                return
+            # DuckDB's nested types are lossy ([false, 0] → ['false', '0']): the
+            # record-level path keeps such values as JSON text
+            log.info("dataset %s: nested columns %s staged as JSON", self.spec.name, nested)
+        except (
+            duckdb.InvalidInputException,
+            duckdb.ConversionException,
+            duckdb.BinderException,
+        ) as e:
             log.info(
                 "dataset %s: strict JSON read failed (%s); re-reading line by line to "
                 "separate bad records",
                 self.spec.name,
                 str(e).splitlines()[0],
             )
+        inferred = None if declared else _json_types(con, paths, opts)
         _records.stage_json_lines(
             con,
             table=table,
@@ -687,6 +770,7 @@ class FileSource(Source):
             files=[(p, self._rel(p)) for p in files],
             ndjson_only=fmt == FileFormat.NDJSON,
             declared=declared,
+            hints=inferred or {},
             max_line_size=int(str(options.get("maximum_object_size", 16 * 1024 * 1024))),
             where=lambda cols: self.cursor_filter(cols, min_cursor),
         )

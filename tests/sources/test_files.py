@@ -262,8 +262,8 @@ def test_json_array_file_with_bad_element(con: duckdb.DuckDBPyConnection, tmp_pa
     staged = stage(con, tmp_path, {"path": "o.json"}, columns={"id": "BIGINT"})
     assert (staged.rows, staged.rejected) == (1, 2)
     assert [(r[1], r[3]) for r in rejects(con)] == [
-        (None, "record 3: not a JSON object"),
-        (None, "record 2: column 'id': cannot convert 'zz' to BIGINT"),
+        (3, "record 3: not a JSON object"),
+        (2, "record 2: column 'id': cannot convert 'zz' to BIGINT"),
     ]
 
 
