@@ -24,7 +24,9 @@ from lockgate.quality.checks import re2_error
 # DuckDB binder messages that mean "this column does not exist" (quotes vary by version)
 _UNKNOWN_COLUMN = (
     re.compile(r'Referenced column "?(?P<col>[^"]+?)"? not found in FROM clause'),
-    re.compile(r'Table "(?P<table>[^"]+)" does not have a column named "(?P<col>[^"]+)"'),
+    re.compile(
+        r'(?:Table|Values list) "(?P<table>[^"]+)" does not have a column named "(?P<col>[^"]+)"'
+    ),
     re.compile(r'Column "(?P<col>[^"]+)" in EXCLUDE list not found'),
 )
 _AMBIGUOUS = re.compile(r'Ambiguous reference to column name "(?P<col>[^"]+)"')
