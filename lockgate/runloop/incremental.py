@@ -1,15 +1,18 @@
-"""Incremental cursors: watermark encoding, lookback, and the input filter."""
+"""Incremental cursors: watermark encoding, lookback, the input filter, and the
+classification of rows a run reads again (:func:`settle_rereads`)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from sqlglot import exp
 
-from lockgate.engine.session import ident
-from lockgate.project.models import IncrementalSpec, parse_duration
+from lockgate.engine.session import Session, ident, table_ref
+from lockgate.project.models import IncrementalSpec, WriteMode, parse_duration
 
 
 def encode(value: Any) -> tuple[str, str] | None:
@@ -83,3 +86,162 @@ def cursor_filter(cursor: str, lowest: Any, *, inclusive: bool) -> exp.Expressio
     if inclusive:
         return exp.GTE(this=col, expression=literal(lowest))
     return exp.GT(this=col, expression=literal(lowest))
+
+
+def input_filter(cursor: str, lowest: Any) -> exp.Expression:
+    """What an incremental transform reads of an upstream table: ``cursor >= lowest`` and
+    every NULL-cursor row (no watermark can place those; :func:`settle_rereads` drops the
+    ones already published). Inclusive: rows *at* the watermark may be new ones."""
+    null = exp.Is(this=exp.Column(this=ident(cursor)), expression=exp.Null())
+    return exp.paren(exp.Or(this=cursor_filter(cursor, lowest, inclusive=True), expression=null))
+
+
+# --------------------------------------------------------------------------------------------
+# rows read again
+
+
+@dataclass
+class Rereads:
+    """What :func:`settle_rereads` did to the staged batch."""
+
+    skipped: dict[str, int] = field(default_factory=dict)  # reason → rows deleted
+    late: int = 0  # late rows moved to ``late_table`` (policy ``quarantine``)
+    late_table: str | None = None
+
+
+@dataclass(frozen=True)
+class Tables:
+    """Relations :func:`settle_rereads` compares the batch with: name → column types."""
+
+    target: tuple[str, Mapping[str, str]]
+    quarantine: tuple[str, Mapping[str, str]] | None = None
+
+
+_S, _T = "__s", "__t"
+_DROPPED = ("already_published", "superseded", "already_quarantined")
+
+
+def settle_rereads(
+    ses: Session,
+    stage: str,
+    *,
+    spec: IncrementalSpec,
+    mode: WriteMode,
+    keys: Sequence[str],
+    watermark: Any,
+    lowest: Any,
+    tables: Tables,
+) -> Rereads:
+    """Classify the staged rows a run may have seen before and take them out of the batch,
+    each counted under a named reason — nothing disappears silently.
+
+    Re-read rows are those with a NULL cursor or a cursor at or below the watermark (the
+    lookback window, the boundary, a file read again because it grew). Among them:
+    ``already_published`` (an equal row is in the table: on the keys for append with keys,
+    on every column otherwise), ``superseded`` (merge: the table holds the key with a newer
+    cursor — upserting would go back in time), ``already_quarantined`` (an equal row is in the
+    quarantine), and ``late``: cursor below watermark - lookback and not seen before, handled
+    by ``spec.late`` (quarantine → moved to ``<stage>__late``; skip → deleted; accept → kept).
+    Overwrite modes replace what they write, so only the late rule applies to them."""
+    cursor = spec.cursor
+    s_cur = exp.column(cursor, table=_S, quoted=True)
+    reread: exp.Expr = exp.Is(this=s_cur, expression=exp.Null())
+    if watermark is not None:
+        reread = exp.or_(reread, exp.LTE(this=s_cur.copy(), expression=literal(watermark)))
+    probe = exp.select(exp.Literal.number(1)).from_(_aliased(stage, _S)).where(reread).limit(1)
+    if ses.execute(probe).fetchone() is None:
+        return Rereads()
+    stage_cols = ses.columns(stage)
+    whens: list[tuple[str, exp.Expr]] = []
+    if mode in (WriteMode.APPEND, WriteMode.MERGE):
+        tname, tcols = tables.target
+        on = keys if keys and mode == WriteMode.APPEND else list(stage_cols)
+        whens.append(("already_published", _exists(tname, _match(on, stage_cols, tcols))))
+        if mode == WriteMode.MERGE and cursor in tcols:
+            newer = exp.GT(this=exp.column(cursor, table=_T, quoted=True), expression=s_cur.copy())
+            cond: exp.Expr = exp.and_(_match(keys, stage_cols, tcols), newer)
+            whens.append(("superseded", _exists(tname, cond)))
+        if tables.quarantine is not None:
+            qname, qcols = tables.quarantine
+            cond = _match(list(stage_cols), stage_cols, qcols)
+            if "_lg_raw_record" in qcols:  # not an unparseable record's row
+                raw = exp.column("_lg_raw_record", table=_T, quoted=True)
+                cond = exp.and_(cond, exp.Is(this=raw, expression=exp.Null()))
+            whens.append(("already_quarantined", _exists(qname, cond)))
+    if lowest is not None:
+        whens.append(("late", exp.LT(this=s_cur.copy(), expression=literal(lowest))))
+    if not whens:
+        return Rereads()
+    return _apply(ses, stage, reread, whens, spec.late)
+
+
+def _apply(
+    ses: Session, stage: str, reread: exp.Expr, whens: list[tuple[str, exp.Expr]], policy: str
+) -> Rereads:
+    why = exp.Case(
+        ifs=[exp.If(this=cond, true=exp.Literal.string(name)) for name, cond in whens]
+    )
+    rid = exp.alias_(exp.column("rowid", table=_S), "rid")
+    inner = exp.select(rid, exp.alias_(why, "why")).from_(_aliased(stage, _S)).where(reread)
+    cls = f"{stage}__reread"
+    ses.drop(cls)
+    query = exp.select("*").from_(inner.subquery("c")).where("why IS NOT NULL")
+    ses.execute(exp.Create(this=table_ref(cls), kind="TABLE", expression=query))
+    try:
+        counts = dict(
+            ses.execute(
+                exp.select("why", exp.Count(this=exp.Star())).from_(table_ref(cls)).group_by("why")
+            ).fetchall()
+        )
+        out = Rereads(skipped={k: int(v) for k, v in counts.items() if k in _DROPPED})
+        late = int(counts.get("late", 0))
+        dropped = list(_DROPPED)
+        if late and policy == "quarantine":
+            out.late, out.late_table = late, f"{stage}__late"
+            ses.drop(out.late_table)
+            rows = exp.select("*").from_(table_ref(stage)).where(_rowid_in(cls, ["late"]))
+            ses.execute(exp.Create(this=table_ref(out.late_table), kind="TABLE", expression=rows))
+            dropped.append("late")
+        elif late and policy == "skip":
+            out.skipped["late"] = late
+            dropped.append("late")
+        ses.execute(exp.delete(table_ref(stage), where=_rowid_in(cls, dropped)))
+        return out
+    finally:
+        ses.drop(cls)
+
+
+def _aliased(name: str, alias: str) -> exp.Table:
+    return exp.Table(this=ident(name), alias=exp.TableAlias(this=ident(alias)))
+
+
+def _rowid_in(cls: str, reasons: list[str]) -> exp.Expr:
+    pick = (
+        exp.select("rid")
+        .from_(table_ref(cls))
+        .where(exp.In(this=exp.column("why"), expressions=[exp.Literal.string(r) for r in reasons]))
+    )
+    return exp.In(this=exp.column("rowid"), query=pick.subquery())
+
+
+def _exists(table: str, cond: exp.Expr) -> exp.Expr:
+    return exp.Exists(this=exp.select(exp.Literal.number(1)).from_(_aliased(table, _T)).where(cond))
+
+
+def _match(
+    columns: Sequence[str], stage_cols: Mapping[str, str], other: Mapping[str, str]
+) -> exp.Expr:
+    """The batch row (``__s``) equals the other relation's row (``__t``) on ``columns``,
+    NULL-safe; a column the other relation lacks matches only a NULL (its rows hold NULL
+    there); differing types compare as text."""
+    conds: list[exp.Expr] = []
+    for c in columns:
+        s: exp.Expr = exp.column(c, table=_S, quoted=True)
+        if c not in other:
+            conds.append(exp.Is(this=s, expression=exp.Null()))
+            continue
+        t: exp.Expr = exp.column(c, table=_T, quoted=True)
+        if stage_cols.get(c) != other[c]:
+            s, t = exp.cast(s, "VARCHAR"), exp.cast(t, "VARCHAR")
+        conds.append(exp.NullSafeEQ(this=t, expression=s))
+    return exp.and_(*conds) if conds else exp.true()
