@@ -546,14 +546,12 @@ def _publish_query(
         q = q.where(result.passing_predicate(decision))
     keys = list(spec.write.keys)
     if keys and spec.write.mode == WriteMode.MERGE:
-        # de-duplicate the batch by key: latest by order_by (counted: _count_publish)
+        # de-duplicate the batch by key: latest by order_by, else by the incremental cursor
+        # (the dropped rows are counted by _count_publish)
+        latest = spec.write.order_by or (spec.incremental.cursor if spec.incremental else None)
         order = (
-            [
-                exp.Ordered(
-                    this=exp.Column(this=ident(spec.write.order_by)), desc=True, nulls_first=False
-                )
-            ]
-            if spec.write.order_by
+            [exp.Ordered(this=exp.Column(this=ident(latest)), desc=True, nulls_first=False)]
+            if latest
             else [exp.Ordered(this=exp.Column(this=ident(k))) for k in keys]
         )
         rn = exp.Window(
