@@ -107,6 +107,7 @@ class Rereads:
     skipped: dict[str, int] = field(default_factory=dict)  # reason → rows deleted
     late: int = 0  # late rows moved to ``late_table`` (policy ``quarantine``)
     late_table: str | None = None
+    known_rejects: int = 0  # unreadable records deleted: already in the quarantine
 
 
 @dataclass(frozen=True)
@@ -175,12 +176,30 @@ def settle_rereads(
     return _apply(ses, stage, reread, whens, spec.late)
 
 
+def settle_rejects(ses: Session, rejects: str, quarantine: tuple[str, Mapping[str, str]]) -> int:
+    """Delete from ``rejects`` the unreadable records the quarantine already holds (same
+    file, line and raw text: a file read again because it grew); returns how many."""
+    qname, qcols = quarantine
+    cols = ("_lg_source_file", "_lg_line", "_lg_raw_record")
+    if not all(c in qcols for c in cols) or ses.count(rejects) == 0:
+        return 0
+    before = ses.count(rejects)
+    s_cols = {c: "VARCHAR" if c != "_lg_line" else "BIGINT" for c in cols}
+    cond = _match(list(cols), s_cols, qcols).transform(
+        lambda n: (
+            exp.column(n.name, table=rejects, quoted=True)
+            if isinstance(n, exp.Column) and n.table == _S
+            else n
+        )
+    )
+    ses.execute(exp.delete(table_ref(rejects), where=_exists(qname, cond)))
+    return before - ses.count(rejects)
+
+
 def _apply(
     ses: Session, stage: str, reread: exp.Expr, whens: list[tuple[str, exp.Expr]], policy: str
 ) -> Rereads:
-    why = exp.Case(
-        ifs=[exp.If(this=cond, true=exp.Literal.string(name)) for name, cond in whens]
-    )
+    why = exp.Case(ifs=[exp.If(this=cond, true=exp.Literal.string(name)) for name, cond in whens])
     rid = exp.alias_(exp.column("rowid", table=_S), "rid")
     inner = exp.select(rid, exp.alias_(why, "why")).from_(_aliased(stage, _S)).where(reread)
     cls = f"{stage}__reread"

@@ -147,6 +147,7 @@ def run_step(ctx: StepContext, spec: DatasetSpec) -> StepResult:
     rejects = _stage(ctx, spec, stage, inputs, lowest, def_hash)
     res.rows_in = ses.count(stage) + rejects
     rereads = _settle_rereads(ctx, spec, stage, watermark, lowest, res)
+    rejects -= rereads.known_rejects
     staged_rows = ses.count(stage)
     if (
         staged_rows == 0
@@ -346,39 +347,53 @@ def _rereading(ctx: StepContext, spec: DatasetSpec) -> bool:
 def _settle_rereads(
     ctx: StepContext, spec: DatasetSpec, stage: str, watermark: Any, lowest: Any, res: StepResult
 ) -> incremental.Rereads:
-    """Take rows already published/quarantined, superseded or late out of the batch, each
-    counted in ``res`` under its reason (see :func:`incremental.settle_rereads`)."""
+    """Take rows already published/quarantined, superseded or late out of the batch — and
+    unreadable records already in the quarantine out of the rejects — each counted in
+    ``res`` under its reason (see :func:`incremental.settle_rereads`)."""
     inc = spec.incremental
-    if inc is None or ctx.session.count(stage) == 0:
+    ses = ctx.session
+    rows = ses.count(stage)
+    if inc is None:
         return incremental.Rereads()
-    columns = ctx.session.columns(stage)
-    if inc.cursor not in columns:
-        raise TerminalError(
-            f"dataset '{spec.name}': incremental cursor column '{inc.cursor}' is not in its "
-            f"data (columns: {', '.join(list(columns)[:20])})",
-            hint=did_you_mean(inc.cursor, columns) or "fix incremental.cursor",
-        )
+    if rows:
+        _require_cursor(spec, inc.cursor, ses.columns(stage))
     if not _rereading(ctx, spec):
         return incremental.Rereads()
     target = f"__lg_target_{spec.name}"
-    tables = incremental.Tables(target=(target, _register_columns(ctx, target, spec.name)))
     qname = spec.name + "__quarantine"
+    quarantine = None
     if ctx.store.exists(qname):
-        qrel = f"__lg_target_{qname}"
-        tables = incremental.Tables(tables.target, (qrel, _register_columns(ctx, qrel, qname)))
-    out = incremental.settle_rereads(
-        ctx.session,
-        stage,
-        spec=inc,
-        mode=spec.write.mode,
-        keys=spec.write.keys,
-        watermark=watermark,
-        lowest=lowest,
-        tables=tables,
-    )
+        quarantine = (f"__lg_target_{qname}", _register_columns(ctx, f"__lg_target_{qname}", qname))
+    out = incremental.Rereads()
+    if rows:
+        tables = incremental.Tables((target, _register_columns(ctx, target, spec.name)), quarantine)
+        out = incremental.settle_rereads(
+            ses,
+            stage,
+            spec=inc,
+            mode=spec.write.mode,
+            keys=spec.write.keys,
+            watermark=watermark,
+            lowest=lowest,
+            tables=tables,
+        )
+    if spec.kind == "source" and quarantine is not None:
+        known = incremental.settle_rejects(ses, stage + "__rejects", quarantine)
+        if known:
+            out.skipped["already_quarantined"] = out.skipped.get("already_quarantined", 0) + known
+            out.known_rejects = known
     for reason, n in out.skipped.items():
         res.skip(reason, n)
     return out
+
+
+def _require_cursor(spec: DatasetSpec, cursor: str, columns: dict[str, str]) -> None:
+    if cursor not in columns:
+        raise TerminalError(
+            f"dataset '{spec.name}': incremental cursor column '{cursor}' is not in its "
+            f"data (columns: {', '.join(list(columns)[:20])})",
+            hint=did_you_mean(cursor, columns) or "fix incremental.cursor",
+        )
 
 
 def _register_columns(ctx: StepContext, rel: str, dataset: str) -> dict[str, str]:

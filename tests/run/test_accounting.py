@@ -266,3 +266,16 @@ def test_run_json_and_summary_report_skips(tmp_path: Path) -> None:
     out = runner.invoke(app, ["run", "--project", str(root)], env={"COLUMNS": "200"})
     assert out.exit_code == 0, out.output
     assert "skipped" in out.stdout and "duplicate_in_window=2" in out.stdout
+
+
+def test_a_grown_file_does_not_quarantine_its_old_bad_lines_again(tmp_path: Path) -> None:
+    root = _events(tmp_path, "id,ts\n1,2024-01-01 00:00:00\nx,2024-01-02 00:00:00\n")
+    first = lockgate.run(root).step("events")
+    assert (first.rows_in, first.rows_out, first.rows_quarantined) == (2, 1, 1)
+    with (root / "data/a.csv").open("a") as f:
+        f.write("3,2024-01-06 00:00:00\ny,2024-01-07 00:00:00\n")
+    s = lockgate.run(root).step("events")
+    assert (s.rows_in, s.rows_out, s.rows_quarantined) == (4, 1, 1)
+    assert s.skip_reasons == {"already_published": 1, "already_quarantined": 1}
+    q = lockgate.read(root, "events", quarantine=True).to_pylist()
+    assert sorted(r["_lg_line"] for r in q) == [3, 5]  # each bad line once
