@@ -149,6 +149,11 @@ def settle_rereads(
     reread: exp.Expr = exp.Is(this=s_cur, expression=exp.Null())
     if watermark is not None:
         reread = exp.or_(reread, exp.LTE(this=s_cur.copy(), expression=literal(watermark)))
+    if tables.quarantine is not None and mode in (WriteMode.APPEND, WriteMode.MERGE):
+        # quarantined rows do not move the watermark: a file read again can hold some above it
+        highest = _quarantined_max(cursor, tables.quarantine, ses.columns(stage).get(cursor))
+        if highest is not None:
+            reread = exp.or_(reread, exp.LTE(this=s_cur.copy(), expression=highest))
     probe = exp.select(exp.Literal.number(1)).from_(_aliased(stage, _S)).where(reread).limit(1)
     if ses.execute(probe).fetchone() is None:
         return Rereads()
@@ -194,6 +199,20 @@ def settle_rejects(ses: Session, rejects: str, quarantine: tuple[str, Mapping[st
     )
     ses.execute(exp.delete(table_ref(rejects), where=_exists(qname, cond)))
     return before - ses.count(rejects)
+
+
+def _quarantined_max(
+    cursor: str, quarantine: tuple[str, Mapping[str, str]], stage_type: str | None
+) -> exp.Expr | None:
+    """``(SELECT max(cursor) FROM quarantine WHERE it is a data row)``, or None when the
+    quarantine has no such column of the batch's type."""
+    qname, qcols = quarantine
+    if qcols.get(cursor) != stage_type:
+        return None
+    q = exp.select(exp.Max(this=exp.column(cursor, quoted=True))).from_(table_ref(qname))
+    if "_lg_raw_record" in qcols:
+        q = q.where(exp.Is(this=exp.column("_lg_raw_record", quoted=True), expression=exp.Null()))
+    return q.subquery()
 
 
 def _apply(

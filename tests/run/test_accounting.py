@@ -279,3 +279,26 @@ def test_a_grown_file_does_not_quarantine_its_old_bad_lines_again(tmp_path: Path
     assert s.skip_reasons == {"already_published": 1, "already_quarantined": 1}
     q = lockgate.read(root, "events", quarantine=True).to_pylist()
     assert sorted(r["_lg_line"] for r in q) == [3, 5]  # each bad line once
+
+
+def test_a_quarantined_row_above_the_watermark_is_not_quarantined_again(tmp_path: Path) -> None:
+    root = make_project(
+        tmp_path / "p",
+        [
+            csv_source(
+                "events",
+                "data/*.csv",
+                columns={"id": "INTEGER", "ts": "INTEGER", "v": "INTEGER"},
+                incremental={"cursor": "ts"},
+                checks=[{"type": "not_null", "column": "v"}],
+            )
+        ],
+        files={"data/a.csv": "id,ts,v\n1,1,1\n2,9,\n"},  # row 2 fails, above the watermark 1
+    )
+    lockgate.run(root)
+    with (root / "data/a.csv").open("a") as f:
+        f.write("3,2,1\n")
+    s = lockgate.run(root).step("events")
+    assert s.skip_reasons == {"already_published": 1, "already_quarantined": 1}
+    assert (s.rows_out, s.rows_quarantined) == (1, 0)
+    assert _ids(root, quarantine=True) == [2]
