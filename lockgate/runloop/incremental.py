@@ -154,19 +154,29 @@ def settle_rereads(
         highest = _quarantined_max(cursor, tables.quarantine, ses.columns(stage).get(cursor))
         if highest is not None:
             reread = exp.or_(reread, exp.LTE(this=s_cur.copy(), expression=highest))
-    probe = exp.select(exp.Literal.number(1)).from_(_aliased(stage, _S)).where(reread).limit(1)
-    if ses.execute(probe).fetchone() is None:
+    n, lo, hi = _range(ses, stage, s_cur, reread)
+    if n == 0:
         return Rereads()
     stage_cols = ses.columns(stage)
     whens: list[tuple[str, exp.Expr]] = []
     if mode in (WriteMode.APPEND, WriteMode.MERGE):
         tname, tcols = tables.target
-        on = keys if keys and mode == WriteMode.APPEND else list(stage_cols)
-        whens.append(("already_published", _exists(tname, _match(on, stage_cols, tcols))))
-        if mode == WriteMode.MERGE and cursor in tcols:
-            newer = exp.GT(this=exp.column(cursor, table=_T, quoted=True), expression=s_cur.copy())
-            cond: exp.Expr = exp.and_(_match(keys, stage_cols, tcols), newer)
-            whens.append(("superseded", _exists(tname, cond)))
+        t_cur = exp.column(cursor, table=_T, quoted=True)
+        if keys and mode == WriteMode.APPEND:
+            published = _match(keys, stage_cols, tcols)
+        else:  # equal on every column, the cursor too: only target rows in the batch's range
+            published = exp.and_(
+                _match(list(stage_cols), stage_cols, tcols), _within(t_cur, lo, hi)
+            )
+        whens.append(("already_published", _exists(tname, published)))
+        if mode == WriteMode.MERGE and cursor in tcols and lo is not None:
+            newer = exp.and_(
+                exp.GT(this=t_cur.copy(), expression=s_cur.copy()),
+                exp.GT(this=t_cur.copy(), expression=literal(lo)),
+            )
+            whens.append(
+                ("superseded", _exists(tname, exp.and_(_match(keys, stage_cols, tcols), newer)))
+            )
         if tables.quarantine is not None:
             qname, qcols = tables.quarantine
             cond = _match(list(stage_cols), stage_cols, qcols)
@@ -199,6 +209,27 @@ def settle_rejects(ses: Session, rejects: str, quarantine: tuple[str, Mapping[st
     )
     ses.execute(exp.delete(table_ref(rejects), where=_exists(qname, cond)))
     return before - ses.count(rejects)
+
+
+def _range(ses: Session, stage: str, s_cur: exp.Column, region: exp.Expr) -> tuple[int, Any, Any]:
+    """Rows of the batch in ``region`` and their lowest and highest cursor."""
+    row = ses.execute(
+        exp.select(
+            exp.Count(this=exp.Star()), exp.Min(this=s_cur.copy()), exp.Max(this=s_cur.copy())
+        )
+        .from_(_aliased(stage, _S))
+        .where(region)
+    ).fetchone()
+    return (int(row[0]), row[1], row[2]) if row else (0, None, None)
+
+
+def _within(t_cur: exp.Column, lo: Any, hi: Any) -> exp.Expr:
+    """The target row's cursor is NULL or within ``[lo, hi]`` (lets the scan skip files)."""
+    null = exp.Is(this=t_cur.copy(), expression=exp.Null())
+    if lo is None:
+        return null
+    between = exp.Between(this=t_cur.copy(), low=literal(lo), high=literal(hi))
+    return exp.paren(exp.or_(null, between))
 
 
 def _quarantined_max(
