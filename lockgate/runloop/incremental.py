@@ -48,6 +48,19 @@ def decode(text: str, kind: str) -> Any:
     return text
 
 
+def advance(watermark: Any, batch_max: Any) -> Any:
+    """The new watermark: never below the old one (a batch of only re-read or accepted late
+    rows has a lower maximum, and the watermark must not go back)."""
+    if watermark is None:
+        return batch_max
+    if batch_max is None:
+        return watermark
+    try:
+        return max(watermark, batch_max)
+    except TypeError:  # not comparable (the cursor's type changed): the batch's value
+        return batch_max
+
+
 def min_cursor(spec: IncrementalSpec, watermark: Any) -> Any:
     """The lowest cursor value to (re)read: watermark minus lookback."""
     if watermark is None or spec.lookback is None:

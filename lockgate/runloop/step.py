@@ -244,9 +244,8 @@ def run_step(ctx: StepContext, spec: DatasetSpec) -> StepResult:
 
     wm_value = None
     if spec.incremental is not None:
-        wm_value = _max_cursor(ses, source_q, spec.incremental.cursor)
-        if wm_value is None:
-            wm_value = watermark
+        batch_max = _max_cursor(ses, source_q, spec.incremental.cursor)
+        wm_value = incremental.advance(watermark, batch_max)
     enc = incremental.encode(wm_value)
     wm_meta = f"{enc[0]}|{enc[1]}" if enc else None
     res.watermark = enc[0] if enc else None

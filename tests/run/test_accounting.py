@@ -302,3 +302,25 @@ def test_a_quarantined_row_above_the_watermark_is_not_quarantined_again(tmp_path
     assert s.skip_reasons == {"already_published": 1, "already_quarantined": 1}
     assert (s.rows_out, s.rows_quarantined) == (1, 0)
     assert _ids(root, quarantine=True) == [2]
+
+
+def test_a_batch_of_older_rows_does_not_move_the_watermark_back(tmp_path: Path) -> None:
+    root = make_project(
+        tmp_path / "p",
+        [
+            csv_source(
+                "events",
+                "data/*.csv",
+                columns={"id": "INTEGER", "ts": "INTEGER"},
+                incremental={"cursor": "ts", "lookback": 10},
+            )
+        ],
+        files={"data/a.csv": "id,ts\n1,1\n2,20\n"},
+    )
+    assert lockgate.run(root).step("events").watermark == "20"
+    (root / "data/b.csv").write_text("id,ts\n3,15\n")  # inside the lookback window
+    s = lockgate.run(root).step("events")
+    assert (s.rows_out, s.watermark) == (1, "20")
+    (root / "data/c.csv").write_text("id,ts\n4,9\n")  # older than 20 - 10: late
+    s = lockgate.run(root).step("events")
+    assert (s.rows_out, s.rows_quarantined) == (0, 1)

@@ -14,6 +14,8 @@ files whose column types differ, JSON arrays with scalar elements, broken JSON-a
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import tempfile
@@ -35,6 +37,7 @@ from tests.run.helpers import make_project
 
 FORMATS = {"csv": "csv", "ndjson": "ndjson", "json": "json", "parquet": "parquet"}
 VALUES = [0.0, 0.5, -1.25, 3.0, 1e6, 0.0025, 42.75]
+TEXTS = ["a", "Zoë", "日本", "x, y", 'say "hi"', "two\nlines", "  pad  ", "NULL", "emoji 🚀"]
 T0 = datetime(2024, 1, 1)
 
 
@@ -45,10 +48,11 @@ class Rec:
     ts: int | None
     v: float | None
     kind: str  # good | bad_value | bad_line
+    s: str | None = None
 
     @property
-    def row(self) -> tuple[int, int | None, float | None]:
-        return (self.id, self.ts, self.v)
+    def row(self) -> tuple[int, int | None, float | None, str | None]:
+        return (self.id, self.ts, self.v, self.s)
 
 
 @dataclass
@@ -91,13 +95,14 @@ def scenarios(draw: st.DrawFn) -> Scenario:
                         ts=draw(st.one_of(st.none(), st.integers(0, 12))),
                         v=draw(st.one_of(st.none(), st.sampled_from(VALUES))),
                         kind=draw(st.sampled_from(kinds)),
+                        s=draw(st.one_of(st.none(), st.sampled_from(TEXTS))),
                     )
                 )
             if mode == "merge" and draw(st.booleans()):
                 # another version of a good key of this op, strictly newer
                 base = recs[0]
                 if base.kind == "good" and base.ts is not None and base.v is not None:
-                    recs.append(Rec(next(uid), base.id, base.ts + 1, base.v + 1, "good"))
+                    recs.append(Rec(next(uid), base.id, base.ts + 1, base.v + 1, "good", base.s))
             if grow:
                 ops.append(("grow", target, recs))
             else:
@@ -126,24 +131,28 @@ def _ts(sc: Scenario, ts: int | None) -> Any:
 def _csv_line(sc: Scenario, r: Rec) -> str:
     ts = _ts(sc, r.ts)
     cells = [str(r.id), "" if ts is None else str(ts), "" if r.v is None else repr(r.v)]
+    cells.append("" if r.s is None else r.s)
     if r.kind == "bad_value":
         cells[2] = "oops"
     if r.kind == "bad_line":
         cells.append("extra")
-    return ",".join(cells) + "\n"
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerow(cells)
+    return out.getvalue()
 
 
 def _obj(sc: Scenario, r: Rec) -> dict[str, Any]:
-    return {"id": r.id, "ts": _ts(sc, r.ts), "v": "oops" if r.kind == "bad_value" else r.v}
+    v = "oops" if r.kind == "bad_value" else r.v
+    return {"id": r.id, "ts": _ts(sc, r.ts), "v": v, "s": r.s}
 
 
 def _write(sc: Scenario, path: Path, recs: list[Rec]) -> None:
     """(Re)write a whole file holding ``recs`` (a grown file keeps its earlier records first)."""
     if sc.fmt == "csv":
-        path.write_text("id,ts,v\n" + "".join(_csv_line(sc, r) for r in recs))
+        path.write_text("id,ts,v,s\n" + "".join(_csv_line(sc, r) for r in recs))
     elif sc.fmt == "ndjson":
         lines = [
-            '{"id": %d, broken' % r.id if r.kind == "bad_line" else json.dumps(_obj(sc, r))
+            f'{{"id": {r.id}, broken' if r.kind == "bad_line" else json.dumps(_obj(sc, r))
             for r in recs
         ]
         path.write_text("\n".join(lines) + "\n")
@@ -157,6 +166,7 @@ def _write(sc: Scenario, path: Path, recs: list[Rec]) -> None:
                 "id": pa.array([o["id"] for o in objs], pa.int64()),
                 "ts": pa.array([o["ts"] for o in objs], ts_type),
                 "v": pa.array([None if o["v"] is None else str(o["v"]) for o in objs], pa.string()),
+                "s": pa.array([o["s"] for o in objs], pa.string()),
             }
         )
         pq.write_table(table, path)
@@ -176,8 +186,8 @@ class Expect:
 @dataclass
 class Oracle:
     sc: Scenario
-    target: dict[int, tuple[int, int | None, float | None]] = field(default_factory=dict)
-    quarantined: set[tuple[int, int | None, float | None]] = field(default_factory=set)
+    target: dict[int, tuple[Any, ...]] = field(default_factory=dict)
+    quarantined: set[tuple[Any, ...]] = field(default_factory=set)
     rejected: set[int] = field(default_factory=set)  # uids of unreadable records quarantined
     wm: int | None = None
     exists: bool = False
@@ -265,7 +275,7 @@ def _project(root: Path, sc: Scenario) -> Path:
             "type": "file",
             "path": f"data/*.{sc.fmt}",
             "format": FORMATS[sc.fmt],
-            "columns": {"id": "BIGINT", "ts": ts_type, "v": "DOUBLE"},
+            "columns": {"id": "BIGINT", "ts": ts_type, "v": "DOUBLE", "s": "VARCHAR"},
         },
         "checks": [{"type": "not_null", "column": "v"}],
         "write": {"mode": sc.mode, **({"keys": ["id"]} if sc.mode == "merge" else {})},
@@ -292,13 +302,14 @@ def _published(root: Path, name: str) -> dict[int, tuple[Any, ...]]:
     rows = lockgate.read(root, name).to_pylist()
     ids = [r["id"] for r in rows]
     assert len(ids) == len(set(ids)), f"{name}: a row published twice: {sorted(ids)}"
-    return {r["id"]: (r["id"], r["ts"], r["v"]) for r in rows}
+    return {r["id"]: (r["id"], r["ts"], r["v"], r["s"]) for r in rows}
 
 
 def _expected_rows(sc: Scenario, target: dict[int, tuple[Any, ...]]) -> dict[int, tuple[Any, ...]]:
     out = {}
-    for k, (i, ts, v) in target.items():
-        out[k] = (i, ts if ts is None or sc.ts_kind == "int" else T0 + timedelta(hours=ts), v)
+    for k, (i, ts, v, text) in target.items():
+        when = ts if ts is None or sc.ts_kind == "int" else T0 + timedelta(hours=ts)
+        out[k] = (i, when, v, text)
     return out
 
 
@@ -326,7 +337,7 @@ def test_every_record_is_accounted_for_and_good_rows_are_published_unchanged(
         oracle = Oracle(sc)
         for number, ops in enumerate(sc.runs, start=1):
             touched: list[int] = []
-            for op, f, recs in ops:
+            for _op, f, recs in ops:
                 assert f is not None
                 files.setdefault(f, []).extend(recs)
                 if f not in touched:
