@@ -63,6 +63,8 @@ class Scenario:
     lookback: int | None
     late: str
     runs: list[list[tuple[str, int | None, list[Rec]]]]  # per run: (new|grow, file, recs)
+    refresh: list[bool] = field(default_factory=list)  # per run: --full-refresh
+    gate: str = "quarantine"  # or warn: rows failing not_null(v) are published
 
     @property
     def incremental(self) -> bool:
@@ -109,6 +111,7 @@ def scenarios(draw: st.DrawFn) -> Scenario:
                 ops.append(("new", n_files, recs))
                 n_files += 1
         runs.append(ops)
+    refresh = [draw(st.integers(0, 5)) == 0 for _ in runs]
     return Scenario(
         fmt=fmt,
         mode=mode,
@@ -116,6 +119,8 @@ def scenarios(draw: st.DrawFn) -> Scenario:
         lookback=draw(st.one_of(st.none(), st.integers(0, 3))),
         late=draw(st.sampled_from(["quarantine", "accept", "skip"])),
         runs=runs,
+        refresh=refresh,
+        gate=draw(st.sampled_from(["quarantine", "warn"])),
     )
 
 
@@ -192,8 +197,11 @@ class Oracle:
     wm: int | None = None
     exists: bool = False
 
-    def run(self, read: list[Rec]) -> Expect:
+    def run(self, read: list[Rec], *, full_refresh: bool = False) -> Expect:
         e = Expect(rows_in=len(read))
+        if full_refresh:  # everything is read again and the table and quarantine rebuilt
+            self.target, self.quarantined, self.rejected = {}, set(), set()
+            self.wm, self.exists = None, False
         if not self.sc.incremental:
             self.target = {}
         passing: list[Rec] = []
@@ -243,7 +251,7 @@ class Oracle:
                     if self.sc.late == "quarantine":
                         self.quarantined.add(r.row)
                         return "quarantine"
-        if r.v is None:  # fails not_null(v)
+        if r.v is None and self.sc.gate == "quarantine":  # fails not_null(v)
             if self.sc.incremental:
                 self.quarantined.add(r.row)
             return "quarantine"
@@ -278,6 +286,7 @@ def _project(root: Path, sc: Scenario) -> Path:
             "columns": {"id": "BIGINT", "ts": ts_type, "v": "DOUBLE", "s": "VARCHAR"},
         },
         "checks": [{"type": "not_null", "column": "v"}],
+        "gate": sc.gate,
         "write": {"mode": sc.mode, **({"keys": ["id"]} if sc.mode == "merge" else {})},
     }
     datasets = [ds]
@@ -344,10 +353,11 @@ def test_every_record_is_accounted_for_and_good_rows_are_published_unchanged(
                     touched.append(f)
             for f in touched:
                 _write(sc, root / "data" / f"f{f:03d}.{sc.fmt}", files[f])
-            read_files = sorted(touched) if sc.incremental else sorted(files)
+            refresh = sc.refresh[number - 1]
+            read_files = sorted(touched) if sc.incremental and not refresh else sorted(files)
             read = [r for f in read_files for r in files[f]]
-            expect = oracle.run(read)
-            res = lockgate.run(root)
+            expect = oracle.run(read, full_refresh=refresh)
+            res = lockgate.run(root, full_refresh=refresh)
             src = res.step("src")
             for s in res.steps:
                 assert_accounted(s)
