@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -324,3 +325,15 @@ def test_a_batch_of_older_rows_does_not_move_the_watermark_back(tmp_path: Path) 
     (root / "data/c.csv").write_text("id,ts\n4,9\n")  # older than 20 - 10: late
     s = lockgate.run(root).step("events")
     assert (s.rows_out, s.rows_quarantined) == (0, 1)
+
+
+def test_state_store_deleted_old_rows_and_rejects_are_not_added_again(tmp_path: Path) -> None:
+    root = _events(tmp_path, "id,ts\n1,2024-01-01 00:00:00\nx,2024-01-02 00:00:00\n")
+    lockgate.run(root)
+    shutil.rmtree(root / ".lockgate")  # the state store is lost; the warehouse is the truth
+    (root / "data/b.csv").write_text("id,ts\n3,2024-01-03 00:00:00\n")
+    s = lockgate.run(root).step("events")
+    assert (s.rows_in, s.rows_out, s.rows_quarantined) == (3, 1, 0)
+    assert s.skip_reasons == {"already_published": 1, "already_quarantined": 1}
+    assert _ids(root) == [1, 3]
+    assert lockgate.read(root, "events", quarantine=True).num_rows == 1
