@@ -99,6 +99,13 @@ SKIP_REASONS: dict[str, str] = {
 class AccountingError(TerminalError):
     """Internal error: a step cannot account for every record it read. Always a bug."""
 
+    def __init__(self, message: str) -> None:
+        super().__init__(
+            "internal error: " + message,
+            hint="a bug in lockgate, not in your data: the dataset's batch was not reported "
+            "as published; re-run with --debug and report it",
+        )
+
 
 class RunStatus(StrEnum):
     SUCCESS = "success"

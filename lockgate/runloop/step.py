@@ -383,6 +383,11 @@ def _settle_rereads(
             out.known_rejects = known
     for reason, n in out.skipped.items():
         res.skip(reason, n)
+    if out.late:
+        res.warnings.append(
+            f"{out.late:,} late row(s) quarantined ({inc.cursor} older than the watermark"
+            f"{' - lookback' if inc.lookback is not None else ''}; incremental.late)"
+        )
     return out
 
 
