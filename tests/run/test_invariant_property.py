@@ -82,6 +82,7 @@ def scenarios(draw: st.DrawFn) -> Scenario:
     uid = iter(range(10_000))
     n_files = 0
     runs = []
+    versioned: list[Rec] = []  # records a later one may give a new version of (merge)
     for _ in range(draw(st.integers(1, 3))):
         ops: list[tuple[str, int | None, list[Rec]]] = []
         for _ in range(draw(st.integers(1, 3))):
@@ -101,10 +102,12 @@ def scenarios(draw: st.DrawFn) -> Scenario:
                     )
                 )
             if mode == "merge" and draw(st.booleans()):
-                # another version of a good key of this op, strictly newer
-                base = recs[0]
+                # another version of a good key, strictly newer: of this op or an earlier one
+                base = draw(st.sampled_from(versioned)) if versioned else recs[0]
                 if base.kind == "good" and base.ts is not None and base.v is not None:
-                    recs.append(Rec(next(uid), base.id, base.ts + 1, base.v + 1, "good", base.s))
+                    ts = base.ts + draw(st.integers(1, 3))
+                    recs.append(Rec(next(uid), base.id, ts, base.v + 1, "good", base.s))
+            versioned.extend(recs)
             if grow:
                 ops.append(("grow", target, recs))
             else:
@@ -240,7 +243,8 @@ class Oracle:
                 t = self.target.get(r.id)
                 if t == r.row:
                     return "already_published"
-                if self.sc.mode == "merge" and t and t[1] is not None and t[1] > (r.ts or 0):
+                newer = t is not None and t[1] is not None and r.ts is not None and t[1] > r.ts
+                if self.sc.mode == "merge" and newer:
                     return "superseded"
                 if r.row in self.quarantined:
                     return "already_quarantined"
