@@ -25,8 +25,7 @@ from lockgate.engine.session import Session, ident, table_ref
 from lockgate.engine.transforms import stage_python, stage_sql
 from lockgate.errors import GateBlocked, LockgateError, TerminalError
 from lockgate.project.models import DatasetSpec, PythonTransformSpec, WriteMode, WriteSpec
-from lockgate.quality.checks import NotNull
-from lockgate.runloop import incremental
+from lockgate.runloop import incremental, merge_keys
 from lockgate.runloop.contract import apply_contract
 from lockgate.runloop.results import AccountingError, StepResult, StepStatus
 from lockgate.storage.scan import native_scan
@@ -157,9 +156,8 @@ def run_step(ctx: StepContext, spec: DatasetSpec) -> StepResult:
         and ctx.store.exists(name)
         and not ctx.full_refresh
     ):
-        # nothing new (every remaining file was already published, or every row read again
-        # is already in the table): before looking at columns, since an input with no files
-        # to read stages no real schema
+        # nothing new (files already published, rows read again already there): before
+        # looking at columns — an input with no files to read stages no real schema
         res.reason = "no new rows beyond the watermark"
         res.output_version = ctx.store.version(name)
         res.duration_s = time.perf_counter() - t0
@@ -167,7 +165,7 @@ def run_step(ctx: StepContext, spec: DatasetSpec) -> StepResult:
         ses.drop(stage, stage + "__rejects")
         return res
     staged_cols = ses.columns(stage)
-    checks = list(spec.checks) + _implicit_checks(spec)
+    checks = list(spec.checks) + merge_keys.implicit_checks(spec)
     references = _register_references(ctx, checks)
     _validate_checks(ctx, spec, checks, staged_cols, references)
 
@@ -222,7 +220,7 @@ def run_step(ctx: StepContext, spec: DatasetSpec) -> StepResult:
     if decision.action == "publish_all":
         # even when the gate publishes everything (warn), a row with a NULL merge key cannot
         # be upserted — it would be inserted again on every re-read — so it is quarantined
-        key_checks = _merge_key_checks(spec)
+        key_checks = merge_keys.key_checks(spec)
         null_keys = [
             c.bit
             for c in result.results
@@ -327,7 +325,7 @@ def _stage(
         skip = _already_published_files(ctx, spec, def_hash) if _rereading(ctx, spec) else []
         staged = stage_source(ctx.session.con, spec, ctx.project.root, stage, skip_files=skip)
         return staged.rejected
-    views = _register_inputs(ctx, spec, inputs, lowest)
+    views = _register_inputs(ctx, spec, inputs, lowest, def_hash)
     where = spec.defined_in or "?"
     if spec.defined_line:
         where += f":{spec.defined_line}"
@@ -405,35 +403,49 @@ def _register_columns(ctx: StepContext, rel: str, dataset: str) -> dict[str, str
     return ctx.session.columns(rel)
 
 
+def _last_inputs(ctx: StepContext, spec: DatasetSpec, def_hash: str) -> dict[str, Any]:
+    """Pinned inputs of the last successful step of this (unchanged) definition, or {}."""
+    for step in ctx.state.dataset_steps(ctx.project.config.name, spec.name, limit=20):
+        if str(step.status) not in ("success", "noop"):
+            continue
+        inputs = step.input_versions or {}
+        return dict(inputs) if inputs.get("definition") == def_hash else {}
+    return {}
+
+
 def _already_published_files(
     ctx: StepContext, spec: DatasetSpec, def_hash: str
 ) -> list[tuple[str, int, int]]:
     """Files the last successful step of this (unchanged) definition published: an
     incremental source need not read them again. Only an optimisation — the cursor filter
     and the publish de-duplication keep a re-read correct."""
-    for step in ctx.state.dataset_steps(ctx.project.config.name, spec.name, limit=20):
-        if str(step.status) not in ("success", "noop"):
-            continue
-        inputs = step.input_versions or {}
-        if inputs.get("definition") != def_hash:
-            return []
-        files = (inputs.get("source") or {}).get("files") or []
-        return [(f["path"], int(f["size"]), int(f["mtime_ns"])) for f in files]
-    return []
+    files = (_last_inputs(ctx, spec, def_hash).get("source") or {}).get("files") or []
+    return [(f["path"], int(f["size"]), int(f["mtime_ns"])) for f in files]
 
 
 def _register_inputs(
-    ctx: StepContext, spec: DatasetSpec, inputs: dict[str, Any], lowest: Any
+    ctx: StepContext, spec: DatasetSpec, inputs: dict[str, Any], lowest: Any, def_hash: str
 ) -> dict[str, str]:
-    """Register each upstream dataset under its own name at its pinned version."""
+    """Register each upstream dataset under its own name at its pinned version (an
+    incremental transform: only rows past its cursor filter, or in files added since)."""
     views: dict[str, str] = {}
     cursor = spec.incremental.cursor if spec.incremental else None
+    previous = _last_inputs(ctx, spec, def_hash) if cursor and lowest is not None else {}
     for up, version in inputs.items():
         if version is None:
             raise TerminalError(
                 f"dataset '{spec.name}' reads '{up}', which has never been published",
                 hint=f"run it first: lockgate run --select +{spec.name}",
             )
+        if cursor and lowest is not None:
+            path = ctx.store.path(up)
+            scan = incremental.incremental_scan(path, version, previous.get(up), cursor, lowest)
+            if scan is not None:
+                ctx.session.execute(
+                    exp.Create(this=table_ref(up), kind="VIEW", expression=scan, replace=True)
+                )
+                views[up] = up
+                continue
         raw = f"__lg_in_{up}"
         columns = _register_table(ctx, raw, up, version)
         where = None
@@ -501,42 +513,6 @@ def _validate_checks(
         f"{', …' if len(columns) > 20 else ''}); nothing was published. Declaring `columns:` "
         "lets `lockgate validate` catch this before running",
     )
-
-
-def _implicit_checks(spec: DatasetSpec) -> list[Any]:
-    """Merge keys must not be NULL: a NULL key can never be upserted, so such rows are
-    quarantined rather than inserted again on every run (or collapsed into one by the
-    per-key de-duplication)."""
-    if spec.write.mode != WriteMode.MERGE:
-        return []
-    declared = {c.column for c in _declared_key_checks(spec)}
-    return [
-        NotNull(type="not_null", column=k, name=f"{k}_merge_key_not_null")
-        for k in spec.write.keys
-        if k not in declared
-    ]
-
-
-def _declared_key_checks(spec: DatasetSpec) -> list[NotNull]:
-    """Declared not_null checks that quarantine every NULL of a merge key (error severity,
-    no threshold, no filter): they stand in for the implicit ones."""
-    return [
-        c
-        for c in spec.checks
-        if isinstance(c, NotNull)
-        and c.column in spec.write.keys
-        and str(c.severity) == "error"
-        and c.threshold == 0
-        and c.where is None
-    ]
-
-
-def _merge_key_checks(spec: DatasetSpec) -> set[str]:
-    """Names of the checks that catch NULL merge keys (quarantined even under ``warn``)."""
-    if spec.write.mode != WriteMode.MERGE:
-        return set()
-    names = {c.check_name for c in _declared_key_checks(spec)}
-    return names | {c.check_name for c in _implicit_checks(spec)}
 
 
 def _published_columns(ctx: StepContext, name: str) -> dict[str, str] | None:

@@ -337,3 +337,34 @@ def test_state_store_deleted_old_rows_and_rejects_are_not_added_again(tmp_path: 
     assert s.skip_reasons == {"already_published": 1, "already_quarantined": 1}
     assert _ids(root) == [1, 3]
     assert lockgate.read(root, "events", quarantine=True).num_rows == 1
+
+
+@pytest.mark.parametrize(("late", "published"), [("accept", [1, 2, 3]), ("quarantine", [1, 3])])
+def test_an_incremental_transform_sees_rows_appended_upstream_below_its_cursor(
+    tmp_path: Path, late: str, published: list[int]
+) -> None:
+    root = make_project(
+        tmp_path / "p",
+        [
+            csv_source(
+                "raw",
+                "data/*.csv",
+                columns={"id": "INTEGER", "ts": "INTEGER"},
+                incremental={"cursor": "ts", "late": "accept"},
+            ),
+            sql("t", "select * from raw", incremental={"cursor": "ts", "late": late}),
+        ],
+        files={"data/a.csv": "id,ts\n1,5\n"},
+    )
+    lockgate.run(root)
+    (root / "data/b.csv").write_text("id,ts\n2,1\n3,6\n")  # 2 is late, accepted upstream
+    s = lockgate.run(root).step("t")
+    assert_accounted(s)
+    # row 1 (at t's watermark) is read again and skipped; 2 comes from the file raw added
+    assert (s.rows_in, s.rows_out, s.rows_quarantined) == (
+        3,
+        len(published) - 1,
+        3 - len(published),
+    )
+    assert s.skip_reasons == {"already_published": 1}
+    assert _ids(root, "t") == published
