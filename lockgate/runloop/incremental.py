@@ -191,7 +191,8 @@ def settle_rereads(
 
     Re-read rows are those with a NULL cursor or a cursor at or below the watermark (the
     lookback window, the boundary, a file read again because it grew). Among them:
-    ``already_published`` (an equal row is in the table: on the keys for append with keys,
+    ``already_published`` (an equal row with a cursor in the same range is in the table: on
+    the keys for append with keys,
     on every column otherwise), ``superseded`` (merge: the table holds the key with a newer
     cursor — upserting would go back in time), ``already_quarantined`` (an equal row is in the
     quarantine), and ``late``: cursor below watermark - lookback and not seen before, handled
@@ -215,12 +216,13 @@ def settle_rereads(
     if mode in (WriteMode.APPEND, WriteMode.MERGE):
         tname, tcols = tables.target
         t_cur = exp.column(cursor, table=_T, quoted=True)
-        if keys and mode == WriteMode.APPEND:
-            published = _match(keys, stage_cols, tcols)
-        else:  # equal on every column, the cursor too: only target rows in the batch's range
-            published = exp.and_(
-                _match(list(stage_cols), stage_cols, tcols), _within(t_cur, lo, hi)
-            )
+        # append with keys: equal keys, else equal on every column; either way only target
+        # rows within the re-read rows' cursor range (a copy has the same cursor; the scan
+        # can skip the rest of the table)
+        on = list(keys) if keys and mode == WriteMode.APPEND else list(stage_cols)
+        published = _match(on, stage_cols, tcols)
+        if cursor in tcols:
+            published = exp.and_(published, _within(t_cur, lo, hi))
         whens.append(("already_published", _exists(tname, published)))
         if mode == WriteMode.MERGE and cursor in tcols and lo is not None:
             newer = exp.and_(
