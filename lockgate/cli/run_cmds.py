@@ -194,6 +194,7 @@ def render_summary(result: RunResult) -> None:
         ("rows in", "right"),
         ("published", "right"),
         ("quarantined", "right"),
+        ("skipped", "right"),
         ("version", "right"),
         ("checks", "right"),
         ("score", "right"),
@@ -208,15 +209,15 @@ def render_summary(result: RunResult) -> None:
         if failed:
             checks = f"[yellow]{checks}[/]"
         score = s.scores.get("overall")
-        note = s.reason if s.status != StepStatus.SUCCESS else "; ".join(s.warnings)
+        ran = s.status == StepStatus.SUCCESS
+        note = s.reason if not ran else "; ".join([*_skip_note(s), *s.warnings])
         t.add_row(
             s.dataset,
             _style(str(s.status)),
-            f"{s.rows_in:,}" if s.status == StepStatus.SUCCESS else "-",
-            f"{s.rows_out:,}" if s.status == StepStatus.SUCCESS else "-",
-            (f"[yellow]{s.rows_quarantined:,}[/]" if s.rows_quarantined else "0")
-            if s.status == StepStatus.SUCCESS
-            else "-",
+            f"{s.rows_in:,}" if ran else "-",
+            f"{s.rows_out:,}" if ran else "-",
+            (f"[yellow]{s.rows_quarantined:,}[/]" if s.rows_quarantined else "0") if ran else "-",
+            f"{s.rows_skipped:,}" if ran else "-",
             "-" if s.output_version is None else str(s.output_version),
             checks,
             "-" if score is None else f"{score:.3f}",
@@ -224,6 +225,13 @@ def render_summary(result: RunResult) -> None:
             _first_line(note or "", 90),
         )
     console.print(t)
+
+
+def _skip_note(s: StepResult) -> list[str]:
+    """``skipped: already_published=3, duplicate_in_window=1`` (every skip has a reason)."""
+    if not s.skip_reasons:
+        return []
+    return ["skipped: " + ", ".join(f"{k}={v:,}" for k, v in sorted(s.skip_reasons.items()))]
 
 
 @handle_errors

@@ -106,6 +106,14 @@ class IncrementalSpec(Frozen):
             "('2h', '3d') for time cursors or a number for numeric cursors"
         ),
     )
+    late: Literal["quarantine", "accept", "skip"] = Field(
+        default="quarantine",
+        description=(
+            "records older than watermark - lookback that were never published: "
+            "'quarantine' them (reason 'late'), 'accept' (publish) them, or 'skip' them "
+            "(counted as skipped: late)"
+        ),
+    )
 
 
 class WriteSpec(Frozen):

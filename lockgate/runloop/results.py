@@ -6,6 +6,8 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from lockgate.errors import TerminalError
+
 
 class StepStatus(StrEnum):
     SUCCESS = "success"  # published (possibly with quarantined rows)
@@ -21,9 +23,13 @@ class StepResult:
     dataset: str
     status: StepStatus
     reason: str = ""
+    #: records read: rows staged (source records or transform output) + unreadable records
     rows_in: int = 0
-    rows_out: int = 0
-    rows_quarantined: int = 0
+    rows_out: int = 0  # rows written to the dataset
+    rows_quarantined: int = 0  # rows written to its quarantine (failed checks, rejects, late)
+    #: rows neither published nor quarantined, always for a named reason (``skip_reasons``)
+    rows_skipped: int = 0
+    skip_reasons: dict[str, int] = field(default_factory=dict)
     output_version: int | None = None
     quarantine_version: int | None = None
     watermark: str | None = None
@@ -45,10 +51,60 @@ class StepResult:
     def ok(self) -> bool:
         return self.status in (StepStatus.SUCCESS, StepStatus.NOOP, StepStatus.PLANNED)
 
+    def skip(self, reason: str, rows: int) -> None:
+        """Count ``rows`` as skipped for ``reason`` (one of :data:`SKIP_REASONS`)."""
+        if reason not in SKIP_REASONS:
+            raise ValueError(f"unknown skip reason {reason!r}")
+        if rows:
+            self.skip_reasons[reason] = self.skip_reasons.get(reason, 0) + rows
+            self.rows_skipped += rows
+
+    def check_accounting(self, rows_out: int | None = None) -> None:
+        """The step invariant: records read = published + quarantined + skipped.
+
+        ``rows_out`` defaults to :attr:`rows_out`. Raises :class:`AccountingError` (a bug in
+        lockgate, never a data problem) when rows are unaccounted for."""
+        out = self.rows_out if rows_out is None else rows_out
+        if self.rows_skipped != sum(self.skip_reasons.values()):
+            raise AccountingError(
+                f"dataset '{self.dataset}': rows_skipped {self.rows_skipped} differs from the "
+                f"sum of skip_reasons {self.skip_reasons}"
+            )
+        if self.rows_in != out + self.rows_quarantined + self.rows_skipped:
+            raise AccountingError(
+                f"dataset '{self.dataset}': {self.rows_in} records read but {out} published "
+                f"+ {self.rows_quarantined} quarantined + {self.rows_skipped} skipped "
+                f"({self.skip_reasons or 'no skip reasons'}): "
+                f"{self.rows_in - out - self.rows_quarantined - self.rows_skipped:+} rows "
+                "unaccounted for"
+            )
+
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["status"] = str(self.status)
         return d
+
+
+#: why a record read by a step can be neither published nor quarantined
+SKIP_REASONS: dict[str, str] = {
+    "already_published": "re-read (lookback window, boundary, NULL cursor, or a file read "
+    "again) and already in the table",
+    "already_quarantined": "re-read and already in the quarantine",
+    "superseded": "merge: the table already holds a newer version of the key (by cursor)",
+    "duplicate_in_window": "merge: another row of the batch has the same key and wins",
+    "late": "older than watermark - lookback, dropped by incremental.late: skip",
+}
+
+
+class AccountingError(TerminalError):
+    """Internal error: a step cannot account for every record it read. Always a bug."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(
+            "internal error: " + message,
+            hint="a bug in lockgate, not in your data: the dataset's batch was not reported "
+            "as published; re-run with --debug and report it",
+        )
 
 
 class RunStatus(StrEnum):

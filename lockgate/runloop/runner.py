@@ -357,6 +357,7 @@ def _summary(results: list[StepResult]) -> dict[str, Any]:
         },
         "rows_out": sum(r.rows_out for r in results),
         "rows_quarantined": sum(r.rows_quarantined for r in results),
+        "rows_skipped": sum(r.rows_skipped for r in results),
         "host": socket.gethostname(),
         "pid": os.getpid(),
     }

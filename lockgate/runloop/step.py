@@ -20,15 +20,14 @@ import duckdb
 import pyarrow as pa
 from sqlglot import exp
 
+from lockgate._suggest import did_you_mean
 from lockgate.engine.session import Session, ident, table_ref
 from lockgate.engine.transforms import stage_python, stage_sql
 from lockgate.errors import GateBlocked, TerminalError
 from lockgate.project.models import DatasetSpec, PythonTransformSpec, WriteMode, WriteSpec
-from lockgate.quality.checks import NotNull
-from lockgate.runloop import incremental
+from lockgate.runloop import incremental, merge_keys
 from lockgate.runloop.contract import apply_contract
-from lockgate.runloop.requarantine import drop_quarantined_rejects
-from lockgate.runloop.results import StepResult, StepStatus
+from lockgate.runloop.results import AccountingError, StepResult, StepStatus
 from lockgate.runloop.trust import verify_published
 from lockgate.storage.scan import native_scan
 
@@ -148,59 +147,29 @@ def run_step(ctx: StepContext, spec: DatasetSpec) -> StepResult:
 
     # -- stage ----------------------------------------------------------------------------------
     ctx.report(name, "staging")
-    rejects = requarantined = 0
-    if spec.kind == "source":
-        from lockgate.sources import stage_source
-
-        skip = _already_published_files(ctx, spec, def_hash) if lowest is not None else []
-        staged = stage_source(
-            ses.con, spec, ctx.project.root, stage, min_cursor=lowest, skip_files=skip
-        )
-        rejects = staged.rejected
-        if rejects:  # unparseable records of a re-read file: quarantined once (warehouse truth)
-            requarantined = drop_quarantined_rejects(ctx, spec, stage + "__rejects")
-            rejects -= requarantined
-        if (
-            staged.rows
-            and spec.incremental is not None
-            and lowest is not None
-            and spec.incremental.lookback is None
-        ):
-            # sources filter with >=; without lookback the boundary rows were already published
-            keep = incremental.cursor_filter(spec.incremental.cursor, lowest, inclusive=False)
-            ses.execute(exp.delete(table_ref(stage), where=exp.Not(this=exp.paren(keep))))
-    else:
-        views = _register_inputs(ctx, spec, inputs, lowest)
-        where = spec.defined_in or "?"
-        if spec.defined_line:
-            where += f":{spec.defined_line}"
-        if isinstance(spec.transform, PythonTransformSpec):
-            stage_python(ses, name, ctx.project.python_transform(name), stage, views)
-        else:
-            stage_sql(ses, name, ctx.project.sql_text(name), stage, where)
+    rejects = _stage(ctx, spec, stage, inputs, lowest, def_hash)
+    res.rows_in = ses.count(stage) + rejects
+    rereads = _settle_rereads(ctx, spec, stage, watermark, lowest, res)
+    rejects -= rereads.known_rejects
     staged_rows = ses.count(stage)
-    res.rows_in = staged_rows + rejects + requarantined
-    if requarantined:  # skipped, reason already_quarantined
-        res.warnings.append(
-            f"{requarantined} unparseable record(s) read again are already in the quarantine: "
-            "not added again"
-        )
     if (
         staged_rows == 0
         and rejects == 0
+        and rereads.late == 0
         and spec.incremental is not None
         and ctx.store.exists(name)
         and not ctx.full_refresh
     ):
-        # nothing new (e.g. every remaining file was already published): before looking at
-        # columns, since an input with no files to read stages no real schema
+        # nothing new (files already published, rows read again already there): before
+        # looking at columns — an input with no files to read stages no real schema
         res.reason = "no new rows beyond the watermark"
         res.output_version = ctx.store.version(name)
         res.duration_s = time.perf_counter() - t0
+        res.check_accounting(0)
         ses.drop(stage, stage + "__rejects")
         return res
     staged_cols = ses.columns(stage)
-    checks = list(spec.checks) + _implicit_checks(spec)
+    checks = list(spec.checks) + merge_keys.implicit_checks(spec)
     references = _register_references(ctx, checks)
     _validate_checks(ctx, spec, checks, staged_cols, references)
 
@@ -255,30 +224,30 @@ def run_step(ctx: StepContext, spec: DatasetSpec) -> StepResult:
     if decision.action == "publish_all":
         # even when the gate publishes everything (warn), a row with a NULL merge key cannot
         # be upserted — it would be inserted again on every re-read — so it is quarantined
+        key_checks = merge_keys.key_checks(spec)
         null_keys = [
             c.bit
             for c in result.results
-            if c.name.endswith("_merge_key_not_null") and c.failing_rows and c.bit is not None
+            if c.name in key_checks and c.failing_rows and c.bit is not None
         ]
         if null_keys:
             quarantine_split, split = True, null_keys
     ctx.report(name, "publishing")
-    source_q = _publish_query(
-        ctx, spec, marked, contract.projection, result, split, quarantine_split, lowest
-    )
+    source_q = _publish_query(spec, marked, contract.projection, result, split, quarantine_split)
+    expected_out = _count_publish(ses, spec, source_q, res)
 
-    q_rows = 0
-    if quarantine_split or rejects or ctx.full_refresh:
-        q_rows = _publish_quarantine(
-            ctx, spec, result, split, marked, quarantine_split, rejects, batch_id, res
+    if quarantine_split or rejects or rereads.late or ctx.full_refresh:
+        res.rows_quarantined = _publish_quarantine(
+            ctx, spec, result, split, marked, quarantine_split, rejects, rereads, batch_id, res
         )
-    res.rows_quarantined = q_rows
+    # every record read is published, quarantined or skipped by name: checked before the
+    # dataset's commit (a failure here is a bug in lockgate, never published as success)
+    res.check_accounting(expected_out)
 
     wm_value = None
     if spec.incremental is not None:
-        wm_value = _max_cursor(ses, source_q, spec.incremental.cursor)
-        if wm_value is None:
-            wm_value = watermark
+        batch_max = _max_cursor(ses, source_q, spec.incremental.cursor)
+        wm_value = incremental.advance(watermark, batch_max)
     enc = incremental.encode(wm_value)
     wm_meta = f"{enc[0]}|{enc[1]}" if enc else None
     res.watermark = enc[0] if enc else None
@@ -327,10 +296,15 @@ def run_step(ctx: StepContext, spec: DatasetSpec) -> StepResult:
         )
     if pub.skipped:
         res.reason = pub.reason
+    if pub.rows != expected_out:
+        raise AccountingError(
+            f"dataset '{name}': the publish query had {expected_out} rows but the store "
+            f"wrote {pub.rows} (version {pub.version})"
+        )
     res.duration_s = time.perf_counter() - t0
     res.columns = contract.columns
     res.watermark_type = enc[1] if enc else None
-    ses.drop(stage, stage + "__rejects")
+    ses.drop(stage, stage + "__rejects", stage + "__late")
     ses.drop(*[t for t in result.created_tables if t != stage])
     return res
 
@@ -339,45 +313,151 @@ def run_step(ctx: StepContext, spec: DatasetSpec) -> StepResult:
 # helpers
 
 
-def _already_published_files(
-    ctx: StepContext, spec: DatasetSpec, def_hash: str
-) -> list[tuple[str, int, int]]:
-    """Files the last successful step of this (unchanged) definition published: an
-    incremental source need not read them again. Only an optimisation — the cursor filter
-    and the publish de-duplication keep a re-read correct."""
+def _stage(
+    ctx: StepContext,
+    spec: DatasetSpec,
+    stage: str,
+    inputs: dict[str, Any],
+    lowest: Any,
+    def_hash: str,
+) -> int:
+    """Create the staging table (and ``<stage>__rejects`` for sources); returns the number
+    of unreadable records. A source stages every row of the files it reads — no cursor
+    filter: rows at or below the watermark are classified by :func:`_settle_rereads`."""
+    if spec.kind == "source":
+        from lockgate.sources import stage_source
+
+        skip = _already_published_files(ctx, spec, def_hash) if _rereading(ctx, spec) else []
+        staged = stage_source(ctx.session.con, spec, ctx.project.root, stage, skip_files=skip)
+        return staged.rejected
+    views = _register_inputs(ctx, spec, inputs, lowest, def_hash)
+    where = spec.defined_in or "?"
+    if spec.defined_line:
+        where += f":{spec.defined_line}"
+    if isinstance(spec.transform, PythonTransformSpec):
+        stage_python(ctx.session, spec.name, ctx.project.python_transform(spec.name), stage, views)
+    else:
+        stage_sql(ctx.session, spec.name, ctx.project.sql_text(spec.name), stage, where)
+    return 0
+
+
+def _rereading(ctx: StepContext, spec: DatasetSpec) -> bool:
+    """An incremental step adding to a table that exists: some rows may be read again."""
+    return spec.incremental is not None and not ctx.full_refresh and ctx.store.exists(spec.name)
+
+
+def _settle_rereads(
+    ctx: StepContext, spec: DatasetSpec, stage: str, watermark: Any, lowest: Any, res: StepResult
+) -> incremental.Rereads:
+    """Take rows already published/quarantined, superseded or late out of the batch — and
+    unreadable records already in the quarantine out of the rejects — each counted in
+    ``res`` under its reason (see :func:`incremental.settle_rereads`)."""
+    inc = spec.incremental
+    ses = ctx.session
+    rows = ses.count(stage)
+    if inc is None:
+        return incremental.Rereads()
+    if rows:
+        _require_cursor(spec, inc.cursor, ses.columns(stage))
+    if not _rereading(ctx, spec):
+        return incremental.Rereads()
+    target = f"__lg_target_{spec.name}"
+    qname = spec.name + "__quarantine"
+    quarantine = None
+    if ctx.store.exists(qname):
+        quarantine = (f"__lg_target_{qname}", _register_columns(ctx, f"__lg_target_{qname}", qname))
+    out = incremental.Rereads()
+    if rows:
+        tables = incremental.Tables((target, _register_columns(ctx, target, spec.name)), quarantine)
+        out = incremental.settle_rereads(
+            ses,
+            stage,
+            spec=inc,
+            mode=spec.write.mode,
+            keys=spec.write.keys,
+            watermark=watermark,
+            lowest=lowest,
+            tables=tables,
+        )
+    if spec.kind == "source" and quarantine is not None:
+        known = incremental.settle_rejects(ses, stage + "__rejects", quarantine)
+        if known:
+            out.skipped["already_quarantined"] = out.skipped.get("already_quarantined", 0) + known
+            out.known_rejects = known
+    for reason, n in out.skipped.items():
+        res.skip(reason, n)
+    if out.late:
+        res.warnings.append(
+            f"{out.late:,} late row(s) quarantined ({inc.cursor} older than the watermark"
+            f"{' - lookback' if inc.lookback is not None else ''}; incremental.late)"
+        )
+    return out
+
+
+def _require_cursor(spec: DatasetSpec, cursor: str, columns: dict[str, str]) -> None:
+    if cursor not in columns:
+        raise TerminalError(
+            f"dataset '{spec.name}': incremental cursor column '{cursor}' is not in its "
+            f"data (columns: {', '.join(list(columns)[:20])})",
+            hint=did_you_mean(cursor, columns) or "fix incremental.cursor",
+        )
+
+
+def _register_columns(ctx: StepContext, rel: str, dataset: str) -> dict[str, str]:
+    _register_table(ctx, rel, dataset, None)
+    return ctx.session.columns(rel)
+
+
+def _last_inputs(ctx: StepContext, spec: DatasetSpec, def_hash: str) -> dict[str, Any]:
+    """Pinned inputs of the last successful step of this (unchanged) definition, or {}."""
     for step in ctx.state.dataset_steps(
         ctx.project.config.name, spec.name, limit=20, project_id=ctx.project_id
     ):
         if str(step.status) not in ("success", "noop"):
             continue
         inputs = step.input_versions or {}
-        if inputs.get("definition") != def_hash:
-            return []
-        files = (inputs.get("source") or {}).get("files") or []
-        return [(f["path"], int(f["size"]), int(f["mtime_ns"])) for f in files]
-    return []
+        return dict(inputs) if inputs.get("definition") == def_hash else {}
+    return {}
+
+
+def _already_published_files(
+    ctx: StepContext, spec: DatasetSpec, def_hash: str
+) -> list[tuple[str, int, int]]:
+    """Files the last successful step of this (unchanged) definition published: an
+    incremental source need not read them again. Only an optimisation — the cursor filter
+    and the publish de-duplication keep a re-read correct."""
+    files = (_last_inputs(ctx, spec, def_hash).get("source") or {}).get("files") or []
+    return [(f["path"], int(f["size"]), int(f["mtime_ns"])) for f in files]
 
 
 def _register_inputs(
-    ctx: StepContext, spec: DatasetSpec, inputs: dict[str, Any], lowest: Any
+    ctx: StepContext, spec: DatasetSpec, inputs: dict[str, Any], lowest: Any, def_hash: str
 ) -> dict[str, str]:
-    """Register each upstream dataset under its own name at its pinned version."""
+    """Register each upstream dataset under its own name at its pinned version (an
+    incremental transform: only rows past its cursor filter, or in files added since)."""
     views: dict[str, str] = {}
     cursor = spec.incremental.cursor if spec.incremental else None
+    previous = _last_inputs(ctx, spec, def_hash) if cursor and lowest is not None else {}
     for up, version in inputs.items():
         if version is None:
             raise TerminalError(
                 f"dataset '{spec.name}' reads '{up}', which has never been published",
                 hint=f"run it first: lockgate run --select +{spec.name}",
             )
+        if cursor and lowest is not None:
+            path = ctx.store.path(up)
+            scan = incremental.incremental_scan(path, version, previous.get(up), cursor, lowest)
+            if scan is not None:
+                ctx.session.execute(
+                    exp.Create(this=table_ref(up), kind="VIEW", expression=scan, replace=True)
+                )
+                views[up] = up
+                continue
         raw = f"__lg_in_{up}"
         columns = _register_table(ctx, raw, up, version)
         where = None
         if cursor and lowest is not None and cursor in columns:
-            assert spec.incremental is not None
-            where = incremental.cursor_filter(
-                cursor, lowest, inclusive=spec.incremental.lookback is not None
-            )
+            where = incremental.input_filter(cursor, lowest)
         ctx.session.register_filtered(up, raw, where)
         views[up] = up
     return views
@@ -442,21 +522,6 @@ def _validate_checks(
     )
 
 
-def _implicit_checks(spec: DatasetSpec) -> list[Any]:
-    """Merge keys must not be NULL: a NULL key can never be upserted, so such rows are
-    quarantined rather than inserted again on every run."""
-    if spec.write.mode != WriteMode.MERGE:
-        return []
-    declared = {
-        getattr(c, "column", None) for c in spec.checks if getattr(c, "type", "") == "not_null"
-    }
-    return [
-        NotNull(type="not_null", column=k, name=f"{k}_merge_key_not_null")
-        for k in spec.write.keys
-        if k not in declared
-    ]
-
-
 def _published_columns(ctx: StepContext, name: str) -> dict[str, str] | None:
     schema = ctx.store.schema(name)
     if schema is None:
@@ -471,28 +536,24 @@ def _published_columns(ctx: StepContext, name: str) -> dict[str, str] | None:
 
 
 def _publish_query(
-    ctx: StepContext,
     spec: DatasetSpec,
     marked: str,
     projection: list[exp.Expr],
     result: Any,
     decision: Any,
     quarantine_split: bool,
-    lowest: Any,
 ) -> exp.Select:
     q = exp.select(*projection).from_(table_ref(marked))
     if quarantine_split:
         q = q.where(result.passing_predicate(decision))
     keys = list(spec.write.keys)
     if keys and spec.write.mode == WriteMode.MERGE:
-        # de-duplicate the batch by key: latest by order_by
+        # de-duplicate the batch by key: latest by order_by, else by the incremental cursor
+        # (the dropped rows are counted by _count_publish)
+        latest = spec.write.order_by or (spec.incremental.cursor if spec.incremental else None)
         order = (
-            [
-                exp.Ordered(
-                    this=exp.Column(this=ident(spec.write.order_by)), desc=True, nulls_first=False
-                )
-            ]
-            if spec.write.order_by
+            [exp.Ordered(this=exp.Column(this=ident(latest)), desc=True, nulls_first=False)]
+            if latest
             else [exp.Ordered(this=exp.Column(this=ident(k))) for k in keys]
         )
         rn = exp.Window(
@@ -501,72 +562,27 @@ def _publish_query(
             order=exp.Order(expressions=order),
         )
         q = q.qualify(exp.EQ(this=rn, expression=exp.Literal.number(1)))
-    elif (
-        spec.write.mode == WriteMode.APPEND
-        and spec.incremental is not None
-        and lowest is not None
-        and ctx.store.exists(spec.name)
-        and not ctx.full_refresh
-    ):
-        q = _append_dedup(ctx, spec, q, [str(e.alias_or_name) for e in projection], lowest)
     return q
 
 
-def _append_dedup(
-    ctx: StepContext, spec: DatasetSpec, q: exp.Select, columns: list[str], lowest: Any
-) -> exp.Select:
-    """Drop rows of an incremental append batch that the table already holds.
-
-    Re-read rows are those in the lookback window and — for sources, which keep rows whose
-    cursor is NULL because no watermark can place them — NULL-cursor rows of a file read
-    again (it grew, or the last run crashed before recording it). They are matched against
-    the table with an anti-join on the keys, or on every column (NULL-safe) when the dataset
-    declares none; a batch with neither lookback nor NULL cursors is published as is."""
-    assert spec.incremental is not None
-    cursor = spec.incremental.cursor
-    lookback = spec.incremental.lookback is not None
-    s_cursor = exp.column(cursor, table="__s", quoted=True)
-    null_cursor = exp.Is(this=exp.column(cursor, quoted=True), expression=exp.Null())
-    has_null = (
-        spec.kind == "source"
-        and ctx.session.execute(
-            exp.select(exp.Literal.number(1)).from_(q.subquery("__n")).where(null_cursor).limit(1)
-        ).fetchone()
-        is not None
+def _count_publish(ses: Session, spec: DatasetSpec, q: exp.Select, res: StepResult) -> int:
+    """Rows ``q`` will publish; for merge, the rows the per-key de-duplication drops are
+    counted as skipped (``duplicate_in_window``)."""
+    total = exp.Count(this=exp.Star())
+    qualify = q.args.get("qualify")
+    if qualify is None:
+        row = ses.execute(exp.select(total).from_(q.subquery("__c"))).fetchone()
+        return int(row[0]) if row else 0
+    passing = q.copy()
+    passing.set("qualify", None)
+    both = exp.select(
+        exp.select(total.copy()).from_(passing.subquery("__a")).subquery(),
+        exp.select(total.copy()).from_(q.subquery("__b")).subquery(),
     )
-    if not lookback and not has_null:
-        return q
-    tgt = f"__lg_target_{spec.name}"
-    ctx.session.register_arrow(tgt, ctx.store.arrow_dataset(spec.name))
-    t_cursor = exp.column(cursor, table="__t", quoted=True)
-    # target rows a re-read row can be a copy of: NULL cursors, and the lookback window
-    in_target: exp.Expr = exp.Is(this=t_cursor, expression=exp.Null())
-    if lookback:
-        window = incremental.cursor_filter(cursor, lowest, inclusive=True).transform(
-            lambda n: (
-                exp.column(n.name, table="__t", quoted=True) if isinstance(n, exp.Column) else n
-            )
-        )
-        in_target = exp.or_(window, in_target)
-    cond = exp.and_(
-        *[
-            exp.NullSafeEQ(
-                this=exp.column(k, table="__t", quoted=True),
-                expression=exp.column(k, table="__s", quoted=True),
-            )
-            for k in (list(spec.write.keys) or columns)
-        ],
-        exp.paren(in_target),
-    )
-    sub = (
-        exp.select(exp.Literal.number(1))
-        .from_(exp.Table(this=ident(tgt), alias=exp.TableAlias(this=ident("__t"))))
-        .where(cond)
-    )
-    absent: exp.Expr = exp.Not(this=exp.Exists(this=sub))
-    if not lookback:  # rows beyond the watermark are new: only NULL-cursor rows can repeat
-        absent = exp.or_(exp.Not(this=exp.Is(this=s_cursor, expression=exp.Null())), absent)
-    return exp.select(exp.Star()).from_(q.subquery("__s")).where(absent)
+    row = ses.execute(both).fetchone()
+    n_pass, n_out = (int(row[0]), int(row[1])) if row else (0, 0)
+    res.skip("duplicate_in_window", n_pass - n_out)
+    return n_out
 
 
 def _publish_quarantine(
@@ -577,11 +593,13 @@ def _publish_quarantine(
     marked: str,
     quarantine_split: bool,
     rejects: int,
+    rereads: incremental.Rereads,
     batch_id: str,
     res: StepResult,
 ) -> int:
-    """Failing rows (with check names) and unparseable records go to ``<name>__quarantine``.
-    Written before the dataset's own commit; skipped if this batch is already there."""
+    """Failing rows (with check names), unparseable records and late rows go to
+    ``<name>__quarantine``. Written before the dataset's own commit; skipped if this batch
+    is already there."""
     qname = f"{spec.name}__quarantine"
     # a full refresh rebuilds the dataset from all input, so its quarantine is rebuilt too
     # (appending would list every old bad row twice)
@@ -615,6 +633,8 @@ def _publish_quarantine(
                 *meta,
             ).from_(table_ref(rj))
         )
+    if rereads.late_table is not None:
+        parts.append(_late_part(spec, rereads.late_table, meta))
     if not parts:
         if replace:
             schema = ctx.store.schema(qname)
@@ -647,6 +667,21 @@ def _publish_quarantine(
             raw_reader.close()
     ses.drop(tmp)
     return n
+
+
+def _late_part(spec: DatasetSpec, late_table: str, meta: list[exp.Expr]) -> exp.Select:
+    assert spec.incremental is not None
+    inc = spec.incremental
+    older = "the watermark" if inc.lookback is None else f"watermark - lookback ({inc.lookback})"
+    return exp.select(
+        exp.Star(),
+        exp.alias_(exp.Array(expressions=[exp.Literal.string("late")]), "_lg_failed_checks"),
+        exp.alias_(
+            exp.Literal.string(f"late: {inc.cursor} older than {older}"),
+            "_lg_reason",
+        ),
+        *[m.copy() for m in meta],
+    ).from_(table_ref(late_table))
 
 
 def _replace_quarantine(
