@@ -65,7 +65,9 @@ def test_check_total_does_not_depend_on_which_columns_are_checked(tmp_path: Path
     totals = {}
     for cols in (["id"], ["qty"], ["id", "qty", "day"]):
         checks = tmp_path / f"c_{'_'.join(cols)}.yaml"
-        checks.write_text(yaml.safe_dump({"checks": [{"type": "not_null", "column": c} for c in cols]}))
+        checks.write_text(
+            yaml.safe_dump({"checks": [{"type": "not_null", "column": c} for c in cols]})
+        )
         r = cli("check", str(data), "-c", str(checks), "--json")
         totals[",".join(cols)] = json.loads(r.stdout)["total_rows"]
     assert set(totals.values()) == {40_000}, f"total_rows depends on the checked columns: {totals}"

@@ -12,16 +12,15 @@ import pyarrow as pa
 import pytest
 
 from lockgate.runloop.results import StepStatus
+from lockgate.storage import DeltaStore
 from tests.attack._util import (
     assert_invariant,
     build,
-    csv_source,
     published,
     quarantined,
     reasons_of,
     run,
 )
-from lockgate.storage import DeltaStore
 
 
 def _src(path: str, options: dict[str, Any] | None = None, columns: dict[str, str] | None = None):
@@ -33,8 +32,10 @@ def _src(path: str, options: dict[str, Any] | None = None, columns: dict[str, st
     return {"name": "t", "source": source}
 
 
-# (id, file bytes, options, declared columns, good rows (exact), quarantined ids/lines count, records)
-CASES: list[tuple[str, bytes, dict[str, Any], dict[str, str] | None, list[dict[str, Any]], int, int]] = [
+# (id, file bytes, options, declared columns, good rows (exact), n quarantined, n records)
+CASES: list[
+    tuple[str, bytes, dict[str, Any], dict[str, str] | None, list[dict[str, Any]], int, int]
+] = [
     (
         "quoted_newline",
         b'k,txt\n"a","line one\nline two"\n"b","x, ""quoted"""\n',
@@ -173,7 +174,14 @@ BAD_LINES = {
 
 @pytest.mark.parametrize("bad", sorted(BAD_LINES))
 def test_declared_types_quarantine_unconvertible_values(tmp_path: Path, bad: str) -> None:
-    text = "id,price,day,at,flag\n" + GOOD_LINE + "\n" + BAD_LINES[bad] + "\n" + "13,0.5,2023-12-31,2023-12-31 01:02:03,false\n"
+    text = (
+        "id,price,day,at,flag\n"
+        + GOOD_LINE
+        + "\n"
+        + BAD_LINES[bad]
+        + "\n"
+        + "13,0.5,2023-12-31,2023-12-31 01:02:03,false\n"
+    )
     root = build(tmp_path / "p", [_src("data/in.csv", columns=DECLARED)], {"data/in.csv": text})
     res = run(root)
     step = res.step("t")
@@ -191,7 +199,9 @@ def test_declared_types_quarantine_unconvertible_values(tmp_path: Path, bad: str
     assert rows[0]["at"].replace(tzinfo=None) == dt.datetime(2024, 2, 29, 23, 59, 58)
     assert rows[0]["flag"] is True
     q = quarantined(root, "t")
-    assert len(q) == 1 and reasons_of(q)[0], f"the '{bad}' line must be quarantined with a reason: {q}"
+    assert len(q) == 1 and reasons_of(q)[0], (
+        f"the '{bad}' line must be quarantined with a reason: {q}"
+    )
     assert q[0].get("_lg_line") == 3, f"the bad record is on line 3: {q}"
     assert_invariant(step, rows_in=3)
 
@@ -200,7 +210,9 @@ def test_declared_types_quarantine_unconvertible_values(tmp_path: Path, bad: str
 def test_huge_cell(tmp_path: Path, cell_mb: float) -> None:
     big = "z" * int(cell_mb * 1024 * 1024)
     text = f"id,blob\n1,small\n2,{big}\n3,tiny\n"
-    root = build(tmp_path / "p", [_src("data/in.csv", columns={"id": "BIGINT"})], {"data/in.csv": text})
+    root = build(
+        tmp_path / "p", [_src("data/in.csv", columns={"id": "BIGINT"})], {"data/in.csv": text}
+    )
     res = run(root)
     step = res.step("t")
     assert step.status == StepStatus.SUCCESS, (

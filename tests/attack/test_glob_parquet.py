@@ -60,7 +60,9 @@ DECL = {"id": "BIGINT", "price": "DECIMAL(12,2)"}
     ],
     ids=["reordered", "reordered_with_bad_id"],
 )
-def test_csv_glob_reordered_headers_use_declared_types(tmp_path: Path, files: dict[str, str]) -> None:
+def test_csv_glob_reordered_headers_use_declared_types(
+    tmp_path: Path, files: dict[str, str]
+) -> None:
     root = build(tmp_path / "p", [_src("data/p*.csv", DECL)], files)
     step = run(root).step("g")
     assert step.status == StepStatus.SUCCESS, step.reason[:300]
@@ -70,7 +72,9 @@ def test_csv_glob_reordered_headers_use_declared_types(tmp_path: Path, files: di
     assert types["price"] == pa.decimal128(12, 2), f"declared DECIMAL(12,2) ignored: {types}"
     rows = {r["id"]: (r["label"], r["price"]) for r in table.to_pylist()}
     names = {1: "one", 2: "two", 3: "three", 4: "four", 5: "five"}
-    want = {i: (n, Decimal(str(round(i * 1.1, 2))).quantize(Decimal("0.01"))) for i, n in names.items()}
+    want = {
+        i: (n, Decimal(str(round(i * 1.1, 2))).quantize(Decimal("0.01"))) for i, n in names.items()
+    }
     assert rows == want, f"values misaligned across files with different header orders: {rows}"
     q = quarantined(root, "g")
     n_bad = sum(text.count("NaN-ish") for text in files.values())
@@ -90,7 +94,9 @@ def test_csv_glob_extra_column_in_later_file_is_not_dropped(tmp_path: Path) -> N
     rows = {r["id"]: r for r in published(root, "g")}
     assert sorted(rows) == [1, 2, 3], f"rows lost: {rows}"
     assert rows[3]["city"] == "Lima", f"values misaligned: {rows[3]}"
-    assert "zip" in rows[3], f"column 'zip' present only in a later file was silently dropped: {rows[3]}"
+    assert "zip" in rows[3], (
+        f"column 'zip' present only in a later file was silently dropped: {rows[3]}"
+    )
     assert str(rows[3]["zip"]) == "15001" and rows[1]["zip"] is None, rows
     assert_invariant(step, rows_in=3)
 

@@ -86,7 +86,9 @@ def test_late_record_in_new_file_is_quarantined_as_late(tmp_path: Path, case: tu
         f"record older than watermark - lookback vanished: not published ({ids}) and not in "
         f"quarantine ({q}); step {step.to_dict()['rows_in']} rows in"
     )
-    assert 3 not in ids, "by default a late record is quarantined, not appended behind the watermark"
+    assert 3 not in ids, (
+        "by default a late record is quarantined, not appended behind the watermark"
+    )
     assert "late" in reasons_of(late_q)[0].lower(), f"quarantine reason should say 'late': {late_q}"
     assert_invariant(step, rows_in=2)
 
@@ -124,7 +126,9 @@ def test_rows_with_null_cursor_in_incremental_transform_are_not_lost(tmp_path: P
     assert step.status == StepStatus.SUCCESS, step.reason[:300]
     upstream = sorted(r["id"] for r in published(root, "raw"))
     assert upstream == [1, 2, 3, 4, 5]
-    got = [r["id"] for r in published(root, "clean")] + [r.get("id") for r in quarantined(root, "clean")]
+    got = [r["id"] for r in published(root, "clean")] + [
+        r.get("id") for r in quarantined(root, "clean")
+    ]
     missing = sorted(set(upstream) - set(got))
     assert not missing, (
         f"rows {missing} with a NULL cursor are in the upstream table but in neither 'clean' "
@@ -172,7 +176,9 @@ def test_second_run_is_noop_and_quarantine_not_reappended(tmp_path: Path) -> Non
     assert_invariant(second)
 
 
-def test_state_store_deleted_then_new_file_does_not_requarantine_old_rejects(tmp_path: Path) -> None:
+def test_state_store_deleted_then_new_file_does_not_requarantine_old_rejects(
+    tmp_path: Path,
+) -> None:
     ds = _inc("data/*.csv", "at")
     ds["source"]["columns"] = {"id": "BIGINT", "at": "BIGINT"}
     old = "id,at\n" + "".join(f"{i},{i}\n" if i % 3 else f"bad{i},{i}\n" for i in range(1, 31))

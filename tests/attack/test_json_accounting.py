@@ -43,8 +43,15 @@ GOOD_NESTED = [
 
 @pytest.mark.parametrize("broken", ['{"k": "z", "payload": {', "not json at all", '{"k":}'])
 def test_ndjson_nested_values_survive_a_broken_line(tmp_path: Path, broken: str) -> None:
-    lines = [json.dumps(GOOD_NESTED[0]), broken, json.dumps(GOOD_NESTED[1]), json.dumps(GOOD_NESTED[2])]
-    root = build(tmp_path / "p", [_src("data/e.ndjson")], {"data/e.ndjson": "\n".join(lines) + "\n"})
+    lines = [
+        json.dumps(GOOD_NESTED[0]),
+        broken,
+        json.dumps(GOOD_NESTED[1]),
+        json.dumps(GOOD_NESTED[2]),
+    ]
+    root = build(
+        tmp_path / "p", [_src("data/e.ndjson")], {"data/e.ndjson": "\n".join(lines) + "\n"}
+    )
     step = run(root).step("j")
     assert step.status == StepStatus.SUCCESS, step.reason[:300]
     rows = _by(published(root, "j"), "k")
@@ -79,8 +86,12 @@ def test_ndjson_line_nested_deeper_than_128_is_not_lost(tmp_path: Path, depth: i
     step = run(root).step("j")
     assert step.status == StepStatus.SUCCESS, step.reason[:300]
     rows = _by(published(root, "j"), "id")
-    assert norm(rows.get(1, {}).get("tree")) == {"leaf": 1}, f"good nested row 1 altered: {rows.get(1)}"
-    assert norm(rows.get(3, {}).get("tree")) == {"leaf": 3}, f"good nested row 3 altered: {rows.get(3)}"
+    assert norm(rows.get(1, {}).get("tree")) == {"leaf": 1}, (
+        f"good nested row 1 altered: {rows.get(1)}"
+    )
+    assert norm(rows.get(3, {}).get("tree")) == {"leaf": 3}, (
+        f"good nested row 3 altered: {rows.get(3)}"
+    )
     q = quarantined(root, "j")
     if 2 in rows:
         assert norm(rows[2]["tree"]) == _deep(depth), "the deep record was published altered"
@@ -92,7 +103,9 @@ def test_ndjson_line_nested_deeper_than_128_is_not_lost(tmp_path: Path, depth: i
 def test_ndjson_mixed_types_across_lines_keep_every_value(tmp_path: Path) -> None:
     values = [7, "seven", {"n": 7}, [7, "x"], True, None, 7.5]
     lines = [json.dumps({"id": i, "v": v}) for i, v in enumerate(values)]
-    root = build(tmp_path / "p", [_src("data/m.ndjson")], {"data/m.ndjson": "\n".join(lines) + "\n"})
+    root = build(
+        tmp_path / "p", [_src("data/m.ndjson")], {"data/m.ndjson": "\n".join(lines) + "\n"}
+    )
     step = run(root).step("j")
     assert step.status == StepStatus.SUCCESS, step.reason[:300]
     rows = _by(published(root, "j"), "id")
@@ -122,7 +135,9 @@ def test_ndjson_broken_and_blank_lines(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "odd", ["5", "[1, 2]", '"text"', "null", "[]", "true"], ids=lambda s: "top_" + s.strip('"[]') or "top_empty"
+    "odd",
+    ["5", "[1, 2]", '"text"', "null", "[]", "true"],
+    ids=lambda s: "top_" + s.strip('"[]') or "top_empty",
 )
 def test_ndjson_top_level_non_object_is_quarantined(tmp_path: Path, odd: str) -> None:
     text = '{"id": 1, "name": "x"}\n' + odd + '\n{"id": 2, "name": "y"}\n'
@@ -166,9 +181,13 @@ def test_json_array_with_non_object_elements(
 
 
 def test_json_empty_array_is_an_empty_batch(tmp_path: Path) -> None:
-    root = build(tmp_path / "p", [_src("data/a.json", columns={"id": "BIGINT"})], {"data/a.json": "[]"})
+    root = build(
+        tmp_path / "p", [_src("data/a.json", columns={"id": "BIGINT"})], {"data/a.json": "[]"}
+    )
     step = run(root).step("j")
-    assert step.status == StepStatus.SUCCESS, f"an empty JSON array is a valid empty batch: {step.reason[:300]}"
+    assert step.status == StepStatus.SUCCESS, (
+        f"an empty JSON array is a valid empty batch: {step.reason[:300]}"
+    )
     assert published(root, "j") == []
     assert_invariant(step, rows_in=0)
 

@@ -61,7 +61,11 @@ URL_IDS = list(_urls("s"))
 
 
 def _leaks(tmp: Path, outputs: dict[str, str]) -> list[str]:
-    found = [f"{what}: ...{text[max(0, text.find(PW) - 60) : text.find(PW) + 20]}..." for what, text in outputs.items() if PW in text]
+    found = [
+        f"{what}: ...{text[max(0, text.find(PW) - 60) : text.find(PW) + 20]}..."
+        for what, text in outputs.items()
+        if PW in text
+    ]
     for f in tmp.rglob("*"):
         if f.is_file() and PW.encode() in f.read_bytes():
             found.append(f"file {f.relative_to(tmp)}")
@@ -83,7 +87,14 @@ def test_no_command_echoes_the_password_of_a_target_url(
         "check --ref": ["check", str(local), "-c", str(checks), "--ref", f"other={url}"],
         "profile": ["profile", url],
         "profile --json": ["profile", url, "--json"],
-        "profile --html -o": ["profile", url, "--html", str(tmp_path / "r.html"), "-o", str(tmp_path / "r.json")],
+        "profile --html -o": [
+            "profile",
+            url,
+            "--html",
+            str(tmp_path / "r.html"),
+            "-o",
+            str(tmp_path / "r.json"),
+        ],
         "suggest": ["suggest", url],
         "suggest -o": ["suggest", url, "-o", str(tmp_path / "s.yaml")],
     }
@@ -104,7 +115,9 @@ def test_no_command_echoes_the_password_of_a_target_url(
 
 
 @pytest.mark.parametrize("which", ["pg_trust_ok", "pg_unknown_user", "pg_no_table"])
-def test_debug_tracebacks_do_not_echo_the_password(tmp_path: Path, pg_schema: str, which: str) -> None:
+def test_debug_tracebacks_do_not_echo_the_password(
+    tmp_path: Path, pg_schema: str, which: str
+) -> None:
     url = _urls(pg_schema)[which]
     checks = tmp_path / "checks.yaml"
     checks.write_text(yaml.safe_dump({"checks": [{"type": "not_null", "column": "nope"}]}))
@@ -117,7 +130,9 @@ def test_debug_tracebacks_do_not_echo_the_password(tmp_path: Path, pg_schema: st
     )
     leaks = _leaks(tmp_path, {"stdout": r.stdout, "stderr": r.stderr})
     assert not leaks, f"--debug output leaked the password: {leaks}"
-    assert r.returncode == 2, f"a bad check/target is a usage error (exit 2): {r.returncode} {r.stderr[-500:]}"
+    assert r.returncode == 2, (
+        f"a bad check/target is a usage error (exit 2): {r.returncode} {r.stderr[-500:]}"
+    )
 
 
 def _state_project(tmp_path: Path, state: str) -> Path:
@@ -142,16 +157,37 @@ def _state_project(tmp_path: Path, state: str) -> Path:
 def test_unusable_state_url_password_not_echoed(tmp_path: Path, state: str) -> None:
     root = _state_project(tmp_path, state)
     outputs: dict[str, str] = {}
-    for args in (["run"], ["run", "--json"], ["runs"], ["runs", "--json"], ["validate"], ["show", "items"], ["quarantine", "items"], ["run", "--dry-run"]):
+    for args in (
+        ["run"],
+        ["run", "--json"],
+        ["runs"],
+        ["runs", "--json"],
+        ["validate"],
+        ["show", "items"],
+        ["quarantine", "items"],
+        ["run", "--dry-run"],
+    ):
         r = cli(*args, "-p", str(root))
         outputs[" ".join(args) + " stdout"] = r.stdout
         outputs[" ".join(args) + " stderr"] = r.stderr
         if r.exception is not None and not isinstance(r.exception, SystemExit):
             outputs[" ".join(args) + " exception"] = repr(r.exception)
-    outputs.update({f"file {p.name}": p.read_text(errors="replace") for p in (root / ".lockgate").glob("*") if p.is_file()} if (root / ".lockgate").is_dir() else {})
+    outputs.update(
+        {
+            f"file {p.name}": p.read_text(errors="replace")
+            for p in (root / ".lockgate").glob("*")
+            if p.is_file()
+        }
+        if (root / ".lockgate").is_dir()
+        else {}
+    )
     leaks = [k for k, v in outputs.items() if PW in v]
     # lockgate.yaml itself holds the password (the user wrote it there): skip it
-    files = [f for f in root.rglob("*") if f.is_file() and f.name != "lockgate.yaml" and PW.encode() in f.read_bytes()]
+    files = [
+        f
+        for f in root.rglob("*")
+        if f.is_file() and f.name != "lockgate.yaml" and PW.encode() in f.read_bytes()
+    ]
     assert not leaks and not files, f"state URL password leaked in: {leaks} {files}: " + " | ".join(
         outputs[k][:300] for k in leaks[:2]
     )
@@ -160,12 +196,24 @@ def test_unusable_state_url_password_not_echoed(tmp_path: Path, state: str) -> N
 def test_working_state_url_password_not_stored_or_printed(tmp_path: Path) -> None:
     root = _state_project(tmp_path, f"postgresql://postgres:{PW}@{PG}/test")
     outputs: dict[str, str] = {}
-    for args in (["run", "--json"], ["run"], ["runs", "--json"], ["runs"], ["show", "items"], ["quarantine", "items", "--json"], ["quality", "items"]):
+    for args in (
+        ["run", "--json"],
+        ["run"],
+        ["runs", "--json"],
+        ["runs"],
+        ["show", "items"],
+        ["quarantine", "items", "--json"],
+        ["quality", "items"],
+    ):
         r = cli(*args, "-p", str(root))
         outputs[" ".join(args)] = r.stdout + r.stderr
     assert '"success"' in outputs["run --json"], outputs["run --json"][:500]
     leaks = [k for k, v in outputs.items() if PW in v]
-    files = [str(f.relative_to(root)) for f in root.rglob("*") if f.is_file() and f.name != "lockgate.yaml" and PW.encode() in f.read_bytes()]
+    files = [
+        str(f.relative_to(root))
+        for f in root.rglob("*")
+        if f.is_file() and f.name != "lockgate.yaml" and PW.encode() in f.read_bytes()
+    ]
     assert not leaks and not files, f"password printed by {leaks} / stored in {files}"
     name = yaml.safe_load((root / "lockgate.yaml").read_text())["name"]
     with psycopg.connect(f"postgresql://postgres@{PG}/test") as conn:
@@ -176,7 +224,8 @@ def test_working_state_url_password_not_stored_or_printed(tmp_path: Path) -> Non
         stored = []
         for schema, table in tables:
             hit = conn.execute(
-                f'SELECT count(*) FROM "{schema}"."{table}" AS x WHERE x::text LIKE %s AND x::text LIKE %s',
+                f'SELECT count(*) FROM "{schema}"."{table}" AS x '
+                "WHERE x::text LIKE %s AND x::text LIKE %s",
                 (f"%{PW}%", f"%{name}%"),
             ).fetchone()
             if hit and hit[0]:

@@ -31,13 +31,20 @@ def _validate(root: Path) -> tuple[int, str, list[dict[str, Any]]]:
     [("dup", "DUP", False), ("Orders", "orders", True), ("sales_EU", "Sales_eu", False)],
     ids=["dup_DUP", "Orders_orders_two_files", "mixed"],
 )
-def test_names_differing_only_in_case_are_rejected(tmp_path: Path, a: str, b: str, split: bool) -> None:
+def test_names_differing_only_in_case_are_rejected(
+    tmp_path: Path, a: str, b: str, split: bool
+) -> None:
     ds = [csv_source(a, "data/a.csv"), csv_source(b, "data/b.csv")]
-    root = build(tmp_path / "p", ds[:1] if split else ds, {"data/a.csv": "x\n1\n", "data/b.csv": "x\n2\n"})
+    root = build(
+        tmp_path / "p", ds[:1] if split else ds, {"data/a.csv": "x\n1\n", "data/b.csv": "x\n2\n"}
+    )
     if split:
         write_files(root, {"datasets/more.yaml": yaml.safe_dump({"datasets": ds[1:]})})
     code, out, _ = _validate(root)
-    assert code == 2, f"'{a}' and '{b}' differ only in case (same table folder on case-insensitive systems, same name in SQL): validate exited {code}: {out[-600:]}"
+    assert code == 2, (
+        f"'{a}' and '{b}' differ only in case (one table folder on case-insensitive file "
+        f"systems, one name in SQL): validate exited {code}: {out[-600:]}"
+    )
     assert a in out and b in out, f"both names must be reported: {out[-600:]}"
 
 
@@ -53,9 +60,13 @@ def test_over_long_dataset_name_fails_validate_or_runs(tmp_path: Path, length: i
             f"{res.steps[0].reason[:300]}"
         )
     else:
-        assert code == 2 and "long" in out.lower(), f"expected a clear 'too long' problem: {out[-600:]}"
+        assert code == 2 and "long" in out.lower(), (
+            f"expected a clear 'too long' problem: {out[-600:]}"
+        )
     if length >= 300:
-        assert code == 2, f"a {length}-character name cannot be a folder name: validate must reject it"
+        assert code == 2, (
+            f"a {length}-character name cannot be a folder name: validate must reject it"
+        )
 
 
 def _bomb(levels: int = 7, width: int = 9) -> list[str]:
@@ -118,18 +129,29 @@ def test_yaml_alias_bomb_is_refused_fast(tmp_path: Path, where: str) -> None:
 @pytest.mark.parametrize(
     "rel,payload",
     [
-        ("datasets/latin.yaml", "datasets:\n  - name: caf\xe9\n    source: {type: file, path: data/a.csv}\n".encode("latin-1")),
-        ("datasets/cp1252.yaml", b"datasets:\n  - name: x\n    description: \x93smart quotes\x94\n    source: {type: file, path: data/a.csv}\n"),
+        (
+            "datasets/latin.yaml",
+            "datasets:\n  - name: caf\xe9\n    source: {type: file, path: data/a.csv}\n".encode(
+                "latin-1"
+            ),
+        ),
+        (
+            "datasets/cp1252.yaml",
+            b"datasets:\n  - name: x\n    description: \x93smart quotes\x94\n"
+            b"    source: {type: file, path: data/a.csv}\n",
+        ),
         ("datasets/q.sql", b"select x, '\xff\xfe' as junk from a\n"),
     ],
     ids=["latin1_yaml", "cp1252_yaml", "binary_sql"],
 )
-def test_non_utf8_file_is_a_config_error_naming_the_file(tmp_path: Path, rel: str, payload: bytes) -> None:
+def test_non_utf8_file_is_a_config_error_naming_the_file(
+    tmp_path: Path, rel: str, payload: bytes
+) -> None:
     ds: list[dict[str, Any]] = [csv_source("a", "data/a.csv")]
     if rel.endswith(".sql"):
         ds.append({"name": "q", "transform": {"sql_file": "q.sql"}})
     root = build(tmp_path / "p", ds, {"data/a.csv": "x\n1\n", rel: payload})
-    code, out, problems = _validate(root)
+    code, out, _problems = _validate(root)
     assert code == 2, f"non-UTF-8 {rel}: exit {code} (expected 2): {out[-600:]}"
     assert "unexpected" not in out.lower(), f"a crash, not a config problem: {out[-600:]}"
     assert Path(rel).name in out, f"the file {rel} must be named: {out[-600:]}"
@@ -140,20 +162,32 @@ def test_non_utf8_file_is_a_config_error_naming_the_file(tmp_path: Path, rel: st
 )
 def test_re2_patterns_are_accepted(tmp_path: Path, pattern: str) -> None:
     check = {"type": "regex_match", "column": "w", "pattern": pattern}
-    root = build(tmp_path / "p", [csv_source("a", "data/a.csv", checks=[check])], {"data/a.csv": "w\nαβγ\n"})
+    root = build(
+        tmp_path / "p",
+        [csv_source("a", "data/a.csv", checks=[check])],
+        {"data/a.csv": "w\n\u03b1\u03b2\u03b3\n"},
+    )
     code, out, _ = _validate(root)
-    assert code == 0, f"{pattern!r} is valid RE2 (DuckDB's regex engine) but validate rejected it: {out[-400:]}"
+    assert code == 0, (
+        f"{pattern!r} is valid RE2 (DuckDB's regex engine) but validate rejected it: {out[-400:]}"
+    )
 
 
 @pytest.mark.parametrize("pattern", [r"(?<=a)b", r"(a)\1", r"(", r"a{2,1}", r"(?P<n>a)(?P=n)"])
 def test_patterns_re2_cannot_run_are_rejected(tmp_path: Path, pattern: str) -> None:
     check = {"type": "regex_match", "column": "w", "pattern": pattern}
-    root = build(tmp_path / "p", [csv_source("a", "data/a.csv", checks=[check])], {"data/a.csv": "w\nab\n"})
+    root = build(
+        tmp_path / "p", [csv_source("a", "data/a.csv", checks=[check])], {"data/a.csv": "w\nab\n"}
+    )
     code, out, _ = _validate(root)
-    assert code == 2, f"{pattern!r} is not valid RE2: validate must reject it, exit {code}: {out[-400:]}"
+    assert code == 2, (
+        f"{pattern!r} is not valid RE2: validate must reject it, exit {code}: {out[-400:]}"
+    )
 
 
-UPSTREAM = csv_source("obs", "data/obs.csv", columns={"id": "BIGINT", "weather": "VARCHAR", "temp": "DOUBLE"})
+UPSTREAM = csv_source(
+    "obs", "data/obs.csv", columns={"id": "BIGINT", "weather": "VARCHAR", "temp": "DOUBLE"}
+)
 
 
 @pytest.mark.parametrize(
@@ -168,29 +202,53 @@ UPSTREAM = csv_source("obs", "data/obs.csv", columns={"id": "BIGINT", "weather":
 def test_sql_file_unknown_upstream_column_reported_with_file_line(
     tmp_path: Path, sql_text: str, bad: str, line: int
 ) -> None:
-    ds = [UPSTREAM, {"name": "out", "transform": {"sql_file": "out.sql"}, "write": {"mode": "overwrite"}}]
-    root = build(tmp_path / "p", ds, {"data/obs.csv": "id,weather,temp\n1,Sun,20\n", "datasets/out.sql": sql_text})
+    ds = [
+        UPSTREAM,
+        {"name": "out", "transform": {"sql_file": "out.sql"}, "write": {"mode": "overwrite"}},
+    ]
+    root = build(
+        tmp_path / "p",
+        ds,
+        {"data/obs.csv": "id,weather,temp\n1,Sun,20\n", "datasets/out.sql": sql_text},
+    )
     code, out, problems = _validate(root)
-    assert code == 2, f"SQL references '{bad}', which 'obs' does not declare: validate exit {code}: {out[-400:]}"
+    assert code == 2, (
+        f"SQL references '{bad}', which 'obs' does not declare: validate exit {code}: {out[-400:]}"
+    )
     hits = [p for p in problems if bad in json.dumps(p)]
     assert hits, f"no problem names the column '{bad}': {problems}"
     text = json.dumps(hits)
-    assert "out.sql" in text and (f"out.sql:{line}" in out or any(p.get("line") == line for p in hits)), (
-        f"the problem must point at out.sql line {line}: {hits}"
-    )
+    assert "out.sql" in text and (
+        f"out.sql:{line}" in out or any(p.get("line") == line for p in hits)
+    ), f"the problem must point at out.sql line {line}: {hits}"
 
 
 def test_inline_sql_unknown_column_reported(tmp_path: Path) -> None:
-    ds = [UPSTREAM, sql("out", "select id, upper(wheather) as w from obs", write={"mode": "overwrite"})]
+    ds = [
+        UPSTREAM,
+        sql("out", "select id, upper(wheather) as w from obs", write={"mode": "overwrite"}),
+    ]
     root = build(tmp_path / "p", ds, {"data/obs.csv": "id,weather,temp\n1,Sun,20\n"})
-    code, out, problems = _validate(root)
-    assert code == 2 and "wheather" in out, f"unknown column in inline SQL not reported: {out[-400:]}"
+    code, out, _problems = _validate(root)
+    assert code == 2 and "wheather" in out, (
+        f"unknown column in inline SQL not reported: {out[-400:]}"
+    )
     assert "main.yaml" in out, f"the YAML file defining the SQL must be named: {out[-400:]}"
 
 
 def test_known_columns_and_aliases_still_validate(tmp_path: Path) -> None:
-    text = "with x as (select id, weather as w from obs)\nselect id, lower(w) as w2, count(*) over () as n\nfrom x\n"
-    ds = [UPSTREAM, {"name": "out", "transform": {"sql_file": "out.sql"}, "write": {"mode": "overwrite"}}]
-    root = build(tmp_path / "p", ds, {"data/obs.csv": "id,weather,temp\n1,Sun,20\n", "datasets/out.sql": text})
+    text = (
+        "with x as (select id, weather as w from obs)\n"
+        "select id, lower(w) as w2, count(*) over () as n\nfrom x\n"
+    )
+    ds = [
+        UPSTREAM,
+        {"name": "out", "transform": {"sql_file": "out.sql"}, "write": {"mode": "overwrite"}},
+    ]
+    root = build(
+        tmp_path / "p",
+        ds,
+        {"data/obs.csv": "id,weather,temp\n1,Sun,20\n", "datasets/out.sql": text},
+    )
     code, out, _ = _validate(root)
     assert code == 0, f"valid SQL over declared columns must pass: {out[-400:]}"
