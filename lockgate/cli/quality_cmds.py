@@ -95,11 +95,13 @@ def _parse_now(now: str | None) -> datetime | None:
 
 
 def _json_result(result: StandaloneResult) -> dict[str, Any]:
-    """``records`` (read) = ``total_rows`` (checked) + ``rejected.count``."""
+    """``total_rows`` = ``records`` (every record read) = ``rows_checked`` + ``rejected.count``:
+    a record that cannot be read is never left out of the total."""
     out: dict[str, Any] = {
         "target": result.target,
+        "total_rows": result.records,
         "records": result.records,
-        "total_rows": result.total_rows,
+        "rows_checked": result.total_rows,
         "rejected": result.rejected.to_dict() if result.rejected else {"count": 0, "sample": []},
         "max_rejected": result.max_rejected,
         "passed": result.passed,
@@ -137,9 +139,9 @@ def _json_entry(d: dict[str, Any]) -> dict[str, Any]:
 
 
 def _render(result: StandaloneResult) -> None:
-    title = f"{result.target}: {result.total_rows:,} rows checked"
+    title = f"{result.target}: {result.records:,} records read"
     if result.rejected_count:
-        title += f", {result.rejected_count:,} rejected (of {result.records:,} records read)"
+        title += f", {result.total_rows:,} checked, {result.rejected_count:,} rejected"
     console.print(escape(title), highlight=False, soft_wrap=True)
     render_checks([r.to_dict() for r in result.results], title="checks")
     failed = [r for r in result.results if not r.passed]

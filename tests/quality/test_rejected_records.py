@@ -64,10 +64,10 @@ def test_check_json_reports_rejected_records(tmp_path: Path) -> None:
     r = cli("check", str(tmp_path / "big.csv"), "-c", str(_checks(tmp_path, ID_CHECK)), "--json")
     assert r.exit_code == 1, r.output
     out = json.loads(r.stdout)
-    assert out["records"] == 30_005
-    assert out["total_rows"] == 30_003
+    assert out["records"] == out["total_rows"] == 30_005  # a rejected record still counts
+    assert out["rows_checked"] == 30_003
     assert out["rejected"]["count"] == 2
-    assert out["records"] == out["total_rows"] + out["rejected"]["count"]
+    assert out["total_rows"] == out["rows_checked"] + out["rejected"]["count"]
     assert [s["line"] for s in out["rejected"]["sample"]] == [30_002, 30_004]
     assert all(s["reason"] and s["file"].endswith("big.csv") for s in out["rejected"]["sample"])
     assert out["passed"] is False
@@ -81,7 +81,7 @@ def test_check_text_output_lists_rejected_records(
     checks = str(_checks(tmp_path, ID_CHECK))
     r = cli("check", str(tmp_path / "big.csv"), "-c", checks)
     assert r.exit_code == 1
-    assert "30,004 rows checked, 1 rejected (of 30,005 records read)" in r.stdout
+    assert "30,005 records read, 30,004 checked, 1 rejected" in r.stdout
     assert "big.csv:30002: column 'amount'" in r.stdout
     ok = cli("check", str(tmp_path / "big.csv"), "-c", checks, "--max-rejected", "1")
     assert ok.exit_code == 0, ok.output
