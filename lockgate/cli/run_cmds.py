@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich import box
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -184,24 +185,28 @@ def render_failures(result: RunResult) -> None:
 
 
 def render_summary(result: RunResult) -> None:
+    """One row per step (compact enough for 80 columns), then each step's notes in full:
+    skip reasons, warnings and why a step did not run are never cut."""
     t = Table(
         title=f"run {result.run_id[:8]} · {result.project} · {_style(str(result.status))}"
-        f" · {result.duration_s:.2f}s"
+        f" · {result.duration_s:.2f}s",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
     )
     for col, j in (
         ("dataset", "left"),
         ("status", "left"),
-        ("rows in", "right"),
+        ("in", "right"),
         ("published", "right"),
         ("quarantined", "right"),
         ("skipped", "right"),
-        ("version", "right"),
+        ("ver", "right"),
         ("checks", "right"),
         ("score", "right"),
         ("time", "right"),
-        ("note", "left"),
     ):
-        t.add_column(col, justify=j)  # type: ignore[arg-type]
+        t.add_column(col, justify=j, overflow="fold")  # type: ignore[arg-type]
+    notes: list[tuple[str, str]] = []
     for s in result.steps:
         n_checks = len(s.checks)
         failed = sum(1 for c in s.checks if not c.get("passed", True))
@@ -210,7 +215,9 @@ def render_summary(result: RunResult) -> None:
             checks = f"[yellow]{checks}[/]"
         score = s.scores.get("overall")
         ran = s.status == StepStatus.SUCCESS
-        note = s.reason if not ran else "; ".join([*_skip_note(s), *s.warnings])
+        if not ran and s.reason and not s.error:  # errors are printed below, with their hint
+            notes.append((s.dataset, s.reason))
+        notes += [(s.dataset, n) for n in (*_skip_note(s), *s.warnings)] if ran else []
         t.add_row(
             s.dataset,
             _style(str(s.status)),
@@ -222,9 +229,12 @@ def render_summary(result: RunResult) -> None:
             checks,
             "-" if score is None else f"{score:.3f}",
             f"{s.duration_s:.2f}s",
-            _first_line(note or "", 90),
         )
     console.print(t)
+    for dataset, note in notes:
+        console.print(
+            f"  [bold]{escape(dataset)}[/]: {escape(note)}", highlight=False, soft_wrap=True
+        )
 
 
 def _skip_note(s: StepResult) -> list[str]:
