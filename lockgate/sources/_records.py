@@ -252,7 +252,8 @@ def _read_lines(con: duckdb.DuckDBPyConnection, path: Path, max_line_size: int) 
 
 # Rejected line i (in line order) had ``line_i - i`` emitted rows before it, so the emitted
 # row with ordinality ``o`` is preceded by every reject with ``line_i - i < o``: add their
-# count. Blank lines are emitted as NULL (and numbered) and dropped after numbering.
+# count. Blank lines are emitted as NULL (and numbered) and dropped after numbering, as are
+# lines of only whitespace (not records either, as for DuckDB's own NDJSON reader).
 _NUMBER_LINES = sqlglot.parse_one(
     """
     SELECT CAST(r.o + COALESCE(k.cnt, 0) AS BIGINT) AS line, r.v
@@ -266,7 +267,7 @@ _NUMBER_LINES = sqlglot.parse_one(
       )
       GROUP BY gb
     ) AS k ON r.o > k.gb
-    WHERE r.v IS NOT NULL
+    WHERE r.v IS NOT NULL AND NOT regexp_full_match(r.v, '\\s*')
     """,
     dialect="duckdb",
 )
@@ -614,8 +615,14 @@ def _array_file(
         _reject_whole_file(con, path, name, rejects, message, max_line_size)
         return
     try:
-        is_obj = exp.EQ(
-            this=exp.func("json_type", exp.column("v")), expression=exp.Literal.string("OBJECT")
+        # a ``null`` element may come through as SQL NULL: it is not an object either (a NULL
+        # predicate would leave it in neither the records nor the rejects)
+        is_obj = exp.Coalesce(
+            this=exp.EQ(
+                this=exp.func("json_type", exp.column("v")),
+                expression=exp.Literal.string("OBJECT"),
+            ),
+            expressions=[exp.false()],
         )
         con.execute(
             exp.insert(

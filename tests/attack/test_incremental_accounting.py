@@ -134,7 +134,11 @@ def test_rows_with_null_cursor_in_incremental_transform_are_not_lost(tmp_path: P
         f"rows {missing} with a NULL cursor are in the upstream table but in neither 'clean' "
         "nor its quarantine"
     )
-    assert_invariant(step, rows_in=3)
+    # the boundary row (cursor == watermark, read again by the >= filter) may be re-read:
+    # then it is a named skip, never a second copy
+    assert_invariant(step)
+    assert set(step.skip_reasons) <= {"already_published"}, step.skip_reasons
+    assert step.rows_in - step.rows_skipped == 3
 
 
 @pytest.mark.parametrize("order_by", [None, "v"])

@@ -106,3 +106,18 @@ def test_json_array_scalar_element_is_quarantined_not_published(tmp_path: Path) 
         ("data/a.json", 4),
         ("data/a.json", 5),
     ]
+
+
+def test_json_null_records_are_quarantined_not_published_as_empty_rows(tmp_path: Path) -> None:
+    """``null`` reads as an all-NULL record on DuckDB's fast path, and as SQL NULL on the
+    element-by-element path: either way it is no object. ``{}`` is an object (a row of NULLs)."""
+    ndjson = '{"id":1}\nnull\n{}\n   \n{"id":2}\n'
+    step, rows, q, _ = run_one(tmp_path / "n", "data/a.ndjson", {"data/a.ndjson": ndjson})
+    assert (step.rows_in, step.rows_out, step.rows_quarantined) == (4, 3, 1)
+    assert sorted(rows, key=str) == [{"id": 1}, {"id": 2}, {"id": None}]
+    assert [(line, "not a JSON object" in reason) for _, line, reason in where(q)] == [(2, True)]
+    array = '[{"id":1}, null, {"id":2}, [null]]'
+    step, rows, q, _ = run_one(tmp_path / "a", "data/a.json", {"data/a.json": array})
+    assert (step.rows_in, step.rows_out, step.rows_quarantined) == (4, 2, 2)
+    assert sorted(r["id"] for r in rows) == [1, 2]
+    assert [line for _, line, _ in where(q)] == [2, 4]
