@@ -329,17 +329,23 @@ def _render_run(run: Any) -> None:
     if _get(run, "error"):
         console.print(f"[red]{_get(run, 'error')}[/]")
     t = Table(title="steps")
-    for c in ("dataset", "status", "rows in", "published", "quarantined", "version", "reason"):
+    cols = ("dataset", "status", "rows in", "published", "quarantined", "skipped", "version")
+    for c in (*cols, "reason"):
         t.add_column(c, overflow="fold")
     for s in _get(run, "steps") or []:
+        reasons = _get(s, "skip_reasons") or {}
+        why = [str(_get(s, "reason") or "")]
+        if reasons:
+            why.append("skipped: " + ", ".join(f"{k}={v:,}" for k, v in sorted(reasons.items())))
         t.add_row(
             str(_get(s, "dataset")),
             _style(str(_get(s, "status"))),
             str(_get(s, "rows_in") or 0),
             str(_get(s, "rows_out") or 0),
             str(_get(s, "rows_quarantined") or 0),
+            str(_get(s, "rows_skipped") or 0),
             str(_get(s, "output_version") or "-"),
-            escape(str(_get(s, "reason") or "")),
+            escape("; ".join(w for w in why if w)),
         )
     console.print(t)
     checks = [c for s in (_get(run, "steps") or []) for c in (_get(s, "checks") or [])]
@@ -427,7 +433,7 @@ def show_cmd(
         console.print(t)
     if steps:
         t = Table(title="last runs")
-        for c in ("run", "status", "published", "quarantined", "finished", "reason"):
+        for c in ("run", "status", "published", "quarantined", "skipped", "finished", "reason"):
             t.add_column(c, overflow="fold")
         for s in steps:
             t.add_row(
@@ -435,6 +441,7 @@ def show_cmd(
                 _style(str(_get(s, "status"))),
                 str(_get(s, "rows_out") or 0),
                 str(_get(s, "rows_quarantined") or 0),
+                str(_get(s, "rows_skipped") or 0),
                 _fmt_time(_get(s, "finished_at")),
                 escape(str(_get(s, "reason") or "")),
             )

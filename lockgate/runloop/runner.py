@@ -306,6 +306,8 @@ def _record_step(ctx: StepContext, project: Any, step_id: Any, r: StepResult) ->
         rows_in=r.rows_in,
         rows_out=r.rows_out,
         rows_quarantined=r.rows_quarantined,
+        rows_skipped=r.rows_skipped,
+        skip_reasons=r.skip_reasons,
         output_version=r.output_version,
         quarantine_version=r.quarantine_version,
         watermark=r.watermark,

@@ -137,6 +137,8 @@ def step_info(r: RowMapping) -> StepInfo:
         schema_version=r["schema_version"],
         batch_id=r["batch_id"],
         message=r["message"],
+        rows_skipped=r.get("rows_skipped"),
+        skip_reasons=r.get("skip_reasons"),
     )
 
 

@@ -233,10 +233,19 @@ def _0002_project_identity(conn: Connection) -> None:
     conn.execute(sa.text("ALTER TABLE lockgate_runs ADD COLUMN project_id VARCHAR(32)"))
 
 
+def _0003_step_skips(conn: Connection) -> None:
+    """Rows a step read but neither published nor quarantined, by named reason (the
+    accounting invariant: rows_in = rows_out + rows_quarantined + rows_skipped)."""
+    json_type = sa.JSON().compile(dialect=conn.dialect)
+    conn.execute(sa.text("ALTER TABLE lockgate_steps ADD COLUMN rows_skipped BIGINT"))
+    conn.execute(sa.text(f"ALTER TABLE lockgate_steps ADD COLUMN skip_reasons {json_type}"))
+
+
 #: every migration, in order; append only
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "0001_initial", _0001_initial),
     Migration(2, "0002_project_identity", _0002_project_identity),
+    Migration(3, "0003_step_skips", _0003_step_skips),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

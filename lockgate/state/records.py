@@ -89,6 +89,8 @@ class StepInfo:
     schema_version: int | None
     batch_id: str | None
     message: str | None
+    rows_skipped: int | None = None  # read, neither published nor quarantined
+    skip_reasons: dict[str, int] | None = None  # reason -> rows (sums to rows_skipped)
 
 
 @dataclass(frozen=True)

@@ -150,6 +150,8 @@ steps = sa.Table(
     sa.Column("rows_in", sa.BigInteger),
     sa.Column("rows_out", sa.BigInteger),
     sa.Column("rows_quarantined", sa.BigInteger),
+    sa.Column("rows_skipped", sa.BigInteger),  # 0003
+    sa.Column("skip_reasons", JSONType),  # 0003: reason -> rows
     sa.Column("input_versions", JSONType),
     sa.Column("output_version", sa.BigInteger),
     sa.Column("quarantine_version", sa.BigInteger),

@@ -154,9 +154,18 @@ def test_merge_duplicates_in_the_batch_are_counted(tmp_path: Path) -> None:
         ],
         files={"data/o.csv": "id,v\n1,1\n1,2\n1,3\n2,1\n"},
     )
-    s = lockgate.run(root).step("orders")
+    res = lockgate.run(root)
+    s = res.step("orders")
     assert (s.rows_in, s.rows_out, s.skip_reasons) == (4, 2, {"duplicate_in_window": 2})
     assert_accounted(s)
+    # the history keeps the skips: `runs RUN_ID` and `show` read them back
+    from lockgate.state import StateStore
+
+    detail = StateStore.open(lockgate.load_project(root).state_url).get_run(res.run_id)
+    assert detail is not None
+    (step,) = detail.steps
+    assert (step.rows_in, step.rows_out, step.rows_quarantined, step.rows_skipped) == (4, 2, 0, 2)
+    assert step.skip_reasons == {"duplicate_in_window": 2}
 
 
 def test_merge_reread_of_an_older_version_is_superseded_not_upserted(tmp_path: Path) -> None:
