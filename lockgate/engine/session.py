@@ -13,12 +13,14 @@ import os
 import shutil
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import pyarrow as pa
-import pyarrow.dataset as pads
 from sqlglot import exp
+
+if TYPE_CHECKING:  # pyarrow.dataset imports pandas: ~0.2 s at start-up, needed rarely
+    import pyarrow.dataset as pads
 
 log = logging.getLogger(__name__)
 

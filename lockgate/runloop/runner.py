@@ -45,7 +45,7 @@ def open_backends(project: Any) -> tuple[Any, Any]:
     from lockgate.state import StateStore
     from lockgate.storage import DeltaStore
 
-    return StateStore.open(project.state_url), DeltaStore(project.warehouse_path)
+    return StateStore.open(project.state_url), DeltaStore(project.warehouse_path, cache_tables=True)
 
 
 def execute(

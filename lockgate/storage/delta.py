@@ -19,18 +19,18 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import itertools
 import logging
 import re
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
 import duckdb
 import pyarrow as pa
-import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from deltalake import exceptions as delta_errors
@@ -48,6 +48,9 @@ from lockgate.storage._predicates import (
 from lockgate.storage._schema import SchemaMode, check_compatible
 from lockgate.storage.crashpoints import crashpoint
 from lockgate.storage.errors import PublishError, TableNotFound
+
+if TYPE_CHECKING:  # pyarrow.dataset imports pandas: ~0.2 s at start-up, needed rarely
+    import pyarrow.dataset as pads
 
 log = logging.getLogger(__name__)
 
@@ -208,6 +211,24 @@ def _timestamp(entry: Mapping[str, Any]) -> dt.datetime:
     return dt.datetime.fromtimestamp(int(entry["timestamp"]) / 1000, tz=dt.UTC)
 
 
+_M = TypeVar("_M", bound=Callable[..., Any])
+
+
+def _writes(method: _M) -> _M:
+    """A method that writes table ``name`` (its first argument): the store forgets the kept
+    table before and after, so no read sees a version older than the write."""
+
+    @functools.wraps(method)
+    def wrapper(self: DeltaStore, name: str, *args: Any, **kwargs: Any) -> Any:
+        self.forget(name)
+        try:
+            return method(self, name, *args, **kwargs)
+        finally:
+            self.forget(name)
+
+    return cast(_M, wrapper)
+
+
 class DeltaStore:
     """The warehouse: one Delta table per dataset under ``warehouse``.
 
@@ -215,8 +236,12 @@ class DeltaStore:
     :meth:`arrow_dataset` and :meth:`read`, which raise :class:`TableNotFound`.
     """
 
-    def __init__(self, warehouse: Path) -> None:
+    def __init__(self, warehouse: Path, *, cache_tables: bool = False) -> None:
         self.warehouse = Path(warehouse)
+        # a run holds the project lock, so only this store writes its tables: it may keep
+        # each opened table (one log read per table per run, not one per question) and
+        # forgets a table whenever it writes it
+        self._tables: dict[str, DeltaTable] | None = {} if cache_tables else None
 
     # ------------------------------------------------------------------ locating tables
 
@@ -232,10 +257,29 @@ class DeltaStore:
         return path.is_dir() and DeltaTable.is_deltatable(str(path))
 
     def _maybe_table(self, name: str) -> DeltaTable | None:
+        if self._tables is not None and name in self._tables:
+            return self._tables[name]
         if not self.exists(name):
             return None
         with _translated(name, "open"):
-            return DeltaTable(str(self.path(name)))
+            table = DeltaTable(str(self.path(name)))
+        if self._tables is not None:
+            self._tables[name] = table
+        return table
+
+    def open_table(self, name: str) -> DeltaTable | None:
+        """The table at its current version (None: no table); errors are not translated."""
+        if self._tables is not None and name in self._tables:
+            return self._tables[name]
+        table = DeltaTable(str(self.path(name)))
+        if self._tables is not None:
+            self._tables[name] = table
+        return table
+
+    def forget(self, name: str) -> None:
+        """Drop a kept table (it was written, moved or removed)."""
+        if self._tables is not None:
+            self._tables.pop(name, None)
 
     def _table(self, name: str, version: int | None = None) -> DeltaTable:
         if not self.exists(name):
@@ -361,6 +405,7 @@ class DeltaStore:
 
     # ------------------------------------------------------------------ writing
 
+    @_writes
     def publish(
         self,
         name: str,
@@ -409,6 +454,7 @@ class DeltaStore:
             partition_values=partition_values,
         )
 
+    @_writes
     def publish_query(
         self,
         name: str,
@@ -557,6 +603,7 @@ class DeltaStore:
             meta[META_PREFIX + "watermark"] = watermark
         return meta
 
+    @_writes
     def publish_quarantine(
         self,
         name: str,
@@ -744,6 +791,8 @@ class DeltaStore:
                     for row in distinct.to_pylist():
                         seen.setdefault(tuple(row[c] for c in partition_by), row)
             predicate = partition_predicate(partition_by, seen.values())
+            import pyarrow.dataset as pads
+
             spooled = pads.dataset(spool, format="parquet", schema=tap.schema)
             write_deltalake(
                 table,

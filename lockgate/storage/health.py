@@ -57,7 +57,8 @@ def inspect_table(store: DeltaStore, name: str) -> TableHealth | None:
     if not log_dir.is_dir():
         return None
     try:
-        table = DeltaTable(str(path))
+        table = store.open_table(name)
+        assert table is not None
         version = table.version()
         uris = table.file_uris()
     except Exception as exc:
@@ -97,6 +98,7 @@ def move_aside(store: DeltaStore, name: str) -> Path:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     dst = store.warehouse / DAMAGED_DIR / f"{name}-{stamp}"
     dst.parent.mkdir(parents=True, exist_ok=True)
+    store.forget(name)
     shutil.move(str(src), str(dst))
     log.warning("table %s: moved the damaged table to %s before rebuilding it", name, dst)
     return dst
