@@ -28,9 +28,10 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 -q $(PYTEST_ARGS)
 
-## The fast tier for local loops (< 1 min): no real-subprocess tests, smaller hypothesis budgets
+## The fast tier for local loops (< 1 min): no real-subprocess or megabyte tests, no database
+## services, a fifth of the hypothesis budget
 test-fast: $(STAMP)
-	LOCKGATE_FAST=1 $(BIN)/python -m pytest -n 2 -q -m "not slow" $(PYTEST_ARGS)
+	LOCKGATE_FAST=1 $(BIN)/python -m pytest -n 2 -q -m "not slow" -k "not postgres and not mysql" $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check lockgate tests examples benchmarks

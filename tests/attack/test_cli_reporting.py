@@ -81,6 +81,7 @@ def test_run_text_summary_shows_skipped_rows(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.slow  # real subprocesses
 @pytest.mark.parametrize("cmd", ["validate", "run"])
 def test_debug_flag_after_the_subcommand(tmp_path: Path, cmd: str) -> None:
     root = _scores(tmp_path)

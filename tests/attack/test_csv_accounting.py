@@ -206,6 +206,7 @@ def test_declared_types_quarantine_unconvertible_values(tmp_path: Path, bad: str
     assert_invariant(step, rows_in=3)
 
 
+@pytest.mark.slow  # megabytes of input: left out of make test-fast
 @pytest.mark.parametrize("cell_mb", [1.5, 2.5, 6])
 def test_huge_cell(tmp_path: Path, cell_mb: float) -> None:
     big = "z" * int(cell_mb * 1024 * 1024)

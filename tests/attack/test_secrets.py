@@ -114,6 +114,7 @@ def test_no_command_echoes_the_password_of_a_target_url(
         assert (tmp_path / "r.html").exists(), outputs["profile --html -o stderr"]
 
 
+@pytest.mark.slow  # real subprocesses
 @pytest.mark.parametrize(
     "which,column,code",
     [("pg_trust_ok", "name", 1), ("pg_no_table", "id", 2)],

@@ -83,6 +83,7 @@ def _limit_memory() -> None:  # a bomb must not take the shared machine down wit
     resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))
 
 
+@pytest.mark.slow  # real subprocesses
 @pytest.mark.parametrize("where", ["dataset_tags", "check_values", "lockgate_yaml"])
 def test_yaml_alias_bomb_is_refused_fast(tmp_path: Path, where: str) -> None:
     root = build(tmp_path / "p", [csv_source("a", "data/a.csv")], {"data/a.csv": "x\n1\n"})

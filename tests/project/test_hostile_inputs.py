@@ -167,6 +167,7 @@ def test_alias_bomb_is_refused_before_expansion(make_project: ProjectFactory) ->
     )
 
 
+@pytest.mark.slow  # megabytes of input: left out of make test-fast
 def test_ordinary_aliases_and_large_plain_lists_are_fine() -> None:
     values = ", ".join(str(i) for i in range(MAX_ALIAS_NODES * 2))
     data, problems = load_yaml(f"a: [{values}]\n", "f.yaml")  # no alias: no cap

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from lockgate.quality import run_standalone
 from lockgate.quality.profile import profile_target
 from tests.cli.helpers import cli
+from tests.hyp import examples
 
 ID_CHECK = "checks:\n  - type: not_null\n    column: id\n"
 AMOUNT_CHECK = "checks:\n  - type: between\n    column: amount\n    min: 0\n    max: 1000\n"
@@ -131,7 +132,7 @@ def test_a_huge_bad_value_is_not_copied_into_the_report(tmp_path: Path) -> None:
     assert len(out["rejected"]["sample"][0]["reason"]) < 1000
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=examples(25), deadline=None)
 @given(
     n=st.integers(min_value=0, max_value=60),
     bad=st.dictionaries(

@@ -34,6 +34,7 @@ from hypothesis import strategies as st
 import lockgate
 from lockgate.runloop.results import StepResult, StepStatus
 from lockgate.storage import DeltaStore
+from tests.hyp import examples
 from tests.run.helpers import make_project
 
 FORMATS = {"csv": "csv", "ndjson": "ndjson", "json": "json", "parquet": "parquet"}
@@ -347,7 +348,7 @@ def assert_accounted(s: StepResult) -> None:
 # bounded: no shrinking (each example runs lockgate several times); a failure prints its case.
 # LOCKGATE_PROPERTY_EXAMPLES=500 for a deeper local search
 @settings(
-    max_examples=int(os.environ.get("LOCKGATE_PROPERTY_EXAMPLES", "25")),
+    max_examples=int(os.environ.get("LOCKGATE_PROPERTY_EXAMPLES", examples(25))),
     deadline=None,
     phases=[Phase.explicit, Phase.reuse, Phase.generate],
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],

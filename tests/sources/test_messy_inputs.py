@@ -295,6 +295,7 @@ def test_csv_columns_differing_only_in_case_in_one_file_keep_both_values(
     assert staged_rows(con) == [(1, 2)]
 
 
+@pytest.mark.slow  # megabytes of input: left out of make test-fast
 @pytest.mark.parametrize("columns", [None, DECLARED])
 def test_csv_huge_cell_rejects_that_row_alone(
     con: duckdb.DuckDBPyConnection, tmp_path: Path, columns: dict[str, str] | None

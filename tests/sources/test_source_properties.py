@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from lockgate.errors import InputError
 from lockgate.project.models import DatasetSpec
 from lockgate.sources import stage_source
+from tests.hyp import examples
 
 COLUMNS = {"id": "BIGINT", "name": "VARCHAR", "amount": "DOUBLE"}
 
@@ -50,7 +51,7 @@ def header(name: str, style: str) -> str:
     return {"lower": name, "upper": name.upper(), "spaced": f" {name} "}[style]
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(40), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(files)
 def test_csv_glob_records_are_staged_or_rejected_with_their_line(spec_files: list[Any]) -> None:
     expected_good: list[tuple[Any, ...]] = []
@@ -130,7 +131,7 @@ def _normal(value: Any, typ: str) -> Any:
     return value
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(40), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(lines)
 def test_ndjson_records_are_staged_unchanged_or_rejected_with_their_line(
     spec_lines: list[tuple[str, Any, Any]],
@@ -184,7 +185,7 @@ parquet_files = st.lists(
 )
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(parquet_files, st.booleans())
 def test_parquet_rows_cast_per_row_or_rejected_with_their_row(
     spec_files: list[Any], declare: bool
