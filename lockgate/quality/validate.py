@@ -8,11 +8,9 @@ column, a mean of strings…), duplicate names, unparseable ``where``/``expr``/c
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import duckdb
 import sqlglot
 from pydantic import TypeAdapter, ValidationError
 
@@ -157,13 +155,6 @@ def _type_problems(c: BaseCheck, cols: Mapping[str, str], add: Any) -> None:
         ct = t(c.column)
         if ct is not None and not is_string(ct):
             add(f"{c.type} needs a string column; '{c.column}' is {ct}")
-        if isinstance(c, C.RegexMatch):
-            err = _re2_error(c.pattern)
-            if err:
-                add(
-                    f"pattern {c.pattern!r} is not valid RE2 (DuckDB): {err}",
-                    "RE2 has no backreferences or lookaround",
-                )
     elif isinstance(c, C.AggregateBetween):
         ct = t(c.column)
         if ct is not None and c.agg != "distinct_count" and not is_numeric(ct):
@@ -238,18 +229,6 @@ def _is_number(v: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-@functools.lru_cache(maxsize=256)
-def _re2_error(pattern: str) -> str | None:
-    con = duckdb.connect()
-    try:
-        con.execute("SELECT regexp_full_match('', ?)", [pattern]).fetchall()
-    except duckdb.Error as e:
-        return str(e).split("Error: ", 1)[-1].strip()
-    finally:
-        con.close()
-    return None
 
 
 def _line(lines: Sequence[int | None] | None, i: int) -> int | None:

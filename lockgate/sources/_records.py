@@ -679,3 +679,35 @@ def _reject_whole_file(
         )
     finally:
         drop(con, good, bad)
+
+
+def has_null_records(
+    con: duckdb.DuckDBPyConnection, table: str, paths: exp.Array, opts: dict[str, object]
+) -> bool:
+    """Whether the files hold a record that is JSON ``null`` (``read_json(records=true)``
+    reads it as a row of NULLs, like ``{}``). Only when the staged table has an all-NULL
+    row — rare — are the files scanned again, as objects, to tell the two apart."""
+    cols = [
+        exp.column(c, quoted=True) for c in table_columns(con, exp.select("*").from_(tbl(table)))
+    ]
+    if not cols:
+        return False
+    all_null = exp.and_(*[exp.Is(this=c, expression=exp.Null()) for c in cols])
+    row = con.execute(
+        exp.select(exp.Literal.number(1)).from_(tbl(table)).where(all_null).limit(1).sql("duckdb")
+    ).fetchone()
+    if row is None:
+        return False
+    from lockgate.sources.files import named_arg  # one literal builder for all readers
+
+    fmt = {k: v for k, v in opts.items() if k in ("format", "compression", "maximum_object_size")}
+    objects = exp.func(
+        "read_json_objects", paths.copy(), *(named_arg(k, v) for k, v in fmt.items())
+    )
+    not_object = exp.NEQ(
+        this=exp.func("json_type", exp.column("json")), expression=exp.Literal.string("OBJECT")
+    )
+    found = con.execute(
+        exp.select(exp.Literal.number(1)).from_(objects).where(not_object).limit(1).sql("duckdb")
+    ).fetchone()
+    return found is not None

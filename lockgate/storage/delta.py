@@ -257,23 +257,18 @@ class DeltaStore:
         return path.is_dir() and DeltaTable.is_deltatable(str(path))
 
     def _maybe_table(self, name: str) -> DeltaTable | None:
-        if self._tables is not None and name in self._tables:
-            return self._tables[name]
-        if not self.exists(name):
+        if (self._tables is None or name not in self._tables) and not self.exists(name):
             return None
         with _translated(name, "open"):
-            table = DeltaTable(str(self.path(name)))
-        if self._tables is not None:
-            self._tables[name] = table
-        return table
+            return self.open_table(name)
 
-    def open_table(self, name: str) -> DeltaTable | None:
-        """The table at its current version (None: no table); errors are not translated."""
-        if self._tables is not None and name in self._tables:
-            return self._tables[name]
-        table = DeltaTable(str(self.path(name)))
-        if self._tables is not None:
-            self._tables[name] = table
+    def open_table(self, name: str) -> DeltaTable:
+        """The table at its current version (kept, in a run); errors are not translated."""
+        table = self._tables.get(name) if self._tables is not None else None
+        if table is None:
+            table = DeltaTable(str(self.path(name)))
+            if self._tables is not None:
+                self._tables[name] = table
         return table
 
     def forget(self, name: str) -> None:

@@ -58,7 +58,6 @@ def inspect_table(store: DeltaStore, name: str) -> TableHealth | None:
         return None
     try:
         table = store.open_table(name)
-        assert table is not None
         version = table.version()
         uris = table.file_uris()
     except Exception as exc:
