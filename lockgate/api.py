@@ -10,6 +10,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from lockgate.project import Project
+    from lockgate.runloop.events import Listener
     from lockgate.runloop.results import RunResult, StepResult
 
 
@@ -25,8 +26,13 @@ def run(
     *,
     select: Sequence[str] = (),
     full_refresh: bool = False,
+    listeners: Sequence[Listener] = (),
 ) -> RunResult:
     """Run (part of) a project's pipeline.
+
+    ``listeners`` receive the run's typed events as they happen (run/step started and
+    finished, each check evaluated, published, quarantined, blocked, schema drift): see
+    :mod:`lockgate.runloop.events`. A listener that raises is dropped, never fails the run.
 
     ``select`` takes the CLI's patterns: ``"orders"``, ``"orders+"``, ``"+orders"``.
     Raises :class:`lockgate.errors.LockHeld` if another run holds the project lock and
@@ -35,7 +41,9 @@ def run(
     """
     from lockgate.runloop.runner import execute
 
-    return execute(_project(project), select=select, full_refresh=full_refresh)
+    return execute(
+        _project(project), select=select, full_refresh=full_refresh, listeners=listeners
+    )
 
 
 def plan(

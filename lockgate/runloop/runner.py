@@ -13,7 +13,9 @@ from typing import Any
 
 from lockgate.engine.session import Session, clean_stale_work
 from lockgate.errors import GateBlocked, LockgateError
+from lockgate.runloop import events as ev
 from lockgate.runloop import identity
+from lockgate.runloop.events import EventBus, Listener
 from lockgate.runloop.results import RunResult, RunStatus, StepResult, StepStatus
 from lockgate.runloop.step import (
     StepContext,
@@ -31,7 +33,8 @@ log = logging.getLogger(__name__)
 
 
 class Reporter:
-    """Receives progress events; the CLI renders them, the library ignores them."""
+    """Progress for a person: the CLI's bar. It is one listener of the run's events
+    (:func:`reporter_listener`), plus :meth:`watch` for the running query's progress."""
 
     def run_started(self, run_id: str, datasets: Sequence[str]) -> None: ...
     def step_started(self, dataset: str) -> None: ...
@@ -39,6 +42,65 @@ class Reporter:
     def step_finished(self, result: StepResult) -> None: ...
     def watch(self, progress: Callable[[], float | None]) -> None:
         """Receive a function giving the running query's percent done (None when idle)."""
+
+
+def reporter_listener(rep: Reporter) -> Listener:
+    """A :class:`Reporter` as a listener of run events."""
+
+    def listen(e: ev.RunEvent) -> None:
+        if isinstance(e, ev.RunStarted):
+            rep.run_started(e.run_id, e.datasets)
+        elif isinstance(e, ev.StepStarted):
+            rep.step_started(e.dataset)
+        elif isinstance(e, ev.StepPhase):
+            rep.step_phase(e.dataset, e.phase)
+        elif isinstance(e, ev.StepFinished):
+            rep.step_finished(e.result)
+
+    return listen
+
+
+def emit_step_outcome(bus: EventBus, run_id: str, r: StepResult) -> None:
+    """What a finished step did, as events: each check, drift, quarantined rows, the
+    publish or the block, then :class:`~lockgate.runloop.events.StepFinished`."""
+    d = r.dataset
+    for c in r.checks:
+        status = (
+            "pass"
+            if c.get("passed", True)
+            else ("fail" if c.get("severity") == "error" else "warn")
+        )
+        bus.emit(
+            ev.CheckEvaluated(
+                run_id=run_id,
+                dataset=d,
+                check=str(c.get("name")),
+                status=status,
+                severity=str(c.get("severity")),
+                observed=c.get("observed"),
+                failing_rows=c.get("failing_rows"),
+            )
+        )
+    if r.drift:
+        bus.emit(ev.SchemaDrifted(run_id=run_id, dataset=d, drift=r.drift))
+    if r.rows_quarantined:
+        q = ev.Quarantined(
+            run_id=run_id, dataset=d, rows=r.rows_quarantined, version=r.quarantine_version
+        )
+        bus.emit(q)
+    if r.status == StepStatus.SUCCESS:
+        bus.emit(
+            ev.Published(
+                run_id=run_id,
+                dataset=d,
+                version=r.output_version,
+                rows=r.rows_out,
+                batch_id=r.batch_id,
+            )
+        )
+    elif r.status == StepStatus.BLOCKED:
+        bus.emit(ev.GateBlockedEvent(run_id=run_id, dataset=d, reason=r.reason))
+    bus.emit(ev.StepFinished(run_id=run_id, dataset=d, status=str(r.status), result=r))
 
 
 def open_backends(project: Any) -> tuple[Any, Any]:
@@ -56,9 +118,14 @@ def execute(
     reporter: Reporter | None = None,
     now: datetime | None = None,
     args: dict[str, Any] | None = None,
+    listeners: Sequence[Listener] = (),
 ) -> RunResult:
-    """Run the selected datasets of ``project``; returns when every step has an outcome."""
+    """Run the selected datasets of ``project``; returns when every step has an outcome.
+
+    Every listener receives the run's events (:mod:`lockgate.runloop.events`) as they happen;
+    the progress ``reporter`` is one of them."""
     rep = reporter or Reporter()
+    bus = EventBus([reporter_listener(rep), *listeners])
     names = project.select(list(select))
     state, store = open_backends(project)
     t0 = time.perf_counter()
@@ -80,7 +147,7 @@ def execute(
         )
         crashpoint("run started")
         clean_stale_work(project.work_dir / "work", keep=run.run_id)
-        rep.run_started(run.run_id, names)
+        bus.emit(ev.RunStarted(run_id=run.run_id, project=project.config.name, datasets=names))
         session = Session(
             project.work_dir / "work",
             run.run_id,
@@ -102,11 +169,13 @@ def execute(
                 run_seq=run.seq,
                 full_refresh=full_refresh,
                 now=now or datetime.now(UTC),
-                report=rep.step_phase,
+                report=lambda dataset, phase: bus.emit(
+                    ev.StepPhase(run_id=run.run_id, dataset=dataset, phase=phase)
+                ),
                 lease=lease,
                 project_id=project_id,
             )
-            lost = _run_steps(ctx, project, names, rep, results)
+            lost = _run_steps(ctx, project, names, bus, results)
         except BaseException as e:  # interrupted: record what we know, then re-raise
             error = f"{type(e).__name__}: {e}"
             state.finish_run(run.run_id, "interrupted", summary=_summary(results), error=error)
@@ -120,13 +189,19 @@ def execute(
             status, error = RunStatus.INTERRUPTED, lost.message
             log.error("run %s interrupted: %s", run.run_id, lost.message)
         state.finish_run(run.run_id, str(status), summary=_summary(results), error=error)
+    duration = time.perf_counter() - t0
+    bus.emit(
+        ev.RunFinished(
+            run_id=run.run_id, project=project.config.name, status=str(status), duration_s=duration
+        )
+    )
     return RunResult(
         run_id=run.run_id,
         seq=run.seq,
         project=project.config.name,
         status=status,
         steps=results,
-        duration_s=time.perf_counter() - t0,
+        duration_s=duration,
     )
 
 
@@ -134,7 +209,7 @@ def _run_steps(
     ctx: StepContext,
     project: Any,
     names: Sequence[str],
-    rep: Reporter,
+    bus: EventBus,
     results: list[StepResult],
 ) -> LeaseLost | None:
     """Run ``names`` in order into ``results``; stops at once, returning the error, when the
@@ -142,7 +217,7 @@ def _run_steps(
     bad: dict[str, str] = {}  # dataset → why its downstream is skipped
     for name in names:
         failed_up = [u for u in project.deps.get(name, ()) if u in bad]
-        rep.step_started(name)
+        bus.emit(ev.StepStarted(run_id=ctx.run_id, dataset=name))
         if failed_up:
             r = StepResult(
                 dataset=name,
@@ -159,12 +234,12 @@ def _run_steps(
                 partial = getattr(e, "step_result", None)
                 if isinstance(partial, StepResult):
                     results.append(partial)
-                    rep.step_finished(partial)
+                    emit_step_outcome(bus, ctx.run_id, partial)
                 return e
         if not r.ok:
             bad[name] = "blocked" if r.status == StepStatus.BLOCKED else "failed"
         results.append(r)
-        rep.step_finished(r)
+        emit_step_outcome(bus, ctx.run_id, r)
     return None
 
 
