@@ -41,9 +41,7 @@ def run(
     """
     from lockgate.runloop.runner import execute
 
-    return execute(
-        _project(project), select=select, full_refresh=full_refresh, listeners=listeners
-    )
+    return execute(_project(project), select=select, full_refresh=full_refresh, listeners=listeners)
 
 
 def plan(

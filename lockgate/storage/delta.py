@@ -48,6 +48,7 @@ from lockgate.storage._predicates import (
 from lockgate.storage._schema import SchemaMode, check_compatible
 from lockgate.storage.crashpoints import crashpoint
 from lockgate.storage.errors import PublishError, TableNotFound
+from lockgate.storage.scan import plain_parquet_dataset
 
 if TYPE_CHECKING:  # pyarrow.dataset imports pandas: ~0.2 s at start-up, needed rarely
     import pyarrow.dataset as pads
@@ -238,9 +239,7 @@ class DeltaStore:
 
     def __init__(self, warehouse: Path, *, cache_tables: bool = False) -> None:
         self.warehouse = Path(warehouse)
-        # a run holds the project lock, so only this store writes its tables: it may keep
-        # each opened table (one log read per table per run, not one per question) and
-        # forgets a table whenever it writes it
+        # under the run's lock only this store writes: keep opened tables, forget on write
         self._tables: dict[str, DeltaTable] | None = {} if cache_tables else None
 
     # ------------------------------------------------------------------ locating tables
@@ -313,7 +312,8 @@ class DeltaStore:
         """
         table = self._table(name, version)
         with _translated(name, "read"):
-            return table.to_pyarrow_dataset()
+            plain = plain_parquet_dataset(table)
+            return plain if plain is not None else table.to_pyarrow_dataset()
 
     def read(
         self,

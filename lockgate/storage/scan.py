@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 from deltalake import DeltaTable
 from sqlglot import exp
@@ -22,14 +23,18 @@ log = logging.getLogger(__name__)
 _UNSAFE_READER_FEATURES = {"deletionVectors", "columnMapping", "v2Checkpoint"}
 
 
+def is_plain(dt: DeltaTable) -> bool:
+    """Whether the version's active Parquet files, read as they are, are the table."""
+    if set(dt.protocol().reader_features or ()) & _UNSAFE_READER_FEATURES:
+        return False
+    return not dt.metadata().partition_columns
+
+
 def native_scan(table_path: Path, version: int | None) -> exp.Select | None:
     """``SELECT <columns> FROM read_parquet([files], union_by_name := true)`` for the pinned
     version, or ``None`` when the table needs the Arrow path."""
     dt = DeltaTable(str(table_path), version=version)
-    proto = dt.protocol()
-    if set(proto.reader_features or ()) & _UNSAFE_READER_FEATURES:
-        return None
-    if dt.metadata().partition_columns:
+    if not is_plain(dt):
         return None
     files = dt.file_uris()
     if not files:
@@ -45,3 +50,24 @@ def native_scan(table_path: Path, version: int | None) -> exp.Select | None:
     )
     cols = [exp.column(n, quoted=True) for n in names]
     return exp.select(*cols).from_(reader)
+
+
+def plain_parquet_dataset(table: DeltaTable) -> Any:
+    """A plain local table version (no partition columns, deletion vectors or column mapping:
+    its active files *are* the table) as pyarrow's own Parquet dataset over those files.
+
+    ``DeltaTable.to_pyarrow_dataset`` reads through delta-rs' filesystem handler, whose threads
+    outlive the interpreter: a process that read a table that way and imported DuckDB aborted
+    at exit ("terminate called without an active exception", delta-rs #2184), so a script
+    calling :func:`lockgate.read` exited 134 after printing its result."""
+    import pyarrow as pa
+    import pyarrow.dataset as pads
+
+    if not is_plain(table):
+        return None
+    files = table.file_uris()
+    if not files or not all(f.startswith("file://") or f.startswith("/") for f in files):
+        return None
+    schema = pa.schema(table.schema().to_arrow())
+    paths = [f.removeprefix("file://") for f in files]
+    return pads.dataset(paths, format="parquet", schema=schema)
