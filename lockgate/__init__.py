@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from lockgate.api import plan, read, run, runs
+from lockgate.api import plan, quarantine, read, run, runs
 from lockgate.errors import (
     ConfigError,
     GateBlocked,
@@ -37,6 +37,7 @@ __all__ = [
     "__version__",
     "load_project",
     "plan",
+    "quarantine",
     "read",
     "run",
     "runs",

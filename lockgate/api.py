@@ -10,6 +10,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from lockgate.project import Project
+    from lockgate.quarantine_view import QuarantineView
     from lockgate.runloop.events import Listener
     from lockgate.runloop.results import RunResult, StepResult
 
@@ -80,6 +81,30 @@ def read(
     if as_ == "pandas":
         return table.to_pandas()
     return table
+
+
+def quarantine(
+    project: Project | str | Path,
+    dataset: str,
+    *,
+    run: str | None = None,
+    check: str | None = None,
+    include_history: bool = False,
+    limit: int = 20,
+) -> QuarantineView:
+    """A dataset's quarantined rows (newest first, each with the checks it failed and why)
+    and their counts by check; rows of batches a later run replaced only with
+    ``include_history``. The data behind ``lockgate quarantine``."""
+    from lockgate.quarantine_view import quarantine_view
+
+    return quarantine_view(
+        _project(project),
+        dataset,
+        run=run,
+        check=check,
+        include_history=include_history,
+        limit=limit,
+    )
 
 
 def runs(project: Project | str | Path = ".", *, limit: int = 20) -> list[Any]:
