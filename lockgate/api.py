@@ -107,6 +107,16 @@ def quarantine(
     )
 
 
+def dataset_info(
+    project: Project | str | Path, dataset: str, *, sample_rows: int = 5
+) -> dict[str, Any]:
+    """One dataset as data (definition, schema, versions, recent steps, checks, latest quality
+    score, sample rows): what ``lockgate show`` renders."""
+    from lockgate.dataset_view import dataset_info as _info
+
+    return _info(_project(project), dataset, sample_rows=sample_rows)
+
+
 def runs(project: Project | str | Path = ".", *, limit: int = 20) -> list[Any]:
     """Run history, newest first."""
     from lockgate.state import StateStore

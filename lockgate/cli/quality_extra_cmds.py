@@ -236,7 +236,7 @@ def quality_cmd(
     limit: int = typer.Option(20, "--limit", "-n", min=1, help="how many recent runs"),
 ) -> None:
     """Quality score history of DATASET: per dimension and overall, per run."""
-    from lockgate.cli.run_cmds import SCORE_DEFINITION, SCORE_DOC
+    from lockgate.dataset_view import SCORE_DEFINITION, SCORE_DOC
     from lockgate.project import load_project
     from lockgate.state import StateStore
 

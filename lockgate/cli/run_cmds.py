@@ -22,6 +22,7 @@ from lockgate.cli.common import (
     print_json,
     render_checks,
 )
+from lockgate.dataset_view import SCORE_DEFINITION, SCORE_DOC
 from lockgate.runloop.results import RunResult, StepResult, StepStatus
 from lockgate.runloop.runner import Reporter
 
@@ -353,14 +354,6 @@ def _render_run(run: Any) -> None:
         render_checks(checks)
 
 
-SCORE_DOC = "docs/checks.md#quality-score"
-SCORE_DEFINITION = (
-    "quality score = mean over the quality dimensions checked of the mean check score in "
-    "each; a row-level check scores its share of passing rows, a table-level check 1 "
-    "(passed) or 0 (failed)"
-)
-
-
 @handle_errors
 def show_cmd(
     dataset: str = typer.Argument(..., help="dataset name"),
@@ -369,40 +362,15 @@ def show_cmd(
     as_json: bool = JsonOpt,
 ) -> None:
     """A dataset: schema, versions, last runs, latest checks, sample rows."""
-    from lockgate._suggest import did_you_mean
-    from lockgate.errors import UsageError
-    from lockgate.state import StateStore
-    from lockgate.storage import DeltaStore
+    from lockgate.dataset_view import dataset_info
 
     project = _load(project_dir)
-    if dataset not in project.datasets:
-        raise UsageError(
-            f"unknown dataset '{dataset}'",
-            hint=did_you_mean(dataset, project.datasets) or "see `lockgate validate`",
-        )
-    store = DeltaStore(project.warehouse_path)
-    state = StateStore.open(project.state_url)
+    info = dataset_info(project, dataset, sample_rows=rows)
     spec = project.datasets[dataset]
-    schema = store.schema(dataset)
-    history = store.history(dataset, limit=10) if store.exists(dataset) else []
-    steps = state.dataset_steps(project.config.name, dataset, limit=5)
-    checks = state.check_history(project.config.name, dataset, limit=50)
-    scores = state.score_history(project.config.name, dataset, limit=1)
-    sample = store.read(dataset, limit=rows) if store.exists(dataset) and rows > 0 else None
-    info = {
-        "dataset": dataset,
-        "kind": spec.kind,
-        "description": spec.description,
-        "write": spec.write.model_dump(mode="json"),
-        "upstream": list(project.deps.get(dataset, ())),
-        "schema": [{"name": f.name, "type": str(f.type)} for f in schema] if schema else None,
-        "version": store.version(dataset),
-        "history": history,
-        "last_steps": steps,
-        "checks": checks,
-        "score": _latest_score(scores),
-        "sample": sample.to_pylist() if sample is not None else [],
-    }
+    schema = info["schema"]
+    history = info["history"]
+    steps = info["last_steps"]
+    checks = info["checks"]
     if as_json:
         print_json(info)
         return
@@ -416,7 +384,7 @@ def show_cmd(
         t.add_column("column", overflow="fold")
         t.add_column("type", overflow="fold")
         for f in schema:
-            t.add_row(f.name, str(f.type))
+            t.add_row(f["name"], f["type"])
         console.print(t)
     if history:
         t = Table(title="versions")
@@ -463,26 +431,14 @@ def show_cmd(
             soft_wrap=True,
         )
         console.print(f"[dim]{SCORE_DEFINITION}; see {SCORE_DOC}[/]", highlight=False)
-    if sample is not None and sample.num_rows:
-        t = Table(title=f"sample ({sample.num_rows} rows)")
-        for n in sample.column_names:
+    sample = info["sample"]
+    if sample:
+        t = Table(title=f"sample ({len(sample)} rows)")
+        for n in sample[0]:
             t.add_column(n)
-        for row in sample.to_pylist():
+        for row in sample:
             t.add_row(*["∅" if v is None else str(v) for v in row.values()])
         console.print(t)
-
-
-def _latest_score(records: list[Any]) -> dict[str, Any] | None:
-    """The newest run's scores (``overall`` and per dimension) with what they mean."""
-    if not records:
-        return None
-    run_id = records[0].run_id
-    return {
-        "run_id": run_id,
-        "scores": {r.dimension: r.score for r in records if r.run_id == run_id},
-        "definition": SCORE_DEFINITION,
-        "docs": SCORE_DOC,
-    }
 
 
 def _first_line(text: str, width: int) -> str:

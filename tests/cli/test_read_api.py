@@ -43,3 +43,22 @@ def test_quarantine_view_counts_explains_and_filters(tmp_path: Path) -> None:
         lockgate.quarantine(root, "o", check="amount_betwen")
     with pytest.raises(UsageError, match="unknown dataset"):
         lockgate.quarantine(root, "oo")
+
+
+def test_dataset_info_is_what_show_renders(tmp_path: Path) -> None:
+    root = make_project(
+        tmp_path / "p",
+        [csv_source("o", "data/o.csv", columns={"id": "BIGINT", "amount": "DOUBLE"})],
+        files={"data/o.csv": "id,amount\n1,5\n2,7\n"},
+    )
+    before = lockgate.api.dataset_info(root, "o")
+    assert (before["version"], before["schema"], before["sample"]) == (None, None, [])
+    res = lockgate.run(root)
+    info = lockgate.api.dataset_info(root, "o", sample_rows=1)
+    assert info["version"] == 0 and info["upstream"] == []
+    assert info["schema"] == [{"name": "id", "type": "int64"}, {"name": "amount", "type": "double"}]
+    assert len(info["sample"]) == 1 and set(info["sample"][0]) == {"id", "amount"}
+    assert [s.run_id for s in info["last_steps"]] == [res.run_id]
+    assert info["score"] is None or info["score"]["docs"].endswith("#quality-score")
+    with pytest.raises(UsageError, match="unknown dataset"):
+        lockgate.api.dataset_info(root, "x")

@@ -1,0 +1,63 @@
+"""One dataset as data: definition, schema, versions, recent steps, checks, latest quality
+score and sample rows — what ``lockgate show`` renders (``lockgate.api.dataset_info``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lockgate.errors import UsageError
+
+SCORE_DOC = "docs/checks.md#quality-score"
+SCORE_DEFINITION = (
+    "quality score = mean over the quality dimensions checked of the mean check score in "
+    "each; a row-level check scores its share of passing rows, a table-level check 1 "
+    "(passed) or 0 (failed)"
+)
+
+
+def dataset_info(project: Any, dataset: str, *, sample_rows: int = 5) -> dict[str, Any]:
+    """Everything known about ``dataset``; ``schema`` is a list of ``{name, type}`` (None
+    before the first publish). Unknown names are :class:`UsageError` with a did-you-mean."""
+    from lockgate._suggest import did_you_mean
+    from lockgate.state import StateStore
+    from lockgate.storage import DeltaStore
+
+    if dataset not in project.datasets:
+        raise UsageError(
+            f"unknown dataset '{dataset}'",
+            hint=did_you_mean(dataset, project.datasets) or "see `lockgate validate`",
+        )
+    store = DeltaStore(project.warehouse_path)
+    state = StateStore.open(project.state_url)
+    spec = project.datasets[dataset]
+    exists = store.exists(dataset)
+    schema = store.schema(dataset)
+    name = project.config.name
+    sample = store.read(dataset, limit=sample_rows) if exists and sample_rows > 0 else None
+    return {
+        "dataset": dataset,
+        "kind": spec.kind,
+        "description": spec.description,
+        "write": spec.write.model_dump(mode="json"),
+        "upstream": list(project.deps.get(dataset, ())),
+        "schema": [{"name": f.name, "type": str(f.type)} for f in schema] if schema else None,
+        "version": store.version(dataset),
+        "history": store.history(dataset, limit=10) if exists else [],
+        "last_steps": state.dataset_steps(name, dataset, limit=5),
+        "checks": state.check_history(name, dataset, limit=50),
+        "score": latest_score(state.score_history(name, dataset, limit=1)),
+        "sample": sample.to_pylist() if sample is not None else [],
+    }
+
+
+def latest_score(records: list[Any]) -> dict[str, Any] | None:
+    """The newest run's scores (``overall`` and per dimension) with what they mean."""
+    if not records:
+        return None
+    run_id = records[0].run_id
+    return {
+        "run_id": run_id,
+        "scores": {r.dimension: r.score for r in records if r.run_id == run_id},
+        "definition": SCORE_DEFINITION,
+        "docs": SCORE_DOC,
+    }
