@@ -63,11 +63,11 @@ def type_accepts(table_type: pa.DataType, batch_type: pa.DataType) -> bool:
             return _UINT_BITS[b] < _INT_BITS[t]
         return False
     if pa.types.is_float64(t):
-        return pa.types.is_float32(b) or pa.types.is_float16(b)
+        return bool(pa.types.is_float32(b) or pa.types.is_float16(b))
     if pa.types.is_decimal(t) and pa.types.is_decimal(b):
         assert isinstance(t, pa.Decimal128Type | pa.Decimal256Type)
         assert isinstance(b, pa.Decimal128Type | pa.Decimal256Type)
-        return b.scale == t.scale and b.precision <= t.precision
+        return bool(b.scale == t.scale and b.precision <= t.precision)
     if pa.types.is_timestamp(t) and pa.types.is_timestamp(b):
         assert isinstance(t, pa.TimestampType) and isinstance(b, pa.TimestampType)
         return (t.tz is None) == (b.tz is None)
