@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import shutil
 from pathlib import Path
@@ -13,10 +14,12 @@ from typer.testing import CliRunner
 
 import lockgate
 from lockgate.cli.app import app
-from lockgate.runloop import step as step_mod
 from lockgate.runloop.results import StepResult, StepStatus
 from lockgate.storage import DeltaStore
 from tests.run.helpers import csv_source, make_project, sql
+
+# the module (its stage function of the same name shadows it on the package)
+split_mod = importlib.import_module("lockgate.runloop.stages.split")
 
 
 def assert_accounted(s: StepResult) -> None:
@@ -242,12 +245,12 @@ def test_a_step_that_loses_a_row_fails_before_publishing(
         [csv_source("events", "data/a.csv")],
         files={"data/a.csv": "id\n1\n2\n3\n"},
     )
-    real = step_mod._publish_query
+    real = split_mod._publish_query
 
     def lossy(*args: Any, **kw: Any) -> exp.Select:  # a bug that silently drops a row
         return real(*args, **kw).where(exp.column("id").neq(2))
 
-    monkeypatch.setattr(step_mod, "_publish_query", lossy)
+    monkeypatch.setattr(split_mod, "_publish_query", lossy)
     res = lockgate.run(root)
     s = res.step("events")
     assert s.status == StepStatus.FAILED
