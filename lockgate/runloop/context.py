@@ -15,7 +15,7 @@ from sqlglot import exp
 from lockgate.engine.session import Session
 from lockgate.project.models import DatasetSpec
 from lockgate.runloop.contract import ContractResult
-from lockgate.runloop.incremental import Rereads
+from lockgate.runloop.incremental import Cursor, Rereads
 from lockgate.runloop.ports import LeaseLike, ProjectView, StateStoreLike, TableStoreLike
 from lockgate.runloop.results import StepResult, StepStatus
 from lockgate.storage.delta import CommitInfo
@@ -87,8 +87,8 @@ class StepState:
     quarantine: TableSnapshot | None = None
     upstream: dict[str, int | None] = field(default_factory=dict)  # pinned input versions
     definition: str = ""  # definition hash
-    watermark: object = None  # the published watermark (incremental)
-    lowest: object = None  # the lowest cursor value to (re)read: watermark - lookback
+    watermark: Cursor = None  # the published watermark (incremental)
+    lowest: Cursor = None  # the lowest cursor value to (re)read: watermark - lookback
     rejects: int = 0  # unreadable records (to quarantine)
     rereads: Rereads = field(default_factory=Rereads)
     staged_rows: int = 0

@@ -78,7 +78,7 @@ def emit_step_outcome(bus: EventBus, run_id: str, r: StepResult) -> None:
                 status=status,
                 severity=str(c.get("severity")),
                 observed=c.get("observed"),
-                failing_rows=c.get("failing_rows"),
+                failing_rows=n if isinstance(n := c.get("failing_rows"), int) else None,
             )
         )
     if r.drift:
