@@ -52,21 +52,20 @@ class TableSnapshot:
     """One table as the step found it: read once, before the step writes anything."""
 
     name: str
-    version: int | None  # None: no such table
-    schema: pa.Schema | None
+    version: int
+    schema: pa.Schema
     last_commit: CommitInfo | None  # the newest commit lockgate wrote
 
-    @property
-    def exists(self) -> bool:
-        return self.version is not None
 
+def snapshot(store: TableStoreLike, name: str) -> TableSnapshot | None:
+    """Table ``name``'s version, schema and newest lockgate commit (None: no such table).
 
-def snapshot(store: TableStoreLike, name: str) -> TableSnapshot:
-    """Table ``name``'s version, schema and newest lockgate commit."""
+    The table store's own one-read ``snapshot`` replaces this adapter once it has one."""
     version = store.version(name)
-    if version is None:
-        return TableSnapshot(name, None, None, None)
-    return TableSnapshot(name, version, store.schema(name), store.last_commit(name))
+    schema = store.schema(name) if version is not None else None
+    if version is None or schema is None:
+        return None
+    return TableSnapshot(name, version, schema, store.last_commit(name))
 
 
 def stage_name(dataset: str) -> str:
@@ -83,8 +82,8 @@ class StepState:
     spec: DatasetSpec  # with the project's default write mode applied
     result: StepResult
     stage: str  # the staging table
-    table: TableSnapshot | None = None
-    quarantine: TableSnapshot | None = None
+    table: TableSnapshot | None = None  # the dataset's table (None: not published yet)
+    quarantine: TableSnapshot | None = None  # its quarantine table (read by `stage`)
     upstream: dict[str, int | None] = field(default_factory=dict)  # pinned input versions
     definition: str = ""  # definition hash
     watermark: Cursor = None  # the published watermark (incremental)

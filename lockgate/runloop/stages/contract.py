@@ -58,9 +58,9 @@ def contract(ctx: StepContext, state: StepState) -> None:
 
 def _published_columns(ctx: StepContext, state: StepState) -> dict[str, str] | None:
     """The table's columns in the engine's types (None: no table yet)."""
-    schema = state.table.schema if state.table is not None else None
-    if schema is None:
+    if state.table is None:
         return None
+    schema = state.table.schema
     tmp = f"__lg_schema_{state.name}"
     ctx.session.register_arrow(tmp, schema.empty_table())
     try:

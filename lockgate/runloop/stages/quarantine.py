@@ -23,18 +23,16 @@ def quarantine(ctx: StepContext, state: StepState) -> None:
 
 def _publish_quarantine(ctx: StepContext, state: StepState) -> int:
     """Rows written to the quarantine (or already there from this batch)."""
-    assert state.quarantine is not None
     table = state.quarantine
     # a full refresh rebuilds the dataset from all input, so its quarantine is rebuilt too
     # (appending would list every old bad row twice)
-    replace = ctx.full_refresh and table.exists
-    last = table.last_commit
+    replace = ctx.full_refresh and table is not None
+    last = table.last_commit if table is not None else None
     if not ctx.full_refresh and last is not None and last.batch_id == state.batch_id:
         return int(last.rows or 0)
     parts = _parts(ctx, state)
     if not parts:
-        if replace:
-            assert table.schema is not None
+        if table is not None and replace:
             empty = pa.RecordBatchReader.from_batches(table.schema, [])
             _replace_quarantine(ctx, state, empty)
         return 0

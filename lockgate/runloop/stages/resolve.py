@@ -28,14 +28,14 @@ def resolve(ctx: StepContext, state: StepState) -> None:
     inputs = resolve_inputs(ctx, spec)
     if spec.kind != "source":
         state.upstream = {k: v if isinstance(v, int) else None for k, v in inputs.items()}
-    state.watermark = watermark_of(ctx, spec, table.last_commit)
+    last = table.last_commit if table is not None else None
+    state.watermark = watermark_of(ctx, spec, last)
     if spec.incremental is not None:
         state.lowest = incremental.min_cursor(spec.incremental, state.watermark)
     state.definition = definition_hash(ctx, spec)
     res = state.result
     res.batch_id = batch_id_for(state.definition, inputs)
     res.inputs = {**inputs, "definition": state.definition}
-    last = table.last_commit
     if not ctx.full_refresh and last is not None and last.batch_id == res.batch_id:
         res.output_version = last.version
         state.end(StepStatus.NOOP, f"inputs unchanged since version {last.version}")

@@ -46,12 +46,7 @@ def stage(ctx: StepContext, state: StepState) -> None:
 
 def _rereading(ctx: StepContext, state: StepState) -> bool:
     """An incremental step adding to a table that exists: some rows may be read again."""
-    return (
-        state.spec.incremental is not None
-        and not ctx.full_refresh
-        and state.table is not None
-        and state.table.exists
-    )
+    return state.spec.incremental is not None and not ctx.full_refresh and state.table is not None
 
 
 def _extract(ctx: StepContext, state: StepState) -> int:
@@ -94,7 +89,7 @@ def _settle_rereads(ctx: StepContext, state: StepState) -> incremental.Rereads:
     target = f"__lg_target_{spec.name}"
     qname = spec.name + "__quarantine"
     quarantine = None
-    if state.quarantine is not None and state.quarantine.exists:
+    if state.quarantine is not None:
         rel = f"__lg_target_{qname}"
         quarantine = (rel, register_columns(ctx, rel, qname))
     out = incremental.Rereads()
