@@ -118,3 +118,7 @@ class StepState:
         if reason is not None:
             self.result.reason = reason
         self.done = True
+
+
+#: a stage of a step (:data:`lockgate.runloop.step.STAGES`)
+Stage = Callable[[StepContext, StepState], None]

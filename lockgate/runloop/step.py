@@ -1,22 +1,30 @@
-"""One step of the run loop: materialise one dataset by running :data:`STAGES` in order.
-
-resolve → stage → validate checks → contract → audit → gate → split → quarantine → publish
-→ finish (each in :mod:`lockgate.runloop.stages`); the runner records the result."""
+"""One step of the run loop: materialise one dataset by running :data:`STAGES` in order over
+a :class:`~lockgate.runloop.context.StepState` (the shape of sqlglot's optimizer: a tuple
+of rules). Each stage lives in :mod:`lockgate.runloop.stages`; the runner records the
+result."""
 
 from __future__ import annotations
 
 import time
 
 from lockgate.project.models import DatasetSpec
-from lockgate.runloop.context import StepContext, StepState, stage_name
+from lockgate.runloop.context import Stage, StepContext, StepState, stage_name
 from lockgate.runloop.results import StepResult, StepStatus
-from lockgate.runloop.stages import STAGES
+from lockgate.runloop.stages.audit import audit
+from lockgate.runloop.stages.contract import contract, validate_checks
+from lockgate.runloop.stages.finish import finish
+from lockgate.runloop.stages.gate import gate
+from lockgate.runloop.stages.publish import publish
+from lockgate.runloop.stages.quarantine import quarantine
 from lockgate.runloop.stages.resolve import (
     batch_id_for,
     current_watermark,
     definition_hash,
+    resolve,
     resolve_inputs,
 )
+from lockgate.runloop.stages.split import split
+from lockgate.runloop.stages.stage import stage
 
 __all__ = [
     "STAGES",
@@ -27,6 +35,19 @@ __all__ = [
     "resolve_inputs",
     "run_step",
 ]
+
+STAGES: tuple[Stage, ...] = (
+    resolve,  # pin the inputs; up to date? (the same batch is already published)
+    stage,  # extract / compute into staging; settle rows read again; nothing new?
+    validate_checks,  # the checks against the staged columns, every problem at once
+    contract,  # the staged schema against the declared and published one (drift policy)
+    audit,  # every check in as few passes as possible, failing rows marked
+    gate,  # publish all, publish passing (rest to quarantine), or block: an outcome
+    split,  # the publish query and its row count; which rows go to quarantine
+    quarantine,  # failing, unreadable and late rows; every record read accounted for
+    publish,  # one atomic, idempotent commit with the batch id and the new watermark
+    finish,  # the published schema into the result; work tables dropped
+)
 
 
 def run_step(ctx: StepContext, spec: DatasetSpec) -> StepResult:

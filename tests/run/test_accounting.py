@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import shutil
 from pathlib import Path
@@ -15,11 +14,9 @@ from typer.testing import CliRunner
 import lockgate
 from lockgate.cli.app import app
 from lockgate.runloop.results import StepResult, StepStatus
+from lockgate.runloop.stages import split as split_mod
 from lockgate.storage import DeltaStore
 from tests.run.helpers import csv_source, make_project, sql
-
-# the module (its stage function of the same name shadows it on the package)
-split_mod = importlib.import_module("lockgate.runloop.stages.split")
 
 
 def assert_accounted(s: StepResult) -> None:

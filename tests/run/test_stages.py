@@ -9,9 +9,9 @@ import pytest
 
 import lockgate
 from lockgate.runloop import step as step_mod
-from lockgate.runloop.context import StepContext, StepState
+from lockgate.runloop.context import Stage, StepContext, StepState
 from lockgate.runloop.results import StepStatus
-from lockgate.runloop.stages import STAGES, Stage
+from lockgate.runloop.step import STAGES
 from lockgate.state import StateStore
 from tests.run.helpers import csv_source, make_project, sql
 
