@@ -7,15 +7,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
-from deltalake import DeltaTable
 from sqlglot import exp
 
 from lockgate.engine.session import Session, ident, table_ref
 from lockgate.project.models import IncrementalSpec, WriteMode, parse_duration
-from lockgate.storage.scan import native_scan
+from lockgate.storage.base import TableStore
+from lockgate.storage.scan import scan_select
 
 
 def encode(value: Any) -> tuple[str, str] | None:
@@ -113,18 +112,18 @@ def input_filter(cursor: str, lowest: Any) -> exp.Expression:
 
 
 def incremental_scan(
-    path: Path, version: int, previous: int | None, cursor: str, lowest: Any
+    store: TableStore, table: str, version: int, previous: int | None, cursor: str, lowest: Any
 ) -> exp.Select | None:
     """An incremental transform's view of an upstream table version: rows past
     :func:`input_filter` *and* every row of the files added since ``previous`` (the version
     its last run read) — rows appended upstream with an older cursor (accepted late rows, a
     non-monotonic cursor) would otherwise never be seen. ``None`` when the table needs the
     Arrow path (then only the cursor filter applies)."""
-    scan = native_scan(path, version)
+    scan = scan_select(store.scan(table, version))
     if scan is None or cursor not in [e.alias_or_name for e in scan.expressions]:
         return None
     where: exp.Expr = input_filter(cursor, lowest)
-    added = _added_files(path, previous, version)
+    added = store.added_files(table, previous, version)
     reader = scan.find(exp.Anonymous)
     if added and reader is not None:
         reader.append(
@@ -136,17 +135,6 @@ def incremental_scan(
         )
         where = exp.or_(where, new)
     return scan.where(where)
-
-
-def _added_files(path: Path, previous: int | None, version: int) -> list[str]:
-    """Data files of ``version`` that ``previous`` did not have ([] when unknown)."""
-    if previous is None or previous >= version:
-        return []
-    try:
-        before = set(DeltaTable(str(path), version=previous).file_uris())
-    except Exception:  # the old version is gone (log cleaned up): the cursor filter only
-        return []
-    return [f for f in DeltaTable(str(path), version=version).file_uris() if f not in before]
 
 
 # --------------------------------------------------------------------------------------------

@@ -24,12 +24,14 @@ from lockgate._suggest import did_you_mean
 from lockgate.engine.session import Session, ident, table_ref
 from lockgate.engine.transforms import stage_python, stage_sql
 from lockgate.errors import GateBlocked, TerminalError
-from lockgate.project.models import DatasetSpec, PythonTransformSpec, WriteMode, WriteSpec
+from lockgate.project.models import DatasetSpec, PythonTransformSpec, WriteMode
 from lockgate.runloop import incremental, merge_keys
 from lockgate.runloop.contract import apply_contract
 from lockgate.runloop.results import AccountingError, StepResult, StepStatus
 from lockgate.runloop.trust import verify_published
-from lockgate.storage.scan import native_scan
+from lockgate.runloop.writes import table_write
+from lockgate.storage.base import CommitTag
+from lockgate.storage.scan import scan_select
 
 log = logging.getLogger(__name__)
 
@@ -252,13 +254,9 @@ def run_step(ctx: StepContext, spec: DatasetSpec) -> StepResult:
     wm_meta = f"{enc[0]}|{enc[1]}" if enc else None
     res.watermark = enc[0] if enc else None
 
-    write = spec.write
-    schema_mode = contract.schema_mode
-    if ctx.full_refresh:
-        write = write.model_copy(update={"mode": WriteMode.OVERWRITE})
-        schema_mode = "overwrite"
+    write = table_write(spec.write, contract.schema_mode, full_refresh=ctx.full_refresh)
     partition_values = None
-    if write.mode == WriteMode.OVERWRITE_PARTITIONS:
+    if write.mode == "overwrite_partitions":
         # the distinct partitions of the batch (a cheap pass on DuckDB's side) let the
         # store stream the batch straight into one replace-these-partitions commit
         cols = [exp.Column(this=ident(c)) for c in write.partition_by]
@@ -275,11 +273,7 @@ def run_step(ctx: StepContext, spec: DatasetSpec) -> StepResult:
         ses.con,
         source_q,
         write=write,
-        run_id=ctx.run_id,
-        run_seq=ctx.run_seq,
-        batch_id=batch_id,
-        watermark=wm_meta,
-        schema_mode=schema_mode,
+        tag=CommitTag(ctx.run_id, ctx.run_seq, batch_id, wm_meta),
         partition_values=partition_values,
         batch_rows=BATCH_ROWS,
     )
@@ -445,8 +439,9 @@ def _register_inputs(
                 hint=f"run it first: lockgate run --select +{spec.name}",
             )
         if cursor and lowest is not None:
-            path = ctx.store.path(up)
-            scan = incremental.incremental_scan(path, version, previous.get(up), cursor, lowest)
+            scan = incremental.incremental_scan(
+                ctx.store, up, version, previous.get(up), cursor, lowest
+            )
             if scan is not None:
                 ctx.session.execute(
                     exp.Create(this=table_ref(up), kind="VIEW", expression=scan, replace=True)
@@ -482,17 +477,17 @@ def _register_table(ctx: StepContext, rel: str, dataset: str, version: int | Non
     Plain tables are scanned by DuckDB's own Parquet reader over the version's files (lower
     memory, parallel); others through a pyarrow dataset (see lockgate.storage.scan)."""
     ses = ctx.session
-    scan = native_scan(ctx.store.path(dataset), version)
+    pinned = ctx.store.scan(dataset, version)
+    scan = scan_select(pinned)
     ses.settle()
     with contextlib.suppress(duckdb.Error):
         ses.con.unregister(rel)
     if scan is not None:
         ses.execute(exp.Create(this=table_ref(rel), kind="VIEW", expression=scan, replace=True))
-        return [e.alias_or_name for e in scan.expressions]
+        return list(pinned.columns)
     ses.execute(exp.Drop(tables=[table_ref(rel)], kind="VIEW", exists=True))
-    ds = ctx.store.arrow_dataset(dataset, version=version)
-    ses.register_arrow(rel, ds)
-    return list(ds.schema.names)
+    ses.register_arrow(rel, pinned.dataset)
+    return list(pinned.columns)
 
 
 def _validate_checks(
@@ -639,7 +634,7 @@ def _publish_quarantine(
         if replace:
             schema = ctx.store.schema(qname)
             _replace_quarantine(
-                ctx, qname, pa.RecordBatchReader.from_batches(schema, []), batch_id, res
+                ctx, spec.name, pa.RecordBatchReader.from_batches(schema, []), batch_id, res
             )
         return 0
     tmp = f"__lg_q_{spec.name}"
@@ -653,14 +648,10 @@ def _publish_quarantine(
         raw_reader = ses.reader(exp.select("*").from_(table_ref(tmp)), BATCH_ROWS)
         try:
             if replace:
-                _replace_quarantine(ctx, qname, _cast_reader_for_delta(raw_reader), batch_id, res)
+                _replace_quarantine(ctx, spec.name, raw_reader, batch_id, res)
             else:
                 pub = ctx.store.publish_quarantine(
-                    spec.name,
-                    _cast_reader_for_delta(raw_reader),
-                    run_id=ctx.run_id,
-                    run_seq=ctx.run_seq,
-                    batch_id=batch_id,
+                    spec.name, raw_reader, tag=CommitTag(ctx.run_id, ctx.run_seq, batch_id)
                 )
                 res.quarantine_version = pub.version
         finally:
@@ -685,17 +676,10 @@ def _late_part(spec: DatasetSpec, late_table: str, meta: list[exp.Expr]) -> exp.
 
 
 def _replace_quarantine(
-    ctx: StepContext, qname: str, data: pa.RecordBatchReader, batch_id: str, res: StepResult
+    ctx: StepContext, name: str, data: pa.RecordBatchReader, batch_id: str, res: StepResult
 ) -> None:
-    pub = ctx.store.publish(
-        qname,
-        data,
-        write=WriteSpec(mode=WriteMode.OVERWRITE),
-        run_id=ctx.run_id,
-        run_seq=ctx.run_seq,
-        batch_id=batch_id,
-        watermark=None,
-        schema_mode="overwrite",
+    pub = ctx.store.publish_quarantine(
+        name, data, tag=CommitTag(ctx.run_id, ctx.run_seq, batch_id), replace=True
     )
     res.quarantine_version = pub.version
 
@@ -731,26 +715,6 @@ def _max_cursor(ses: Session, q: exp.Select, cursor: str) -> Any:
         exp.select(exp.Max(this=exp.Column(this=ident(cursor)))).from_(q.subquery("__w"))
     ).fetchall()
     return rows[0][0] if rows else None
-
-
-def _cast_reader_for_delta(reader: pa.RecordBatchReader) -> pa.RecordBatchReader:
-    """Arrow types Delta cannot store directly (string_view, etc.) → storable ones."""
-    schema = reader.schema
-    fields = []
-    changed = False
-    for f in schema:
-        t = f.type
-        if pa.types.is_string_view(t) or pa.types.is_large_string(t):
-            t, changed = pa.string(), True
-        elif pa.types.is_binary_view(t):
-            t, changed = pa.binary(), True
-        elif pa.types.is_timestamp(t) and t.unit == "ns":
-            t, changed = pa.timestamp("us", tz=t.tz), True
-        fields.append(pa.field(f.name, t, nullable=True))
-    if not changed:
-        return reader
-    target = pa.schema(fields)
-    return pa.RecordBatchReader.from_batches(target, (b.cast(target) for b in reader))
 
 
 def _check_dict(c: Any) -> dict[str, Any]:

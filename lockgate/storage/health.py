@@ -19,7 +19,9 @@ from urllib.parse import unquote, urlparse
 from deltalake import DeltaTable
 
 from lockgate.errors import TerminalError
-from lockgate.storage.delta import META_PREFIX, DeltaStore, _short
+from lockgate.storage.delta import DeltaStore
+from lockgate.storage.delta_errors import short
+from lockgate.storage.delta_log import META_PREFIX
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +106,7 @@ def move_aside(store: DeltaStore, name: str) -> Path:
 
 
 def _brief(exc: BaseException) -> str:
-    text = " ".join(_short(exc).split())
+    text = " ".join(short(exc).split())
     return text if len(text) <= 300 else text[:300] + " …"
 
 
