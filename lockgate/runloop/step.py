@@ -255,15 +255,14 @@ def run_step(ctx: StepContext, spec: DatasetSpec) -> StepResult:
     res.watermark = enc[0] if enc else None
 
     write = table_write(spec.write, contract.schema_mode, full_refresh=ctx.full_refresh)
-    partition_values = None
     if write.mode == "overwrite_partitions":
         # the distinct partitions of the batch (a cheap pass on DuckDB's side) let the
         # store stream the batch straight into one replace-these-partitions commit
         cols = [exp.Column(this=ident(c)) for c in write.partition_by]
         cur = ses.execute(exp.select(*cols).distinct().from_(source_q.subquery("__p")))
-        partition_values = [
-            dict(zip(write.partition_by, row, strict=True)) for row in cur.fetchall()
-        ]
+        write = write.with_partitions(
+            [dict(zip(write.partition_by, row, strict=True)) for row in cur.fetchall()]
+        )
     ses.settle()
     _abort_if_lease_lost(ctx)  # again: the quarantine write took time
     # DuckDB writes the Parquet files itself where the write mode allows (append/overwrite),
@@ -274,8 +273,6 @@ def run_step(ctx: StepContext, spec: DatasetSpec) -> StepResult:
         source_q,
         write=write,
         tag=CommitTag(ctx.run_id, ctx.run_seq, batch_id, wm_meta),
-        partition_values=partition_values,
-        batch_rows=BATCH_ROWS,
     )
     res.output_version = pub.version
     res.rows_out = pub.rows

@@ -22,9 +22,12 @@ Delta Lake via delta-rs (:class:`lockgate.storage.delta.DeltaStore`) is the firs
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import datetime as dt
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, get_args
@@ -37,7 +40,7 @@ from lockgate.errors import TerminalError
 
 if TYPE_CHECKING:  # pyarrow.dataset imports pandas: ~0.2 s at start-up, needed rarely
     import pyarrow.dataset as pads
-    from duckdb import DuckDBPyConnection  # the engine's connection (publish_query only)
+    from duckdb import DuckDBPyConnection as Connection  # the engine's (publish_query only)
 
 #: how a batch lands in its table
 PublishMode = Literal["append", "overwrite", "overwrite_partitions", "merge"]
@@ -72,6 +75,9 @@ class TableWrite:
     partition_by: tuple[str, ...] = ()
     #: ``None``: the batch must have the table's exact columns
     schema_mode: SchemaMode | None = None
+    #: ``overwrite_partitions``: the batch's distinct ``partition_by`` tuples, when known
+    #: (the batch then streams straight into the commit instead of being spooled first)
+    partition_values: Sequence[Mapping[str, Any]] | None = None
 
     def __post_init__(self) -> None:
         if self.mode not in PUBLISH_MODES:
@@ -80,6 +86,10 @@ class TableWrite:
             raise ValueError("write mode 'merge' needs keys (the columns to upsert on)")
         if self.mode == "overwrite_partitions" and not self.partition_by:
             raise ValueError("write mode 'overwrite_partitions' needs partition_by")
+
+    def with_partitions(self, values: Sequence[Mapping[str, Any]]) -> TableWrite:
+        """This write, knowing the batch's distinct partitions."""
+        return dataclasses.replace(self, partition_values=tuple(values))
 
 
 @dataclass(frozen=True)
@@ -241,9 +251,14 @@ class TableStore(ABC):
         """Materialise (part of) the table as an Arrow table: for small reads and tests."""
         dataset = self.arrow_dataset(name, version)
         cols = list(columns) if columns is not None else None
-        if limit is not None:
-            return dataset.head(limit, columns=cols, filter=filter)
-        return dataset.to_table(columns=cols, filter=filter)
+        with self.translated(name, "read"):
+            if limit is not None:
+                return dataset.head(limit, columns=cols, filter=filter)
+            return dataset.to_table(columns=cols, filter=filter)
+
+    def translated(self, name: str, action: str) -> AbstractContextManager[None]:
+        """Where the adapter's own errors become lockgate's (default: nothing to translate)."""
+        return contextlib.nullcontext()
 
     @abstractmethod
     def history(self, name: str, limit: int | None = 20) -> list[dict[str, Any]]:
@@ -266,28 +281,13 @@ class TableStore(ABC):
 
     @abstractmethod
     def publish(
-        self,
-        name: str,
-        data: pa.RecordBatchReader,
-        *,
-        write: TableWrite,
-        tag: CommitTag,
-        partition_values: Sequence[Mapping[str, Any]] | None = None,
+        self, name: str, data: pa.RecordBatchReader, *, write: TableWrite, tag: CommitTag
     ) -> PublishResult:
-        """Publish one batch into table ``name`` as ONE atomic, idempotent commit.
-        ``partition_values``: the batch's distinct ``partition_by`` tuples, when known."""
+        """Publish one batch into table ``name`` as ONE atomic, idempotent commit."""
 
     @abstractmethod
     def publish_query(
-        self,
-        name: str,
-        con: DuckDBPyConnection,
-        query: exp.Query,
-        *,
-        write: TableWrite,
-        tag: CommitTag,
-        partition_values: Sequence[Mapping[str, Any]] | None = None,
-        batch_rows: int = 122_880,
+        self, name: str, con: Connection, query: exp.Query, *, write: TableWrite, tag: CommitTag
     ) -> PublishResult:
         """:meth:`publish` the rows of the engine's ``query`` (run on ``con``)."""
 

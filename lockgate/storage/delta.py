@@ -23,7 +23,8 @@ import dataclasses
 import functools
 import logging
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
 
@@ -61,6 +62,8 @@ from lockgate.storage.scan import plain_files, plain_parquet_dataset
 
 if TYPE_CHECKING:  # pyarrow.dataset imports pandas: ~0.2 s at start-up, needed rarely
     import pyarrow.dataset as pads
+
+    from lockgate.storage.base import Connection
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +107,8 @@ class DeltaStore(TableStore):
     """
 
     KIND: ClassVar[str] = "delta"
+    #: rows per Arrow batch streamed from the engine (DuckDB's row-group size)
+    BATCH_ROWS: ClassVar[int] = 122_880
 
     def __init__(self, warehouse: Path, *, cache_tables: bool = False) -> None:
         self.warehouse = Path(warehouse)
@@ -248,17 +253,9 @@ class DeltaStore(TableStore):
         with _translated(name, "read"):
             return self._dataset(table)
 
-    def read(
-        self,
-        name: str,
-        version: int | None = None,
-        columns: Sequence[str] | None = None,
-        limit: int | None = None,
-        filter: Any = None,  # a pyarrow.compute.Expression
-    ) -> pa.Table:
-        """Materialise (part of) the table as an Arrow table: for small reads and tests."""
-        with _translated(name, "read"):
-            return super().read(name, version, columns, limit, filter)
+    def translated(self, name: str, action: str) -> AbstractContextManager[None]:
+        """delta-rs and OS errors → lockgate's, naming the table."""
+        return _translated(name, action)
 
     def history(self, name: str, limit: int | None = 20) -> list[dict[str, Any]]:
         """Newest-first commits: ``version``, ``timestamp`` (UTC datetime), ``operation``,
@@ -293,13 +290,7 @@ class DeltaStore(TableStore):
 
     @_writes
     def publish(
-        self,
-        name: str,
-        data: pa.RecordBatchReader,
-        *,
-        write: TableWrite,
-        tag: CommitTag,
-        partition_values: Sequence[Mapping[str, Any]] | None = None,
+        self, name: str, data: pa.RecordBatchReader, *, write: TableWrite, tag: CommitTag
     ) -> PublishResult:
         """Publish one batch into table ``name`` as ONE atomic, idempotent Delta commit.
 
@@ -307,7 +298,7 @@ class DeltaStore(TableStore):
           ``schema_mode="overwrite"`` also replaces schema and partitioning);
         - ``overwrite_partitions``: replaces exactly the partitions present in the batch
           (a ``replaceWhere``-style predicate; delta-rs rejects rows outside it). Pass
-          ``partition_values`` (the distinct ``write.partition_by`` tuples, e.g. from a
+          ``write.partition_values`` (the distinct ``write.partition_by`` tuples, e.g. from a
           ``SELECT DISTINCT`` in DuckDB) to stream the batch straight in; without them the
           batch is spooled once to a Parquet file in the warehouse while the values are
           collected, then written from that file (bounded memory, one extra disk pass);
@@ -330,21 +321,12 @@ class DeltaStore(TableStore):
             write=write,
             meta=commit_metadata(write.mode, tag),
             run_seq=tag.run_seq,
-            partition_values=partition_values,
             spool_root=self.warehouse / SPOOL_DIR,
         )
 
     @_writes
     def publish_query(
-        self,
-        name: str,
-        con: duckdb.DuckDBPyConnection,
-        query: exp.Query,
-        *,
-        write: TableWrite,
-        tag: CommitTag,
-        partition_values: Sequence[Mapping[str, Any]] | None = None,
-        batch_rows: int = 122_880,
+        self, name: str, con: Connection, query: exp.Query, *, write: TableWrite, tag: CommitTag
     ) -> PublishResult:
         """:meth:`publish` the result of DuckDB ``query`` (run on ``con``), same semantics.
 
@@ -370,12 +352,10 @@ class DeltaStore(TableStore):
                 _native.storable_schema(current), schema
             )
         if not native:
-            reader = rel.to_arrow_reader(batch_rows)
+            reader = rel.to_arrow_reader(self.BATCH_ROWS)
             try:
                 cast = pa.RecordBatchReader.from_batches(schema, (b.cast(schema) for b in reader))
-                return self.publish(
-                    name, cast, write=write, tag=tag, partition_values=partition_values
-                )
+                return self.publish(name, cast, write=write, tag=tag)
             finally:
                 reader.close()
         return self._publish_native(name, con, sql, schema, table, write=write, tag=tag)
@@ -453,7 +433,6 @@ class DeltaStore(TableStore):
                 write=write,
                 meta=commit_metadata(write.mode, dataclasses.replace(tag, watermark=None)),
                 run_seq=tag.run_seq,
-                partition_values=None,
                 spool_root=self.warehouse / SPOOL_DIR,
             )
         finally:

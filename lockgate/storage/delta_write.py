@@ -13,7 +13,7 @@ from __future__ import annotations
 import itertools
 import logging
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -29,7 +29,7 @@ from lockgate.storage._predicates import (
     merge_predicate,
     partition_predicate,
 )
-from lockgate.storage._schema import SchemaMode, check_compatible
+from lockgate.storage._schema import check_compatible
 from lockgate.storage.base import APP_ID_PREFIX, PublishResult, TableWrite
 from lockgate.storage.crashpoints import crashpoint
 from lockgate.storage.delta_errors import translated
@@ -121,7 +121,6 @@ def write_batch(
     write: TableWrite,
     meta: dict[str, str],
     run_seq: int,
-    partition_values: Sequence[Mapping[str, Any]] | None,
     spool_root: Path,
 ) -> PublishResult:
     """Publish ``data`` into the table at ``path`` (``table``: it opened, None: absent)."""
@@ -162,7 +161,7 @@ def write_batch(
                 commit_properties=props,
             )
         else:
-            _write_into(table, tap, write, create_partitions, partition_values, props, spool_root)
+            _write_into(table, tap, write, create_partitions, props, spool_root)
     crashpoint(f"{name}: committed")
     version = table.version() if table is not None else DeltaTable(str(path)).version()
     log.info("table %s: %s committed version %s (%s rows)", name, mode, version, tap.rows)
@@ -206,7 +205,6 @@ def _write_into(
     tap: Tap,
     write: TableWrite,
     create_partitions: list[str] | None,
-    partition_values: Sequence[Mapping[str, Any]] | None,
     props: CommitProperties,
     spool_root: Path,
 ) -> None:
@@ -230,9 +228,7 @@ def _write_into(
             commit_properties=props,
         )
     elif mode == "overwrite_partitions":
-        _overwrite_partitions(
-            table, tap, list(write.partition_by), partition_values, schema_mode, props, spool_root
-        )
+        _overwrite_partitions(table, tap, write, props, spool_root)
     elif mode == "merge":
         (
             table.merge(
@@ -253,25 +249,24 @@ def _write_into(
 
 
 def _overwrite_partitions(
-    table: DeltaTable,
-    tap: Tap,
-    partition_by: list[str],
-    partition_values: Sequence[Mapping[str, Any]] | None,
-    schema_mode: SchemaMode | None,
-    props: CommitProperties,
-    spool_root: Path,
+    table: DeltaTable, tap: Tap, write: TableWrite, props: CommitProperties, spool_root: Path
 ) -> None:
-    schema_merge: Literal["merge"] | None = "merge" if schema_mode == "merge" else None
-    if partition_values is not None:
-        predicate = partition_predicate(partition_by, partition_values)
+    """Replace the partitions the batch holds (one commit, a ``replaceWhere`` predicate)."""
+    partition_by = list(write.partition_by)
+    schema_merge: Literal["merge"] | None = "merge" if write.schema_mode == "merge" else None
+
+    def replace(reader: pa.RecordBatchReader, values: Iterable[Mapping[str, Any]]) -> None:
         write_deltalake(
             table,
-            tap.reader(),
+            reader,
             mode="overwrite",
-            predicate=predicate,
+            predicate=partition_predicate(partition_by, values),
             schema_mode=schema_merge,
             commit_properties=props,
         )
+
+    if write.partition_values is not None:
+        replace(tap.reader(), write.partition_values)
         return
     # The predicate must be known before delta-rs reads the first row, and a reader can be
     # read only once: spool the batch to local Parquet while collecting its partitions.
@@ -285,15 +280,7 @@ def _overwrite_partitions(
                 distinct = pa.Table.from_batches([batch]).group_by(partition_by).aggregate([])
                 for row in distinct.to_pylist():
                     seen.setdefault(tuple(row[c] for c in partition_by), row)
-        predicate = partition_predicate(partition_by, seen.values())
         import pyarrow.dataset as pads
 
         spooled = pads.dataset(spool, format="parquet", schema=tap.schema)
-        write_deltalake(
-            table,
-            spooled.scanner().to_reader(),
-            mode="overwrite",
-            predicate=predicate,
-            schema_mode=schema_merge,
-            commit_properties=props,
-        )
+        replace(spooled.scanner().to_reader(), seen.values())

@@ -30,14 +30,13 @@ def publish(
     partition_by: tuple[str, ...] = (),
     watermark: str | None = None,
     schema_mode: Any = None,
-    **kwargs: Any,
+    partition_values: Sequence[Mapping[str, Any]] | None = None,
 ) -> PublishResult:
+    write = TableWrite(mode=mode, keys=keys, partition_by=partition_by, schema_mode=schema_mode)
+    if partition_values is not None:
+        write = write.with_partitions(partition_values)
     return store.publish(
-        name,
-        reader(data),
-        write=TableWrite(mode=mode, keys=keys, partition_by=partition_by, schema_mode=schema_mode),
-        tag=CommitTag(f"run{seq}", seq, f"batch{seq}", watermark),
-        **kwargs,
+        name, reader(data), write=write, tag=CommitTag(f"run{seq}", seq, f"batch{seq}", watermark)
     )
 
 

@@ -46,7 +46,6 @@ def pq(
     partition_by: tuple[str, ...] = (),
     name: str = "t",
     schema_mode: Any = None,
-    **kw: Any,
 ) -> PublishResult:
     return store.publish_query(
         name,
@@ -54,7 +53,6 @@ def pq(
         query,
         write=TableWrite(mode=mode, partition_by=partition_by, schema_mode=schema_mode),
         tag=CommitTag(f"run{seq}", seq, f"batch{seq}"),
-        **kw,
     )
 
 

@@ -4,7 +4,7 @@ snapshot reads a table's log once; the project's write spec becomes the store's 
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -62,26 +62,10 @@ class RecordingStore(DeltaStore):
         return super().scan(name, version)
 
     def publish_query(
-        self,
-        name: str,
-        con: Any,
-        query: exp.Query,
-        *,
-        write: TableWrite,
-        tag: CommitTag,
-        partition_values: Sequence[Mapping[str, Any]] | None = None,
-        batch_rows: int = 122_880,
+        self, name: str, con: Any, query: exp.Query, *, write: TableWrite, tag: CommitTag
     ) -> PublishResult:
         self.calls.append(("publish_query", name))
-        return super().publish_query(
-            name,
-            con,
-            query,
-            write=write,
-            tag=tag,
-            partition_values=partition_values,
-            batch_rows=batch_rows,
-        )
+        return super().publish_query(name, con, query, write=write, tag=tag)
 
     def publish_quarantine(
         self, name: str, data: pa.RecordBatchReader, *, tag: CommitTag, replace: bool = False
