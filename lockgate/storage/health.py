@@ -42,9 +42,17 @@ class TableHealth:
 
     version: int
     table: DeltaTable
+    store: DeltaStore
+    name: str
 
     def newest_run_id(self) -> str | None:
-        """``lockgate.run_id`` of the table's newest commit (None: not written by lockgate)."""
+        """``lockgate.run_id`` of the table's newest commit (None: not written by lockgate).
+        Read from the table's snapshot (shared with the rest of the step) when it is of this
+        version: the newest commit is lockgate's exactly when the last lockgate commit is it."""
+        snap = self.store.snapshot(self.name)
+        if snap is not None and snap.version == self.version:
+            last = snap.last_commit
+            return last.run_id if last is not None and last.version == self.version else None
         entries = self.table.history(1)
         return str(entries[0].get(META_PREFIX + "run_id") or "") or None if entries else None
 
@@ -80,7 +88,7 @@ def inspect_table(store: DeltaStore, name: str) -> TableHealth | None:
             f"{_local(missing[0]).name}); reading it would lose their rows",
             hint=repair_hint(name),
         )
-    return TableHealth(int(version), table)
+    return TableHealth(int(version), table, store, name)
 
 
 def repair_hint(name: str) -> str:
