@@ -170,6 +170,13 @@ class DeltaStore(TableStore):
                 hint="pick a version listed by the table's history",
             ) from exc
 
+    def _pinned(self, name: str, version: int | None) -> DeltaTable:
+        """The table at ``version``: the kept table when it is that version (no new load)."""
+        kept = self._tables.get(name) if self._tables is not None else None
+        if kept is not None and (version is None or kept.version() == version):
+            return kept
+        return self._table(name, version)
+
     # ------------------------------------------------------------------ reading
 
     def snapshot(self, name: str) -> TableSnapshot | None:
@@ -217,8 +224,8 @@ class DeltaStore(TableStore):
 
     def scan(self, name: str, version: int | None = None) -> TableScan:
         """The version's data files when they are the table (DuckDB reads them natively),
-        else a pyarrow dataset (see :mod:`lockgate.storage.scan`); one load of the log."""
-        table = self._table(name, version)
+        else a pyarrow dataset (see :mod:`lockgate.storage.scan`); at most one load of the log."""
+        table = self._pinned(name, version)
         with _translated(name, "read"):
             columns = tuple(f.name for f in table.schema().fields)
             files = plain_files(table)
@@ -249,7 +256,7 @@ class DeltaStore(TableStore):
         Register it in DuckDB with ``con.register(alias, dataset)``; DuckDB streams it with
         projection and filter pushdown.
         """
-        table = self._table(name, version)
+        table = self._pinned(name, version)
         with _translated(name, "read"):
             return self._dataset(table)
 

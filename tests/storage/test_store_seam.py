@@ -238,3 +238,35 @@ def test_storage_does_not_import_the_layers_above() -> None:
                 names = [node.module]
             for name in names:
                 assert not name.startswith(("lockgate.project", "lockgate.runloop")), module.name
+
+
+# --------------------------------------------------------------------------------------------
+# scan: the pinned version, as files or an Arrow dataset
+
+
+def test_scan_pins_a_plain_version_as_its_files(tmp_path: Path) -> None:
+    store = DeltaStore(tmp_path / "w")
+    publish(store, "t", {"id": [1, 2]}, seq=1)
+    publish(store, "t", {"id": [3], "extra": ["x"]}, seq=2, schema_mode="merge")
+    old, new = store.scan("t", 0), store.scan("t")
+    assert (old.version, old.columns, old.dataset) == (0, ("id",), None)
+    assert old.files == tuple(DeltaTable(str(store.path("t")), version=0).file_uris())
+    assert (new.version, new.columns, len(new.files)) == (1, ("id", "extra"), 2)
+    assert store.added_files("t", 0, 1) == [f for f in new.files if f not in old.files]
+
+
+def test_scan_of_a_partitioned_table_is_an_arrow_dataset(tmp_path: Path) -> None:
+    store = DeltaStore(tmp_path / "w")
+    publish(store, "t", {"id": [1, 2], "p": ["a", "b"]}, seq=1, partition_by=("p",))
+    scan = store.scan("t")
+    assert scan.files == () and scan.dataset is not None
+    assert sorted(scan.dataset.to_table().column("id").to_pylist()) == [1, 2]
+
+
+def test_a_run_store_scans_its_kept_table_without_a_load(tmp_path: Path, loads: list[str]) -> None:
+    store = DeltaStore(tmp_path / "w", cache_tables=True)
+    publish(store, "t", {"id": [1]}, seq=1)
+    version = store.version("t")
+    loads.clear()
+    assert store.scan("t", version).version == 0
+    assert loads == []
