@@ -20,8 +20,9 @@ def table_write(
     """How a batch of a dataset with ``write:`` lands in its table; a full refresh replaces
     the whole table, schema and partitioning included.
 
-    >>> table_write(WriteSpec(mode="merge", keys=("id",)), "merge")
-    TableWrite(mode='merge', keys=('id',), partition_by=(), schema_mode='merge')
+    >>> w = table_write(WriteSpec(mode="merge", keys=("id",)), "merge")
+    >>> w.mode, w.keys, w.schema_mode
+    ('merge', ('id',), 'merge')
     >>> table_write(WriteSpec(mode="merge", keys=("id",)), full_refresh=True).mode
     'overwrite'
     """

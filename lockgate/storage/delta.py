@@ -213,9 +213,9 @@ class DeltaStore(TableStore):
 
     def txn_version(self, name: str, app_id: str) -> int | None:
         """Latest Delta application-transaction version recorded for ``app_id``."""
-        if app_id == APP_ID_PREFIX + name:
-            snap = self.snapshot(name)
-            return None if snap is None else snap.txn_version
+        snap = self._kept(name) if app_id == APP_ID_PREFIX + name else None
+        if snap is not None:
+            return snap.txn_version
         table = self._maybe_table(name)
         if table is None:
             return None
