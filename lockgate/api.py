@@ -67,11 +67,11 @@ def read(
 
     ``version`` time-travels to an earlier Delta version.
     """
-    from lockgate.storage import DeltaStore
+    from lockgate.storage import store_for
 
     p = _project(project)
     name = f"{dataset}__quarantine" if quarantine else dataset
-    table: pa.Table = DeltaStore(p.warehouse_path).read(
+    table: pa.Table = store_for(p.config.store, p.warehouse_path).read(
         name, version=version, columns=list(columns) if columns else None
     )
     if as_ == "polars":

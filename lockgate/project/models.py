@@ -239,6 +239,11 @@ class ProjectConfig(Frozen):
 
     name: str = Field(json_schema_extra=_NAME_SCHEMA)
     warehouse: str = Field(default="warehouse", description="folder of Delta tables")
+    store: str = Field(
+        default="delta",
+        description="table store adapter holding the warehouse's tables (a kind registered "
+        "with lockgate.storage.register_store)",
+    )
     state: str = Field(
         default="sqlite:///.lockgate/state.db",
         description="state store SQLAlchemy URL: sqlite:///path (relative to the project) or "

@@ -13,7 +13,7 @@ import json
 
 from lockgate.project.models import DatasetSpec
 from lockgate.runloop import incremental
-from lockgate.runloop.context import StepContext, StepState, snapshot
+from lockgate.runloop.context import StepContext, StepState
 from lockgate.runloop.results import StepStatus
 from lockgate.runloop.trust import verify_published
 from lockgate.storage.delta import CommitInfo
@@ -24,7 +24,7 @@ def resolve(ctx: StepContext, state: StepState) -> None:
     ctx.session.drop(state.stage, state.stage + "__rejects")
     ctx.report(spec.name, "resolving inputs")
     verify_published(ctx, spec.name)  # state and warehouse agree (or: fail this dataset)
-    state.table = table = snapshot(ctx.store, spec.name)
+    state.table = table = ctx.store.snapshot(spec.name)
     inputs = resolve_inputs(ctx, spec)
     if spec.kind != "source":
         state.upstream = {k: v if isinstance(v, int) else None for k, v in inputs.items()}

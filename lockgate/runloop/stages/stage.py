@@ -16,14 +16,14 @@ from lockgate.engine.transforms import stage_python, stage_sql
 from lockgate.errors import TerminalError
 from lockgate.project.models import DatasetSpec, PythonTransformSpec
 from lockgate.runloop import incremental
-from lockgate.runloop.context import StepContext, StepState, snapshot
+from lockgate.runloop.context import StepContext, StepState
 from lockgate.runloop.relations import register_columns, register_table
 
 
 def stage(ctx: StepContext, state: StepState) -> None:
     spec, res, ses = state.spec, state.result, ctx.session
     ctx.report(spec.name, "staging")
-    state.quarantine = snapshot(ctx.store, spec.name + "__quarantine")
+    state.quarantine = ctx.store.snapshot(spec.name + "__quarantine")
     rejects = _extract(ctx, state)
     res.rows_in = ses.count(state.stage) + rejects
     state.rereads = _settle_rereads(ctx, state)
@@ -173,8 +173,7 @@ def _register_inputs(ctx: StepContext, state: StepState) -> dict[str, str]:
         if cursor:
             last = previous.get(up)
             before = last if isinstance(last, int) else None
-            path = ctx.store.path(up)
-            scan = incremental.incremental_scan(path, version, before, cursor, lowest)
+            scan = incremental.incremental_scan(ctx.store, up, version, before, cursor, lowest)
             if scan is not None:
                 ctx.session.execute(
                     exp.Create(this=table_ref(up), kind="VIEW", expression=scan, replace=True)
