@@ -29,6 +29,7 @@ from lockgate.runloop import incremental, merge_keys
 from lockgate.runloop.contract import apply_contract
 from lockgate.runloop.results import AccountingError, StepResult, StepStatus
 from lockgate.runloop.trust import verify_published
+from lockgate.sources import Source, source_for
 from lockgate.storage.scan import native_scan
 
 log = logging.getLogger(__name__)
@@ -79,10 +80,16 @@ def definition_hash(ctx: StepContext, spec: DatasetSpec) -> str:
 def resolve_inputs(ctx: StepContext, spec: DatasetSpec) -> dict[str, Any]:
     """Pinned inputs: upstream Delta versions, or the source files' fingerprint."""
     if spec.kind == "source":
-        from lockgate.sources import fingerprint
-
-        return {"source": fingerprint(spec, ctx.project.root)}
+        source = open_source(ctx, spec)
+        if not source.SUPPORTS_FINGERPRINT:  # no cheap "unchanged": every run reads it
+            return {"source": {"type": source.TYPE, "run": ctx.run_id}}
+        return {"source": source.fingerprint()}
     return {up: ctx.store.version(up) for up in ctx.project.deps.get(spec.name, ())}
+
+
+def open_source(ctx: StepContext, spec: DatasetSpec) -> Source:
+    """The source adapter of source dataset ``spec``."""
+    return source_for(ctx.project.source_request(spec))
 
 
 def batch_id_for(def_hash: str, inputs: dict[str, Any]) -> str:
@@ -141,13 +148,15 @@ def run_step(ctx: StepContext, spec: DatasetSpec) -> StepResult:
     if not ctx.full_refresh and last is not None and last.batch_id == batch_id:
         res.status = StepStatus.NOOP
         res.reason = f"inputs unchanged since version {last.version}"
+        if spec.kind == "source":  # carried: the next step resumes from the same point
+            res.inputs["resume"] = _last_inputs(ctx, spec, def_hash).get("resume")
         res.output_version = last.version
         res.duration_s = time.perf_counter() - t0
         return res
 
     # -- stage ----------------------------------------------------------------------------------
     ctx.report(name, "staging")
-    rejects = _stage(ctx, spec, stage, inputs, lowest, def_hash)
+    rejects = _stage(ctx, spec, stage, inputs, lowest, def_hash, res)
     res.rows_in = ses.count(stage) + rejects
     rereads = _settle_rereads(ctx, spec, stage, watermark, lowest, res)
     rejects -= rereads.known_rejects
@@ -320,15 +329,17 @@ def _stage(
     inputs: dict[str, Any],
     lowest: Any,
     def_hash: str,
+    res: StepResult,
 ) -> int:
     """Create the staging table (and ``<stage>__rejects`` for sources); returns the number
-    of unreadable records. A source stages every row of the files it reads — no cursor
-    filter: rows at or below the watermark are classified by :func:`_settle_rereads`."""
+    of unreadable records. A source stages every row it reads — no cursor filter: rows at
+    or below the watermark are classified by :func:`_settle_rereads`. It is handed back
+    its resume token when the step continues a published table; the token it returns is
+    recorded with the step's inputs (``inputs["resume"]``), never interpreted here."""
     if spec.kind == "source":
-        from lockgate.sources import stage_source
-
-        skip = _already_published_files(ctx, spec, def_hash) if _rereading(ctx, spec) else []
-        staged = stage_source(ctx.session.con, spec, ctx.project.root, stage, skip_files=skip)
+        resume = _last_inputs(ctx, spec, def_hash).get("resume") if _rereading(ctx, spec) else None
+        staged = open_source(ctx, spec).stage(ctx.session, stage, resume=resume)
+        res.inputs["resume"] = staged.resume
         return staged.rejected
     views = _register_inputs(ctx, spec, inputs, lowest, def_hash)
     where = spec.defined_in or "?"
@@ -418,16 +429,6 @@ def _last_inputs(ctx: StepContext, spec: DatasetSpec, def_hash: str) -> dict[str
         inputs = step.input_versions or {}
         return dict(inputs) if inputs.get("definition") == def_hash else {}
     return {}
-
-
-def _already_published_files(
-    ctx: StepContext, spec: DatasetSpec, def_hash: str
-) -> list[tuple[str, int, int]]:
-    """Files the last successful step of this (unchanged) definition published: an
-    incremental source need not read them again. Only an optimisation — the cursor filter
-    and the publish de-duplication keep a re-read correct."""
-    files = (_last_inputs(ctx, spec, def_hash).get("source") or {}).get("files") or []
-    return [(f["path"], int(f["size"]), int(f["mtime_ns"])) for f in files]
 
 
 def _register_inputs(

@@ -25,7 +25,8 @@ import duckdb
 import sqlglot
 from sqlglot import exp
 
-from lockgate.sources.base import ident, table_columns
+from lockgate.engine.session import ident
+from lockgate.sources.base import table_columns
 
 log = logging.getLogger(__name__)
 
