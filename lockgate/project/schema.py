@@ -29,8 +29,12 @@ class DatasetsFile(BaseModel):
     datasets: list[DatasetSpec] = Field(description="the datasets defined in this file")
 
 
-# a source registered later (an adapter outside the package) joins the schema too
-on_register(lambda: DatasetsFile.model_rebuild(force=True))
+def _refresh() -> None:
+    """A source registered later (an adapter outside the package) joins the schema too."""
+    DatasetsFile.model_rebuild(force=True)
+
+
+on_register(_refresh)
 
 
 def json_schema(kind: SchemaKind = "all") -> dict[str, Any]:

@@ -240,7 +240,7 @@ class Cursor(Protocol):
 class SqlConnection(Protocol):
     """What the helpers need of an engine connection (a DuckDB connection has it)."""
 
-    def execute(self, query: object, parameters: object = None) -> Cursor: ...
+    def execute(self, query: str, parameters: object = None) -> Cursor: ...
 
 
 def create_rejects_table(con: SqlConnection, table: str) -> str:
