@@ -38,18 +38,24 @@ import glob
 import logging
 import os
 from collections.abc import Callable, Mapping
-from enum import StrEnum
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import duckdb
-from pydantic import Field, JsonValue
+from pydantic import JsonValue
 from sqlglot import exp
 
 from lockgate._suggest import did_you_mean
 from lockgate.engine.session import ident
 from lockgate.errors import ConfigError, InputError, Problem
 from lockgate.sources import _csv, _records, _schema
+from lockgate.sources._file_config import (
+    OPTIONS_BY_FORMAT,
+    FileFormat,
+    FileSourceSpec,
+    format_of,
+)
 from lockgate.sources._records import tbl
 from lockgate.sources.base import (
     ResumeToken,
@@ -70,55 +76,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-class FileFormat(StrEnum):
-    CSV = "csv"
-    JSON = "json"  # a JSON array of objects, or NDJSON (auto-detected)
-    NDJSON = "ndjson"
-    PARQUET = "parquet"
-
-
-class FileSourceSpec(SourceConfig):
-    """Local files: one path or a glob, relative to the project folder."""
-
-    type: Literal["file"] = "file"
-    path: str = Field(description="file path or glob, relative to the project folder")
-    format: FileFormat | None = Field(default=None, description="default: from the extension")
-    options: dict[str, Any] = Field(
-        default_factory=dict,
-        description="reader options, e.g. delimiter, header, encoding, quote, date_format",
-    )
-    columns: dict[str, str] | None = Field(
-        default=None,
-        description="declared schema (column: SQL type) overriding inference, e.g. "
-        "{order_id: BIGINT, amount: DECIMAL(12,2)}",
-    )
-
-
-_EXTENSIONS: dict[str, FileFormat] = {
-    ".csv": FileFormat.CSV,
-    ".tsv": FileFormat.CSV,
-    ".txt": FileFormat.CSV,
-    ".json": FileFormat.JSON,
-    ".ndjson": FileFormat.NDJSON,
-    ".jsonl": FileFormat.NDJSON,
-    ".parquet": FileFormat.PARQUET,
-    ".pq": FileFormat.PARQUET,
-}
-_COMPRESSION_SUFFIXES = (".gz", ".gzip", ".zst")
-
-
-def format_of(path: str | Path) -> FileFormat | None:
-    """The format a file's extension says (compression suffixes ignored), or None.
-
-    >>> format_of("orders.csv.gz")
-    <FileFormat.CSV: 'csv'>
-    """
-    name = Path(path).name.lower()
-    for comp in _COMPRESSION_SUFFIXES:
-        name = name.removesuffix(comp)
-    return _EXTENSIONS.get(os.path.splitext(name)[1])
-
-
 def _file_stats(value: JsonValue) -> list[dict[str, Any]]:
     """The ``files`` list of a fingerprint or resume token (``[]`` for anything else)."""
     files = value.get("files") if isinstance(value, dict) else None
@@ -130,64 +87,6 @@ def _stat_key(f: Mapping[str, Any]) -> tuple[str, int, int]:
 
 
 #: user option name → DuckDB ``read_csv`` parameter (the allow-list)
-CSV_OPTIONS: dict[str, str] = {
-    "delimiter": "delim",
-    "delim": "delim",
-    "sep": "delim",
-    "header": "header",
-    "quote": "quote",
-    "escape": "escape",
-    "encoding": "encoding",
-    "date_format": "dateformat",
-    "dateformat": "dateformat",
-    "timestamp_format": "timestampformat",
-    "timestampformat": "timestampformat",
-    "nullstr": "nullstr",
-    "null": "nullstr",
-    "skip": "skip",
-    "comment": "comment",
-    "decimal_separator": "decimal_separator",
-    "thousands": "thousands",
-    "compression": "compression",
-    "sample_size": "sample_size",
-    "allow_quoted_nulls": "allow_quoted_nulls",
-    "max_line_size": "max_line_size",
-    "strict_mode": "strict_mode",
-    "null_padding": "null_padding",
-    "union_by_name": "union_by_name",
-    "normalize_names": "normalize_names",
-    "all_varchar": "all_varchar",
-    "force_not_null": "force_not_null",
-}
-#: user option name → DuckDB ``read_json`` parameter
-JSON_OPTIONS: dict[str, str] = {
-    "date_format": "dateformat",
-    "dateformat": "dateformat",
-    "timestamp_format": "timestampformat",
-    "timestampformat": "timestampformat",
-    "compression": "compression",
-    "maximum_object_size": "maximum_object_size",
-    "union_by_name": "union_by_name",
-    "sample_size": "sample_size",
-    "maximum_depth": "maximum_depth",
-    "convert_strings_to_integers": "convert_strings_to_integers",
-    "field_appearance_threshold": "field_appearance_threshold",
-    "map_inference_threshold": "map_inference_threshold",
-}
-#: user option name → DuckDB ``read_parquet`` parameter
-PARQUET_OPTIONS: dict[str, str] = {
-    "binary_as_string": "binary_as_string",
-    "union_by_name": "union_by_name",
-    "hive_partitioning": "hive_partitioning",
-}
-_OPTIONS_BY_FORMAT: dict[FileFormat, dict[str, str]] = {
-    FileFormat.CSV: CSV_OPTIONS,
-    FileFormat.JSON: JSON_OPTIONS,
-    FileFormat.NDJSON: JSON_OPTIONS,
-    FileFormat.PARQUET: PARQUET_OPTIONS,
-}
-
-
 def _json_types(
     con: duckdb.DuckDBPyConnection, paths: exp.Array, opts: Mapping[str, object]
 ) -> dict[str, str] | None:
@@ -236,6 +135,19 @@ def _literal(value: object) -> exp.Expr:
     if isinstance(value, list | tuple):
         return exp.Array(expressions=[_literal(v) for v in value])
     return exp.convert(value)
+
+
+@dataclass(frozen=True)
+class _Batch:
+    """One staging call of a reader: where to write and what to read."""
+
+    con: duckdb.DuckDBPyConnection
+    table: str
+    rejects: str
+    files: list[Path]
+    options: dict[str, object]
+    declared: dict[str, str] | None
+    min_cursor: object | None
 
 
 @register_source
@@ -330,7 +242,7 @@ class FileSource(Source):
 
     def reader_options(self, fmt: FileFormat) -> dict[str, object]:
         """``source.options`` mapped to DuckDB parameter names (``ConfigError`` if unknown)."""
-        allowed = _OPTIONS_BY_FORMAT[fmt]
+        allowed = OPTIONS_BY_FORMAT[fmt]
         out: dict[str, object] = {}
         problems = []
         for key, value in self.source.options.items():
@@ -429,12 +341,14 @@ class FileSource(Source):
         try:
             if not readable:
                 self._stage_nothing(con, table, declared)
-            elif fmt == FileFormat.CSV:
-                self._stage_csv(con, table, rejects, readable, options, declared, min_cursor)
-            elif fmt == FileFormat.PARQUET:
-                self._stage_parquet(con, table, rejects, readable, options, declared, min_cursor)
             else:
-                self._stage_json(con, table, rejects, readable, fmt, options, declared, min_cursor)
+                batch = _Batch(con, table, rejects, readable, options, declared, min_cursor)
+                if fmt == FileFormat.CSV:
+                    self._stage_csv(batch)
+                elif fmt == FileFormat.PARQUET:
+                    self._stage_parquet(batch)
+                else:
+                    self._stage_json(batch, fmt)
         except duckdb.IOException as e:
             raise InputError(
                 f"dataset '{self.dataset}': cannot read '{self.source.path}': {e}",
@@ -530,17 +444,10 @@ class FileSource(Source):
 
     # CSV -----------------------------------------------------------------------------
 
-    def _stage_csv(
-        self,
-        con: duckdb.DuckDBPyConnection,
-        table: str,
-        rejects: str,
-        files: list[Path],
-        options: dict[str, object],
-        declared: dict[str, str] | None,
-        min_cursor: object | None,
-    ) -> None:
+    def _stage_csv(self, b: _Batch) -> None:
         """Each file sniffed and read on its own (see :mod:`lockgate.sources._csv`)."""
+        con, table, rejects, files = b.con, b.table, b.rejects, b.files
+        options, declared, min_cursor = b.options, b.declared, b.min_cursor
         errs, scans = _records.temp_name("rej"), _records.temp_name("scan")
         options = {"header": True, **options}
         try:
@@ -626,16 +533,9 @@ class FileSource(Source):
 
     # Parquet -------------------------------------------------------------------------
 
-    def _stage_parquet(
-        self,
-        con: duckdb.DuckDBPyConnection,
-        table: str,
-        rejects: str,
-        files: list[Path],
-        options: dict[str, object],
-        declared: dict[str, str] | None,
-        min_cursor: object | None,
-    ) -> None:
+    def _stage_parquet(self, b: _Batch) -> None:
+        con, table, rejects, files = b.con, b.table, b.rejects, b.files
+        options, declared, min_cursor = b.options, b.declared, b.min_cursor
         opts = [named_arg(k, v) for k, v in options.items() if k != "union_by_name"]
 
         def reader(paths: list[Path], *extra: exp.Expr) -> exp.Expr:
@@ -652,15 +552,7 @@ class FileSource(Source):
             self.check_declared_present(target)
             union, carried = self._parquet_union(files, schemas, target, reader)
             source = _records.temp_name("src")
-            con.execute(
-                exp.Create(
-                    this=tbl(source),
-                    kind="VIEW",
-                    replace=True,
-                    expression=union,
-                    properties=exp.Properties(expressions=[exp.TemporaryProperty()]),
-                ).sql("duckdb")
-            )
+            _records.create_temp(con, source, union, kind="VIEW")
             try:
                 self._parquet_project(
                     con, table, rejects, source, files, target, carried, min_cursor
@@ -774,17 +666,9 @@ class FileSource(Source):
 
     # JSON ----------------------------------------------------------------------------
 
-    def _stage_json(
-        self,
-        con: duckdb.DuckDBPyConnection,
-        table: str,
-        rejects: str,
-        files: list[Path],
-        fmt: FileFormat,
-        options: dict[str, object],
-        declared: dict[str, str] | None,
-        min_cursor: object | None,
-    ) -> None:
+    def _stage_json(self, b: _Batch, fmt: FileFormat) -> None:
+        con, table, rejects, files = b.con, b.table, b.rejects, b.files
+        options, declared, min_cursor = b.options, b.declared, b.min_cursor
         opts: dict[str, object] = {
             "format": "newline_delimited" if fmt == FileFormat.NDJSON else "auto",
             # every record must be an object: a scalar/array element (or an empty key,
