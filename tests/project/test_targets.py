@@ -150,3 +150,31 @@ def test_connections_in_the_json_schema() -> None:
     defs = json_schema("project")["$defs"]
     assert {"connections", "targets", "default_target"} <= set(defs["ProjectConfig"]["properties"])
     assert "connections" in defs["TargetSpec"]["properties"]
+
+
+def test_run_with_an_unset_variable_fails_the_step_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SHOP_URL", raising=False)
+    root = make_project(tmp_path / "p", [PG_SOURCE], config=_config())
+    result = lockgate.run(root, target="dev")
+    step = result.steps[0]
+    assert not result.ok and step.status == "failed"
+    assert "connection 'shop', field 'url': environment variable SHOP_URL is not set" in (
+        step.error or ""
+    )
+
+
+def test_cli_target_flag(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.cli.helpers import cli
+
+    monkeypatch.delenv("LOCKGATE_TARGET", raising=False)
+    root = make_project(tmp_path / "p", [PG_SOURCE], config=_config())
+    ok = cli("validate", "-p", str(root), "--target", "dev")
+    assert ok.exit_code == 0, ok.output
+    bad = cli("validate", "-p", str(root), "--target", "prd", "--json")
+    assert bad.exit_code != 0
+    assert "unknown target 'prd' (--target)" in bad.output and "prod" in bad.output
+    planned = cli("run", "-p", str(root), "-t", "dev", "--dry-run", "--json")
+    assert planned.exit_code == 0, planned.output
+    assert json.loads(planned.stdout)[0]["dataset"] == "orders"
