@@ -11,8 +11,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Protocol
 
-from lockgate.project.models import GatePolicy, SchemaPolicy, WriteSpec
+from lockgate.project.models import DatasetSpec, GatePolicy, SchemaPolicy, WriteSpec
 from lockgate.project.python import TransformFunction
+from lockgate.sources import SourceRequest
 from lockgate.state.records import StepInfo
 from lockgate.storage.base import TableStore
 
@@ -36,6 +37,7 @@ class ProjectView(Protocol):
     def effective_write(self, name: str) -> WriteSpec: ...
     def effective_schema_policy(self, name: str) -> SchemaPolicy: ...
     def effective_gate(self, name: str) -> GatePolicy: ...
+    def source_request(self, spec: DatasetSpec) -> SourceRequest: ...
 
 
 class StateStoreLike(Protocol):
