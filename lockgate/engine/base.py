@@ -134,9 +134,13 @@ class Engine(ABC):
             q = q.where(where)
         self.execute(exp.Create(this=table_ref(name), kind="VIEW", expression=q, replace=True))
 
-    @abstractmethod
     def columns(self, relation: str) -> dict[str, str]:
         """Column name → type (in the engine's dialect) of a table, view or relation."""
+        return self.query_columns(exp.select(exp.Star()).from_(table_ref(relation)))
+
+    @abstractmethod
+    def query_columns(self, e: exp.Query) -> dict[str, str]:
+        """Column name → type (in the engine's dialect) of a query's result; reads no data."""
 
     def count(self, relation: str) -> int:
         row = self.execute(exp.select(exp.Count(this=exp.Star())).from_(table_ref(relation)))

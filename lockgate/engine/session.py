@@ -392,3 +392,14 @@ def open_session(
             hint="use `engine: duckdb` (or an adapter derived from DuckDBEngine)",
         )
     return cls(work_dir, run_id, memory_limit=memory_limit, threads=threads)
+
+
+def duckdb_connection(e: Engine) -> duckdb.DuckDBPyConnection:
+    """The DuckDB connection under engine ``e``, for the readers that are DuckDB-specific by
+    nature (files, targets); EngineError for an engine of another kind."""
+    if isinstance(e, DuckDBEngine):
+        return e.con
+    raise EngineError(
+        f"engine {e.name!r} cannot read files or targets: the readers need DuckDB",
+        hint="use `engine: duckdb` (or an adapter derived from DuckDBEngine)",
+    )

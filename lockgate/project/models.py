@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
 
+from lockgate._suggest import did_you_mean
 from lockgate.quality.checks import CheckSpec
 
 NAME_RE = r"^[A-Za-z_][A-Za-z0-9_]*$"
@@ -244,13 +245,27 @@ class ProjectConfig(Frozen):
         description="state store SQLAlchemy URL: sqlite:///path (relative to the project) or "
         "postgresql://user@host/db",
     )
-    engine: Literal["duckdb"] = "duckdb"
+    engine: str = Field(
+        default="duckdb",
+        description="SQL engine adapter (registered with lockgate.engine.register_engine)",
+    )
     datasets_dir: str = Field(default="datasets", description="folder of dataset YAML/SQL/.py")
     defaults: Defaults = Field(default_factory=Defaults)
     memory_limit: str | None = Field(default=None, description="DuckDB memory limit, e.g. '4GB'")
     threads: int | None = Field(default=None, ge=1)
 
     _name = field_validator("name")(_check_name)
+
+    @field_validator("engine")
+    @classmethod
+    def _registered_engine(cls, v: str) -> str:
+        from lockgate.engine.base import registered_engines
+
+        known = registered_engines()
+        if v not in known:
+            hint = did_you_mean(v, known) or "registered engines: " + ", ".join(known)
+            raise ValueError(f"unknown engine {v!r}; {hint}")
+        return v
 
     @field_validator("warehouse", "datasets_dir")
     @classmethod
