@@ -140,6 +140,8 @@ def _fill(
     rows = exp.select(exp.Star()).from_(table_ref("q")).where(*where)
     rows = rows.order_by(exp.Ordered(this=col("_lg_quarantined_at"), desc=True), col("_lg_run_id"))
     view.rows = eng.arrow(rows.limit(limit)).to_pylist()
+
+
 def _superseded_runs(store: Any, dataset: str, qname: str) -> set[str]:
     """Runs whose quarantined rows belong to a batch a later run replaced: quarantine
     commits older (by run sequence) than the dataset's newest overwrite commit."""

@@ -37,6 +37,7 @@ if TYPE_CHECKING:  # pyarrow.dataset imports pandas: ~0.2 s at start-up
 
     from lockgate.engine.transforms import PythonTransform
 
+
 class EngineError(TerminalError):
     """The engine refused or failed a statement (the driver's error is the ``__cause__``)."""
 
@@ -108,6 +109,10 @@ class Engine(ABC):
     def arrow(self, e: exp.Expr) -> pa.Table:
         """A (small) query's whole result as an Arrow table."""
         return self.reader(e).read_all()
+
+    def arrow_schema(self, e: exp.Query) -> pa.Schema:
+        """The Arrow schema of a query's result (no row is read)."""
+        return self.reader(exp.select(exp.Star()).from_(e.subquery("__lg_q")).limit(0)).schema
 
     def fetch_row(self, e: exp.Expr) -> dict[str, Any]:
         """The first row of a query as {column: value} (empty when there is none)."""
@@ -198,6 +203,7 @@ class Engine(ABC):
 
     def enable_progress(self) -> None:
         """Let :meth:`progress` report on running queries (no-op without SUPPORTS_PROGRESS)."""
+        return None
 
     def progress(self) -> float | None:
         """Percent done of the query running now, None when unknown."""
@@ -205,6 +211,7 @@ class Engine(ABC):
 
     def settle(self) -> None:
         """Finish any half-read result before the next statement (no-op by default)."""
+        return None
 
     @abstractmethod
     def close(self) -> None:
@@ -219,6 +226,11 @@ class Engine(ABC):
         self.close()
 
     # -- static knowledge of the dialect (used when validating a project) ------------------
+    @classmethod
+    def version(cls) -> str:
+        """The engine and its version, for bug reports (``DuckDB 1.2.0``)."""
+        return cls.name
+
     @classmethod
     def canonical_type(cls, type_name: str) -> str:
         """A declared type in the engine's canonical spelling (unknown types unchanged)."""

@@ -113,7 +113,9 @@ class DuckDBEngine(Engine):
         q = exp.Set(
             expressions=[
                 exp.SetItem(
-                    this=exp.EQ(this=exp.to_identifier(option), expression=exp.Literal.string(value))
+                    this=exp.EQ(
+                        this=exp.to_identifier(option), expression=exp.Literal.string(value)
+                    )
                 )
             ]
         )
@@ -259,6 +261,10 @@ class DuckDBEngine(Engine):
             shutil.rmtree(self.tmp_dir, ignore_errors=True)
 
     # -- static knowledge of the dialect --------------------------------------------------------
+    @classmethod
+    def version(cls) -> str:
+        return f"DuckDB {duckdb.__version__}"
+
     @classmethod
     def canonical_type(cls, type_name: str) -> str:
         """A declared type in DuckDB's canonical spelling (``int8`` → ``BIGINT``)."""

@@ -367,6 +367,15 @@ class _ProjectLoader:
     def _bind_python(self, transforms: list[TransformFunction]) -> dict[str, TransformFunction]:
         registered: dict[str, TransformFunction] = {}
         for tf in transforms:
+            if not self.engine.SUPPORTS_PYTHON_TRANSFORMS:
+                self.add(
+                    f"Python transform '{tf.name}': engine '{self.engine.name}' does not run "
+                    "Python transforms",
+                    tf.file,
+                    tf.line,
+                    hint="write it in SQL, or choose an engine that runs Python (`engine: duckdb`)",
+                )
+                continue
             other = registered.get(tf.name)
             if other is not None:
                 self.add(

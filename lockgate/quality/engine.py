@@ -541,9 +541,7 @@ def _table_verdict(
     raise TypeError(type(c).__name__)  # pragma: no cover
 
 
-def _run_custom(
-    con: Engine, cc: CompiledCheck, r: CheckResult, total: int, n: int
-) -> None:
+def _run_custom(con: Engine, cc: CompiledCheck, r: CheckResult, total: int, n: int) -> None:
     t0 = time.perf_counter()
     assert cc.custom is not None
     q = exp.select(exp.Count(this=exp.Star())).from_(cc.custom.copy().subquery("__lg_q"))

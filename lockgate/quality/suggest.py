@@ -63,7 +63,9 @@ def suggest_checks(
     exactly; ``now`` fixes the clock for ``freshness`` (default: the current UTC time).
     """
     now = now or datetime.now(UTC)
-    exact_unique = _confirm_unique(profile, as_engine(con), table) if con is not None and table else None
+    exact_unique = (
+        _confirm_unique(profile, as_engine(con), table) if con is not None and table else None
+    )
     label = dataset or profile.target
     lines = [
         f"# Checks suggested by `lockgate suggest` from a profile of {label}",
@@ -239,9 +241,7 @@ def _human(seconds: float) -> str:
     return f"{seconds / 86400:.1f}d"
 
 
-def _confirm_unique(
-    profile: Profile, con: Engine, table: str
-) -> dict[str, bool]:
+def _confirm_unique(profile: Profile, con: Engine, table: str) -> dict[str, bool]:
     """Exact check of every unique candidate in one query: count(DISTINCT c) = count(c)."""
     names = [c.name for c in profile.columns if _unique_candidate(c)]
     if not names:

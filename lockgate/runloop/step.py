@@ -194,7 +194,7 @@ def run_step(ctx: StepContext, spec: DatasetSpec) -> StepResult:
     from lockgate.quality import audit, gate
 
     result = audit(
-        ses.con,
+        ses,
         stage,
         checks,
         references=references,
@@ -272,7 +272,7 @@ def run_step(ctx: StepContext, spec: DatasetSpec) -> StepResult:
     # otherwise the query's Arrow batches stream into delta-rs
     pub = ctx.store.publish_query(
         name,
-        ses.con,
+        ses,
         source_q,
         write=write,
         run_id=ctx.run_id,

@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
-import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
@@ -52,6 +51,8 @@ from lockgate.storage.scan import plain_parquet_dataset
 
 if TYPE_CHECKING:  # pyarrow.dataset imports pandas: ~0.2 s at start-up, needed rarely
     import pyarrow.dataset as pads
+
+    from lockgate.engine.base import Engine
 
 log = logging.getLogger(__name__)
 
@@ -453,7 +454,7 @@ class DeltaStore:
     def publish_query(
         self,
         name: str,
-        con: duckdb.DuckDBPyConnection,
+        con: Engine,
         query: exp.Query,
         *,
         write: WriteSpec,
@@ -465,21 +466,20 @@ class DeltaStore:
         partition_values: Sequence[Mapping[str, Any]] | None = None,
         batch_rows: int = 122_880,
     ) -> PublishResult:
-        """:meth:`publish` the result of DuckDB ``query`` (run on ``con``), same semantics.
+        """:meth:`publish` the result of ``query`` (run on engine ``con``), same semantics.
 
         Plain ``append``/``overwrite`` of an unpartitioned table with the table's exact
-        columns (or a new table) lets DuckDB write the Parquet files in parallel and commits
-        them as one Delta commit (:mod:`lockgate.storage._native`); any other case streams
-        the query's Arrow batches into :meth:`publish`.
+        columns (or a new table) lets the engine write the Parquet files (DuckDB: in
+        parallel) and commits them as one Delta commit (:mod:`lockgate.storage._native`);
+        any other case streams the query's Arrow batches into :meth:`publish`.
         """
-        sql = query.sql("duckdb")
-        rel = con.sql(sql)
-        schema = _native.storable_schema(rel.limit(0).to_arrow_table().schema)
+        schema = _native.storable_schema(con.arrow_schema(query))
         table = self._maybe_table(name)
         native = (
             write.mode in (WriteMode.APPEND, WriteMode.OVERWRITE)
             and not write.partition_by
-            and _native.native_columns(rel)
+            and con.SUPPORTS_PARQUET_WRITE
+            and con.writes_arrow_types(query)
         )
         if native and table is not None:
             with _translated(name, "read schema"):
@@ -489,7 +489,7 @@ class DeltaStore:
                 _native.storable_schema(current), schema
             )
         if not native:
-            reader = rel.to_arrow_reader(batch_rows)
+            reader = con.reader(query, batch_rows)
             try:
                 cast = pa.RecordBatchReader.from_batches(schema, (b.cast(schema) for b in reader))
                 return self.publish(
@@ -508,7 +508,7 @@ class DeltaStore:
         return self._publish_native(
             name,
             con,
-            sql,
+            query,
             schema,
             table,
             write=write,
@@ -521,8 +521,8 @@ class DeltaStore:
     def _publish_native(
         self,
         name: str,
-        con: duckdb.DuckDBPyConnection,
-        sql: str,
+        con: Engine,
+        query: exp.Query,
         schema: pa.Schema,
         table: DeltaTable | None,
         *,
@@ -539,7 +539,7 @@ class DeltaStore:
         if done is not None:
             return done
         with _translated(name, action):
-            files = _native.write_files(con, sql, path)
+            files = _native.write_files(con, query, path)
         if files.rows == 0:
             empty = pa.RecordBatchReader.from_batches(schema, [])
             return self.publish(
