@@ -283,33 +283,16 @@ def audit(
     problems = validate_checks(checks, columns, references=ref_cols)
     if problems:
         raise ConfigError(problems)
-    now = now or datetime.now(UTC)
     ctx = Context(
-        table=table,
-        columns=columns,
-        references=references,
-        now=now,
-        dataset=dataset,
-        sample_size=max(sample_size, 1),
+        table, columns, references, now or datetime.now(UTC), dataset, max(sample_size, 1)
     )
     compiled = compile_checks(checks, ctx)
     n_bits = sum(1 for c in compiled if c.bit is not None)
     mask_cols = [mask_column(b) for b in range(0, n_bits, BITS_PER_MASK)] or [MASK_COLUMN]
     plain_cols = [c for c in columns if c not in mask_cols]
 
-    marked: str | None = None
-    marks: str | None = None
     t_pass = time.perf_counter()
-    if mark and _has_stable_rowid(con, table, columns):
-        marked, marks = table, table + "__lg_marks"
-        _create_marks(con, table, marks, compiled, mask_cols)
-        row = _aggregate(con, table, compiled, marked_mode=True, marks=marks)
-    elif mark:
-        marked = table + "__lg_marked"
-        _create_marked(con, table, marked, compiled, mask_cols)
-        row = _aggregate(con, marked, compiled, marked_mode=True)
-    else:
-        row = _aggregate(con, table, compiled, marked_mode=False)
+    row, marked, marks = _run_pass(con, table, compiled, mask_cols, columns, mark)
     pass_seconds = time.perf_counter() - t_pass
 
     total = int(row["__lg_total"])
@@ -339,6 +322,27 @@ def audit(
     )
     log.debug("audited %s: %d rows, %d checks in %.3fs", table, total, len(checks), res.seconds)
     return res
+
+
+def _run_pass(
+    con: Engine,
+    table: str,
+    compiled: Sequence[CompiledCheck],
+    mask_cols: Sequence[str],
+    columns: Mapping[str, str],
+    mark: bool,
+) -> tuple[dict[str, Any], str | None, str | None]:
+    """The counting pass (plus, in mark mode, the marking pass before it): (the aggregate
+    row, the marked table, the sparse marks table)."""
+    if not mark:
+        return _aggregate(con, table, compiled, marked_mode=False), None, None
+    if _has_stable_rowid(con, table, columns):
+        marks = table + "__lg_marks"
+        _create_marks(con, table, marks, compiled, mask_cols)
+        return _aggregate(con, table, compiled, marked_mode=True, marks=marks), table, marks
+    marked = table + "__lg_marked"
+    _create_marked(con, table, marked, compiled, mask_cols)
+    return _aggregate(con, marked, compiled, marked_mode=True), marked, None
 
 
 def _mask_expr(compiled: Sequence[CompiledCheck], j: int) -> exp.Expr:
