@@ -231,8 +231,10 @@ class DuckDBEngine(Engine):
 
     # -- threads, progress ----------------------------------------------------------------------
     def cursor(self) -> Self:
-        """A handle on the same database for another thread."""
-        return type(self)(con=self.con.cursor())
+        """A handle on the same database for another thread (its close() closes only it)."""
+        handle = type(self)(con=self.con.cursor())
+        handle._owned = True  # the cursor's own connection; no files to remove
+        return handle
 
     def enable_progress(self) -> None:
         """Let :meth:`progress` report on running queries (DuckDB tracks it only when asked)."""

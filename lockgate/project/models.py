@@ -235,6 +235,13 @@ class Defaults(Frozen):
     retry_backoff_seconds: float = Field(default=1.0, ge=0)
 
 
+def _engine_names(schema: dict[str, JsonValue]) -> None:
+    """The JSON Schema of ``engine:`` lists the engines registered when it is generated."""
+    from lockgate.engine.base import registered_engines
+
+    schema["enum"] = list(registered_engines())
+
+
 class ProjectConfig(Frozen):
     """``lockgate.yaml``."""
 
@@ -248,6 +255,7 @@ class ProjectConfig(Frozen):
     engine: str = Field(
         default="duckdb",
         description="SQL engine adapter (registered with lockgate.engine.register_engine)",
+        json_schema_extra=_engine_names,
     )
     datasets_dir: str = Field(default="datasets", description="folder of dataset YAML/SQL/.py")
     defaults: Defaults = Field(default_factory=Defaults)

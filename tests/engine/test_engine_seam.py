@@ -136,3 +136,22 @@ def test_an_unknown_engine_is_refused_with_a_suggestion(tmp_path: Path) -> None:
     root = _project(tmp_path / "p", "duckbd")
     problems = [p.message for p in validate_project(root)]
     assert any("unknown engine 'duckbd'" in m and "did you mean 'duckdb'" in m for m in problems)
+
+
+def test_cursors_let_threads_query_one_database(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with engine_for("duckdb", work_dir=tmp_path, run_id="r") as eng:
+        eng.execute("CREATE TABLE t AS SELECT range AS x FROM range(1000)")
+
+        def total(k: int) -> int:
+            with eng.cursor() as cur:
+                q = exp.select(exp.Sum(this=exp.column("x"))).from_("t").where(f"x % 4 = {k}")
+                row = cur.execute(q).fetchone()
+                return int(row[0]) if row else 0
+
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            parts = list(pool.map(total, range(4)))
+        assert sum(parts) == sum(range(1000))
+        assert eng.count("t") == 1000  # closing the cursors left the engine open
+    assert not list(tmp_path.glob("r.duckdb*"))  # closing the engine removed its database
