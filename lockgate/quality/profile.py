@@ -247,10 +247,6 @@ def _float(v: Any) -> float | None:
     return None if math.isnan(f) else f
 
 
-def _sql(e: exp.Expr) -> str:
-    return e.sql(dialect="duckdb")
-
-
 # ----------------------------------------------------------------------------- profile
 
 
