@@ -34,7 +34,10 @@ if TYPE_CHECKING:  # pyarrow.dataset imports pandas: ~0.2 s at start-up, needed 
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DuckDBEngine", "Session", "clean_stale_work", "ident", "table_ref"]
+__all__ = ["Connection", "DuckDBEngine", "Session", "clean_stale_work", "ident", "table_ref"]
+
+#: the engine's connection, as code outside the engine package names its type
+Connection = duckdb.DuckDBPyConnection
 
 #: DuckDB column types whose Parquet encoding is the Arrow/Delta type they are read back as
 _PARQUET_NATIVE = frozenset(
