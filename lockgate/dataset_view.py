@@ -3,9 +3,14 @@ score and sample rows — what ``lockgate show`` renders (``lockgate.api.dataset
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+from lockgate._project_ref import as_project
 from lockgate.errors import UsageError
+
+if TYPE_CHECKING:
+    from lockgate.project import Project
 
 SCORE_DOC = "docs/checks.md#quality-score"
 SCORE_DEFINITION = (
@@ -15,13 +20,18 @@ SCORE_DEFINITION = (
 )
 
 
-def dataset_info(project: Any, dataset: str, *, sample_rows: int = 5) -> dict[str, Any]:
-    """Everything known about ``dataset``; ``schema`` is a list of ``{name, type}`` (None
-    before the first publish). Unknown names are :class:`UsageError` with a did-you-mean."""
+def dataset_info(
+    project: Project | str | Path, dataset: str, *, sample_rows: int = 5
+) -> dict[str, Any]:
+    """One dataset as data (definition, schema, versions, recent steps, checks, latest
+    quality score, sample rows): what ``lockgate show`` renders. ``schema`` is a list of
+    ``{name, type}`` (None before the first publish). Unknown names are
+    :class:`UsageError` with a did-you-mean."""
     from lockgate._suggest import did_you_mean
     from lockgate.state import StateStore
     from lockgate.storage import DeltaStore
 
+    project = as_project(project)
     if dataset not in project.datasets:
         raise UsageError(
             f"unknown dataset '{dataset}'",

@@ -9,9 +9,14 @@ later replaced — the dataset was overwritten (``write.mode: overwrite`` or a
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+from lockgate._project_ref import as_project
 from lockgate.errors import UsageError
+
+if TYPE_CHECKING:
+    from lockgate.project import Project
 
 QUARANTINE_SUFFIX = "__quarantine"
 
@@ -39,8 +44,8 @@ class QuarantineView:
         }
 
 
-def quarantine_view(
-    project: Any,
+def quarantine(
+    project: Project | str | Path,
     dataset: str,
     *,
     run: str | None = None,
@@ -48,15 +53,18 @@ def quarantine_view(
     include_history: bool = False,
     limit: int = 20,
 ) -> QuarantineView:
-    """The newest ``limit`` quarantined rows of ``dataset`` (optionally of one run, by id
-    prefix, or failing one check), each with ``_lg_why`` = [{check, reason}], and counts.
-    Unknown datasets and checks are :class:`UsageError` with a did-you-mean."""
+    """A dataset's quarantined rows: the newest ``limit`` (optionally of one run, by id
+    prefix, or failing one check), each with ``_lg_why`` = [{check, reason}], and their
+    counts by check; rows of batches a later run replaced only with ``include_history``.
+    The data behind ``lockgate quarantine``. Unknown datasets and checks are
+    :class:`UsageError` with a did-you-mean."""
     import duckdb
 
     from lockgate._suggest import did_you_mean
     from lockgate.quality.explain import explain_failures
     from lockgate.storage import DeltaStore
 
+    project = as_project(project)
     if dataset not in project.datasets:
         raise UsageError(
             f"unknown dataset '{dataset}'",

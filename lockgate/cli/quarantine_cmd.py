@@ -35,9 +35,9 @@ def quarantine_cmd(
 ) -> None:
     """Quarantined rows of a dataset: the checks each failed and why, with the value."""
     from lockgate.project import load_project
-    from lockgate.quarantine_view import quarantine_view
+    from lockgate.quarantine_view import quarantine
 
-    view = quarantine_view(
+    view = quarantine(
         load_project(project_dir),
         dataset,
         run=run,

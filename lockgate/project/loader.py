@@ -18,6 +18,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from lockgate._duration import parse_duration
 from lockgate._suggest import did_you_mean
 from lockgate.engine.transforms import duckdb_syntax_error
 from lockgate.errors import ConfigError, Problem
@@ -33,7 +34,6 @@ from lockgate.project.models import (
     ProjectConfig,
     PythonTransformSpec,
     SqlTransformSpec,
-    parse_duration,
 )
 from lockgate.project.project import Project
 from lockgate.project.pydantic_errors import LOADER_FIELDS, validation_problems

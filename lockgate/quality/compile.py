@@ -20,6 +20,7 @@ from typing import Any, Literal
 import sqlglot
 from sqlglot import exp
 
+from lockgate._duration import parse_seconds
 from lockgate.engine.types import is_decimal, is_numeric, is_string, is_tz
 from lockgate.quality import checks as C
 from lockgate.quality.checks import BaseCheck
@@ -327,7 +328,7 @@ def _column_pair_rule(cc: CompiledCheck, c: C.ColumnPair, ctx: Context) -> exp.E
 
 
 def _lateness_rule(cc: CompiledCheck, c: C.Lateness, ctx: Context) -> exp.Expr:
-    seconds = C.parse_seconds(c.max_delay)
+    seconds = parse_seconds(c.max_delay)
     if c.reference == "now":
         cutoff = _ts_literal(ctx.now - timedelta(seconds=seconds), _ctype(ctx, c.column))
     else:
@@ -500,7 +501,7 @@ def _aggregate_rule(cc: CompiledCheck, c: C.AggregateBetween, ctx: Context) -> N
 
 def _freshness_rule(cc: CompiledCheck, c: C.Freshness, ctx: Context) -> None:
     ctype = ctx.columns.get(c.column, "TIMESTAMP")
-    cutoff = _ts_literal(ctx.now - timedelta(seconds=C.parse_seconds(c.max_age)), ctype)
+    cutoff = _ts_literal(ctx.now - timedelta(seconds=parse_seconds(c.max_age)), ctype)
     mx = _agg_filter(exp.Max(this=col(c.column)), cc.scope)
     cc.metric = exp.Cast(this=mx, to=exp.DataType.build("VARCHAR"))
     cc.ok = exp.Coalesce(this=exp.GTE(this=mx.copy(), expression=cutoff), expressions=[exp.false()])

@@ -241,11 +241,27 @@ def _0003_step_skips(conn: Connection) -> None:
     conn.execute(sa.text(f"ALTER TABLE lockgate_steps ADD COLUMN skip_reasons {json_type}"))
 
 
+def _0004_read_indexes(conn: Connection) -> None:
+    """Indexes the read API (:mod:`lockgate.api`) needs over a long history: a run's scores
+    and a project's scores since a time."""
+    md = sa.MetaData()
+    scores = sa.Table(
+        "lockgate_quality_scores",
+        md,
+        sa.Column("run_id", sa.String(32)),
+        sa.Column("project", sa.String(200)),
+        sa.Column("created_at", TS),
+    )
+    sa.Index("ix_lockgate_scores_run", scores.c.run_id).create(conn)
+    sa.Index("ix_lockgate_scores_time", scores.c.project, scores.c.created_at).create(conn)
+
+
 #: every migration, in order; append only
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "0001_initial", _0001_initial),
     Migration(2, "0002_project_identity", _0002_project_identity),
     Migration(3, "0003_step_skips", _0003_step_skips),
+    Migration(4, "0004_read_indexes", _0004_read_indexes),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

@@ -110,6 +110,7 @@ class CheckRecord:
     samples: list[Any] | None
     seconds: float | None
     message: str | None
+    finished_at: datetime | None = None  # when the step that ran the check finished
 
 
 @dataclass(frozen=True)
