@@ -57,11 +57,13 @@ def find_run(conn: Connection, run_id: str, project: str | None) -> RunInfo | No
     if not _HEX.match(key):
         return None
     c = t.runs.c
+    # a prefix as a range of the primary key ('g' sorts after every hex digit)
     q = sa.select(t.runs).where(
-        c.run_id == key if len(key) == 32 else c.run_id.startswith(key, autoescape=True)
+        c.run_id == key if len(key) == 32 else c.run_id.between(key, key + "g")
     )
     if project is not None:
-        q = q.where(c.project == project)
+        # for a prefix, wrapped so the planner walks the key range, not the project's runs
+        q = q.where((c.project if len(key) == 32 else sa.func.coalesce(c.project, "")) == project)
     rows = list(conn.execute(q.order_by(c.seq.desc()).limit(6)).mappings())
     if len(rows) > 1:
         ids = ", ".join(r["run_id"][:12] for r in rows[:5])
@@ -83,13 +85,14 @@ def get_run(conn: Connection, run_id: str, project: str | None) -> RunDetail | N
     checks: dict[int, list[CheckRecord]] = {}
     if steps:
         a = t.attempts.c
+        step_ids = [s.step_id for s in steps]
         for r in conn.execute(
             sa.select(t.attempts)
-            .where(a.step_id.in_([s.step_id for s in steps]))
+            .where(a.step_id.in_(step_ids))
             .order_by(a.step_id, a.attempt, a.id)
         ).mappings():
             attempts.setdefault(r["step_id"], []).append(attempt_info(r))
-        cq = _checks().where(t.check_results.c.run_id == run.run_id)
+        cq = _checks().where(t.check_results.c.step_id.in_(step_ids))
         for r in conn.execute(cq.order_by(t.check_results.c.id)).mappings():
             checks.setdefault(r["step_id"], []).append(check_record(r))
     return RunDetail(run=run, steps=steps, attempts=attempts, checks=checks)
