@@ -11,9 +11,9 @@ import pytest
 
 import lockgate
 import lockgate.api as api
+from lockgate.cli.common import _default
 from lockgate.errors import ConfigError, UsageError
 from lockgate.runloop.results import RunResult
-from lockgate.cli.common import _default
 from tests.cli.helpers import cli
 from tests.run.helpers import csv_source, make_project, sql
 

@@ -25,7 +25,10 @@ def _history(store: StateStore) -> list[str]:
     """RUNS runs of project p (plus noise of project q), a step per dataset with two checks
     and two scores each; returns the run ids, oldest first."""
     ids = [uuid.uuid4().hex for _ in range(RUNS)]
-    runs, steps, checks, scores = [], [], [], []
+    runs: list[dict[str, Any]] = []
+    steps: list[dict[str, Any]] = []
+    checks: list[dict[str, Any]] = []
+    scores: list[dict[str, Any]] = []
     for i, rid in enumerate(ids):
         at = T0 + timedelta(hours=i)
         runs.append(
