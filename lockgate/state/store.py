@@ -39,6 +39,7 @@ from sqlalchemy.engine import URL, Connection, CursorResult, Engine, RowMapping
 
 from lockgate.errors import UsageError
 from lockgate.state import history
+from lockgate.state import records as rec
 from lockgate.state import tables as t
 from lockgate.state._convert import (
     as_mapping,
@@ -61,15 +62,10 @@ from lockgate.state.projects import (
     register_project,
 )
 from lockgate.state.records import (
-    CheckRecord,
     LockInfo,
     ProfileRecord,
-    RunDetail,
-    RunInfo,
     RunRecord,
     RunStatus,
-    ScoreRecord,
-    StepInfo,
     StepStatus,
     Watermark,
 )
@@ -217,36 +213,22 @@ class StateStore:
         error: str | None = None,
     ) -> None:
         """Close a run with a final status (not ``running``)."""
-        st = status_value(status, RunStatus)
-        if st == RunStatus.RUNNING.value:
-            raise ValueError("finish_run needs a final status, not 'running'")
-        now = now_utc()
-        with self._tx() as conn:
-            started = conn.execute(
-                sa.select(t.runs.c.started_at).where(t.runs.c.run_id == run_id)
-            ).scalar_one_or_none()
-            if started is None:
-                raise UsageError(f"no run {run_id!r} in the state store {self.url}")
-            conn.execute(
-                sa.update(t.runs)
-                .where(t.runs.c.run_id == run_id)
-                .values(
-                    status=st,
-                    finished_at=now,
-                    duration_s=duration(started, now),
-                    summary=dict(summary) if summary is not None else None,
-                    error=error,
-                )
-            )
+        self._finish(
+            t.runs.c.run_id,
+            run_id,
+            status_value(status, RunStatus),
+            summary=dict(summary) if summary is not None else None,
+            error=error,
+        )
 
     def list_runs(
         self, project: str, limit: int = 20, status: str | RunStatus | None = None
-    ) -> list[RunInfo]:
+    ) -> list[rec.RunInfo]:
         """Newest first (only runs of ``status`` if given)."""
         with self._read() as conn:
             return history.list_runs(conn, project, limit, status)
 
-    def get_run(self, run_id: str, project: str | None = None) -> RunDetail | None:
+    def get_run(self, run_id: str, project: str | None = None) -> rec.RunDetail | None:
         """A run by id or unique id prefix, with its steps, attempts and check results.
 
         None if nothing matches; :class:`UsageError` if a prefix matches several runs.
@@ -362,43 +344,48 @@ class StateStore:
     ) -> None:
         """Close a step with its final status and metrics (``input_versions``, when given,
         replaces what ``start_step`` recorded: the pinned inputs are known only once resolved)."""
-        st = status_value(status, StepStatus)
-        if st == StepStatus.RUNNING.value:
-            raise ValueError("finish_step needs a final status, not 'running'")
+        self._finish(
+            t.steps.c.id,
+            step_id,
+            status_value(status, StepStatus),
+            reason=reason,
+            attempts=attempts,
+            rows_in=rows_in,
+            rows_out=rows_out,
+            rows_quarantined=rows_quarantined,
+            rows_skipped=rows_skipped,
+            skip_reasons=None if skip_reasons is None else dict(skip_reasons),
+            output_version=output_version,
+            quarantine_version=quarantine_version,
+            watermark=None if watermark is None else watermark_text(watermark)[0],
+            schema_version=schema_version,
+            batch_id=batch_id,
+            message=message,
+            **({} if input_versions is None else {"input_versions": dict(input_versions)}),
+        )
+
+    def _finish(self, key: sa.Column[Any], value: object, status: str, **values: Any) -> None:
+        """Close the run or step whose ``key`` is ``value``: a final status (not ``running``),
+        ``finished_at`` now and its duration, and ``values``."""
+        what = "run" if key.table is t.runs else "step"
+        if status == "running":
+            raise ValueError(f"finish_{what} needs a final status, not 'running'")
         now = now_utc()
         with self._tx() as conn:
             started = conn.execute(
-                sa.select(t.steps.c.started_at).where(t.steps.c.id == step_id)
+                sa.select(key.table.c.started_at).where(key == value)
             ).scalar_one_or_none()
             if started is None:
-                raise UsageError(f"no step {step_id} in the state store {self.url}")
+                raise UsageError(f"no {what} {value!r} in the state store {self.url}")
             conn.execute(
-                sa.update(t.steps)
-                .where(t.steps.c.id == step_id)
-                .values(
-                    status=st,
-                    reason=reason,
-                    finished_at=now,
-                    duration_s=duration(started, now),
-                    attempts=attempts,
-                    rows_in=rows_in,
-                    rows_out=rows_out,
-                    rows_quarantined=rows_quarantined,
-                    rows_skipped=rows_skipped,
-                    skip_reasons=None if skip_reasons is None else dict(skip_reasons),
-                    output_version=output_version,
-                    quarantine_version=quarantine_version,
-                    watermark=None if watermark is None else watermark_text(watermark)[0],
-                    schema_version=schema_version,
-                    batch_id=batch_id,
-                    message=message,
-                    **({} if input_versions is None else {"input_versions": dict(input_versions)}),
-                )
+                sa.update(key.table)
+                .where(key == value)
+                .values(status=status, finished_at=now, duration_s=duration(started, now), **values)
             )
 
     def dataset_steps(
         self, project: str, dataset: str, limit: int = 20, *, project_id: str | None = None
-    ) -> list[StepInfo]:
+    ) -> list[rec.StepInfo]:
         """The dataset's most recent steps, newest first; with ``project_id`` only those of
         runs under that warehouse identity (history of another warehouse is not evidence of
         what this one holds)."""
@@ -463,7 +450,7 @@ class StateStore:
 
     def check_history(
         self, project: str, dataset: str, limit: int = 20, check_name: str | None = None
-    ) -> list[CheckRecord]:
+    ) -> list[rec.CheckRecord]:
         """Check results of the dataset's ``limit`` most recent steps that have any (only
         ``check_name``'s if given): newest step first, then in recorded order; each with the
         ``finished_at`` of its step."""
@@ -503,7 +490,7 @@ class StateStore:
         limit: int | None = 20,
         *,
         since: datetime | None = None,
-    ) -> list[ScoreRecord]:
+    ) -> list[rec.ScoreRecord]:
         """Scores of the dataset's ``limit`` most recent scored runs (``dataset=None``: of
         the project's ``limit`` most recent runs), recorded at or after ``since``; newest
         run first."""
