@@ -16,3 +16,18 @@ def as_project(project: Project | str | Path) -> Project:
     from lockgate.project import load_project
 
     return project if isinstance(project, _P) else load_project(Path(project))
+
+
+def with_dataset(project: Project | str | Path, dataset: str) -> Project:
+    """The project (as :func:`as_project`), having checked that it defines ``dataset``:
+    an unknown name is a :class:`~lockgate.errors.UsageError` with a did-you-mean."""
+    from lockgate._suggest import did_you_mean
+    from lockgate.errors import UsageError
+
+    p = as_project(project)
+    if dataset not in p.datasets:
+        raise UsageError(
+            f"unknown dataset '{dataset}'",
+            hint=did_you_mean(dataset, p.datasets) or "see `lockgate validate`",
+        )
+    return p

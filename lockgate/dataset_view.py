@@ -6,8 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lockgate._project_ref import as_project
-from lockgate.errors import UsageError
+from lockgate._project_ref import with_dataset
 
 if TYPE_CHECKING:
     from lockgate.project import Project
@@ -27,16 +26,10 @@ def dataset_info(
     quality score, sample rows): what ``lockgate show`` renders. ``schema`` is a list of
     ``{name, type}`` (None before the first publish). Unknown names are
     :class:`UsageError` with a did-you-mean."""
-    from lockgate._suggest import did_you_mean
     from lockgate.state import StateStore
     from lockgate.storage import DeltaStore
 
-    project = as_project(project)
-    if dataset not in project.datasets:
-        raise UsageError(
-            f"unknown dataset '{dataset}'",
-            hint=did_you_mean(dataset, project.datasets) or "see `lockgate validate`",
-        )
+    project = with_dataset(project, dataset)
     store = DeltaStore(project.warehouse_path)
     state = StateStore.open(project.state_url)
     spec = project.datasets[dataset]

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lockgate._project_ref import as_project
+from lockgate._project_ref import with_dataset
 from lockgate.errors import UsageError
 
 if TYPE_CHECKING:
@@ -64,12 +64,7 @@ def quarantine(
     from lockgate.quality.explain import explain_failures
     from lockgate.storage import DeltaStore
 
-    project = as_project(project)
-    if dataset not in project.datasets:
-        raise UsageError(
-            f"unknown dataset '{dataset}'",
-            hint=did_you_mean(dataset, project.datasets) or "see `lockgate validate`",
-        )
+    project = with_dataset(project, dataset)
     defined = {c.check_name: c for c in project.datasets[dataset].checks}
     store = DeltaStore(project.warehouse_path)
     qname = dataset + QUARANTINE_SUFFIX

@@ -9,7 +9,14 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
-from lockgate.cli.common import EXIT_OK, EXIT_USAGE, console, handle_errors, print_json
+from lockgate.cli.common import (
+    EXIT_OK,
+    EXIT_USAGE,
+    add_commands,
+    console,
+    handle_errors,
+    print_json,
+)
 from lockgate.errors import ConfigError, Problem
 from lockgate.project import init_project, json_schema, load_project
 
@@ -18,9 +25,7 @@ JsonOpt = typer.Option(False, "--json", help="machine-readable JSON on stdout")
 
 
 def register(app: typer.Typer) -> None:
-    app.command("init")(init_cmd)
-    app.command("validate")(validate_cmd)
-    app.command("schema")(schema_cmd)
+    add_commands(app, init=init_cmd, validate=validate_cmd, schema=schema_cmd)
 
 
 @handle_errors

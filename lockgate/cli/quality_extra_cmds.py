@@ -15,7 +15,14 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from lockgate.cli.common import console, err_console, handle_errors, print_json
+from lockgate.cli.common import (
+    add_commands,
+    console,
+    err_console,
+    handle_errors,
+    print_json,
+    render_reject_sample,
+)
 from lockgate.errors import InputError, UsageError
 from lockgate.history_view import group_scores
 from lockgate.quality.checks import Dimension
@@ -31,9 +38,7 @@ _SPARKS = "▁▂▃▄▅▆▇█"
 
 
 def register(app: typer.Typer) -> None:
-    app.command("profile")(profile_cmd)
-    app.command("suggest")(suggest_cmd)
-    app.command("quality")(quality_cmd)
+    add_commands(app, profile=profile_cmd, suggest=suggest_cmd, quality=quality_cmd)
 
 
 # ----------------------------------------------------------------------------- targets
@@ -80,11 +85,7 @@ def _report_rejects(read: TargetRead) -> None:
         highlight=False,
         soft_wrap=True,
     )
-    for r in read.sample:
-        where = f"{r.file}:{r.line}" if r.line is not None else str(r.file)
-        err_console.print(f"  {escape(where)}: {escape(r.reason)}", highlight=False, soft_wrap=True)
-    if read.rejected > len(read.sample):
-        err_console.print(f"  … and {read.rejected - len(read.sample):,} more", highlight=False)
+    render_reject_sample(err_console, read)
 
 
 def _dataset_arrow(name: str, project_dir: Path) -> Any:

@@ -16,6 +16,7 @@ from rich.table import Table
 from lockgate.cli.common import (
     EXIT_FAILED,
     EXIT_OK,
+    add_commands,
     console,
     err_console,
     handle_errors,
@@ -107,12 +108,9 @@ def _load(project_dir: Path) -> Any:
 
 
 def register(app: typer.Typer) -> None:
-    app.command("run")(run_cmd)
-    app.command("runs")(runs_cmd)
-    app.command("show")(show_cmd)
     from lockgate.cli.quarantine_cmd import quarantine_cmd
 
-    app.command("quarantine")(quarantine_cmd)
+    add_commands(app, run=run_cmd, runs=runs_cmd, show=show_cmd, quarantine=quarantine_cmd)
 
 
 @handle_errors

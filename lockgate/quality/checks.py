@@ -27,11 +27,27 @@ import re
 from enum import StrEnum
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from lockgate._duration import parse_seconds
 
 Scalar = str | int | float | bool
+
+
+def _duration(v: str | int | float) -> str | int | float:
+    parse_seconds(v)  # invalid: ValueError naming the accepted forms
+    return v
+
+
+#: ``"30s"``, ``"15m"``, ``"24h"``, ``"3d"``, ``"1w"`` or seconds (checked, kept as given)
+Duration = Annotated[str | int | float, AfterValidator(_duration)]
 
 
 class Dimension(StrEnum):
@@ -472,13 +488,7 @@ class Freshness(BaseCheck):
     ROW_LEVEL = False
     type: Literal["freshness"]
     column: str
-    max_age: str | int | float
-
-    @field_validator("max_age")
-    @classmethod
-    def _age(cls, v: str | int | float) -> str | int | float:
-        parse_seconds(v)
-        return v
+    max_age: Duration
 
 
 class Lateness(BaseCheck):
@@ -489,14 +499,8 @@ class Lateness(BaseCheck):
     DIMENSION = Dimension.TIMELINESS
     type: Literal["lateness"]
     column: str
-    max_delay: str | int | float
+    max_delay: Duration
     reference: str = "now"
-
-    @field_validator("max_delay")
-    @classmethod
-    def _delay(cls, v: str | int | float) -> str | int | float:
-        parse_seconds(v)
-        return v
 
 
 # ---- custom --------------------------------------------------------------------------------
