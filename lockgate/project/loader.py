@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from lockgate._duration import parse_duration
 from lockgate._suggest import did_you_mean
+from lockgate._yaml import LineDict, LineList, line_of, load_yaml, plain, read_text
 from lockgate.engine.transforms import duckdb_syntax_error
 from lockgate.errors import ConfigError, Problem
 from lockgate.project.binding import (
@@ -38,7 +39,6 @@ from lockgate.project.models import (
 from lockgate.project.project import Project
 from lockgate.project.pydantic_errors import LOADER_FIELDS, validation_problems
 from lockgate.project.python import TransformFunction, import_transforms
-from lockgate.project.yamlio import LineDict, LineList, line_of, load_yaml, plain, read_text
 
 logger = logging.getLogger(__name__)
 
