@@ -232,6 +232,10 @@ def render_reject_sample(out: Console, read: _Rejects) -> None:
         out.print(more, highlight=False, soft_wrap=True)
 
 
+ProjectOpt = typer.Option(Path("."), "--project", "-p", help="project folder")
+JsonOpt = typer.Option(False, "--json", help="machine-readable JSON on stdout")
+
+
 def add_commands(app: typer.Typer, **commands: Callable[..., Any]) -> None:
     """Register each command function under its name (``run=run_cmd``)."""
     for name, fn in commands.items():

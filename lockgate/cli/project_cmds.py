@@ -12,6 +12,8 @@ from rich.markup import escape
 from lockgate.cli.common import (
     EXIT_OK,
     EXIT_USAGE,
+    JsonOpt,
+    ProjectOpt,
     add_commands,
     console,
     handle_errors,
@@ -19,9 +21,6 @@ from lockgate.cli.common import (
 )
 from lockgate.errors import ConfigError, Problem
 from lockgate.project import init_project, json_schema, load_project
-
-ProjectOpt = typer.Option(Path("."), "--project", "-p", help="project folder")
-JsonOpt = typer.Option(False, "--json", help="machine-readable JSON on stdout")
 
 
 def register(app: typer.Typer) -> None:

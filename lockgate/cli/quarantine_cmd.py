@@ -14,9 +14,7 @@ from typing import Any
 import typer
 from rich.markup import escape
 
-from lockgate.cli.common import console, handle_errors, print_json
-
-ProjectOpt = typer.Option(Path("."), "--project", "-p", help="project folder")
+from lockgate.cli.common import ProjectOpt, console, handle_errors, print_json
 
 _RAW_CHARS = 300
 

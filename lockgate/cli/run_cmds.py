@@ -16,6 +16,8 @@ from rich.table import Table
 from lockgate.cli.common import (
     EXIT_FAILED,
     EXIT_OK,
+    JsonOpt,
+    ProjectOpt,
     add_commands,
     console,
     err_console,
@@ -26,9 +28,6 @@ from lockgate.cli.common import (
 from lockgate.dataset_view import SCORE_DEFINITION, SCORE_DOC
 from lockgate.runloop.results import RunResult, StepResult, StepStatus
 from lockgate.runloop.runner import Reporter
-
-ProjectOpt = typer.Option(Path("."), "--project", "-p", help="project folder")
-JsonOpt = typer.Option(False, "--json", help="machine-readable JSON on stdout")
 
 _STATUS_STYLE = {
     "success": "green",

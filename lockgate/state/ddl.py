@@ -64,6 +64,11 @@ def _owner(*names: str) -> list[sa.Column[str]]:
     return [cols[n] for n in names]
 
 
+def _key(*names: str) -> list[sa.Column[str]]:
+    """The primary key: ``project`` (and ``dataset``) names."""
+    return [sa.Column(n, sa.String(200), primary_key=True) for n in names]
+
+
 def migrations_table(md: sa.MetaData) -> sa.Table:
     """Which migrations a database has applied."""
     return sa.Table(
@@ -170,8 +175,7 @@ def v1_tables(md: sa.MetaData) -> None:
     sa.Table(
         "lockgate_watermarks",
         md,
-        sa.Column("project", sa.String(200), primary_key=True),
-        sa.Column("dataset", sa.String(200), primary_key=True),
+        *_key("project", "dataset"),
         sa.Column("value", sa.Text, nullable=False),
         sa.Column("value_type", sa.String(50)),
         sa.Column("updated_at", TS, nullable=False),
@@ -202,7 +206,7 @@ def v1_tables(md: sa.MetaData) -> None:
     sa.Table(
         "lockgate_locks",
         md,
-        sa.Column("project", sa.String(200), primary_key=True),
+        *_key("project"),
         sa.Column("holder", sa.String(32), nullable=False),
         sa.Column("pid", sa.Integer),
         sa.Column("host", sa.String(255)),

@@ -138,6 +138,11 @@ class StateStore:
         ):
             yield conn
 
+    def _add(self, table: sa.Table, **values: Any) -> int:
+        """Insert one row; its primary key."""
+        with self._tx() as conn:
+            return _pk(conn.execute(sa.insert(table).values(**values)))
+
     def _insert(self, table: sa.Table) -> Any:
         if self.dialect == "postgresql":
             from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -285,18 +290,15 @@ class StateStore:
         input_versions: Mapping[str, Any] | None = None,
     ) -> int:
         """Record a step (status ``running``) and return its id."""
-        with self._tx() as conn:
-            res = conn.execute(
-                sa.insert(t.steps).values(
-                    run_id=run_id,
-                    project=project,
-                    dataset=dataset,
-                    status=StepStatus.RUNNING.value,
-                    started_at=now_utc(),
-                    input_versions=dict(input_versions) if input_versions is not None else None,
-                )
-            )
-            return _pk(res)
+        return self._add(
+            t.steps,
+            run_id=run_id,
+            project=project,
+            dataset=dataset,
+            status=StepStatus.RUNNING.value,
+            started_at=now_utc(),
+            input_versions=dict(input_versions) if input_versions is not None else None,
+        )
 
     def record_attempt(
         self,
@@ -582,17 +584,15 @@ class StateStore:
     def record_profile(
         self, project: str, dataset: str, profile: Mapping[str, Any], run_id: str | None = None
     ) -> int:
-        with self._tx() as conn:
-            res = conn.execute(
-                sa.insert(t.profiles).values(
-                    project=project,
-                    dataset=dataset,
-                    run_id=run_id,
-                    created_at=now_utc(),
-                    profile=t.jsonable(dict(profile)),
-                )
-            )
-            return _pk(res)
+        profile_ = t.jsonable(dict(profile))
+        return self._add(
+            t.profiles,
+            project=project,
+            dataset=dataset,
+            run_id=run_id,
+            created_at=now_utc(),
+            profile=profile_,
+        )
 
     def latest_profile(self, project: str, dataset: str) -> ProfileRecord | None:
         p = t.profiles.c
