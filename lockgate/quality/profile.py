@@ -146,10 +146,8 @@ class Profile:
         return self.rows + self.rejected
 
     def column(self, name: str) -> ColumnProfile:
-        for c in self.columns:
-            if c.name == name:
-                return c
-        raise KeyError(name)
+        """The profile of column ``name`` (KeyError if there is none)."""
+        return {c.name: c for c in self.columns}[name]
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable dict (``json.dumps(p.to_dict())`` works)."""
