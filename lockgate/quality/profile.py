@@ -43,7 +43,7 @@ import duckdb
 from sqlglot import exp
 
 from lockgate.errors import InputError, UsageError
-from lockgate.quality.targets import TargetRead, is_delta_table, target_label
+from lockgate.quality.targets import TargetRead, is_delta_table, register_target, target_label
 
 logger = logging.getLogger(__name__)
 
@@ -638,14 +638,6 @@ def _column_profile(
 # ----------------------------------------------------------------------------- targets
 
 
-def register_target(con: duckdb.DuckDBPyConnection, target: str, view: str) -> TargetRead:
-    """Make ``target`` (a file or glob, a Delta table folder, or a PostgreSQL table URL)
-    readable as ``view`` — see :mod:`lockgate.quality.targets`."""
-    from lockgate.quality.targets import register_target as _register
-
-    return _register(con, view, target)
-
-
 def with_rejects(p: Profile, read: TargetRead) -> Profile:
     """``p`` with the records reading its target rejected (they are not in ``p.rows``)."""
     return replace(
@@ -670,7 +662,7 @@ def profile_target(
         if own:
             c.execute("SET TimeZone = 'UTC'")
         view = f"_lg_target_{uuid.uuid4().hex[:8]}"
-        read = register_target(c, target, view)
+        read = register_target(c, view, target)
         result = profile(c, view, top_k=top_k, quantiles=quantiles, target=target_label(target))
         return with_rejects(result, read)
     finally:
@@ -687,6 +679,5 @@ __all__ = [
     "is_delta_table",
     "profile",
     "profile_target",
-    "register_target",
     "with_rejects",
 ]
