@@ -19,6 +19,7 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
+from lockgate._sql import ident
 from lockgate.quality.checks import re2_error
 
 # DuckDB binder messages that mean "this column does not exist" (quotes vary by version)
@@ -45,10 +46,6 @@ class ColumnError:
     col: int | None
 
 
-def _ident(name: str) -> exp.Identifier:
-    return exp.to_identifier(name, quoted=True)
-
-
 class SchemaBinder:
     """An in-memory DuckDB holding one empty table per dataset of known schema."""
 
@@ -62,11 +59,11 @@ class SchemaBinder:
         """Create the empty table ``name``; False when a type is not one DuckDB knows."""
         try:
             defs = [
-                exp.ColumnDef(this=_ident(c), kind=exp.DataType.build(t, dialect="duckdb"))
+                exp.ColumnDef(this=ident(c), kind=exp.DataType.build(t, dialect="duckdb"))
                 for c, t in columns.items()
             ]
             create = exp.Create(
-                this=exp.Schema(this=exp.Table(this=_ident(name)), expressions=defs),
+                this=exp.Schema(this=exp.Table(this=ident(name)), expressions=defs),
                 kind="TABLE",
             )
             self.con.execute(create.sql("duckdb"))

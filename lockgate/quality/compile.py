@@ -21,6 +21,9 @@ import sqlglot
 from sqlglot import exp
 
 from lockgate._duration import parse_seconds
+from lockgate._sql import ident as ident
+from lockgate._sql import literal as literal
+from lockgate._sql import table_ref as table_ref
 from lockgate.engine.types import is_decimal, is_numeric, is_string, is_tz
 from lockgate.quality import checks as C
 from lockgate.quality.checks import BaseCheck
@@ -35,16 +38,8 @@ BITS_PER_MASK = 63
 Kind = Literal["row", "unique", "relationship", "reference", "table", "custom", "schema"]
 
 
-def ident(name: str) -> exp.Identifier:
-    return exp.to_identifier(name, quoted=True)
-
-
 def col(name: str, table: str | None = None) -> exp.Column:
     return exp.Column(this=ident(name), table=ident(table) if table else None)
-
-
-def table_ref(name: str, alias: str | None = None) -> exp.Table:
-    return exp.Table(this=ident(name), alias=exp.TableAlias(this=ident(alias)) if alias else None)
 
 
 def mask_column(bit: int) -> str:
@@ -55,14 +50,6 @@ def mask_column(bit: int) -> str:
 
 def bit_value(bit: int) -> int:
     return 1 << (bit % BITS_PER_MASK)
-
-
-def literal(v: object) -> exp.Expr:
-    if isinstance(v, bool):
-        return exp.Boolean(this=v)
-    if isinstance(v, int | float):
-        return exp.Literal.number(repr(v) if isinstance(v, float) else str(v))
-    return exp.Literal.string(str(v))
 
 
 def parse_condition(text: str) -> exp.Expr:
