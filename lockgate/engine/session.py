@@ -8,6 +8,7 @@ projection and filter pushdown. Nothing is materialised as Python objects.
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import os
 import shutil
@@ -56,6 +57,22 @@ class Session:
         if threads:
             self.con.execute(f"SET threads = {int(threads)}")
         self._registered: dict[str, Any] = {}
+        self._parent: Session | None = None  # set on a cursor session (see cursor())
+
+    def cursor(self, name: str) -> Session:
+        """A session for another thread: its own DuckDB connection to this database instance
+        (one memory limit, one thread pool) that creates its tables and views in a work
+        database of its own, attached as ``name`` — steps running at once never see each
+        other's objects, and a dataset's SQL finds its inputs by name as in this session.
+        Close it (from any thread) before this session."""
+        child = copy.copy(self)
+        child.con = self.con.cursor()
+        child.db_path = self.db_path.with_name(f"{self.db_path.stem}.{name}.duckdb")
+        child._registered, child._parent = {}, self
+        db = exp.Attach(this=exp.alias_(exp.Literal.string(str(child.db_path)), name))
+        child.execute(db)
+        child.execute(exp.Use(this=table_ref(name)))
+        return child
 
     # -- inputs -----------------------------------------------------------------------------
     def register_arrow(self, name: str, data: pads.Dataset | Any) -> None:
@@ -97,7 +114,8 @@ class Session:
         self.settle()
         rows = self.con.execute(
             "SELECT column_name, data_type FROM information_schema.columns "
-            "WHERE table_name = ? ORDER BY ordinal_position",
+            "WHERE table_name = ? AND table_schema = current_schema() "
+            "AND table_catalog IN (current_database(), 'temp') ORDER BY ordinal_position",
             [table],
         ).fetchall()
         if rows:
@@ -133,6 +151,14 @@ class Session:
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self.con.close()
+        if self._parent is not None:  # a cursor: detach its work database, remove it
+            name = self.db_path.stem.rsplit(".", 1)[-1]
+            with contextlib.suppress(Exception):
+                self._parent.execute(exp.Detach(this=exp.var(name)))
+            for p in (self.db_path, Path(str(self.db_path) + ".wal")):
+                with contextlib.suppress(FileNotFoundError):
+                    p.unlink()
+            return
         for p in (self.db_path, Path(str(self.db_path) + ".wal")):
             with contextlib.suppress(FileNotFoundError):
                 p.unlink()

@@ -24,6 +24,7 @@ import itertools
 import logging
 import re
 import tempfile
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -241,6 +242,7 @@ class DeltaStore:
         self.warehouse = Path(warehouse)
         # under the run's lock only this store writes: keep opened tables, forget on write
         self._tables: dict[str, DeltaTable] | None = {} if cache_tables else None
+        self._cache_lock = threading.Lock()  # steps of a run use the store from threads
 
     # ------------------------------------------------------------------ locating tables
 
@@ -263,17 +265,21 @@ class DeltaStore:
 
     def open_table(self, name: str) -> DeltaTable:
         """The table at its current version (kept, in a run); errors are not translated."""
-        table = self._tables.get(name) if self._tables is not None else None
-        if table is None:
-            table = DeltaTable(str(self.path(name)))
-            if self._tables is not None:
-                self._tables[name] = table
+        if self._tables is None:
+            return DeltaTable(str(self.path(name)))
+        with self._cache_lock:
+            table = self._tables.get(name)
+        if table is None:  # opened outside the lock: it reads the table's log
+            opened = DeltaTable(str(self.path(name)))
+            with self._cache_lock:
+                table = self._tables.setdefault(name, opened)
         return table
 
     def forget(self, name: str) -> None:
         """Drop a kept table (it was written, moved or removed)."""
         if self._tables is not None:
-            self._tables.pop(name, None)
+            with self._cache_lock:
+                self._tables.pop(name, None)
 
     def _table(self, name: str, version: int | None = None) -> DeltaTable:
         if not self.exists(name):
