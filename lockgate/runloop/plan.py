@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from types import MappingProxyType
@@ -39,7 +39,9 @@ from lockgate.runloop.results import StepResult, StepStatus
 
 if TYPE_CHECKING:  # the step's modules import the engine and the store: only when planning
     from lockgate.project import Project
+    from lockgate.project.models import DatasetSpec
     from lockgate.runloop.step import StepContext
+    from lockgate.storage.delta import CommitInfo
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +74,7 @@ _STATUS = {
 }
 
 
-def _freeze(value: Any) -> Any:
+def _freeze(value: object) -> object:
     """A read-only copy: mappings become mapping proxies, lists tuples."""
     if isinstance(value, Mapping):
         return MappingProxyType({k: _freeze(v) for k, v in value.items()})
@@ -103,7 +105,7 @@ class PlannedStep:
     #: datasets its checks compare against (``to:``)
     after: tuple[str, ...] = ()
     #: pinned inputs: upstream table versions, or ``{"source": <fingerprint>}`` (read-only)
-    inputs: Mapping[str, Any] = field(default_factory=dict)
+    inputs: Mapping[str, object] = field(default_factory=dict)
     definition: str = ""  # hash of everything that shapes the output
     action: Action = Action.RUN
     cause: Cause = Cause.NEW
@@ -111,7 +113,7 @@ class PlannedStep:
     #: inputs whose pin is a prediction: their upstream is rebuilt by this plan first
     predicted: tuple[str, ...] = ()
     batch_id: str | None = None  # the batch the pinned inputs make (when compared)
-    cursor_from: Any = None  # an incremental step: the lowest cursor value it will read
+    cursor_from: object = None  # an incremental step: the lowest cursor value it will read
     last_version: int | None = None  # the table's newest lockgate version when planned
     hint: str | None = None  # how to fix a step that cannot run
 
@@ -126,7 +128,7 @@ class PlannedStep:
         """The dry run's status: ``planned`` (will run), ``noop`` or ``failed``."""
         return _STATUS[self.action]
 
-    def firm_inputs(self) -> dict[str, Any]:
+    def firm_inputs(self) -> dict[str, object]:
         """The pins that are not predictions (plain values)."""
         return {k: thaw(v) for k, v in self.inputs.items() if k not in self.predicted}
 
@@ -256,35 +258,27 @@ def plan(
 
 
 def _plan_step(ctx: StepContext, name: str, selected: set[str], will_run: set[str]) -> PlannedStep:
-    from lockgate.runloop import incremental
-    from lockgate.runloop.step import (
-        batch_id_for,
-        current_watermark,
-        definition_hash,
-        resolve_inputs,
-    )
+    from lockgate.runloop.step import definition_hash, resolve_inputs
     from lockgate.runloop.trust import verify_published
 
     spec = ctx.project.datasets[name]
     deps = tuple(u for u in ctx.project.deps.get(name, ()) if u in selected)
-    rebuilt = [u for u in deps if u in will_run]
-    base: dict[str, Any] = {
-        "dataset": name,
-        "kind": spec.kind,
-        "depends_on": deps,
-        "after": _check_targets(spec, selected - {name, *deps}),
-        "definition": definition_hash(ctx, spec),
-        "predicted": tuple(rebuilt),
-    }
+    rebuilt = tuple(u for u in deps if u in will_run)
+    base = PlannedStep(
+        dataset=name,
+        kind=spec.kind,
+        depends_on=deps,
+        after=_check_targets(spec, selected - {name, *deps}),
+        definition=definition_hash(ctx, spec),
+        predicted=rebuilt,
+    )
     try:
         if not ctx.full_refresh:
             verify_published(ctx, name, repair=False)
         last = ctx.store.last_commit(name)
     except LockgateError as e:
-        return PlannedStep(
-            **base, action=Action.FAIL, cause=Cause.ERROR, reason=e.message, hint=e.hint
-        )
-    base["last_version"] = last.version if last is not None else None
+        return replace(base, action=Action.FAIL, cause=Cause.ERROR, reason=e.message, hint=e.hint)
+    base = replace(base, last_version=None if last is None else last.version)
     early = None
     if ctx.full_refresh:
         early = (Cause.FULL_REFRESH, "--full-refresh: rebuild from all input data")
@@ -294,31 +288,42 @@ def _plan_step(ctx: StepContext, name: str, selected: set[str], will_run: set[st
         early = (Cause.NEW, "never published")
     if early is not None:  # runs whatever its inputs: pin them where they can be read now
         try:
-            base["inputs"] = resolve_inputs(ctx, spec)
+            base = replace(base, inputs=resolve_inputs(ctx, spec))
         except LockgateError as e:
             log.debug("plan: inputs of %s cannot be pinned yet: %s", name, e)
-        return PlannedStep(**base, action=Action.RUN, cause=early[0], reason=early[1])
-    assert last is not None
+        return replace(base, action=Action.RUN, cause=early[0], reason=early[1])
     try:
         inputs = resolve_inputs(ctx, spec)
     except LockgateError as e:
-        return PlannedStep(**base, action=Action.FAIL, cause=Cause.ERROR, reason=e.message)
-    wm = current_watermark(ctx, spec)
-    bid = batch_id_for(base["definition"], inputs)
-    base.update(inputs=inputs, batch_id=bid)
+        return replace(base, action=Action.FAIL, cause=Cause.ERROR, reason=e.message)
+    return _compare(ctx, replace(base, inputs=inputs), inputs, last)
+
+
+def _compare(
+    ctx: StepContext, base: PlannedStep, inputs: dict[str, object], last: CommitInfo
+) -> PlannedStep:
+    """A published step that nothing upstream rebuilds: skip it when its batch (definition
+    and pinned inputs) is the one the table's newest commit holds, else say what changed."""
+    from lockgate.runloop import incremental
+    from lockgate.runloop.step import batch_id_for, current_watermark
+
+    spec = ctx.project.datasets[base.dataset]
+    bid = batch_id_for(base.definition, inputs)
+    base = replace(base, batch_id=bid)
     if bid == last.batch_id:
         reason = f"inputs and definition unchanged since version {last.version}"
-        return PlannedStep(**base, action=Action.SKIP, cause=Cause.UP_TO_DATE, reason=reason)
+        return replace(base, action=Action.SKIP, cause=Cause.UP_TO_DATE, reason=reason)
     reason = f"inputs or definition changed since version {last.version}"
+    wm = current_watermark(ctx, spec)
     lowest = None
     if spec.incremental is not None and wm is not None:
         lowest = incremental.min_cursor(spec.incremental, wm)
         reason += f"; incremental from {spec.incremental.cursor} >= {lowest}"
-    cause = _what_changed(ctx, name, base["definition"])
-    return PlannedStep(**base, action=Action.RUN, cause=cause, reason=reason, cursor_from=lowest)
+    cause = _what_changed(ctx, base.dataset, base.definition)
+    return replace(base, action=Action.RUN, cause=cause, reason=reason, cursor_from=lowest)
 
 
-def _check_targets(spec: Any, others: set[str]) -> tuple[str, ...]:
+def _check_targets(spec: DatasetSpec, others: set[str]) -> tuple[str, ...]:
     """The steps among ``others`` that ``spec``'s checks compare against (``to:``): the
     project orders them first."""
     by_lower = {n.lower(): n for n in others}

@@ -4,6 +4,7 @@ retries, skip the downstream of failed/blocked steps, record everything in the s
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import socket
@@ -12,7 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lockgate.engine.session import Session, clean_stale_work
 from lockgate.errors import GateBlocked, LockgateError, UsageError
@@ -25,6 +26,13 @@ from lockgate.runloop.results import RunResult, RunStatus, StepResult, StepStatu
 from lockgate.runloop.step import StepContext, run_step
 from lockgate.state.errors import LeaseLost
 from lockgate.storage.crashpoints import crashpoint
+
+if TYPE_CHECKING:
+    from lockgate.project import Project
+    from lockgate.state import StateStore
+    from lockgate.state.lock import Lease
+    from lockgate.state.records import RunRecord
+    from lockgate.storage import DeltaStore
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +108,7 @@ def emit_step_outcome(bus: EventBus, run_id: str, r: StepResult) -> None:
     bus.emit(ev.StepFinished(run_id=run_id, dataset=d, status=str(r.status), result=r))
 
 
-def open_backends(project: Any) -> tuple[Any, Any]:
+def open_backends(project: Project) -> tuple[StateStore, DeltaStore]:
     from lockgate.state import StateStore
     from lockgate.storage import DeltaStore
 
@@ -162,7 +170,7 @@ def default_workers() -> int:
 
 
 def run(
-    project: Any,
+    project: Project,
     *,
     select: Sequence[str] = (),
     full_refresh: bool = False,
@@ -192,9 +200,7 @@ def execute(
     (:mod:`lockgate.runloop.events`) as they happen; the progress ``reporter`` is one of them.
     The plan is not made again: each step resolves its inputs when it starts, under the
     project lock (see :mod:`lockgate.runloop.plan` on pinned inputs)."""
-    workers = default_workers() if max_workers is None else max_workers
-    if workers < 1:
-        raise UsageError(f"max_workers must be at least 1 (got {workers})")
+    workers = _workers(max_workers)
     project = plan.project
     rep = reporter or Reporter()
     bus = EventBus([reporter_listener(rep), *listeners])
@@ -216,9 +222,7 @@ def execute(
             run_seq=run.seq,
             full_refresh=plan.full_refresh,
             now=plan.now or datetime.now(UTC),
-            report=lambda dataset, phase: bus.emit(
-                ev.StepPhase(run_id=run.run_id, dataset=dataset, phase=phase)
-            ),
+            report=_phase_reporter(bus, run.run_id),
             lease=lease,
             project_id=project_id,
         )
@@ -226,33 +230,40 @@ def execute(
         try:
             lost = _run_plan(ctx, plan, bus, sessions, done, workers)
         except BaseException as e:  # interrupted: record what we know, then re-raise
-            summary = _summary(_in_order(plan, done))
             why = f"{type(e).__name__}: {e}"
-            state.finish_run(run.run_id, "interrupted", summary=summary, error=why)
+            state.finish_run(
+                run.run_id, "interrupted", summary=_summary(_in_order(plan, done)), error=why
+            )
             raise
         finally:
             sessions.close()
         results = _in_order(plan, done)
         status = _finish_run(state, run.run_id, lease, lost, results)
     duration = time.perf_counter() - t0
+    name = project.config.name
     bus.emit(
-        ev.RunFinished(
-            run_id=run.run_id, project=project.config.name, status=str(status), duration_s=duration
-        )
+        ev.RunFinished(run_id=run.run_id, project=name, status=str(status), duration_s=duration)
     )
-    return RunResult(
-        run_id=run.run_id,
-        seq=run.seq,
-        project=project.config.name,
-        status=status,
-        steps=results,
-        duration_s=duration,
-    )
+    return RunResult(run.run_id, run.seq, name, status, results, duration)
+
+
+def _workers(max_workers: int | None) -> int:
+    workers = default_workers() if max_workers is None else max_workers
+    if workers < 1:
+        raise UsageError(f"max_workers must be at least 1 (got {workers})")
+    return workers
+
+
+def _phase_reporter(bus: EventBus, run_id: str) -> Callable[[str, str], None]:
+    def report(dataset: str, phase: str) -> None:
+        bus.emit(ev.StepPhase(run_id=run_id, dataset=dataset, phase=phase))
+
+    return report
 
 
 def _start_run(
-    plan: Plan, state: Any, store: Any, args: dict[str, Any] | None
-) -> tuple[Any, str | None]:
+    plan: Plan, state: StateStore, store: DeltaStore, args: dict[str, Any] | None
+) -> tuple[RunRecord, str | None]:
     """Under the lock: the project's identity, then a new run record."""
     project = plan.project
     project_id = identity.resolve(
@@ -275,7 +286,7 @@ def _start_run(
     return run, project_id
 
 
-def _open_session(project: Any, run_id: str) -> Session:
+def _open_session(project: Project, run_id: str) -> Session:
     return Session(
         project.work_dir / "work",
         run_id,
@@ -285,7 +296,7 @@ def _open_session(project: Any, run_id: str) -> Session:
 
 
 def _finish_run(
-    state: Any, run_id: str, lease: Any, lost: LeaseLost | None, results: list[StepResult]
+    state: StateStore, run_id: str, lease: Lease, lost: LeaseLost | None, results: list[StepResult]
 ) -> RunStatus:
     status, error = _run_status(results), None
     if lost is None:
@@ -339,7 +350,7 @@ def _run_plan(
     )
 
 
-def _lease_lost(lease: Any) -> LeaseLost | None:
+def _lease_lost(lease: Lease) -> LeaseLost | None:
     try:
         lease.check()
     except LeaseLost as e:
@@ -347,7 +358,7 @@ def _lease_lost(lease: Any) -> LeaseLost | None:
     return None
 
 
-def _min_run_seq(store: Any, names: Sequence[str]) -> int:
+def _min_run_seq(store: DeltaStore, names: Sequence[str]) -> int:
     """One more than the highest Delta transaction version the run's tables hold.
 
     A publish is skipped when its table's transaction is already at the run's seq or beyond;
@@ -369,7 +380,7 @@ def _min_run_seq(store: Any, names: Sequence[str]) -> int:
     return highest + 1
 
 
-def _run_with_retries(ctx: StepContext, project: Any, planned: PlannedStep) -> StepResult:
+def _run_with_retries(ctx: StepContext, project: Project, planned: PlannedStep) -> StepResult:
     name = planned.dataset
     spec = project.datasets[name]
     retries = project.config.defaults.retries
@@ -378,38 +389,23 @@ def _run_with_retries(ctx: StepContext, project: Any, planned: PlannedStep) -> S
     attempt = 0
     while True:
         attempt += 1
-        started = datetime.now(UTC)
+        attempted = functools.partial(_attempted, ctx, step_id, attempt, datetime.now(UTC))
+
         try:
             r = run_step(ctx, spec)
             r.attempts = attempt
             _note_stale_pins(planned, r)
-            ctx.state.record_attempt(
-                step_id, attempt, "success", None, False, started, datetime.now(UTC)
-            )
-            _record_step(ctx, project, step_id, r)
-            return r
-        except LeaseLost as e:  # never retried: the run stops (see _run_steps)
-            ctx.state.record_attempt(
-                step_id, attempt, "error", str(e), False, started, datetime.now(UTC)
-            )
-            r = StepResult(
-                dataset=name,
-                status=StepStatus.FAILED,
-                reason=e.message,
-                error=str(e),
-                hint=e.hint,
-                attempts=attempt,
-            )
+            attempted("success", None)
+        except LeaseLost as e:  # never retried: the run stops (see runloop.parallel)
+            attempted("error", str(e))
+            r = _error_result(name, e, attempt, StepStatus.FAILED)
             _record_step(ctx, project, step_id, r)
             e.step_result = r  # type: ignore[attr-defined]
             raise
         except LockgateError as e:
             log.debug("step %s attempt %d failed", name, attempt, exc_info=True)
-            transient = e.transient
-            ctx.state.record_attempt(
-                step_id, attempt, "error", str(e), transient, started, datetime.now(UTC)
-            )
-            if transient and attempt <= retries:
+            attempted("error", str(e), e.transient)
+            if e.transient and attempt <= retries:
                 delay = backoff * (2 ** (attempt - 1))
                 log.warning(
                     "step %s attempt %d failed (%s); retrying in %.1fs", name, attempt, e, delay
@@ -417,38 +413,55 @@ def _run_with_retries(ctx: StepContext, project: Any, planned: PlannedStep) -> S
                 time.sleep(delay)
                 continue
             status = StepStatus.BLOCKED if isinstance(e, GateBlocked) else StepStatus.FAILED
-            r = StepResult(
-                dataset=name,
-                status=status,
-                reason=e.message,
-                error=str(e),
-                hint=e.hint,
-                attempts=attempt,
-            )
-            partial = getattr(e, "step_result", None)
-            if isinstance(partial, StepResult):  # a gate block: keep what the audit found
-                r.checks, r.scores, r.rows_in = partial.checks, partial.scores, partial.rows_in
-                r.batch_id, r.inputs = partial.batch_id, partial.inputs
-            _record_step(ctx, project, step_id, r)
-            return r
+            r = _error_result(name, e, attempt, status)
         except Exception as e:  # a bug or an unexpected library error: fail this step only
             log.debug("step %s attempt %d failed unexpectedly", name, attempt, exc_info=True)
-            msg = f"dataset '{name}' failed with an unexpected {type(e).__name__}: " + " ".join(
-                str(e).split()
-            )
-            ctx.state.record_attempt(
-                step_id, attempt, "error", msg, False, started, datetime.now(UTC)
-            )
-            r = StepResult(
-                dataset=name,
-                status=StepStatus.FAILED,
-                reason=msg,
-                error=msg,
-                hint="run with --debug for the traceback",
-                attempts=attempt,
-            )
-            _record_step(ctx, project, step_id, r)
-            return r
+            r = _unexpected_result(name, e, attempt)
+            attempted("error", r.error)
+        _record_step(ctx, project, step_id, r)
+        return r
+
+
+def _attempted(
+    ctx: StepContext,
+    step_id: int,
+    attempt: int,
+    started: datetime,
+    status: str,
+    error: str | None,
+    transient: bool = False,
+) -> None:
+    ctx.state.record_attempt(step_id, attempt, status, error, transient, started, datetime.now(UTC))
+
+
+def _error_result(name: str, e: LockgateError, attempt: int, status: StepStatus) -> StepResult:
+    r = StepResult(
+        dataset=name,
+        status=status,
+        reason=e.message,
+        error=str(e),
+        hint=e.hint,
+        attempts=attempt,
+    )
+    partial = getattr(e, "step_result", None)
+    if isinstance(partial, StepResult):  # a gate block: keep what the audit found
+        r.checks, r.scores, r.rows_in = partial.checks, partial.scores, partial.rows_in
+        r.batch_id, r.inputs = partial.batch_id, partial.inputs
+    return r
+
+
+def _unexpected_result(name: str, e: Exception, attempt: int) -> StepResult:
+    msg = f"dataset '{name}' failed with an unexpected {type(e).__name__}: " + " ".join(
+        str(e).split()
+    )
+    return StepResult(
+        dataset=name,
+        status=StepStatus.FAILED,
+        reason=msg,
+        error=msg,
+        hint="run with --debug for the traceback",
+        attempts=attempt,
+    )
 
 
 def _note_stale_pins(planned: PlannedStep, r: StepResult) -> None:
@@ -466,12 +479,12 @@ def _note_stale_pins(planned: PlannedStep, r: StepResult) -> None:
             )
 
 
-def _brief(value: Any) -> str:
+def _brief(value: object) -> str:
     text = str(value)
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def _record_step(ctx: StepContext, project: Any, step_id: Any, r: StepResult) -> None:
+def _record_step(ctx: StepContext, project: Project, step_id: int, r: StepResult) -> None:
     crashpoint(f"{r.dataset}: {r.status}, not recorded")
     pname = project.config.name
     st = ctx.state
@@ -512,7 +525,7 @@ def _record_step(ctx: StepContext, project: Any, step_id: Any, r: StepResult) ->
     )
 
 
-def _record_skipped(state: Any, project: Any, run_id: str, r: StepResult) -> None:
+def _record_skipped(state: StateStore, project: Project, run_id: str, r: StepResult) -> None:
     step_id = state.start_step(run_id, project.config.name, r.dataset, input_versions={})
     state.finish_step(
         step_id,
