@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -50,8 +51,14 @@ def bad(src):
 """
 
 
-def _python(name: str, **extra: object) -> dict[str, object]:
+def _python(name: str, **extra: object) -> dict[str, Any]:
     return {"name": name, "transform": {"python": name}, "write": {"mode": "overwrite"}, **extra}
+
+
+def _build(tmp_path: Path, datasets: list[dict[str, Any]], py: str | None = None) -> Path:
+    """A project whose datasets read ``data/src.csv``; ``py``: its transforms module."""
+    files = {"data/src.csv": SRC, **({"datasets/transforms.py": py} if py else {})}
+    return make_project(tmp_path / "p", datasets, files=files)
 
 
 def _story(seen: list[ev.RunEvent]) -> list[tuple[str, str]]:
@@ -63,10 +70,10 @@ def _story(seen: list[ev.RunEvent]) -> list[tuple[str, str]]:
 
 
 def test_independent_steps_run_at_the_same_time(tmp_path: Path) -> None:
-    root = make_project(
-        tmp_path / "p",
+    root = _build(
+        tmp_path,
         [csv_source("src", "data/src.csv"), _python("left"), _python("right")],
-        files={"data/src.csv": SRC, "datasets/meet.py": BARRIER_PY},
+        py=BARRIER_PY,
     )
     res = lockgate.run(root, max_workers=2)
     assert [(s.dataset, str(s.status)) for s in res.steps] == [
@@ -78,15 +85,14 @@ def test_independent_steps_run_at_the_same_time(tmp_path: Path) -> None:
 
 
 def test_downstream_starts_after_its_upstream_steps(tmp_path: Path) -> None:
-    root = make_project(
-        tmp_path / "p",
+    root = _build(
+        tmp_path,
         [
             csv_source("src", "data/src.csv"),
             sql("a", "select id, v from src where v < 25"),
             sql("b", "select id, v * 2 as w from src"),
             sql("c", "select a.id, a.v, b.w from a join b using (id)"),
         ],
-        files={"data/src.csv": SRC},
     )
     seen: list[ev.RunEvent] = []
     res = lockgate.run(root, listeners=[seen.append], max_workers=2)
@@ -99,8 +105,8 @@ def test_downstream_starts_after_its_upstream_steps(tmp_path: Path) -> None:
 
 
 def test_a_failed_branch_skips_only_its_own_downstream(tmp_path: Path) -> None:
-    root = make_project(
-        tmp_path / "p",
+    root = _build(
+        tmp_path,
         [
             csv_source("src", "data/src.csv"),
             _python("bad"),
@@ -108,7 +114,7 @@ def test_a_failed_branch_skips_only_its_own_downstream(tmp_path: Path) -> None:
             sql("good", "select * from src"),
             sql("good_down", "select count(*) as n from good"),
         ],
-        files={"data/src.csv": SRC, "datasets/bad.py": FAILING_PY},
+        py=FAILING_PY,
     )
     res = lockgate.run(root, max_workers=2)
     status = {s.dataset: str(s.status) for s in res.steps}
@@ -125,15 +131,14 @@ def test_a_failed_branch_skips_only_its_own_downstream(tmp_path: Path) -> None:
 
 
 def test_one_worker_runs_the_plan_in_order_in_the_calling_thread(tmp_path: Path) -> None:
-    root = make_project(
-        tmp_path / "p",
+    root = _build(
+        tmp_path,
         [
             csv_source("src", "data/src.csv"),
             csv_source("other", "data/src.csv"),
             sql("a", "select * from src"),
             sql("b", "select * from other"),
         ],
-        files={"data/src.csv": SRC},
     )
     threads: set[str] = set()
     seen: list[ev.RunEvent] = []
@@ -154,10 +159,9 @@ def test_one_worker_runs_the_plan_in_order_in_the_calling_thread(tmp_path: Path)
 def test_the_plan_is_a_frozen_value_and_execute_does_not_plan_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    root = make_project(
-        tmp_path / "p",
+    root = _build(
+        tmp_path,
         [csv_source("src", "data/src.csv"), sql("agg", "select count(*) as n from src")],
-        files={"data/src.csv": SRC},
     )
     project = lockgate.load_project(root)
     p = plan(project)
@@ -199,10 +203,9 @@ def test_the_plan_is_a_frozen_value_and_execute_does_not_plan_again(
 
 
 def test_plan_causes_name_what_changed(tmp_path: Path) -> None:
-    root = make_project(
-        tmp_path / "p",
+    root = _build(
+        tmp_path,
         [csv_source("src", "data/src.csv"), sql("agg", "select count(*) as n from src")],
-        files={"data/src.csv": SRC},
     )
     assert lockgate.run(root).ok
     (root / "data" / "src.csv").write_text(SRC + "4,40\n")
@@ -239,10 +242,9 @@ def test_worker_sessions_keep_their_objects_apart(tmp_path: Path) -> None:
 def test_cli_max_workers(tmp_path: Path) -> None:
     from tests.cli.helpers import cli
 
-    root = make_project(
-        tmp_path / "p",
+    root = _build(
+        tmp_path,
         [csv_source("src", "data/src.csv"), sql("agg", "select count(*) as n from src")],
-        files={"data/src.csv": SRC},
     )
     r = cli("run", "--max-workers", "1", "-p", str(root))
     assert r.exit_code == 0, r.output
