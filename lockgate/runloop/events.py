@@ -20,7 +20,8 @@ import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+
+from lockgate.runloop.results import StepResult
 
 log = logging.getLogger(__name__)
 
@@ -69,14 +70,14 @@ class CheckEvaluated(RunEvent):
     check: str
     status: str  # pass / fail / warn / error
     severity: str
-    observed: Any = None
+    observed: object = None
     failing_rows: int | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
 class SchemaDrifted(RunEvent):
     dataset: str
-    drift: Mapping[str, Any]
+    drift: Mapping[str, object]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -106,7 +107,7 @@ class StepFinished(RunEvent):
 
     dataset: str
     status: str
-    result: Any
+    result: StepResult
 
 
 #: a listener is any callable taking an event (a class with ``__call__`` works too)

@@ -241,7 +241,7 @@ def plan(
         steps: list[PlannedStep] = []
         will_run: set[str] = set()
         for name in names:
-            s = _plan_step(ctx, name, set(names), will_run)
+            s = _plan_step(ctx, project.datasets[name], set(names), will_run)
             if s.action == Action.RUN:
                 will_run.add(name)
             steps.append(s)
@@ -257,11 +257,13 @@ def plan(
     )
 
 
-def _plan_step(ctx: StepContext, name: str, selected: set[str], will_run: set[str]) -> PlannedStep:
+def _plan_step(
+    ctx: StepContext, spec: DatasetSpec, selected: set[str], will_run: set[str]
+) -> PlannedStep:
     from lockgate.runloop.step import definition_hash, resolve_inputs
     from lockgate.runloop.trust import verify_published
 
-    spec = ctx.project.datasets[name]
+    name = spec.name
     deps = tuple(u for u in ctx.project.deps.get(name, ()) if u in selected)
     rebuilt = tuple(u for u in deps if u in will_run)
     base = PlannedStep(
@@ -292,22 +294,26 @@ def _plan_step(ctx: StepContext, name: str, selected: set[str], will_run: set[st
         except LockgateError as e:
             log.debug("plan: inputs of %s cannot be pinned yet: %s", name, e)
         return replace(base, action=Action.RUN, cause=early[0], reason=early[1])
+    assert last is not None
     try:
         inputs = resolve_inputs(ctx, spec)
     except LockgateError as e:
         return replace(base, action=Action.FAIL, cause=Cause.ERROR, reason=e.message)
-    return _compare(ctx, replace(base, inputs=inputs), inputs, last)
+    return _compare(ctx, spec, replace(base, inputs=inputs), inputs, last)
 
 
 def _compare(
-    ctx: StepContext, base: PlannedStep, inputs: dict[str, object], last: CommitInfo
+    ctx: StepContext,
+    spec: DatasetSpec,
+    base: PlannedStep,
+    inputs: dict[str, object],
+    last: CommitInfo,
 ) -> PlannedStep:
     """A published step that nothing upstream rebuilds: skip it when its batch (definition
     and pinned inputs) is the one the table's newest commit holds, else say what changed."""
     from lockgate.runloop import incremental
     from lockgate.runloop.step import batch_id_for, current_watermark
 
-    spec = ctx.project.datasets[base.dataset]
     bid = batch_id_for(base.definition, inputs)
     base = replace(base, batch_id=bid)
     if bid == last.batch_id:
@@ -338,9 +344,7 @@ def _check_targets(spec: DatasetSpec, others: set[str]) -> tuple[str, ...]:
 
 def _what_changed(ctx: StepContext, name: str, def_hash: str) -> Cause:
     """The definition or the inputs, by the last published step's record (if any)."""
-    steps = ctx.state.dataset_steps(
-        ctx.project.config.name, name, limit=20, project_id=ctx.project_id
-    )
+    steps = ctx.state.dataset_steps(ctx.project.name, name, limit=20, project_id=ctx.project_id)
     for step in steps:
         if str(step.status) in ("success", "noop"):
             recorded = (step.input_versions or {}).get("definition")

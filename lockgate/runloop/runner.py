@@ -16,12 +16,13 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from lockgate.engine.session import Session, clean_stale_work
-from lockgate.errors import GateBlocked, LockgateError, UsageError
+from lockgate.errors import LockgateError, UsageError
 from lockgate.runloop import events as ev
 from lockgate.runloop import identity
 from lockgate.runloop.events import EventBus, Listener
 from lockgate.runloop.parallel import run_steps
 from lockgate.runloop.plan import Plan, PlannedStep, plan
+from lockgate.runloop.ports import StateStoreLike
 from lockgate.runloop.results import RunResult, RunStatus, StepResult, StepStatus
 from lockgate.runloop.step import StepContext, run_step
 from lockgate.state.errors import LeaseLost
@@ -83,7 +84,7 @@ def emit_step_outcome(bus: EventBus, run_id: str, r: StepResult) -> None:
                 status=status,
                 severity=str(c.get("severity")),
                 observed=c.get("observed"),
-                failing_rows=c.get("failing_rows"),
+                failing_rows=n if isinstance(n := c.get("failing_rows"), int) else None,
             )
         )
     if r.drift:
@@ -323,11 +324,10 @@ def _run_plan(
     """Run the plan's steps into ``done``; stops starting steps, returning the error, when
     the run's lock lease is lost (nothing more may be committed then)."""
     project = plan.project
-    intact = ctx.__dict__.setdefault("_lg_intact", set())  # trust: tables checked this run
 
     def run_one(step: PlannedStep) -> StepResult:
+        # a worker's context shares the run's `verified` set (replace() keeps the object)
         step_ctx = ctx if workers == 1 else replace(ctx, session=sessions.current())
-        step_ctx.__dict__["_lg_intact"] = intact  # one set for the run, as sequentially
         bus.emit(ev.StepStarted(run_id=ctx.run_id, dataset=step.dataset))
         if ctx.lease is not None and ctx.lease.lost:
             ctx.lease.check()  # do no work for a run that no longer owns the project
@@ -395,7 +395,10 @@ def _run_with_retries(ctx: StepContext, project: Project, planned: PlannedStep) 
             r = run_step(ctx, spec)
             r.attempts = attempt
             _note_stale_pins(planned, r)
-            attempted("success", None)
+            if r.status == StepStatus.BLOCKED:  # the step's outcome; recorded as an error
+                attempted("error", r.error)
+            else:
+                attempted("success", None)
         except LeaseLost as e:  # never retried: the run stops (see runloop.parallel)
             attempted("error", str(e))
             r = _error_result(name, e, attempt, StepStatus.FAILED)
@@ -412,8 +415,7 @@ def _run_with_retries(ctx: StepContext, project: Project, planned: PlannedStep) 
                 )
                 time.sleep(delay)
                 continue
-            status = StepStatus.BLOCKED if isinstance(e, GateBlocked) else StepStatus.FAILED
-            r = _error_result(name, e, attempt, status)
+            r = _error_result(name, e, attempt, StepStatus.FAILED)
         except Exception as e:  # a bug or an unexpected library error: fail this step only
             log.debug("step %s attempt %d failed unexpectedly", name, attempt, exc_info=True)
             r = _unexpected_result(name, e, attempt)
@@ -435,7 +437,7 @@ def _attempted(
 
 
 def _error_result(name: str, e: LockgateError, attempt: int, status: StepStatus) -> StepResult:
-    r = StepResult(
+    return StepResult(
         dataset=name,
         status=status,
         reason=e.message,
@@ -443,11 +445,6 @@ def _error_result(name: str, e: LockgateError, attempt: int, status: StepStatus)
         hint=e.hint,
         attempts=attempt,
     )
-    partial = getattr(e, "step_result", None)
-    if isinstance(partial, StepResult):  # a gate block: keep what the audit found
-        r.checks, r.scores, r.rows_in = partial.checks, partial.scores, partial.rows_in
-        r.batch_id, r.inputs = partial.batch_id, partial.inputs
-    return r
 
 
 def _unexpected_result(name: str, e: Exception, attempt: int) -> StepResult:
@@ -525,7 +522,7 @@ def _record_step(ctx: StepContext, project: Project, step_id: int, r: StepResult
     )
 
 
-def _record_skipped(state: StateStore, project: Project, run_id: str, r: StepResult) -> None:
+def _record_skipped(state: StateStoreLike, project: Project, run_id: str, r: StepResult) -> None:
     step_id = state.start_step(run_id, project.config.name, r.dataset, input_versions={})
     state.finish_step(
         step_id,
