@@ -32,7 +32,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from lockgate.errors import LockgateError
 from lockgate.runloop.results import StepResult, StepStatus
@@ -83,7 +83,7 @@ def _freeze(value: object) -> object:
     return value
 
 
-def thaw(value: Any) -> Any:
+def thaw(value: object) -> object:
     """A plain (JSON-serialisable) copy of a frozen value: dicts and lists."""
     if isinstance(value, Mapping):
         return {k: thaw(v) for k, v in value.items()}
@@ -136,10 +136,10 @@ class PlannedStep:
         """The dry run's view of this step (what ``lockgate run --dry-run`` prints)."""
         r = StepResult(dataset=self.dataset, status=self.status, reason=self.reason, hint=self.hint)
         if self.cause in (Cause.UP_TO_DATE, Cause.DEFINITION, Cause.INPUTS, Cause.CHANGED):
-            r.inputs = thaw(self.inputs)
+            r.inputs = {k: thaw(v) for k, v in self.inputs.items()}
         return r
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         return {
             "dataset": self.dataset,
             "kind": self.kind,
@@ -190,7 +190,7 @@ class Plan:
         """The dry run: one result per step (status planned / noop / failed, and why)."""
         return [s.result() for s in self.steps]
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         return {
             "project": self.project.config.name,
             "select": list(self.select),

@@ -10,10 +10,10 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from lockgate.engine.session import Session, clean_stale_work
 from lockgate.errors import LockgateError, UsageError
@@ -179,7 +179,7 @@ def run(
     reporter: Reporter | None = None,
     listeners: Sequence[Listener] = (),
     max_workers: int | None = None,
-    args: dict[str, Any] | None = None,
+    args: Mapping[str, object] | None = None,
 ) -> RunResult:
     """Plan the selected datasets of ``project`` and execute the plan."""
     p = plan(project, select=select, full_refresh=full_refresh, now=now)
@@ -192,7 +192,7 @@ def execute(
     reporter: Reporter | None = None,
     listeners: Sequence[Listener] = (),
     max_workers: int | None = None,
-    args: dict[str, Any] | None = None,
+    args: Mapping[str, object] | None = None,
 ) -> RunResult:
     """Run ``plan``; returns when every step has an outcome (in plan order).
 
@@ -263,7 +263,7 @@ def _phase_reporter(bus: EventBus, run_id: str) -> Callable[[str, str], None]:
 
 
 def _start_run(
-    plan: Plan, state: StateStore, store: DeltaStore, args: dict[str, Any] | None
+    plan: Plan, state: StateStore, store: DeltaStore, args: Mapping[str, object] | None
 ) -> tuple[RunRecord, str | None]:
     """Under the lock: the project's identity, then a new run record."""
     project = plan.project
@@ -554,7 +554,7 @@ def _run_status(results: list[StepResult]) -> RunStatus:
     return RunStatus.FAILED
 
 
-def _summary(results: list[StepResult]) -> dict[str, Any]:
+def _summary(results: list[StepResult]) -> dict[str, object]:
     return {
         "steps": len(results),
         "by_status": {
