@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from lockgate.state import StateStore
     from lockgate.state.lock import Lease
     from lockgate.state.records import RunRecord
-    from lockgate.storage import DeltaStore
+    from lockgate.storage.base import TableStore
 
 log = logging.getLogger(__name__)
 
@@ -109,11 +109,12 @@ def emit_step_outcome(bus: EventBus, run_id: str, r: StepResult) -> None:
     bus.emit(ev.StepFinished(run_id=run_id, dataset=d, status=str(r.status), result=r))
 
 
-def open_backends(project: Project) -> tuple[StateStore, DeltaStore]:
+def open_backends(project: Project) -> tuple[StateStore, TableStore]:
     from lockgate.state import StateStore
-    from lockgate.storage import DeltaStore
+    from lockgate.storage import store_for
 
-    return StateStore.open(project.state_url), DeltaStore(project.warehouse_path, cache_tables=True)
+    store = store_for(project.config.store, project.warehouse_path, cache_tables=True)
+    return StateStore.open(project.state_url), store
 
 
 class _Sessions:
@@ -263,7 +264,7 @@ def _phase_reporter(bus: EventBus, run_id: str) -> Callable[[str, str], None]:
 
 
 def _start_run(
-    plan: Plan, state: StateStore, store: DeltaStore, args: Mapping[str, object] | None
+    plan: Plan, state: StateStore, store: TableStore, args: Mapping[str, object] | None
 ) -> tuple[RunRecord, str | None]:
     """Under the lock: the project's identity, then a new run record."""
     project = plan.project
@@ -358,14 +359,14 @@ def _lease_lost(lease: Lease) -> LeaseLost | None:
     return None
 
 
-def _min_run_seq(store: DeltaStore, names: Sequence[str]) -> int:
+def _min_run_seq(store: TableStore, names: Sequence[str]) -> int:
     """One more than the highest Delta transaction version the run's tables hold.
 
     A publish is skipped when its table's transaction is already at the run's seq or beyond;
     a state store that is new (deleted, or a fresh database) next to an existing warehouse
     would otherwise hand out seqs the tables treat as published, and every batch would be
     silently dropped."""
-    from lockgate.storage.delta import APP_ID_PREFIX, QUARANTINE_SUFFIX
+    from lockgate.storage.base import APP_ID_PREFIX, QUARANTINE_SUFFIX
 
     highest = 0
     for name in names:
