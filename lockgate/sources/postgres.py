@@ -4,25 +4,29 @@
 ``lockgate.yaml``, ``connections: {shop_db: {type: postgres, url: "${SHOP_DB_URL}"}}`` (or
 ``host``/``port``/``user``/``password``/``dbname`` fields, any of them a reference).
 
-A minimal reader: the table is copied with ``COPY … TO STDOUT (FORMAT csv)`` into a
-spill file of the session's work folder and loaded with the column types of the
-PostgreSQL catalog (never inferred from the data). It is also what ``lockgate check``
-uses for a ``postgresql://…?table=schema.name`` target (:func:`load_table`).
+Or ``query: SELECT …``; ``columns: [a, b]`` selects columns; ``incremental: {cursor: col}`` on
+the dataset reads ``col >= <last value read>`` (the run loop settles rows read again) and
+``settle: 2m`` leaves out rows newer than ``now() - 2m`` (transactions still in flight).
+The read itself is :mod:`lockgate.sources._pg_read` (Arrow stream, catalog types).
+
+:func:`load_table` is what ``lockgate check`` uses for a ``postgresql://…?table=schema.name``
+target: the table copied with ``COPY … TO STDOUT (FORMAT csv)`` into a spill file, loaded
+with the catalog's column types.
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
 from typing import TYPE_CHECKING, ClassVar, Literal
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
-from pydantic import Field
 from sqlglot import exp
 
 from lockgate.engine.session import ident
 from lockgate.errors import ConfigError, InputError, Problem
 from lockgate.redact import redact, remember
+from lockgate.sources._db import DbSourceConfig, check_config
+from lockgate.sources._pg_read import pg_errors, read_postgres, translate_error
 from lockgate.sources.base import (
     ResumeToken,
     Source,
@@ -39,33 +43,39 @@ if TYPE_CHECKING:
     from lockgate.engine.session import Session
 
 
-class PostgresSourceSpec(SourceConfig):
-    """A PostgreSQL table read through a named connection."""
+class PostgresSourceSpec(DbSourceConfig):
+    """A PostgreSQL table (or query) read through a named connection."""
 
     type: Literal["postgres"] = "postgres"
-    connection: str = Field(description="name of a connection in lockgate.yaml (connections:)")
-    table: str = Field(description="the table, as schema.name (schema defaults to public)")
 
 
 @register_source
 class PostgresSource(Source):
-    """Reads a whole table on every run (no fingerprint, no cursor yet)."""
+    """Streams Arrow batches (ADBC, else psycopg) typed from the catalog; with
+    ``incremental:`` reads ``cursor >= <last cursor>`` (and ``< now() - settle``)."""
 
     TYPE: ClassVar[str] = "postgres"
     CONFIG: ClassVar[type[SourceConfig]] = PostgresSourceSpec
+    SUPPORTS_INCREMENTAL: ClassVar[bool] = True
+    SUPPORTS_REJECTS: ClassVar[bool] = True
 
     def stage(self, session: Session, table: str, *, resume: ResumeToken = None) -> StagedSource:
         assert isinstance(self.config, PostgresSourceSpec)
-        schema, _, name = self.config.table.rpartition(".")
+        check_config(self.request, self.config)
         create_rejects_table(session.con, table)
-        with tempfile.TemporaryDirectory(prefix="pg-", dir=session.work_dir) as tmp:
-            load_table(session.con, table, self._conninfo(), schema or "public", name, tmp)
+        conninfo = self._conninfo()
+        label = self.config.table or "query"
+        try:
+            rejected, last = read_postgres(self, session, table, conninfo, resume)
+        except pg_errors() as e:
+            raise translate_error(e, label) from None
         return StagedSource(
             rows=count_rows(session.con, table),
-            rejected=0,
+            rejected=rejected,
             fingerprint=None,
             files=[],
             columns=table_columns(session.con, exp.Table(this=ident(table))),
+            resume=last if last is not None else resume,
         )
 
     def _conninfo(self) -> str:
@@ -76,11 +86,15 @@ class PostgresSource(Source):
                 [Problem(f"dataset '{self.dataset}': source needs 'connection: NAME'")]
             )
         fields = conn.resolve()
-        url = fields.pop("url", None)
+        url = str(fields.pop("url", None) or "")
         from psycopg.conninfo import make_conninfo
 
+        if url.startswith("postgresql+") or url.startswith("postgres+"):
+            url = "postgresql" + url[url.index("://") :]
         params = {k: str(v) for k, v in fields.items()}
-        return make_conninfo(str(url or ""), **params)
+        info = make_conninfo(url, **params)
+        remember(info)
+        return info
 
 
 # ---- the reader ---------------------------------------------------------------------------

@@ -1,0 +1,246 @@
+"""What the database sources (``postgres``, ``mysql``) share: the config fields, the read
+query (columns, cursor window, settle), and the typed load of a raw Arrow stream.
+
+A database adapter reads the catalog and describes each column as a :class:`Column`: the
+expression that reads it remotely (native when the driver's Arrow type is exact, else the
+database's own text form) and the staging type it must become. The rows stream as Arrow
+batches into ``<table>__raw`` of the engine session (bounded memory: the engine consumes the
+reader batch by batch), then one pass casts every column to its catalog type. A row with a
+value the staging type cannot hold exactly (``NaN`` in a ``numeric``, a MySQL zero date, a
+``time`` beyond 24 h, a ``numeric`` with more than 38 digits) goes to ``<table>__rejects``
+with the column and the reason — never coerced, never dropped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+import pyarrow as pa
+import sqlglot
+from pydantic import Field
+from sqlglot import exp
+
+from lockgate.engine.session import ident, table_ref
+from lockgate.errors import ConfigError, Problem
+from lockgate.sources.base import REJECTS_SUFFIX, SourceConfig, SourceRequest
+
+if TYPE_CHECKING:
+    from lockgate.engine.session import Session
+
+#: how a raw value becomes its staging type
+NATIVE, CAST, DECIMAL, JSON_LIST, HEX = "native", "cast", "decimal", "json_list", "hex"
+
+
+class DbSourceConfig(SourceConfig):
+    """Fields every database source has (subclasses add ``type``)."""
+
+    connection: str = Field(description="name of a connection in lockgate.yaml (connections:)")
+    table: str | None = Field(default=None, description="the table, as schema.name (or set query:)")
+    query: str | None = Field(default=None, description="a SELECT to read instead of a table")
+    columns: list[str] | None = Field(
+        default=None, description="columns to read (default: all, in catalog order)"
+    )
+    settle: str | None = Field(
+        default=None,
+        description="incremental: read only rows whose cursor is older than now() - settle "
+        "(e.g. '2m'), so rows of transactions still in flight are read by the next run",
+    )
+    batch_rows: int = Field(
+        default=65_536, ge=1024, description="rows per Arrow batch read from the database"
+    )
+
+    def relation_problem(self) -> str | None:
+        if (self.table is None) == (self.query is None):
+            return "set exactly one of 'table:' and 'query:'"
+        return None
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of the read: name, remote select expression, staging type, conversion."""
+
+    name: str
+    remote: exp.Expr
+    type: str
+    how: str = NATIVE
+    source_type: str = ""
+
+
+def check_config(request: SourceRequest, config: DbSourceConfig) -> None:
+    problem = config.relation_problem()
+    if problem is None and config.settle is not None and request.incremental is None:
+        problem = "'settle:' needs 'incremental:' on the dataset"
+    if problem:
+        raise ConfigError(
+            [
+                Problem(
+                    f"dataset '{request.dataset}': {problem}",
+                    file=request.defined_in,
+                    line=request.defined_line,
+                )
+            ]
+        )
+
+
+def parse_query(sql: str, dialect: str) -> exp.Query:
+    """The user's ``query:`` as a sqlglot expression (a SELECT), or a ConfigError."""
+    try:
+        parsed = sqlglot.parse_one(sql, read=dialect)
+    except sqlglot.errors.ParseError as e:
+        raise ConfigError([Problem(f"query: cannot parse: {e}")]) from None
+    if not isinstance(parsed, exp.Query):
+        raise ConfigError([Problem("query: must be a SELECT")])
+    return parsed
+
+
+def select_columns(columns: list[Column], wanted: list[str] | None) -> list[Column]:
+    if not wanted:
+        return columns
+    by_name = {c.name: c for c in columns}
+    missing = [w for w in wanted if w not in by_name]
+    if missing:
+        raise ConfigError(
+            [Problem(f"columns: {', '.join(missing)} not in the source ({', '.join(by_name)})")]
+        )
+    return [by_name[w] for w in wanted]
+
+
+def read_query(
+    relation: exp.Expr,
+    columns: list[Column],
+    *,
+    cursor: Column | None,
+    since: str | None,
+    settle: str | None,
+    now: exp.Expr,
+    dialect: str,
+) -> exp.Select:
+    """``SELECT <remote exprs> FROM relation [WHERE cursor >= since AND cursor < now - settle]``."""
+    q = exp.select(*[exp.alias_(c.remote, ident(c.name)) for c in columns]).from_(relation)
+    if cursor is None:
+        return q
+    col = exp.column(ident(cursor.name))
+    typ = exp.DataType.build(cursor.source_type or "text", dialect=dialect, udt=True)
+    if since is not None:
+        q = q.where(exp.GTE(this=col, expression=exp.cast(exp.Literal.string(since), typ)))
+    if settle is not None:
+        seconds = exp.Literal.number(int(duration(settle).total_seconds()))
+        upper = exp.Sub(this=now, expression=exp.Interval(this=seconds, unit=exp.var("SECOND")))
+        q = q.where(exp.LT(this=col, expression=upper))
+    return q
+
+
+def duration(text: str) -> timedelta:
+    from lockgate._duration import parse_duration
+
+    return parse_duration(text)
+
+
+# ---- loading into the engine ---------------------------------------------------------------
+
+
+def load_stream(session: Session, table: str, reader: pa.RecordBatchReader) -> str:
+    """Stream ``reader`` into the table ``<table>__raw`` (batch by batch) and return its name."""
+    raw, view = table + "__raw", table + "__stream"
+    session.register_arrow(view, reader)
+    try:
+        session.execute(
+            exp.Create(
+                this=table_ref(raw),
+                kind="TABLE",
+                replace=True,
+                expression=exp.select("*").from_(table_ref(view)),
+            )
+        )
+    finally:
+        session.unregister(view)
+    return raw
+
+
+def _converted(c: Column) -> exp.Expr:
+    raw = exp.column(ident(c.name))
+    if c.how == NATIVE:
+        return raw
+    typ = exp.DataType.build(c.type)
+    if c.how == JSON_LIST:
+        return exp.TryCast(this=exp.TryCast(this=raw, to=exp.DataType.build("JSON")), to=typ)
+    if c.how == HEX:
+        return exp.func("from_hex", raw)
+    return exp.TryCast(this=raw, to=typ)
+
+
+def _unrepresentable(c: Column) -> exp.Expr | None:
+    """True for a row whose raw value of ``c`` does not survive the conversion exactly."""
+    if c.how in (NATIVE, HEX):
+        return None
+    raw = exp.column(ident(c.name))
+    lost: exp.Expr = exp.Is(this=_converted(c), expression=exp.Null())
+    if c.how == DECIMAL:  # the digits must come back: a cast that rounds is a loss
+        back = _canonical(exp.cast(_converted(c), "VARCHAR"))
+        lost = exp.or_(lost, exp.NEQ(this=back, expression=_canonical(raw.copy())))
+    return exp.and_(exp.not_(exp.Is(this=raw.copy(), expression=exp.Null())), exp.paren(lost))
+
+
+def _canonical(text: exp.Expr) -> exp.Expr:
+    """A decimal's text without trailing fractional zeros (and no dangling point)."""
+    stripped = exp.func(
+        "regexp_replace", text, exp.Literal.string(r"(\.\d*?)0+$"), exp.Literal.string(r"\1")
+    )
+    return exp.func("regexp_replace", stripped, exp.Literal.string(r"\.$"), exp.Literal.string(""))
+
+
+def convert(session: Session, raw: str, table: str, columns: list[Column], origin: str) -> int:
+    """Create ``table`` (rows whose every value converts exactly) and ``table__rejects``
+    (the others, with the column, the source type and the value in the reason) from the
+    raw table; returns the number of rejected rows. The raw table is dropped."""
+    checks = [(c, p) for c in columns if (p := _unrepresentable(c)) is not None]
+    bad: exp.Expr = exp.or_(*[p for _, p in checks]) if checks else exp.false()
+    good = exp.select(*[exp.alias_(_converted(c), ident(c.name)) for c in columns])
+    good = good.from_(table_ref(raw)).where(exp.not_(exp.paren(bad.copy())))
+    session.execute(exp.Create(this=table_ref(table), kind="TABLE", replace=True, expression=good))
+    rejects = table + REJECTS_SUFFIX
+    if checks:
+        session.execute(exp.insert(_rejects_select(raw, checks, bad, origin), table_ref(rejects)))
+    session.drop(raw)
+    n = session.execute(exp.select(exp.func("count", exp.Star())).from_(table_ref(rejects)))
+    row = n.fetchone()
+    return int(row[0]) if row else 0
+
+
+def _rejects_select(
+    raw: str, checks: list[tuple[Column, exp.Expr]], bad: exp.Expr, origin: str
+) -> exp.Select:
+    reasons = [
+        exp.If(
+            this=p.copy(),
+            true=exp.func(
+                "concat",
+                exp.Literal.string(f"column {c.name} ({c.source_type}): value '"),
+                exp.cast(exp.column(ident(c.name)), "VARCHAR"),
+                exp.Literal.string(f"' is not representable as {c.type}"),
+            ),
+        )
+        for c, p in checks
+    ]
+    # an engine function, not sqlglot's CONCAT_WS (transpiled to NULL when any part is)
+    reason = exp.Anonymous(this="concat_ws", expressions=[exp.Literal.string("; "), *reasons])
+    record = exp.cast(exp.func("to_json", exp.column(ident(raw))), "VARCHAR")
+    return (
+        exp.select(
+            exp.Literal.string(origin),
+            exp.cast(exp.Null(), "BIGINT"),
+            record,
+            reason,
+        )
+        .from_(table_ref(raw))
+        .where(bad)
+    )
+
+
+def max_cursor(session: Session, table: str, cursor: str) -> str | None:
+    """The largest cursor value staged, as text the source database parses back."""
+    q = exp.select(exp.cast(exp.func("max", exp.column(ident(cursor))), "VARCHAR"))
+    row = session.execute(q.from_(table_ref(table))).fetchone()
+    return None if row is None or row[0] is None else str(row[0])

@@ -1,0 +1,235 @@
+"""The PostgreSQL read of ``type: postgres``: catalog → :class:`Column` plan, then an Arrow
+stream (ADBC ``adbc-driver-postgresql`` when installed — the fastest measured —, else
+psycopg with a server-side cursor) into the engine session (see :mod:`lockgate.sources._db`).
+
+Types come from ``pg_attribute``/``format_type``, never from what the driver infers:
+ints, floats, booleans, text and ``bytea`` stream natively; ``numeric`` (exact decimal; its
+digits must survive), dates, times, ``timestamp`` vs ``timestamptz``, ``interval``,
+``uuid``, ``json``/``jsonb`` travel as PostgreSQL's text and are cast in the engine; arrays
+as JSON, enums as text. The session runs in UTC with ISO dates.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+from sqlglot import exp
+
+from lockgate.engine.session import ident
+from lockgate.errors import InputError, LockgateError, TransientError
+from lockgate.redact import redact
+from lockgate.sources._db import (
+    CAST,
+    DECIMAL,
+    HEX,
+    JSON_LIST,
+    NATIVE,
+    Column,
+    DbSourceConfig,
+    convert,
+    load_stream,
+    max_cursor,
+    parse_query,
+    read_query,
+    select_columns,
+)
+
+if TYPE_CHECKING:
+    from lockgate.engine.session import Session
+    from lockgate.sources.base import ResumeToken, Source
+
+_NATIVE = {
+    "smallint": "SMALLINT",
+    "integer": "INTEGER",
+    "bigint": "BIGINT",
+    "real": "FLOAT",
+    "double precision": "DOUBLE",
+    "boolean": "BOOLEAN",
+    "text": "VARCHAR",
+    "character varying": "VARCHAR",
+    "character": "VARCHAR",
+    "name": "VARCHAR",
+    '"char"': "VARCHAR",
+    "bytea": "BLOB",
+}
+_CAST = {
+    "date": "DATE",
+    "timestamp without time zone": "TIMESTAMP",
+    "timestamp with time zone": "TIMESTAMPTZ",
+    "time without time zone": "TIME",
+    "time with time zone": "TIMETZ",
+    "interval": "INTERVAL",
+    "uuid": "UUID",
+    "json": "JSON",
+    "jsonb": "JSON",
+}
+#: scale given to an unconstrained ``numeric`` (values needing more digits are rejected)
+UNCONSTRAINED_SCALE = 10
+
+_CATALOG_SQL = (
+    "SELECT a.attname, format_type(a.atttypid, a.atttypmod), t.typtype, t.typcategory, "
+    "format_type(t.typelem, a.atttypmod) FROM pg_attribute a JOIN pg_type t ON t.oid = "
+    "a.atttypid WHERE a.attrelid = %s::regclass AND a.attnum > 0 AND NOT a.attisdropped "
+    "ORDER BY a.attnum"
+)
+
+
+def _bare(t: str) -> str:
+    """``timestamp(3) with time zone`` → ``timestamp with time zone``; ``varchar(9)`` → …"""
+    return re.sub(r"\(\d+(,\d+)?\)", "", t).strip()
+
+
+def pg_column(name: str, typ: str, typtype: str, category: str, elem: str) -> Column:
+    """The read plan of one column from its catalog type."""
+    col = exp.column(ident(name))
+    text = exp.cast(col, "text")
+    bare = _bare(typ)
+    if category == "A":
+        inner = pg_column(name, elem, "b", "", "")
+        as_json = exp.cast(exp.func("to_json", col), "text")
+        return Column(name, as_json, inner.type + "[]", JSON_LIST, typ)
+    if bare in _NATIVE:
+        return Column(name, col, _NATIVE[bare], NATIVE, typ)
+    if bare in _CAST:
+        return Column(name, text, _CAST[bare], CAST, typ)
+    if bare in ("numeric", "decimal"):
+        m = re.search(r"\((\d+)(?:,(\d+))?\)", typ)
+        p, s = (int(m.group(1)), int(m.group(2) or 0)) if m else (38, UNCONSTRAINED_SCALE)
+        return Column(name, text, f"DECIMAL({min(p, 38)},{min(s, 38)})", DECIMAL, typ)
+    return Column(name, text, "VARCHAR", NATIVE, typ)  # enums, money, inet, …: their text
+
+
+def as_text_column(c: Column) -> Column:
+    """The fallback reader streams text only: natives travel as text and are cast back."""
+    if c.how != NATIVE:
+        return c
+    if c.type == "BLOB":
+        hexed = exp.func("encode", c.remote, exp.Literal.string("hex"))
+        return Column(c.name, hexed, c.type, HEX, c.source_type)
+    return Column(c.name, exp.cast(c.remote, "text"), c.type, CAST, c.source_type)
+
+
+def pg_errors() -> tuple[type[BaseException], ...]:
+    import psycopg
+
+    errors: list[type[BaseException]] = [psycopg.Error]
+    try:
+        import adbc_driver_manager
+
+        errors.append(adbc_driver_manager.Error)
+    except ImportError:  # pragma: no cover - the fallback reader has no ADBC errors
+        pass
+    return tuple(errors)
+
+
+def translate_error(e: BaseException, label: str) -> LockgateError:
+    """A driver error as a lockgate error: a lost connection is transient (the step is
+    retried; nothing was published), a missing table or bad SQL is an input error."""
+    text = redact(str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__)
+    transient = type(e).__name__ in ("OperationalError", "InterfaceError") and not any(
+        w in text for w in ("does not exist", "syntax error", "permission denied")
+    )
+    msg = f"cannot read PostgreSQL {label}: {text}"
+    return TransientError(msg) if transient else InputError(msg)
+
+
+def read_postgres(
+    source: Source, session: Session, table: str, conninfo: str, resume: ResumeToken
+) -> tuple[int, ResumeToken]:
+    """Stage the source into ``table`` (+ rejects); returns (rejected rows, resume token)."""
+    import psycopg
+
+    config = source.config
+    assert isinstance(config, DbSourceConfig)
+    with psycopg.connect(conninfo) as pg:
+        relation, columns = _plan(pg, config)
+    inc = source.request.incremental
+    cursor = next((c for c in columns if inc and c.name == inc.cursor), None)
+    since = resume.get("cursor") if isinstance(resume, dict) else None
+    driver = _adbc()
+    if driver is None:
+        columns = [as_text_column(c) for c in columns]
+    query = read_query(
+        relation,
+        columns,
+        cursor=cursor,
+        since=str(since) if since is not None else None,
+        settle=config.settle,
+        now=exp.func("now"),
+        dialect="postgres",
+    ).sql("postgres")
+    origin = f"postgres:{config.table or 'query'}"
+    if driver is not None:
+        raw = _read_adbc(driver, session, table, conninfo, query)
+    else:
+        raw = _read_psycopg(session, table, conninfo, query, config.batch_rows)
+    rejected = convert(session, raw, table, columns, origin)
+    last = max_cursor(session, table, cursor.name) if cursor is not None else None
+    return rejected, ({"cursor": last} if last is not None else None)
+
+
+def _plan(pg: Any, config: DbSourceConfig) -> tuple[exp.Expr, list[Column]]:
+    if config.table is not None:
+        schema, _, name = config.table.rpartition(".")
+        relation: exp.Expr = exp.table_(ident(name), db=ident(schema or "public"))
+        regclass = relation.sql("postgres")
+    else:
+        assert config.query is not None
+        query = parse_query(config.query, "postgres")
+        pg.execute("CREATE TEMP VIEW lg_source_query AS " + query.sql("postgres"))
+        relation, regclass = query.subquery("q"), "lg_source_query"
+    try:
+        rows = pg.execute(_CATALOG_SQL, (regclass,)).fetchall()
+    except Exception as e:
+        if "does not exist" in str(e):
+            raise InputError(f"PostgreSQL table {config.table} not found") from None
+        raise
+    columns = [pg_column(*r) for r in rows]
+    return relation, select_columns(columns, config.columns)
+
+
+def _adbc() -> Any:
+    try:
+        import adbc_driver_postgresql.dbapi as driver
+    except ImportError:
+        return None
+    return driver
+
+
+def _session_setup(cur: Any) -> None:
+    cur.execute("SET TimeZone = 'UTC'")
+    cur.execute("SET DateStyle = 'ISO, YMD'")
+    cur.execute("SET IntervalStyle = 'postgres'")
+    cur.execute("SET extra_float_digits = 3")
+
+
+def _read_adbc(driver: Any, session: Session, table: str, conninfo: str, query: str) -> str:
+    with driver.connect(conninfo) as conn, conn.cursor() as cur:
+        _session_setup(cur)
+        cur.execute(query)
+        reader: pa.RecordBatchReader = cur.fetch_record_batch()
+        raw = load_stream(session, table, reader)
+        conn.rollback()
+    return raw
+
+
+def _read_psycopg(session: Session, table: str, conninfo: str, query: str, batch: int) -> str:
+    import psycopg
+
+    with psycopg.connect(conninfo) as pg:
+        _session_setup(pg)
+        with pg.cursor(name="lg_source") as cur:
+            cur.execute(query)
+            names = [d.name for d in cur.description or []]
+            schema = pa.schema([(n, pa.string()) for n in names])
+
+            def batches() -> Iterator[pa.RecordBatch]:
+                while rows := cur.fetchmany(batch):
+                    cols = list(zip(*rows, strict=True))
+                    yield pa.record_batch([pa.array(c, pa.string()) for c in cols], schema=schema)
+
+            reader = pa.RecordBatchReader.from_batches(schema, batches())
+            return load_stream(session, table, reader)
