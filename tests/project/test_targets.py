@@ -78,9 +78,15 @@ def test_unknown_connection_is_located_with_a_suggestion(tmp_path: Path) -> None
     assert (p.file, p.line, p.hint) == ("datasets/main.yaml", 5, "did you mean 'shop'?")
 
 
-def test_incremental_on_a_source_that_cannot(tmp_path: Path) -> None:
+def test_incremental_on_a_source_that_cannot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lockgate.sources.postgres import PostgresSource
+
     ds = {**PG_SOURCE, "incremental": {"cursor": "id"}}
     root = make_project(tmp_path / "p", [ds], config=_config())
+    assert validate_project(root) == []  # postgres reads incrementally (#8)
+    monkeypatch.setattr(PostgresSource, "SUPPORTS_INCREMENTAL", False)
     [p] = validate_project(root)
     assert "source type 'postgres' does not support 'incremental:'" in p.message
     assert p.line == 7 and "file" in (p.hint or "")
