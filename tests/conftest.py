@@ -47,3 +47,20 @@ def pg_url() -> Iterator[str]:
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+
+
+@pytest.fixture
+def mysql_url() -> Iterator[str]:
+    """A fresh, empty MariaDB/MySQL database on the local service, dropped afterwards."""
+    require_service("MariaDB", MYSQL_HOST, MYSQL_PORT)
+    pymysql = pytest.importorskip("pymysql")
+    dbname = "lg_test_" + uuid.uuid4().hex[:12]
+    conn = pymysql.connect(host=MYSQL_HOST, port=MYSQL_PORT, user="root", autocommit=True)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f"CREATE DATABASE `{dbname}`")
+        yield f"mysql://root@{MYSQL_HOST}:{MYSQL_PORT}/{dbname}"
+    finally:
+        with conn.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS `{dbname}`")
+        conn.close()

@@ -13,6 +13,7 @@ with the column and the reason — never coerced, never dropped.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
@@ -122,9 +123,12 @@ def read_query(
     if cursor is None:
         return q
     col = exp.column(ident(cursor.name))
-    typ = exp.DataType.build(cursor.source_type or "text", dialect=dialect, udt=True)
+    lowest: exp.Expr = exp.Literal.string(since or "")
+    if dialect == "postgres":  # MySQL compares a column with a string literal by its type
+        typ = exp.DataType.build(cursor.source_type or "text", dialect=dialect, udt=True)
+        lowest = exp.cast(lowest, typ)
     if since is not None:
-        q = q.where(exp.GTE(this=col, expression=exp.cast(exp.Literal.string(since), typ)))
+        q = q.where(exp.GTE(this=col, expression=lowest))
     if settle is not None:
         seconds = exp.Literal.number(int(duration(settle).total_seconds()))
         upper = exp.Sub(this=now, expression=exp.Interval(this=seconds, unit=exp.var("SECOND")))
@@ -159,11 +163,29 @@ def load_stream(session: Session, table: str, reader: pa.RecordBatchReader) -> s
     return raw
 
 
+def text_rows_reader(
+    names: list[str], fetch: Callable[[int], Sequence[Sequence[object]]], batch: int
+) -> pa.RecordBatchReader:
+    """A fallback driver's rows (every value text, via ``fetch(n)``) as an Arrow stream of
+    string columns, ``batch`` rows at a time."""
+    schema = pa.schema([(n, pa.string()) for n in names])
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        while rows := fetch(batch):
+            cols = list(zip(*rows, strict=True))
+            arrays = [
+                pa.array([None if v is None else str(v) for v in c], pa.string()) for c in cols
+            ]
+            yield pa.record_batch(arrays, schema=schema)
+
+    return pa.RecordBatchReader.from_batches(schema, batches())
+
+
 def _converted(c: Column) -> exp.Expr:
     raw = exp.column(ident(c.name))
     if c.how == NATIVE:
         return raw
-    typ = exp.DataType.build(c.type)
+    typ = exp.DataType.build(c.type, dialect="duckdb")
     if c.how == JSON_LIST:
         return exp.TryCast(this=exp.TryCast(this=raw, to=exp.DataType.build("JSON")), to=typ)
     if c.how == HEX:

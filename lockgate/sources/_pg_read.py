@@ -12,7 +12,6 @@ as JSON, enums as text. The session runs in UTC with ISO dates.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -35,6 +34,7 @@ from lockgate.sources._db import (
     parse_query,
     read_query,
     select_columns,
+    text_rows_reader,
 )
 
 if TYPE_CHECKING:
@@ -224,12 +224,4 @@ def _read_psycopg(session: Session, table: str, conninfo: str, query: str, batch
         with pg.cursor(name="lg_source") as cur:
             cur.execute(query)
             names = [d.name for d in cur.description or []]
-            schema = pa.schema([(n, pa.string()) for n in names])
-
-            def batches() -> Iterator[pa.RecordBatch]:
-                while rows := cur.fetchmany(batch):
-                    cols = list(zip(*rows, strict=True))
-                    yield pa.record_batch([pa.array(c, pa.string()) for c in cols], schema=schema)
-
-            reader = pa.RecordBatchReader.from_batches(schema, batches())
-            return load_stream(session, table, reader)
+            return load_stream(session, table, text_rows_reader(names, cur.fetchmany, batch))

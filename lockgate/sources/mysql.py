@@ -1,0 +1,281 @@
+"""``type: mysql`` — a MySQL/MariaDB table (or query), read through a named connection.
+
+``source: {type: mysql, connection: shop, table: shop.orders}`` with
+``connections: {shop: {type: mysql, url: "mysql://user:${PW}@host:3306/shop"}}``. Same
+fields as ``postgres`` (``query:``, ``columns:``, ``settle:``; ``incremental:`` on the dataset).
+
+Rows stream as Arrow batches through connectorx (``arrow_stream``), else through PyMySQL's
+unbuffered cursor. Types come from ``SHOW COLUMNS`` (the catalog), never from the driver:
+signed integers, floats and strings stream natively; everything else travels as MySQL's
+text and is cast in the engine: ``decimal(p,s)`` exactly, unsigned integers as unsigned
+(``bigint unsigned`` → UBIGINT), ``tinyint(1)`` stays TINYINT (it holds 2…127 too), ``bit(1)``
+BOOLEAN and ``bit(n)`` UBIGINT, ``year`` SMALLINT, ``datetime`` TIMESTAMP, ``timestamp``
+TIMESTAMPTZ (the session runs in UTC), binary types via hex. A zero date
+(``0000-00-00``), a ``time`` beyond 24 h or a decimal with more than 38 digits cannot be
+represented: the row goes to the rejects with the column and the value.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from urllib.parse import quote, urlsplit
+
+from sqlglot import exp
+
+from lockgate.engine.session import ident
+from lockgate.errors import ConfigError, InputError, LockgateError, Problem, TransientError
+from lockgate.redact import redact, remember
+from lockgate.sources._db import (
+    CAST,
+    DECIMAL,
+    HEX,
+    NATIVE,
+    Column,
+    DbSourceConfig,
+    check_config,
+    convert,
+    load_stream,
+    max_cursor,
+    parse_query,
+    read_query,
+    select_columns,
+    text_rows_reader,
+)
+from lockgate.sources.base import (
+    ResumeToken,
+    Source,
+    SourceConfig,
+    StagedSource,
+    count_rows,
+    create_rejects_table,
+    register_source,
+    table_columns,
+)
+
+if TYPE_CHECKING:
+    from lockgate.engine.session import Session
+
+
+class MySqlSourceSpec(DbSourceConfig):
+    """A MySQL/MariaDB table (or query) read through a named connection."""
+
+    type: Literal["mysql"] = "mysql"
+
+
+_SIGNED = {
+    "tinyint": "TINYINT",
+    "smallint": "SMALLINT",
+    "mediumint": "INTEGER",
+    "int": "INTEGER",
+    "integer": "INTEGER",
+    "bigint": "BIGINT",
+}
+_UNSIGNED = {
+    "tinyint": "UTINYINT",
+    "smallint": "USMALLINT",
+    "mediumint": "UINTEGER",
+    "int": "UINTEGER",
+    "integer": "UINTEGER",
+    "bigint": "UBIGINT",
+}
+_STRINGS = ("char", "varchar", "tinytext", "text", "mediumtext", "longtext", "enum", "set")
+_BINARY = ("binary", "varbinary", "tinyblob", "blob", "mediumblob", "longblob")
+_TEMPORAL = {"date": "DATE", "datetime": "TIMESTAMP", "time": "TIME", "json": "JSON"}
+_SESSION = "SET time_zone = '+00:00'"
+
+
+def mysql_column(name: str, typ: str) -> Column:
+    """The read plan of one column from its ``SHOW COLUMNS`` type."""
+    t = typ.lower()
+    base = re.split(r"[ (]", t, maxsplit=1)[0]
+    col = exp.column(ident(name))
+    text = exp.cast(col, "CHAR")
+    if base in _SIGNED:
+        if "unsigned" in t:
+            return Column(name, text, _UNSIGNED[base], CAST, typ)
+        return Column(name, col, _SIGNED[base], NATIVE, typ)
+    if base in ("float", "double", "real"):
+        return Column(name, col, "DOUBLE", NATIVE, typ)
+    if base in _STRINGS:
+        return Column(name, col, "VARCHAR", NATIVE, typ)
+    if base in ("decimal", "numeric"):
+        m = re.search(r"\((\d+)(?:,(\d+))?\)", t)
+        p, s = (int(m.group(1)), int(m.group(2) or 0)) if m else (10, 0)
+        return Column(name, text, f"DECIMAL({min(p, 38)},{min(s, 38)})", DECIMAL, typ)
+    if base == "bit":
+        number = exp.cast(exp.Add(this=col, expression=exp.Literal.number(0)), "CHAR")
+        return Column(name, number, "BOOLEAN" if t == "bit(1)" else "UBIGINT", CAST, typ)
+    if base == "year":
+        return Column(name, text, "SMALLINT", CAST, typ)
+    if base == "timestamp":  # stored in UTC; the session reads it in UTC
+        utc = exp.func("concat", text, exp.Literal.string("+00"))
+        return Column(name, utc, "TIMESTAMPTZ", CAST, typ)
+    if base in _TEMPORAL:
+        return Column(name, text, _TEMPORAL[base], CAST, typ)
+    if base in _BINARY:
+        return Column(name, exp.func("hex", col), "BLOB", HEX, typ)
+    return Column(name, text, "VARCHAR", NATIVE, typ)  # geometry, …: their text
+
+
+@register_source
+class MySqlSource(Source):
+    """Streams a MySQL/MariaDB table into staging, typed from the catalog."""
+
+    TYPE: ClassVar[str] = "mysql"
+    CONFIG: ClassVar[type[SourceConfig]] = MySqlSourceSpec
+    SUPPORTS_INCREMENTAL: ClassVar[bool] = True
+    SUPPORTS_REJECTS: ClassVar[bool] = True
+
+    def stage(self, session: Session, table: str, *, resume: ResumeToken = None) -> StagedSource:
+        config = self.config
+        assert isinstance(config, MySqlSourceSpec)
+        check_config(self.request, config)
+        create_rejects_table(session.con, table)
+        url = self._url()
+        try:
+            rejected, last = self._read(session, table, url, resume)
+        except LockgateError:
+            raise
+        except Exception as e:  # driver errors: connectorx raises RuntimeError
+            raise _translate(e, config.table or "query") from None
+        return StagedSource(
+            rows=count_rows(session.con, table),
+            rejected=rejected,
+            fingerprint=None,
+            files=[],
+            columns=table_columns(session.con, exp.Table(this=ident(table))),
+            resume={"cursor": last} if last is not None else resume,
+        )
+
+    def _url(self) -> str:
+        conn = self.request.connection
+        if conn is None:
+            raise ConfigError([Problem(f"dataset '{self.dataset}': source needs 'connection:'")])
+        fields = conn.resolve()
+        url = str(fields.get("url") or "")
+        if not url:
+            user = quote(str(fields.get("user", "root")))
+            pw = fields.get("password")
+            auth = user + (":" + quote(str(pw), safe="") if pw else "")
+            host, port = fields.get("host", "127.0.0.1"), fields.get("port", 3306)
+            url = f"mysql://{auth}@{host}:{port}/{fields.get('database', '')}"
+        remember(url)
+        return url
+
+    def _read(
+        self, session: Session, table: str, url: str, resume: ResumeToken
+    ) -> tuple[int, str | None]:
+        config = self.config
+        assert isinstance(config, MySqlSourceSpec)
+        relation, columns = _plan(url, config)
+        inc = self.request.incremental
+        cursor = next((c for c in columns if inc and c.name == inc.cursor), None)
+        since = resume.get("cursor") if isinstance(resume, dict) else None
+        cx = _connectorx()
+        if cx is None:
+            columns = [_as_text(c) for c in columns]
+        query = read_query(
+            relation,
+            columns,
+            cursor=cursor,
+            since=None if since is None else str(since),
+            settle=config.settle,
+            now=exp.Anonymous(this="UTC_TIMESTAMP"),
+            dialect="mysql",
+        ).sql("mysql")
+        if cx is not None:
+            reader = cx.read_sql(
+                url,
+                query,
+                return_type="arrow_stream",
+                batch_size=config.batch_rows,
+                pre_execution_query=[_SESSION],
+            )
+            raw = load_stream(session, table, reader)
+        else:
+            raw = _read_pymysql(session, table, url, query, config.batch_rows)
+        rejected = convert(session, raw, table, columns, f"mysql:{config.table or 'query'}")
+        last = max_cursor(session, table, cursor.name) if cursor is not None else None
+        if last is not None and cursor is not None and cursor.type == "TIMESTAMPTZ":
+            last = re.sub(r"[+-]\d\d(:\d\d)?$", "", last)  # MySQL literals carry no offset
+        return rejected, last
+
+
+def _connectorx() -> Any:
+    try:
+        import connectorx
+    except ImportError:
+        return None
+    return connectorx
+
+
+def _pymysql_connect(url: str) -> Any:
+    import pymysql
+
+    u = urlsplit(url)
+    from urllib.parse import unquote
+
+    return pymysql.connect(
+        host=u.hostname or "127.0.0.1",
+        port=u.port or 3306,
+        user=unquote(u.username or "root"),
+        password=unquote(u.password or ""),
+        database=u.path.lstrip("/") or None,
+        init_command=_SESSION,
+    )
+
+
+def _plan(url: str, config: MySqlSourceSpec) -> tuple[exp.Expr, list[Column]]:
+    import pymysql
+
+    with _pymysql_connect(url) as conn, conn.cursor() as cur:
+        if config.table is not None:
+            db, _, name = config.table.rpartition(".")
+            relation: exp.Expr = exp.table_(ident(name), db=ident(db) if db else None)
+            target = relation.sql("mysql")
+        else:
+            assert config.query is not None
+            query = parse_query(config.query, "mysql")
+            relation, target = query.subquery("q"), "lg_source_query"
+            shape = exp.select("*").from_(relation.copy()).limit(0)
+            cur.execute("CREATE TEMPORARY TABLE lg_source_query AS " + shape.sql("mysql"))
+        try:
+            cur.execute("SHOW COLUMNS FROM " + target)
+        except pymysql.err.ProgrammingError as e:
+            if e.args and e.args[0] == 1146:
+                raise InputError(f"MySQL table {config.table} not found") from None
+            raise
+        rows = cur.fetchall()
+    return relation, select_columns([mysql_column(r[0], r[1]) for r in rows], config.columns)
+
+
+def _as_text(c: Column) -> Column:
+    if c.how != NATIVE:
+        return c
+    return Column(c.name, exp.cast(c.remote, "CHAR"), c.type, CAST, c.source_type)
+
+
+def _read_pymysql(session: Session, table: str, url: str, query: str, batch: int) -> str:
+    import pymysql.cursors
+
+    with _pymysql_connect(url) as conn, conn.cursor(pymysql.cursors.SSCursor) as cur:
+        cur.execute(query)
+        names = [d[0] for d in cur.description or []]
+        return load_stream(session, table, text_rows_reader(names, cur.fetchmany, batch))
+
+
+def _translate(e: BaseException, label: str) -> LockgateError:
+    text = redact(str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__)
+    msg = f"cannot read MySQL {label}: {text}"
+    lost = any(
+        w in text.lower()
+        for w in (
+            "lost connection",
+            "gone away",
+            "can't connect",
+            "connection refused",
+            "timed out",
+        )
+    )
+    return TransientError(msg) if lost else InputError(msg)

@@ -1,0 +1,111 @@
+"""``type: mysql`` against the real MariaDB service: zero dates, unsigned BIGINT,
+``tinyint(1)``, ``bit``, ``year``, exact decimals, NULLs, query/columns, incremental with
+a cursor, an empty and a missing table, and secrets kept out of errors."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pytest
+
+import lockgate
+from tests.run.helpers import make_project
+
+pytestmark = pytest.mark.mysql
+
+pymysql = pytest.importorskip("pymysql")
+
+
+@pytest.fixture
+def my(mysql_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    monkeypatch.setenv("LG_TEST_MYSQL_URL", mysql_url)
+    db = mysql_url.rsplit("/", 1)[1]
+    conn = pymysql.connect(host="127.0.0.1", user="root", database=db, autocommit=True)
+    conn.query("SET SESSION sql_mode = ''")  # allow zero dates, as legacy servers do
+    with conn.cursor() as cur:
+        yield cur
+    conn.close()
+
+
+def _project(root: Path, source: dict[str, Any], **dataset: Any) -> Path:
+    config = {"connections": {"db": {"type": "mysql", "url": "${LG_TEST_MYSQL_URL}"}}}
+    ds = {"name": "items", "source": {"type": "mysql", "connection": "db", **source}}
+    return make_project(root, [{**ds, **dataset}], config=config)
+
+
+def test_type_families_and_unrepresentable_values(tmp_path: Path, my: Any) -> None:
+    my.execute(
+        "CREATE TABLE t (id int PRIMARY KEY, ub bigint unsigned, flag tinyint(1), b1 bit(1),"
+        " b8 bit(8), y year, n decimal(12,2), d date, dt datetime(6), ts timestamp NULL,"
+        " tm time, s varchar(10), e enum('a','b'), bl varbinary(4), f double)"
+    )
+    my.execute(
+        "INSERT INTO t VALUES"
+        " (1, 18446744073709551615, 1, b'1', b'11111111', 2155, 9999999999.99, '2024-02-29',"
+        "  '2024-01-01 12:00:00.123456', '2024-06-01 10:00:00', '23:59:59', 'héllo', 'b',"
+        "  x'00ff', 1.5),"
+        " (2, 0, 7, b'0', b'0', 0, -0.01, '1000-01-01', '1970-01-01 00:00:00', NULL,"
+        "  '00:00:00', '', 'a', x'', -1e308),"
+        " (3, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),"
+        " (4, 1, 0, b'0', b'0', 2000, 1, '0000-00-00', '2024-01-01', NULL, '00:00:00', 'z',"
+        "  'a', x'01', 0),"
+        " (5, 1, 0, b'0', b'0', 2000, 1, '2024-01-01', '2024-01-01', NULL, '838:59:59', 'z',"
+        "  'a', x'01', 0)"
+    )
+    root = _project(tmp_path / "p", {"table": "t"})
+    result = lockgate.run(root)
+    step = result.steps[0]
+    assert step.rows_in == 5 == step.rows_out + step.rows_quarantined
+    t = lockgate.read(root, "items").sort_by("id")
+    s = t.schema
+    # Delta has no unsigned types: the store keeps UBIGINT exactly as decimal(20, 0)
+    assert s.field("ub").type == pa.decimal128(20, 0) and s.field("flag").type == pa.int8()
+    assert s.field("b1").type == pa.bool_() and s.field("n").type == pa.decimal128(12, 2)
+    assert s.field("ts").type.tz is not None and s.field("dt").type.tz is None
+    rows = t.to_pylist()
+    assert [r["id"] for r in rows] == [1, 2, 3]
+    assert rows[0]["ub"] == 2**64 - 1 and rows[1]["flag"] == 7  # not coerced to a boolean
+    assert rows[0]["b1"] is True and rows[0]["b8"] == 255 and rows[0]["y"] == 2155
+    assert rows[0]["n"] == Decimal("9999999999.99") and rows[1]["n"] == Decimal("-0.01")
+    assert rows[0]["bl"] == b"\x00\xff" and rows[0]["s"] == "héllo"
+    assert rows[0]["dt"].microsecond == 123456
+    assert rows[0]["ts"].isoformat().startswith("2024-06-01T10:00:00")
+    assert all(v is None for k, v in rows[2].items() if k != "id")
+    q = lockgate.read(root, "items", quarantine=True).to_pylist()
+    reasons = sorted(r["_lg_reason"] for r in q)
+    assert any("column d (date): value '0000-00-00'" in r for r in reasons)
+    assert any("column tm (time): value '838:59:59'" in r for r in reasons)
+
+
+def test_incremental_query_columns_empty(tmp_path: Path, my: Any) -> None:
+    my.execute("CREATE TABLE ev (id int, v bigint unsigned, note text)")
+    root = _project(
+        tmp_path / "p", {"table": "ev", "columns": ["id", "v"]}, incremental={"cursor": "id"}
+    )
+    first = lockgate.run(root)
+    assert first.ok and first.steps[0].rows_out == 0  # empty table
+    my.execute("INSERT INTO ev VALUES (1, 10, 'a'), (2, 20, 'b')")
+    assert lockgate.run(root).ok
+    my.execute("INSERT INTO ev VALUES (3, 30, 'c')")
+    third = lockgate.run(root)
+    assert third.ok and third.steps[0].inputs["resume"] == {"cursor": "3"}
+    t = lockgate.read(root, "items").sort_by("id")
+    assert t.column_names == ["id", "v"] and t.column("id").to_pylist() == [1, 2, 3]
+    root2 = _project(tmp_path / "q", {"query": "SELECT id, v * 2 AS w FROM ev WHERE id > 1"})
+    assert lockgate.run(root2).ok
+    assert sorted(lockgate.read(root2, "items").column("id").to_pylist()) == [2, 3]
+
+
+def test_missing_table_and_bad_password_keep_secrets(
+    tmp_path: Path, my: Any, mysql_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = _project(tmp_path / "p", {"table": "nope"})
+    result = lockgate.run(root)
+    assert not result.ok and "not found" in str(result.steps[0].error)
+    monkeypatch.setenv("LG_TEST_MYSQL_URL", mysql_url.replace("root@", "root:Hunter22x@"))
+    result = lockgate.run(root)
+    assert not result.ok and "Hunter22x" not in str(result.steps[0].error)
