@@ -199,18 +199,12 @@ def _unrepresentable(c: Column) -> exp.Expr | None:
         return None
     raw = exp.column(ident(c.name))
     lost: exp.Expr = exp.Is(this=_converted(c), expression=exp.Null())
-    if c.how == DECIMAL:  # the digits must come back: a cast that rounds is a loss
-        back = _canonical(exp.cast(_converted(c), "VARCHAR"))
-        lost = exp.or_(lost, exp.NEQ(this=back, expression=_canonical(raw.copy())))
+    if c.how == DECIMAL:  # every fractional digit must fit: a cast that rounds is a loss
+        scale = exp.DataType.build(c.type, dialect="duckdb").expressions[1]
+        fraction = exp.func("split_part", raw.copy(), exp.Literal.string("."), 2)
+        digits = exp.func("length", exp.func("rtrim", fraction, exp.Literal.string("0")))
+        lost = exp.or_(lost, exp.GT(this=digits, expression=exp.Literal.number(scale.name)))
     return exp.and_(exp.not_(exp.Is(this=raw.copy(), expression=exp.Null())), exp.paren(lost))
-
-
-def _canonical(text: exp.Expr) -> exp.Expr:
-    """A decimal's text without trailing fractional zeros (and no dangling point)."""
-    stripped = exp.func(
-        "regexp_replace", text, exp.Literal.string(r"(\.\d*?)0+$"), exp.Literal.string(r"\1")
-    )
-    return exp.func("regexp_replace", stripped, exp.Literal.string(r"\.$"), exp.Literal.string(""))
 
 
 def convert(session: Session, raw: str, table: str, columns: list[Column], origin: str) -> int:

@@ -97,8 +97,11 @@ def pg_column(name: str, typ: str, typtype: str, category: str, elem: str) -> Co
         return Column(name, text, _CAST[bare], CAST, typ)
     if bare in ("numeric", "decimal"):
         m = re.search(r"\((\d+)(?:,(\d+))?\)", typ)
-        p, s = (int(m.group(1)), int(m.group(2) or 0)) if m else (38, UNCONSTRAINED_SCALE)
-        return Column(name, text, f"DECIMAL({min(p, 38)},{min(s, 38)})", DECIMAL, typ)
+        p, s = (int(m.group(1)), int(m.group(2) or 0)) if m else (39, UNCONSTRAINED_SCALE)
+        # numeric(p<=38, s) fits exactly (PostgreSQL enforces the typmod): only NaN and
+        # ±Infinity fail the cast; wider ones are checked digit by digit
+        how = CAST if p <= 38 else DECIMAL
+        return Column(name, text, f"DECIMAL({min(p, 38)},{min(s, 38)})", how, typ)
     return Column(name, text, "VARCHAR", NATIVE, typ)  # enums, money, inet, …: their text
 
 

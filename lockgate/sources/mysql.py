@@ -102,7 +102,8 @@ def mysql_column(name: str, typ: str) -> Column:
     if base in ("decimal", "numeric"):
         m = re.search(r"\((\d+)(?:,(\d+))?\)", t)
         p, s = (int(m.group(1)), int(m.group(2) or 0)) if m else (10, 0)
-        return Column(name, text, f"DECIMAL({min(p, 38)},{min(s, 38)})", DECIMAL, typ)
+        how = CAST if p <= 38 else DECIMAL  # decimal(p<=38, s) fits exactly
+        return Column(name, text, f"DECIMAL({min(p, 38)},{min(s, 38)})", how, typ)
     if base == "bit":
         number = exp.cast(exp.Add(this=col, expression=exp.Literal.number(0)), "CHAR")
         return Column(name, number, "BOOLEAN" if t == "bit(1)" else "UBIGINT", CAST, typ)
