@@ -36,7 +36,7 @@ def _create_pg(rows: int) -> tuple[str, str]:
     url = f"postgresql://postgres@127.0.0.1:5432/{db}"
     with psycopg.connect(url, autocommit=True) as c:
         c.execute(
-            "CREATE TABLE bench AS SELECT g::bigint AS id, (g % 100000) / 100.0::numeric(12,2)"
+            "CREATE TABLE bench AS SELECT g::bigint AS id, ((g % 100000) / 100.0)::numeric(12,2)"
             " AS amount, timestamptz '2024-01-01' + g * interval '1 second' AS at,"
             " 'note ' || g AS note, g % 2 = 0 AS flag FROM generate_series(1, "
             + str(int(rows))

@@ -146,9 +146,22 @@ def duration(text: str) -> timedelta:
 
 
 def load_stream(session: Session, table: str, reader: pa.RecordBatchReader) -> str:
-    """Stream ``reader`` into the table ``<table>__raw`` (batch by batch) and return its name."""
+    """Stream ``reader`` into the table ``<table>__raw`` (batch by batch) and return its name.
+
+    A driver error raised while the engine consumes the stream (a connection lost mid-read)
+    is re-raised as itself, not as the engine's wrapper, so the adapter can tell a
+    transient failure from a bad query."""
     raw, view = table + "__raw", table + "__stream"
-    session.register_arrow(view, reader)
+    failed: list[BaseException] = []
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        try:
+            yield from reader
+        except Exception as e:
+            failed.append(e)
+            raise
+
+    session.register_arrow(view, pa.RecordBatchReader.from_batches(reader.schema, batches()))
     try:
         session.execute(
             exp.Create(
@@ -158,6 +171,10 @@ def load_stream(session: Session, table: str, reader: pa.RecordBatchReader) -> s
                 expression=exp.select("*").from_(table_ref(view)),
             )
         )
+    except Exception:
+        if failed:
+            raise failed[0] from None
+        raise
     finally:
         session.unregister(view)
     return raw

@@ -189,3 +189,46 @@ def test_lost_connection_is_transient_and_secret_free(
     assert "Hunter22" not in str(result.steps[0].error)
     err = translate_error(psycopg.OperationalError("server closed the connection"), "t")
     assert isinstance(err, LockgateError) and err.transient
+
+
+def test_connection_lost_mid_read_is_retried_and_nothing_is_published_twice(
+    tmp_path: Path, pg: Any, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first attempt's connection dies after one batch (the server ends the backend):
+    the step is retried (transient), the second attempt reads everything once."""
+    import lockgate.sources._pg_read as pg_read
+
+    pg.execute("CREATE TABLE big (id int); INSERT INTO big SELECT generate_series(1, 5000)")
+    real = pg_read.load_stream
+    attempts: list[int] = []
+
+    def dying(session: Any, table: str, reader: pa.RecordBatchReader) -> str:
+        attempts.append(1)
+        if len(attempts) > 1:
+            return real(session, table, reader)
+
+        def batches() -> Any:
+            yield from iter([next(iter(reader))])
+            pg.execute(  # the reading backend is killed by the server
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+            raise psycopg.OperationalError("server closed the connection unexpectedly")
+
+        return real(session, table, pa.RecordBatchReader.from_batches(reader.schema, batches()))
+
+    monkeypatch.setattr(pg_read, "load_stream", dying)
+    root = _project(
+        tmp_path / "p",
+        pg_url,
+        {"table": "big"},
+    )
+    (root / "lockgate.yaml").write_text(
+        (root / "lockgate.yaml").read_text()
+        + "defaults:\n  retries: 1\n  retry_backoff_seconds: 0\n"
+    )
+    result = lockgate.run(root)
+    assert result.ok, result
+    assert len(attempts) == 2 and result.steps[0].attempts == 2
+    ids = lockgate.read(root, "items").column("id").to_pylist()
+    assert sorted(ids) == list(range(1, 5001))
