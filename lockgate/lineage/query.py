@@ -19,8 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from lockgate.errors import ConfigError, Problem
 from lockgate._suggest import did_you_mean
+from lockgate.errors import ConfigError, Problem
 from lockgate.lineage.model import ColumnRef, Edge, LineageGraph
 
 Direction = Literal["upstream", "downstream"]
@@ -169,11 +169,11 @@ def impact(graph: LineageGraph, target: str | ColumnRef, depth: int | None = Non
         for ds in down:
             for check, cols in graph.datasets[ds].checks.items():
                 result.checks.append({"dataset": ds, "check": check, "column": ",".join(cols)})
-        _column_impact(graph, starts, depth, result, add_datasets=False)
+        _column_impact(graph, starts, depth, result, dataset_mode=True)
         return result
     result = Impact(str(target))
     _add_checks(graph, target, result)
-    _column_impact(graph, [target], depth, result, add_datasets=True)
+    _column_impact(graph, [target], depth, result, dataset_mode=False)
     reached = {target.dataset, *result.datasets}
     for name in reached:
         for m in graph.dataset_downstream(name):
@@ -199,8 +199,10 @@ def _dataset_closure(graph: LineageGraph, name: str, depth: int | None) -> list[
 
 
 def _column_impact(
-    graph: LineageGraph, starts: list[ColumnRef], depth: int | None, out: Impact, add_datasets: bool
+    graph: LineageGraph, starts: list[ColumnRef], depth: int | None, out: Impact, dataset_mode: bool
 ) -> None:
+    """Columns downstream of ``starts``; in dataset mode the datasets and their checks are
+    already listed (from the DAG)."""
     seen = set(starts)
     queue: deque[tuple[ColumnRef, int]] = deque((s, 0) for s in starts)
     while queue:
@@ -219,9 +221,10 @@ def _column_impact(
                     "via": str(e.source),
                 }
             )
-            if add_datasets and e.target.dataset not in out.datasets:
-                out.datasets.append(e.target.dataset)
-            _add_checks(graph, e.target, out)
+            if not dataset_mode:
+                if e.target.dataset not in out.datasets:
+                    out.datasets.append(e.target.dataset)
+                _add_checks(graph, e.target, out)
             queue.append((e.target, d + 1))
 
 

@@ -82,7 +82,9 @@ def analyse_sql(
     sql: str, schemas: Mapping[str, Sequence[str]], *, dialect: str = "duckdb"
 ) -> SqlLineage:
     """Column lineage of ``sql`` given the columns of the datasets it may read."""
-    mapping = {t: {c: "UNKNOWN" for c in cols} for t, cols in schemas.items() if cols}
+    mapping: dict[str, object] = {
+        t: {c: "UNKNOWN" for c in cols} for t, cols in schemas.items() if cols
+    }
     try:
         tree = sqlglot.parse_one(sql, read=dialect)
         schema = MappingSchema(mapping, dialect=dialect)
@@ -105,9 +107,7 @@ def analyse_sql(
             edges.append(Edge(ColumnRef(table, column), target, kind, sub, path.what))
     targets = [ColumnRef(OUTPUT, n) for n in names]
     for (table, column), sub, text in _indirect(scope, schema, dialect):
-        edges.extend(
-            Edge(ColumnRef(table, column), t, Kind.INDIRECT, sub, text) for t in targets
-        )
+        edges.extend(Edge(ColumnRef(table, column), t, Kind.INDIRECT, sub, text) for t in targets)
     star = isinstance(qualified, exp.Select) and qualified.is_star
     return SqlLineage(tuple(names), _dedup(edges), star_unresolved=star)
 
@@ -222,7 +222,8 @@ def _indirect(
 def _clause_leaves(
     scope: Scope, clause: exp.Expr, schema: MappingSchema, dialect: str
 ) -> Iterator[tuple[str, str]]:
-    aliases = {s.alias_or_name for s in scope.expression.selects}
+    select = scope.expression
+    aliases = {s.alias_or_name for s in select.selects} if isinstance(select, exp.Select) else set()
     for col in find_all_in_scope(clause, exp.Column):
         src = scope.sources.get(col.table)
         if isinstance(src, exp.Table):
@@ -232,8 +233,9 @@ def _clause_leaves(
         elif not col.table and col.name in aliases:
             yield from _scope_leaves(col.name, scope, schema, dialect)
     for sub in scope.subquery_scopes:
-        if _within(sub.expression, clause):
-            for name in sub.expression.named_selects:
+        query = sub.expression
+        if isinstance(query, exp.Query) and _within(query, clause):
+            for name in query.named_selects:
                 yield from _scope_leaves(name, sub, schema, dialect)
 
 

@@ -1,0 +1,119 @@
+"""``lockgate lineage`` (column and dataset lineage, impact analysis) and ``lockgate why``
+(root cause of a failing check)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import typer
+from rich.markup import escape
+from rich.tree import Tree as RichTree
+
+from lockgate.cli.common import console, handle_errors, print_json
+from lockgate.errors import UsageError
+
+ProjectOpt = typer.Option(Path("."), "--project", "-p", help="project folder")
+
+_KIND_STYLE = {"DIRECT": "green", "INDIRECT": "yellow", "DATASET": "cyan"}
+
+
+@handle_errors
+def lineage_cmd(
+    target: str = typer.Argument(..., help="DATASET or DATASET.COLUMN"),
+    upstream: bool = typer.Option(False, "--upstream", help="only what it is computed from"),
+    downstream: bool = typer.Option(
+        False, "--downstream", help="only what depends on it (impact: datasets, columns, checks)"
+    ),
+    depth: int = typer.Option(None, "--depth", min=1, help="hops to follow (default: all)"),
+    project_dir: Path = ProjectOpt,
+    as_json: bool = typer.Option(False, "--json", help="machine-readable JSON on stdout"),
+) -> None:
+    """Column (or dataset) lineage as a tree, upstream and downstream, with impact."""
+    from lockgate.lineage import lineage_report
+    from lockgate.project import load_project
+
+    if upstream and downstream:
+        raise UsageError("give at most one of --upstream and --downstream (default: both)")
+    direction: Literal["upstream", "downstream", "both"] = (
+        "upstream" if upstream else "downstream" if downstream else "both"
+    )
+    report = lineage_report(load_project(project_dir), target, direction=direction, depth=depth)
+    if as_json:
+        print_json(report)
+        return
+    _render(report)
+
+
+def _label(node: dict[str, object]) -> str:
+    text = f"[bold]{escape(str(node['node']))}[/]"
+    kind = node.get("kind")
+    if kind:
+        style = _KIND_STYLE.get(str(kind), "white")
+        sub = node.get("subtype")
+        text += f" [{style}]{escape(str(kind))}{'/' + escape(str(sub)) if sub else ''}[/]"
+    what = node.get("transformation")
+    if what and node.get("subtype") != "IDENTITY":
+        short = str(what) if len(str(what)) <= 90 else str(what)[:89] + "…"
+        text += f" [dim]{escape(short)}[/]"
+    if node.get("status") in ("opaque", "unknown"):
+        text += f" [magenta]({escape(str(node['status']))})[/]"
+    if node.get("note"):
+        text += f" [magenta]({escape(str(node['note']))})[/]"
+    if node.get("repeated"):
+        text += " [dim](see above)[/]"
+    return text
+
+
+def _add(branch: RichTree, nodes: object, key: str) -> None:
+    for child in nodes if isinstance(nodes, list) else []:
+        sub = branch.add(_label(child))
+        _add(sub, child.get(key), key)
+
+
+def _render(report: dict[str, object]) -> None:
+    for key, title in (("upstream", "upstream (computed from)"), ("downstream", "downstream")):
+        if key not in report:
+            continue
+        root = RichTree(_label(report) + f" [dim]— {title}[/]")
+        _add(root, report[key], key)
+        if not report[key]:
+            root.add("[dim]nothing[/]")
+        console.print(root, soft_wrap=True)
+    impact = report.get("impact")
+    if isinstance(impact, dict):
+        _render_impact(impact)
+
+
+def _render_impact(impact: dict[str, object]) -> None:
+    def names(key: str) -> list[dict[str, str]]:
+        value = impact.get(key)
+        return value if isinstance(value, list) else []
+
+    datasets = impact.get("datasets") or []
+    console.print(
+        f"[bold]impact[/]: {len(datasets) if isinstance(datasets, list) else 0} datasets, "
+        f"{len(names('columns'))} columns, {len(names('checks'))} checks",
+        highlight=False,
+    )
+    if isinstance(datasets, list) and datasets:
+        console.print("  datasets: " + escape(", ".join(map(str, datasets))), highlight=False)
+    for c in names("checks"):
+        console.print(
+            f"  check [bold]{escape(c['dataset'] + '.' + c['check'])}[/] "
+            f"reads {escape(c['column'])}",
+            highlight=False,
+        )
+    opaque = impact.get("opaque") or []
+    if isinstance(opaque, list) and opaque:
+        console.print(
+            "  [magenta]may depend (no column lineage):[/] " + escape(", ".join(map(str, opaque))),
+            highlight=False,
+        )
+
+
+def register(app: typer.Typer) -> None:
+    app.command("lineage")(lineage_cmd)
+
+
+__all__ = ["lineage_cmd", "register"]
