@@ -89,7 +89,11 @@ def analyse_sql(
         tree = sqlglot.parse_one(sql, read=dialect)
         schema = MappingSchema(mapping, dialect=dialect)
         qualified = qualify(
-            tree, dialect=dialect, schema=schema, validate_qualify_columns=False, identify=False
+            tree.copy(),
+            dialect=dialect,
+            schema=schema,
+            validate_qualify_columns=False,
+            identify=False,
         )
         scope = build_scope(qualified)
         if scope is None or not isinstance(qualified, exp.Query):
