@@ -90,7 +90,6 @@ def _sql_dataset(
     if result.star_unresolved:
         note = "SELECT * over an input whose columns are not known yet (run it once)"
         return DatasetLineage(name, "sql", "unknown", fallback, (), note=note), []
-    columns = _respell(result.columns, fallback)
     edges = [
         Edge(
             ColumnRef(canonical.get(e.source.dataset.lower(), e.source.dataset), e.source.column),
@@ -102,6 +101,12 @@ def _sql_dataset(
         for e in result.edges
         if e.target.dataset == OUTPUT
     ]
+    spelled = list(fallback)
+    for e in edges:  # ``SELECT orderid`` names its output as the input spells it: OrderID
+        if e.target.column in result.bare and e.subtype is Subtype.IDENTITY:
+            real = known.get(e.source.dataset, ())
+            spelled += [c for c in real if c.lower() == e.source.column.lower()]
+    columns = _respell(result.columns, spelled)
     return DatasetLineage(name, "sql", "sql", columns, ()), edges
 
 

@@ -54,6 +54,8 @@ class SqlLineage:
     edges: list[Edge] = field(default_factory=list)
     error: str | None = None
     star_unresolved: bool = False  # a ``*`` over an input of unknown schema
+    #: outputs that are a bare column reference: DuckDB names them as their input spells it
+    bare: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -113,7 +115,14 @@ def analyse_sql(
     for (table, column), sub, text in _indirect(scope, schema, dialect):
         edges.extend(Edge(ColumnRef(table, column), t, Kind.INDIRECT, sub, text) for t in targets)
     star = isinstance(qualified, exp.Select) and qualified.is_star
-    return SqlLineage(tuple(names), _dedup(edges), star_unresolved=star)
+    bare = frozenset(_bare_outputs(tree, names))
+    return SqlLineage(tuple(names), _dedup(edges), star_unresolved=star, bare=bare)
+
+
+def _bare_outputs(tree: exp.Expr, names: list[str]) -> list[str]:
+    if not isinstance(tree, exp.Select) or tree.is_star or len(tree.selects) != len(names):
+        return []
+    return [n for s, n in zip(tree.selects, names, strict=True) if isinstance(s, exp.Column)]
 
 
 def _dedup(edges: list[Edge]) -> list[Edge]:

@@ -123,16 +123,13 @@ def test_subquery_in_where_is_an_indirect_filter() -> None:
 
 
 def test_scalar_subquery_in_select_is_direct() -> None:
-    r = analyse_sql(
-        "SELECT id, (SELECT max(name) FROM customers) AS top FROM raw_orders", SCHEMAS
-    )
+    r = analyse_sql("SELECT id, (SELECT max(name) FROM customers) AS top FROM raw_orders", SCHEMAS)
     assert ("customers.name", "top", "DIRECT") in {(s, t, k) for s, t, k, _ in edges(r)}
 
 
 def test_window_partition_and_order_are_indirect_and_the_value_is_aggregated() -> None:
     r = analyse_sql(
-        "SELECT id, sum(Amount) OVER (PARTITION BY cust_id ORDER BY ts) AS running "
-        "FROM raw_orders",
+        "SELECT id, sum(Amount) OVER (PARTITION BY cust_id ORDER BY ts) AS running FROM raw_orders",
         SCHEMAS,
     )
     e = edges(r)
@@ -172,9 +169,7 @@ def test_order_by_output_alias_traces_to_its_input() -> None:
 
 
 def test_quoted_and_unicode_identifiers() -> None:
-    r = analyse_sql(
-        'SELECT "prix_€" AS "Prix TTC", "Amount" AS "Montant" FROM raw_orders', SCHEMAS
-    )
+    r = analyse_sql('SELECT "prix_€" AS "Prix TTC", "Amount" AS "Montant" FROM raw_orders', SCHEMAS)
     assert r.columns == ("Prix TTC", "Montant")
     assert direct(r) == {
         ("raw_orders.prix_€", "Prix TTC", "IDENTITY"),
