@@ -117,14 +117,6 @@ def make_transport(config: OpenLineageConfig, root: Path) -> Transport:
     return ConsoleTransport(ConsoleConfig())
 
 
-def configured_listeners(project: Project) -> list[OpenLineageListener]:
-    """The OpenLineage listener when ``lockgate.yaml`` has an ``openlineage:`` block."""
-    config = project.config.openlineage
-    if config is None:
-        return []
-    return [OpenLineageListener(project, make_transport(config, project.root), config.namespace)]
-
-
 class OpenLineageListener:
     """Turns lockgate run events into OpenLineage run events (a run-event listener)."""
 

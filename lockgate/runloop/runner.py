@@ -125,7 +125,7 @@ def execute(
     Every listener receives the run's events (:mod:`lockgate.runloop.events`) as they happen;
     the progress ``reporter`` is one of them."""
     rep = reporter or Reporter()
-    from lockgate.lineage.openlineage import configured_listeners  # lockgate.yaml openlineage:
+    from lockgate.lineage.listeners import configured_listeners  # lockgate.yaml openlineage:
 
     bus = EventBus([reporter_listener(rep), *listeners, *configured_listeners(project)])
     names = project.select(list(select))
