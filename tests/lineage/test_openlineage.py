@@ -42,7 +42,7 @@ def file_run(tmp_path: Path) -> tuple[Path, Any, list[dict[str, Any]]]:
 
 
 def test_every_step_has_a_start_and_a_complete(file_run: Any) -> None:
-    root, result, events = file_run
+    _, result, events = file_run
     assert result.ok
     jobs = by_job(events)
     assert set(jobs) == {"raw", "clean", "daily", "feat", "on_feat", "opaque_py"}
@@ -145,13 +145,13 @@ def test_blocked_step_fails_and_its_downstream_aborts(tmp_path: Path) -> None:
 class _Receiver(BaseHTTPRequestHandler):
     received: queue.Queue[tuple[str, dict[str, Any], str | None]]
 
-    def do_POST(self) -> None:  # noqa: N802  (http.server's name)
+    def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
         self.received.put((self.path, json.loads(body), self.headers.get("Authorization")))
         self.send_response(201)
         self.end_headers()
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
 
