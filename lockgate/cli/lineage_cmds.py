@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import typer
 from rich.markup import escape
@@ -112,8 +112,68 @@ def _render_impact(impact: dict[str, object]) -> None:
         )
 
 
+@handle_errors
+def why_cmd(
+    dataset: str = typer.Argument(..., help="dataset whose check failed"),
+    check: str = typer.Argument(None, help="the check (default: its first failing check)"),
+    run: str = typer.Option(None, "--run", help="run id or prefix (default: newest failure)"),
+    project_dir: Path = ProjectOpt,
+    as_json: bool = typer.Option(False, "--json", help="machine-readable JSON on stdout"),
+) -> None:
+    """Why did a check fail? Upstream evidence along its column lineage, ranked."""
+    from lockgate.lineage.why import why
+    from lockgate.project import load_project
+
+    report = why(load_project(project_dir), dataset, check, run=run)
+    if as_json:
+        print_json(report.to_dict())
+        return
+    _render_why(report.to_dict())
+
+
+def _render_why(r: dict[str, Any]) -> None:
+    def line(text: str) -> None:
+        console.print(text, highlight=False, soft_wrap=True)
+
+    f = r["failing"]
+    before = f.get("before")
+    was = (
+        f"; it passed in run {before['run_id'][:8]} ({before['failing_rows'] or 0} failing rows)"
+        if before
+        else ""
+    )
+    line(
+        f"[bold red]{escape(r['dataset'])}.{escape(r['check'])}[/] failed in run "
+        f"{r['run_id'][:8]}: {f['failing_rows']} failing rows{escape(was)}"
+    )
+    if r["upstream"]:
+        ups = ", ".join(
+            f"{u['node']} ({u['kind'].lower()}/{u['subtype'].lower()}, {u['hops']} hop)"
+            for u in r["upstream"][:8]
+        )
+        line(f"[dim]reads {escape(', '.join(r['columns']))} ← {escape(ups)}[/]")
+    for note in r["notes"]:
+        line(f"[magenta]note:[/] {escape(note)}")
+    if not r["candidates"]:
+        line("no upstream change found between the failing and the passing run")
+    else:
+        line("[bold]likely causes[/] (most likely first):")
+    for i, c in enumerate(r["candidates"][:10], 1):
+        line(f"  {i}. [{c['score']:.2f}] {escape(c['summary'])}")
+        for cmd in c["commands"]:
+            line(f"       [dim]$ {escape(cmd)}[/]")
+    for where, rows in r["input_rows"].items():
+        line(f"[bold]input rows[/] behind the failing sample rows ({escape(where)}):")
+        for row in rows[:5]:
+            line("  " + escape(", ".join(f"{k}={v}" for k, v in row.items())))
+    line("[bold]see more:[/]")
+    for cmd in r["commands"]:
+        line(f"  $ {escape(cmd)}")
+
+
 def register(app: typer.Typer) -> None:
     app.command("lineage")(lineage_cmd)
+    app.command("why")(why_cmd)
 
 
-__all__ = ["lineage_cmd", "register"]
+__all__ = ["lineage_cmd", "register", "why_cmd"]
