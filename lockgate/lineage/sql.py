@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import sqlglot
 from sqlglot import exp
@@ -84,11 +85,14 @@ def analyse_sql(
     sql: str, schemas: Mapping[str, Sequence[str]], *, dialect: str = "duckdb"
 ) -> SqlLineage:
     """Column lineage of ``sql`` given the columns of the datasets it may read."""
-    mapping: dict[str, object] = {
-        t: {c: "UNKNOWN" for c in cols} for t, cols in schemas.items() if cols
-    }
     try:
         tree = sqlglot.parse_one(sql, read=dialect)
+        read = {t.name.lower() for t in tree.find_all(exp.Table)}
+        mapping: dict[str, object] = {
+            t: {c: "UNKNOWN" for c in cols}
+            for t, cols in schemas.items()
+            if cols and t.lower() in read  # only what it reads: the schema is normalised
+        }
         schema = MappingSchema(mapping, dialect=dialect)
         qualified = qualify(
             tree.copy(),
@@ -100,7 +104,9 @@ def analyse_sql(
         scope = build_scope(qualified)
         if scope is None or not isinstance(qualified, exp.Query):
             return SqlLineage((), error="not a query (lineage needs a SELECT)")
-        nodes = lineage(None, qualified, schema, dialect=dialect, scope=scope)
+        nodes = lineage(
+            None, qualified, schema, dialect=dialect, scope=scope, trim_selects=False, copy=False
+        )
     except (SqlglotError, ValueError, KeyError) as e:
         return SqlLineage((), error=f"sqlglot could not analyse the SQL: {e}")
     names = _output_names(tree, list(nodes))
@@ -146,7 +152,9 @@ def _output_names(tree: exp.Expr, qualified: list[str]) -> list[str]:
     return qualified
 
 
+@lru_cache(maxsize=4096)
 def _column_of(name: str, dialect: str) -> exp.Column | None:
+    """A lineage node's name (``t.col``) as a column; cached, never mutate the result."""
     try:
         col = exp.to_column(name, dialect=dialect)
     except SqlglotError:
@@ -265,7 +273,7 @@ def _scope_leaves(
     column: str, scope: Scope, schema: MappingSchema, dialect: str
 ) -> Iterator[tuple[str, str]]:
     try:
-        node = to_node(column, scope, dialect, schema)
+        node = to_node(column, scope, dialect, schema, trim_selects=False)
     except (SqlglotError, ValueError):
         return
     for n in node.walk():
