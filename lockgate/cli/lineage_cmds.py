@@ -171,9 +171,42 @@ def _render_why(r: dict[str, Any]) -> None:
         line(f"  $ {escape(cmd)}")
 
 
+@handle_errors
+def anomalies_cmd(
+    datasets: list[str] = typer.Argument(None, help="datasets (default: all)"),
+    project_dir: Path = ProjectOpt,
+    show_all: bool = typer.Option(False, "--all", help="list every metric, not only anomalies"),
+    as_json: bool = typer.Option(False, "--json", help="machine-readable JSON on stdout"),
+) -> None:
+    """Anomalies in the newest run's metrics (row count, quarantine rate, null rates ...)
+    against each metric's history: robust baseline, weekday/hour seasonality, drift."""
+    from dataclasses import asdict
+
+    from lockgate.anomaly.history import dataset_anomalies
+    from lockgate.project import load_project
+
+    project = load_project(project_dir)
+    found = [v for d in (datasets or list(project.datasets)) for v in dataset_anomalies(project, d)]
+    shown = found if show_all else [v for v in found if v.verdict.anomalous]
+    if as_json:
+        print_json([asdict(v) for v in shown])
+        return
+    if not shown:
+        console.print(f"[green]no anomaly[/] in {len(found)} metrics", highlight=False)
+    for v in shown:
+        mark = f"[red]{v.verdict.severity}[/]" if v.verdict.anomalous else "[green]ok[/]"
+        console.print(
+            f"{mark} {escape(v.dataset)} {escape(v.metric)} = {v.value:.6g} "
+            f"(run {v.run_id[:8]}, {v.history} values before): {escape(v.verdict.reason)}",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
 def register(app: typer.Typer) -> None:
     app.command("lineage")(lineage_cmd)
     app.command("why")(why_cmd)
+    app.command("anomalies")(anomalies_cmd)
 
 
-__all__ = ["lineage_cmd", "register", "why_cmd"]
+__all__ = ["anomalies_cmd", "lineage_cmd", "register", "why_cmd"]
