@@ -330,7 +330,11 @@ class OpenLineageListener:
         for c in r.checks:
             spec = specs.get(str(c.get("name")))
             failing = c.get("failing_rows")
-            if spec is not None and getattr(spec, "type", "") == "not_null" and failing is not None:
+            if (
+                spec is not None
+                and getattr(spec, "type", "") == "not_null"
+                and isinstance(failing, int)
+            ):
                 column = str(getattr(spec, "column", ""))
                 columns[column] = data_quality_metrics_dataset.ColumnMetrics(nullCount=int(failing))
         return data_quality_metrics_dataset.DataQualityMetricsDatasetFacet(
