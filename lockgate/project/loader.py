@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from lockgate._suggest import did_you_mean
-from lockgate.engine.transforms import duckdb_syntax_error
+from lockgate.engine.base import Engine, engine_class
 from lockgate.errors import ConfigError, Problem
 from lockgate.project.binding import (
     ColumnError,
@@ -38,6 +38,7 @@ from lockgate.project.models import (
 from lockgate.project.project import Project
 from lockgate.project.pydantic_errors import LOADER_FIELDS, validation_problems
 from lockgate.project.python import TransformFunction, import_transforms
+from lockgate.project.targets import select_target, source_problems
 from lockgate.project.yamlio import LineDict, LineList, line_of, load_yaml, plain, read_text
 
 logger = logging.getLogger(__name__)
@@ -46,17 +47,20 @@ CONFIG_FILE = "lockgate.yaml"
 _TRANSFORM_KEYS = ("sql", "sql_file", "python")
 
 
-def load_project(path: str | Path = ".") -> Project:
-    """Load the project in ``path``; raise :class:`ConfigError` listing every problem."""
-    project, problems = _ProjectLoader(Path(path)).load()
+def load_project(path: str | Path = ".", *, target: str | None = None) -> Project:
+    """Load the project in ``path``; raise :class:`ConfigError` listing every problem.
+
+    ``target`` selects an environment of ``targets:`` (default: ``LOCKGATE_TARGET``, then
+    ``default_target``; see :mod:`lockgate.project.targets`)."""
+    project, problems = _ProjectLoader(Path(path), target).load()
     if problems or project is None:
         raise ConfigError(problems)
     return project
 
 
-def validate_project(path: str | Path = ".") -> list[Problem]:
+def validate_project(path: str | Path = ".", *, target: str | None = None) -> list[Problem]:
     """Every problem of the project in ``path`` (empty when it loads)."""
-    return _ProjectLoader(Path(path)).load()[1]
+    return _ProjectLoader(Path(path), target).load()[1]
 
 
 @dataclass
@@ -75,14 +79,16 @@ class _Entry:
 
 
 class _ProjectLoader:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, target: str | None = None) -> None:
         self.root = path.expanduser().resolve()
+        self.target = target
         self.problems: list[Problem] = []
         self.entries: dict[str, _Entry] = {}
         # names of datasets defined anywhere, even invalid ones: references to them are
         # not reported again as unknown
         self.known: dict[str, str] = {}  # lower-case → name
         self._by_lower: dict[str, _Entry] = {}  # lower-case name → its (first) entry
+        self.engine: type[Engine] = engine_class()  # the project's, once its config loads
 
     # ---- entry point ---------------------------------------------------------------------
 
@@ -90,6 +96,11 @@ class _ProjectLoader:
         config = self._load_config()
         if config is None and not (self.root / CONFIG_FILE).is_file():
             return None, self.problems
+        target = None
+        if config is not None:
+            config, target, problems = select_target(config, self._raw_config, self.target)
+            self.problems.extend(problems)
+            self.engine = engine_class(config.engine)
         datasets_dir = self._datasets_dir(config)
         if datasets_dir is not None:
             yaml_files, py_files = self._discover(datasets_dir)
@@ -104,6 +115,9 @@ class _ProjectLoader:
         self._check_regexes()
         order = self._order()
         self._check_columns(self._bind_sql(order))
+        if config is not None:
+            entries = [(e.spec, e.raw) for e in self.entries.values()]
+            self.problems.extend(source_problems(config, entries))
         if self.problems or config is None:
             # lockgate.yaml first, then by file and line (stable: same-line order kept)
             self.problems.sort(
@@ -119,6 +133,7 @@ class _ProjectLoader:
                 deps={n: tuple(self.entries[n].deps) for n in order},
                 sql_texts={n: e.sql for n in order if (e := self.entries[n]).sql is not None},
                 python_transforms=python,
+                target=target,
             ),
             [],
         )
@@ -345,7 +360,7 @@ class _ProjectLoader:
         spec, raw = entry.spec, entry.raw
         for loc, declared in (
             (("columns",), spec.columns),
-            (("source", "columns"), spec.source.columns if spec.source else None),
+            (("source", "columns"), spec.source.declared_columns() if spec.source else None),
         ):
             seen: dict[str, str] = {}
             for column in declared or {}:
@@ -364,6 +379,15 @@ class _ProjectLoader:
     def _bind_python(self, transforms: list[TransformFunction]) -> dict[str, TransformFunction]:
         registered: dict[str, TransformFunction] = {}
         for tf in transforms:
+            if not self.engine.SUPPORTS_PYTHON_TRANSFORMS:
+                self.add(
+                    f"Python transform '{tf.name}': engine '{self.engine.name}' does not run "
+                    "Python transforms",
+                    tf.file,
+                    tf.line,
+                    hint="write it in SQL, or choose an engine that runs Python (`engine: duckdb`)",
+                )
+                continue
             other = registered.get(tf.name)
             if other is not None:
                 self.add(
@@ -475,7 +499,7 @@ class _ProjectLoader:
                 file, line, col = locate(err.line, err.column)
                 self.add(f"dataset '{name}': SQL syntax error: {err.message}", file, line, col)
                 continue
-            duck_err = duckdb_syntax_error(entry.sql)  # DuckDB's parser is stricter than sqlglot
+            duck_err = self.engine.syntax_error(entry.sql)  # stricter than sqlglot's parser
             if duck_err is not None:
                 message, sql_line, sql_col = duck_err
                 file, line, col = locate(sql_line, sql_col)
@@ -549,7 +573,7 @@ class _ProjectLoader:
         DAG order; a SQL transform whose inputs are all known is bound over them, and a
         column no input has is reported (see :mod:`lockgate.project.binding`)."""
         known: dict[str, dict[str, str]] = {}
-        binder = SchemaBinder()
+        binder = SchemaBinder(self.engine.name)
         try:
             for name in order:
                 schema = self._schema_of(binder, name, known)
@@ -564,8 +588,8 @@ class _ProjectLoader:
     ) -> dict[str, str] | None:
         entry = self.entries[name]
         spec = entry.spec
-        declared = (spec.source.columns if spec.source else None) or spec.columns
-        declared = {c: _duckdb_type(t) for c, t in (declared or {}).items()}
+        declared = (spec.source.declared_columns() if spec.source else None) or spec.columns
+        declared = {c: self.engine.canonical_type(t) for c, t in (declared or {}).items()}
         if spec.kind != "sql":  # a source, or a Python transform: known when declared
             return declared or None
         if entry.tree is None or entry.sql is None or any(d not in known for d in entry.deps):
@@ -618,7 +642,7 @@ class _ProjectLoader:
             spec, raw = entry.spec, entry.raw
             declared = spec.columns
             if declared is None and spec.source is not None:
-                declared = spec.source.columns
+                declared = spec.source.declared_columns()
             inferred = declared is None and name in schemas
             if inferred:
                 declared = schemas[name]
@@ -669,7 +693,7 @@ class _ProjectLoader:
         checks = entry.spec.checks
         if not checks:
             return
-        columns = {c: _duckdb_type(t) for c, t in declared.items()}
+        columns = {c: self.engine.canonical_type(t) for c, t in declared.items()}
         lines = [line_of(entry.raw, ("checks", i)) for i in range(len(checks))]
         targets = {t for c in checks if isinstance(t := getattr(c, "to", None), str)}
         canonical = {t: self.known.get(t.lower()) for t in targets}
@@ -730,16 +754,6 @@ _Locator = Callable[[int | None, int | None], tuple[str, int | None, int | None]
 
 _RE2_HINT = "RE2 has no backreferences or lookaround; see github.com/google/re2/wiki/Syntax"
 _CHECK_COLUMN_UNKNOWN = re.compile(r"check '[^']*': unknown column '[^']*'$")
-
-
-def _duckdb_type(t: str) -> str:
-    """A declared type in DuckDB's canonical spelling (``int8`` → ``BIGINT``)."""
-    import duckdb
-
-    try:
-        return str(duckdb.sqltype(t))
-    except (duckdb.Error, TypeError, ValueError):
-        return t
 
 
 def _file_locator(file: str) -> _Locator:

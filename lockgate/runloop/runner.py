@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from lockgate.engine.session import Session, clean_stale_work
+from lockgate.engine.session import clean_stale_work, open_session
 from lockgate.errors import LockgateError
 from lockgate.runloop import events as ev
 from lockgate.runloop import identity
@@ -105,9 +105,10 @@ def emit_step_outcome(bus: EventBus, run_id: str, r: StepResult) -> None:
 
 def open_backends(project: Any) -> tuple[Any, Any]:
     from lockgate.state import StateStore
-    from lockgate.storage import DeltaStore
+    from lockgate.storage import store_for
 
-    return StateStore.open(project.state_url), DeltaStore(project.warehouse_path, cache_tables=True)
+    store = store_for(project.config.store, project.warehouse_path, cache_tables=True)
+    return StateStore.open(project.state_url), store
 
 
 def execute(
@@ -150,13 +151,14 @@ def execute(
         crashpoint("run started")
         clean_stale_work(project.work_dir / "work", keep=run.run_id)
         bus.emit(ev.RunStarted(run_id=run.run_id, project=project.config.name, datasets=names))
-        session = Session(
+        session = open_session(
+            project.config.engine,
             project.work_dir / "work",
             run.run_id,
             memory_limit=project.config.memory_limit,
             threads=project.config.threads,
         )
-        if type(rep).watch is not Reporter.watch:  # someone shows progress: track it
+        if session.SUPPORTS_PROGRESS and type(rep).watch is not Reporter.watch:  # shown: track
             session.enable_progress()
             rep.watch(session.progress)
         results: list[StepResult] = []
@@ -260,7 +262,7 @@ def _min_run_seq(store: Any, names: Sequence[str]) -> int:
     a state store that is new (deleted, or a fresh database) next to an existing warehouse
     would otherwise hand out seqs the tables treat as published, and every batch would be
     silently dropped."""
-    from lockgate.storage.delta import APP_ID_PREFIX, QUARANTINE_SUFFIX
+    from lockgate.storage.base import APP_ID_PREFIX, QUARANTINE_SUFFIX
 
     highest = 0
     for name in names:
