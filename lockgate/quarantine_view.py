@@ -9,15 +9,20 @@ later replaced — the dataset was overwritten (``write.mode: overwrite`` or a
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlglot import exp
 
+from lockgate._project_ref import with_dataset
 from lockgate.errors import UsageError
 from lockgate.sql import col, literal, table_ref
 
 if TYPE_CHECKING:
     from lockgate.engine.base import Engine
+
+if TYPE_CHECKING:
+    from lockgate.project import Project
 
 QUARANTINE_SUFFIX = "__quarantine"
 
@@ -45,8 +50,8 @@ class QuarantineView:
         }
 
 
-def quarantine_view(
-    project: Any,
+def quarantine(
+    project: Project | str | Path,
     dataset: str,
     *,
     run: str | None = None,
@@ -54,19 +59,17 @@ def quarantine_view(
     include_history: bool = False,
     limit: int = 20,
 ) -> QuarantineView:
-    """The newest ``limit`` quarantined rows of ``dataset`` (optionally of one run, by id
-    prefix, or failing one check), each with ``_lg_why`` = [{check, reason}], and counts.
-    Unknown datasets and checks are :class:`UsageError` with a did-you-mean."""
+    """A dataset's quarantined rows: the newest ``limit`` (optionally of one run, by id
+    prefix, or failing one check), each with ``_lg_why`` = [{check, reason}], and their
+    counts by check; rows of batches a later run replaced only with ``include_history``.
+    The data behind ``lockgate quarantine``. Unknown datasets and checks are
+    :class:`UsageError` with a did-you-mean."""
     from lockgate._suggest import did_you_mean
     from lockgate.engine.session import DuckDBEngine
     from lockgate.quality.explain import explain_failures
     from lockgate.storage import DeltaStore
 
-    if dataset not in project.datasets:
-        raise UsageError(
-            f"unknown dataset '{dataset}'",
-            hint=did_you_mean(dataset, project.datasets) or "see `lockgate validate`",
-        )
+    project = with_dataset(project, dataset)
     defined = {c.check_name: c for c in project.datasets[dataset].checks}
     store = DeltaStore(project.warehouse_path)
     qname = dataset + QUARANTINE_SUFFIX

@@ -8,12 +8,12 @@ Every model is frozen and rejects unknown keys, so a typo in YAML is an error
 from __future__ import annotations
 
 import re
-from datetime import timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
 
+from lockgate._duration import parse_duration as parse_duration  # re-exported
 from lockgate._suggest import did_you_mean
 from lockgate.quality.checks import CheckSpec
 from lockgate.sources import SourceConfig, on_register, source_configs
@@ -78,24 +78,6 @@ class GatePolicy(StrEnum):
     QUARANTINE = "quarantine"  # publish passing rows, keep failing rows with reasons
     BLOCK = "block"  # any error-severity failure: publish nothing, skip downstream
     WARN = "warn"  # publish everything, report failures
-
-
-_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d|w)\s*$")
-_UNIT_SECONDS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-def parse_duration(value: str | int | float) -> timedelta:
-    """Parse ``"90s"``, ``"15m"``, ``"2h"``, ``"3d"``, ``"1w"`` (or seconds as a number).
-
-    >>> parse_duration("2h")
-    datetime.timedelta(seconds=7200)
-    """
-    if isinstance(value, int | float):
-        return timedelta(seconds=float(value))
-    m = _DURATION_RE.match(value)
-    if not m:
-        raise ValueError(f"invalid duration {value!r}: use e.g. '30s', '15m', '2h', '3d'")
-    return timedelta(seconds=float(m.group(1)) * _UNIT_SECONDS[m.group(2)])
 
 
 class IncrementalSpec(Frozen):
