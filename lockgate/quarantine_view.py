@@ -144,3 +144,150 @@ def _superseded_runs(store: Any, dataset: str, qname: str) -> set[str]:
         for h in store.history(qname, limit=None)
         if "run_seq" in h["lockgate"] and int(h["lockgate"]["run_seq"]) < last_overwrite
     }
+
+
+@dataclass
+class QuarantinePage:
+    """One keyset page of a dataset's quarantine, newest first. ``next_after`` is the
+    opaque cursor of the following page (None on the last one)."""
+
+    dataset: str
+    total: int = 0  # rows in scope before the column filter
+    by_check: dict[str, int] = field(default_factory=dict)
+    columns: list[str] = field(default_factory=list)
+    rows: list[dict[str, Any]] = field(default_factory=list)  # each with ``_lg_why``
+    next_after: str | None = None
+
+
+_KEY = ("_lg_quarantined_at", "_lg_run_id", "_lg_file", "_lg_rownum")
+
+
+def quarantine_page(
+    project: Any,
+    dataset: str,
+    *,
+    run: str | None = None,
+    check: str | None = None,
+    column: str | None = None,
+    value: str | None = None,
+    after: str | None = None,
+    limit: int = 50,
+    include_history: bool = False,
+) -> QuarantinePage:
+    """Rows of ``dataset``'s quarantine in a total order (quarantined at, newest first; then
+    run id, data file and row number in the file, so rows that tie on time keep one place),
+    ``limit`` per page after the cursor ``after``: paging never repeats or misses a row of
+    one table version. ``column``/``value`` keep rows whose column, as text, equals value."""
+    import duckdb
+
+    from lockgate.quality.explain import explain_failures
+    from lockgate.storage import DeltaStore
+
+    view = quarantine_view(project, dataset, run=run, check=check, limit=0)
+    page = QuarantinePage(dataset, total=view.total, by_check=view.by_check)
+    if not view.exists:
+        return page
+    store = DeltaStore(project.warehouse_path)
+    qname = dataset + QUARANTINE_SUFFIX
+    con = duckdb.connect()
+    _register_keyed(con, store.arrow_dataset(qname))
+    described = con.execute("DESCRIBE q").fetchall()
+    page.columns = [str(r[0]) for r in described if r[0] not in _KEY[2:]]
+    where, params = _filters(run, check, store, dataset, qname, include_history)
+    if column is not None:
+        if column not in page.columns:
+            raise UsageError(f"the quarantine of '{dataset}' has no column '{column}'")
+        where.append(f"CAST({_quote(column)} AS VARCHAR) IS NOT DISTINCT FROM ?")
+        params.append(value)
+    if after:
+        at, run_id, file, rownum = _decode(after)
+        where.append(
+            "(_lg_quarantined_at < ?::TIMESTAMPTZ OR (_lg_quarantined_at = ?::TIMESTAMPTZ"
+            " AND (_lg_run_id, _lg_file, _lg_rownum) > (?, ?, ?)))"
+        )
+        params += [at, at, run_id, file, rownum]
+    cond = (" WHERE " + " AND ".join(where)) if where else ""
+    order = " ORDER BY _lg_quarantined_at DESC, _lg_run_id, _lg_file, _lg_rownum LIMIT ?"
+    rows = con.sql("SELECT * FROM q" + cond + order, params=[*params, limit + 1]).to_arrow_table()
+    found = rows.to_pylist()
+    if len(found) > limit:
+        found = found[:limit]
+        last = found[-1]
+        page.next_after = _encode([last[k] for k in _KEY])
+    defined = {c.check_name: c for c in project.datasets[dataset].checks}
+    for r in found:
+        r.pop("_lg_file", None)
+        r.pop("_lg_rownum", None)
+        r["_lg_why"] = [
+            {"check": name, "reason": why}
+            for name, why in explain_failures(r.get("_lg_failed_checks") or [], r, defined)
+        ]
+    page.rows = found
+    return page
+
+
+def _quote(name: str) -> str:
+    from sqlglot import exp
+
+    return exp.column(name, quoted=True).sql("duckdb")
+
+
+def _filters(
+    run: str | None, check: str | None, store: Any, dataset: str, qname: str, history: bool
+) -> tuple[list[str], list[Any]]:
+    where: list[str] = []
+    params: list[Any] = []
+    if run:
+        where.append("starts_with(_lg_run_id, ?)")
+        params.append(run)
+    if check:
+        where.append("list_contains(_lg_failed_checks, ?)")
+        params.append(check)
+    superseded = sorted(_superseded_runs(store, dataset, qname))
+    if superseded and not history:
+        where.append("NOT list_contains(?, _lg_run_id)")
+        params.append(superseded)
+    return where, params
+
+
+def _register_keyed(con: Any, dataset: Any) -> None:
+    """View ``q`` over the quarantine with ``_lg_file``/``_lg_rownum``: each row's data file
+    and position in it (stable for a table version)."""
+    import pyarrow as pa
+
+    files = getattr(dataset, "files", None)
+    if files and all(str(f).startswith("/") for f in files):
+        con.execute(
+            "CREATE VIEW q AS SELECT * EXCLUDE (file_row_number), file_row_number AS _lg_rownum"
+            " FROM read_parquet(?, filename='_lg_file', file_row_number=true,"
+            " union_by_name=true)",
+            [list(files)],
+        )
+        return
+    parts = []  # partitioned / remote tables: number the rows of each fragment here
+    for frag in dataset.get_fragments():
+        tbl = frag.to_table(schema=dataset.schema)
+        tbl = tbl.append_column("_lg_file", pa.array([frag.path] * tbl.num_rows, pa.string()))
+        parts.append(tbl.append_column("_lg_rownum", pa.array(range(tbl.num_rows), pa.int64())))
+    con.register("q", pa.concat_tables(parts) if parts else dataset.to_table())
+
+
+def _encode(key: list[Any]) -> str:
+    import base64
+    import json
+
+    at = key[0].isoformat() if hasattr(key[0], "isoformat") else str(key[0])
+    raw = json.dumps([at, str(key[1]), str(key[2]), int(key[3])]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode(cursor: str) -> tuple[str, str, str, int]:
+    import base64
+    import json
+
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        at, run_id, file, rownum = json.loads(raw)
+        return str(at), str(run_id), str(file), int(rownum)
+    except (ValueError, TypeError) as e:
+        raise UsageError("invalid page cursor") from e

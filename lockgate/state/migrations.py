@@ -241,11 +241,65 @@ def _0003_step_skips(conn: Connection) -> None:
     conn.execute(sa.text(f"ALTER TABLE lockgate_steps ADD COLUMN skip_reasons {json_type}"))
 
 
+def _0004_dashboard(conn: Connection) -> None:
+    """What the dashboard (``lockgate ui``) keeps: API tokens (only their SHA-256 is stored)
+    with a role and optional per-dataset grants; an append-only audit log; daily quality
+    scores rolled up from ``lockgate_quality_scores`` (``lockgate_rollups`` holds how far);
+    an index for a run's check results (the run page)."""
+    md = sa.MetaData()
+    sa.Table(
+        "lockgate_api_tokens",
+        md,
+        sa.Column("token_id", sa.String(32), primary_key=True),
+        sa.Column("name", sa.String(200), nullable=False),
+        sa.Column("token_sha256", sa.String(64), nullable=False, unique=True),
+        sa.Column("role", sa.String(20), nullable=False),
+        sa.Column("datasets", JSONType),
+        sa.Column("created_at", TS, nullable=False),
+        sa.Column("revoked_at", TS),
+    )
+    sa.Table(
+        "lockgate_audit_log",
+        md,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("at", TS, nullable=False),
+        sa.Column("project", sa.String(200), nullable=False),
+        sa.Column("actor", sa.String(200), nullable=False),
+        sa.Column("action", sa.String(100), nullable=False),
+        sa.Column("target", sa.Text),
+        sa.Column("detail", JSONType),
+    )
+    sa.Table(
+        "lockgate_daily_scores",
+        md,
+        sa.Column("project", sa.String(200), primary_key=True),
+        sa.Column("dataset", sa.String(200), primary_key=True),
+        sa.Column("dimension", sa.String(50), primary_key=True),
+        sa.Column("day", sa.String(10), primary_key=True),
+        sa.Column("total", sa.Float, nullable=False),
+        sa.Column("n", sa.Integer, nullable=False),
+    )
+    sa.Table(
+        "lockgate_rollups",
+        md,
+        sa.Column("name", sa.String(100), primary_key=True),
+        sa.Column("last_id", sa.BigInteger, nullable=False),
+    )
+    md.create_all(conn)
+    conn.execute(
+        sa.text("CREATE INDEX ix_lockgate_checks_run ON lockgate_check_results (run_id)")
+    )
+    conn.execute(
+        sa.text("CREATE INDEX ix_lockgate_audit_project ON lockgate_audit_log (project, id)")
+    )
+
+
 #: every migration, in order; append only
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "0001_initial", _0001_initial),
     Migration(2, "0002_project_identity", _0002_project_identity),
     Migration(3, "0003_step_skips", _0003_step_skips),
+    Migration(4, "0004_dashboard", _0004_dashboard),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 
