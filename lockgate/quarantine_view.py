@@ -257,11 +257,13 @@ def _register_keyed(con: Any, dataset: Any) -> None:
 
     files = getattr(dataset, "files", None)
     if files and all(str(f).startswith("/") for f in files):
+        from sqlglot import exp
+
+        paths = exp.Array(expressions=[exp.Literal.string(str(f)) for f in files]).sql("duckdb")
         con.execute(
             "CREATE VIEW q AS SELECT * EXCLUDE (file_row_number), file_row_number AS _lg_rownum"
-            " FROM read_parquet(?, filename='_lg_file', file_row_number=true,"
-            " union_by_name=true)",
-            [list(files)],
+            f" FROM read_parquet({paths}, filename='_lg_file', file_row_number=true,"
+            " union_by_name=true)"
         )
         return
     parts = []  # partitioned / remote tables: number the rows of each fragment here

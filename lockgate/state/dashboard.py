@@ -280,13 +280,16 @@ def step_checks(store: StateStore, step_ids: Sequence[int]) -> dict[int, list[Ch
     return out
 
 
-def schema_versions(store: StateStore, project: str, dataset: str) -> list[dict[str, Any]]:
+def schema_versions(
+    store: StateStore, project: str, dataset: str, limit: int = 50
+) -> list[dict[str, Any]]:
     """Every recorded schema version of the dataset, newest first, with its drift."""
     c = t.schema_versions.c
     q = (
         sa.select(c.version, c.schema, c.drift, c.created_at, c.run_id)
         .where(c.project == project, c.dataset == dataset)
         .order_by(c.version.desc())
+        .limit(limit)
     )
     with store._read() as conn:
         return [dict(r) for r in conn.execute(q).mappings()]
