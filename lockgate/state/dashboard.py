@@ -94,9 +94,7 @@ def create_token(
 def verify_token(store: StateStore, secret: str) -> TokenInfo | None:
     """The live token whose secret this is, or None."""
     c = t.api_tokens.c
-    q = sa.select(t.api_tokens).where(
-        c.token_sha256 == token_hash(secret), c.revoked_at.is_(None)
-    )
+    q = sa.select(t.api_tokens).where(c.token_sha256 == token_hash(secret), c.revoked_at.is_(None))
     with store._read() as conn:
         row = conn.execute(q).mappings().first()
     return None if row is None else _token_info(row)
@@ -171,9 +169,7 @@ def rollup_daily_scores(store: StateStore) -> int:
             return 0
         day = sa.func.substr(sa.cast(qs.created_at, sa.String), 1, 10)
         if store.dialect == "postgresql":
-            day = sa.func.to_char(
-                sa.func.timezone("UTC", qs.created_at), sa.literal("YYYY-MM-DD")
-            )
+            day = sa.func.to_char(sa.func.timezone("UTC", qs.created_at), sa.literal("YYYY-MM-DD"))
         agg = (
             sa.select(
                 qs.project,

@@ -286,9 +286,7 @@ def _0004_dashboard(conn: Connection) -> None:
         sa.Column("last_id", sa.BigInteger, nullable=False),
     )
     md.create_all(conn)
-    conn.execute(
-        sa.text("CREATE INDEX ix_lockgate_checks_run ON lockgate_check_results (run_id)")
-    )
+    conn.execute(sa.text("CREATE INDEX ix_lockgate_checks_run ON lockgate_check_results (run_id)"))
     conn.execute(
         sa.text("CREATE INDEX ix_lockgate_audit_project ON lockgate_audit_log (project, id)")
     )

@@ -4,6 +4,7 @@ served from the package) and a JSON API with an OpenAPI spec at ``/api/openapi.j
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import threading
 from collections.abc import Iterator
@@ -17,18 +18,18 @@ from fastapi.staticfiles import StaticFiles
 
 from lockgate import api
 from lockgate.errors import UsageError
+from lockgate.quarantine_view import QuarantinePage
 from lockgate.state import StateStore
 from lockgate.state import dashboard as dash
 from lockgate.ui import queries as q
 from lockgate.ui.lineage import edges_of, layout, neighbourhood
-from lockgate.ui.render import page, templates
+from lockgate.ui.render import page
 from lockgate.ui.security import (
     CSRF_COOKIE,
     TOKEN_COOKIE,
     NeedLogin,
     Principal,
     check_csrf,
-    csrf_token,
     principal,
     require,
     require_dataset,
@@ -58,7 +59,9 @@ class UI:
         return bool(spec.pii) or "pii" in spec.tags
 
 
-def create_app(project: Project, *, auth_required: bool, state: StateStore | None = None) -> FastAPI:
+def create_app(
+    project: Project, *, auth_required: bool, state: StateStore | None = None
+) -> FastAPI:
     """The app for ``project``; ``auth_required`` as decided by :func:`lockgate.ui.serve`."""
     ui = UI(project, state or StateStore.open(project.state_url), auth_required)
     app = FastAPI(
@@ -99,8 +102,12 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         from fastapi.responses import JSONResponse
 
         return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
-    return page(request, "error.html", {"code": exc.status_code, "detail": exc.detail},
-                status=exc.status_code)
+    return page(
+        request,
+        "error.html",
+        {"code": exc.status_code, "detail": exc.detail},
+        status=exc.status_code,
+    )
 
 
 async def _usage_error(request: Request, exc: Exception) -> Response:
@@ -123,8 +130,9 @@ def _pages() -> Any:
     r.add_api_route("/runs", trigger_run, methods=["POST"])
     r.add_api_route("/runs/{run_id}", run_page, methods=["GET"], response_class=HTMLResponse)
     r.add_api_route("/datasets/{name}", dataset_page, methods=["GET"], response_class=HTMLResponse)
-    r.add_api_route("/datasets/{name}/quarantine", quarantine_page, methods=["GET"],
-                    response_class=HTMLResponse)
+    r.add_api_route(
+        "/datasets/{name}/quarantine", quarantine_page, methods=["GET"], response_class=HTMLResponse
+    )
     r.add_api_route("/datasets/{name}/quarantine.csv", quarantine_csv, methods=["GET"])
     r.add_api_route("/lineage", lineage_page, methods=["GET"], response_class=HTMLResponse)
     r.add_api_route("/audit", audit_page, methods=["GET"], response_class=HTMLResponse)
@@ -194,32 +202,62 @@ def dataset_page(request: Request, name: str, p: Principal = Depends(who)) -> Re
     return page(request, "dataset.html", ctx)
 
 
+@dataclass(frozen=True)
+class QFilter:
+    """The quarantine browser's filters (and page cursor), from the query string."""
+
+    run: str | None = None
+    check: str | None = None
+    column: str | None = None
+    value: str | None = None
+    after: str | None = None
+
+    def query(self, **extra: str) -> str:
+        """The query string of these filters without the cursor, plus ``extra``."""
+        from urllib.parse import urlencode
+
+        keep = {k: v for k, v in self.set().items() if k != "after"}
+        return urlencode({**keep, **extra})
+
+    def set(self) -> dict[str, str]:
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+
+
 def _qfilters(
     run: str | None = Query(None),
     check: str | None = Query(None),
     column: str | None = Query(None),
     value: str | None = Query(None),
     after: str | None = Query(None),
-) -> dict[str, str | None]:
-    return {
-        "run": run or None,
-        "check": check or None,
-        "column": column or None,
-        "value": value if column else None,
-        "after": after or None,
-    }
+) -> QFilter:
+    return QFilter(
+        run or None, check or None, column or None, value if column else None, after or None
+    )
+
+
+def _qpage(ui: UI, name: str, f: QFilter, limit: int, after: str | None = None) -> QuarantinePage:
+    return api.quarantine_page(
+        ui.project,
+        name,
+        run=f.run,
+        check=f.check,
+        column=f.column,
+        value=f.value,
+        after=after or f.after,
+        limit=limit,
+    )
 
 
 def quarantine_page(
     request: Request,
     name: str,
-    f: dict[str, str | None] = Depends(_qfilters),
+    f: QFilter = Depends(_qfilters),
     p: Principal = Depends(who),
 ) -> Response:
     ui = _ui(request)
     require_dataset(p, name)
-    pg = api.quarantine_page(ui.project, name, limit=50, **f)
-    _audit_read(ui, p, "read_quarantine", name, {k: v for k, v in f.items() if v})
+    pg = _qpage(ui, name, f, 50)
+    _audit_read(ui, p, "read_quarantine", name, f.set())
     tpl = "_quarantine_rows.html" if request.headers.get("hx-request") else "quarantine.html"
     return page(request, tpl, {"name": name, "pg": pg, "f": f})
 
@@ -227,13 +265,13 @@ def quarantine_page(
 def quarantine_csv(
     request: Request,
     name: str,
-    f: dict[str, str | None] = Depends(_qfilters),
+    f: QFilter = Depends(_qfilters),
     p: Principal = Depends(who),
 ) -> Response:
     ui = _ui(request)
     require_dataset(p, name)
-    _audit_read(ui, p, "export_quarantine", name, {k: v for k, v in f.items() if v})
-    first = api.quarantine_page(ui.project, name, limit=5000, **f)
+    _audit_read(ui, p, "export_quarantine", name, f.set())
+    first = _qpage(ui, name, f, 5000)
     cols = [c for c in first.columns if c != "_lg_why"] + ["_lg_why"]
 
     def rows() -> Iterator[str]:
@@ -249,7 +287,7 @@ def quarantine_csv(
             buf.truncate()
             if pg.next_after is None:
                 return
-            pg = api.quarantine_page(ui.project, name, limit=5000, **{**f, "after": pg.next_after})
+            pg = _qpage(ui, name, f, 5000, after=pg.next_after)
 
     headers = {"content-disposition": f'attachment; filename="{name}__quarantine.csv"'}
     return StreamingResponse(rows(), media_type="text/csv", headers=headers)
@@ -329,8 +367,9 @@ def login(request: Request, token: str = Form(...), csrf: str = Form("")) -> Res
     if tok is None:
         return page(request, "login.html", {"error": "unknown or revoked token"}, status=401)
     resp = RedirectResponse("/", status_code=303)
-    resp.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="strict",
-                    secure=request.url.scheme == "https")
+    resp.set_cookie(
+        TOKEN_COOKIE, token, httponly=True, samesite="strict", secure=request.url.scheme == "https"
+    )
     return resp
 
 
@@ -350,7 +389,9 @@ def _api_routes() -> Any:
 
     @r.get("/runs")
     def api_runs(
-        request: Request, before: int | None = None, limit: int = Query(50, ge=1, le=500),
+        request: Request,
+        before: int | None = None,
+        limit: int = Query(50, ge=1, le=500),
         p: Principal = Depends(who),
     ) -> list[dict[str, Any]]:
         ui = _ui(request)
@@ -362,29 +403,32 @@ def _api_routes() -> Any:
         detail = ui.state.get_run(run_id, project=ui.name)
         if detail is None:
             raise HTTPException(404, f"no run {run_id!r}")
-        return _jsonable({
-            "run": detail.run,
-            "steps": [s for s in detail.steps if p.sees(s.dataset)],
-            "checks": [c for cs in detail.checks.values() for c in cs if p.sees(c.dataset)],
-        })
+        return _jsonable(
+            {
+                "run": detail.run,
+                "steps": [s for s in detail.steps if p.sees(s.dataset)],
+                "checks": [c for cs in detail.checks.values() for c in cs if p.sees(c.dataset)],
+            }
+        )
 
     @r.get("/datasets/{name}/quarantine")
     def api_quarantine(
-        request: Request, name: str, f: dict[str, str | None] = Depends(_qfilters),
-        limit: int = Query(50, ge=1, le=1000), p: Principal = Depends(who),
+        request: Request,
+        name: str,
+        f: QFilter = Depends(_qfilters),
+        limit: int = Query(50, ge=1, le=1000),
+        p: Principal = Depends(who),
     ) -> dict[str, Any]:
         ui = _ui(request)
         require_dataset(p, name)
-        pg = api.quarantine_page(ui.project, name, limit=limit, **f)
-        _audit_read(ui, p, "read_quarantine", name, {k: v for k, v in f.items() if v})
+        pg = _qpage(ui, name, f, limit)
+        _audit_read(ui, p, "read_quarantine", name, f.set())
         return _jsonable({"rows": pg.rows, "next_after": pg.next_after, "total": pg.total})
 
     return r
 
 
-def _jsonable(obj: Any) -> Any:
-    import dataclasses
-
+def _jsonable(obj: dict[str, Any]) -> dict[str, Any]:
     from lockgate.redact import redact_any
     from lockgate.state.tables import jsonable
 
@@ -397,4 +441,5 @@ def _jsonable(obj: Any) -> Any:
             return [conv(v) for v in o]
         return o
 
-    return redact_any(jsonable(conv(obj)))
+    out: dict[str, Any] = redact_any(jsonable(conv(obj)))
+    return out

@@ -74,6 +74,11 @@ def page(request: Request, name: str, ctx: dict[str, Any], status: int = 200) ->
         status_code=status,
     )
     if request.cookies.get(CSRF_COOKIE) != csrf:
-        resp.set_cookie(CSRF_COOKIE, csrf, httponly=True, samesite="strict",
-                        secure=request.url.scheme == "https")
+        resp.set_cookie(
+            CSRF_COOKIE,
+            csrf,
+            httponly=True,
+            samesite="strict",
+            secure=request.url.scheme == "https",
+        )
     return resp
