@@ -8,6 +8,7 @@ later replaced — the dataset was overwritten (``write.mode: overwrite`` or a
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,6 +40,103 @@ class QuarantineView:
         }
 
 
+class _Scope:
+    """A dataset's quarantine opened once for one answer: a DuckDB cursor with view ``q``
+    (the table, with each row's data file and row number when ``keyed``), the filters as
+    SQL with parameters, and the runs whose batches a later run replaced."""
+
+    def __init__(self, project: Any, dataset: str, check: str | None, keyed: bool) -> None:
+        from lockgate._suggest import did_you_mean
+        from lockgate.storage import DeltaStore
+
+        if dataset not in project.datasets:
+            raise UsageError(
+                f"unknown dataset '{dataset}'",
+                hint=did_you_mean(dataset, project.datasets) or "see `lockgate validate`",
+            )
+        self.defined = {c.check_name: c for c in project.datasets[dataset].checks}
+        self.store = DeltaStore(project.warehouse_path)
+        self.qname = dataset + QUARANTINE_SUFFIX
+        self.exists = self.store.exists(self.qname)
+        self.con = _cursor()
+        present: list[str] = []
+        if self.exists:
+            ds = self.store.arrow_dataset(self.qname)
+            if keyed:
+                _register_keyed(self.con, ds)
+            else:
+                self.con.register("q", ds)
+            sql = "SELECT DISTINCT unnest(_lg_failed_checks) FROM q ORDER BY 1"
+            present = [str(r[0]) for r in self.con.execute(sql).fetchall()]
+        if check is not None:
+            known = sorted({*self.defined, "parse_error", *present})
+            if check not in known:
+                raise UsageError(
+                    f"dataset '{dataset}' has no check '{check}'",
+                    hint=did_you_mean(check, known) or f"its checks: {', '.join(known)}",
+                )
+        self.superseded = (
+            sorted(_superseded_runs(self.store, dataset, self.qname)) if self.exists else []
+        )
+
+    def filters(
+        self, run: str | None, check: str | None, history: bool
+    ) -> tuple[list[str], list[Any]]:
+        where: list[str] = []
+        params: list[Any] = []
+        if run:
+            where.append("starts_with(_lg_run_id, ?)")
+            params.append(run)
+        if check:
+            where.append("list_contains(_lg_failed_checks, ?)")
+            params.append(check)
+        if self.superseded and not history:
+            where.append("NOT list_contains(?, _lg_run_id)")
+            params.append(self.superseded)
+        return where, params
+
+    def count(self, where: list[str], params: list[Any]) -> int:
+        cond = (" WHERE " + " AND ".join(where)) if where else ""
+        return int(self.con.execute("SELECT count(*) FROM q" + cond, params).fetchall()[0][0])
+
+    def by_check(self, where: list[str], params: list[Any]) -> dict[str, int]:
+        cond = (" WHERE " + " AND ".join(where)) if where else ""
+        rows = self.con.execute(
+            "SELECT c, count(*) FROM (SELECT unnest(_lg_failed_checks) AS c FROM q"
+            + cond
+            + ") GROUP BY c ORDER BY 2 DESC, 1",
+            params,
+        ).fetchall()
+        return {str(c): int(n) for c, n in rows}
+
+    def explain(self, rows: list[dict[str, Any]]) -> None:
+        from lockgate.quality.explain import explain_failures
+
+        for r in rows:
+            r["_lg_why"] = [
+                {"check": name, "reason": why}
+                for name, why in explain_failures(r.get("_lg_failed_checks") or [], r, self.defined)
+            ]
+
+    def close(self) -> None:
+        self.con.close()
+
+
+_BASE: list[Any] = []
+_BASE_LOCK = threading.Lock()
+
+
+def _cursor() -> Any:
+    """A connection of its own (own temporary views) to one in-memory DuckDB database per
+    process: opening a new database costs ~150 ms, a cursor well under 1 ms."""
+    import duckdb
+
+    with _BASE_LOCK:
+        if not _BASE:
+            _BASE.append(duckdb.connect())
+        return _BASE[0].cursor()
+
+
 def quarantine_view(
     project: Any,
     dataset: str,
@@ -51,79 +149,29 @@ def quarantine_view(
     """The newest ``limit`` quarantined rows of ``dataset`` (optionally of one run, by id
     prefix, or failing one check), each with ``_lg_why`` = [{check, reason}], and counts.
     Unknown datasets and checks are :class:`UsageError` with a did-you-mean."""
-    import duckdb
-
-    from lockgate._suggest import did_you_mean
-    from lockgate.quality.explain import explain_failures
-    from lockgate.storage import DeltaStore
-
-    if dataset not in project.datasets:
-        raise UsageError(
-            f"unknown dataset '{dataset}'",
-            hint=did_you_mean(dataset, project.datasets) or "see `lockgate validate`",
-        )
-    defined = {c.check_name: c for c in project.datasets[dataset].checks}
-    store = DeltaStore(project.warehouse_path)
-    qname = dataset + QUARANTINE_SUFFIX
+    scope = _Scope(project, dataset, check, keyed=False)
     view = QuarantineView(dataset, "all" if include_history else "current")
-    con = duckdb.connect()
-    present: list[str] = []
-    if store.exists(qname):
-        con.register("q", store.arrow_dataset(qname))
-        present = [
-            str(r[0])
-            for r in con.execute(
-                "SELECT DISTINCT unnest(_lg_failed_checks) FROM q ORDER BY 1"
-            ).fetchall()
-        ]
-    if check is not None:
-        known = sorted({*defined, "parse_error", *present})
-        if check not in known:
-            raise UsageError(
-                f"dataset '{dataset}' has no check '{check}'",
-                hint=did_you_mean(check, known) or f"its checks: {', '.join(known)}",
-            )
-    if not store.exists(qname):
+    try:
+        if not scope.exists:
+            return view
+        view.exists = True
+        where, params = scope.filters(run, check, include_history)
+        view.total = scope.count(where, params)
+        if scope.superseded and not include_history:
+            hidden, hparams = scope.filters(run, check, True)
+            hidden.append("list_contains(?, _lg_run_id)")
+            view.superseded_rows_hidden = scope.count(hidden, [*hparams, scope.superseded])
+        view.by_check = scope.by_check(where, params)
+        cond = (" WHERE " + " AND ".join(where)) if where else ""
+        table = scope.con.sql(
+            "SELECT * FROM q" + cond + " ORDER BY _lg_quarantined_at DESC, _lg_run_id LIMIT ?",
+            params=[*params, limit],
+        ).to_arrow_table()
+        view.rows = table.to_pylist()
+        scope.explain(view.rows)
         return view
-    view.exists = True
-    where: list[str] = []
-    params: list[Any] = []
-    if run:
-        where.append("starts_with(_lg_run_id, ?)")
-        params.append(run)
-    if check:
-        where.append("list_contains(_lg_failed_checks, ?)")
-        params.append(check)
-    superseded = sorted(_superseded_runs(store, dataset, qname))
-    hidden_where = [*where]
-    if superseded and not include_history:
-        where.append("NOT list_contains(?, _lg_run_id)")
-        params.append(superseded)
-    cond = (" WHERE " + " AND ".join(where)) if where else ""
-    view.total = con.execute("SELECT count(*) FROM q" + cond, params).fetchall()[0][0]
-    if superseded and not include_history:
-        hcond = " WHERE " + " AND ".join([*hidden_where, "list_contains(?, _lg_run_id)"])
-        hparams = [*params[:-1], superseded]
-        hidden = con.execute("SELECT count(*) FROM q" + hcond, hparams).fetchall()[0][0]
-        view.superseded_rows_hidden = int(hidden)
-    by_check = con.execute(
-        "SELECT c, count(*) FROM (SELECT unnest(_lg_failed_checks) AS c FROM q"
-        + cond
-        + ") GROUP BY c ORDER BY 2 DESC, 1",
-        params,
-    ).fetchall()
-    view.by_check = {str(c): int(n) for c, n in by_check}
-    table = con.sql(
-        "SELECT * FROM q" + cond + " ORDER BY _lg_quarantined_at DESC, _lg_run_id LIMIT ?",
-        params=[*params, limit],
-    ).to_arrow_table()
-    view.rows = table.to_pylist()
-    for r in view.rows:
-        r["_lg_why"] = [
-            {"check": name, "reason": why}
-            for name, why in explain_failures(r.get("_lg_failed_checks") or [], r, defined)
-        ]
-    return view
+    finally:
+        scope.close()
 
 
 def _superseded_runs(store: Any, dataset: str, qname: str) -> set[str]:
@@ -178,76 +226,49 @@ def quarantine_page(
     run id, data file and row number in the file, so rows that tie on time keep one place),
     ``limit`` per page after the cursor ``after``: paging never repeats or misses a row of
     one table version. ``column``/``value`` keep rows whose column, as text, equals value."""
-    import duckdb
-
-    from lockgate.quality.explain import explain_failures
-    from lockgate.storage import DeltaStore
-
-    view = quarantine_view(project, dataset, run=run, check=check, limit=0)
-    page = QuarantinePage(dataset, total=view.total, by_check=view.by_check)
-    if not view.exists:
+    scope = _Scope(project, dataset, check, keyed=True)
+    page = QuarantinePage(dataset)
+    try:
+        if not scope.exists:
+            return page
+        where, params = scope.filters(run, check, include_history)
+        page.total = scope.count(where, params)
+        page.by_check = scope.by_check(where, params)
+        described = scope.con.execute("DESCRIBE q").fetchall()
+        page.columns = [str(r[0]) for r in described if r[0] not in _KEY[2:]]
+        if column is not None:
+            if column not in page.columns:
+                raise UsageError(f"the quarantine of '{dataset}' has no column '{column}'")
+            where.append(f"CAST({_quote(column)} AS VARCHAR) IS NOT DISTINCT FROM ?")
+            params.append(value)
+        if after:
+            where.append(
+                "(_lg_quarantined_at < ?::TIMESTAMPTZ OR (_lg_quarantined_at = ?::TIMESTAMPTZ"
+                " AND (_lg_run_id, _lg_file, _lg_rownum) > (?, ?, ?)))"
+            )
+            at, run_id, file, rownum = _decode(after)
+            params += [at, at, run_id, file, rownum]
+        cond = (" WHERE " + " AND ".join(where)) if where else ""
+        order = " ORDER BY _lg_quarantined_at DESC, _lg_run_id, _lg_file, _lg_rownum LIMIT ?"
+        sql = "SELECT * FROM q" + cond + order
+        found = scope.con.sql(sql, params=[*params, limit + 1]).to_arrow_table().to_pylist()
+        if len(found) > limit:
+            found = found[:limit]
+            page.next_after = _encode([found[-1][k] for k in _KEY])
+        for r in found:
+            r.pop("_lg_file", None)
+            r.pop("_lg_rownum", None)
+        scope.explain(found)
+        page.rows = found
         return page
-    store = DeltaStore(project.warehouse_path)
-    qname = dataset + QUARANTINE_SUFFIX
-    con = duckdb.connect()
-    _register_keyed(con, store.arrow_dataset(qname))
-    described = con.execute("DESCRIBE q").fetchall()
-    page.columns = [str(r[0]) for r in described if r[0] not in _KEY[2:]]
-    where, params = _filters(run, check, store, dataset, qname, include_history)
-    if column is not None:
-        if column not in page.columns:
-            raise UsageError(f"the quarantine of '{dataset}' has no column '{column}'")
-        where.append(f"CAST({_quote(column)} AS VARCHAR) IS NOT DISTINCT FROM ?")
-        params.append(value)
-    if after:
-        at, run_id, file, rownum = _decode(after)
-        where.append(
-            "(_lg_quarantined_at < ?::TIMESTAMPTZ OR (_lg_quarantined_at = ?::TIMESTAMPTZ"
-            " AND (_lg_run_id, _lg_file, _lg_rownum) > (?, ?, ?)))"
-        )
-        params += [at, at, run_id, file, rownum]
-    cond = (" WHERE " + " AND ".join(where)) if where else ""
-    order = " ORDER BY _lg_quarantined_at DESC, _lg_run_id, _lg_file, _lg_rownum LIMIT ?"
-    rows = con.sql("SELECT * FROM q" + cond + order, params=[*params, limit + 1]).to_arrow_table()
-    found = rows.to_pylist()
-    if len(found) > limit:
-        found = found[:limit]
-        last = found[-1]
-        page.next_after = _encode([last[k] for k in _KEY])
-    defined = {c.check_name: c for c in project.datasets[dataset].checks}
-    for r in found:
-        r.pop("_lg_file", None)
-        r.pop("_lg_rownum", None)
-        r["_lg_why"] = [
-            {"check": name, "reason": why}
-            for name, why in explain_failures(r.get("_lg_failed_checks") or [], r, defined)
-        ]
-    page.rows = found
-    return page
+    finally:
+        scope.close()
 
 
 def _quote(name: str) -> str:
     from sqlglot import exp
 
     return exp.column(name, quoted=True).sql("duckdb")
-
-
-def _filters(
-    run: str | None, check: str | None, store: Any, dataset: str, qname: str, history: bool
-) -> tuple[list[str], list[Any]]:
-    where: list[str] = []
-    params: list[Any] = []
-    if run:
-        where.append("starts_with(_lg_run_id, ?)")
-        params.append(run)
-    if check:
-        where.append("list_contains(_lg_failed_checks, ?)")
-        params.append(check)
-    superseded = sorted(_superseded_runs(store, dataset, qname))
-    if superseded and not history:
-        where.append("NOT list_contains(?, _lg_run_id)")
-        params.append(superseded)
-    return where, params
 
 
 def _register_keyed(con: Any, dataset: Any) -> None:
@@ -261,7 +282,8 @@ def _register_keyed(con: Any, dataset: Any) -> None:
 
         paths = exp.Array(expressions=[exp.Literal.string(str(f)) for f in files]).sql("duckdb")
         con.execute(
-            "CREATE VIEW q AS SELECT * EXCLUDE (file_row_number), file_row_number AS _lg_rownum"
+            "CREATE TEMP VIEW q AS SELECT * EXCLUDE (file_row_number),"
+            " file_row_number AS _lg_rownum"
             f" FROM read_parquet({paths}, filename='_lg_file', file_row_number=true,"
             " union_by_name=true)"
         )
