@@ -36,8 +36,12 @@ DIMENSIONS = ("completeness", "validity", "uniqueness")
 def real_project(where: Path) -> Path:
     root = where / "shop"
     shutil.copytree(SHOP, root, ignore=shutil.ignore_patterns("data", "warehouse", ".lockgate"))
-    subprocess.run([sys.executable, "generate.py", "--orders", "3000"], cwd=root, check=True,
-                   capture_output=True)
+    subprocess.run(
+        [sys.executable, "generate.py", "--orders", "3000"],
+        cwd=root,
+        check=True,
+        capture_output=True,
+    )
     import lockgate
 
     res = lockgate.run(root)
@@ -51,11 +55,21 @@ def _checks_of(state: object, project: str, dataset: str) -> list[dict[str, obje
     assert isinstance(state, StateStore)
     recs = state.check_history(project, dataset, limit=1)
     return [
-        {"check_name": c.check_name, "check_type": c.check_type, "dimension": c.dimension,
-         "severity": c.severity}
+        {
+            "check_name": c.check_name,
+            "check_type": c.check_type,
+            "dimension": c.dimension,
+            "severity": c.severity,
+        }
         for c in recs
-    ] or [{"check_name": "row_count", "check_type": "row_count", "dimension": "completeness",
-           "severity": "error"}]
+    ] or [
+        {
+            "check_name": "row_count",
+            "check_type": "row_count",
+            "dimension": "completeness",
+            "severity": "error",
+        }
+    ]
 
 
 def synthesize(root: Path, runs: int, checks: int, seed: int = 7) -> None:
@@ -78,47 +92,89 @@ def synthesize(root: Path, runs: int, checks: int, seed: int = 7) -> None:
         step0 = int(conn.execute(sa.select(sa.func.max(t.steps.c.id))).scalar_one() or 0)
     step_id = step0
     written = 0
-    batch: dict[str, list[dict[str, object]]] = {"runs": [], "steps": [], "checks": [],
-                                                 "scores": []}
+    batch: dict[str, list[dict[str, object]]] = {
+        "runs": [],
+        "steps": [],
+        "checks": [],
+        "scores": [],
+    }
     for i in range(runs):
         at = now - timedelta(minutes=15 * (runs - i))
         run_id = f"{seq0 + i + 1:032x}"
         status = "success" if rnd.random() > 0.05 else "partial"
-        batch["runs"].append({
-            "run_id": run_id, "seq": seq0 + i + 1, "project": name, "status": status,
-            "started_at": at, "finished_at": at + timedelta(seconds=40), "duration_s": 40.0,
-            "selection": "*", "args": {"full_refresh": False},
-            "summary": {"steps": len(datasets), "rows_out": 3000, "rows_quarantined": 12,
-                        "rows_skipped": 0},
-        })
+        batch["runs"].append(
+            {
+                "run_id": run_id,
+                "seq": seq0 + i + 1,
+                "project": name,
+                "status": status,
+                "started_at": at,
+                "finished_at": at + timedelta(seconds=40),
+                "duration_s": 40.0,
+                "selection": "*",
+                "args": {"full_refresh": False},
+                "summary": {
+                    "steps": len(datasets),
+                    "rows_out": 3000,
+                    "rows_quarantined": 12,
+                    "rows_skipped": 0,
+                },
+            }
+        )
         for k, ds in enumerate(datasets):
             step_id += 1
             start = at + timedelta(seconds=4 * k)
-            batch["steps"].append({
-                "id": step_id, "run_id": run_id, "project": name, "dataset": ds,
-                "status": "success", "started_at": start,
-                "finished_at": start + timedelta(seconds=3), "duration_s": 3.0, "attempts": 1,
-                "rows_in": 1000, "rows_out": 990, "rows_quarantined": 10, "rows_skipped": 0,
-            })
+            batch["steps"].append(
+                {
+                    "id": step_id,
+                    "run_id": run_id,
+                    "project": name,
+                    "dataset": ds,
+                    "status": "success",
+                    "started_at": start,
+                    "finished_at": start + timedelta(seconds=3),
+                    "duration_s": 3.0,
+                    "attempts": 1,
+                    "rows_in": 1000,
+                    "rows_out": 990,
+                    "rows_quarantined": 10,
+                    "rows_skipped": 0,
+                }
+            )
             n = per_step + (1 if extra > 0 else 0)
             extra -= 1 if extra > 0 else 0
             tpl = templates[ds]
             for j in range(n):
                 c = tpl[j % len(tpl)]
                 passed = rnd.random() > 0.1
-                batch["checks"].append({
-                    "step_id": step_id, "run_id": run_id, "project": name, "dataset": ds,
-                    **c, "check_name": f"{c['check_name']}" + (f"_{j}" if j >= len(tpl) else ""),
-                    "failing_rows": 0 if passed else 10, "fraction": 0.0 if passed else 0.01,
-                    "passed": passed, "observed": rnd.random(), "seconds": 0.01,
-                    "message": None if passed else "10 rows failed",
-                })
+                batch["checks"].append(
+                    {
+                        "step_id": step_id,
+                        "run_id": run_id,
+                        "project": name,
+                        "dataset": ds,
+                        **c,
+                        "check_name": f"{c['check_name']}" + (f"_{j}" if j >= len(tpl) else ""),
+                        "failing_rows": 0 if passed else 10,
+                        "fraction": 0.0 if passed else 0.01,
+                        "passed": passed,
+                        "observed": rnd.random(),
+                        "seconds": 0.01,
+                        "message": None if passed else "10 rows failed",
+                    }
+                )
             written += n
             for dim in (*DIMENSIONS, "overall"):
-                batch["scores"].append({
-                    "run_id": run_id, "project": name, "dataset": ds, "dimension": dim,
-                    "score": 0.9 + 0.1 * rnd.random(), "created_at": at,
-                })
+                batch["scores"].append(
+                    {
+                        "run_id": run_id,
+                        "project": name,
+                        "dataset": ds,
+                        "dimension": dim,
+                        "score": 0.9 + 0.1 * rnd.random(),
+                        "created_at": at,
+                    }
+                )
         if len(batch["checks"]) > 50_000 or i == runs - 1:
             _flush(state, batch)
     with state.engine.begin() as conn:
@@ -133,8 +189,12 @@ def _flush(state: object, batch: dict[str, list[dict[str, object]]]) -> None:
 
     assert isinstance(state, StateStore)
     with state.engine.begin() as conn:
-        for key, table in (("runs", t.runs), ("steps", t.steps), ("checks", t.check_results),
-                           ("scores", t.quality_scores)):
+        for key, table in (
+            ("runs", t.runs),
+            ("steps", t.steps),
+            ("checks", t.check_results),
+            ("scores", t.quality_scores),
+        ):
             if batch[key]:
                 conn.execute(sa.insert(table), batch[key])
             batch[key] = []
@@ -151,8 +211,10 @@ def measure(root: Path, repeat: int) -> list[tuple[str, float, float, float]]:
     client = TestClient(create_app(project, auth_required=False))
     t0 = time.perf_counter()
     assert client.get("/").status_code == 200
-    print(f"first overview (rolls up the daily scores of the whole history): "
-          f"{1000 * (time.perf_counter() - t0):.0f} ms")
+    print(
+        f"first overview (rolls up the daily scores of the whole history): "
+        f"{1000 * (time.perf_counter() - t0):.0f} ms"
+    )
     run_ids = [r["run_id"] for r in client.get("/api/runs", params={"limit": 500}).json()]
     pages = {
         "overview /": lambda i: "/",
@@ -173,7 +235,7 @@ def measure(root: Path, repeat: int) -> list[tuple[str, float, float, float]]:
             times.append(1000 * (time.perf_counter() - t0))
             assert r.status_code == 200, (url(i), r.status_code)
         times.sort()
-        p95 = times[min(len(times) - 1, int(round(0.95 * len(times))) - 1)]
+        p95 = times[min(len(times) - 1, round(0.95 * len(times)) - 1)]
         out.append((label, statistics.median(times), p95, max(times)))
     return out
 
@@ -183,12 +245,19 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=10_000)
     ap.add_argument("--checks", type=int, default=1_000_000)
     ap.add_argument("--repeat", type=int, default=40)
+    ap.add_argument(
+        "--keep",
+        type=Path,
+        help="build the project here and keep it; if it is already there, only measure",
+    )
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        root = real_project(Path(tmp))
-        t0 = time.perf_counter()
-        synthesize(root, args.runs, args.checks)
-        print(f"written in {time.perf_counter() - t0:.1f} s")
+        root = (args.keep or Path(tmp)) / "shop"
+        if not root.exists():
+            real_project(root.parent)
+            t0 = time.perf_counter()
+            synthesize(root, args.runs, args.checks)
+            print(f"written in {time.perf_counter() - t0:.1f} s")
         rows = measure(root, args.repeat)
     print(f"\n| page | p50 ms | p95 ms | max ms |  ({args.repeat} requests each)")
     print("|---|---|---|---|")

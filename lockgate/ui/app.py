@@ -64,6 +64,7 @@ def create_app(
 ) -> FastAPI:
     """The app for ``project``; ``auth_required`` as decided by :func:`lockgate.ui.serve`."""
     ui = UI(project, state or StateStore.open(project.state_url), auth_required)
+    dash.rollup_daily_scores(ui.state)  # a long history is rolled up now, not on a request
     app = FastAPI(
         title=f"lockgate dashboard: {ui.name}",
         openapi_url="/api/openapi.json",
@@ -211,6 +212,7 @@ class QFilter:
     column: str | None = None
     value: str | None = None
     after: str | None = None
+    history: str | None = None  # "1": include rows of batches a later run replaced
 
     def query(self, **extra: str) -> str:
         """The query string of these filters without the cursor, plus ``extra``."""
@@ -229,10 +231,11 @@ def _qfilters(
     column: str | None = Query(None),
     value: str | None = Query(None),
     after: str | None = Query(None),
+    history: str | None = Query(None),
 ) -> QFilter:
-    return QFilter(
-        run or None, check or None, column or None, value if column else None, after or None
-    )
+    keep = value if column else None
+    hist = "1" if history else None
+    return QFilter(run or None, check or None, column or None, keep, after or None, hist)
 
 
 def _qpage(ui: UI, name: str, f: QFilter, limit: int, after: str | None = None) -> QuarantinePage:
@@ -245,6 +248,7 @@ def _qpage(ui: UI, name: str, f: QFilter, limit: int, after: str | None = None) 
         value=f.value,
         after=after or f.after,
         limit=limit,
+        include_history=f.history is not None,
     )
 
 

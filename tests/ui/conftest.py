@@ -3,11 +3,10 @@ blocked dataset and its skipped downstream; and clients of the dashboard on it."
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-
-import warnings
 
 import pytest
 

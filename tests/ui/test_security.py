@@ -37,8 +37,8 @@ def test_tokens_are_stored_hashed(shop: Shop) -> None:
 
 
 def test_off_localhost_refuses_to_start_without_tokens(shop: Shop, tmp_path_factory) -> None:
-    from tests.run.helpers import csv_source, make_project
     from lockgate.project import load_project
+    from tests.run.helpers import csv_source, make_project
 
     root = make_project(
         tmp_path_factory.mktemp("nt") / "p", [csv_source("o", "o.csv")], files={"o.csv": "a\n1\n"}
@@ -109,8 +109,9 @@ def test_login_cookie_and_csrf_on_forms(secured: TestClient, shop: Shop, monkeyp
     assert secured.get("/runs").status_code == 200  # the cookie logs the browser in
     forged = secured.post("/runs", data={"select": "orders", "csrf": "x" * 32})
     assert forged.status_code == 403
-    ok = secured.post("/runs", data={"select": "orders", "csrf": _csrf(secured)},
-                      follow_redirects=False)
+    ok = secured.post(
+        "/runs", data={"select": "orders", "csrf": _csrf(secured)}, follow_redirects=False
+    )
     assert ok.status_code == 303
     with state_of(shop) as st:
         actions = [(e.actor, e.action) for e in dash.audit_entries(st, shop.project.name)]
@@ -135,7 +136,10 @@ def test_everything_is_escaped(local: TestClient, shop: Shop) -> None:
         assert detail is not None
         step = detail.steps[0]
         st.record_check_results(
-            step.step_id, step.run_id, shop.project.name, step.dataset,
+            step.step_id,
+            step.run_id,
+            shop.project.name,
+            step.dataset,
             [{"name": "evil", "passed": False, "message": f"bad value {XSS}"}],
         )
     pages = [
@@ -154,7 +158,8 @@ def test_secrets_are_never_rendered(local: TestClient, shop: Shop) -> None:
     with state_of(shop) as st:
         run = st.start_run(shop.project.name, selection="orders")
         st.finish_run(
-            run.run_id, "failed",
+            run.run_id,
+            "failed",
             error="could not connect to postgresql://app:hunter2secret@db.example/prod",
         )
     html = local.get(f"/runs/{run.run_id}").text
