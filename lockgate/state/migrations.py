@@ -245,7 +245,7 @@ def _0004_dashboard(conn: Connection) -> None:
     """What the dashboard (``lockgate ui``) keeps: API tokens (only their SHA-256 is stored)
     with a role and optional per-dataset grants; an append-only audit log; daily quality
     scores rolled up from ``lockgate_quality_scores`` (``lockgate_rollups`` holds how far);
-    an index for a run's check results (the run page)."""
+    indexes for a run's check results (the run page) and scores (a dataset's latest score)."""
     md = sa.MetaData()
     sa.Table(
         "lockgate_api_tokens",
@@ -290,6 +290,7 @@ def _0004_dashboard(conn: Connection) -> None:
     conn.execute(
         sa.text("CREATE INDEX ix_lockgate_audit_project ON lockgate_audit_log (project, id)")
     )
+    conn.execute(sa.text("CREATE INDEX ix_lockgate_scores_run ON lockgate_quality_scores (run_id)"))
 
 
 #: every migration, in order; append only

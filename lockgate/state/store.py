@@ -570,36 +570,29 @@ class StateStore:
                 conn.execute(sa.insert(t.quality_scores), rows)
 
     def score_history(self, project: str, dataset: str, limit: int = 20) -> list[ScoreRecord]:
-        """Scores of the dataset's ``limit`` most recent scored runs, newest run first."""
+        """Scores of the dataset's ``limit`` most recent scored runs, newest run first.
+        (Runs in order of first appearance walking ids down = ordered by their newest id,
+        found without grouping the whole history.)"""
         c = t.quality_scores.c
         where = [c.project == project, c.dataset == dataset]
-        last = sa.func.max(c.id)
-        recent = (
-            sa.select(c.run_id, last.label("last_id"))
-            .where(*where)
-            .group_by(c.run_id)
-            .order_by(last.desc())
-            .limit(limit)
-            .subquery()
-        )
-        q = (
-            sa.select(t.quality_scores)
-            .join(recent, recent.c.run_id == c.run_id)
-            .where(*where)
-            .order_by(recent.c.last_id.desc(), c.id)
-        )
+        newest = sa.select(c.run_id).where(*where).order_by(c.id.desc())
         with self._read() as conn:
-            return [
-                ScoreRecord(
-                    run_id=r["run_id"],
-                    project=r["project"],
-                    dataset=r["dataset"],
-                    dimension=r["dimension"],
-                    score=r["score"],
-                    created_at=r["created_at"],
-                )
-                for r in conn.execute(q).mappings()
-            ]
+            runs = _first_distinct(conn, newest, limit)
+            q = sa.select(t.quality_scores).where(*where, c.run_id.in_(runs)).order_by(c.id)
+            rows = list(conn.execute(q).mappings()) if runs else []
+        rank = {r: i for i, r in enumerate(runs)}
+        rows.sort(key=lambda r: rank[r["run_id"]])  # stable: ids ascending within a run
+        return [
+            ScoreRecord(
+                run_id=r["run_id"],
+                project=r["project"],
+                dataset=r["dataset"],
+                dimension=r["dimension"],
+                score=r["score"],
+                created_at=r["created_at"],
+            )
+            for r in rows
+        ]
 
     # --- watermarks -------------------------------------------------------------------
     def get_watermark(self, project: str, dataset: str) -> Watermark | None:
@@ -753,6 +746,17 @@ class StateStore:
         """Who holds the project's lock row (possibly expired), or None."""
         with self._read() as conn:
             return lock_info(conn, project)
+
+
+def _first_distinct(conn: Connection, q: sa.Select[Any], n: int) -> list[str]:
+    """The first ``n`` distinct values of ``q``'s one column, reading ever longer prefixes."""
+    k = max(8 * n, 64)
+    while True:
+        got = [str(v) for v in conn.execute(q.limit(k)).scalars()]
+        seen = list(dict.fromkeys(got))
+        if len(seen) >= n or len(got) < k:
+            return seen[:n]
+        k *= 4
 
 
 def _pk(res: CursorResult[Any]) -> int:

@@ -196,7 +196,7 @@ def dataset_page(request: Request, name: str, p: Principal = Depends(who)) -> Re
         "info": info,
         "spec": spec,
         "versions": q.drifted(dash.schema_versions(ui.state, ui.name, name)),
-        "trends": q.check_trends(ui.state.check_history(ui.name, name, limit=30)),
+        "trends": q.check_trends(info["checks"]),
         "scores": q.score_series(ui.state, ui.name, name),
         "downstream": sorted(d for d, ups in ui.project.deps.items() if name in ups),
     }
