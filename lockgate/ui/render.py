@@ -14,7 +14,7 @@ from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 
-from lockgate.redact import redact, redact_any
+from lockgate.redact import redact_any, redact_memo
 from lockgate.ui.security import CSRF_COOKIE, csrf_token
 
 
@@ -24,7 +24,7 @@ def _finalize(value: Any) -> Any:
     if isinstance(value, Markup):
         return value
     if isinstance(value, str):
-        return redact(value)
+        return redact_memo(value)
     return value
 
 
