@@ -241,7 +241,7 @@ def _0003_step_skips(conn: Connection) -> None:
     conn.execute(sa.text(f"ALTER TABLE lockgate_steps ADD COLUMN skip_reasons {json_type}"))
 
 
-def _0004_dashboard(conn: Connection) -> None:
+def _0005_dashboard(conn: Connection) -> None:
     """What the dashboard (``lockgate ui``) keeps: API tokens (only their SHA-256 is stored)
     with a role and optional per-dataset grants; an append-only audit log; daily quality
     scores rolled up from ``lockgate_quality_scores`` (``lockgate_rollups`` holds how far);
@@ -290,7 +290,12 @@ def _0004_dashboard(conn: Connection) -> None:
     conn.execute(
         sa.text("CREATE INDEX ix_lockgate_audit_project ON lockgate_audit_log (project, id)")
     )
-    conn.execute(sa.text("CREATE INDEX ix_lockgate_scores_run ON lockgate_quality_scores (run_id)"))
+    # also created by 0004_read_indexes: IF NOT EXISTS (SQLite and PostgreSQL)
+    conn.execute(
+        sa.text(
+            "CREATE INDEX IF NOT EXISTS ix_lockgate_scores_run ON lockgate_quality_scores (run_id)"
+        )
+    )
 
 
 #: every migration, in order; append only
@@ -298,7 +303,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "0001_initial", _0001_initial),
     Migration(2, "0002_project_identity", _0002_project_identity),
     Migration(3, "0003_step_skips", _0003_step_skips),
-    Migration(4, "0004_dashboard", _0004_dashboard),
+    # 4 is "0004_read_indexes" of the read API work (branch dedupe), not merged here yet
+    Migration(5, "0005_dashboard", _0005_dashboard),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 
