@@ -38,10 +38,13 @@ def token_create(
     project_dir: Path = ProjectOpt,
 ) -> None:
     """Create a token and print it once (only its hash is kept)."""
+    from lockgate.errors import UsageError
     from lockgate.project import load_project
     from lockgate.state import StateStore
-    from lockgate.state.dashboard import create_token
+    from lockgate.state.dashboard import ROLES, create_token
 
+    if role not in ROLES:
+        raise UsageError(f"unknown role '{role}'", hint=f"one of: {', '.join(ROLES)}")
     project = load_project(project_dir)
     with StateStore.open(project.state_url) as state:
         info, secret = create_token(state, name, role, dataset or None)
