@@ -156,12 +156,17 @@ def check_trends(checks: Sequence[Any]) -> list[dict[str, Any]]:
                 "name": name,
                 "latest": hist[-1],
                 "passed": [bool(c.passed) for c in hist],
-                "values": [
-                    c.observed if c.observed is not None else (c.fraction or 0.0) for c in hist
-                ],
+                "values": [_trend_value(c) for c in hist],
             }
         )
     return out
+
+
+def _trend_value(c: Any) -> float | None:
+    """What a check's chart follows: its observed value, else its failing rows."""
+    if c.observed is not None:
+        return float(c.observed)
+    return None if c.failing_rows is None else float(c.failing_rows)
 
 
 def drifted(versions: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
