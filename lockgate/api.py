@@ -6,11 +6,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from lockgate.quarantine_view import quarantine_page as quarantine_page
+
 if TYPE_CHECKING:
     import pyarrow as pa
 
     from lockgate.project import Project
-    from lockgate.quarantine_view import QuarantinePage, QuarantineView
+    from lockgate.quarantine_view import QuarantineView
     from lockgate.runloop.events import Listener
     from lockgate.runloop.results import RunResult, StepResult
 
@@ -123,32 +125,3 @@ def runs(project: Project | str | Path = ".", *, limit: int = 20) -> list[Any]:
 
     p = _project(project)
     return list(StateStore.open(p.state_url).list_runs(p.config.name, limit=limit))
-
-
-def quarantine_page(
-    project: Project | str | Path,
-    dataset: str,
-    *,
-    run: str | None = None,
-    check: str | None = None,
-    column: str | None = None,
-    value: str | None = None,
-    after: str | None = None,
-    limit: int = 50,
-    include_history: bool = False,
-) -> QuarantinePage:
-    """One keyset page of a dataset's quarantine (stable order, no row repeated or missed
-    across pages); pass the page's ``next_after`` as ``after`` for the next one."""
-    from lockgate.quarantine_view import quarantine_page as _page
-
-    return _page(
-        _project(project),
-        dataset,
-        run=run,
-        check=check,
-        column=column,
-        value=value,
-        after=after,
-        limit=limit,
-        include_history=include_history,
-    )

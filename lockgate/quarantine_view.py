@@ -211,7 +211,7 @@ _KEY = ("_lg_quarantined_at", "_lg_run_id", "_lg_file", "_lg_rownum")
 
 
 def quarantine_page(
-    project: Any,
+    project: Any,  # a Project, or the path of its folder
     dataset: str,
     *,
     run: str | None = None,
@@ -225,7 +225,12 @@ def quarantine_page(
     """Rows of ``dataset``'s quarantine in a total order (quarantined at, newest first; then
     run id, data file and row number in the file, so rows that tie on time keep one place),
     ``limit`` per page after the cursor ``after``: paging never repeats or misses a row of
-    one table version. ``column``/``value`` keep rows whose column, as text, equals value."""
+    one table version. ``column``/``value`` keep rows whose column, as text, equals value.
+    Pass a page's ``next_after`` as ``after`` for the next one (``lockgate.api``)."""
+    if not hasattr(project, "datasets"):
+        from lockgate.project import load_project
+
+        project = load_project(project)
     scope = _Scope(project, dataset, check, keyed=True)
     page = QuarantinePage(dataset)
     try:

@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from lockgate.state.dashboard_ddl import dashboard_tables
 from lockgate.state.errors import StateSchemaError
 from lockgate.state.tables import UTCDateTime, migrations_table, run_seq
 
@@ -242,49 +243,10 @@ def _0003_step_skips(conn: Connection) -> None:
 
 
 def _0005_dashboard(conn: Connection) -> None:
-    """What the dashboard (``lockgate ui``) keeps: API tokens (only their SHA-256 is stored)
-    with a role and optional per-dataset grants; an append-only audit log; daily quality
-    scores rolled up from ``lockgate_quality_scores`` (``lockgate_rollups`` holds how far);
-    indexes for a run's check results (the run page) and scores (a dataset's latest score)."""
+    """What the dashboard (``lockgate ui``) keeps (:func:`dashboard_tables`), and indexes for
+    a run's check results (the run page) and scores (a dataset's latest score)."""
     md = sa.MetaData()
-    sa.Table(
-        "lockgate_api_tokens",
-        md,
-        sa.Column("token_id", sa.String(32), primary_key=True),
-        sa.Column("name", sa.String(200), nullable=False),
-        sa.Column("token_sha256", sa.String(64), nullable=False, unique=True),
-        sa.Column("role", sa.String(20), nullable=False),
-        sa.Column("datasets", JSONType),
-        sa.Column("created_at", TS, nullable=False),
-        sa.Column("revoked_at", TS),
-    )
-    sa.Table(
-        "lockgate_audit_log",
-        md,
-        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-        sa.Column("at", TS, nullable=False),
-        sa.Column("project", sa.String(200), nullable=False),
-        sa.Column("actor", sa.String(200), nullable=False),
-        sa.Column("action", sa.String(100), nullable=False),
-        sa.Column("target", sa.Text),
-        sa.Column("detail", JSONType),
-    )
-    sa.Table(
-        "lockgate_daily_scores",
-        md,
-        sa.Column("project", sa.String(200), primary_key=True),
-        sa.Column("dataset", sa.String(200), primary_key=True),
-        sa.Column("dimension", sa.String(50), primary_key=True),
-        sa.Column("day", sa.String(10), primary_key=True),
-        sa.Column("total", sa.Float, nullable=False),
-        sa.Column("n", sa.Integer, nullable=False),
-    )
-    sa.Table(
-        "lockgate_rollups",
-        md,
-        sa.Column("name", sa.String(100), primary_key=True),
-        sa.Column("last_id", sa.BigInteger, nullable=False),
-    )
+    dashboard_tables(md, TS)
     md.create_all(conn)
     conn.execute(sa.text("CREATE INDEX ix_lockgate_checks_run ON lockgate_check_results (run_id)"))
     conn.execute(

@@ -17,6 +17,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 
+from lockgate.state.dashboard_ddl import dashboard_tables
+
 
 class UTCDateTime(sa.types.TypeDecorator[datetime]):
     """Timezone-aware UTC timestamps on every backend.
@@ -266,44 +268,9 @@ locks = sa.Table(
     sa.Column("heartbeat_at", TS),
 )
 
-api_tokens = sa.Table(
-    "lockgate_api_tokens",
-    metadata,
-    sa.Column("token_id", sa.String(32), primary_key=True),
-    sa.Column("name", sa.String(200), nullable=False),
-    sa.Column("token_sha256", sa.String(64), nullable=False, unique=True),
-    sa.Column("role", sa.String(20), nullable=False),
-    sa.Column("datasets", JSONType),
-    sa.Column("created_at", TS, nullable=False),
-    sa.Column("revoked_at", TS),
-)
-
-audit_log = sa.Table(
-    "lockgate_audit_log",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("at", TS, nullable=False),
-    sa.Column("project", sa.String(200), nullable=False),
-    sa.Column("actor", sa.String(200), nullable=False),
-    sa.Column("action", sa.String(100), nullable=False),
-    sa.Column("target", sa.Text),
-    sa.Column("detail", JSONType),
-)
-
-daily_scores = sa.Table(
-    "lockgate_daily_scores",
-    metadata,
-    sa.Column("project", sa.String(200), primary_key=True),
-    sa.Column("dataset", sa.String(200), primary_key=True),
-    sa.Column("dimension", sa.String(50), primary_key=True),
-    sa.Column("day", sa.String(10), primary_key=True),
-    sa.Column("total", sa.Float, nullable=False),
-    sa.Column("n", sa.Integer, nullable=False),
-)
-
-rollups = sa.Table(
-    "lockgate_rollups",
-    metadata,
-    sa.Column("name", sa.String(100), primary_key=True),
-    sa.Column("last_id", sa.BigInteger, nullable=False),
-)
+# the dashboard's tables, defined once with migration 0005
+dashboard_tables(metadata, TS)
+api_tokens = metadata.tables["lockgate_api_tokens"]
+audit_log = metadata.tables["lockgate_audit_log"]
+daily_scores = metadata.tables["lockgate_daily_scores"]
+rollups = metadata.tables["lockgate_rollups"]

@@ -252,16 +252,22 @@ def _qpage(ui: UI, name: str, f: QFilter, limit: int, after: str | None = None) 
     )
 
 
+def _quarantine_read(request: Request, p: Principal, name: str, action: str, f: QFilter) -> UI:
+    """Check the grant for ``name`` and audit the read (PII datasets)."""
+    ui = _ui(request)
+    require_dataset(p, name)
+    _audit_read(ui, p, action, name, f.set())
+    return ui
+
+
 def quarantine_page(
     request: Request,
     name: str,
     f: QFilter = Depends(_qfilters),
     p: Principal = Depends(who),
 ) -> Response:
-    ui = _ui(request)
-    require_dataset(p, name)
+    ui = _quarantine_read(request, p, name, "read_quarantine", f)
     pg = _qpage(ui, name, f, 50)
-    _audit_read(ui, p, "read_quarantine", name, f.set())
     tpl = "_quarantine_rows.html" if request.headers.get("hx-request") else "quarantine.html"
     return page(request, tpl, {"name": name, "pg": pg, "f": f})
 
@@ -272,9 +278,7 @@ def quarantine_csv(
     f: QFilter = Depends(_qfilters),
     p: Principal = Depends(who),
 ) -> Response:
-    ui = _ui(request)
-    require_dataset(p, name)
-    _audit_read(ui, p, "export_quarantine", name, f.set())
+    ui = _quarantine_read(request, p, name, "export_quarantine", f)
     first = _qpage(ui, name, f, 5000)
     cols = [c for c in first.columns if c != "_lg_why"] + ["_lg_why"]
 
@@ -423,10 +427,8 @@ def _api_routes() -> Any:
         limit: int = Query(50, ge=1, le=1000),
         p: Principal = Depends(who),
     ) -> dict[str, Any]:
-        ui = _ui(request)
-        require_dataset(p, name)
+        ui = _quarantine_read(request, p, name, "read_quarantine", f)
         pg = _qpage(ui, name, f, limit)
-        _audit_read(ui, p, "read_quarantine", name, f.set())
         return _jsonable({"rows": pg.rows, "next_after": pg.next_after, "total": pg.total})
 
     return r
