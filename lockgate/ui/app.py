@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
+import logging
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
     from lockgate.project import Project
 
 HERE = Path(__file__).parent
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -360,7 +362,15 @@ def trigger_run(
 
 
 def _run(ui: UI, names: list[str]) -> None:
-    res = api.run(ui.project, select=names)
+    """A run started from the dashboard; its outcome is in the state store like any run's
+    (a run already holding the project lock makes this one a logged no-op)."""
+    from lockgate.errors import LockgateError
+
+    try:
+        res = api.run(ui.project, select=names)
+    except LockgateError as e:
+        log.warning("run from the dashboard did not start: %s", e)
+        return
     ui.runs_started.append(res.run_id)
 
 

@@ -165,3 +165,13 @@ def test_secrets_are_never_rendered(local: TestClient, shop: Shop) -> None:
     html = local.get(f"/runs/{run.run_id}").text
     assert "hunter2secret" not in html and "postgresql://app:" in html
     assert "hunter2secret" not in local.get(f"/api/runs/{run.run_id}").text
+
+
+def test_a_triggered_run_is_a_real_run(local: TestClient, shop: Shop) -> None:
+    from lockgate.ui.app import _run
+
+    ui = local.app.state.ui  # type: ignore[attr-defined]
+    _run(ui, ["orders"])  # what the operator's POST /runs starts in a thread
+    (run_id,) = ui.runs_started
+    runs = local.get("/api/runs", params={"limit": 1}).json()
+    assert runs[0]["run_id"] == run_id and runs[0]["selection"] == "orders"
