@@ -12,8 +12,13 @@
       return { label: n, stroke: palette[i % palette.length], width: 2, spanGaps: true };
     }));
     var data = [d.x].concat(names.map(function (n) { return d.series[n]; }));
+    var x = { time: d.time !== false };
+    if (d.x.length === 1) {  // one point: a window around it, not the auto range
+      var pad = d.time !== false ? 86400 : 1;
+      x.range = [d.x[0] - pad, d.x[0] + pad];
+    }
     var opts = { width: Math.max(el.clientWidth, 300), height: +(el.dataset.height || 180),
-      series: series, scales: { x: { time: d.time !== false } } };
+      series: series, scales: { x: x } };
     el.innerHTML = "";
     new uPlot(opts, data, el);
   }
