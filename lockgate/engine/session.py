@@ -24,6 +24,9 @@ if TYPE_CHECKING:  # pyarrow.dataset imports pandas: ~0.2 s at start-up, needed 
 
 log = logging.getLogger(__name__)
 
+#: the engine's connection, as code outside the engine package names its type
+Connection = duckdb.DuckDBPyConnection
+
 
 def ident(name: str) -> exp.Identifier:
     return exp.to_identifier(name, quoted=True)
@@ -60,11 +63,16 @@ class Session:
     # -- inputs -----------------------------------------------------------------------------
     def register_arrow(self, name: str, data: pads.Dataset | Any) -> None:
         """Expose an Arrow dataset/table under ``name`` (replacing an earlier one)."""
+        self.unregister(name)
+        self.con.register(name, data)
+        self._registered[name] = data
+
+    def unregister(self, name: str) -> None:
+        """Remove what :meth:`register_arrow` exposed as ``name`` (nothing if it is not there)."""
         self.settle()
         with contextlib.suppress(duckdb.Error):
             self.con.unregister(name)
-        self.con.register(name, data)
-        self._registered[name] = data
+        self._registered.pop(name, None)
 
     def register_filtered(self, name: str, source: str, where: exp.Expression | None) -> None:
         """Create view ``name`` as ``SELECT * FROM source [WHERE where]``."""

@@ -22,12 +22,16 @@ ACCEPTED_RETURN_TYPES = (
 
 
 class PythonTransform(Protocol):
-    name: str
-    inputs: Any  # Mapping[param, dataset]
-    as_: str
-    file: str | None
-    line: int | None
-
+    @property
+    def name(self) -> str: ...
+    @property
+    def inputs(self) -> Any: ...  # Mapping[param, dataset]
+    @property
+    def as_(self) -> str: ...
+    @property
+    def file(self) -> str | None: ...
+    @property
+    def line(self) -> int | None: ...
     @property
     def func(self) -> Any: ...
 

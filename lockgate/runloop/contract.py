@@ -124,47 +124,71 @@ def apply_contract(
             if c in staged_safe and normalise_type(staged_safe[c]) != normalise_type(t):
                 cast_to[c] = t
         staged_safe = {c: cast_to.get(c, t) for c, t in staged_safe.items()}
-    reference = dict(declared) if declared else (dict(previous) if previous else None)
-    if declared and previous:
-        # a declared schema that grew is still drift against the table
-        reference = {**previous, **{c: t for c, t in declared.items() if c in previous}}
-
+    reference = _reference(declared, previous)
     drift = _diff(reference, staged_safe) if reference is not None else Drift()
-    overwrite = full_refresh or mode == WriteMode.OVERWRITE
     warnings: list[str] = []
     schema_mode: Literal["merge", "overwrite"] | None = None
     out_cols: dict[str, str] = dict(staged_safe)
-
     if drift:
-        if policy == SchemaPolicy.FREEZE:
-            raise SchemaContractError(
-                f"schema of dataset '{dataset}' drifted and its policy is 'freeze': "
-                + "; ".join(drift.describe()),
-                hint="change the producing SQL/source back, or set schema_policy: evolve",
-            )
-        if overwrite and policy == SchemaPolicy.EVOLVE:
-            schema_mode = "overwrite"
-        elif policy == SchemaPolicy.EVOLVE:
-            schema_mode = "merge" if drift.added else None
-            for c, (old, _new) in drift.type_changed.items():
-                cast_to[c] = old
-                out_cols[c] = old
-                warnings.append(
-                    f"column '{c}' type change kept as {old} (cast); use --full-refresh to "
-                    "rebuild the table with the new type"
-                )
-            for c, t in drift.removed.items():
-                out_cols[c] = t
-        else:  # WARN: keep the table's schema
-            warnings.extend(drift.describe())
-            for c in drift.added:
-                out_cols.pop(c, None)
-            for c, (old, _new) in drift.type_changed.items():
-                cast_to[c] = old
-                out_cols[c] = old
-            for c, t in drift.removed.items():
-                out_cols[c] = t
+        overwrite = full_refresh or mode == WriteMode.OVERWRITE
+        schema_mode = _apply_policy(dataset, drift, policy, overwrite, cast_to, out_cols, warnings)
+    projection = _projection(staged, staged_safe, out_cols, cast_to)
+    return ContractResult(projection, out_cols, drift, schema_mode, warnings)
 
+
+def _reference(
+    declared: dict[str, str] | None, previous: dict[str, str] | None
+) -> dict[str, str] | None:
+    """The schema drift is measured against: the declared one, else the table's."""
+    if declared and previous:
+        # a declared schema that grew is still drift against the table
+        return {**previous, **{c: t for c, t in declared.items() if c in previous}}
+    return dict(declared) if declared else (dict(previous) if previous else None)
+
+
+def _apply_policy(
+    dataset: str,
+    drift: Drift,
+    policy: SchemaPolicy,
+    overwrite: bool,
+    cast_to: dict[str, str],
+    out_cols: dict[str, str],
+    warnings: list[str],
+) -> Literal["merge", "overwrite"] | None:
+    """Apply the schema policy to ``drift`` (updates the casts, published columns and
+    warnings in place); returns the table store's schema mode."""
+    if policy == SchemaPolicy.FREEZE:
+        raise SchemaContractError(
+            f"schema of dataset '{dataset}' drifted and its policy is 'freeze': "
+            + "; ".join(drift.describe()),
+            hint="change the producing SQL/source back, or set schema_policy: evolve",
+        )
+    if overwrite and policy == SchemaPolicy.EVOLVE:
+        return "overwrite"
+    if policy == SchemaPolicy.EVOLVE:
+        for c, (old, _new) in drift.type_changed.items():
+            warnings.append(
+                f"column '{c}' type change kept as {old} (cast); use --full-refresh to "
+                "rebuild the table with the new type"
+            )
+    else:  # WARN: keep the table's schema
+        warnings.extend(drift.describe())
+        for c in drift.added:
+            out_cols.pop(c, None)
+    for c, (old, _new) in drift.type_changed.items():
+        cast_to[c] = old
+        out_cols[c] = old
+    for c, t in drift.removed.items():
+        out_cols[c] = t
+    return "merge" if policy == SchemaPolicy.EVOLVE and drift.added else None
+
+
+def _projection(
+    staged: dict[str, str],
+    staged_safe: dict[str, str],
+    out_cols: dict[str, str],
+    cast_to: dict[str, str],
+) -> list[exp.Expr]:
     projection: list[exp.Expr] = []
     for c, t in out_cols.items():
         if c not in staged:  # removed column: typed NULL keeps the table's shape
@@ -179,7 +203,7 @@ def apply_contract(
         if target is not None:
             col = exp.Cast(this=col, to=exp.DataType.build(target, dialect="duckdb"))
         projection.append(exp.alias_(col, ident(c)))
-    return ContractResult(projection, out_cols, drift, schema_mode, warnings)
+    return projection
 
 
 def _diff(reference: dict[str, str], staged: dict[str, str]) -> Drift:

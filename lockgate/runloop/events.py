@@ -19,7 +19,8 @@ import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+
+from lockgate.runloop.results import StepResult
 
 log = logging.getLogger(__name__)
 
@@ -68,14 +69,14 @@ class CheckEvaluated(RunEvent):
     check: str
     status: str  # pass / fail / warn / error
     severity: str
-    observed: Any = None
+    observed: object = None
     failing_rows: int | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
 class SchemaDrifted(RunEvent):
     dataset: str
-    drift: Mapping[str, Any]
+    drift: Mapping[str, object]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -105,7 +106,7 @@ class StepFinished(RunEvent):
 
     dataset: str
     status: str
-    result: Any
+    result: StepResult
 
 
 #: a listener is any callable taking an event (a class with ``__call__`` works too)

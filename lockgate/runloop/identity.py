@@ -26,13 +26,14 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
 
 import sqlalchemy as sa
 
 from lockgate.state.errors import ProjectIdentityError
 from lockgate.state.lock import HOST
-from lockgate.storage.identity import read_identity, write_identity
+from lockgate.state.projects import ProjectRecord
+from lockgate.state.store import StateStore
+from lockgate.storage.identity import WarehouseIdentity, read_identity, write_identity
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,7 @@ def private_store(state_url: str, root: Path) -> bool:
 
 
 def resolve(
-    state: Any,
+    state: StateStore,
     warehouse: Path,
     name: str,
     *,
@@ -68,24 +69,7 @@ def resolve(
     mine = read_identity(Path(warehouse))
     rec = state.project_record(name)
     if rec is not None and mine is not None and rec.project_id == mine.project_id:
-        if (rec.warehouse, rec.host) != (path, HOST):
-            if not private and _still_there(rec, mine.project_id):
-                raise ProjectIdentityError(
-                    f"the warehouse {path} is a copy of {rec.warehouse} (both carry project "
-                    f"id {mine.project_id} of project {name!r}): they would share one history "
-                    f"in the state store {state.url}",
-                    hint="to move the warehouse, remove the old folder first; to keep the copy "
-                    f"as a project of its own, delete {path}/_lockgate_project.json and " + FIX,
-                )
-            log.warning(
-                "project %r: its warehouse moved from %s (host %s) to %s",
-                name,
-                rec.warehouse,
-                rec.host,
-                path,
-            )
-            if write:
-                state.register_project(name, mine.project_id, path)
+        _follow(state, rec, mine, path, name, write=write, private=private)
         return mine.project_id
     if rec is not None:
         if mine is None and (rec.warehouse, rec.host) == (path, HOST) and _has_tables(warehouse):
@@ -116,6 +100,39 @@ def resolve(
     return mine.project_id
 
 
+def _follow(
+    state: StateStore,
+    rec: ProjectRecord,
+    mine: WarehouseIdentity,
+    path: str,
+    name: str,
+    *,
+    write: bool,
+    private: bool,
+) -> None:
+    """The same project: follow a moved warehouse — unless the old one is still there (a
+    copy, which would share one history)."""
+    if (rec.warehouse, rec.host) == (path, HOST):
+        return
+    if not private and _still_there(rec, mine.project_id):
+        raise ProjectIdentityError(
+            f"the warehouse {path} is a copy of {rec.warehouse} (both carry project "
+            f"id {mine.project_id} of project {name!r}): they would share one history "
+            f"in the state store {state.url}",
+            hint="to move the warehouse, remove the old folder first; to keep the copy "
+            f"as a project of its own, delete {path}/_lockgate_project.json and " + FIX,
+        )
+    log.warning(
+        "project %r: its warehouse moved from %s (host %s) to %s",
+        name,
+        rec.warehouse,
+        rec.host,
+        path,
+    )
+    if write:
+        state.register_project(name, mine.project_id, path)
+
+
 def _has_tables(warehouse: Path) -> bool:
     try:
         return any((p / "_delta_log").is_dir() for p in Path(warehouse).iterdir())
@@ -123,13 +140,13 @@ def _has_tables(warehouse: Path) -> bool:
         return False
 
 
-def _here(path: str, mine: Any) -> str:
+def _here(path: str, mine: WarehouseIdentity | None) -> str:
     return f"this warehouse {path} " + (
         f"has project id {mine.project_id}" if mine is not None else "has no lockgate identity"
     )
 
 
-def _emptied(state: Any, rec: Any, name: str, here: str) -> ProjectIdentityError:
+def _emptied(state: StateStore, rec: ProjectRecord, name: str, here: str) -> ProjectIdentityError:
     return ProjectIdentityError(
         f"the state store {state.url} holds the history of project {name!r} in warehouse "
         f"{rec.warehouse} (project id {rec.project_id}), but {here}: the warehouse was "
@@ -140,7 +157,7 @@ def _emptied(state: Any, rec: Any, name: str, here: str) -> ProjectIdentityError
     )
 
 
-def _still_there(rec: Any, project_id: str) -> bool:
+def _still_there(rec: ProjectRecord, project_id: str) -> bool:
     """Whether the recorded warehouse (on this host) still carries ``project_id``."""
     if rec.host != HOST:
         return False
@@ -152,7 +169,12 @@ def _still_there(rec: Any, project_id: str) -> bool:
 
 
 def _refuse_if_other_is_live(
-    state: Any, rec: Any, path: str, name: str, mine: Any, full_refresh: bool
+    state: StateStore,
+    rec: ProjectRecord,
+    path: str,
+    name: str,
+    mine: WarehouseIdentity | None,
+    full_refresh: bool,
 ) -> None:
     here = _here(path, mine)
     if rec.host == HOST:

@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 from deltalake import DeltaTable
 from sqlglot import exp
@@ -17,8 +16,12 @@ from lockgate.engine.session import Session, ident, table_ref
 from lockgate.project.models import IncrementalSpec, WriteMode, parse_duration
 from lockgate.storage.scan import native_scan
 
+#: a cursor value as the engine returns it (a datetime, date, number or string); opaque to
+#: the run loop except where watermarks are compared (:func:`advance`)
+Cursor = object
 
-def encode(value: Any) -> tuple[str, str] | None:
+
+def encode(value: Cursor) -> tuple[str, str] | None:
     """Watermark value → (text, type) for the state store and commit metadata."""
     if value is None:
         return None
@@ -37,7 +40,7 @@ def encode(value: Any) -> tuple[str, str] | None:
     return str(value), "str"
 
 
-def decode(text: str, kind: str) -> Any:
+def decode(text: str, kind: str) -> Cursor:
     if kind == "timestamp":
         return datetime.fromisoformat(text)
     if kind == "date":
@@ -51,7 +54,7 @@ def decode(text: str, kind: str) -> Any:
     return text
 
 
-def advance(watermark: Any, batch_max: Any) -> Any:
+def advance(watermark: Cursor, batch_max: Cursor) -> Cursor:
     """The new watermark: never below the old one (a batch of only re-read or accepted late
     rows has a lower maximum, and the watermark must not go back)."""
     if watermark is None:
@@ -59,12 +62,13 @@ def advance(watermark: Any, batch_max: Any) -> Any:
     if batch_max is None:
         return watermark
     try:
-        return max(watermark, batch_max)
+        # cursors of one column compare; a TypeError says the column's type changed
+        return batch_max if batch_max > watermark else watermark  # type: ignore[operator]
     except TypeError:  # not comparable (the cursor's type changed): the batch's value
         return batch_max
 
 
-def min_cursor(spec: IncrementalSpec, watermark: Any) -> Any:
+def min_cursor(spec: IncrementalSpec, watermark: Cursor) -> Cursor:
     """The lowest cursor value to (re)read: watermark minus lookback."""
     if watermark is None or spec.lookback is None:
         return watermark
@@ -80,7 +84,7 @@ def min_cursor(spec: IncrementalSpec, watermark: Any) -> Any:
     return watermark
 
 
-def literal(value: Any) -> exp.Expression:
+def literal(value: Cursor) -> exp.Expression:
     """A typed SQL literal for a cursor value."""
     if isinstance(value, datetime):
         lit = exp.Literal.string(value.isoformat(sep=" "))
@@ -95,7 +99,7 @@ def literal(value: Any) -> exp.Expression:
     return exp.Literal.string(str(value))
 
 
-def cursor_filter(cursor: str, lowest: Any, *, inclusive: bool) -> exp.Expression:
+def cursor_filter(cursor: str, lowest: Cursor, *, inclusive: bool) -> exp.Expression:
     """``cursor > watermark`` without lookback; ``cursor >= watermark - lookback`` with one
     (the re-read window is de-duplicated on publish: merge upserts, append anti-joins)."""
     col = exp.Column(this=ident(cursor))
@@ -104,7 +108,7 @@ def cursor_filter(cursor: str, lowest: Any, *, inclusive: bool) -> exp.Expressio
     return exp.GT(this=col, expression=literal(lowest))
 
 
-def input_filter(cursor: str, lowest: Any) -> exp.Expression:
+def input_filter(cursor: str, lowest: Cursor) -> exp.Expression:
     """What an incremental transform reads of an upstream table: ``cursor >= lowest`` and
     every NULL-cursor row (no watermark can place those; :func:`settle_rereads` drops the
     ones already published). Inclusive: rows *at* the watermark may be new ones."""
@@ -113,7 +117,7 @@ def input_filter(cursor: str, lowest: Any) -> exp.Expression:
 
 
 def incremental_scan(
-    path: Path, version: int, previous: int | None, cursor: str, lowest: Any
+    path: Path, version: int, previous: int | None, cursor: str, lowest: Cursor
 ) -> exp.Select | None:
     """An incremental transform's view of an upstream table version: rows past
     :func:`input_filter` *and* every row of the files added since ``previous`` (the version
@@ -182,8 +186,8 @@ def settle_rereads(
     spec: IncrementalSpec,
     mode: WriteMode,
     keys: Sequence[str],
-    watermark: Any,
-    lowest: Any,
+    watermark: Cursor,
+    lowest: Cursor,
     tables: Tables,
 ) -> Rereads:
     """Classify the staged rows a run may have seen before and take them out of the batch,
@@ -211,39 +215,55 @@ def settle_rereads(
     n, lo, hi = _range(ses, stage, s_cur, reread)
     if n == 0:
         return Rereads()
-    stage_cols = ses.columns(stage)
-    whens: list[tuple[str, exp.Expr]] = []
-    if mode in (WriteMode.APPEND, WriteMode.MERGE):
-        tname, tcols = tables.target
-        t_cur = exp.column(cursor, table=_T, quoted=True)
-        # append with keys: equal keys, else equal on every column; either way only target
-        # rows within the re-read rows' cursor range (a copy has the same cursor; the scan
-        # can skip the rest of the table)
-        on = list(keys) if keys and mode == WriteMode.APPEND else list(stage_cols)
-        published = _match(on, stage_cols, tcols)
-        if cursor in tcols:
-            published = exp.and_(published, _within(t_cur, lo, hi))
-        whens.append(("already_published", _exists(tname, published)))
-        if mode == WriteMode.MERGE and cursor in tcols and lo is not None:
-            newer = exp.and_(
-                exp.GT(this=t_cur.copy(), expression=s_cur.copy()),
-                exp.GT(this=t_cur.copy(), expression=literal(lo)),
-            )
-            whens.append(
-                ("superseded", _exists(tname, exp.and_(_match(keys, stage_cols, tcols), newer)))
-            )
-        if tables.quarantine is not None:
-            qname, qcols = tables.quarantine
-            cond = _match(list(stage_cols), stage_cols, qcols)
-            if "_lg_raw_record" in qcols:  # not an unparseable record's row
-                raw = exp.column("_lg_raw_record", table=_T, quoted=True)
-                cond = exp.and_(cond, exp.Is(this=raw, expression=exp.Null()))
-            whens.append(("already_quarantined", _exists(qname, cond)))
+    whens = _seen_before(ses.columns(stage), spec.cursor, mode, keys, tables, (lo, hi))
     if lowest is not None:
         whens.append(("late", exp.LT(this=s_cur.copy(), expression=literal(lowest))))
     if not whens:
         return Rereads()
     return _apply(ses, stage, reread, whens, spec.late)
+
+
+def _seen_before(
+    stage_cols: Mapping[str, str],
+    cursor: str,
+    mode: WriteMode,
+    keys: Sequence[str],
+    tables: Tables,
+    cursor_range: tuple[Cursor, Cursor],
+) -> list[tuple[str, exp.Expr]]:
+    """(reason, condition) for a re-read row already in the table or the quarantine
+    (``cursor_range``: the lowest and highest cursor of the re-read rows)."""
+    lo, hi = cursor_range
+    s_cur = exp.column(cursor, table=_S, quoted=True)
+    whens: list[tuple[str, exp.Expr]] = []
+    if mode not in (WriteMode.APPEND, WriteMode.MERGE):
+        return whens
+    tname, tcols = tables.target
+    t_cur = exp.column(cursor, table=_T, quoted=True)
+    # append with keys: equal keys, else equal on every column; either way only target
+    # rows within the re-read rows' cursor range (a copy has the same cursor; the scan
+    # can skip the rest of the table)
+    on = list(keys) if keys and mode == WriteMode.APPEND else list(stage_cols)
+    published = _match(on, stage_cols, tcols)
+    if cursor in tcols:
+        published = exp.and_(published, _within(t_cur, lo, hi))
+    whens.append(("already_published", _exists(tname, published)))
+    if mode == WriteMode.MERGE and cursor in tcols and lo is not None:
+        newer = exp.and_(
+            exp.GT(this=t_cur.copy(), expression=s_cur.copy()),
+            exp.GT(this=t_cur.copy(), expression=literal(lo)),
+        )
+        whens.append(
+            ("superseded", _exists(tname, exp.and_(_match(keys, stage_cols, tcols), newer)))
+        )
+    if tables.quarantine is not None:
+        qname, qcols = tables.quarantine
+        cond = _match(list(stage_cols), stage_cols, qcols)
+        if "_lg_raw_record" in qcols:  # not an unparseable record's row
+            raw = exp.column("_lg_raw_record", table=_T, quoted=True)
+            cond = exp.and_(cond, exp.Is(this=raw, expression=exp.Null()))
+        whens.append(("already_quarantined", _exists(qname, cond)))
+    return whens
 
 
 def settle_rejects(ses: Session, rejects: str, quarantine: tuple[str, Mapping[str, str]]) -> int:
@@ -266,7 +286,9 @@ def settle_rejects(ses: Session, rejects: str, quarantine: tuple[str, Mapping[st
     return before - ses.count(rejects)
 
 
-def _range(ses: Session, stage: str, s_cur: exp.Column, region: exp.Expr) -> tuple[int, Any, Any]:
+def _range(
+    ses: Session, stage: str, s_cur: exp.Column, region: exp.Expr
+) -> tuple[int, Cursor, Cursor]:
     """Rows of the batch in ``region`` and their lowest and highest cursor."""
     row = ses.execute(
         exp.select(
@@ -278,7 +300,7 @@ def _range(ses: Session, stage: str, s_cur: exp.Column, region: exp.Expr) -> tup
     return (int(row[0]), row[1], row[2]) if row else (0, None, None)
 
 
-def _within(t_cur: exp.Column, lo: Any, hi: Any) -> exp.Expr:
+def _within(t_cur: exp.Column, lo: Cursor, hi: Cursor) -> exp.Expr:
     """The target row's cursor is NULL or within ``[lo, hi]`` (lets the scan skip files)."""
     null = exp.Is(this=t_cur.copy(), expression=exp.Null())
     if lo is None:

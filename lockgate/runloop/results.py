@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
-from typing import Any
 
 from lockgate.errors import TerminalError
 
@@ -38,12 +37,12 @@ class StepResult:
     batch_id: str | None = None
     duration_s: float = 0.0
     attempts: int = 0
-    checks: list[dict[str, Any]] = field(default_factory=list)
+    checks: list[dict[str, object]] = field(default_factory=list)
     scores: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
-    drift: dict[str, Any] | None = None
+    drift: dict[str, object] | None = None
     columns: dict[str, str] = field(default_factory=dict)  # published schema
-    inputs: dict[str, Any] = field(default_factory=dict)
+    inputs: dict[str, object] = field(default_factory=dict)
     error: str | None = None
     hint: str | None = None  # how to fix a failure
 
@@ -79,7 +78,7 @@ class StepResult:
                 "unaccounted for"
             )
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         d = asdict(self)
         d["status"] = str(self.status)
         return d
@@ -135,7 +134,7 @@ class RunResult:
                 return s
         raise KeyError(dataset)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         return {
             "run_id": self.run_id,
             "seq": self.seq,

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from lockgate.engine.session import Session, clean_stale_work
-from lockgate.errors import GateBlocked, LockgateError
+from lockgate.errors import LockgateError
 from lockgate.runloop import events as ev
 from lockgate.runloop import identity
 from lockgate.runloop.events import EventBus, Listener
@@ -78,7 +78,7 @@ def emit_step_outcome(bus: EventBus, run_id: str, r: StepResult) -> None:
                 status=status,
                 severity=str(c.get("severity")),
                 observed=c.get("observed"),
-                failing_rows=c.get("failing_rows"),
+                failing_rows=n if isinstance(n := c.get("failing_rows"), int) else None,
             )
         )
     if r.drift:
@@ -285,8 +285,16 @@ def _run_with_retries(ctx: StepContext, project: Any, name: str) -> StepResult:
         try:
             r = run_step(ctx, spec)
             r.attempts = attempt
+            # a blocked gate is the step's outcome; its attempt is recorded as an error
+            ok = r.status != StepStatus.BLOCKED
             ctx.state.record_attempt(
-                step_id, attempt, "success", None, False, started, datetime.now(UTC)
+                step_id,
+                attempt,
+                "success" if ok else "error",
+                None if ok else r.error,
+                False,
+                started,
+                datetime.now(UTC),
             )
             _record_step(ctx, project, step_id, r)
             return r
@@ -318,19 +326,14 @@ def _run_with_retries(ctx: StepContext, project: Any, name: str) -> StepResult:
                 )
                 time.sleep(delay)
                 continue
-            status = StepStatus.BLOCKED if isinstance(e, GateBlocked) else StepStatus.FAILED
             r = StepResult(
                 dataset=name,
-                status=status,
+                status=StepStatus.FAILED,
                 reason=e.message,
                 error=str(e),
                 hint=e.hint,
                 attempts=attempt,
             )
-            partial = getattr(e, "step_result", None)
-            if isinstance(partial, StepResult):  # a gate block: keep what the audit found
-                r.checks, r.scores, r.rows_in = partial.checks, partial.scores, partial.rows_in
-                r.batch_id, r.inputs = partial.batch_id, partial.inputs
             _record_step(ctx, project, step_id, r)
             return r
         except Exception as e:  # a bug or an unexpected library error: fail this step only

@@ -12,8 +12,8 @@ unreadable table aside first (the repair path).
 
 from __future__ import annotations
 
-from typing import Any
-
+from lockgate.runloop.context import StepContext
+from lockgate.state.records import StepInfo
 from lockgate.storage.delta import QUARANTINE_SUFFIX
 from lockgate.storage.health import (
     TableDamaged,
@@ -26,12 +26,12 @@ from lockgate.storage.health import (
 _PUBLISHED = ("success", "noop")
 
 
-def verify_published(ctx: Any, name: str, *, repair: bool | None = None) -> None:
+def verify_published(ctx: StepContext, name: str, *, repair: bool | None = None) -> None:
     """Raise :class:`TableDamaged` when dataset ``name``'s tables are damaged or disagree
     with the state store. ``repair`` (default: the run's ``--full-refresh``) moves an
     unreadable table aside instead, so the step rebuilds it."""
     repair = ctx.full_refresh if repair is None else repair
-    seen: set[str] = ctx.__dict__.setdefault("_lg_intact", set())  # checked in this run
+    seen = ctx.verified  # checked in this run
     for up in ctx.project.deps.get(name, ()):  # read, never repaired, by this dataset
         if up in seen:
             continue
@@ -53,28 +53,27 @@ def verify_published(ctx: Any, name: str, *, repair: bool | None = None) -> None
             if e.unreadable:
                 move_aside(ctx.store, table)
             health[table] = None  # missing data files: the rebuild overwrites the table
-    project_id = getattr(ctx, "project_id", None)
-    if not repair and project_id is not None:
-        _agree_with_state(ctx, name, project_id, health)
+    if not repair and ctx.project_id is not None:
+        _agree_with_state(ctx, name, ctx.project_id, health)
     seen.add(name)  # what this step publishes next is its own, fresh work
 
 
 def _agree_with_state(
-    ctx: Any, name: str, project_id: str, health: dict[str, TableHealth | None]
+    ctx: StepContext, name: str, project_id: str, health: dict[str, TableHealth | None]
 ) -> None:
-    steps = ctx.state.dataset_steps(ctx.project.config.name, name, limit=50, project_id=project_id)
+    steps = ctx.state.dataset_steps(ctx.project.name, name, limit=50, project_id=project_id)
     out = next((s for s in steps if s.status in _PUBLISHED and s.output_version is not None), None)
-    if out is not None:
+    if out is not None and out.output_version is not None:
         wrote = out.status == "success" and bool(out.rows_out)
         _compare(name, health[name], out, out.output_version, "table", wrote)
     q = next((s for s in steps if s.status == "success" and s.quarantine_version is not None), None)
-    if q is not None:
+    if q is not None and q.quarantine_version is not None:
         qname = name + QUARANTINE_SUFFIX
         _compare(qname, health[qname], q, q.quarantine_version, "quarantine table", True)
 
 
 def _compare(
-    table: str, current: TableHealth | None, step: Any, version: int, what: str, wrote: bool
+    table: str, current: TableHealth | None, step: StepInfo, version: int, what: str, wrote: bool
 ) -> None:
     """``wrote``: the step committed ``version`` itself (not a no-op or an empty batch)."""
     when = f"{step.finished_at or step.started_at:%Y-%m-%d %H:%M:%S} UTC"

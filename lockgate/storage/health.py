@@ -14,17 +14,28 @@ import shutil
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Protocol
 from urllib.parse import unquote, urlparse
 
 from deltalake import DeltaTable
 
 from lockgate.errors import TerminalError
-from lockgate.storage.delta import META_PREFIX, DeltaStore, _short
+from lockgate.storage.delta import META_PREFIX, _short
 
 log = logging.getLogger(__name__)
 
 #: folder (inside the warehouse) damaged tables are moved to by a repair; not a table name
 DAMAGED_DIR = ".lockgate_damaged"
+
+
+class TableFolders(Protocol):
+    """What checking and moving a table reads of the store (:class:`DeltaStore` has it)."""
+
+    @property
+    def warehouse(self) -> Path: ...
+    def path(self, name: str) -> Path: ...
+    def open_table(self, name: str) -> DeltaTable: ...
+    def forget(self, name: str) -> None: ...
 
 
 class TableDamaged(TerminalError):
@@ -47,7 +58,7 @@ class TableHealth:
         return str(entries[0].get(META_PREFIX + "run_id") or "") or None if entries else None
 
 
-def inspect_table(store: DeltaStore, name: str) -> TableHealth | None:
+def inspect_table(store: TableFolders, name: str) -> TableHealth | None:
     """The table's current version (None: no table); raises :class:`TableDamaged` when its
     log cannot be read or data files of its current version are missing."""
     path = store.path(name)
@@ -91,7 +102,7 @@ def repair_hint(name: str) -> str:
     )
 
 
-def move_aside(store: DeltaStore, name: str) -> Path:
+def move_aside(store: TableFolders, name: str) -> Path:
     """Move table ``name`` to ``<warehouse>/.lockgate_damaged/<name>-<UTC time>``."""
     src = store.path(name)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")

@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 
 import lockgate
 from lockgate.cli.app import app
-from lockgate.runloop import step as step_mod
 from lockgate.runloop.results import StepResult, StepStatus
+from lockgate.runloop.stages import split as split_mod
 from lockgate.storage import DeltaStore
 from tests.run.helpers import csv_source, make_project, sql
 
@@ -242,12 +242,12 @@ def test_a_step_that_loses_a_row_fails_before_publishing(
         [csv_source("events", "data/a.csv")],
         files={"data/a.csv": "id\n1\n2\n3\n"},
     )
-    real = step_mod._publish_query
+    real = split_mod._publish_query
 
     def lossy(*args: Any, **kw: Any) -> exp.Select:  # a bug that silently drops a row
         return real(*args, **kw).where(exp.column("id").neq(2))
 
-    monkeypatch.setattr(step_mod, "_publish_query", lossy)
+    monkeypatch.setattr(split_mod, "_publish_query", lossy)
     res = lockgate.run(root)
     s = res.step("events")
     assert s.status == StepStatus.FAILED

@@ -1,0 +1,124 @@
+"""What a step works with: the run's shared :class:`StepContext` (typed by
+:mod:`lockgate.runloop.ports`) and the :class:`StepState` one step builds up, stage by stage
+(:mod:`lockgate.runloop.stages`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+import pyarrow as pa
+from sqlglot import exp
+
+from lockgate.engine.session import Session
+from lockgate.project.models import DatasetSpec
+from lockgate.runloop.contract import ContractResult
+from lockgate.runloop.incremental import Cursor, Rereads
+from lockgate.runloop.ports import LeaseLike, ProjectView, StateStoreLike, TableStoreLike
+from lockgate.runloop.results import StepResult, StepStatus
+from lockgate.storage.delta import CommitInfo
+
+if TYPE_CHECKING:  # lockgate.quality is imported when a step audits, not with the package
+    from lockgate.quality import AuditResult, GateDecision
+    from lockgate.quality.checks import BaseCheck
+
+BATCH_ROWS = 122_880  # DuckDB → Arrow batch size (DuckDB's row-group size)
+Reporter = Callable[[str, str], None]  # (dataset, phase)
+
+
+@dataclass
+class StepContext:
+    """What every step of one run shares."""
+
+    project: ProjectView
+    session: Session
+    store: TableStoreLike
+    state: StateStoreLike
+    run_id: str
+    run_seq: int
+    full_refresh: bool = False
+    now: datetime = field(default_factory=lambda: datetime.now(UTC))
+    report: Reporter = lambda dataset, phase: None
+    lease: LeaseLike | None = None  # the run's lock (a dry run has none: it commits nothing)
+    project_id: str | None = None  # the warehouse's identity (runloop.identity)
+    #: tables checked intact in this run (runloop.trust): read ones are checked once
+    verified: set[str] = field(default_factory=set)
+
+
+@dataclass(frozen=True)
+class TableSnapshot:
+    """One table as the step found it: read once, before the step writes anything."""
+
+    name: str
+    version: int
+    schema: pa.Schema
+    last_commit: CommitInfo | None  # the newest commit lockgate wrote
+
+
+def snapshot(store: TableStoreLike, name: str) -> TableSnapshot | None:
+    """Table ``name``'s version, schema and newest lockgate commit (None: no such table).
+
+    The table store's own one-read ``snapshot`` replaces this adapter once it has one."""
+    version = store.version(name)
+    schema = store.schema(name) if version is not None else None
+    if version is None or schema is None:
+        return None
+    return TableSnapshot(name, version, schema, store.last_commit(name))
+
+
+def stage_name(dataset: str) -> str:
+    return f"__lg_stage_{dataset}"
+
+
+@dataclass
+class StepState:
+    """What one step has found and decided so far; each stage reads and adds to it.
+
+    A stage ends the step early with :meth:`end` (an outcome such as *up to date*); the
+    fields a stage fills stay ``None`` until it ran."""
+
+    spec: DatasetSpec  # with the project's default write mode applied
+    result: StepResult
+    stage: str  # the staging table
+    table: TableSnapshot | None = None  # the dataset's table (None: not published yet)
+    quarantine: TableSnapshot | None = None  # its quarantine table (read by `stage`)
+    upstream: dict[str, int | None] = field(default_factory=dict)  # pinned input versions
+    definition: str = ""  # definition hash
+    watermark: Cursor = None  # the published watermark (incremental)
+    lowest: Cursor = None  # the lowest cursor value to (re)read: watermark - lookback
+    rejects: int = 0  # unreadable records (to quarantine)
+    rereads: Rereads = field(default_factory=Rereads)
+    staged_rows: int = 0
+    staged_columns: dict[str, str] = field(default_factory=dict)
+    checks: list[BaseCheck] = field(default_factory=list)
+    references: dict[str, str] = field(default_factory=dict)  # dataset → relation
+    contract: ContractResult | None = None
+    audit: AuditResult | None = None
+    decision: GateDecision | None = None
+    #: which failed checks send a row to quarantine (None: no row-level split)
+    split: GateDecision | list[int] | None = None
+    publish_query: exp.Select | None = None  # the rows the dataset's commit publishes
+    rows_out: int = 0  # rows the publish query has (counted before any commit)
+    done: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def batch_id(self) -> str:
+        return self.result.batch_id or ""
+
+    def end(self, status: StepStatus | None = None, reason: str | None = None) -> None:
+        """End the step here with ``status`` (default: unchanged) and ``reason``."""
+        if status is not None:
+            self.result.status = status
+        if reason is not None:
+            self.result.reason = reason
+        self.done = True
+
+
+#: a stage of a step (:data:`lockgate.runloop.step.STAGES`)
+Stage = Callable[[StepContext, StepState], None]

@@ -1,0 +1,41 @@
+"""audit: evaluate every check on the staged batch in as few passes as possible, marking
+the rows each row-level check fails (:func:`lockgate.quality.audit`); the check results and
+the quality scores go into the step's result."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from lockgate.runloop.context import StepContext, StepState
+
+if TYPE_CHECKING:
+    from lockgate.quality import CheckResult
+
+
+def audit(ctx: StepContext, state: StepState) -> None:
+    from lockgate.quality import audit as run_checks
+    from lockgate.quality.scores import compute_scores
+
+    spec, res = state.spec, state.result
+    ctx.report(spec.name, f"auditing {state.staged_rows:,} rows")
+    state.audit = result = run_checks(
+        ctx.session.con,
+        state.stage,
+        state.checks,
+        references=state.references,
+        mark=True,
+        now=ctx.now,
+        key_columns=spec.write.keys,
+        dataset=spec.name,
+    )
+    res.checks = [check_dict(c) for c in result.results]
+    res.scores = compute_scores(result.results, total_rows=result.total_rows)
+
+
+def check_dict(c: CheckResult) -> dict[str, object]:
+    """A check result as the step result carries it (enums as their values)."""
+    d = c.to_dict()
+    for k, v in list(d.items()):
+        if hasattr(v, "value"):
+            d[k] = v.value
+    return d

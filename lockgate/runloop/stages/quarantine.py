@@ -1,0 +1,168 @@
+"""quarantine: failing rows (with the names of the checks they failed), unreadable records
+and late rows go to ``<dataset>__quarantine`` — written before the dataset's own commit,
+skipped when this batch is already there. Then the step's accounting must hold: every
+record read is published, quarantined or skipped by name (a failure here is a bug in
+lockgate, never published as success)."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+from sqlglot import exp
+
+from lockgate.engine.session import Session, ident, table_ref
+from lockgate.project.models import DatasetSpec, WriteMode, WriteSpec
+from lockgate.runloop.context import BATCH_ROWS, StepContext, StepState
+
+
+def quarantine(ctx: StepContext, state: StepState) -> None:
+    res = state.result
+    if state.split is not None or state.rejects or state.rereads.late or ctx.full_refresh:
+        res.rows_quarantined = _publish_quarantine(ctx, state)
+    res.check_accounting(state.rows_out)
+
+
+def _publish_quarantine(ctx: StepContext, state: StepState) -> int:
+    """Rows written to the quarantine (or already there from this batch)."""
+    table = state.quarantine
+    # a full refresh rebuilds the dataset from all input, so its quarantine is rebuilt too
+    # (appending would list every old bad row twice)
+    replace = ctx.full_refresh and table is not None
+    last = table.last_commit if table is not None else None
+    if not ctx.full_refresh and last is not None and last.batch_id == state.batch_id:
+        return int(last.rows or 0)
+    parts = _parts(ctx, state)
+    if not parts:
+        if table is not None and replace:
+            empty = pa.RecordBatchReader.from_batches(table.schema, [])
+            _replace_quarantine(ctx, state, empty)
+        return 0
+    ses = ctx.session
+    tmp = f"__lg_q_{state.name}"
+    first, *rest = parts
+    ses.drop(tmp)
+    ses.execute(exp.Create(this=table_ref(tmp), kind="TABLE", expression=first))
+    for p in rest:
+        _insert_by_name(ses, tmp, p)
+    n = ses.count(tmp)
+    if n or replace:
+        raw_reader = ses.reader(exp.select("*").from_(table_ref(tmp)), BATCH_ROWS)
+        try:
+            data = cast_for_delta(raw_reader)
+            if replace:
+                _replace_quarantine(ctx, state, data)
+            else:
+                pub = ctx.store.publish_quarantine(
+                    state.name,
+                    data,
+                    run_id=ctx.run_id,
+                    run_seq=ctx.run_seq,
+                    batch_id=state.batch_id,
+                )
+                state.result.quarantine_version = pub.version
+        finally:
+            raw_reader.close()
+    ses.drop(tmp)
+    return n
+
+
+def _parts(ctx: StepContext, state: StepState) -> list[exp.Select]:
+    """One query per kind of quarantined row, each with the run's metadata columns."""
+    meta = [
+        exp.alias_(exp.Literal.string(ctx.run_id), "_lg_run_id"),
+        exp.alias_(
+            exp.Cast(
+                this=exp.Literal.string(ctx.now.isoformat()), to=exp.DataType.build("TIMESTAMPTZ")
+            ),
+            "_lg_quarantined_at",
+        ),
+    ]
+    parts: list[exp.Select] = []
+    if state.split is not None:
+        assert state.audit is not None
+        fq = state.audit.failing_rows_query(bits=state.split)
+        parts.append(exp.select(exp.Star(), *meta).from_(fq.subquery("__f")))
+    if state.rejects:
+        failed = exp.Array(expressions=[exp.Literal.string("parse_error")])
+        parts.append(
+            exp.select(exp.Star(), exp.alias_(failed, "_lg_failed_checks"), *meta).from_(
+                table_ref(state.stage + "__rejects")
+            )
+        )
+    if state.rereads.late_table is not None:
+        parts.append(_late_part(state.spec, state.rereads.late_table, meta))
+    return parts
+
+
+def _late_part(spec: DatasetSpec, late_table: str, meta: list[exp.Expr]) -> exp.Select:
+    assert spec.incremental is not None
+    inc = spec.incremental
+    older = "the watermark" if inc.lookback is None else f"watermark - lookback ({inc.lookback})"
+    return exp.select(
+        exp.Star(),
+        exp.alias_(exp.Array(expressions=[exp.Literal.string("late")]), "_lg_failed_checks"),
+        exp.alias_(
+            exp.Literal.string(f"late: {inc.cursor} older than {older}"),
+            "_lg_reason",
+        ),
+        *[m.copy() for m in meta],
+    ).from_(table_ref(late_table))
+
+
+def _replace_quarantine(ctx: StepContext, state: StepState, data: pa.RecordBatchReader) -> None:
+    pub = ctx.store.publish(
+        state.name + "__quarantine",
+        data,
+        write=WriteSpec(mode=WriteMode.OVERWRITE),
+        run_id=ctx.run_id,
+        run_seq=ctx.run_seq,
+        batch_id=state.batch_id,
+        watermark=None,
+        schema_mode="overwrite",
+    )
+    state.result.quarantine_version = pub.version
+
+
+def _insert_by_name(ses: Session, table: str, query: exp.Select) -> None:
+    """INSERT INTO t BY NAME <query>, adding any columns the query has and t lacks."""
+    have = ses.columns(table)
+    probe = f"__lg_probe_{table}"
+    ses.execute(exp.Create(this=table_ref(probe), kind="VIEW", expression=query, replace=True))
+    for c, t in ses.columns(probe).items():
+        if c not in have:
+            ses.execute(
+                exp.Alter(
+                    this=table_ref(table),
+                    kind="TABLE",
+                    actions=[
+                        exp.ColumnDef(this=ident(c), kind=exp.DataType.build(t, dialect="duckdb"))
+                    ],
+                )
+            )
+    ses.execute(
+        exp.Insert(
+            this=table_ref(table),
+            expression=exp.select("*").from_(table_ref(probe)),
+            by_name=True,
+        )
+    )
+    ses.execute(exp.Drop(tables=[table_ref(probe)], kind="VIEW", exists=True))
+
+
+def cast_for_delta(reader: pa.RecordBatchReader) -> pa.RecordBatchReader:
+    """Arrow types Delta cannot store directly (string_view, etc.) → storable ones."""
+    schema = reader.schema
+    fields = []
+    changed = False
+    for f in schema:
+        t = f.type
+        if pa.types.is_string_view(t) or pa.types.is_large_string(t):
+            t, changed = pa.string(), True
+        elif pa.types.is_binary_view(t):
+            t, changed = pa.binary(), True
+        elif pa.types.is_timestamp(t) and t.unit == "ns":
+            t, changed = pa.timestamp("us", tz=t.tz), True
+        fields.append(pa.field(f.name, t, nullable=True))
+    if not changed:
+        return reader
+    target = pa.schema(fields)
+    return pa.RecordBatchReader.from_batches(target, (b.cast(target) for b in reader))

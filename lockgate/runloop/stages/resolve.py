@@ -1,0 +1,90 @@
+"""resolve: pin the step's inputs and decide whether there is anything to do.
+
+The warehouse is checked first (:func:`~lockgate.runloop.trust.verify_published`), then the
+table is read once (its version, schema and newest lockgate commit), the inputs are pinned
+(upstream versions, or the source's fingerprint) and the batch gets its identity: the same
+definition over the same inputs is the same batch, already published — the step is a no-op."""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+
+from lockgate.project.models import DatasetSpec
+from lockgate.runloop import incremental
+from lockgate.runloop.context import StepContext, StepState, snapshot
+from lockgate.runloop.results import StepStatus
+from lockgate.runloop.trust import verify_published
+from lockgate.storage.delta import CommitInfo
+
+
+def resolve(ctx: StepContext, state: StepState) -> None:
+    spec = state.spec
+    ctx.session.drop(state.stage, state.stage + "__rejects")
+    ctx.report(spec.name, "resolving inputs")
+    verify_published(ctx, spec.name)  # state and warehouse agree (or: fail this dataset)
+    state.table = table = snapshot(ctx.store, spec.name)
+    inputs = resolve_inputs(ctx, spec)
+    if spec.kind != "source":
+        state.upstream = {k: v if isinstance(v, int) else None for k, v in inputs.items()}
+    last = table.last_commit if table is not None else None
+    state.watermark = watermark_of(ctx, spec, last)
+    if spec.incremental is not None:
+        state.lowest = incremental.min_cursor(spec.incremental, state.watermark)
+    state.definition = definition_hash(ctx, spec)
+    res = state.result
+    res.batch_id = batch_id_for(state.definition, inputs)
+    res.inputs = {**inputs, "definition": state.definition}
+    if not ctx.full_refresh and last is not None and last.batch_id == res.batch_id:
+        res.output_version = last.version
+        state.end(StepStatus.NOOP, f"inputs unchanged since version {last.version}")
+
+
+def definition_hash(ctx: StepContext, spec: DatasetSpec) -> str:
+    """Changes when anything that shapes the output changes (config, SQL, Python code)."""
+    h = hashlib.sha256(spec.model_dump_json().encode())
+    if spec.kind == "sql":
+        h.update(ctx.project.sql_text(spec.name).encode())
+    elif spec.kind == "python":
+        tf = ctx.project.python_transform(spec.name)
+        try:
+            h.update(inspect.getsource(tf.func).encode())
+        except (OSError, TypeError):
+            h.update(tf.name.encode())
+    return h.hexdigest()[:16]
+
+
+def resolve_inputs(ctx: StepContext, spec: DatasetSpec) -> dict[str, object]:
+    """Pinned inputs: upstream Delta versions, or the source files' fingerprint."""
+    if spec.kind == "source":
+        from lockgate.sources import fingerprint
+
+        return {"source": fingerprint(spec, ctx.project.root)}
+    return {up: ctx.store.version(up) for up in ctx.project.deps.get(spec.name, ())}
+
+
+def batch_id_for(def_hash: str, inputs: dict[str, object]) -> str:
+    """Identity of a batch: the definition and the pinned inputs. The watermark is not part
+    of it — the same inputs under the same definition can yield nothing new."""
+    payload = json.dumps({"def": def_hash, "inputs": inputs}, sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()[:24]
+
+
+def current_watermark(ctx: StepContext, spec: DatasetSpec) -> object:
+    """The published watermark of ``spec`` (reads the table; a step uses its snapshot)."""
+    if spec.incremental is None or ctx.full_refresh:
+        return None
+    return watermark_of(ctx, spec, ctx.store.last_commit(spec.name))
+
+
+def watermark_of(ctx: StepContext, spec: DatasetSpec, last: CommitInfo | None) -> object:
+    """The watermark in the table's newest lockgate commit: the truth about what was
+    published — ahead of the state store after a crash between commit and record, and
+    *absent* after a full refresh that published nothing (an old stored one must not survive
+    that). No table, no watermark: the state store's copy is not evidence of what the
+    warehouse holds (another project's, or a deleted table's)."""
+    if spec.incremental is None or ctx.full_refresh or last is None:
+        return None
+    text, _, kind = str(last.watermark or "").rpartition("|")
+    return incremental.decode(text, kind) if text else None

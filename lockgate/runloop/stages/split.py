@@ -1,0 +1,93 @@
+"""split: what the dataset's commit publishes and what goes to quarantine, counted before
+anything is written.
+
+The gate's decision picks the failing rows to hold back; even when it publishes everything
+(``warn``), a row with a NULL merge key is held back (it cannot be upserted — it would be
+inserted again on every re-read). A merge keeps the latest row per key; the others are
+counted as skipped (``duplicate_in_window``)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from sqlglot import exp
+
+from lockgate.engine.session import Session, ident, table_ref
+from lockgate.project.models import DatasetSpec, WriteMode
+from lockgate.runloop import merge_keys
+from lockgate.runloop.context import StepContext, StepState
+from lockgate.runloop.results import StepResult
+
+if TYPE_CHECKING:
+    from lockgate.quality import AuditResult, GateDecision
+
+
+def split(ctx: StepContext, state: StepState) -> None:
+    assert state.audit is not None and state.decision is not None and state.contract is not None
+    if ctx.lease is not None:
+        ctx.lease.check()  # the run still owns the project (before any write)
+    spec, result, decision = state.spec, state.audit, state.decision
+    if decision.action == "publish_passing":
+        state.split = decision
+    elif decision.action == "publish_all":
+        key_checks = merge_keys.key_checks(spec)
+        null_keys = [
+            c.bit
+            for c in result.results
+            if c.name in key_checks and c.failing_rows and c.bit is not None
+        ]
+        state.split = null_keys or None
+    ctx.report(spec.name, "publishing")
+    marked = result.marked_table or state.stage
+    q = _publish_query(spec, marked, state.contract.projection, result, state.split)
+    state.publish_query = q
+    state.rows_out = _count_publish(ctx.session, q, state.result)
+
+
+def _publish_query(
+    spec: DatasetSpec,
+    marked: str,
+    projection: list[exp.Expr],
+    result: AuditResult,
+    split: GateDecision | list[int] | None,
+) -> exp.Select:
+    q = exp.select(*projection).from_(table_ref(marked))
+    if split is not None:
+        q = q.where(result.passing_predicate(split))
+    keys = list(spec.write.keys)
+    if keys and spec.write.mode == WriteMode.MERGE:
+        # de-duplicate the batch by key: latest by order_by, else by the incremental cursor
+        # (the dropped rows are counted by _count_publish)
+        latest = spec.write.order_by or (spec.incremental.cursor if spec.incremental else None)
+        order = (
+            [exp.Ordered(this=exp.Column(this=ident(latest)), desc=True, nulls_first=False)]
+            if latest
+            else [exp.Ordered(this=exp.Column(this=ident(k))) for k in keys]
+        )
+        rn = exp.Window(
+            this=exp.RowNumber(),
+            partition_by=[exp.Column(this=ident(k)) for k in keys],
+            order=exp.Order(expressions=order),
+        )
+        q = q.qualify(exp.EQ(this=rn, expression=exp.Literal.number(1)))
+    return q
+
+
+def _count_publish(ses: Session, q: exp.Select, res: StepResult) -> int:
+    """Rows ``q`` will publish; for merge, the rows the per-key de-duplication drops are
+    counted as skipped (``duplicate_in_window``)."""
+    total = exp.Count(this=exp.Star())
+    qualify = q.args.get("qualify")
+    if qualify is None:
+        row = ses.execute(exp.select(total).from_(q.subquery("__c"))).fetchone()
+        return int(row[0]) if row else 0
+    passing = q.copy()
+    passing.set("qualify", None)
+    both = exp.select(
+        exp.select(total.copy()).from_(passing.subquery("__a")).subquery(),
+        exp.select(total.copy()).from_(q.subquery("__b")).subquery(),
+    )
+    row = ses.execute(both).fetchone()
+    n_pass, n_out = (int(row[0]), int(row[1])) if row else (0, 0)
+    res.skip("duplicate_in_window", n_pass - n_out)
+    return n_out
