@@ -65,7 +65,7 @@ class _Scope:
             if keyed:
                 _register_keyed(self.con, ds)
             else:
-                self.con.register("q", ds)
+                self.con.register_arrow("q", ds)
             sql = "SELECT DISTINCT unnest(_lg_failed_checks) FROM q ORDER BY 1"
             present = [str(r[0]) for r in self.con.execute(sql).fetchall()]
         if check is not None:
@@ -127,14 +127,19 @@ _BASE_LOCK = threading.Lock()
 
 
 def _cursor() -> Any:
-    """A connection of its own (own temporary views) to one in-memory DuckDB database per
+    """An engine handle of its own (own temporary views) on one in-memory DuckDB database per
     process: opening a new database costs ~150 ms, a cursor well under 1 ms."""
-    import duckdb
+    from lockgate.engine.session import DuckDBEngine
 
     with _BASE_LOCK:
         if not _BASE:
-            _BASE.append(duckdb.connect())
+            _BASE.append(DuckDBEngine())
         return _BASE[0].cursor()
+
+
+def _dicts(res: Any) -> list[dict[str, Any]]:
+    cols = [str(d[0]) for d in res.description or ()]
+    return [dict(zip(cols, r, strict=True)) for r in res.fetchall()]
 
 
 def quarantine_view(
@@ -163,11 +168,12 @@ def quarantine_view(
             view.superseded_rows_hidden = scope.count(hidden, [*hparams, scope.superseded])
         view.by_check = scope.by_check(where, params)
         cond = (" WHERE " + " AND ".join(where)) if where else ""
-        table = scope.con.sql(
-            "SELECT * FROM q" + cond + " ORDER BY _lg_quarantined_at DESC, _lg_run_id LIMIT ?",
-            params=[*params, limit],
-        ).to_arrow_table()
-        view.rows = table.to_pylist()
+        view.rows = _dicts(
+            scope.con.execute(
+                "SELECT * FROM q" + cond + " ORDER BY _lg_quarantined_at DESC, _lg_run_id LIMIT ?",
+                [*params, limit],
+            )
+        )
         scope.explain(view.rows)
         return view
     finally:
@@ -256,7 +262,7 @@ def quarantine_page(
         cond = (" WHERE " + " AND ".join(where)) if where else ""
         order = " ORDER BY _lg_quarantined_at DESC, _lg_run_id, _lg_file, _lg_rownum LIMIT ?"
         sql = "SELECT * FROM q" + cond + order
-        found = scope.con.sql(sql, params=[*params, limit + 1]).to_arrow_table().to_pylist()
+        found = _dicts(scope.con.execute(sql, [*params, limit + 1]))
         if len(found) > limit:
             found = found[:limit]
             page.next_after = _encode([found[-1][k] for k in _KEY])
@@ -298,7 +304,7 @@ def _register_keyed(con: Any, dataset: Any) -> None:
         tbl = frag.to_table(schema=dataset.schema)
         tbl = tbl.append_column("_lg_file", pa.array([frag.path] * tbl.num_rows, pa.string()))
         parts.append(tbl.append_column("_lg_rownum", pa.array(range(tbl.num_rows), pa.int64())))
-    con.register("q", pa.concat_tables(parts) if parts else dataset.to_table())
+    con.register_arrow("q", pa.concat_tables(parts) if parts else dataset.to_table())
 
 
 def _encode(key: list[Any]) -> str:

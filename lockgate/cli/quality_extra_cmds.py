@@ -10,12 +10,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import typer
 from rich.markup import escape
 from rich.table import Table
 
 from lockgate.cli.common import console, err_console, handle_errors, print_json
+from lockgate.engine.base import Engine
+from lockgate.engine.session import DuckDBEngine
 from lockgate.errors import InputError, UsageError
 from lockgate.quality.checks import Dimension
 from lockgate.quality.profile import Profile, profile, with_rejects
@@ -39,29 +40,25 @@ def register(app: typer.Typer) -> None:
 
 
 @contextmanager
-def _open_target(
-    target: str, project_dir: Path
-) -> Iterator[tuple[duckdb.DuckDBPyConnection, str, TargetRead]]:
-    """A DuckDB connection with ``target`` readable as a relation; yields (con, relation
-    name, what reading rejected).
+def _open_target(target: str, project_dir: Path) -> Iterator[tuple[Engine, str, TargetRead]]:
+    """An engine with ``target`` readable as a relation; yields (engine, relation name,
+    what reading rejected).
 
     ``target`` is a file, a glob, a Delta table folder, a PostgreSQL table URL, or the name
     of a dataset of the project in ``project_dir`` (read from its Delta table).
     """
-    con = duckdb.connect()
-    try:
-        with tempfile.TemporaryDirectory(prefix="lockgate-profile-") as tmp:
-            con.execute("SET TimeZone = 'UTC'")
-            view = f"_lg_target_{uuid.uuid4().hex[:8]}"
-            if _is_path(target) or target.startswith(("postgresql", "postgres://")):
-                read = register_target(con, view, target, tmp)
-            else:
-                con.register(view, _dataset_arrow(target, project_dir))
-                read = TargetRead(label=target)
-            _report_rejects(read)
-            yield con, view, read
-    finally:
-        con.close()
+    with (
+        DuckDBEngine(timezone="UTC") as eng,  # the target readers are DuckDB's
+        tempfile.TemporaryDirectory(prefix="lockgate-profile-") as tmp,
+    ):
+        view = f"_lg_target_{uuid.uuid4().hex[:8]}"
+        if _is_path(target) or target.startswith(("postgresql", "postgres://")):
+            read = register_target(eng.con, view, target, tmp)
+        else:
+            eng.register_arrow(view, _dataset_arrow(target, project_dir))
+            read = TargetRead(label=target)
+        _report_rejects(read)
+        yield eng, view, read
 
 
 def _is_path(target: str) -> bool:

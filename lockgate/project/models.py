@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
 
+from lockgate._suggest import did_you_mean
 from lockgate.quality.checks import CheckSpec
 from lockgate.sources import SourceConfig, on_register, source_configs
 from lockgate.sources.files import FileFormat, FileSourceSpec  # noqa: F401  (re-exported)
@@ -246,17 +247,36 @@ class ConnectionSpec(BaseModel):
         return dict(self.model_extra or {})
 
 
+def _engine_names(schema: dict[str, JsonValue]) -> None:
+    """The JSON Schema of ``engine:`` lists the engines registered when it is generated."""
+    from lockgate.engine.base import registered_engines
+
+    schema["enum"] = list(registered_engines())
+
+
+def _registered_engine(v: str | None) -> str | None:
+    from lockgate.engine.base import registered_engines
+
+    known = registered_engines()
+    if v is not None and v not in known:
+        hint = did_you_mean(v, known) or "registered engines: " + ", ".join(known)
+        raise ValueError(f"unknown engine {v!r}; {hint}")
+    return v
+
+
 class TargetSpec(Frozen):
     """An environment (``--target NAME``): what it overrides in ``lockgate.yaml``."""
 
     warehouse: str | None = Field(default=None, description="folder of Delta tables")
     state: str | None = Field(default=None, description="state store SQLAlchemy URL")
-    engine: Literal["duckdb"] | None = None
+    engine: str | None = Field(default=None, json_schema_extra=_engine_names)
     connections: dict[str, ConnectionSpec] = Field(
         default_factory=dict, description="connections replaced (or added) in this target"
     )
     memory_limit: str | None = None
     threads: int | None = Field(default=None, ge=1)
+
+    _engine = field_validator("engine")(_registered_engine)
 
 
 class Defaults(Frozen):
@@ -282,7 +302,11 @@ class ProjectConfig(Frozen):
         description="state store SQLAlchemy URL: sqlite:///path (relative to the project) or "
         "postgresql://user@host/db",
     )
-    engine: Literal["duckdb"] = "duckdb"
+    engine: str = Field(
+        default="duckdb",
+        description="SQL engine adapter (registered with lockgate.engine.register_engine)",
+        json_schema_extra=_engine_names,
+    )
     datasets_dir: str = Field(default="datasets", description="folder of dataset YAML/SQL/.py")
     defaults: Defaults = Field(default_factory=Defaults)
     memory_limit: str | None = Field(default=None, description="DuckDB memory limit, e.g. '4GB'")
@@ -311,6 +335,8 @@ class ProjectConfig(Frozen):
         }
         update["connections"] = {**self.connections, **target.connections}
         return self.model_copy(update=update)
+
+    _engine = field_validator("engine")(_registered_engine)
 
     @field_validator("warehouse", "datasets_dir")
     @classmethod

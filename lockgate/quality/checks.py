@@ -90,16 +90,9 @@ def re2_error(pattern: str) -> str | None:
     >>> re2_error(r"(a)\1") is not None
     True
     """
-    import duckdb  # the model module stays importable without the engine loaded
+    from lockgate.engine.base import engine_class  # the models load without the engine
 
-    con = duckdb.connect()
-    try:
-        con.execute("SELECT regexp_full_match('', ?)", [pattern]).fetchall()
-    except duckdb.Error as e:
-        return str(e).split("Error: ", 1)[-1].strip()
-    finally:
-        con.close()
-    return None
+    return engine_class().regex_error(pattern)
 
 
 class BaseCheck(BaseModel):

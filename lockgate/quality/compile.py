@@ -23,6 +23,7 @@ from sqlglot import exp
 from lockgate.engine.types import is_decimal, is_numeric, is_string, is_tz
 from lockgate.quality import checks as C
 from lockgate.quality.checks import BaseCheck
+from lockgate.sql import col, ident, literal, table_ref
 
 #: alias of the audited table inside the fused queries (correlated subqueries use it)
 T_ALIAS = "__lg_t"
@@ -34,18 +35,6 @@ BITS_PER_MASK = 63
 Kind = Literal["row", "unique", "relationship", "reference", "table", "custom", "schema"]
 
 
-def ident(name: str) -> exp.Identifier:
-    return exp.to_identifier(name, quoted=True)
-
-
-def col(name: str, table: str | None = None) -> exp.Column:
-    return exp.Column(this=ident(name), table=ident(table) if table else None)
-
-
-def table_ref(name: str, alias: str | None = None) -> exp.Table:
-    return exp.Table(this=ident(name), alias=exp.TableAlias(this=ident(alias)) if alias else None)
-
-
 def mask_column(bit: int) -> str:
     """Name of the mask column holding ``bit`` (``_lg_fail_mask``, ``_lg_fail_mask_1``…)."""
     j = bit // BITS_PER_MASK
@@ -54,14 +43,6 @@ def mask_column(bit: int) -> str:
 
 def bit_value(bit: int) -> int:
     return 1 << (bit % BITS_PER_MASK)
-
-
-def literal(v: object) -> exp.Expr:
-    if isinstance(v, bool):
-        return exp.Boolean(this=v)
-    if isinstance(v, int | float):
-        return exp.Literal.number(repr(v) if isinstance(v, float) else str(v))
-    return exp.Literal.string(str(v))
 
 
 def parse_condition(text: str) -> exp.Expr:
