@@ -142,6 +142,32 @@ def _dicts(res: Any) -> list[dict[str, Any]]:
     return [dict(zip(cols, r, strict=True)) for r in res.fetchall()]
 
 
+def quarantine(
+    project: Any,  # a Project, or the path of its folder
+    dataset: str,
+    *,
+    run: str | None = None,
+    check: str | None = None,
+    include_history: bool = False,
+    limit: int = 20,
+) -> QuarantineView:
+    """A dataset's quarantined rows: the newest ``limit`` (optionally of one run, by id
+    prefix, or failing one check), each with ``_lg_why`` = [{check, reason}], and their
+    counts by check; rows of batches a later run replaced only with ``include_history``.
+    The data behind ``lockgate quarantine``. Unknown datasets and checks are
+    :class:`UsageError` with a did-you-mean."""
+    from lockgate._project_ref import with_dataset
+
+    return quarantine_view(
+        with_dataset(project, dataset),
+        dataset,
+        run=run,
+        check=check,
+        include_history=include_history,
+        limit=limit,
+    )
+
+
 def quarantine_view(
     project: Any,
     dataset: str,
@@ -233,10 +259,9 @@ def quarantine_page(
     ``limit`` per page after the cursor ``after``: paging never repeats or misses a row of
     one table version. ``column``/``value`` keep rows whose column, as text, equals value.
     Pass a page's ``next_after`` as ``after`` for the next one (``lockgate.api``)."""
-    if not hasattr(project, "datasets"):
-        from lockgate.project import load_project
+    from lockgate._project_ref import with_dataset
 
-        project = load_project(project)
+    project = with_dataset(project, dataset)
     scope = _Scope(project, dataset, check, keyed=True)
     page = QuarantinePage(dataset)
     try:

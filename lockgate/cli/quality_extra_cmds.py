@@ -14,10 +14,18 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from lockgate.cli.common import console, err_console, handle_errors, print_json
+from lockgate.cli.common import (
+    add_commands,
+    console,
+    err_console,
+    handle_errors,
+    print_json,
+    render_reject_sample,
+)
 from lockgate.engine.base import Engine
 from lockgate.engine.session import DuckDBEngine
 from lockgate.errors import InputError, UsageError
+from lockgate.history_view import group_scores
 from lockgate.quality.checks import Dimension
 from lockgate.quality.profile import Profile, profile, with_rejects
 from lockgate.quality.targets import TargetRead, register_target, target_label
@@ -31,9 +39,7 @@ _SPARKS = "▁▂▃▄▅▆▇█"
 
 
 def register(app: typer.Typer) -> None:
-    app.command("profile")(profile_cmd)
-    app.command("suggest")(suggest_cmd)
-    app.command("quality")(quality_cmd)
+    add_commands(app, profile=profile_cmd, suggest=suggest_cmd, quality=quality_cmd)
 
 
 # ----------------------------------------------------------------------------- targets
@@ -76,16 +82,12 @@ def _report_rejects(read: TargetRead) -> None:
         highlight=False,
         soft_wrap=True,
     )
-    for r in read.sample:
-        where = f"{r.file}:{r.line}" if r.line is not None else str(r.file)
-        err_console.print(f"  {escape(where)}: {escape(r.reason)}", highlight=False, soft_wrap=True)
-    if read.rejected > len(read.sample):
-        err_console.print(f"  … and {read.rejected - len(read.sample):,} more", highlight=False)
+    render_reject_sample(err_console, read)
 
 
 def _dataset_arrow(name: str, project_dir: Path) -> Any:
-    from lockgate.project import load_project
-    from lockgate.storage import DeltaStore
+    """The published table of dataset ``name`` of the project in ``project_dir``, lazily."""
+    from lockgate.api import read
 
     if not (project_dir / "lockgate.yaml").exists():
         raise InputError(
@@ -93,15 +95,7 @@ def _dataset_arrow(name: str, project_dir: Path) -> Any:
             " project to look up a dataset of that name",
             hint="pass a path, or --project DIR to profile a dataset",
         )
-    project = load_project(project_dir)
-    project.dataset(name)  # unknown names: ConfigError with "did you mean"
-    store = DeltaStore(project.warehouse_path)
-    if not store.exists(name):
-        raise InputError(
-            f"dataset '{name}' has no table in {project.warehouse_path} yet",
-            hint=f"run it first: lockgate run --select {name}",
-        )
-    return store.arrow_dataset(name)
+    return read(project_dir, name, as_="dataset")
 
 
 def _profile(target: str, project_dir: Path, top_k: int) -> Profile:
@@ -233,19 +227,12 @@ def quality_cmd(
     limit: int = typer.Option(20, "--limit", "-n", min=1, help="how many recent runs"),
 ) -> None:
     """Quality score history of DATASET: per dimension and overall, per run."""
-    from lockgate.dataset_view import SCORE_DEFINITION, SCORE_DOC
-    from lockgate.project import load_project
-    from lockgate.state import StateStore
+    from lockgate.history_view import quality
 
-    project = load_project(project_dir)
-    project.dataset(dataset)  # unknown names: ConfigError with "did you mean"
-    with StateStore.open(project.state_url) as store:
-        records = store.score_history(project.name, dataset, limit)
-    runs = group_scores(records)  # oldest first
+    history = quality(project_dir, dataset, limit=limit)
+    runs = history["runs"]  # oldest first
     if json_out:
-        print_json(
-            {"dataset": dataset, "definition": SCORE_DEFINITION, "docs": SCORE_DOC, "runs": runs}
-        )
+        print_json(history)
         return
     if not runs:
         console.print(f"no quality scores recorded for [bold]{dataset}[/] yet")
@@ -258,20 +245,7 @@ def quality_cmd(
             f"overall  {sparkline(series)}  {_score(series[0])} → {_score(series[-1])}"
             f"  ({len(series)} run{'s' if len(series) != 1 else ''}, oldest → newest)"
         )
-    console.print(f"[dim]{SCORE_DEFINITION}; see {SCORE_DOC}[/]", highlight=False)
-
-
-def group_scores(records: Sequence[Any]) -> list[dict[str, Any]]:
-    """Score records (newest run first) → one dict per run, oldest first:
-    ``{"run_id", "created_at", "scores": {dimension: score, ..., "overall": score}}``."""
-    runs: dict[str, dict[str, Any]] = {}
-    for r in records:
-        run = runs.setdefault(
-            r.run_id, {"run_id": r.run_id, "created_at": r.created_at, "scores": {}}
-        )
-        run["scores"][r.dimension] = r.score
-        run["created_at"] = max(run["created_at"], r.created_at)
-    return list(reversed(runs.values()))
+    console.print(f"[dim]{history['definition']}; see {history['docs']}[/]", highlight=False)
 
 
 def _quality_table(dataset: str, runs: list[dict[str, Any]]) -> Table:

@@ -18,7 +18,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from lockgate._duration import parse_duration
 from lockgate._suggest import did_you_mean
+from lockgate._yaml import LineDict, LineList, line_of, load_yaml, plain, read_text
 from lockgate.engine.base import Engine, engine_class
 from lockgate.errors import ConfigError, Problem
 from lockgate.project.binding import (
@@ -33,13 +35,11 @@ from lockgate.project.models import (
     ProjectConfig,
     PythonTransformSpec,
     SqlTransformSpec,
-    parse_duration,
 )
 from lockgate.project.project import Project
 from lockgate.project.pydantic_errors import LOADER_FIELDS, validation_problems
 from lockgate.project.python import TransformFunction, import_transforms
 from lockgate.project.targets import select_target, source_problems
-from lockgate.project.yamlio import LineDict, LineList, line_of, load_yaml, plain, read_text
 
 logger = logging.getLogger(__name__)
 

@@ -8,12 +8,12 @@ Every model is frozen and rejects unknown keys, so a typo in YAML is an error
 from __future__ import annotations
 
 import re
-from datetime import timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
 
+from lockgate._duration import parse_duration as parse_duration  # re-exported
 from lockgate._suggest import did_you_mean
 from lockgate.quality.checks import CheckSpec
 from lockgate.sources import SourceConfig, on_register, source_configs
@@ -78,24 +78,6 @@ class GatePolicy(StrEnum):
     QUARANTINE = "quarantine"  # publish passing rows, keep failing rows with reasons
     BLOCK = "block"  # any error-severity failure: publish nothing, skip downstream
     WARN = "warn"  # publish everything, report failures
-
-
-_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d|w)\s*$")
-_UNIT_SECONDS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-def parse_duration(value: str | int | float) -> timedelta:
-    """Parse ``"90s"``, ``"15m"``, ``"2h"``, ``"3d"``, ``"1w"`` (or seconds as a number).
-
-    >>> parse_duration("2h")
-    datetime.timedelta(seconds=7200)
-    """
-    if isinstance(value, int | float):
-        return timedelta(seconds=float(value))
-    m = _DURATION_RE.match(value)
-    if not m:
-        raise ValueError(f"invalid duration {value!r}: use e.g. '30s', '15m', '2h', '3d'")
-    return timedelta(seconds=float(m.group(1)) * _UNIT_SECONDS[m.group(2)])
 
 
 class IncrementalSpec(Frozen):
@@ -287,6 +269,44 @@ class Defaults(Frozen):
     retry_backoff_seconds: float = Field(default=1.0, ge=0)
 
 
+class OpenLineageFile(Frozen):
+    """Append each event as one JSON line (NDJSON) to a file."""
+
+    type: Literal["file"] = "file"
+    path: str = Field(
+        default=".lockgate/openlineage.ndjson", description="relative to the project folder"
+    )
+
+
+class OpenLineageHttp(Frozen):
+    """POST each event to an OpenLineage HTTP endpoint (Marquez or any receiver)."""
+
+    type: Literal["http"] = "http"
+    url: str = Field(description="base URL, e.g. http://localhost:5000")
+    endpoint: str = Field(default="api/v1/lineage", description="path under the URL")
+    timeout: float = Field(default=5.0, gt=0, description="seconds per request")
+    api_key_env: str | None = Field(
+        default=None, description="name of the environment variable holding a bearer token"
+    )
+
+
+class OpenLineageConsole(Frozen):
+    """Log each event (logger ``openlineage.client.transport.console``)."""
+
+    type: Literal["console"] = "console"
+
+
+class OpenLineageConfig(Frozen):
+    """``openlineage:`` in ``lockgate.yaml``: emit OpenLineage run events for every step."""
+
+    transport: Annotated[
+        OpenLineageFile | OpenLineageHttp | OpenLineageConsole, Field(discriminator="type")
+    ] = Field(default_factory=OpenLineageFile)
+    namespace: str | None = Field(
+        default=None, description="job namespace (default: lockgate.<project name>)"
+    )
+
+
 class ProjectConfig(Frozen):
     """``lockgate.yaml``."""
 
@@ -321,6 +341,9 @@ class ProjectConfig(Frozen):
     )
     default_target: str | None = Field(
         default=None, description="the target used when none is selected"
+    )
+    openlineage: OpenLineageConfig | None = Field(
+        default=None, description="emit OpenLineage events (file, http or console transport)"
     )
 
     _name = field_validator("name")(_check_name)

@@ -20,10 +20,14 @@ from typing import Any, Literal
 import sqlglot
 from sqlglot import exp
 
+from lockgate._duration import parse_seconds
 from lockgate.engine.types import is_decimal, is_numeric, is_string, is_tz
 from lockgate.quality import checks as C
 from lockgate.quality.checks import BaseCheck
-from lockgate.sql import col, ident, literal, table_ref
+from lockgate.sql import col
+from lockgate.sql import ident as ident
+from lockgate.sql import literal as literal
+from lockgate.sql import table_ref as table_ref
 
 #: alias of the audited table inside the fused queries (correlated subqueries use it)
 T_ALIAS = "__lg_t"
@@ -308,7 +312,7 @@ def _column_pair_rule(cc: CompiledCheck, c: C.ColumnPair, ctx: Context) -> exp.E
 
 
 def _lateness_rule(cc: CompiledCheck, c: C.Lateness, ctx: Context) -> exp.Expr:
-    seconds = C.parse_seconds(c.max_delay)
+    seconds = parse_seconds(c.max_delay)
     if c.reference == "now":
         cutoff = _ts_literal(ctx.now - timedelta(seconds=seconds), _ctype(ctx, c.column))
     else:
@@ -481,7 +485,7 @@ def _aggregate_rule(cc: CompiledCheck, c: C.AggregateBetween, ctx: Context) -> N
 
 def _freshness_rule(cc: CompiledCheck, c: C.Freshness, ctx: Context) -> None:
     ctype = ctx.columns.get(c.column, "TIMESTAMP")
-    cutoff = _ts_literal(ctx.now - timedelta(seconds=C.parse_seconds(c.max_age)), ctype)
+    cutoff = _ts_literal(ctx.now - timedelta(seconds=parse_seconds(c.max_age)), ctype)
     mx = _agg_filter(exp.Max(this=col(c.column)), cc.scope)
     cc.metric = exp.Cast(this=mx, to=exp.DataType.build("VARCHAR"))
     cc.ok = exp.Coalesce(this=exp.GTE(this=mx.copy(), expression=cutoff), expressions=[exp.false()])

@@ -45,7 +45,7 @@ from lockgate.engine.base import EngineError
 from lockgate.engine.session import EngineLike, as_engine, duckdb_connection
 from lockgate.engine.types import is_float, is_integer, is_numeric, is_string, is_temporal
 from lockgate.errors import InputError, UsageError
-from lockgate.quality.targets import TargetRead, is_delta_table, target_label
+from lockgate.quality.targets import TargetRead, is_delta_table, register_target, target_label
 
 logger = logging.getLogger(__name__)
 
@@ -133,10 +133,8 @@ class Profile:
         return self.rows + self.rejected
 
     def column(self, name: str) -> ColumnProfile:
-        for c in self.columns:
-            if c.name == name:
-                return c
-        raise KeyError(name)
+        """The profile of column ``name`` (KeyError if there is none)."""
+        return {c.name: c for c in self.columns}[name]
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable dict (``json.dumps(p.to_dict())`` works)."""
@@ -638,7 +636,6 @@ def profile_target(
 ) -> Profile:
     """Profile a file path/glob (CSV/Parquet/JSON by extension), a Delta table folder or a
     PostgreSQL table URL. Records that cannot be read are counted in ``rejected``."""
-    from lockgate.quality.targets import register_target
 
     own = con is None
     eng = as_engine(con, timezone="UTC")
