@@ -13,10 +13,11 @@ with the column and the reason — never coerced, never dropped.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import sqlglot
@@ -134,6 +135,57 @@ def read_query(
         upper = exp.Sub(this=now, expression=exp.Interval(this=seconds, unit=exp.var("SECOND")))
         q = q.where(exp.LT(this=col, expression=upper))
     return q
+
+
+def cursor_read(
+    request: SourceRequest,
+    relation: exp.Expr,
+    columns: list[Column],
+    resume: object,
+    *,
+    now: exp.Expr,
+    dialect: str,
+) -> tuple[str, Column | None]:
+    """The read's SQL text (from the resume token's cursor on, when incremental) and the
+    cursor column, if any."""
+    config = request.config
+    assert isinstance(config, DbSourceConfig)
+    inc = request.incremental
+    cursor = next((c for c in columns if inc and c.name == inc.cursor), None)
+    since = resume.get("cursor") if isinstance(resume, dict) else None
+    query = read_query(
+        relation,
+        columns,
+        cursor=cursor,
+        since=None if since is None else str(since),
+        settle=config.settle,
+        now=now,
+        dialect=dialect,
+    )
+    return query.sql(dialect), cursor
+
+
+def finish(
+    session: Session,
+    raw: str,
+    table: str,
+    columns: list[Column],
+    *,
+    cursor: Column | None,
+    origin: str,
+) -> tuple[int, str | None]:
+    """Convert the raw stream (:func:`convert`); returns (rejected rows, largest cursor
+    value staged, the next resume point)."""
+    rejected = convert(session, raw, table, columns, origin)
+    return rejected, max_cursor(session, table, cursor.name) if cursor is not None else None
+
+
+def optional_module(name: str) -> Any:
+    """The module ``name``, or ``None`` when it is not installed (a faster optional driver)."""
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        return None
 
 
 def duration(text: str) -> timedelta:

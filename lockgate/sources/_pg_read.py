@@ -28,11 +28,11 @@ from lockgate.sources._db import (
     NATIVE,
     Column,
     DbSourceConfig,
-    convert,
+    cursor_read,
+    finish,
     load_stream,
-    max_cursor,
+    optional_module,
     parse_query,
-    read_query,
     select_columns,
     text_rows_reader,
 )
@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from lockgate.engine.session import Session
     from lockgate.sources.base import ResumeToken, Source
 
-_NATIVE = {
+PG_NATIVE = {
     "smallint": "SMALLINT",
     "integer": "INTEGER",
     "bigint": "BIGINT",
@@ -55,7 +55,7 @@ _NATIVE = {
     '"char"': "VARCHAR",
     "bytea": "BLOB",
 }
-_CAST = {
+PG_CAST = {
     "date": "DATE",
     "timestamp without time zone": "TIMESTAMP",
     "timestamp with time zone": "TIMESTAMPTZ",
@@ -91,10 +91,10 @@ def pg_column(name: str, typ: str, typtype: str, category: str, elem: str) -> Co
         inner = pg_column(name, elem, "b", "", "")
         as_json = exp.cast(exp.func("to_json", col), "text")
         return Column(name, as_json, inner.type + "[]", JSON_LIST, typ)
-    if bare in _NATIVE:
-        return Column(name, col, _NATIVE[bare], NATIVE, typ)
-    if bare in _CAST:
-        return Column(name, text, _CAST[bare], CAST, typ)
+    if bare in PG_NATIVE:
+        return Column(name, col, PG_NATIVE[bare], NATIVE, typ)
+    if bare in PG_CAST:
+        return Column(name, text, PG_CAST[bare], CAST, typ)
     if bare in ("numeric", "decimal"):
         m = re.search(r"\((\d+)(?:,(\d+))?\)", typ)
         p, s = (int(m.group(1)), int(m.group(2) or 0)) if m else (39, UNCONSTRAINED_SCALE)
@@ -149,28 +149,19 @@ def read_postgres(
     assert isinstance(config, DbSourceConfig)
     with psycopg.connect(conninfo) as pg:
         relation, columns = _plan(pg, config)
-    inc = source.request.incremental
-    cursor = next((c for c in columns if inc and c.name == inc.cursor), None)
-    since = resume.get("cursor") if isinstance(resume, dict) else None
-    driver = _adbc()
+    driver = optional_module("adbc_driver_postgresql.dbapi")
     if driver is None:
         columns = [as_text_column(c) for c in columns]
-    query = read_query(
-        relation,
-        columns,
-        cursor=cursor,
-        since=str(since) if since is not None else None,
-        settle=config.settle,
-        now=exp.func("now"),
-        dialect="postgres",
-    ).sql("postgres")
-    origin = f"postgres:{config.table or 'query'}"
+    now = exp.func("now")
+    query, cursor = cursor_read(
+        source.request, relation, columns, resume, now=now, dialect="postgres"
+    )
     if driver is not None:
         raw = _read_adbc(driver, session, table, conninfo, query)
     else:
         raw = _read_psycopg(session, table, conninfo, query, config.batch_rows)
-    rejected = convert(session, raw, table, columns, origin)
-    last = max_cursor(session, table, cursor.name) if cursor is not None else None
+    origin = f"postgres:{config.table or 'query'}"
+    rejected, last = finish(session, raw, table, columns, cursor=cursor, origin=origin)
     return rejected, ({"cursor": last} if last is not None else None)
 
 
@@ -192,14 +183,6 @@ def _plan(pg: Any, config: DbSourceConfig) -> tuple[exp.Expr, list[Column]]:
         raise
     columns = [pg_column(*r) for r in rows]
     return relation, select_columns(columns, config.columns)
-
-
-def _adbc() -> Any:
-    try:
-        import adbc_driver_postgresql.dbapi as driver
-    except ImportError:
-        return None
-    return driver
 
 
 def _session_setup(cur: Any) -> None:

@@ -34,11 +34,11 @@ from lockgate.sources._db import (
     Column,
     DbSourceConfig,
     check_config,
-    convert,
+    cursor_read,
+    finish,
     load_stream,
-    max_cursor,
+    optional_module,
     parse_query,
-    read_query,
     select_columns,
     text_rows_reader,
 )
@@ -170,21 +170,13 @@ class MySqlSource(Source):
         config = self.config
         assert isinstance(config, MySqlSourceSpec)
         relation, columns = _plan(url, config)
-        inc = self.request.incremental
-        cursor = next((c for c in columns if inc and c.name == inc.cursor), None)
-        since = resume.get("cursor") if isinstance(resume, dict) else None
-        cx = _connectorx()
+        cx = optional_module("connectorx")
         if cx is None:
             columns = [_as_text(c) for c in columns]
-        query = read_query(
-            relation,
-            columns,
-            cursor=cursor,
-            since=None if since is None else str(since),
-            settle=config.settle,
-            now=exp.Anonymous(this="UTC_TIMESTAMP"),
-            dialect="mysql",
-        ).sql("mysql")
+        now = exp.Anonymous(this="UTC_TIMESTAMP")
+        query, cursor = cursor_read(
+            self.request, relation, columns, resume, now=now, dialect="mysql"
+        )
         if cx is not None:
             reader = cx.read_sql(
                 url,
@@ -196,19 +188,11 @@ class MySqlSource(Source):
             raw = load_stream(session, table, reader)
         else:
             raw = _read_pymysql(session, table, url, query, config.batch_rows)
-        rejected = convert(session, raw, table, columns, f"mysql:{config.table or 'query'}")
-        last = max_cursor(session, table, cursor.name) if cursor is not None else None
+        origin = f"mysql:{config.table or 'query'}"
+        rejected, last = finish(session, raw, table, columns, cursor=cursor, origin=origin)
         if last is not None and cursor is not None and cursor.type == "TIMESTAMPTZ":
             last = re.sub(r"[+-]\d\d(:\d\d)?$", "", last)  # MySQL literals carry no offset
         return rejected, last
-
-
-def _connectorx() -> Any:
-    try:
-        import connectorx
-    except ImportError:
-        return None
-    return connectorx
 
 
 def _pymysql_connect(url: str) -> Any:

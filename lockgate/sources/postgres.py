@@ -26,7 +26,7 @@ from lockgate.engine.session import ident
 from lockgate.errors import ConfigError, InputError, Problem
 from lockgate.redact import redact, remember
 from lockgate.sources._db import DbSourceConfig, check_config
-from lockgate.sources._pg_read import pg_errors, read_postgres, translate_error
+from lockgate.sources._pg_read import PG_CAST, PG_NATIVE, pg_errors, read_postgres, translate_error
 from lockgate.sources.base import (
     ResumeToken,
     Source,
@@ -99,19 +99,11 @@ class PostgresSource(Source):
 
 # ---- the reader ---------------------------------------------------------------------------
 
+#: catalog type → column type of the CSV copy (binary, JSON, intervals stay text there)
 _PG_TYPES = {
-    "smallint": "SMALLINT",
-    "integer": "INTEGER",
-    "bigint": "BIGINT",
-    "real": "FLOAT",
-    "double precision": "DOUBLE",
-    "boolean": "BOOLEAN",
-    "text": "VARCHAR",
-    "date": "DATE",
-    "uuid": "UUID",
-    "timestamp without time zone": "TIMESTAMP",
-    "timestamp with time zone": "TIMESTAMPTZ",
-    "time without time zone": "TIME",
+    t: v
+    for t, v in {**PG_NATIVE, **PG_CAST}.items()
+    if v not in ("BLOB", "JSON", "INTERVAL", "TIMETZ")
 }
 
 
