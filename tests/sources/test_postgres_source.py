@@ -232,3 +232,43 @@ def test_connection_lost_mid_read_is_retried_and_nothing_is_published_twice(
     assert len(attempts) == 2 and result.steps[0].attempts == 2
     ids = lockgate.read(root, "items").column("id").to_pylist()
     assert sorted(ids) == list(range(1, 5001))
+
+
+def test_fallback_reader_without_adbc_types_the_same(
+    tmp_path: Path, pg: Any, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without adbc-driver-postgresql the psycopg reader streams text; the catalog types
+    and the rejects are the same."""
+    import lockgate.sources._pg_read as pg_read
+
+    real = pg_read.optional_module
+    monkeypatch.setattr(
+        pg_read, "optional_module", lambda n: None if n.startswith("adbc") else real(n)
+    )
+    pg.execute(TYPES_DDL)
+    pg.execute("INSERT INTO types (id, n) VALUES (4, 'NaN')")
+    root = _project(tmp_path / "p", pg_url, {"table": "public.types"})
+    result = lockgate.run(root)
+    step = result.steps[0]
+    assert step.rows_in == 4 and step.rows_out == 3 and step.rows_quarantined == 1
+    t = lockgate.read(root, "items").sort_by("id")
+    assert t.schema.field("n").type == pa.decimal128(12, 2)
+    rows = t.to_pylist()
+    assert rows[0]["by"] == b"\x00\xff" and rows[0]["i8"] == 2**63 - 1
+    assert rows[0]["ai"] == [1, None, 3] and rows[1]["b"] is False
+
+
+def test_dropped_column_and_renamed_table_between_runs(
+    tmp_path: Path, pg: Any, pg_url: str
+) -> None:
+    pg.execute("CREATE TABLE s (id int, a text, b text); INSERT INTO s VALUES (1, 'x', 'y')")
+    root = _project(tmp_path / "p", pg_url, {"table": "s"}, schema_policy="freeze")
+    assert lockgate.run(root).ok
+    pg.execute("ALTER TABLE s DROP COLUMN b; INSERT INTO s VALUES (2, 'z')")
+    drifted = lockgate.run(root)
+    assert not drifted.ok  # the contract policy decides: freeze refuses the drift
+    assert "b" in str(drifted.steps[0].error), drifted.steps[0].error
+    assert lockgate.read(root, "items").column("id").to_pylist() == [1]
+    pg.execute("ALTER TABLE s RENAME TO s_old")
+    gone = lockgate.run(root)
+    assert not gone.ok and "not found" in str(gone.steps[0].error)
