@@ -153,6 +153,17 @@ def cursor_read(
     inc = request.incremental
     cursor = next((c for c in columns if inc and c.name == inc.cursor), None)
     since = resume.get("cursor") if isinstance(resume, dict) else None
+    if config.settle is not None and cursor is not None and "TIME" not in cursor.type:
+        raise ConfigError(
+            [
+                Problem(
+                    f"dataset '{request.dataset}': 'settle:' needs a timestamp cursor; "
+                    f"'{cursor.name}' is {cursor.source_type}",
+                    file=request.defined_in,
+                    line=request.defined_line,
+                )
+            ]
+        )
     query = read_query(
         relation,
         columns,

@@ -272,3 +272,13 @@ def test_dropped_column_and_renamed_table_between_runs(
     pg.execute("ALTER TABLE s RENAME TO s_old")
     gone = lockgate.run(root)
     assert not gone.ok and "not found" in str(gone.steps[0].error)
+
+
+def test_settle_needs_a_timestamp_cursor(tmp_path: Path, pg: Any, pg_url: str) -> None:
+    pg.execute("CREATE TABLE n (id int)")
+    root = _project(
+        tmp_path / "p", pg_url, {"table": "n", "settle": "1m"}, incremental={"cursor": "id"}
+    )
+    result = lockgate.run(root)
+    assert not result.ok
+    assert "'settle:' needs a timestamp cursor; 'id' is integer" in str(result.steps[0].error)
