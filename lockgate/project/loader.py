@@ -21,6 +21,7 @@ from pydantic import ValidationError
 from lockgate._suggest import did_you_mean
 from lockgate.engine.transforms import duckdb_syntax_error
 from lockgate.errors import ConfigError, Problem
+from lockgate.features.definitions import FEATURE_KEYS, FeatureLoader
 from lockgate.project.binding import (
     ColumnError,
     SchemaBinder,
@@ -83,6 +84,7 @@ class _ProjectLoader:
         # not reported again as unknown
         self.known: dict[str, str] = {}  # lower-case → name
         self._by_lower: dict[str, _Entry] = {}  # lower-case name → its (first) entry
+        self.features = FeatureLoader()  # feature_views/feature_services of every file
 
     # ---- entry point ---------------------------------------------------------------------
 
@@ -103,7 +105,10 @@ class _ProjectLoader:
         self._resolve_sql()
         self._check_regexes()
         order = self._order()
-        self._check_columns(self._bind_sql(order))
+        schemas = self._bind_sql(order)
+        self._check_columns(schemas)
+        features = self.features.load({n: schemas.get(n) for n in self.entries})
+        self.problems.extend(self.features.problems)
         if self.problems or config is None:
             # lockgate.yaml first, then by file and line (stable: same-line order kept)
             self.problems.sort(
@@ -119,6 +124,7 @@ class _ProjectLoader:
                 deps={n: tuple(self.entries[n].deps) for n in order},
                 sql_texts={n: e.sql for n in order if (e := self.entries[n]).sql is not None},
                 python_transforms=python,
+                features=features,
             ),
             [],
         )
@@ -229,7 +235,8 @@ class _ProjectLoader:
         self.problems.extend(problems)
         if data is None:
             return  # empty file, or malformed (already reported)
-        if not isinstance(data, LineDict) or "datasets" not in data:
+        top = ("datasets", *FEATURE_KEYS)
+        if not isinstance(data, LineDict) or not any(k in data for k in top):
             self.add(
                 "a dataset file must be a mapping with one key 'datasets:' (a list of datasets)",
                 file,
@@ -237,15 +244,15 @@ class _ProjectLoader:
             )
             return
         for key in data:
-            if key != "datasets":
+            if key not in top:
                 self.add(
                     f"unknown key '{key}' at the top of a dataset file",
                     file,
                     data.key_line(key),
-                    hint=did_you_mean(str(key), ["datasets"])
-                    or "the only top-level key is 'datasets'",
+                    hint=did_you_mean(str(key), top) or f"top-level keys: {', '.join(top)}",
                 )
-        items = data["datasets"]
+        self.features.collect(data, file)
+        items = data.get("datasets")
         if items is None:
             return
         if not isinstance(items, LineList):

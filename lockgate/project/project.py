@@ -12,6 +12,7 @@ from pathlib import Path
 
 from lockgate._suggest import did_you_mean
 from lockgate.errors import ConfigError, Problem, UsageError
+from lockgate.features.definitions import FeatureDefinitions
 from lockgate.project.models import (
     DatasetSpec,
     GatePolicy,
@@ -41,6 +42,8 @@ class Project:
     deps: Mapping[str, tuple[str, ...]]
     sql_texts: Mapping[str, str] = field(default_factory=dict, repr=False)
     python_transforms: Mapping[str, TransformFunction] = field(default_factory=dict, repr=False)
+    #: feature views and services (``feature_views:``/``feature_services:`` in the YAML)
+    features: FeatureDefinitions = field(default_factory=FeatureDefinitions, repr=False)
 
     # ---- lookups -----------------------------------------------------------------------
 

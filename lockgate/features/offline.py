@@ -1,0 +1,233 @@
+"""Training sets: the features every entity row's timestamp *knew*, as an Arrow table.
+
+``training_set(project, "churn_model", labels)`` reads each feature view's dataset at its
+current (pinned) Delta version, joins it point-in-time to the caller's rows
+(:mod:`lockgate.features.pit`) and returns the caller's columns and rows, in the caller's
+order, plus one column per feature. The table's schema metadata records the versions read
+(``lockgate.feature_versions``) and the strategy of each view, so the same call at those
+versions gives the same table.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+import pyarrow as pa
+from sqlglot import exp
+
+from lockgate.engine.session import Session, table_ref
+from lockgate.errors import InputError, UsageError
+from lockgate.features import pit
+from lockgate.features.definitions import FeatureViewSpec, resolve_features
+
+if TYPE_CHECKING:
+    import pyarrow.dataset as pads
+
+    from lockgate.project import Project
+
+#: average feature rows per entity key above which the as-of timeline beats the range join
+TIMELINE_ROWS_PER_KEY = 32.0
+StrategyChoice = Literal["auto", "range", "timeline"]
+_ENTITIES = "__lg_entities"
+
+
+@dataclass(frozen=True)
+class ViewSource:
+    """A view's rows as the join reads them: an Arrow table/dataset and what it was pinned at."""
+
+    spec: FeatureViewSpec
+    features: tuple[str, ...]
+    data: pa.Table | pads.Dataset
+    version: int | None = None
+
+
+@dataclass
+class JoinReport:
+    """What :func:`point_in_time` did, per view: strategy, rows per key, version read."""
+
+    views: dict[str, dict[str, object]] = field(default_factory=dict)
+
+    def metadata(self) -> dict[bytes, bytes]:
+        return {b"lockgate.feature_versions": json.dumps(self.views, sort_keys=True).encode()}
+
+
+def training_set(
+    project: Project | str | Path,
+    features: str | Sequence[str],
+    entities: pa.Table | str | Path,
+    *,
+    timestamp_column: str = "event_timestamp",
+    strategy: StrategyChoice = "auto",
+    full_feature_names: bool = False,
+) -> pa.Table:
+    """The point-in-time correct training set for ``features`` (a feature service, or feature
+    views / ``view:feature`` refs) at the rows of ``entities`` (an Arrow table, a .parquet or
+    .csv file, or a dataset of the project), keyed by the views' entity columns and
+    ``timestamp_column``. Never drops or reorders a row: unmatched rows get NULL features."""
+    from lockgate.project import Project, load_project
+    from lockgate.storage import DeltaStore
+
+    proj = project if isinstance(project, Project) else load_project(project)
+    chosen = resolve_features(proj.features, features)
+    store = DeltaStore(proj.warehouse_path)
+    sources = []
+    for view, names in chosen:
+        version = store.version(view.dataset)
+        if version is None:
+            raise InputError(
+                f"feature view '{view.name}': dataset '{view.dataset}' has not been published",
+                hint=f"run `lockgate run --select {view.dataset}` first",
+            )
+        sources.append(ViewSource(view, names, store.arrow_dataset(view.dataset, version), version))
+    table = _entities(proj, store, entities)
+    with Session(proj.work_dir / "work", f"features-{uuid.uuid4().hex}") as ses:
+        return point_in_time(
+            ses,
+            table,
+            sources,
+            timestamp_column=timestamp_column,
+            strategy=strategy,
+            full_feature_names=full_feature_names,
+        )
+
+
+def point_in_time(
+    ses: Session,
+    entities: pa.Table,
+    views: Sequence[ViewSource],
+    *,
+    timestamp_column: str = "event_timestamp",
+    strategy: StrategyChoice = "auto",
+    full_feature_names: bool = False,
+) -> pa.Table:
+    """The join itself, over Arrow inputs, in an engine session (see :func:`training_set`)."""
+    if timestamp_column not in entities.column_names:
+        raise UsageError(
+            f"the entity rows have no column '{timestamp_column}' (the time of each row)",
+            hint="pass --timestamp-column / timestamp_column=",
+        )
+    keep = list(entities.column_names)
+    rows = pa.array(np.arange(entities.num_rows, dtype=np.int64))
+    ses.register_arrow(_ENTITIES, entities.append_column(pit.ROW, rows))
+    ent_types = ses.columns(_ENTITIES)
+    ts = pit.utc(pit.col(timestamp_column, "e"), ent_types[timestamp_column])
+    query: exp.Query = exp.select(exp.Star()).from_(table_ref(_ENTITIES))
+    report = JoinReport()
+    taken = set(keep)
+    try:
+        for i, src in enumerate(views):
+            join = _view_join(ses, i, src, taken, keep, full_feature_names)
+            how = strategy if strategy != "auto" else None
+            per_key = _rows_per_key(ses, join)
+            how = how or pit.choose(per_key, TIMELINE_ROWS_PER_KEY)
+            if how == "range":
+                query = pit.range_join(query, ts, join)
+            else:
+                query = pit.asof_join(query, ts, join, pit.timeline(join))
+            report.views[src.spec.name] = {
+                "dataset": src.spec.dataset,
+                "version": src.version,
+                "strategy": how,
+                "rows_per_key": round(per_key, 3),
+            }
+            keep += list(join.outputs)
+        out = ses.reader(pit.final(query, keep)).read_all()
+    finally:
+        for i in range(len(views)):
+            ses.unregister(f"__lg_view_{i}")
+        ses.unregister(_ENTITIES)
+    return out.replace_schema_metadata({**(out.schema.metadata or {}), **report.metadata()})
+
+
+def _view_join(
+    ses: Session,
+    i: int,
+    src: ViewSource,
+    taken: set[str],
+    entity_cols: list[str],
+    full_names: bool,
+) -> pit.ViewJoin:
+    spec = src.spec
+    rel = f"__lg_view_{i}"
+    ses.register_arrow(rel, src.data)
+    types = ses.columns(rel)
+    missing = [
+        c
+        for c in (*spec.entities, spec.event_timestamp, spec.created_timestamp, *src.features)
+        if c not in types
+    ]
+    if missing:
+        raise InputError(
+            f"feature view '{spec.name}': dataset '{spec.dataset}' has no column(s) "
+            f"{', '.join(missing)}",
+            hint="fix the view's definition, or publish the dataset with those columns",
+        )
+    absent = [k for k in spec.entities if k not in entity_cols]
+    if absent:
+        raise UsageError(
+            f"feature view '{spec.name}' is keyed by {', '.join(spec.entities)}; the entity "
+            f"rows have no column(s) {', '.join(absent)}",
+        )
+    outputs = tuple(f"{spec.name}__{f}" if full_names else f for f in src.features)
+    clash = sorted(taken & set(outputs))
+    if clash:
+        raise UsageError(
+            f"feature view '{spec.name}': output column(s) {', '.join(clash)} already exist",
+            hint="pass full_feature_names=True (--full-feature-names) to name them view__feature",
+        )
+    taken.update(outputs)
+    return pit.ViewJoin(
+        relation=rel,
+        entities=spec.entities,
+        event_ts=spec.event_timestamp,
+        created_ts=spec.created_timestamp,
+        features=src.features,
+        outputs=outputs,
+        ttl=spec.ttl_delta,
+        types=types,
+    )
+
+
+def _rows_per_key(ses: Session, v: pit.ViewJoin) -> float:
+    """Average rows per entity key (approximate distinct count: one scan of the keys)."""
+    keys = [pit.col(k) for k in v.entities]
+    key: exp.Expr = keys[0] if len(keys) == 1 else exp.Anonymous(this="hash", expressions=keys)
+    q = exp.select(
+        exp.Count(this=exp.Star()),
+        exp.Anonymous(this="approx_count_distinct", expressions=[key]),
+    ).from_(table_ref(v.relation))
+    row = ses.execute(q).fetchone()
+    n, distinct = (int(row[0]), int(row[1])) if row else (0, 0)
+    return n / distinct if distinct else 0.0
+
+
+def _entities(proj: Project, store: object, entities: pa.Table | str | Path) -> pa.Table:
+    if isinstance(entities, pa.Table):
+        return entities
+    from lockgate.storage import DeltaStore
+
+    text = str(entities)
+    if isinstance(store, DeltaStore) and isinstance(entities, str) and entities in proj.datasets:
+        return store.read(entities)
+    return read_entity_file(Path(text))
+
+
+def read_entity_file(path: Path) -> pa.Table:
+    """Entity rows from a .parquet or .csv file."""
+    if not path.is_file():
+        raise InputError(f"entity file '{path}' not found")
+    if path.suffix.lower() == ".parquet":
+        import pyarrow.parquet as pq
+
+        return pq.read_table(path)
+    if path.suffix.lower() == ".csv":
+        import pyarrow.csv as pacsv
+
+        return pacsv.read_csv(path)
+    raise UsageError(f"entity file '{path}': use a .parquet or .csv file")
