@@ -142,7 +142,13 @@ def point_in_time(
         for i in range(len(views)):
             ses.unregister(f"__lg_view_{i}")
         ses.unregister(_ENTITIES)
-    return out.replace_schema_metadata({**(out.schema.metadata or {}), **report.metadata()})
+    # the caller's columns come back in the caller's types (DuckDB may respell a time zone)
+    fields = [
+        entities.schema.field(c) if c in entities.column_names else out.schema.field(c)
+        for c in out.column_names
+    ]
+    schema = pa.schema(fields, metadata={**(out.schema.metadata or {}), **report.metadata()})
+    return out.cast(schema)
 
 
 def _view_join(
