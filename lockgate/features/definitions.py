@@ -313,3 +313,9 @@ def resolve_features(
             if f not in chosen:
                 chosen.append(f)
     return [(defs.views[v], tuple(fs)) for v, fs in picked.items()]
+
+
+def stamped_datasets(defs: FeatureDefinitions) -> frozenset[str]:
+    """Datasets whose published rows carry ``_lg_ingested_at`` (a view reads them without a
+    created-timestamp column of their own)."""
+    return frozenset(v.dataset for v in defs.views.values() if v.created_timestamp == INGESTED_AT)

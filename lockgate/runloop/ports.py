@@ -24,6 +24,8 @@ from lockgate.storage.delta import CommitInfo, PublishResult
 if TYPE_CHECKING:  # pyarrow.dataset imports pandas: only for the annotation
     import pyarrow.dataset as pads
 
+    from lockgate.features.definitions import FeatureDefinitions
+
 SchemaMode = Literal["merge", "overwrite"]
 
 
@@ -41,6 +43,8 @@ class ProjectView(Protocol):
     def effective_write(self, name: str) -> WriteSpec: ...
     def effective_schema_policy(self, name: str) -> SchemaPolicy: ...
     def effective_gate(self, name: str) -> GatePolicy: ...
+    @property
+    def features(self) -> FeatureDefinitions: ...
 
 
 class TableStoreLike(Protocol):
