@@ -57,7 +57,12 @@ def training_set_cmd(
     out.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(table, out)
     meta = json.loads((table.schema.metadata or {}).get(b"lockgate.feature_versions", b"{}"))
-    summary = {"rows": table.num_rows, "columns": table.column_names, "out": str(out), "views": meta}
+    summary = {
+        "rows": table.num_rows,
+        "columns": table.column_names,
+        "out": str(out),
+        "views": meta,
+    }
     if as_json:
         print_json(summary)
         return

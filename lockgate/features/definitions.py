@@ -24,9 +24,10 @@ Nothing here imports the loader: :func:`load_feature_items` is handed the raw YA
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import TypeVar
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
@@ -138,6 +139,9 @@ class FeatureDefinitions:
     services: Mapping[str, FeatureServiceSpec] = field(default_factory=dict)
 
 
+_Spec = TypeVar("_Spec", "FeatureViewSpec", "FeatureServiceSpec")
+
+
 @dataclass
 class _Raw:
     file: str
@@ -190,9 +194,7 @@ class FeatureLoader:
             out.append((item, line, item))
         return out
 
-    def _parse(
-        self, model: type[FeatureViewSpec | FeatureServiceSpec], raw: LineDict, file: str, line: int
-    ) -> FeatureViewSpec | FeatureServiceSpec | None:
+    def _parse(self, model: type[_Spec], raw: LineDict, file: str, line: int) -> _Spec | None:
         name = raw.get("name")
         kind = "feature view" if model is FeatureViewSpec else "feature service"
         label = f"{kind} '{name}'" if isinstance(name, str) else kind
@@ -277,12 +279,14 @@ class FeatureLoader:
                     hint=problem[1] or "list 'view' or 'view:feature'",
                 )
 
-    def add(self, message: str, file: str | None, line: int | None, hint: str | None = None) -> None:
+    def add(
+        self, message: str, file: str | None, line: int | None, hint: str | None = None
+    ) -> None:
         self.problems.append(Problem(message, file=file, line=line, hint=hint))
 
 
 def resolve_features(
-    defs: FeatureDefinitions, names: str | list[str] | tuple[str, ...]
+    defs: FeatureDefinitions, names: str | Sequence[str]
 ) -> list[tuple[FeatureViewSpec, tuple[str, ...]]]:
     """``names`` (a service, or views / ``view:feature`` refs) → (view, its features) in
     order, each view once."""

@@ -80,8 +80,12 @@ def feature_rows(v: ViewJoin) -> exp.Select:
     cols: list[exp.Expr] = [col(k) for k in v.entities]
     cols += [exp.alias_(ev, _EV), exp.alias_(cr, _CR), exp.alias_(tie, _TIE)]
     cols += [exp.alias_(col(f), ident(o)) for f, o in zip(v.features, v.outputs, strict=True)]
-    conds: list[exp.Expr] = [exp.Not(this=exp.Is(this=col(k), expression=exp.Null())) for k in v.entities]
-    conds += [exp.Not(this=exp.Is(this=col(c), expression=exp.Null())) for c in {v.event_ts, v.created_ts}]
+    conds: list[exp.Expr] = [
+        exp.Not(this=exp.Is(this=col(k), expression=exp.Null())) for k in v.entities
+    ]
+    conds += [
+        exp.Not(this=exp.Is(this=col(c), expression=exp.Null())) for c in {v.event_ts, v.created_ts}
+    ]
     return exp.select(*cols).from_(table_ref(v.relation)).where(exp.and_(*conds))
 
 
@@ -108,16 +112,14 @@ def range_join(entities: exp.Query, ts: exp.Expr, v: ViewJoin) -> exp.Select:
     on.append(exp.LTE(this=col(_EV, "f"), expression=ts))
     if v.created_ts != v.event_ts:
         on.append(exp.LTE(this=col(_CR, "f"), expression=ts))
-    order = [
-        exp.Ordered(this=col(c, "f"), desc=True, nulls_first=False) for c in (_EV, _CR, _TIE)
-    ]
+    order = [exp.Ordered(this=col(c, "f"), desc=True, nulls_first=False) for c in (_EV, _CR, _TIE)]
     rn = exp.Window(
         this=exp.RowNumber(),
         partition_by=[col(ROW, "e")],
         order=exp.Order(expressions=order),
     )
     ok = _ttl_ok(col(_EV, "f"), ts, v.ttl)
-    sel = [exp.Column(this=exp.Star(), table=ident("e"))]
+    sel: list[exp.Expr] = [exp.Column(this=exp.Star(), table=ident("e"))]
     sel += [_masked(col(o, "f"), ok, o) for o in v.outputs]
     return (
         exp.select(*sel)
@@ -131,10 +133,10 @@ def timeline(v: ViewJoin) -> exp.Select:
     """Per key and ``known_at``, the row known from then on (until the key's next known_at)."""
     rows = feature_rows(v)
     known = exp.Greatest(this=col(_EV), expressions=[col(_CR)])
-    order_key = exp.Anonymous(
-        this="struct_pack", expressions=[col(_EV), col(_CR), col(_TIE)]
+    order_key = exp.Anonymous(this="struct_pack", expressions=[col(_EV), col(_CR), col(_TIE)])
+    payload = exp.Anonymous(
+        this="struct_pack", expressions=[col(_EV), *[col(o) for o in v.outputs]]
     )
-    payload = exp.Anonymous(this="struct_pack", expressions=[col(_EV), *[col(o) for o in v.outputs]])
     window = exp.Window(
         this=exp.Anonymous(this="arg_max", expressions=[payload, order_key]),
         partition_by=[col(k) for k in v.entities],
@@ -157,7 +159,7 @@ def asof_join(entities: exp.Query, ts: exp.Expr, v: ViewJoin, tl: exp.Expr) -> e
         return exp.Dot(this=col(_VAL, "t"), expression=ident(name))
 
     ok = _ttl_ok(field(_EV), ts, v.ttl)
-    sel = [exp.Column(this=exp.Star(), table=ident("e"))]
+    sel: list[exp.Expr] = [exp.Column(this=exp.Star(), table=ident("e"))]
     sel += [_masked(field(o), ok, o) for o in v.outputs]
     source = tl if isinstance(tl, exp.Table) else exp.Subquery(this=tl)
     return (

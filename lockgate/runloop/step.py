@@ -15,7 +15,6 @@ from lockgate.runloop.stages.contract import contract, validate_checks
 from lockgate.runloop.stages.finish import finish
 from lockgate.runloop.stages.gate import gate
 from lockgate.runloop.stages.publish import publish
-from lockgate.runloop.stages.stamp import stamp
 from lockgate.runloop.stages.quarantine import quarantine
 from lockgate.runloop.stages.resolve import (
     batch_id_for,
@@ -26,6 +25,7 @@ from lockgate.runloop.stages.resolve import (
 )
 from lockgate.runloop.stages.split import split
 from lockgate.runloop.stages.stage import stage
+from lockgate.runloop.stages.stamp import stamp
 
 __all__ = [
     "STAGES",

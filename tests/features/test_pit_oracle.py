@@ -95,7 +95,9 @@ def features_table(rows: list[Row]) -> pa.Table:
     )
 
 
-def entities_table(ents: list[tuple[int | None, int | None, int | None]], tz: str | None) -> pa.Table:
+def entities_table(
+    ents: list[tuple[int | None, int | None, int | None]], tz: str | None
+) -> pa.Table:
     ts = pa.array([day(e[2]) for e in ents], pa.timestamp("us"))
     if tz is not None:  # the same instants, in another zone
         ts = pa.array([day(e[2]) for e in ents], pa.timestamp("us", tz="UTC")).cast(
@@ -151,12 +153,20 @@ def test_matches_oracle(
         assert two[i] in oracle(rows2, (k, g), t, ttl2, True), (i, ents[i])
 
 
-@settings(max_examples=examples(60), deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(rows=st.lists(feature_row, max_size=25), ents=st.lists(entity_row, max_size=20),
-       seed=st.randoms())
+@settings(
+    max_examples=examples(60),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    rows=st.lists(feature_row, max_size=25),
+    ents=st.lists(entity_row, max_size=20),
+    seed=st.randoms(),
+)
 def test_ties_are_deterministic(
-    ses: Session, rows: list[Row], ents: list[tuple[int | None, int | None, int | None]],
+    ses: Session,
+    rows: list[Row],
+    ents: list[tuple[int | None, int | None, int | None]],
     seed: object,
 ) -> None:
     """Rows tied on (event_ts, created_ts) give the same answer whatever the file order."""
@@ -178,7 +188,9 @@ def test_late_correction_is_not_known_before_it_was_written(ses: Session) -> Non
     rows: list[Row] = [(1, None, 0, 0, 10), (1, None, 0, 5, 99)]  # day 0 value corrected on day 5
     ents = [(1, None, 3), (1, None, 5), (1, None, 6)]
     out = point_in_time(
-        ses, entities_table(ents, None), [ViewSource(view("v", ("k",), None), ("value",), features_table(rows))]
+        ses,
+        entities_table(ents, None),
+        [ViewSource(view("v", ("k",), None), ("value",), features_table(rows))],
     )
     assert out.column("value").to_pylist() == [10, 99, 99]
 
@@ -188,8 +200,10 @@ def test_ttl_boundary_is_exclusive(ses: Session) -> None:
     ents = [(1, None, 1), (1, None, 2)]  # day 2 = event + ttl exactly: expired
     for how in ("range", "timeline"):
         out = point_in_time(
-            ses, entities_table(ents, None),
-            [ViewSource(view("v", ("k",), 2), ("value",), features_table(rows))], strategy=how,
+            ses,
+            entities_table(ents, None),
+            [ViewSource(view("v", ("k",), 2), ("value",), features_table(rows))],
+            strategy=how,
         )
         assert out.column("value").to_pylist() == [7, None]
 
@@ -199,7 +213,9 @@ def test_created_timestamp_may_be_the_event_timestamp(ses: Session) -> None:
     spec = view("v", ("k",), None, created="ev")
     for how in ("range", "timeline"):
         out = point_in_time(
-            ses, entities_table([(1, None, 1), (1, None, 3)], None),
-            [ViewSource(spec, ("value",), features_table(rows))], strategy=how,
+            ses,
+            entities_table([(1, None, 1), (1, None, 3)], None),
+            [ViewSource(spec, ("value",), features_table(rows))],
+            strategy=how,
         )
         assert out.column("value").to_pylist() == [1, 2]

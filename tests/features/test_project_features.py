@@ -115,8 +115,10 @@ def test_unknown_columns_point_at_their_line(tmp_path: Path) -> None:
     )
     problems = validate_project(_project(tmp_path / "p", bad))
     text = {(p.line, p.message) for p in problems}
-    assert (4, "feature view 'spend': column 'customer' is not a column of dataset "
-            "'spend_daily'") in text
+    assert (
+        4,
+        "feature view 'spend': column 'customer' is not a column of dataset 'spend_daily'",
+    ) in text
     assert any(line == 11 and "'visitz'" in m for line, m in text), text
     with pytest.raises(ConfigError):
         load_project(tmp_path / "p")
@@ -160,8 +162,18 @@ def test_cli_training_set(tmp_path: Path) -> None:
     out = tmp_path / "ts.parquet"
     r = CliRunner().invoke(
         app,
-        ["features", "training-set", "spend", "--entities", str(ents), "--out", str(out),
-         "-p", str(root), "--json"],
+        [
+            "features",
+            "training-set",
+            "spend",
+            "--entities",
+            str(ents),
+            "--out",
+            str(out),
+            "-p",
+            str(root),
+            "--json",
+        ],
     )
     assert r.exit_code == 0, r.output
     table = pq.read_table(out)

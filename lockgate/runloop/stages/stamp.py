@@ -27,9 +27,7 @@ def stamp(ctx: StepContext, state: StepState) -> None:
                 exp.ColumnDef(
                     this=ident(INGESTED_AT),
                     kind=exp.DataType.build("TIMESTAMPTZ"),
-                    constraints=[
-                        exp.ColumnConstraint(kind=exp.DefaultColumnConstraint(this=now))
-                    ],
+                    constraints=[exp.ColumnConstraint(kind=exp.DefaultColumnConstraint(this=now))],
                 )
             ],
         )
