@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Peer-harness runner (Part 2, point-in-time join) for lockgate's feature store.
 
-Usage: pit_lockgate.py [delta|arrow] [auto|range|timeline]
+Usage: pit_lockgate.py [delta|files] [auto|range|timeline]
 
 - ``delta`` (default; the product path): a lockgate project (kept in
   ``$PIT_DATA/lockgate_project``, built once outside the timed region by ``lockgate run``)
@@ -9,11 +9,12 @@ Usage: pit_lockgate.py [delta|arrow] [auto|range|timeline]
   feature view ``pit`` (entity ``customer_id``, ``event_ts``, created = event time, TTL 30d);
   timed: :func:`lockgate.features.training_set` (project, "pit", entities.parquet) — reading
   the entity file and the Delta table at its pinned version, the join, the result in memory.
-- ``arrow``: the same join (:func:`lockgate.features.point_in_time`) straight over
-  pyarrow datasets of the two Parquet files (no Delta log, no project).
+- ``files``: the same join (:func:`lockgate.features.point_in_time`) straight over
+  the two Parquet files (no Delta log, no project).
 
 Writes the result outside the timer and prints the harness's JSON line.
-Bench location: $BENCH_DIR, else ../shared/bench relative to the project root.
+Bench location: $BENCH_DIR, else the working directory when it is a bench folder (the
+harness runs runners there), else ../shared/bench relative to the project root.
 """
 
 from __future__ import annotations
@@ -26,12 +27,16 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-BENCH = Path(os.environ.get("BENCH_DIR", ROOT.parent / "shared" / "bench"))
+_CWD_IS_BENCH = (Path.cwd() / "pit" / "runners" / "_common.py").is_file()  # the harness's cwd
+BENCH = Path(
+    os.environ.get("BENCH_DIR")
+    or (Path.cwd() if _CWD_IS_BENCH else ROOT.parent / "shared" / "bench")
+)
 sys.path.insert(0, str(BENCH / "pit" / "runners"))
 
 from _common import ENTITIES, FEATURES, emit  # type: ignore[import-not-found]  # noqa: E402
 
-MODE = sys.argv[1] if len(sys.argv) > 1 else "delta"
+MODE = sys.argv[1] if len(sys.argv) > 1 else "delta"  # delta | files
 STRATEGY = sys.argv[2] if len(sys.argv) > 2 else "auto"
 VIEW = """\
 feature_views:
@@ -91,7 +96,7 @@ def main() -> None:
         spec = FeatureViewSpec.model_validate(yaml.safe_load(VIEW)["feature_views"][0])
         with Session(Path(tempfile.mkdtemp()), "pit") as ses:
             t0 = time.perf_counter()
-            ents = pq.read_table(ENTITIES)
+            ents = Path(ENTITIES)
             src = ViewSource(spec, spec.feature_names, pads.dataset(FEATURES))
             table = point_in_time(ses, ents, [src], strategy=strategy)  # type: ignore[arg-type]
             seconds = time.perf_counter() - t0

@@ -99,22 +99,22 @@ def training_set(
 
 def point_in_time(
     ses: Session,
-    entities: pa.Table,
+    entities: pa.Table | Path,
     views: Sequence[ViewSource],
     *,
     timestamp_column: str = "event_timestamp",
     strategy: StrategyChoice = "auto",
     full_feature_names: bool = False,
 ) -> pa.Table:
-    """The join itself, over Arrow inputs, in an engine session (see :func:`training_set`)."""
-    if timestamp_column not in entities.column_names:
+    """The join itself, in an engine session (see :func:`training_set`): ``entities`` is an
+    Arrow table or one Parquet file (scanned by the engine, its row order kept)."""
+    schema = _register_entities(ses, entities)
+    if timestamp_column not in schema.names:
         raise UsageError(
             f"the entity rows have no column '{timestamp_column}' (the time of each row)",
             hint="pass --timestamp-column / timestamp_column=",
         )
-    keep = list(entities.column_names)
-    rows = pa.array(np.arange(entities.num_rows, dtype=np.int64))
-    ses.register_arrow(_ENTITIES, entities.append_column(pit.ROW, rows))
+    keep = list(schema.names)
     ent_types = ses.columns(_ENTITIES)
     ts = pit.utc(pit.col(timestamp_column, "e"), ent_types[timestamp_column])
     query: exp.Query = exp.select(exp.Star()).from_(table_ref(_ENTITIES))
@@ -123,9 +123,8 @@ def point_in_time(
     try:
         for i, src in enumerate(views):
             join = _view_join(ses, i, src, taken, keep, full_feature_names)
-            how = strategy if strategy != "auto" else None
             per_key = _rows_per_key(ses, join)
-            how = how or pit.choose(per_key, TIMELINE_ROWS_PER_KEY)
+            how = strategy if strategy != "auto" else pit.choose(per_key, TIMELINE_ROWS_PER_KEY)
             if how == "range":
                 query = pit.range_join(query, ts, join)
             else:
@@ -139,16 +138,74 @@ def point_in_time(
             keep += list(join.outputs)
         out = ses.reader(pit.final(query, keep)).read_all()
     finally:
-        for i in range(len(views)):
-            ses.unregister(f"__lg_view_{i}")
-        ses.unregister(_ENTITIES)
+        for name in [*(f"__lg_view_{i}" for i in range(len(views))), _ENTITIES]:
+            _forget(ses, name)
     # the caller's columns come back in the caller's types (DuckDB may respell a time zone)
     fields = [
-        entities.schema.field(c) if c in entities.column_names else out.schema.field(c)
-        for c in out.column_names
+        schema.field(c) if c in schema.names else out.schema.field(c) for c in out.column_names
     ]
-    schema = pa.schema(fields, metadata={**(out.schema.metadata or {}), **report.metadata()})
-    return out.cast(schema)
+    meta = {**(out.schema.metadata or {}), **report.metadata()}
+    return out.cast(pa.schema(fields, metadata=meta))
+
+
+def _register_entities(ses: Session, entities: pa.Table | Path) -> pa.Schema:
+    """Expose the entity rows as ``__lg_entities`` with their row number ``_lg_row``."""
+    if isinstance(entities, pa.Table):
+        rows = pa.array(np.arange(entities.num_rows, dtype=np.int64))
+        ses.register_arrow(_ENTITIES, entities.append_column(pit.ROW, rows))
+        return entities.schema
+    import pyarrow.parquet as pq
+
+    schema = pq.read_schema(entities)
+    scan = exp.Anonymous(
+        this="read_parquet",
+        expressions=[
+            exp.Literal.string(str(entities)),
+            exp.EQ(this=exp.var("file_row_number"), expression=exp.true()),
+        ],
+    )
+    q = exp.select(
+        *[pit.col(c) for c in schema.names],
+        exp.alias_(pit.col("file_row_number"), pit.ROW),
+    ).from_(scan)
+    ses.execute(exp.Create(this=table_ref(_ENTITIES), kind="VIEW", expression=q, replace=True))
+    return schema
+
+
+def _register_view(ses: Session, name: str, data: pa.Table | pads.Dataset) -> None:
+    """A plain Parquet dataset (a Delta version without deletion vectors or partitions) is
+    scanned by the engine's own Parquet reader (parallel, ~2x cheaper than through Arrow);
+    anything else through Arrow."""
+    files = _parquet_files(data)
+    if not files:
+        ses.register_arrow(name, data)
+        return
+    scan = exp.Anonymous(
+        this="read_parquet",
+        expressions=[
+            exp.Array(expressions=[exp.Literal.string(f) for f in files]),
+            exp.EQ(this=exp.var("union_by_name"), expression=exp.true()),
+        ],
+    )
+    q = exp.select(exp.Star()).from_(scan)
+    ses.execute(exp.Create(this=table_ref(name), kind="VIEW", expression=q, replace=True))
+
+
+def _parquet_files(data: pa.Table | pads.Dataset) -> list[str]:
+    if isinstance(data, pa.Table):
+        return []
+    import pyarrow.dataset as pads
+
+    if not isinstance(data, pads.FileSystemDataset) or data.format.default_extname != "parquet":
+        return []
+    if data.partitioning is not None and data.partitioning.schema.names:
+        return []
+    return [str(f) for f in data.files]
+
+
+def _forget(ses: Session, name: str) -> None:
+    ses.unregister(name)
+    ses.execute(exp.Drop(tables=[table_ref(name)], kind="VIEW", exists=True))
 
 
 def _view_join(
@@ -161,7 +218,7 @@ def _view_join(
 ) -> pit.ViewJoin:
     spec = src.spec
     rel = f"__lg_view_{i}"
-    ses.register_arrow(rel, src.data)
+    _register_view(ses, rel, src.data)
     types = ses.columns(rel)
     missing = [
         c
@@ -213,15 +270,17 @@ def _rows_per_key(ses: Session, v: pit.ViewJoin) -> float:
     return n / distinct if distinct else 0.0
 
 
-def _entities(proj: Project, store: object, entities: pa.Table | str | Path) -> pa.Table:
+def _entities(proj: Project, store: object, entities: pa.Table | str | Path) -> pa.Table | Path:
     if isinstance(entities, pa.Table):
         return entities
     from lockgate.storage import DeltaStore
 
-    text = str(entities)
     if isinstance(store, DeltaStore) and isinstance(entities, str) and entities in proj.datasets:
         return store.read(entities)
-    return read_entity_file(Path(text))
+    path = Path(entities)
+    if path.suffix.lower() == ".parquet" and path.is_file():
+        return path  # scanned by the engine in place
+    return read_entity_file(path)
 
 
 def read_entity_file(path: Path) -> pa.Table:

@@ -219,3 +219,35 @@ def test_created_timestamp_may_be_the_event_timestamp(ses: Session) -> None:
             strategy=how,
         )
         assert out.column("value").to_pylist() == [1, 2]
+
+
+def test_parquet_inputs_are_scanned_in_place_in_the_callers_order(
+    ses: Session, tmp_path: Path
+) -> None:
+    """Entity rows from a Parquet file and a view over Parquet files (the engine's own
+    reader) give the same table as the Arrow inputs."""
+    import pyarrow.dataset as pads
+    import pyarrow.parquet as pq
+
+    rows: list[Row] = [(k, None, d, d + (k % 2), k * 10 + d) for k in (3, 1, 2) for d in (0, 2, 4)]
+    ents = [(k, None, t) for t in (5, 1, 3, 0) for k in (2, 9, 1, 3)]
+    pq.write_table(entities_table(ents, "Europe/Berlin"), tmp_path / "e.parquet")
+    feats = features_table(rows)
+    pq.write_table(feats.slice(0, 4), tmp_path / "f1.parquet")
+    pq.write_table(feats.slice(4), tmp_path / "f2.parquet")
+    files = pads.dataset([str(tmp_path / "f1.parquet"), str(tmp_path / "f2.parquet")])
+    spec = view("v", ("k",), 3)
+    for how in ("range", "timeline"):
+        a = point_in_time(
+            ses, tmp_path / "e.parquet", [ViewSource(spec, ("value",), files)], strategy=how
+        )
+        b = point_in_time(
+            ses,
+            entities_table(ents, "Europe/Berlin"),
+            [ViewSource(spec, ("value",), feats)],
+            strategy=how,
+        )
+        assert a.equals(b)
+        assert a.column("label").to_pylist() == list(range(len(ents)))
+        for i, (k, _, t) in enumerate(ents):
+            assert a.column("value")[i].as_py() in oracle(rows, (k,), t, 3, False)
