@@ -79,7 +79,7 @@ _COMMAND_MODULES = (
     "lockgate.cli.run_cmds",  # run, runs, show, quarantine
     "lockgate.cli.quality_cmds",  # check
     "lockgate.cli.quality_extra_cmds",  # profile, suggest, quality
-    "lockgate.cli.features_cmds",  # features training-set
+    "lockgate.cli.features_cmds",  # features training-set / materialize / serve
 )
 
 for _mod in _COMMAND_MODULES:

@@ -72,3 +72,45 @@ def training_set_cmd(
             f"  {name}: dataset {info['dataset']} v{info['version']} ({info['strategy']})",
             highlight=False,
         )
+
+
+@features_app.command("materialize")
+@handle_errors
+def materialize_cmd(
+    views: list[str] = typer.Argument(None, help="feature views (default: all)"),
+    project: Path = typer.Option(Path("."), "--project", "-p", help="project folder"),
+    as_json: bool = typer.Option(False, "--json", help="machine-readable summary"),
+) -> None:
+    """Write the latest known vector of every entity into the online store (SQLite)."""
+    from lockgate.features.online import materialize
+    from lockgate.project import load_project
+
+    written = materialize(load_project(project), views or ())
+    if as_json:
+        print_json(written)
+        return
+    for view, n in written.items():
+        console.print(f"{view}: {n} entities", highlight=False)
+
+
+@features_app.command("serve")
+@handle_errors
+def serve_cmd(
+    port: int = typer.Option(6566, "--port", help="HTTP port (Feast's default)"),
+    host: str = typer.Option("127.0.0.1", "--host"),
+    project: Path = typer.Option(Path("."), "--project", "-p", help="project folder"),
+) -> None:
+    """Serve POST /get-online-features (Feast-compatible), /health and /metrics."""
+    from lockgate.errors import UsageError
+    from lockgate.features.online import default_store
+    from lockgate.features.serve import FeatureServer
+    from lockgate.project import load_project
+
+    try:
+        import uvicorn  # type: ignore[import-not-found, unused-ignore]
+    except ImportError as e:
+        raise UsageError(
+            "serving needs uvicorn", hint="pip install uvicorn (or lockgate[serve])"
+        ) from e
+    proj = load_project(project)
+    uvicorn.run(FeatureServer(proj, default_store(proj)), host=host, port=port, log_level="warning")
