@@ -15,11 +15,11 @@ if TYPE_CHECKING:
     from lockgate.runloop.results import RunResult, StepResult
 
 
-def _project(project: Project | str | Path) -> Project:
+def _project(project: Project | str | Path, target: str | None = None) -> Project:
     from lockgate.project import Project as _P
     from lockgate.project import load_project
 
-    return project if isinstance(project, _P) else load_project(Path(project))
+    return project if isinstance(project, _P) else load_project(Path(project), target=target)
 
 
 def run(
@@ -28,6 +28,7 @@ def run(
     select: Sequence[str] = (),
     full_refresh: bool = False,
     listeners: Sequence[Listener] = (),
+    target: str | None = None,
 ) -> RunResult:
     """Run (part of) a project's pipeline.
 
@@ -38,11 +39,14 @@ def run(
     ``select`` takes the CLI's patterns: ``"orders"``, ``"orders+"``, ``"+orders"``.
     Raises :class:`lockgate.errors.LockHeld` if another run holds the project lock and
     :class:`lockgate.errors.ConfigError` for an invalid project; a failed or blocked step
-    does not raise — inspect ``result.status`` and ``result.steps``.
+    does not raise — inspect ``result.status`` and ``result.steps``. ``target`` selects an
+    environment of ``targets:`` (as ``--target``) when ``project`` is a path.
     """
     from lockgate.runloop.runner import execute
 
-    return execute(_project(project), select=select, full_refresh=full_refresh, listeners=listeners)
+    return execute(
+        _project(project, target), select=select, full_refresh=full_refresh, listeners=listeners
+    )
 
 
 def plan(
@@ -67,11 +71,11 @@ def read(
 
     ``version`` time-travels to an earlier Delta version.
     """
-    from lockgate.storage import DeltaStore
+    from lockgate.storage import store_for
 
     p = _project(project)
     name = f"{dataset}__quarantine" if quarantine else dataset
-    table: pa.Table = DeltaStore(p.warehouse_path).read(
+    table: pa.Table = store_for(p.config.store, p.warehouse_path).read(
         name, version=version, columns=list(columns) if columns else None
     )
     if as_ == "polars":

@@ -203,3 +203,10 @@ def configure_logging(debug: bool) -> None:
         stream=sys.stderr,
     )
     install_log_redaction()
+
+
+#: ``--target NAME``: the environment of lockgate.yaml's ``targets:`` (else LOCKGATE_TARGET,
+#: else ``default_target``)
+TargetOpt = typer.Option(
+    None, "--target", "-t", help="environment from lockgate.yaml targets: (dev, prod…)"
+)

@@ -9,7 +9,14 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
-from lockgate.cli.common import EXIT_OK, EXIT_USAGE, console, handle_errors, print_json
+from lockgate.cli.common import (
+    EXIT_OK,
+    EXIT_USAGE,
+    TargetOpt,
+    console,
+    handle_errors,
+    print_json,
+)
 from lockgate.errors import ConfigError, Problem
 from lockgate.project import init_project, json_schema, load_project
 
@@ -44,10 +51,12 @@ def init_cmd(
 
 
 @handle_errors
-def validate_cmd(project_dir: Path = ProjectOpt, as_json: bool = JsonOpt) -> None:
+def validate_cmd(
+    project_dir: Path = ProjectOpt, target: str | None = TargetOpt, as_json: bool = JsonOpt
+) -> None:
     """Check the project (YAML, SQL, Python, references, cycles) and list every problem."""
     try:
-        project = load_project(project_dir)
+        project = load_project(project_dir, target=target)
     except ConfigError as e:
         problems = e.problems
     else:

@@ -14,7 +14,7 @@ from typing import Any
 import typer
 from rich.markup import escape
 
-from lockgate.cli.common import console, handle_errors, print_json
+from lockgate.cli.common import TargetOpt, console, handle_errors, print_json
 
 ProjectOpt = typer.Option(Path("."), "--project", "-p", help="project folder")
 
@@ -31,6 +31,7 @@ def quarantine_cmd(
         False, "--all", help="include rows of batches a later run replaced (history)"
     ),
     project_dir: Path = ProjectOpt,
+    target: str | None = TargetOpt,
     as_json: bool = typer.Option(False, "--json", help="machine-readable JSON on stdout"),
 ) -> None:
     """Quarantined rows of a dataset: the checks each failed and why, with the value."""
@@ -38,7 +39,7 @@ def quarantine_cmd(
     from lockgate.quarantine_view import quarantine_view
 
     view = quarantine_view(
-        load_project(project_dir),
+        load_project(project_dir, target=target),
         dataset,
         run=run,
         check=check,

@@ -16,6 +16,7 @@ from rich.table import Table
 from lockgate.cli.common import (
     EXIT_FAILED,
     EXIT_OK,
+    TargetOpt,
     console,
     err_console,
     handle_errors,
@@ -100,10 +101,10 @@ class RichReporter(Reporter):
         self.progress.console.print(f"  {_style(str(result.status))} {result.dataset}")
 
 
-def _load(project_dir: Path) -> Any:
+def _load(project_dir: Path, target: str | None = None) -> Any:
     from lockgate.project import load_project
 
-    return load_project(project_dir)
+    return load_project(project_dir, target=target)
 
 
 def register(app: typer.Typer) -> None:
@@ -123,12 +124,13 @@ def run_cmd(
     full_refresh: bool = typer.Option(False, "--full-refresh", help="rebuild from all data"),
     dry_run: bool = typer.Option(False, "--dry-run", help="show what would run and why"),
     project_dir: Path = ProjectOpt,
+    target: str | None = TargetOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Run the pipeline: stage, audit, gate and publish every selected dataset."""
     from lockgate.runloop.runner import execute, plan
 
-    project = _load(project_dir)
+    project = _load(project_dir, target)
     if dry_run:
         steps = plan(project, select=select, full_refresh=full_refresh)
         if as_json:
@@ -250,12 +252,13 @@ def runs_cmd(
     run_id: str = typer.Argument(None, help="show one run (id or unique prefix)"),
     limit: int = typer.Option(20, "--limit", "-n"),
     project_dir: Path = ProjectOpt,
+    target: str | None = TargetOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Run history, newest first; or one run's steps and checks."""
     from lockgate.state import StateStore
 
-    project = _load(project_dir)
+    project = _load(project_dir, target)
     state = StateStore.open(project.state_url)
     if run_id:
         run = state.get_run(run_id, project=project.config.name)
@@ -359,12 +362,13 @@ def show_cmd(
     dataset: str = typer.Argument(..., help="dataset name"),
     rows: int = typer.Option(5, "--rows", help="sample rows to show"),
     project_dir: Path = ProjectOpt,
+    target: str | None = TargetOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """A dataset: schema, versions, last runs, latest checks, sample rows."""
     from lockgate.dataset_view import dataset_info
 
-    project = _load(project_dir)
+    project = _load(project_dir, target)
     info = dataset_info(project, dataset, sample_rows=rows)
     spec = project.datasets[dataset]
     schema = info["schema"]

@@ -39,6 +39,7 @@ from lockgate.project.models import (
 from lockgate.project.project import Project
 from lockgate.project.pydantic_errors import LOADER_FIELDS, validation_problems
 from lockgate.project.python import TransformFunction, import_transforms
+from lockgate.project.targets import select_target, source_problems
 from lockgate.project.yamlio import LineDict, LineList, line_of, load_yaml, plain, read_text
 
 logger = logging.getLogger(__name__)
@@ -47,17 +48,20 @@ CONFIG_FILE = "lockgate.yaml"
 _TRANSFORM_KEYS = ("sql", "sql_file", "python")
 
 
-def load_project(path: str | Path = ".") -> Project:
-    """Load the project in ``path``; raise :class:`ConfigError` listing every problem."""
-    project, problems = _ProjectLoader(Path(path)).load()
+def load_project(path: str | Path = ".", *, target: str | None = None) -> Project:
+    """Load the project in ``path``; raise :class:`ConfigError` listing every problem.
+
+    ``target`` selects an environment of ``targets:`` (default: ``LOCKGATE_TARGET``, then
+    ``default_target``; see :mod:`lockgate.project.targets`)."""
+    project, problems = _ProjectLoader(Path(path), target).load()
     if problems or project is None:
         raise ConfigError(problems)
     return project
 
 
-def validate_project(path: str | Path = ".") -> list[Problem]:
+def validate_project(path: str | Path = ".", *, target: str | None = None) -> list[Problem]:
     """Every problem of the project in ``path`` (empty when it loads)."""
-    return _ProjectLoader(Path(path)).load()[1]
+    return _ProjectLoader(Path(path), target).load()[1]
 
 
 @dataclass
@@ -76,8 +80,9 @@ class _Entry:
 
 
 class _ProjectLoader:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, target: str | None = None) -> None:
         self.root = path.expanduser().resolve()
+        self.target = target
         self.problems: list[Problem] = []
         self.entries: dict[str, _Entry] = {}
         # names of datasets defined anywhere, even invalid ones: references to them are
@@ -92,6 +97,10 @@ class _ProjectLoader:
         config = self._load_config()
         if config is None and not (self.root / CONFIG_FILE).is_file():
             return None, self.problems
+        target = None
+        if config is not None:
+            config, target, problems = select_target(config, self._raw_config, self.target)
+            self.problems.extend(problems)
         datasets_dir = self._datasets_dir(config)
         if datasets_dir is not None:
             yaml_files, py_files = self._discover(datasets_dir)
@@ -109,6 +118,9 @@ class _ProjectLoader:
         self._check_columns(schemas)
         features = self.features.load({n: schemas.get(n) for n in self.entries})
         self.problems.extend(self.features.problems)
+        if config is not None:
+            entries = [(e.spec, e.raw) for e in self.entries.values()]
+            self.problems.extend(source_problems(config, entries))
         if self.problems or config is None:
             # lockgate.yaml first, then by file and line (stable: same-line order kept)
             self.problems.sort(
@@ -125,6 +137,7 @@ class _ProjectLoader:
                 sql_texts={n: e.sql for n in order if (e := self.entries[n]).sql is not None},
                 python_transforms=python,
                 features=features,
+                target=target,
             ),
             [],
         )
@@ -352,7 +365,7 @@ class _ProjectLoader:
         spec, raw = entry.spec, entry.raw
         for loc, declared in (
             (("columns",), spec.columns),
-            (("source", "columns"), spec.source.columns if spec.source else None),
+            (("source", "columns"), spec.source.declared_columns() if spec.source else None),
         ):
             seen: dict[str, str] = {}
             for column in declared or {}:
@@ -571,7 +584,7 @@ class _ProjectLoader:
     ) -> dict[str, str] | None:
         entry = self.entries[name]
         spec = entry.spec
-        declared = (spec.source.columns if spec.source else None) or spec.columns
+        declared = (spec.source.declared_columns() if spec.source else None) or spec.columns
         declared = {c: _duckdb_type(t) for c, t in (declared or {}).items()}
         if spec.kind != "sql":  # a source, or a Python transform: known when declared
             return declared or None
@@ -625,7 +638,7 @@ class _ProjectLoader:
             spec, raw = entry.spec, entry.raw
             declared = spec.columns
             if declared is None and spec.source is not None:
-                declared = spec.source.columns
+                declared = spec.source.declared_columns()
             inferred = declared is None and name in schemas
             if inferred:
                 declared = schemas[name]

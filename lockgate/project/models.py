@@ -10,11 +10,13 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
 
 from lockgate.quality.checks import CheckSpec
+from lockgate.sources import SourceConfig, on_register, source_configs
+from lockgate.sources.files import FileFormat, FileSourceSpec  # noqa: F401  (re-exported)
 
 NAME_RE = r"^[A-Za-z_][A-Za-z0-9_]*$"
 #: Longest dataset/project name. A name becomes a DuckDB view, a Delta folder (plus
@@ -137,31 +139,17 @@ class WriteSpec(Frozen):
         return self
 
 
-class FileFormat(StrEnum):
-    CSV = "csv"
-    JSON = "json"  # a JSON array of objects, or NDJSON (auto-detected)
-    NDJSON = "ndjson"
-    PARQUET = "parquet"
+def _source_union() -> Any:
+    """``source:``: a union of every registered adapter's config, tagged by ``type``."""
+    configs = tuple(source_configs())
+    return Annotated[Union[configs], Field(discriminator="type")]  # noqa: UP007  (runtime tuple)
 
 
-class FileSourceSpec(Frozen):
-    """Local files: one path or a glob, relative to the project folder."""
-
-    type: Literal["file"] = "file"
-    path: str = Field(description="file path or glob, relative to the project folder")
-    format: FileFormat | None = Field(default=None, description="default: from the extension")
-    options: dict[str, Any] = Field(
-        default_factory=dict,
-        description="reader options, e.g. delimiter, header, encoding, quote, date_format",
-    )
-    columns: dict[str, str] | None = Field(
-        default=None,
-        description="declared schema (column: SQL type) overriding inference, e.g. "
-        "{order_id: BIGINT, amount: DECIMAL(12,2)}",
-    )
-
-
-SourceSpec = Annotated[FileSourceSpec, Field(discriminator="type")]
+if TYPE_CHECKING:
+    SourceSpec = SourceConfig
+else:
+    #: the ``source:`` union as of import time (:func:`_refresh_source_union` keeps it current)
+    SourceSpec = _source_union()
 
 
 class SqlTransformSpec(Frozen):
@@ -196,7 +184,9 @@ class DatasetSpec(Frozen):
     owner: str | None = None
     tags: tuple[str, ...] = ()
     pii: tuple[str, ...] = Field(default=(), description="columns holding personal data")
-    source: SourceSpec | None = None
+    source: SourceSpec | None = Field(
+        default=None, description="where the data comes from; 'type' picks the adapter"
+    )
     transform: TransformSpec | None = None
     columns: dict[str, str] | None = Field(
         default=None, description="declared output schema (column: SQL type); cast on staging"
@@ -226,6 +216,49 @@ class DatasetSpec(Frozen):
         return "sql" if isinstance(self.transform, SqlTransformSpec) else "python"
 
 
+def _refresh_source_union() -> None:
+    """A source registered after import (an adapter outside the package) joins the union."""
+    DatasetSpec.model_fields["source"].annotation = _source_union() | None
+    DatasetSpec.model_rebuild(force=True)
+
+
+on_register(_refresh_source_union)
+
+
+class ConnectionSpec(BaseModel):
+    """A named connection: ``type`` plus the adapter's fields (``url``, ``host``, ``user``,
+    ``password``…). A value may reference secrets — ``${ENV_VAR}`` anywhere in it, or the
+    whole value ``file:/path`` — resolved only when a source connects."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    type: str = Field(description="the kind of system, e.g. postgres")
+
+    @model_validator(mode="after")
+    def _scalar_fields(self) -> ConnectionSpec:
+        for key, value in (self.model_extra or {}).items():
+            if not isinstance(value, str | int | float | bool):
+                raise ValueError(f"field '{key}' must be a string, a number or true/false")
+        return self
+
+    def fields(self) -> dict[str, str | int | float | bool]:
+        """The fields other than ``type``, unresolved."""
+        return dict(self.model_extra or {})
+
+
+class TargetSpec(Frozen):
+    """An environment (``--target NAME``): what it overrides in ``lockgate.yaml``."""
+
+    warehouse: str | None = Field(default=None, description="folder of Delta tables")
+    state: str | None = Field(default=None, description="state store SQLAlchemy URL")
+    engine: Literal["duckdb"] | None = None
+    connections: dict[str, ConnectionSpec] = Field(
+        default_factory=dict, description="connections replaced (or added) in this target"
+    )
+    memory_limit: str | None = None
+    threads: int | None = Field(default=None, ge=1)
+
+
 class Defaults(Frozen):
     write_mode: WriteMode = WriteMode.APPEND
     schema_policy: SchemaPolicy = SchemaPolicy.EVOLVE
@@ -239,6 +272,11 @@ class ProjectConfig(Frozen):
 
     name: str = Field(json_schema_extra=_NAME_SCHEMA)
     warehouse: str = Field(default="warehouse", description="folder of Delta tables")
+    store: str = Field(
+        default="delta",
+        description="table store adapter holding the warehouse's tables (a kind registered "
+        "with lockgate.storage.register_store)",
+    )
     state: str = Field(
         default="sqlite:///.lockgate/state.db",
         description="state store SQLAlchemy URL: sqlite:///path (relative to the project) or "
@@ -249,8 +287,30 @@ class ProjectConfig(Frozen):
     defaults: Defaults = Field(default_factory=Defaults)
     memory_limit: str | None = Field(default=None, description="DuckDB memory limit, e.g. '4GB'")
     threads: int | None = Field(default=None, ge=1)
+    connections: dict[str, ConnectionSpec] = Field(
+        default_factory=dict,
+        description="named connections that sources use with 'connection: NAME'",
+    )
+    targets: dict[str, TargetSpec] = Field(
+        default_factory=dict,
+        description="environments (dev, prod…) selected with --target NAME or LOCKGATE_TARGET",
+    )
+    default_target: str | None = Field(
+        default=None, description="the target used when none is selected"
+    )
 
     _name = field_validator("name")(_check_name)
+
+    def with_target(self, name: str) -> ProjectConfig:
+        """This config with target ``name``'s overrides applied (``KeyError`` if unknown)."""
+        target = self.targets[name]
+        update: dict[str, Any] = {
+            k: v
+            for k in ("warehouse", "state", "engine", "memory_limit", "threads")
+            if (v := getattr(target, k)) is not None
+        }
+        update["connections"] = {**self.connections, **target.connections}
+        return self.model_copy(update=update)
 
     @field_validator("warehouse", "datasets_dir")
     @classmethod

@@ -6,11 +6,12 @@ Built by :func:`lockgate.project.load_project`; nothing here reads files.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from lockgate._suggest import did_you_mean
+from lockgate.connections import Connection
 from lockgate.errors import ConfigError, Problem, UsageError
 from lockgate.features.definitions import FeatureDefinitions
 from lockgate.project.models import (
@@ -24,6 +25,7 @@ from lockgate.project.models import (
     WriteSpec,
 )
 from lockgate.project.python import TransformFunction
+from lockgate.sources import IncrementalRequest, SourceRequest
 
 _SQLITE_URL = re.compile(r"^(sqlite(?:\+\w+)?):///(.*)$")
 
@@ -42,6 +44,9 @@ class Project:
     deps: Mapping[str, tuple[str, ...]]
     sql_texts: Mapping[str, str] = field(default_factory=dict, repr=False)
     python_transforms: Mapping[str, TransformFunction] = field(default_factory=dict, repr=False)
+    #: the selected target (``--target``, ``LOCKGATE_TARGET`` or ``default_target``); its
+    #: overrides are already applied to ``config``
+    target: str | None = None
     #: feature views and services (``feature_views:``/``feature_services:`` in the YAML)
     features: FeatureDefinitions = field(default_factory=FeatureDefinitions, repr=False)
 
@@ -159,6 +164,26 @@ class Project:
         mode = self.effective_write_mode(name)
         return write if write.mode == mode else write.model_copy(update={"mode": mode})
 
+    # ---- sources ------------------------------------------------------------------------
+
+    def connection(self, name: str) -> Connection:
+        """The named connection (unresolved: secrets are read when a source connects)."""
+        spec = self.config.connections.get(name)
+        if spec is None:
+            raise ConfigError(
+                [
+                    Problem(
+                        f"unknown connection '{name}'",
+                        hint=did_you_mean(name, self.config.connections),
+                    )
+                ]
+            )
+        return Connection(name, spec.type, spec.fields(), root=self.root)
+
+    def source_request(self, spec: DatasetSpec) -> SourceRequest:
+        """What the source adapter of source dataset ``spec`` is given to read it."""
+        return source_request(spec, self.root, self.connection)
+
     # ---- locations ----------------------------------------------------------------------
 
     @property
@@ -188,6 +213,29 @@ class Project:
             raise ConfigError(
                 [Problem(f"unknown dataset '{name}'", hint=did_you_mean(name, self.datasets))]
             )
+
+
+def source_request(
+    spec: DatasetSpec, root: Path, connection: Callable[[str], Connection] | None = None
+) -> SourceRequest:
+    """The :class:`SourceRequest` of source dataset ``spec`` (``connection`` looks up a
+    named connection; without it a source that names one fails when it connects)."""
+    if spec.source is None:
+        raise UsageError(f"dataset '{spec.name}' has no 'source' (it is a transform)")
+    inc = spec.incremental
+    name = spec.source.connection_name()
+    return SourceRequest(
+        dataset=spec.name,
+        config=spec.source,
+        project_root=root,
+        columns=spec.columns,
+        incremental=None
+        if inc is None
+        else IncrementalRequest(cursor=inc.cursor, lookback=inc.lookback, late=inc.late),
+        connection=None if name is None or connection is None else connection(name),
+        defined_in=spec.defined_in,
+        defined_line=spec.defined_line,
+    )
 
 
 def _under(root: Path, value: str) -> Path:

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import models_json_schema
 
 from lockgate.project.models import DatasetSpec, ProjectConfig
+from lockgate.sources import on_register
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 _LOADER_FIELDS = ("defined_in", "defined_line")
@@ -26,6 +27,14 @@ class DatasetsFile(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", title="lockgate datasets file")
 
     datasets: list[DatasetSpec] = Field(description="the datasets defined in this file")
+
+
+def _refresh() -> None:
+    """A source registered later (an adapter outside the package) joins the schema too."""
+    DatasetsFile.model_rebuild(force=True)
+
+
+on_register(_refresh)
 
 
 def json_schema(kind: SchemaKind = "all") -> dict[str, Any]:

@@ -15,26 +15,23 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 import duckdb
 from sqlglot import exp
 
 from lockgate.errors import InputError
-from lockgate.quality.compile import ident, table_ref
+from lockgate.quality.compile import table_ref
 from lockgate.redact import redact, remember
+from lockgate.sources.files import FileFormat, format_of
+from lockgate.sources.postgres import load_table, split_table_url
 
 log = logging.getLogger(__name__)
 
 _READERS = {
-    ".parquet": "read_parquet",
-    ".pq": "read_parquet",
-    ".csv": "read_csv",
-    ".tsv": "read_csv",
-    ".txt": "read_csv",
-    ".json": "read_json",
-    ".ndjson": "read_json",
-    ".jsonl": "read_json",
+    FileFormat.PARQUET: "read_parquet",
+    FileFormat.CSV: "read_csv",
+    FileFormat.JSON: "read_json",
+    FileFormat.NDJSON: "read_json",
 }
 
 
@@ -44,17 +41,16 @@ def is_delta_table(path: Path) -> bool:
 
 def reader_for(file: str) -> str:
     """The DuckDB table function for a file, from its extension."""
-    suffixes = [s.lower() for s in Path(file).suffixes]
-    while suffixes and suffixes[-1] in (".gz", ".zst", ".gzip"):
-        suffixes.pop()
-    ext = suffixes[-1] if suffixes else ""
-    if ext not in _READERS:
+    fmt = format_of(file)
+    if fmt is None:
+        suffixes = [s.lower() for s in Path(file).suffixes if s not in (".gz", ".zst", ".gzip")]
         raise InputError(
-            f"cannot tell the format of {file} from its extension {ext or '(none)'}",
+            f"cannot tell the format of {file} from its extension "
+            f"{suffixes[-1] if suffixes else '(none)'}",
             hint="use a .parquet, .csv, .tsv, .json/.ndjson file or glob, a Delta folder or a "
             "postgresql://…?table=schema.name URL",
         )
-    return _READERS[ext]
+    return _READERS[fmt]
 
 
 @dataclass(frozen=True)
@@ -112,11 +108,9 @@ def register_target(
     """
     if is_postgres(target):
         remember(target)
-        if tmp is not None:
-            _load_postgres(con, name, target, tmp)
-        else:
-            with tempfile.TemporaryDirectory(prefix="lockgate-pg-") as d:
-                _load_postgres(con, name, target, d)
+        conninfo, schema, table = split_table_url(target)
+        with tempfile.TemporaryDirectory(prefix="lockgate-pg-", dir=tmp) as d:
+            load_table(con, name, conninfo, schema, table, d)
         return TargetRead(label=target_label(target))
     path = Path(target).expanduser()
     if is_delta_table(path):
@@ -165,14 +159,13 @@ _REASON_CHARS = 300
 
 def _stage_records(con: duckdb.DuckDBPyConnection, name: str, target: str) -> TargetRead:
     """CSV / JSON / NDJSON file or glob → table ``name`` (+ ``name__rejects``)."""
-    from lockgate.project.models import DatasetSpec, FileSourceSpec
-    from lockgate.sources.base import REJECTS_SUFFIX
-    from lockgate.sources.files import FileSource
+    from lockgate.sources import REJECTS_SUFFIX, SourceRequest
+    from lockgate.sources.files import FileSource, FileSourceSpec
 
     root, rel, shown = _split_pattern(target)
-    spec = DatasetSpec(name="target", source=FileSourceSpec(path=rel))
+    request = SourceRequest(dataset="target", config=FileSourceSpec(path=rel), project_root=root)
     try:
-        staged = FileSource(spec, root).stage(con, name)
+        staged = FileSource(request).stage_files(con, name)
     except InputError as e:
         raise InputError(e.message.replace("dataset 'target': ", ""), hint=e.hint) from None
     except duckdb.Error as e:
@@ -243,105 +236,3 @@ def _register_delta(con: duckdb.DuckDBPyConnection, name: str, path: Path) -> No
         raise InputError(f"cannot read Delta table {path}: {str(e).splitlines()[0]}") from None
     except Exception as e:  # deltalake raises several unrelated types
         raise InputError(f"cannot read Delta table {path}: {e}") from e
-
-
-# ---- PostgreSQL ----------------------------------------------------------------------------
-
-_PG_TYPES = {
-    "smallint": "SMALLINT",
-    "integer": "INTEGER",
-    "bigint": "BIGINT",
-    "real": "FLOAT",
-    "double precision": "DOUBLE",
-    "boolean": "BOOLEAN",
-    "text": "VARCHAR",
-    "date": "DATE",
-    "uuid": "UUID",
-    "timestamp without time zone": "TIMESTAMP",
-    "timestamp with time zone": "TIMESTAMPTZ",
-    "time without time zone": "TIME",
-}
-
-
-def _pg_type(t: str) -> str:
-    t = t.lower()
-    if t in _PG_TYPES:
-        return _PG_TYPES[t]
-    if t.startswith("numeric(") or t.startswith("decimal("):
-        p = int(t.split("(")[1].split(",")[0].rstrip(")"))
-        return t.upper() if p <= 38 else "DOUBLE"
-    if t in ("numeric", "decimal"):
-        return "DOUBLE"
-    return "VARCHAR"  # varchar(n), char, json, arrays, …: compared as text
-
-
-def split_pg_url(url: str) -> tuple[str, str, str]:
-    """``postgresql://…/db?table=schema.name`` → (connection URL, schema, table)."""
-    parts = urlsplit(url)
-    qs = parse_qs(parts.query)
-    tables = qs.pop("table", None)
-    if not tables:
-        raise InputError(
-            f"PostgreSQL target {target_label(url)!r} names no table",
-            hint="append ?table=schema.name, e.g. postgresql://user@host/db?table=public.orders",
-        )
-    schema, _, tbl = tables[0].rpartition(".")
-    conn = urlunsplit(("postgresql", parts.netloc, parts.path, urlencode(qs, doseq=True), ""))
-    return conn, schema or "public", tbl
-
-
-def _load_postgres(con: duckdb.DuckDBPyConnection, name: str, url: str, tmp: str) -> None:
-    try:
-        import psycopg
-        from psycopg import sql
-    except ImportError:  # pragma: no cover
-        raise InputError(
-            "reading PostgreSQL needs psycopg", hint="pip install 'lockgate[postgres]'"
-        ) from None
-    conn_url, schema, table = split_pg_url(url)
-    path = os.path.join(tmp, f"{name}.csv")
-    try:
-        with psycopg.connect(conn_url) as pg:
-            pg.execute("SET TimeZone = 'UTC'")
-            pg.execute("SET DateStyle = 'ISO, YMD'")
-            pg.execute("SET extra_float_digits = 3")
-            cols = pg.execute(
-                "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
-                "JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = "
-                "c.relnamespace WHERE n.nspname = %s AND c.relname = %s AND a.attnum > 0 "
-                "AND NOT a.attisdropped ORDER BY a.attnum",
-                (schema, table),
-            ).fetchall()
-            if not cols:
-                raise InputError(f"PostgreSQL table {schema}.{table} not found (or no columns)")
-            q = sql.SQL("COPY (SELECT * FROM {}.{}) TO STDOUT (FORMAT csv)").format(
-                sql.Identifier(schema), sql.Identifier(table)
-            )
-            with pg.cursor() as cur, open(path, "wb") as f, cur.copy(q) as copy:
-                for chunk in copy:
-                    f.write(chunk)
-    except psycopg.Error as e:
-        raise InputError(f"cannot read PostgreSQL table {schema}.{table}: {e}") from None
-    types = exp.Struct(
-        expressions=[
-            exp.PropertyEQ(this=exp.Literal.string(c), expression=exp.Literal.string(_pg_type(t)))
-            for c, t in cols
-        ]
-    )
-    fn = exp.Anonymous(
-        this="read_csv",
-        expressions=[
-            exp.Literal.string(path),
-            exp.PropertyEQ(this=exp.var("columns"), expression=types),
-            exp.PropertyEQ(this=exp.var("header"), expression=exp.false()),
-            exp.PropertyEQ(this=exp.var("allow_quoted_nulls"), expression=exp.false()),
-            exp.PropertyEQ(this=exp.var("auto_detect"), expression=exp.false()),
-        ],
-    )
-    stmt = exp.Create(
-        this=exp.Table(this=ident(name)),
-        kind="TABLE",
-        replace=True,
-        expression=exp.select(exp.Star()).from_(exp.Table(this=fn)),
-    )
-    con.execute(stmt.sql("duckdb"))

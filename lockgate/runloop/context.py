@@ -9,16 +9,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-import pyarrow as pa
 from sqlglot import exp
 
 from lockgate.engine.session import Session
 from lockgate.project.models import DatasetSpec
 from lockgate.runloop.contract import ContractResult
 from lockgate.runloop.incremental import Cursor, Rereads
-from lockgate.runloop.ports import LeaseLike, ProjectView, StateStoreLike, TableStoreLike
+from lockgate.runloop.ports import LeaseLike, ProjectView, StateStoreLike
 from lockgate.runloop.results import StepResult, StepStatus
-from lockgate.storage.delta import CommitInfo
+from lockgate.storage.base import TableSnapshot, TableStore
 
 if TYPE_CHECKING:  # lockgate.quality is imported when a step audits, not with the package
     from lockgate.quality import AuditResult, GateDecision
@@ -34,7 +33,7 @@ class StepContext:
 
     project: ProjectView
     session: Session
-    store: TableStoreLike
+    store: TableStore
     state: StateStoreLike
     run_id: str
     run_seq: int
@@ -45,27 +44,6 @@ class StepContext:
     project_id: str | None = None  # the warehouse's identity (runloop.identity)
     #: tables checked intact in this run (runloop.trust): read ones are checked once
     verified: set[str] = field(default_factory=set)
-
-
-@dataclass(frozen=True)
-class TableSnapshot:
-    """One table as the step found it: read once, before the step writes anything."""
-
-    name: str
-    version: int
-    schema: pa.Schema
-    last_commit: CommitInfo | None  # the newest commit lockgate wrote
-
-
-def snapshot(store: TableStoreLike, name: str) -> TableSnapshot | None:
-    """Table ``name``'s version, schema and newest lockgate commit (None: no such table).
-
-    The table store's own one-read ``snapshot`` replaces this adapter once it has one."""
-    version = store.version(name)
-    schema = store.schema(name) if version is not None else None
-    if version is None or schema is None:
-        return None
-    return TableSnapshot(name, version, schema, store.last_commit(name))
 
 
 def stage_name(dataset: str) -> str:

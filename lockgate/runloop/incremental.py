@@ -7,14 +7,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 
-from deltalake import DeltaTable
 from sqlglot import exp
 
 from lockgate.engine.session import Session, ident, table_ref
 from lockgate.project.models import IncrementalSpec, WriteMode, parse_duration
-from lockgate.storage.scan import native_scan
+from lockgate.storage.base import TableStore
+from lockgate.storage.scan import scan_select
 
 #: a cursor value as the engine returns it (a datetime, date, number or string); opaque to
 #: the run loop except where watermarks are compared (:func:`advance`)
@@ -117,18 +116,18 @@ def input_filter(cursor: str, lowest: Cursor) -> exp.Expression:
 
 
 def incremental_scan(
-    path: Path, version: int, previous: int | None, cursor: str, lowest: Cursor
+    store: TableStore, table: str, version: int, previous: int | None, cursor: str, lowest: Cursor
 ) -> exp.Select | None:
     """An incremental transform's view of an upstream table version: rows past
     :func:`input_filter` *and* every row of the files added since ``previous`` (the version
     its last run read) — rows appended upstream with an older cursor (accepted late rows, a
     non-monotonic cursor) would otherwise never be seen. ``None`` when the table needs the
     Arrow path (then only the cursor filter applies)."""
-    scan = native_scan(path, version)
+    scan = scan_select(store.scan(table, version))
     if scan is None or cursor not in [e.alias_or_name for e in scan.expressions]:
         return None
     where: exp.Expr = input_filter(cursor, lowest)
-    added = _added_files(path, previous, version)
+    added = store.added_files(table, previous, version)
     reader = scan.find(exp.Anonymous)
     if added and reader is not None:
         reader.append(
@@ -140,17 +139,6 @@ def incremental_scan(
         )
         where = exp.or_(where, new)
     return scan.where(where)
-
-
-def _added_files(path: Path, previous: int | None, version: int) -> list[str]:
-    """Data files of ``version`` that ``previous`` did not have ([] when unknown)."""
-    if previous is None or previous >= version:
-        return []
-    try:
-        before = set(DeltaTable(str(path), version=previous).file_uris())
-    except Exception:  # the old version is gone (log cleaned up): the cursor filter only
-        return []
-    return [f for f in DeltaTable(str(path), version=version).file_uris() if f not in before]
 
 
 # --------------------------------------------------------------------------------------------

@@ -11,19 +11,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Protocol
 
-import pyarrow as pa
-from deltalake import DeltaTable
-from sqlglot import exp
-
-from lockgate.engine.session import Connection
-from lockgate.project.models import GatePolicy, SchemaPolicy, WriteSpec
+from lockgate.project.models import DatasetSpec, GatePolicy, SchemaPolicy, WriteSpec
 from lockgate.project.python import TransformFunction
+from lockgate.sources import SourceRequest
 from lockgate.state.records import StepInfo
-from lockgate.storage.delta import CommitInfo, PublishResult
+from lockgate.storage.base import TableStore
 
 if TYPE_CHECKING:  # pyarrow.dataset imports pandas: only for the annotation
-    import pyarrow.dataset as pads
-
     from lockgate.features.definitions import FeatureDefinitions
 
 SchemaMode = Literal["merge", "overwrite"]
@@ -43,57 +37,9 @@ class ProjectView(Protocol):
     def effective_write(self, name: str) -> WriteSpec: ...
     def effective_schema_policy(self, name: str) -> SchemaPolicy: ...
     def effective_gate(self, name: str) -> GatePolicy: ...
+    def source_request(self, spec: DatasetSpec) -> SourceRequest: ...
     @property
     def features(self) -> FeatureDefinitions: ...
-
-
-class TableStoreLike(Protocol):
-    """The warehouse: read table versions and commits, publish batches (one commit each)."""
-
-    @property
-    def warehouse(self) -> Path: ...
-    def path(self, name: str) -> Path: ...
-    def exists(self, name: str) -> bool: ...
-    def version(self, name: str) -> int | None: ...
-    def schema(self, name: str) -> pa.Schema | None: ...
-    def last_commit(self, name: str) -> CommitInfo | None: ...
-    def txn_version(self, name: str, app_id: str) -> int | None: ...
-    def arrow_dataset(self, name: str, version: int | None = None) -> pads.Dataset: ...
-    def open_table(self, name: str) -> DeltaTable: ...  # storage.health inspects it
-    def forget(self, name: str) -> None: ...
-
-    def publish(
-        self,
-        name: str,
-        data: pa.RecordBatchReader,
-        *,
-        write: WriteSpec,
-        run_id: str,
-        run_seq: int,
-        batch_id: str,
-        watermark: str | None,
-        schema_mode: SchemaMode | None = None,
-    ) -> PublishResult: ...
-
-    def publish_query(
-        self,
-        name: str,
-        con: Connection,
-        query: exp.Query,
-        *,
-        write: WriteSpec,
-        run_id: str,
-        run_seq: int,
-        batch_id: str,
-        watermark: str | None,
-        schema_mode: SchemaMode | None = None,
-        partition_values: Sequence[Mapping[str, object]] | None = None,
-        batch_rows: int = 122_880,
-    ) -> PublishResult: ...
-
-    def publish_quarantine(
-        self, name: str, data: pa.RecordBatchReader, *, run_id: str, run_seq: int, batch_id: str
-    ) -> PublishResult: ...
 
 
 class StateStoreLike(Protocol):
@@ -192,5 +138,5 @@ if TYPE_CHECKING:  # mypy proves that the real classes satisfy the ports
 
     def _conforms(
         project: Project, store: DeltaStore, state: StateStore, lease: Lease
-    ) -> tuple[ProjectView, TableStoreLike, StateStoreLike, LeaseLike]:
+    ) -> tuple[ProjectView, TableStore, StateStoreLike, LeaseLike]:
         return project, store, state, lease

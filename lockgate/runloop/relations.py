@@ -10,7 +10,7 @@ from sqlglot import exp
 
 from lockgate.engine.session import table_ref
 from lockgate.runloop.context import StepContext
-from lockgate.storage.scan import native_scan
+from lockgate.storage.scan import scan_select
 
 if TYPE_CHECKING:
     from lockgate.quality.checks import BaseCheck
@@ -22,15 +22,15 @@ def register_table(ctx: StepContext, rel: str, dataset: str, version: int | None
     Plain tables are scanned by DuckDB's own Parquet reader over the version's files (lower
     memory, parallel); others through a pyarrow dataset (see lockgate.storage.scan)."""
     ses = ctx.session
-    scan = native_scan(ctx.store.path(dataset), version)
+    pinned = ctx.store.scan(dataset, version)
+    scan = scan_select(pinned)
     ses.unregister(rel)
     if scan is not None:
         ses.execute(exp.Create(this=table_ref(rel), kind="VIEW", expression=scan, replace=True))
-        return [e.alias_or_name for e in scan.expressions]
+        return list(pinned.columns)
     ses.execute(exp.Drop(tables=[table_ref(rel)], kind="VIEW", exists=True))
-    ds = ctx.store.arrow_dataset(dataset, version=version)
-    ses.register_arrow(rel, ds)
-    return list(ds.schema.names)
+    ses.register_arrow(rel, pinned.dataset)
+    return list(pinned.columns)
 
 
 def register_columns(ctx: StepContext, rel: str, dataset: str) -> dict[str, str]:

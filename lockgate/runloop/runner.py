@@ -105,9 +105,10 @@ def emit_step_outcome(bus: EventBus, run_id: str, r: StepResult) -> None:
 
 def open_backends(project: Any) -> tuple[Any, Any]:
     from lockgate.state import StateStore
-    from lockgate.storage import DeltaStore
+    from lockgate.storage import store_for
 
-    return StateStore.open(project.state_url), DeltaStore(project.warehouse_path, cache_tables=True)
+    store = store_for(project.config.store, project.warehouse_path, cache_tables=True)
+    return StateStore.open(project.state_url), store
 
 
 def execute(
@@ -258,7 +259,7 @@ def _min_run_seq(store: Any, names: Sequence[str]) -> int:
     a state store that is new (deleted, or a fresh database) next to an existing warehouse
     would otherwise hand out seqs the tables treat as published, and every batch would be
     silently dropped."""
-    from lockgate.storage.delta import APP_ID_PREFIX, QUARANTINE_SUFFIX
+    from lockgate.storage.base import APP_ID_PREFIX, QUARANTINE_SUFFIX
 
     highest = 0
     for name in names:

@@ -14,14 +14,8 @@ from __future__ import annotations
 
 from lockgate.runloop.context import StepContext
 from lockgate.state.records import StepInfo
-from lockgate.storage.delta import QUARANTINE_SUFFIX
-from lockgate.storage.health import (
-    TableDamaged,
-    TableHealth,
-    inspect_table,
-    move_aside,
-    repair_hint,
-)
+from lockgate.storage.base import QUARANTINE_SUFFIX, TableHealth
+from lockgate.storage.health import TableDamaged, repair_hint
 
 _PUBLISHED = ("success", "noop")
 
@@ -36,7 +30,7 @@ def verify_published(ctx: StepContext, name: str, *, repair: bool | None = None)
         if up in seen:
             continue
         try:
-            inspect_table(ctx.store, up)
+            ctx.store.inspect(up)
         except TableDamaged as e:
             raise TableDamaged(
                 f"dataset '{name}' reads '{up}', which cannot be trusted: {e.message}",
@@ -46,12 +40,12 @@ def verify_published(ctx: StepContext, name: str, *, repair: bool | None = None)
     health: dict[str, TableHealth | None] = {}
     for table in (name, name + QUARANTINE_SUFFIX):
         try:
-            health[table] = inspect_table(ctx.store, table)
+            health[table] = ctx.store.inspect(table)
         except TableDamaged as e:
             if not repair:
                 raise
             if e.unreadable:
-                move_aside(ctx.store, table)
+                ctx.store.move_aside(table)
             health[table] = None  # missing data files: the rebuild overwrites the table
     if not repair and ctx.project_id is not None:
         _agree_with_state(ctx, name, ctx.project_id, health)

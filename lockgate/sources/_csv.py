@@ -25,9 +25,9 @@ import duckdb
 import sqlglot
 from sqlglot import exp
 
+from lockgate.engine.session import ident
 from lockgate.sources import _records, _schema
 from lockgate.sources._records import tbl
-from lockgate.sources.base import ident
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,8 @@ import duckdb
 import sqlglot
 from sqlglot import exp
 
-from lockgate.sources.base import ident, table_columns
+from lockgate.engine.session import ident
+from lockgate.sources.base import table_columns
 
 log = logging.getLogger(__name__)
 
@@ -227,11 +228,11 @@ def _read_lines(con: duckdb.DuckDBPyConnection, path: Path, max_line_size: int) 
     src = exp.Table(this=reader, alias=ordinal, ordinality=True)
     bad = temp_name("lbad")
     try:
-        _create_temp(con, raw, exp.select("v", "o").from_(src))
+        create_temp(con, raw, exp.select("v", "o").from_(src))
         # ordinality counts emitted rows only: the CSV reader's rejects table has the true
         # line numbers of the skipped lines, from which the others are recovered
-        _create_temp(con, good, exp.replace_tables(_NUMBER_LINES, {"__raw": raw, "__errs": errs}))
-        _create_temp(
+        create_temp(con, good, exp.replace_tables(_NUMBER_LINES, {"__raw": raw, "__errs": errs}))
+        create_temp(
             con,
             bad,
             exp.select(
@@ -273,11 +274,14 @@ _NUMBER_LINES = sqlglot.parse_one(
 )
 
 
-def _create_temp(con: duckdb.DuckDBPyConnection, name: str, query: exp.Expr) -> None:
+def create_temp(
+    con: duckdb.DuckDBPyConnection, name: str, query: exp.Expr, kind: str = "TABLE"
+) -> None:
+    """``CREATE OR REPLACE TEMPORARY <kind> name AS query``."""
     con.execute(
         exp.Create(
             this=tbl(name),
-            kind="TABLE",
+            kind=kind,
             replace=True,
             expression=query,
             properties=exp.Properties(expressions=[exp.TemporaryProperty()]),
@@ -327,7 +331,7 @@ def stage_json_lines(
     gets the same types whether or not one of its records is bad.
     """
     objs = temp_name("objs")
-    _create_temp(
+    create_temp(
         con,
         objs,
         sqlglot.parse_one(
@@ -338,10 +342,11 @@ def stage_json_lines(
     )
     try:
         for path, name in files:
+            one = _OneFile(path, name, objs, rejects, max_line_size)
             if not ndjson_only and _first_non_space_byte(path) == b"[":
-                _array_file(con, path, name, objs, rejects, max_line_size)
+                _array_file(con, one)
             else:
-                _ndjson_file(con, path, name, objs, rejects, max_line_size)
+                _ndjson_file(con, one)
         types = _reject_unusable_keys(con, objs, rejects, declared)
         if not declared:
             types = {k: _string_hint(t, (hints or {}).get(k)) for k, t in types.items()}
@@ -443,7 +448,7 @@ def _reject_unusable_keys(
         .from_(tbl(objs))
         .subquery("o")
     )
-    _create_temp(
+    create_temp(
         con,
         flagged,
         exp.select("*")
@@ -511,14 +516,20 @@ def _infer_types(con: duckdb.DuckDBPyConnection, objs: str) -> dict[str, str]:
     }
 
 
-def _ndjson_file(
-    con: duckdb.DuckDBPyConnection,
-    path: Path,
-    name: str,
-    objs: str,
-    rejects: str,
-    max_line_size: int,
-) -> None:
+@dataclass(frozen=True)
+class _OneFile:
+    """One JSON file read record by record into ``objs`` (bad records into ``rejects``)."""
+
+    path: Path
+    name: str  # as shown in rejects
+    objs: str
+    rejects: str
+    max_line_size: int
+
+
+def _ndjson_file(con: duckdb.DuckDBPyConnection, one: _OneFile) -> None:
+    path, name, objs, rejects = one.path, one.name, one.objs, one.rejects
+    max_line_size = one.max_line_size
     good, bad = _read_lines(con, path, max_line_size)
     try:
         v = exp.column("v")
@@ -580,14 +591,9 @@ def _ndjson_file(
         drop(con, good, bad)
 
 
-def _array_file(
-    con: duckdb.DuckDBPyConnection,
-    path: Path,
-    name: str,
-    objs: str,
-    rejects: str,
-    max_line_size: int,
-) -> None:
+def _array_file(con: duckdb.DuckDBPyConnection, one: _OneFile) -> None:
+    path, name, objs, rejects = one.path, one.name, one.objs, one.rejects
+    max_line_size = one.max_line_size
     reader = exp.func(
         "read_json",
         exp.Literal.string(str(path)),
@@ -608,7 +614,7 @@ def _array_file(
     src = exp.Table(this=reader, alias=ordinal, ordinality=True)
     elements = temp_name("elems")
     try:
-        _create_temp(con, elements, exp.select("v", "o").from_(src))
+        create_temp(con, elements, exp.select("v", "o").from_(src))
     except (duckdb.InvalidInputException, duckdb.ConversionException) as e:
         message = str(e).splitlines()[0]
         log.info("JSON file %s does not parse; rejecting all its lines: %s", name, message)

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-import duckdb
 from sqlglot import exp
+
+from lockgate.sources.base import SqlConnection
 
 _NUMERIC = exp.DataType.NUMERIC_TYPES
 _TEMPORAL = exp.DataType.TEMPORAL_TYPES
@@ -46,7 +47,7 @@ def _kind(typ: str) -> str | None:
     return None
 
 
-def _supertype(con: duckdb.DuckDBPyConnection, types: Sequence[str]) -> str:
+def _supertype(con: SqlConnection, types: Sequence[str]) -> str:
     """DuckDB's type for ``UNION ALL`` of ``types`` (types come from DESCRIBE)."""
     selects = [
         exp.select(exp.alias_(exp.cast(exp.Null(), exp.DataType.build(t, dialect="duckdb")), "c"))
@@ -59,7 +60,7 @@ def _supertype(con: duckdb.DuckDBPyConnection, types: Sequence[str]) -> str:
     return str(rows[0][1])
 
 
-def unify(con: duckdb.DuckDBPyConnection, types: Sequence[str]) -> str:
+def unify(con: SqlConnection, types: Sequence[str]) -> str:
     distinct = list(dict.fromkeys(types))
     if len(distinct) == 1:
         return distinct[0]
@@ -74,7 +75,7 @@ def unify(con: duckdb.DuckDBPyConnection, types: Sequence[str]) -> str:
 
 
 def union_columns(
-    con: duckdb.DuckDBPyConnection,
+    con: SqlConnection,
     schemas: Sequence[Mapping[str, str]],
     declared: Mapping[str, str] | None,
     *,

@@ -1,29 +1,37 @@
 """The source adapter interface: a registry of :class:`Source` classes keyed by ``type``.
 
-A source *extracts* one dataset into a DuckDB staging table without materialising the
-data as Python objects: DuckDB reads the input itself and spills to disk when needed.
-Records it cannot read are never dropped silently; they land in ``<table>__rejects``
-(:data:`REJECT_COLUMNS`) with the file, the line and a human-readable reason.
+A source *extracts* one dataset into a staging table of the run's engine session without
+materialising the data as Python objects. Records it cannot read are never dropped
+silently; they land in ``<table>__rejects`` (:data:`REJECT_COLUMNS`) with the file/page,
+the line and a human-readable reason.
 
-Adding a connector = one module with a ``Source`` subclass decorated with
-:func:`register_source`, imported in ``lockgate/sources/__init__.py``.
+Adding a connector = one module (inside or outside the package) with a
+:class:`SourceConfig` subclass (its ``type: Literal["name"]`` is the tag of ``source:`` in
+dataset YAML; the JSON Schema and validation follow from it) and a :class:`Source`
+subclass decorated with :func:`register_source`. Nothing else changes: the run loop
+builds a :class:`SourceRequest`, calls :meth:`Source.fingerprint` and :meth:`Source.stage`
+and stores the adapter's resume token without reading it.
 """
 
 from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Collection
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
-import duckdb
+from pydantic import BaseModel, ConfigDict, JsonValue
 from sqlglot import exp
 
 from lockgate._suggest import did_you_mean
+from lockgate.connections import Connection
+from lockgate.engine.session import ident
 from lockgate.errors import ConfigError, Problem
-from lockgate.project.models import DatasetSpec
+
+if TYPE_CHECKING:
+    from lockgate.engine.session import Session
 
 log = logging.getLogger(__name__)
 
@@ -38,74 +46,151 @@ REJECT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("_lg_reason", "VARCHAR"),
 )
 
+#: an adapter's resume token: any JSON value; the run loop stores it and hands it back
+ResumeToken = JsonValue
+
+
+class SourceConfig(BaseModel):
+    """Base of every adapter's ``source:`` config: frozen, unknown keys rejected.
+
+    A subclass declares ``type: Literal["<name>"] = "<name>"`` first, then its fields
+    (with descriptions: they become the JSON Schema editors show)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    def declared_columns(self) -> dict[str, str] | None:
+        """Columns the source declares (name: SQL type), if its config has ``columns``."""
+        cols = getattr(self, "columns", None)
+        return dict(cols) if isinstance(cols, Mapping) else None
+
+    def connection_name(self) -> str | None:
+        """The named connection (``connection: NAME``) the source reads through, if any."""
+        name = getattr(self, "connection", None)
+        return name if isinstance(name, str) else None
+
+
+@dataclass(frozen=True)
+class IncrementalRequest:
+    """The dataset's ``incremental:`` settings, as a source sees them."""
+
+    cursor: str
+    lookback: str | int | float | None = None
+    late: str = "quarantine"
+
+
+@dataclass(frozen=True)
+class SourceRequest:
+    """Everything a source needs to read one dataset (built by the run loop / project).
+
+    ``connection`` is the named connection the config refers to, unresolved: call
+    :meth:`Connection.resolve` at connect time (secrets are never stored resolved)."""
+
+    dataset: str
+    config: SourceConfig
+    project_root: Path
+    columns: dict[str, str] | None = None  # the dataset's declared output columns
+    incremental: IncrementalRequest | None = None
+    connection: Connection | None = None
+    defined_in: str | None = None  # dataset file, for messages
+    defined_line: int | None = None
+
+    def where(self) -> str:
+        """`` (defined in file:line)`` for messages, or ``""``."""
+        if not self.defined_in:
+            return ""
+        line = f":{self.defined_line}" if self.defined_line else ""
+        return f" (defined in {self.defined_in}{line})"
+
 
 @dataclass(frozen=True)
 class StagedSource:
-    """What :func:`stage_source` staged.
+    """What :meth:`Source.stage` staged.
 
-    ``fingerprint`` equals :func:`fingerprint` taken just before the read (stat only), so the
-    run loop can store it and compare a later ``fingerprint()`` with it to detect "no change".
-    ``files`` are project-relative POSIX paths (as matched, sorted); ``columns`` maps each
-    staged column to its DuckDB type.
-    """
+    ``fingerprint`` equals :meth:`Source.fingerprint` taken just before the read, so the
+    run loop can store it and compare a later ``fingerprint()`` with it to detect "no
+    change". ``resume`` is the adapter's token for the next run (see :meth:`Source.stage`).
+    ``files`` are what was read (project-relative POSIX paths for files); ``columns`` maps
+    each staged column to its type."""
 
     rows: int
     rejected: int
-    fingerprint: dict[str, Any]
+    fingerprint: JsonValue
     files: list[str]
     columns: dict[str, str] = field(default_factory=dict)
+    resume: ResumeToken = None
 
 
 class Source(ABC):
     """One kind of source (``type:`` in a dataset's ``source:`` block).
 
-    Capability flags let the run loop ask what a source can do without ``isinstance``.
-    """
+    Capability flags let the run loop and validation ask what a source can do without
+    ``isinstance``; an adapter sets the ones it supports."""
 
     #: the ``type:`` string this class handles
     TYPE: ClassVar[str]
-    #: can filter rows on the incremental cursor while staging (``min_cursor``)
+    #: its ``source:`` config model (a :class:`SourceConfig` with ``type: Literal[TYPE]``)
+    CONFIG: ClassVar[type[SourceConfig]]
+    #: ``incremental:`` is allowed: the source stages whole inputs or rows from a cursor,
+    #: and the run loop settles re-read rows against the watermark
     SUPPORTS_INCREMENTAL: ClassVar[bool] = False
     #: captures unreadable records in ``<table>__rejects`` instead of failing
     SUPPORTS_REJECTS: ClassVar[bool] = False
-    #: :meth:`fingerprint` is cheap and changes when the input changes (enables no-op runs)
+    #: :meth:`fingerprint` is cheap and changes when the input changes (enables no-op
+    #: runs); without it every run reads the source
     SUPPORTS_FINGERPRINT: ClassVar[bool] = False
+    #: reads partitions in parallel (several connections sharing one snapshot)
+    SUPPORTS_PARALLEL: ClassVar[bool] = False
+    #: reads a change stream (CDC): the resume token is a log position
+    SUPPORTS_CDC: ClassVar[bool] = False
 
-    def __init__(self, spec: DatasetSpec, project_root: Path) -> None:
-        self.spec = spec
-        self.project_root = Path(project_root)
+    def __init__(self, request: SourceRequest) -> None:
+        self.request = request
+        self.config = request.config
+        self.project_root = Path(request.project_root)
+
+    @property
+    def dataset(self) -> str:
+        return self.request.dataset
+
+    def fingerprint(self) -> JsonValue:
+        """A cheap, JSON-serialisable description of the current input (no data read):
+        the run loop's pinned input. Only called when :attr:`SUPPORTS_FINGERPRINT`."""
+        raise NotImplementedError(f"source type {self.TYPE!r} has no fingerprint")
 
     @abstractmethod
-    def fingerprint(self) -> dict[str, Any]:
-        """A cheap, JSON-serialisable description of the current input (no data read)."""
+    def stage(self, session: Session, table: str, *, resume: ResumeToken = None) -> StagedSource:
+        """Create ``table`` (good records) and ``table + "__rejects"`` in ``session``.
 
-    @abstractmethod
-    def stage(
-        self,
-        con: duckdb.DuckDBPyConnection,
-        table: str,
-        *,
-        min_cursor: object | None = None,
-        skip_files: Collection[tuple[str, int, int]] = (),
-    ) -> StagedSource:
-        """Create ``table`` (good records) and ``table + "__rejects"`` on ``con``.
-
-        ``skip_files`` is only honoured by sources whose ``SUPPORTS_FINGERPRINT`` inputs are
-        files; others ignore it."""
+        ``resume`` is the token this adapter returned (``StagedSource.resume``) on the last
+        successful step of the same definition, handed back when the step continues a
+        published table (incremental, not a full refresh); ``None`` means read from
+        scratch. The token is opaque to the run loop: only this adapter reads it."""
 
 
 _REGISTRY: dict[str, type[Source]] = {}
+_ON_REGISTER: list[Callable[[], None]] = []
 
 S = TypeVar("S", bound=type[Source])
 
 
 def register_source(cls: S) -> S:
-    """Class decorator: make ``cls`` the implementation of ``source.type == cls.TYPE``."""
+    """Class decorator: make ``cls`` the implementation of ``source.type == cls.TYPE``
+    (and ``cls.CONFIG`` a member of the ``source:`` union)."""
     existing = _REGISTRY.get(cls.TYPE)
     if existing is not None and existing is not cls:
         raise ValueError(f"source type {cls.TYPE!r} is already registered by {existing!r}")
+    tag = cls.CONFIG.model_fields.get("type")
+    if tag is None or tag.default != cls.TYPE:
+        raise ValueError(f"{cls.CONFIG.__name__} needs a field type: Literal[{cls.TYPE!r}]")
     _REGISTRY[cls.TYPE] = cls
+    for hook in list(_ON_REGISTER):
+        hook()
     return cls
+
+
+def on_register(hook: Callable[[], None]) -> None:
+    """Call ``hook`` after every registration (the project rebuilds its ``source:`` union)."""
+    _ON_REGISTER.append(hook)
 
 
 def registered_types() -> list[str]:
@@ -113,75 +198,52 @@ def registered_types() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def source_for(spec: DatasetSpec, project_root: Path) -> Source:
-    """The :class:`Source` for ``spec`` (raises ``ConfigError`` for a transform dataset or an
-    unknown ``type``)."""
-    if spec.source is None:
-        raise ConfigError(
-            [
-                Problem(
-                    f"dataset '{spec.name}' has no 'source' (it is a transform)",
-                    file=spec.defined_in,
-                    line=spec.defined_line,
-                )
-            ]
-        )
-    cls = _REGISTRY.get(spec.source.type)
+def source_configs() -> list[type[SourceConfig]]:
+    """The config model of every registered source, by type."""
+    return [_REGISTRY[t].CONFIG for t in registered_types()]
+
+
+def source_class(type_: str, *, file: str | None = None, line: int | None = None) -> type[Source]:
+    """The class registered for ``type_`` (``ConfigError`` with a did-you-mean if none)."""
+    cls = _REGISTRY.get(type_)
     if cls is None:
         raise ConfigError(
             [
                 Problem(
-                    f"dataset '{spec.name}': unknown source type {spec.source.type!r}; "
-                    f"known: {', '.join(registered_types())}",
-                    file=spec.defined_in,
-                    line=spec.defined_line,
-                    hint=did_you_mean(spec.source.type, _REGISTRY),
+                    f"unknown source type {type_!r}; known: {', '.join(registered_types())}",
+                    file=file,
+                    line=line,
+                    hint=did_you_mean(type_, _REGISTRY),
                 )
             ]
         )
-    return cls(spec, project_root)
+    return cls
 
 
-def stage_source(
-    con: duckdb.DuckDBPyConnection,
-    spec: DatasetSpec,
-    project_root: Path,
-    table: str,
-    *,
-    min_cursor: object | None = None,
-    skip_files: Collection[tuple[str, int, int]] = (),
-) -> StagedSource:
-    """Extract ``spec``'s source into DuckDB table ``table`` (+ ``table__rejects``).
-
-    ``skip_files``: ``(path, size, mtime_ns)`` of files an incremental run already published
-    unchanged; they are not read again.
-
-    ``min_cursor``: for incremental datasets (``spec.incremental.cursor``) keep only rows
-    with ``cursor >= min_cursor`` (the caller has already subtracted the lookback). The
-    comparison is inclusive on purpose: rows at exactly the watermark are re-read, and
-    merge/de-duplication on the dataset's keys makes that harmless, whereas ``>`` could lose
-    rows that share the watermark value but arrived after the last run. Rows whose cursor
-    is NULL are kept (never silently dropped) so a ``not_null`` check can quarantine them.
-    """
-    return source_for(spec, project_root).stage(
-        con, table, min_cursor=min_cursor, skip_files=skip_files
+def source_for(request: SourceRequest) -> Source:
+    """The :class:`Source` reading ``request``."""
+    cls = source_class(
+        str(getattr(request.config, "type", "?")),
+        file=request.defined_in,
+        line=request.defined_line,
     )
-
-
-def fingerprint(spec: DatasetSpec, project_root: Path) -> dict[str, Any]:
-    """Cheap fingerprint of ``spec``'s current input (stat only, no data read)."""
-    return source_for(spec, project_root).fingerprint()
+    return cls(request)
 
 
 # --- helpers shared by implementations -------------------------------------------------
 
 
-def ident(name: str) -> exp.Identifier:
-    """A quoted identifier (user-provided names are always quoted)."""
-    return exp.to_identifier(name, quoted=True)
+class Cursor(Protocol):
+    def fetchall(self) -> list[Any]: ...
 
 
-def create_rejects_table(con: duckdb.DuckDBPyConnection, table: str) -> str:
+class SqlConnection(Protocol):
+    """What the helpers need of an engine connection (a DuckDB connection has it)."""
+
+    def execute(self, query: str, parameters: object = None) -> Cursor: ...
+
+
+def create_rejects_table(con: SqlConnection, table: str) -> str:
     """(Re)create the empty ``table__rejects`` and return its name."""
     name = table + REJECTS_SUFFIX
     create = exp.Create(
@@ -204,7 +266,7 @@ def create_rejects_table(con: duckdb.DuckDBPyConnection, table: str) -> str:
 MAX_RAW_RECORD = 4096
 
 
-def cap_raw_records(con: duckdb.DuckDBPyConnection, rejects: str) -> None:
+def cap_raw_records(con: SqlConnection, rejects: str) -> None:
     """Cut every ``_lg_raw_record`` longer than :data:`MAX_RAW_RECORD` to that length,
     followed by ``… [truncated: N characters in total]`` (file, line and reason stay)."""
     raw = exp.column(ident("_lg_raw_record"))
@@ -230,14 +292,14 @@ def cap_raw_records(con: duckdb.DuckDBPyConnection, rejects: str) -> None:
     con.execute(update.sql("duckdb"))
 
 
-def table_columns(con: duckdb.DuckDBPyConnection, relation: exp.Expr) -> dict[str, str]:
+def table_columns(con: SqlConnection, relation: exp.Expr) -> dict[str, str]:
     """Column name → DuckDB type of a query or table, from DESCRIBE (binds, reads nothing)."""
     query = relation if isinstance(relation, exp.Query) else exp.select("*").from_(relation)
     rows = con.execute("DESCRIBE " + query.sql("duckdb")).fetchall()
     return {str(r[0]): str(r[1]) for r in rows}
 
 
-def count_rows(con: duckdb.DuckDBPyConnection, table: str) -> int:
+def count_rows(con: SqlConnection, table: str) -> int:
     rows = con.execute(
         exp.select(exp.func("count", exp.Star())).from_(exp.Table(this=ident(table))).sql("duckdb")
     ).fetchall()

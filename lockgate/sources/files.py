@@ -37,102 +37,56 @@ from __future__ import annotations
 import glob
 import logging
 import os
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import duckdb
+from pydantic import JsonValue
 from sqlglot import exp
 
 from lockgate._suggest import did_you_mean
+from lockgate.engine.session import ident
 from lockgate.errors import ConfigError, InputError, Problem
-from lockgate.project.models import DatasetSpec, FileFormat, FileSourceSpec
 from lockgate.sources import _csv, _records, _schema
+from lockgate.sources._file_config import (
+    OPTIONS_BY_FORMAT,
+    FileFormat,
+    FileSourceSpec,
+    format_of,
+)
 from lockgate.sources._records import tbl
 from lockgate.sources.base import (
+    ResumeToken,
     Source,
+    SourceConfig,
+    SourceRequest,
     StagedSource,
     cap_raw_records,
     count_rows,
     create_rejects_table,
-    ident,
     register_source,
     table_columns,
 )
 
+if TYPE_CHECKING:
+    from lockgate.engine.session import Session
+
 log = logging.getLogger(__name__)
 
-_EXTENSIONS: dict[str, FileFormat] = {
-    ".csv": FileFormat.CSV,
-    ".tsv": FileFormat.CSV,
-    ".txt": FileFormat.CSV,
-    ".json": FileFormat.JSON,
-    ".ndjson": FileFormat.NDJSON,
-    ".jsonl": FileFormat.NDJSON,
-    ".parquet": FileFormat.PARQUET,
-    ".pq": FileFormat.PARQUET,
-}
-_COMPRESSION_SUFFIXES = (".gz", ".gzip", ".zst")
+
+def _file_stats(value: JsonValue) -> list[dict[str, Any]]:
+    """The ``files`` list of a fingerprint or resume token (``[]`` for anything else)."""
+    files = value.get("files") if isinstance(value, dict) else None
+    return [f for f in files if isinstance(f, dict)] if isinstance(files, list) else []
+
+
+def _stat_key(f: Mapping[str, Any]) -> tuple[str, int, int]:
+    return (str(f["path"]), int(f["size"]), int(f["mtime_ns"]))
+
 
 #: user option name → DuckDB ``read_csv`` parameter (the allow-list)
-CSV_OPTIONS: dict[str, str] = {
-    "delimiter": "delim",
-    "delim": "delim",
-    "sep": "delim",
-    "header": "header",
-    "quote": "quote",
-    "escape": "escape",
-    "encoding": "encoding",
-    "date_format": "dateformat",
-    "dateformat": "dateformat",
-    "timestamp_format": "timestampformat",
-    "timestampformat": "timestampformat",
-    "nullstr": "nullstr",
-    "null": "nullstr",
-    "skip": "skip",
-    "comment": "comment",
-    "decimal_separator": "decimal_separator",
-    "thousands": "thousands",
-    "compression": "compression",
-    "sample_size": "sample_size",
-    "allow_quoted_nulls": "allow_quoted_nulls",
-    "max_line_size": "max_line_size",
-    "strict_mode": "strict_mode",
-    "null_padding": "null_padding",
-    "union_by_name": "union_by_name",
-    "normalize_names": "normalize_names",
-    "all_varchar": "all_varchar",
-    "force_not_null": "force_not_null",
-}
-#: user option name → DuckDB ``read_json`` parameter
-JSON_OPTIONS: dict[str, str] = {
-    "date_format": "dateformat",
-    "dateformat": "dateformat",
-    "timestamp_format": "timestampformat",
-    "timestampformat": "timestampformat",
-    "compression": "compression",
-    "maximum_object_size": "maximum_object_size",
-    "union_by_name": "union_by_name",
-    "sample_size": "sample_size",
-    "maximum_depth": "maximum_depth",
-    "convert_strings_to_integers": "convert_strings_to_integers",
-    "field_appearance_threshold": "field_appearance_threshold",
-    "map_inference_threshold": "map_inference_threshold",
-}
-#: user option name → DuckDB ``read_parquet`` parameter
-PARQUET_OPTIONS: dict[str, str] = {
-    "binary_as_string": "binary_as_string",
-    "union_by_name": "union_by_name",
-    "hive_partitioning": "hive_partitioning",
-}
-_OPTIONS_BY_FORMAT: dict[FileFormat, dict[str, str]] = {
-    FileFormat.CSV: CSV_OPTIONS,
-    FileFormat.JSON: JSON_OPTIONS,
-    FileFormat.NDJSON: JSON_OPTIONS,
-    FileFormat.PARQUET: PARQUET_OPTIONS,
-}
-
-
 def _json_types(
     con: duckdb.DuckDBPyConnection, paths: exp.Array, opts: Mapping[str, object]
 ) -> dict[str, str] | None:
@@ -183,25 +137,39 @@ def _literal(value: object) -> exp.Expr:
     return exp.convert(value)
 
 
+@dataclass(frozen=True)
+class _Batch:
+    """One staging call of a reader: where to write and what to read."""
+
+    con: duckdb.DuckDBPyConnection
+    table: str
+    rejects: str
+    files: list[Path]
+    options: dict[str, object]
+    declared: dict[str, str] | None
+    min_cursor: object | None
+
+
 @register_source
 class FileSource(Source):
     """Local files: ``source: {type: file, path: data/orders_*.csv}``."""
 
     TYPE: ClassVar[str] = "file"
+    CONFIG: ClassVar[type[SourceConfig]] = FileSourceSpec
     SUPPORTS_INCREMENTAL: ClassVar[bool] = True
     SUPPORTS_REJECTS: ClassVar[bool] = True
     SUPPORTS_FINGERPRINT: ClassVar[bool] = True
 
-    def __init__(self, spec: DatasetSpec, project_root: Path) -> None:
-        super().__init__(spec, project_root)
-        assert isinstance(spec.source, FileSourceSpec)
-        self.source: FileSourceSpec = spec.source
+    def __init__(self, request: SourceRequest) -> None:
+        super().__init__(request)
+        assert isinstance(request.config, FileSourceSpec)
+        self.source: FileSourceSpec = request.config
 
     # --- resolution -------------------------------------------------------------------
 
     def _where(self) -> str:
-        if self.spec.defined_in:
-            return f" (defined in {self.spec.defined_in})"
+        if self.request.defined_in:
+            return f" (defined in {self.request.defined_in})"
         return ""
 
     def resolve(self) -> list[Path]:
@@ -212,7 +180,7 @@ class FileSource(Source):
             matches = [Path(p) for p in sorted(glob.glob(full, recursive=True))]
             if not matches:
                 raise InputError(
-                    f"dataset '{self.spec.name}': glob '{pattern}' matched no files under "
+                    f"dataset '{self.dataset}': glob '{pattern}' matched no files under "
                     f"{self.project_root}{self._where()}",
                     hint="check source.path (it is relative to the project folder; use '**' "
                     "to match sub-folders) and that the files exist",
@@ -221,20 +189,20 @@ class FileSource(Source):
             matches = [Path(full)]
             if not matches[0].exists():
                 raise InputError(
-                    f"dataset '{self.spec.name}': source file '{pattern}' does not exist "
+                    f"dataset '{self.dataset}': source file '{pattern}' does not exist "
                     f"(looked for {matches[0]}){self._where()}",
                     hint="check source.path (it is relative to the project folder)",
                 )
         for path in matches:
             if path.is_dir():
                 raise InputError(
-                    f"dataset '{self.spec.name}': source path '{self._rel(path)}' is a "
+                    f"dataset '{self.dataset}': source path '{self._rel(path)}' is a "
                     "directory, not a file",
                     hint="point source.path at files, e.g. 'data/orders/*.csv'",
                 )
             if not os.access(path, os.R_OK):
                 raise InputError(
-                    f"dataset '{self.spec.name}': cannot read source file '{self._rel(path)}' "
+                    f"dataset '{self.dataset}': cannot read source file '{self._rel(path)}' "
                     "(permission denied)",
                     hint="fix the file's permissions",
                 )
@@ -243,9 +211,9 @@ class FileSource(Source):
     def _rel(self, path: Path) -> str:
         return Path(os.path.relpath(path, self.project_root)).as_posix()
 
-    def fingerprint(self) -> dict[str, Any]:
+    def fingerprint(self) -> dict[str, JsonValue]:
         """``{"type": "file", "path": <pattern>, "files": [{path, size, mtime_ns}, ...]}``."""
-        files = []
+        files: list[JsonValue] = []
         for path in self.resolve():
             st = path.stat()
             files.append({"path": self._rel(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns})
@@ -256,20 +224,17 @@ class FileSource(Source):
             return self.source.format
         found: set[FileFormat] = set()
         for path in files:
-            name = path.name.lower()
-            for comp in _COMPRESSION_SUFFIXES:
-                name = name.removesuffix(comp)
-            fmt = _EXTENSIONS.get(os.path.splitext(name)[1])
+            fmt = format_of(path)
             if fmt is None:
                 raise InputError(
-                    f"dataset '{self.spec.name}': cannot tell the format of "
+                    f"dataset '{self.dataset}': cannot tell the format of "
                     f"'{self._rel(path)}' from its extension",
                     hint="set source.format to one of: " + ", ".join(f.value for f in FileFormat),
                 )
             found.add(fmt)
         if len(found) > 1:
             raise InputError(
-                f"dataset '{self.spec.name}': files matched by '{self.source.path}' have "
+                f"dataset '{self.dataset}': files matched by '{self.source.path}' have "
                 f"different formats ({', '.join(sorted(f.value for f in found))})",
                 hint="narrow source.path or set source.format",
             )
@@ -277,7 +242,7 @@ class FileSource(Source):
 
     def reader_options(self, fmt: FileFormat) -> dict[str, object]:
         """``source.options`` mapped to DuckDB parameter names (``ConfigError`` if unknown)."""
-        allowed = _OPTIONS_BY_FORMAT[fmt]
+        allowed = OPTIONS_BY_FORMAT[fmt]
         out: dict[str, object] = {}
         problems = []
         for key, value in self.source.options.items():
@@ -286,10 +251,10 @@ class FileSource(Source):
                 suggestion = did_you_mean(key, allowed)
                 problems.append(
                     Problem(
-                        f"dataset '{self.spec.name}': unknown {fmt.value} source option "
+                        f"dataset '{self.dataset}': unknown {fmt.value} source option "
                         f"{key!r}; allowed: {', '.join(sorted(allowed))}",
-                        file=self.spec.defined_in,
-                        line=self.spec.defined_line,
+                        file=self.request.defined_in,
+                        line=self.request.defined_line,
                         hint=suggestion,
                     )
                 )
@@ -301,7 +266,7 @@ class FileSource(Source):
 
     def declared_columns(self) -> dict[str, str] | None:
         """``source.columns`` (or the dataset's ``columns``), validated as DuckDB types."""
-        declared = self.source.columns or self.spec.columns
+        declared = self.source.columns or self.request.columns
         if not declared:
             return None
         problems = []
@@ -311,10 +276,10 @@ class FileSource(Source):
             except Exception as e:  # sqlglot raises ParseError/ValueError
                 problems.append(
                     Problem(
-                        f"dataset '{self.spec.name}': column '{col}' has an invalid type "
+                        f"dataset '{self.dataset}': column '{col}' has an invalid type "
                         f"{typ!r} ({e})",
-                        file=self.spec.defined_in,
-                        line=self.spec.defined_line,
+                        file=self.request.defined_in,
+                        line=self.request.defined_line,
                         hint="use a DuckDB type, e.g. BIGINT, DOUBLE, DECIMAL(12,2), DATE",
                     )
                 )
@@ -324,30 +289,34 @@ class FileSource(Source):
 
     # --- staging ----------------------------------------------------------------------
 
-    def stage(
+    def stage(self, session: Session, table: str, *, resume: ResumeToken = None) -> StagedSource:
+        """Stage the matched files. ``resume`` (this adapter's token: the files published
+        by the last step, ``{"files": [{path, size, mtime_ns}, ...]}``) makes an
+        incremental step skip the files it published unchanged; the token returned lists
+        every matched file."""
+        return self.stage_files(session.con, table, resume=resume)
+
+    def stage_files(
         self,
         con: duckdb.DuckDBPyConnection,
         table: str,
         *,
+        resume: ResumeToken = None,
         min_cursor: object | None = None,
-        skip_files: Collection[tuple[str, int, int]] = (),
     ) -> StagedSource:
+        """:meth:`stage` on a DuckDB connection; ``min_cursor`` keeps only rows with
+        ``cursor >= min_cursor`` (or a NULL cursor)."""
         fp = self.fingerprint()
+        fp_files = _file_stats(fp)
         files = self.resolve()
-        if skip_files:
-            # incremental: files already published unchanged (same path, size, mtime) are
-            # not read again; the fingerprint still lists them (it pins the whole input)
-            unchanged = set(skip_files)
-            keep = {
-                f["path"]
-                for f in fp["files"]
-                if (f["path"], f["size"], f["mtime_ns"]) not in unchanged
-            }
-            fp_files = [f for f in fp["files"] if f["path"] in keep]
-            all_files, files = files, [p for p in files if self._rel(p) in keep]
-        else:
-            fp_files = fp["files"]
-            all_files = files
+        all_files = files
+        # incremental: files already published unchanged (same path, size, mtime) are
+        # not read again; the fingerprint still lists them (it pins the whole input)
+        unchanged = {_stat_key(f) for f in _file_stats(resume)}
+        if unchanged:
+            fp_files = [f for f in fp_files if _stat_key(f) not in unchanged]
+            keep = {f["path"] for f in fp_files}
+            files = [p for p in files if self._rel(p) in keep]
         fmt = self.file_format(files or all_files)
         options = self.reader_options(fmt)
         declared = self.declared_columns()
@@ -364,7 +333,7 @@ class FileSource(Source):
             )
         log.debug(
             "staging dataset %s: %d file(s), format %s, %d empty",
-            self.spec.name,
+            self.dataset,
             len(files),
             fmt.value,
             len(empty),
@@ -372,15 +341,17 @@ class FileSource(Source):
         try:
             if not readable:
                 self._stage_nothing(con, table, declared)
-            elif fmt == FileFormat.CSV:
-                self._stage_csv(con, table, rejects, readable, options, declared, min_cursor)
-            elif fmt == FileFormat.PARQUET:
-                self._stage_parquet(con, table, rejects, readable, options, declared, min_cursor)
             else:
-                self._stage_json(con, table, rejects, readable, fmt, options, declared, min_cursor)
+                batch = _Batch(con, table, rejects, readable, options, declared, min_cursor)
+                if fmt == FileFormat.CSV:
+                    self._stage_csv(batch)
+                elif fmt == FileFormat.PARQUET:
+                    self._stage_parquet(batch)
+                else:
+                    self._stage_json(batch, fmt)
         except duckdb.IOException as e:
             raise InputError(
-                f"dataset '{self.spec.name}': cannot read '{self.source.path}': {e}",
+                f"dataset '{self.dataset}': cannot read '{self.source.path}': {e}",
                 hint="check that the files are readable and in the declared format",
             ) from e
         cap_raw_records(con, rejects)
@@ -391,10 +362,11 @@ class FileSource(Source):
             fingerprint=fp,
             files=[self._rel(p) for p in files],
             columns=cols,
+            resume={"files": fp["files"]},
         )
         log.info(
             "staged dataset %s: %d rows, %d rejected, from %d file(s)",
-            self.spec.name,
+            self.dataset,
             staged.rows,
             staged.rejected,
             len(files),
@@ -402,9 +374,7 @@ class FileSource(Source):
         return staged
 
     def _input_error(self, what: str, e: Exception, hint: str) -> InputError:
-        return InputError(
-            f"dataset '{self.spec.name}': {what} '{self.source.path}': {e}", hint=hint
-        )
+        return InputError(f"dataset '{self.dataset}': {what} '{self.source.path}': {e}", hint=hint)
 
     def check_declared_present(self, columns: Mapping[str, str]) -> None:
         """Declared columns must exist in the input (DuckDB's CSV reader ignores unknown
@@ -412,7 +382,7 @@ class FileSource(Source):
         missing = [c for c in self.declared_columns() or {} if c not in columns]
         if missing:
             raise InputError(
-                f"dataset '{self.spec.name}': declared column(s) {', '.join(missing)} not "
+                f"dataset '{self.dataset}': declared column(s) {', '.join(missing)} not "
                 f"found in '{self.source.path}' (found: {', '.join(columns)})",
                 hint=did_you_mean(missing[0], columns) or "check the dataset's columns",
             )
@@ -421,13 +391,13 @@ class FileSource(Source):
         self, columns: dict[str, str], min_cursor: object | None
     ) -> tuple[exp.Expr | None, list[object]]:
         """``cursor >= CAST(? AS <type>) OR cursor IS NULL`` and its parameter, or no filter."""
-        if self.spec.incremental is None or min_cursor is None:
+        if self.request.incremental is None or min_cursor is None:
             return None, []
-        cursor = self.spec.incremental.cursor
+        cursor = self.request.incremental.cursor
         if cursor not in columns:
             hint = did_you_mean(cursor, columns) or f"columns: {', '.join(columns)}"
             raise InputError(
-                f"dataset '{self.spec.name}': incremental cursor column '{cursor}' is not in "
+                f"dataset '{self.dataset}': incremental cursor column '{cursor}' is not in "
                 f"the source '{self.source.path}'",
                 hint=hint,
             )
@@ -474,17 +444,10 @@ class FileSource(Source):
 
     # CSV -----------------------------------------------------------------------------
 
-    def _stage_csv(
-        self,
-        con: duckdb.DuckDBPyConnection,
-        table: str,
-        rejects: str,
-        files: list[Path],
-        options: dict[str, object],
-        declared: dict[str, str] | None,
-        min_cursor: object | None,
-    ) -> None:
+    def _stage_csv(self, b: _Batch) -> None:
         """Each file sniffed and read on its own (see :mod:`lockgate.sources._csv`)."""
+        con, table, rejects, files = b.con, b.table, b.rejects, b.files
+        options, declared, min_cursor = b.options, b.declared, b.min_cursor
         errs, scans = _records.temp_name("rej"), _records.temp_name("scan")
         options = {"header": True, **options}
         try:
@@ -570,16 +533,9 @@ class FileSource(Source):
 
     # Parquet -------------------------------------------------------------------------
 
-    def _stage_parquet(
-        self,
-        con: duckdb.DuckDBPyConnection,
-        table: str,
-        rejects: str,
-        files: list[Path],
-        options: dict[str, object],
-        declared: dict[str, str] | None,
-        min_cursor: object | None,
-    ) -> None:
+    def _stage_parquet(self, b: _Batch) -> None:
+        con, table, rejects, files = b.con, b.table, b.rejects, b.files
+        options, declared, min_cursor = b.options, b.declared, b.min_cursor
         opts = [named_arg(k, v) for k, v in options.items() if k != "union_by_name"]
 
         def reader(paths: list[Path], *extra: exp.Expr) -> exp.Expr:
@@ -596,15 +552,7 @@ class FileSource(Source):
             self.check_declared_present(target)
             union, carried = self._parquet_union(files, schemas, target, reader)
             source = _records.temp_name("src")
-            con.execute(
-                exp.Create(
-                    this=tbl(source),
-                    kind="VIEW",
-                    replace=True,
-                    expression=union,
-                    properties=exp.Properties(expressions=[exp.TemporaryProperty()]),
-                ).sql("duckdb")
-            )
+            _records.create_temp(con, source, union, kind="VIEW")
             try:
                 self._parquet_project(
                     con, table, rejects, source, files, target, carried, min_cursor
@@ -718,17 +666,9 @@ class FileSource(Source):
 
     # JSON ----------------------------------------------------------------------------
 
-    def _stage_json(
-        self,
-        con: duckdb.DuckDBPyConnection,
-        table: str,
-        rejects: str,
-        files: list[Path],
-        fmt: FileFormat,
-        options: dict[str, object],
-        declared: dict[str, str] | None,
-        min_cursor: object | None,
-    ) -> None:
+    def _stage_json(self, b: _Batch, fmt: FileFormat) -> None:
+        con, table, rejects, files = b.con, b.table, b.rejects, b.files
+        options, declared, min_cursor = b.options, b.declared, b.min_cursor
         opts: dict[str, object] = {
             "format": "newline_delimited" if fmt == FileFormat.NDJSON else "auto",
             # every record must be an object: a scalar/array element (or an empty key,
@@ -750,10 +690,10 @@ class FileSource(Source):
                 if not _records.has_null_records(con, table, paths, opts):
                     return
                 # a top-level ``null`` reads as an all-NULL record: the slow path rejects it
-                log.info("dataset %s: a JSON record is null, not an object", self.spec.name)
+                log.info("dataset %s: a JSON record is null, not an object", self.dataset)
             # DuckDB's nested types are lossy ([false, 0] → ['false', '0']): the
             # record-level path keeps such values as JSON text
-            log.info("dataset %s: nested columns %s staged as JSON", self.spec.name, nested)
+            log.info("dataset %s: nested columns %s staged as JSON", self.dataset, nested)
         except (
             duckdb.InvalidInputException,
             duckdb.ConversionException,
@@ -762,7 +702,7 @@ class FileSource(Source):
             log.info(
                 "dataset %s: strict JSON read failed (%s); re-reading line by line to "
                 "separate bad records",
-                self.spec.name,
+                self.dataset,
                 str(e).splitlines()[0],
             )
         inferred = None if declared else _json_types(con, paths, opts)

@@ -1,4 +1,5 @@
-"""Delta Lake tables in a local warehouse folder, written through delta-rs (``deltalake``).
+"""Delta Lake tables in a local warehouse folder, written through delta-rs (``deltalake``):
+the first :class:`~lockgate.storage.base.TableStore` adapter (``store: delta``).
 
 Each dataset is the Delta table ``<warehouse>/<name>``; its quarantine is
 ``<warehouse>/<name>__quarantine``. Every publish is ONE Delta commit, so a reader (or a process
@@ -12,205 +13,71 @@ killed mid-write) only ever sees the table before or after the batch. The commit
   publish idempotent.
 
 Batches arrive as a :class:`pyarrow.RecordBatchReader` and are streamed into delta-rs, never
-collected into a Python list or one Arrow table.
+collected into a Python list or one Arrow table. Reading the log is
+:mod:`lockgate.storage.delta_log`; writing a batch, :mod:`lockgate.storage.delta_write`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import datetime as dt
+import dataclasses
 import functools
-import itertools
 import logging
 import re
-import tempfile
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
 
 import duckdb
 import pyarrow as pa
-import pyarrow.parquet as pq
-from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
-from deltalake import exceptions as delta_errors
+from deltalake import DeltaTable
 from sqlglot import exp
 
-from lockgate.errors import LockgateError, SchemaContractError, StorageError
-from lockgate.project.models import WriteMode, WriteSpec
-from lockgate.storage import _native
-from lockgate.storage._predicates import (
-    SOURCE_ALIAS,
-    TARGET_ALIAS,
-    merge_predicate,
-    partition_predicate,
+from lockgate.storage import _native, delta_log
+from lockgate.storage.base import (
+    APP_ID_PREFIX,
+    QUARANTINE_SUFFIX,
+    CommitInfo,
+    CommitTag,
+    PublishResult,
+    TableHealth,
+    TableScan,
+    TableSnapshot,
+    TableStore,
+    TableWrite,
 )
-from lockgate.storage._schema import SchemaMode, check_compatible
 from lockgate.storage.crashpoints import crashpoint
-from lockgate.storage.errors import PublishError, TableNotFound
-from lockgate.storage.scan import plain_parquet_dataset
+from lockgate.storage.delta_errors import map_error
+from lockgate.storage.delta_errors import translated as _translated
+from lockgate.storage.delta_log import META_PREFIX, commit_metadata
+from lockgate.storage.delta_write import (
+    SPOOL_DIR,
+    already_committed,
+    commit_properties,
+    storable,
+    write_batch,
+)
+from lockgate.storage.errors import TableNotFound
+from lockgate.storage.scan import plain_files, plain_parquet_dataset
 
 if TYPE_CHECKING:  # pyarrow.dataset imports pandas: ~0.2 s at start-up, needed rarely
     import pyarrow.dataset as pads
 
+    from lockgate.storage.base import Connection
+
 log = logging.getLogger(__name__)
 
-#: prefix of lockgate's keys in a commit's ``custom_metadata``
-META_PREFIX = "lockgate."
-#: prefix of the Delta application transaction id (``app_id``) lockgate commits carry
-APP_ID_PREFIX = "lockgate:"
-QUARANTINE_SUFFIX = "__quarantine"
-#: folder (inside the warehouse) for spooled batches; a name no dataset can have
-SPOOL_DIR = ".lockgate_spool"
+__all__ = [
+    "APP_ID_PREFIX",
+    "META_PREFIX",
+    "QUARANTINE_SUFFIX",
+    "SPOOL_DIR",
+    "CommitInfo",
+    "DeltaStore",
+    "PublishResult",
+]
 
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-# last_commit reads the newest commits first and widens the window only when needed.
-_LAST_COMMIT_WINDOWS: tuple[int | None, ...] = (10, 100, 1000, None)
-# delta-rs appends a Rust backtrace to some messages; keep the part a person reads.
-_BACKTRACE_RE = re.compile(r"\n\s+0: ")
-
-
-@dataclass(frozen=True)
-class CommitInfo:
-    """A commit written by lockgate, read back from the table's log."""
-
-    version: int
-    timestamp: dt.datetime
-    operation: str
-    run_id: str
-    run_seq: int
-    batch_id: str
-    watermark: str | None
-    #: rows the commit published (``num_added_rows``; ``num_source_rows`` for a merge)
-    rows: int | None
-
-
-@dataclass(frozen=True)
-class PublishResult:
-    """Outcome of :meth:`DeltaStore.publish`.
-
-    ``version`` is the committed version, or the table's current version when nothing was
-    committed (``skipped``); ``rows`` is the number of batch rows written.
-    """
-
-    version: int | None
-    rows: int
-    skipped: bool
-    reason: str
-    #: skipped because the table's app transaction already holds this ``run_seq``
-    already_committed: bool = False
-
-
-def _already_committed(
-    table: DeltaTable | None, name: str, action: str, app_id: str, run_seq: int
-) -> PublishResult | None:
-    """The idempotency rule of every publish: a table whose application transaction
-    ``app_id`` is already at ``run_seq`` or beyond has this batch; publish nothing."""
-    if table is None:
-        return None
-    with _translated(name, action):
-        done = table.transaction_version(app_id)
-    if done is None or done < run_seq:
-        return None
-    return PublishResult(
-        version=table.version(),
-        rows=0,
-        skipped=True,
-        reason=f"already published: transaction {app_id!r} is at {done} >= run_seq {run_seq}",
-        already_committed=True,
-    )
-
-
-class _Tap:
-    """Streams the caller's batches into delta-rs, counting rows on the way.
-
-    It also keeps the caller's own exception (a failing DuckDB query, say): delta-rs would
-    otherwise re-raise it as a generic ``DeltaError`` with the original type lost.
-    """
-
-    def __init__(self, data: pa.RecordBatchReader) -> None:
-        self.schema = data.schema
-        self.rows = 0
-        self.error: Exception | None = None
-        self._data = data
-        self._head: list[pa.RecordBatch] = []
-        # Peek up to the first non-empty batch so an empty batch is known before any write.
-        for batch in data:
-            self._head.append(batch)
-            if batch.num_rows:
-                break
-        self.empty = not any(b.num_rows for b in self._head)
-
-    def _batches(self) -> Iterator[pa.RecordBatch]:
-        try:
-            for batch in itertools.chain(self._head, self._data):
-                self.rows += batch.num_rows
-                yield batch
-        except Exception as exc:
-            self.error = exc
-            raise
-        finally:
-            self._head = []
-
-    def reader(self) -> pa.RecordBatchReader:
-        return pa.RecordBatchReader.from_batches(self.schema, self._batches())
-
-
-def _short(exc: BaseException) -> str:
-    text = _BACKTRACE_RE.split(str(exc), maxsplit=1)[0].strip()
-    return text if len(text) <= 2000 else text[:2000] + " …"
-
-
-def _map_error(table: str, action: str, exc: Exception) -> LockgateError:
-    """Translate a delta-rs / OS error into lockgate's terminal-or-transient hierarchy."""
-    where = f"table '{table}': {action} failed: {_short(exc)}"
-    text = str(exc)
-    if isinstance(exc, delta_errors.SchemaMismatchError) or text.startswith("Cast error"):
-        return SchemaContractError(
-            where, hint="align the batch's column names and types with the table's schema"
-        )
-    if isinstance(exc, delta_errors.CommitFailedError):
-        return StorageError(where, hint="another writer committed concurrently; retry")
-    if isinstance(exc, delta_errors.TableNotFoundError):
-        return TableNotFound(where)
-    if isinstance(exc, delta_errors.DeltaProtocolError):
-        return PublishError(where, hint="the table uses a Delta feature delta-rs cannot write")
-    if "Invalid data found" in text:
-        return PublishError(
-            where, hint="the batch holds rows outside the partitions being overwritten"
-        )
-    if isinstance(exc, pa.ArrowInvalid | pa.ArrowTypeError | pa.ArrowNotImplementedError):
-        return PublishError(where)
-    return StorageError(where, hint="an I/O or storage error; retrying may help")
-
-
-@contextlib.contextmanager
-def _translated(table: str, action: str, tap: _Tap | None = None) -> Iterator[None]:
-    try:
-        yield
-    except LockgateError:
-        raise
-    except Exception as exc:
-        if tap is not None and tap.error is not None:
-            raise tap.error from exc
-        raise _map_error(table, action, exc) from exc
-
-
-def _rows_written(entry: Mapping[str, Any]) -> int | None:
-    metrics = entry.get("operationMetrics") or {}
-    for key in ("num_added_rows", "num_source_rows"):
-        if key in metrics:
-            return int(metrics[key])
-    if META_PREFIX + "rows" in entry:  # a commit of DuckDB-written files has no metrics
-        return int(entry[META_PREFIX + "rows"])
-    if entry.get("operation") == "CREATE TABLE":
-        return 0
-    return None
-
-
-def _timestamp(entry: Mapping[str, Any]) -> dt.datetime:
-    return dt.datetime.fromtimestamp(int(entry["timestamp"]) / 1000, tz=dt.UTC)
-
 
 _M = TypeVar("_M", bound=Callable[..., Any])
 
@@ -230,17 +97,24 @@ def _writes(method: _M) -> _M:
     return cast(_M, wrapper)
 
 
-class DeltaStore:
+class DeltaStore(TableStore):
     """The warehouse: one Delta table per dataset under ``warehouse``.
 
     Read methods return ``None`` (or ``False``) for a table that does not exist yet, except
-    :meth:`arrow_dataset` and :meth:`read`, which raise :class:`TableNotFound`.
+    :meth:`arrow_dataset`, :meth:`scan` and :meth:`read`, which raise :class:`TableNotFound`.
+    With ``cache_tables`` (a run, the only writer under the project lock) opened tables and
+    their snapshots are kept until this store writes, moves or forgets them.
     """
+
+    KIND: ClassVar[str] = "delta"
+    #: rows per Arrow batch streamed from the engine (DuckDB's row-group size)
+    BATCH_ROWS: ClassVar[int] = 122_880
 
     def __init__(self, warehouse: Path, *, cache_tables: bool = False) -> None:
         self.warehouse = Path(warehouse)
         # under the run's lock only this store writes: keep opened tables, forget on write
         self._tables: dict[str, DeltaTable] | None = {} if cache_tables else None
+        self._snapshots: dict[str, TableSnapshot] | None = {} if cache_tables else None
 
     # ------------------------------------------------------------------ locating tables
 
@@ -251,12 +125,14 @@ class DeltaStore:
         return self.warehouse / name
 
     def exists(self, name: str) -> bool:
-        """Whether ``<warehouse>/<name>`` holds a Delta table."""
+        """Whether ``<warehouse>/<name>`` holds a Delta table (a kept table does)."""
+        if self._tables is not None and name in self._tables:
+            return True
         path = self.path(name)
         return path.is_dir() and DeltaTable.is_deltatable(str(path))
 
     def _maybe_table(self, name: str) -> DeltaTable | None:
-        if (self._tables is None or name not in self._tables) and not self.exists(name):
+        if not self.exists(name):
             return None
         with _translated(name, "open"):
             return self.open_table(name)
@@ -271,9 +147,11 @@ class DeltaStore:
         return table
 
     def forget(self, name: str) -> None:
-        """Drop a kept table (it was written, moved or removed)."""
+        """Drop a kept table and its snapshot (it was written, moved or removed)."""
         if self._tables is not None:
             self._tables.pop(name, None)
+        if self._snapshots is not None:
+            self._snapshots.pop(name, None)
 
     def _table(self, name: str, version: int | None = None) -> DeltaTable:
         if not self.exists(name):
@@ -285,24 +163,92 @@ class DeltaStore:
             return DeltaTable(str(self.path(name)), version=version)
         except Exception as exc:
             if version is None:
-                raise _map_error(name, "open", exc) from exc
+                raise map_error(name, "open", exc) from exc
             latest = self.version(name)
             raise TableNotFound(
                 f"table '{name}' has no readable version {version} (latest is {latest})",
                 hint="pick a version listed by the table's history",
             ) from exc
 
+    def _pinned(self, name: str, version: int | None) -> DeltaTable:
+        """The table at ``version``: the kept table when it is that version (no new load)."""
+        kept = self._tables.get(name) if self._tables is not None else None
+        if kept is not None and (version is None or kept.version() == version):
+            return kept
+        return self._table(name, version)
+
     # ------------------------------------------------------------------ reading
+
+    def snapshot(self, name: str) -> TableSnapshot | None:
+        """Version, schema, last lockgate commit and transaction version from one load of
+        the table's log (kept, in a run, until this store writes the table)."""
+        if self._snapshots is not None and name in self._snapshots:
+            return self._snapshots[name]
+        table = self._maybe_table(name)
+        if table is None:
+            return None
+        snap = delta_log.read_snapshot(name, table)
+        if self._snapshots is not None:
+            self._snapshots[name] = snap
+        return snap
+
+    def _kept(self, name: str) -> TableSnapshot | None:
+        return self._snapshots.get(name) if self._snapshots is not None else None
 
     def version(self, name: str) -> int | None:
         """Current version of the table, ``None`` if it does not exist."""
+        snap = self._kept(name)
+        if snap is not None:
+            return snap.version
         table = self._maybe_table(name)
         return None if table is None else table.version()
 
     def schema(self, name: str) -> pa.Schema | None:
         """Arrow schema of the table's current version, ``None`` if it does not exist."""
+        snap = self._kept(name)
+        if snap is not None:
+            return snap.schema
         table = self._maybe_table(name)
         return None if table is None else pa.schema(table.schema().to_arrow())
+
+    def txn_version(self, name: str, app_id: str) -> int | None:
+        """Latest Delta application-transaction version recorded for ``app_id``."""
+        snap = self._kept(name) if app_id == APP_ID_PREFIX + name else None
+        if snap is not None:
+            return snap.txn_version
+        table = self._maybe_table(name)
+        if table is None:
+            return None
+        with _translated(name, "read transactions"):
+            return table.transaction_version(app_id)
+
+    def scan(self, name: str, version: int | None = None) -> TableScan:
+        """The version's data files when they are the table (DuckDB reads them natively),
+        else a pyarrow dataset (see :mod:`lockgate.storage.scan`); at most one load of the log."""
+        table = self._pinned(name, version)
+        with _translated(name, "read"):
+            columns = tuple(f.name for f in table.schema().fields)
+            files = plain_files(table)
+            pinned = table.version()
+            if files:
+                return TableScan(name, pinned, columns, files=tuple(files))
+            return TableScan(name, pinned, columns, dataset=self._dataset(table))
+
+    def added_files(self, name: str, since: int | None, version: int) -> list[str]:
+        """Data files of ``version`` that ``since`` did not have ([] when unknown)."""
+        if since is None or since >= version:
+            return []
+        path = str(self.path(name))
+        try:
+            before = set(DeltaTable(path, version=since).file_uris())
+        except Exception:  # the old version is gone (log cleaned up): the caller filters only
+            return []
+        return [f for f in DeltaTable(path, version=version).file_uris() if f not in before]
+
+    @staticmethod
+    def _dataset(table: DeltaTable) -> pads.Dataset:
+        plain = plain_parquet_dataset(table)
+        return plain if plain is not None else table.to_pyarrow_dataset()
 
     def arrow_dataset(self, name: str, version: int | None = None) -> pads.Dataset:
         """A lazily-read Arrow dataset of the table, pinned to ``version`` (default: latest).
@@ -310,26 +256,13 @@ class DeltaStore:
         Register it in DuckDB with ``con.register(alias, dataset)``; DuckDB streams it with
         projection and filter pushdown.
         """
-        table = self._table(name, version)
+        table = self._pinned(name, version)
         with _translated(name, "read"):
-            plain = plain_parquet_dataset(table)
-            return plain if plain is not None else table.to_pyarrow_dataset()
+            return self._dataset(table)
 
-    def read(
-        self,
-        name: str,
-        version: int | None = None,
-        columns: Sequence[str] | None = None,
-        limit: int | None = None,
-        filter: Any = None,  # a pyarrow.compute.Expression
-    ) -> pa.Table:
-        """Materialise (part of) the table as an Arrow table: for small reads and tests."""
-        dataset = self.arrow_dataset(name, version)
-        cols = list(columns) if columns is not None else None
-        with _translated(name, "read"):
-            if limit is not None:
-                return dataset.head(limit, columns=cols, filter=filter)
-            return dataset.to_table(columns=cols, filter=filter)
+    def translated(self, name: str, action: str) -> AbstractContextManager[None]:
+        """delta-rs and OS errors → lockgate's, naming the table."""
+        return _translated(name, action)
 
     def history(self, name: str, limit: int | None = 20) -> list[dict[str, Any]]:
         """Newest-first commits: ``version``, ``timestamp`` (UTC datetime), ``operation``,
@@ -337,25 +270,7 @@ class DeltaStore:
         ``None`` when the operation writes none), ``parameters``. Empty if the table is absent.
         """
         table = self._maybe_table(name)
-        if table is None:
-            return []
-        with _translated(name, "read history"):
-            entries = table.history(limit)
-        return [
-            {
-                "version": int(entry["version"]),
-                "timestamp": _timestamp(entry),
-                "operation": entry.get("operation"),
-                "lockgate": {
-                    key[len(META_PREFIX) :]: value
-                    for key, value in entry.items()
-                    if key.startswith(META_PREFIX)
-                },
-                "rows": _rows_written(entry),
-                "parameters": entry.get("operationParameters") or {},
-            }
-            for entry in entries
-        ]
+        return [] if table is None else delta_log.history(name, table, limit)
 
     def last_commit(self, name: str) -> CommitInfo | None:
         """The newest commit written by lockgate, ``None`` if there is none.
@@ -363,56 +278,26 @@ class DeltaStore:
         Reads the newest commits first (10, then 100, 1000, all), so on a long table that
         lockgate wrote last this reads a handful of log files, not the whole history.
         """
-        table = self._maybe_table(name)
-        if table is None:
-            return None
-        for window in _LAST_COMMIT_WINDOWS:
-            with _translated(name, "read history"):
-                entries = table.history(window)
-            for entry in entries:
-                if META_PREFIX + "run_id" in entry:
-                    return CommitInfo(
-                        version=int(entry["version"]),
-                        timestamp=_timestamp(entry),
-                        operation=str(entry.get("operation")),
-                        run_id=str(entry[META_PREFIX + "run_id"]),
-                        run_seq=int(entry[META_PREFIX + "run_seq"]),
-                        batch_id=str(entry[META_PREFIX + "batch_id"]),
-                        watermark=entry.get(META_PREFIX + "watermark"),
-                        rows=_rows_written(entry),
-                    )
-            if window is None or len(entries) < window:
-                return None
-        return None
+        snap = self.snapshot(name)
+        return None if snap is None else snap.last_commit
 
-    def last_batch_id(self, name: str) -> str | None:
-        """``batch_id`` of :meth:`last_commit` (``None`` if lockgate never wrote the table)."""
-        commit = self.last_commit(name)
-        return None if commit is None else commit.batch_id
+    def inspect(self, name: str) -> TableHealth | None:
+        """See :func:`lockgate.storage.health.inspect_table`."""
+        from lockgate.storage.health import inspect_table
 
-    def txn_version(self, name: str, app_id: str) -> int | None:
-        """Latest Delta application-transaction version recorded for ``app_id``."""
-        table = self._maybe_table(name)
-        if table is None:
-            return None
-        with _translated(name, "read transactions"):
-            return table.transaction_version(app_id)
+        return inspect_table(self, name)
+
+    def move_aside(self, name: str) -> Path:
+        """See :func:`lockgate.storage.health.move_aside`."""
+        from lockgate.storage.health import move_aside
+
+        return move_aside(self, name)
 
     # ------------------------------------------------------------------ writing
 
     @_writes
     def publish(
-        self,
-        name: str,
-        data: pa.RecordBatchReader,
-        *,
-        write: WriteSpec,
-        run_id: str,
-        run_seq: int,
-        batch_id: str,
-        watermark: str | None,
-        schema_mode: SchemaMode | None = None,
-        partition_values: Sequence[Mapping[str, Any]] | None = None,
+        self, name: str, data: pa.RecordBatchReader, *, write: TableWrite, tag: CommitTag
     ) -> PublishResult:
         """Publish one batch into table ``name`` as ONE atomic, idempotent Delta commit.
 
@@ -420,7 +305,7 @@ class DeltaStore:
           ``schema_mode="overwrite"`` also replaces schema and partitioning);
         - ``overwrite_partitions``: replaces exactly the partitions present in the batch
           (a ``replaceWhere``-style predicate; delta-rs rejects rows outside it). Pass
-          ``partition_values`` (the distinct ``write.partition_by`` tuples, e.g. from a
+          ``write.partition_values`` (the distinct ``write.partition_by`` tuples, e.g. from a
           ``SELECT DISTINCT`` in DuckDB) to stream the batch straight in; without them the
           batch is spooled once to a Parquet file in the warehouse while the values are
           collected, then written from that file (bounded memory, one extra disk pass);
@@ -428,42 +313,27 @@ class DeltaStore:
           the others). Keys are compared with ``=``: rows with a null key never match and are
           inserted. The batch must already hold one row per key (the caller de-duplicates).
 
-        ``schema_mode="merge"`` adds the batch's new columns (missing ones are written null);
-        ``None`` requires the table's exact columns. An incompatible type change raises
+        ``write.schema_mode="merge"`` adds the batch's new columns (missing ones are written
+        null); ``None`` requires the table's exact columns. An incompatible type change raises
         :class:`SchemaContractError` naming the table and column, before anything is written.
         ``write.partition_by`` applies when the table is created. An empty batch commits
         nothing (``skipped``), except that a missing table is created empty and an
         ``overwrite`` empties the table. If the table's transaction for ``"lockgate:" + name``
-        is already ``>= run_seq`` nothing is read or written (``skipped``).
+        is already ``>= tag.run_seq`` nothing is read or written (``skipped``).
         """
-        meta = self._meta(write.mode, run_id, run_seq, batch_id, watermark)
-        return self._publish(
-            name,
+        return write_batch(
+            self.path(name),
+            self._maybe_table(name),
             data,
-            mode=write.mode,
-            keys=write.keys,
-            partition_by=write.partition_by,
-            meta=meta,
-            run_seq=run_seq,
-            schema_mode=schema_mode,
-            partition_values=partition_values,
+            write=write,
+            meta=commit_metadata(write.mode, tag),
+            run_seq=tag.run_seq,
+            spool_root=self.warehouse / SPOOL_DIR,
         )
 
     @_writes
     def publish_query(
-        self,
-        name: str,
-        con: duckdb.DuckDBPyConnection,
-        query: exp.Query,
-        *,
-        write: WriteSpec,
-        run_id: str,
-        run_seq: int,
-        batch_id: str,
-        watermark: str | None,
-        schema_mode: SchemaMode | None = None,
-        partition_values: Sequence[Mapping[str, Any]] | None = None,
-        batch_rows: int = 122_880,
+        self, name: str, con: Connection, query: exp.Query, *, write: TableWrite, tag: CommitTag
     ) -> PublishResult:
         """:meth:`publish` the result of DuckDB ``query`` (run on ``con``), same semantics.
 
@@ -477,7 +347,7 @@ class DeltaStore:
         schema = _native.storable_schema(rel.limit(0).to_arrow_table().schema)
         table = self._maybe_table(name)
         native = (
-            write.mode in (WriteMode.APPEND, WriteMode.OVERWRITE)
+            write.mode in ("append", "overwrite")
             and not write.partition_by
             and _native.native_columns(rel)
         )
@@ -489,34 +359,13 @@ class DeltaStore:
                 _native.storable_schema(current), schema
             )
         if not native:
-            reader = rel.to_arrow_reader(batch_rows)
+            reader = rel.to_arrow_reader(self.BATCH_ROWS)
             try:
                 cast = pa.RecordBatchReader.from_batches(schema, (b.cast(schema) for b in reader))
-                return self.publish(
-                    name,
-                    cast,
-                    write=write,
-                    run_id=run_id,
-                    run_seq=run_seq,
-                    batch_id=batch_id,
-                    watermark=watermark,
-                    schema_mode=schema_mode,
-                    partition_values=partition_values,
-                )
+                return self.publish(name, cast, write=write, tag=tag)
             finally:
                 reader.close()
-        return self._publish_native(
-            name,
-            con,
-            sql,
-            schema,
-            table,
-            write=write,
-            run_id=run_id,
-            run_seq=run_seq,
-            batch_id=batch_id,
-            watermark=watermark,
-        )
+        return self._publish_native(name, con, sql, schema, table, write=write, tag=tag)
 
     def _publish_native(
         self,
@@ -526,37 +375,22 @@ class DeltaStore:
         schema: pa.Schema,
         table: DeltaTable | None,
         *,
-        write: WriteSpec,
-        run_id: str,
-        run_seq: int,
-        batch_id: str,
-        watermark: str | None,
+        write: TableWrite,
+        tag: CommitTag,
     ) -> PublishResult:
         path = self.path(name)
-        app_id = APP_ID_PREFIX + name
         action = f"publish ({write.mode})"
-        done = _already_committed(table, name, action, app_id, run_seq)
+        done = already_committed(table, name, action, tag.run_seq)
         if done is not None:
             return done
         with _translated(name, action):
             files = _native.write_files(con, sql, path)
         if files.rows == 0:
             empty = pa.RecordBatchReader.from_batches(schema, [])
-            return self.publish(
-                name,
-                empty,
-                write=write,
-                run_id=run_id,
-                run_seq=run_seq,
-                batch_id=batch_id,
-                watermark=watermark,
-            )
-        meta = self._meta(write.mode, run_id, run_seq, batch_id, watermark)
+            return self.publish(name, empty, write=write, tag=tag)
+        meta = commit_metadata(write.mode, tag)
         meta[META_PREFIX + "rows"] = str(files.rows)
-        props = CommitProperties(
-            custom_metadata=meta,
-            app_transactions=[Transaction(app_id=app_id, version=run_seq)],
-        )
+        props = commit_properties(name, meta, tag.run_seq)
         crashpoint(f"{name}: files written, not committed")
         try:
             with _translated(name, action):
@@ -565,7 +399,7 @@ class DeltaStore:
                     path,
                     files,
                     schema,
-                    overwrite=write.mode == WriteMode.OVERWRITE,
+                    overwrite=write.mode == "overwrite",
                     props=props,
                 )
         except BaseException:
@@ -584,216 +418,29 @@ class DeltaStore:
             version, files.rows, False, f"{write.mode}: committed version {version}"
         )
 
-    @staticmethod
-    def _meta(
-        mode: WriteMode, run_id: str, run_seq: int, batch_id: str, watermark: str | None
-    ) -> dict[str, str]:
-        meta = {
-            META_PREFIX + "run_id": run_id,
-            META_PREFIX + "run_seq": str(run_seq),
-            META_PREFIX + "batch_id": batch_id,
-            META_PREFIX + "mode": str(mode),
-        }
-        if watermark is not None:
-            meta[META_PREFIX + "watermark"] = watermark
-        return meta
-
     @_writes
     def publish_quarantine(
-        self,
-        name: str,
-        data: pa.RecordBatchReader,
-        *,
-        run_id: str,
-        run_seq: int,
-        batch_id: str,
+        self, name: str, data: pa.RecordBatchReader, *, tag: CommitTag, replace: bool = False
     ) -> PublishResult:
         """Append quarantined rows to ``name + "__quarantine"`` (schema evolves by merge),
-        idempotent on ``(app_id="lockgate:<name>__quarantine", run_seq)``."""
-        meta = {
-            META_PREFIX + "run_id": run_id,
-            META_PREFIX + "run_seq": str(run_seq),
-            META_PREFIX + "batch_id": batch_id,
-            META_PREFIX + "mode": str(WriteMode.APPEND),
-        }
-        return self._publish(
-            name + QUARANTINE_SUFFIX,
-            data,
-            mode=WriteMode.APPEND,
-            keys=(),
-            partition_by=(),
-            meta=meta,
-            run_seq=run_seq,
-            schema_mode="merge",
-            partition_values=None,
-        )
-
-    def _publish(
-        self,
-        name: str,
-        data: pa.RecordBatchReader,
-        *,
-        mode: WriteMode,
-        keys: Sequence[str],
-        partition_by: Sequence[str],
-        meta: dict[str, str],
-        run_seq: int,
-        schema_mode: SchemaMode | None,
-        partition_values: Sequence[Mapping[str, Any]] | None,
-    ) -> PublishResult:
-        path = self.path(name)
-        app_id = APP_ID_PREFIX + name
-        action = f"publish ({mode})"
-        if schema_mode == "overwrite" and mode != WriteMode.OVERWRITE:
-            raise PublishError(
-                f"table '{name}': schema_mode='overwrite' needs write mode 'overwrite' "
-                f"(got '{mode}')",
-                hint="use schema_mode='merge' to add columns, or a full refresh to rebuild",
+        idempotent on ``(app_id="lockgate:<name>__quarantine", run_seq)``; ``replace``
+        overwrites the quarantine table, schema included (a full refresh rebuilds it).
+        Arrow types Delta cannot store (string_view, ns timestamps, …) are cast first."""
+        qname = name + QUARANTINE_SUFFIX
+        if replace:
+            write = TableWrite("overwrite", schema_mode="overwrite")
+        else:
+            write = TableWrite("append", schema_mode="merge")
+        self.forget(qname)
+        try:
+            return write_batch(
+                self.path(qname),
+                self._maybe_table(qname),
+                storable(data),
+                write=write,
+                meta=commit_metadata(write.mode, dataclasses.replace(tag, watermark=None)),
+                run_seq=tag.run_seq,
+                spool_root=self.warehouse / SPOOL_DIR,
             )
-        table = self._maybe_table(name)
-        done = _already_committed(table, name, action, app_id, run_seq)
-        if done is not None:
-            return done
-        missing = [c for c in (*keys, *partition_by) if c not in data.schema.names]
-        if missing:
-            raise SchemaContractError(
-                f"table '{name}': the batch has no column(s) "
-                + ", ".join(map(repr, missing))
-                + " named in write.keys / write.partition_by",
-                hint="select the key and partition columns in the dataset's SQL",
-            )
-        create_partitions = list(partition_by) or None
-        if table is not None:
-            table_schema = pa.schema(table.schema().to_arrow())
-            added = check_compatible(name, table_schema, data.schema, schema_mode)
-            if added:
-                log.info("table %s: adding column(s) %s", name, ", ".join(added))
-            existing = list(table.metadata().partition_columns)
-            if schema_mode != "overwrite":
-                if partition_by and existing != list(partition_by):
-                    log.warning(
-                        "table %s is partitioned by %s, not %s as write.partition_by says; "
-                        "keeping the table's partitioning (a full refresh re-partitions it)",
-                        name,
-                        existing,
-                        list(partition_by),
-                    )
-                create_partitions = None
-
-        props = CommitProperties(
-            custom_metadata=meta,
-            app_transactions=[Transaction(app_id=app_id, version=run_seq)],
-        )
-        tap = _Tap(data)
-        if tap.empty:
-            if table is None:
-                with _translated(name, "create table"):
-                    DeltaTable.create(
-                        str(path),
-                        schema=data.schema,
-                        partition_by=create_partitions,
-                        commit_properties=props,
-                    )
-                return PublishResult(0, 0, True, "empty batch: created the empty table")
-            if mode != WriteMode.OVERWRITE:
-                return PublishResult(table.version(), 0, True, "empty batch: nothing to publish")
-
-        crashpoint(f"{name}: before {action}")
-        with _translated(name, action, tap):
-            if table is None:
-                write_deltalake(
-                    str(path),
-                    tap.reader(),
-                    mode="overwrite" if mode == WriteMode.OVERWRITE else "append",
-                    partition_by=create_partitions,
-                    commit_properties=props,
-                )
-            elif mode == WriteMode.APPEND:
-                write_deltalake(
-                    table,
-                    tap.reader(),
-                    mode="append",
-                    schema_mode="merge" if schema_mode == "merge" else None,
-                    commit_properties=props,
-                )
-            elif mode == WriteMode.OVERWRITE:
-                write_deltalake(
-                    table,
-                    tap.reader(),
-                    mode="overwrite",
-                    schema_mode=schema_mode,
-                    partition_by=create_partitions,
-                    commit_properties=props,
-                )
-            elif mode == WriteMode.OVERWRITE_PARTITIONS:
-                self._overwrite_partitions(
-                    table, tap, list(partition_by), partition_values, schema_mode, props
-                )
-            elif mode == WriteMode.MERGE:
-                (
-                    table.merge(
-                        tap.reader(),
-                        predicate=merge_predicate(keys),
-                        source_alias=SOURCE_ALIAS,
-                        target_alias=TARGET_ALIAS,
-                        merge_schema=schema_mode == "merge",
-                        streamed_exec=True,
-                        commit_properties=props,
-                    )
-                    .when_matched_update_all()
-                    .when_not_matched_insert_all()
-                    .execute()
-                )
-            else:  # pragma: no cover - WriteMode is exhaustive
-                raise PublishError(f"table '{name}': unknown write mode {mode!r}")
-        crashpoint(f"{name}: committed")
-        version = table.version() if table is not None else self._table(name).version()
-        log.info("table %s: %s committed version %s (%s rows)", name, mode, version, tap.rows)
-        return PublishResult(version, tap.rows, False, f"{mode}: committed version {version}")
-
-    def _overwrite_partitions(
-        self,
-        table: DeltaTable,
-        tap: _Tap,
-        partition_by: list[str],
-        partition_values: Sequence[Mapping[str, Any]] | None,
-        schema_mode: SchemaMode | None,
-        props: CommitProperties,
-    ) -> None:
-        schema_merge: Literal["merge"] | None = "merge" if schema_mode == "merge" else None
-        if partition_values is not None:
-            predicate = partition_predicate(partition_by, partition_values)
-            write_deltalake(
-                table,
-                tap.reader(),
-                mode="overwrite",
-                predicate=predicate,
-                schema_mode=schema_merge,
-                commit_properties=props,
-            )
-            return
-        # The predicate must be known before delta-rs reads the first row, and a reader can be
-        # read only once: spool the batch to local Parquet while collecting its partitions.
-        spool_root = self.warehouse / SPOOL_DIR
-        spool_root.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=spool_root) as tmp:
-            spool = Path(tmp) / "batch.parquet"
-            seen: dict[tuple[Any, ...], dict[str, Any]] = {}
-            with pq.ParquetWriter(spool, tap.schema) as writer:
-                for batch in tap.reader():
-                    writer.write_batch(batch)
-                    distinct = pa.Table.from_batches([batch]).group_by(partition_by).aggregate([])
-                    for row in distinct.to_pylist():
-                        seen.setdefault(tuple(row[c] for c in partition_by), row)
-            predicate = partition_predicate(partition_by, seen.values())
-            import pyarrow.dataset as pads
-
-            spooled = pads.dataset(spool, format="parquet", schema=tap.schema)
-            write_deltalake(
-                table,
-                spooled.scanner().to_reader(),
-                mode="overwrite",
-                predicate=predicate,
-                schema_mode=schema_merge,
-                commit_properties=props,
-            )
+        finally:
+            self.forget(qname)

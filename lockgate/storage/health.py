@@ -14,28 +14,19 @@ import shutil
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol
 from urllib.parse import unquote, urlparse
 
 from deltalake import DeltaTable
 
 from lockgate.errors import TerminalError
-from lockgate.storage.delta import META_PREFIX, _short
+from lockgate.storage.delta import DeltaStore
+from lockgate.storage.delta_errors import short
+from lockgate.storage.delta_log import META_PREFIX
 
 log = logging.getLogger(__name__)
 
 #: folder (inside the warehouse) damaged tables are moved to by a repair; not a table name
 DAMAGED_DIR = ".lockgate_damaged"
-
-
-class TableFolders(Protocol):
-    """What checking and moving a table reads of the store (:class:`DeltaStore` has it)."""
-
-    @property
-    def warehouse(self) -> Path: ...
-    def path(self, name: str) -> Path: ...
-    def open_table(self, name: str) -> DeltaTable: ...
-    def forget(self, name: str) -> None: ...
 
 
 class TableDamaged(TerminalError):
@@ -51,14 +42,22 @@ class TableHealth:
 
     version: int
     table: DeltaTable
+    store: DeltaStore
+    name: str
 
     def newest_run_id(self) -> str | None:
-        """``lockgate.run_id`` of the table's newest commit (None: not written by lockgate)."""
+        """``lockgate.run_id`` of the table's newest commit (None: not written by lockgate).
+        Read from the table's snapshot (shared with the rest of the step) when it is of this
+        version: the newest commit is lockgate's exactly when the last lockgate commit is it."""
+        snap = self.store.snapshot(self.name)
+        if snap is not None and snap.version == self.version:
+            last = snap.last_commit
+            return last.run_id if last is not None and last.version == self.version else None
         entries = self.table.history(1)
         return str(entries[0].get(META_PREFIX + "run_id") or "") or None if entries else None
 
 
-def inspect_table(store: TableFolders, name: str) -> TableHealth | None:
+def inspect_table(store: DeltaStore, name: str) -> TableHealth | None:
     """The table's current version (None: no table); raises :class:`TableDamaged` when its
     log cannot be read or data files of its current version are missing."""
     path = store.path(name)
@@ -89,7 +88,7 @@ def inspect_table(store: TableFolders, name: str) -> TableHealth | None:
             f"{_local(missing[0]).name}); reading it would lose their rows",
             hint=repair_hint(name),
         )
-    return TableHealth(int(version), table)
+    return TableHealth(int(version), table, store, name)
 
 
 def repair_hint(name: str) -> str:
@@ -102,7 +101,7 @@ def repair_hint(name: str) -> str:
     )
 
 
-def move_aside(store: TableFolders, name: str) -> Path:
+def move_aside(store: DeltaStore, name: str) -> Path:
     """Move table ``name`` to ``<warehouse>/.lockgate_damaged/<name>-<UTC time>``."""
     src = store.path(name)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
@@ -115,7 +114,7 @@ def move_aside(store: TableFolders, name: str) -> Path:
 
 
 def _brief(exc: BaseException) -> str:
-    text = " ".join(_short(exc).split())
+    text = " ".join(short(exc).split())
     return text if len(text) <= 300 else text[:300] + " …"
 
 

@@ -11,11 +11,14 @@ scan. Otherwise callers fall back to :meth:`DeltaStore.arrow_dataset`.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from deltalake import DeltaTable
 from sqlglot import exp
+
+from lockgate.storage.base import TableScan
 
 log = logging.getLogger(__name__)
 
@@ -30,16 +33,16 @@ def is_plain(dt: DeltaTable) -> bool:
     return not dt.metadata().partition_columns
 
 
-def native_scan(table_path: Path, version: int | None) -> exp.Select | None:
-    """``SELECT <columns> FROM read_parquet([files], union_by_name := true)`` for the pinned
-    version, or ``None`` when the table needs the Arrow path."""
-    dt = DeltaTable(str(table_path), version=version)
+def plain_files(dt: DeltaTable) -> list[str] | None:
+    """The version's data files when they, read as they are, are the table (and there are
+    any); ``None`` otherwise."""
     if not is_plain(dt):
         return None
-    files = dt.file_uris()
-    if not files:
-        return None
-    names = [f.name for f in dt.schema().fields]
+    return dt.file_uris() or None
+
+
+def read_parquet(files: Sequence[str], columns: Sequence[str]) -> exp.Select:
+    """``SELECT <columns> FROM read_parquet([files], union_by_name := true)``."""
     reader = exp.Anonymous(
         this="read_parquet",
         expressions=[
@@ -48,8 +51,23 @@ def native_scan(table_path: Path, version: int | None) -> exp.Select | None:
             exp.EQ(this=exp.column("union_by_name"), expression=exp.true()),
         ],
     )
-    cols = [exp.column(n, quoted=True) for n in names]
+    cols = [exp.column(n, quoted=True) for n in columns]
     return exp.select(*cols).from_(reader)
+
+
+def scan_select(scan: TableScan) -> exp.Select | None:
+    """The query over a pinned scan's files; ``None`` when it needs the Arrow path."""
+    return read_parquet(scan.files, scan.columns) if scan.files else None
+
+
+def native_scan(table_path: Path, version: int | None) -> exp.Select | None:
+    """:func:`read_parquet` over the pinned version of the table at ``table_path``, or
+    ``None`` when the table needs the Arrow path."""
+    dt = DeltaTable(str(table_path), version=version)
+    files = plain_files(dt)
+    if files is None:
+        return None
+    return read_parquet(files, [f.name for f in dt.schema().fields])
 
 
 def plain_parquet_dataset(table: DeltaTable) -> Any:
@@ -63,9 +81,7 @@ def plain_parquet_dataset(table: DeltaTable) -> Any:
     import pyarrow as pa
     import pyarrow.dataset as pads
 
-    if not is_plain(table):
-        return None
-    files = table.file_uris()
+    files = plain_files(table)
     if not files or not all(f.startswith("file://") or f.startswith("/") for f in files):
         return None
     schema = pa.schema(table.schema().to_arrow())

@@ -196,8 +196,9 @@ def test_unusable_state_url_password_not_echoed(tmp_path: Path, state: str) -> N
     )
 
 
-def test_working_state_url_password_not_stored_or_printed(tmp_path: Path) -> None:
-    root = _state_project(tmp_path, f"postgresql://postgres:{PW}@{PG}/test")
+def test_working_state_url_password_not_stored_or_printed(tmp_path: Path, pg_url: str) -> None:
+    db = pg_url.rsplit("/", 1)[1]  # a fresh database: the shared one may hold newer state
+    root = _state_project(tmp_path, f"postgresql://postgres:{PW}@{PG}/{db}")
     outputs: dict[str, str] = {}
     for args in (
         ["run", "--json"],
@@ -219,7 +220,7 @@ def test_working_state_url_password_not_stored_or_printed(tmp_path: Path) -> Non
     ]
     assert not leaks and not files, f"password printed by {leaks} / stored in {files}"
     name = yaml.safe_load((root / "lockgate.yaml").read_text())["name"]
-    with psycopg.connect(f"postgresql://postgres@{PG}/test") as conn:
+    with psycopg.connect(f"postgresql://postgres@{PG}/{db}") as conn:
         tables = conn.execute(
             "SELECT table_schema, table_name FROM information_schema.tables "
             "WHERE table_name LIKE 'lockgate%%' AND table_type = 'BASE TABLE'"

@@ -11,9 +11,6 @@ from typing import Any
 from lockgate.runloop.results import StepStatus
 from tests.attack._util import build, cli, csv_source, published, run, write_files
 
-PG_STATE = "postgresql://postgres@127.0.0.1:5432/test"
-
-
 def _events(path: str = "data/*.csv") -> dict[str, Any]:
     return {
         "name": "ev",
@@ -26,9 +23,9 @@ def _rows(lo: int, hi: int) -> str:
     return "id,ts\n" + "".join(f"{i},{i}\n" for i in range(lo, hi + 1))
 
 
-def test_two_projects_with_one_name_sharing_a_state_store(tmp_path: Path) -> None:
+def test_two_projects_with_one_name_sharing_a_state_store(tmp_path: Path, pg_url: str) -> None:
     name = "attack_same_" + uuid.uuid4().hex[:10]
-    cfg = {"name": name, "state": PG_STATE}
+    cfg = {"name": name, "state": pg_url}
     a = build(tmp_path / "a", [_events()], {"data/x.csv": _rows(1, 100)}, config=cfg)
     b = build(tmp_path / "b", [_events()], {"data/y.csv": _rows(1, 40)}, config=cfg)
     assert run(a).ok

@@ -62,7 +62,7 @@ def test_debug_is_accepted_after_the_subcommand(tmp_path: Path, monkeypatch: Any
     `lockgate --debug validate`; without --debug it is one line and exit 1."""
     import lockgate.cli.project_cmds as cmds
 
-    def boom(path: object) -> None:
+    def boom(path: object, **kwargs: object) -> None:
         raise RuntimeError("kaboom")
 
     monkeypatch.setattr(cmds, "load_project", boom)

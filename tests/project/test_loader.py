@@ -7,6 +7,7 @@ import pytest
 from lockgate.errors import ConfigError, Problem
 from lockgate.project import load_project, validate_project
 from lockgate.project.models import GatePolicy, SchemaPolicy, WriteMode
+from lockgate.sources import registered_types
 from tests.project.conftest import ProjectFactory
 
 GOOD = {
@@ -167,7 +168,8 @@ def test_invalid_values(make_project: ProjectFactory) -> None:
     assert p.line == 7 and p.hint == "did you mean 'not_null'?"
     assert _one(problems, "invalid name 'b c'").line == 8
     p = _one(problems, "missing key 'type'")
-    assert p.line == 9 and p.hint == "add type: file"
+    # every registered source type is a choice (file, postgres, and any test adapter)
+    assert p.line == 9 and p.hint == "one of: " + ", ".join(registered_types())
     assert _one(problems, "needs write.keys").line == 12
     assert _one(problems, "freshness_sla").line == 13
 

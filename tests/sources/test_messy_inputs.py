@@ -13,7 +13,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from lockgate.project.models import DatasetSpec
-from lockgate.sources import StagedSource, stage_source
+from lockgate.sources import StagedSource
+from tests.sources.helpers import stage_source
 
 
 @pytest.fixture

@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 
 from lockgate.errors import InputError
 from lockgate.project.models import DatasetSpec
-from lockgate.sources import stage_source
 from tests.hyp import examples
+from tests.sources.helpers import stage_source
 
 COLUMNS = {"id": "BIGINT", "name": "VARCHAR", "amount": "DOUBLE"}
 

@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from lockgate.project.models import WriteMode, WriteSpec
-from lockgate.storage import DeltaStore
+from lockgate.storage import CommitTag, DeltaStore, TableWrite
 
 BATCH_ROWS = 50_000
 
@@ -44,11 +43,8 @@ def main() -> None:
     store.publish(
         "t",
         pa.RecordBatchReader.from_batches(batch.schema, generate()),
-        write=WriteSpec(mode=WriteMode(mode)),
-        run_id=f"run{seq}",
-        run_seq=seq,
-        batch_id=f"batch{seq}",
-        watermark=None,
+        write=TableWrite(mode=mode),
+        tag=CommitTag(f"run{seq}", seq, f"batch{seq}"),
     )
     sys.stdout.write("done\n")
     sys.stdout.flush()

@@ -7,8 +7,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from lockgate.project.models import WriteMode, WriteSpec
-from lockgate.storage import DeltaStore, PublishResult
+from lockgate.project.models import WriteMode
+from lockgate.storage import CommitTag, DeltaStore, PublishResult, TableWrite
 
 
 def reader(
@@ -29,17 +29,14 @@ def publish(
     keys: tuple[str, ...] = (),
     partition_by: tuple[str, ...] = (),
     watermark: str | None = None,
-    **kwargs: Any,
+    schema_mode: Any = None,
+    partition_values: Sequence[Mapping[str, Any]] | None = None,
 ) -> PublishResult:
+    write = TableWrite(mode=mode, keys=keys, partition_by=partition_by, schema_mode=schema_mode)
+    if partition_values is not None:
+        write = write.with_partitions(partition_values)
     return store.publish(
-        name,
-        reader(data),
-        write=WriteSpec(mode=mode, keys=keys, partition_by=partition_by),
-        run_id=f"run{seq}",
-        run_seq=seq,
-        batch_id=f"batch{seq}",
-        watermark=watermark,
-        **kwargs,
+        name, reader(data), write=write, tag=CommitTag(f"run{seq}", seq, f"batch{seq}", watermark)
     )
 
 

@@ -12,8 +12,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from lockgate.project.models import WriteSpec
-from lockgate.storage import DeltaStore
+from lockgate.storage import CommitTag, DeltaStore, TableWrite
 
 CHILD = Path(__file__).with_name("_crash_child.py")
 BATCHES = 20  # x 50k rows
@@ -49,9 +48,7 @@ def test_sigkill_mid_write_leaves_previous_or_next_version(tmp_path: Path) -> No
     store = DeltaStore(tmp_path)
     initial = pa.table({"seq": [0], "x": [0], "s": ["seed"]})
     seed = pa.RecordBatchReader.from_batches(initial.schema, initial.to_batches())
-    store.publish(
-        "t", seed, write=WriteSpec(), run_id="run0", run_seq=0, batch_id="batch0", watermark=None
-    )
+    store.publish("t", seed, write=TableWrite(), tag=CommitTag("run0", 0, "batch0"))
     for seq, (mode, death, commits) in enumerate(CASES, start=1):
         before_version, before_rows, _ = _state(store)
         kind, _, arg = death.partition(":")
@@ -79,11 +76,8 @@ def test_sigkill_mid_write_leaves_previous_or_next_version(tmp_path: Path) -> No
             store.publish(
                 "t",
                 pa.RecordBatchReader.from_batches(initial.schema, initial.to_batches()),
-                write=WriteSpec(),
-                run_id="retry",
-                run_seq=seq,
-                batch_id=f"batch{seq}",
-                watermark=None,
+                write=TableWrite(),
+                tag=CommitTag("retry", seq, f"batch{seq}"),
             )
             continue
         assert version == before_version + 1, death
@@ -95,10 +89,7 @@ def test_sigkill_mid_write_leaves_previous_or_next_version(tmp_path: Path) -> No
         again = store.publish(
             "t",
             pa.RecordBatchReader.from_batches(initial.schema, initial.to_batches()),
-            write=WriteSpec(),
-            run_id="retry",
-            run_seq=seq,
-            batch_id="x",
-            watermark=None,
+            write=TableWrite(),
+            tag=CommitTag("retry", seq, "x"),
         )
         assert again.skipped and store.version("t") == version

@@ -9,8 +9,7 @@ import pyarrow as pa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lockgate.project.models import WriteMode, WriteSpec
-from lockgate.storage import DeltaStore
+from lockgate.storage import CommitTag, DeltaStore, TableWrite
 from tests.hyp import examples
 
 Key = tuple[int, str]
@@ -39,11 +38,8 @@ def test_merge_matches_dict_oracle(batches: list[dict[Key, int | None]], batch_r
             res = store.publish(
                 "t",
                 pa.RecordBatchReader.from_batches(SCHEMA, table.to_batches(batch_rows)),
-                write=WriteSpec(mode=WriteMode.MERGE, keys=("k1", "k2")),
-                run_id="r",
-                run_seq=seq,
-                batch_id=f"b{seq}",
-                watermark=None,
+                write=TableWrite(mode="merge", keys=("k1", "k2")),
+                tag=CommitTag("r", seq, f"b{seq}"),
             )
             assert res.rows == len(rows) and res.skipped == (not rows)
             oracle.update(rows)

@@ -11,8 +11,8 @@ import pytest
 from deltalake import DeltaTable, write_deltalake
 
 from lockgate.errors import SchemaContractError, StorageError
-from lockgate.project.models import WriteMode, WriteSpec
-from lockgate.storage import DeltaStore, PublishError, TableNotFound
+from lockgate.project.models import WriteMode
+from lockgate.storage import CommitTag, DeltaStore, PublishError, TableNotFound, TableWrite
 from tests.storage.helpers import publish, reader, rows
 
 A, OW, OP, M = (
@@ -168,11 +168,8 @@ def test_republish_same_run_seq_is_a_noop(store: DeltaStore) -> None:
     again = store.publish(
         "t",
         pa.RecordBatchReader.from_batches(pa.schema([("id", pa.int64())]), batches()),
-        write=WriteSpec(),
-        run_id="run5",
-        run_seq=5,
-        batch_id="batch5",
-        watermark=None,
+        write=TableWrite(),
+        tag=CommitTag("run5", 5, "batch5"),
     )
     assert again.skipped and again.version == 0 and "already published" in again.reason
     assert not consumed, "a skipped publish must not read the batch"
@@ -315,7 +312,7 @@ def test_schema_mode_overwrite_needs_overwrite_mode(store: DeltaStore) -> None:
 def test_quarantine_appends_with_schema_merge_and_is_idempotent(store: DeltaStore) -> None:
     def q(data: dict[str, list[object]], seq: int) -> object:
         return store.publish_quarantine(
-            "orders", reader(data), run_id=f"run{seq}", run_seq=seq, batch_id=f"b{seq}"
+            "orders", reader(data), tag=CommitTag(f"run{seq}", seq, f"b{seq}")
         )
 
     q({"id": [1], "_lg_failed_checks": [["not_null_amount"]]}, 1)
@@ -394,11 +391,8 @@ def test_reader_with_leading_empty_batches_is_not_empty(store: DeltaStore) -> No
     res = store.publish(
         "t",
         pa.RecordBatchReader.from_batches(schema, batches),
-        write=WriteSpec(),
-        run_id="r",
-        run_seq=1,
-        batch_id="b",
-        watermark=None,
+        write=TableWrite(),
+        tag=CommitTag("r", 1, "b"),
     )
     assert (res.rows, res.skipped) == (2, False)
 
@@ -419,20 +413,17 @@ def test_source_error_propagates_unchanged_and_nothing_is_committed(store: Delta
             store.publish(
                 "t",
                 pa.RecordBatchReader.from_batches(schema, failing()),
-                write=WriteSpec(mode=mode, keys=("id",)),
-                run_id="r",
-                run_seq=2,
-                batch_id="b",
-                watermark=None,
+                write=TableWrite(mode=mode, keys=("id",)),
+                tag=CommitTag("r", 2, "b"),
             )
     assert store.version("t") == 0 and rows(store, "t") == [{"id": 1}]
 
 
 def test_storage_errors_are_transient(store: DeltaStore) -> None:
     publish(store, "t", {"id": [1]}, seq=1)
-    from lockgate.storage.delta import _map_error
+    from lockgate.storage.delta_errors import map_error
 
-    err = _map_error("t", "publish", OSError("disk full"))
+    err = map_error("t", "publish", OSError("disk full"))
     assert isinstance(err, StorageError) and err.transient and "table 't'" in str(err)
 
 

@@ -12,8 +12,8 @@ from deltalake import DeltaTable
 from sqlglot import exp
 
 from lockgate.errors import SchemaContractError
-from lockgate.project.models import WriteMode, WriteSpec
-from lockgate.storage import DeltaStore, PublishResult, _native
+from lockgate.project.models import WriteMode
+from lockgate.storage import CommitTag, DeltaStore, PublishResult, TableWrite, _native
 
 from .helpers import publish, rows
 
@@ -45,18 +45,14 @@ def pq(
     mode: WriteMode = WriteMode.APPEND,
     partition_by: tuple[str, ...] = (),
     name: str = "t",
-    **kw: Any,
+    schema_mode: Any = None,
 ) -> PublishResult:
     return store.publish_query(
         name,
         con,
         query,
-        write=WriteSpec(mode=mode, partition_by=partition_by),
-        run_id=f"run{seq}",
-        run_seq=seq,
-        batch_id=f"batch{seq}",
-        watermark=None,
-        **kw,
+        write=TableWrite(mode=mode, partition_by=partition_by, schema_mode=schema_mode),
+        tag=CommitTag(f"run{seq}", seq, f"batch{seq}"),
     )
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import duckdb
 import pyarrow as pa
 
-from lockgate.project.models import WriteMode, WriteSpec
-from lockgate.storage import DeltaStore
+from lockgate.project.models import WriteMode
+from lockgate.storage import CommitTag, DeltaStore, TableWrite
 from lockgate.storage.scan import native_scan
 
 
@@ -14,12 +14,8 @@ def _pub(store: DeltaStore, t: pa.Table, seq: int, **write: object) -> None:
     store.publish(
         "t",
         t.to_reader(),
-        write=WriteSpec(**write),  # type: ignore[arg-type]
-        run_id=f"r{seq}",
-        run_seq=seq,
-        batch_id=f"b{seq}",
-        watermark=None,
-        schema_mode="merge",
+        write=TableWrite(**write, schema_mode="merge"),  # type: ignore[arg-type]
+        tag=CommitTag(f"r{seq}", seq, f"b{seq}"),
     )
 
 

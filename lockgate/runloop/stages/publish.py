@@ -9,10 +9,11 @@ from sqlglot import exp
 
 from lockgate.engine.session import Session, ident
 from lockgate.errors import TerminalError
-from lockgate.project.models import WriteMode
 from lockgate.runloop import incremental
-from lockgate.runloop.context import BATCH_ROWS, StepContext, StepState
+from lockgate.runloop.context import StepContext, StepState
 from lockgate.runloop.results import AccountingError
+from lockgate.runloop.writes import table_write
+from lockgate.storage.base import CommitTag
 
 
 def publish(ctx: StepContext, state: StepState) -> None:
@@ -20,19 +21,15 @@ def publish(ctx: StepContext, state: StepState) -> None:
     spec, res, ses, q = state.spec, state.result, ctx.session, state.publish_query
     watermark = _watermark(ses, state)
     res.watermark, res.watermark_type = watermark or (None, None)
-    write, schema_mode = spec.write, state.contract.schema_mode
-    if ctx.full_refresh:
-        write = write.model_copy(update={"mode": WriteMode.OVERWRITE})
-        schema_mode = "overwrite"
-    partition_values = None
-    if write.mode == WriteMode.OVERWRITE_PARTITIONS:
+    write = table_write(spec.write, state.contract.schema_mode, full_refresh=ctx.full_refresh)
+    if write.mode == "overwrite_partitions":
         # the distinct partitions of the batch (a cheap pass on DuckDB's side) let the
         # store stream the batch straight into one replace-these-partitions commit
         cols = [exp.Column(this=ident(c)) for c in write.partition_by]
         cur = ses.execute(exp.select(*cols).distinct().from_(q.subquery("__p")))
-        partition_values = [
-            dict(zip(write.partition_by, row, strict=True)) for row in cur.fetchall()
-        ]
+        write = write.with_partitions(
+            [dict(zip(write.partition_by, row, strict=True)) for row in cur.fetchall()]
+        )
     ses.settle()
     if ctx.lease is not None:
         ctx.lease.check()  # again, right before the commit: the quarantine write took time
@@ -43,13 +40,9 @@ def publish(ctx: StepContext, state: StepState) -> None:
         ses.con,
         q,
         write=write,
-        run_id=ctx.run_id,
-        run_seq=ctx.run_seq,
-        batch_id=state.batch_id,
-        watermark="|".join(watermark) if watermark else None,
-        schema_mode=schema_mode,
-        partition_values=partition_values,
-        batch_rows=BATCH_ROWS,
+        tag=CommitTag(
+            ctx.run_id, ctx.run_seq, state.batch_id, "|".join(watermark) if watermark else None
+        ),
     )
     res.output_version, res.rows_out = pub.version, pub.rows
     if pub.already_committed:

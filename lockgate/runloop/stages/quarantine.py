@@ -10,8 +10,9 @@ import pyarrow as pa
 from sqlglot import exp
 
 from lockgate.engine.session import Session, ident, table_ref
-from lockgate.project.models import DatasetSpec, WriteMode, WriteSpec
+from lockgate.project.models import DatasetSpec
 from lockgate.runloop.context import BATCH_ROWS, StepContext, StepState
+from lockgate.storage.base import CommitTag
 
 
 def quarantine(ctx: StepContext, state: StepState) -> None:
@@ -47,17 +48,11 @@ def _publish_quarantine(ctx: StepContext, state: StepState) -> int:
     if n or replace:
         raw_reader = ses.reader(exp.select("*").from_(table_ref(tmp)), BATCH_ROWS)
         try:
-            data = cast_for_delta(raw_reader)
+            data = raw_reader
             if replace:
                 _replace_quarantine(ctx, state, data)
             else:
-                pub = ctx.store.publish_quarantine(
-                    state.name,
-                    data,
-                    run_id=ctx.run_id,
-                    run_seq=ctx.run_seq,
-                    batch_id=state.batch_id,
-                )
+                pub = ctx.store.publish_quarantine(state.name, data, tag=_tag(ctx, state))
                 state.result.quarantine_version = pub.version
         finally:
             raw_reader.close()
@@ -109,17 +104,12 @@ def _late_part(spec: DatasetSpec, late_table: str, meta: list[exp.Expr]) -> exp.
 
 
 def _replace_quarantine(ctx: StepContext, state: StepState, data: pa.RecordBatchReader) -> None:
-    pub = ctx.store.publish(
-        state.name + "__quarantine",
-        data,
-        write=WriteSpec(mode=WriteMode.OVERWRITE),
-        run_id=ctx.run_id,
-        run_seq=ctx.run_seq,
-        batch_id=state.batch_id,
-        watermark=None,
-        schema_mode="overwrite",
-    )
+    pub = ctx.store.publish_quarantine(state.name, data, tag=_tag(ctx, state), replace=True)
     state.result.quarantine_version = pub.version
+
+
+def _tag(ctx: StepContext, state: StepState) -> CommitTag:
+    return CommitTag(ctx.run_id, ctx.run_seq, state.batch_id)
 
 
 def _insert_by_name(ses: Session, table: str, query: exp.Select) -> None:
@@ -146,23 +136,3 @@ def _insert_by_name(ses: Session, table: str, query: exp.Select) -> None:
         )
     )
     ses.execute(exp.Drop(tables=[table_ref(probe)], kind="VIEW", exists=True))
-
-
-def cast_for_delta(reader: pa.RecordBatchReader) -> pa.RecordBatchReader:
-    """Arrow types Delta cannot store directly (string_view, etc.) → storable ones."""
-    schema = reader.schema
-    fields = []
-    changed = False
-    for f in schema:
-        t = f.type
-        if pa.types.is_string_view(t) or pa.types.is_large_string(t):
-            t, changed = pa.string(), True
-        elif pa.types.is_binary_view(t):
-            t, changed = pa.binary(), True
-        elif pa.types.is_timestamp(t) and t.unit == "ns":
-            t, changed = pa.timestamp("us", tz=t.tz), True
-        fields.append(pa.field(f.name, t, nullable=True))
-    if not changed:
-        return reader
-    target = pa.schema(fields)
-    return pa.RecordBatchReader.from_batches(target, (b.cast(target) for b in reader))

@@ -13,9 +13,10 @@ import json
 
 from lockgate.project.models import DatasetSpec
 from lockgate.runloop import incremental
-from lockgate.runloop.context import StepContext, StepState, snapshot
+from lockgate.runloop.context import StepContext, StepState
 from lockgate.runloop.results import StepStatus
 from lockgate.runloop.trust import verify_published
+from lockgate.sources import Source, source_for
 from lockgate.storage.delta import CommitInfo
 
 
@@ -24,7 +25,7 @@ def resolve(ctx: StepContext, state: StepState) -> None:
     ctx.session.drop(state.stage, state.stage + "__rejects")
     ctx.report(spec.name, "resolving inputs")
     verify_published(ctx, spec.name)  # state and warehouse agree (or: fail this dataset)
-    state.table = table = snapshot(ctx.store, spec.name)
+    state.table = table = ctx.store.snapshot(spec.name)
     inputs = resolve_inputs(ctx, spec)
     if spec.kind != "source":
         state.upstream = {k: v if isinstance(v, int) else None for k, v in inputs.items()}
@@ -38,6 +39,8 @@ def resolve(ctx: StepContext, state: StepState) -> None:
     res.inputs = {**inputs, "definition": state.definition}
     if not ctx.full_refresh and last is not None and last.batch_id == res.batch_id:
         res.output_version = last.version
+        if spec.kind == "source":  # carried: the next step resumes from the same point
+            res.inputs["resume"] = last_inputs(ctx, state).get("resume")
         state.end(StepStatus.NOOP, f"inputs unchanged since version {last.version}")
 
 
@@ -58,10 +61,29 @@ def definition_hash(ctx: StepContext, spec: DatasetSpec) -> str:
 def resolve_inputs(ctx: StepContext, spec: DatasetSpec) -> dict[str, object]:
     """Pinned inputs: upstream Delta versions, or the source files' fingerprint."""
     if spec.kind == "source":
-        from lockgate.sources import fingerprint
-
-        return {"source": fingerprint(spec, ctx.project.root)}
+        source = open_source(ctx, spec)
+        if not source.SUPPORTS_FINGERPRINT:  # no cheap "unchanged": every run reads it
+            return {"source": {"type": source.TYPE, "run": ctx.run_id}}
+        return {"source": source.fingerprint()}
     return {up: ctx.store.version(up) for up in ctx.project.deps.get(spec.name, ())}
+
+
+def open_source(ctx: StepContext, spec: DatasetSpec) -> Source:
+    """The source adapter of source dataset ``spec``."""
+    return source_for(ctx.project.source_request(spec))
+
+
+def last_inputs(ctx: StepContext, state: StepState) -> dict[str, object]:
+    """Pinned inputs of the last successful step of this (unchanged) definition, or {}."""
+    steps = ctx.state.dataset_steps(
+        ctx.project.name, state.name, limit=20, project_id=ctx.project_id
+    )
+    for step in steps:
+        if str(step.status) not in ("success", "noop"):
+            continue
+        inputs = step.input_versions or {}
+        return dict(inputs) if inputs.get("definition") == state.definition else {}
+    return {}
 
 
 def batch_id_for(def_hash: str, inputs: dict[str, object]) -> str:

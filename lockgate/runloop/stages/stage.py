@@ -8,6 +8,8 @@ that staged nothing new ends here, up to date."""
 
 from __future__ import annotations
 
+from typing import cast
+
 from sqlglot import exp
 
 from lockgate._suggest import did_you_mean
@@ -16,14 +18,16 @@ from lockgate.engine.transforms import stage_python, stage_sql
 from lockgate.errors import TerminalError
 from lockgate.project.models import DatasetSpec, PythonTransformSpec
 from lockgate.runloop import incremental
-from lockgate.runloop.context import StepContext, StepState, snapshot
+from lockgate.runloop.context import StepContext, StepState
 from lockgate.runloop.relations import register_columns, register_table
+from lockgate.runloop.stages.resolve import last_inputs, open_source
+from lockgate.sources.base import ResumeToken
 
 
 def stage(ctx: StepContext, state: StepState) -> None:
     spec, res, ses = state.spec, state.result, ctx.session
     ctx.report(spec.name, "staging")
-    state.quarantine = snapshot(ctx.store, spec.name + "__quarantine")
+    state.quarantine = ctx.store.snapshot(spec.name + "__quarantine")
     rejects = _extract(ctx, state)
     res.rows_in = ses.count(state.stage) + rejects
     state.rereads = _settle_rereads(ctx, state)
@@ -52,14 +56,16 @@ def _rereading(ctx: StepContext, state: StepState) -> bool:
 def _extract(ctx: StepContext, state: StepState) -> int:
     """Create the staging table (and ``<stage>__rejects`` for sources); returns the number
     of unreadable records. A source stages every row of the files it reads — no cursor
-    filter: rows at or below the watermark are classified by :func:`_settle_rereads`."""
+    filter: rows at or below the watermark are classified by :func:`_settle_rereads`. The
+    source is handed back its resume token when the step continues a published table; the
+    token it returns is recorded with the step's inputs, never interpreted here."""
     spec = state.spec
     if spec.kind == "source":
-        from lockgate.sources import stage_source
-
-        skip = _already_published_files(ctx, state) if _rereading(ctx, state) else []
-        con = ctx.session.con
-        staged = stage_source(con, spec, ctx.project.root, state.stage, skip_files=skip)
+        # read back from the state store's JSON: a JSON value by construction
+        resume = last_inputs(ctx, state).get("resume") if _rereading(ctx, state) else None
+        resume = cast("ResumeToken", resume)
+        staged = open_source(ctx, spec).stage(ctx.session, state.stage, resume=resume)
+        state.result.inputs["resume"] = staged.resume
         return staged.rejected
     views = _register_inputs(ctx, state)
     where = spec.defined_in or "?"
@@ -135,35 +141,13 @@ def _require_cursor(spec: DatasetSpec, cursor: str, columns: dict[str, str]) -> 
         )
 
 
-def _last_inputs(ctx: StepContext, state: StepState) -> dict[str, object]:
-    """Pinned inputs of the last successful step of this (unchanged) definition, or {}."""
-    steps = ctx.state.dataset_steps(
-        ctx.project.name, state.name, limit=20, project_id=ctx.project_id
-    )
-    for step in steps:
-        if str(step.status) not in ("success", "noop"):
-            continue
-        inputs = step.input_versions or {}
-        return dict(inputs) if inputs.get("definition") == state.definition else {}
-    return {}
-
-
-def _already_published_files(ctx: StepContext, state: StepState) -> list[tuple[str, int, int]]:
-    """Files the last successful step of this (unchanged) definition published: an
-    incremental source need not read them again. Only an optimisation — the cursor filter
-    and the publish de-duplication keep a re-read correct."""
-    source = _last_inputs(ctx, state).get("source")
-    files = (source.get("files") if isinstance(source, dict) else None) or []
-    return [(f["path"], int(f["size"]), int(f["mtime_ns"])) for f in files]
-
-
 def _register_inputs(ctx: StepContext, state: StepState) -> dict[str, str]:
     """Register each upstream dataset under its own name at its pinned version (an
     incremental transform: only rows past its cursor filter, or in files added since)."""
     spec, lowest = state.spec, state.lowest
     views: dict[str, str] = {}
     cursor = spec.incremental.cursor if spec.incremental and lowest is not None else None
-    previous = _last_inputs(ctx, state) if cursor else {}
+    previous = last_inputs(ctx, state) if cursor else {}
     for up, version in state.upstream.items():
         if version is None:
             raise TerminalError(
@@ -173,8 +157,7 @@ def _register_inputs(ctx: StepContext, state: StepState) -> dict[str, str]:
         if cursor:
             last = previous.get(up)
             before = last if isinstance(last, int) else None
-            path = ctx.store.path(up)
-            scan = incremental.incremental_scan(path, version, before, cursor, lowest)
+            scan = incremental.incremental_scan(ctx.store, up, version, before, cursor, lowest)
             if scan is not None:
                 ctx.session.execute(
                     exp.Create(this=table_ref(up), kind="VIEW", expression=scan, replace=True)

@@ -1,0 +1,200 @@
+"""``type: postgres`` — a PostgreSQL table, read through a named connection.
+
+``source: {type: postgres, connection: shop_db, table: public.orders}`` with, in
+``lockgate.yaml``, ``connections: {shop_db: {type: postgres, url: "${SHOP_DB_URL}"}}`` (or
+``host``/``port``/``user``/``password``/``dbname`` fields, any of them a reference).
+
+A minimal reader: the table is copied with ``COPY … TO STDOUT (FORMAT csv)`` into a
+spill file of the session's work folder and loaded with the column types of the
+PostgreSQL catalog (never inferred from the data). It is also what ``lockgate check``
+uses for a ``postgresql://…?table=schema.name`` target (:func:`load_table`).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from typing import TYPE_CHECKING, ClassVar, Literal
+from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
+
+from pydantic import Field
+from sqlglot import exp
+
+from lockgate.engine.session import ident
+from lockgate.errors import ConfigError, InputError, Problem
+from lockgate.redact import redact, remember
+from lockgate.sources.base import (
+    ResumeToken,
+    Source,
+    SourceConfig,
+    SqlConnection,
+    StagedSource,
+    count_rows,
+    create_rejects_table,
+    register_source,
+    table_columns,
+)
+
+if TYPE_CHECKING:
+    from lockgate.engine.session import Session
+
+
+class PostgresSourceSpec(SourceConfig):
+    """A PostgreSQL table read through a named connection."""
+
+    type: Literal["postgres"] = "postgres"
+    connection: str = Field(description="name of a connection in lockgate.yaml (connections:)")
+    table: str = Field(description="the table, as schema.name (schema defaults to public)")
+
+
+@register_source
+class PostgresSource(Source):
+    """Reads a whole table on every run (no fingerprint, no cursor yet)."""
+
+    TYPE: ClassVar[str] = "postgres"
+    CONFIG: ClassVar[type[SourceConfig]] = PostgresSourceSpec
+
+    def stage(self, session: Session, table: str, *, resume: ResumeToken = None) -> StagedSource:
+        assert isinstance(self.config, PostgresSourceSpec)
+        schema, _, name = self.config.table.rpartition(".")
+        create_rejects_table(session.con, table)
+        with tempfile.TemporaryDirectory(prefix="pg-", dir=session.work_dir) as tmp:
+            load_table(session.con, table, self._conninfo(), schema or "public", name, tmp)
+        return StagedSource(
+            rows=count_rows(session.con, table),
+            rejected=0,
+            fingerprint=None,
+            files=[],
+            columns=table_columns(session.con, exp.Table(this=ident(table))),
+        )
+
+    def _conninfo(self) -> str:
+        """The libpq connection string of the request's connection (secrets resolved now)."""
+        conn = self.request.connection
+        if conn is None:
+            raise ConfigError(
+                [Problem(f"dataset '{self.dataset}': source needs 'connection: NAME'")]
+            )
+        fields = conn.resolve()
+        url = fields.pop("url", None)
+        from psycopg.conninfo import make_conninfo
+
+        params = {k: str(v) for k, v in fields.items()}
+        return make_conninfo(str(url or ""), **params)
+
+
+# ---- the reader ---------------------------------------------------------------------------
+
+_PG_TYPES = {
+    "smallint": "SMALLINT",
+    "integer": "INTEGER",
+    "bigint": "BIGINT",
+    "real": "FLOAT",
+    "double precision": "DOUBLE",
+    "boolean": "BOOLEAN",
+    "text": "VARCHAR",
+    "date": "DATE",
+    "uuid": "UUID",
+    "timestamp without time zone": "TIMESTAMP",
+    "timestamp with time zone": "TIMESTAMPTZ",
+    "time without time zone": "TIME",
+}
+
+
+def engine_type(t: str) -> str:
+    """The staging type of a PostgreSQL catalog type (``format_type`` text).
+
+    >>> engine_type("numeric(12,2)"), engine_type("character varying(20)")
+    ('NUMERIC(12,2)', 'VARCHAR')
+    """
+    t = t.lower()
+    if t in _PG_TYPES:
+        return _PG_TYPES[t]
+    if t.startswith("numeric(") or t.startswith("decimal("):
+        p = int(t.split("(")[1].split(",")[0].rstrip(")"))
+        return t.upper() if p <= 38 else "DOUBLE"
+    if t in ("numeric", "decimal"):
+        return "DOUBLE"
+    return "VARCHAR"  # varchar(n), char, json, arrays, …: compared as text
+
+
+def split_table_url(url: str) -> tuple[str, str, str]:
+    """``postgresql://…/db?table=schema.name`` → (connection URL, schema, table)."""
+    parts = urlsplit(url)
+    qs = parse_qs(parts.query)
+    tables = qs.pop("table", None)
+    if not tables:
+        raise InputError(
+            f"PostgreSQL target {redact(url)!r} names no table",
+            hint="append ?table=schema.name, e.g. postgresql://user@host/db?table=public.orders",
+        )
+    schema, _, tbl = tables[0].rpartition(".")
+    conn = urlunsplit(("postgresql", parts.netloc, parts.path, urlencode(qs, doseq=True), ""))
+    return conn, schema or "public", tbl
+
+
+_COLUMNS_SQL = (
+    "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
+    "JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = "
+    "c.relnamespace WHERE n.nspname = %s AND c.relname = %s AND a.attnum > 0 "
+    "AND NOT a.attisdropped ORDER BY a.attnum"
+)
+
+
+def load_table(
+    con: SqlConnection, name: str, conninfo: str, schema: str, table: str, tmp: str
+) -> None:
+    """Copy PostgreSQL table ``schema.table`` into table ``name`` on ``con`` (spilling to a
+    CSV file in folder ``tmp``), typed from the catalog."""
+    try:
+        import psycopg
+        from psycopg import sql
+    except ImportError:  # pragma: no cover
+        raise InputError(
+            "reading PostgreSQL needs psycopg", hint="pip install 'lockgate[postgres]'"
+        ) from None
+    if "://" in conninfo:  # key=value conninfo: the connection remembered its secrets
+        remember(conninfo)
+    path = os.path.join(tmp, f"{name}.csv")
+    try:
+        with psycopg.connect(conninfo) as pg:
+            pg.execute("SET TimeZone = 'UTC'")
+            pg.execute("SET DateStyle = 'ISO, YMD'")
+            pg.execute("SET extra_float_digits = 3")
+            cols = pg.execute(_COLUMNS_SQL, (schema, table)).fetchall()
+            if not cols:
+                raise InputError(f"PostgreSQL table {schema}.{table} not found (or no columns)")
+            q = sql.SQL("COPY (SELECT * FROM {}.{}) TO STDOUT (FORMAT csv)").format(
+                sql.Identifier(schema), sql.Identifier(table)
+            )
+            with pg.cursor() as cur, open(path, "wb") as f, cur.copy(q) as copy:
+                for chunk in copy:
+                    f.write(chunk)
+    except psycopg.Error as e:
+        raise InputError(f"cannot read PostgreSQL table {schema}.{table}: {e}") from None
+    con.execute(_load_csv(name, path, {c: engine_type(t) for c, t in cols}).sql("duckdb"))
+
+
+def _load_csv(name: str, path: str, columns: dict[str, str]) -> exp.Create:
+    types = exp.Struct(
+        expressions=[
+            exp.PropertyEQ(this=exp.Literal.string(c), expression=exp.Literal.string(t))
+            for c, t in columns.items()
+        ]
+    )
+    fn = exp.Anonymous(
+        this="read_csv",
+        expressions=[
+            exp.Literal.string(path),
+            exp.PropertyEQ(this=exp.var("columns"), expression=types),
+            exp.PropertyEQ(this=exp.var("header"), expression=exp.false()),
+            exp.PropertyEQ(this=exp.var("allow_quoted_nulls"), expression=exp.false()),
+            exp.PropertyEQ(this=exp.var("auto_detect"), expression=exp.false()),
+        ],
+    )
+    return exp.Create(
+        this=exp.Table(this=ident(name)),
+        kind="TABLE",
+        replace=True,
+        expression=exp.select(exp.Star()).from_(exp.Table(this=fn)),
+    )
