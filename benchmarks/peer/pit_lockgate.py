@@ -78,15 +78,16 @@ def main() -> None:
 
     strategy = STRATEGY
     if MODE == "delta":
-        root = project()
+        from lockgate.project import load_project
+
+        proj = load_project(project())  # the definitions, as Feast's runner applies its repo
         t0 = time.perf_counter()
-        table = training_set(root, "pit", Path(ENTITIES), strategy=strategy)  # type: ignore[arg-type]
+        table = training_set(proj, "pit", Path(ENTITIES), strategy=strategy)  # type: ignore[arg-type]
         seconds = time.perf_counter() - t0
     else:
         import tempfile
 
         import pyarrow.dataset as pads
-        import pyarrow.parquet as pq
         import yaml
 
         from lockgate.engine.session import Session
