@@ -6,20 +6,20 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from lockgate._project_ref import as_project
+from lockgate.dataset_view import dataset_info
+from lockgate.history_view import check_history, quality, run_detail, runs, scores
+from lockgate.quarantine_view import quarantine
+
 if TYPE_CHECKING:
     import pyarrow as pa
 
     from lockgate.project import Project
-    from lockgate.quarantine_view import QuarantineView
     from lockgate.runloop.events import Listener
     from lockgate.runloop.results import RunResult, StepResult
 
 
-def _project(project: Project | str | Path, target: str | None = None) -> Project:
-    from lockgate.project import Project as _P
-    from lockgate.project import load_project
-
-    return project if isinstance(project, _P) else load_project(Path(project), target=target)
+_project = as_project
 
 
 def run(
@@ -64,20 +64,32 @@ def read(
     *,
     version: int | None = None,
     columns: Sequence[str] | None = None,
-    as_: Literal["arrow", "polars", "pandas"] = "arrow",
+    as_: Literal["arrow", "polars", "pandas", "dataset"] = "arrow",
     quarantine: bool = False,
 ) -> Any:
-    """Read a published dataset (or its quarantine) as Arrow, Polars or pandas.
+    """Read a published dataset (or its quarantine) as Arrow, Polars or pandas, or — with
+    ``as_="dataset"`` — as a lazily-read :class:`pyarrow.dataset.Dataset` (for scans too
+    large to materialise; ``columns`` does not apply).
 
-    ``version`` time-travels to an earlier Delta version.
+    ``version`` time-travels to an earlier Delta version. An unknown dataset is a
+    :class:`~lockgate.errors.ConfigError` with a did-you-mean; one never published an
+    :class:`~lockgate.errors.InputError`.
     """
+    from lockgate.errors import InputError
     from lockgate.storage import store_for
 
     p = _project(project)
+    p.dataset(dataset)  # unknown names: ConfigError with "did you mean"
     name = f"{dataset}__quarantine" if quarantine else dataset
-    table: pa.Table = store_for(p.config.store, p.warehouse_path).read(
-        name, version=version, columns=list(columns) if columns else None
-    )
+    store = store_for(p.config.store, p.warehouse_path)
+    if not store.exists(name):
+        raise InputError(
+            f"dataset '{name}' has no table in {p.warehouse_path} yet",
+            hint=f"run it first: lockgate run --select {dataset}",
+        )
+    if as_ == "dataset":
+        return store.arrow_dataset(name, version=version)
+    table: pa.Table = store.read(name, version=version, columns=list(columns) if columns else None)
     if as_ == "polars":
         import polars as pl
 
@@ -87,43 +99,15 @@ def read(
     return table
 
 
-def quarantine(
-    project: Project | str | Path,
-    dataset: str,
-    *,
-    run: str | None = None,
-    check: str | None = None,
-    include_history: bool = False,
-    limit: int = 20,
-) -> QuarantineView:
-    """A dataset's quarantined rows (newest first, each with the checks it failed and why)
-    and their counts by check; rows of batches a later run replaced only with
-    ``include_history``. The data behind ``lockgate quarantine``."""
-    from lockgate.quarantine_view import quarantine_view
-
-    return quarantine_view(
-        _project(project),
-        dataset,
-        run=run,
-        check=check,
-        include_history=include_history,
-        limit=limit,
-    )
-
-
-def dataset_info(
-    project: Project | str | Path, dataset: str, *, sample_rows: int = 5
-) -> dict[str, Any]:
-    """One dataset as data (definition, schema, versions, recent steps, checks, latest quality
-    score, sample rows): what ``lockgate show`` renders."""
-    from lockgate.dataset_view import dataset_info as _info
-
-    return _info(_project(project), dataset, sample_rows=sample_rows)
-
-
-def runs(project: Project | str | Path = ".", *, limit: int = 20) -> list[Any]:
-    """Run history, newest first."""
-    from lockgate.state import StateStore
-
-    p = _project(project)
-    return list(StateStore.open(p.state_url).list_runs(p.config.name, limit=limit))
+__all__ = [
+    "check_history",
+    "dataset_info",
+    "plan",
+    "quality",
+    "quarantine",
+    "read",
+    "run",
+    "run_detail",
+    "runs",
+    "scores",
+]

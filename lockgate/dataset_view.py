@@ -3,9 +3,13 @@ score and sample rows — what ``lockgate show`` renders (``lockgate.api.dataset
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from lockgate.errors import UsageError
+from lockgate._project_ref import with_dataset
+
+if TYPE_CHECKING:
+    from lockgate.project import Project
 
 SCORE_DOC = "docs/checks.md#quality-score"
 SCORE_DEFINITION = (
@@ -15,18 +19,17 @@ SCORE_DEFINITION = (
 )
 
 
-def dataset_info(project: Any, dataset: str, *, sample_rows: int = 5) -> dict[str, Any]:
-    """Everything known about ``dataset``; ``schema`` is a list of ``{name, type}`` (None
-    before the first publish). Unknown names are :class:`UsageError` with a did-you-mean."""
-    from lockgate._suggest import did_you_mean
+def dataset_info(
+    project: Project | str | Path, dataset: str, *, sample_rows: int = 5
+) -> dict[str, Any]:
+    """One dataset as data (definition, schema, versions, recent steps, checks, latest
+    quality score, sample rows): what ``lockgate show`` renders. ``schema`` is a list of
+    ``{name, type}`` (None before the first publish). Unknown names are
+    :class:`UsageError` with a did-you-mean."""
     from lockgate.state import StateStore
     from lockgate.storage import DeltaStore
 
-    if dataset not in project.datasets:
-        raise UsageError(
-            f"unknown dataset '{dataset}'",
-            hint=did_you_mean(dataset, project.datasets) or "see `lockgate validate`",
-        )
+    project = with_dataset(project, dataset)
     store = DeltaStore(project.warehouse_path)
     state = StateStore.open(project.state_url)
     spec = project.datasets[dataset]

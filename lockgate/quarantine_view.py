@@ -9,9 +9,20 @@ later replaced — the dataset was overwritten (``write.mode: overwrite`` or a
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+from sqlglot import exp
+
+from lockgate._project_ref import with_dataset
 from lockgate.errors import UsageError
+from lockgate.sql import col, literal, table_ref
+
+if TYPE_CHECKING:
+    from lockgate.engine.base import Engine
+
+if TYPE_CHECKING:
+    from lockgate.project import Project
 
 QUARANTINE_SUFFIX = "__quarantine"
 
@@ -39,8 +50,8 @@ class QuarantineView:
         }
 
 
-def quarantine_view(
-    project: Any,
+def quarantine(
+    project: Project | str | Path,
     dataset: str,
     *,
     run: str | None = None,
@@ -48,82 +59,90 @@ def quarantine_view(
     include_history: bool = False,
     limit: int = 20,
 ) -> QuarantineView:
-    """The newest ``limit`` quarantined rows of ``dataset`` (optionally of one run, by id
-    prefix, or failing one check), each with ``_lg_why`` = [{check, reason}], and counts.
-    Unknown datasets and checks are :class:`UsageError` with a did-you-mean."""
-    import duckdb
-
+    """A dataset's quarantined rows: the newest ``limit`` (optionally of one run, by id
+    prefix, or failing one check), each with ``_lg_why`` = [{check, reason}], and their
+    counts by check; rows of batches a later run replaced only with ``include_history``.
+    The data behind ``lockgate quarantine``. Unknown datasets and checks are
+    :class:`UsageError` with a did-you-mean."""
     from lockgate._suggest import did_you_mean
+    from lockgate.engine.session import DuckDBEngine
     from lockgate.quality.explain import explain_failures
     from lockgate.storage import DeltaStore
 
-    if dataset not in project.datasets:
-        raise UsageError(
-            f"unknown dataset '{dataset}'",
-            hint=did_you_mean(dataset, project.datasets) or "see `lockgate validate`",
-        )
+    project = with_dataset(project, dataset)
     defined = {c.check_name: c for c in project.datasets[dataset].checks}
     store = DeltaStore(project.warehouse_path)
     qname = dataset + QUARANTINE_SUFFIX
     view = QuarantineView(dataset, "all" if include_history else "current")
-    con = duckdb.connect()
-    present: list[str] = []
-    if store.exists(qname):
-        con.register("q", store.arrow_dataset(qname))
-        present = [
-            str(r[0])
-            for r in con.execute(
-                "SELECT DISTINCT unnest(_lg_failed_checks) FROM q ORDER BY 1"
-            ).fetchall()
-        ]
-    if check is not None:
-        known = sorted({*defined, "parse_error", *present})
-        if check not in known:
-            raise UsageError(
-                f"dataset '{dataset}' has no check '{check}'",
-                hint=did_you_mean(check, known) or f"its checks: {', '.join(known)}",
-            )
-    if not store.exists(qname):
-        return view
-    view.exists = True
-    where: list[str] = []
-    params: list[Any] = []
-    if run:
-        where.append("starts_with(_lg_run_id, ?)")
-        params.append(run)
-    if check:
-        where.append("list_contains(_lg_failed_checks, ?)")
-        params.append(check)
-    superseded = sorted(_superseded_runs(store, dataset, qname))
-    hidden_where = [*where]
-    if superseded and not include_history:
-        where.append("NOT list_contains(?, _lg_run_id)")
-        params.append(superseded)
-    cond = (" WHERE " + " AND ".join(where)) if where else ""
-    view.total = con.execute("SELECT count(*) FROM q" + cond, params).fetchall()[0][0]
-    if superseded and not include_history:
-        hcond = " WHERE " + " AND ".join([*hidden_where, "list_contains(?, _lg_run_id)"])
-        hparams = [*params[:-1], superseded]
-        hidden = con.execute("SELECT count(*) FROM q" + hcond, hparams).fetchall()[0][0]
-        view.superseded_rows_hidden = int(hidden)
-    by_check = con.execute(
-        "SELECT c, count(*) FROM (SELECT unnest(_lg_failed_checks) AS c FROM q"
-        + cond
-        + ") GROUP BY c ORDER BY 2 DESC, 1",
-        params,
-    ).fetchall()
-    view.by_check = {str(c): int(n) for c, n in by_check}
-    table = con.sql(
-        "SELECT * FROM q" + cond + " ORDER BY _lg_quarantined_at DESC, _lg_run_id LIMIT ?",
-        params=[*params, limit],
-    ).to_arrow_table()
-    view.rows = table.to_pylist()
+    with DuckDBEngine() as eng:
+        present: list[str] = []
+        if store.exists(qname):
+            eng.register_arrow("q", store.arrow_dataset(qname))
+            names = exp.Unnest(expressions=[col(FAILED)])
+            q = exp.select(names).distinct().from_(table_ref("q")).order_by("1")
+            present = [str(r[0]) for r in eng.execute(q).fetchall()]
+        if check is not None:
+            known = sorted({*defined, "parse_error", *present})
+            if check not in known:
+                raise UsageError(
+                    f"dataset '{dataset}' has no check '{check}'",
+                    hint=did_you_mean(check, known) or f"its checks: {', '.join(known)}",
+                )
+        if not store.exists(qname):
+            return view
+        view.exists = True
+        superseded = sorted(_superseded_runs(store, dataset, qname))
+        _fill(eng, view, _filters(run, check), superseded, include_history, limit)
     for r in view.rows:
         r["_lg_why"] = [
             {"check": name, "reason": why}
             for name, why in explain_failures(r.get("_lg_failed_checks") or [], r, defined)
         ]
     return view
+
+
+FAILED = "_lg_failed_checks"
+
+
+def _filters(run: str | None, check: str | None) -> list[exp.Expr]:
+    where: list[exp.Expr] = []
+    if run:
+        where.append(exp.func("starts_with", col("_lg_run_id"), literal(run)))
+    if check:
+        where.append(exp.Anonymous(this="list_contains", expressions=[col(FAILED), literal(check)]))
+    return where
+
+
+def _in_runs(runs: list[str]) -> exp.Expr:
+    array = exp.Array(expressions=[literal(r) for r in runs])
+    return exp.Anonymous(this="list_contains", expressions=[array, col("_lg_run_id")])
+
+
+def _fill(
+    eng: Engine,
+    view: QuarantineView,
+    where: list[exp.Expr],
+    superseded: list[str],
+    include_history: bool,
+    limit: int,
+) -> None:
+    """Counts and the newest ``limit`` rows of ``q`` matching ``where`` (and, for the current
+    scope, not of a superseded run) into ``view``."""
+    if superseded and not include_history:
+        hidden = exp.select(exp.Count(this=exp.Star())).from_(table_ref("q"))
+        hidden = hidden.where(*where, _in_runs(superseded))
+        view.superseded_rows_hidden = int(eng.execute(hidden).fetchall()[0][0])
+        where = [*where, exp.Not(this=_in_runs(superseded))]
+    total = exp.select(exp.Count(this=exp.Star())).from_(table_ref("q")).where(*where)
+    view.total = eng.execute(total).fetchall()[0][0]
+    unnest = exp.select(exp.alias_(exp.Unnest(expressions=[col(FAILED)]), "c"))
+    inner = unnest.from_(table_ref("q")).where(*where).subquery()
+    by = exp.select("c", exp.Count(this=exp.Star())).from_(inner).group_by("c")
+    by_check = eng.execute(by.order_by(exp.Ordered(this=exp.Literal.number(2), desc=True), "c"))
+    view.by_check = {str(c): int(n) for c, n in by_check.fetchall()}
+    rows = exp.select(exp.Star()).from_(table_ref("q")).where(*where)
+    rows = rows.order_by(exp.Ordered(this=col("_lg_quarantined_at"), desc=True), col("_lg_run_id"))
+    view.rows = eng.arrow(rows.limit(limit)).to_pylist()
 
 
 def _superseded_runs(store: Any, dataset: str, qname: str) -> set[str]:

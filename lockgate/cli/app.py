@@ -41,13 +41,13 @@ app = typer.Typer(
 def version_text() -> str:
     """``lockgate X.Y.Z`` and the versions of the engines it runs on (for bug reports)."""
     import deltalake
-    import duckdb
 
     import lockgate
+    from lockgate.engine import engine_class
 
     return (
         f"lockgate {lockgate.__version__} (Python {platform.python_version()}, "
-        f"DuckDB {duckdb.__version__}, deltalake {deltalake.__version__})"
+        f"{engine_class().version()}, deltalake {deltalake.__version__})"
     )
 
 

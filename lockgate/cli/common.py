@@ -14,12 +14,12 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from functools import wraps
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import typer
 from rich.console import Console
@@ -210,3 +210,40 @@ def configure_logging(debug: bool) -> None:
 TargetOpt = typer.Option(
     None, "--target", "-t", help="environment from lockgate.yaml targets: (dev, prod…)"
 )
+
+
+class _Rejected(Protocol):
+    @property
+    def file(self) -> str | None: ...
+    @property
+    def line(self) -> int | None: ...
+    @property
+    def reason(self) -> str: ...
+
+
+class _Rejects(Protocol):
+    @property
+    def rejected(self) -> int: ...
+    @property
+    def sample(self) -> Sequence[_Rejected]: ...
+
+
+def render_reject_sample(out: Console, read: _Rejects) -> None:
+    """Each sampled record that could not be read (``file:line: reason``), then how many
+    more there were."""
+    for r in read.sample:
+        where = f"{r.file}:{r.line}" if r.line is not None else str(r.file)
+        out.print(f"  {escape(where)}: {escape(r.reason)}", highlight=False, soft_wrap=True)
+    if read.rejected > len(read.sample):
+        more = f"  … and {read.rejected - len(read.sample):,} more"
+        out.print(more, highlight=False, soft_wrap=True)
+
+
+ProjectOpt = typer.Option(Path("."), "--project", "-p", help="project folder")
+JsonOpt = typer.Option(False, "--json", help="machine-readable JSON on stdout")
+
+
+def add_commands(app: typer.Typer, **commands: Callable[..., Any]) -> None:
+    """Register each command function under its name (``run=run_cmd``)."""
+    for name, fn in commands.items():
+        app.command(name)(fn)

@@ -12,7 +12,10 @@ from rich.markup import escape
 from lockgate.cli.common import (
     EXIT_OK,
     EXIT_USAGE,
+    JsonOpt,
+    ProjectOpt,
     TargetOpt,
+    add_commands,
     console,
     handle_errors,
     print_json,
@@ -20,14 +23,9 @@ from lockgate.cli.common import (
 from lockgate.errors import ConfigError, Problem
 from lockgate.project import init_project, json_schema, load_project
 
-ProjectOpt = typer.Option(Path("."), "--project", "-p", help="project folder")
-JsonOpt = typer.Option(False, "--json", help="machine-readable JSON on stdout")
-
 
 def register(app: typer.Typer) -> None:
-    app.command("init")(init_cmd)
-    app.command("validate")(validate_cmd)
-    app.command("schema")(schema_cmd)
+    add_commands(app, init=init_cmd, validate=validate_cmd, schema=schema_cmd)
 
 
 @handle_errors

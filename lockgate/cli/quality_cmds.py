@@ -17,6 +17,7 @@ from lockgate.cli.common import (
     handle_errors,
     print_json,
     render_checks,
+    render_reject_sample,
 )
 from lockgate.errors import UsageError
 
@@ -165,17 +166,7 @@ def _render(result: StandaloneResult) -> None:
             highlight=False,
             soft_wrap=True,
         )
-        for rec in read.sample:
-            where = f"{rec.file}:{rec.line}" if rec.line is not None else str(rec.file)
-            console.print(
-                f"  {escape(where)}: {escape(rec.reason)}", highlight=False, soft_wrap=True
-            )
-        if read.rejected > len(read.sample):
-            console.print(
-                f"  … and {read.rejected - len(read.sample):,} more",
-                highlight=False,
-                soft_wrap=True,
-            )
+        render_reject_sample(console, read)
     n_err = sum(1 for r in failed if r.severity == "error")
     line = f"{len(result.results)} checks, {len(failed)} failing ({n_err} error)"
     if result.all_rejected:

@@ -10,13 +10,22 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from lockgate.cli.common import console, err_console, handle_errors, print_json
+from lockgate.cli.common import (
+    add_commands,
+    console,
+    err_console,
+    handle_errors,
+    print_json,
+    render_reject_sample,
+)
+from lockgate.engine.base import Engine
+from lockgate.engine.session import DuckDBEngine
 from lockgate.errors import InputError, UsageError
+from lockgate.history_view import group_scores
 from lockgate.quality.checks import Dimension
 from lockgate.quality.profile import Profile, profile, with_rejects
 from lockgate.quality.targets import TargetRead, register_target, target_label
@@ -30,38 +39,32 @@ _SPARKS = "▁▂▃▄▅▆▇█"
 
 
 def register(app: typer.Typer) -> None:
-    app.command("profile")(profile_cmd)
-    app.command("suggest")(suggest_cmd)
-    app.command("quality")(quality_cmd)
+    add_commands(app, profile=profile_cmd, suggest=suggest_cmd, quality=quality_cmd)
 
 
 # ----------------------------------------------------------------------------- targets
 
 
 @contextmanager
-def _open_target(
-    target: str, project_dir: Path
-) -> Iterator[tuple[duckdb.DuckDBPyConnection, str, TargetRead]]:
-    """A DuckDB connection with ``target`` readable as a relation; yields (con, relation
-    name, what reading rejected).
+def _open_target(target: str, project_dir: Path) -> Iterator[tuple[Engine, str, TargetRead]]:
+    """An engine with ``target`` readable as a relation; yields (engine, relation name,
+    what reading rejected).
 
     ``target`` is a file, a glob, a Delta table folder, a PostgreSQL table URL, or the name
     of a dataset of the project in ``project_dir`` (read from its Delta table).
     """
-    con = duckdb.connect()
-    try:
-        with tempfile.TemporaryDirectory(prefix="lockgate-profile-") as tmp:
-            con.execute("SET TimeZone = 'UTC'")
-            view = f"_lg_target_{uuid.uuid4().hex[:8]}"
-            if _is_path(target) or target.startswith(("postgresql", "postgres://")):
-                read = register_target(con, view, target, tmp)
-            else:
-                con.register(view, _dataset_arrow(target, project_dir))
-                read = TargetRead(label=target)
-            _report_rejects(read)
-            yield con, view, read
-    finally:
-        con.close()
+    with (
+        DuckDBEngine(timezone="UTC") as eng,  # the target readers are DuckDB's
+        tempfile.TemporaryDirectory(prefix="lockgate-profile-") as tmp,
+    ):
+        view = f"_lg_target_{uuid.uuid4().hex[:8]}"
+        if _is_path(target) or target.startswith(("postgresql", "postgres://")):
+            read = register_target(eng.con, view, target, tmp)
+        else:
+            eng.register_arrow(view, _dataset_arrow(target, project_dir))
+            read = TargetRead(label=target)
+        _report_rejects(read)
+        yield eng, view, read
 
 
 def _is_path(target: str) -> bool:
@@ -79,16 +82,12 @@ def _report_rejects(read: TargetRead) -> None:
         highlight=False,
         soft_wrap=True,
     )
-    for r in read.sample:
-        where = f"{r.file}:{r.line}" if r.line is not None else str(r.file)
-        err_console.print(f"  {escape(where)}: {escape(r.reason)}", highlight=False, soft_wrap=True)
-    if read.rejected > len(read.sample):
-        err_console.print(f"  … and {read.rejected - len(read.sample):,} more", highlight=False)
+    render_reject_sample(err_console, read)
 
 
 def _dataset_arrow(name: str, project_dir: Path) -> Any:
-    from lockgate.project import load_project
-    from lockgate.storage import DeltaStore
+    """The published table of dataset ``name`` of the project in ``project_dir``, lazily."""
+    from lockgate.api import read
 
     if not (project_dir / "lockgate.yaml").exists():
         raise InputError(
@@ -96,15 +95,7 @@ def _dataset_arrow(name: str, project_dir: Path) -> Any:
             " project to look up a dataset of that name",
             hint="pass a path, or --project DIR to profile a dataset",
         )
-    project = load_project(project_dir)
-    project.dataset(name)  # unknown names: ConfigError with "did you mean"
-    store = DeltaStore(project.warehouse_path)
-    if not store.exists(name):
-        raise InputError(
-            f"dataset '{name}' has no table in {project.warehouse_path} yet",
-            hint=f"run it first: lockgate run --select {name}",
-        )
-    return store.arrow_dataset(name)
+    return read(project_dir, name, as_="dataset")
 
 
 def _profile(target: str, project_dir: Path, top_k: int) -> Profile:
@@ -236,19 +227,12 @@ def quality_cmd(
     limit: int = typer.Option(20, "--limit", "-n", min=1, help="how many recent runs"),
 ) -> None:
     """Quality score history of DATASET: per dimension and overall, per run."""
-    from lockgate.dataset_view import SCORE_DEFINITION, SCORE_DOC
-    from lockgate.project import load_project
-    from lockgate.state import StateStore
+    from lockgate.history_view import quality
 
-    project = load_project(project_dir)
-    project.dataset(dataset)  # unknown names: ConfigError with "did you mean"
-    with StateStore.open(project.state_url) as store:
-        records = store.score_history(project.name, dataset, limit)
-    runs = group_scores(records)  # oldest first
+    history = quality(project_dir, dataset, limit=limit)
+    runs = history["runs"]  # oldest first
     if json_out:
-        print_json(
-            {"dataset": dataset, "definition": SCORE_DEFINITION, "docs": SCORE_DOC, "runs": runs}
-        )
+        print_json(history)
         return
     if not runs:
         console.print(f"no quality scores recorded for [bold]{dataset}[/] yet")
@@ -261,20 +245,7 @@ def quality_cmd(
             f"overall  {sparkline(series)}  {_score(series[0])} → {_score(series[-1])}"
             f"  ({len(series)} run{'s' if len(series) != 1 else ''}, oldest → newest)"
         )
-    console.print(f"[dim]{SCORE_DEFINITION}; see {SCORE_DOC}[/]", highlight=False)
-
-
-def group_scores(records: Sequence[Any]) -> list[dict[str, Any]]:
-    """Score records (newest run first) → one dict per run, oldest first:
-    ``{"run_id", "created_at", "scores": {dimension: score, ..., "overall": score}}``."""
-    runs: dict[str, dict[str, Any]] = {}
-    for r in records:
-        run = runs.setdefault(
-            r.run_id, {"run_id": r.run_id, "created_at": r.created_at, "scores": {}}
-        )
-        run["scores"][r.dimension] = r.score
-        run["created_at"] = max(run["created_at"], r.created_at)
-    return list(reversed(runs.values()))
+    console.print(f"[dim]{history['definition']}; see {history['docs']}[/]", highlight=False)
 
 
 def _quality_table(dataset: str, runs: list[dict[str, Any]]) -> Table:

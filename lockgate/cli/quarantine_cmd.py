@@ -14,9 +14,7 @@ from typing import Any
 import typer
 from rich.markup import escape
 
-from lockgate.cli.common import TargetOpt, console, handle_errors, print_json
-
-ProjectOpt = typer.Option(Path("."), "--project", "-p", help="project folder")
+from lockgate.cli.common import ProjectOpt, TargetOpt, console, handle_errors, print_json
 
 _RAW_CHARS = 300
 
@@ -36,9 +34,9 @@ def quarantine_cmd(
 ) -> None:
     """Quarantined rows of a dataset: the checks each failed and why, with the value."""
     from lockgate.project import load_project
-    from lockgate.quarantine_view import quarantine_view
+    from lockgate.quarantine_view import quarantine
 
-    view = quarantine_view(
+    view = quarantine(
         load_project(project_dir, target=target),
         dataset,
         run=run,

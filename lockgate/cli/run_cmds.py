@@ -16,7 +16,10 @@ from rich.table import Table
 from lockgate.cli.common import (
     EXIT_FAILED,
     EXIT_OK,
+    JsonOpt,
+    ProjectOpt,
     TargetOpt,
+    add_commands,
     console,
     err_console,
     handle_errors,
@@ -26,9 +29,6 @@ from lockgate.cli.common import (
 from lockgate.dataset_view import SCORE_DEFINITION, SCORE_DOC
 from lockgate.runloop.results import RunResult, StepResult, StepStatus
 from lockgate.runloop.runner import Reporter
-
-ProjectOpt = typer.Option(Path("."), "--project", "-p", help="project folder")
-JsonOpt = typer.Option(False, "--json", help="machine-readable JSON on stdout")
 
 _STATUS_STYLE = {
     "success": "green",
@@ -108,12 +108,9 @@ def _load(project_dir: Path, target: str | None = None) -> Any:
 
 
 def register(app: typer.Typer) -> None:
-    app.command("run")(run_cmd)
-    app.command("runs")(runs_cmd)
-    app.command("show")(show_cmd)
     from lockgate.cli.quarantine_cmd import quarantine_cmd
 
-    app.command("quarantine")(quarantine_cmd)
+    add_commands(app, run=run_cmd, runs=runs_cmd, show=show_cmd, quarantine=quarantine_cmd)
 
 
 @handle_errors
@@ -256,28 +253,19 @@ def runs_cmd(
     as_json: bool = JsonOpt,
 ) -> None:
     """Run history, newest first; or one run's steps and checks."""
-    from lockgate.state import StateStore
+    from lockgate.history_view import run_detail, runs
 
     project = _load(project_dir, target)
-    state = StateStore.open(project.state_url)
     if run_id:
-        run = state.get_run(run_id, project=project.config.name)
-        if run is None:
-            from lockgate.errors import UsageError
-
-            raise UsageError(
-                f"no run '{run_id}' in project '{project.config.name}'",
-                hint="`lockgate runs` lists run ids; give the id or a unique prefix of it",
-            )
-        detail = _run_detail(run)
+        detail = run_detail(project, run_id)
         if as_json:
             print_json(detail)
             return
         _render_run(detail)
         return
-    runs = state.list_runs(project.config.name, limit=limit)
+    listed = runs(project, limit=limit)
     if as_json:
-        print_json(runs)
+        print_json(listed)
         return
     t = Table(title=escape(f"runs · {project.config.name}"))
     for c in (
@@ -292,7 +280,7 @@ def runs_cmd(
         "quarantined",
     ):
         t.add_column(c, overflow="fold")
-    for r in runs:
+    for r in listed:
         s = _get(r, "summary") or {}
         t.add_row(
             str(_get(r, "run_id"))[:8],
@@ -306,23 +294,6 @@ def runs_cmd(
             f"{s.get('rows_quarantined', 0):,}",
         )
     console.print(t)
-
-
-def _run_detail(detail: Any) -> dict[str, Any]:
-    """A ``RunDetail`` as one flat mapping: the run's fields, then its steps, each with its
-    attempts and check results."""
-    import dataclasses
-
-    out: dict[str, Any] = dataclasses.asdict(detail.run)
-    steps = []
-    for step in detail.steps:
-        d = dataclasses.asdict(step)
-        sid = d.get("step_id")
-        d["attempt_log"] = [dataclasses.asdict(a) for a in detail.attempts.get(sid, [])]
-        d["checks"] = [dataclasses.asdict(c) for c in detail.checks.get(sid, [])]
-        steps.append(d)
-    out["steps"] = steps
-    return out
 
 
 def _render_run(run: Any) -> None:

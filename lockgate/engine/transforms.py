@@ -77,16 +77,6 @@ def sql_syntax_error(e: BaseException) -> tuple[str, int | None, int | None]:
     return message, None, None
 
 
-def duckdb_syntax_error(sql_text: str) -> tuple[str, int | None, int | None] | None:
-    """Parse (without running) ``sql_text`` with DuckDB's own parser — stricter than
-    sqlglot; ``None`` when it parses, else (message, line, column)."""
-    try:
-        duckdb.extract_statements(sql_text)
-    except duckdb.ParserException as e:
-        return sql_syntax_error(e)
-    return None
-
-
 def stage_python(
     session: Session,
     dataset: str,

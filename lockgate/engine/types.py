@@ -7,8 +7,8 @@ profiler, instead of lists of type names in each of them.
 (True, True, False, True)
 >>> is_temporal("TIMESTAMP WITH TIME ZONE"), is_temporal("TIME"), is_tz("TIMESTAMPTZ")
 (True, False, True)
->>> is_string("VARCHAR"), is_string("JSON")
-(True, False)
+>>> is_string("VARCHAR"), is_string("JSON"), is_numeric("BIT")
+(True, False, False)
 """
 
 from __future__ import annotations
@@ -38,13 +38,18 @@ def _is(type_name: str, types: Collection[Any]) -> bool:
     return t is not None and t.is_type(*types)
 
 
+# DuckDB's BIT is a bit string, not a number
+_NUMERIC = exp.DataType.NUMERIC_TYPES - {_T.BIT}
+_INTEGERS = exp.DataType.INTEGER_TYPES - {_T.BIT}
+
+
 def is_numeric(type_name: str) -> bool:
     """Integers, floats and decimals."""
-    return _is(type_name, exp.DataType.NUMERIC_TYPES)
+    return _is(type_name, _NUMERIC)
 
 
 def is_integer(type_name: str) -> bool:
-    return _is(type_name, exp.DataType.INTEGER_TYPES)
+    return _is(type_name, _INTEGERS)
 
 
 _FLOATS = frozenset({_T.FLOAT, _T.DOUBLE, _T.UDOUBLE})

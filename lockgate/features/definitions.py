@@ -31,11 +31,12 @@ from typing import TypeVar
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
+from lockgate._duration import parse_duration
 from lockgate._suggest import did_you_mean
+from lockgate._yaml import LineDict, LineList, line_of, plain
 from lockgate.errors import Problem
-from lockgate.project.models import Frozen, name_problem, parse_duration
+from lockgate.project.models import Frozen, name_problem
 from lockgate.project.pydantic_errors import validation_problems
-from lockgate.project.yamlio import LineDict, LineList, line_of, plain
 
 #: the column lockgate stamps on every published row (when the source has no created time)
 INGESTED_AT = "_lg_ingested_at"

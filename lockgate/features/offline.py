@@ -21,10 +21,11 @@ import numpy as np
 import pyarrow as pa
 from sqlglot import exp
 
-from lockgate.engine.session import Session, table_ref
+from lockgate.engine.base import Engine, engine_for
 from lockgate.errors import InputError, UsageError
 from lockgate.features import pit
 from lockgate.features.definitions import FeatureViewSpec, resolve_features
+from lockgate.sql import table_ref
 
 if TYPE_CHECKING:
     import pyarrow.dataset as pads
@@ -86,7 +87,9 @@ def training_set(
             )
         sources.append(ViewSource(view, names, store.arrow_dataset(view.dataset, version), version))
     table = _entities(proj, store, entities)
-    with Session(proj.work_dir / "work", f"features-{uuid.uuid4().hex}") as ses:
+    with engine_for(
+        proj.config.engine, work_dir=proj.work_dir / "work", run_id=f"features-{uuid.uuid4().hex}"
+    ) as ses:
         return point_in_time(
             ses,
             table,
@@ -98,7 +101,7 @@ def training_set(
 
 
 def point_in_time(
-    ses: Session,
+    ses: Engine,
     entities: pa.Table | Path,
     views: Sequence[ViewSource],
     *,
@@ -148,7 +151,7 @@ def point_in_time(
     return out.cast(pa.schema(fields, metadata=meta))
 
 
-def _register_entities(ses: Session, entities: pa.Table | Path) -> pa.Schema:
+def _register_entities(ses: Engine, entities: pa.Table | Path) -> pa.Schema:
     """Expose the entity rows as ``__lg_entities`` with their row number ``_lg_row``."""
     if isinstance(entities, pa.Table):
         rows = pa.array(np.arange(entities.num_rows, dtype=np.int64))
@@ -172,7 +175,7 @@ def _register_entities(ses: Session, entities: pa.Table | Path) -> pa.Schema:
     return schema
 
 
-def _register_view(ses: Session, name: str, data: pa.Table | pads.Dataset) -> None:
+def _register_view(ses: Engine, name: str, data: pa.Table | pads.Dataset) -> None:
     """A plain Parquet dataset (a Delta version without deletion vectors or partitions) is
     scanned by the engine's own Parquet reader (parallel, ~2x cheaper than through Arrow);
     anything else through Arrow."""
@@ -203,13 +206,13 @@ def _parquet_files(data: pa.Table | pads.Dataset) -> list[str]:
     return [str(f) for f in data.files]
 
 
-def _forget(ses: Session, name: str) -> None:
+def _forget(ses: Engine, name: str) -> None:
     ses.unregister(name)
     ses.execute(exp.Drop(tables=[table_ref(name)], kind="VIEW", exists=True))
 
 
 def _view_join(
-    ses: Session,
+    ses: Engine,
     i: int,
     src: ViewSource,
     taken: set[str],
@@ -257,7 +260,7 @@ def _view_join(
     )
 
 
-def _rows_per_key(ses: Session, v: pit.ViewJoin) -> float:
+def _rows_per_key(ses: Engine, v: pit.ViewJoin) -> float:
     """Average rows per entity key (approximate distinct count: one scan of the keys)."""
     keys = [pit.col(k) for k in v.entities]
     key: exp.Expr = keys[0] if len(keys) == 1 else exp.Anonymous(this="hash", expressions=keys)

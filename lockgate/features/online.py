@@ -29,7 +29,7 @@ from lockgate.features import pit
 from lockgate.features.definitions import FeatureViewSpec, resolve_features
 
 if TYPE_CHECKING:
-    from lockgate.engine.session import Session
+    from lockgate.engine.base import Engine
     from lockgate.project import Project
 
 Key = tuple[object, ...]
@@ -191,7 +191,7 @@ def materialize(
 ) -> dict[str, int]:
     """Write the latest known vector of every entity of ``views`` (default: all) into the
     online store (replacing what it held); returns vectors written per view."""
-    from lockgate.engine.session import Session
+    from lockgate.engine.base import engine_for
     from lockgate.storage import DeltaStore
 
     store = store or default_store(project)
@@ -199,7 +199,11 @@ def materialize(
     at = now or datetime.now(UTC)
     delta = DeltaStore(project.warehouse_path)
     written: dict[str, int] = {}
-    with Session(project.work_dir / "work", f"materialize-{uuid.uuid4().hex}") as ses:
+    with engine_for(
+        project.config.engine,
+        work_dir=project.work_dir / "work",
+        run_id=f"materialize-{uuid.uuid4().hex}",
+    ) as ses:
         for view, features in resolve_features(project.features, names):
             ses.register_arrow("__lg_online", delta.arrow_dataset(view.dataset))
             join = _join(ses, view, features)
@@ -209,7 +213,7 @@ def materialize(
     return written
 
 
-def _join(ses: Session, view: FeatureViewSpec, features: tuple[str, ...]) -> pit.ViewJoin:
+def _join(ses: Engine, view: FeatureViewSpec, features: tuple[str, ...]) -> pit.ViewJoin:
     return pit.ViewJoin(
         relation="__lg_online",
         entities=view.entities,

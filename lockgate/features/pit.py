@@ -29,7 +29,7 @@ from typing import Literal
 
 from sqlglot import exp
 
-from lockgate.engine.session import ident, table_ref
+from lockgate.sql import ident, table_ref
 
 Strategy = Literal["range", "timeline"]
 #: the caller's row number, carried through the joins to restore the caller's order

@@ -3,8 +3,9 @@
 A source's schema is known when it declares ``columns``; a SQL transform's is inferred by
 binding its query (DuckDB's binder, the engine that runs it) over empty tables of its
 inputs' schemas; a Python transform's is known only when it declares ``columns``. A query
-whose inputs are all known is bound in an in-memory DuckDB that cannot touch files or the
-network; a column it names that no input has is reported. Anything else the binder
+whose inputs are all known is bound by the engine's binder (for DuckDB: an in-memory
+database that cannot touch files or the network); a column it names that no input has is
+reported. Anything else the binder
 refuses (an unknown function, a file) is left to the run: nothing is guessed.
 """
 
@@ -14,11 +15,11 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-import duckdb
 import sqlglot
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
+from lockgate.engine.base import DEFAULT_ENGINE, engine_class
 from lockgate.quality.checks import re2_error
 
 # DuckDB binder messages that mean "this column does not exist" (quotes vary by version)
@@ -45,47 +46,29 @@ class ColumnError:
     col: int | None
 
 
-def _ident(name: str) -> exp.Identifier:
-    return exp.to_identifier(name, quoted=True)
-
-
 class SchemaBinder:
-    """An in-memory DuckDB holding one empty table per dataset of known schema."""
+    """The engine's binder, holding one empty table per dataset of known schema."""
 
-    def __init__(self) -> None:
-        self.con = duckdb.connect(config={"enable_external_access": False})
+    def __init__(self, engine: str = DEFAULT_ENGINE) -> None:
+        self._binder = engine_class(engine).binder()
 
     def close(self) -> None:
-        self.con.close()
+        if self._binder is not None:
+            self._binder.close()
 
     def add(self, name: str, columns: Mapping[str, str]) -> bool:
-        """Create the empty table ``name``; False when a type is not one DuckDB knows."""
-        try:
-            defs = [
-                exp.ColumnDef(this=_ident(c), kind=exp.DataType.build(t, dialect="duckdb"))
-                for c, t in columns.items()
-            ]
-            create = exp.Create(
-                this=exp.Schema(this=exp.Table(this=_ident(name)), expressions=defs),
-                kind="TABLE",
-            )
-            self.con.execute(create.sql("duckdb"))
-        except Exception:  # sqlglot or DuckDB: an exotic type; the schema stays unknown
-            return False
-        return True
+        """Create the empty table ``name``; False when the engine does not know a type."""
+        return self._binder is not None and self._binder.add(name, columns)
 
     def bind(self, sql: str, tree: exp.Expr) -> tuple[dict[str, str] | None, ColumnError | None]:
         """The output schema of ``sql`` (column → type), or the column error; ``(None,
         None)`` when the binder refused it for another reason or it was not bound."""
-        if not _reads_only_tables(tree):
+        if self._binder is None or not _reads_only_tables(tree):
             return None, None
-        try:
-            rel = self.con.sql(sql)
-        except duckdb.Error as e:
-            return None, _column_error(str(e), tree)
-        if rel is None:
-            return None, None
-        return {c: str(t) for c, t in zip(rel.columns, rel.types, strict=True)}, None
+        schema, message = self._binder.bind(sql)
+        if message is not None:
+            return None, _column_error(message, tree)
+        return schema, None
 
 
 def _reads_only_tables(tree: exp.Expr) -> bool:

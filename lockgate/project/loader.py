@@ -18,8 +18,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from lockgate._duration import parse_duration
 from lockgate._suggest import did_you_mean
-from lockgate.engine.transforms import duckdb_syntax_error
+from lockgate._yaml import LineDict, LineList, line_of, load_yaml, plain, read_text
+from lockgate.engine.base import Engine, engine_class
 from lockgate.errors import ConfigError, Problem
 from lockgate.features.definitions import FEATURE_KEYS, FeatureLoader
 from lockgate.project.binding import (
@@ -34,13 +36,11 @@ from lockgate.project.models import (
     ProjectConfig,
     PythonTransformSpec,
     SqlTransformSpec,
-    parse_duration,
 )
 from lockgate.project.project import Project
 from lockgate.project.pydantic_errors import LOADER_FIELDS, validation_problems
 from lockgate.project.python import TransformFunction, import_transforms
 from lockgate.project.targets import select_target, source_problems
-from lockgate.project.yamlio import LineDict, LineList, line_of, load_yaml, plain, read_text
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +89,7 @@ class _ProjectLoader:
         # not reported again as unknown
         self.known: dict[str, str] = {}  # lower-case → name
         self._by_lower: dict[str, _Entry] = {}  # lower-case name → its (first) entry
+        self.engine: type[Engine] = engine_class()  # the project's, once its config loads
         self.features = FeatureLoader()  # feature_views/feature_services of every file
 
     # ---- entry point ---------------------------------------------------------------------
@@ -101,6 +102,7 @@ class _ProjectLoader:
         if config is not None:
             config, target, problems = select_target(config, self._raw_config, self.target)
             self.problems.extend(problems)
+            self.engine = engine_class(config.engine)
         datasets_dir = self._datasets_dir(config)
         if datasets_dir is not None:
             yaml_files, py_files = self._discover(datasets_dir)
@@ -384,6 +386,15 @@ class _ProjectLoader:
     def _bind_python(self, transforms: list[TransformFunction]) -> dict[str, TransformFunction]:
         registered: dict[str, TransformFunction] = {}
         for tf in transforms:
+            if not self.engine.SUPPORTS_PYTHON_TRANSFORMS:
+                self.add(
+                    f"Python transform '{tf.name}': engine '{self.engine.name}' does not run "
+                    "Python transforms",
+                    tf.file,
+                    tf.line,
+                    hint="write it in SQL, or choose an engine that runs Python (`engine: duckdb`)",
+                )
+                continue
             other = registered.get(tf.name)
             if other is not None:
                 self.add(
@@ -495,7 +506,7 @@ class _ProjectLoader:
                 file, line, col = locate(err.line, err.column)
                 self.add(f"dataset '{name}': SQL syntax error: {err.message}", file, line, col)
                 continue
-            duck_err = duckdb_syntax_error(entry.sql)  # DuckDB's parser is stricter than sqlglot
+            duck_err = self.engine.syntax_error(entry.sql)  # stricter than sqlglot's parser
             if duck_err is not None:
                 message, sql_line, sql_col = duck_err
                 file, line, col = locate(sql_line, sql_col)
@@ -569,7 +580,7 @@ class _ProjectLoader:
         DAG order; a SQL transform whose inputs are all known is bound over them, and a
         column no input has is reported (see :mod:`lockgate.project.binding`)."""
         known: dict[str, dict[str, str]] = {}
-        binder = SchemaBinder()
+        binder = SchemaBinder(self.engine.name)
         try:
             for name in order:
                 schema = self._schema_of(binder, name, known)
@@ -585,7 +596,7 @@ class _ProjectLoader:
         entry = self.entries[name]
         spec = entry.spec
         declared = (spec.source.declared_columns() if spec.source else None) or spec.columns
-        declared = {c: _duckdb_type(t) for c, t in (declared or {}).items()}
+        declared = {c: self.engine.canonical_type(t) for c, t in (declared or {}).items()}
         if spec.kind != "sql":  # a source, or a Python transform: known when declared
             return declared or None
         if entry.tree is None or entry.sql is None or any(d not in known for d in entry.deps):
@@ -689,7 +700,7 @@ class _ProjectLoader:
         checks = entry.spec.checks
         if not checks:
             return
-        columns = {c: _duckdb_type(t) for c, t in declared.items()}
+        columns = {c: self.engine.canonical_type(t) for c, t in declared.items()}
         lines = [line_of(entry.raw, ("checks", i)) for i in range(len(checks))]
         targets = {t for c in checks if isinstance(t := getattr(c, "to", None), str)}
         canonical = {t: self.known.get(t.lower()) for t in targets}
@@ -750,16 +761,6 @@ _Locator = Callable[[int | None, int | None], tuple[str, int | None, int | None]
 
 _RE2_HINT = "RE2 has no backreferences or lookaround; see github.com/google/re2/wiki/Syntax"
 _CHECK_COLUMN_UNKNOWN = re.compile(r"check '[^']*': unknown column '[^']*'$")
-
-
-def _duckdb_type(t: str) -> str:
-    """A declared type in DuckDB's canonical spelling (``int8`` → ``BIGINT``)."""
-    import duckdb
-
-    try:
-        return str(duckdb.sqltype(t))
-    except (duckdb.Error, TypeError, ValueError):
-        return t
 
 
 def _file_locator(file: str) -> _Locator:

@@ -8,12 +8,13 @@ Every model is frozen and rejects unknown keys, so a typo in YAML is an error
 from __future__ import annotations
 
 import re
-from datetime import timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
 
+from lockgate._duration import parse_duration as parse_duration  # re-exported
+from lockgate._suggest import did_you_mean
 from lockgate.quality.checks import CheckSpec
 from lockgate.sources import SourceConfig, on_register, source_configs
 from lockgate.sources.files import FileFormat, FileSourceSpec  # noqa: F401  (re-exported)
@@ -77,24 +78,6 @@ class GatePolicy(StrEnum):
     QUARANTINE = "quarantine"  # publish passing rows, keep failing rows with reasons
     BLOCK = "block"  # any error-severity failure: publish nothing, skip downstream
     WARN = "warn"  # publish everything, report failures
-
-
-_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d|w)\s*$")
-_UNIT_SECONDS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-def parse_duration(value: str | int | float) -> timedelta:
-    """Parse ``"90s"``, ``"15m"``, ``"2h"``, ``"3d"``, ``"1w"`` (or seconds as a number).
-
-    >>> parse_duration("2h")
-    datetime.timedelta(seconds=7200)
-    """
-    if isinstance(value, int | float):
-        return timedelta(seconds=float(value))
-    m = _DURATION_RE.match(value)
-    if not m:
-        raise ValueError(f"invalid duration {value!r}: use e.g. '30s', '15m', '2h', '3d'")
-    return timedelta(seconds=float(m.group(1)) * _UNIT_SECONDS[m.group(2)])
 
 
 class IncrementalSpec(Frozen):
@@ -246,17 +229,36 @@ class ConnectionSpec(BaseModel):
         return dict(self.model_extra or {})
 
 
+def _engine_names(schema: dict[str, JsonValue]) -> None:
+    """The JSON Schema of ``engine:`` lists the engines registered when it is generated."""
+    from lockgate.engine.base import registered_engines
+
+    schema["enum"] = list(registered_engines())
+
+
+def _registered_engine(v: str | None) -> str | None:
+    from lockgate.engine.base import registered_engines
+
+    known = registered_engines()
+    if v is not None and v not in known:
+        hint = did_you_mean(v, known) or "registered engines: " + ", ".join(known)
+        raise ValueError(f"unknown engine {v!r}; {hint}")
+    return v
+
+
 class TargetSpec(Frozen):
     """An environment (``--target NAME``): what it overrides in ``lockgate.yaml``."""
 
     warehouse: str | None = Field(default=None, description="folder of Delta tables")
     state: str | None = Field(default=None, description="state store SQLAlchemy URL")
-    engine: Literal["duckdb"] | None = None
+    engine: str | None = Field(default=None, json_schema_extra=_engine_names)
     connections: dict[str, ConnectionSpec] = Field(
         default_factory=dict, description="connections replaced (or added) in this target"
     )
     memory_limit: str | None = None
     threads: int | None = Field(default=None, ge=1)
+
+    _engine = field_validator("engine")(_registered_engine)
 
 
 class Defaults(Frozen):
@@ -282,7 +284,11 @@ class ProjectConfig(Frozen):
         description="state store SQLAlchemy URL: sqlite:///path (relative to the project) or "
         "postgresql://user@host/db",
     )
-    engine: Literal["duckdb"] = "duckdb"
+    engine: str = Field(
+        default="duckdb",
+        description="SQL engine adapter (registered with lockgate.engine.register_engine)",
+        json_schema_extra=_engine_names,
+    )
     datasets_dir: str = Field(default="datasets", description="folder of dataset YAML/SQL/.py")
     defaults: Defaults = Field(default_factory=Defaults)
     memory_limit: str | None = Field(default=None, description="DuckDB memory limit, e.g. '4GB'")
@@ -311,6 +317,8 @@ class ProjectConfig(Frozen):
         }
         update["connections"] = {**self.connections, **target.connections}
         return self.model_copy(update=update)
+
+    _engine = field_validator("engine")(_registered_engine)
 
     @field_validator("warehouse", "datasets_dir")
     @classmethod

@@ -10,8 +10,8 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 from pydantic import BaseModel, ValidationError
 
 from lockgate._suggest import did_you_mean
+from lockgate._yaml import line_of
 from lockgate.errors import Problem
-from lockgate.project.yamlio import line_of
 
 LOADER_FIELDS = ("defined_in", "defined_line")
 

@@ -40,9 +40,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar, get_args, overload
 
+from lockgate._yaml import undecodable
 from lockgate.errors import Problem
 from lockgate.project.models import name_problem
-from lockgate.project.yamlio import byte_position
 
 logger = logging.getLogger(__name__)
 
@@ -256,14 +256,12 @@ def _encoding_problem(path: Path, rel: str) -> Problem | None:
     try:
         raw.decode(encoding)
     except UnicodeDecodeError as e:
-        line, column = byte_position(raw, e.start)
-        return Problem(
-            f"Python file is not {encoding} text: byte 0x{raw[e.start]:02x} at line {line}, "
-            f"column {column} cannot be decoded",
-            file=rel,
-            line=line,
-            column=column,
-            hint="save the file as UTF-8 (or declare its encoding: # -*- coding: NAME -*-)",
+        return undecodable(
+            raw,
+            e,
+            f"Python file is not {encoding} text",
+            rel,
+            "save the file as UTF-8 (or declare its encoding: # -*- coding: NAME -*-)",
         )
     return None
 

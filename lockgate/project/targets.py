@@ -25,9 +25,9 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from lockgate._suggest import did_you_mean
+from lockgate._yaml import LineDict
 from lockgate.errors import Problem
 from lockgate.project.models import DatasetSpec, ProjectConfig
-from lockgate.project.yamlio import LineDict
 from lockgate.sources import registered_types, source_class
 
 TARGET_ENV = "LOCKGATE_TARGET"
@@ -104,7 +104,8 @@ def _unknown_connection(
 
 def _line(raw: Any, key: str, default: int | None) -> int | None:
     if isinstance(raw, LineDict) and key in raw:
-        return raw.key_line(key)
+        line: int | None = raw.key_line(key)
+        return line
     return default
 
 

@@ -27,8 +27,8 @@ import yaml
 from yaml.nodes import MappingNode, SequenceNode
 
 from lockgate._suggest import did_you_mean
+from lockgate._yaml import byte_position, unsafe_yaml
 from lockgate.errors import ConfigError, InputError, Problem
-from lockgate.project.yamlio import byte_position, unsafe_yaml
 from lockgate.quality.checks import BaseCheck
 from lockgate.quality.validate import parse_checks
 

@@ -27,9 +27,27 @@ import re
 from enum import StrEnum
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
+
+from lockgate._duration import parse_seconds
 
 Scalar = str | int | float | bool
+
+
+def _duration(v: str | int | float) -> str | int | float:
+    parse_seconds(v)  # invalid: ValueError naming the accepted forms
+    return v
+
+
+#: ``"30s"``, ``"15m"``, ``"24h"``, ``"3d"``, ``"1w"`` or seconds (checked, kept as given)
+Duration = Annotated[str | int | float, AfterValidator(_duration)]
 
 
 class Dimension(StrEnum):
@@ -47,8 +65,6 @@ class Severity(StrEnum):
 
 
 _THRESHOLD_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(%?)\s*$")
-_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d|w)\s*$")
-_UNIT_SECONDS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
 def parse_fraction(value: str | int | float) -> float:
@@ -68,16 +84,6 @@ def parse_fraction(value: str | int | float) -> float:
     return float(value)
 
 
-def parse_seconds(value: str | int | float) -> float:
-    """``'24h'`` → 86400.0 (units s, m/min, h, d, w; a bare number is seconds)."""
-    if isinstance(value, int | float):
-        return float(value)
-    m = _DURATION_RE.match(value)
-    if not m:
-        raise ValueError(f"invalid duration {value!r}: use e.g. '30s', '15m', '24h', '3d'")
-    return float(m.group(1)) * _UNIT_SECONDS[m.group(2)]
-
-
 @functools.lru_cache(maxsize=256)
 def re2_error(pattern: str) -> str | None:
     r"""Why ``pattern`` is not a valid RE2 regular expression (``None``: it is).
@@ -90,16 +96,9 @@ def re2_error(pattern: str) -> str | None:
     >>> re2_error(r"(a)\1") is not None
     True
     """
-    import duckdb  # the model module stays importable without the engine loaded
+    from lockgate.engine.base import engine_class  # the models load without the engine
 
-    con = duckdb.connect()
-    try:
-        con.execute("SELECT regexp_full_match('', ?)", [pattern]).fetchall()
-    except duckdb.Error as e:
-        return str(e).split("Error: ", 1)[-1].strip()
-    finally:
-        con.close()
-    return None
+    return engine_class().regex_error(pattern)
 
 
 class BaseCheck(BaseModel):
@@ -482,13 +481,7 @@ class Freshness(BaseCheck):
     ROW_LEVEL = False
     type: Literal["freshness"]
     column: str
-    max_age: str | int | float
-
-    @field_validator("max_age")
-    @classmethod
-    def _age(cls, v: str | int | float) -> str | int | float:
-        parse_seconds(v)
-        return v
+    max_age: Duration
 
 
 class Lateness(BaseCheck):
@@ -499,14 +492,8 @@ class Lateness(BaseCheck):
     DIMENSION = Dimension.TIMELINESS
     type: Literal["lateness"]
     column: str
-    max_delay: str | int | float
+    max_delay: Duration
     reference: str = "now"
-
-    @field_validator("max_delay")
-    @classmethod
-    def _delay(cls, v: str | int | float) -> str | int | float:
-        parse_seconds(v)
-        return v
 
 
 # ---- custom --------------------------------------------------------------------------------

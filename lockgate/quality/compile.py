@@ -20,9 +20,14 @@ from typing import Any, Literal
 import sqlglot
 from sqlglot import exp
 
+from lockgate._duration import parse_seconds
 from lockgate.engine.types import is_decimal, is_numeric, is_string, is_tz
 from lockgate.quality import checks as C
 from lockgate.quality.checks import BaseCheck
+from lockgate.sql import col
+from lockgate.sql import ident as ident
+from lockgate.sql import literal as literal
+from lockgate.sql import table_ref as table_ref
 
 #: alias of the audited table inside the fused queries (correlated subqueries use it)
 T_ALIAS = "__lg_t"
@@ -34,18 +39,6 @@ BITS_PER_MASK = 63
 Kind = Literal["row", "unique", "relationship", "reference", "table", "custom", "schema"]
 
 
-def ident(name: str) -> exp.Identifier:
-    return exp.to_identifier(name, quoted=True)
-
-
-def col(name: str, table: str | None = None) -> exp.Column:
-    return exp.Column(this=ident(name), table=ident(table) if table else None)
-
-
-def table_ref(name: str, alias: str | None = None) -> exp.Table:
-    return exp.Table(this=ident(name), alias=exp.TableAlias(this=ident(alias)) if alias else None)
-
-
 def mask_column(bit: int) -> str:
     """Name of the mask column holding ``bit`` (``_lg_fail_mask``, ``_lg_fail_mask_1``…)."""
     j = bit // BITS_PER_MASK
@@ -54,14 +47,6 @@ def mask_column(bit: int) -> str:
 
 def bit_value(bit: int) -> int:
     return 1 << (bit % BITS_PER_MASK)
-
-
-def literal(v: object) -> exp.Expr:
-    if isinstance(v, bool):
-        return exp.Boolean(this=v)
-    if isinstance(v, int | float):
-        return exp.Literal.number(repr(v) if isinstance(v, float) else str(v))
-    return exp.Literal.string(str(v))
 
 
 def parse_condition(text: str) -> exp.Expr:
@@ -327,7 +312,7 @@ def _column_pair_rule(cc: CompiledCheck, c: C.ColumnPair, ctx: Context) -> exp.E
 
 
 def _lateness_rule(cc: CompiledCheck, c: C.Lateness, ctx: Context) -> exp.Expr:
-    seconds = C.parse_seconds(c.max_delay)
+    seconds = parse_seconds(c.max_delay)
     if c.reference == "now":
         cutoff = _ts_literal(ctx.now - timedelta(seconds=seconds), _ctype(ctx, c.column))
     else:
@@ -500,7 +485,7 @@ def _aggregate_rule(cc: CompiledCheck, c: C.AggregateBetween, ctx: Context) -> N
 
 def _freshness_rule(cc: CompiledCheck, c: C.Freshness, ctx: Context) -> None:
     ctype = ctx.columns.get(c.column, "TIMESTAMP")
-    cutoff = _ts_literal(ctx.now - timedelta(seconds=C.parse_seconds(c.max_age)), ctype)
+    cutoff = _ts_literal(ctx.now - timedelta(seconds=parse_seconds(c.max_age)), ctype)
     mx = _agg_filter(exp.Max(this=col(c.column)), cc.scope)
     cc.metric = exp.Cast(this=mx, to=exp.DataType.build("VARCHAR"))
     cc.ok = exp.Coalesce(this=exp.GTE(this=mx.copy(), expression=cutoff), expressions=[exp.false()])

@@ -36,9 +36,10 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import duckdb
 from sqlglot import exp
 
+from lockgate.engine.base import Engine, EngineError
+from lockgate.engine.session import EngineLike, as_engine
 from lockgate.engine.types import is_decimal, is_numeric, is_string
 from lockgate.errors import ConfigError
 from lockgate.quality import checks as C
@@ -243,14 +244,13 @@ class AuditResult:
 # ---- audit ---------------------------------------------------------------------------------
 
 
-def describe(con: duckdb.DuckDBPyConnection, relation: str) -> dict[str, str]:
-    """Column name → DuckDB type of a table/view (no data read)."""
-    rel = con.sql(exp.select("*").from_(table_ref(relation)).limit(0).sql("duckdb"))
-    return {str(n): str(t) for n, t in zip(rel.columns, rel.types, strict=True)}
+def describe(con: EngineLike, relation: str) -> dict[str, str]:
+    """Column name → type of a table/view in the engine's dialect (no data read)."""
+    return as_engine(con).query_columns(exp.select("*").from_(table_ref(relation)))
 
 
 def audit(
-    con: duckdb.DuckDBPyConnection,
+    con: EngineLike,
     table: str,
     checks: Sequence[BaseCheck],
     *,
@@ -261,7 +261,7 @@ def audit(
     key_columns: Sequence[str] = (),
     dataset: str | None = None,
 ) -> AuditResult:
-    """Run ``checks`` on DuckDB relation ``table`` (see the module docstring).
+    """Run ``checks`` on relation ``table`` of the engine ``con`` (see the module docstring).
 
     ``references`` maps dataset names used by relationship/reconcile/reference_match/
     custom SQL to relations registered on ``con``; ``dataset`` is the audited dataset's own
@@ -271,44 +271,28 @@ def audit(
     from lockgate.quality.validate import validate_checks
 
     t0 = time.perf_counter()
+    con = as_engine(con)
     references = dict(references or {})
     columns = describe(con, table)
     ref_cols = {}
     for name, rel in references.items():
         try:
             ref_cols[name] = describe(con, rel)
-        except duckdb.Error:
+        except EngineError:
             continue
     problems = validate_checks(checks, columns, references=ref_cols)
     if problems:
         raise ConfigError(problems)
-    now = now or datetime.now(UTC)
     ctx = Context(
-        table=table,
-        columns=columns,
-        references=references,
-        now=now,
-        dataset=dataset,
-        sample_size=max(sample_size, 1),
+        table, columns, references, now or datetime.now(UTC), dataset, max(sample_size, 1)
     )
     compiled = compile_checks(checks, ctx)
     n_bits = sum(1 for c in compiled if c.bit is not None)
     mask_cols = [mask_column(b) for b in range(0, n_bits, BITS_PER_MASK)] or [MASK_COLUMN]
     plain_cols = [c for c in columns if c not in mask_cols]
 
-    marked: str | None = None
-    marks: str | None = None
     t_pass = time.perf_counter()
-    if mark and _has_stable_rowid(con, table, columns):
-        marked, marks = table, table + "__lg_marks"
-        _create_marks(con, table, marks, compiled, mask_cols)
-        row = _aggregate(con, table, compiled, marked_mode=True, marks=marks)
-    elif mark:
-        marked = table + "__lg_marked"
-        _create_marked(con, table, marked, compiled, mask_cols)
-        row = _aggregate(con, marked, compiled, marked_mode=True)
-    else:
-        row = _aggregate(con, table, compiled, marked_mode=False)
+    row, marked, marks = _run_pass(con, table, compiled, mask_cols, columns, mark)
     pass_seconds = time.perf_counter() - t_pass
 
     total = int(row["__lg_total"])
@@ -340,6 +324,27 @@ def audit(
     return res
 
 
+def _run_pass(
+    con: Engine,
+    table: str,
+    compiled: Sequence[CompiledCheck],
+    mask_cols: Sequence[str],
+    columns: Mapping[str, str],
+    mark: bool,
+) -> tuple[dict[str, Any], str | None, str | None]:
+    """The counting pass (plus, in mark mode, the marking pass before it): (the aggregate
+    row, the marked table, the sparse marks table)."""
+    if not mark:
+        return _aggregate(con, table, compiled, marked_mode=False), None, None
+    if _has_stable_rowid(con, table, columns):
+        marks = table + "__lg_marks"
+        _create_marks(con, table, marks, compiled, mask_cols)
+        return _aggregate(con, table, compiled, marked_mode=True, marks=marks), table, marks
+    marked = table + "__lg_marked"
+    _create_marked(con, table, marked, compiled, mask_cols)
+    return _aggregate(con, marked, compiled, marked_mode=True), marked, None
+
+
 def _mask_expr(compiled: Sequence[CompiledCheck], j: int) -> exp.Expr:
     """BIGINT bitmask of the row-level checks with bits in mask column ``j``."""
     terms: list[exp.Expr] = []
@@ -361,22 +366,14 @@ def _mask_expr(compiled: Sequence[CompiledCheck], j: int) -> exp.Expr:
     return exp.Cast(this=e, to=exp.DataType.build("BIGINT"))
 
 
-def _has_stable_rowid(
-    con: duckdb.DuckDBPyConnection, table: str, columns: Mapping[str, str]
-) -> bool:
+def _has_stable_rowid(con: Engine, table: str, columns: Mapping[str, str]) -> bool:
     """Whether ``table`` is a base table whose ``rowid`` pseudo-column is visible (not a
     view or a registered Arrow/pandas relation, and no user column named ``rowid``)."""
-    if any(c.lower() == "rowid" for c in columns):
-        return False
-    try:
-        con.execute(exp.select(exp.column("rowid")).from_(table_ref(table)).limit(0).sql("duckdb"))
-    except duckdb.Error:
-        return False
-    return True
+    return not any(c.lower() == "rowid" for c in columns) and con.has_rowid(table)
 
 
 def _create_marks(
-    con: duckdb.DuckDBPyConnection,
+    con: Engine,
     table: str,
     marks: str,
     compiled: Sequence[CompiledCheck],
@@ -389,12 +386,11 @@ def _create_marks(
     ).from_(table_ref(table, T_ALIAS))
     any_bit = exp.or_(*[exp.NEQ(this=col(m), expression=exp.Literal.number(0)) for m in mask_cols])
     sel = exp.select(exp.Star()).from_(inner.subquery("__lg_k")).where(any_bit)
-    stmt = exp.Create(this=table_ref(marks), kind="TABLE", expression=sel, replace=True)
-    con.execute(stmt.sql("duckdb"))
+    con.execute(exp.Create(this=table_ref(marks), kind="TABLE", expression=sel, replace=True))
 
 
 def _create_marked(
-    con: duckdb.DuckDBPyConnection,
+    con: Engine,
     table: str,
     marked: str,
     compiled: Sequence[CompiledCheck],
@@ -404,12 +400,11 @@ def _create_marked(
         exp.Column(this=exp.Star(), table=ident(T_ALIAS)),
         *[exp.alias_(_mask_expr(compiled, j), m, quoted=True) for j, m in enumerate(mask_cols)],
     ).from_(table_ref(table, T_ALIAS))
-    stmt = exp.Create(this=table_ref(marked), kind="TABLE", expression=sel, replace=True)
-    con.execute(stmt.sql("duckdb"))
+    con.execute(exp.Create(this=table_ref(marked), kind="TABLE", expression=sel, replace=True))
 
 
 def _aggregate(
-    con: duckdb.DuckDBPyConnection,
+    con: Engine,
     source: str,
     compiled: Sequence[CompiledCheck],
     *,
@@ -462,13 +457,10 @@ def _aggregate(
     stmt: exp.Select = exp.select(exp.Star()).from_(main.subquery("__lg_main"))
     for k, q in enumerate(extra):
         stmt = stmt.join(q.subquery(f"__lg_x{k}"), join_type="CROSS")
-    sql = stmt.sql("duckdb")
-    log.debug("audit pass: %s", sql)
-    cur = con.execute(sql)
-    values = cur.fetchone()
-    names = [d[0] for d in cur.description or []]
-    assert values is not None
-    return dict(zip(names, values, strict=True))
+    log.debug("audit pass")
+    row = con.fetch_row(stmt)
+    assert row
+    return row
 
 
 def _result(
@@ -553,13 +545,11 @@ def _table_verdict(
     raise TypeError(type(c).__name__)  # pragma: no cover
 
 
-def _run_custom(
-    con: duckdb.DuckDBPyConnection, cc: CompiledCheck, r: CheckResult, total: int, n: int
-) -> None:
+def _run_custom(con: Engine, cc: CompiledCheck, r: CheckResult, total: int, n: int) -> None:
     t0 = time.perf_counter()
     assert cc.custom is not None
     q = exp.select(exp.Count(this=exp.Star())).from_(cc.custom.copy().subquery("__lg_q"))
-    row = con.execute(q.sql("duckdb")).fetchone()
+    row = con.execute(q).fetchone()
     failing = int(row[0]) if row else 0
     r.failing_rows = failing
     r.fraction = failing / total if total else 0.0
@@ -568,12 +558,11 @@ def _run_custom(
     r.message = "" if r.passed else f"query returned {failing:,} rows (allowed: {allowed:g})"
     if failing and n > 0:
         sq = exp.select(exp.Star()).from_(cc.custom.copy().subquery("__lg_q")).limit(n)
-        rel = con.sql(sq.sql("duckdb"))
         safe = [
-            exp.alias_(_safe(exp.column(c, quoted=True), str(t)), c, quoted=True)
-            for c, t in zip(rel.columns, rel.types, strict=True)
+            exp.alias_(_safe(exp.column(c, quoted=True), t), c, quoted=True)
+            for c, t in con.query_columns(sq).items()
         ]
-        cur = con.execute(exp.select(*safe).from_(sq.subquery("__lg_s")).sql("duckdb"))
+        cur = con.execute(exp.select(*safe).from_(sq.subquery("__lg_s")))
         names = [d[0] for d in cur.description or []]
         r.samples = [dict(zip(names, v, strict=True)) for v in cur.fetchall()]
     r.seconds = time.perf_counter() - t0
@@ -589,7 +578,7 @@ def _safe(e: exp.Expr, t: str) -> exp.Expr:
 
 
 def _samples(
-    con: duckdb.DuckDBPyConnection,
+    con: Engine,
     table: str,
     marked: str | None,
     marks: str | None,
@@ -649,10 +638,8 @@ def _samples(
     union: exp.Query = parts[0]
     for p in parts[1:]:
         union = exp.union(union, p, distinct=False)
-    sql = union.sql("duckdb")
-    log.debug("audit samples: %s", sql)
-    cur = con.execute(sql)
-    for i, rec in cur.fetchall():
+    log.debug("audit samples")
+    for i, rec in con.execute(union).fetchall():
         r, cols = todo[int(i)]
         r.samples.append({k: rec.get(k) for k in cols})
     per = (time.perf_counter() - t0) / len(branches)

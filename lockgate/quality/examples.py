@@ -12,12 +12,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import duckdb
 from sqlglot import exp
 
+from lockgate.engine.base import Engine
+from lockgate.engine.session import DuckDBEngine
 from lockgate.quality.checks import BaseCheck
 from lockgate.quality.engine import CheckResult, audit
 from lockgate.quality.validate import parse_checks
+from lockgate.sql import ident, table_ref
 
 #: ``now`` of every example (freshness and lateness depend on it)
 EXAMPLE_NOW = datetime(2024, 6, 1, 12, 0, 0)
@@ -254,25 +256,23 @@ def example_check(ex: Example) -> BaseCheck:
     return check
 
 
-def create_table(con: duckdb.DuckDBPyConnection, name: str, table: Table) -> None:
-    """``CREATE TABLE name (declared columns)`` and insert the rows (cast by DuckDB)."""
+def create_table(con: Engine, name: str, table: Table) -> None:
+    """``CREATE TABLE name (declared columns)`` and insert the rows (cast by the engine)."""
     defs = [
-        exp.ColumnDef(
-            this=exp.to_identifier(c, quoted=True), kind=exp.DataType.build(t, dialect="duckdb")
-        )
+        exp.ColumnDef(this=ident(c), kind=exp.DataType.build(t, dialect="duckdb"))
         for c, t in table.columns.items()
     ]
-    target = exp.Table(this=exp.to_identifier(name, quoted=True))
-    create = exp.Create(this=exp.Schema(this=target, expressions=defs), kind="TABLE")
-    con.execute(create.sql("duckdb"))
+    create = exp.Create(this=exp.Schema(this=table_ref(name), expressions=defs), kind="TABLE")
+    con.execute(create)
     if table.rows:
-        marks = ", ".join("?" for _ in table.columns)
-        con.executemany(f"INSERT INTO {target.sql('duckdb')} VALUES ({marks})", table.rows)
+        marks = exp.Tuple(expressions=[exp.Placeholder() for _ in table.columns])
+        insert = exp.insert(exp.Values(expressions=[marks]), table_ref(name))
+        con.executemany(insert, table.rows)
 
 
 def run_example(ex: Example) -> CheckResult:
     """Run the example's check on its table (and references), as a run would audit it."""
-    con = duckdb.connect()
+    con = DuckDBEngine()
     try:
         create_table(con, ex.dataset, ex.table)
         for name, ref in ex.references.items():
@@ -293,7 +293,7 @@ def run_example(ex: Example) -> CheckResult:
 
 def write_parquet(path: Path, table: Table) -> None:
     """Write ``table`` (typed as declared) to a Parquet file."""
-    con = duckdb.connect()
+    con = DuckDBEngine()
     try:
         create_table(con, "t", table)
         con.execute("COPY t TO ? (FORMAT parquet)", [str(path)])

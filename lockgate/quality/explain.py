@@ -11,7 +11,7 @@ the row as stored in the quarantine table (no query is run).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from lockgate.quality import checks as C
@@ -47,29 +47,32 @@ def _range(lo: Any, hi: Any, lo_open: bool = False, hi_open: bool = False) -> st
     return f"{left}{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}{right}"
 
 
+def _length(v: Any) -> int | str:
+    return len(v) if isinstance(v, str) else "?"
+
+
+#: why a value fails a single-column check: what follows ``column=value``
+_VALUE_REASONS: dict[type[C.BaseCheck], Callable[[Any, Any], str]] = {
+    C.Between: lambda c, v: f"not in {_range(c.min, c.max, c.min_exclusive, c.max_exclusive)}",
+    C.AcceptedValues: lambda c, v: f"not in accepted values {_values(c.values)}",
+    C.NotAcceptedValues: lambda c, v: "is a forbidden value",
+    C.RegexMatch: lambda c, v: f"does not match {c.pattern!r}",
+    C.LengthBetween: lambda c, v: f"has length {_length(v)}, not in {_range(c.min, c.max)}",
+    C.ParsableAs: lambda c, v: f"does not parse as {c.as_type}",
+}
+
+
 def explain(check: C.BaseCheck, row: Mapping[str, Any]) -> str:
     """Why ``row`` fails ``check`` (a row-level check), naming the failing value(s)."""
     c: Any = check
     col = getattr(c, "column", None)
     v = row.get(col) if isinstance(col, str) else None
+    reason = _VALUE_REASONS.get(type(check))
+    if reason is not None:
+        return f"{col}={value(v)} {reason(c, v)}"
     match check:
         case C.NotNull():
             return f"{col} is NULL"
-        case C.Between():
-            return (
-                f"{col}={value(v)} not in {_range(c.min, c.max, c.min_exclusive, c.max_exclusive)}"
-            )
-        case C.AcceptedValues():
-            return f"{col}={value(v)} not in accepted values {_values(c.values)}"
-        case C.NotAcceptedValues():
-            return f"{col}={value(v)} is a forbidden value"
-        case C.RegexMatch():
-            return f"{col}={value(v)} does not match {c.pattern!r}"
-        case C.LengthBetween():
-            n = len(v) if isinstance(v, str) else "?"
-            return f"{col}={value(v)} has length {n}, not in {_range(c.min, c.max)}"
-        case C.ParsableAs():
-            return f"{col}={value(v)} does not parse as {c.as_type}"
         case C.Unique():
             return f"{_cols(row, c.key)} is not unique"
         case C.Relationship():

@@ -56,26 +56,22 @@ def gate(result: AuditResult, policy: str) -> GateDecision:
         failed = [r.name for r in result.results if not r.passed]
         reason = f"warn policy: {len(failed)} failing check(s) reported" if failed else ""
         return GateDecision("publish_all", p, warnings=failed, reason=reason)
-    if p == "block":
+    if p == "block":  # any failing error check blocks
         blocking = [r.name for r in errors if not r.passed]
-        if blocking:
-            return GateDecision(
-                "block",
-                p,
-                blocking=blocking,
-                warnings=warnings,
-                reason="failing error checks: " + ", ".join(_describe(result, blocking)),
-            )
-        return GateDecision("publish_all", p, warnings=warnings)
-    blocking = [r.name for r in errors if not r.row_level and not r.passed]
+        what = "failing error checks"
+    else:  # quarantine: only table-level failures block; failing rows are quarantined
+        blocking = [r.name for r in errors if not r.row_level and not r.passed]
+        what = "failing table-level error checks"
     if blocking:
         return GateDecision(
             "block",
             p,
             blocking=blocking,
             warnings=warnings,
-            reason="failing table-level error checks: " + ", ".join(_describe(result, blocking)),
+            reason=f"{what}: " + ", ".join(_describe(result, blocking)),
         )
+    if p == "block":
+        return GateDecision("publish_all", p, warnings=warnings)
     q = [r for r in errors if r.row_level and r.failing_rows > 0 and r.bit is not None]
     if not q:
         return GateDecision("publish_all", p, warnings=warnings)

@@ -39,11 +39,13 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-import duckdb
 from sqlglot import exp
 
+from lockgate.engine.base import EngineError
+from lockgate.engine.session import EngineLike, as_engine, duckdb_connection
+from lockgate.engine.types import is_float, is_integer, is_numeric, is_string, is_temporal
 from lockgate.errors import InputError, UsageError
-from lockgate.quality.targets import TargetRead, is_delta_table, target_label
+from lockgate.quality.targets import TargetRead, is_delta_table, register_target, target_label
 
 logger = logging.getLogger(__name__)
 
@@ -57,21 +59,6 @@ PATTERNS: dict[str, str] = {
     "iso_date": r"^\d{4}-\d{2}-\d{2}$",
     "iso_datetime": r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+\-]\d{2}(:?\d{2})?)?$",
 }
-
-_INT_TYPES = {
-    "TINYINT",
-    "SMALLINT",
-    "INTEGER",
-    "BIGINT",
-    "HUGEINT",
-    "UTINYINT",
-    "USMALLINT",
-    "UINTEGER",
-    "UBIGINT",
-    "UHUGEINT",
-}
-_FLOAT_TYPES = {"FLOAT", "DOUBLE", "REAL"}
-_TEMPORAL_PREFIXES = ("DATE", "TIMESTAMP", "TIME")
 
 Scalar = int | float | str | bool | None
 
@@ -121,7 +108,7 @@ class ColumnProfile:
 
     @property
     def is_integer(self) -> bool:
-        return self.type in _INT_TYPES
+        return is_integer(self.type)
 
 
 @dataclass(frozen=True)
@@ -146,10 +133,8 @@ class Profile:
         return self.rows + self.rejected
 
     def column(self, name: str) -> ColumnProfile:
-        for c in self.columns:
-            if c.name == name:
-                return c
-        raise KeyError(name)
+        """The profile of column ``name`` (KeyError if there is none)."""
+        return {c.name: c for c in self.columns}[name]
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable dict (``json.dumps(p.to_dict())`` works)."""
@@ -195,13 +180,13 @@ def _lists(v: Any) -> Any:
 
 def _kind(duck_type: str) -> str:
     t = duck_type.upper()
-    if t in _INT_TYPES or t in _FLOAT_TYPES or t.startswith("DECIMAL"):
+    if is_numeric(t):
         return "numeric"
-    if t == "VARCHAR" or t.startswith("ENUM"):
+    if is_string(t) or t.startswith("ENUM"):
         return "string"
     if t == "BOOLEAN":
         return "boolean"
-    if t.startswith(_TEMPORAL_PREFIXES) and not t.startswith("TIME_NS"):
+    if is_temporal(t) or t in ("TIME", "TIME WITH TIME ZONE"):  # a time of day has a range
         return "temporal"
     return "other"
 
@@ -260,15 +245,11 @@ def _float(v: Any) -> float | None:
     return None if math.isnan(f) else f
 
 
-def _sql(e: exp.Expr) -> str:
-    return e.sql(dialect="duckdb")
-
-
 # ----------------------------------------------------------------------------- profile
 
 
 def profile(
-    con: duckdb.DuckDBPyConnection,
+    con: EngineLike,
     relation_or_table: str,
     *,
     top_k: int = 10,
@@ -276,13 +257,15 @@ def profile(
     histogram_bins: int = HISTOGRAM_BINS,
     target: str | None = None,
 ) -> Profile:
-    """Profile a table, view or registered relation ``relation_or_table`` on ``con``.
+    """Profile a table, view or registered relation ``relation_or_table`` of engine ``con``
+    (or a DuckDB connection).
 
     One scan computes every aggregate; a second scan (skipped for an empty table) adds the
     exact counts of the top values and the histograms. ``target`` is the label stored in
     the profile (default: the table name).
 
-    >>> con = duckdb.connect()
+    >>> from lockgate.engine.session import DuckDBEngine
+    >>> con = DuckDBEngine()
     >>> _ = con.execute("CREATE TABLE t AS SELECT * FROM (VALUES (1, 'a'), (2, NULL)) v(x, s)")
     >>> p = profile(con, "t")
     >>> (p.rows, p.column("s").null_count, p.column("x").max)
@@ -294,12 +277,13 @@ def profile(
     if any(not 0.0 <= q <= 1.0 for q in qs):
         raise UsageError(f"quantiles must be within [0, 1], got {list(quantiles)}")
     started = time.perf_counter()
+    con = as_engine(con)
     table = _table_expr(relation_or_table)
     try:
         described = con.execute(
-            _sql(exp.Describe(this=exp.select(exp.Star()).from_(table.copy())))
+            exp.Describe(this=exp.select(exp.Star()).from_(table.copy()))
         ).fetchall()
-    except duckdb.Error as e:
+    except EngineError as e:
         raise InputError(
             f"cannot profile {relation_or_table!r}: {e}",
             hint="pass the name of a table or view registered on the connection",
@@ -319,14 +303,11 @@ def profile(
         expression=pass1,
         properties=exp.Properties(expressions=[exp.TemporaryProperty()]),
     )
-    con.execute(_sql(create))
+    con.execute(create)
     try:
         fetch = exp.select(*_pass1_fetch(cols, kinds)).from_(_table_expr(stats_table))
-        cur = con.execute(_sql(fetch))
-        names = [d[0] for d in cur.description]
-        row = cur.fetchone()
-        assert row is not None
-        s = dict(zip(names, row, strict=True))
+        s = con.fetch_row(fetch)
+        assert s
         rows = int(s["n"])
 
         # ---- pass 2: exact top-value counts + histograms, one statement
@@ -342,11 +323,8 @@ def profile(
                 passes = 2
                 q2 = exp.select(*p2).from_(table.copy().as_("_lg_t", quoted=True))
                 q2 = q2.join(_table_expr(stats_table).as_("_lg_s", quoted=True), join_type="cross")
-                cur = con.execute(_sql(q2))
-                names2 = [d[0] for d in cur.description]
-                row2 = cur.fetchone()
-                assert row2 is not None
-                r2 = dict(zip(names2, row2, strict=True))
+                r2 = con.fetch_row(q2)
+                assert r2
                 for i in range(len(cols)):
                     entries = r2.get(f"c{i}_topn")
                     if entries is not None:
@@ -358,7 +336,7 @@ def profile(
                         hists[i] = _hist_bins(bins[i], r2[f"c{i}_hist"])
     finally:
         drop = exp.Drop(tables=[_table_expr(stats_table)], kind="TABLE", exists=True)
-        con.execute(_sql(drop))
+        con.execute(drop)
 
     profiles = [
         _column_profile(i, name, typ, kind, s, rows, qs, tops.get(i, []), hists.get(i, ()))
@@ -387,9 +365,9 @@ def _pass1_aggs(
     if kind == "other" and typ.upper() not in ("UUID", "BLOB", "INTERVAL"):
         return out  # nested types: counts only
     out.append(exp.alias_(_fn("approx_count_distinct", c.copy()), a + "nd", quoted=True))
-    is_float = typ.upper() in _FLOAT_TYPES
+    floating = is_float(typ)
     ok: exp.Expr | None = None
-    if is_float:
+    if floating:
         isnan = _fn("isnan", c.copy())
         out.append(exp.alias_(_fn("count_if", isnan.copy()), a + "nan", quoted=True))
         ok = exp.Not(this=isnan)
@@ -463,7 +441,7 @@ def _has(i: int, suffix: str, typ: str, kind: str) -> bool:
     if suffix in ("nd", "top"):
         return True
     if suffix == "nan":
-        return typ.upper() in _FLOAT_TYPES
+        return is_float(typ)
     if suffix in ("min", "max"):
         return kind in ("numeric", "string", "temporal")
     if suffix == "q":
@@ -509,7 +487,7 @@ def _pass2_aggs(
         idx = exp.TryCast(this=idx, to=exp.DataType.build("BIGINT"))
         idx = exp.Least(this=idx, expressions=[_num(spec.n - 1)])
         cond: exp.Expr | None = None
-        if typ.upper() in _FLOAT_TYPES:  # NaN and infinities fall outside every finite bin
+        if is_float(typ):  # NaN and infinities fall outside every finite bin
             cond = exp.and_(exp.Not(this=_fn("isnan", c.copy())), _fn("isfinite", c.copy()))
         h = _cast(
             _fn("map_entries", _filter(_fn("histogram", idx), cond)),
@@ -538,7 +516,7 @@ def _bin_spec(i: int, typ: str, kind: str, s: Mapping[str, Any], nbins: int) -> 
         return None
     t = typ.upper()
     if kind == "numeric":
-        lo, hi, integer, unit = float(mn), float(mx), t in _INT_TYPES, "number"
+        lo, hi, integer, unit = float(mn), float(mx), is_integer(t), "number"
     elif t == "DATE":
         lo_d, hi_d = _parse_ts(str(mn)), _parse_ts(str(mx))
         if lo_d is None or hi_d is None:
@@ -640,14 +618,6 @@ def _column_profile(
 # ----------------------------------------------------------------------------- targets
 
 
-def register_target(con: duckdb.DuckDBPyConnection, target: str, view: str) -> TargetRead:
-    """Make ``target`` (a file or glob, a Delta table folder, or a PostgreSQL table URL)
-    readable as ``view`` — see :mod:`lockgate.quality.targets`."""
-    from lockgate.quality.targets import register_target as _register
-
-    return _register(con, view, target)
-
-
 def with_rejects(p: Profile, read: TargetRead) -> Profile:
     """``p`` with the records reading its target rejected (they are not in ``p.rows``)."""
     return replace(
@@ -662,22 +632,21 @@ def profile_target(
     *,
     top_k: int = 10,
     quantiles: Sequence[float] = DEFAULT_QUANTILES,
-    con: duckdb.DuckDBPyConnection | None = None,
+    con: EngineLike | None = None,
 ) -> Profile:
     """Profile a file path/glob (CSV/Parquet/JSON by extension), a Delta table folder or a
     PostgreSQL table URL. Records that cannot be read are counted in ``rejected``."""
+
     own = con is None
-    c = duckdb.connect() if con is None else con
+    eng = as_engine(con, timezone="UTC")
     try:
-        if own:
-            c.execute("SET TimeZone = 'UTC'")
         view = f"_lg_target_{uuid.uuid4().hex[:8]}"
-        read = register_target(c, target, view)
-        result = profile(c, view, top_k=top_k, quantiles=quantiles, target=target_label(target))
+        read = register_target(duckdb_connection(eng), view, target)
+        result = profile(eng, view, top_k=top_k, quantiles=quantiles, target=target_label(target))
         return with_rejects(result, read)
     finally:
         if own:
-            c.close()
+            eng.close()
 
 
 __all__ = [
@@ -689,6 +658,5 @@ __all__ = [
     "is_delta_table",
     "profile",
     "profile_target",
-    "register_target",
     "with_rejects",
 ]

@@ -26,8 +26,7 @@ from datetime import datetime
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-import duckdb
-
+from lockgate.engine.session import EngineLike, as_engine, duckdb_connection
 from lockgate.errors import ConfigError
 from lockgate.quality.checkfile import CheckFile, load_check_file
 from lockgate.quality.engine import AuditResult, audit, describe
@@ -78,7 +77,7 @@ def run_standalone(
     now: datetime | None = None,
     refs: Mapping[str, str] | None = None,
     sample_size: int = 5,
-    con: duckdb.DuckDBPyConnection | None = None,
+    con: EngineLike | None = None,
     max_rejected: int = 0,
 ) -> StandaloneResult:
     """Load the check file, expose ``target`` and the references, validate statically
@@ -90,21 +89,22 @@ def run_standalone(
     cf = checks if isinstance(checks, CheckFile) else load_check_file(checks)
     if not cf.raw_checks:
         cf = CheckFile(cf.path, cf.checks, cf.lines, cf.references, cf.dataset, list(cf.checks))
-    con = con or duckdb.connect()
+    eng = as_engine(con)
+    raw = duckdb_connection(eng)  # the target readers are DuckDB's
     tmp = tempfile.TemporaryDirectory(prefix="lockgate-check-")
     try:
-        read = register_target(con, TARGET, target, tmp.name)
+        read = register_target(raw, TARGET, target, tmp.name)
         references: dict[str, str] = {}
         ref_cols: dict[str, dict[str, str]] = {}
         ref_reads: dict[str, TargetRead] = {}
         for name, tgt in {**cf.references, **(refs or {})}.items():
             rel = f"__lg_ref_{name}"
-            ref_read = register_target(con, rel, tgt, tmp.name)
+            ref_read = register_target(raw, rel, tgt, tmp.name)
             if ref_read.rejected:
                 ref_reads[name] = ref_read
             references[name] = rel
-            ref_cols[name] = describe(con, rel)
-        columns = describe(con, TARGET)
+            ref_cols[name] = describe(eng, rel)
+        columns = describe(eng, TARGET)
         problems = validate_checks(
             cf.raw_checks, columns, file=cf.path, lines=cf.lines, references=ref_cols
         )
@@ -112,7 +112,7 @@ def run_standalone(
             raise ConfigError(problems)
         dataset = cf.dataset or _stem(target)
         result = audit(
-            con,
+            eng,
             TARGET,
             cf.checks,
             references=references,
@@ -131,6 +131,8 @@ def run_standalone(
         )
     finally:
         tmp.cleanup()
+        if con is None:
+            eng.close()
 
 
 def _stem(target: str) -> str | None:

@@ -31,9 +31,10 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-import duckdb
 from sqlglot import exp
 
+from lockgate.engine.base import Engine
+from lockgate.engine.session import EngineLike, as_engine
 from lockgate.quality.profile import PATTERNS, ColumnProfile, Profile, _parse_ts, _table_expr
 
 #: accepted_values is suggested up to this many distinct values
@@ -52,7 +53,7 @@ def suggest_checks(
     profile: Profile,
     *,
     dataset: str | None = None,
-    con: duckdb.DuckDBPyConnection | None = None,
+    con: EngineLike | None = None,
     table: str | None = None,
     now: datetime | None = None,
 ) -> str:
@@ -62,7 +63,9 @@ def suggest_checks(
     exactly; ``now`` fixes the clock for ``freshness`` (default: the current UTC time).
     """
     now = now or datetime.now(UTC)
-    exact_unique = _confirm_unique(profile, con, table) if con is not None and table else None
+    exact_unique = (
+        _confirm_unique(profile, as_engine(con), table) if con is not None and table else None
+    )
     label = dataset or profile.target
     lines = [
         f"# Checks suggested by `lockgate suggest` from a profile of {label}",
@@ -238,9 +241,7 @@ def _human(seconds: float) -> str:
     return f"{seconds / 86400:.1f}d"
 
 
-def _confirm_unique(
-    profile: Profile, con: duckdb.DuckDBPyConnection, table: str
-) -> dict[str, bool]:
+def _confirm_unique(profile: Profile, con: Engine, table: str) -> dict[str, bool]:
     """Exact check of every unique candidate in one query: count(DISTINCT c) = count(c)."""
     names = [c.name for c in profile.columns if _unique_candidate(c)]
     if not names:
@@ -256,7 +257,7 @@ def _confirm_unique(
         )
         for i, n in enumerate(names)
     ]
-    row = con.execute(exp.select(*sel).from_(_table_expr(table)).sql(dialect="duckdb")).fetchone()
+    row = con.execute(exp.select(*sel).from_(_table_expr(table))).fetchone()
     assert row is not None
     return {n: bool(v) for n, v in zip(names, row, strict=True)}
 

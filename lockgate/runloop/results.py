@@ -3,18 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from enum import StrEnum
 
 from lockgate.errors import TerminalError
 
-
-class StepStatus(StrEnum):
-    SUCCESS = "success"  # published (possibly with quarantined rows)
-    NOOP = "noop"  # inputs unchanged since the last publish: nothing to do
-    BLOCKED = "blocked"  # the quality gate blocked the batch; nothing published
-    FAILED = "failed"  # an error; nothing published
-    UPSTREAM_FAILED = "upstream_failed"  # skipped because an upstream step failed or blocked
-    PLANNED = "planned"  # dry run: would run
+# one definition of each status, shared with the state store (re-exported here)
+from lockgate.state.records import RunStatus as RunStatus
+from lockgate.state.records import StepStatus as StepStatus
 
 
 @dataclass
@@ -104,14 +98,6 @@ class AccountingError(TerminalError):
             hint="a bug in lockgate, not in your data: the dataset's batch was not reported "
             "as published; re-run with --debug and report it",
         )
-
-
-class RunStatus(StrEnum):
-    SUCCESS = "success"
-    PARTIAL = "partial"  # some steps failed or blocked, others published
-    FAILED = "failed"
-    BLOCKED = "blocked"
-    INTERRUPTED = "interrupted"  # stopped early: the run lost its project lock
 
 
 @dataclass

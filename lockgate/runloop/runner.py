@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from lockgate.engine.session import Session, clean_stale_work
+from lockgate.engine.session import clean_stale_work, open_session
 from lockgate.errors import LockgateError
 from lockgate.runloop import events as ev
 from lockgate.runloop import identity
@@ -149,13 +149,14 @@ def execute(
         crashpoint("run started")
         clean_stale_work(project.work_dir / "work", keep=run.run_id)
         bus.emit(ev.RunStarted(run_id=run.run_id, project=project.config.name, datasets=names))
-        session = Session(
+        session = open_session(
+            project.config.engine,
             project.work_dir / "work",
             run.run_id,
             memory_limit=project.config.memory_limit,
             threads=project.config.threads,
         )
-        if type(rep).watch is not Reporter.watch:  # someone shows progress: track it
+        if session.SUPPORTS_PROGRESS and type(rep).watch is not Reporter.watch:  # shown: track
             session.enable_progress()
             rep.watch(session.progress)
         results: list[StepResult] = []

@@ -5,11 +5,11 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, is_dataclass
+from dataclasses import asdict, fields, is_dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy.engine import RowMapping
 
@@ -21,6 +21,11 @@ from lockgate.state.records import (
     StepInfo,
     StepStatus,
 )
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+R = TypeVar("R", bound="DataclassInstance")
 
 
 def status_value(value: str | Enum, kind: type[RunStatus] | type[StepStatus]) -> str:
@@ -97,78 +102,23 @@ def watermark_text(value: Any) -> tuple[str, str | None]:
     return str(value), None
 
 
+def from_row(cls: type[R], r: RowMapping, **renamed: str) -> R:
+    """A record dataclass from a row: each field from the column of the same name (or the
+    column ``renamed`` maps it to); a column a database has not migrated yet reads None."""
+    return cls(**{f.name: r.get(renamed.get(f.name, f.name)) for f in fields(cls)})
+
+
 def run_info(r: RowMapping) -> RunInfo:
-    return RunInfo(
-        run_id=r["run_id"],
-        seq=int(r["seq"]),
-        project=r["project"],
-        status=r["status"],
-        started_at=r["started_at"],
-        finished_at=r["finished_at"],
-        duration_s=r["duration_s"],
-        selection=r["selection"],
-        args=r["args"],
-        summary=r["summary"],
-        error=r["error"],
-        pid=r["pid"],
-        host=r["host"],
-    )
+    return from_row(RunInfo, r)
 
 
 def step_info(r: RowMapping) -> StepInfo:
-    return StepInfo(
-        step_id=r["id"],
-        run_id=r["run_id"],
-        project=r["project"],
-        dataset=r["dataset"],
-        status=r["status"],
-        reason=r["reason"],
-        started_at=r["started_at"],
-        finished_at=r["finished_at"],
-        duration_s=r["duration_s"],
-        attempts=r["attempts"],
-        rows_in=r["rows_in"],
-        rows_out=r["rows_out"],
-        rows_quarantined=r["rows_quarantined"],
-        input_versions=r["input_versions"],
-        output_version=r["output_version"],
-        quarantine_version=r["quarantine_version"],
-        watermark=r["watermark"],
-        schema_version=r["schema_version"],
-        batch_id=r["batch_id"],
-        message=r["message"],
-        rows_skipped=r.get("rows_skipped"),
-        skip_reasons=r.get("skip_reasons"),
-    )
+    return from_row(StepInfo, r, step_id="id")
 
 
 def attempt_info(r: RowMapping) -> AttemptInfo:
-    return AttemptInfo(
-        step_id=r["step_id"],
-        attempt=r["attempt"],
-        status=r["status"],
-        started_at=r["started_at"],
-        finished_at=r["finished_at"],
-        error=r["error"],
-        transient=bool(r["transient"]),
-    )
+    return from_row(AttemptInfo, r)
 
 
 def check_record(r: RowMapping) -> CheckRecord:
-    return CheckRecord(
-        step_id=r["step_id"],
-        run_id=r["run_id"],
-        project=r["project"],
-        dataset=r["dataset"],
-        check_name=r["check_name"],
-        check_type=r["check_type"],
-        dimension=r["dimension"],
-        severity=r["severity"],
-        failing_rows=r["failing_rows"],
-        fraction=r["fraction"],
-        passed=bool(r["passed"]),
-        observed=r["observed"],
-        samples=r["samples"],
-        seconds=r["seconds"],
-        message=r["message"],
-    )
+    return from_row(CheckRecord, r)

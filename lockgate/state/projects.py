@@ -44,17 +44,9 @@ def register_project(
     existed (``project_id`` NULL) are adopted by a project registered for the first time."""
     now = now_utc()
     old = get_project(conn, project)
+    row = {"project_id": project_id, "warehouse": warehouse, "host": host, "updated_at": now}
     if old is None:
-        conn.execute(
-            sa.insert(t.projects).values(
-                project=project,
-                project_id=project_id,
-                warehouse=warehouse,
-                host=host,
-                registered_at=now,
-                updated_at=now,
-            )
-        )
+        conn.execute(sa.insert(t.projects).values(project=project, registered_at=now, **row))
         conn.execute(
             sa.update(t.runs)
             .where(t.runs.c.project == project, t.runs.c.project_id.is_(None))
@@ -65,13 +57,7 @@ def register_project(
         conn.execute(
             sa.update(t.projects)
             .where(t.projects.c.project == project)
-            .values(
-                project_id=project_id,
-                warehouse=warehouse,
-                host=host,
-                registered_at=registered,
-                updated_at=now,
-            )
+            .values(registered_at=registered, **row)
         )
     rec = get_project(conn, project)
     assert rec is not None

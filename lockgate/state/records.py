@@ -12,22 +12,26 @@ from typing import Any
 
 
 class RunStatus(StrEnum):
-    RUNNING = "running"
+    """A run's status: ``running`` in the state store until it finishes."""
+
     SUCCESS = "success"
+    PARTIAL = "partial"  # some steps failed or blocked, others published
     FAILED = "failed"
-    PARTIAL = "partial"  # some datasets published, some failed/blocked
     BLOCKED = "blocked"  # a quality gate blocked
-    INTERRUPTED = "interrupted"  # the process died (found by mark_stale_runs)
+    INTERRUPTED = "interrupted"  # stopped early: lost its lock, or the process died
+    RUNNING = "running"  # started, not finished (state store only)
 
 
 class StepStatus(StrEnum):
-    RUNNING = "running"  # between start_step and finish_step
-    SUCCESS = "success"
-    SKIPPED = "skipped"
-    FAILED = "failed"
-    BLOCKED = "blocked"
-    NOOP = "noop"  # inputs unchanged since the last publish
-    UPSTREAM_FAILED = "upstream_failed"
+    """A step's status — the run loop's result and the state store's record alike."""
+
+    SUCCESS = "success"  # published (possibly with quarantined rows)
+    NOOP = "noop"  # inputs unchanged since the last publish: nothing to do
+    BLOCKED = "blocked"  # the quality gate blocked the batch; nothing published
+    FAILED = "failed"  # an error; nothing published
+    UPSTREAM_FAILED = "upstream_failed"  # skipped because an upstream step failed or blocked
+    PLANNED = "planned"  # dry run: would run (never recorded)
+    RUNNING = "running"  # between start_step and finish_step (state store only)
 
 
 @dataclass(frozen=True)
@@ -110,6 +114,7 @@ class CheckRecord:
     samples: list[Any] | None
     seconds: float | None
     message: str | None
+    finished_at: datetime | None = None  # when the step that ran the check finished
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -36,21 +35,20 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import URL, Connection, CursorResult, Engine
+from sqlalchemy.engine import URL, Connection, CursorResult, Engine, RowMapping
 
 from lockgate.errors import UsageError
+from lockgate.state import history
+from lockgate.state import records as rec
 from lockgate.state import tables as t
 from lockgate.state._convert import (
     as_mapping,
-    attempt_info,
-    check_record,
     duration,
     finite_float,
+    from_row,
     normalise_schema,
-    run_info,
     schema_fingerprint,
     status_value,
-    step_info,
     text_or_none,
     watermark_text,
 )
@@ -64,23 +62,15 @@ from lockgate.state.projects import (
     register_project,
 )
 from lockgate.state.records import (
-    AttemptInfo,
-    CheckRecord,
     LockInfo,
     ProfileRecord,
-    RunDetail,
-    RunInfo,
     RunRecord,
     RunStatus,
-    ScoreRecord,
-    StepInfo,
     StepStatus,
     Watermark,
 )
 
 log = logging.getLogger(__name__)
-
-_HEX = re.compile(r"^[0-9a-f]{1,32}$")
 
 
 class StateStore:
@@ -147,6 +137,11 @@ class StateStore:
             conn.begin(),
         ):
             yield conn
+
+    def _add(self, table: sa.Table, **values: Any) -> int:
+        """Insert one row; its primary key."""
+        with self._tx() as conn:
+            return _pk(conn.execute(sa.insert(table).values(**values)))
 
     def _insert(self, table: sa.Table) -> Any:
         if self.dialect == "postgresql":
@@ -223,87 +218,28 @@ class StateStore:
         error: str | None = None,
     ) -> None:
         """Close a run with a final status (not ``running``)."""
-        st = status_value(status, RunStatus)
-        if st == RunStatus.RUNNING.value:
-            raise ValueError("finish_run needs a final status, not 'running'")
-        now = now_utc()
-        with self._tx() as conn:
-            started = conn.execute(
-                sa.select(t.runs.c.started_at).where(t.runs.c.run_id == run_id)
-            ).scalar_one_or_none()
-            if started is None:
-                raise UsageError(f"no run {run_id!r} in the state store {self.url}")
-            conn.execute(
-                sa.update(t.runs)
-                .where(t.runs.c.run_id == run_id)
-                .values(
-                    status=st,
-                    finished_at=now,
-                    duration_s=duration(started, now),
-                    summary=dict(summary) if summary is not None else None,
-                    error=error,
-                )
-            )
+        self._finish(
+            t.runs.c.run_id,
+            run_id,
+            status_value(status, RunStatus),
+            summary=dict(summary) if summary is not None else None,
+            error=error,
+        )
 
     def list_runs(
         self, project: str, limit: int = 20, status: str | RunStatus | None = None
-    ) -> list[RunInfo]:
-        """Newest first."""
-        q = sa.select(t.runs).where(t.runs.c.project == project)
-        if status is not None:
-            q = q.where(t.runs.c.status == status_value(status, RunStatus))
-        q = q.order_by(t.runs.c.seq.desc()).limit(limit)
+    ) -> list[rec.RunInfo]:
+        """Newest first (only runs of ``status`` if given)."""
         with self._read() as conn:
-            return [run_info(r) for r in conn.execute(q).mappings()]
+            return history.list_runs(conn, project, limit, status)
 
-    def get_run(self, run_id: str, project: str | None = None) -> RunDetail | None:
+    def get_run(self, run_id: str, project: str | None = None) -> rec.RunDetail | None:
         """A run by id or unique id prefix, with its steps, attempts and check results.
 
         None if nothing matches; :class:`UsageError` if a prefix matches several runs.
         """
-        key = run_id.strip().lower()
-        if not _HEX.match(key):
-            return None
-        q = sa.select(t.runs)
-        q = (
-            q.where(t.runs.c.run_id == key)
-            if len(key) == 32
-            else q.where(t.runs.c.run_id.startswith(key, autoescape=True))
-        )
-        if project is not None:
-            q = q.where(t.runs.c.project == project)
         with self._read() as conn:
-            rows = list(conn.execute(q.order_by(t.runs.c.seq.desc()).limit(6)).mappings())
-            if not rows:
-                return None
-            if len(rows) > 1:
-                ids = ", ".join(r["run_id"][:12] for r in rows[:5])
-                raise UsageError(
-                    f"run id prefix {run_id!r} matches several runs: {ids}",
-                    hint="give more characters of the run id",
-                )
-            run = run_info(rows[0])
-            step_rows = conn.execute(
-                sa.select(t.steps).where(t.steps.c.run_id == run.run_id).order_by(t.steps.c.id)
-            ).mappings()
-            steps = [step_info(r) for r in step_rows]
-            attempts: dict[int, list[AttemptInfo]] = {}
-            checks: dict[int, list[CheckRecord]] = {}
-            if steps:
-                ids_ = [s.step_id for s in steps]
-                for r in conn.execute(
-                    sa.select(t.attempts)
-                    .where(t.attempts.c.step_id.in_(ids_))
-                    .order_by(t.attempts.c.step_id, t.attempts.c.attempt, t.attempts.c.id)
-                ).mappings():
-                    attempts.setdefault(r["step_id"], []).append(attempt_info(r))
-                for r in conn.execute(
-                    sa.select(t.check_results)
-                    .where(t.check_results.c.run_id == run.run_id)
-                    .order_by(t.check_results.c.id)
-                ).mappings():
-                    checks.setdefault(r["step_id"], []).append(check_record(r))
-        return RunDetail(run=run, steps=steps, attempts=attempts, checks=checks)
+            return history.get_run(conn, run_id, project)
 
     def mark_stale_runs(self, project: str) -> list[str]:
         """Mark ``running`` runs whose process is gone as ``interrupted``; return their ids.
@@ -354,18 +290,15 @@ class StateStore:
         input_versions: Mapping[str, Any] | None = None,
     ) -> int:
         """Record a step (status ``running``) and return its id."""
-        with self._tx() as conn:
-            res = conn.execute(
-                sa.insert(t.steps).values(
-                    run_id=run_id,
-                    project=project,
-                    dataset=dataset,
-                    status=StepStatus.RUNNING.value,
-                    started_at=now_utc(),
-                    input_versions=dict(input_versions) if input_versions is not None else None,
-                )
-            )
-            return _pk(res)
+        return self._add(
+            t.steps,
+            run_id=run_id,
+            project=project,
+            dataset=dataset,
+            status=StepStatus.RUNNING.value,
+            started_at=now_utc(),
+            input_versions=dict(input_versions) if input_versions is not None else None,
+        )
 
     def record_attempt(
         self,
@@ -396,71 +329,70 @@ class StateStore:
         step_id: int,
         *,
         status: str | StepStatus,
+        watermark: Any = None,
         reason: str | None = None,
         rows_in: int | None = None,
         rows_out: int | None = None,
         rows_quarantined: int | None = None,
-        rows_skipped: int | None = None,
         skip_reasons: Mapping[str, int] | None = None,
+        rows_skipped: int | None = None,
         output_version: int | None = None,
         quarantine_version: int | None = None,
-        watermark: Any = None,
         schema_version: int | None = None,
+        input_versions: Mapping[str, Any] | None = None,
         batch_id: str | None = None,
         message: str | None = None,
         attempts: int | None = None,
-        input_versions: Mapping[str, Any] | None = None,
     ) -> None:
         """Close a step with its final status and metrics (``input_versions``, when given,
         replaces what ``start_step`` recorded: the pinned inputs are known only once resolved)."""
-        st = status_value(status, StepStatus)
-        if st == StepStatus.RUNNING.value:
-            raise ValueError("finish_step needs a final status, not 'running'")
+        self._finish(
+            t.steps.c.id,
+            step_id,
+            status_value(status, StepStatus),
+            reason=reason,
+            attempts=attempts,
+            rows_in=rows_in,
+            rows_out=rows_out,
+            rows_quarantined=rows_quarantined,
+            skip_reasons=None if skip_reasons is None else dict(skip_reasons),
+            rows_skipped=rows_skipped,
+            output_version=output_version,
+            quarantine_version=quarantine_version,
+            watermark=None if watermark is None else watermark_text(watermark)[0],
+            schema_version=schema_version,
+            batch_id=batch_id,
+            message=message,
+            **({} if input_versions is None else {"input_versions": dict(input_versions)}),
+        )
+
+    def _finish(self, key: sa.Column[Any], value: object, status: str, **values: Any) -> None:
+        """Close the run or step whose ``key`` is ``value``: a final status (not ``running``),
+        ``finished_at`` now and its duration, and ``values``."""
+        what = "run" if key.table is t.runs else "step"
+        if status == "running":
+            raise ValueError(f"finish_{what} needs a final status, not 'running'")
         now = now_utc()
         with self._tx() as conn:
             started = conn.execute(
-                sa.select(t.steps.c.started_at).where(t.steps.c.id == step_id)
+                sa.select(key.table.c.started_at).where(key == value)
             ).scalar_one_or_none()
             if started is None:
-                raise UsageError(f"no step {step_id} in the state store {self.url}")
+                raise UsageError(f"no {what} {value!r} in the state store {self.url}")
             conn.execute(
-                sa.update(t.steps)
-                .where(t.steps.c.id == step_id)
-                .values(
-                    status=st,
-                    reason=reason,
-                    finished_at=now,
-                    duration_s=duration(started, now),
-                    attempts=attempts,
-                    rows_in=rows_in,
-                    rows_out=rows_out,
-                    rows_quarantined=rows_quarantined,
-                    rows_skipped=rows_skipped,
-                    skip_reasons=None if skip_reasons is None else dict(skip_reasons),
-                    output_version=output_version,
-                    quarantine_version=quarantine_version,
-                    watermark=None if watermark is None else watermark_text(watermark)[0],
-                    schema_version=schema_version,
-                    batch_id=batch_id,
-                    message=message,
-                    **({} if input_versions is None else {"input_versions": dict(input_versions)}),
-                )
+                sa.update(key.table)
+                .where(key == value)
+                .values(status=status, finished_at=now, duration_s=duration(started, now), **values)
             )
 
     def dataset_steps(
         self, project: str, dataset: str, limit: int = 20, *, project_id: str | None = None
-    ) -> list[StepInfo]:
+    ) -> list[rec.StepInfo]:
         """The dataset's most recent steps, newest first; with ``project_id`` only those of
         runs under that warehouse identity (history of another warehouse is not evidence of
         what this one holds)."""
-        q = sa.select(t.steps).where(t.steps.c.project == project, t.steps.c.dataset == dataset)
-        if project_id is not None:
-            q = q.join(t.runs, t.runs.c.run_id == t.steps.c.run_id).where(
-                t.runs.c.project_id == project_id
-            )
-        q = q.order_by(t.steps.c.id.desc()).limit(limit)
         with self._read() as conn:
-            return [step_info(r) for r in conn.execute(q).mappings()]
+            return history.dataset_steps(conn, project, dataset, limit, project_id)
 
     # --- project identity ------------------------------------------------------------
     def project_record(self, project: str) -> ProjectRecord | None:
@@ -520,28 +452,12 @@ class StateStore:
 
     def check_history(
         self, project: str, dataset: str, limit: int = 20, check_name: str | None = None
-    ) -> list[CheckRecord]:
+    ) -> list[rec.CheckRecord]:
         """Check results of the dataset's ``limit`` most recent steps that have any (only
-        ``check_name``'s if given): newest step first, then in recorded order."""
-        c = t.check_results.c
-        where = [c.project == project, c.dataset == dataset]
-        if check_name is not None:
-            where.append(c.check_name == check_name)
-        recent = (
-            sa.select(c.step_id)
-            .where(*where)
-            .group_by(c.step_id)
-            .order_by(c.step_id.desc())
-            .limit(limit)
-            .subquery()
-        )
-        q = (
-            sa.select(t.check_results)
-            .where(*where, c.step_id.in_(sa.select(recent.c.step_id)))
-            .order_by(c.step_id.desc(), c.id)
-        )
+        ``check_name``'s if given): newest step first, then in recorded order; each with the
+        ``finished_at`` of its step."""
         with self._read() as conn:
-            return [check_record(r) for r in conn.execute(q).mappings()]
+            return history.check_history(conn, project, dataset, limit, check_name)
 
     def record_scores(
         self, run_id: str, project: str, dataset: str, scores: Mapping[str, float | None]
@@ -569,60 +485,28 @@ class StateStore:
             with self._tx() as conn:
                 conn.execute(sa.insert(t.quality_scores), rows)
 
-    def score_history(self, project: str, dataset: str, limit: int = 20) -> list[ScoreRecord]:
-        """Scores of the dataset's ``limit`` most recent scored runs, newest run first."""
-        c = t.quality_scores.c
-        where = [c.project == project, c.dataset == dataset]
-        last = sa.func.max(c.id)
-        recent = (
-            sa.select(c.run_id, last.label("last_id"))
-            .where(*where)
-            .group_by(c.run_id)
-            .order_by(last.desc())
-            .limit(limit)
-            .subquery()
-        )
-        q = (
-            sa.select(t.quality_scores)
-            .join(recent, recent.c.run_id == c.run_id)
-            .where(*where)
-            .order_by(recent.c.last_id.desc(), c.id)
-        )
+    def score_history(
+        self,
+        project: str,
+        dataset: str | None,
+        limit: int | None = 20,
+        *,
+        since: datetime | None = None,
+    ) -> list[rec.ScoreRecord]:
+        """Scores of the dataset's ``limit`` most recent scored runs (``dataset=None``: of
+        the project's ``limit`` most recent runs), recorded at or after ``since``; newest
+        run first."""
         with self._read() as conn:
-            return [
-                ScoreRecord(
-                    run_id=r["run_id"],
-                    project=r["project"],
-                    dataset=r["dataset"],
-                    dimension=r["dimension"],
-                    score=r["score"],
-                    created_at=r["created_at"],
-                )
-                for r in conn.execute(q).mappings()
-            ]
+            return history.score_history(conn, project, dataset, limit, since)
 
     # --- watermarks -------------------------------------------------------------------
     def get_watermark(self, project: str, dataset: str) -> Watermark | None:
+        w = t.watermarks.c
         with self._read() as conn:
-            r = (
-                conn.execute(
-                    sa.select(t.watermarks).where(
-                        t.watermarks.c.project == project, t.watermarks.c.dataset == dataset
-                    )
-                )
-                .mappings()
-                .first()
+            r = _first(
+                conn, sa.select(t.watermarks).where(w.project == project, w.dataset == dataset)
             )
-        if r is None:
-            return None
-        return Watermark(
-            project=r["project"],
-            dataset=r["dataset"],
-            value=r["value"],
-            value_type=r["value_type"],
-            updated_at=r["updated_at"],
-            run_id=r["run_id"],
-        )
+        return None if r is None else from_row(Watermark, r)
 
     def set_watermark(
         self,
@@ -659,18 +543,11 @@ class StateStore:
         return None if r is None else (int(r["version"]), list(r["schema"]))
 
     @staticmethod
-    def _latest_schema_row(conn: Connection, project: str, dataset: str) -> Any:
+    def _latest_schema_row(conn: Connection, project: str, dataset: str) -> RowMapping | None:
         sv = t.schema_versions.c
-        return (
-            conn.execute(
-                sa.select(sv.version, sv.schema, sv.fingerprint)
-                .where(sv.project == project, sv.dataset == dataset)
-                .order_by(sv.version.desc())
-                .limit(1)
-            )
-            .mappings()
-            .first()
-        )
+        q = sa.select(sv.version, sv.schema, sv.fingerprint)
+        q = q.where(sv.project == project, sv.dataset == dataset)
+        return _first(conn, q.order_by(sv.version.desc()).limit(1))
 
     def record_schema(
         self,
@@ -707,40 +584,22 @@ class StateStore:
     def record_profile(
         self, project: str, dataset: str, profile: Mapping[str, Any], run_id: str | None = None
     ) -> int:
-        with self._tx() as conn:
-            res = conn.execute(
-                sa.insert(t.profiles).values(
-                    project=project,
-                    dataset=dataset,
-                    run_id=run_id,
-                    created_at=now_utc(),
-                    profile=t.jsonable(dict(profile)),
-                )
-            )
-            return _pk(res)
+        profile_ = t.jsonable(dict(profile))
+        return self._add(
+            t.profiles,
+            project=project,
+            dataset=dataset,
+            run_id=run_id,
+            created_at=now_utc(),
+            profile=profile_,
+        )
 
     def latest_profile(self, project: str, dataset: str) -> ProfileRecord | None:
         p = t.profiles.c
+        q = sa.select(t.profiles).where(p.project == project, p.dataset == dataset)
         with self._read() as conn:
-            r = (
-                conn.execute(
-                    sa.select(t.profiles)
-                    .where(p.project == project, p.dataset == dataset)
-                    .order_by(p.id.desc())
-                    .limit(1)
-                )
-                .mappings()
-                .first()
-            )
-        if r is None:
-            return None
-        return ProfileRecord(
-            project=r["project"],
-            dataset=r["dataset"],
-            run_id=r["run_id"],
-            created_at=r["created_at"],
-            profile=r["profile"],
-        )
+            r = _first(conn, q.order_by(p.id.desc()).limit(1))
+        return None if r is None else from_row(ProfileRecord, r)
 
     # --- lock -------------------------------------------------------------------------
     def lock(self, project: str, ttl_s: float = 30.0) -> Lease:
@@ -753,6 +612,10 @@ class StateStore:
         """Who holds the project's lock row (possibly expired), or None."""
         with self._read() as conn:
             return lock_info(conn, project)
+
+
+def _first(conn: Connection, q: sa.Select[Any]) -> RowMapping | None:
+    return conn.execute(q).mappings().first()
 
 
 def _pk(res: CursorResult[Any]) -> int:

@@ -1,7 +1,8 @@
 """DuckDB-native publish: DuckDB writes the Parquet files, delta-rs commits them.
 
-DuckDB's Parquet writer runs on all cores straight from the query plan (no Arrow hand-over
-to delta-rs), which is the bulk of a publish's time. The files are written into a hidden
+The engine's Parquet writer (:meth:`lockgate.engine.base.Engine.write_parquet`; DuckDB's runs
+on all cores straight from the query plan, no Arrow hand-over to delta-rs) does the bulk of a
+publish's time. The files are written into a hidden
 folder inside the table (``.lockgate_tmp-<uuid>``), moved next to the table's other data
 files, and then added to the table in ONE Delta commit (``create_table_with_add_actions`` for
 a new table, ``DeltaTable.create_write_transaction`` otherwise) carrying the same commit
@@ -9,8 +10,8 @@ properties (custom metadata + application transaction) as a delta-rs write. Unti
 the files are not part of the table: a process killed before it leaves only unreferenced
 files, which readers ignore and ``VACUUM`` removes — the same guarantee as a delta-rs write.
 
-Only plain ``append``/``overwrite`` into unpartitioned tables whose columns DuckDB writes in
-the type Delta expects take this path (:func:`native_columns`); everything else (merge,
+Only plain ``append``/``overwrite`` into unpartitioned tables whose columns the engine writes
+in the type Delta expects take this path (``Engine.writes_arrow_types``); everything else (merge,
 partitions, schema evolution, unusual types) goes through :meth:`DeltaStore.publish`.
 """
 
@@ -25,30 +26,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 from deltalake import CommitProperties, DeltaTable, Schema
 from deltalake.transaction import AddAction, create_table_with_add_actions
+from sqlglot import exp
+
+from lockgate.engine.base import Engine
 
 log = logging.getLogger(__name__)
 
-#: DuckDB column types whose Parquet encoding is the one Delta declares for them
-_NATIVE_TYPES = {
-    "BOOLEAN",
-    "TINYINT",
-    "SMALLINT",
-    "INTEGER",
-    "BIGINT",
-    "FLOAT",
-    "DOUBLE",
-    "VARCHAR",
-    "DATE",
-    "TIMESTAMP",
-    "TIMESTAMP WITH TIME ZONE",
-    "BLOB",
-}
-#: Parquet codec of DuckDB-written files (the same default as delta-rs: any reader has it)
+#: Parquet codec of engine-written files (the same default as delta-rs: any reader has it)
 COMPRESSION = "snappy"
 TMP_PREFIX = ".lockgate_tmp-"
 
@@ -76,20 +64,8 @@ def storable_schema(schema: pa.Schema) -> pa.Schema:
     return pa.schema(fields)
 
 
-def native_columns(rel: duckdb.DuckDBPyRelation) -> bool:
-    """Whether DuckDB writes every column of ``rel`` as Delta would declare it."""
-    for t in rel.types:
-        name = str(t).upper()
-        if name in _NATIVE_TYPES:
-            continue
-        if name.startswith("DECIMAL"):
-            continue
-        return False
-    return True
-
-
-def write_files(con: duckdb.DuckDBPyConnection, sql: str, table_path: Path) -> WrittenFiles:
-    """Run ``sql`` into Parquet files in ``table_path`` (created if missing); not committed.
+def write_files(engine: Engine, query: exp.Query, table_path: Path) -> WrittenFiles:
+    """Run ``query`` into Parquet files in ``table_path`` (created if missing); not committed.
 
     Files are written to a hidden temporary folder, then renamed into the table folder; on
     any error everything written is removed again."""
@@ -97,16 +73,11 @@ def write_files(con: duckdb.DuckDBPyConnection, sql: str, table_path: Path) -> W
     tmp = table_path / f"{TMP_PREFIX}{uuid.uuid4().hex}"
     moved: list[Path] = []
     try:
-        options = (
-            f"FORMAT parquet, COMPRESSION {COMPRESSION}, PER_THREAD_OUTPUT true, "
-            "FILENAME_PATTERN 'data_{i}'"
-        )
-        # the path is ours (a uuid under the validated table folder); the query is sqlglot's
-        con.execute(f"COPY ({sql}) TO '{_sql_string(str(tmp))}' ({options})")
+        written = engine.write_parquet(query, tmp, COMPRESSION)
         actions: list[AddAction] = []
         rows = 0
         batch = uuid.uuid4()
-        for k, src in enumerate(sorted(tmp.glob("*.parquet"))):
+        for k, src in enumerate(written):
             meta = pq.read_metadata(src)
             if meta.num_rows == 0:
                 continue
@@ -166,10 +137,6 @@ def commit_files(
         schema=schema,
         commit_properties=props,
     )
-
-
-def _sql_string(s: str) -> str:
-    return s.replace("'", "''")
 
 
 def _stats(meta: pq.FileMetaData) -> dict[str, Any]:

@@ -40,7 +40,8 @@ from lockgate.errors import TerminalError
 
 if TYPE_CHECKING:  # pyarrow.dataset imports pandas: ~0.2 s at start-up, needed rarely
     import pyarrow.dataset as pads
-    from duckdb import DuckDBPyConnection as Connection  # the engine's (publish_query only)
+
+    from lockgate.engine.base import Engine
 
 #: how a batch lands in its table
 PublishMode = Literal["append", "overwrite", "overwrite_partitions", "merge"]
@@ -287,7 +288,7 @@ class TableStore(ABC):
 
     @abstractmethod
     def publish_query(
-        self, name: str, con: Connection, query: exp.Query, *, write: TableWrite, tag: CommitTag
+        self, name: str, con: Engine, query: exp.Query, *, write: TableWrite, tag: CommitTag
     ) -> PublishResult:
         """:meth:`publish` the rows of the engine's ``query`` (run on ``con``)."""
 

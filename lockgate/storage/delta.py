@@ -28,7 +28,6 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
 
-import duckdb
 import pyarrow as pa
 from deltalake import DeltaTable
 from sqlglot import exp
@@ -63,7 +62,7 @@ from lockgate.storage.scan import plain_files, plain_parquet_dataset
 if TYPE_CHECKING:  # pyarrow.dataset imports pandas: ~0.2 s at start-up, needed rarely
     import pyarrow.dataset as pads
 
-    from lockgate.storage.base import Connection
+    from lockgate.engine.base import Engine
 
 log = logging.getLogger(__name__)
 
@@ -333,23 +332,22 @@ class DeltaStore(TableStore):
 
     @_writes
     def publish_query(
-        self, name: str, con: Connection, query: exp.Query, *, write: TableWrite, tag: CommitTag
+        self, name: str, con: Engine, query: exp.Query, *, write: TableWrite, tag: CommitTag
     ) -> PublishResult:
-        """:meth:`publish` the result of DuckDB ``query`` (run on ``con``), same semantics.
+        """:meth:`publish` the result of ``query`` (run on engine ``con``), same semantics.
 
         Plain ``append``/``overwrite`` of an unpartitioned table with the table's exact
-        columns (or a new table) lets DuckDB write the Parquet files in parallel and commits
-        them as one Delta commit (:mod:`lockgate.storage._native`); any other case streams
-        the query's Arrow batches into :meth:`publish`.
+        columns (or a new table) lets the engine write the Parquet files (DuckDB: in
+        parallel) and commits them as one Delta commit (:mod:`lockgate.storage._native`);
+        any other case streams the query's Arrow batches into :meth:`publish`.
         """
-        sql = query.sql("duckdb")
-        rel = con.sql(sql)
-        schema = _native.storable_schema(rel.limit(0).to_arrow_table().schema)
+        schema = _native.storable_schema(con.arrow_schema(query))
         table = self._maybe_table(name)
         native = (
             write.mode in ("append", "overwrite")
             and not write.partition_by
-            and _native.native_columns(rel)
+            and con.SUPPORTS_PARQUET_WRITE
+            and con.writes_arrow_types(query)
         )
         if native and table is not None:
             with _translated(name, "read schema"):
@@ -359,19 +357,19 @@ class DeltaStore(TableStore):
                 _native.storable_schema(current), schema
             )
         if not native:
-            reader = rel.to_arrow_reader(self.BATCH_ROWS)
+            reader = con.reader(query, self.BATCH_ROWS)
             try:
                 cast = pa.RecordBatchReader.from_batches(schema, (b.cast(schema) for b in reader))
                 return self.publish(name, cast, write=write, tag=tag)
             finally:
                 reader.close()
-        return self._publish_native(name, con, sql, schema, table, write=write, tag=tag)
+        return self._publish_native(name, con, query, schema, table, write=write, tag=tag)
 
     def _publish_native(
         self,
         name: str,
-        con: duckdb.DuckDBPyConnection,
-        sql: str,
+        con: Engine,
+        query: exp.Query,
         schema: pa.Schema,
         table: DeltaTable | None,
         *,
@@ -384,7 +382,7 @@ class DeltaStore(TableStore):
         if done is not None:
             return done
         with _translated(name, action):
-            files = _native.write_files(con, sql, path)
+            files = _native.write_files(con, query, path)
         if files.rows == 0:
             empty = pa.RecordBatchReader.from_batches(schema, [])
             return self.publish(name, empty, write=write, tag=tag)

@@ -11,6 +11,7 @@ from typing import Any
 from lockgate.runloop.results import StepStatus
 from tests.attack._util import build, cli, csv_source, published, run, write_files
 
+
 def _events(path: str = "data/*.csv") -> dict[str, Any]:
     return {
         "name": "ev",

@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from lockgate._yaml import load_yaml
 from lockgate.cli.app import app
 from lockgate.errors import Problem
 from lockgate.project import load_project, validate_project
-from lockgate.project.yamlio import load_yaml
 from tests.project.conftest import ProjectFactory
 
 NAME_MAX_LENGTH = 63  # lockgate.project.models.NAME_MAX_LENGTH (PostgreSQL's identifier limit)
-MAX_ALIAS_NODES = 100_000  # lockgate.project.yamlio.MAX_ALIAS_NODES
+MAX_ALIAS_NODES = 100_000  # lockgate._yaml.MAX_ALIAS_NODES
 
 SOURCE = "source: {type: file, path: data/a.csv, columns: {id: BIGINT, name: VARCHAR}}"
 
@@ -287,7 +287,7 @@ def test_check_files_get_the_same_protection(tmp_path: Path) -> None:
 
 
 def test_oversized_project_file_is_refused_without_parsing(make_project: ProjectFactory) -> None:
-    from lockgate.project.yamlio import MAX_FILE_BYTES
+    from lockgate._yaml import MAX_FILE_BYTES
 
     root = make_project({})
     big = root / "datasets" / "big.yaml"

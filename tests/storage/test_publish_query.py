@@ -11,6 +11,7 @@ import pytest
 from deltalake import DeltaTable
 from sqlglot import exp
 
+from lockgate.engine.session import DuckDBEngine
 from lockgate.errors import SchemaContractError
 from lockgate.project.models import WriteMode
 from lockgate.storage import CommitTag, DeltaStore, PublishResult, TableWrite, _native
@@ -49,7 +50,7 @@ def pq(
 ) -> PublishResult:
     return store.publish_query(
         name,
-        con,
+        DuckDBEngine.wrap(con),
         query,
         write=TableWrite(mode=mode, partition_by=partition_by, schema_mode=schema_mode),
         tag=CommitTag(f"run{seq}", seq, f"batch{seq}"),

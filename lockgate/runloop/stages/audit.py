@@ -19,7 +19,7 @@ def audit(ctx: StepContext, state: StepState) -> None:
     spec, res = state.spec, state.result
     ctx.report(spec.name, f"auditing {state.staged_rows:,} rows")
     state.audit = result = run_checks(
-        ctx.session.con,
+        ctx.session,
         state.stage,
         state.checks,
         references=state.references,

@@ -37,7 +37,7 @@ def publish(ctx: StepContext, state: StepState) -> None:
     # otherwise the query's Arrow batches stream into delta-rs
     pub = ctx.store.publish_query(
         spec.name,
-        ses.con,
+        ses,
         q,
         write=write,
         tag=CommitTag(

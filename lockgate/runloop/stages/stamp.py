@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from sqlglot import exp
 
-from lockgate.engine.session import ident, table_ref
 from lockgate.features.definitions import INGESTED_AT, stamped_datasets
 from lockgate.runloop.context import StepContext, StepState
+from lockgate.sql import ident, table_ref
 
 
 def stamp(ctx: StepContext, state: StepState) -> None:

@@ -125,15 +125,19 @@ def read_text(path: Path, file: str) -> str | Problem:
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
-        line, column = byte_position(raw, e.start)
-        return Problem(
-            f"file is not UTF-8 text: byte 0x{raw[e.start]:02x} at line {line}, "
-            f"column {column} cannot be decoded",
-            file=file,
-            line=line,
-            column=column,
-            hint="save the file as UTF-8",
-        )
+        return undecodable(raw, e, "file is not UTF-8 text", file, "save the file as UTF-8")
+
+
+def undecodable(raw: bytes, error: UnicodeDecodeError, what: str, file: str, hint: str) -> Problem:
+    """``what``: the byte that cannot be decoded, by line and column of ``file``."""
+    line, column = byte_position(raw, error.start)
+    return Problem(
+        f"{what}: byte 0x{raw[error.start]:02x} at line {line}, column {column} cannot be decoded",
+        file=file,
+        line=line,
+        column=column,
+        hint=hint,
+    )
 
 
 def byte_position(raw: bytes, offset: int) -> tuple[int, int]:

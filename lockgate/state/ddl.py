@@ -1,0 +1,253 @@
+"""The frozen DDL of the state tables: what each released migration creates.
+
+:mod:`lockgate.state.migrations` applies these definitions and :mod:`lockgate.state.tables`
+derives the current shape from them (the v1 tables plus the columns later migrations add),
+so each column is written once. **Never edit a definition here**: a database migrated by
+an older lockgate must keep matching; change the schema with a new migration instead.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+
+
+class UTCDateTime(sa.types.TypeDecorator[datetime]):
+    """Timezone-aware UTC timestamps on every backend.
+
+    PostgreSQL stores ``timestamptz``. SQLite has no time zones: values are stored as naive
+    UTC text (so they compare correctly as strings) and come back with ``tzinfo=UTC``.
+    A naive value passed in is taken to be UTC.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        if dialect.name == "sqlite":
+            return value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+TS = UTCDateTime
+JSONType = sa.JSON
+
+
+def _id() -> sa.Column[int]:
+    return sa.Column("id", sa.Integer, primary_key=True, autoincrement=True)
+
+
+def _fk(name: str, type_: sa.types.TypeEngine[Any], target: str) -> sa.Column[Any]:
+    return sa.Column(name, type_, sa.ForeignKey(target, ondelete="CASCADE"), nullable=False)
+
+
+def _owner(*names: str) -> list[sa.Column[str]]:
+    """``project`` and ``dataset`` (required), and ``run_id`` (required) if named."""
+    cols = {
+        "run_id": sa.Column("run_id", sa.String(32), nullable=False),
+        "project": sa.Column("project", sa.String(200), nullable=False),
+        "dataset": sa.Column("dataset", sa.String(200), nullable=False),
+    }
+    return [cols[n] for n in names]
+
+
+def _key(*names: str) -> list[sa.Column[str]]:
+    """The primary key: ``project`` (and ``dataset``) names."""
+    return [sa.Column(n, sa.String(200), primary_key=True) for n in names]
+
+
+def migrations_table(md: sa.MetaData) -> sa.Table:
+    """Which migrations a database has applied."""
+    return sa.Table(
+        "lockgate_migrations",
+        md,
+        sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("name", sa.String(200), nullable=False),
+        sa.Column("applied_at", TS, nullable=False),
+    )
+
+
+def run_seq_table(md: sa.MetaData) -> sa.Table:
+    """SQLite only: AUTOINCREMENT never hands out a number twice, even after deletes."""
+    return sa.Table(
+        "lockgate_run_seq",
+        md,
+        sa.Column("seq", sa.Integer, primary_key=True),
+        sqlite_autoincrement=True,
+    )
+
+
+def v1_tables(md: sa.MetaData) -> None:
+    """The tables and indexes of migration 0001."""
+    sa.Table(
+        "lockgate_runs",
+        md,
+        sa.Column("run_id", sa.String(32), primary_key=True),
+        # PostgreSQL: identity column; SQLite: allocated from lockgate_run_seq (AUTOINCREMENT)
+        sa.Column("seq", sa.BigInteger, sa.Identity(), nullable=False, unique=True),
+        *_owner("project"),
+        sa.Column("status", sa.String(32), nullable=False),
+        sa.Column("started_at", TS, nullable=False),
+        sa.Column("finished_at", TS),
+        sa.Column("duration_s", sa.Float),
+        sa.Column("selection", sa.Text),
+        sa.Column("args", JSONType),
+        sa.Column("summary", JSONType),
+        sa.Column("error", sa.Text),
+        sa.Column("pid", sa.Integer),
+        sa.Column("host", sa.String(255)),
+    )
+    sa.Table(
+        "lockgate_steps",
+        md,
+        _id(),
+        _fk("run_id", sa.String(32), "lockgate_runs.run_id"),
+        *_owner("project", "dataset"),
+        sa.Column("status", sa.String(32), nullable=False),
+        sa.Column("reason", sa.Text),
+        sa.Column("started_at", TS, nullable=False),
+        sa.Column("finished_at", TS),
+        sa.Column("duration_s", sa.Float),
+        sa.Column("attempts", sa.Integer),
+        sa.Column("rows_in", sa.BigInteger),
+        sa.Column("rows_out", sa.BigInteger),
+        sa.Column("rows_quarantined", sa.BigInteger),
+        sa.Column("input_versions", JSONType),
+        sa.Column("output_version", sa.BigInteger),
+        sa.Column("quarantine_version", sa.BigInteger),
+        sa.Column("watermark", sa.Text),
+        sa.Column("schema_version", sa.Integer),
+        sa.Column("batch_id", sa.String(64)),
+        sa.Column("message", sa.Text),
+    )
+    sa.Table(
+        "lockgate_attempts",
+        md,
+        _id(),
+        _fk("step_id", sa.Integer(), "lockgate_steps.id"),
+        sa.Column("attempt", sa.Integer, nullable=False),
+        sa.Column("started_at", TS),
+        sa.Column("finished_at", TS),
+        sa.Column("status", sa.String(32), nullable=False),
+        sa.Column("error", sa.Text),
+        sa.Column("transient", sa.Boolean, nullable=False),
+    )
+    sa.Table(
+        "lockgate_check_results",
+        md,
+        _id(),
+        _fk("step_id", sa.Integer(), "lockgate_steps.id"),
+        *_owner("run_id", "project", "dataset"),
+        sa.Column("check_name", sa.String(300), nullable=False),
+        sa.Column("check_type", sa.String(100)),
+        sa.Column("dimension", sa.String(50)),
+        sa.Column("severity", sa.String(20)),
+        sa.Column("failing_rows", sa.BigInteger),
+        sa.Column("fraction", sa.Float),
+        sa.Column("passed", sa.Boolean, nullable=False),
+        sa.Column("observed", sa.Float),
+        sa.Column("samples", JSONType),
+        sa.Column("seconds", sa.Float),
+        sa.Column("message", sa.Text),
+    )
+    sa.Table(
+        "lockgate_quality_scores",
+        md,
+        _id(),
+        *_owner("run_id", "project", "dataset"),
+        sa.Column("dimension", sa.String(50), nullable=False),
+        sa.Column("score", sa.Float, nullable=False),
+        sa.Column("created_at", TS, nullable=False),
+    )
+    sa.Table(
+        "lockgate_watermarks",
+        md,
+        *_key("project", "dataset"),
+        sa.Column("value", sa.Text, nullable=False),
+        sa.Column("value_type", sa.String(50)),
+        sa.Column("updated_at", TS, nullable=False),
+        sa.Column("run_id", sa.String(32)),
+    )
+    sa.Table(
+        "lockgate_schema_versions",
+        md,
+        _id(),
+        *_owner("project", "dataset"),
+        sa.Column("version", sa.Integer, nullable=False),
+        sa.Column("schema", JSONType, nullable=False),
+        sa.Column("fingerprint", sa.String(64), nullable=False),
+        sa.Column("drift", JSONType),
+        sa.Column("created_at", TS, nullable=False),
+        sa.Column("run_id", sa.String(32)),
+        sa.UniqueConstraint("project", "dataset", "version", name="uq_lockgate_schema_version"),
+    )
+    sa.Table(
+        "lockgate_profiles",
+        md,
+        _id(),
+        *_owner("project", "dataset"),
+        sa.Column("run_id", sa.String(32)),
+        sa.Column("created_at", TS, nullable=False),
+        sa.Column("profile", JSONType, nullable=False),
+    )
+    sa.Table(
+        "lockgate_locks",
+        md,
+        *_key("project"),
+        sa.Column("holder", sa.String(32), nullable=False),
+        sa.Column("pid", sa.Integer),
+        sa.Column("host", sa.String(255)),
+        sa.Column("acquired_at", TS, nullable=False),
+        sa.Column("expires_at", TS, nullable=False),
+        sa.Column("heartbeat_at", TS),
+    )
+    t = md.tables
+    for name, (table, cols) in V1_INDEXES.items():
+        sa.Index(name, *(t[table].c[c] for c in cols))
+
+
+V1_INDEXES = {
+    "ix_lockgate_runs_project_seq": ("lockgate_runs", ("project", "seq")),
+    "ix_lockgate_steps_dataset": ("lockgate_steps", ("project", "dataset", "id")),
+    "ix_lockgate_steps_run": ("lockgate_steps", ("run_id",)),
+    "ix_lockgate_attempts_step": ("lockgate_attempts", ("step_id",)),
+    "ix_lockgate_checks_step": ("lockgate_check_results", ("step_id",)),
+    "ix_lockgate_checks_dataset": ("lockgate_check_results", ("project", "dataset", "step_id")),
+    "ix_lockgate_scores_dataset": ("lockgate_quality_scores", ("project", "dataset", "id")),
+    "ix_lockgate_profiles_dataset": ("lockgate_profiles", ("project", "dataset", "id")),
+}
+
+
+def projects_table(md: sa.MetaData) -> sa.Table:
+    """Migration 0002: one row per project name, the identity of its warehouse."""
+    return sa.Table(
+        "lockgate_projects",
+        md,
+        sa.Column("project", sa.String(200), primary_key=True),
+        sa.Column("project_id", sa.String(32), nullable=False),
+        sa.Column("warehouse", sa.Text, nullable=False),
+        sa.Column("host", sa.String(255), nullable=False),
+        sa.Column("registered_at", TS, nullable=False),
+        sa.Column("updated_at", TS, nullable=False),
+    )
+
+
+#: columns later migrations add with ALTER TABLE: (migration, table, column)
+ADDED_COLUMNS = (
+    (2, "lockgate_runs", "project_id", sa.String(32)),
+    (3, "lockgate_steps", "rows_skipped", sa.BigInteger()),
+    (3, "lockgate_steps", "skip_reasons", JSONType()),
+)
