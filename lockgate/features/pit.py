@@ -36,9 +36,9 @@ Strategy = Literal["range", "timeline"]
 ROW = "_lg_row"
 _TIE = "_lg_tie"
 _KNOWN = "_lg_known_at"
+_RANK = "_lg_rank"
 _EV = "_lg_event_ts"
 _CR = "_lg_created_ts"
-_VAL = "_lg_value"
 
 
 @dataclass(frozen=True)
@@ -133,21 +133,34 @@ def timeline(v: ViewJoin) -> exp.Select:
     """Per key and ``known_at``, the row known from then on (until the key's next known_at)."""
     rows = feature_rows(v)
     known = exp.Greatest(this=col(_EV), expressions=[col(_CR)])
-    order_key = exp.Anonymous(this="struct_pack", expressions=[col(_EV), col(_CR), col(_TIE)])
-    payload = exp.Anonymous(
-        this="struct_pack", expressions=[col(_EV), *[col(o) for o in v.outputs]]
-    )
-    window = exp.Window(
-        this=exp.Anonymous(this="arg_max", expressions=[payload, order_key]),
+    # the rank of each row in (event, created, tie) order: arg_max over a plain integer key
+    # keeps values bit for bit (over a struct key DuckDB returns -0.0 as 0.0)
+    rank = exp.Window(
+        this=exp.RowNumber(),
         partition_by=[col(k) for k in v.entities],
-        order=exp.Order(expressions=[exp.Ordered(this=known.copy())]),
-        spec=exp.WindowSpec(
-            kind="RANGE", start="UNBOUNDED", start_side="PRECEDING", end="CURRENT ROW"
-        ),
+        order=exp.Order(expressions=[exp.Ordered(this=col(c)) for c in (_EV, _CR, _TIE)]),
     )
+    ranked = exp.select(exp.Star(), exp.alias_(rank, _RANK)).from_(rows.subquery("r"))
+
+    def running(column: str) -> exp.Expr:
+        # one arg_max per column; arg_max_null keeps a NULL value of the winning row
+        return exp.alias_(
+            exp.Window(
+                this=exp.Anonymous(this="arg_max_null", expressions=[col(column), col(_RANK)]),
+                partition_by=[col(k) for k in v.entities],
+                order=exp.Order(expressions=[exp.Ordered(this=known.copy())]),
+                spec=exp.WindowSpec(
+                    kind="RANGE", start="UNBOUNDED", start_side="PRECEDING", end="CURRENT ROW"
+                ),
+            ),
+            ident(column),
+        )
+
     return exp.select(
-        *[col(k) for k in v.entities], exp.alias_(known, _KNOWN), exp.alias_(window, _VAL)
-    ).from_(rows.subquery("r"))
+        *[col(k) for k in v.entities],
+        exp.alias_(known, _KNOWN),
+        *[running(c) for c in (_EV, *v.outputs)],
+    ).from_(ranked.subquery("k"))
 
 
 def asof_join(entities: exp.Query, ts: exp.Expr, v: ViewJoin, tl: exp.Expr) -> exp.Select:
@@ -155,12 +168,9 @@ def asof_join(entities: exp.Query, ts: exp.Expr, v: ViewJoin, tl: exp.Expr) -> e
     on: list[exp.Expr] = [exp.EQ(this=col(k, "e"), expression=col(k, "t")) for k in v.entities]
     on.append(exp.GTE(this=ts, expression=col(_KNOWN, "t")))
 
-    def field(name: str) -> exp.Expr:
-        return exp.Dot(this=col(_VAL, "t"), expression=ident(name))
-
-    ok = _ttl_ok(field(_EV), ts, v.ttl)
+    ok = _ttl_ok(col(_EV, "t"), ts, v.ttl)
     sel: list[exp.Expr] = [exp.Column(this=exp.Star(), table=ident("e"))]
-    sel += [_masked(field(o), ok, o) for o in v.outputs]
+    sel += [_masked(col(o, "t"), ok, o) for o in v.outputs]
     source = tl if isinstance(tl, exp.Table) else exp.Subquery(this=tl)
     return (
         exp.select(*sel)

@@ -251,3 +251,25 @@ def test_parquet_inputs_are_scanned_in_place_in_the_callers_order(
         assert a.column("label").to_pylist() == list(range(len(ents)))
         for i, (k, _, t) in enumerate(ents):
             assert a.column("value")[i].as_py() in oracle(rows, (k,), t, 3, False)
+
+
+def test_values_come_back_bit_for_bit(ses: Session) -> None:
+    """-0.0 stays -0.0 and a NULL value of the winning row stays NULL, in both strategies."""
+    import math
+
+    feats = pa.table(
+        {
+            "k": [1, 1, 2, 2],
+            "ev": pa.array([day(0), day(1), day(0), day(1)], pa.timestamp("us")),
+            "cr": pa.array([day(0), day(1), day(0), day(1)], pa.timestamp("us")),
+            "value": pa.array([1.5, -0.0, 2.5, None], pa.float64()),
+        }
+    )
+    ents = entities_table([(1, None, 2), (2, None, 2), (2, None, 0)], None)
+    for how in ("range", "timeline"):
+        out = point_in_time(
+            ses, ents, [ViewSource(view("v", ("k",), None), ("value",), feats)], strategy=how
+        )
+        got = out.column("value").to_pylist()
+        assert got[1] is None and got[2] == 2.5, how
+        assert got[0] == 0.0 and math.copysign(1.0, got[0]) == -1.0, how
