@@ -18,6 +18,7 @@ from lockgate.errors import (
     TransientError,
 )
 from lockgate.project import Project, load_project, transform, validate_project
+from lockgate.runloop.plan import Plan, PlannedStep
 from lockgate.runloop.results import RunResult, RunStatus, StepResult, StepStatus
 
 __version__ = "0.1.0"
@@ -27,6 +28,8 @@ __all__ = [
     "GateBlocked",
     "LockHeld",
     "LockgateError",
+    "Plan",
+    "PlannedStep",
     "Project",
     "RunResult",
     "RunStatus",

@@ -16,7 +16,8 @@ if TYPE_CHECKING:
 
     from lockgate.project import Project
     from lockgate.runloop.events import Listener
-    from lockgate.runloop.results import RunResult, StepResult
+    from lockgate.runloop.plan import Plan
+    from lockgate.runloop.results import RunResult
 
 
 _project = as_project
@@ -29,8 +30,13 @@ def run(
     full_refresh: bool = False,
     listeners: Sequence[Listener] = (),
     target: str | None = None,
+    max_workers: int | None = None,
 ) -> RunResult:
-    """Run (part of) a project's pipeline.
+    """Run (part of) a project's pipeline: :func:`plan` it, then execute the plan.
+
+    Independent datasets run at the same time, at most ``max_workers`` (default: one per
+    core; 1 runs them one after another in dependency order). Results are listed in the
+    plan's order whatever the order they finish in.
 
     ``listeners`` receive the run's typed events as they happen (run/step started and
     finished, each check evaluated, published, quarantined, blocked, schema drift): see
@@ -42,18 +48,24 @@ def run(
     does not raise — inspect ``result.status`` and ``result.steps``. ``target`` selects an
     environment of ``targets:`` (as ``--target``) when ``project`` is a path.
     """
-    from lockgate.runloop.runner import execute
+    from lockgate.runloop.runner import run as _run
 
-    return execute(
-        _project(project, target), select=select, full_refresh=full_refresh, listeners=listeners
+    return _run(
+        _project(project, target),
+        select=select,
+        full_refresh=full_refresh,
+        listeners=listeners,
+        max_workers=max_workers,
     )
 
 
 def plan(
     project: Project | str | Path = ".", *, select: Sequence[str] = (), full_refresh: bool = False
-) -> list[StepResult]:
-    """What :func:`run` would do and why (the CLI's ``--dry-run``)."""
-    from lockgate.runloop.runner import plan as _plan
+) -> Plan:
+    """What :func:`run` would do and why, as a frozen :class:`~lockgate.runloop.plan.Plan`
+    (``plan.results()`` is the CLI's ``--dry-run``); ``lockgate.runloop.runner.execute(plan)``
+    runs it."""
+    from lockgate.runloop.plan import plan as _plan
 
     return _plan(_project(project), select=select, full_refresh=full_refresh)
 

@@ -120,16 +120,24 @@ def run_cmd(
     ),
     full_refresh: bool = typer.Option(False, "--full-refresh", help="rebuild from all data"),
     dry_run: bool = typer.Option(False, "--dry-run", help="show what would run and why"),
+    max_workers: int | None = typer.Option(
+        None,
+        "--max-workers",
+        "-j",
+        min=1,
+        help="datasets run at once (default: one per core; 1: one after another)",
+    ),
     project_dir: Path = ProjectOpt,
     target: str | None = TargetOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Run the pipeline: stage, audit, gate and publish every selected dataset."""
-    from lockgate.runloop.runner import execute, plan
+    from lockgate.runloop.plan import plan
+    from lockgate.runloop.runner import execute
 
     project = _load(project_dir, target)
     if dry_run:
-        steps = plan(project, select=select, full_refresh=full_refresh)
+        steps = plan(project, select=select, full_refresh=full_refresh).results()
         if as_json:
             print_json([s.to_dict() for s in steps])
         else:
@@ -143,7 +151,7 @@ def run_cmd(
             console.print(t)
         raise typer.Exit(EXIT_OK)
 
-    project.select(list(select))  # an unknown name fails here, before any output
+    the_plan = plan(project, select=select, full_refresh=full_refresh)  # before any output
     out = err_console if as_json else console
     with Progress(
         SpinnerColumn(),
@@ -156,12 +164,7 @@ def run_cmd(
     ) as progress:
         reporter = RichReporter(progress)
         try:
-            result = execute(
-                project,
-                select=select,
-                full_refresh=full_refresh,
-                reporter=reporter,
-            )
+            result = execute(the_plan, reporter=reporter, max_workers=max_workers)
         finally:
             reporter.close()
     if as_json:

@@ -198,8 +198,9 @@ class Engine(ABC):
 
     # -- threads, progress, lifecycle -----------------------------------------------------------
     @abstractmethod
-    def cursor(self) -> Self:
-        """A handle on the same database for another thread (closing it leaves this one)."""
+    def cursor(self, name: str | None = None) -> Self:
+        """A handle on the same database for another thread (closing it leaves this one).
+        ``name``: a run's worker, whose work objects must not collide with other workers'."""
 
     def enable_progress(self) -> None:
         """Let :meth:`progress` report on running queries (no-op without SUPPORTS_PROGRESS)."""

@@ -111,6 +111,7 @@ class DuckDBEngine(Engine):
             self.con.execute(f"SET threads = {int(threads)}")
         if timezone:
             self._set("TimeZone", timezone)
+        self._parent: DuckDBEngine | None = None  # set on a worker cursor (see cursor())
 
     def _set(self, option: str, value: str) -> None:
         q = exp.Set(
@@ -176,7 +177,8 @@ class DuckDBEngine(Engine):
         with _mapped():
             rows = self.con.execute(
                 "SELECT column_name, data_type FROM information_schema.columns "
-                "WHERE table_name = ? ORDER BY ordinal_position",
+                "WHERE table_name = ? AND table_schema = current_schema() "
+                "AND table_catalog IN (current_database(), 'temp') ORDER BY ordinal_position",
                 [relation],
             ).fetchall()
         if rows:
@@ -233,10 +235,21 @@ class DuckDBEngine(Engine):
         return sorted(directory.glob("*.parquet"))
 
     # -- threads, progress ----------------------------------------------------------------------
-    def cursor(self) -> Self:
-        """A handle on the same database for another thread (its close() closes only it)."""
+    def cursor(self, name: str | None = None) -> Self:
+        """A handle on the same database for another thread (its close() closes only it).
+
+        With ``name`` (a run's worker thread) the handle creates its tables and views in a
+        work database of its own, attached as ``name``: steps running at once never see each
+        other's objects, and a dataset's SQL finds its inputs by name as in this session.
+        Close it (from any thread) before this session."""
         handle = type(self)(con=self.con.cursor())
-        handle._owned = True  # the cursor's own connection; no files to remove
+        handle._owned = True  # the cursor's own connection
+        if name is not None and self.db_path is not None:
+            handle.db_path = self.db_path.with_name(f"{self.db_path.stem}.{name}.duckdb")
+            handle._parent = self
+            db = exp.Attach(this=exp.alias_(exp.Literal.string(str(handle.db_path)), name))
+            handle.execute(db)
+            handle.execute(exp.Use(this=table_ref(name)))
         return handle
 
     def enable_progress(self) -> None:
@@ -258,11 +271,16 @@ class DuckDBEngine(Engine):
             return
         with contextlib.suppress(Exception):
             self.con.close()
+        if self._parent is not None and self.db_path is not None:
+            # a worker cursor: detach its work database, remove it
+            name = self.db_path.stem.rsplit(".", 1)[-1]
+            with contextlib.suppress(Exception):
+                self._parent.execute(exp.Detach(this=exp.var(name)))
         if self.db_path is not None:
             for p in (self.db_path, Path(str(self.db_path) + ".wal")):
                 with contextlib.suppress(FileNotFoundError):
                     p.unlink()
-        if self.tmp_dir is not None:
+        if self.tmp_dir is not None and self._parent is None:
             shutil.rmtree(self.tmp_dir, ignore_errors=True)
 
     # -- static knowledge of the dialect --------------------------------------------------------

@@ -16,6 +16,7 @@ is logged and dropped from that run: observing a run never changes its outcome.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -114,15 +115,24 @@ Listener = Callable[[RunEvent], None]
 
 
 class EventBus:
-    """Delivers each event to every listener, in order; isolates listener failures."""
+    """Delivers each event to every listener, in order; isolates listener failures.
+
+    Thread-safe: steps running at once emit from their threads, and listener calls are
+    serialised (a listener never runs twice at the same time)."""
 
     def __init__(self, listeners: Iterable[Listener] = ()) -> None:
         self._listeners: list[Listener] = list(listeners)
+        self._lock = threading.RLock()  # re-entrant: a listener may emit
 
     def subscribe(self, listener: Listener) -> None:
-        self._listeners.append(listener)
+        with self._lock:
+            self._listeners.append(listener)
 
     def emit(self, event: RunEvent) -> None:
+        with self._lock:
+            self._deliver(event)
+
+    def _deliver(self, event: RunEvent) -> None:
         for listener in list(self._listeners):
             try:
                 listener(event)

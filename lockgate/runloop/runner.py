@@ -3,31 +3,37 @@ retries, skip the downstream of failed/blocked steps, record everything in the s
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
 import os
 import socket
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING
 
-from lockgate.engine.session import clean_stale_work, open_session
-from lockgate.errors import LockgateError
+from lockgate.engine.session import Session, clean_stale_work, open_session
+from lockgate.errors import LockgateError, UsageError
 from lockgate.runloop import events as ev
 from lockgate.runloop import identity
 from lockgate.runloop.events import EventBus, Listener
+from lockgate.runloop.parallel import run_steps
+from lockgate.runloop.plan import Plan, PlannedStep, plan
 from lockgate.runloop.results import RunResult, RunStatus, StepResult, StepStatus
-from lockgate.runloop.step import (
-    StepContext,
-    batch_id_for,
-    current_watermark,
-    definition_hash,
-    resolve_inputs,
-    run_step,
-)
-from lockgate.runloop.trust import verify_published
+from lockgate.runloop.step import StepContext, run_step
 from lockgate.state.errors import LeaseLost
+from lockgate.state.store import StateStore
 from lockgate.storage.crashpoints import crashpoint
+
+if TYPE_CHECKING:
+    from lockgate.project import Project
+    from lockgate.state import StateStore
+    from lockgate.state.lock import Lease
+    from lockgate.state.records import RunRecord
+    from lockgate.storage.base import TableStore
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +109,7 @@ def emit_step_outcome(bus: EventBus, run_id: str, r: StepResult) -> None:
     bus.emit(ev.StepFinished(run_id=run_id, dataset=d, status=str(r.status), result=r))
 
 
-def open_backends(project: Any) -> tuple[Any, Any]:
+def open_backends(project: Project) -> tuple[StateStore, TableStore]:
     from lockgate.state import StateStore
     from lockgate.storage import store_for
 
@@ -111,141 +117,249 @@ def open_backends(project: Any) -> tuple[Any, Any]:
     return StateStore.open(project.state_url), store
 
 
-def execute(
-    project: Any,
+class _Sessions:
+    """The run's DuckDB session, and a cursor session of it for each worker thread."""
+
+    def __init__(self, main: Session, parallel: bool) -> None:
+        self.main = main
+        self._parallel = parallel
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._workers: list[Session] = []
+        self._progress = False
+
+    def current(self) -> Session:
+        """The calling thread's session (the run's own when steps run one at a time)."""
+        if not self._parallel:
+            return self.main
+        ses: Session | None = getattr(self._local, "session", None)
+        if ses is None:
+            with self._lock:
+                ses = self.main.cursor(f"lg_w{len(self._workers) + 1}")
+                self._workers.append(ses)
+            if self._progress:
+                ses.enable_progress()
+            self._local.session = ses
+        return ses
+
+    def enable_progress(self) -> None:
+        self._progress = True
+        self.main.enable_progress()
+
+    def progress(self) -> float | None:
+        """Percent done of a query running now, in any thread."""
+        for ses in [self.main, *self._workers]:
+            pct = ses.progress()
+            if pct is not None:
+                return pct
+        return None
+
+    def interrupt(self) -> None:
+        """Abort the queries the worker threads run (the run was interrupted)."""
+        for ses in self._workers:
+            with contextlib.suppress(Exception):
+                ses.con.interrupt()
+
+    def close(self) -> None:
+        for ses in self._workers:
+            ses.close()
+        self.main.close()
+
+
+def default_workers() -> int:
+    """Steps run at once by default: one per core."""
+    return max(1, os.cpu_count() or 1)
+
+
+def run(
+    project: Project,
     *,
     select: Sequence[str] = (),
     full_refresh: bool = False,
-    reporter: Reporter | None = None,
     now: datetime | None = None,
-    args: dict[str, Any] | None = None,
+    reporter: Reporter | None = None,
     listeners: Sequence[Listener] = (),
+    max_workers: int | None = None,
+    args: Mapping[str, object] | None = None,
 ) -> RunResult:
-    """Run the selected datasets of ``project``; returns when every step has an outcome.
+    """Plan the selected datasets of ``project`` and execute the plan."""
+    p = plan(project, select=select, full_refresh=full_refresh, now=now)
+    return execute(p, reporter=reporter, listeners=listeners, max_workers=max_workers, args=args)
 
-    Every listener receives the run's events (:mod:`lockgate.runloop.events`) as they happen;
-    the progress ``reporter`` is one of them."""
+
+def execute(
+    plan: Plan,
+    *,
+    reporter: Reporter | None = None,
+    listeners: Sequence[Listener] = (),
+    max_workers: int | None = None,
+    args: Mapping[str, object] | None = None,
+) -> RunResult:
+    """Run ``plan``; returns when every step has an outcome (in plan order).
+
+    Independent steps run at the same time, at most ``max_workers`` (default: one per core;
+    1: one after another in plan order). Every listener receives the run's events
+    (:mod:`lockgate.runloop.events`) as they happen; the progress ``reporter`` is one of them.
+    The plan is not made again: each step resolves its inputs when it starts, under the
+    project lock (see :mod:`lockgate.runloop.plan` on pinned inputs)."""
+    workers = _workers(max_workers)
+    project = plan.project
     rep = reporter or Reporter()
     bus = EventBus([reporter_listener(rep), *listeners])
-    names = project.select(list(select))
     state, store = open_backends(project)
     t0 = time.perf_counter()
     with state.lock(project.config.name) as lease:
-        project_id = identity.resolve(
-            state,
-            project.warehouse_path,
-            project.config.name,
-            full_refresh=full_refresh,
-            private=identity.private_store(project.state_url, project.root),
-        )
-        state.mark_stale_runs(project.config.name)
-        run = state.start_run(
-            project.config.name,
-            selection=" ".join(select) or "*",
-            args={"full_refresh": full_refresh, **(args or {})},
-            min_seq=_min_run_seq(store, names),
+        run, project_id = _start_run(plan, state, store, args)
+        bus.emit(ev.RunStarted(run_id=run.run_id, project=project.config.name, datasets=plan.names))
+        sessions = _open_sessions(project, run.run_id, workers, rep)
+        ctx = StepContext(
+            project=project,
+            session=sessions.main,
+            store=store,
+            state=state,
+            run_id=run.run_id,
+            run_seq=run.seq,
+            full_refresh=plan.full_refresh,
+            now=plan.now or datetime.now(UTC),
+            report=_phase_reporter(bus, run.run_id),
+            lease=lease,
             project_id=project_id,
         )
-        crashpoint("run started")
-        clean_stale_work(project.work_dir / "work", keep=run.run_id)
-        bus.emit(ev.RunStarted(run_id=run.run_id, project=project.config.name, datasets=names))
-        session = open_session(
-            project.config.engine,
-            project.work_dir / "work",
-            run.run_id,
-            memory_limit=project.config.memory_limit,
-            threads=project.config.threads,
-        )
-        if session.SUPPORTS_PROGRESS and type(rep).watch is not Reporter.watch:  # shown: track
-            session.enable_progress()
-            rep.watch(session.progress)
-        results: list[StepResult] = []
-        error: str | None = None
+        done: dict[str, StepResult] = {}
         try:
-            ctx = StepContext(
-                project=project,
-                session=session,
-                store=store,
-                state=state,
-                run_id=run.run_id,
-                run_seq=run.seq,
-                full_refresh=full_refresh,
-                now=now or datetime.now(UTC),
-                report=lambda dataset, phase: bus.emit(
-                    ev.StepPhase(run_id=run.run_id, dataset=dataset, phase=phase)
-                ),
-                lease=lease,
-                project_id=project_id,
-            )
-            lost = _run_steps(ctx, project, names, bus, results)
+            lost = _run_plan(ctx, plan, bus, sessions, done, workers)
         except BaseException as e:  # interrupted: record what we know, then re-raise
-            error = f"{type(e).__name__}: {e}"
-            state.finish_run(run.run_id, "interrupted", summary=_summary(results), error=error)
+            why = f"{type(e).__name__}: {e}"
+            state.finish_run(
+                run.run_id, "interrupted", summary=_summary(_in_order(plan, done)), error=why
+            )
             raise
         finally:
-            session.close()
-        status = _run_status(results)
-        if lost is None:
-            lost = _lease_lost(lease)
-        if lost is not None:  # another run owns the project now: this one did not finish
-            status, error = RunStatus.INTERRUPTED, lost.message
-            log.error("run %s interrupted: %s", run.run_id, lost.message)
-        state.finish_run(run.run_id, str(status), summary=_summary(results), error=error)
+            sessions.close()
+        results = _in_order(plan, done)
+        status = _finish_run(state, run.run_id, lease, lost, results)
     duration = time.perf_counter() - t0
+    name = project.config.name
     bus.emit(
-        ev.RunFinished(
-            run_id=run.run_id, project=project.config.name, status=str(status), duration_s=duration
-        )
+        ev.RunFinished(run_id=run.run_id, project=name, status=str(status), duration_s=duration)
     )
-    return RunResult(
-        run_id=run.run_id,
-        seq=run.seq,
-        project=project.config.name,
-        status=status,
-        steps=results,
-        duration_s=duration,
+    return RunResult(run.run_id, run.seq, name, status, results, duration)
+
+
+def _workers(max_workers: int | None) -> int:
+    workers = default_workers() if max_workers is None else max_workers
+    if workers < 1:
+        raise UsageError(f"max_workers must be at least 1 (got {workers})")
+    return workers
+
+
+def _phase_reporter(bus: EventBus, run_id: str) -> Callable[[str, str], None]:
+    def report(dataset: str, phase: str) -> None:
+        bus.emit(ev.StepPhase(run_id=run_id, dataset=dataset, phase=phase))
+
+    return report
+
+
+def _start_run(
+    plan: Plan, state: StateStore, store: TableStore, args: Mapping[str, object] | None
+) -> tuple[RunRecord, str | None]:
+    """Under the lock: the project's identity, then a new run record."""
+    project = plan.project
+    project_id = identity.resolve(
+        state,
+        project.warehouse_path,
+        project.config.name,
+        full_refresh=plan.full_refresh,
+        private=identity.private_store(project.state_url, project.root),
+    )
+    state.mark_stale_runs(project.config.name)
+    run = state.start_run(
+        project.config.name,
+        selection=" ".join(plan.select) or "*",
+        args={"full_refresh": plan.full_refresh, **(args or {})},
+        min_seq=_min_run_seq(store, plan.names),
+        project_id=project_id,
+    )
+    crashpoint("run started")
+    clean_stale_work(project.work_dir / "work", keep=run.run_id)
+    return run, project_id
+
+
+def _open_sessions(project: Project, run_id: str, workers: int, rep: Reporter) -> _Sessions:
+    """The run's engine session (and its workers' cursors); progress tracked when shown."""
+    sessions = _Sessions(_open_session(project, run_id), parallel=workers > 1)
+    shown = type(rep).watch is not Reporter.watch
+    if shown and sessions.main.SUPPORTS_PROGRESS:
+        sessions.enable_progress()
+        rep.watch(sessions.progress)
+    return sessions
+
+
+def _open_session(project: Project, run_id: str) -> Session:
+    return open_session(
+        project.config.engine,
+        project.work_dir / "work",
+        run_id,
+        memory_limit=project.config.memory_limit,
+        threads=project.config.threads,
     )
 
 
-def _run_steps(
+def _finish_run(
+    state: StateStore, run_id: str, lease: Lease, lost: LeaseLost | None, results: list[StepResult]
+) -> RunStatus:
+    status, error = _run_status(results), None
+    if lost is None:
+        lost = _lease_lost(lease)
+    if lost is not None:  # another run owns the project now: this one did not finish
+        status, error = RunStatus.INTERRUPTED, lost.message
+        log.error("run %s interrupted: %s", run_id, lost.message)
+    state.finish_run(run_id, str(status), summary=_summary(results), error=error)
+    return status
+
+
+def _in_order(plan: Plan, done: dict[str, StepResult]) -> list[StepResult]:
+    return [done[n] for n in plan.names if n in done]
+
+
+def _run_plan(
     ctx: StepContext,
-    project: Any,
-    names: Sequence[str],
+    plan: Plan,
     bus: EventBus,
-    results: list[StepResult],
+    sessions: _Sessions,
+    done: dict[str, StepResult],
+    workers: int,
 ) -> LeaseLost | None:
-    """Run ``names`` in order into ``results``; stops at once, returning the error, when the
-    run's lock lease is lost (nothing more may be committed then)."""
-    bad: dict[str, str] = {}  # dataset → why its downstream is skipped
-    for name in names:
-        failed_up = [u for u in project.deps.get(name, ()) if u in bad]
-        bus.emit(ev.StepStarted(run_id=ctx.run_id, dataset=name))
-        if failed_up:
-            r = StepResult(
-                dataset=name,
-                status=StepStatus.UPSTREAM_FAILED,
-                reason=f"upstream '{failed_up[0]}' {bad[failed_up[0]]}",
-            )
-            _record_skipped(ctx.state, project, ctx.run_id, r)
-        else:
-            try:
-                if ctx.lease is not None and ctx.lease.lost:
-                    ctx.lease.check()  # do no work for a run that no longer owns the project
-                r = _run_with_retries(ctx, project, name)
-            except LeaseLost as e:
-                partial = getattr(e, "step_result", None)
-                if isinstance(partial, StepResult):
-                    results.append(partial)
-                    emit_step_outcome(bus, ctx.run_id, partial)
-                return e
-        if not r.ok:
-            bad[name] = "blocked" if r.status == StepStatus.BLOCKED else "failed"
-        results.append(r)
-        emit_step_outcome(bus, ctx.run_id, r)
-    return None
+    """Run the plan's steps into ``done``; stops starting steps, returning the error, when
+    the run's lock lease is lost (nothing more may be committed then)."""
+    project = plan.project
+
+    def run_one(step: PlannedStep) -> StepResult:
+        # a worker's context shares the run's `verified` set (replace() keeps the object)
+        step_ctx = ctx if workers == 1 else replace(ctx, session=sessions.current())
+        bus.emit(ev.StepStarted(run_id=ctx.run_id, dataset=step.dataset))
+        if ctx.lease is not None and ctx.lease.lost:
+            ctx.lease.check()  # do no work for a run that no longer owns the project
+        return _run_with_retries(step_ctx, project, step)
+
+    def skip(step: PlannedStep, why: str) -> StepResult:
+        bus.emit(ev.StepStarted(run_id=ctx.run_id, dataset=step.dataset))
+        r = StepResult(dataset=step.dataset, status=StepStatus.UPSTREAM_FAILED, reason=why)
+        _record_skipped(ctx.state, project, ctx.run_id, r)
+        return r
+
+    return run_steps(
+        plan.steps,
+        done,
+        run=run_one,
+        skip=skip,
+        done=lambda r: emit_step_outcome(bus, ctx.run_id, r),
+        max_workers=workers,
+        interrupt=sessions.interrupt,
+    )
 
 
-def _lease_lost(lease: Any) -> LeaseLost | None:
+def _lease_lost(lease: Lease) -> LeaseLost | None:
     try:
         lease.check()
     except LeaseLost as e:
@@ -253,7 +367,7 @@ def _lease_lost(lease: Any) -> LeaseLost | None:
     return None
 
 
-def _min_run_seq(store: Any, names: Sequence[str]) -> int:
+def _min_run_seq(store: TableStore, names: Sequence[str]) -> int:
     """One more than the highest Delta transaction version the run's tables hold.
 
     A publish is skipped when its table's transaction is already at the run's seq or beyond;
@@ -275,7 +389,8 @@ def _min_run_seq(store: Any, names: Sequence[str]) -> int:
     return highest + 1
 
 
-def _run_with_retries(ctx: StepContext, project: Any, name: str) -> StepResult:
+def _run_with_retries(ctx: StepContext, project: Project, planned: PlannedStep) -> StepResult:
+    name = planned.dataset
     spec = project.datasets[name]
     retries = project.config.defaults.retries
     backoff = project.config.defaults.retry_backoff_seconds
@@ -283,82 +398,99 @@ def _run_with_retries(ctx: StepContext, project: Any, name: str) -> StepResult:
     attempt = 0
     while True:
         attempt += 1
-        started = datetime.now(UTC)
+        attempted = functools.partial(_attempted, ctx, step_id, attempt, datetime.now(UTC))
+
         try:
             r = run_step(ctx, spec)
             r.attempts = attempt
-            # a blocked gate is the step's outcome; its attempt is recorded as an error
-            ok = r.status != StepStatus.BLOCKED
-            ctx.state.record_attempt(
-                step_id,
-                attempt,
-                "success" if ok else "error",
-                None if ok else r.error,
-                False,
-                started,
-                datetime.now(UTC),
-            )
-            _record_step(ctx, project, step_id, r)
-            return r
-        except LeaseLost as e:  # never retried: the run stops (see _run_steps)
-            ctx.state.record_attempt(
-                step_id, attempt, "error", str(e), False, started, datetime.now(UTC)
-            )
-            r = StepResult(
-                dataset=name,
-                status=StepStatus.FAILED,
-                reason=e.message,
-                error=str(e),
-                hint=e.hint,
-                attempts=attempt,
-            )
+            _note_stale_pins(planned, r)
+            if r.status == StepStatus.BLOCKED:  # the step's outcome; recorded as an error
+                attempted("error", r.error)
+            else:
+                attempted("success", None)
+        except LeaseLost as e:  # never retried: the run stops (see runloop.parallel)
+            attempted("error", str(e))
+            r = _error_result(name, e, attempt, StepStatus.FAILED)
             _record_step(ctx, project, step_id, r)
             e.step_result = r  # type: ignore[attr-defined]
             raise
         except LockgateError as e:
             log.debug("step %s attempt %d failed", name, attempt, exc_info=True)
-            transient = e.transient
-            ctx.state.record_attempt(
-                step_id, attempt, "error", str(e), transient, started, datetime.now(UTC)
-            )
-            if transient and attempt <= retries:
+            attempted("error", str(e), e.transient)
+            if e.transient and attempt <= retries:
                 delay = backoff * (2 ** (attempt - 1))
                 log.warning(
                     "step %s attempt %d failed (%s); retrying in %.1fs", name, attempt, e, delay
                 )
                 time.sleep(delay)
                 continue
-            r = StepResult(
-                dataset=name,
-                status=StepStatus.FAILED,
-                reason=e.message,
-                error=str(e),
-                hint=e.hint,
-                attempts=attempt,
-            )
-            _record_step(ctx, project, step_id, r)
-            return r
+            r = _error_result(name, e, attempt, StepStatus.FAILED)
         except Exception as e:  # a bug or an unexpected library error: fail this step only
             log.debug("step %s attempt %d failed unexpectedly", name, attempt, exc_info=True)
-            msg = f"dataset '{name}' failed with an unexpected {type(e).__name__}: " + " ".join(
-                str(e).split()
-            )
-            ctx.state.record_attempt(
-                step_id, attempt, "error", msg, False, started, datetime.now(UTC)
-            )
-            r = StepResult(
-                dataset=name,
-                status=StepStatus.FAILED,
-                reason=msg,
-                error=msg,
-                hint="run with --debug for the traceback",
-                attempts=attempt,
-            )
-            _record_step(ctx, project, step_id, r)
-            return r
+            r = _unexpected_result(name, e, attempt)
+            attempted("error", r.error)
+        _record_step(ctx, project, step_id, r)
+        return r
 
 
-def _record_step(ctx: StepContext, project: Any, step_id: Any, r: StepResult) -> None:
+def _attempted(
+    ctx: StepContext,
+    step_id: int,
+    attempt: int,
+    started: datetime,
+    status: str,
+    error: str | None,
+    transient: bool = False,
+) -> None:
+    ctx.state.record_attempt(step_id, attempt, status, error, transient, started, datetime.now(UTC))
+
+
+def _error_result(name: str, e: LockgateError, attempt: int, status: StepStatus) -> StepResult:
+    return StepResult(
+        dataset=name,
+        status=status,
+        reason=e.message,
+        error=str(e),
+        hint=e.hint,
+        attempts=attempt,
+    )
+
+
+def _unexpected_result(name: str, e: Exception, attempt: int) -> StepResult:
+    msg = f"dataset '{name}' failed with an unexpected {type(e).__name__}: " + " ".join(
+        str(e).split()
+    )
+    return StepResult(
+        dataset=name,
+        status=StepStatus.FAILED,
+        reason=msg,
+        error=msg,
+        hint="run with --debug for the traceback",
+        attempts=attempt,
+    )
+
+
+def _note_stale_pins(planned: PlannedStep, r: StepResult) -> None:
+    """Log a firm pin of the plan that execution found moved (something was published or
+    a source file changed between planning and running): the step used what it read."""
+    for key, pinned in planned.firm_inputs().items():
+        if key in r.inputs and r.inputs[key] != pinned:
+            log.warning(
+                "dataset %s: the plan pinned input %r at %s, the run read %s (it changed "
+                "after planning)",
+                r.dataset,
+                key,
+                _brief(pinned),
+                _brief(r.inputs[key]),
+            )
+
+
+def _brief(value: object) -> str:
+    text = str(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _record_step(ctx: StepContext, project: Project, step_id: int, r: StepResult) -> None:
     crashpoint(f"{r.dataset}: {r.status}, not recorded")
     pname = project.config.name
     st = ctx.state
@@ -399,7 +531,7 @@ def _record_step(ctx: StepContext, project: Any, step_id: Any, r: StepResult) ->
     )
 
 
-def _record_skipped(state: Any, project: Any, run_id: str, r: StepResult) -> None:
+def _record_skipped(state: StateStore, project: Project, run_id: str, r: StepResult) -> None:
     step_id = state.start_step(run_id, project.config.name, r.dataset, input_versions={})
     state.finish_step(
         step_id,
@@ -431,7 +563,7 @@ def _run_status(results: list[StepResult]) -> RunStatus:
     return RunStatus.FAILED
 
 
-def _summary(results: list[StepResult]) -> dict[str, Any]:
+def _summary(results: list[StepResult]) -> dict[str, object]:
     return {
         "steps": len(results),
         "by_status": {
@@ -443,76 +575,3 @@ def _summary(results: list[StepResult]) -> dict[str, Any]:
         "host": socket.gethostname(),
         "pid": os.getpid(),
     }
-
-
-# --------------------------------------------------------------------------------------------
-# dry run
-
-
-def plan(
-    project: Any, *, select: Sequence[str] = (), full_refresh: bool = False
-) -> list[StepResult]:
-    """What ``execute`` would do, and why, without reading data or taking the lock."""
-    names = project.select(list(select))
-    state, store = open_backends(project)
-    ctx = StepContext(
-        project=project,
-        session=None,  # type: ignore[arg-type]
-        store=store,
-        state=state,
-        run_id="dry-run",
-        run_seq=0,
-        full_refresh=full_refresh,
-        project_id=identity.resolve(
-            state,
-            project.warehouse_path,
-            project.config.name,
-            full_refresh=full_refresh,
-            write=False,
-            private=identity.private_store(project.state_url, project.root),
-        ),
-    )
-    will_run: set[str] = set()
-    out: list[StepResult] = []
-    for name in names:
-        spec = project.datasets[name]
-        ups = [u for u in project.deps.get(name, ()) if u in will_run]
-        r = StepResult(dataset=name, status=StepStatus.PLANNED)
-        try:
-            if not full_refresh:
-                verify_published(ctx, name, repair=False)
-            last = store.last_commit(name)
-        except LockgateError as e:
-            r.status, r.reason, r.hint = StepStatus.FAILED, e.message, e.hint
-            out.append(r)
-            continue
-        if full_refresh:
-            r.reason = "--full-refresh: rebuild from all input data"
-        elif ups:
-            r.reason = f"upstream '{ups[0]}' will publish a new version"
-        elif last is None:
-            r.reason = "never published"
-        else:
-            try:
-                inputs = resolve_inputs(ctx, spec)
-            except LockgateError as e:
-                r.status, r.reason = StepStatus.FAILED, e.message
-                out.append(r)
-                continue
-            wm = current_watermark(ctx, spec)
-            from lockgate.runloop import incremental
-
-            lowest = incremental.min_cursor(spec.incremental, wm) if spec.incremental else None
-            bid = batch_id_for(definition_hash(ctx, spec), inputs)
-            r.inputs = inputs
-            if bid == last.batch_id:
-                r.status = StepStatus.NOOP
-                r.reason = f"inputs and definition unchanged since version {last.version}"
-            else:
-                r.reason = "inputs or definition changed since version " + str(last.version)
-                if spec.incremental is not None and wm is not None:
-                    r.reason += f"; incremental from {spec.incremental.cursor} >= {lowest}"
-        if r.status == StepStatus.PLANNED:
-            will_run.add(name)
-        out.append(r)
-    return out

@@ -26,8 +26,10 @@ Conventions:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import threading
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -79,6 +81,10 @@ class StateStore:
     def __init__(self, engine: Engine, url: URL) -> None:
         self.engine = engine
         self._url = url
+        # steps of a run write from several threads: SQLite takes one writer at a time, and
+        # a writer queued on this lock starts as soon as the other commits, where one queued
+        # on SQLite's busy handler sleeps in steps of up to 100 ms
+        self._write_lock = threading.RLock() if url.get_backend_name() == "sqlite" else None
 
     # --- opening ----------------------------------------------------------------------
     @classmethod
@@ -125,8 +131,12 @@ class StateStore:
 
     @contextmanager
     def _tx(self) -> Iterator[Connection]:
-        """A write transaction (SQLite: BEGIN IMMEDIATE)."""
-        with db_errors(self._url, "writing"), self.engine.begin() as conn:
+        """A write transaction (SQLite: BEGIN IMMEDIATE, one thread at a time)."""
+        with (
+            self._write_lock or contextlib.nullcontext(),
+            db_errors(self._url, "writing"),
+            self.engine.begin() as conn,
+        ):
             yield conn
 
     @contextmanager

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 
 _reached = 0
+_lock = threading.Lock()  # steps run in threads: count, log and die as one
 
 
 def crashpoint(name: str) -> None:
@@ -21,10 +23,11 @@ def crashpoint(name: str) -> None:
     if not at:
         return
     global _reached
-    _reached += 1
-    log = os.environ.get("LOCKGATE_CRASH_LOG")
-    if log:
-        with open(log, "a", encoding="utf-8") as f:
-            f.write(f"{_reached} {name}\n")
-    if _reached == int(at):
-        os.kill(os.getpid(), signal.SIGKILL)
+    with _lock:
+        _reached += 1
+        log = os.environ.get("LOCKGATE_CRASH_LOG")
+        if log:
+            with open(log, "a", encoding="utf-8") as f:
+                f.write(f"{_reached} {name}\n")
+        if _reached == int(at):
+            os.kill(os.getpid(), signal.SIGKILL)

@@ -23,6 +23,7 @@ import dataclasses
 import functools
 import logging
 import re
+import threading
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -114,6 +115,7 @@ class DeltaStore(TableStore):
         # under the run's lock only this store writes: keep opened tables, forget on write
         self._tables: dict[str, DeltaTable] | None = {} if cache_tables else None
         self._snapshots: dict[str, TableSnapshot] | None = {} if cache_tables else None
+        self._cache_lock = threading.Lock()  # steps of a run use the store from threads
 
     # ------------------------------------------------------------------ locating tables
 
@@ -138,17 +140,21 @@ class DeltaStore(TableStore):
 
     def open_table(self, name: str) -> DeltaTable:
         """The table at its current version (kept, in a run); errors are not translated."""
-        table = self._tables.get(name) if self._tables is not None else None
-        if table is None:
-            table = DeltaTable(str(self.path(name)))
-            if self._tables is not None:
-                self._tables[name] = table
+        if self._tables is None:
+            return DeltaTable(str(self.path(name)))
+        with self._cache_lock:
+            table = self._tables.get(name)
+        if table is None:  # opened outside the lock: it reads the table's log
+            opened = DeltaTable(str(self.path(name)))
+            with self._cache_lock:
+                table = self._tables.setdefault(name, opened)
         return table
 
     def forget(self, name: str) -> None:
         """Drop a kept table and its snapshot (it was written, moved or removed)."""
         if self._tables is not None:
-            self._tables.pop(name, None)
+            with self._cache_lock:
+                self._tables.pop(name, None)
         if self._snapshots is not None:
             self._snapshots.pop(name, None)
 

@@ -58,9 +58,11 @@ def test_python_api(tmp_path: Path) -> None:
     assert project.deps["top"] == ("rev",)
 
     planned = lockgate.plan(project, select=["orders+"])
-    assert all(isinstance(s, lockgate.StepResult) for s in planned)
-    assert {s.dataset for s in planned} == set(project.datasets)
-    assert {s.status for s in planned} == {lockgate.StepStatus.PLANNED}
+    assert isinstance(planned, lockgate.Plan)
+    assert all(isinstance(s, lockgate.StepResult) for s in planned.results())
+    assert {s.dataset for s in planned.steps} == set(project.datasets)
+    assert {s.status for s in planned.steps} == {lockgate.StepStatus.PLANNED}
+    assert {s.status for s in planned.results()} == {lockgate.StepStatus.PLANNED}
 
     res = lockgate.run(project, select=["+rev"])
     assert isinstance(res, lockgate.RunResult) and res.status == lockgate.RunStatus.SUCCESS
@@ -93,7 +95,7 @@ def test_python_api(tmp_path: Path) -> None:
     assert [r.run_id for r in runs] == [res2.run_id, res.run_id]
     assert len(lockgate.runs(project, limit=1)) == 1
 
-    assert [s.status for s in lockgate.plan(project, select=["orders"])] == [
+    assert [s.status for s in lockgate.plan(project, select=["orders"]).steps] == [
         lockgate.StepStatus.NOOP
     ]
     with pytest.raises(lockgate.ConfigError, match="did you mean 'orders'"):

@@ -38,11 +38,11 @@ def test_example_gives_its_documented_result(check_type: str) -> None:
 def test_every_example_validates_and_runs_in_a_project(tmp_path: Path) -> None:
     """Each example, attached to a dataset of its table, passes `lockgate validate` and a
     real run gives the documented outcome."""
-    from lockgate.runloop.runner import execute
+    from lockgate.runloop.runner import run
 
     example_project(tmp_path)
     project = lockgate.load_project(tmp_path)
-    result = execute(project, now=EXAMPLE_NOW)
+    result = run(project, now=EXAMPLE_NOW)
     steps = {s.dataset: s for s in result.steps}
     for t, ex in EXAMPLES.items():
         step = steps[f"ex_{t}"]

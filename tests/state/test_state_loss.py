@@ -11,7 +11,7 @@ import pytest
 
 from lockgate.project import load_project
 from lockgate.runloop.results import RunStatus
-from lockgate.runloop.runner import execute
+from lockgate.runloop.runner import run
 from tests.run.helpers import csv_source, make_project
 
 EVENTS = [
@@ -43,14 +43,14 @@ def _rejects(root: Path) -> list[tuple[object, object, object]]:
 @pytest.mark.parametrize("lose", ["state_store", "nothing"])
 def test_state_store_deleted_rejects_are_not_quarantined_again(tmp_path: Path, lose: str) -> None:
     root = make_project(tmp_path / "p", EVENTS, files={"data/1.csv": _bad_file(1, 3030, every=10)})
-    r = execute(load_project(root))
+    r = run(load_project(root))
     assert r.status == RunStatus.SUCCESS and r.step("ev").rows_quarantined == 303
     before = _rejects(root)
     assert len(before) == 303
     if lose == "state_store":
         shutil.rmtree(root / ".lockgate")
     (root / "data" / "2.csv").write_text(_bad_file(5000, 20, every=10))
-    r = execute(load_project(root))
+    r = run(load_project(root))
     ev = r.step("ev")
     assert r.status == RunStatus.SUCCESS
     assert ev.rows_out == 18 and ev.rows_quarantined == 2
@@ -64,10 +64,10 @@ def test_state_store_deleted_rejects_are_not_quarantined_again(tmp_path: Path, l
 
 def test_grown_file_quarantines_only_its_new_bad_records(tmp_path: Path) -> None:
     root = make_project(tmp_path / "p", EVENTS, files={"data/1.csv": "ts,v\n1,1\n2,x\n"})
-    execute(load_project(root))
+    run(load_project(root))
     shutil.rmtree(root / ".lockgate")  # nothing remembers which files were read
     # the file grows; the same bad text again, on a new line, is a new record
     (root / "data" / "1.csv").write_text("ts,v\n1,1\n2,x\n3,3\n2,x\n")
-    r = execute(load_project(root))
+    r = run(load_project(root))
     assert r.step("ev").rows_quarantined == 1
     assert [(line, raw) for _, line, raw in _rejects(root)] == [(3, "2,x"), (5, "2,x")]

@@ -11,8 +11,9 @@ import deltalake
 import pytest
 
 from lockgate.project import load_project
+from lockgate.runloop.plan import plan
 from lockgate.runloop.results import RunResult, RunStatus, StepStatus
-from lockgate.runloop.runner import execute, plan
+from lockgate.runloop.runner import run
 from lockgate.state import StateStore
 from lockgate.storage.health import DAMAGED_DIR
 from tests.run.helpers import csv_source, make_project, sql
@@ -82,7 +83,7 @@ def _project(tmp_path: Path) -> Path:
 
 
 def _run(root: Path, **kw: bool) -> RunResult:
-    return execute(load_project(root), **kw)
+    return run(load_project(root), **kw)
 
 
 def _load_three_batches(root: Path) -> None:
@@ -122,7 +123,7 @@ def test_damaged_table_fails_its_dataset_only_and_full_refresh_repairs(
     assert runs[0].run_id == r.run_id and runs[0].status == "partial"
     assert _run(root).step("ev").status == StepStatus.FAILED  # it stays failed: no guessing
 
-    dry = {s.dataset: s for s in plan(load_project(root))}
+    dry = {s.dataset: s for s in plan(load_project(root)).steps}
     assert dry["ev"].status == StepStatus.FAILED and "--full-refresh" in (dry["ev"].hint or "")
 
     r = _run(root, full_refresh=True)
@@ -160,7 +161,7 @@ def test_unreadable_table_does_not_stop_a_run_of_other_datasets(tmp_path: Path) 
     (root / "o.csv").write_text("k\n1\n2\n3\n")
     r = _run(root)
     assert r.step("other").rows_out == 3
-    r = execute(load_project(root), select=["other"])  # a run not selecting ev at all
+    r = run(load_project(root), select=["other"])  # a run not selecting ev at all
     assert r.status == RunStatus.SUCCESS
 
 
@@ -169,7 +170,7 @@ def test_damaged_upstream_named_when_only_the_downstream_runs(tmp_path: Path) ->
     _load_three_batches(root)
     _delete_a_data_file(root / "warehouse" / "ev")
     (root / "warehouse" / "ev_sum" / "_delta_log").rename(root / "ev_sum_log")  # force a rerun
-    r = execute(load_project(root), select=["ev_sum"], full_refresh=True)
+    r = run(load_project(root), select=["ev_sum"], full_refresh=True)
     step = r.step("ev_sum")
     assert step.status == StepStatus.FAILED and step.attempts == 1  # not retried as "I/O"
     assert "reads 'ev'" in step.reason and "missing" in step.reason
