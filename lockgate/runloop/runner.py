@@ -205,7 +205,7 @@ def execute(
     workers = _workers(max_workers)
     project = plan.project
     rep = reporter or Reporter()
-    bus = EventBus([reporter_listener(rep), *listeners])
+    bus = EventBus([reporter_listener(rep), *listeners, *_configured_listeners(project)])
     state, store = open_backends(project)
     t0 = time.perf_counter()
     with state.lock(project.config.name) as lease:
@@ -283,6 +283,16 @@ def _start_run(
     crashpoint("run started")
     clean_stale_work(project.work_dir / "work", keep=run.run_id)
     return run, project_id
+
+
+def _configured_listeners(project: Project) -> list[Listener]:
+    """Listeners lockgate.yaml asks for (``openlineage:``); the lineage package (sqlglot's
+    lineage, OpenLineage) is imported only then, not at every start-up."""
+    if project.config.openlineage is None:
+        return []
+    from lockgate.lineage.listeners import configured_listeners
+
+    return configured_listeners(project)
 
 
 def _open_sessions(project: Project, run_id: str, workers: int, rep: Reporter) -> _Sessions:
