@@ -81,6 +81,7 @@ _COMMAND_MODULES = (
     "lockgate.cli.quality_extra_cmds",  # profile, suggest, quality
     "lockgate.cli.ui_cmds",  # ui, ui-token
     "lockgate.cli.lineage_cmds",  # lineage, why, anomalies
+    "lockgate.cli.features_cmds",  # features training-set / materialize / serve
 )
 
 for _mod in _COMMAND_MODULES:

@@ -23,6 +23,7 @@ from lockgate._suggest import did_you_mean
 from lockgate._yaml import LineDict, LineList, line_of, load_yaml, plain, read_text
 from lockgate.engine.base import Engine, engine_class
 from lockgate.errors import ConfigError, Problem
+from lockgate.features.definitions import FEATURE_KEYS, FeatureLoader
 from lockgate.project.binding import (
     ColumnError,
     SchemaBinder,
@@ -89,6 +90,7 @@ class _ProjectLoader:
         self.known: dict[str, str] = {}  # lower-case → name
         self._by_lower: dict[str, _Entry] = {}  # lower-case name → its (first) entry
         self.engine: type[Engine] = engine_class()  # the project's, once its config loads
+        self.features = FeatureLoader()  # feature_views/feature_services of every file
 
     # ---- entry point ---------------------------------------------------------------------
 
@@ -114,7 +116,10 @@ class _ProjectLoader:
         self._resolve_sql()
         self._check_regexes()
         order = self._order()
-        self._check_columns(self._bind_sql(order))
+        schemas = self._bind_sql(order)
+        self._check_columns(schemas)
+        features = self.features.load({n: schemas.get(n) for n in self.entries})
+        self.problems.extend(self.features.problems)
         if config is not None:
             entries = [(e.spec, e.raw) for e in self.entries.values()]
             self.problems.extend(source_problems(config, entries))
@@ -133,6 +138,7 @@ class _ProjectLoader:
                 deps={n: tuple(self.entries[n].deps) for n in order},
                 sql_texts={n: e.sql for n in order if (e := self.entries[n]).sql is not None},
                 python_transforms=python,
+                features=features,
                 target=target,
             ),
             [],
@@ -244,7 +250,8 @@ class _ProjectLoader:
         self.problems.extend(problems)
         if data is None:
             return  # empty file, or malformed (already reported)
-        if not isinstance(data, LineDict) or "datasets" not in data:
+        top = ("datasets", *FEATURE_KEYS)
+        if not isinstance(data, LineDict) or not any(k in data for k in top):
             self.add(
                 "a dataset file must be a mapping with one key 'datasets:' (a list of datasets)",
                 file,
@@ -252,15 +259,15 @@ class _ProjectLoader:
             )
             return
         for key in data:
-            if key != "datasets":
+            if key not in top:
                 self.add(
                     f"unknown key '{key}' at the top of a dataset file",
                     file,
                     data.key_line(key),
-                    hint=did_you_mean(str(key), ["datasets"])
-                    or "the only top-level key is 'datasets'",
+                    hint=did_you_mean(str(key), top) or f"top-level keys: {', '.join(top)}",
                 )
-        items = data["datasets"]
+        self.features.collect(data, file)
+        items = data.get("datasets")
         if items is None:
             return
         if not isinstance(items, LineList):

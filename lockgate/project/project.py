@@ -13,6 +13,7 @@ from pathlib import Path
 from lockgate._suggest import did_you_mean
 from lockgate.connections import Connection
 from lockgate.errors import ConfigError, Problem, UsageError
+from lockgate.features.definitions import FeatureDefinitions
 from lockgate.project.models import (
     DatasetSpec,
     GatePolicy,
@@ -46,6 +47,8 @@ class Project:
     #: the selected target (``--target``, ``LOCKGATE_TARGET`` or ``default_target``); its
     #: overrides are already applied to ``config``
     target: str | None = None
+    #: feature views and services (``feature_views:``/``feature_services:`` in the YAML)
+    features: FeatureDefinitions = field(default_factory=FeatureDefinitions, repr=False)
 
     # ---- lookups -----------------------------------------------------------------------
 

@@ -16,7 +16,7 @@ from lockgate.sources import SourceRequest
 from lockgate.storage.base import TableStore
 
 if TYPE_CHECKING:  # pyarrow.dataset imports pandas: only for the annotation
-    pass
+    from lockgate.features.definitions import FeatureDefinitions
 
 SchemaMode = Literal["merge", "overwrite"]
 
@@ -36,6 +36,8 @@ class ProjectView(Protocol):
     def effective_schema_policy(self, name: str) -> SchemaPolicy: ...
     def effective_gate(self, name: str) -> GatePolicy: ...
     def source_request(self, spec: DatasetSpec) -> SourceRequest: ...
+    @property
+    def features(self) -> FeatureDefinitions: ...
 
 
 class LeaseLike(Protocol):

@@ -25,6 +25,7 @@ from lockgate.runloop.stages.resolve import (
 )
 from lockgate.runloop.stages.split import split
 from lockgate.runloop.stages.stage import stage
+from lockgate.runloop.stages.stamp import stamp
 
 __all__ = [
     "STAGES",
@@ -39,6 +40,7 @@ __all__ = [
 STAGES: tuple[Stage, ...] = (
     resolve,  # pin the inputs; up to date? (the same batch is already published)
     stage,  # extract / compute into staging; settle rows read again; nothing new?
+    stamp,  # _lg_ingested_at on the rows of a feature view's dataset (issue #13)
     validate_checks,  # the checks against the staged columns, every problem at once
     contract,  # the staged schema against the declared and published one (drift policy)
     audit,  # every check in as few passes as possible, failing rows marked
