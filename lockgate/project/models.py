@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, m
 
 from lockgate._duration import parse_duration as parse_duration  # re-exported
 from lockgate._suggest import did_you_mean
+from lockgate.project.ops_models import AlertSpec, FreshnessSpec, ScheduleSpec
 from lockgate.quality.checks import CheckSpec
 from lockgate.sources import SourceConfig, on_register, source_configs
 from lockgate.sources.files import FileFormat, FileSourceSpec  # noqa: F401  (re-exported)
@@ -180,6 +181,9 @@ class DatasetSpec(Frozen):
     gate: GatePolicy | None = Field(default=None, description="default: project's")
     checks: tuple[CheckSpec, ...] = ()
     freshness_sla: str | None = Field(default=None, description="e.g. '24h'")
+    freshness: FreshnessSpec | None = Field(
+        default=None, description="SLA on the newest publish's age: {warn_after, error_after}"
+    )
     # where it was defined, filled in by the loader (not user-settable in YAML)
     defined_in: str | None = Field(default=None, exclude=True)
     defined_line: int | None = Field(default=None, exclude=True)
@@ -304,6 +308,12 @@ class ProjectConfig(Frozen):
     default_target: str | None = Field(
         default=None, description="the target used when none is selected"
     )
+    schedules: tuple[ScheduleSpec, ...] = Field(
+        default=(), description="cron schedules `lockgate serve` runs"
+    )
+    alerts: tuple[AlertSpec, ...] = Field(
+        default=(), description="where alerts go (webhook, Slack, email)"
+    )
 
     _name = field_validator("name")(_check_name)
 
@@ -319,6 +329,15 @@ class ProjectConfig(Frozen):
         return self.model_copy(update=update)
 
     _engine = field_validator("engine")(_registered_engine)
+
+    @field_validator("schedules", "alerts")
+    @classmethod
+    def _unique_names(cls, v: tuple[ScheduleSpec | AlertSpec, ...]) -> tuple[Any, ...]:
+        seen = [s.name for s in v]
+        dup = sorted({n for n in seen if seen.count(n) > 1})
+        if dup:
+            raise ValueError(f"names must be unique; repeated: {', '.join(dup)}")
+        return v
 
     @field_validator("warehouse", "datasets_dir")
     @classmethod
