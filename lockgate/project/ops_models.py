@@ -54,7 +54,9 @@ class ScheduleSpec(_Frozen):
         try:
             ZoneInfo(v)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {v!r}: use an IANA name like 'Europe/Berlin'")
+            raise ValueError(
+                f"unknown time zone {v!r}: use an IANA name like 'Europe/Berlin'"
+            ) from None
         return v
 
 
