@@ -25,7 +25,9 @@ def scheduled_project(root: Path, **config: Any) -> Path:
         checks=[{"type": "not_null", "column": "id"}],
         freshness={"warn_after": "1h", "error_after": "2h"},
     )
-    return make_project(root, [ds], files={"data/orders.csv": "id,amount\n1,10\n2,20\n"}, config=cfg)
+    return make_project(
+        root, [ds], files={"data/orders.csv": "id,amount\n1,10\n2,20\n"}, config=cfg
+    )
 
 
 class Receiver:
