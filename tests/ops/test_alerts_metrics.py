@@ -112,3 +112,22 @@ def test_metrics_listener_counts_runs_steps_rows_and_check_failures(tmp_path: Pa
     assert samples[key] == 1
     assert ("lockgate_step_duration_seconds_count", (("dataset", "orders"),)) in samples
     assert "run_id" not in text  # no high-cardinality labels
+
+
+def test_freshness_command_shows_levels_and_exits_1_on_error(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from lockgate.cli.app import app
+    from lockgate.ops.clock import FAKE_NOW_ENV
+
+    root = scheduled_project(tmp_path / "p")
+    cli = CliRunner()
+    never = cli.invoke(app, ["freshness", "--project", str(root), "--json"])
+    assert never.exit_code == 1 and '"level": "never"' in never.output
+    lockgate.run(load_project(root))
+    ok = cli.invoke(app, ["freshness", "--project", str(root)])
+    assert ok.exit_code == 0 and "ok" in ok.output
+    clock = tmp_path / "now"
+    clock.write_text((datetime.now(UTC) + timedelta(hours=90)).isoformat())
+    late = cli.invoke(app, ["freshness", "--project", str(root)], env={FAKE_NOW_ENV: str(clock)})
+    assert late.exit_code == 1 and "error" in late.output
