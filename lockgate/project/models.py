@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, m
 
 from lockgate._duration import parse_duration as parse_duration  # re-exported
 from lockgate._suggest import did_you_mean
-from lockgate.project.ops_models import AlertSpec, FreshnessSpec, ScheduleSpec
+from lockgate.project.ops_models import AlertSpec, FreshnessSpec, RetrySpec, ScheduleSpec
 from lockgate.quality.checks import CheckSpec
 from lockgate.sources import SourceConfig, on_register, source_configs
 from lockgate.sources.files import FileFormat, FileSourceSpec  # noqa: F401  (re-exported)
@@ -183,6 +183,9 @@ class DatasetSpec(Frozen):
     freshness_sla: str | None = Field(default=None, description="e.g. '24h'")
     freshness: FreshnessSpec | None = Field(
         default=None, description="SLA on the newest publish's age: {warn_after, error_after}"
+    )
+    retry: RetrySpec | None = Field(
+        default=None, description="retries on transient errors (default: the project's)"
     )
     # where it was defined, filled in by the loader (not user-settable in YAML)
     defined_in: str | None = Field(default=None, exclude=True)

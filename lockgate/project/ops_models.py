@@ -134,3 +134,10 @@ class FreshnessSpec(_Frozen):
     @property
     def error_seconds(self) -> float | None:
         return None if self.error_after is None else parse_seconds(self.error_after)
+
+
+class RetrySpec(_Frozen):
+    """A dataset's retry policy for transient errors (overrides the project's defaults)."""
+
+    retries: int = Field(default=2, ge=0, description="retries after the first attempt")
+    backoff_seconds: float = Field(default=1.0, ge=0, description="first delay; doubles")

@@ -388,6 +388,8 @@ def _run_with_retries(ctx: StepContext, project: Project, planned: PlannedStep) 
     spec = project.datasets[name]
     retries = project.config.defaults.retries
     backoff = project.config.defaults.retry_backoff_seconds
+    if spec.retry is not None:  # the dataset's own policy
+        retries, backoff = spec.retry.retries, spec.retry.backoff_seconds
     step_id = ctx.state.start_step(ctx.run_id, project.config.name, name, input_versions={})
     attempt = 0
     while True:

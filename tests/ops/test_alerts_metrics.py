@@ -131,3 +131,23 @@ def test_freshness_command_shows_levels_and_exits_1_on_error(tmp_path: Path) -> 
     clock.write_text((datetime.now(UTC) + timedelta(hours=90)).isoformat())
     late = cli.invoke(app, ["freshness", "--project", str(root)], env={FAKE_NOW_ENV: str(clock)})
     assert late.exit_code == 1 and "error" in late.output
+
+
+def test_metrics_text_passes_promtool(tmp_path: Path) -> None:
+    import shutil
+    import subprocess
+
+    import pytest
+
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("promtool not installed (Debian package 'prometheus')")
+    root = scheduled_project(tmp_path / "p")
+    (root / "data/orders.csv").write_text(BAD)
+    metrics = RunMetrics()
+    lockgate.run(load_project(root), listeners=[metrics])
+    out = subprocess.run(
+        [promtool, "check", "metrics"], input=metrics.exposition(), capture_output=True, timeout=60
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert out.stdout.strip() == b"" and out.stderr.strip() == b""  # no lint warnings either

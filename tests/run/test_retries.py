@@ -61,3 +61,17 @@ def test_retries_exhausted_fails_the_step(tmp_path: Path, monkeypatch: pytest.Mo
     assert a.status == StepStatus.FAILED and a.attempts == 2 and len(calls) == 2
     assert "simulated commit conflict" in a.reason
     assert not DeltaStore(root / "warehouse").exists("a")
+
+
+def test_dataset_retry_policy_overrides_the_defaults(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = make_project(
+        tmp_path / "p",
+        [csv_source("a", "data/a.csv", retry={"retries": 3, "backoff_seconds": 0})],
+        files={"data/a.csv": "x\n1\n2\n"},
+        config={"defaults": {"retries": 0}},
+    )
+    calls = _flaky_publish(monkeypatch, failures=3)
+    a = lockgate.run(root).step("a")
+    assert a.status == StepStatus.SUCCESS and a.attempts == 4 and len(calls) == 4
