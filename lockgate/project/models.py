@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
 
 from lockgate._duration import parse_duration as parse_duration  # re-exported
+from lockgate._duration import parse_seconds
 from lockgate._suggest import did_you_mean
 from lockgate.project.ops_models import AlertSpec, FreshnessSpec, RetrySpec, ScheduleSpec
 from lockgate.quality.checks import CheckSpec
@@ -184,6 +185,9 @@ class DatasetSpec(Frozen):
     freshness: FreshnessSpec | None = Field(
         default=None, description="SLA on the newest publish's age: {warn_after, error_after}"
     )
+    timeout: str | float | None = Field(
+        default=None, description="a step running longer fails, its query interrupted: '30m'"
+    )
     retry: RetrySpec | None = Field(
         default=None, description="retries on transient errors (default: the project's)"
     )
@@ -192,6 +196,13 @@ class DatasetSpec(Frozen):
     defined_line: int | None = Field(default=None, exclude=True)
 
     _name = field_validator("name")(_check_name)
+
+    @field_validator("timeout")
+    @classmethod
+    def _timeout(cls, v: str | float | None) -> str | float | None:
+        if v is not None and parse_seconds(v) <= 0:
+            raise ValueError("timeout must be positive")
+        return v
 
     @model_validator(mode="after")
     def _exactly_one_producer(self) -> DatasetSpec:
