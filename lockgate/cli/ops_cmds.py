@@ -10,21 +10,12 @@ from types import FrameType
 import typer
 from rich.table import Table
 
-from lockgate.cli.common import (
-    EXIT_FAILED,
-    EXIT_OK,
-    JsonOpt,
-    ProjectOpt,
-    TargetOpt,
-    add_commands,
-    console,
-    handle_errors,
-    print_json,
-)
+from lockgate.cli import common
+from lockgate.cli.common import JsonOpt, ProjectOpt, TargetOpt, handle_errors
 
 
 def register(app: typer.Typer) -> None:
-    add_commands(app, serve=serve_cmd, freshness=freshness_cmd)
+    common.add_commands(app, serve=serve_cmd, freshness=freshness_cmd)
 
 
 @handle_errors
@@ -70,7 +61,7 @@ def freshness_cmd(
     results = freshness(load_project(project_dir, target=target), clock_from_env()())
     bad = any(str(r.level) in ("error", "never") for r in results)
     if as_json:
-        print_json([r.to_dict() for r in results])
+        common.print_json([r.to_dict() for r in results])
     else:
         table = Table("dataset", "level", "last publish", "age", "warn after", "error after")
         style = {"ok": "green", "warn": "yellow", "error": "red", "never": "red"}
@@ -85,8 +76,8 @@ def freshness_cmd(
                 _secs(r.warn_after_s),
                 _secs(r.error_after_s),
             )
-        console.print(table if results else "no dataset declares `freshness:`")
-    raise typer.Exit(EXIT_FAILED if bad else EXIT_OK)
+        common.console.print(table if results else "no dataset declares `freshness:`")
+    raise typer.Exit(common.EXIT_FAILED if bad else common.EXIT_OK)
 
 
 def _secs(v: float | None) -> str:
