@@ -46,8 +46,11 @@ class Freshness:
 
 
 def level_for(age_s: float | None, warn_s: float | None, error_s: float | None) -> Level:
-    """>>> level_for(90, 60, 120), level_for(130, 60, 120), level_for(None, 60, None)
-    (<Level.WARN: 'warn'>, <Level.ERROR: 'error'>, <Level.NEVER: 'never'>)"""
+    """The level of an ``age_s`` (None: never published) against the limits.
+
+    >>> level_for(90, 60, 120), level_for(130, 60, 120), level_for(None, 60, None)
+    (<Level.WARN: 'warn'>, <Level.ERROR: 'error'>, <Level.NEVER: 'never'>)
+    """
     if age_s is None:
         return Level.NEVER
     if error_s is not None and age_s > error_s:

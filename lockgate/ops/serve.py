@@ -140,6 +140,9 @@ class Server:
         except LockgateError as e:  # the state store is down, a table unreadable: retry
             self.service.last_error = e.message
             log.error("serve: %s", e.message)
+        except Exception as e:  # a bug must not stop the scheduler: the tick stays due
+            self.service.last_error = f"{type(e).__name__}: {e}"
+            log.exception("serve: unexpected error in a scheduler pass")
 
     def stop(self) -> None:
         self._stop.set()
