@@ -80,6 +80,7 @@ _COMMAND_MODULES = (
     "lockgate.cli.quality_cmds",  # check
     "lockgate.cli.quality_extra_cmds",  # profile, suggest, quality
     "lockgate.cli.ops_cmds",  # serve, freshness
+    "lockgate.cli.ui_cmds",  # ui, ui-token
     "lockgate.cli.lineage_cmds",  # lineage, why, anomalies
 )
 
