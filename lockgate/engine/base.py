@@ -210,6 +210,11 @@ class Engine(ABC):
         """Percent done of the query running now, None when unknown."""
         return None
 
+    def interrupt(self) -> None:
+        """Abort the query running now, from another thread (a step's timeout); no-op by
+        default: an engine that cannot interrupt lets the query finish."""
+        return None
+
     def settle(self) -> None:
         """Finish any half-read result before the next statement (no-op by default)."""
         return None

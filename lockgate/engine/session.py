@@ -265,6 +265,10 @@ class DuckDBEngine(Engine):
             return None
         return pct if pct >= 0 else None
 
+    def interrupt(self) -> None:
+        """Abort the query running now (safe to call from another thread)."""
+        self.con.interrupt()
+
     # -- lifecycle --------------------------------------------------------------------------
     def close(self) -> None:
         if not self._owned:

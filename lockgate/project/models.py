@@ -14,7 +14,9 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
 
 from lockgate._duration import parse_duration as parse_duration  # re-exported
+from lockgate._duration import parse_seconds
 from lockgate._suggest import did_you_mean
+from lockgate.project.ops_models import AlertSpec, FreshnessSpec, RetrySpec, ScheduleSpec
 from lockgate.quality.checks import CheckSpec
 from lockgate.sources import SourceConfig, on_register, source_configs
 from lockgate.sources.files import FileFormat, FileSourceSpec  # noqa: F401  (re-exported)
@@ -180,11 +182,27 @@ class DatasetSpec(Frozen):
     gate: GatePolicy | None = Field(default=None, description="default: project's")
     checks: tuple[CheckSpec, ...] = ()
     freshness_sla: str | None = Field(default=None, description="e.g. '24h'")
+    freshness: FreshnessSpec | None = Field(
+        default=None, description="SLA on the newest publish's age: {warn_after, error_after}"
+    )
+    timeout: str | float | None = Field(
+        default=None, description="a step running longer fails, its query interrupted: '30m'"
+    )
+    retry: RetrySpec | None = Field(
+        default=None, description="retries on transient errors (default: the project's)"
+    )
     # where it was defined, filled in by the loader (not user-settable in YAML)
     defined_in: str | None = Field(default=None, exclude=True)
     defined_line: int | None = Field(default=None, exclude=True)
 
     _name = field_validator("name")(_check_name)
+
+    @field_validator("timeout")
+    @classmethod
+    def _timeout(cls, v: str | float | None) -> str | float | None:
+        if v is not None and parse_seconds(v) <= 0:
+            raise ValueError("timeout must be positive")
+        return v
 
     @model_validator(mode="after")
     def _exactly_one_producer(self) -> DatasetSpec:
@@ -342,6 +360,12 @@ class ProjectConfig(Frozen):
     default_target: str | None = Field(
         default=None, description="the target used when none is selected"
     )
+    schedules: tuple[ScheduleSpec, ...] = Field(
+        default=(), description="cron schedules `lockgate serve` runs"
+    )
+    alerts: tuple[AlertSpec, ...] = Field(
+        default=(), description="where alerts go (webhook, Slack, email)"
+    )
     openlineage: OpenLineageConfig | None = Field(
         default=None, description="emit OpenLineage events (file, http or console transport)"
     )
@@ -360,6 +384,15 @@ class ProjectConfig(Frozen):
         return self.model_copy(update=update)
 
     _engine = field_validator("engine")(_registered_engine)
+
+    @field_validator("schedules", "alerts")
+    @classmethod
+    def _unique_names(cls, v: tuple[ScheduleSpec | AlertSpec, ...]) -> tuple[Any, ...]:
+        seen = [s.name for s in v]
+        dup = sorted({n for n in seen if seen.count(n) > 1})
+        if dup:
+            raise ValueError(f"names must be unique; repeated: {', '.join(dup)}")
+        return v
 
     @field_validator("warehouse", "datasets_dir")
     @classmethod

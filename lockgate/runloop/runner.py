@@ -15,10 +15,12 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from lockgate._duration import parse_seconds
 from lockgate.engine.session import Session, clean_stale_work, open_session
 from lockgate.errors import LockgateError, UsageError
 from lockgate.runloop import events as ev
 from lockgate.runloop import identity
+from lockgate.runloop.deadline import deadline
 from lockgate.runloop.events import EventBus, Listener
 from lockgate.runloop.parallel import run_steps
 from lockgate.runloop.plan import Plan, PlannedStep, plan
@@ -404,6 +406,9 @@ def _run_with_retries(ctx: StepContext, project: Project, planned: PlannedStep) 
     spec = project.datasets[name]
     retries = project.config.defaults.retries
     backoff = project.config.defaults.retry_backoff_seconds
+    if spec.retry is not None:  # the dataset's own policy
+        retries, backoff = spec.retry.retries, spec.retry.backoff_seconds
+    timeout = None if spec.timeout is None else parse_seconds(spec.timeout)
     step_id = ctx.state.start_step(ctx.run_id, project.config.name, name, input_versions={})
     attempt = 0
     while True:
@@ -411,7 +416,8 @@ def _run_with_retries(ctx: StepContext, project: Project, planned: PlannedStep) 
         attempted = functools.partial(_attempted, ctx, step_id, attempt, datetime.now(UTC))
 
         try:
-            r = run_step(ctx, spec)
+            with deadline(ctx.session, timeout, name):
+                r = run_step(ctx, spec)
             r.attempts = attempt
             _note_stale_pins(planned, r)
             if r.status == StepStatus.BLOCKED:  # the step's outcome; recorded as an error

@@ -245,6 +245,33 @@ def projects_table(md: sa.MetaData) -> sa.Table:
     )
 
 
+def ops_tables(md: sa.MetaData) -> tuple[sa.Table, sa.Table]:
+    """Migration 0006: the scheduler's last fired tick per schedule, and the open alert
+    incidents (one row per problem until it recovers: alerts fire once per incident)."""
+    schedule_state = sa.Table(
+        "lockgate_schedule_state",
+        md,
+        sa.Column("project", sa.String(200), primary_key=True),
+        sa.Column("schedule", sa.String(200), primary_key=True),
+        sa.Column("last_tick", TS, nullable=False),
+        sa.Column("status", sa.String(16), nullable=False),  # baseline / running / done
+        sa.Column("run_id", sa.String(32)),
+        sa.Column("run_status", sa.String(16)),
+        sa.Column("updated_at", TS, nullable=False),
+    )
+    incidents = sa.Table(
+        "lockgate_alert_incidents",
+        md,
+        sa.Column("project", sa.String(200), primary_key=True),
+        sa.Column("dataset", sa.String(200), primary_key=True),
+        sa.Column("problem", sa.String(400), primary_key=True),  # check name, gate, step…
+        sa.Column("event", sa.String(40), nullable=False),
+        sa.Column("opened_at", TS, nullable=False),
+        sa.Column("run_id", sa.String(32)),
+    )
+    return schedule_state, incidents
+
+
 #: columns later migrations add with ALTER TABLE: (migration, table, column)
 ADDED_COLUMNS = (
     (2, "lockgate_runs", "project_id", sa.String(32)),

@@ -106,6 +106,14 @@ def _0005_dashboard(conn: Connection) -> None:
     )
 
 
+def _0006_operations(conn: Connection) -> None:
+    """The scheduler's state (last fired tick per schedule) and open alert incidents.
+    (0005 is the dashboard's migration.)"""
+    md = sa.MetaData()
+    ddl.ops_tables(md)
+    md.create_all(conn)
+
+
 #: every migration, in order; append only
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "0001_initial", _0001_initial),
@@ -113,6 +121,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(3, "0003_step_skips", _0003_step_skips),
     Migration(4, "0004_read_indexes", _0004_read_indexes),
     Migration(5, "0005_dashboard", _0005_dashboard),
+    Migration(6, "0006_operations", _0006_operations),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

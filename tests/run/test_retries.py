@@ -61,3 +61,34 @@ def test_retries_exhausted_fails_the_step(tmp_path: Path, monkeypatch: pytest.Mo
     assert a.status == StepStatus.FAILED and a.attempts == 2 and len(calls) == 2
     assert "simulated commit conflict" in a.reason
     assert not DeltaStore(root / "warehouse").exists("a")
+
+
+def test_dataset_retry_policy_overrides_the_defaults(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = make_project(
+        tmp_path / "p",
+        [csv_source("a", "data/a.csv", retry={"retries": 3, "backoff_seconds": 0})],
+        files={"data/a.csv": "x\n1\n2\n"},
+        config={"defaults": {"retries": 0}},
+    )
+    calls = _flaky_publish(monkeypatch, failures=3)
+    a = lockgate.run(root).step("a")
+    assert a.status == StepStatus.SUCCESS and a.attempts == 4 and len(calls) == 4
+
+
+def test_step_timeout_interrupts_the_query_and_fails_only_that_step(tmp_path: Path) -> None:
+    from tests.run.helpers import sql
+
+    # a query that would run for hours; the timeout interrupts it
+    endless = "select sum(r.range % 7) as n from range(1000000000000) r"
+    root = make_project(
+        tmp_path / "p",
+        [csv_source("a", "data/a.csv"), sql("slow", endless, timeout="1s")],
+        files={"data/a.csv": "x\n1\n2\n"},
+    )
+    res = lockgate.run(root, max_workers=1)
+    slow = res.step("slow")
+    assert res.step("a").status == StepStatus.SUCCESS
+    assert slow.status == StepStatus.FAILED and slow.attempts == 1
+    assert "timed out after 1s" in (slow.error or slow.reason)

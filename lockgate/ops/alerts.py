@@ -1,0 +1,197 @@
+"""Alerts as a run-events listener: webhook (JSON POST), Slack incoming webhook, email.
+
+An alert fires once per *incident*: a problem of a dataset (a failing check, a blocked gate,
+a failed step, a breached freshness SLA) opens an incident in the state store
+(:mod:`lockgate.state.ops`) and alerts; while it stays open the same problem alerts no
+more, across runs and scheduler restarts; when it clears (the check passes, the step
+publishes, the data is fresh again) one "resolved" message is sent. Delivery is retried; a
+failed delivery is logged (redacted) and kept in :attr:`Alerter.failures`, it never fails
+the run. Secrets are redacted from every message; webhook URLs come from the environment
+(``url_env``) and are masked wherever they would appear.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import smtplib
+import time
+import urllib.request
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from typing import TYPE_CHECKING
+
+from lockgate.project.ops_models import AlertEvent, AlertKind, AlertSpec
+from lockgate.redact import redact, remember
+from lockgate.runloop import events as ev
+from lockgate.state.ops import close_incident, open_incident
+
+if TYPE_CHECKING:
+    from lockgate.ops.freshness import Freshness
+    from lockgate.state import StateStore
+
+log = logging.getLogger(__name__)
+
+#: sends one message to one target; raises on failure
+Send = Callable[[AlertSpec, Mapping[str, object]], None]
+
+
+@dataclass(frozen=True)
+class Alert:
+    """One message: a problem starts (``firing``) or clears (``resolved``)."""
+
+    event: AlertEvent
+    status: str  # firing / resolved
+    project: str
+    dataset: str
+    problem: str
+    summary: str
+    run_id: str | None = None
+
+    def payload(self) -> dict[str, object]:
+        look = (
+            f"lockgate show {self.run_id}"
+            if self.run_id
+            else f"lockgate runs --select {self.dataset}"
+        )
+        return {
+            "event": str(self.event),
+            "status": self.status,
+            "project": self.project,
+            "dataset": self.dataset,
+            "problem": self.problem,
+            "summary": redact(self.summary),
+            "run_id": self.run_id,
+            "command": look,
+        }
+
+
+def _url(spec: AlertSpec, env: Mapping[str, str]) -> str:
+    url = spec.url if spec.url is not None else env.get(spec.url_env or "", "")
+    if not url:
+        raise RuntimeError(f"alert '{spec.name}': environment variable {spec.url_env} is not set")
+    remember(url.split("://", 1)[-1])  # the token is in the path: mask the whole address
+    return url
+
+
+def deliver(spec: AlertSpec, payload: Mapping[str, object], env: Mapping[str, str]) -> None:
+    """Send ``payload`` to one target (raises on failure)."""
+    text = f"[{payload['status']}] {payload['project']}.{payload['dataset']}: {payload['summary']}"
+    text += f" — look: `{payload['command']}`"
+    if spec.type == AlertKind.EMAIL:
+        msg = EmailMessage()
+        msg["Subject"], msg["From"], msg["To"] = text[:120], spec.sender, ", ".join(spec.to)
+        msg.set_content(json.dumps(payload, indent=2))
+        with smtplib.SMTP(spec.smtp_host or "", spec.smtp_port, timeout=10) as smtp:
+            if spec.password_env:
+                smtp.login(spec.sender or "", env.get(spec.password_env, ""))
+            smtp.send_message(msg)
+        return
+    body = {"text": text} if spec.type == AlertKind.SLACK else dict(payload)
+    req = urllib.request.Request(
+        _url(spec, env),
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        resp.read()
+
+
+@dataclass
+class Alerter:
+    """Routes run events (and freshness results) to alert targets, once per incident."""
+
+    project: str
+    state: StateStore
+    targets: tuple[AlertSpec, ...]
+    env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    attempts: int = 3
+    backoff_s: float = 0.5
+    sleep: Callable[[float], None] = time.sleep
+    sent: list[tuple[str, Alert]] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+
+    def __call__(self, e: ev.RunEvent) -> None:
+        if isinstance(e, ev.CheckEvaluated):
+            kind = (
+                AlertEvent.ERROR_CHECK_FAILED
+                if e.status == "fail"
+                else AlertEvent.WARN_CHECK_FAILED
+            )
+            problem = f"check {e.check}"
+            if e.status in ("fail", "warn"):
+                rows = "" if e.failing_rows is None else f", {e.failing_rows} failing rows"
+                why = f"{e.severity} check '{e.check}' failed (observed {e.observed}{rows})"
+                self._open(kind, e.dataset, problem, why, e.run_id)
+            else:
+                self._resolve(kind, e.dataset, problem, f"check '{e.check}' passes", e.run_id)
+        elif isinstance(e, ev.GateBlockedEvent):
+            why = f"gate blocked the batch: {e.reason}"
+            self._open(AlertEvent.GATE_BLOCKED, e.dataset, "gate", why, e.run_id)
+        elif isinstance(e, ev.SchemaDrifted):
+            why = f"schema drift: {json.dumps(e.drift, default=str)}"
+            self._send(ev_alert(AlertEvent.SCHEMA_DRIFT, "firing", self.project, e, why))
+        elif isinstance(e, ev.StepFinished):
+            self._step(e)
+
+    def _step(self, e: ev.StepFinished) -> None:
+        if e.status == "failed":
+            why = f"step failed: {e.result.error or e.result.reason}"
+            self._open(AlertEvent.RUN_FAILED, e.dataset, "step", why, e.run_id)
+        elif e.status == "success":
+            self._resolve(AlertEvent.RUN_FAILED, e.dataset, "step", "step succeeds", e.run_id)
+            self._resolve(AlertEvent.GATE_BLOCKED, e.dataset, "gate", "batch published", e.run_id)
+
+    def freshness(self, results: Iterable[Freshness]) -> None:
+        """Open or resolve the freshness incident of each dataset with an SLA."""
+        for f in results:
+            if f.breached:
+                age = "never published" if f.age_s is None else f"last publish {f.age_s:.0f}s ago"
+                limit = f.error_after_s if str(f.level) == "error" else f.warn_after_s
+                why = f"freshness {f.level}: {age} (limit {limit}s)"
+                self._open(AlertEvent.FRESHNESS_BREACHED, f.dataset, "freshness", why, None)
+            else:
+                self._resolve(AlertEvent.FRESHNESS_BREACHED, f.dataset, "freshness", "fresh", None)
+
+    def _open(
+        self, kind: AlertEvent, dataset: str, problem: str, why: str, run: str | None
+    ) -> None:
+        if open_incident(self.state, self.project, dataset, problem, str(kind), run):
+            self._send(Alert(kind, "firing", self.project, dataset, problem, why, run))
+
+    def _resolve(
+        self, kind: AlertEvent, dataset: str, problem: str, why: str, run: str | None
+    ) -> None:
+        if close_incident(self.state, self.project, dataset, problem):
+            self._send(Alert(kind, "resolved", self.project, dataset, problem, why, run))
+
+    def _send(self, alert: Alert) -> None:
+        payload = alert.payload()
+        for spec in self.targets:
+            if alert.event not in spec.events or (
+                spec.datasets and alert.dataset not in spec.datasets
+            ):
+                continue
+            self._deliver(spec, alert, payload)
+
+    def _deliver(self, spec: AlertSpec, alert: Alert, payload: Mapping[str, object]) -> None:
+        for attempt in range(1, self.attempts + 1):
+            try:
+                deliver(spec, payload, self.env)
+            except Exception as e:
+                msg = redact(f"alert '{spec.name}' attempt {attempt}/{self.attempts}: {e}")
+                log.warning("%s", msg)
+                if attempt == self.attempts:
+                    self.failures.append(msg)
+                    return
+                self.sleep(self.backoff_s * 2 ** (attempt - 1))
+            else:
+                self.sent.append((spec.name, alert))
+                return
+
+
+def ev_alert(kind: AlertEvent, status: str, project: str, e: ev.SchemaDrifted, why: str) -> Alert:
+    return Alert(kind, status, project, e.dataset, "schema", why, e.run_id)

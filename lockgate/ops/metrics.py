@@ -1,0 +1,87 @@
+"""Prometheus metrics of runs, as a run-events listener (prometheus-client).
+
+Labels are bounded: project, dataset, status, severity, schedule — never a run id.
+
+>>> from lockgate.runloop import events as ev
+>>> m = RunMetrics()
+>>> m(ev.RunFinished(run_id="r", project="p", status="success", duration_s=1.5))
+>>> b"lockgate_runs_total{project=\\"p\\",status=\\"success\\"} 1.0" in m.exposition()
+True
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from lockgate.runloop import events as ev
+from lockgate.runloop.results import StepResult
+
+#: the rows a step accounts for (records read = published + quarantined + skipped)
+_ROW_KINDS = ("read", "published", "quarantined", "skipped")
+_DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
+
+
+class RunMetrics:
+    """Counts what runs did; its own registry (several schedulers in one process, tests)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        r = self.registry = registry or CollectorRegistry()
+        self.runs = Counter("lockgate_runs", "runs finished", ["project", "status"], registry=r)
+        self.run_seconds = Histogram(
+            "lockgate_run_duration_seconds", "run wall time", ["project"],
+            buckets=_DURATION_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.steps = Counter("lockgate_steps", "steps finished", ["dataset", "status"], registry=r)
+        self.step_seconds = Histogram(
+            "lockgate_step_duration_seconds", "step wall time", ["dataset"],
+            buckets=_DURATION_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.rows = Counter("lockgate_rows", "rows by outcome", ["dataset", "kind"], registry=r)
+        self.check_failures = Counter(
+            "lockgate_check_failures", "checks that failed", ["dataset", "severity"], registry=r
+        )
+        self.blocked = Counter("lockgate_gate_blocked", "batches blocked", ["dataset"], registry=r)
+        self.last_success = Gauge(
+            "lockgate_last_success_timestamp_seconds",
+            "when a dataset last published",
+            ["dataset"],
+            registry=r,
+        )
+        self.freshness_lag = Gauge(
+            "lockgate_freshness_lag_seconds", "age of the newest publish", ["dataset"], registry=r
+        )
+        self.schedule_fired = Counter(
+            "lockgate_schedule_fired", "ticks fired", ["schedule", "status"], registry=r
+        )
+        self.schedule_next = Gauge(
+            "lockgate_schedule_next_tick_timestamp_seconds",
+            "the next tick of the earliest schedule",
+            registry=r,
+        )
+
+    def __call__(self, e: ev.RunEvent) -> None:
+        if isinstance(e, ev.RunFinished):
+            self.runs.labels(e.project, e.status).inc()
+            self.run_seconds.labels(e.project).observe(e.duration_s)
+        elif isinstance(e, ev.StepFinished):
+            self._step(e.result, e.at)
+        elif isinstance(e, ev.CheckEvaluated) and e.status in ("fail", "warn"):
+            self.check_failures.labels(e.dataset, e.severity).inc()
+        elif isinstance(e, ev.GateBlockedEvent):
+            self.blocked.labels(e.dataset).inc()
+
+    def _step(self, r: StepResult, at: datetime) -> None:
+        self.steps.labels(r.dataset, str(r.status)).inc()
+        self.step_seconds.labels(r.dataset).observe(r.duration_s)
+        counts = (r.rows_in, r.rows_out, r.rows_quarantined, r.rows_skipped)
+        for kind, n in zip(_ROW_KINDS, counts, strict=True):
+            if n:
+                self.rows.labels(r.dataset, kind).inc(n)
+        if str(r.status) == "success":
+            self.last_success.labels(r.dataset).set(at.timestamp())
+
+    def exposition(self) -> bytes:
+        """The Prometheus text format of every metric."""
+        return generate_latest(self.registry)
