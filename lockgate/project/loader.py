@@ -40,6 +40,8 @@ from lockgate.project.project import Project
 from lockgate.project.pydantic_errors import LOADER_FIELDS, validation_problems
 from lockgate.project.python import TransformFunction, import_transforms
 from lockgate.project.targets import select_target, source_problems
+from lockgate.streams.config import StreamSpec
+from lockgate.streams.definitions import load_streams
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +91,7 @@ class _ProjectLoader:
         self.known: dict[str, str] = {}  # lower-case → name
         self._by_lower: dict[str, _Entry] = {}  # lower-case name → its (first) entry
         self.engine: type[Engine] = engine_class()  # the project's, once its config loads
+        self.streams: list[StreamSpec] = []
 
     # ---- entry point ---------------------------------------------------------------------
 
@@ -134,6 +137,7 @@ class _ProjectLoader:
                 sql_texts={n: e.sql for n in order if (e := self.entries[n]).sql is not None},
                 python_transforms=python,
                 target=target,
+                streams={st.name: st for st in self.streams},
             ),
             [],
         )
@@ -244,7 +248,11 @@ class _ProjectLoader:
         self.problems.extend(problems)
         if data is None:
             return  # empty file, or malformed (already reported)
-        if not isinstance(data, LineDict) or "datasets" not in data:
+        if isinstance(data, LineDict) and "streams" in data:
+            streams, problems = load_streams(data["streams"], file, data.key_line("streams"))
+            self.streams.extend(streams)
+            self.problems.extend(problems)
+        if not isinstance(data, LineDict) or not ("datasets" in data or "streams" in data):
             self.add(
                 "a dataset file must be a mapping with one key 'datasets:' (a list of datasets)",
                 file,
@@ -252,15 +260,15 @@ class _ProjectLoader:
             )
             return
         for key in data:
-            if key != "datasets":
+            if key not in ("datasets", "streams"):
                 self.add(
                     f"unknown key '{key}' at the top of a dataset file",
                     file,
                     data.key_line(key),
-                    hint=did_you_mean(str(key), ["datasets"])
-                    or "the only top-level key is 'datasets'",
+                    hint=did_you_mean(str(key), ["datasets", "streams"])
+                    or "the top-level keys are 'datasets' and 'streams'",
                 )
-        items = data["datasets"]
+        items = data.get("datasets")
         if items is None:
             return
         if not isinstance(items, LineList):

@@ -25,6 +25,7 @@ from lockgate.project.models import (
 )
 from lockgate.project.python import TransformFunction
 from lockgate.sources import IncrementalRequest, SourceRequest
+from lockgate.streams.config import StreamSpec
 
 _SQLITE_URL = re.compile(r"^(sqlite(?:\+\w+)?):///(.*)$")
 
@@ -46,6 +47,8 @@ class Project:
     #: the selected target (``--target``, ``LOCKGATE_TARGET`` or ``default_target``); its
     #: overrides are already applied to ``config``
     target: str | None = None
+    #: ``streams:`` definitions (issue #14), by name
+    streams: Mapping[str, StreamSpec] = field(default_factory=dict)
 
     # ---- lookups -----------------------------------------------------------------------
 

@@ -1,7 +1,5 @@
-"""Streams (issue #14): micro-batches from Redis Streams / NATS JetStream, parsed, de-duplicated,
-checked and masked, committed exactly once into a Delta table (see :mod:`.runner`)."""
+"""Streams (issue #14): micro-batches from Redis Streams / NATS JetStream, parsed,
+de-duplicated, checked and masked, committed exactly once into a Delta table.
 
-from lockgate.streams.config import StreamSpec
-from lockgate.streams.runner import BatchCounts, StreamReport, StreamRunner
-
-__all__ = ["BatchCounts", "StreamReport", "StreamRunner", "StreamSpec"]
+:mod:`.config` (definitions), :mod:`.sources` (broker consumers), :mod:`.parse`,
+:mod:`.dedup`, :mod:`.mask`, :mod:`.runner` (the batch loop)."""

@@ -23,7 +23,7 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-def _duration(value: str) -> str:
+def _duration(value: str | float) -> str | float:
     parse_duration(value)  # raises ValueError with the reason
     return value
 
@@ -57,7 +57,7 @@ StreamSourceSpec = Annotated[
 
 class DedupSpec(_Frozen):
     key: tuple[str, ...] = Field(min_length=1)
-    window: str = "10m"
+    window: str | float = "10m"
 
     _window = field_validator("window")(_duration)
 
@@ -86,7 +86,8 @@ class SinkSpec(_Frozen):
 
 class BatchSpec(_Frozen):
     max_events: int = Field(default=50_000, ge=1)
-    max_latency: str = "1s"
+    #: a duration (``"1s"``) or seconds (``0.1``)
+    max_latency: str | float = "1s"
 
     _latency = field_validator("max_latency")(_duration)
 

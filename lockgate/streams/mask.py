@@ -63,7 +63,7 @@ def masked_query(
     """``SELECT`` ``columns`` of ``source`` with the ``rules`` applied."""
     sub = "__lg_masked"
     sel = [mask_expr(c, rules[c], sub) if c in rules else col(c, sub) for c in columns]
-    q = exp.select(*sel).from_(exp.alias_(exp.paren(source), sub, table=True))
+    q = exp.select(*sel).from_(source.subquery(sub))
     if any(r.method == "hash" for r in rules.values()):
         q = q.join(exp.to_table(KEY_RELATION), join_type="CROSS")
     return q

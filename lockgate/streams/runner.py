@@ -33,7 +33,7 @@ from lockgate.engine.base import Engine
 from lockgate.quality import audit, gate
 from lockgate.quality.compile import FAILED_CHECKS_COLUMN
 from lockgate.sql import col, table_ref
-from lockgate.storage.base import QUARANTINE_SUFFIX, CommitTag, TableStore, TableWrite
+from lockgate.storage.base import CommitTag, TableStore, TableWrite
 from lockgate.storage.crashpoints import crashpoint
 from lockgate.streams.config import StreamSpec
 from lockgate.streams.dedup import DedupWindow
@@ -44,6 +44,9 @@ from lockgate.streams.sources import Message, StreamConsumer
 #: columns lockgate adds to every stream sink row
 OFFSET_COLUMN = "_lockgate_offset"
 RECEIVED_COLUMN = "_lockgate_received_at"
+#: the stream's dead-letter table: ``<stream>__dlq`` (raw bytes, offset, reason)
+DLQ_SUFFIX = "__dlq"
+_DLQ_WRITE = TableWrite("append", schema_mode="merge")
 _BATCH = "__lg_stream_batch"
 _TS = pa.timestamp("us", tz="UTC")
 DLQ_SCHEMA = pa.schema(
@@ -119,7 +122,8 @@ class StreamRunner:
         if any(r.method == "hash" for r in self.rules.values()):
             register_key(con, spec.mask_key_env)
         self.done = self._txn(self.sink)
-        self.dlq_done = self._txn(self.sink + QUARANTINE_SUFFIX)
+        self.dlq_name = spec.name + DLQ_SUFFIX
+        self.dlq_done = self._txn(self.dlq_name)
         self.dedup = self._rebuild_dedup()
         self.write = TableWrite("append", partition_by=spec.sink.partition_by,
                                 schema_mode="merge")
@@ -241,7 +245,7 @@ class StreamRunner:
                         batch_id=last.offset)
         fresh_dlq = dlq.table(now).filter(pc.field("seq") > self.dlq_done)
         if fresh_dlq.num_rows:
-            self.store.publish_quarantine(self.sink, fresh_dlq.to_reader(), tag=tag)
+            self.store.publish(self.dlq_name, fresh_dlq.to_reader(), write=_DLQ_WRITE, tag=tag)
             self.dlq_done = last.seq
         if good.num_rows:
             self.store.publish(self.sink, good.to_reader(), write=self.write, tag=tag)
