@@ -79,6 +79,7 @@ _COMMAND_MODULES = (
     "lockgate.cli.run_cmds",  # run, runs, show, quarantine
     "lockgate.cli.quality_cmds",  # check
     "lockgate.cli.quality_extra_cmds",  # profile, suggest, quality
+    "lockgate.cli.stream_cmds",  # stream run
 )
 
 for _mod in _COMMAND_MODULES:

@@ -9,7 +9,7 @@ Per batch, in this order:
 3. dedup on ``dedup.key`` within ``dedup.window`` (state rebuilt from the sink at start);
 4. the dataset checks (:func:`lockgate.quality.audit` + :func:`~lockgate.quality.gate` in
    ``quarantine`` mode): failing events → DLQ with the check names;
-5. mask PII, then commit: the DLQ rows into ``<sink>__quarantine``, then the events into the
+5. mask PII, then commit: the DLQ rows into ``<stream>__dlq``, then the events into the
    sink, each ONE Delta commit whose application transaction version is the batch's last
    ``seq`` and whose ``batch_id`` is the broker offset;
 6. only then acknowledge the batch at the broker.
