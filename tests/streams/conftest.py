@@ -32,7 +32,8 @@ def redis_stream() -> Iterator[str]:
     name = "lg-test-" + uuid.uuid4().hex[:12]
     yield name
     client = redis.Redis()
-    client.delete(name)
+    for key in client.scan_iter(match=name + "*"):  # the test's derived streams too
+        client.delete(key)
     client.close()
 
 
