@@ -50,9 +50,7 @@ class NatsStreamSource(_Frozen):
     durable: str = "lockgate"
 
 
-StreamSourceSpec = Annotated[
-    RedisStreamSource | NatsStreamSource, Field(discriminator="type")
-]
+StreamSourceSpec = Annotated[RedisStreamSource | NatsStreamSource, Field(discriminator="type")]
 
 
 class DedupSpec(_Frozen):

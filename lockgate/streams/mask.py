@@ -15,7 +15,7 @@ import pyarrow as pa
 from sqlglot import exp
 
 from lockgate.engine.base import Engine
-from lockgate.errors import ConfigError
+from lockgate.errors import ConfigError, Problem
 from lockgate.sql import col, ident
 from lockgate.streams.config import MaskRule
 
@@ -28,7 +28,8 @@ def register_key(con: Engine, env_var: str) -> None:
     """Expose the key from environment variable ``env_var`` as :data:`KEY_RELATION`."""
     key = os.environ.get(env_var)
     if not key:
-        raise ConfigError(f"mask: hash needs a key: set the environment variable {env_var}")
+        msg = f"mask: hash needs a key: set the environment variable {env_var}"
+        raise ConfigError([Problem(msg)])
     con.register_arrow(KEY_RELATION, pa.table({_KEY_COL: [key]}))
 
 
@@ -50,8 +51,11 @@ def mask_expr(column: str, rule: MaskRule, table: str | None = None) -> exp.Expr
         stars = exp.func(
             "repeat",
             exp.Literal.string("*"),
-            exp.func("greatest", exp.Sub(this=exp.Length(this=value), expression=keep),
-                     exp.Literal.number(0)),
+            exp.func(
+                "greatest",
+                exp.Sub(this=exp.Length(this=value), expression=keep),
+                exp.Literal.number(0),
+            ),
         )
         out = exp.DPipe(this=stars, expression=exp.func("right", value, keep))
     return exp.alias_(out, ident(column))

@@ -46,9 +46,7 @@ def arrow_schema(con: Engine, columns: Mapping[str, str]) -> pa.Schema:
     return con.arrow_schema(exp.select(*casts))
 
 
-def parse_json_batch(
-    payloads: Sequence[bytes], schema: pa.Schema, max_bytes: int
-) -> Parsed:
+def parse_json_batch(payloads: Sequence[bytes], schema: pa.Schema, max_bytes: int) -> Parsed:
     """Parse ``payloads`` (one JSON object each) into a table of ``schema``; fields not in
     the schema are ignored, missing ones are NULL."""
     rejected: list[Rejected] = []

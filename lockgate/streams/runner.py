@@ -125,8 +125,7 @@ class StreamRunner:
         self.dlq_name = spec.name + DLQ_SUFFIX
         self.dlq_done = self._txn(self.dlq_name)
         self.dedup = self._rebuild_dedup()
-        self.write = TableWrite("append", partition_by=spec.sink.partition_by,
-                                schema_mode="merge")
+        self.write = TableWrite("append", partition_by=spec.sink.partition_by, schema_mode="merge")
 
     def _txn(self, table: str) -> int:
         snap = self.store.snapshot(table)
@@ -184,8 +183,9 @@ class StreamRunner:
         dlq = _Dlq()
         fresh = [m for m in msgs if m.seq > self.done]
         counts.already_committed = len(msgs) - len(fresh)
-        parsed = parse_json_batch([m.payload for m in fresh], self.schema,
-                                  self.spec.max_message_bytes)
+        parsed = parse_json_batch(
+            [m.payload for m in fresh], self.schema, self.spec.max_message_bytes
+        )
         for r in parsed.rejected:
             dlq.add(fresh[r.index], r.reason)
         table, rows = parsed.table, [fresh[i] for i in parsed.indexes]
@@ -204,8 +204,9 @@ class StreamRunner:
         self.consumer.ack(msgs)
         return counts
 
-    def _check_and_mask(self, table: pa.Table, by_offset: dict[str, Message], dlq: _Dlq
-                        ) -> pa.Table:
+    def _check_and_mask(
+        self, table: pa.Table, by_offset: dict[str, Message], dlq: _Dlq
+    ) -> pa.Table:
         columns = table.column_names
         if not self.rules and not (self.spec.checks and table.num_rows):
             return table
@@ -214,8 +215,9 @@ class StreamRunner:
         try:
             source: exp.Select = _select_all(columns)
             if self.spec.checks and table.num_rows:
-                result = audit(self.con, _BATCH, self.spec.checks, mark=True, sample_size=0,
-                               dataset=self.sink)
+                result = audit(
+                    self.con, _BATCH, self.spec.checks, mark=True, sample_size=0, dataset=self.sink
+                )
                 created = result.created_tables
                 decision = gate(result, "quarantine")
                 if decision.action == "block":
@@ -223,12 +225,12 @@ class StreamRunner:
                         dlq.add(m, "blocked: " + decision.reason)
                     return table.schema.empty_table()
                 if decision.action == "publish_passing":
-                    failing = self.con.arrow(
-                        result.failing_rows_query([OFFSET_COLUMN], decision)
-                    )
-                    for off, names in zip(failing.column(OFFSET_COLUMN).to_pylist(),
-                                          failing.column(FAILED_CHECKS_COLUMN).to_pylist(),
-                                          strict=True):
+                    failing = self.con.arrow(result.failing_rows_query([OFFSET_COLUMN], decision))
+                    for off, names in zip(
+                        failing.column(OFFSET_COLUMN).to_pylist(),
+                        failing.column(FAILED_CHECKS_COLUMN).to_pylist(),
+                        strict=True,
+                    ):
                         dlq.add(by_offset[off], "checks: " + ", ".join(names or []))
                     source = result.passing_rows_query(columns, decision)
             if not self.rules:
@@ -238,11 +240,9 @@ class StreamRunner:
             self.con.drop(*created)
             self.con.unregister(_BATCH)
 
-    def _commit(self, msgs: Sequence[Message], good: pa.Table, dlq: _Dlq,
-                now: dt.datetime) -> None:
+    def _commit(self, msgs: Sequence[Message], good: pa.Table, dlq: _Dlq, now: dt.datetime) -> None:
         last = max(msgs, key=lambda m: m.seq)
-        tag = CommitTag(run_id=f"stream:{self.spec.name}", run_seq=last.seq,
-                        batch_id=last.offset)
+        tag = CommitTag(run_id=f"stream:{self.spec.name}", run_seq=last.seq, batch_id=last.offset)
         fresh_dlq = dlq.table(now).filter(pc.field("seq") > self.dlq_done)
         if fresh_dlq.num_rows:
             self.store.publish(self.dlq_name, fresh_dlq.to_reader(), write=_DLQ_WRITE, tag=tag)

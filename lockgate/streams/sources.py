@@ -11,9 +11,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, cast
 
-from lockgate.errors import ConfigError
+from lockgate.errors import ConfigError, Problem
 from lockgate.streams.config import NatsStreamSource, RedisStreamSource, StreamSpec
 
 if TYPE_CHECKING:
@@ -72,7 +72,6 @@ class RedisConsumer:
                 raise
 
     def fetch(self, max_events: int, wait_seconds: float) -> list[Message]:
-        s = self.spec
         if self._pending:
             got = self._read("0", max_events, None)
             if got:
@@ -82,8 +81,11 @@ class RedisConsumer:
 
     def _read(self, start: str, count: int, block: int | None) -> list[Message]:
         s = self.spec
-        reply = self.client.xreadgroup(
-            s.group, s.consumer, {s.stream: start}, count=count, block=block
+        reply = cast(
+            "list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]] | None",
+            self.client.xreadgroup(
+                s.group, s.consumer, {s.stream: start}, count=count, block=block
+            ),
         )
         out: list[Message] = []
         for _stream, entries in reply or []:
@@ -157,4 +159,5 @@ def consumer_for(spec: StreamSpec) -> StreamConsumer:
         return RedisConsumer(src)
     if isinstance(src, NatsStreamSource):
         return NatsConsumer(src)
-    raise ConfigError(f"stream '{spec.name}': unknown source type")  # pragma: no cover
+    msg = f"stream '{spec.name}': unknown source type"  # pragma: no cover
+    raise ConfigError([Problem(msg, spec.defined_in, spec.defined_line)])  # pragma: no cover
