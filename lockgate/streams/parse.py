@@ -1,14 +1,16 @@
 """Vectorised parse of a micro-batch of JSON messages with an explicit Arrow schema.
 
-All messages are parsed together as NDJSON by Arrow's JSON reader; when that fails (one bad
-message spoils the block), the batch is bisected so only the bad messages are parsed alone
-and rejected with the reader's reason: good messages keep being parsed in large chunks, and
-no message is ever dropped.
+All messages are parsed together as NDJSON by Arrow's JSON reader. When that fails (one bad
+message spoils the block), one cheap pass rejects the messages that are not one JSON object
+each, the rest is parsed together again, and if that still fails (a value of the wrong type)
+the batch is bisected so only the bad messages are parsed alone and rejected with the
+reader's reason: good messages keep being parsed in large chunks; no message is dropped.
 """
 
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -66,10 +68,49 @@ def parse_json_batch(payloads: Sequence[bytes], schema: pa.Schema, max_bytes: in
     lines = [payloads[i].replace(b"\n", b" ").replace(b"\r", b" ") for i in ok]
     parts: list[pa.Table] = []
     indexes: list[int] = []
-    _bisect(lines, ok, opts, parts, indexes, rejected)
+    table = _read(lines, opts)
+    if isinstance(table, pa.Table):
+        parts.append(table)
+        indexes.extend(ok)
+    else:  # find the malformed ones in one cheap pass, bisect the rest (wrong types)
+        lines, ok = _well_formed(lines, ok, rejected)
+        _bisect(lines, ok, opts, parts, indexes, rejected)
     table = pa.concat_tables(parts) if parts else schema.empty_table()
     rejected.sort(key=lambda r: r.index)
     return Parsed(table, indexes, rejected)
+
+
+def _read(
+    lines: list[bytes], opts: tuple[pajson.ReadOptions, pajson.ParseOptions]
+) -> pa.Table | pa.ArrowInvalid:
+    """The parsed rows, or the reader's error (also when a message gave more than one row)."""
+    try:
+        table = pajson.read_json(io.BytesIO(b"\n".join(lines)), *opts)
+    except pa.ArrowInvalid as err:
+        return err
+    if table.num_rows != len(lines):
+        return pa.ArrowInvalid(f"{len(lines)} message(s) gave {table.num_rows} row(s)")
+    return table.select(opts[1].explicit_schema.names)
+
+
+def _well_formed(
+    lines: list[bytes], idx: list[int], rejected: list[Rejected]
+) -> tuple[list[bytes], list[int]]:
+    """The messages that are one JSON object each; the others are rejected."""
+    keep_lines: list[bytes] = []
+    keep_idx: list[int] = []
+    for line, i in zip(lines, idx, strict=True):
+        try:
+            value = json.loads(line)
+        except ValueError as err:
+            rejected.append(Rejected(i, f"parse: malformed JSON: {err}"))
+            continue
+        if not isinstance(value, dict):
+            rejected.append(Rejected(i, f"parse: not a JSON object ({type(value).__name__})"))
+            continue
+        keep_lines.append(line)
+        keep_idx.append(i)
+    return keep_lines, keep_idx
 
 
 def _bisect(
@@ -82,20 +123,16 @@ def _bisect(
 ) -> None:
     if not lines:
         return
-    try:
-        table = pajson.read_json(io.BytesIO(b"\n".join(lines)), *opts)
-        if table.num_rows != len(lines):
-            raise pa.ArrowInvalid(f"{len(lines)} message(s) gave {table.num_rows} row(s)")
-    except pa.ArrowInvalid as err:
-        if len(lines) == 1:
-            rejected.append(Rejected(idx[0], _reason(err)))
-            return
+    table = _read(lines, opts)
+    if isinstance(table, pa.Table):
+        parts.append(table)
+        indexes.extend(idx)
+    elif len(lines) == 1:
+        rejected.append(Rejected(idx[0], _reason(table)))
+    else:
         mid = len(lines) // 2
         _bisect(lines[:mid], idx[:mid], opts, parts, indexes, rejected)
         _bisect(lines[mid:], idx[mid:], opts, parts, indexes, rejected)
-        return
-    parts.append(table.select(opts[1].explicit_schema.names))
-    indexes.extend(idx)
 
 
 def _reason(err: Exception) -> str:
