@@ -47,3 +47,24 @@ def test_all_good_parses_in_one_go() -> None:
     parsed = parse_json_batch([event(i) for i in range(1000)], _schema(), max_bytes=10_000)
     assert parsed.table.num_rows == 1000 and not parsed.rejected
     assert parsed.table.column_names == list(COLUMNS)
+
+
+def test_many_bad_messages_each_rejected_exactly() -> None:
+    payloads = []
+    bad = set()
+    for i in range(2000):
+        if i % 7 == 3:
+            payloads.append(b'{"event_id": "x", oops}')
+            bad.add(i)
+        elif i % 11 == 5:
+            payloads.append(event(i, amount="not a number"))
+            bad.add(i)
+        elif i % 13 == 6:
+            payloads.append(b"42")
+            bad.add(i)
+        else:
+            payloads.append(event(i))
+    parsed = parse_json_batch(payloads, _schema(), max_bytes=10_000)
+    assert {r.index for r in parsed.rejected} == bad
+    assert parsed.indexes == [i for i in range(2000) if i not in bad]
+    assert parsed.table.column("event_id").to_pylist() == [f"e{i}" for i in parsed.indexes]
