@@ -68,13 +68,22 @@ def parse_json_batch(payloads: Sequence[bytes], schema: pa.Schema, max_bytes: in
     lines = [payloads[i].replace(b"\n", b" ").replace(b"\r", b" ") for i in ok]
     parts: list[pa.Table] = []
     indexes: list[int] = []
-    _scan(lines, ok, opts, parts, indexes, rejected)
+    whole = _read(lines, opts)
+    if isinstance(whole, pa.Table):  # the common case: the batch parses in one go
+        parts.append(whole)
+        indexes.extend(ok)
+    else:  # a failing parse costs the rest of its input: scan in bounded windows
+        for w in range(0, len(lines), _WINDOW):
+            window = slice(w, w + _WINDOW)
+            _scan(lines[window], ok[window], opts, parts, indexes, rejected)
     table = pa.concat_tables(parts) if parts else schema.empty_table()
     rejected.sort(key=lambda r: r.index)
     return Parsed(table, indexes, rejected)
 
 
 _ROW = re.compile(r" in row (\d+)$")
+#: messages parsed together while looking for bad ones
+_WINDOW = 2048
 _Opts = tuple[pajson.ReadOptions, pajson.ParseOptions]
 
 
