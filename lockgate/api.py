@@ -10,6 +10,7 @@ from lockgate._project_ref import as_project
 from lockgate.dataset_view import dataset_info
 from lockgate.history_view import check_history, quality, run_detail, runs, scores
 from lockgate.quarantine_view import quarantine
+from lockgate.quarantine_view import quarantine_page as quarantine_page
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -117,6 +118,7 @@ __all__ = [
     "plan",
     "quality",
     "quarantine",
+    "quarantine_page",
     "read",
     "run",
     "run_detail",

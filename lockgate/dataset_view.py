@@ -31,12 +31,17 @@ def dataset_info(
 
     project = with_dataset(project, dataset)
     store = DeltaStore(project.warehouse_path)
-    state = StateStore.open(project.state_url)
     spec = project.datasets[dataset]
     exists = store.exists(dataset)
     schema = store.schema(dataset)
     name = project.config.name
     sample = store.read(dataset, limit=sample_rows) if exists and sample_rows > 0 else None
+    with StateStore.open(project.state_url) as state:  # closed: a server calls this often
+        recorded = {
+            "last_steps": state.dataset_steps(name, dataset, limit=5),
+            "checks": state.check_history(name, dataset, limit=50),
+            "score": latest_score(state.score_history(name, dataset, limit=1)),
+        }
     return {
         "dataset": dataset,
         "kind": spec.kind,
@@ -46,9 +51,7 @@ def dataset_info(
         "schema": [{"name": f.name, "type": str(f.type)} for f in schema] if schema else None,
         "version": store.version(dataset),
         "history": store.history(dataset, limit=10) if exists else [],
-        "last_steps": state.dataset_steps(name, dataset, limit=5),
-        "checks": state.check_history(name, dataset, limit=50),
-        "score": latest_score(state.score_history(name, dataset, limit=1)),
+        **recorded,
         "sample": sample.to_pylist() if sample is not None else [],
     }
 

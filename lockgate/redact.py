@@ -36,6 +36,7 @@ What is hidden (replaced by ``***``):
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import threading
@@ -169,6 +170,17 @@ def redact(text: str, *, known: bool = True) -> str:
     if remembered is not None:
         text = remembered.sub(MASK, text)
     return text
+
+
+@functools.lru_cache(maxsize=16384)
+def _memo(text: str, known_re: re.Pattern[str] | None) -> str:
+    return redact(text)
+
+
+def redact_memo(text: str) -> str:
+    """:func:`redact` with short answers remembered, for renderers that print the same names
+    and timestamps thousands of times; remembering a new secret starts a fresh memo."""
+    return _memo(text, _known_re) if len(text) <= 256 else redact(text)
 
 
 T = TypeVar("T")

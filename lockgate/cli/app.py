@@ -80,6 +80,8 @@ _COMMAND_MODULES = (
     "lockgate.cli.quality_cmds",  # check
     "lockgate.cli.quality_extra_cmds",  # profile, suggest, quality
     "lockgate.cli.stream_cmds",  # stream run
+    "lockgate.cli.ui_cmds",  # ui, ui-token
+    "lockgate.cli.lineage_cmds",  # lineage, why, anomalies
 )
 
 for _mod in _COMMAND_MODULES:

@@ -269,6 +269,44 @@ class Defaults(Frozen):
     retry_backoff_seconds: float = Field(default=1.0, ge=0)
 
 
+class OpenLineageFile(Frozen):
+    """Append each event as one JSON line (NDJSON) to a file."""
+
+    type: Literal["file"] = "file"
+    path: str = Field(
+        default=".lockgate/openlineage.ndjson", description="relative to the project folder"
+    )
+
+
+class OpenLineageHttp(Frozen):
+    """POST each event to an OpenLineage HTTP endpoint (Marquez or any receiver)."""
+
+    type: Literal["http"] = "http"
+    url: str = Field(description="base URL, e.g. http://localhost:5000")
+    endpoint: str = Field(default="api/v1/lineage", description="path under the URL")
+    timeout: float = Field(default=5.0, gt=0, description="seconds per request")
+    api_key_env: str | None = Field(
+        default=None, description="name of the environment variable holding a bearer token"
+    )
+
+
+class OpenLineageConsole(Frozen):
+    """Log each event (logger ``openlineage.client.transport.console``)."""
+
+    type: Literal["console"] = "console"
+
+
+class OpenLineageConfig(Frozen):
+    """``openlineage:`` in ``lockgate.yaml``: emit OpenLineage run events for every step."""
+
+    transport: Annotated[
+        OpenLineageFile | OpenLineageHttp | OpenLineageConsole, Field(discriminator="type")
+    ] = Field(default_factory=OpenLineageFile)
+    namespace: str | None = Field(
+        default=None, description="job namespace (default: lockgate.<project name>)"
+    )
+
+
 class ProjectConfig(Frozen):
     """``lockgate.yaml``."""
 
@@ -303,6 +341,9 @@ class ProjectConfig(Frozen):
     )
     default_target: str | None = Field(
         default=None, description="the target used when none is selected"
+    )
+    openlineage: OpenLineageConfig | None = Field(
+        default=None, description="emit OpenLineage events (file, http or console transport)"
     )
 
     _name = field_validator("name")(_check_name)

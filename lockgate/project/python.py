@@ -33,7 +33,7 @@ import re
 import sys
 import tokenize
 import traceback
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -71,6 +71,8 @@ class TransformFunction:
     as_: InputFormat = "duckdb"
     file: str | None = None
     line: int | None = None
+    #: declared column lineage: output column → ``"dataset.column"`` inputs (None: opaque)
+    lineage: Mapping[str, tuple[str, ...]] | None = field(default=None, hash=False)
 
     @property
     def datasets(self) -> tuple[str, ...]:
@@ -93,6 +95,7 @@ def transform(
     name: str | None = None,
     inputs: Mapping[str, str] | None = None,
     as_: InputFormat = "duckdb",
+    lineage: Mapping[str, str | Sequence[str]] | None = None,
 ) -> Callable[[F], F]: ...
 
 
@@ -103,6 +106,7 @@ def transform(
     name: str | None = None,
     inputs: Mapping[str, str] | None = None,
     as_: InputFormat = "duckdb",
+    lineage: Mapping[str, str | Sequence[str]] | None = None,
 ) -> F | Callable[[F], F]:
     """Declare a Python transform (usable bare, ``@transform``, or with options).
 
@@ -110,7 +114,9 @@ def transform(
     - ``inputs``: parameter → dataset for parameters whose name is not the dataset's;
       other parameters name their dataset directly;
     - ``as_``: how inputs are passed: ``"duckdb"`` (default), ``"arrow"``, ``"polars"``,
-      ``"pandas"``.
+      ``"pandas"``;
+    - ``lineage``: output column → the ``"dataset.column"`` input(s) it is computed from
+      (column lineage; without it the transform is reported as opaque, never guessed).
 
     >>> @transform(inputs={"o": "orders"}, as_="arrow")
     ... def big_orders(o): ...
@@ -119,7 +125,7 @@ def transform(
     """
 
     def decorate(fn: F) -> F:
-        tf = make_transform(fn, name=name, inputs=inputs, as_=as_)
+        tf = make_transform(fn, name=name, inputs=inputs, as_=as_, lineage=lineage)
         fn.__lockgate_transform__ = tf  # type: ignore[attr-defined]
         registry = _REGISTRY.get()
         if registry is not None:
@@ -137,6 +143,7 @@ def make_transform(
     name: str | None = None,
     inputs: Mapping[str, str] | None = None,
     as_: str = "duckdb",
+    lineage: Mapping[str, str | Sequence[str]] | None = None,
 ) -> TransformFunction:
     """Build the :class:`TransformFunction` for ``fn`` (raises ``TypeError``/``ValueError``)."""
     if not callable(fn):
@@ -173,7 +180,27 @@ def make_transform(
         as_=as_,  # type: ignore[arg-type]  # checked against INPUT_FORMATS above
         file=file,
         line=line,
+        lineage=_declared_lineage(tname, lineage),
     )
+
+
+def _declared_lineage(
+    tname: str, lineage: Mapping[str, str | Sequence[str]] | None
+) -> dict[str, tuple[str, ...]] | None:
+    """``@transform(lineage=...)`` normalised to column → ``("dataset.column", ...)``."""
+    if lineage is None:
+        return None
+    out: dict[str, tuple[str, ...]] = {}
+    for column, inputs in lineage.items():
+        refs = (inputs,) if isinstance(inputs, str) else tuple(inputs)
+        bad = [r for r in refs if not isinstance(r, str) or r.count(".") < 1]
+        if not isinstance(column, str) or bad:
+            raise ValueError(
+                f"@transform(lineage=...) of '{tname}': map each output column to "
+                f"'dataset.column' strings (got {column!r}: {inputs!r})"
+            )
+        out[column] = refs
+    return out
 
 
 @contextmanager
@@ -236,6 +263,7 @@ def import_transforms(
                     as_=tf.as_,
                     file=rel if same_file else tf.file,
                     line=tf.line,
+                    lineage=tf.lineage,
                 )
             )
     return transforms, problems

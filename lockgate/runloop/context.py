@@ -15,8 +15,9 @@ from lockgate.engine.session import Session
 from lockgate.project.models import DatasetSpec
 from lockgate.runloop.contract import ContractResult
 from lockgate.runloop.incremental import Cursor, Rereads
-from lockgate.runloop.ports import LeaseLike, ProjectView, StateStoreLike
+from lockgate.runloop.ports import LeaseLike, ProjectView
 from lockgate.runloop.results import StepResult, StepStatus
+from lockgate.state.store import StateStore
 from lockgate.storage.base import TableSnapshot, TableStore
 
 if TYPE_CHECKING:  # lockgate.quality is imported when a step audits, not with the package
@@ -34,7 +35,7 @@ class StepContext:
     project: ProjectView
     session: Session
     store: TableStore
-    state: StateStoreLike
+    state: StateStore
     run_id: str
     run_seq: int
     full_refresh: bool = False

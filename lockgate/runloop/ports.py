@@ -7,14 +7,12 @@ structurally, and a fake for a test needs only these methods."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Protocol
 
 from lockgate.project.models import DatasetSpec, GatePolicy, SchemaPolicy, WriteSpec
 from lockgate.project.python import TransformFunction
 from lockgate.sources import SourceRequest
-from lockgate.state.records import StepInfo
 from lockgate.storage.base import TableStore
 
 if TYPE_CHECKING:  # pyarrow.dataset imports pandas: only for the annotation
@@ -40,85 +38,6 @@ class ProjectView(Protocol):
     def source_request(self, spec: DatasetSpec) -> SourceRequest: ...
 
 
-class StateStoreLike(Protocol):
-    """The state store as the run loop writes and reads it (steps, attempts, results)."""
-
-    def dataset_steps(
-        self, project: str, dataset: str, limit: int = 20, *, project_id: str | None = None
-    ) -> list[StepInfo]: ...
-
-    def start_step(
-        self,
-        run_id: str,
-        project: str,
-        dataset: str,
-        input_versions: Mapping[str, object] | None = None,
-    ) -> int: ...
-
-    def record_attempt(
-        self,
-        step_id: int,
-        attempt: int,
-        status: str,
-        error: str | None = None,
-        transient: bool = False,
-        started_at: datetime | None = None,
-        finished_at: datetime | None = None,
-    ) -> None: ...
-
-    def finish_step(
-        self,
-        step_id: int,
-        *,
-        status: str,
-        reason: str | None = None,
-        rows_in: int | None = None,
-        rows_out: int | None = None,
-        rows_quarantined: int | None = None,
-        rows_skipped: int | None = None,
-        skip_reasons: Mapping[str, int] | None = None,
-        output_version: int | None = None,
-        quarantine_version: int | None = None,
-        watermark: object = None,
-        schema_version: int | None = None,
-        batch_id: str | None = None,
-        message: str | None = None,
-        attempts: int | None = None,
-        input_versions: Mapping[str, object] | None = None,
-    ) -> None: ...
-
-    def record_check_results(
-        self,
-        step_id: int,
-        run_id: str,
-        project: str,
-        dataset: str,
-        results: Sequence[Mapping[str, object]],
-    ) -> None: ...
-
-    def record_scores(
-        self, run_id: str, project: str, dataset: str, scores: Mapping[str, float | None]
-    ) -> None: ...
-
-    def set_watermark(
-        self,
-        project: str,
-        dataset: str,
-        value: object,
-        value_type: str | None = None,
-        run_id: str | None = None,
-    ) -> None: ...
-
-    def record_schema(
-        self,
-        project: str,
-        dataset: str,
-        schema: Sequence[Mapping[str, object]],
-        drift: object = None,
-        run_id: str | None = None,
-    ) -> int: ...
-
-
 class LeaseLike(Protocol):
     """The run's project lock (:class:`lockgate.state.Lease`)."""
 
@@ -131,10 +50,10 @@ class LeaseLike(Protocol):
 
 if TYPE_CHECKING:  # mypy proves that the real classes satisfy the ports
     from lockgate.project import Project
-    from lockgate.state import Lease, StateStore
+    from lockgate.state import Lease
     from lockgate.storage import DeltaStore
 
     def _conforms(
-        project: Project, store: DeltaStore, state: StateStore, lease: Lease
-    ) -> tuple[ProjectView, TableStore, StateStoreLike, LeaseLike]:
-        return project, store, state, lease
+        project: Project, store: DeltaStore, lease: Lease
+    ) -> tuple[ProjectView, TableStore, LeaseLike]:
+        return project, store, lease

@@ -22,10 +22,10 @@ from lockgate.runloop import identity
 from lockgate.runloop.events import EventBus, Listener
 from lockgate.runloop.parallel import run_steps
 from lockgate.runloop.plan import Plan, PlannedStep, plan
-from lockgate.runloop.ports import StateStoreLike
 from lockgate.runloop.results import RunResult, RunStatus, StepResult, StepStatus
 from lockgate.runloop.step import StepContext, run_step
 from lockgate.state.errors import LeaseLost
+from lockgate.state.store import StateStore
 from lockgate.storage.crashpoints import crashpoint
 
 if TYPE_CHECKING:
@@ -205,17 +205,13 @@ def execute(
     workers = _workers(max_workers)
     project = plan.project
     rep = reporter or Reporter()
-    bus = EventBus([reporter_listener(rep), *listeners])
+    bus = EventBus([reporter_listener(rep), *listeners, *_configured_listeners(project)])
     state, store = open_backends(project)
     t0 = time.perf_counter()
     with state.lock(project.config.name) as lease:
         run, project_id = _start_run(plan, state, store, args)
         bus.emit(ev.RunStarted(run_id=run.run_id, project=project.config.name, datasets=plan.names))
-        sessions = _Sessions(_open_session(project, run.run_id), parallel=workers > 1)
-        shown = type(rep).watch is not Reporter.watch
-        if shown and sessions.main.SUPPORTS_PROGRESS:  # someone shows progress: track it
-            sessions.enable_progress()
-            rep.watch(sessions.progress)
+        sessions = _open_sessions(project, run.run_id, workers, rep)
         ctx = StepContext(
             project=project,
             session=sessions.main,
@@ -287,6 +283,26 @@ def _start_run(
     crashpoint("run started")
     clean_stale_work(project.work_dir / "work", keep=run.run_id)
     return run, project_id
+
+
+def _configured_listeners(project: Project) -> list[Listener]:
+    """Listeners lockgate.yaml asks for (``openlineage:``); the lineage package (sqlglot's
+    lineage, OpenLineage) is imported only then, not at every start-up."""
+    if project.config.openlineage is None:
+        return []
+    from lockgate.lineage.listeners import configured_listeners
+
+    return configured_listeners(project)
+
+
+def _open_sessions(project: Project, run_id: str, workers: int, rep: Reporter) -> _Sessions:
+    """The run's engine session (and its workers' cursors); progress tracked when shown."""
+    sessions = _Sessions(_open_session(project, run_id), parallel=workers > 1)
+    shown = type(rep).watch is not Reporter.watch
+    if shown and sessions.main.SUPPORTS_PROGRESS:
+        sessions.enable_progress()
+        rep.watch(sessions.progress)
+    return sessions
 
 
 def _open_session(project: Project, run_id: str) -> Session:
@@ -525,7 +541,7 @@ def _record_step(ctx: StepContext, project: Project, step_id: int, r: StepResult
     )
 
 
-def _record_skipped(state: StateStoreLike, project: Project, run_id: str, r: StepResult) -> None:
+def _record_skipped(state: StateStore, project: Project, run_id: str, r: StepResult) -> None:
     step_id = state.start_step(run_id, project.config.name, r.dataset, input_versions={})
     state.finish_step(
         step_id,

@@ -250,12 +250,10 @@ class FileSource(Source):
             if param is None:
                 suggestion = did_you_mean(key, allowed)
                 problems.append(
-                    Problem(
-                        f"dataset '{self.dataset}': unknown {fmt.value} source option "
-                        f"{key!r}; allowed: {', '.join(sorted(allowed))}",
-                        file=self.request.defined_in,
-                        line=self.request.defined_line,
-                        hint=suggestion,
+                    self._problem(
+                        f"unknown {fmt.value} source option {key!r}; "
+                        f"allowed: {', '.join(sorted(allowed))}",
+                        suggestion,
                     )
                 )
                 continue
@@ -263,6 +261,15 @@ class FileSource(Source):
         if problems:
             raise ConfigError(problems)
         return out
+
+    def _problem(self, message: str, hint: str | None) -> Problem:
+        """A configuration problem of this dataset's source, where it is defined."""
+        return Problem(
+            f"dataset '{self.dataset}': {message}",
+            file=self.request.defined_in,
+            line=self.request.defined_line,
+            hint=hint,
+        )
 
     def declared_columns(self) -> dict[str, str] | None:
         """``source.columns`` (or the dataset's ``columns``), validated as DuckDB types."""
@@ -275,12 +282,9 @@ class FileSource(Source):
                 exp.DataType.build(typ, dialect="duckdb")
             except Exception as e:  # sqlglot raises ParseError/ValueError
                 problems.append(
-                    Problem(
-                        f"dataset '{self.dataset}': column '{col}' has an invalid type "
-                        f"{typ!r} ({e})",
-                        file=self.request.defined_in,
-                        line=self.request.defined_line,
-                        hint="use a DuckDB type, e.g. BIGINT, DOUBLE, DECIMAL(12,2), DATE",
+                    self._problem(
+                        f"column '{col}' has an invalid type {typ!r} ({e})",
+                        "use a DuckDB type, e.g. BIGINT, DOUBLE, DECIMAL(12,2), DATE",
                     )
                 )
         if problems:

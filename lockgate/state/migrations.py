@@ -25,6 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from lockgate.state import ddl
+from lockgate.state.dashboard_ddl import dashboard_tables
 from lockgate.state.errors import StateSchemaError
 from lockgate.state.tables import migrations_table, run_seq
 
@@ -87,12 +88,31 @@ def _0004_read_indexes(conn: Connection) -> None:
     sa.Index("ix_lockgate_scores_time", scores.c.project, scores.c.created_at).create(conn)
 
 
+def _0005_dashboard(conn: Connection) -> None:
+    """What the dashboard (``lockgate ui``) keeps (:func:`dashboard_tables`), and indexes for
+    a run's check results (the run page) and scores (a dataset's latest score)."""
+    md = sa.MetaData()
+    dashboard_tables(md, ddl.TS)
+    md.create_all(conn)
+    conn.execute(sa.text("CREATE INDEX ix_lockgate_checks_run ON lockgate_check_results (run_id)"))
+    conn.execute(
+        sa.text("CREATE INDEX ix_lockgate_audit_project ON lockgate_audit_log (project, id)")
+    )
+    # also created by 0004_read_indexes: IF NOT EXISTS (SQLite and PostgreSQL)
+    conn.execute(
+        sa.text(
+            "CREATE INDEX IF NOT EXISTS ix_lockgate_scores_run ON lockgate_quality_scores (run_id)"
+        )
+    )
+
+
 #: every migration, in order; append only
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "0001_initial", _0001_initial),
     Migration(2, "0002_project_identity", _0002_project_identity),
     Migration(3, "0003_step_skips", _0003_step_skips),
     Migration(4, "0004_read_indexes", _0004_read_indexes),
+    Migration(5, "0005_dashboard", _0005_dashboard),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

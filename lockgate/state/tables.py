@@ -18,6 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from lockgate.state import ddl
+from lockgate.state.dashboard_ddl import dashboard_tables
 from lockgate.state.ddl import UTCDateTime as UTCDateTime  # re-exported
 
 
@@ -72,3 +73,10 @@ locks = metadata.tables["lockgate_locks"]
 
 # SQLite only, not part of ``metadata`` (PostgreSQL allocates ``runs.seq`` itself)
 run_seq = ddl.run_seq_table(sa.MetaData())
+
+# the dashboard's tables, defined once with migration 0005
+dashboard_tables(metadata, ddl.TS)
+api_tokens = metadata.tables["lockgate_api_tokens"]
+audit_log = metadata.tables["lockgate_audit_log"]
+daily_scores = metadata.tables["lockgate_daily_scores"]
+rollups = metadata.tables["lockgate_rollups"]
