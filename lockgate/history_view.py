@@ -13,7 +13,7 @@ import dataclasses
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from lockgate._project_ref import as_project
 from lockgate.dataset_view import SCORE_DEFINITION, SCORE_DOC
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
     from lockgate.project import Project
     from lockgate.state import RunDetail, RunInfo, StateStore
+    from lockgate.state.records import ScoreRecord
 
 #: the columns of :func:`check_history`'s table and their Arrow types
 CHECK_COLUMNS = (
@@ -66,17 +67,6 @@ def _table(records: Sequence[object], columns: Sequence[tuple[str, str]]) -> pa.
     return pa.Table.from_pylist(
         [{n: getattr(r, n) for n, _ in columns} for r in records], schema=schema
     )
-
-
-class _Score(Protocol):
-    @property
-    def run_id(self) -> str: ...
-    @property
-    def dimension(self) -> str: ...
-    @property
-    def score(self) -> float: ...
-    @property
-    def created_at(self) -> Any: ...
 
 
 def _state(project: Project) -> StateStore:
@@ -188,7 +178,7 @@ def quality(project: Project | str | Path, dataset: str, *, limit: int = 20) -> 
     }
 
 
-def group_scores(records: Sequence[_Score]) -> list[dict[str, Any]]:
+def group_scores(records: Sequence[ScoreRecord]) -> list[dict[str, Any]]:
     """Score records (newest run first) → one dict per run, oldest first:
     ``{"run_id", "created_at", "scores": {dimension: score, ..., "overall": score}}``."""
     grouped: dict[str, dict[str, Any]] = {}

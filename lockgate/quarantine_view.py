@@ -158,28 +158,7 @@ def quarantine(
     :class:`UsageError` with a did-you-mean."""
     from lockgate._project_ref import with_dataset
 
-    return quarantine_view(
-        with_dataset(project, dataset),
-        dataset,
-        run=run,
-        check=check,
-        include_history=include_history,
-        limit=limit,
-    )
-
-
-def quarantine_view(
-    project: Any,
-    dataset: str,
-    *,
-    run: str | None = None,
-    check: str | None = None,
-    include_history: bool = False,
-    limit: int = 20,
-) -> QuarantineView:
-    """The newest ``limit`` quarantined rows of ``dataset`` (optionally of one run, by id
-    prefix, or failing one check), each with ``_lg_why`` = [{check, reason}], and counts.
-    Unknown datasets and checks are :class:`UsageError` with a did-you-mean."""
+    project = with_dataset(project, dataset)
     scope = _Scope(project, dataset, check, keyed=False)
     view = QuarantineView(dataset, "all" if include_history else "current")
     try:

@@ -88,13 +88,7 @@ def schema_cmd(
 
 
 def problem_dict(p: Problem) -> dict[str, object]:
-    return {
-        "file": p.file,
-        "line": p.line,
-        "column": p.column,
-        "message": p.message,
-        "hint": p.hint,
-    }
+    return {k: getattr(p, k) for k in ("file", "line", "column", "message", "hint")}
 
 
 def render_problems(problems: Iterable[Problem]) -> None:

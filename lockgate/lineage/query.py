@@ -14,6 +14,7 @@ the DAG has no cycles, so every walk ends.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -148,13 +149,7 @@ class Impact:
     opaque: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, object]:
-        return {
-            "target": self.target,
-            "datasets": self.datasets,
-            "columns": self.columns,
-            "checks": self.checks,
-            "opaque": self.opaque,
-        }
+        return dataclasses.asdict(self)
 
 
 def impact(graph: LineageGraph, target: str | ColumnRef, depth: int | None = None) -> Impact:
