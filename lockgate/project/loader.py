@@ -41,6 +41,8 @@ from lockgate.project.project import Project
 from lockgate.project.pydantic_errors import LOADER_FIELDS, validation_problems
 from lockgate.project.python import TransformFunction, import_transforms
 from lockgate.project.targets import select_target, source_problems
+from lockgate.streams.config import StreamSpec
+from lockgate.streams.definitions import load_streams
 
 logger = logging.getLogger(__name__)
 
@@ -91,6 +93,7 @@ class _ProjectLoader:
         self._by_lower: dict[str, _Entry] = {}  # lower-case name → its (first) entry
         self.engine: type[Engine] = engine_class()  # the project's, once its config loads
         self.features = FeatureLoader()  # feature_views/feature_services of every file
+        self.streams: list[StreamSpec] = []
 
     # ---- entry point ---------------------------------------------------------------------
 
@@ -140,6 +143,7 @@ class _ProjectLoader:
                 python_transforms=python,
                 features=features,
                 target=target,
+                streams={st.name: st for st in self.streams},
             ),
             [],
         )
@@ -250,7 +254,11 @@ class _ProjectLoader:
         self.problems.extend(problems)
         if data is None:
             return  # empty file, or malformed (already reported)
-        top = ("datasets", *FEATURE_KEYS)
+        top = ("datasets", "streams", *FEATURE_KEYS)
+        if isinstance(data, LineDict) and "streams" in data:
+            streams, problems = load_streams(data["streams"], file, data.key_line("streams"))
+            self.streams.extend(streams)
+            self.problems.extend(problems)
         if not isinstance(data, LineDict) or not any(k in data for k in top):
             self.add(
                 "a dataset file must be a mapping with one key 'datasets:' (a list of datasets)",

@@ -26,6 +26,7 @@ from lockgate.project.models import (
 )
 from lockgate.project.python import TransformFunction
 from lockgate.sources import IncrementalRequest, SourceRequest
+from lockgate.streams.config import StreamSpec
 
 _SQLITE_URL = re.compile(r"^(sqlite(?:\+\w+)?):///(.*)$")
 
@@ -49,6 +50,8 @@ class Project:
     target: str | None = None
     #: feature views and services (``feature_views:``/``feature_services:`` in the YAML)
     features: FeatureDefinitions = field(default_factory=FeatureDefinitions, repr=False)
+    #: ``streams:`` definitions (issue #14), by name
+    streams: Mapping[str, StreamSpec] = field(default_factory=dict)
 
     # ---- lookups -----------------------------------------------------------------------
 

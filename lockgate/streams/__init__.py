@@ -1,0 +1,5 @@
+"""Streams (issue #14): micro-batches from Redis Streams / NATS JetStream, parsed,
+de-duplicated, checked and masked, committed exactly once into a Delta table.
+
+:mod:`.config` (definitions), :mod:`.sources` (broker consumers), :mod:`.parse`,
+:mod:`.dedup`, :mod:`.mask`, :mod:`.runner` (the batch loop)."""

@@ -1,0 +1,117 @@
+"""``streams:`` definitions: frozen values parsed from dataset YAML files (next to
+``datasets:``), validated by the project loader with file:line errors.
+
+A stream pulls micro-batches from a broker, parses them with its declared ``columns``,
+de-duplicates on ``dedup.key`` within ``dedup.window``, runs the same ``checks`` as datasets
+(failing events go to the DLQ), masks PII columns and commits each batch into
+``sink.dataset`` exactly once (see :mod:`lockgate.streams.runner`).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from lockgate._duration import parse_duration
+from lockgate.project.models import _check_name
+from lockgate.quality.checks import CheckSpec
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def _duration(value: str | float) -> str | float:
+    parse_duration(value)  # raises ValueError with the reason
+    return value
+
+
+class RedisStreamSource(_Frozen):
+    """A Redis stream read through a consumer group (``XREADGROUP``)."""
+
+    type: Literal["redis"]
+    url: str = "redis://127.0.0.1:6379"
+    stream: str
+    group: str = "lockgate"
+    consumer: str = "lockgate-1"
+    #: field of the stream entry that holds the event's JSON
+    field: str = "data"
+
+
+class NatsStreamSource(_Frozen):
+    """A NATS JetStream subject read through a durable pull consumer (``fetch``)."""
+
+    type: Literal["nats"]
+    url: str = "nats://127.0.0.1:4222"
+    stream: str
+    subject: str
+    durable: str = "lockgate"
+
+
+StreamSourceSpec = Annotated[RedisStreamSource | NatsStreamSource, Field(discriminator="type")]
+
+
+class DedupSpec(_Frozen):
+    key: tuple[str, ...] = Field(min_length=1)
+    window: str | float = "10m"
+
+    _window = field_validator("window")(_duration)
+
+    @property
+    def window_delta(self) -> timedelta:
+        return parse_duration(self.window)
+
+
+class MaskRule(_Frozen):
+    """How one column is masked: ``hash`` (keyed HMAC-SHA256, hex), ``redact`` (replaced by
+    ``"***"``), ``partial`` (all but the last ``keep`` characters replaced by ``*``)."""
+
+    method: Literal["hash", "redact", "partial"]
+    keep: int = Field(default=4, ge=0)
+
+
+MaskValue = Literal["hash", "redact", "partial"] | MaskRule
+
+
+class SinkSpec(_Frozen):
+    dataset: str
+    partition_by: tuple[str, ...] = ()
+
+    _dataset = field_validator("dataset")(_check_name)
+
+
+class BatchSpec(_Frozen):
+    max_events: int = Field(default=50_000, ge=1)
+    #: a duration (``"1s"``) or seconds (``0.1``)
+    max_latency: str | float = "1s"
+
+    _latency = field_validator("max_latency")(_duration)
+
+
+class StreamSpec(_Frozen):
+    """A named stream: broker source, schema, dedup, checks, masking and its sink table."""
+
+    name: str
+    description: str | None = None
+    source: StreamSourceSpec
+    format: Literal["json"] = "json"
+    columns: dict[str, str] = Field(min_length=1)
+    dedup: DedupSpec | None = None
+    mask: dict[str, MaskValue] = Field(default_factory=dict)
+    #: environment variable holding the HMAC key of ``mask: hash`` (never the key itself)
+    mask_key_env: str = "LOCKGATE_MASK_KEY"
+    checks: tuple[CheckSpec, ...] = ()
+    sink: SinkSpec
+    batch: BatchSpec = Field(default_factory=BatchSpec)
+    #: a message larger than this goes to the DLQ unparsed (reason ``too large``)
+    max_message_bytes: int = Field(default=1_000_000, ge=1)
+    defined_in: str | None = Field(default=None, exclude=True)
+    defined_line: int | None = Field(default=None, exclude=True)
+
+    _name = field_validator("name")(_check_name)
+
+    def mask_rule(self, column: str) -> MaskRule:
+        value = self.mask[column]
+        return value if isinstance(value, MaskRule) else MaskRule(method=value)
