@@ -26,7 +26,16 @@ from sqlglot import exp
 
 from lockgate.engine.session import ident, table_ref
 from lockgate.errors import ConfigError, Problem
-from lockgate.sources.base import REJECTS_SUFFIX, SourceConfig, SourceRequest
+from lockgate.sources.base import (
+    REJECTS_SUFFIX,
+    ResumeToken,
+    SourceConfig,
+    SourceRequest,
+    StagedSource,
+    count_rows,
+    create_rejects_table,
+    table_columns,
+)
 
 if TYPE_CHECKING:
     from lockgate.engine.session import Session
@@ -340,3 +349,25 @@ def max_cursor(session: Session, table: str, cursor: str) -> str | None:
     q = exp.select(exp.cast(exp.func("max", exp.column(ident(cursor))), "VARCHAR"))
     row = session.execute(q.from_(table_ref(table))).fetchone()
     return None if row is None or row[0] is None else str(row[0])
+
+
+def start_staging(
+    session: Session, request: SourceRequest, config: DbSourceConfig, table: str
+) -> None:
+    """Before a database read into ``table``: the config agrees with the request, and the
+    rejects table exists (a read that fails half-way still leaves it)."""
+    check_config(request, config)
+    create_rejects_table(session.con, table)
+
+
+def staged(session: Session, table: str, rejected: int, resume: ResumeToken) -> StagedSource:
+    """What a database read staged in ``table``: its rows and columns, the records rejected
+    and the resume token for the next incremental read."""
+    return StagedSource(
+        rows=count_rows(session.con, table),
+        rejected=rejected,
+        fingerprint=None,
+        files=[],
+        columns=table_columns(session.con, exp.Table(this=ident(table))),
+        resume=resume,
+    )

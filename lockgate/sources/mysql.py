@@ -33,13 +33,14 @@ from lockgate.sources._db import (
     NATIVE,
     Column,
     DbSourceConfig,
-    check_config,
     cursor_read,
     finish,
     load_stream,
     optional_module,
     parse_query,
     select_columns,
+    staged,
+    start_staging,
     text_rows_reader,
 )
 from lockgate.sources.base import (
@@ -47,10 +48,7 @@ from lockgate.sources.base import (
     Source,
     SourceConfig,
     StagedSource,
-    count_rows,
-    create_rejects_table,
     register_source,
-    table_columns,
 )
 
 if TYPE_CHECKING:
@@ -131,8 +129,7 @@ class MySqlSource(Source):
     def stage(self, session: Session, table: str, *, resume: ResumeToken = None) -> StagedSource:
         config = self.config
         assert isinstance(config, MySqlSourceSpec)
-        check_config(self.request, config)
-        create_rejects_table(session.con, table)
+        start_staging(session, self.request, config, table)
         url = self._url()
         try:
             rejected, last = self._read(session, table, url, resume)
@@ -140,14 +137,7 @@ class MySqlSource(Source):
             raise
         except Exception as e:  # driver errors: connectorx raises RuntimeError
             raise _translate(e, config.table or "query") from None
-        return StagedSource(
-            rows=count_rows(session.con, table),
-            rejected=rejected,
-            fingerprint=None,
-            files=[],
-            columns=table_columns(session.con, exp.Table(this=ident(table))),
-            resume={"cursor": last} if last is not None else resume,
-        )
+        return staged(session, table, rejected, {"cursor": last} if last is not None else resume)
 
     def _url(self) -> str:
         conn = self.request.connection

@@ -25,7 +25,7 @@ from sqlglot import exp
 from lockgate.engine.session import ident
 from lockgate.errors import ConfigError, InputError, Problem
 from lockgate.redact import redact, remember
-from lockgate.sources._db import DbSourceConfig, check_config
+from lockgate.sources._db import DbSourceConfig, staged, start_staging
 from lockgate.sources._pg_read import PG_CAST, PG_NATIVE, pg_errors, read_postgres, translate_error
 from lockgate.sources.base import (
     ResumeToken,
@@ -33,10 +33,7 @@ from lockgate.sources.base import (
     SourceConfig,
     SqlConnection,
     StagedSource,
-    count_rows,
-    create_rejects_table,
     register_source,
-    table_columns,
 )
 
 if TYPE_CHECKING:
@@ -61,22 +58,14 @@ class PostgresSource(Source):
 
     def stage(self, session: Session, table: str, *, resume: ResumeToken = None) -> StagedSource:
         assert isinstance(self.config, PostgresSourceSpec)
-        check_config(self.request, self.config)
-        create_rejects_table(session.con, table)
+        start_staging(session, self.request, self.config, table)
         conninfo = self._conninfo()
         label = self.config.table or "query"
         try:
             rejected, last = read_postgres(self, session, table, conninfo, resume)
         except pg_errors() as e:
             raise translate_error(e, label) from None
-        return StagedSource(
-            rows=count_rows(session.con, table),
-            rejected=rejected,
-            fingerprint=None,
-            files=[],
-            columns=table_columns(session.con, exp.Table(this=ident(table))),
-            resume=last if last is not None else resume,
-        )
+        return staged(session, table, rejected, last if last is not None else resume)
 
     def _conninfo(self) -> str:
         """The libpq connection string of the request's connection (secrets resolved now)."""

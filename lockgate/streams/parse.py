@@ -48,6 +48,19 @@ def arrow_schema(con: Engine, columns: Mapping[str, str]) -> pa.Schema:
     return con.arrow_schema(exp.select(*casts))
 
 
+@dataclass
+class _Out:
+    """What parsing collects: tables that parsed, their batch indexes, the rejects."""
+
+    parts: list[pa.Table]
+    indexes: list[int]
+    rejected: list[Rejected]
+
+    def ok(self, table: pa.Table, idx: list[int]) -> None:
+        self.parts.append(table)
+        self.indexes.extend(idx)
+
+
 def parse_json_batch(payloads: Sequence[bytes], schema: pa.Schema, max_bytes: int) -> Parsed:
     """Parse ``payloads`` (one JSON object each) into a table of ``schema``; fields not in
     the schema are ignored, missing ones are NULL."""
@@ -66,19 +79,17 @@ def parse_json_batch(payloads: Sequence[bytes], schema: pa.Schema, max_bytes: in
         pajson.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore"),
     )
     lines = [payloads[i].replace(b"\n", b" ").replace(b"\r", b" ") for i in ok]
-    parts: list[pa.Table] = []
-    indexes: list[int] = []
+    out = _Out([], [], rejected)
     whole = _read(lines, opts)
     if isinstance(whole, pa.Table):  # the common case: the batch parses in one go
-        parts.append(whole)
-        indexes.extend(ok)
+        out.ok(whole, ok)
     else:  # a failing parse costs the rest of its input: scan in bounded windows
         for w in range(0, len(lines), _WINDOW):
             window = slice(w, w + _WINDOW)
-            _scan(lines[window], ok[window], opts, parts, indexes, rejected)
-    table = pa.concat_tables(parts) if parts else schema.empty_table()
+            _scan(lines[window], ok[window], opts, out)
+    table = pa.concat_tables(out.parts) if out.parts else schema.empty_table()
     rejected.sort(key=lambda r: r.index)
-    return Parsed(table, indexes, rejected)
+    return Parsed(table, out.indexes, rejected)
 
 
 _ROW = re.compile(r" in row (\d+)$")
@@ -101,14 +112,7 @@ def _read(lines: Sequence[bytes], opts: _Opts) -> pa.Table | pa.ArrowInvalid:
     return table.select(opts[1].explicit_schema.names)
 
 
-def _scan(
-    lines: list[bytes],
-    idx: list[int],
-    opts: _Opts,
-    parts: list[pa.Table],
-    indexes: list[int],
-    rejected: list[Rejected],
-) -> None:
+def _scan(lines: list[bytes], idx: list[int], opts: _Opts, out: _Out) -> None:
     """Parse all; on an error at row ``n`` keep rows before it (parsed again), reject row
     ``n`` and go on after it: about two parses of the batch whatever the number of bad
     messages. An error without a row falls back to bisecting."""
@@ -116,42 +120,33 @@ def _scan(
     while start < len(lines):
         table = _read(lines[start:], opts)
         if isinstance(table, pa.Table):
-            parts.append(table)
-            indexes.extend(idx[start:])
+            out.ok(table, idx[start:])
             return
         m = _ROW.search(str(table))
         if m is None or int(m.group(1)) >= len(lines) - start:
-            _bisect(lines[start:], idx[start:], opts, parts, indexes, rejected)
+            _bisect(lines[start:], idx[start:], opts, out)
             return
         bad = start + int(m.group(1))
         if isinstance(_read(lines[bad : bad + 1], opts), pa.Table):  # not the culprit alone
-            _bisect(lines[start:], idx[start:], opts, parts, indexes, rejected)
+            _bisect(lines[start:], idx[start:], opts, out)
             return
-        _bisect(lines[start:bad], idx[start:bad], opts, parts, indexes, rejected)
-        rejected.append(Rejected(idx[bad], _reason(table)))
+        _bisect(lines[start:bad], idx[start:bad], opts, out)
+        out.rejected.append(Rejected(idx[bad], _reason(table)))
         start = bad + 1
 
 
-def _bisect(
-    lines: list[bytes],
-    idx: list[int],
-    opts: _Opts,
-    parts: list[pa.Table],
-    indexes: list[int],
-    rejected: list[Rejected],
-) -> None:
+def _bisect(lines: list[bytes], idx: list[int], opts: _Opts, out: _Out) -> None:
     if not lines:
         return
     table = _read(lines, opts)
     if isinstance(table, pa.Table):
-        parts.append(table)
-        indexes.extend(idx)
+        out.ok(table, idx)
     elif len(lines) == 1:
-        rejected.append(Rejected(idx[0], _reason(table)))
+        out.rejected.append(Rejected(idx[0], _reason(table)))
     else:
         mid = len(lines) // 2
-        _bisect(lines[:mid], idx[:mid], opts, parts, indexes, rejected)
-        _bisect(lines[mid:], idx[mid:], opts, parts, indexes, rejected)
+        _bisect(lines[:mid], idx[:mid], opts, out)
+        _bisect(lines[mid:], idx[mid:], opts, out)
 
 
 def _reason(err: Exception) -> str:
