@@ -118,6 +118,9 @@ class StagedSource:
     files: list[str]
     columns: dict[str, str] = field(default_factory=dict)
     resume: ResumeToken = None
+    #: records read but neither staged nor rejected, by named reason (e.g. a REST record
+    #: returned twice: ``duplicate_record``); the run loop counts them as skipped
+    skipped: dict[str, int] = field(default_factory=dict)
 
 
 class Source(ABC):
