@@ -127,8 +127,15 @@ def read_query(
     settle: str | None,
     now: exp.Expr,
     dialect: str,
+    lookback: str | int | float | None = None,
 ) -> exp.Select:
-    """``SELECT <remote exprs> FROM relation [WHERE cursor >= since AND cursor < now - settle]``."""
+    """``SELECT <remote exprs> FROM relation [WHERE cursor >= since [- lookback] AND
+    cursor < now - settle]``.
+
+    ``lookback`` (the dataset's ``incremental.lookback``) reads again that much before the
+    last cursor value read — a duration for a time cursor, a number for a numeric one — so
+    rows that arrived late with an older cursor are caught; the run loop takes the rows it
+    had already published out of the batch (``already_published``)."""
     q = exp.select(*[exp.alias_(c.remote, ident(c.name)) for c in columns]).from_(relation)
     if cursor is None:
         return q
@@ -137,6 +144,8 @@ def read_query(
     if dialect == "postgres":  # MySQL compares a column with a string literal by its type
         typ = exp.DataType.build(cursor.source_type or "text", dialect=dialect, udt=True)
         lowest = exp.cast(lowest, typ)
+    if since is not None and lookback is not None:
+        lowest = _minus(lowest, cursor, lookback)
     if since is not None:
         q = q.where(exp.GTE(this=col, expression=lowest))
     if settle is not None:
@@ -144,6 +153,32 @@ def read_query(
         upper = exp.Sub(this=now, expression=exp.Interval(this=seconds, unit=exp.var("SECOND")))
         q = q.where(exp.LT(this=col, expression=upper))
     return q
+
+
+def _minus(value: exp.Expr, cursor: Column, lookback: str | int | float) -> exp.Expr:
+    """``value - lookback`` in the cursor's terms: an interval for dates and timestamps,
+    a number otherwise."""
+    if "TIME" in cursor.type or cursor.type == "DATE":
+        seconds = int(
+            duration(lookback if isinstance(lookback, str) else f"{lookback}s").total_seconds()
+        )
+        if cursor.type == "DATE":  # whole days: a date minus a time interval is a timestamp
+            days = exp.Interval(
+                this=exp.Literal.number(max(seconds // 86400, 0)), unit=exp.var("DAY")
+            )
+            return exp.cast(exp.Sub(this=value, expression=days), "DATE")
+        step = exp.Interval(this=exp.Literal.number(seconds), unit=exp.var("SECOND"))
+        return exp.Sub(this=value, expression=step)
+    if isinstance(lookback, str):
+        raise ConfigError(
+            [
+                Problem(
+                    f"incremental.lookback {lookback!r} is a duration but cursor "
+                    f"'{cursor.name}' is {cursor.source_type}: use a number"
+                )
+            ]
+        )
+    return exp.Sub(this=value, expression=exp.Literal.number(lookback))
 
 
 def cursor_read(
@@ -157,6 +192,20 @@ def cursor_read(
 ) -> tuple[str, Column | None]:
     """The read's SQL text (from the resume token's cursor on, when incremental) and the
     cursor column, if any."""
+    query, cursor = cursor_select(request, relation, columns, resume, now=now, dialect=dialect)
+    return query.sql(dialect), cursor
+
+
+def cursor_select(
+    request: SourceRequest,
+    relation: exp.Expr,
+    columns: list[Column],
+    resume: object,
+    *,
+    now: exp.Expr,
+    dialect: str,
+) -> tuple[exp.Select, Column | None]:
+    """:func:`cursor_read` as an expression (a partitioned read adds its range to it)."""
     config = request.config
     assert isinstance(config, DbSourceConfig)
     inc = request.incremental
@@ -181,8 +230,9 @@ def cursor_read(
         settle=config.settle,
         now=now,
         dialect=dialect,
+        lookback=inc.lookback if inc is not None else None,
     )
-    return query.sql(dialect), cursor
+    return query, cursor
 
 
 def finish(

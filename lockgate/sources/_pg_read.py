@@ -29,6 +29,7 @@ from lockgate.sources._db import (
     Column,
     DbSourceConfig,
     cursor_read,
+    cursor_select,
     finish,
     load_stream,
     optional_module,
@@ -152,6 +153,14 @@ def read_postgres(
     driver = optional_module("adbc_driver_postgresql.dbapi")
     if driver is None:
         columns = [as_text_column(c) for c in columns]
+    partition = getattr(config, "partition", None)
+    origin = f"postgres:{config.table or 'query'}"
+    if partition is not None:
+        raw, cursor = _read_partitioned(
+            source, session, table, conninfo, (relation, columns), resume, driver
+        )
+        rejected, last = finish(session, raw, table, columns, cursor=cursor, origin=origin)
+        return rejected, ({"cursor": last} if last is not None else None)
     now = exp.func("now")
     query, cursor = cursor_read(
         source.request, relation, columns, resume, now=now, dialect="postgres"
@@ -160,9 +169,68 @@ def read_postgres(
         raw = _read_adbc(driver, session, table, conninfo, query)
     else:
         raw = _read_psycopg(session, table, conninfo, query, config.batch_rows)
-    origin = f"postgres:{config.table or 'query'}"
     rejected, last = finish(session, raw, table, columns, cursor=cursor, origin=origin)
     return rejected, ({"cursor": last} if last is not None else None)
+
+
+def _read_partitioned(
+    source: Source,
+    session: Session,
+    table: str,
+    conninfo: str,
+    plan: tuple[exp.Expr, list[Column]],
+    resume: ResumeToken,
+    driver: Any,
+) -> tuple[str, Column | None]:
+    """The read split in ranges on ``partition.column``, one connection each, all on the
+    coordinator's snapshot (:mod:`lockgate.sources._pg_partition`)."""
+    import psycopg
+
+    from lockgate.sources._pg_partition import Hooks, SharedSnapshot, read_partitioned
+
+    config = source.config
+    assert isinstance(config, DbSourceConfig)
+    spec = getattr(config, "partition", None)
+    assert spec is not None
+    relation, columns = plan
+    with SharedSnapshot(conninfo) as snap:
+        # now() of the snapshot, the same for every partition (settle: one upper bound)
+        (now_value,) = snap.one(exp.select(exp.cast(exp.func("now"), "text")))
+        now = exp.cast(exp.Literal.string(str(now_value)), "timestamptz")
+        query, cursor = cursor_select(
+            source.request, relation, columns, resume, now=now, dialect="postgres"
+        )
+
+        def open_reader(i: int, setup: list[str], sql: str) -> tuple[Any, Any]:
+            if driver is not None:
+                conn = driver.connect(conninfo, autocommit=True)
+                cur = conn.cursor()
+                run = cur.execute
+            else:
+                conn = psycopg.connect(conninfo, autocommit=True)
+                cur = None
+                run = conn.execute
+            try:
+                for statement in setup:
+                    run(statement)
+                _session_setup(cur if cur is not None else conn)
+                if Hooks.before_read is not None:
+                    Hooks.before_read(i)
+                if cur is not None:
+                    cur.execute(sql)
+                    reader = cur.fetch_record_batch()
+                    return reader, lambda: (cur.close(), conn.close())
+                named = conn.cursor(name=f"lg_source_{i}")
+                named.execute(sql)
+                names = [d.name for d in named.description or []]
+                reader = text_rows_reader(names, named.fetchmany, config.batch_rows)
+                return reader, lambda: (named.close(), conn.close())
+            except BaseException:
+                conn.close()
+                raise
+
+        raw = read_partitioned(session, table, query, spec, snap, open_reader)
+    return raw, cursor
 
 
 def _plan(pg: Any, config: DbSourceConfig) -> tuple[exp.Expr, list[Column]]:

@@ -20,12 +20,14 @@ import os
 from typing import TYPE_CHECKING, ClassVar, Literal
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
+from pydantic import Field
 from sqlglot import exp
 
 from lockgate.engine.session import ident
 from lockgate.errors import ConfigError, InputError, Problem
 from lockgate.redact import redact, remember
 from lockgate.sources._db import DbSourceConfig, staged, start_staging
+from lockgate.sources._pg_partition import PartitionSpec
 from lockgate.sources._pg_read import PG_CAST, PG_NATIVE, pg_errors, read_postgres, translate_error
 from lockgate.sources.base import (
     ResumeToken,
@@ -44,6 +46,11 @@ class PostgresSourceSpec(DbSourceConfig):
     """A PostgreSQL table (or query) read through a named connection."""
 
     type: Literal["postgres"] = "postgres"
+    partition: PartitionSpec | None = Field(
+        default=None,
+        description="read in parallel ranges of an integer column, all on one snapshot: "
+        "{column: id, partitions: 4}",
+    )
 
 
 @register_source
@@ -55,6 +62,7 @@ class PostgresSource(Source):
     CONFIG: ClassVar[type[SourceConfig]] = PostgresSourceSpec
     SUPPORTS_INCREMENTAL: ClassVar[bool] = True
     SUPPORTS_REJECTS: ClassVar[bool] = True
+    SUPPORTS_PARALLEL: ClassVar[bool] = True
 
     def stage(self, session: Session, table: str, *, resume: ResumeToken = None) -> StagedSource:
         assert isinstance(self.config, PostgresSourceSpec)
