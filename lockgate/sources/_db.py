@@ -235,6 +235,46 @@ def cursor_select(
     return query, cursor
 
 
+def fingerprint_select(
+    request: SourceRequest, relation: exp.Expr, *, now: exp.Expr, text_type: str
+) -> exp.Select | None:
+    """The cheap "has anything changed?" query of an incremental read, or None (a full
+    read has none: every run reads it).
+
+    ``SELECT max(cursor), count(rows from max - lookback on)`` over the settled rows: an
+    index on the cursor answers both. It changes when a row arrives with a newer cursor, a
+    row lands at (or within the lookback before) the newest one, or such a row is deleted —
+    everything the incremental read could see. A late row older than the lookback is not
+    seen by the read either."""
+    inc = request.incremental
+    config = request.config
+    if inc is None or not isinstance(config, DbSourceConfig):
+        return None
+    col = exp.column(ident(inc.cursor))
+    settled: exp.Expr | None = None
+    if config.settle is not None:
+        seconds = exp.Literal.number(int(duration(config.settle).total_seconds()))
+        upper = exp.Sub(
+            this=now.copy(), expression=exp.Interval(this=seconds, unit=exp.var("SECOND"))
+        )
+        settled = exp.LT(this=col.copy(), expression=upper)
+    newest = exp.select(exp.func("max", col.copy())).from_(relation.copy())
+    if settled is not None:
+        newest = newest.where(settled.copy())
+    lowest: exp.Expr = newest.subquery()
+    if isinstance(inc.lookback, str):
+        back = int(duration(inc.lookback).total_seconds())
+        step = exp.Interval(this=exp.Literal.number(back), unit=exp.var("SECOND"))
+        lowest = exp.Sub(this=lowest, expression=step)
+    elif inc.lookback is not None:
+        lowest = exp.Sub(this=lowest, expression=exp.Literal.number(inc.lookback))
+    recent = exp.select(exp.func("count", exp.Star())).from_(relation.copy())
+    recent = recent.where(exp.GTE(this=col.copy(), expression=lowest))
+    if settled is not None:
+        recent = recent.where(settled.copy())
+    return exp.select(exp.cast(newest.subquery(), text_type), recent.subquery())
+
+
 def finish(
     session: Session,
     raw: str,

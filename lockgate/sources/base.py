@@ -157,7 +157,8 @@ class Source(ABC):
 
     def fingerprint(self) -> JsonValue:
         """A cheap, JSON-serialisable description of the current input (no data read):
-        the run loop's pinned input. Only called when :attr:`SUPPORTS_FINGERPRINT`."""
+        the run loop's pinned input. Only called when :attr:`SUPPORTS_FINGERPRINT`; None
+        means "none for this config" (the source is read on every run)."""
         raise NotImplementedError(f"source type {self.TYPE!r} has no fingerprint")
 
     @abstractmethod

@@ -20,13 +20,19 @@ import os
 from typing import TYPE_CHECKING, ClassVar, Literal
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
-from pydantic import Field
+from pydantic import Field, JsonValue
 from sqlglot import exp
 
 from lockgate.engine.session import ident
 from lockgate.errors import ConfigError, InputError, Problem
 from lockgate.redact import redact, remember
-from lockgate.sources._db import DbSourceConfig, staged, start_staging
+from lockgate.sources._db import (
+    DbSourceConfig,
+    fingerprint_select,
+    parse_query,
+    staged,
+    start_staging,
+)
 from lockgate.sources._pg_partition import PartitionSpec
 from lockgate.sources._pg_read import PG_CAST, PG_NATIVE, pg_errors, read_postgres, translate_error
 from lockgate.sources.base import (
@@ -63,6 +69,27 @@ class PostgresSource(Source):
     SUPPORTS_INCREMENTAL: ClassVar[bool] = True
     SUPPORTS_REJECTS: ClassVar[bool] = True
     SUPPORTS_PARALLEL: ClassVar[bool] = True
+    SUPPORTS_FINGERPRINT: ClassVar[bool] = True
+
+    def fingerprint(self) -> JsonValue:
+        """Incremental reads: the newest settled cursor value and how many rows are at it
+        (or within the lookback before it) — one indexed query, no data read; an unchanged
+        answer makes the step a no-op. A full read has none (None: every run reads)."""
+        assert isinstance(self.config, PostgresSourceSpec)
+        relation = _relation(self.config)
+        query = fingerprint_select(self.request, relation, now=exp.func("now"), text_type="text")
+        if query is None:
+            return None
+        import psycopg
+
+        try:
+            with psycopg.connect(self._conninfo()) as pg:
+                pg.execute("SET TimeZone = 'UTC'")
+                row = pg.execute(query.sql("postgres")).fetchone()
+        except pg_errors() as e:
+            raise translate_error(e, self.config.table or "query") from None
+        newest, count = row if row is not None else (None, 0)
+        return {"type": "postgres", "newest": newest, "rows_at_newest": int(count or 0)}
 
     def stage(self, session: Session, table: str, *, resume: ResumeToken = None) -> StagedSource:
         assert isinstance(self.config, PostgresSourceSpec)
@@ -92,6 +119,15 @@ class PostgresSource(Source):
         info = make_conninfo(url, **params)
         remember(info)
         return info
+
+
+def _relation(config: PostgresSourceSpec) -> exp.Expr:
+    """The table (``schema.name``, default schema public) or the query, as a relation."""
+    if config.table is not None:
+        schema, _, name = config.table.rpartition(".")
+        return exp.table_(ident(name), db=ident(schema or "public"))
+    assert config.query is not None
+    return parse_query(config.query, "postgres").subquery("q")
 
 
 # ---- the reader ---------------------------------------------------------------------------
