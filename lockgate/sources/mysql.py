@@ -17,6 +17,7 @@ represented: the row goes to the rejects with the column and the value.
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from urllib.parse import quote, urlsplit
@@ -55,6 +56,8 @@ from lockgate.sources.base import (
 
 if TYPE_CHECKING:
     from lockgate.engine.session import Session
+
+log = logging.getLogger(__name__)
 
 
 class MySqlSourceSpec(DbSourceConfig):
@@ -148,10 +151,9 @@ class MySqlSource(Source):
             with _pymysql_connect(self._url()) as conn, conn.cursor() as cur:
                 cur.execute(query.sql("mysql"))
                 row = cur.fetchone()
-        except LockgateError:
-            raise
-        except Exception as e:
-            raise _translate(e, config.table or "query") from None
+        except Exception as e:  # the read reports the problem (with its own message)
+            log.info("dataset %s: no fingerprint: %s", self.dataset, redact(str(e)))
+            return None
         newest, count = row if row is not None else (None, 0)
         return {"type": "mysql", "newest": newest, "rows_at_newest": int(count or 0)}
 

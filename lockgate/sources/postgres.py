@@ -16,6 +16,7 @@ with the catalog's column types.
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import TYPE_CHECKING, ClassVar, Literal
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
@@ -46,6 +47,8 @@ from lockgate.sources.base import (
 
 if TYPE_CHECKING:
     from lockgate.engine.session import Session
+
+log = logging.getLogger(__name__)
 
 
 class PostgresSourceSpec(DbSourceConfig):
@@ -86,8 +89,9 @@ class PostgresSource(Source):
             with psycopg.connect(self._conninfo()) as pg:
                 pg.execute("SET TimeZone = 'UTC'")
                 row = pg.execute(query.sql("postgres")).fetchone()
-        except pg_errors() as e:
-            raise translate_error(e, self.config.table or "query") from None
+        except pg_errors() as e:  # the read reports the problem (with its own message)
+            log.info("dataset %s: no fingerprint: %s", self.dataset, translate_error(e, "it"))
+            return None
         newest, count = row if row is not None else (None, 0)
         return {"type": "postgres", "newest": newest, "rows_at_newest": int(count or 0)}
 
