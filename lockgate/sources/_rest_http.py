@@ -187,7 +187,13 @@ class PageReader:
         clock: Callable[[], float] = time.monotonic,
         rand: Callable[[], float] = random.random,
     ) -> None:
-        import httpx
+        try:
+            import httpx
+        except ImportError:  # pragma: no cover - an optional dependency
+            raise InputError(
+                f"dataset '{dataset}': the REST source needs httpx",
+                hint="pip install 'lockgate[rest]'",
+            ) from None
 
         _redact_http_logs()
         self.config = config

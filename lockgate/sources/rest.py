@@ -65,8 +65,6 @@ from lockgate.sources.base import (
 )
 
 if TYPE_CHECKING:
-    import httpx
-
     from lockgate.engine.session import Session
 
 log = logging.getLogger(__name__)
@@ -84,9 +82,6 @@ class RestSource(Source):
     SUPPORTS_INCREMENTAL: ClassVar[bool] = True
     SUPPORTS_REJECTS: ClassVar[bool] = True
 
-    #: a test may swap the transport (``httpx.MockTransport``) or the clock
-    transport: ClassVar[httpx.BaseTransport | None] = None
-
     def stage(self, session: Session, table: str, *, resume: ResumeToken = None) -> StagedSource:
         config = self.config
         assert isinstance(config, RestSourceSpec)
@@ -100,7 +95,7 @@ class RestSource(Source):
             Path(tmp_root).mkdir(parents=True, exist_ok=True)
         with (
             tempfile.TemporaryDirectory(prefix="lg_rest_", dir=tmp_root) as tmp,
-            PageReader(config, secrets, dataset=self.dataset, transport=self.transport) as reader,
+            PageReader(config, secrets, dataset=self.dataset) as reader,
         ):
             spill = Path(tmp) / "records.ndjson"
             pages, lines, odd = _spill(reader.pages(since), spill)

@@ -35,7 +35,7 @@ def _scenario(root: Path, execute: Any) -> None:
     assert _status(root)[0] == "noop"
     assert lockgate.read(root, "ev").num_rows == version
     execute("INSERT INTO ev VALUES (4, '2024-01-01 00:00:30')")  # same cursor as the newest
-    status, rows_in, rows_out = _status(root)
+    status, _, rows_out = _status(root)
     assert status == "success" and rows_out == 1
     assert _status(root)[0] == "noop"
     execute("INSERT INTO ev VALUES (5, '2024-01-01 00:00:25')")  # late, within the lookback
@@ -47,6 +47,7 @@ def _scenario(root: Path, execute: Any) -> None:
 
 
 @pytest.mark.postgres
+@pytest.mark.slow
 def test_postgres_unchanged_table_is_a_noop(
     tmp_path: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -73,6 +74,7 @@ def test_postgres_unchanged_table_is_a_noop(
 
 
 @pytest.mark.mysql
+@pytest.mark.slow
 def test_mysql_unchanged_table_is_a_noop(
     tmp_path: Path, mysql_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

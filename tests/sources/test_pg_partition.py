@@ -17,7 +17,7 @@ import lockgate
 from lockgate.sources._pg_partition import Hooks, ranges
 from tests.run.helpers import make_project
 
-pytestmark = pytest.mark.postgres
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 psycopg = pytest.importorskip("psycopg")
 

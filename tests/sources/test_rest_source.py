@@ -61,6 +61,7 @@ def accounted(step: Any) -> None:
 # ---- paginators: zero duplicates, zero gaps ------------------------------------------------
 
 
+@pytest.mark.slow
 def test_page_number_with_bearer_auth(tmp_path: Path, server: Server) -> None:
     def pages(r: Request) -> Reply:
         if r.headers.get("authorization") != f"Bearer {TOKEN}":
@@ -88,6 +89,7 @@ def test_page_number_with_bearer_auth(tmp_path: Path, server: Server) -> None:
     assert all(r.query["per_page"] == "100" for r in server.requests("/items"))
 
 
+@pytest.mark.slow
 def test_offset_with_total_and_cursor_with_has_more(tmp_path: Path, server: Server) -> None:
     data = items(1, 251)
     server.route(
@@ -139,6 +141,7 @@ def test_offset_with_total_and_cursor_with_has_more(tmp_path: Path, server: Serv
     assert ids(root) == list(range(1, 251))
 
 
+@pytest.mark.slow
 def test_json_link_relative_and_link_header(tmp_path: Path, server: Server) -> None:
     data = items(1, 101)
 
@@ -222,6 +225,7 @@ def test_429_storm_and_503s_are_retried_then_every_record_lands_once(
     assert len(server.requests("/f")) == 4 + 5
 
 
+@pytest.mark.slow
 def test_a_storm_longer_than_the_retries_fails_transient_and_a_rerun_loads_once(
     tmp_path: Path, server: Server
 ) -> None:
@@ -261,6 +265,7 @@ def test_malformed_json_page_fails_the_step_naming_the_page(tmp_path: Path, serv
     assert not result.ok and "page 2" in err and "not JSON" in err and "page=2" in err
 
 
+@pytest.mark.slow
 def test_html_error_page_with_200_and_missing_record_path(tmp_path: Path, server: Server) -> None:
     server.route("/h", lambda r: (200, {"Content-Type": "text/html"}, "<html>login</html>"))
     server.route("/e", lambda r: (200, {}, {"error": "quota exceeded"}))
@@ -271,6 +276,7 @@ def test_html_error_page_with_200_and_missing_record_path(tmp_path: Path, server
     assert "record_path 'data' not found" in err and "error" in err
 
 
+@pytest.mark.slow
 def test_empty_pages_zero_records_and_an_empty_page_mid_cursor(
     tmp_path: Path, server: Server
 ) -> None:
@@ -294,6 +300,7 @@ def test_empty_pages_zero_records_and_an_empty_page_mid_cursor(
     assert ids(root) == [*range(1, 11), *range(21, 41)]
 
 
+@pytest.mark.slow
 def test_duplicates_across_offset_pages_are_skipped_with_a_reason(
     tmp_path: Path, server: Server
 ) -> None:
@@ -369,6 +376,7 @@ def test_malformed_records_are_quarantined_with_page_and_reason(
     assert any("cannot convert 'lots' to DOUBLE" in r["_lg_reason"] for r in q)
 
 
+@pytest.mark.slow
 def test_huge_page_lands_and_an_oversized_one_is_refused(tmp_path: Path, server: Server) -> None:
     big = items(1, 50_001)  # ~2.5 MB in one response
     server.route("/big", lambda r: (200, {}, big))
@@ -380,6 +388,7 @@ def test_huge_page_lands_and_an_oversized_one_is_refused(tmp_path: Path, server:
     assert "exceeds max_page_bytes 1,000,000" in err
 
 
+@pytest.mark.slow
 def test_incremental_since_param_with_lookback(tmp_path: Path, server: Server) -> None:
     rows = [{"id": i, "ts": f"2024-01-01T00:{i:02d}:00+00:00"} for i in range(1, 11)]
 
