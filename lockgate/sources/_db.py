@@ -77,6 +77,14 @@ class Column:
     type: str
     how: str = NATIVE
     source_type: str = ""
+    #: ``native`` read whose driver mangles some values (ADBC overflows PostgreSQL's
+    #: ``infinity`` timestamps): a second remote column, ``<name>__lg_guard``, holds the
+    #: database's text for those rows only (NULL otherwise); they are cast from it instead
+    guard: exp.Expr | None = None
+
+
+def guard_name(c: Column) -> str:
+    return c.name + "__lg_guard"
 
 
 def check_config(request: SourceRequest, config: DbSourceConfig) -> None:
@@ -136,7 +144,9 @@ def read_query(
     last cursor value read — a duration for a time cursor, a number for a numeric one — so
     rows that arrived late with an older cursor are caught; the run loop takes the rows it
     had already published out of the batch (``already_published``)."""
-    q = exp.select(*[exp.alias_(c.remote, ident(c.name)) for c in columns]).from_(relation)
+    selected = [exp.alias_(c.remote, ident(c.name)) for c in columns]
+    selected += [exp.alias_(c.guard, ident(guard_name(c))) for c in columns if c.guard is not None]
+    q = exp.select(*selected).from_(relation)
     if cursor is None:
         return q
     col = exp.column(ident(cursor.name))
@@ -362,6 +372,13 @@ def text_rows_reader(
 
 def _converted(c: Column) -> exp.Expr:
     raw = exp.column(ident(c.name))
+    if c.guard is not None:
+        typ = exp.DataType.build(c.type, dialect="duckdb")
+        odd = exp.column(ident(guard_name(c)))
+        return exp.Case(
+            ifs=[exp.If(this=exp.Is(this=odd.copy(), expression=exp.Null()), true=raw)],
+            default=exp.TryCast(this=odd, to=typ),
+        )
     if c.how == NATIVE:
         return raw
     typ = exp.DataType.build(c.type, dialect="duckdb")
@@ -374,6 +391,10 @@ def _converted(c: Column) -> exp.Expr:
 
 def _unrepresentable(c: Column) -> exp.Expr | None:
     """True for a row whose raw value of ``c`` does not survive the conversion exactly."""
+    if c.guard is not None:
+        odd = exp.column(ident(guard_name(c)))
+        failed = exp.Is(this=_converted(c), expression=exp.Null())
+        return exp.and_(exp.not_(exp.Is(this=odd, expression=exp.Null())), failed)
     if c.how in (NATIVE, HEX):
         return None
     raw = exp.column(ident(c.name))
@@ -413,7 +434,9 @@ def _rejects_select(
             true=exp.func(
                 "concat",
                 exp.Literal.string(f"column {c.name} ({c.source_type}): value '"),
-                exp.cast(exp.column(ident(c.name)), "VARCHAR"),
+                exp.cast(
+                    exp.column(ident(guard_name(c) if c.guard is not None else c.name)), "VARCHAR"
+                ),
                 exp.Literal.string(f"' is not representable as {c.type}"),
             ),
         )

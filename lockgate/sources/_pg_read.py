@@ -67,6 +67,7 @@ PG_CAST = {
     "json": "JSON",
     "jsonb": "JSON",
 }
+_TIMESTAMPS = ("timestamp without time zone", "timestamp with time zone")
 #: scale given to an unconstrained ``numeric`` (values needing more digits are rejected)
 UNCONSTRAINED_SCALE = 10
 
@@ -94,6 +95,19 @@ def pg_column(name: str, typ: str, typtype: str, category: str, elem: str) -> Co
         return Column(name, as_json, inner.type + "[]", JSON_LIST, typ)
     if bare in PG_NATIVE:
         return Column(name, col, PG_NATIVE[bare], NATIVE, typ)
+    if bare in _TIMESTAMPS:
+        # exact and fast natively (binary COPY: int64 microseconds), except where the
+        # driver's shift to the Unix epoch overflows: ±infinity and years near 294276; those
+        # rows alone also carry their text, cast (or rejected) from it
+        odd = exp.or_(
+            exp.not_(exp.func("isfinite", col.copy())),
+            exp.GTE(
+                this=col.copy(),
+                expression=exp.cast(exp.Literal.string("290000-01-01"), "timestamp"),
+            ),
+        )
+        guard = exp.Case(ifs=[exp.If(this=odd, true=text)])
+        return Column(name, col, PG_CAST[bare], NATIVE, typ, guard=guard)
     if bare in PG_CAST:
         return Column(name, text, PG_CAST[bare], CAST, typ)
     if bare in ("numeric", "decimal"):
@@ -108,6 +122,8 @@ def pg_column(name: str, typ: str, typtype: str, category: str, elem: str) -> Co
 
 def as_text_column(c: Column) -> Column:
     """The fallback reader streams text only: natives travel as text and are cast back."""
+    if c.guard is not None:
+        return Column(c.name, exp.cast(c.remote, "text"), c.type, CAST, c.source_type)
     if c.how != NATIVE:
         return c
     if c.type == "BLOB":
