@@ -24,14 +24,15 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 from sqlglot import exp
 
-from lockgate.engine.session import ident
 from lockgate.errors import ConfigError, InputError, Problem
+from lockgate.sql import ident
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from lockgate.engine.session import Session
 
 
@@ -164,6 +165,8 @@ def read_partitioned(
 
     ``open_reader(i, setup_sql, query_sql)`` opens worker ``i``'s connection, runs
     ``setup_sql`` then streams ``query_sql``; it returns the reader and a close function."""
+    import pyarrow as pa
+
     from lockgate.sources._db import load_stream
 
     limits = bounds(snap, query, spec.column)

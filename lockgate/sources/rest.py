@@ -40,12 +40,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import duckdb
-import pyarrow as pa
 from sqlglot import exp
 
 from lockgate._duration import parse_duration
-from lockgate.engine.session import ident
 from lockgate.errors import ConfigError, InputError, Problem
 from lockgate.sources import _records
 from lockgate.sources._records import tbl
@@ -63,8 +60,11 @@ from lockgate.sources.base import (
     register_source,
     table_columns,
 )
+from lockgate.sql import ident
 
 if TYPE_CHECKING:
+    import duckdb
+
     from lockgate.engine.session import Session
 
 log = logging.getLogger(__name__)
@@ -310,6 +310,8 @@ def _fast_read(
         exp.Literal.string(str(spill)),
         *(named_arg(k, v) for k, v in opts.items()),
     )
+    import duckdb
+
     query = exp.select("*").from_(reader)
     try:
         cols = table_columns(con, query)
@@ -331,6 +333,8 @@ def _locate_rejects(
     """Spill line numbers in ``rejects`` → page URL, page number and record number."""
     if count_rows(con, rejects) == 0:
         return
+    import pyarrow as pa
+
     index = pa.table(
         {
             "first": [p[0] for p in pages],
