@@ -418,6 +418,8 @@ def convert(session: Session, raw: str, table: str, columns: list[Column], origi
     raw table; returns the number of rejected rows. The raw table is dropped."""
     checks = [(c, p) for c in columns if (p := _unrepresentable(c)) is not None]
     bad: exp.Expr = exp.or_(*[p for _, p in checks]) if checks else exp.false()
+    if all(c.how == NATIVE for c in columns):
+        return _convert_in_place(session, raw, table, columns, checks, bad, origin)
     good = exp.select(*[exp.alias_(_converted(c), ident(c.name)) for c in columns])
     good = good.from_(table_ref(raw)).where(exp.not_(exp.paren(bad.copy())))
     session.execute(exp.Create(this=table_ref(table), kind="TABLE", replace=True, expression=good))
@@ -428,6 +430,52 @@ def convert(session: Session, raw: str, table: str, columns: list[Column], origi
     n = session.execute(exp.select(exp.func("count", exp.Star())).from_(table_ref(rejects)))
     row = n.fetchone()
     return int(row[0]) if row else 0
+
+
+def _convert_in_place(
+    session: Session,
+    raw: str,
+    table: str,
+    columns: list[Column],
+    checks: list[tuple[Column, exp.Expr]],
+    bad: exp.Expr,
+    origin: str,
+) -> int:
+    """:func:`convert` when every column streamed natively: the raw table becomes the
+    stage table (a rename, not a copy of every row); only the rows a guard flags are
+    rejected or rewritten from their text, then the guard columns are dropped."""
+    rejects = table + REJECTS_SUFFIX
+    n = 0
+    if checks:
+        session.execute(exp.insert(_rejects_select(raw, checks, bad, origin), table_ref(rejects)))
+        row = session.execute(
+            exp.select(exp.func("count", exp.Star())).from_(table_ref(rejects))
+        ).fetchone()
+        n = int(row[0]) if row else 0
+        if n:
+            session.execute(exp.delete(table_ref(raw), where=bad.copy()))
+    for c in columns:
+        if c.guard is None:
+            continue
+        odd = exp.column(ident(guard_name(c)))
+        session.execute(
+            exp.update(
+                table_ref(raw),
+                {ident(c.name).sql("duckdb"): _converted(c)},
+                where=exp.not_(exp.Is(this=odd, expression=exp.Null())),
+            )
+        )
+        session.execute(
+            "ALTER TABLE "
+            + table_ref(raw).sql("duckdb")
+            + " DROP COLUMN "
+            + ident(guard_name(c)).sql("duckdb")
+        )
+    session.drop(table)
+    session.execute(
+        "ALTER TABLE " + table_ref(raw).sql("duckdb") + " RENAME TO " + ident(table).sql("duckdb")
+    )
+    return n
 
 
 def _rejects_select(
