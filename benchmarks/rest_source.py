@@ -22,7 +22,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.sources.rest_server import Request, running  # noqa: E402
+from tests.sources.rest_server import Request, running
 
 PAGE = 1000
 
