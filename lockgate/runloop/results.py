@@ -86,6 +86,8 @@ SKIP_REASONS: dict[str, str] = {
     "superseded": "merge: the table already holds a newer version of the key (by cursor)",
     "duplicate_in_window": "merge: another row of the batch has the same key and wins",
     "late": "older than watermark - lookback, dropped by incremental.late: skip",
+    "duplicate_record": "the source returned the same record twice in one read (offset "
+    "pagination over a list that changed): one copy kept",
 }
 
 

@@ -78,6 +78,14 @@ class Column:
     type: str
     how: str = NATIVE
     source_type: str = ""
+    #: ``native`` read whose driver mangles some values (ADBC overflows PostgreSQL's
+    #: ``infinity`` timestamps): a second remote column, ``<name>__lg_guard``, holds the
+    #: database's text for those rows only (NULL otherwise); they are cast from it instead
+    guard: exp.Expr | None = None
+
+
+def guard_name(c: Column) -> str:
+    return c.name + "__lg_guard"
 
 
 def check_config(request: SourceRequest, config: DbSourceConfig) -> None:
@@ -128,9 +136,18 @@ def read_query(
     settle: str | None,
     now: exp.Expr,
     dialect: str,
+    lookback: str | int | float | None = None,
 ) -> exp.Select:
-    """``SELECT <remote exprs> FROM relation [WHERE cursor >= since AND cursor < now - settle]``."""
-    q = exp.select(*[exp.alias_(c.remote, ident(c.name)) for c in columns]).from_(relation)
+    """``SELECT <remote exprs> FROM relation [WHERE cursor >= since [- lookback] AND
+    cursor < now - settle]``.
+
+    ``lookback`` (the dataset's ``incremental.lookback``) reads again that much before the
+    last cursor value read — a duration for a time cursor, a number for a numeric one — so
+    rows that arrived late with an older cursor are caught; the run loop takes the rows it
+    had already published out of the batch (``already_published``)."""
+    selected = [exp.alias_(c.remote, ident(c.name)) for c in columns]
+    selected += [exp.alias_(c.guard, ident(guard_name(c))) for c in columns if c.guard is not None]
+    q = exp.select(*selected).from_(relation)
     if cursor is None:
         return q
     col = exp.column(ident(cursor.name))
@@ -138,6 +155,8 @@ def read_query(
     if dialect == "postgres":  # MySQL compares a column with a string literal by its type
         typ = exp.DataType.build(cursor.source_type or "text", dialect=dialect, udt=True)
         lowest = exp.cast(lowest, typ)
+    if since is not None and lookback is not None:
+        lowest = _minus(lowest, cursor, lookback)
     if since is not None:
         q = q.where(exp.GTE(this=col, expression=lowest))
     if settle is not None:
@@ -145,6 +164,32 @@ def read_query(
         upper = exp.Sub(this=now, expression=exp.Interval(this=seconds, unit=exp.var("SECOND")))
         q = q.where(exp.LT(this=col, expression=upper))
     return q
+
+
+def _minus(value: exp.Expr, cursor: Column, lookback: str | int | float) -> exp.Expr:
+    """``value - lookback`` in the cursor's terms: an interval for dates and timestamps,
+    a number otherwise."""
+    if "TIME" in cursor.type or cursor.type == "DATE":
+        seconds = int(
+            duration(lookback if isinstance(lookback, str) else f"{lookback}s").total_seconds()
+        )
+        if cursor.type == "DATE":  # whole days: a date minus a time interval is a timestamp
+            days = exp.Interval(
+                this=exp.Literal.number(max(seconds // 86400, 0)), unit=exp.var("DAY")
+            )
+            return exp.cast(exp.Sub(this=value, expression=days), "DATE")
+        step = exp.Interval(this=exp.Literal.number(seconds), unit=exp.var("SECOND"))
+        return exp.Sub(this=value, expression=step)
+    if isinstance(lookback, str):
+        raise ConfigError(
+            [
+                Problem(
+                    f"incremental.lookback {lookback!r} is a duration but cursor "
+                    f"'{cursor.name}' is {cursor.source_type}: use a number"
+                )
+            ]
+        )
+    return exp.Sub(this=value, expression=exp.Literal.number(lookback))
 
 
 def cursor_read(
@@ -158,6 +203,20 @@ def cursor_read(
 ) -> tuple[str, Column | None]:
     """The read's SQL text (from the resume token's cursor on, when incremental) and the
     cursor column, if any."""
+    query, cursor = cursor_select(request, relation, columns, resume, now=now, dialect=dialect)
+    return query.sql(dialect), cursor
+
+
+def cursor_select(
+    request: SourceRequest,
+    relation: exp.Expr,
+    columns: list[Column],
+    resume: object,
+    *,
+    now: exp.Expr,
+    dialect: str,
+) -> tuple[exp.Select, Column | None]:
+    """:func:`cursor_read` as an expression (a partitioned read adds its range to it)."""
     config = request.config
     assert isinstance(config, DbSourceConfig)
     inc = request.incremental
@@ -182,8 +241,49 @@ def cursor_read(
         settle=config.settle,
         now=now,
         dialect=dialect,
+        lookback=inc.lookback if inc is not None else None,
     )
-    return query.sql(dialect), cursor
+    return query, cursor
+
+
+def fingerprint_select(
+    request: SourceRequest, relation: exp.Expr, *, now: exp.Expr, text_type: str
+) -> exp.Select | None:
+    """The cheap "has anything changed?" query of an incremental read, or None (a full
+    read has none: every run reads it).
+
+    ``SELECT max(cursor), count(rows from max - lookback on)`` over the settled rows: an
+    index on the cursor answers both. It changes when a row arrives with a newer cursor, a
+    row lands at (or within the lookback before) the newest one, or such a row is deleted —
+    everything the incremental read could see. A late row older than the lookback is not
+    seen by the read either."""
+    inc = request.incremental
+    config = request.config
+    if inc is None or not isinstance(config, DbSourceConfig):
+        return None
+    col = exp.column(ident(inc.cursor))
+    settled: exp.Expr | None = None
+    if config.settle is not None:
+        seconds = exp.Literal.number(int(duration(config.settle).total_seconds()))
+        upper = exp.Sub(
+            this=now.copy(), expression=exp.Interval(this=seconds, unit=exp.var("SECOND"))
+        )
+        settled = exp.LT(this=col.copy(), expression=upper)
+    newest = exp.select(exp.func("max", col.copy())).from_(relation.copy())
+    if settled is not None:
+        newest = newest.where(settled.copy())
+    lowest: exp.Expr = newest.subquery()
+    if isinstance(inc.lookback, str):
+        back = int(duration(inc.lookback).total_seconds())
+        step = exp.Interval(this=exp.Literal.number(back), unit=exp.var("SECOND"))
+        lowest = exp.Sub(this=lowest, expression=step)
+    elif inc.lookback is not None:
+        lowest = exp.Sub(this=lowest, expression=exp.Literal.number(inc.lookback))
+    recent = exp.select(exp.func("count", exp.Star())).from_(relation.copy())
+    recent = recent.where(exp.GTE(this=col.copy(), expression=lowest))
+    if settled is not None:
+        recent = recent.where(settled.copy())
+    return exp.select(exp.cast(newest.subquery(), text_type), recent.subquery())
 
 
 def finish(
@@ -277,6 +377,13 @@ def text_rows_reader(
 
 def _converted(c: Column) -> exp.Expr:
     raw = exp.column(ident(c.name))
+    if c.guard is not None:
+        typ = exp.DataType.build(c.type, dialect="duckdb")
+        odd = exp.column(ident(guard_name(c)))
+        return exp.Case(
+            ifs=[exp.If(this=exp.Is(this=odd.copy(), expression=exp.Null()), true=raw)],
+            default=exp.TryCast(this=odd, to=typ),
+        )
     if c.how == NATIVE:
         return raw
     typ = exp.DataType.build(c.type, dialect="duckdb")
@@ -289,6 +396,10 @@ def _converted(c: Column) -> exp.Expr:
 
 def _unrepresentable(c: Column) -> exp.Expr | None:
     """True for a row whose raw value of ``c`` does not survive the conversion exactly."""
+    if c.guard is not None:
+        odd = exp.column(ident(guard_name(c)))
+        failed = exp.Is(this=_converted(c), expression=exp.Null())
+        return exp.and_(exp.not_(exp.Is(this=odd, expression=exp.Null())), failed)
     if c.how in (NATIVE, HEX):
         return None
     raw = exp.column(ident(c.name))
@@ -307,6 +418,8 @@ def convert(session: Session, raw: str, table: str, columns: list[Column], origi
     raw table; returns the number of rejected rows. The raw table is dropped."""
     checks = [(c, p) for c in columns if (p := _unrepresentable(c)) is not None]
     bad: exp.Expr = exp.or_(*[p for _, p in checks]) if checks else exp.false()
+    if all(c.how == NATIVE for c in columns):
+        return _convert_in_place(session, raw, table, columns, checks, bad, origin)
     good = exp.select(*[exp.alias_(_converted(c), ident(c.name)) for c in columns])
     good = good.from_(table_ref(raw)).where(exp.not_(exp.paren(bad.copy())))
     session.execute(exp.Create(this=table_ref(table), kind="TABLE", replace=True, expression=good))
@@ -319,6 +432,52 @@ def convert(session: Session, raw: str, table: str, columns: list[Column], origi
     return int(row[0]) if row else 0
 
 
+def _convert_in_place(
+    session: Session,
+    raw: str,
+    table: str,
+    columns: list[Column],
+    checks: list[tuple[Column, exp.Expr]],
+    bad: exp.Expr,
+    origin: str,
+) -> int:
+    """:func:`convert` when every column streamed natively: the raw table becomes the
+    stage table (a rename, not a copy of every row); only the rows a guard flags are
+    rejected or rewritten from their text, then the guard columns are dropped."""
+    rejects = table + REJECTS_SUFFIX
+    n = 0
+    if checks:
+        session.execute(exp.insert(_rejects_select(raw, checks, bad, origin), table_ref(rejects)))
+        row = session.execute(
+            exp.select(exp.func("count", exp.Star())).from_(table_ref(rejects))
+        ).fetchone()
+        n = int(row[0]) if row else 0
+        if n:
+            session.execute(exp.delete(table_ref(raw), where=bad.copy()))
+    for c in columns:
+        if c.guard is None:
+            continue
+        odd = exp.column(ident(guard_name(c)))
+        session.execute(
+            exp.update(
+                table_ref(raw),
+                {ident(c.name).sql("duckdb"): _converted(c)},
+                where=exp.not_(exp.Is(this=odd, expression=exp.Null())),
+            )
+        )
+        session.execute(
+            "ALTER TABLE "
+            + table_ref(raw).sql("duckdb")
+            + " DROP COLUMN "
+            + ident(guard_name(c)).sql("duckdb")
+        )
+    session.drop(table)
+    session.execute(
+        "ALTER TABLE " + table_ref(raw).sql("duckdb") + " RENAME TO " + ident(table).sql("duckdb")
+    )
+    return n
+
+
 def _rejects_select(
     raw: str, checks: list[tuple[Column, exp.Expr]], bad: exp.Expr, origin: str
 ) -> exp.Select:
@@ -328,7 +487,9 @@ def _rejects_select(
             true=exp.func(
                 "concat",
                 exp.Literal.string(f"column {c.name} ({c.source_type}): value '"),
-                exp.cast(exp.column(ident(c.name)), "VARCHAR"),
+                exp.cast(
+                    exp.column(ident(guard_name(c) if c.guard is not None else c.name)), "VARCHAR"
+                ),
                 exp.Literal.string(f"' is not representable as {c.type}"),
             ),
         )

@@ -27,6 +27,7 @@ from lockgate.sources._db import (
     Column,
     DbSourceConfig,
     cursor_read,
+    cursor_select,
     finish,
     load_stream,
     optional_module,
@@ -67,6 +68,7 @@ PG_CAST = {
     "json": "JSON",
     "jsonb": "JSON",
 }
+_TIMESTAMPS = ("timestamp without time zone", "timestamp with time zone")
 #: scale given to an unconstrained ``numeric`` (values needing more digits are rejected)
 UNCONSTRAINED_SCALE = 10
 
@@ -94,6 +96,19 @@ def pg_column(name: str, typ: str, typtype: str, category: str, elem: str) -> Co
         return Column(name, as_json, inner.type + "[]", JSON_LIST, typ)
     if bare in PG_NATIVE:
         return Column(name, col, PG_NATIVE[bare], NATIVE, typ)
+    if bare in _TIMESTAMPS:
+        # exact and fast natively (binary COPY: int64 microseconds), except where the
+        # driver's shift to the Unix epoch overflows: ±infinity and years near 294276; those
+        # rows alone also carry their text, cast (or rejected) from it
+        odd = exp.or_(
+            exp.not_(exp.func("isfinite", col.copy())),
+            exp.GTE(
+                this=col.copy(),
+                expression=exp.cast(exp.Literal.string("290000-01-01"), "timestamp"),
+            ),
+        )
+        guard = exp.Case(ifs=[exp.If(this=odd, true=text)])
+        return Column(name, col, PG_CAST[bare], NATIVE, typ, guard=guard)
     if bare in PG_CAST:
         return Column(name, text, PG_CAST[bare], CAST, typ)
     if bare in ("numeric", "decimal"):
@@ -108,6 +123,8 @@ def pg_column(name: str, typ: str, typtype: str, category: str, elem: str) -> Co
 
 def as_text_column(c: Column) -> Column:
     """The fallback reader streams text only: natives travel as text and are cast back."""
+    if c.guard is not None:
+        return Column(c.name, exp.cast(c.remote, "text"), c.type, CAST, c.source_type)
     if c.how != NATIVE:
         return c
     if c.type == "BLOB":
@@ -153,6 +170,14 @@ def read_postgres(
     driver = optional_module("adbc_driver_postgresql.dbapi")
     if driver is None:
         columns = [as_text_column(c) for c in columns]
+    partition = getattr(config, "partition", None)
+    origin = f"postgres:{config.table or 'query'}"
+    if partition is not None:
+        raw, cursor = _read_partitioned(
+            source, session, table, conninfo, (relation, columns), resume, driver
+        )
+        rejected, last = finish(session, raw, table, columns, cursor=cursor, origin=origin)
+        return rejected, ({"cursor": last} if last is not None else None)
     now = exp.func("now")
     query, cursor = cursor_read(
         source.request, relation, columns, resume, now=now, dialect="postgres"
@@ -161,9 +186,68 @@ def read_postgres(
         raw = _read_adbc(driver, session, table, conninfo, query)
     else:
         raw = _read_psycopg(session, table, conninfo, query, config.batch_rows)
-    origin = f"postgres:{config.table or 'query'}"
     rejected, last = finish(session, raw, table, columns, cursor=cursor, origin=origin)
     return rejected, ({"cursor": last} if last is not None else None)
+
+
+def _read_partitioned(
+    source: Source,
+    session: Session,
+    table: str,
+    conninfo: str,
+    plan: tuple[exp.Expr, list[Column]],
+    resume: ResumeToken,
+    driver: Any,
+) -> tuple[str, Column | None]:
+    """The read split in ranges on ``partition.column``, one connection each, all on the
+    coordinator's snapshot (:mod:`lockgate.sources._pg_partition`)."""
+    import psycopg
+
+    from lockgate.sources._pg_partition import Hooks, SharedSnapshot, read_partitioned
+
+    config = source.config
+    assert isinstance(config, DbSourceConfig)
+    spec = getattr(config, "partition", None)
+    assert spec is not None
+    relation, columns = plan
+    with SharedSnapshot(conninfo) as snap:
+        # now() of the snapshot, the same for every partition (settle: one upper bound)
+        (now_value,) = snap.one(exp.select(exp.cast(exp.func("now"), "text")))
+        now = exp.cast(exp.Literal.string(str(now_value)), "timestamptz")
+        query, cursor = cursor_select(
+            source.request, relation, columns, resume, now=now, dialect="postgres"
+        )
+
+        def open_reader(i: int, setup: list[str], sql: str) -> tuple[Any, Any]:
+            if driver is not None:
+                conn = driver.connect(conninfo, autocommit=True)
+                cur = conn.cursor()
+                run = cur.execute
+            else:
+                conn = psycopg.connect(conninfo, autocommit=True)
+                cur = None
+                run = conn.execute
+            try:
+                for statement in setup:
+                    run(statement)
+                _session_setup(cur if cur is not None else conn)
+                if Hooks.before_read is not None:
+                    Hooks.before_read(i)
+                if cur is not None:
+                    cur.execute(sql)
+                    reader = cur.fetch_record_batch()
+                    return reader, lambda: (cur.close(), conn.close())
+                named = conn.cursor(name=f"lg_source_{i}")
+                named.execute(sql)
+                names = [d.name for d in named.description or []]
+                reader = text_rows_reader(names, named.fetchmany, config.batch_rows)
+                return reader, lambda: (named.close(), conn.close())
+            except BaseException:
+                conn.close()
+                raise
+
+        raw = read_partitioned(session, table, query, spec, snap, open_reader)
+    return raw, cursor
 
 
 def _plan(pg: Any, config: DbSourceConfig) -> tuple[exp.Expr, list[Column]]:

@@ -118,6 +118,9 @@ class StagedSource:
     files: list[str]
     columns: dict[str, str] = field(default_factory=dict)
     resume: ResumeToken = None
+    #: records read but neither staged nor rejected, by named reason (e.g. a REST record
+    #: returned twice: ``duplicate_record``); the run loop counts them as skipped
+    skipped: dict[str, int] = field(default_factory=dict)
 
 
 class Source(ABC):
@@ -154,7 +157,8 @@ class Source(ABC):
 
     def fingerprint(self) -> JsonValue:
         """A cheap, JSON-serialisable description of the current input (no data read):
-        the run loop's pinned input. Only called when :attr:`SUPPORTS_FINGERPRINT`."""
+        the run loop's pinned input. Only called when :attr:`SUPPORTS_FINGERPRINT`; None
+        means "none for this config" (the source is read on every run)."""
         raise NotImplementedError(f"source type {self.TYPE!r} has no fingerprint")
 
     @abstractmethod

@@ -17,10 +17,12 @@ represented: the row goes to the rejects with the column and the value.
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from urllib.parse import quote, urlsplit
 
+from pydantic import JsonValue
 from sqlglot import exp
 
 from lockgate.errors import ConfigError, InputError, LockgateError, Problem, TransientError
@@ -33,6 +35,7 @@ from lockgate.sources._db import (
     Column,
     DbSourceConfig,
     cursor_read,
+    fingerprint_select,
     finish,
     load_stream,
     optional_module,
@@ -53,6 +56,8 @@ from lockgate.sql import ident
 
 if TYPE_CHECKING:
     from lockgate.engine.session import Session
+
+log = logging.getLogger(__name__)
 
 
 class MySqlSourceSpec(DbSourceConfig):
@@ -125,6 +130,32 @@ class MySqlSource(Source):
     CONFIG: ClassVar[type[SourceConfig]] = MySqlSourceSpec
     SUPPORTS_INCREMENTAL: ClassVar[bool] = True
     SUPPORTS_REJECTS: ClassVar[bool] = True
+    SUPPORTS_FINGERPRINT: ClassVar[bool] = True
+
+    def fingerprint(self) -> JsonValue:
+        """As PostgreSQL's: the newest settled cursor value and the rows at (or within the
+        lookback before) it, one query; None for a full read (every run reads)."""
+        config = self.config
+        assert isinstance(config, MySqlSourceSpec)
+        if config.table is not None:
+            db, _, name = config.table.rpartition(".")
+            relation: exp.Expr = exp.table_(ident(name), db=ident(db) if db else None)
+        else:
+            assert config.query is not None
+            relation = parse_query(config.query, "mysql").subquery("q")
+        now = exp.Anonymous(this="UTC_TIMESTAMP")
+        query = fingerprint_select(self.request, relation, now=now, text_type="CHAR")
+        if query is None:
+            return None
+        try:
+            with _pymysql_connect(self._url()) as conn, conn.cursor() as cur:
+                cur.execute(query.sql("mysql"))
+                row = cur.fetchone()
+        except Exception as e:  # the read reports the problem (with its own message)
+            log.info("dataset %s: no fingerprint: %s", self.dataset, redact(str(e)))
+            return None
+        newest, count = row if row is not None else (None, 0)
+        return {"type": "mysql", "newest": newest, "rows_at_newest": int(count or 0)}
 
     def stage(self, session: Session, table: str, *, resume: ResumeToken = None) -> StagedSource:
         config = self.config

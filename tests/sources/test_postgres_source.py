@@ -282,3 +282,34 @@ def test_settle_needs_a_timestamp_cursor(tmp_path: Path, pg: Any, pg_url: str) -
     result = lockgate.run(root)
     assert not result.ok
     assert "'settle:' needs a timestamp cursor; 'id' is integer" in str(result.steps[0].error)
+
+
+def test_timestamps_stream_natively_and_overflowing_values_are_caught(
+    tmp_path: Path, pg: Any, pg_url: str
+) -> None:
+    # ADBC shifts PostgreSQL's 2000-based microseconds to 1970: exact for BC values, but
+    # it overflows for ±infinity and years near 294276 — those rows carry their text too
+    pg.execute(
+        "CREATE TABLE ts (id int, t timestamp, tz timestamptz); INSERT INTO ts VALUES "
+        "(1, '2024-02-29 23:59:59.999999', '2024-06-01 10:00:00+02'),"
+        "(2, '0044-03-15 12:00:00 BC', '4713-01-01 00:00:00+00 BC'),"
+        "(3, '294276-12-31 23:59:59', '2024-01-01 00:00:00+00'),"
+        "(4, NULL, '294276-12-31 23:59:59+00'), (5, NULL, NULL)"
+    )
+    root = _project(tmp_path / "p", pg_url, {"table": "ts"})
+    result = lockgate.run(root)
+    step = result.steps[0]
+    assert result.ok, step.error
+    assert step.rows_in == 5 and step.rows_out == 3 and step.rows_quarantined == 2
+    import duckdb
+
+    con = duckdb.connect()
+    con.register("published", lockgate.read(root, "items"))
+    got = con.sql("SELECT id, t::VARCHAR, tz::VARCHAR FROM published ORDER BY id").fetchall()
+    assert got[0] == (1, "2024-02-29 23:59:59.999999", "2024-06-01 08:00:00+00")
+    assert got[1][1] == "0044-03-15 (BC) 12:00:00" and got[1][2].startswith("4713-01-01 (BC)")
+    assert got[2] == (5, None, None)
+    q = lockgate.read(root, "items", quarantine=True).to_pylist()
+    reasons = sorted(r["_lg_reason"] for r in q)
+    assert "column t (timestamp without time zone): value '294276-12-31 23:59:59'" in reasons[0]
+    assert "column tz (timestamp with time zone): value '294276-12-31 23:59:59+00'" in reasons[1]

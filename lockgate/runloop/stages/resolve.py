@@ -62,9 +62,10 @@ def resolve_inputs(ctx: StepContext, spec: DatasetSpec) -> dict[str, object]:
     """Pinned inputs: upstream Delta versions, or the source files' fingerprint."""
     if spec.kind == "source":
         source = open_source(ctx, spec)
-        if not source.SUPPORTS_FINGERPRINT:  # no cheap "unchanged": every run reads it
+        fp = source.fingerprint() if source.SUPPORTS_FINGERPRINT else None
+        if fp is None:  # no cheap "unchanged" (for this config): every run reads it
             return {"source": {"type": source.TYPE, "run": ctx.run_id}}
-        return {"source": source.fingerprint()}
+        return {"source": fp}
     return {up: ctx.store.version(up) for up in ctx.project.deps.get(spec.name, ())}
 
 

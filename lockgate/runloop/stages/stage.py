@@ -29,7 +29,8 @@ def stage(ctx: StepContext, state: StepState) -> None:
     ctx.report(spec.name, "staging")
     state.quarantine = ctx.store.snapshot(spec.name + "__quarantine")
     rejects = _extract(ctx, state)
-    res.rows_in = ses.count(state.stage) + rejects
+    # records the source read but skipped (named reasons) are records read too
+    res.rows_in = ses.count(state.stage) + rejects + res.rows_skipped
     state.rereads = _settle_rereads(ctx, state)
     state.rejects = rejects - state.rereads.known_rejects
     state.staged_rows = ses.count(state.stage)
@@ -66,6 +67,8 @@ def _extract(ctx: StepContext, state: StepState) -> int:
         resume = cast("ResumeToken", resume)
         staged = open_source(ctx, spec).stage(ctx.session, state.stage, resume=resume)
         state.result.inputs["resume"] = staged.resume
+        for reason, n in staged.skipped.items():
+            state.result.skip(reason, n)
         return staged.rejected
     views = _register_inputs(ctx, state)
     where = spec.defined_in or "?"

@@ -1,0 +1,212 @@
+"""The ``source: {type: rest, …}`` config: endpoint, auth, paginator, retries, rate limit.
+
+Modelled on dlt's ``rest_api`` (client ``base_url``/``headers``/``auth``/``paginator``,
+endpoint ``path``/``params``/``data_selector``, incremental ``start_param`` + ``lag``), for
+one endpoint per dataset. Secrets (``token``, ``key``, ``password``, ``client_secret``) must
+be references — ``${ENV_VAR}`` or ``file:/path`` — never literals in the project files.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from lockgate.connections import references
+from lockgate.sources.base import SourceConfig
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def _secret_ref(value: str) -> str:
+    if not references(value):
+        raise ValueError(
+            "a secret must be a reference, not a literal: write '${API_TOKEN}' (environment "
+            "variable) or 'file:/run/secrets/token' — literals end up in project files and logs"
+        )
+    return value
+
+
+class BearerAuth(_Frozen):
+    """``Authorization: Bearer <token>``."""
+
+    type: Literal["bearer"] = "bearer"
+    token: str = Field(description="a reference: '${API_TOKEN}' or 'file:/path'")
+
+    _ref = field_validator("token")(_secret_ref)
+
+
+class ApiKeyAuth(_Frozen):
+    """An API key in a header or in the query string (hidden in every message either way)."""
+
+    type: Literal["api_key"] = "api_key"
+    name: str = Field(default="X-API-Key", description="header or query parameter name")
+    key: str = Field(description="a reference: '${API_KEY}' or 'file:/path'")
+    location: Literal["header", "query"] = "header"
+
+    _ref = field_validator("key")(_secret_ref)
+
+
+class BasicAuth(_Frozen):
+    """HTTP basic authentication."""
+
+    type: Literal["basic"] = "basic"
+    username: str
+    password: str = Field(description="a reference: '${API_PASSWORD}' or 'file:/path'")
+
+    _ref = field_validator("password")(_secret_ref)
+
+
+class OAuth2ClientCredentials(_Frozen):
+    """OAuth2 client-credentials grant: a token fetched from ``token_url``, renewed when it
+    expires or the API answers 401."""
+
+    type: Literal["oauth2_client_credentials"] = "oauth2_client_credentials"
+    token_url: str
+    client_id: str
+    client_secret: str = Field(description="a reference: '${CLIENT_SECRET}' or 'file:/path'")
+    scope: str | None = None
+
+    _ref = field_validator("client_secret")(_secret_ref)
+
+
+Auth = Annotated[
+    BearerAuth | ApiKeyAuth | BasicAuth | OAuth2ClientCredentials, Field(discriminator="type")
+]
+
+
+class SinglePage(_Frozen):
+    """One request, no pagination."""
+
+    type: Literal["single_page"] = "single_page"
+
+
+class PageNumberPaginator(_Frozen):
+    """``?page=1``, ``?page=2``… until an empty page or ``total_path`` pages."""
+
+    type: Literal["page_number"] = "page_number"
+    page_param: str = "page"
+    base_page: int = 1
+    page_size: int | None = Field(default=None, ge=1, description="sent as page_size_param")
+    page_size_param: str = "per_page"
+    total_path: str | None = Field(default=None, description="JSON path of the page count")
+
+
+class OffsetPaginator(_Frozen):
+    """``?offset=0&limit=100``… until an empty page, ``offset >= total`` or ``has_more`` false."""
+
+    type: Literal["offset"] = "offset"
+    limit: int = Field(default=100, ge=1)
+    offset_param: str = "offset"
+    limit_param: str = "limit"
+    total_path: str | None = Field(default=None, description="JSON path of the record count")
+    has_more_path: str | None = Field(default=None, description="JSON path of a boolean")
+
+
+class CursorPaginator(_Frozen):
+    """The next page's cursor (next-token) is in the body; sent back as ``cursor_param``;
+    the last page has none (null, empty, missing) or ``has_more`` false."""
+
+    type: Literal["cursor"] = "cursor"
+    cursor_path: str = "next_cursor"
+    cursor_param: str = "cursor"
+    has_more_path: str | None = None
+
+
+class JsonLinkPaginator(_Frozen):
+    """The next page's URL is in the body (absolute or relative to the page)."""
+
+    type: Literal["json_link"] = "json_link"
+    next_url_path: str = "next"
+
+
+class HeaderLinkPaginator(_Frozen):
+    """The next page's URL is in the ``Link`` header (RFC 8288), relation ``rel``."""
+
+    type: Literal["header_link"] = "header_link"
+    rel: str = "next"
+
+
+Paginator = Annotated[
+    SinglePage
+    | PageNumberPaginator
+    | OffsetPaginator
+    | CursorPaginator
+    | JsonLinkPaginator
+    | HeaderLinkPaginator,
+    Field(discriminator="type"),
+]
+
+
+class RetryPolicy(_Frozen):
+    """Retries of one request on 429, 5xx (500/502/503/504), timeouts and lost connections."""
+
+    attempts: int = Field(default=6, ge=0, description="retries after the first try")
+    backoff: float = Field(
+        default=0.5, ge=0, description="seconds; doubled per retry, jittered (no Retry-After)"
+    )
+    max_wait: float = Field(
+        default=60.0,
+        ge=0,
+        description="longest wait (s): a Retry-After beyond it fails the step (transient) "
+        "instead of hammering the server",
+    )
+
+
+class RestSourceSpec(SourceConfig):
+    """One REST endpoint, all its pages, as one dataset."""
+
+    type: Literal["rest"] = "rest"
+    base_url: str = Field(description="e.g. https://api.example.com/v1 (may hold ${VAR})")
+    path: str = Field(default="", description="endpoint path, appended to base_url")
+    method: Literal["GET", "POST"] = "GET"
+    params: dict[str, str | int | float | bool] = Field(
+        default_factory=dict, description="query parameters (values may hold ${VAR})"
+    )
+    headers: dict[str, str] = Field(
+        default_factory=dict, description="request headers (values may hold ${VAR}: hidden)"
+    )
+    auth: Auth | None = None
+    paginator: Paginator = Field(default_factory=SinglePage)
+    record_path: str | None = Field(
+        default=None,
+        description="JSONPath of the records in a page ('data', '$.result.items', "
+        "'data[*]'); default: the page itself if it is a list, else its only list value",
+    )
+    since_param: str | None = Field(
+        default=None,
+        description="incremental: query parameter that receives the last cursor value read "
+        "(minus the dataset's incremental.lookback); the API returns records from it on",
+    )
+    since_initial: str | None = Field(
+        default=None, description="since_param's value on the first run (default: not sent)"
+    )
+    since_format: str | None = Field(
+        default=None,
+        description="strftime format of a timestamp cursor in since_param "
+        "(default: ISO 8601, e.g. 2024-05-01T10:00:00+00:00)",
+    )
+    primary_key: list[str] = Field(
+        default_factory=list,
+        description="records with the same key read twice in one run (offset pagination over a "
+        "changing list): the later page's copy is kept, the other skipped (duplicate_record)",
+    )
+    dedupe: bool = Field(
+        default=True, description="skip records identical to one read before in the same run"
+    )
+    columns: dict[str, str] | None = Field(
+        default=None, description="declared column types (records that do not fit: quarantined)"
+    )
+    retry: RetryPolicy = Field(default_factory=RetryPolicy)
+    rate_limit: float | None = Field(
+        default=None, gt=0, description="most requests per second (client-side)"
+    )
+    max_pages: int = Field(
+        default=100_000, ge=1, description="more pages than this fails the step (runaway loop)"
+    )
+    max_page_bytes: int = Field(
+        default=64 * 1024 * 1024, ge=1024, description="a larger response body fails the step"
+    )
+    timeout: float = Field(default=30.0, gt=0, description="seconds per request")

@@ -1,0 +1,390 @@
+"""``type: rest`` — the records of one REST endpoint, every page, as one dataset.
+
+.. code-block:: yaml
+
+    source:
+      type: rest
+      base_url: https://api.example.com/v1
+      path: /orders
+      auth: {type: bearer, token: "${SHOP_API_TOKEN}"}
+      paginator: {type: cursor, cursor_path: meta.next, cursor_param: after}
+      record_path: data
+      since_param: updated_since        # with incremental: {cursor: updated_at}
+      primary_key: [id]
+      rate_limit: 10                    # requests per second
+
+Config: :mod:`lockgate.sources._rest_config`; HTTP (auth, retries honouring
+``Retry-After``, rate limit, paginators, page cap, loop detection): :mod:`._rest_http`.
+
+Each page's records are written as NDJSON lines to a spill file (memory holds one page),
+then staged by DuckDB with the same record-level quarantine as JSON files: a record that
+is not an object, has a duplicate key, or a value that does not fit its declared type goes
+to ``<table>__rejects`` with the page URL (secrets hidden), its number in the page and the
+reason. A response that is not JSON, a pagination loop or an error status fails the step:
+nothing is published. A record read twice in one run (offset pagination over a list that
+changed) is skipped under the named reason ``duplicate_record``: records read = published
++ quarantined + skipped.
+
+With ``incremental: {cursor: col}`` on the dataset and ``since_param:``, each run asks for
+records from the last cursor value read (minus ``incremental.lookback``); the run loop
+classifies the records read again (``already_published``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from sqlglot import exp
+
+from lockgate._duration import parse_duration
+from lockgate.errors import ConfigError, InputError, Problem
+from lockgate.sources import _records
+from lockgate.sources._records import tbl
+from lockgate.sources._rest_config import RestSourceSpec
+from lockgate.sources._rest_http import PageReader, resolve_secrets
+from lockgate.sources.base import (
+    REJECTS_SUFFIX,
+    ResumeToken,
+    Source,
+    SourceConfig,
+    StagedSource,
+    cap_raw_records,
+    count_rows,
+    create_rejects_table,
+    register_source,
+    table_columns,
+)
+from lockgate.sql import ident
+
+if TYPE_CHECKING:
+    import duckdb
+
+    from lockgate.engine.session import Session
+
+log = logging.getLogger(__name__)
+
+#: the longest record (characters) staged; longer ones are quarantined
+MAX_RECORD_CHARS = 16 * 1024 * 1024
+
+
+@register_source
+class RestSource(Source):
+    """Pages of a REST endpoint → NDJSON spill → typed staging table (+ rejects)."""
+
+    TYPE: ClassVar[str] = "rest"
+    CONFIG: ClassVar[type[SourceConfig]] = RestSourceSpec
+    SUPPORTS_INCREMENTAL: ClassVar[bool] = True
+    SUPPORTS_REJECTS: ClassVar[bool] = True
+
+    def stage(self, session: Session, table: str, *, resume: ResumeToken = None) -> StagedSource:
+        config = self.config
+        assert isinstance(config, RestSourceSpec)
+        self._check()
+        secrets = resolve_secrets(config, self.dataset, self.project_root)
+        since = self._since(resume)
+        con = session.con
+        rejects = create_rejects_table(con, table)
+        tmp_root = getattr(session, "tmp_dir", None)
+        if tmp_root is not None:
+            Path(tmp_root).mkdir(parents=True, exist_ok=True)
+        with (
+            tempfile.TemporaryDirectory(prefix="lg_rest_", dir=tmp_root) as tmp,
+            PageReader(config, secrets, dataset=self.dataset) as reader,
+        ):
+            spill = Path(tmp) / "records.ndjson"
+            pages, lines, odd = _spill(reader.pages(since), spill)
+            log.info(
+                "dataset %s: %d record(s) from %d page(s) of %s",
+                self.dataset,
+                lines,
+                len(pages),
+                reader.show(reader.start_url()),
+            )
+            self._stage_spill(con, table, rejects, spill, lines, odd)
+        if lines:
+            _locate_rejects(con, rejects, pages)
+        cap_raw_records(con, rejects)
+        skipped = self._dedupe(con, table)
+        cursor = self.request.incremental.cursor if self.request.incremental else None
+        last = _max_cursor(con, table, cursor) if cursor else None
+        return StagedSource(
+            rows=count_rows(con, table),
+            rejected=count_rows(con, rejects),
+            fingerprint=None,
+            files=[],
+            columns=table_columns(con, tbl(table)),
+            resume={"cursor": last} if last is not None else resume,
+            skipped={"duplicate_record": skipped} if skipped else {},
+        )
+
+    # ---- config ----
+
+    def _problem(self, message: str, hint: str | None = None) -> ConfigError:
+        return ConfigError(
+            [
+                Problem(
+                    f"dataset '{self.dataset}': {message}",
+                    file=self.request.defined_in,
+                    line=self.request.defined_line,
+                    hint=hint,
+                )
+            ]
+        )
+
+    def _check(self) -> None:
+        config = self.config
+        assert isinstance(config, RestSourceSpec)
+        inc = self.request.incremental
+        if config.since_param and inc is None:
+            raise self._problem(
+                "'since_param:' needs 'incremental: {cursor: …}' on the dataset",
+                hint="the cursor column's largest value read is sent as since_param next run",
+            )
+        if inc is not None and config.since_param is None:
+            log.info(
+                "dataset %s: incremental without since_param: every run reads the whole "
+                "endpoint; records already published are skipped",
+                self.dataset,
+            )
+
+    def _columns(self) -> dict[str, str] | None:
+        config = self.config
+        assert isinstance(config, RestSourceSpec)
+        return dict(config.columns) if config.columns else self.request.columns
+
+    def _since(self, resume: ResumeToken) -> str | None:
+        """since_param's value: the last cursor read minus the lookback, or since_initial."""
+        config = self.config
+        assert isinstance(config, RestSourceSpec)
+        if not config.since_param:
+            return None
+        last = resume.get("cursor") if isinstance(resume, dict) else None
+        if last is None:
+            return config.since_initial
+        value: Any = last
+        lookback = self.request.incremental.lookback if self.request.incremental else None
+        stamp = _as_datetime(str(last))
+        if stamp is not None:
+            if lookback is not None:
+                stamp = stamp - parse_duration(lookback)
+            if config.since_format:
+                return stamp.strftime(config.since_format)
+            return stamp.isoformat()
+        if lookback is not None and isinstance(lookback, int | float):
+            try:
+                value = Decimal(str(last)) - Decimal(str(lookback))
+            except ArithmeticError:
+                value = last
+        return str(value)
+
+    # ---- staging ----
+
+    def _stage_spill(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        table: str,
+        rejects: str,
+        spill: Path,
+        lines: int,
+        odd: bool,
+    ) -> None:
+        declared = self._columns()
+        if lines == 0:
+            cols = declared or {"column0": "VARCHAR"}
+            create = exp.Create(
+                this=exp.Schema(
+                    this=tbl(table),
+                    expressions=[
+                        exp.ColumnDef(this=ident(c), kind=exp.DataType.build(t, dialect="duckdb"))
+                        for c, t in cols.items()
+                    ],
+                ),
+                kind="TABLE",
+                replace=True,
+            )
+            con.execute(create.sql("duckdb"))
+            return
+        if not odd and _fast_read(con, table, spill, declared):
+            return
+        _records.stage_json_lines(
+            con,
+            table=table,
+            rejects=rejects,
+            files=[(spill, _SPILL)],
+            ndjson_only=True,
+            declared=declared,
+            max_line_size=MAX_RECORD_CHARS * 4 + 1024,
+            where=lambda cols: (None, []),
+        )
+
+    def _dedupe(self, con: duckdb.DuckDBPyConnection, table: str) -> int:
+        """Delete records read twice in this run; returns how many (``duplicate_record``).
+
+        With ``primary_key``: the last copy of a key wins (a later page is newer). Else, with
+        ``dedupe``: records identical in every column, first copy kept."""
+        config = self.config
+        assert isinstance(config, RestSourceSpec)
+        cols = table_columns(con, tbl(table))
+        if config.primary_key:
+            missing = [k for k in config.primary_key if k not in cols]
+            if missing:
+                raise InputError(
+                    f"dataset '{self.dataset}': primary_key column(s) {', '.join(missing)} "
+                    f"not in the records (columns: {', '.join(list(cols)[:20])})",
+                    hint="fix primary_key (names are the records' keys)",
+                )
+            keys, order = list(config.primary_key), exp.Ordered(this=exp.column("rowid"), desc=True)
+        elif config.dedupe and cols:
+            keys, order = list(cols), exp.Ordered(this=exp.column("rowid"))
+        else:
+            return 0
+        window = exp.Window(
+            this=exp.RowNumber(),
+            partition_by=[exp.column(ident(k)) for k in keys],
+            order=exp.Order(expressions=[order]),
+        )
+        ranked = exp.select(exp.column("rowid").as_("rid"), exp.alias_(window, "rn")).from_(
+            tbl(table)
+        )
+        if config.primary_key:  # a record without its key is not a copy of another one
+            ranked = ranked.where(
+                exp.and_(*[exp.column(ident(k)).is_(exp.Null()).not_() for k in keys])
+            )
+        dups = exp.select("rid").from_(ranked.subquery("r")).where("rn > 1")
+        before = count_rows(con, table)
+        con.execute(
+            exp.delete(
+                tbl(table), where=exp.In(this=exp.column("rowid"), query=dups.subquery())
+            ).sql("duckdb")
+        )
+        return before - count_rows(con, table)
+
+
+_SPILL = "<rest spill>"
+
+
+def _spill(pages: Any, path: Path) -> tuple[list[tuple[int, int, str]], int, bool]:
+    """Write every record of ``pages`` as one NDJSON line; returns (per page: first line,
+    page number, URL), the number of lines, and whether a record is not an object."""
+    index: list[tuple[int, int, str]] = []
+    lines = 0
+    odd = False
+    dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=True).encode
+    with path.open("w", encoding="utf-8") as f:
+        for page in pages:
+            index.append((lines + 1, page.number, page.url))
+            out = []
+            for rec in page.records:
+                if not isinstance(rec, dict):
+                    odd = True
+                text = dumps(rec)
+                if "NaN" in text or "Infinity" in text:
+                    odd = True  # not JSON: the line reader rejects the record
+                out.append(text)
+            if out:
+                f.write("\n".join(out))
+                f.write("\n")
+            lines += len(out)
+    return index, lines, odd
+
+
+def _fast_read(
+    con: duckdb.DuckDBPyConnection, table: str, spill: Path, declared: dict[str, str] | None
+) -> bool:
+    """One strict ``read_json`` of the spill (objects only); False when a record does not
+    fit (then the record-level path separates the bad ones) or a column is nested (kept as
+    JSON text by that path)."""
+    from lockgate.sources.files import named_arg
+
+    opts: dict[str, object] = {"format": "newline_delimited", "records": True}
+    if declared:
+        opts["columns"] = declared
+    reader = exp.func(
+        "read_json",
+        exp.Literal.string(str(spill)),
+        *(named_arg(k, v) for k, v in opts.items()),
+    )
+    import duckdb
+
+    query = exp.select("*").from_(reader)
+    try:
+        cols = table_columns(con, query)
+        if not declared and any(
+            t.endswith("]") or t.startswith(("STRUCT", "MAP")) for t in cols.values()
+        ):
+            return False
+        con.execute(
+            exp.Create(this=tbl(table), kind="TABLE", replace=True, expression=query).sql("duckdb")
+        )
+    except (duckdb.InvalidInputException, duckdb.ConversionException, duckdb.BinderException):
+        return False
+    return True
+
+
+def _locate_rejects(
+    con: duckdb.DuckDBPyConnection, rejects: str, pages: list[tuple[int, int, str]]
+) -> None:
+    """Spill line numbers in ``rejects`` → page URL, page number and record number."""
+    if count_rows(con, rejects) == 0:
+        return
+    import pyarrow as pa
+
+    index = pa.table(
+        {
+            "first": [p[0] for p in pages],
+            "last": [
+                (pages[i + 1][0] - 1) if i + 1 < len(pages) else 2**62 for i in range(len(pages))
+            ],
+            "page": [p[1] for p in pages],
+            "url": [p[2] for p in pages],
+        }
+    )
+    con.register("__lg_rest_pages", index)
+    try:
+        con.execute(
+            f"""
+            UPDATE "{rejects}" AS r SET
+              _lg_source_file = p.url,
+              _lg_line = r._lg_line - p.first + 1,
+              _lg_reason = regexp_replace(r._lg_reason, '^line [0-9]+',
+                 'page ' || p.page || ', record ' || (r._lg_line - p.first + 1))
+            FROM __lg_rest_pages AS p
+            WHERE r._lg_source_file = ? AND r._lg_line BETWEEN p.first AND p.last
+            """,
+            [_SPILL],
+        )
+    finally:
+        con.unregister("__lg_rest_pages")
+    assert rejects.endswith(REJECTS_SUFFIX)
+
+
+def _as_datetime(text: str) -> datetime | None:
+    if len(text) < 10 or not text[:4].isdigit() or text[4] != "-":
+        return None
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return value
+
+
+def _max_cursor(con: duckdb.DuckDBPyConnection, table: str, cursor: str) -> str | None:
+    """The largest cursor value staged, as ISO text for timestamps (what APIs parse)."""
+    cols = table_columns(con, tbl(table))
+    if cursor not in cols:
+        return None
+    row = con.execute(
+        exp.select(exp.func("max", exp.column(ident(cursor)))).from_(tbl(table)).sql("duckdb")
+    ).fetchone()
+    value = None if row is None else row[0]
+    if value is None:
+        return None
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return str(value)
