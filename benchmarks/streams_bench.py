@@ -18,11 +18,13 @@ import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
+import pyarrow as pa
+
 from lockgate.engine import engine_for
 from lockgate.storage import store_for
 from lockgate.streams.config import StreamSpec
 from lockgate.streams.runner import StreamReport, StreamRunner
-from lockgate.streams.sources import Message, RedisConsumer, StreamConsumer
+from lockgate.streams.sources import Batch, RedisConsumer, StreamConsumer, empty_batch
 
 COLUMNS = {"event_id": "VARCHAR", "user_id": "BIGINT", "email": "VARCHAR", "amount": "DOUBLE"}
 
@@ -45,12 +47,21 @@ class ListConsumer:
     def __init__(self, data: Sequence[bytes]) -> None:
         self.data, self.pos = data, 0
 
-    def fetch(self, max_events: int, wait_seconds: float) -> list[Message]:
-        start, self.pos = self.pos, min(self.pos + max_events, len(self.data))
-        return [Message(str(i + 1), i + 1, self.data[i]) for i in range(start, self.pos)]
+    def seek(self, committed_seq: int) -> None:
+        self.pos = committed_seq + 1 if committed_seq >= 0 else 0
 
-    def ack(self, messages: Sequence[Message]) -> None:
+    def fetch(self, max_events: int, wait_seconds: float) -> Batch:
+        start, self.pos = self.pos, min(self.pos + max_events, len(self.data))
+        if start == self.pos:
+            return empty_batch()
+        seqs = pa.array(range(start + 1, self.pos + 1), pa.int64())
+        return Batch(self.data[start : self.pos], seqs.cast(pa.string()), seqs)
+
+    def ack(self, batch: Batch) -> None:
         pass
+
+    def lag(self) -> int | None:
+        return len(self.data) - self.pos
 
     def close(self) -> None:
         pass
@@ -71,21 +82,28 @@ def spec(source: dict[str, object], batch: int) -> StreamSpec:
     )
 
 
-def run(s: StreamSpec, consumer: StreamConsumer) -> StreamReport:
+def run(s: StreamSpec, consumer: StreamConsumer) -> tuple[StreamReport, float]:
+    """The report and the CPU seconds of this process (all threads) during the run."""
     with tempfile.TemporaryDirectory() as wh, engine_for() as con:
-        return StreamRunner(s, consumer, store_for("delta", Path(wh)), con).run(until_idle=True)
+        runner = StreamRunner(s, consumer, store_for("delta", Path(wh)), con)
+        cpu = time.process_time()
+        report = runner.run(until_idle=True)
+        return report, time.process_time() - cpu
 
 
-def show(label: str, r: StreamReport) -> None:
+def show(label: str, result: tuple[StreamReport, float]) -> None:
+    r, cpu = result
     lat = sorted(r.batch_seconds)
     p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))]
     c = r.counts
     print(
         f"{label}: {c.read} events in {r.seconds:.2f} s = {r.events_per_second:,.0f} events/s; "
+        f"{c.read / cpu:,.0f} events per CPU-second (process, all threads); "
         f"{r.batches} batches, latency p50 {statistics.median(lat) * 1000:.0f} ms "
         f"p99 {p99 * 1000:.0f} ms; published {c.published}, dlq {c.dlq}, "
         f"duplicates {c.duplicates}, reconciles {c.reconciles}"
     )
+    print("  phases (s):", ", ".join(f"{k} {v:.2f}" for k, v in r.phases.items()))
 
 
 def main() -> None:

@@ -48,6 +48,9 @@ class NatsStreamSource(_Frozen):
     stream: str
     subject: str
     durable: str = "lockgate"
+    #: ``ndjson``: each JetStream message is an envelope of many events, one JSON per line
+    #: (the per-message client cost is paid once per envelope); ``none``: one event each
+    envelope: Literal["none", "ndjson"] = "none"
 
 
 StreamSourceSpec = Annotated[RedisStreamSource | NatsStreamSource, Field(discriminator="type")]

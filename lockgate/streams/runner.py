@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -39,7 +40,7 @@ from lockgate.streams.config import StreamSpec
 from lockgate.streams.dedup import DedupWindow
 from lockgate.streams.mask import masked_query, register_key
 from lockgate.streams.parse import arrow_schema, parse_json_batch
-from lockgate.streams.sources import Message, StreamConsumer
+from lockgate.streams.sources import Batch, StreamConsumer
 
 #: columns lockgate adds to every stream sink row
 OFFSET_COLUMN = "_lockgate_offset"
@@ -48,6 +49,8 @@ RECEIVED_COLUMN = "_lockgate_received_at"
 DLQ_SUFFIX = "__dlq"
 _DLQ_WRITE = TableWrite("append", schema_mode="merge")
 _BATCH = "__lg_stream_batch"
+#: the row's index in its broker batch (internal: DLQ rows are taken by it)
+_ROW = "__lg_row"
 _TS = pa.timestamp("us", tz="UTC")
 DLQ_SCHEMA = pa.schema(
     [
@@ -84,6 +87,8 @@ class StreamReport:
     seconds: float = 0.0
     counts: BatchCounts = field(default_factory=BatchCounts)
     batch_seconds: list[float] = field(default_factory=list)
+    #: seconds spent per phase (parse, dedup, checks, commit…), summed over batches
+    phases: dict[str, float] = field(default_factory=dict)
 
     @property
     def events_per_second(self) -> float:
@@ -92,21 +97,32 @@ class StreamReport:
 
 @dataclass
 class _Dlq:
-    offsets: list[str] = field(default_factory=list)
-    seqs: list[int] = field(default_factory=list)
-    payloads: list[bytes] = field(default_factory=list)
+    """DLQ rows of one batch, as batch row indexes and reasons (built into a table once)."""
+
+    rows: list[int] = field(default_factory=list)
     reasons: list[str] = field(default_factory=list)
 
-    def add(self, m: Message, reason: str) -> None:
-        self.offsets.append(m.offset)
-        self.seqs.append(m.seq)
-        self.payloads.append(m.payload)
+    def add(self, row: int, reason: str) -> None:
+        self.rows.append(row)
         self.reasons.append(reason)
 
-    def table(self, now: dt.datetime) -> pa.Table:
-        n = len(self.offsets)
-        arrays = [self.offsets, self.seqs, self.payloads, self.reasons, [now] * n]
-        return pa.table(arrays, schema=DLQ_SCHEMA)
+    def extend(self, rows: list[int], reason: str) -> None:
+        self.rows.extend(rows)
+        self.reasons.extend([reason] * len(rows))
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def table(self, batch: Batch, now: dt.datetime) -> pa.Table:
+        idx = pa.array(self.rows, pa.int64())
+        arrays = [
+            batch.offsets.take(idx),
+            batch.seqs.take(idx),
+            pa.array([batch.payloads[i] for i in self.rows], pa.binary()),
+            pa.array(self.reasons, pa.string()),
+            pa.array([now] * len(self.rows), _TS),
+        ]
+        return pa.Table.from_arrays(arrays, schema=DLQ_SCHEMA)
 
 
 class StreamRunner:
@@ -126,6 +142,8 @@ class StreamRunner:
         self.dlq_done = self._txn(self.dlq_name)
         self.dedup = self._rebuild_dedup()
         self.write = TableWrite("append", partition_by=spec.sink.partition_by, schema_mode="merge")
+        self.phases: dict[str, float] = {}
+        self._bad = False  # the last batch had bad messages: parse expecting some
 
     def _txn(self, table: str) -> int:
         snap = self.store.snapshot(table)
@@ -142,10 +160,8 @@ class StreamRunner:
                 self.sink,
                 columns=[*d.key, RECEIVED_COLUMN],
                 filter=pc.field(RECEIVED_COLUMN) >= pa.scalar(since, _TS),
-            ).sort_by(RECEIVED_COLUMN)
-            times = [t.timestamp() for t in rows.column(RECEIVED_COLUMN).to_pylist()]
-            for k, t in zip(window.keys(rows), times, strict=True):
-                window.remember([k], t)
+            )
+            window.rebuild(rows, RECEIVED_COLUMN)
         return window
 
     # -- the loop ------------------------------------------------------------------------
@@ -157,56 +173,99 @@ class StreamRunner:
         max_seconds: float | None = None,
         on_batch: Callable[[BatchCounts], None] | None = None,
     ) -> StreamReport:
+        """Fetch → process → commit → acknowledge until idle / ``max_seconds``.
+
+        The broker is talked to from one I/O thread: the next batch is fetched while this one
+        is processed, and the acknowledgement is sent after the commit (both safe for
+        exactly-once: nothing is acknowledged before its commit, and what was fetched but not
+        committed is delivered again after a crash, from the table's position)."""
         report = StreamReport(self.spec.name)
         wait_s = parse_duration(self.spec.batch.max_latency).total_seconds()
+        max_events = self.spec.batch.max_events
         t0 = time.perf_counter()
-        while max_seconds is None or time.perf_counter() - t0 < max_seconds:
-            msgs = self.consumer.fetch(self.spec.batch.max_events, wait_s)
-            if not msgs:
-                if until_idle:
+        self.consumer.seek(self.done)
+        with ThreadPoolExecutor(1, thread_name_prefix="lg-stream-io") as io:
+            nxt: Future[Batch] = io.submit(self.consumer.fetch, max_events, wait_s)
+            while True:
+                batch = nxt.result()
+                if not len(batch):
+                    if until_idle or _over(t0, max_seconds):
+                        break
+                    nxt = io.submit(self.consumer.fetch, max_events, wait_s)
+                    continue
+                stop = _over(t0, max_seconds)
+                if not stop:  # prefetch while this batch is processed
+                    nxt = io.submit(self.consumer.fetch, max_events, wait_s)
+                tb = time.perf_counter()
+                counts = self.process(batch)
+                report.batch_seconds.append(time.perf_counter() - tb)
+                io.submit(self.consumer.ack, batch)
+                report.batches += 1
+                report.counts.add(counts)
+                if on_batch is not None:
+                    on_batch(counts)
+                if stop:
                     break
-                continue
-            tb = time.perf_counter()
-            counts = self.process(msgs)
-            report.batch_seconds.append(time.perf_counter() - tb)
-            report.batches += 1
-            report.counts.add(counts)
-            if on_batch is not None:
-                on_batch(counts)
         report.seconds = time.perf_counter() - t0
+        report.phases = dict(self.phases)
         return report
 
-    def process(self, msgs: Sequence[Message]) -> BatchCounts:
-        """One micro-batch, committed then acknowledged."""
+    def process(self, batch: Batch) -> BatchCounts:
+        """One micro-batch, parsed, checked and committed (the caller acknowledges it)."""
         now = dt.datetime.now(dt.UTC)
-        counts = BatchCounts(read=len(msgs))
+        counts = BatchCounts(read=len(batch))
         dlq = _Dlq()
-        fresh = [m for m in msgs if m.seq > self.done]
-        counts.already_committed = len(msgs) - len(fresh)
+        fresh_idx: list[int] | None
+        if batch.last_seq <= self.done:
+            fresh_idx = []
+        elif int(batch.seqs[0].as_py()) > self.done:
+            fresh_idx = None  # all of it (the common case)
+        else:
+            mask = pc.greater(batch.seqs, pa.scalar(self.done, pa.int64()))
+            fresh_idx = pc.indices_nonzero(mask).to_pylist()
+        if fresh_idx is None:
+            payloads, rows = batch.payloads, None
+        else:
+            payloads = [batch.payloads[i] for i in fresh_idx]
+            rows = fresh_idx
+        counts.already_committed = len(batch) - len(payloads)
+        t = self._clock("start")
         parsed = parse_json_batch(
-            [m.payload for m in fresh], self.schema, self.spec.max_message_bytes
+            payloads, self.schema, self.spec.max_message_bytes, self.con, expect_bad=self._bad
         )
+        self._bad = bool(parsed.rejected)
+        t = self._clock("parse", t)
+        at = (lambda i: i) if rows is None else rows.__getitem__
         for r in parsed.rejected:
-            dlq.add(fresh[r.index], r.reason)
-        table, rows = parsed.table, [fresh[i] for i in parsed.indexes]
+            dlq.add(at(r.index), r.reason)
+        table = parsed.table
+        idx = pa.array(
+            parsed.indexes if rows is None else [rows[i] for i in parsed.indexes], pa.int64()
+        )
         if self.dedup is not None and table.num_rows:
             keep = self.dedup.first_seen(table, now.timestamp())
-            counts.duplicates = keep.count(False)
-            table = table.filter(pa.array(keep))
-            rows = [m for m, k in zip(rows, keep, strict=True) if k]
-        table = table.append_column(OFFSET_COLUMN, pa.array([m.offset for m in rows]))
-        table = table.append_column(RECEIVED_COLUMN, pa.array([now] * len(rows), _TS))
-        good = self._check_and_mask(table, {m.offset: m for m in rows}, dlq)
-        counts.dlq = len(dlq.offsets)
+            table, idx = table.filter(keep), idx.filter(keep)
+            counts.duplicates = len(keep) - table.num_rows
+        t = self._clock("dedup", t)
+        table = table.append_column(OFFSET_COLUMN, batch.offsets.take(idx))
+        table = table.append_column(_ROW, idx)
+        table = table.append_column(RECEIVED_COLUMN, pa.repeat(pa.scalar(now, _TS), table.num_rows))
+        good = self._check_and_mask(table, dlq).drop_columns([_ROW])
+        t = self._clock("checks+mask", t)
+        counts.dlq = len(dlq)
         counts.published = good.num_rows
-        self._commit(msgs, good, dlq, now)
+        self._commit(batch, good, dlq, now)
+        self._clock("commit", t)
         crashpoint(f"stream {self.spec.name}: committed, not acknowledged")
-        self.consumer.ack(msgs)
         return counts
 
-    def _check_and_mask(
-        self, table: pa.Table, by_offset: dict[str, Message], dlq: _Dlq
-    ) -> pa.Table:
+    def _clock(self, phase: str, since: float | None = None) -> float:
+        now = time.perf_counter()
+        if since is not None:
+            self.phases[phase] = self.phases.get(phase, 0.0) + now - since
+        return now
+
+    def _check_and_mask(self, table: pa.Table, dlq: _Dlq) -> pa.Table:
         columns = table.column_names
         if not self.rules and not (self.spec.checks and table.num_rows):
             return table
@@ -221,17 +280,16 @@ class StreamRunner:
                 created = result.created_tables
                 decision = gate(result, "quarantine")
                 if decision.action == "block":
-                    for m in by_offset.values():
-                        dlq.add(m, "blocked: " + decision.reason)
+                    dlq.extend(table.column(_ROW).to_pylist(), "blocked: " + decision.reason)
                     return table.schema.empty_table()
                 if decision.action == "publish_passing":
-                    failing = self.con.arrow(result.failing_rows_query([OFFSET_COLUMN], decision))
-                    for off, names in zip(
-                        failing.column(OFFSET_COLUMN).to_pylist(),
+                    failing = self.con.arrow(result.failing_rows_query([_ROW], decision))
+                    for row, names in zip(
+                        failing.column(_ROW).to_pylist(),
                         failing.column(FAILED_CHECKS_COLUMN).to_pylist(),
                         strict=True,
                     ):
-                        dlq.add(by_offset[off], "checks: " + ", ".join(names or []))
+                        dlq.add(row, "checks: " + ", ".join(names or []))
                     source = result.passing_rows_query(columns, decision)
             if not self.rules:
                 return self.con.arrow(source)
@@ -240,17 +298,22 @@ class StreamRunner:
             self.con.drop(*created)
             self.con.unregister(_BATCH)
 
-    def _commit(self, msgs: Sequence[Message], good: pa.Table, dlq: _Dlq, now: dt.datetime) -> None:
-        last = max(msgs, key=lambda m: m.seq)
-        tag = CommitTag(run_id=f"stream:{self.spec.name}", run_seq=last.seq, batch_id=last.offset)
-        fresh_dlq = dlq.table(now).filter(pc.field("seq") > self.dlq_done)
-        if fresh_dlq.num_rows:
-            self.store.publish(self.dlq_name, fresh_dlq.to_reader(), write=_DLQ_WRITE, tag=tag)
-            self.dlq_done = last.seq
+    def _commit(self, batch: Batch, good: pa.Table, dlq: _Dlq, now: dt.datetime) -> None:
+        last = batch.last_seq
+        tag = CommitTag(run_id=f"stream:{self.spec.name}", run_seq=last, batch_id=batch.last_offset)
+        if len(dlq) and last > self.dlq_done:
+            fresh_dlq = dlq.table(batch, now).filter(pc.field("seq") > self.dlq_done)
+            if fresh_dlq.num_rows:
+                self.store.publish(self.dlq_name, fresh_dlq.to_reader(), write=_DLQ_WRITE, tag=tag)
+                self.dlq_done = last
         if good.num_rows:
             self.store.publish(self.sink, good.to_reader(), write=self.write, tag=tag)
-            self.done = last.seq
+            self.done = last
 
 
-def _select_all(columns: Sequence[str]) -> exp.Select:
+def _over(t0: float, max_seconds: float | None) -> bool:
+    return max_seconds is not None and time.perf_counter() - t0 >= max_seconds
+
+
+def _select_all(columns: list[str]) -> exp.Select:
     return exp.select(*[col(c) for c in columns]).from_(table_ref(_BATCH))
