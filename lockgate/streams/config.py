@@ -85,6 +85,58 @@ class SinkSpec(_Frozen):
     _dataset = field_validator("dataset")(_check_name)
 
 
+class EnrichSpec(_Frozen):
+    """Columns looked up in a project dataset (the reference table, re-read when its
+    version changes) by equal ``on`` columns: a LEFT JOIN on one row per key."""
+
+    dataset: str
+    #: column(s) present in both the stream and the reference dataset
+    on: str | tuple[str, ...]
+    #: the reference columns to add: names, or name → SQL type (typed: checks can use them)
+    columns: tuple[str, ...] | dict[str, str] = Field(min_length=1)
+    #: an event without a match: ``keep`` it (the columns are NULL; counted as
+    #: ``enrich_missed``) or send it to the DLQ (reason ``enrich: no match in <dataset>``)
+    missing: Literal["keep", "dlq"] = "keep"
+    #: how often the reference table's version is looked at (a duration or seconds)
+    refresh: str | float = "60s"
+
+    _dataset = field_validator("dataset")(_check_name)
+    _refresh = field_validator("refresh")(_duration)
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return (self.on,) if isinstance(self.on, str) else self.on
+
+    @property
+    def column_types(self) -> dict[str, str]:
+        """Added column → SQL type (``VARCHAR`` when not given)."""
+        if isinstance(self.columns, dict):
+            return dict(self.columns)
+        return dict.fromkeys(self.columns, "VARCHAR")
+
+
+class EventTimeSpec(_Frozen):
+    """Event time: the watermark is the newest event time published so far minus
+    ``allowed_lateness``; an event older than the watermark is late and goes to the DLQ
+    (reason ``late: …``) or, with ``late: <dataset>``, to that table — counted, never
+    dropped. The watermark is stored in each sink commit, so it survives a crash."""
+
+    column: str
+    allowed_lateness: str | float = "0s"
+    late: str = "dlq"
+
+    _lateness = field_validator("allowed_lateness")(_duration)
+
+    @field_validator("late")
+    @classmethod
+    def _late(cls, value: str) -> str:
+        return value if value == "dlq" else _check_name(value)
+
+    @property
+    def lateness(self) -> timedelta:
+        return parse_duration(self.allowed_lateness)
+
+
 class BatchSpec(_Frozen):
     max_events: int = Field(default=50_000, ge=1)
     #: a duration (``"1s"``) or seconds (``0.1``)
@@ -102,6 +154,8 @@ class StreamSpec(_Frozen):
     format: Literal["json"] = "json"
     columns: dict[str, str] = Field(min_length=1)
     dedup: DedupSpec | None = None
+    enrich: tuple[EnrichSpec, ...] = ()
+    event_time: EventTimeSpec | None = None
     mask: dict[str, MaskValue] = Field(default_factory=dict)
     #: environment variable holding the HMAC key of ``mask: hash`` (never the key itself)
     mask_key_env: str = "LOCKGATE_MASK_KEY"
@@ -114,6 +168,14 @@ class StreamSpec(_Frozen):
     defined_line: int | None = Field(default=None, exclude=True)
 
     _name = field_validator("name")(_check_name)
+
+    @property
+    def all_columns(self) -> dict[str, str]:
+        """Declared columns plus the enriched ones (name → SQL type)."""
+        out = dict(self.columns)
+        for e in self.enrich:
+            out.update(e.column_types)
+        return out
 
     def mask_rule(self, column: str) -> MaskRule:
         value = self.mask[column]

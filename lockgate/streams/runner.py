@@ -23,7 +23,7 @@ import datetime as dt
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -38,6 +38,8 @@ from lockgate.storage.base import CommitTag, TableStore, TableWrite
 from lockgate.storage.crashpoints import crashpoint
 from lockgate.streams.config import StreamSpec
 from lockgate.streams.dedup import DedupWindow
+from lockgate.streams.enrich import MISS_PREFIX, Enricher
+from lockgate.streams.eventtime import Watermark
 from lockgate.streams.mask import masked_query, register_key
 from lockgate.streams.parse import arrow_schema, parse_json_batch
 from lockgate.streams.sources import Batch, StreamConsumer
@@ -51,6 +53,8 @@ _DLQ_WRITE = TableWrite("append", schema_mode="merge")
 _BATCH = "__lg_stream_batch"
 #: the row's index in its broker batch (internal: DLQ rows are taken by it)
 _ROW = "__lg_row"
+#: the event is late (``event_time.late: <dataset>``: routed there after checks and masking)
+_LATE = "__lg_late"
 _TS = pa.timestamp("us", tz="UTC")
 DLQ_SCHEMA = pa.schema(
     [
@@ -65,19 +69,25 @@ DLQ_SCHEMA = pa.schema(
 
 @dataclass
 class BatchCounts:
+    """Where a batch's messages went: ``read = published + late + dlq + duplicates +
+    already_committed``; ``enrich_missed`` counts published events kept without a match."""
+
     read: int = 0
     published: int = 0
+    late: int = 0
     dlq: int = 0
     duplicates: int = 0
     already_committed: int = 0
+    enrich_missed: int = 0
 
     def add(self, other: BatchCounts) -> None:
-        for f in ("read", "published", "dlq", "duplicates", "already_committed"):
+        for f in self.__dataclass_fields__:
             setattr(self, f, getattr(self, f) + getattr(other, f))
 
     @property
     def reconciles(self) -> bool:
-        return self.read == self.published + self.dlq + self.duplicates + self.already_committed
+        out = self.published + self.late + self.dlq + self.duplicates + self.already_committed
+        return self.read == out
 
 
 @dataclass
@@ -141,6 +151,13 @@ class StreamRunner:
         self.dlq_name = spec.name + DLQ_SUFFIX
         self.dlq_done = self._txn(self.dlq_name)
         self.dedup = self._rebuild_dedup()
+        self.enricher = Enricher(spec.enrich, store, con) if spec.enrich else None
+        et = spec.event_time
+        snap = self.store.snapshot(self.sink)
+        committed = snap.last_commit.watermark if snap and snap.last_commit else None
+        self.watermark = Watermark(et, committed) if et is not None else None
+        self.late_name = et.late if et is not None and et.late != "dlq" else None
+        self.late_done = self._txn(self.late_name) if self.late_name else -1
         self.write = TableWrite("append", partition_by=spec.sink.partition_by, schema_mode="merge")
         self.phases: dict[str, float] = {}
         self._bad = False  # the last batch had bad messages: parse expecting some
@@ -250,11 +267,21 @@ class StreamRunner:
         table = table.append_column(OFFSET_COLUMN, batch.offsets.take(idx))
         table = table.append_column(_ROW, idx)
         table = table.append_column(RECEIVED_COLUMN, pa.repeat(pa.scalar(now, _TS), table.num_rows))
-        good = self._check_and_mask(table, dlq).drop_columns([_ROW])
+        table = self._late(table, dlq)
+        table = self._enrich(table, dlq, counts)
+        t = self._clock("late+enrich", t)
+        good = self._check_and_mask(table, dlq)
         t = self._clock("checks+mask", t)
+        late = pa.table({})
+        if _LATE in good.column_names:
+            flag = good.column(_LATE)
+            late = good.filter(flag).drop_columns([_LATE, _ROW])
+            good = good.filter(pc.invert(flag))
+        good = good.drop_columns([c for c in (_LATE, _ROW) if c in good.column_names])
         counts.dlq = len(dlq)
         counts.published = good.num_rows
-        self._commit(batch, good, dlq, now)
+        counts.late = late.num_rows
+        self._commit(batch, good, late, dlq, now)
         self._clock("commit", t)
         crashpoint(f"stream {self.spec.name}: committed, not acknowledged")
         return counts
@@ -264,6 +291,41 @@ class StreamRunner:
         if since is not None:
             self.phases[phase] = self.phases.get(phase, 0.0) + now - since
         return now
+
+    def _late(self, table: pa.Table, dlq: _Dlq) -> pa.Table:
+        """Flag late events (``late: <dataset>``) or send them to the DLQ."""
+        if self.watermark is None or not table.num_rows:
+            return table
+        late = self.watermark.late(table)
+        if self.late_name is not None:
+            return table.append_column(_LATE, late)
+        if pc.any(late).as_py():
+            dlq.extend(table.column(_ROW).filter(late).to_pylist(), self.watermark.reason())
+            table = table.filter(pc.invert(late))
+        return table
+
+    def _enrich(self, table: pa.Table, dlq: _Dlq, counts: BatchCounts) -> pa.Table:
+        """Join the reference columns; events without a match kept or sent to the DLQ."""
+        if self.enricher is None or not table.num_rows:
+            return table
+        self.enricher.refresh(self.spec.name)
+        self.con.register_arrow(_BATCH, table)
+        try:
+            out = self.con.arrow(self.enricher.query(_BATCH, table.column_names))
+        finally:
+            self.con.unregister(_BATCH)
+        for i, e in enumerate(self.spec.enrich):
+            miss = out.column(MISS_PREFIX + str(i))
+            out = out.drop_columns([MISS_PREFIX + str(i)])
+            if not pc.any(miss).as_py():
+                continue
+            if e.missing == "dlq":
+                rows = out.column(_ROW).filter(miss).to_pylist()
+                dlq.extend(rows, f"enrich: no match in {e.dataset} on {', '.join(e.keys)}")
+                out = out.filter(pc.invert(miss))
+            else:
+                counts.enrich_missed += int(pc.sum(miss).as_py() or 0)
+        return out
 
     def _check_and_mask(self, table: pa.Table, dlq: _Dlq) -> pa.Table:
         columns = table.column_names
@@ -298,7 +360,11 @@ class StreamRunner:
             self.con.drop(*created)
             self.con.unregister(_BATCH)
 
-    def _commit(self, batch: Batch, good: pa.Table, dlq: _Dlq, now: dt.datetime) -> None:
+    def _commit(
+        self, batch: Batch, good: pa.Table, late: pa.Table, dlq: _Dlq, now: dt.datetime
+    ) -> None:
+        """DLQ, then late events, then the sink: each one commit tagged with the batch's last
+        position (a table already at or past it is not written again)."""
         last = batch.last_seq
         tag = CommitTag(run_id=f"stream:{self.spec.name}", run_seq=last, batch_id=batch.last_offset)
         if len(dlq) and last > self.dlq_done:
@@ -306,7 +372,12 @@ class StreamRunner:
             if fresh_dlq.num_rows:
                 self.store.publish(self.dlq_name, fresh_dlq.to_reader(), write=_DLQ_WRITE, tag=tag)
                 self.dlq_done = last
+        if late.num_rows and self.late_name is not None and last > self.late_done:
+            self.store.publish(self.late_name, late.to_reader(), write=self.write, tag=tag)
+            self.late_done = last
         if good.num_rows:
+            if self.watermark is not None:
+                tag = replace(tag, watermark=self.watermark.advanced(good))
             self.store.publish(self.sink, good.to_reader(), write=self.write, tag=tag)
             self.done = last
 
