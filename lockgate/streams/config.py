@@ -162,6 +162,10 @@ class StreamSpec(_Frozen):
     checks: tuple[CheckSpec, ...] = ()
     sink: SinkSpec
     batch: BatchSpec = Field(default_factory=BatchSpec)
+    #: a run + step is recorded in the state store this often (and when the stream stops)
+    record_every: str | float = "60s"
+    #: whether ``lockgate serve`` runs this stream (restarting it after an error)
+    serve: bool = True
     #: a message larger than this goes to the DLQ unparsed (reason ``too large``)
     max_message_bytes: int = Field(default=1_000_000, ge=1)
     defined_in: str | None = Field(default=None, exclude=True)

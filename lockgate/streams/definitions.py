@@ -77,3 +77,25 @@ def _column_problems(spec: StreamSpec, raw: LineDict, file: str, label: str) -> 
     )
     out.extend(validate_checks(spec.checks, spec.all_columns, file=file, lines=lines))
     return out
+
+
+def stream_table_problems(streams: list[StreamSpec], datasets: set[str]) -> list[Problem]:
+    """A stream writes its sink, ``<name>__dlq`` and its late table alone: none may be a
+    dataset (a run would rewrite what the stream commits), nor another stream's."""
+    lower = {d.lower() for d in datasets}
+    out: list[Problem] = []
+    owner: dict[str, str] = {}
+    for s in streams:
+        tables = [s.sink.dataset, s.name + "__dlq"]
+        if s.event_time is not None and s.event_time.late != "dlq":
+            tables.append(s.event_time.late)
+        for t in dict.fromkeys(tables):
+            where = (s.defined_in, s.defined_line)
+            if t.lower() in lower:
+                msg = f"stream '{s.name}': writes table '{t}', which is also a dataset"
+                out.append(Problem(msg, *where, hint="give the stream's sink another name"))
+            elif t.lower() in owner:
+                msg = f"stream '{s.name}': writes table '{t}', as stream '{owner[t.lower()]}' does"
+                out.append(Problem(msg, *where))
+            owner.setdefault(t.lower(), s.name)
+    return out

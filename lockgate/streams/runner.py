@@ -20,6 +20,7 @@ Every batch reconciles: ``read = published + dlq + duplicates + already_committe
 from __future__ import annotations
 
 import datetime as dt
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -33,6 +34,7 @@ from lockgate._duration import parse_duration
 from lockgate.engine.base import Engine
 from lockgate.quality import audit, gate
 from lockgate.quality.compile import FAILED_CHECKS_COLUMN
+from lockgate.quality.engine import CheckResult
 from lockgate.sql import col, table_ref
 from lockgate.storage.base import CommitTag, TableStore, TableWrite
 from lockgate.storage.crashpoints import crashpoint
@@ -90,6 +92,20 @@ class BatchCounts:
         return self.read == out
 
 
+@dataclass(frozen=True)
+class BatchDone:
+    """What one committed batch did (given to ``on_batch``: recording, metrics)."""
+
+    counts: BatchCounts
+    checks: list[CheckResult]
+    seconds: float
+    commit_seconds: float
+    #: the broker position of the batch's last message
+    offset: str
+    #: messages not yet delivered, as the broker said last (None: unknown)
+    lag: int | None
+
+
 @dataclass
 class StreamReport:
     name: str
@@ -99,6 +115,8 @@ class StreamReport:
     batch_seconds: list[float] = field(default_factory=list)
     #: seconds spent per phase (parse, dedup, checks, commit…), summed over batches
     phases: dict[str, float] = field(default_factory=dict)
+    #: the state-store runs that recorded this consumption
+    runs: list[str] = field(default_factory=list)
 
     @property
     def events_per_second(self) -> float:
@@ -160,6 +178,10 @@ class StreamRunner:
         self.late_done = self._txn(self.late_name) if self.late_name else -1
         self.write = TableWrite("append", partition_by=spec.sink.partition_by, schema_mode="merge")
         self.phases: dict[str, float] = {}
+        #: called right before each commit: raises to stop first (a lost stream lease)
+        self.guard: Callable[[], None] | None = None
+        self.lag: int | None = None
+        self._checks: list[CheckResult] = []
         self._bad = False  # the last batch had bad messages: parse expecting some
 
     def _txn(self, table: str) -> int:
@@ -188,9 +210,10 @@ class StreamRunner:
         *,
         until_idle: bool = False,
         max_seconds: float | None = None,
-        on_batch: Callable[[BatchCounts], None] | None = None,
+        on_batch: Callable[[BatchDone], None] | None = None,
+        stop: threading.Event | None = None,
     ) -> StreamReport:
-        """Fetch → process → commit → acknowledge until idle / ``max_seconds``.
+        """Fetch → process → commit → acknowledge until idle / ``max_seconds`` / ``stop``.
 
         The broker is talked to from one I/O thread: the next batch is fetched while this one
         is processed, and the acknowledgement is sent after the commit (both safe for
@@ -201,27 +224,42 @@ class StreamRunner:
         max_events = self.spec.batch.max_events
         t0 = time.perf_counter()
         self.consumer.seek(self.done)
+
+        def ending() -> bool:
+            return _over(t0, max_seconds) or (stop is not None and stop.is_set())
+
+        lag: Future[int | None] | None = None
+        lag_at = float("-inf")
         with ThreadPoolExecutor(1, thread_name_prefix="lg-stream-io") as io:
             nxt: Future[Batch] = io.submit(self.consumer.fetch, max_events, wait_s)
             while True:
                 batch = nxt.result()
                 if not len(batch):
-                    if until_idle or _over(t0, max_seconds):
+                    if until_idle or ending():
                         break
                     nxt = io.submit(self.consumer.fetch, max_events, wait_s)
                     continue
-                stop = _over(t0, max_seconds)
-                if not stop:  # prefetch while this batch is processed
+                last = ending()
+                if not last:  # prefetch while this batch is processed
                     nxt = io.submit(self.consumer.fetch, max_events, wait_s)
                 tb = time.perf_counter()
+                commit0 = self.phases.get("commit", 0.0)
                 counts = self.process(batch)
-                report.batch_seconds.append(time.perf_counter() - tb)
+                took = time.perf_counter() - tb
+                report.batch_seconds.append(took)
                 io.submit(self.consumer.ack, batch)
+                if lag is None and tb - lag_at >= 1.0:  # ask the broker at most once a second
+                    lag, lag_at = io.submit(self.consumer.lag), tb
                 report.batches += 1
                 report.counts.add(counts)
+                if lag is not None and lag.done():
+                    self.lag = lag.result() if lag.exception() is None else None
+                    lag = None
                 if on_batch is not None:
-                    on_batch(counts)
-                if stop:
+                    commit_s = self.phases.get("commit", 0.0) - commit0
+                    checks = self._checks
+                    on_batch(BatchDone(counts, checks, took, commit_s, batch.last_offset, self.lag))
+                if last:
                     break
         report.seconds = time.perf_counter() - t0
         report.phases = dict(self.phases)
@@ -329,6 +367,7 @@ class StreamRunner:
 
     def _check_and_mask(self, table: pa.Table, dlq: _Dlq) -> pa.Table:
         columns = table.column_names
+        self._checks = []
         if not self.rules and not (self.spec.checks and table.num_rows):
             return table
         self.con.register_arrow(_BATCH, table)
@@ -340,6 +379,7 @@ class StreamRunner:
                     self.con, _BATCH, self.spec.checks, mark=True, sample_size=0, dataset=self.sink
                 )
                 created = result.created_tables
+                self._checks = list(result.results)
                 decision = gate(result, "quarantine")
                 if decision.action == "block":
                     dlq.extend(table.column(_ROW).to_pylist(), "blocked: " + decision.reason)
@@ -365,6 +405,8 @@ class StreamRunner:
     ) -> None:
         """DLQ, then late events, then the sink: each one commit tagged with the batch's last
         position (a table already at or past it is not written again)."""
+        if self.guard is not None:
+            self.guard()
         last = batch.last_seq
         tag = CommitTag(run_id=f"stream:{self.spec.name}", run_seq=last, batch_id=batch.last_offset)
         if len(dlq) and last > self.dlq_done:

@@ -80,3 +80,19 @@ def test_typed_enriched_columns_can_be_checked(tmp_path: Path) -> None:
         event_time={"column": "ts", "allowed_lateness": "5m", "late": "events_late"},
     )
     assert validate_project(write_project(tmp_path, [ok])) == []
+
+
+def test_a_stream_may_not_write_a_dataset_or_another_streams_table(tmp_path: Path) -> None:
+    root = write_project(
+        tmp_path,
+        [
+            stream_def(REDIS),
+            stream_def(REDIS, name="other", event_time={"column": "ts", "late": "events"}),
+        ],
+    )
+    (root / "datasets" / "events_src.yaml").write_text(
+        "datasets:\n  - name: other__dlq\n    transform: {sql: select 1 as x}\n"
+    )
+    messages = " | ".join(p.message for p in validate_project(root))
+    assert "stream 'other': writes table 'other__dlq', which is also a dataset" in messages
+    assert "stream 'other': writes table 'events', as stream 'events' does" in messages
