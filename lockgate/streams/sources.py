@@ -250,7 +250,7 @@ class NatsConsumer:
             msgs: list[Msg] = self.loop.run_until_complete(
                 self.sub.fetch(n, timeout=max(wait_seconds, 0.05))
             )
-        except nats.errors.TimeoutError:
+        except (TimeoutError, nats.errors.TimeoutError):  # nothing within the wait
             return empty_batch()
         if not msgs:
             return empty_batch()
