@@ -24,7 +24,13 @@ from lockgate.engine import engine_for
 from lockgate.storage import store_for
 from lockgate.streams.config import StreamSpec
 from lockgate.streams.runner import StreamReport, StreamRunner
-from lockgate.streams.sources import Batch, RedisConsumer, StreamConsumer, empty_batch
+from lockgate.streams.sources import (
+    Batch,
+    NatsConsumer,
+    RedisConsumer,
+    StreamConsumer,
+    empty_batch,
+)
 
 COLUMNS = {"event_id": "VARCHAR", "user_id": "BIGINT", "email": "VARCHAR", "amount": "DOUBLE"}
 
@@ -111,6 +117,8 @@ def main() -> None:
     ap.add_argument("--events", type=int, default=1_000_000)
     ap.add_argument("--batch", type=int, default=50_000)
     ap.add_argument("--skip-redis", action="store_true")
+    ap.add_argument("--nats", action="store_true", help="also NATS JetStream, NDJSON envelopes")
+    ap.add_argument("--envelope", type=int, default=500, help="events per NATS envelope")
     a = ap.parse_args()
     os.environ.setdefault("LOCKGATE_MASK_KEY", "bench-key")
     data = payloads(a.events)
@@ -118,6 +126,8 @@ def main() -> None:
         "pipeline (in-memory source)",
         run(spec({"type": "redis", "stream": "x"}, a.batch), ListConsumer(data)),
     )
+    if a.nats:
+        nats_bench(data, a.batch, a.envelope)
     if a.skip_redis:
         return
     import redis
@@ -138,6 +148,50 @@ def main() -> None:
     finally:
         client.delete(name)
         client.close()
+
+
+def nats_bench(data: list[bytes], batch: int, per_envelope: int) -> None:
+    import asyncio
+
+    import nats
+
+    name = "LGBENCH_" + uuid.uuid4().hex[:8].upper()
+    subject = name.lower() + ".events"
+
+    async def publish() -> None:
+        nc = await nats.connect("nats://127.0.0.1:4222")
+        js = nc.jetstream()
+        await js.add_stream(name=name, subjects=[subject])
+        for k in range(0, len(data), per_envelope):
+            await js.publish(subject, b"\n".join(data[k : k + per_envelope]))
+        await nc.close()
+
+    async def delete() -> None:
+        nc = await nats.connect("nats://127.0.0.1:4222")
+        await nc.jetstream().delete_stream(name)
+        await nc.close()
+
+    t0 = time.perf_counter()
+    asyncio.run(publish())
+    print(
+        f"(published {len(data)} to NATS in {per_envelope}-event envelopes in "
+        f"{time.perf_counter() - t0:.1f} s)"
+    )
+    try:
+        src: dict[str, object] = {
+            "type": "nats",
+            "stream": name,
+            "subject": subject,
+            "envelope": "ndjson",
+        }
+        s = spec(src, batch)
+        assert s.source.type == "nats"
+        show(
+            f"end to end from NATS JetStream ({per_envelope}-event envelopes)",
+            run(s, NatsConsumer(s.source)),
+        )
+    finally:
+        asyncio.run(delete())
 
 
 if __name__ == "__main__":

@@ -207,7 +207,7 @@ class NatsConsumer:
         self.loop = asyncio.new_event_loop()
         self.nc, self.js = self.loop.run_until_complete(self._connect())
         self.sub: Any = None
-        self._lines_per_msg = 1.0
+        self._lines_per_msg: float | None = None  # envelopes: learnt from the first one
 
     async def _connect(self) -> tuple[NatsClient, JetStreamContext]:
         import nats
@@ -244,8 +244,9 @@ class NatsConsumer:
         import nats.errors
 
         n = max_events
-        if self.spec.envelope == "ndjson":
-            n = max(1, int(max_events / max(self._lines_per_msg, 1.0)))
+        if self.spec.envelope == "ndjson":  # bounded in events: envelopes of the size seen
+            per = self._lines_per_msg
+            n = 1 if per is None else max(1, int(max_events / max(per, 1.0)))
         try:
             msgs: list[Msg] = self.loop.run_until_complete(
                 self.sub.fetch(n, timeout=max(wait_seconds, 0.05))
@@ -271,7 +272,9 @@ class NatsConsumer:
             base = s << SEQ_BITS
             out_seqs.extend(range(base, base + len(lines)))
             offsets.extend(f"{s}:{i}" for i in range(len(lines)))
-        self._lines_per_msg = 0.8 * self._lines_per_msg + 0.2 * (len(payloads) / len(msgs))
+        seen = len(payloads) / len(msgs)
+        per = self._lines_per_msg
+        self._lines_per_msg = seen if per is None else max(seen, 0.8 * per + 0.2 * seen)
         return Batch(payloads, pa.array(offsets), pa.array(out_seqs, pa.int64()), msgs[-1])
 
     def ack(self, batch: Batch) -> None:
@@ -285,6 +288,10 @@ class NatsConsumer:
 
     def close(self) -> None:
         self.loop.run_until_complete(self.nc.close())
+        pending = asyncio.all_tasks(self.loop)  # the client's own tasks: let them end
+        for task in pending:
+            task.cancel()
+        self.loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
         self.loop.close()
 
 
