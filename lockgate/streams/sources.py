@@ -291,7 +291,8 @@ class NatsConsumer:
         pending = asyncio.all_tasks(self.loop)  # the client's own tasks: let them end
         for task in pending:
             task.cancel()
-        self.loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        if pending:
+            self.loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
         self.loop.close()
 
 
