@@ -15,12 +15,18 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from lockgate._duration import parse_duration
-from lockgate.project.models import _check_name
 from lockgate.quality.checks import CheckSpec
 
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def _check_name(value: str) -> str:
+    # imported here: lockgate.project imports this module (a cycle when streams load first)
+    from lockgate.project.models import _check_name as check
+
+    return check(value)
 
 
 def _duration(value: str | float) -> str | float:
