@@ -313,12 +313,16 @@ class StreamRunner:
         late = pa.table({})
         if _LATE in good.column_names:
             flag = good.column(_LATE)
-            late = good.filter(flag).drop_columns([_LATE, _ROW])
+            late = good.filter(flag)
             good = good.filter(pc.invert(flag))
         good = good.drop_columns([c for c in (_LATE, _ROW) if c in good.column_names])
         counts.dlq = len(dlq)
         counts.published = good.num_rows
         counts.late = late.num_rows
+        if late.num_rows:  # rows a crashed run already committed there are not written twice
+            seqs = batch.seqs.take(late.column(_ROW))
+            late = late.filter(pc.greater(seqs, pa.scalar(self.late_done, pa.int64())))
+            late = late.drop_columns([_LATE, _ROW])
         self._commit(batch, good, late, dlq, now)
         self._clock("commit", t)
         crashpoint(f"stream {self.spec.name}: committed, not acknowledged")
@@ -414,7 +418,7 @@ class StreamRunner:
             if fresh_dlq.num_rows:
                 self.store.publish(self.dlq_name, fresh_dlq.to_reader(), write=_DLQ_WRITE, tag=tag)
                 self.dlq_done = last
-        if late.num_rows and self.late_name is not None and last > self.late_done:
+        if late.num_rows and self.late_name is not None:
             self.store.publish(self.late_name, late.to_reader(), write=self.write, tag=tag)
             self.late_done = last
         if good.num_rows:
