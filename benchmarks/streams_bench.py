@@ -93,7 +93,10 @@ def run(s: StreamSpec, consumer: StreamConsumer) -> tuple[StreamReport, float]:
     with tempfile.TemporaryDirectory() as wh, engine_for() as con:
         runner = StreamRunner(s, consumer, store_for("delta", Path(wh)), con)
         cpu = time.process_time()
-        report = runner.run(until_idle=True)
+        try:
+            report = runner.run(until_idle=True)
+        finally:
+            consumer.close()
         return report, time.process_time() - cpu
 
 
