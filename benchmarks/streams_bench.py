@@ -18,11 +18,19 @@ import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
+import pyarrow as pa
+
 from lockgate.engine import engine_for
 from lockgate.storage import store_for
 from lockgate.streams.config import StreamSpec
 from lockgate.streams.runner import StreamReport, StreamRunner
-from lockgate.streams.sources import Message, RedisConsumer, StreamConsumer
+from lockgate.streams.sources import (
+    Batch,
+    NatsConsumer,
+    RedisConsumer,
+    StreamConsumer,
+    empty_batch,
+)
 
 COLUMNS = {"event_id": "VARCHAR", "user_id": "BIGINT", "email": "VARCHAR", "amount": "DOUBLE"}
 
@@ -45,12 +53,21 @@ class ListConsumer:
     def __init__(self, data: Sequence[bytes]) -> None:
         self.data, self.pos = data, 0
 
-    def fetch(self, max_events: int, wait_seconds: float) -> list[Message]:
-        start, self.pos = self.pos, min(self.pos + max_events, len(self.data))
-        return [Message(str(i + 1), i + 1, self.data[i]) for i in range(start, self.pos)]
+    def seek(self, committed_seq: int) -> None:
+        self.pos = committed_seq + 1 if committed_seq >= 0 else 0
 
-    def ack(self, messages: Sequence[Message]) -> None:
+    def fetch(self, max_events: int, wait_seconds: float) -> Batch:
+        start, self.pos = self.pos, min(self.pos + max_events, len(self.data))
+        if start == self.pos:
+            return empty_batch()
+        seqs = pa.array(range(start + 1, self.pos + 1), pa.int64())
+        return Batch(self.data[start : self.pos], seqs.cast(pa.string()), seqs)
+
+    def ack(self, batch: Batch) -> None:
         pass
+
+    def lag(self) -> int | None:
+        return len(self.data) - self.pos
 
     def close(self) -> None:
         pass
@@ -71,21 +88,31 @@ def spec(source: dict[str, object], batch: int) -> StreamSpec:
     )
 
 
-def run(s: StreamSpec, consumer: StreamConsumer) -> StreamReport:
+def run(s: StreamSpec, consumer: StreamConsumer) -> tuple[StreamReport, float]:
+    """The report and the CPU seconds of this process (all threads) during the run."""
     with tempfile.TemporaryDirectory() as wh, engine_for() as con:
-        return StreamRunner(s, consumer, store_for("delta", Path(wh)), con).run(until_idle=True)
+        runner = StreamRunner(s, consumer, store_for("delta", Path(wh)), con)
+        cpu = time.process_time()
+        try:
+            report = runner.run(until_idle=True)
+        finally:
+            consumer.close()
+        return report, time.process_time() - cpu
 
 
-def show(label: str, r: StreamReport) -> None:
+def show(label: str, result: tuple[StreamReport, float]) -> None:
+    r, cpu = result
     lat = sorted(r.batch_seconds)
     p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))]
     c = r.counts
     print(
         f"{label}: {c.read} events in {r.seconds:.2f} s = {r.events_per_second:,.0f} events/s; "
+        f"{c.read / cpu:,.0f} events per CPU-second (process, all threads); "
         f"{r.batches} batches, latency p50 {statistics.median(lat) * 1000:.0f} ms "
         f"p99 {p99 * 1000:.0f} ms; published {c.published}, dlq {c.dlq}, "
         f"duplicates {c.duplicates}, reconciles {c.reconciles}"
     )
+    print("  phases (s):", ", ".join(f"{k} {v:.2f}" for k, v in r.phases.items()))
 
 
 def main() -> None:
@@ -93,6 +120,8 @@ def main() -> None:
     ap.add_argument("--events", type=int, default=1_000_000)
     ap.add_argument("--batch", type=int, default=50_000)
     ap.add_argument("--skip-redis", action="store_true")
+    ap.add_argument("--nats", action="store_true", help="also NATS JetStream, NDJSON envelopes")
+    ap.add_argument("--envelope", type=int, default=500, help="events per NATS envelope")
     a = ap.parse_args()
     os.environ.setdefault("LOCKGATE_MASK_KEY", "bench-key")
     data = payloads(a.events)
@@ -100,6 +129,8 @@ def main() -> None:
         "pipeline (in-memory source)",
         run(spec({"type": "redis", "stream": "x"}, a.batch), ListConsumer(data)),
     )
+    if a.nats:
+        nats_bench(data, a.batch, a.envelope)
     if a.skip_redis:
         return
     import redis
@@ -120,6 +151,50 @@ def main() -> None:
     finally:
         client.delete(name)
         client.close()
+
+
+def nats_bench(data: list[bytes], batch: int, per_envelope: int) -> None:
+    import asyncio
+
+    import nats
+
+    name = "LGBENCH_" + uuid.uuid4().hex[:8].upper()
+    subject = name.lower() + ".events"
+
+    async def publish() -> None:
+        nc = await nats.connect("nats://127.0.0.1:4222")
+        js = nc.jetstream()
+        await js.add_stream(name=name, subjects=[subject])
+        for k in range(0, len(data), per_envelope):
+            await js.publish(subject, b"\n".join(data[k : k + per_envelope]))
+        await nc.close()
+
+    async def delete() -> None:
+        nc = await nats.connect("nats://127.0.0.1:4222")
+        await nc.jetstream().delete_stream(name)
+        await nc.close()
+
+    t0 = time.perf_counter()
+    asyncio.run(publish())
+    print(
+        f"(published {len(data)} to NATS in {per_envelope}-event envelopes in "
+        f"{time.perf_counter() - t0:.1f} s)"
+    )
+    try:
+        src: dict[str, object] = {
+            "type": "nats",
+            "stream": name,
+            "subject": subject,
+            "envelope": "ndjson",
+        }
+        s = spec(src, batch)
+        assert s.source.type == "nats"
+        show(
+            f"end to end from NATS JetStream ({per_envelope}-event envelopes)",
+            run(s, NatsConsumer(s.source)),
+        )
+    finally:
+        asyncio.run(delete())
 
 
 if __name__ == "__main__":

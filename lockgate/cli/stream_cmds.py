@@ -38,9 +38,12 @@ def stream_run_cmd(
         "batches": report.batches,
         "read": c.read,
         "published": c.published,
+        "late": c.late,
         "dlq": c.dlq,
         "duplicates": c.duplicates,
         "already_committed": c.already_committed,
+        "enrich_missed": c.enrich_missed,
+        "runs": report.runs,
         "seconds": round(report.seconds, 3),
         "events_per_second": round(report.events_per_second, 1),
     }
@@ -49,7 +52,8 @@ def stream_run_cmd(
         return
     console.print(
         f"stream {report.name}: {c.read} read in {report.batches} batch(es) → "
-        f"{c.published} published, {c.dlq} to the DLQ, {c.duplicates} duplicates skipped, "
+        f"{c.published} published, {c.late} late (late table), {c.dlq} to the DLQ, "
+        f"{c.duplicates} duplicates skipped, "
         f"{c.already_committed} already committed ({report.events_per_second:,.0f} events/s)",
         highlight=False,
     )

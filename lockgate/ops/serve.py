@@ -6,7 +6,11 @@ each run holds the project lease; state survives ``kill -9``), evaluates the fre
 
 - ``GET /healthz`` → ``200`` JSON: ``{"status": "ok", "project", "ticks", "last_tick_at",
   "fired"}``;
-- ``GET /metrics`` → Prometheus text (:class:`~lockgate.ops.metrics.RunMetrics`).
+- ``GET /metrics`` → Prometheus text (:class:`~lockgate.ops.metrics.RunMetrics`, and the
+  streams' ``lockgate_stream_*``).
+
+The project's streams (``serve: true``, the default) run in threads beside the scheduler
+(:class:`~lockgate.ops.stream_workers.StreamWorkers`), each under its own lease.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from lockgate.ops.clock import Clock, system_clock
 from lockgate.ops.freshness import evaluate
 from lockgate.ops.metrics import RunMetrics
 from lockgate.ops.schedule import Fired, Scheduler
+from lockgate.ops.stream_workers import StreamWorkers
 
 if TYPE_CHECKING:
     from lockgate.project import Project
@@ -52,6 +57,7 @@ class Service:
         self.scheduler = Scheduler(
             self.project, self.state, clock=self.clock, listeners=[self.metrics, self.alerter]
         )
+        self.streams = StreamWorkers(self.project, self.metrics)
 
     def tick(self) -> list[Fired]:
         """One pass: fire due schedules, then evaluate freshness."""
@@ -79,6 +85,7 @@ class Service:
             "last_tick_at": self.last_tick_at.isoformat() if self.last_tick_at else None,
             "fired": len(self.scheduler.fired),
             "last_error": self.last_error,
+            "streams": self.streams.health(),
         }
 
 
@@ -123,11 +130,13 @@ class Server:
     def serve_forever(self) -> None:
         t = threading.Thread(target=self.http.serve_forever, name="lockgate-http", daemon=True)
         t.start()
+        self.service.streams.start()
         try:
             while not self._stop.is_set():
                 self._tick()
                 self._stop.wait(self.poll_s)
         finally:
+            self.service.streams.stop()
             self.http.shutdown()
             self.http.server_close()
 

@@ -43,7 +43,7 @@ from lockgate.project.pydantic_errors import LOADER_FIELDS, validation_problems
 from lockgate.project.python import TransformFunction, import_transforms
 from lockgate.project.targets import select_target, source_problems
 from lockgate.streams.config import StreamSpec
-from lockgate.streams.definitions import load_streams
+from lockgate.streams.definitions import load_streams, stream_table_problems
 
 logger = logging.getLogger(__name__)
 
@@ -132,6 +132,7 @@ class _ProjectLoader:
         self._check_columns(schemas)
         features = self.features.load({n: schemas.get(n) for n in self.entries})
         self.problems.extend(self.features.problems)
+        self.problems.extend(stream_table_problems(self.streams, set(self.entries)))
         if config is not None:
             entries = [(e.spec, e.raw) for e in self.entries.values()]
             self.problems.extend(source_problems(config, entries))

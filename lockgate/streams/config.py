@@ -15,12 +15,18 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from lockgate._duration import parse_duration
-from lockgate.project.models import _check_name
 from lockgate.quality.checks import CheckSpec
 
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def _check_name(value: str) -> str:
+    # imported here: lockgate.project imports this module (a cycle when streams load first)
+    from lockgate.project.models import _check_name as check
+
+    return check(value)
 
 
 def _duration(value: str | float) -> str | float:
@@ -48,6 +54,9 @@ class NatsStreamSource(_Frozen):
     stream: str
     subject: str
     durable: str = "lockgate"
+    #: ``ndjson``: each JetStream message is an envelope of many events, one JSON per line
+    #: (the per-message client cost is paid once per envelope); ``none``: one event each
+    envelope: Literal["none", "ndjson"] = "none"
 
 
 StreamSourceSpec = Annotated[RedisStreamSource | NatsStreamSource, Field(discriminator="type")]
@@ -82,6 +91,58 @@ class SinkSpec(_Frozen):
     _dataset = field_validator("dataset")(_check_name)
 
 
+class EnrichSpec(_Frozen):
+    """Columns looked up in a project dataset (the reference table, re-read when its
+    version changes) by equal ``on`` columns: a LEFT JOIN on one row per key."""
+
+    dataset: str
+    #: column(s) present in both the stream and the reference dataset
+    on: str | tuple[str, ...]
+    #: the reference columns to add: names, or name → SQL type (typed: checks can use them)
+    columns: tuple[str, ...] | dict[str, str] = Field(min_length=1)
+    #: an event without a match: ``keep`` it (the columns are NULL; counted as
+    #: ``enrich_missed``) or send it to the DLQ (reason ``enrich: no match in <dataset>``)
+    missing: Literal["keep", "dlq"] = "keep"
+    #: how often the reference table's version is looked at (a duration or seconds)
+    refresh: str | float = "60s"
+
+    _dataset = field_validator("dataset")(_check_name)
+    _refresh = field_validator("refresh")(_duration)
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return (self.on,) if isinstance(self.on, str) else self.on
+
+    @property
+    def column_types(self) -> dict[str, str]:
+        """Added column → SQL type (``VARCHAR`` when not given)."""
+        if isinstance(self.columns, dict):
+            return dict(self.columns)
+        return dict.fromkeys(self.columns, "VARCHAR")
+
+
+class EventTimeSpec(_Frozen):
+    """Event time: the watermark is the newest event time published so far minus
+    ``allowed_lateness``; an event older than the watermark is late and goes to the DLQ
+    (reason ``late: …``) or, with ``late: <dataset>``, to that table — counted, never
+    dropped. The watermark is stored in each sink commit, so it survives a crash."""
+
+    column: str
+    allowed_lateness: str | float = "0s"
+    late: str = "dlq"
+
+    _lateness = field_validator("allowed_lateness")(_duration)
+
+    @field_validator("late")
+    @classmethod
+    def _late(cls, value: str) -> str:
+        return value if value == "dlq" else _check_name(value)
+
+    @property
+    def lateness(self) -> timedelta:
+        return parse_duration(self.allowed_lateness)
+
+
 class BatchSpec(_Frozen):
     max_events: int = Field(default=50_000, ge=1)
     #: a duration (``"1s"``) or seconds (``0.1``)
@@ -99,18 +160,32 @@ class StreamSpec(_Frozen):
     format: Literal["json"] = "json"
     columns: dict[str, str] = Field(min_length=1)
     dedup: DedupSpec | None = None
+    enrich: tuple[EnrichSpec, ...] = ()
+    event_time: EventTimeSpec | None = None
     mask: dict[str, MaskValue] = Field(default_factory=dict)
     #: environment variable holding the HMAC key of ``mask: hash`` (never the key itself)
     mask_key_env: str = "LOCKGATE_MASK_KEY"
     checks: tuple[CheckSpec, ...] = ()
     sink: SinkSpec
     batch: BatchSpec = Field(default_factory=BatchSpec)
+    #: a run + step is recorded in the state store this often (and when the stream stops)
+    record_every: str | float = "60s"
+    #: whether ``lockgate serve`` runs this stream (restarting it after an error)
+    serve: bool = True
     #: a message larger than this goes to the DLQ unparsed (reason ``too large``)
     max_message_bytes: int = Field(default=1_000_000, ge=1)
     defined_in: str | None = Field(default=None, exclude=True)
     defined_line: int | None = Field(default=None, exclude=True)
 
     _name = field_validator("name")(_check_name)
+
+    @property
+    def all_columns(self) -> dict[str, str]:
+        """Declared columns plus the enriched ones (name → SQL type)."""
+        out = dict(self.columns)
+        for e in self.enrich:
+            out.update(e.column_types)
+        return out
 
     def mask_rule(self, column: str) -> MaskRule:
         value = self.mask[column]

@@ -45,18 +45,57 @@ def load_streams(items: Any, file: str, line: int) -> tuple[list[StreamSpec], li
 
 
 def _column_problems(spec: StreamSpec, raw: LineDict, file: str, label: str) -> list[Problem]:
-    cols = {c.lower() for c in spec.columns}
+    declared = {c.lower() for c in spec.columns}
+    cols = {c.lower() for c in spec.all_columns}
     out: list[Problem] = []
-    used = [("dedup", k) for k in (spec.dedup.key if spec.dedup else ())]
-    used += [("mask", c) for c in spec.mask]
-    used += [("sink", c) for c in spec.sink.partition_by]
-    for key, c in used:
-        if c.lower() not in cols:
+    used = [("dedup", k, declared) for k in (spec.dedup.key if spec.dedup else ())]
+    used += [("mask", c, cols) for c in spec.mask]
+    used += [("sink", c, cols) for c in spec.sink.partition_by]
+    used += [("enrich", k, declared) for e in spec.enrich for k in e.keys]
+    if spec.event_time is not None:
+        used += [("event_time", spec.event_time.column, declared)]
+    for key, c, known in used:
+        if c.lower() not in known:
             msg = f"{label}: {key}: unknown column '{c}' (not in columns)"
             out.append(Problem(msg, file, raw.key_line(key)))
+    seen = set(declared)
+    for e in spec.enrich:
+        for c in e.column_types:
+            if c.lower() in seen:
+                msg = f"{label}: enrich: column '{c}' from {e.dataset} is already a column"
+                out.append(Problem(msg, file, raw.key_line("enrich"), hint="enrich other columns"))
+            seen.add(c.lower())
+    et = spec.event_time
+    if et is not None and et.column.lower() in declared:
+        typ = {c.lower(): t for c, t in spec.columns.items()}[et.column.lower()]
+        if "TIMESTAMP" not in typ.upper():
+            msg = f"{label}: event_time: column '{et.column}' is {typ}, not a TIMESTAMP"
+            out.append(Problem(msg, file, raw.key_line("event_time")))
     checks = raw.get("checks")
     lines = (
         [checks.item_line(i) for i in range(len(checks))] if isinstance(checks, LineList) else None
     )
-    out.extend(validate_checks(spec.checks, spec.columns, file=file, lines=lines))
+    out.extend(validate_checks(spec.checks, spec.all_columns, file=file, lines=lines))
+    return out
+
+
+def stream_table_problems(streams: list[StreamSpec], datasets: set[str]) -> list[Problem]:
+    """A stream writes its sink, ``<name>__dlq`` and its late table alone: none may be a
+    dataset (a run would rewrite what the stream commits), nor another stream's."""
+    lower = {d.lower() for d in datasets}
+    out: list[Problem] = []
+    owner: dict[str, str] = {}
+    for s in streams:
+        tables = [s.sink.dataset, s.name + "__dlq"]
+        if s.event_time is not None and s.event_time.late != "dlq":
+            tables.append(s.event_time.late)
+        for t in dict.fromkeys(tables):
+            where = (s.defined_in, s.defined_line)
+            if t.lower() in lower:
+                msg = f"stream '{s.name}': writes table '{t}', which is also a dataset"
+                out.append(Problem(msg, *where, hint="give the stream's sink another name"))
+            elif t.lower() in owner:
+                msg = f"stream '{s.name}': writes table '{t}', as stream '{owner[t.lower()]}' does"
+                out.append(Problem(msg, *where))
+            owner.setdefault(t.lower(), s.name)
     return out

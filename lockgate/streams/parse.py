@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.json as pajson
 from sqlglot import exp
 
@@ -61,27 +62,45 @@ class _Out:
         self.indexes.extend(idx)
 
 
-def parse_json_batch(payloads: Sequence[bytes], schema: pa.Schema, max_bytes: int) -> Parsed:
+def parse_json_batch(
+    payloads: Sequence[bytes],
+    schema: pa.Schema,
+    max_bytes: int,
+    con: Engine | None = None,
+    *,
+    expect_bad: bool = False,
+) -> Parsed:
     """Parse ``payloads`` (one JSON object each) into a table of ``schema``; fields not in
-    the schema are ignored, missing ones are NULL."""
-    rejected: list[Rejected] = []
-    ok: list[int] = []
-    for i, p in enumerate(payloads):
-        if len(p) > max_bytes:
-            rejected.append(Rejected(i, f"too large: {len(p)} bytes > {max_bytes}"))
-        elif not p.strip():
-            rejected.append(Rejected(i, "empty message"))
-        else:
-            ok.append(i)
-    block = max(1 << 22, 2 * max_bytes + 2)
-    opts = (
-        pajson.ReadOptions(block_size=block, use_threads=False),
-        pajson.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore"),
-    )
-    lines = [payloads[i].replace(b"\n", b" ").replace(b"\r", b" ") for i in ok]
+    the schema are ignored, missing ones are NULL.
+
+    Fast path: one Arrow parse of the whole batch. When it fails, ``con`` (if given) tells
+    which messages are not JSON objects at all in one vectorised pass (``json_valid``), those
+    are rejected, and the rest is parsed again; what still fails (a value of the wrong type)
+    is found by the row scan. ``expect_bad`` (the previous batch had bad messages) skips the
+    fast path's attempt."""
+    n = len(payloads)
+    if not expect_bad and n and max(map(len, payloads)) <= max_bytes and min(map(len, payloads)):
+        data = b"\n".join(payloads)
+        if data.count(b"\n") == n - 1 and data.count(b"\r") == 0:
+            whole = _read_joined(data, n, _options(schema, max_bytes))
+            if isinstance(whole, pa.Table):  # the common case: the batch parses in one go
+                return Parsed(whole, list(range(n)), [])
+    rejected, ok = _precheck(payloads, max_bytes)
+    opts = _options(schema, max_bytes)
+    lines = _one_line([payloads[i] for i in ok])
+    if con is not None and lines:
+        objects = _json_objects(con, lines)
+        if objects is not None:
+            bad = pc.indices_nonzero(pc.invert(objects)).to_pylist()
+            if bad:
+                rejected.extend(Rejected(ok[j], "parse: not a JSON object") for j in bad)
+                good = set(range(len(lines))).difference(bad)
+                keep = sorted(good)
+                ok = [ok[j] for j in keep]
+                lines = [lines[j] for j in keep]
     out = _Out([], [], rejected)
-    whole = _read(lines, opts)
-    if isinstance(whole, pa.Table):  # the common case: the batch parses in one go
+    whole = _read(lines, opts) if lines else schema.empty_table()
+    if isinstance(whole, pa.Table):
         out.ok(whole, ok)
     else:  # a failing parse costs the rest of its input: scan in bounded windows
         for w in range(0, len(lines), _WINDOW):
@@ -90,6 +109,65 @@ def parse_json_batch(payloads: Sequence[bytes], schema: pa.Schema, max_bytes: in
     table = pa.concat_tables(out.parts) if out.parts else schema.empty_table()
     rejected.sort(key=lambda r: r.index)
     return Parsed(table, out.indexes, rejected)
+
+
+def _options(schema: pa.Schema, max_bytes: int) -> _Opts:
+    block = max(1 << 22, 2 * max_bytes + 2)
+    return (
+        pajson.ReadOptions(block_size=block, use_threads=False),
+        pajson.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore"),
+    )
+
+
+_JSON_RELATION = "__lg_stream_json"
+
+
+def _precheck(payloads: Sequence[bytes], max_bytes: int) -> tuple[list[Rejected], list[int]]:
+    """Reject too large and empty messages; the indexes of the others."""
+    lens = pa.array(list(map(len, payloads)), pa.int64())
+    large = pc.indices_nonzero(pc.greater(lens, max_bytes)).to_pylist()
+    short = pc.indices_nonzero(pc.less(lens, 16)).to_pylist()
+    empty = [i for i in short if not payloads[i].strip()]
+    rejected = [Rejected(i, f"too large: {len(payloads[i])} bytes > {max_bytes}") for i in large]
+    rejected += [Rejected(i, "empty message") for i in empty]
+    if not rejected:
+        return rejected, list(range(len(payloads)))
+    out = set(large).union(empty)
+    return rejected, [i for i in range(len(payloads)) if i not in out]
+
+
+def _one_line(lines: list[bytes]) -> list[bytes]:
+    """Messages with their line breaks made spaces (NDJSON: one message per line)."""
+    joined = b"\n".join(lines)
+    if joined.count(b"\n") == max(len(lines) - 1, 0) and b"\r" not in joined:
+        return lines
+    return [p.replace(b"\n", b" ").replace(b"\r", b" ") for p in lines]
+
+
+def _json_objects(con: Engine, lines: Sequence[bytes]) -> pa.BooleanArray | None:
+    """Per message: is it a JSON object (``json_valid`` + ``json_type``, one vectorised
+    query); None when the engine cannot tell (the row scan decides then)."""
+    try:
+        text = pa.array(lines, pa.binary()).cast(pa.string())
+    except pa.ArrowInvalid:  # not UTF-8 somewhere: the row scan finds it
+        return None
+    p = exp.column("p")
+    valid = exp.Anonymous(this="json_valid", expressions=[p])
+    # valid JSON that starts with "{" is an object (one JSON parse, not two)
+    first = exp.func("left", exp.func("ltrim", p), exp.Literal.number(1))
+    is_object = exp.EQ(this=first, expression=exp.Literal.string("{"))
+    case = exp.Case(ifs=[exp.If(this=valid, true=is_object)], default=exp.false())
+    q = exp.select(exp.func("coalesce", case, exp.false()).as_("ok")).from_(_JSON_RELATION)
+    try:
+        con.register_arrow(_JSON_RELATION, pa.table({"p": text}))
+        try:
+            ok = con.arrow(q).column("ok")
+        finally:
+            con.unregister(_JSON_RELATION)
+    except Exception:
+        return None
+    out = ok.combine_chunks()
+    return out if len(out) == len(lines) else None
 
 
 _ROW = re.compile(r" in row (\d+)$")
@@ -101,14 +179,17 @@ _Opts = tuple[pajson.ReadOptions, pajson.ParseOptions]
 def _read(lines: Sequence[bytes], opts: _Opts) -> pa.Table | pa.ArrowInvalid:
     """The parsed rows, or the reader's error (also when a message gave more than one row).
     One block holds the whole input, so the error's row is the message's position."""
-    data = b"\n".join(lines)
+    return _read_joined(b"\n".join(lines), len(lines), opts)
+
+
+def _read_joined(data: bytes, n: int, opts: _Opts) -> pa.Table | pa.ArrowInvalid:
     read = pajson.ReadOptions(block_size=max(len(data) + 1, opts[0].block_size), use_threads=False)
     try:
         table = pajson.read_json(io.BytesIO(data), read, opts[1])
     except pa.ArrowInvalid as err:
         return err
-    if table.num_rows != len(lines):
-        return pa.ArrowInvalid(f"{len(lines)} message(s) gave {table.num_rows} row(s)")
+    if table.num_rows != n:
+        return pa.ArrowInvalid(f"{n} message(s) gave {table.num_rows} row(s)")
     return table.select(opts[1].explicit_schema.names)
 
 

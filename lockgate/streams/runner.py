@@ -20,9 +20,11 @@ Every batch reconciles: ``read = published + dlq + duplicates + already_committe
 from __future__ import annotations
 
 import datetime as dt
+import threading
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -32,14 +34,17 @@ from lockgate._duration import parse_duration
 from lockgate.engine.base import Engine
 from lockgate.quality import audit, gate
 from lockgate.quality.compile import FAILED_CHECKS_COLUMN
+from lockgate.quality.engine import CheckResult
 from lockgate.sql import col, table_ref
 from lockgate.storage.base import CommitTag, TableStore, TableWrite
 from lockgate.storage.crashpoints import crashpoint
 from lockgate.streams.config import StreamSpec
 from lockgate.streams.dedup import DedupWindow
+from lockgate.streams.enrich import MISS_PREFIX, Enricher
+from lockgate.streams.eventtime import Watermark
 from lockgate.streams.mask import masked_query, register_key
 from lockgate.streams.parse import arrow_schema, parse_json_batch
-from lockgate.streams.sources import Message, StreamConsumer
+from lockgate.streams.sources import Batch, StreamConsumer
 
 #: columns lockgate adds to every stream sink row
 OFFSET_COLUMN = "_lockgate_offset"
@@ -48,6 +53,10 @@ RECEIVED_COLUMN = "_lockgate_received_at"
 DLQ_SUFFIX = "__dlq"
 _DLQ_WRITE = TableWrite("append", schema_mode="merge")
 _BATCH = "__lg_stream_batch"
+#: the row's index in its broker batch (internal: DLQ rows are taken by it)
+_ROW = "__lg_row"
+#: the event is late (``event_time.late: <dataset>``: routed there after checks and masking)
+_LATE = "__lg_late"
 _TS = pa.timestamp("us", tz="UTC")
 DLQ_SCHEMA = pa.schema(
     [
@@ -62,19 +71,39 @@ DLQ_SCHEMA = pa.schema(
 
 @dataclass
 class BatchCounts:
+    """Where a batch's messages went: ``read = published + late + dlq + duplicates +
+    already_committed``; ``enrich_missed`` counts published events kept without a match."""
+
     read: int = 0
     published: int = 0
+    late: int = 0
     dlq: int = 0
     duplicates: int = 0
     already_committed: int = 0
+    enrich_missed: int = 0
 
     def add(self, other: BatchCounts) -> None:
-        for f in ("read", "published", "dlq", "duplicates", "already_committed"):
+        for f in self.__dataclass_fields__:
             setattr(self, f, getattr(self, f) + getattr(other, f))
 
     @property
     def reconciles(self) -> bool:
-        return self.read == self.published + self.dlq + self.duplicates + self.already_committed
+        out = self.published + self.late + self.dlq + self.duplicates + self.already_committed
+        return self.read == out
+
+
+@dataclass(frozen=True)
+class BatchDone:
+    """What one committed batch did (given to ``on_batch``: recording, metrics)."""
+
+    counts: BatchCounts
+    checks: list[CheckResult]
+    seconds: float
+    commit_seconds: float
+    #: the broker position of the batch's last message
+    offset: str
+    #: messages not yet delivered, as the broker said last (None: unknown)
+    lag: int | None
 
 
 @dataclass
@@ -84,6 +113,10 @@ class StreamReport:
     seconds: float = 0.0
     counts: BatchCounts = field(default_factory=BatchCounts)
     batch_seconds: list[float] = field(default_factory=list)
+    #: seconds spent per phase (parse, dedup, checks, commit…), summed over batches
+    phases: dict[str, float] = field(default_factory=dict)
+    #: the state-store runs that recorded this consumption
+    runs: list[str] = field(default_factory=list)
 
     @property
     def events_per_second(self) -> float:
@@ -92,21 +125,32 @@ class StreamReport:
 
 @dataclass
 class _Dlq:
-    offsets: list[str] = field(default_factory=list)
-    seqs: list[int] = field(default_factory=list)
-    payloads: list[bytes] = field(default_factory=list)
+    """DLQ rows of one batch, as batch row indexes and reasons (built into a table once)."""
+
+    rows: list[int] = field(default_factory=list)
     reasons: list[str] = field(default_factory=list)
 
-    def add(self, m: Message, reason: str) -> None:
-        self.offsets.append(m.offset)
-        self.seqs.append(m.seq)
-        self.payloads.append(m.payload)
+    def add(self, row: int, reason: str) -> None:
+        self.rows.append(row)
         self.reasons.append(reason)
 
-    def table(self, now: dt.datetime) -> pa.Table:
-        n = len(self.offsets)
-        arrays = [self.offsets, self.seqs, self.payloads, self.reasons, [now] * n]
-        return pa.table(arrays, schema=DLQ_SCHEMA)
+    def extend(self, rows: list[int], reason: str) -> None:
+        self.rows.extend(rows)
+        self.reasons.extend([reason] * len(rows))
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def table(self, batch: Batch, now: dt.datetime) -> pa.Table:
+        idx = pa.array(self.rows, pa.int64())
+        arrays = [
+            batch.offsets.take(idx),
+            batch.seqs.take(idx),
+            pa.array([batch.payloads[i] for i in self.rows], pa.binary()),
+            pa.array(self.reasons, pa.string()),
+            pa.array([now] * len(self.rows), _TS),
+        ]
+        return pa.Table.from_arrays(arrays, schema=DLQ_SCHEMA)
 
 
 class StreamRunner:
@@ -125,7 +169,20 @@ class StreamRunner:
         self.dlq_name = spec.name + DLQ_SUFFIX
         self.dlq_done = self._txn(self.dlq_name)
         self.dedup = self._rebuild_dedup()
+        self.enricher = Enricher(spec.enrich, store, con) if spec.enrich else None
+        et = spec.event_time
+        snap = self.store.snapshot(self.sink)
+        committed = snap.last_commit.watermark if snap and snap.last_commit else None
+        self.watermark = Watermark(et, committed) if et is not None else None
+        self.late_name = et.late if et is not None and et.late != "dlq" else None
+        self.late_done = self._txn(self.late_name) if self.late_name else -1
         self.write = TableWrite("append", partition_by=spec.sink.partition_by, schema_mode="merge")
+        self.phases: dict[str, float] = {}
+        #: called right before each commit: raises to stop first (a lost stream lease)
+        self.guard: Callable[[], None] | None = None
+        self.lag: int | None = None
+        self._checks: list[CheckResult] = []
+        self._bad = False  # the last batch had bad messages: parse expecting some
 
     def _txn(self, table: str) -> int:
         snap = self.store.snapshot(table)
@@ -142,10 +199,8 @@ class StreamRunner:
                 self.sink,
                 columns=[*d.key, RECEIVED_COLUMN],
                 filter=pc.field(RECEIVED_COLUMN) >= pa.scalar(since, _TS),
-            ).sort_by(RECEIVED_COLUMN)
-            times = [t.timestamp() for t in rows.column(RECEIVED_COLUMN).to_pylist()]
-            for k, t in zip(window.keys(rows), times, strict=True):
-                window.remember([k], t)
+            )
+            window.rebuild(rows, RECEIVED_COLUMN)
         return window
 
     # -- the loop ------------------------------------------------------------------------
@@ -155,59 +210,168 @@ class StreamRunner:
         *,
         until_idle: bool = False,
         max_seconds: float | None = None,
-        on_batch: Callable[[BatchCounts], None] | None = None,
+        on_batch: Callable[[BatchDone], None] | None = None,
+        stop: threading.Event | None = None,
     ) -> StreamReport:
+        """Fetch → process → commit → acknowledge until idle / ``max_seconds`` / ``stop``.
+
+        The broker is talked to from one I/O thread: the next batch is fetched while this one
+        is processed, and the acknowledgement is sent after the commit (both safe for
+        exactly-once: nothing is acknowledged before its commit, and what was fetched but not
+        committed is delivered again after a crash, from the table's position)."""
         report = StreamReport(self.spec.name)
         wait_s = parse_duration(self.spec.batch.max_latency).total_seconds()
+        max_events = self.spec.batch.max_events
         t0 = time.perf_counter()
-        while max_seconds is None or time.perf_counter() - t0 < max_seconds:
-            msgs = self.consumer.fetch(self.spec.batch.max_events, wait_s)
-            if not msgs:
-                if until_idle:
+        self.consumer.seek(self.done)
+
+        def ending() -> bool:
+            return _over(t0, max_seconds) or (stop is not None and stop.is_set())
+
+        lag: Future[int | None] | None = None
+        lag_at = float("-inf")
+        with ThreadPoolExecutor(1, thread_name_prefix="lg-stream-io") as io:
+            nxt: Future[Batch] = io.submit(self.consumer.fetch, max_events, wait_s)
+            while True:
+                batch = nxt.result()
+                if not len(batch):
+                    if until_idle or ending():
+                        break
+                    nxt = io.submit(self.consumer.fetch, max_events, wait_s)
+                    continue
+                last = ending()
+                if not last:  # prefetch while this batch is processed
+                    nxt = io.submit(self.consumer.fetch, max_events, wait_s)
+                tb = time.perf_counter()
+                commit0 = self.phases.get("commit", 0.0)
+                counts = self.process(batch)
+                took = time.perf_counter() - tb
+                report.batch_seconds.append(took)
+                io.submit(self.consumer.ack, batch)
+                if lag is None and tb - lag_at >= 1.0:  # ask the broker at most once a second
+                    lag, lag_at = io.submit(self.consumer.lag), tb
+                report.batches += 1
+                report.counts.add(counts)
+                if lag is not None and lag.done():
+                    self.lag = lag.result() if lag.exception() is None else None
+                    lag = None
+                if on_batch is not None:
+                    commit_s = self.phases.get("commit", 0.0) - commit0
+                    checks = self._checks
+                    on_batch(BatchDone(counts, checks, took, commit_s, batch.last_offset, self.lag))
+                if last:
                     break
-                continue
-            tb = time.perf_counter()
-            counts = self.process(msgs)
-            report.batch_seconds.append(time.perf_counter() - tb)
-            report.batches += 1
-            report.counts.add(counts)
-            if on_batch is not None:
-                on_batch(counts)
         report.seconds = time.perf_counter() - t0
+        report.phases = dict(self.phases)
         return report
 
-    def process(self, msgs: Sequence[Message]) -> BatchCounts:
-        """One micro-batch, committed then acknowledged."""
+    def process(self, batch: Batch) -> BatchCounts:
+        """One micro-batch, parsed, checked and committed (the caller acknowledges it)."""
         now = dt.datetime.now(dt.UTC)
-        counts = BatchCounts(read=len(msgs))
+        counts = BatchCounts(read=len(batch))
         dlq = _Dlq()
-        fresh = [m for m in msgs if m.seq > self.done]
-        counts.already_committed = len(msgs) - len(fresh)
+        fresh_idx: list[int] | None
+        if batch.last_seq <= self.done:
+            fresh_idx = []
+        elif int(batch.seqs[0].as_py()) > self.done:
+            fresh_idx = None  # all of it (the common case)
+        else:
+            mask = pc.greater(batch.seqs, pa.scalar(self.done, pa.int64()))
+            fresh_idx = pc.indices_nonzero(mask).to_pylist()
+        if fresh_idx is None:
+            payloads, rows = batch.payloads, None
+        else:
+            payloads = [batch.payloads[i] for i in fresh_idx]
+            rows = fresh_idx
+        counts.already_committed = len(batch) - len(payloads)
+        t = self._clock("start")
         parsed = parse_json_batch(
-            [m.payload for m in fresh], self.schema, self.spec.max_message_bytes
+            payloads, self.schema, self.spec.max_message_bytes, self.con, expect_bad=self._bad
         )
+        self._bad = bool(parsed.rejected)
+        t = self._clock("parse", t)
+        at = (lambda i: i) if rows is None else rows.__getitem__
         for r in parsed.rejected:
-            dlq.add(fresh[r.index], r.reason)
-        table, rows = parsed.table, [fresh[i] for i in parsed.indexes]
+            dlq.add(at(r.index), r.reason)
+        table = parsed.table
+        idx = pa.array(
+            parsed.indexes if rows is None else [rows[i] for i in parsed.indexes], pa.int64()
+        )
         if self.dedup is not None and table.num_rows:
             keep = self.dedup.first_seen(table, now.timestamp())
-            counts.duplicates = keep.count(False)
-            table = table.filter(pa.array(keep))
-            rows = [m for m, k in zip(rows, keep, strict=True) if k]
-        table = table.append_column(OFFSET_COLUMN, pa.array([m.offset for m in rows]))
-        table = table.append_column(RECEIVED_COLUMN, pa.array([now] * len(rows), _TS))
-        good = self._check_and_mask(table, {m.offset: m for m in rows}, dlq)
-        counts.dlq = len(dlq.offsets)
+            table, idx = table.filter(keep), idx.filter(keep)
+            counts.duplicates = len(keep) - table.num_rows
+        t = self._clock("dedup", t)
+        table = table.append_column(OFFSET_COLUMN, batch.offsets.take(idx))
+        table = table.append_column(_ROW, idx)
+        table = table.append_column(RECEIVED_COLUMN, pa.repeat(pa.scalar(now, _TS), table.num_rows))
+        table = self._late(table, dlq)
+        table = self._enrich(table, dlq, counts)
+        t = self._clock("late+enrich", t)
+        good = self._check_and_mask(table, dlq)
+        t = self._clock("checks+mask", t)
+        late = pa.table({})
+        if _LATE in good.column_names:
+            flag = good.column(_LATE)
+            late = good.filter(flag)
+            good = good.filter(pc.invert(flag))
+        good = good.drop_columns([c for c in (_LATE, _ROW) if c in good.column_names])
+        counts.dlq = len(dlq)
         counts.published = good.num_rows
-        self._commit(msgs, good, dlq, now)
+        counts.late = late.num_rows
+        if late.num_rows:  # rows a crashed run already committed there are not written twice
+            seqs = batch.seqs.take(late.column(_ROW))
+            late = late.filter(pc.greater(seqs, pa.scalar(self.late_done, pa.int64())))
+            late = late.drop_columns([_LATE, _ROW])
+        self._commit(batch, good, late, dlq, now)
+        self._clock("commit", t)
         crashpoint(f"stream {self.spec.name}: committed, not acknowledged")
-        self.consumer.ack(msgs)
         return counts
 
-    def _check_and_mask(
-        self, table: pa.Table, by_offset: dict[str, Message], dlq: _Dlq
-    ) -> pa.Table:
+    def _clock(self, phase: str, since: float | None = None) -> float:
+        now = time.perf_counter()
+        if since is not None:
+            self.phases[phase] = self.phases.get(phase, 0.0) + now - since
+        return now
+
+    def _late(self, table: pa.Table, dlq: _Dlq) -> pa.Table:
+        """Flag late events (``late: <dataset>``) or send them to the DLQ."""
+        if self.watermark is None or not table.num_rows:
+            return table
+        late = self.watermark.late(table)
+        if self.late_name is not None:
+            return table.append_column(_LATE, late)
+        if pc.any(late).as_py():
+            dlq.extend(table.column(_ROW).filter(late).to_pylist(), self.watermark.reason())
+            table = table.filter(pc.invert(late))
+        return table
+
+    def _enrich(self, table: pa.Table, dlq: _Dlq, counts: BatchCounts) -> pa.Table:
+        """Join the reference columns; events without a match kept or sent to the DLQ."""
+        if self.enricher is None or not table.num_rows:
+            return table
+        self.enricher.refresh(self.spec.name)
+        self.con.register_arrow(_BATCH, table)
+        try:
+            out = self.con.arrow(self.enricher.query(_BATCH, table.column_names))
+        finally:
+            self.con.unregister(_BATCH)
+        for i, e in enumerate(self.spec.enrich):
+            miss = out.column(MISS_PREFIX + str(i))
+            out = out.drop_columns([MISS_PREFIX + str(i)])
+            if not pc.any(miss).as_py():
+                continue
+            if e.missing == "dlq":
+                rows = out.column(_ROW).filter(miss).to_pylist()
+                dlq.extend(rows, f"enrich: no match in {e.dataset} on {', '.join(e.keys)}")
+                out = out.filter(pc.invert(miss))
+            else:
+                counts.enrich_missed += int(pc.sum(miss).as_py() or 0)
+        return out
+
+    def _check_and_mask(self, table: pa.Table, dlq: _Dlq) -> pa.Table:
         columns = table.column_names
+        self._checks = []
         if not self.rules and not (self.spec.checks and table.num_rows):
             return table
         self.con.register_arrow(_BATCH, table)
@@ -219,19 +383,19 @@ class StreamRunner:
                     self.con, _BATCH, self.spec.checks, mark=True, sample_size=0, dataset=self.sink
                 )
                 created = result.created_tables
+                self._checks = list(result.results)
                 decision = gate(result, "quarantine")
                 if decision.action == "block":
-                    for m in by_offset.values():
-                        dlq.add(m, "blocked: " + decision.reason)
+                    dlq.extend(table.column(_ROW).to_pylist(), "blocked: " + decision.reason)
                     return table.schema.empty_table()
                 if decision.action == "publish_passing":
-                    failing = self.con.arrow(result.failing_rows_query([OFFSET_COLUMN], decision))
-                    for off, names in zip(
-                        failing.column(OFFSET_COLUMN).to_pylist(),
+                    failing = self.con.arrow(result.failing_rows_query([_ROW], decision))
+                    for row, names in zip(
+                        failing.column(_ROW).to_pylist(),
                         failing.column(FAILED_CHECKS_COLUMN).to_pylist(),
                         strict=True,
                     ):
-                        dlq.add(by_offset[off], "checks: " + ", ".join(names or []))
+                        dlq.add(row, "checks: " + ", ".join(names or []))
                     source = result.passing_rows_query(columns, decision)
             if not self.rules:
                 return self.con.arrow(source)
@@ -240,17 +404,33 @@ class StreamRunner:
             self.con.drop(*created)
             self.con.unregister(_BATCH)
 
-    def _commit(self, msgs: Sequence[Message], good: pa.Table, dlq: _Dlq, now: dt.datetime) -> None:
-        last = max(msgs, key=lambda m: m.seq)
-        tag = CommitTag(run_id=f"stream:{self.spec.name}", run_seq=last.seq, batch_id=last.offset)
-        fresh_dlq = dlq.table(now).filter(pc.field("seq") > self.dlq_done)
-        if fresh_dlq.num_rows:
-            self.store.publish(self.dlq_name, fresh_dlq.to_reader(), write=_DLQ_WRITE, tag=tag)
-            self.dlq_done = last.seq
+    def _commit(
+        self, batch: Batch, good: pa.Table, late: pa.Table, dlq: _Dlq, now: dt.datetime
+    ) -> None:
+        """DLQ, then late events, then the sink: each one commit tagged with the batch's last
+        position (a table already at or past it is not written again)."""
+        if self.guard is not None:
+            self.guard()
+        last = batch.last_seq
+        tag = CommitTag(run_id=f"stream:{self.spec.name}", run_seq=last, batch_id=batch.last_offset)
+        if len(dlq) and last > self.dlq_done:
+            fresh_dlq = dlq.table(batch, now).filter(pc.field("seq") > self.dlq_done)
+            if fresh_dlq.num_rows:
+                self.store.publish(self.dlq_name, fresh_dlq.to_reader(), write=_DLQ_WRITE, tag=tag)
+                self.dlq_done = last
+        if late.num_rows and self.late_name is not None:
+            self.store.publish(self.late_name, late.to_reader(), write=self.write, tag=tag)
+            self.late_done = last
         if good.num_rows:
+            if self.watermark is not None:
+                tag = replace(tag, watermark=self.watermark.advanced(good))
             self.store.publish(self.sink, good.to_reader(), write=self.write, tag=tag)
-            self.done = last.seq
+            self.done = last
 
 
-def _select_all(columns: Sequence[str]) -> exp.Select:
+def _over(t0: float, max_seconds: float | None) -> bool:
+    return max_seconds is not None and time.perf_counter() - t0 >= max_seconds
+
+
+def _select_all(columns: list[str]) -> exp.Select:
     return exp.select(*[col(c) for c in columns]).from_(table_ref(_BATCH))

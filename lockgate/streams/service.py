@@ -1,16 +1,48 @@
-"""Run a project's stream by name (what ``lockgate stream run NAME`` calls)."""
+"""Run a project's stream by name (what ``lockgate stream run NAME`` and ``lockgate serve``
+call): under the stream's lease, recorded in the state store, with metrics."""
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
+from lockgate._duration import parse_duration
 from lockgate._suggest import did_you_mean
 from lockgate.engine import engine_for
 from lockgate.errors import UsageError
 from lockgate.project.project import Project
+from lockgate.state.errors import LeaseLost
 from lockgate.storage import store_for
-from lockgate.streams.runner import BatchCounts, StreamReport, StreamRunner
+from lockgate.streams.config import StreamSpec
+from lockgate.streams.record import StreamMetrics, StreamRecorder
+from lockgate.streams.runner import BatchDone, StreamReport, StreamRunner
 from lockgate.streams.sources import consumer_for
+
+if TYPE_CHECKING:
+    from lockgate.state import StateStore
+    from lockgate.state.lock import Lease
+
+log = logging.getLogger(__name__)
+
+
+def stream_lock_name(project: str, stream: str) -> str:
+    """The lease a running stream holds: one consumer per stream (two would race to commit
+    the same positions); dataset runs hold the project's own lease and never write a
+    stream's tables (the loader rejects a sink named like a dataset)."""
+    return f"{project}/stream:{stream}"
+
+
+def get_stream(project: Project, name: str) -> StreamSpec:
+    spec = project.streams.get(name)
+    if spec is None:
+        known = sorted(project.streams)
+        raise UsageError(
+            f"no stream named {name!r} (streams: {', '.join(known) or 'none'})",
+            hint=did_you_mean(name, known),
+        )
+    return spec
 
 
 def run_stream(
@@ -19,21 +51,78 @@ def run_stream(
     *,
     until_idle: bool = False,
     max_seconds: float | None = None,
-    on_batch: Callable[[BatchCounts], None] | None = None,
+    on_batch: Callable[[BatchDone], None] | None = None,
+    stop: threading.Event | None = None,
+    metrics: StreamMetrics | None = None,
+    state: StateStore | None = None,
 ) -> StreamReport:
-    """Consume stream ``name`` of ``project`` until idle / ``max_seconds`` (default: forever)."""
-    spec = project.streams.get(name)
-    if spec is None:
-        known = sorted(project.streams)
-        raise UsageError(
-            f"no stream named {name!r} (streams: {', '.join(known) or 'none'})",
-            hint=did_you_mean(name, known),
-        )
+    """Consume stream ``name`` of ``project`` until idle / ``max_seconds`` / ``stop``
+    (default: forever). Holds the stream's lease (:class:`~lockgate.errors.LockHeld` when
+    another consumer runs it), records a run + step every ``record_every`` and at the end,
+    and stops before a commit if the lease was lost."""
+    from lockgate.state import StateStore
+
+    spec = get_stream(project, name)
+    own_state = state is None
+    st = StateStore.open(project.state_url) if state is None else state
+    try:
+        with st.lock(stream_lock_name(project.config.name, name)) as lease:
+            return _run_locked(
+                project, spec, st, lease, until_idle, max_seconds, on_batch, stop, metrics
+            )
+    finally:
+        if own_state:
+            st.close()
+
+
+def _run_locked(
+    project: Project,
+    spec: StreamSpec,
+    state: StateStore,
+    lease: Lease,
+    until_idle: bool,
+    max_seconds: float | None,
+    on_batch: Callable[[BatchDone], None] | None,
+    stop: threading.Event | None,
+    metrics: StreamMetrics | None,
+) -> StreamReport:
+    et = spec.event_time
+    recorder = StreamRecorder(
+        state,
+        project.config.name,
+        spec.name,
+        spec.sink.dataset,
+        late_table=et.late if et is not None and et.late != "dlq" else None,
+        every_s=parse_duration(spec.record_every).total_seconds(),
+    )
+
+    def done(b: BatchDone) -> None:
+        recorder.batch(b.counts, b.checks, b.offset)
+        if metrics is not None:
+            metrics.batch(spec.name, b.counts, b.seconds, b.commit_seconds, b.lag)
+        if on_batch is not None:
+            on_batch(b)
+
+    def guard() -> None:
+        if lease.lost:
+            lease.check()  # raises LeaseLost naming the stream's lease
+            raise LeaseLost(f"stream {spec.name!r}: lost its lease")  # pragma: no cover
+
     store = store_for(project.config.store, project.warehouse_path)
     consumer = consumer_for(spec)
     try:
         with engine_for(project.config.engine) as con:
             runner = StreamRunner(spec, consumer, store, con)
-            return runner.run(until_idle=until_idle, max_seconds=max_seconds, on_batch=on_batch)
+            runner.guard = guard
+            try:
+                report = runner.run(
+                    until_idle=until_idle, max_seconds=max_seconds, on_batch=done, stop=stop
+                )
+            except BaseException as e:
+                recorder.flush("failed", error=f"{type(e).__name__}: {e}")
+                raise
+            recorder.flush()
+            report.runs = list(recorder.runs)
+            return report
     finally:
         consumer.close()

@@ -47,3 +47,52 @@ def test_bad_duration_is_a_problem(tmp_path: Path) -> None:
     bad = stream_def(REDIS, batch={"max_latency": "soon"})
     problems = validate_project(write_project(tmp_path, [bad]))
     assert any("max_latency" in p.message or "duration" in p.message for p in problems)
+
+
+def test_enrich_and_event_time_are_validated(tmp_path: Path) -> None:
+    bad = stream_def(
+        REDIS,
+        enrich=[{"dataset": "customers", "on": "nope", "columns": ["email", "tier"]}],
+        event_time={"column": "amount", "late": "bad name!"},
+    )
+    problems = validate_project(write_project(tmp_path, [bad]))
+    messages = " | ".join(p.message for p in problems)
+    assert "late" in messages  # not a dataset name
+    good_late = stream_def(
+        REDIS,
+        enrich=[{"dataset": "customers", "on": "nope", "columns": ["email", "tier"]}],
+        event_time={"column": "amount"},
+        checks=[{"type": "between", "column": "tier", "min": 1}],
+    )
+    problems = validate_project(write_project(tmp_path / "b", [good_late]))
+    messages = " | ".join(p.message for p in problems)
+    assert "enrich: unknown column 'nope'" in messages
+    assert "column 'email' from customers is already a column" in messages
+    assert "event_time: column 'amount' is DOUBLE, not a TIMESTAMP" in messages
+    assert "tier" in messages  # VARCHAR unless typed: between needs a number
+
+
+def test_typed_enriched_columns_can_be_checked(tmp_path: Path) -> None:
+    ok = stream_def(
+        REDIS,
+        enrich=[{"dataset": "customers", "on": "user_id", "columns": {"tier": "INTEGER"}}],
+        checks=[{"type": "between", "column": "tier", "min": 1}],
+        event_time={"column": "ts", "allowed_lateness": "5m", "late": "events_late"},
+    )
+    assert validate_project(write_project(tmp_path, [ok])) == []
+
+
+def test_a_stream_may_not_write_a_dataset_or_another_streams_table(tmp_path: Path) -> None:
+    root = write_project(
+        tmp_path,
+        [
+            stream_def(REDIS),
+            stream_def(REDIS, name="other", event_time={"column": "ts", "late": "events"}),
+        ],
+    )
+    (root / "datasets" / "events_src.yaml").write_text(
+        "datasets:\n  - name: other__dlq\n    transform: {sql: select 1 as x}\n"
+    )
+    messages = " | ".join(p.message for p in validate_project(root))
+    assert "stream 'other': writes table 'other__dlq', which is also a dataset" in messages
+    assert "stream 'other': writes table 'events', as stream 'events' does" in messages
