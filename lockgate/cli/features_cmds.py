@@ -78,19 +78,28 @@ def training_set_cmd(
 @handle_errors
 def materialize_cmd(
     views: list[str] = typer.Argument(None, help="feature views (default: all)"),
+    full_refresh: bool = typer.Option(
+        False, "--full-refresh", help="recompute every entity instead of the changes"
+    ),
     project: Path = typer.Option(Path("."), "--project", "-p", help="project folder"),
     as_json: bool = typer.Option(False, "--json", help="machine-readable summary"),
 ) -> None:
-    """Write the latest known vector of every entity into the online store (SQLite)."""
-    from lockgate.features.online import materialize
+    """Bring the online store (online_store: in lockgate.yaml) up to date: the latest known
+    vector of every entity, incrementally from the Delta versions since the last time."""
+    from lockgate.features.materialize import materialize
     from lockgate.project import load_project
 
-    written = materialize(load_project(project), views or ())
+    results = materialize(load_project(project), views or (), full_refresh=full_refresh)
     if as_json:
-        print_json(written)
+        print_json({name: r.as_dict() for name, r in results.items()})
         return
-    for view, n in written.items():
-        console.print(f"{view}: {n} entities", highlight=False)
+    for r in results.values():
+        since = "" if r.from_version is None else f"v{r.from_version} -> "
+        console.print(
+            f"{r.view}: {r.mode} ({since}v{r.to_version}): {r.written} written, "
+            f"{r.deleted} deleted — {r.reason}",
+            highlight=False,
+        )
 
 
 @features_app.command("serve")
@@ -102,7 +111,7 @@ def serve_cmd(
 ) -> None:
     """Serve POST /get-online-features (Feast-compatible), /health and /metrics."""
     from lockgate.errors import UsageError
-    from lockgate.features.online import default_store
+    from lockgate.features.online import open_store
     from lockgate.features.serve import FeatureServer
     from lockgate.project import load_project
 
@@ -113,4 +122,4 @@ def serve_cmd(
             "serving needs uvicorn", hint="pip install uvicorn (or lockgate[serve])"
         ) from e
     proj = load_project(project)
-    uvicorn.run(FeatureServer(proj, default_store(proj)), host=host, port=port, log_level="warning")
+    uvicorn.run(FeatureServer(proj, open_store(proj)), host=host, port=port, log_level="warning")
