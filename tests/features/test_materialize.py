@@ -126,6 +126,7 @@ ops = st.lists(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(ops=ops)
 def test_incremental_matches_full_refresh_and_offline(tmp_path_factory: pytest.TempPathFactory, ops: list[tuple[object, ...]]) -> None:
