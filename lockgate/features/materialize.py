@@ -225,9 +225,7 @@ def _join(ses: Engine, view: FeatureViewSpec, features: tuple[str, ...]) -> pit.
 
 
 def _literal_ts(ts: datetime) -> exp.Expr:
-    return exp.cast(
-        exp.Literal.string(utc(ts).replace(tzinfo=None).isoformat()), "TIMESTAMP"
-    )
+    return exp.cast(exp.Literal.string(utc(ts).replace(tzinfo=None).isoformat()), "TIMESTAMP")
 
 
 def latest_query(v: pit.ViewJoin, now: datetime) -> exp.Select:
@@ -285,19 +283,17 @@ def _changed_vectors(
         changed = exp.select(*[k.copy() for k in keys]).from_(newly_known.subquery("n")).distinct()
     ses.execute(exp.Create(this=table_ref(_CHANGED), kind="VIEW", expression=changed, replace=True))
     # the feature rows of the changed keys only: the window below sorts just those
-    on = exp.and_(
-        *[exp.EQ(this=pit.col(k, "f"), expression=pit.col(k, "c")) for k in v.entities]
-    )
+    on = exp.and_(*[exp.EQ(this=pit.col(k, "f"), expression=pit.col(k, "c")) for k in v.entities])
     subset = (
         exp.select(exp.Column(this=exp.Star(), table=exp.to_identifier("f")))
         .from_(exp.alias_(table_ref(v.relation), "f", table=True))
         .join(exp.alias_(table_ref(_CHANGED), "c", table=True), on=on, join_type="SEMI")
     )
-    ses.execute(exp.Create(this=table_ref(_KNOWN_ROWS), kind="VIEW", expression=subset, replace=True))
-    latest = latest_query(replace(v, relation=_KNOWN_ROWS), at).subquery("l")
-    on2 = exp.and_(
-        *[exp.EQ(this=pit.col(k, "c"), expression=pit.col(k, "l")) for k in v.entities]
+    ses.execute(
+        exp.Create(this=table_ref(_KNOWN_ROWS), kind="VIEW", expression=subset, replace=True)
     )
+    latest = latest_query(replace(v, relation=_KNOWN_ROWS), at).subquery("l")
+    on2 = exp.and_(*[exp.EQ(this=pit.col(k, "c"), expression=pit.col(k, "l")) for k in v.entities])
     q = (
         exp.select(
             *[exp.alias_(pit.col(k, "c"), k) for k in v.entities],

@@ -302,7 +302,9 @@ def _entities(
         if version is None:
             raise InputError(f"entity dataset '{entities}' has not been published")
         return store.read(entities, version), {
-            "kind": "dataset", "dataset": entities, "version": version,
+            "kind": "dataset",
+            "dataset": entities,
+            "version": version,
         }
     path = Path(entities)
     described: dict[str, object] = {"kind": "file", "path": str(path.resolve())}

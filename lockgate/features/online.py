@@ -66,7 +66,9 @@ class Mark:
             return None
         try:
             d = json.loads(text)
-            return cls(d["dataset"], int(d["version"]), datetime.fromisoformat(d["at"]), d["definition"])
+            return cls(
+                d["dataset"], int(d["version"]), datetime.fromisoformat(d["at"]), d["definition"]
+            )
         except (ValueError, KeyError, TypeError):
             return None  # unreadable: treated as never materialised (a full refresh)
 
@@ -161,9 +163,7 @@ class SQLiteOnlineStore(OnlineStore):
                 crashpoint("online sqlite: batch written, not committed")
             for dchunk in chunks(((_key_text(k),) for k in deletes), self.batch_size):
                 deleted += con.executemany(f"DELETE FROM {table} WHERE key = ?", dchunk).rowcount
-            con.execute(
-                "INSERT OR REPLACE INTO _lg_marks VALUES (?, ?)", (view, mark.dumps())
-            )
+            con.execute("INSERT OR REPLACE INTO _lg_marks VALUES (?, ?)", (view, mark.dumps()))
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
@@ -187,7 +187,9 @@ class SQLiteOnlineStore(OnlineStore):
 
     def mark(self, view: str) -> Mark | None:
         try:
-            row = self._con().execute("SELECT mark FROM _lg_marks WHERE view = ?", (view,)).fetchone()
+            row = (
+                self._con().execute("SELECT mark FROM _lg_marks WHERE view = ?", (view,)).fetchone()
+            )
         except sqlite3.OperationalError:
             return None
         return None if row is None else Mark.loads(row[0])
@@ -299,9 +301,10 @@ def get_online_features(
     chosen = resolve_features(project.features, features)
     lengths = {k: len(v) for k, v in entities.items() if isinstance(v, list | tuple)}
     if len(lengths) != len(entities) or len(set(lengths.values())) > 1:
+        got = ", ".join(f"{k}: {lengths.get(k, type(v).__name__)}" for k, v in entities.items())
         raise UsageError(
             "'entities' must map each entity column to a list of values, all of one length "
-            f"(got {', '.join(f'{k}: {lengths.get(k, type(v).__name__)}' for k, v in entities.items())})"
+            f"(got {got})"
         )
     n = next(iter(lengths.values()), 0)
     names: list[str] = list(entities)

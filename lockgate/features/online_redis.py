@@ -166,7 +166,7 @@ class RedisOnlineStore(OnlineStore):
             raw = self.client.get(self._mark_key(view))
         except self._errors as e:
             raise self._fail(e, f"reading the mark of view '{view}'") from e
-        return Mark.loads(raw)  # type: ignore[arg-type]  # bytes | None (no decode_responses)
+        return Mark.loads(raw)  # bytes | None (no decode_responses)
 
     def keys(self, view: str) -> list[bytes]:
         """Every vector key of ``view`` (tests and maintenance; SCAN)."""

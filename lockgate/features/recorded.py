@@ -225,7 +225,7 @@ def _recorded_entities(project: Project, store: Any, rec: TrainingSetRecord) -> 
 
     ent = rec.entities
     if ent["kind"] == "dataset":
-        return store.read(str(ent["dataset"]), int(ent["version"]))  # type: ignore[no-any-return]
+        return store.read(str(ent["dataset"]), int(ent["version"]))
     copy = project.root / str(ent["copy"])
     if not copy.is_file():
         raise InputError(

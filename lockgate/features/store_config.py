@@ -48,6 +48,4 @@ class RedisOnlineConfig(_Frozen):
     batch_size: int = Field(default=1_000, ge=1, description="commands per pipeline round trip")
 
 
-OnlineStoreConfig = Annotated[
-    SQLiteOnlineConfig | RedisOnlineConfig, Field(discriminator="type")
-]
+OnlineStoreConfig = Annotated[SQLiteOnlineConfig | RedisOnlineConfig, Field(discriminator="type")]

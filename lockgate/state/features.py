@@ -7,12 +7,12 @@ and the SHA-256 of the result. :func:`pinned_versions` is what retention must ke
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import RowMapping
 
 from lockgate.state.tables import training_sets
 
@@ -50,7 +50,7 @@ def record_training_set(state: StateStore, rec: TrainingSetRecord) -> None:
         )
 
 
-def _record(row: Mapping[str, Any]) -> TrainingSetRecord:
+def _record(row: RowMapping) -> TrainingSetRecord:
     return TrainingSetRecord(
         id=row["id"],
         project=row["project"],

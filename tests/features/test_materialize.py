@@ -75,7 +75,11 @@ def test_incremental_equals_full_refresh_step_by_step(
     write_events(root, [(1, _day(3), _day(3), 11.0), (3, _day(2), _day(2), 30.0)])
     r = materialize(project, store=inc, now=_day(5))["ev"]
     assert (r.mode, r.written, r.deleted, r.from_version, r.to_version) == (
-        "incremental", 2, 0, 0, 1,
+        "incremental",
+        2,
+        0,
+        0,
+        1,
     )
     # a late correction: event on day 2, written on day 8 — unknown at day 5 and 7, known at 9
     write_events(root, [(2, _day(2), _day(8), 21.0)])
@@ -127,9 +131,13 @@ ops = st.lists(
 
 
 @pytest.mark.slow
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(ops=ops)
-def test_incremental_matches_full_refresh_and_offline(tmp_path_factory: pytest.TempPathFactory, ops: list[tuple[object, ...]]) -> None:
+def test_incremental_matches_full_refresh_and_offline(
+    tmp_path_factory: pytest.TempPathFactory, ops: list[tuple[object, ...]]
+) -> None:
     tmp = tmp_path_factory.mktemp("h")
     root = events_project(tmp / "p", ttl="4d")
     write_events(root, [])  # an empty feature table is a valid start
@@ -152,7 +160,9 @@ def test_incremental_matches_full_refresh_and_offline(tmp_path_factory: pytest.T
             materialize(project, store=full, now=now, full_refresh=True)
             assert _content(inc, [*KEYS, None]) == _content(full, [*KEYS, None])
     # online at "now" (TTL at read time) == the offline training set at "now"
-    online = get_online_features(project, "ev", {"customer_id": [*KEYS, None, 99]}, store=inc, now=now)
+    online = get_online_features(
+        project, "ev", {"customer_id": [*KEYS, None, 99]}, store=inc, now=now
+    )
     labels = pa.table(
         {"customer_id": [*KEYS, None, 99], "event_timestamp": [now.replace(tzinfo=None)] * 8}
     )
@@ -215,7 +225,9 @@ def test_redis_is_selected_in_config_and_masks_its_password(
     assert "s3cret-pw" not in str(e.value) + str(e.value.hint)
 
 
-def test_attack_keys_and_requests(tmp_path: Path, kind: str, request: pytest.FixtureRequest) -> None:
+def test_attack_keys_and_requests(
+    tmp_path: Path, kind: str, request: pytest.FixtureRequest
+) -> None:
     """NULL keys never materialise; a NULL / unknown / duplicate key in a request keeps its
     position; ragged entity lists are a usage error, not a crash."""
     prefix = _prefix(request, kind)

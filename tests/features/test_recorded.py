@@ -97,8 +97,17 @@ def test_cli_replay_writes_the_same_bytes(tmp_path: Path) -> None:
     write_events(root, [(1, _day(0), _day(0), 5.0)])
     res = runner.invoke(
         app,
-        ["features", "training-set", "--replay", id_, "-o", str(tmp_path / "b.parquet"),
-         "-p", str(root), "--json"],
+        [
+            "features",
+            "training-set",
+            "--replay",
+            id_,
+            "-o",
+            str(tmp_path / "b.parquet"),
+            "-p",
+            str(root),
+            "--json",
+        ],
     )
     assert res.exit_code == 0, res.output
     assert json.loads(res.output)["identical"] is True
