@@ -321,15 +321,18 @@ def get_online_features(
             )
         keys = [tuple(entities[k][i] for k in view.entities) for i in range(n)]
         vectors = store.read(view.name, keys)
-        ttl = view.ttl_delta
+        # status and event time once per entity (not per feature): the hot loop is per cell
+        heads = [_head(vec, at, view.ttl_delta) for vec in vectors]
+        statuses = [h[1] for h in heads]
+        stamps = [h[2] for h in heads]
+        live = [h[0] for h in heads]
         for f in feats:
             names.append(f"{view.name}__{f}" if len(chosen) > 1 else f)
-            cells = [_cell(vec, f, at, ttl) for vec in vectors]
             results.append(
                 {
-                    "values": [c[0] for c in cells],
-                    "statuses": [c[1] for c in cells],
-                    "event_timestamps": [c[2] for c in cells],
+                    "values": [None if v is None else v.get(f) for v in live],
+                    "statuses": list(statuses),
+                    "event_timestamps": list(stamps),
                 }
             )
     return {"metadata": {"feature_names": names}, "results": results}
@@ -338,13 +341,13 @@ def get_online_features(
 _EPOCH = "1970-01-01T00:00:00Z"
 
 
-def _cell(
-    vec: Vector | None, feature: str, at: datetime, ttl: timedelta | None
-) -> tuple[Scalar, str, str]:
-    """(value, Feast status, event time) of one feature of one entity."""
+def _head(
+    vec: Vector | None, at: datetime, ttl: timedelta | None
+) -> tuple[Mapping[str, Scalar] | None, str, str]:
+    """(values if served, Feast status, event time) of one entity's vector."""
     if vec is None:
         return None, "NOT_FOUND", _EPOCH
     stamp = vec.event_ts.strftime("%Y-%m-%dT%H:%M:%SZ")
     if ttl is not None and not vec.event_ts > at - ttl:
         return None, "OUTSIDE_MAX_AGE", stamp
-    return vec.values.get(feature), "PRESENT", stamp
+    return vec.values, "PRESENT", stamp
