@@ -165,6 +165,44 @@ def materialize_cmd(
         )
 
 
+@features_app.command("skew")
+@handle_errors
+def skew_cmd(
+    features: list[str] = typer.Argument(
+        ..., help="a feature service, or feature views / view:feature refs"
+    ),
+    sample: int = typer.Option(1000, "--sample", help="entity keys sampled per view"),
+    training: Path = typer.Option(
+        None, "--training", help="a training set (.parquet): PSI of its columns vs served values"
+    ),
+    max_psi: float = typer.Option(0.25, "--max-psi", help="exit 1 above this PSI"),
+    seed: int = typer.Option(0, "--seed"),
+    project: Path = typer.Option(Path("."), "--project", "-p", help="project folder"),
+    as_json: bool = typer.Option(False, "--json", help="machine-readable report"),
+) -> None:
+    """Training/serving skew: online vectors of sampled entities vs the offline answer now
+    (exit 1 on any difference), and PSI against a training set (exit 1 above --max-psi)."""
+    import pyarrow.parquet as pq
+
+    from lockgate.features.skew import serving_skew
+    from lockgate.project import load_project
+
+    table = pq.read_table(training) if training is not None else None
+    report = serving_skew(load_project(project), features, sample=sample, training=table, seed=seed)
+    if as_json:
+        print_json(report.as_dict())
+    else:
+        for f in report.features:
+            psi = "" if f.psi is None else f"  PSI {f.psi:.4f}"
+            console.print(
+                f"{f.view}:{f.feature}: {f.mismatched} of {f.compared} differ{psi}",
+                highlight=False,
+            )
+    drifted = any(f.psi is not None and f.psi > max_psi for f in report.features)
+    if report.mismatched or drifted:
+        raise typer.Exit(1)
+
+
 @features_app.command("serve")
 @handle_errors
 def serve_cmd(

@@ -249,3 +249,55 @@ def test_attack_keys_and_requests(
 
     with pytest.raises(UsageError, match="all of one length"):
         get_online_features(project, "ev", {"customer_id": 1}, store=store)  # type: ignore[dict-item]
+
+
+def test_serving_skew_finds_a_stale_online_store_and_psi_drift(
+    tmp_path: Path, kind: str, request: pytest.FixtureRequest
+) -> None:
+    from lockgate.features.skew import psi, serving_skew
+
+    prefix = _prefix(request, kind)
+    root = events_project(tmp_path / "p")
+    write_events(root, [(k, _day(1), _day(1), float(k)) for k in KEYS])
+    project = load_project(root)
+    store = _stores(tmp_path, kind, prefix, "s")
+    materialize(project, store=store, now=_day(2))
+    clean = serving_skew(project, "ev", store=store, now=_day(2))
+    assert clean.mismatched == 0 and clean.features[0].compared == len(KEYS)
+    # new rows published but not materialised: the online store is stale for two keys
+    write_events(root, [(1, _day(2), _day(2), 100.0), (4, _day(2), _day(2), 400.0)])
+    stale = serving_skew(project, "ev", store=store, now=_day(2))
+    assert stale.mismatched == 2
+    assert sorted(e["customer_id"] for e in stale.features[0].examples) == [1, 4]
+    assert {e["offline"] for e in stale.features[0].examples} == {100.0, 400.0}
+    # PSI: a training set with the same distribution is stable, a shifted one is not
+    same = pa.table({"spend": [float(k) for k in KEYS]})
+    assert serving_skew(project, "ev", store=store, now=_day(2), training=same).features[
+        0
+    ].psi == pytest.approx(0.0)
+    assert psi([1.0] * 90 + [None] * 10, [None] * 100) > 0.25
+    assert psi(["a", "b"] * 50, ["a", "b"] * 50) == pytest.approx(0.0)
+
+
+def test_cli_materialize_then_skew(tmp_path: Path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from lockgate.cli.app import app
+
+    root = events_project(tmp_path / "p")
+    write_events(root, [(k, _day(1), _day(1), float(k)) for k in KEYS])
+    runner = CliRunner()
+    res = runner.invoke(app, ["features", "materialize", "-p", str(root), "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["ev"]["mode"] == "full"
+    res = runner.invoke(app, ["features", "skew", "ev", "-p", str(root), "--json"])
+    assert res.exit_code == 0 and json.loads(res.output)["mismatched"] == 0, res.output
+    write_events(root, [(3, _day(2), _day(2), 33.0)])
+    res = runner.invoke(app, ["features", "skew", "ev", "-p", str(root), "--json"])
+    assert res.exit_code == 1 and json.loads(res.output)["mismatched"] == 1, res.output
+    res = runner.invoke(app, ["features", "materialize", "-p", str(root)])
+    assert res.exit_code == 0 and "ev: incremental (v0 -> v1): 1 written" in res.output
+    res = runner.invoke(app, ["features", "skew", "ev", "-p", str(root)])
+    assert res.exit_code == 0 and "ev:spend: 0 of 6 differ" in res.output, res.output
