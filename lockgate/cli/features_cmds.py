@@ -38,6 +38,9 @@ def training_set_cmd(
     replay: str = typer.Option(
         None, "--replay", help="re-create recorded training set ID from its pinned inputs"
     ),
+    record: bool = typer.Option(
+        True, "--record/--no-record", help="record the set in the state store (for --replay)"
+    ),
     project: Path = typer.Option(Path("."), "--project", "-p", help="project folder"),
     as_json: bool = typer.Option(False, "--json", help="machine-readable summary"),
 ) -> None:
@@ -68,6 +71,7 @@ def training_set_cmd(
             timestamp_column=timestamp_column,
             strategy=strategy,  # type: ignore[arg-type]  # checked above
             full_feature_names=full_feature_names,
+            record=record,
         )
     out.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(table, out)

@@ -9,8 +9,8 @@ the SHA-256 of the result. :func:`replay_training_set` (``lockgate features trai
 definitions and strategies — the project's YAML may have moved on — and checks the result's
 hash. :func:`lockgate.state.features.pinned_versions` lists what retention must keep.
 
-The hashes are of a canonical encoding (uncompressed Parquet of fixed row groups, schema
-metadata dropped): Arrow buffers may hold arbitrary bytes under NULL slots, Parquet does not.
+The result's hash is of a canonical encoding (:func:`table_sha256`): Arrow buffers may hold
+arbitrary bytes under NULL slots, and the chunking of a table is not part of its value.
 """
 
 from __future__ import annotations
@@ -57,11 +57,45 @@ class _Sha256Sink:
 
 
 def table_sha256(table: pa.Table) -> str:
-    """SHA-256 of ``table``'s rows and schema (not its metadata), independent of chunking
-    and of the bytes under NULL slots."""
+    """SHA-256 of ``table``'s schema (not its metadata) and values, independent of chunking
+    and of the bytes under NULL slots: per column, the validity as bytes and the values with
+    NULLs filled (numbers, times, booleans: their raw bytes, so ``-0.0`` differs from
+    ``0.0``); other types through uncompressed Parquet."""
+    top = hashlib.sha256(table.schema.remove_metadata().serialize().to_pybytes())
+    for name in table.column_names:
+        top.update(_column_sha256(table.column(name)).encode())
+    return top.hexdigest()
+
+
+def _column_sha256(col: pa.ChunkedArray) -> str:
+    import pyarrow.compute as pc
+
+    t = col.type
+    raw = (
+        pa.types.is_integer(t)
+        or pa.types.is_floating(t)
+        or pa.types.is_boolean(t)
+        or pa.types.is_timestamp(t)
+        or pa.types.is_duration(t)
+    )
+    if not raw:
+        return _parquet_sha256(col)
+    valid, data = hashlib.sha256(), hashlib.sha256()
+    zero = pa.scalar(False) if pa.types.is_boolean(t) else pa.scalar(0, pa.int64()).cast(t)
+    for chunk in col.chunks:
+        if chunk.null_count:
+            valid.update(pc.is_valid(chunk).to_numpy(zero_copy_only=False).tobytes())
+            chunk = pc.fill_null(chunk, zero)
+        else:
+            valid.update(b"\x01" * len(chunk))
+        data.update(chunk.to_numpy(zero_copy_only=False).tobytes())
+    return valid.hexdigest() + data.hexdigest()
+
+
+def _parquet_sha256(col: pa.ChunkedArray) -> str:
     import pyarrow.parquet as pq
 
-    table = table.replace_schema_metadata(None)
+    table = pa.table({"c": col})
     sink = _Sha256Sink()
     with pq.ParquetWriter(
         pa.PythonFile(sink, mode="w"),

@@ -142,3 +142,29 @@ def test_entity_rows_from_a_dataset_are_pinned_by_version(tmp_path: Path) -> Non
     assert rec.record.entities == {"kind": "dataset", "dataset": "events", "version": 0}
     write_events(root, [(1, _day(9), _day(9), 1.0)])  # the labels (and features) grow
     assert replay_training_set(project, rec.record.id).table.num_rows == 4
+
+
+def test_the_result_hash_ignores_chunking_and_bytes_under_nulls() -> None:
+    import struct
+
+    validity = pa.py_buffer(bytes([0b101]))  # rows 0 and 2 valid, row 1 NULL
+    garbage = [
+        pa.Array.from_buffers(
+            pa.float64(), 3, [validity, pa.py_buffer(struct.pack("<3d", 1.0, junk, -0.0))]
+        )
+        for junk in (0.0, 12345.678)
+    ]
+    t1 = pa.table(
+        {"x": garbage[0], "d": pa.array([1, None, 2], pa.date32()), "s": ["a", None, "c"]}
+    )
+    t2 = pa.table(
+        {
+            "x": pa.chunked_array([garbage[1].slice(0, 1), garbage[1].slice(1)]),
+            "d": pa.array([1, None, 2], pa.date32()),
+            "s": pa.chunked_array([["a", None], ["c"]]),
+        }
+    )
+    assert t1.equals(t2) and table_sha256(t1) == table_sha256(t2)
+    t3 = t1.set_column(0, "x", pa.array([1.0, None, 0.0]))  # -0.0 -> 0.0 is a different value
+    assert table_sha256(t3) != table_sha256(t1)
+    assert table_sha256(t1.replace_schema_metadata({"k": "v"})) == table_sha256(t1)
