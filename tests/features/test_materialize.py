@@ -301,3 +301,18 @@ def test_cli_materialize_then_skew(tmp_path: Path) -> None:
     assert res.exit_code == 0 and "ev: incremental (v0 -> v1): 1 written" in res.output
     res = runner.invoke(app, ["features", "skew", "ev", "-p", str(root)])
     assert res.exit_code == 0 and "ev:spend: 0 of 6 differ" in res.output, res.output
+
+
+def test_an_empty_feature_table_and_naive_vs_zoned_now(tmp_path: Path) -> None:
+    root = events_project(tmp_path / "p")
+    write_events(root, [])
+    project = load_project(root)
+    store = SQLiteOnlineStore(tmp_path / "o.db")
+    r = materialize(project, store=store, now=_day(1))["ev"]
+    assert (r.mode, r.written, r.deleted) == ("full", 0, 0)
+    out = get_online_features(project, "ev", {"customer_id": [1]}, store=store, now=_day(1))
+    assert out["results"][1]["statuses"] == ["NOT_FOUND"]  # type: ignore[index]
+    write_events(root, [(1, _day(1), _day(1), 1.0)])
+    # the same instant, naive (UTC) then zoned: not "earlier", so incremental, not full
+    r = materialize(project, store=store, now=_day(1).replace(tzinfo=UTC))["ev"]
+    assert (r.mode, r.written) == ("incremental", 1)
