@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     import pyarrow.dataset as pads
 
     from lockgate.project import Project
+    from lockgate.storage import DeltaStore
 
 #: average feature rows per entity key above which the as-of timeline beats the range join
 TIMELINE_ROWS_PER_KEY = 32.0
@@ -66,11 +67,18 @@ def training_set(
     timestamp_column: str = "event_timestamp",
     strategy: StrategyChoice = "auto",
     full_feature_names: bool = False,
+    record: bool = True,
 ) -> pa.Table:
     """The point-in-time correct training set for ``features`` (a feature service, or feature
     views / ``view:feature`` refs) at the rows of ``entities`` (an Arrow table, a .parquet or
     .csv file, or a dataset of the project), keyed by the views' entity columns and
-    ``timestamp_column``. Never drops or reorders a row: unmatched rows get NULL features."""
+    ``timestamp_column``. Never drops or reorders a row: unmatched rows get NULL features.
+
+    With ``record`` (the default) the set is recorded in the state store — the versions it
+    read, the entity rows' hash (and a kept copy), the result's hash — under the id in the
+    result's ``lockgate.training_set_id`` metadata, so
+    :func:`lockgate.features.recorded.replay_training_set` re-creates it exactly."""
+    from lockgate.features import recorded
     from lockgate.project import Project, load_project
     from lockgate.storage import DeltaStore
 
@@ -86,11 +94,11 @@ def training_set(
                 hint=f"run `lockgate run --select {view.dataset}` first",
             )
         sources.append(ViewSource(view, names, store.arrow_dataset(view.dataset, version), version))
-    table = _entities(proj, store, entities)
+    table, described = _entities(proj, store, entities)
     with engine_for(
         proj.config.engine, work_dir=proj.work_dir / "work", run_id=f"features-{uuid.uuid4().hex}"
     ) as ses:
-        return point_in_time(
+        out = point_in_time(
             ses,
             table,
             sources,
@@ -98,6 +106,11 @@ def training_set(
             strategy=strategy,
             full_feature_names=full_feature_names,
         )
+    if not record:
+        return out
+    refs = [features] if isinstance(features, str) else list(features)
+    options = {"timestamp_column": timestamp_column, "full_feature_names": full_feature_names}
+    return recorded.record(proj, refs, options, sources, described, table, out)
 
 
 def point_in_time(
@@ -108,9 +121,11 @@ def point_in_time(
     timestamp_column: str = "event_timestamp",
     strategy: StrategyChoice = "auto",
     full_feature_names: bool = False,
+    strategies: Mapping[str, pit.Strategy] | None = None,
 ) -> pa.Table:
     """The join itself, in an engine session (see :func:`training_set`): ``entities`` is an
-    Arrow table or one Parquet file (scanned by the engine, its row order kept)."""
+    Arrow table or one Parquet file (scanned by the engine, its row order kept).
+    ``strategies`` (view → strategy) overrides ``strategy`` per view (a replay)."""
     schema = _register_entities(ses, entities)
     if timestamp_column not in schema.names:
         raise UsageError(
@@ -128,6 +143,8 @@ def point_in_time(
             join = _view_join(ses, i, src, taken, keep, full_feature_names)
             per_key = _rows_per_key(ses, join)
             how = strategy if strategy != "auto" else pit.choose(per_key, TIMELINE_ROWS_PER_KEY)
+            if strategies and src.spec.name in strategies:
+                how = strategies[src.spec.name]
             if how == "range":
                 query = pit.range_join(query, ts, join)
             else:
@@ -273,17 +290,27 @@ def _rows_per_key(ses: Engine, v: pit.ViewJoin) -> float:
     return n / distinct if distinct else 0.0
 
 
-def _entities(proj: Project, store: object, entities: pa.Table | str | Path) -> pa.Table | Path:
+def _entities(
+    proj: Project, store: DeltaStore, entities: pa.Table | str | Path
+) -> tuple[pa.Table | Path, dict[str, object]]:
+    """The entity rows to join, and what they are (for the record): an Arrow table, a
+    dataset of the project at its current version, or a .parquet/.csv file."""
     if isinstance(entities, pa.Table):
-        return entities
-    from lockgate.storage import DeltaStore
-
-    if isinstance(store, DeltaStore) and isinstance(entities, str) and entities in proj.datasets:
-        return store.read(entities)
+        return entities, {"kind": "arrow"}
+    if isinstance(entities, str) and entities in proj.datasets:
+        version = store.version(entities)
+        if version is None:
+            raise InputError(f"entity dataset '{entities}' has not been published")
+        return store.read(entities, version), {
+            "kind": "dataset",
+            "dataset": entities,
+            "version": version,
+        }
     path = Path(entities)
+    described: dict[str, object] = {"kind": "file", "path": str(path.resolve())}
     if path.suffix.lower() == ".parquet" and path.is_file():
-        return path  # scanned by the engine in place
-    return read_entity_file(path)
+        return path, described  # scanned by the engine in place
+    return read_entity_file(path), described
 
 
 def read_entity_file(path: Path) -> pa.Table:

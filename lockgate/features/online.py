@@ -1,11 +1,14 @@
 """The online store: the latest known feature vector of every entity, read by key.
 
-:class:`OnlineStore` is the seam (one small ABC, like httpx's transports): ``write`` a view's
-vectors, ``read`` them by entity key. :class:`SQLiteOnlineStore` is the default (one row per
-view and entity holding the packed vector and its event time). ``materialize`` computes the
-vectors with the same known-at-T rule as training sets (at T = now), so online and offline
-agree; ``get_online_features`` answers in the shape of Feast's feature server and enforces
-the TTL at read time (a vector older than the TTL is reported ``OUTSIDE_MAX_AGE``).
+:class:`OnlineStore` is the seam (one small ABC, like httpx's transports): ``apply`` a batch
+of a view's vectors (upserts, deletes, then the view's :class:`Mark`), ``read`` them by
+entity key, ``mark`` says what the store holds. :class:`SQLiteOnlineStore` is the default
+(one row per view and entity holding the packed vector and its event time; a batch is one
+transaction); :class:`lockgate.features.online_redis.RedisOnlineStore` the optional one
+(``online_store: {type: redis}``). :func:`open_store` picks the project's.
+:mod:`lockgate.features.materialize` computes the vectors with the same known-at-T rule as
+training sets; ``get_online_features`` answers in the shape of Feast's feature server and
+enforces the TTL at read time (a vector older than the TTL is reported ``OUTSIDE_MAX_AGE``).
 """
 
 from __future__ import annotations
@@ -13,28 +16,26 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, TypeVar
 
-import pyarrow as pa
-from sqlglot import exp
-
+from lockgate._suggest import did_you_mean
 from lockgate.errors import UsageError
-from lockgate.features import pit
-from lockgate.features.definitions import FeatureViewSpec, resolve_features
+from lockgate.features.definitions import resolve_features
+from lockgate.storage.crashpoints import crashpoint
 
 if TYPE_CHECKING:
-    from lockgate.engine.base import Engine
+    from lockgate.features.store_config import OnlineStoreConfig
     from lockgate.project import Project
 
 Key = tuple[object, ...]
 #: JSON-compatible scalar of a feature vector
 Scalar = str | int | float | bool | None
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -45,39 +46,86 @@ class Vector:
     values: Mapping[str, Scalar]
 
 
+@dataclass(frozen=True)
+class Mark:
+    """What the store holds for a view: the dataset's Delta ``version`` materialised, the
+    time ``at`` it was materialised for (rows known at ``at``) and the view's ``definition``
+    fingerprint (a changed definition needs a full refresh). Written last in every batch."""
+
+    dataset: str
+    version: int
+    at: datetime
+    definition: str
+
+    def dumps(self) -> str:
+        return json.dumps({**asdict(self), "at": self.at.isoformat()}, sort_keys=True)
+
+    @classmethod
+    def loads(cls, text: str | bytes | None) -> Mark | None:
+        if text is None:
+            return None
+        try:
+            d = json.loads(text)
+            return cls(
+                d["dataset"], int(d["version"]), datetime.fromisoformat(d["at"]), d["definition"]
+            )
+        except (ValueError, KeyError, TypeError):
+            return None  # unreadable: treated as never materialised (a full refresh)
+
+
 class OnlineStore(ABC):
     """Latest feature vectors by (view, entity key)."""
 
-    #: ``online_store:`` type name
+    #: ``online_store: {type: ...}`` name
     name: ClassVar[str] = ""
 
     @abstractmethod
-    def write(self, view: str, vectors: Iterator[tuple[Key, Vector]], *, replace: bool) -> int:
-        """Store vectors of ``view`` (all of them when ``replace``); returns how many."""
+    def apply(
+        self,
+        view: str,
+        upserts: Iterable[tuple[Key, Vector]],
+        deletes: Iterable[Key],
+        *,
+        replace: bool,
+        ttl: timedelta | None,
+        mark: Mark,
+    ) -> tuple[int, int]:
+        """Store ``upserts``, remove ``deletes`` (and, when ``replace``, every vector of the
+        view not upserted), then record ``mark`` — last, so a batch cut short leaves the old
+        mark and re-running it (idempotent) completes it. Returns (written, deleted)."""
 
     @abstractmethod
     def read(self, view: str, keys: Sequence[Key]) -> list[Vector | None]:
         """The vectors of ``keys`` (None where the store has none), in order."""
+
+    @abstractmethod
+    def mark(self, view: str) -> Mark | None:
+        """The mark of the last complete batch of ``view`` (None: never materialised)."""
 
     def close(self) -> None:
         return None
 
 
 class SQLiteOnlineStore(OnlineStore):
-    """One SQLite file; a table per view: ``key TEXT PRIMARY KEY, ts INTEGER, v TEXT``."""
+    """One SQLite file; a table per view: ``key TEXT PRIMARY KEY, ts INTEGER, v TEXT``, and
+    ``_lg_marks``. A batch (data and mark) is one transaction."""
 
     name = "sqlite"
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, batch_size: int = 10_000) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
+        self.batch_size = batch_size
         self._local = threading.local()
 
     def _con(self) -> sqlite3.Connection:
         con: sqlite3.Connection | None = getattr(self._local, "con", None)
         if con is None:
-            con = sqlite3.connect(self.path, check_same_thread=False)
+            # autocommit mode: transactions are explicit (BEGIN IMMEDIATE … COMMIT), so the
+            # DDL of a full refresh is inside the batch's transaction too
+            con = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
             con.execute("PRAGMA journal_mode=WAL")
+            con.execute("PRAGMA busy_timeout=30000")
             self._local.con = con
         return con
 
@@ -85,35 +133,66 @@ class SQLiteOnlineStore(OnlineStore):
     def _table(view: str) -> str:
         return '"fv_' + view.replace('"', "") + '"'  # view names are identifiers (validated)
 
-    def write(self, view: str, vectors: Iterator[tuple[Key, Vector]], *, replace: bool) -> int:
-        con, table, n = self._con(), self._table(view), 0
-        with con:
-            if replace:
-                con.execute(f"DROP TABLE IF EXISTS {table}")
+    def apply(
+        self,
+        view: str,
+        upserts: Iterable[tuple[Key, Vector]],
+        deletes: Iterable[Key],
+        *,
+        replace: bool,
+        ttl: timedelta | None,
+        mark: Mark,
+    ) -> tuple[int, int]:
+        con, table = self._con(), self._table(view)
+        written = deleted = 0
+        con.execute("BEGIN IMMEDIATE")
+        try:
             con.execute(
                 f"CREATE TABLE IF NOT EXISTS {table} "
                 "(key TEXT PRIMARY KEY, ts INTEGER NOT NULL, v TEXT NOT NULL) WITHOUT ROWID"
             )
-            rows = (
-                (_key_text(k), _micros(vec.event_ts), json.dumps(vec.values, default=str))
-                for k, vec in vectors
+            con.execute(
+                "CREATE TABLE IF NOT EXISTS _lg_marks (view TEXT PRIMARY KEY, mark TEXT NOT NULL)"
             )
-            for chunk in _chunks(rows, 10_000):
+            if replace:
+                deleted += con.execute(f"DELETE FROM {table}").rowcount
+            rows = ((_key_text(k), _micros(v.event_ts), _dumps(v.values)) for k, v in upserts)
+            for chunk in chunks(rows, self.batch_size):
                 con.executemany(f"INSERT OR REPLACE INTO {table} VALUES (?, ?, ?)", chunk)
-                n += len(chunk)
-        return n
+                written += len(chunk)
+                crashpoint("online sqlite: batch written, not committed")
+            for dchunk in chunks(((_key_text(k),) for k in deletes), self.batch_size):
+                deleted += con.executemany(f"DELETE FROM {table} WHERE key = ?", dchunk).rowcount
+            con.execute("INSERT OR REPLACE INTO _lg_marks VALUES (?, ?)", (view, mark.dumps()))
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        crashpoint("online sqlite: committed")
+        return written, deleted
 
     def read(self, view: str, keys: Sequence[Key]) -> list[Vector | None]:
         texts = [_key_text(k) for k in keys]
-        marks = ",".join("?" * len(texts))
+        found: dict[str, Vector] = {}
         try:
-            rows = self._con().execute(
-                f"SELECT key, ts, v FROM {self._table(view)} WHERE key IN ({marks})", texts
-            )
+            for part in chunks(iter(texts), 500):  # SQLite's bound-parameter limit
+                marks = ",".join("?" * len(part))
+                rows = self._con().execute(
+                    f"SELECT key, ts, v FROM {self._table(view)} WHERE key IN ({marks})", part
+                )
+                found.update((k, Vector(_from_micros(ts), json.loads(v))) for k, ts, v in rows)
         except sqlite3.OperationalError:  # never materialised
             return [None] * len(keys)
-        found = {k: Vector(_from_micros(ts), json.loads(v)) for k, ts, v in rows}
         return [found.get(t) for t in texts]
+
+    def mark(self, view: str) -> Mark | None:
+        try:
+            row = (
+                self._con().execute("SELECT mark FROM _lg_marks WHERE view = ?", (view,)).fetchone()
+            )
+        except sqlite3.OperationalError:
+            return None
+        return None if row is None else Mark.loads(row[0])
 
     def close(self) -> None:
         con = getattr(self._local, "con", None)
@@ -123,20 +202,29 @@ class SQLiteOnlineStore(OnlineStore):
 
 
 def _key_text(key: Key) -> str:
+    """The stored form of an entity key (JSON list; datetimes as ISO text)."""
     return json.dumps([str(k) if isinstance(k, datetime) else k for k in key])
 
 
+def _dumps(values: Mapping[str, Scalar]) -> str:
+    return json.dumps(values, default=str, separators=(",", ":"))
+
+
+def utc(ts: datetime) -> datetime:
+    """Aware UTC (a naive value is taken to be UTC, like everywhere in lockgate)."""
+    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+
+
 def _micros(ts: datetime) -> int:
-    aware = ts if ts.tzinfo is not None else ts.replace(tzinfo=UTC)
-    return int(aware.timestamp() * 1_000_000)
+    return int(utc(ts).timestamp() * 1_000_000)
 
 
 def _from_micros(us: int) -> datetime:
     return datetime.fromtimestamp(us / 1_000_000, tz=UTC)
 
 
-def _chunks(rows: Iterator[tuple[str, int, str]], n: int) -> Iterator[list[tuple[str, int, str]]]:
-    chunk: list[tuple[str, int, str]] = []
+def chunks(rows: Iterator[_T] | Iterable[_T], n: int) -> Iterator[list[_T]]:
+    chunk: list[_T] = []
     for r in rows:
         chunk.append(r)
         if len(chunk) == n:
@@ -146,92 +234,52 @@ def _chunks(rows: Iterator[tuple[str, int, str]], n: int) -> Iterator[list[tuple
         yield chunk
 
 
-def default_store(project: Project) -> SQLiteOnlineStore:
-    return SQLiteOnlineStore(project.work_dir / "online.db")
+# ---- the project's store ------------------------------------------------------------------
+
+StoreFactory = Callable[["Project", "OnlineStoreConfig"], OnlineStore]
+_FACTORIES: dict[str, StoreFactory] = {}
 
 
-# ---- materialise --------------------------------------------------------------------------
+def register_online_store(type_name: str, factory: StoreFactory) -> None:
+    """Make ``online_store: {type: type_name}`` open ``factory(project, config)``."""
+    _FACTORIES[type_name] = factory
 
 
-def latest_query(v: pit.ViewJoin, now: datetime) -> exp.Select:
-    """Per key, the row known at ``now`` with the greatest (event, created, tie)."""
-    at = exp.cast(
-        exp.Literal.string(now.astimezone(UTC).replace(tzinfo=None).isoformat()), "TIMESTAMP"
-    )
-    rows = pit.feature_rows(v).subquery("r")
-    known = exp.and_(
-        exp.LTE(this=pit.col("_lg_event_ts"), expression=at),
-        exp.LTE(this=pit.col("_lg_created_ts"), expression=at.copy()),
-    )
-    order = [
-        exp.Ordered(this=pit.col(c), desc=True)
-        for c in ("_lg_event_ts", "_lg_created_ts", "_lg_tie")
-    ]
-    rn = exp.Window(
-        this=exp.RowNumber(),
-        partition_by=[pit.col(k) for k in v.entities],
-        order=exp.Order(expressions=order),
-    )
-    cols = [pit.col(k) for k in v.entities] + [pit.col("_lg_event_ts")]
-    cols += [pit.col(o) for o in v.outputs]
-    return (
-        exp.select(*cols)
-        .from_(rows)
-        .where(known)
-        .qualify(exp.EQ(this=rn, expression=exp.Literal.number(1)))
+def open_store(project: Project) -> OnlineStore:
+    """The online store ``lockgate.yaml`` names (``online_store:``; default SQLite)."""
+    cfg = project.config.online_store
+    factory = _FACTORIES.get(cfg.type)
+    if factory is None:
+        raise UsageError(
+            f"unknown online store type {cfg.type!r}",
+            hint=did_you_mean(cfg.type, _FACTORIES) or "sqlite or redis",
+        )
+    return factory(project, cfg)
+
+
+def _sqlite(project: Project, cfg: OnlineStoreConfig) -> OnlineStore:
+    from lockgate.features.store_config import SQLiteOnlineConfig
+
+    assert isinstance(cfg, SQLiteOnlineConfig)
+    path = Path(cfg.path).expanduser()
+    return SQLiteOnlineStore(
+        path if path.is_absolute() else project.root / path, batch_size=cfg.batch_size
     )
 
 
-def materialize(
-    project: Project,
-    views: Sequence[str] = (),
-    *,
-    store: OnlineStore | None = None,
-    now: datetime | None = None,
-) -> dict[str, int]:
-    """Write the latest known vector of every entity of ``views`` (default: all) into the
-    online store (replacing what it held); returns vectors written per view."""
-    from lockgate.engine.base import engine_for
-    from lockgate.storage import DeltaStore
+def _redis(project: Project, cfg: OnlineStoreConfig) -> OnlineStore:
+    from lockgate.features.online_redis import open_redis
 
-    store = store or default_store(project)
-    names = list(views) or list(project.features.views)
-    at = now or datetime.now(UTC)
-    delta = DeltaStore(project.warehouse_path)
-    written: dict[str, int] = {}
-    with engine_for(
-        project.config.engine,
-        work_dir=project.work_dir / "work",
-        run_id=f"materialize-{uuid.uuid4().hex}",
-    ) as ses:
-        for view, features in resolve_features(project.features, names):
-            ses.register_arrow("__lg_online", delta.arrow_dataset(view.dataset))
-            join = _join(ses, view, features)
-            reader = ses.reader(latest_query(join, at))
-            written[view.name] = store.write(view.name, _vectors(reader, join), replace=True)
-            ses.unregister("__lg_online")
-    return written
+    return open_redis(project, cfg)
 
 
-def _join(ses: Engine, view: FeatureViewSpec, features: tuple[str, ...]) -> pit.ViewJoin:
-    return pit.ViewJoin(
-        relation="__lg_online",
-        entities=view.entities,
-        event_ts=view.event_timestamp,
-        created_ts=view.created_timestamp,
-        features=features,
-        outputs=features,
-        ttl=view.ttl_delta,
-        types=ses.columns("__lg_online"),
-    )
+register_online_store("sqlite", _sqlite)
+register_online_store("redis", _redis)
 
 
-def _vectors(reader: pa.RecordBatchReader, v: pit.ViewJoin) -> Iterator[tuple[Key, Vector]]:
-    for batch in reader:
-        for row in batch.to_pylist():
-            key = tuple(row[k] for k in v.entities)
-            ts = row["_lg_event_ts"]
-            yield key, Vector(ts, {o: row[o] for o in v.outputs})
+def default_store(project: Project) -> OnlineStore:
+    """Kept for callers of the first version: :func:`open_store`."""
+    return open_store(project)
 
 
 # ---- read ---------------------------------------------------------------------------------
@@ -248,10 +296,17 @@ def get_online_features(
     """Feast's ``/get-online-features`` response for ``entities`` (column → values):
     ``{"metadata": {"feature_names": [...]}, "results": [{"values", "statuses",
     "event_timestamps"}, ...]}`` — entity columns first, then one entry per feature."""
-    store = store or default_store(project)
-    at = now or datetime.now(UTC)
+    store = store or open_store(project)
+    at = utc(now) if now is not None else datetime.now(UTC)
     chosen = resolve_features(project.features, features)
-    n = len(next(iter(entities.values()), []))
+    lengths = {k: len(v) for k, v in entities.items() if isinstance(v, list | tuple)}
+    if len(lengths) != len(entities) or len(set(lengths.values())) > 1:
+        got = ", ".join(f"{k}: {lengths.get(k, type(v).__name__)}" for k, v in entities.items())
+        raise UsageError(
+            "'entities' must map each entity column to a list of values, all of one length "
+            f"(got {got})"
+        )
+    n = next(iter(lengths.values()), 0)
     names: list[str] = list(entities)
     epoch = _EPOCH
     results: list[dict[str, list[object]]] = [
@@ -266,15 +321,18 @@ def get_online_features(
             )
         keys = [tuple(entities[k][i] for k in view.entities) for i in range(n)]
         vectors = store.read(view.name, keys)
-        ttl = view.ttl_delta
+        # status and event time once per entity (not per feature): the hot loop is per cell
+        heads = [_head(vec, at, view.ttl_delta) for vec in vectors]
+        statuses = [h[1] for h in heads]
+        stamps = [h[2] for h in heads]
+        live = [h[0] for h in heads]
         for f in feats:
             names.append(f"{view.name}__{f}" if len(chosen) > 1 else f)
-            cells = [_cell(vec, f, at, ttl) for vec in vectors]
             results.append(
                 {
-                    "values": [c[0] for c in cells],
-                    "statuses": [c[1] for c in cells],
-                    "event_timestamps": [c[2] for c in cells],
+                    "values": [None if v is None else v.get(f) for v in live],
+                    "statuses": list(statuses),
+                    "event_timestamps": list(stamps),
                 }
             )
     return {"metadata": {"feature_names": names}, "results": results}
@@ -283,13 +341,13 @@ def get_online_features(
 _EPOCH = "1970-01-01T00:00:00Z"
 
 
-def _cell(
-    vec: Vector | None, feature: str, at: datetime, ttl: timedelta | None
-) -> tuple[Scalar, str, str]:
-    """(value, Feast status, event time) of one feature of one entity."""
+def _head(
+    vec: Vector | None, at: datetime, ttl: timedelta | None
+) -> tuple[Mapping[str, Scalar] | None, str, str]:
+    """(values if served, Feast status, event time) of one entity's vector."""
     if vec is None:
         return None, "NOT_FOUND", _EPOCH
     stamp = vec.event_ts.strftime("%Y-%m-%dT%H:%M:%SZ")
     if ttl is not None and not vec.event_ts > at - ttl:
         return None, "OUTSIDE_MAX_AGE", stamp
-    return vec.values.get(feature), "PRESENT", stamp
+    return vec.values, "PRESENT", stamp

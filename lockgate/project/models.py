@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, m
 from lockgate._duration import parse_duration as parse_duration  # re-exported
 from lockgate._duration import parse_seconds
 from lockgate._suggest import did_you_mean
+from lockgate.features.store_config import OnlineStoreConfig, SQLiteOnlineConfig
 from lockgate.project.ops_models import AlertSpec, FreshnessSpec, RetrySpec, ScheduleSpec
 from lockgate.quality.checks import CheckSpec
 from lockgate.sources import SourceConfig, on_register, source_configs
@@ -275,6 +276,9 @@ class TargetSpec(Frozen):
     )
     memory_limit: str | None = None
     threads: int | None = Field(default=None, ge=1)
+    online_store: OnlineStoreConfig | None = Field(
+        default=None, description="the feature online store of this target"
+    )
 
     _engine = field_validator("engine")(_registered_engine)
 
@@ -369,6 +373,10 @@ class ProjectConfig(Frozen):
     openlineage: OpenLineageConfig | None = Field(
         default=None, description="emit OpenLineage events (file, http or console transport)"
     )
+    online_store: OnlineStoreConfig = Field(
+        default_factory=SQLiteOnlineConfig,
+        description="where `lockgate features materialize` writes feature vectors (sqlite, redis)",
+    )
 
     _name = field_validator("name")(_check_name)
 
@@ -377,7 +385,7 @@ class ProjectConfig(Frozen):
         target = self.targets[name]
         update: dict[str, Any] = {
             k: v
-            for k in ("warehouse", "state", "engine", "memory_limit", "threads")
+            for k in ("warehouse", "state", "engine", "memory_limit", "threads", "online_store")
             if (v := getattr(target, k)) is not None
         }
         update["connections"] = {**self.connections, **target.connections}

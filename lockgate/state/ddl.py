@@ -272,6 +272,27 @@ def ops_tables(md: sa.MetaData) -> tuple[sa.Table, sa.Table]:
     return schedule_state, incidents
 
 
+def features_tables(md: sa.MetaData) -> sa.Table:
+    """Migration 0008: every training set made, with what it was made from (the feature
+    tables' pinned Delta versions, the entity rows' hash and kept copy) and the hash of the
+    result, so ``lockgate features training-set --replay ID`` re-creates it exactly and
+    retention keeps the versions it pins."""
+    return sa.Table(
+        "lockgate_training_sets",
+        md,
+        sa.Column("id", sa.String(32), primary_key=True),
+        sa.Column("project", sa.String(200), nullable=False),
+        sa.Column("created_at", TS, nullable=False),
+        sa.Column("features", JSONType(), nullable=False),  # the refs asked for
+        sa.Column("options", JSONType(), nullable=False),  # timestamp column, names
+        sa.Column("views", JSONType(), nullable=False),  # view -> dataset, version, strategy
+        sa.Column("entities", JSONType(), nullable=False),  # kind, sha256, rows, copy
+        sa.Column("rows", sa.BigInteger, nullable=False),
+        sa.Column("result_sha256", sa.String(64), nullable=False),
+        sa.Index("ix_lockgate_training_sets_project", "project", "created_at"),
+    )
+
+
 #: columns later migrations add with ALTER TABLE: (migration, table, column)
 ADDED_COLUMNS = (
     (2, "lockgate_runs", "project_id", sa.String(32)),

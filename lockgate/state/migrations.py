@@ -114,6 +114,14 @@ def _0006_operations(conn: Connection) -> None:
     md.create_all(conn)
 
 
+def _0008_training_sets(conn: Connection) -> None:
+    """Recorded training sets (feature store, #13): inputs pinned for an exact replay.
+    (0007 belongs to another branch: migrations apply by version, gaps are fine.)"""
+    md = sa.MetaData()
+    ddl.features_tables(md)
+    md.create_all(conn)
+
+
 #: every migration, in order; append only
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "0001_initial", _0001_initial),
@@ -122,6 +130,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "0004_read_indexes", _0004_read_indexes),
     Migration(5, "0005_dashboard", _0005_dashboard),
     Migration(6, "0006_operations", _0006_operations),
+    Migration(8, "0008_training_sets", _0008_training_sets),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

@@ -12,7 +12,8 @@ import pyarrow as pa
 
 import lockgate
 from lockgate.features import training_set
-from lockgate.features.online import SQLiteOnlineStore, get_online_features, materialize
+from lockgate.features.materialize import materialize
+from lockgate.features.online import SQLiteOnlineStore, get_online_features
 from lockgate.features.serve import FeatureServer
 from lockgate.project import load_project
 from tests.features.test_project_features import FEATURES_YAML, _project
@@ -28,7 +29,8 @@ def _materialized(tmp_path: Path) -> tuple[object, SQLiteOnlineStore]:
     assert lockgate.run(root).ok
     project = load_project(root)
     store = SQLiteOnlineStore(tmp_path / "online.db")
-    assert materialize(project, store=store, now=NOW) == {"spend": 2}
+    done = materialize(project, store=store, now=NOW)
+    assert done["spend"].mode == "full" and done["spend"].written == 2
     return project, store
 
 
