@@ -398,6 +398,21 @@ def show_cmd(
             [c for c in checks if _get(c, "run_id") == latest_run],
             title=f"checks of run {str(latest_run)[:8]}",
         )
+    for inc in info["drift_incidents"]:
+        console.print(
+            f"[yellow]schema drift[/] v{inc['version']} (run {str(inc['run_id'] or '')[:8]}, "
+            f"{_fmt_time(inc['at'])}): {escape('; '.join(inc['changes']))}",
+            highlight=False,
+            soft_wrap=True,
+        )
+        reach = [*inc["affected_columns"], *(f"check {c}" for c in inc["affected_checks"])]
+        if reach:
+            console.print(f"  affects downstream: {escape(', '.join(reach))}", soft_wrap=True)
+        if inc["opaque"]:
+            console.print(
+                f"  may affect (no column lineage): {escape(', '.join(inc['opaque']))}",
+                soft_wrap=True,
+            )
     if info["score"]:
         sc = info["score"]
         parts = [f"{d} {100 * v:.1f}%" for d, v in sc["scores"].items() if d != "overall"]

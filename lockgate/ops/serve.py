@@ -27,6 +27,7 @@ from lockgate.ops.schedule import Fired, Scheduler
 
 if TYPE_CHECKING:
     from lockgate.project import Project
+    from lockgate.lineage.model import LineageGraph
     from lockgate.state import StateStore
     from lockgate.storage.base import TableStore
 
@@ -48,10 +49,15 @@ class Service:
 
     def __post_init__(self) -> None:
         cfg = self.project.config
-        self.alerter = Alerter(cfg.name, self.state, cfg.alerts)
+        self.alerter = Alerter(cfg.name, self.state, cfg.alerts, lineage=self._lineage)
         self.scheduler = Scheduler(
             self.project, self.state, clock=self.clock, listeners=[self.metrics, self.alerter]
         )
+
+    def _lineage(self) -> LineageGraph:
+        from lockgate.lineage import project_lineage
+
+        return project_lineage(self.project, warehouse=False)
 
     def tick(self) -> list[Fired]:
         """One pass: fire due schedules, then evaluate freshness."""

@@ -139,6 +139,29 @@ def check_history(
     return [check_record(r) for r in conn.execute(q.order_by(c.step_id.desc(), c.id)).mappings()]
 
 
+def check_values(
+    conn: Connection, project: str, dataset: str, check_name: str, limit: int
+) -> list[tuple[datetime, float]]:
+    """The observed values of ``check_name`` in the dataset's ``limit`` most recent steps
+    that *published* (status success), oldest first: an anomaly check's baseline."""
+    c, s = t.check_results.c, t.steps.c
+    q = (
+        sa.select(s.finished_at, c.observed)
+        .join(t.steps, s.id == c.step_id)
+        .where(
+            c.project == project,
+            c.dataset == dataset,
+            c.check_name == check_name,
+            s.status == "success",
+            c.observed.is_not(None),
+        )
+        .order_by(c.step_id.desc())
+        .limit(limit)
+    )
+    rows = [(r[0], float(r[1])) for r in conn.execute(q) if r[0] is not None]
+    return rows[::-1]
+
+
 def score_history(
     conn: Connection,
     project: str,
