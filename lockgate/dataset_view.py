@@ -1,5 +1,6 @@
 """One dataset as data: definition, schema, versions, recent steps, checks, latest quality
-score, schema-drift incidents and sample rows — what ``lockgate show`` renders (``lockgate.api.dataset_info``)."""
+score, schema-drift incidents and sample rows — what ``lockgate show`` renders
+(``lockgate.api.dataset_info``)."""
 
 from __future__ import annotations
 

@@ -85,7 +85,9 @@ def judge(
     rising = v.score > 0
     if (check.direction == "up" and not rising) or (check.direction == "down" and rising):
         way = "fall" if not rising else "rise"
-        return Judgement(True, f"{label}: a {way}, ignored (direction: {check.direction})", expected)
+        return Judgement(
+            True, f"{label}: a {way}, ignored (direction: {check.direction})", expected
+        )
     band = ""
     if v.low is not None and v.high is not None:
         band = f"; expected [{v.low:.6g}, {v.high:.6g}]"

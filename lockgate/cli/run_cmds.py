@@ -194,8 +194,11 @@ def _rebuild_summary(the_plan: Any) -> None:
             if s.cause == Cause.UPSTREAM and root.dataset in _ancestors(steps, s.dataset)
         ]
         tail = f" → rebuilds downstream: {', '.join(down)}" if down else ""
-        console.print(f"[cyan]{escape(root.dataset)}[/]: {escape(root.reason)}{escape(tail)}",
-                      highlight=False, soft_wrap=True)
+        console.print(
+            f"[cyan]{escape(root.dataset)}[/]: {escape(root.reason)}{escape(tail)}",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 def _ancestors(steps: dict[str, Any], name: str) -> set[str]:

@@ -249,9 +249,8 @@ def _dt(v: Any) -> str:
     if v is None:
         return "—"
     if isinstance(v, datetime):
-        if v.tzinfo is None:
-            v = v.replace(tzinfo=UTC)
-        return v.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+        at: datetime = v if v.tzinfo is not None else v.replace(tzinfo=UTC)
+        return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
     return str(v)
 
 

@@ -58,7 +58,7 @@ def describe(drift: Mapping[str, Any]) -> list[str]:
     out = [f"added column '{c}' {t}" for c, t in (drift.get("added") or {}).items()]
     out += [f"removed column '{c}' (was {t})" for c, t in (drift.get("removed") or {}).items()]
     for c, types in (drift.get("type_changed") or {}).items():
-        a, b = (list(types) + ["?", "?"])[:2]
+        a, b = [*list(types), "?", "?"][:2]
         out.append(f"column '{c}' changed type {a} -> {b}")
     return out
 

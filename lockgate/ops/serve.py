@@ -26,8 +26,8 @@ from lockgate.ops.metrics import RunMetrics
 from lockgate.ops.schedule import Fired, Scheduler
 
 if TYPE_CHECKING:
-    from lockgate.project import Project
     from lockgate.lineage.model import LineageGraph
+    from lockgate.project import Project
     from lockgate.state import StateStore
     from lockgate.storage.base import TableStore
 

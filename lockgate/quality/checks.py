@@ -499,7 +499,14 @@ class Lateness(BaseCheck):
 # ---- anomaly -------------------------------------------------------------------------------
 
 AnomalyMetric = Literal[
-    "row_count", "null_rate", "distinct_count", "mean", "min", "max", "sum", "stddev",
+    "row_count",
+    "null_rate",
+    "distinct_count",
+    "mean",
+    "min",
+    "max",
+    "sum",
+    "stddev",
     "freshness_lag",
 ]
 #: metrics that need a ``column``

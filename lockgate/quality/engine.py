@@ -559,9 +559,7 @@ def _table_verdict(
     raise TypeError(type(c).__name__)  # pragma: no cover
 
 
-def _judge_anomaly(
-    c: C.Anomaly, r: CheckResult, history: HistoryFn | None, now: datetime
-) -> None:
+def _judge_anomaly(c: C.Anomaly, r: CheckResult, history: HistoryFn | None, now: datetime) -> None:
     from lockgate.anomaly.gate import judge
 
     past = list(history(r.name)) if history is not None else []

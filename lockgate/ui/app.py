@@ -8,17 +8,16 @@ import dataclasses
 import io
 import logging
 import threading
-from urllib.parse import quote
-
-from markupsafe import Markup
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from fastapi import Depends, FastAPI, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
+from markupsafe import Markup
 
 from lockgate import api
 from lockgate.errors import UsageError

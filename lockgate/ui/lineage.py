@@ -126,14 +126,12 @@ class ColumnLayout:
     hidden: int  # columns left out of boxes longer than MAX_ROWS
 
 
-def column_layout(
-    base: Layout, graph: LineageGraph, *, indirect: bool = False
-) -> ColumnLayout:
+def column_layout(base: Layout, graph: LineageGraph, *, indirect: bool = False) -> ColumnLayout:
     """The datasets of ``base`` (same layers and order) as boxes of their columns, with the
     column lineage edges between the datasets shown (DIRECT; INDIRECT too with ``indirect``:
     join keys and filters reach every output column, so they are off by default)."""
     by_x: dict[int, list[str]] = {}
-    for n, (x, y) in sorted(base.nodes.items(), key=lambda kv: (kv[1][0], kv[1][1])):
+    for n, (x, _y) in sorted(base.nodes.items(), key=lambda kv: (kv[1][0], kv[1][1])):
         by_x.setdefault(x, []).append(n)
     boxes: dict[str, tuple[int, int, int]] = {}
     rows: dict[str, list[tuple[str, int]]] = {}

@@ -101,7 +101,9 @@ def test_the_site_renders_offline_in_chromium(site: Path, tmp_path: Path) -> Non
     remote: list[str] = []
     with sync_api.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        ctx = browser.new_context(viewport={"width": 1280, "height": 900}, java_script_enabled=False)
+        ctx = browser.new_context(
+            viewport={"width": 1280, "height": 900}, java_script_enabled=False
+        )
 
         def route(r: sync_api.Route) -> None:
             if r.request.url.startswith("file://"):

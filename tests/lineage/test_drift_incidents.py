@@ -66,8 +66,9 @@ def test_removed_and_retyped_columns_become_an_incident_in_show_and_alerts(
     assert "clean.amt_between" in inc.affected_checks
     drift_alerts = [b for b in rx.bodies if b.get("event") == "schema_drift"]
     assert len(drift_alerts) == 1
-    assert "clean.amt" in drift_alerts[0]["summary"] and "removed column 'note'" in (
-        drift_alerts[0]["summary"]
+    assert (
+        "clean.amt" in drift_alerts[0]["summary"]
+        and "removed column 'note'" in (drift_alerts[0]["summary"])
     )
     out = CliRunner().invoke(app, ["show", "raw", "--project", str(tmp_path)])
     assert out.exit_code == 0, out.output

@@ -23,7 +23,10 @@ def _project(root: Path) -> Path:
             {"name": "daily", "transform": {"sql": "select count(*) as n from clean"}},
             {"name": "other", "transform": {"sql": "select id from raw"}},
         ],
-        files={"data/raw.csv": "id,amount\n1,10\n2,20\n", "datasets/clean.sql": "select * from raw"},
+        files={
+            "data/raw.csv": "id,amount\n1,10\n2,20\n",
+            "datasets/clean.sql": "select * from raw",
+        },
     )
 
 

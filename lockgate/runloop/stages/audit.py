@@ -8,7 +8,6 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from lockgate.anomaly.detect import Point
-
 from lockgate.runloop.context import StepContext, StepState
 
 if TYPE_CHECKING:
