@@ -102,9 +102,7 @@ def prune_cmd(
     retention = project.config.retention
     keep = days if days is not None else (retention.days if retention is not None else None)
     if keep is None:
-        raise UsageError(
-            "no retention horizon", hint="pass --days N or set `retention: {days: N}`"
-        )
+        raise UsageError("no retention horizon", hint="pass --days N or set `retention: {days: N}`")
     with StateStore.open(project.state_url) as state:
         res = prune(state, project.config.name, days=keep, dry_run=dry_run)
     if as_json:

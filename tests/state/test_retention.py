@@ -89,9 +89,7 @@ def test_prune_keeps_aggregates_and_the_newest_published_step(tmp_path: Path) ->
 
 
 def test_prune_cli_needs_a_horizon_and_reads_the_config(tmp_path: Path) -> None:
-    root = make_project(
-        tmp_path, [csv_source("a", "data/a.csv")], files={"data/a.csv": "id\n1\n"}
-    )
+    root = make_project(tmp_path, [csv_source("a", "data/a.csv")], files={"data/a.csv": "id\n1\n"})
     assert lockgate.run(root).ok
     cli = CliRunner()
     r = cli.invoke(app, ["prune", "-p", str(root)])
