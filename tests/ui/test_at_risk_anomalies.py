@@ -48,3 +48,20 @@ def test_schema_drift_names_the_change(tmp_path: Path) -> None:
     with StateStore.open(project.state_url) as state:
         (risk,) = q.at_risk(project, state, ["events"])
     assert "schema drift in the last run: added column 'extra' VARCHAR" in risk.reasons
+
+
+def test_run_and_dataset_pages_show_the_expected_band(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from lockgate.ui.app import create_app
+
+    project = _project(tmp_path, [{"type": "anomaly", "metric": "row_count"}], rows=4)
+    _seed(project, "row_count_anomaly", [100, 98, 103, 101, 99, 102, 100, 97, 104, 100, 101])
+    run_id = lockgate.run(project).run_id
+    with TestClient(create_app(project, auth_required=False)) as c:
+        run_page = c.get(f"/runs/{run_id}").text
+        ds_page = c.get("/datasets/events").text
+        home = c.get("/").text
+    for html in (run_page, ds_page):
+        assert "row_count_anomaly" in html and "expected [" in html
+    assert "anomaly: row_count_anomaly 4 outside [" in home
