@@ -7,7 +7,8 @@ version, so it is kept in ``.lockgate/cache/dialect.json``: a project that did n
 validated without starting the engine, and an unchanged re-run does not import DuckDB.
 
 The file is a cache: unreadable, foreign or full, it is started again; it cannot be written
-(a read-only checkout), nothing is remembered. An engine without a
+(a read-only checkout, or no ``.lockgate/`` yet: loading a project creates nothing), nothing is
+remembered. An engine without a
 :attr:`~lockgate.engine.base.Engine.DISTRIBUTION` is always asked.
 """
 
@@ -87,7 +88,9 @@ class DialectMemo:
             entries = dict(list(entries.items())[-MAX_ENTRIES:])
         tmp: str | None = None
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # only inside an existing work folder: loading (`lockgate validate` in a fresh
+            # clone) creates nothing; the first run creates .lockgate/ (its state db)
+            self.path.parent.mkdir(exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".dialect-", suffix=".tmp")
             with os.fdopen(fd, "w") as f:
                 json.dump({"format": FORMAT, "entries": entries}, f)

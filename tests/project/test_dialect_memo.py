@@ -81,6 +81,9 @@ def test_a_second_load_asks_the_engine_nothing_and_sees_the_same_project(
     assert first[0] is not None and first[1] == "BIGINT" and first[2] is not None
 
     root = make_project({"datasets/a.yaml": DATASETS})
+    load_project(root)
+    assert not (root / ".lockgate").exists()  # loading creates nothing ...
+    (root / ".lockgate").mkdir()  # ... but remembers inside a work folder (a run made one)
     cold = load_project(root)
     assert _cache(root).is_file()
     warm = load_project(root)
@@ -93,6 +96,7 @@ def test_an_error_is_reported_the_same_from_the_cache_and_a_fix_is_seen(
 ) -> None:
     bad = DATASETS.replace("lower(weather)", "lower(wheather)").replace("'^[a-z]+$'", "'(a)\\1'")
     root = make_project({"datasets/a.yaml": bad})
+    (root / ".lockgate").mkdir()
     cold = [(p.message, p.file, p.line, p.hint) for p in validate_project(root)]
     warm = [(p.message, p.file, p.line, p.hint) for p in validate_project(root)]
     assert len(cold) == 2 and warm == cold
@@ -103,6 +107,7 @@ def test_an_error_is_reported_the_same_from_the_cache_and_a_fix_is_seen(
 
 def test_an_upstream_schema_change_binds_again(make_project: ProjectFactory) -> None:
     root = make_project({"datasets/a.yaml": DATASETS})
+    (root / ".lockgate").mkdir()
     assert validate_project(root) == []
     # the same SQL over an input that lost a column: the remembered bind must not answer
     (root / "datasets" / "a.yaml").write_text(
@@ -115,7 +120,7 @@ def test_an_upstream_schema_change_binds_again(make_project: ProjectFactory) -> 
 @pytest.mark.parametrize("damage", ["{not json", '{"format": 999, "entries": {}}', "[]", ""])
 def test_a_damaged_cache_is_started_again(make_project: ProjectFactory, damage: str) -> None:
     root = make_project({"datasets/a.yaml": DATASETS})
-    _cache(root).parent.mkdir(parents=True)
+    _cache(root).parent.mkdir(parents=True)  # (a run made .lockgate/)
     _cache(root).write_text(damage)
     assert validate_project(root) == []
     assert json.loads(_cache(root).read_text())["format"] == 1
@@ -156,7 +161,9 @@ def test_an_up_to_date_re_run_starts_neither_duckdb_nor_pyarrow(
     (root / "data").mkdir()
     (root / "data" / "raw.csv").write_text("id,weather,amount\n1,sunny,2.5\n2,rain,1\n")
     cli = [sys.executable, "-m", "lockgate", "run", "--project", str(root)]
-    subprocess.run(cli, check=True, capture_output=True)
+    subprocess.run(cli, check=True, capture_output=True)  # publishes; makes .lockgate/
+    subprocess.run(cli, check=True, capture_output=True)  # no-op; remembers the answers
+    assert _cache(root).is_file()
     probe = (
         "import runpy, sys\n"
         f"sys.argv = ['lockgate', 'run', '--project', {str(root)!r}]\n"
