@@ -225,6 +225,7 @@ def measure(root: Path, repeat: int) -> list[tuple[str, float, float, float]]:
         "dataset /datasets/orders": lambda i: "/datasets/orders",
         "quarantine /datasets/orders/quarantine": lambda i: "/datasets/orders/quarantine",
         "lineage /lineage": lambda i: "/lineage",
+        "column lineage /lineage?level=column": lambda i: "/lineage?level=column",
         "api /api/runs": lambda i: "/api/runs",
     }
     out = []
@@ -251,6 +252,12 @@ def main() -> None:
     ap.add_argument("--checks", type=int, default=1_000_000)
     ap.add_argument("--repeat", type=int, default=40)
     ap.add_argument(
+        "--prune",
+        type=int,
+        metavar="DAYS",
+        help="then prune the history to DAYS days (retention), time it, and measure again",
+    )
+    ap.add_argument(
         "--keep",
         type=Path,
         help="build the project here and keep it; if it is already there, only measure",
@@ -264,8 +271,31 @@ def main() -> None:
             synthesize(root, args.runs, args.checks)
             print(f"written in {time.perf_counter() - t0:.1f} s")
         rows = measure(root, args.repeat)
+        _table(rows, args.repeat)
+        if args.prune:
+            _prune(root, args.prune)
+            _table(measure(root, args.repeat), args.repeat)
+
+
+def _prune(root: Path, days: int) -> None:
+    from lockgate.project import load_project
+    from lockgate.state import StateStore
+    from lockgate.state.retention import prune
+
+    project = load_project(root)
+    with StateStore.open(project.state_url) as state:
+        t0, c0 = time.perf_counter(), time.process_time()
+        res = prune(state, project.config.name, days=days)
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    print(
+        f"\nprune --days {days}: {res.runs} runs, {res.steps} steps, {res.check_results} check "
+        f"results, {res.scores} scores deleted in {wall:.1f} s wall ({cpu:.1f} s CPU)"
+    )
+
+
+def _table(rows: list[tuple[str, float, float, float, float]], repeat: int) -> None:
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    print(f"\n{args.repeat} requests per page; load average {load} on {os.cpu_count()} cores")
+    print(f"\n{repeat} requests per page; load average {load} on {os.cpu_count()} cores")
     print("| page | wall p50 ms | wall p95 ms | CPU p95 ms (process time) | wall max ms |")
     print("|---|---|---|---|---|")
     for label, p50, p95, cpu95, mx in rows:

@@ -1,5 +1,6 @@
 """One dataset as data: definition, schema, versions, recent steps, checks, latest quality
-score and sample rows — what ``lockgate show`` renders (``lockgate.api.dataset_info``)."""
+score, schema-drift incidents and sample rows — what ``lockgate show`` renders
+(``lockgate.api.dataset_info``)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ def dataset_info(
     quality score, sample rows): what ``lockgate show`` renders. ``schema`` is a list of
     ``{name, type}`` (None before the first publish). Unknown names are
     :class:`UsageError` with a did-you-mean."""
+    from lockgate.lineage.drift import drift_incidents
     from lockgate.state import StateStore
     from lockgate.storage import DeltaStore
 
@@ -52,6 +54,7 @@ def dataset_info(
         "version": store.version(dataset),
         "history": store.history(dataset, limit=10) if exists else [],
         **recorded,
+        "drift_incidents": [i.to_dict() for i in drift_incidents(project, dataset, limit=5)],
         "sample": sample.to_pylist() if sample is not None else [],
     }
 

@@ -115,10 +115,10 @@ _COMMAND_MODULES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("lockgate.cli.run_cmds", ("quarantine", "run", "runs", "show")),
     ("lockgate.cli.quality_cmds", ("check",)),
     ("lockgate.cli.quality_extra_cmds", ("profile", "quality", "suggest")),
-    ("lockgate.cli.ops_cmds", ("freshness", "serve")),
+    ("lockgate.cli.ops_cmds", ("freshness", "prune", "serve")),
     ("lockgate.cli.stream_cmds", ("stream",)),
     ("lockgate.cli.ui_cmds", ("ui", "ui-token")),
-    ("lockgate.cli.lineage_cmds", ("anomalies", "lineage", "why")),
+    ("lockgate.cli.lineage_cmds", ("anomalies", "docs", "lineage", "why")),
     ("lockgate.cli.features_cmds", ("features",)),
 )
 

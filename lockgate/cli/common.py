@@ -171,6 +171,12 @@ def check_cells(c: Any) -> list[str]:
     detail = str(_field(c, "message") or "")
     if not detail and observed is not None:
         detail = f"observed {observed:g}" if isinstance(observed, float) else f"observed {observed}"
+    band = _field(c, "expected")
+    if isinstance(band, dict) and band.get("low") is not None and "expected [" not in detail:
+        obs = f"observed {observed:.6g}, " if isinstance(observed, float) else ""
+        detail = (detail + "; " if detail else "") + (
+            f"{obs}expected [{band['low']:.6g}, {band['high']:.6g}] from {band['history']} runs"
+        )
     return [
         escape(str(_field(c, "check_name") or _field(c, "name"))),
         escape(severity),

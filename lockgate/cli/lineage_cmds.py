@@ -1,5 +1,6 @@
-"""``lockgate lineage`` (column and dataset lineage, impact analysis) and ``lockgate why``
-(root cause of a failing check)."""
+"""``lockgate lineage`` (column and dataset lineage, impact analysis), ``lockgate why``
+(root cause of a failing check), ``lockgate anomalies`` and ``lockgate docs`` (the static
+data dictionary)."""
 
 from __future__ import annotations
 
@@ -203,10 +204,33 @@ def anomalies_cmd(
         )
 
 
+@handle_errors
+def docs_cmd(
+    out: Path = typer.Option(
+        None, "--out", "-o", help="folder to write the site into (default: <project>/docs_site)"
+    ),
+    project_dir: Path = ProjectOpt,
+) -> None:
+    """A static data dictionary (datasets, columns, owners, PII, checks with recent results
+    and scores, column lineage, freshness): plain HTML, readable offline."""
+    from lockgate.docsite import build_docs
+    from lockgate.project import load_project
+
+    project = load_project(project_dir)
+    target = out if out is not None else project.root / "docs_site"
+    pages = build_docs(project, target)
+    console.print(
+        f"wrote {len(pages)} pages to {escape(str(target))}; open {escape(str(pages[0]))}",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
 def register(app: typer.Typer) -> None:
+    app.command("docs")(docs_cmd)
     app.command("lineage")(lineage_cmd)
     app.command("why")(why_cmd)
     app.command("anomalies")(anomalies_cmd)
 
 
-__all__ = ["anomalies_cmd", "lineage_cmd", "register", "why_cmd"]
+__all__ = ["anomalies_cmd", "docs_cmd", "lineage_cmd", "register", "why_cmd"]

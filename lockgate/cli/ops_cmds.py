@@ -1,4 +1,5 @@
-"""``serve`` (the scheduler with /healthz and /metrics) and ``freshness`` (SLA status)."""
+"""``serve`` (the scheduler with /healthz and /metrics), ``freshness`` (SLA status) and
+``prune`` (retention of run history)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from lockgate.cli.common import JsonOpt, ProjectOpt, TargetOpt, handle_errors
 
 
 def register(app: typer.Typer) -> None:
-    common.add_commands(app, serve=serve_cmd, freshness=freshness_cmd)
+    common.add_commands(app, serve=serve_cmd, freshness=freshness_cmd, prune=prune_cmd)
 
 
 @handle_errors
@@ -78,6 +79,43 @@ def freshness_cmd(
             )
         common.console.print(table if results else "no dataset declares `freshness:`")
     raise typer.Exit(common.EXIT_FAILED if bad else common.EXIT_OK)
+
+
+@handle_errors
+def prune_cmd(
+    days: int = typer.Option(
+        None, "--days", min=1, help="keep this many days (default: lockgate.yaml retention.days)"
+    ),
+    dry_run: bool = typer.Option(False, "--dry-run", help="count what would go, delete nothing"),
+    project_dir: Path = ProjectOpt,
+    target: str | None = TargetOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Delete run history older than the retention horizon; daily aggregates of scores and
+    check results are kept, and so is each dataset's newest published step."""
+    from lockgate.errors import UsageError
+    from lockgate.project import load_project
+    from lockgate.state import StateStore
+    from lockgate.state.retention import prune
+
+    project = load_project(project_dir, target=target)
+    retention = project.config.retention
+    keep = days if days is not None else (retention.days if retention is not None else None)
+    if keep is None:
+        raise UsageError("no retention horizon", hint="pass --days N or set `retention: {days: N}`")
+    with StateStore.open(project.state_url) as state:
+        res = prune(state, project.config.name, days=keep, dry_run=dry_run)
+    if as_json:
+        common.print_json(res.to_dict())
+        return
+    verb = "would delete" if dry_run else "deleted"
+    common.console.print(
+        f"{verb} {res.runs} runs older than {res.cutoff:%Y-%m-%d %H:%M} UTC "
+        f"({res.steps} steps, {res.check_results} check results, {res.scores} scores); "
+        f"kept {len(res.kept_runs)} old runs holding a dataset's newest published step",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 def _secs(v: float | None) -> str:

@@ -137,7 +137,8 @@ def run_cmd(
 
     project = _load(project_dir, target)
     if dry_run:
-        steps = plan(project, select=select, full_refresh=full_refresh).results()
+        the_plan = plan(project, select=select, full_refresh=full_refresh)
+        steps = the_plan.results()
         if as_json:
             print_json([s.to_dict() for s in steps])
         else:
@@ -149,6 +150,7 @@ def run_cmd(
                 would = {"planned": "run", "noop": "skip"}.get(str(s.status), str(s.status))
                 t.add_row(s.dataset, _style(would) if would != "run" else "[cyan]run[/]", s.reason)
             console.print(t)
+            _rebuild_summary(the_plan)
         raise typer.Exit(EXIT_OK)
 
     the_plan = plan(project, select=select, full_refresh=full_refresh)  # before any output
@@ -173,6 +175,41 @@ def run_cmd(
         render_summary(result)
     render_failures(result)
     raise typer.Exit(EXIT_OK if result.ok else EXIT_FAILED)
+
+
+def _rebuild_summary(the_plan: Any) -> None:
+    """One line per change that starts a rebuild: what changed, and what it rebuilds
+    downstream (the datasets of the plan that run because an upstream publishes first)."""
+    from lockgate.runloop.plan import Action, Cause
+
+    steps = {s.dataset: s for s in the_plan.steps}
+    roots = [s for s in the_plan.steps if s.action == Action.RUN and s.cause != Cause.UPSTREAM]
+    if not roots:
+        console.print("nothing to rebuild", highlight=False)
+        return
+    for root in roots:
+        down = [
+            s.dataset
+            for s in the_plan.steps
+            if s.cause == Cause.UPSTREAM and root.dataset in _ancestors(steps, s.dataset)
+        ]
+        tail = f" → rebuilds downstream: {', '.join(down)}" if down else ""
+        console.print(
+            f"[cyan]{escape(root.dataset)}[/]: {escape(root.reason)}{escape(tail)}",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
+def _ancestors(steps: dict[str, Any], name: str) -> set[str]:
+    seen: set[str] = set()
+    stack = list(steps[name].depends_on)
+    while stack:
+        n = stack.pop()
+        if n not in seen:
+            seen.add(n)
+            stack.extend(steps[n].depends_on if n in steps else ())
+    return seen
 
 
 def render_failures(result: RunResult) -> None:
@@ -398,6 +435,21 @@ def show_cmd(
             [c for c in checks if _get(c, "run_id") == latest_run],
             title=f"checks of run {str(latest_run)[:8]}",
         )
+    for inc in info["drift_incidents"]:
+        console.print(
+            f"[yellow]schema drift[/] v{inc['version']} (run {str(inc['run_id'] or '')[:8]}, "
+            f"{_fmt_time(inc['at'])}): {escape('; '.join(inc['changes']))}",
+            highlight=False,
+            soft_wrap=True,
+        )
+        reach = [*inc["affected_columns"], *(f"check {c}" for c in inc["affected_checks"])]
+        if reach:
+            console.print(f"  affects downstream: {escape(', '.join(reach))}", soft_wrap=True)
+        if inc["opaque"]:
+            console.print(
+                f"  may affect (no column lineage): {escape(', '.join(inc['opaque']))}",
+                soft_wrap=True,
+            )
     if info["score"]:
         sc = info["score"]
         parts = [f"{d} {100 * v:.1f}%" for d, v in sc["scores"].items() if d != "overall"]

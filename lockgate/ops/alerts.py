@@ -29,6 +29,7 @@ from lockgate.runloop import events as ev
 from lockgate.state.ops import close_incident, open_incident
 
 if TYPE_CHECKING:
+    from lockgate.lineage.model import LineageGraph
     from lockgate.ops.freshness import Freshness
     from lockgate.state import StateStore
 
@@ -113,6 +114,8 @@ class Alerter:
     sleep: Callable[[float], None] = time.sleep
     sent: list[tuple[str, Alert]] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
+    #: the project's column lineage (schema drift alerts name what they affect downstream)
+    lineage: Callable[[], LineageGraph | None] | None = None
 
     def __call__(self, e: ev.RunEvent) -> None:
         if isinstance(e, ev.CheckEvaluated):
@@ -132,10 +135,25 @@ class Alerter:
             why = f"gate blocked the batch: {e.reason}"
             self._open(AlertEvent.GATE_BLOCKED, e.dataset, "gate", why, e.run_id)
         elif isinstance(e, ev.SchemaDrifted):
-            why = f"schema drift: {json.dumps(e.drift, default=str)}"
-            self._send(ev_alert(AlertEvent.SCHEMA_DRIFT, "firing", self.project, e, why))
+            self._send(ev_alert(AlertEvent.SCHEMA_DRIFT, "firing", self.project, e, self._drift(e)))
         elif isinstance(e, ev.StepFinished):
             self._step(e)
+
+    def _drift(self, e: ev.SchemaDrifted) -> str:
+        """The drift incident in words: the changes and the downstream columns and checks
+        they reach (column lineage, when the alerter has the project's graph)."""
+        from lockgate.lineage.drift import incident
+
+        graph = None
+        if self.lineage is not None:
+            try:
+                graph = self.lineage()
+            except Exception as exc:  # lineage is evidence, never a reason to lose the alert
+                log.warning("schema drift alert without lineage: %s", redact(str(exc)))
+        inc = incident(graph, e.dataset, e.drift, run_id=e.run_id)
+        if not inc.changes:
+            return f"schema drift: {json.dumps(e.drift, default=str)}"
+        return f"schema drift: {inc.summary()}"
 
     def _step(self, e: ev.StepFinished) -> None:
         if e.status == "failed":

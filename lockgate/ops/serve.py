@@ -19,7 +19,7 @@ import json
 import logging
 import threading
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING
 
@@ -31,6 +31,7 @@ from lockgate.ops.schedule import Fired, Scheduler
 from lockgate.ops.stream_workers import StreamWorkers
 
 if TYPE_CHECKING:
+    from lockgate.lineage.model import LineageGraph
     from lockgate.project import Project
     from lockgate.state import StateStore
     from lockgate.storage.base import TableStore
@@ -50,14 +51,20 @@ class Service:
     ticks: int = 0
     last_tick_at: datetime | None = None
     last_error: str | None = None
+    last_prune_at: datetime | None = None
 
     def __post_init__(self) -> None:
         cfg = self.project.config
-        self.alerter = Alerter(cfg.name, self.state, cfg.alerts)
+        self.alerter = Alerter(cfg.name, self.state, cfg.alerts, lineage=self._lineage)
         self.scheduler = Scheduler(
             self.project, self.state, clock=self.clock, listeners=[self.metrics, self.alerter]
         )
         self.streams = StreamWorkers(self.project, self.metrics)
+
+    def _lineage(self) -> LineageGraph:
+        from lockgate.lineage import project_lineage
+
+        return project_lineage(self.project, warehouse=False)
 
     def tick(self) -> list[Fired]:
         """One pass: fire due schedules, then evaluate freshness."""
@@ -70,12 +77,26 @@ class Service:
             if r.age_s is not None:
                 self.metrics.freshness_lag.labels(r.dataset).set(r.age_s)
         self.alerter.freshness(results)
+        self._retention(now)
         nxt = self.scheduler.next_due()
         if nxt is not None:
             self.metrics.schedule_next.set(nxt.timestamp())
         self.ticks += 1
         self.last_tick_at = now
         return fired
+
+    def _retention(self, now: datetime) -> None:
+        """Prune run history once a day when ``retention:`` is configured."""
+        retention = self.project.config.retention
+        if retention is None:
+            return
+        if self.last_prune_at is not None and now - self.last_prune_at < timedelta(days=1):
+            return
+        from lockgate.state.retention import prune
+
+        res = prune(self.state, self.project.config.name, days=retention.days, now=now)
+        self.last_prune_at = now
+        log.info("retention: deleted %d runs older than %s", res.runs, res.cutoff)
 
     def health(self) -> dict[str, object]:
         return {

@@ -329,6 +329,17 @@ class OpenLineageConfig(Frozen):
     )
 
 
+class RetentionSpec(Frozen):
+    """How long the state store keeps run history."""
+
+    days: int = Field(
+        ge=1,
+        description="runs (with their steps, attempts, check results and scores) that started "
+        "more than this many days ago are deleted; daily score and check aggregates stay, and "
+        "each dataset's newest published step is always kept (its resume token)",
+    )
+
+
 class ProjectConfig(Frozen):
     """``lockgate.yaml``."""
 
@@ -376,6 +387,11 @@ class ProjectConfig(Frozen):
     online_store: OnlineStoreConfig = Field(
         default_factory=SQLiteOnlineConfig,
         description="where `lockgate features materialize` writes feature vectors (sqlite, redis)",
+    )
+    retention: RetentionSpec | None = Field(
+        default=None,
+        description="prune run history older than this (`lockgate prune`; `lockgate serve` "
+        "daily); daily aggregates are kept",
     )
 
     _name = field_validator("name")(_check_name)

@@ -497,6 +497,88 @@ class Lateness(BaseCheck):
     reference: str = "now"
 
 
+# ---- anomaly -------------------------------------------------------------------------------
+
+AnomalyMetric = Literal[
+    "row_count",
+    "null_rate",
+    "distinct_count",
+    "mean",
+    "min",
+    "max",
+    "sum",
+    "stddev",
+    "freshness_lag",
+]
+#: metrics that need a ``column``
+COLUMN_METRICS = frozenset(
+    {"null_rate", "distinct_count", "mean", "min", "max", "sum", "stddev", "freshness_lag"}
+)
+_METRIC_CALL = re.compile(r"^\s*([a-z_]+)\s*\(\s*([^()\s]+)\s*\)\s*$")
+
+
+class Anomaly(BaseCheck):
+    """accuracy (table-level): the batch's ``metric`` (``row_count``, ``null_rate(col)``,
+    ``distinct_count(col)``, ``mean|min|max|sum|stddev(col)``, ``freshness_lag(col)`` in
+    seconds) against a robust baseline of the same check's values in the dataset's earlier
+    *published* batches (median/MAD, weekday or hour-of-day seasonality once there is enough
+    history, a slow-drift test; :func:`lockgate.anomaly.detect`). It fails when the value
+    leaves the expected band (``sigma`` robust standard deviations); ``observed`` = the value,
+    ``expected`` = ``{median, low, high, history, score}``. With fewer than ``min_history``
+    earlier values it passes ("learning"). A blocked batch's value never enters the
+    baseline; to accept a new level, lower the severity to ``warn`` for a few runs."""
+
+    DIMENSION = Dimension.ACCURACY
+    ROW_LEVEL = False
+    type: Literal["anomaly"]
+    metric: AnomalyMetric
+    column: str | None = None
+    min_history: int = Field(default=10, ge=3, description="earlier values needed to judge")
+    sigma: float = Field(default=5.0, gt=0, description="band half-width, robust sigmas")
+    seasonality: bool = Field(default=True, description="weekday/hour-of-day baseline")
+    direction: Literal["both", "up", "down"] = Field(
+        default="both", description="'up': only rises fail, 'down': only falls"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _call_form(cls, data: object) -> object:
+        """``metric: null_rate(email)`` = ``metric: null_rate, column: email``."""
+        if isinstance(data, dict) and isinstance(data.get("metric"), str):
+            m = _METRIC_CALL.match(data["metric"])
+            if m:
+                if data.get("column") not in (None, m.group(2)):
+                    raise ValueError(
+                        f"metric {data['metric']!r} names column {m.group(2)!r} but "
+                        f"'column' is {data['column']!r}"
+                    )
+                data = {**data, "metric": m.group(1), "column": m.group(2)}
+        return data
+
+    @model_validator(mode="after")
+    def _column(self) -> Anomaly:
+        if self.metric in COLUMN_METRICS and not self.column:
+            raise ValueError(f"metric '{self.metric}' needs a column: '{self.metric}(col)'")
+        if self.metric == "row_count" and self.column:
+            raise ValueError("metric 'row_count' takes no column")
+        return self
+
+    @property
+    def dimension(self) -> Dimension:
+        if self.metric in ("row_count", "null_rate"):
+            return Dimension.COMPLETENESS
+        if self.metric == "freshness_lag":
+            return Dimension.TIMELINESS
+        return Dimension.ACCURACY
+
+    @property
+    def metric_label(self) -> str:
+        return f"{self.metric}({self.column})" if self.column else self.metric
+
+    def default_name(self) -> str:
+        return f"{self.column}_{self.metric}_anomaly" if self.column else f"{self.metric}_anomaly"
+
+
 # ---- custom --------------------------------------------------------------------------------
 
 
@@ -540,6 +622,7 @@ CheckSpec = Annotated[
     | Reconcile
     | Freshness
     | Lateness
+    | Anomaly
     | CustomSql,
     Field(discriminator="type"),
 ]
@@ -567,6 +650,7 @@ CHECK_TYPES: dict[str, type[BaseCheck]] = {
         Reconcile,
         Freshness,
         Lateness,
+        Anomaly,
         CustomSql,
     )
 }

@@ -502,6 +502,39 @@ def _reconcile_rule(cc: CompiledCheck, c: C.Reconcile, ctx: Context) -> None:
     cc.ref_metric = exp.select(_double(ref_agg)).from_(table_ref(ctx.references[c.to]))
 
 
+def _anomaly_rule(cc: CompiledCheck, c: C.Anomaly, ctx: Context) -> None:
+    """The batch's metric; the verdict against its history is the audit's (``baselines``)."""
+    if c.metric == "row_count":
+        cc.metric = _double(_count_if(cc.scope))
+        return
+    assert c.column is not None
+    x = col(c.column)
+    if c.metric == "null_rate":
+        n = _count_if(cc.scope)
+        cc.metric = exp.Div(
+            this=_double(_count_if(_and(exp.Is(this=x, expression=exp.Null()), cc.scope))),
+            expression=exp.Nullif(this=n, expression=exp.Literal.number(0)),
+        )
+        return
+    if c.metric == "freshness_lag":
+        ctype = ctx.columns.get(c.column, "TIMESTAMP")
+        newest = _agg_filter(exp.Max(this=x), cc.scope)
+        now = _ts_literal(ctx.now, ctype)
+        cc.metric = _double(
+            exp.Sub(this=exp.TimeToUnix(this=now), expression=exp.TimeToUnix(this=newest))
+        )
+        return
+    aggs: dict[str, exp.Expr] = {
+        "mean": exp.Avg(this=x),
+        "stddev": exp.StddevSamp(this=x),
+        "sum": exp.Sum(this=x),
+        "min": exp.Min(this=x),
+        "max": exp.Max(this=x),
+        "distinct_count": exp.Count(this=exp.Distinct(expressions=[x])),
+    }
+    cc.metric = _double(_agg_filter(aggs[c.metric], cc.scope))
+
+
 def _custom_sql_rule(cc: CompiledCheck, c: C.CustomSql, ctx: Context) -> None:
     cc.kind = "custom"
     cc.custom = bind_tables(parse_query(c.sql), ctx)
@@ -515,5 +548,6 @@ TABLE_RULES: dict[type[BaseCheck], TableRule] = {
     C.AggregateBetween: _aggregate_rule,
     C.Freshness: _freshness_rule,
     C.Reconcile: _reconcile_rule,
+    C.Anomaly: _anomaly_rule,
     C.CustomSql: _custom_sql_rule,
 }

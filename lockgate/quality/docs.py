@@ -110,6 +110,9 @@ def _example(ex: Example) -> Iterator[str]:
         yield f"and `{name}`:"
         yield ""
         yield from _table(ref)
+    if ex.history:
+        yield ""
+        yield f"with earlier published values {', '.join(f'{v:g}' for v in ex.history)}."
     yield ""
     r = run_example(ex)
     verdict = "**passes**" if r.passed else "**fails**"
@@ -118,6 +121,8 @@ def _example(ex: Example) -> Iterator[str]:
         detail = f"its query returned {r.failing_rows} row{'s' if r.failing_rows != 1 else ''}"
     elif not r.row_level:
         detail = f"observed: `{r.observed}`"
+        if r.expected:
+            detail += f", expected [{r.expected['low']:.4g}, {r.expected['high']:.4g}]"
     yield f"Result: {verdict} ({detail}): {ex.why}"
     yield ""
 

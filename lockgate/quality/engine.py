@@ -31,7 +31,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -65,6 +65,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: an anomaly check's earlier values: check name → chronological ``(time, value)``
+HistoryFn = Callable[[str], Sequence[tuple[datetime, float]]]
+
 #: column of the sparse marks table holding the failing row's ``rowid`` in the audited table
 ROWID_COLUMN = "_lg_rowid"
 _M_ALIAS = "__lg_m"
@@ -90,6 +93,9 @@ class CheckResult:
     threshold: str | int | float = 0
     bit: int | None = None
     description: str | None = None
+    #: anomaly checks: the expected band ``{median, low, high, history, score}`` (None:
+    #: not enough history yet, or not an anomaly check)
+    expected: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -263,13 +269,16 @@ def audit(
     sample_size: int = 5,
     key_columns: Sequence[str] = (),
     dataset: str | None = None,
+    history: HistoryFn | None = None,
 ) -> AuditResult:
     """Run ``checks`` on relation ``table`` of the engine ``con`` (see the module docstring).
 
     ``references`` maps dataset names used by relationship/reconcile/reference_match/
     custom SQL to relations registered on ``con``; ``dataset`` is the audited dataset's own
     name as custom SQL refers to it. Raises :class:`ConfigError` (before reading data) if
-    a check does not fit the table.
+    a check does not fit the table. ``history(check_name)`` gives an ``anomaly`` check the
+    chronological ``(time, value)`` of its earlier published values (None: no history, as
+    in ``lockgate check``; the check then passes while it learns).
     """
     from lockgate.quality.validate import validate_checks
 
@@ -307,6 +316,8 @@ def audit(
         r.seconds = share if cc in fused else 0.0
         if cc.kind == "custom":
             _run_custom(con, cc, r, total, sample_size)
+        elif isinstance(cc.check, C.Anomaly):
+            _judge_anomaly(cc.check, r, history, ctx.now)
         results.append(r)
 
     if sample_size > 0:
@@ -545,7 +556,21 @@ def _table_verdict(
         ok = abs(a - b) <= tol
         obs = {"value": a, "reference": b}
         return ok, obs, "" if ok else f"{c.metric} {a:g} vs {c.to} {b:g} (tolerance {tol:g})"
+    if isinstance(c, C.Anomaly):
+        v = None if m is None else float(m)
+        return True, (None if v is None or math.isnan(v) else v), ""  # judged after
     raise TypeError(type(c).__name__)  # pragma: no cover
+
+
+def _judge_anomaly(c: C.Anomaly, r: CheckResult, history: HistoryFn | None, now: datetime) -> None:
+    from lockgate.anomaly.gate import judge
+
+    past = list(history(r.name)) if history is not None else []
+    v = judge(c, r.observed, past, now)
+    r.passed = v.passed
+    r.failing_rows = 0 if v.passed else 1
+    r.message = v.message
+    r.expected = v.expected
 
 
 def _run_custom(con: Engine, cc: CompiledCheck, r: CheckResult, total: int, n: int) -> None:

@@ -8,7 +8,7 @@ assert every check type has an example and that each outcome is the one declared
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,12 @@ class Example:
     passed: bool
     why: str  # one sentence on the outcome
     references: dict[str, Table] = field(default_factory=dict)
+    #: an anomaly check's earlier published values, one a day up to the day before ``now``
+    history: tuple[float, ...] = ()
+
+    def history_points(self) -> list[tuple[datetime, float]]:
+        n = len(self.history)
+        return [(EXAMPLE_NOW - timedelta(days=n - i), v) for i, v in enumerate(self.history)]
 
 
 _T = "TIMESTAMP"
@@ -232,6 +238,16 @@ EXAMPLES: dict[str, Example] = {
         False,
         "the second event arrived 8 hours after it happened.",
     ),
+    "anomaly": Example(
+        "orders",
+        Table({"order_id": "BIGINT"}, [(1,), (2,), (3,)]),
+        {"type": "anomaly", "metric": "row_count", "min_history": 5},
+        1,
+        False,
+        "the earlier batches held 98 to 103 rows; 3 is far outside the band around their "
+        "median (without enough history the check passes while it learns).",
+        history=(100.0, 98.0, 103.0, 101.0, 99.0, 102.0, 100.0),
+    ),
     "custom_sql": Example(
         "orders",
         Table({"order_id": "BIGINT", "amount": "DOUBLE"}, [(1, 10.0), (2, 12.0), (3, 95.0)]),
@@ -284,6 +300,7 @@ def run_example(ex: Example) -> CheckResult:
             references={name: name for name in ex.references},
             now=EXAMPLE_NOW,
             dataset=ex.dataset,
+            history=(lambda _name: ex.history_points()) if ex.history else None,
         )
         (out,) = result.results
         return out

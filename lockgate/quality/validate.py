@@ -183,6 +183,14 @@ def _type_problems(c: BaseCheck, cols: Mapping[str, str], add: Any) -> None:
         ct = t(c.column)
         if ct is not None and not is_numeric(ct):
             add(f"reconcile sum needs a numeric column; '{c.column}' is {ct}")
+    elif isinstance(c, C.Anomaly) and c.column:
+        ct = t(c.column)
+        if ct is None:
+            return
+        if c.metric == "freshness_lag" and not is_temporal(ct):
+            add(f"anomaly metric freshness_lag needs a DATE/TIMESTAMP column; '{c.column}' is {ct}")
+        elif c.metric in ("mean", "min", "max", "sum", "stddev") and not is_numeric(ct):
+            add(f"anomaly metric '{c.metric}' needs a numeric column; '{c.column}' is {ct}")
     elif isinstance(c, C.DuplicateRate) and C.parse_fraction(c.max) > 1:
         add(f"max {c.max!r} is above 100%")
 

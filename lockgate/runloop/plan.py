@@ -335,7 +335,9 @@ def _compare(
     if spec.incremental is not None and wm is not None:
         lowest = incremental.min_cursor(spec.incremental, wm)
         reason += f"; incremental from {spec.incremental.cursor} >= {lowest}"
-    cause = _what_changed(ctx, base.dataset, base.definition)
+    cause, detail = _what_changed(ctx, spec, base.definition, inputs)
+    if detail:
+        reason = f"{detail} since version {last.version}" + reason.partition(str(last.version))[2]
     return replace(base, action=Action.RUN, cause=cause, reason=reason, cursor_from=lowest)
 
 
@@ -352,13 +354,48 @@ def _check_targets(spec: DatasetSpec, others: set[str]) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _what_changed(ctx: StepContext, name: str, def_hash: str) -> Cause:
-    """The definition or the inputs, by the last published step's record (if any)."""
+def _what_changed(
+    ctx: StepContext, spec: DatasetSpec, def_hash: str, inputs: Mapping[str, object]
+) -> tuple[Cause, str]:
+    """The definition or the inputs, by the last published step's record (if any), and
+    what changed in words (the SQL file, the upstream versions; empty: unknown)."""
+    name = spec.name
     steps = ctx.state.dataset_steps(ctx.project.name, name, limit=20, project_id=ctx.project_id)
     for step in steps:
         if str(step.status) in ("success", "noop"):
-            recorded = (step.input_versions or {}).get("definition")
-            if recorded is None:
-                return Cause.CHANGED
-            return Cause.INPUTS if recorded == def_hash else Cause.DEFINITION
-    return Cause.CHANGED
+            recorded = dict(step.input_versions or {})
+            if recorded.get("definition") is None:
+                return Cause.CHANGED, ""
+            if recorded["definition"] != def_hash:
+                return Cause.DEFINITION, f"definition changed ({definition_source(spec)})"
+            moved = [
+                f"{k} {_short(recorded.get(k))} -> {_short(v)}"
+                for k, v in inputs.items()
+                if k not in ("definition", "resume") and recorded.get(k) != v
+            ]
+            return Cause.INPUTS, ("new input: " + ", ".join(moved)) if moved else ""
+    return Cause.CHANGED, ""
+
+
+def definition_source(spec: DatasetSpec) -> str:
+    """Where a dataset's definition lives, for a person: its SQL file, its Python transform
+    or its YAML entry (``datasets/gold/daily_revenue.sql or its YAML``)."""
+    from pathlib import PurePosixPath
+
+    from lockgate.project.models import PythonTransformSpec, SqlTransformSpec
+
+    yaml = f"{spec.defined_in}:{spec.defined_line}" if spec.defined_in else "its YAML"
+    t = spec.transform
+    if isinstance(t, SqlTransformSpec) and t.sql_file:
+        base = PurePosixPath(spec.defined_in).parent if spec.defined_in else PurePosixPath()
+        return f"SQL file {(base / t.sql_file).as_posix()} or {yaml}"
+    if isinstance(t, SqlTransformSpec):
+        return f"SQL in {yaml}"
+    if isinstance(t, PythonTransformSpec):
+        return f"Python transform {t.python}() or {yaml}"
+    return yaml
+
+
+def _short(v: object) -> str:
+    text = "none" if v is None else str(v)
+    return text if len(text) <= 40 else text[:37] + "..."

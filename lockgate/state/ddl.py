@@ -298,4 +298,24 @@ ADDED_COLUMNS = (
     (2, "lockgate_runs", "project_id", sa.String(32)),
     (3, "lockgate_steps", "rows_skipped", sa.BigInteger()),
     (3, "lockgate_steps", "skip_reasons", JSONType()),
+    # an anomaly check's expected band: {median, low, high, history, score}
+    (10, "lockgate_check_results", "expected", JSONType()),
 )
+
+
+def retention_tables(md: sa.MetaData) -> sa.Table:
+    """Migration 0010: daily check aggregates of pruned history (retention keeps these when
+    it deletes runs, steps and check results older than its horizon)."""
+    key = sa.String(300)
+    return sa.Table(
+        "lockgate_daily_checks",
+        md,
+        sa.Column("project", sa.String(200), primary_key=True),
+        sa.Column("dataset", sa.String(200), primary_key=True),
+        sa.Column("check_name", key, primary_key=True),
+        sa.Column("day", sa.String(10), primary_key=True),
+        sa.Column("results", sa.Integer, nullable=False),
+        sa.Column("failed", sa.Integer, nullable=False),
+        sa.Column("observed_total", sa.Float),
+        sa.Column("observed_n", sa.Integer, nullable=False),
+    )

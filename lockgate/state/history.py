@@ -139,6 +139,29 @@ def check_history(
     return [check_record(r) for r in conn.execute(q.order_by(c.step_id.desc(), c.id)).mappings()]
 
 
+def check_values(
+    conn: Connection, project: str, dataset: str, check_name: str, limit: int
+) -> list[tuple[datetime, float]]:
+    """The observed values of ``check_name`` in the dataset's ``limit`` most recent steps
+    that *published* (status success), oldest first: an anomaly check's baseline."""
+    c, s = t.check_results.c, t.steps.c
+    q = (
+        sa.select(s.finished_at, c.observed)
+        .join(t.steps, s.id == c.step_id)
+        .where(
+            c.project == project,
+            c.dataset == dataset,
+            c.check_name == check_name,
+            s.status == "success",
+            c.observed.is_not(None),
+        )
+        .order_by(c.step_id.desc())
+        .limit(limit)
+    )
+    rows = [(r[0], float(r[1])) for r in conn.execute(q) if r[0] is not None]
+    return rows[::-1]
+
+
 def score_history(
     conn: Connection,
     project: str,
@@ -160,6 +183,18 @@ def score_history(
             newest = sa.select(r.run_id).where(r.project == project)
             where.append(c.run_id.in_(newest.order_by(r.seq.desc()).limit(limit)))
         q = q.where(*where).order_by(r.seq.desc(), c.id)
+    elif limit is not None:
+        # the runs in order of first appearance walking ids down (= ordered by their newest
+        # id), found without grouping the dataset's whole score history
+        where.append(c.dataset == dataset)
+        newest = sa.select(c.run_id).where(*where).order_by(c.id.desc())
+        runs = _first_distinct(conn, newest, limit)
+        if not runs:
+            return []
+        q = sa.select(t.quality_scores).where(*where, c.run_id.in_(runs)).order_by(c.id)
+        rank = {r: i for i, r in enumerate(runs)}
+        rows = sorted(conn.execute(q).mappings(), key=lambda r: rank[r["run_id"]])
+        return [from_row(ScoreRecord, r) for r in rows]
     else:
         where.append(c.dataset == dataset)
         last = sa.func.max(c.id)
@@ -168,3 +203,14 @@ def score_history(
         q = sa.select(t.quality_scores).join(sub, sub.c.run_id == c.run_id)
         q = q.where(*where).order_by(sub.c.last_id.desc(), c.id)
     return [from_row(ScoreRecord, r) for r in conn.execute(q).mappings()]
+
+
+def _first_distinct(conn: Connection, q: sa.Select[tuple[object]], n: int) -> list[str]:
+    """The first ``n`` distinct values of ``q``'s one column, reading ever longer prefixes."""
+    k = max(8 * n, 64)
+    while True:
+        got = [str(v) for v in conn.execute(q.limit(k)).scalars()]
+        seen = list(dict.fromkeys(got))
+        if len(seen) >= n or len(got) < k:
+            return seen[:n]
+        k *= 4

@@ -122,6 +122,15 @@ def _0008_training_sets(conn: Connection) -> None:
     md.create_all(conn)
 
 
+def _0010_anomaly_retention(conn: Connection) -> None:
+    """An anomaly check's expected band on its result, and the daily check aggregates that
+    retention keeps of pruned history. (0007-0009 belong to other work.)"""
+    _add_columns(conn, 10)
+    md = sa.MetaData()
+    ddl.retention_tables(md)
+    md.create_all(conn)
+
+
 #: every migration, in order; append only
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "0001_initial", _0001_initial),
@@ -131,6 +140,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(5, "0005_dashboard", _0005_dashboard),
     Migration(6, "0006_operations", _0006_operations),
     Migration(8, "0008_training_sets", _0008_training_sets),
+    Migration(10, "0010_anomaly_retention", _0010_anomaly_retention),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

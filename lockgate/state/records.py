@@ -115,6 +115,7 @@ class CheckRecord:
     seconds: float | None
     message: str | None
     finished_at: datetime | None = None  # when the step that ran the check finished
+    expected: dict[str, Any] | None = None  # anomaly checks: {median, low, high, history, score}
 
 
 @dataclass(frozen=True)

@@ -453,6 +453,7 @@ class StateStore:
                     "samples": t.jsonable(m.get("samples")),
                     "seconds": finite_float(m.get("seconds")),
                     "message": text_or_none(m.get("message")),
+                    "expected": t.jsonable(m.get("expected")),
                 }
             )
         if not rows:
@@ -468,6 +469,14 @@ class StateStore:
         ``finished_at`` of its step."""
         with self._read() as conn:
             return history.check_history(conn, project, dataset, limit, check_name)
+
+    def check_values(
+        self, project: str, dataset: str, check_name: str, limit: int = 200
+    ) -> list[tuple[datetime, float]]:
+        """Observed values of ``check_name`` in the dataset's last ``limit`` published
+        steps, oldest first (an anomaly check's baseline)."""
+        with self._read() as conn:
+            return history.check_values(conn, project, dataset, check_name, limit)
 
     def record_scores(
         self, run_id: str, project: str, dataset: str, scores: Mapping[str, float | None]

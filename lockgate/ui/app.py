@@ -12,10 +12,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from fastapi import Depends, FastAPI, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
+from markupsafe import Markup
 
 from lockgate import api
 from lockgate.errors import UsageError
@@ -23,7 +25,7 @@ from lockgate.quarantine_view import QuarantinePage
 from lockgate.state import StateStore
 from lockgate.state import dashboard as dash
 from lockgate.ui import queries as q
-from lockgate.ui.lineage import edges_of, layout, neighbourhood
+from lockgate.ui.lineage import column_layout, column_svg, edges_of, layout, neighbourhood
 from lockgate.ui.render import page
 from lockgate.ui.security import (
     CSRF_COOKIE,
@@ -37,6 +39,7 @@ from lockgate.ui.security import (
 )
 
 if TYPE_CHECKING:
+    from lockgate.lineage.model import LineageGraph
     from lockgate.project import Project
 
 HERE = Path(__file__).parent
@@ -51,10 +54,20 @@ class UI:
     state: StateStore
     auth_required: bool
     runs_started: list[str] = field(default_factory=list)
+    _lineage: LineageGraph | None = None
 
     @property
     def name(self) -> str:
         return self.project.config.name
+
+    def lineage(self) -> LineageGraph:
+        """The project's column lineage (analysed once: the project does not change while
+        the app serves it; published schemas fill in undeclared columns)."""
+        if self._lineage is None:
+            from lockgate.lineage import project_lineage
+
+            self._lineage = project_lineage(self.project)
+        return self._lineage
 
     def is_pii(self, dataset: str) -> bool:
         spec = self.project.datasets[dataset]
@@ -201,8 +214,19 @@ def dataset_page(request: Request, name: str, p: Principal = Depends(who)) -> Re
         "trends": q.check_trends(info["checks"]),
         "scores": q.score_series(ui.state, ui.name, name),
         "downstream": sorted(d for d, ups in ui.project.deps.items() if name in ups),
+        "column_svg": _column_neighbourhood(ui, p, name),
     }
     return page(request, "dataset.html", ctx)
+
+
+def _column_neighbourhood(ui: UI, p: Principal, name: str) -> Markup:
+    """The dataset's column lineage one hop up and down (datasets the user may see)."""
+    deps = {d: ups for d, ups in ui.project.deps.items() if p.sees(d)}
+    names = neighbourhood(deps, name, 1) & set(_visible(ui, p))
+    lay = layout(tuple(sorted(names)), edges_of(deps, names))
+    cl = column_layout(lay, ui.lineage())
+    pii = {n: ui.project.datasets[n].pii for n in names}
+    return column_svg(cl, lambda n: f"/datasets/{quote(n)}", focus=name, pii=pii)
 
 
 @dataclass(frozen=True)
@@ -321,6 +345,8 @@ def lineage_page(
     focus: str | None = Query(None),
     hops: int = Query(2, ge=0, le=20),
     search: str | None = Query(None),
+    level: str = Query("dataset", pattern="^(dataset|column)$"),
+    indirect: bool = Query(False),
     p: Principal = Depends(who),
 ) -> Response:
     ui = _ui(request)
@@ -332,7 +358,20 @@ def lineage_page(
     if focus is not None and focus in names:
         names = neighbourhood(deps, focus, hops) & names
     lay = layout(tuple(sorted(names)), edges_of(deps, names))
-    ctx = {"lay": lay, "focus": focus, "hops": hops, "search": search or "", "matches": matches}
+    ctx: dict[str, Any] = {
+        "lay": lay,
+        "focus": focus,
+        "hops": hops,
+        "search": search or "",
+        "matches": matches,
+        "level": level,
+        "indirect": indirect,
+    }
+    if level == "column":
+        cl = column_layout(lay, ui.lineage(), indirect=indirect)
+        pii = {n: ui.project.datasets[n].pii for n in names if n in ui.project.datasets}
+        ctx["columns"] = cl
+        ctx["svg"] = column_svg(cl, lambda n: f"/datasets/{quote(n)}", focus=focus, pii=pii)
     return page(request, "lineage.html", ctx)
 
 

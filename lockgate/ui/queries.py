@@ -67,12 +67,22 @@ def at_risk(
         else:
             if step.status in _BAD:
                 reasons.append(f"last step {step.status}")
-            failing = [c.check_name for c in checks.get(step.step_id, []) if not c.passed]
+            results = checks.get(step.step_id, [])
+            failing = [c.check_name for c in results if not c.passed and c.check_type != "anomaly"]
             if failing:
                 reasons.append("failing checks: " + ", ".join(failing[:5]))
+            reasons += [_anomaly_reason(c) for c in results if c.check_type == "anomaly"]
+            reasons = [r for r in reasons if r]
             versions = dash.schema_versions(state, name, ds, limit=1)
             if versions and versions[0]["drift"] and versions[0]["run_id"] == step.run_id:
-                reasons.append("schema drift in the last run")
+                from lockgate.lineage.drift import describe
+
+                changes = describe(versions[0]["drift"])
+                reasons.append(
+                    "schema drift in the last run"
+                    + (": " + "; ".join(changes[:3]) if changes else "")
+                )
+            reasons += volume_anomalies(state, name, ds, step.step_id)
         sla = project.datasets[ds].freshness_sla
         last_ok = step.finished_at if step is not None and step.status == "success" else None
         if sla and last_ok is not None and now - last_ok > parse_duration(sla):
@@ -80,6 +90,50 @@ def at_risk(
         if reasons:
             risks.append(Risk(ds, reasons))
     return risks
+
+
+def _anomaly_reason(c: Any) -> str:
+    """A failing anomaly check, with its value and expected band."""
+    if c.passed:
+        return ""
+    band = c.expected or {}
+    where = ""
+    if band.get("low") is not None and c.observed is not None:
+        where = f" {c.observed:.6g} outside [{band['low']:.6g}, {band['high']:.6g}]"
+    return f"anomaly: {c.check_name}{where}"
+
+
+#: published steps the overview's volume/quarantine anomaly test looks back on
+_VOLUME_STEPS = 60
+
+
+_VERDICTS: dict[tuple[str, str, str, int], list[str]] = {}
+
+
+def volume_anomalies(state: StateStore, project: str, dataset: str, step_id: int) -> list[str]:
+    """The overview's anomaly signal beyond declared anomaly checks: row count, rows read and
+    quarantine rate of the dataset's newest published step against its last published steps
+    (robust baseline). Cached per newest step, so a page view recomputes only after a run."""
+    key = (state.url, project, dataset, step_id)
+    hit = _VERDICTS.get(key)
+    if hit is not None:
+        return list(hit)
+    from lockgate.anomaly.detect import detect
+    from lockgate.anomaly.history import RATE_SETTINGS, metric_history
+
+    steps = state.dataset_steps(project, dataset, _VOLUME_STEPS)
+    out = []
+    for metric, series in sorted(metric_history(steps, []).items()):
+        if len(series) < 2:
+            continue
+        (point, _run), history = series[-1], [p for p, _ in series[:-1]]
+        v = detect(history, point, RATE_SETTINGS if metric.endswith("_rate") else None)
+        if v.anomalous:
+            out.append(f"anomaly: {metric} {point[1]:.6g} ({v.reason})")
+    if len(_VERDICTS) > 4096:
+        _VERDICTS.clear()
+    _VERDICTS[key] = out
+    return list(out)
 
 
 def _ago(d: timedelta) -> str:

@@ -80,7 +80,9 @@ def test_dry_run_says_what_and_why(tmp_path: Path) -> None:
     st = csv.stat()
     os.utime(csv, ns=(st.st_atime_ns, st.st_mtime_ns + 5_000_000_000))
     touched = _dry(root)
-    assert touched["orders"] == ("planned", "inputs or definition changed since version 0")
+    status, why = touched["orders"]
+    assert status == "planned" and why.startswith("new input: source ")
+    assert why.endswith("since version 0"), why
     assert touched["rev"][0] == "planned" and "upstream 'orders'" in touched["rev"][1]
 
     # --select limits the plan; --full-refresh says so

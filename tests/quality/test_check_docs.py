@@ -48,6 +48,9 @@ def test_every_example_validates_and_runs_in_a_project(tmp_path: Path) -> None:
         step = steps[f"ex_{t}"]
         assert step.status == "success", (t, step)
         (check,) = step.checks
+        if ex.history:  # a fresh project has no earlier values: the anomaly check learns
+            assert check["passed"] and check["message"].startswith("learning"), (t, check)
+            continue
         assert (check["failing_rows"], check["passed"]) == (ex.failing_rows, ex.passed), t
 
 

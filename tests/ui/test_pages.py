@@ -59,7 +59,8 @@ def test_dataset_page(local: TestClient, shop: Shop) -> None:
     assert "amount_between" in t and "Schema versions" in t and "v1" in t
     assert "id int64" in t or "id BIGINT" in t
     assert "Downstream: big" in t
-    assert "column lineage: TODO" in t
+    assert "Column lineage" in t and 'data-column="big.amount"' in r.text
+    assert r.text.count('class="coledge direct"') == 3  # orders.{id,amount,note} -> big
     assert shop.run_ids[1][:12] in t  # recent runs
     assert local.get("/datasets/nope").status_code == 404
 
@@ -72,6 +73,21 @@ def test_lineage_graph_and_focus(local: TestClient) -> None:
     assert one.text.count('class="node') == 2  # big and after_big, not orders
     found = local.get("/lineage", params={"search": "after", "hops": 1})
     assert found.text.count('class="node') == 2
+
+
+def test_lineage_graph_at_column_level(local: TestClient) -> None:
+    r = local.get("/lineage", params={"level": "column"})
+    assert r.status_code == 200
+    assert r.text.count('class="colbox') == 3
+    for c in ("orders.id", "orders.note", "big.amount", "after_big.n"):
+        assert f'data-column="{c}"' in r.text
+    assert "orders.amount -&gt; big.amount (DIRECT/IDENTITY)" in r.text
+    assert "note (pii)" in r.text  # orders.note is tagged PII
+    # count(*) reads no column: after_big.n has no column edge
+    assert "-&gt; after_big.n" not in r.text
+    one = local.get("/lineage", params={"level": "column", "focus": "after_big", "hops": 1})
+    assert one.text.count('class="colbox') == 2
+    assert local.get("/lineage", params={"level": "bogus"}).status_code == 422
 
 
 def test_static_assets_are_served_locally(local: TestClient) -> None:

@@ -4,8 +4,10 @@ the quality scores go into the step's result."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
+from lockgate.anomaly.detect import Point
 from lockgate.runloop.context import StepContext, StepState
 
 if TYPE_CHECKING:
@@ -27,9 +29,24 @@ def audit(ctx: StepContext, state: StepState) -> None:
         now=ctx.now,
         key_columns=spec.write.keys,
         dataset=spec.name,
+        history=_history(ctx, spec.name),
     )
     res.checks = [check_dict(c) for c in result.results]
     res.scores = compute_scores(result.results, total_rows=result.total_rows)
+
+
+#: earlier values an anomaly check's baseline reads (the detector looks at 4 x 28 at most)
+HISTORY_POINTS = 200
+
+
+def _history(ctx: StepContext, dataset: str) -> Callable[[str], Sequence[Point]]:
+    """An anomaly check's earlier published values, read from the state store when asked."""
+    project = ctx.project.name
+
+    def values(check: str) -> Sequence[Point]:
+        return ctx.state.check_values(project, dataset, check, HISTORY_POINTS)
+
+    return values
 
 
 def check_dict(c: CheckResult) -> dict[str, object]:
