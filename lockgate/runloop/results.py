@@ -86,6 +86,11 @@ SKIP_REASONS: dict[str, str] = {
     "superseded": "merge: the table already holds a newer version of the key (by cursor)",
     "duplicate_in_window": "merge: another row of the batch has the same key and wins",
     "late": "older than watermark - lookback, dropped by incremental.late: skip",
+    "already_applied": "change data capture: the change's transaction is already in the "
+    "table (the slot handed it out again after a crash)",
+    "superseded_in_batch": "change data capture: a later change of the same row in the "
+    "batch wins",
+    "truncated": "change data capture: a TRUNCATE later in the batch removed the row",
 }
 
 
