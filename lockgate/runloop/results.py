@@ -39,6 +39,9 @@ class StepResult:
     inputs: dict[str, object] = field(default_factory=dict)
     error: str | None = None
     hint: str | None = None  # how to fix a failure
+    #: a change source stopped at its batch size (or a truncate / DDL): more changes wait
+    #: (``lockgate run`` runs the dataset again until they are read)
+    more_available: bool = False
 
     @property
     def ok(self) -> bool:

@@ -135,6 +135,8 @@ class StagedSource:
     deleted_rows: int = 0
     #: what the step should report (e.g. a replication slot holding back much WAL)
     warnings: list[str] = field(default_factory=list)
+    #: a change source stopped before the end of its log (batch size, truncate, DDL)
+    more: bool = False
 
 
 @dataclass(frozen=True)

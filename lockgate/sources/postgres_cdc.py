@@ -188,7 +188,10 @@ class PostgresCdcSource(Source):
         crashpoint(f"cdc {self.slot}: decoded, not committed")
         staged = self._stage_changes(session, table, batch, columns, described.keys)
         new = batch.end_lsn if batch.end_lsn is not None else position
-        return _with(staged, position=self._position(max(new, position)), warnings=warnings)
+        more = batch.cut or len(messages) >= self.spec.max_changes
+        return _with(
+            staged, position=self._position(max(new, position)), warnings=warnings, more=more
+        )
 
     def _position(self, value: int) -> Position:
         soft = self.spec.deletes == "soft"

@@ -83,6 +83,7 @@ def _extract(ctx: StepContext, state: StepState) -> int:
         state.source, state.staged = source, staged
         state.result.inputs["resume"] = staged.resume
         state.result.warnings.extend(staged.warnings)
+        state.result.more_available = staged.more
         return staged.rejected
     views = _register_inputs(ctx, state)
     where = spec.defined_in or "?"
