@@ -158,6 +158,8 @@ def read_tuple(data: bytes, off: int) -> tuple[Values, int]:
         if kind == 116 or kind == 98:  # 't' text, 'b' binary: length-prefixed bytes
             (length,) = _I32.unpack_from(data, off)
             off += 4
+            if off + length > len(data):
+                raise DecodeError(f"value of column {i + 1} runs past the end of the message")
             values[i] = data[off : off + length]
             off += length
         elif kind == 117:  # 'u'
