@@ -81,6 +81,7 @@ _COMMAND_MODULES = (
     "lockgate.cli.quality_extra_cmds",  # profile, suggest, quality
     "lockgate.cli.ops_cmds",  # serve, freshness
     "lockgate.cli.stream_cmds",  # stream run
+    "lockgate.cli.cdc_cmds",  # cdc status, cdc drop-slot
     "lockgate.cli.ui_cmds",  # ui, ui-token
     "lockgate.cli.lineage_cmds",  # lineage, why, anomalies
     "lockgate.cli.features_cmds",  # features training-set / materialize / serve

@@ -159,7 +159,7 @@ def run_cmd(
 
     from lockgate.runloop.follow import drain
 
-    the_plan = plan(project, select=select, full_refresh=full_refresh)  # before any output
+    the_plan: Any = plan(project, select=select, full_refresh=full_refresh)  # before output
     out = err_console if as_json else console
 
     def run_once(refresh: bool) -> RunResult:

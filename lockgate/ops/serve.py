@@ -64,12 +64,30 @@ class Service:
             if r.age_s is not None:
                 self.metrics.freshness_lag.labels(r.dataset).set(r.age_s)
         self.alerter.freshness(results)
+        self._cdc_metrics()
         nxt = self.scheduler.next_due()
         if nxt is not None:
             self.metrics.schedule_next.set(nxt.timestamp())
         self.ticks += 1
         self.last_tick_at = now
         return fired
+
+    def _cdc_metrics(self) -> None:
+        """Replication-slot gauges of the change sources (a server that is down is logged:
+        the gauge says 0 only when the slot itself is gone)."""
+        from lockgate.api import cdc_status
+        from lockgate.sources import source_class
+
+        if not any(
+            source_class(str(getattr(spec.source, "type", ""))).SUPPORTS_CDC
+            for spec in self.project.datasets.values()
+            if spec.source is not None
+        ):
+            return
+        try:
+            self.metrics.cdc(cdc_status(self.project))
+        except Exception as e:  # the source may be unreachable right now
+            log.warning("change data capture status unavailable: %s", e)
 
     def health(self) -> dict[str, object]:
         return {

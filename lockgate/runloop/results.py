@@ -91,8 +91,7 @@ SKIP_REASONS: dict[str, str] = {
     "late": "older than watermark - lookback, dropped by incremental.late: skip",
     "already_applied": "change data capture: the change's transaction is already in the "
     "table (the slot handed it out again after a crash)",
-    "superseded_in_batch": "change data capture: a later change of the same row in the "
-    "batch wins",
+    "superseded_in_batch": "change data capture: a later change of the same row in the batch wins",
     "truncated": "change data capture: a TRUNCATE later in the batch removed the row",
 }
 

@@ -25,7 +25,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from lockgate.sources._pgoutput import (
-    _I16,
     _I32,
     _U32,
     UNCHANGED,
@@ -116,7 +115,7 @@ def collect(
     pending: _Pending | None = None
     for data in messages:
         kind = data[0]
-        if kind == _I or kind == _U or kind == _D:
+        if kind in (_I, _U, _D):
             if pending is None:
                 raise DecodeError("change outside a transaction")
             if _U32.unpack_from(data, 1)[0] != oid:
@@ -269,7 +268,7 @@ def _fill_unchanged(batch: ChangeBatch) -> None:
                     cols[i][seq] = None
                     batch.fills.append(Fill(seq, i, root))
                 else:
-                    cols[i][seq] = got  # type: ignore[assignment]
+                    cols[i][seq] = got if isinstance(got, bytes) else None
                     continue
             known[i] = _PENDING if v == UNCHANGED else cols[i][seq]
         last[key] = known

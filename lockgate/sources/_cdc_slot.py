@@ -126,10 +126,9 @@ def exported_snapshot(conninfo: str, slot: str) -> Iterator[tuple[int, str]]:
     """Create logical slot ``slot`` (pgoutput) with an exported snapshot; yields
     (consistent LSN, snapshot name). The snapshot lives while the block runs: the
     replication connection is kept open (and idle) until the copy is done."""
+    import psycopg
     from psycopg import pq
     from psycopg.conninfo import make_conninfo
-
-    import psycopg
 
     with psycopg.connect(make_conninfo(conninfo, replication="database"), autocommit=True) as rc:
         q = f"CREATE_REPLICATION_SLOT {_ident(slot)} LOGICAL pgoutput (SNAPSHOT 'export')"
@@ -151,9 +150,7 @@ def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def peek(
-    pg: psycopg.Connection[Any], slot: str, publication: str, max_changes: int
-) -> list[bytes]:
+def peek(pg: psycopg.Connection[Any], slot: str, publication: str, max_changes: int) -> list[bytes]:
     """Messages of whole transactions from the slot's confirmed position (not consumed)."""
     rows = pg.execute(
         "SELECT data FROM pg_logical_slot_peek_binary_changes(%s, NULL, %s, "

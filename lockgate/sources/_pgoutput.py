@@ -233,6 +233,12 @@ def _relation(data: bytes) -> Relation:
         types.append(typ & 0xFFFFFFFF)
         mods.append(mod)
     return Relation(
-        oid, namespace or "pg_catalog", name, identity, tuple(cols), tuple(key), tuple(types),
+        oid,
+        namespace or "pg_catalog",
+        name,
+        identity,
+        tuple(cols),
+        tuple(key),
+        tuple(types),
         tuple(mods),
     )

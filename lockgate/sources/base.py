@@ -203,6 +203,17 @@ class Source(ABC):
         """Change sources: the dataset's table now holds everything up to ``position``
         (called after the commit): confirm it at the source (advance the slot)."""
 
+    def status(self) -> dict[str, JsonValue]:
+        """Change sources: the health of the source's position (e.g. its replication slot:
+        retained WAL bytes, ``wal_status``), for ``lockgate cdc status`` and metrics."""
+        raise NotImplementedError(f"source type {self.TYPE!r} keeps no position")
+
+    def reset(self) -> bool:
+        """Change sources: drop what the source keeps at the server (its replication slot);
+        True if there was something. The next run starts with a new snapshot once the table
+        is rebuilt (``--full-refresh``)."""
+        raise NotImplementedError(f"source type {self.TYPE!r} keeps no position")
+
     @abstractmethod
     def stage(self, session: Session, table: str, *, resume: ResumeToken = None) -> StagedSource:
         """Create ``table`` (good records) and ``table + "__rejects"`` in ``session``.

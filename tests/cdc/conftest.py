@@ -32,9 +32,10 @@ def _unavailable(msg: str) -> None:
 
 
 def _bindir() -> Path | None:
-    for cand in [os.environ.get("LOCKGATE_PG_BINDIR", ""), *sorted(
-        glob.glob("/usr/lib/postgresql/*/bin"), reverse=True
-    )]:
+    for cand in [
+        os.environ.get("LOCKGATE_PG_BINDIR", ""),
+        *sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True),
+    ]:
         if cand and (Path(cand) / "initdb").exists() and (Path(cand) / "pg_ctl").exists():
             return Path(cand)
     found = shutil.which("initdb")
@@ -74,15 +75,38 @@ def logical_pg() -> Iterator[str]:
         _as_postgres(cmd), check=True, capture_output=True, text=True
     )
     try:
-        run([str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres",
-             "--no-sync", "-E", "UTF8"])
+        run(
+            [
+                str(bindir / "initdb"),
+                "-D",
+                str(data),
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "--no-sync",
+                "-E",
+                "UTF8",
+            ]
+        )
         opts = (
             f"-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={tmp} "
             "-c wal_level=logical -c max_replication_slots=64 -c max_wal_senders=64 "
             "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         )
-        run([str(bindir / "pg_ctl"), "-D", str(data), "-o", opts, "-l", str(tmp / "log"),
-             "-w", "start"])
+        run(
+            [
+                str(bindir / "pg_ctl"),
+                "-D",
+                str(data),
+                "-o",
+                opts,
+                "-l",
+                str(tmp / "log"),
+                "-w",
+                "start",
+            ]
+        )
     except subprocess.CalledProcessError as e:
         shutil.rmtree(tmp, ignore_errors=True)
         _unavailable(f"cannot start a PostgreSQL cluster: {e.stderr or e.stdout}")

@@ -36,8 +36,11 @@ CREATE TABLE signup (id int PRIMARY KEY, age int);
 """
 #: signup rows with age > 150 fail the check: quarantined (with their LSN), never published
 CHECKS = [{"type": "between", "column": "age", "min": 0, "max": 150}]
-PLAIN = {"acct": ["id", "owner", "bal", "note"], "ledger": ["id", "acct_id", "amount", "memo"],
-         "signup": ["id", "age"]}
+PLAIN = {
+    "acct": ["id", "owner", "bal", "note"],
+    "ledger": ["id", "acct_id", "amount", "memo"],
+    "signup": ["id", "age"],
+}
 
 
 class Workload:
@@ -67,16 +70,18 @@ class Workload:
     def insert_acct(self) -> None:
         i = self.new_id()
         note = self.big() if self.rnd.random() < 0.3 else None
-        self.src.execute("INSERT INTO acct VALUES (%s, %s, %s, %s)",
-                         (i, f"o{i}", self.rnd.randint(0, 100), note))
+        self.src.execute(
+            "INSERT INTO acct VALUES (%s, %s, %s, %s)", (i, f"o{i}", self.rnd.randint(0, 100), note)
+        )
         self.acct.add(i)
 
     def insert_ledger(self) -> None:
         i = self.new_id()
         memo = self.big() if self.rnd.random() < 0.2 else f"m{i}"
         acct = self.rnd.choice(sorted(self.acct)) if self.acct else None
-        self.src.execute("INSERT INTO ledger VALUES (%s, %s, %s, %s)",
-                         (i, acct, self.rnd.randint(-50, 50), memo))
+        self.src.execute(
+            "INSERT INTO ledger VALUES (%s, %s, %s, %s)", (i, acct, self.rnd.randint(-50, 50), memo)
+        )
         self.ledger.add(i)
 
     def one_change(self) -> None:
@@ -85,8 +90,9 @@ class Workload:
             self.insert_acct()
         elif r < 0.45:  # an update that leaves the TOASTed note unchanged
             i = self.rnd.choice(sorted(self.acct))
-            self.src.execute("UPDATE acct SET bal = bal + %s WHERE id = %s",
-                             (self.rnd.randint(1, 9), i))
+            self.src.execute(
+                "UPDATE acct SET bal = bal + %s WHERE id = %s", (self.rnd.randint(1, 9), i)
+            )
         elif r < 0.55:  # a primary-key change (the note travels as unchanged TOAST)
             old = self.rnd.choice(sorted(self.acct))
             new = self.new_id()
@@ -132,7 +138,10 @@ def _consume(root: Path, env: dict[str, str], crash_at: int | None) -> int:
         e["LOCKGATE_CRASH_AT"] = str(crash_at)
     proc = subprocess.run(
         [sys.executable, "-m", "lockgate", "run", "-j", "1", "--json", "-p", str(root)],
-        env=e, capture_output=True, text=True, timeout=300,
+        env=e,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     if proc.returncode not in (0, -9):
         raise AssertionError(f"lockgate run failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
@@ -181,8 +190,13 @@ def test_kill_9_at_every_crash_point_keeps_delta_equal_to_source(
             _assert_consistent(src, root, prefix)
     assert crashes >= 8  # the schedule did kill the consumer, at many different points
     log = (tmp_path / "crash.log").read_text()
-    for point in ("mid-snapshot", "decoded, not committed", "committed, not acknowledged",
-                  "signup__quarantine: committed", "acct: committed"):
+    for point in (
+        "mid-snapshot",
+        "decoded, not committed",
+        "committed, not acknowledged",
+        "signup__quarantine: committed",
+        "acct: committed",
+    ):
         assert point in log, point
 
 

@@ -58,17 +58,23 @@ def _run(root: Path) -> Any:
 
 def _big(src: Any) -> str:
     """Text PostgreSQL stores out of line (TOAST): incompressible, > 2 kB."""
-    return str(src.execute(
-        "SELECT string_agg(md5(random()::text), '') FROM generate_series(1, 200)"
-    ).fetchone()[0])
+    return str(
+        src.execute(
+            "SELECT string_agg(md5(random()::text), '') FROM generate_series(1, 200)"
+        ).fetchone()[0]
+    )
 
 
 def test_snapshot_then_changes_merge_by_key(src: Any, tmp_path: Path) -> None:
     p = _prefix()
-    src.execute("CREATE TABLE items (id int PRIMARY KEY, name text, qty int, doc text, "
-                "price numeric(10,2), at timestamptz, raw bytea)")
-    src.execute("INSERT INTO items SELECT g, 'n' || g, g, NULL, g * 1.5, "
-                "'2024-01-01 00:00:00+00', '\\x00ff' FROM generate_series(1, 50) g")
+    src.execute(
+        "CREATE TABLE items (id int PRIMARY KEY, name text, qty int, doc text, "
+        "price numeric(10,2), at timestamptz, raw bytea)"
+    )
+    src.execute(
+        "INSERT INTO items SELECT g, 'n' || g, g, NULL, g * 1.5, "
+        "'2024-01-01 00:00:00+00', '\\x00ff' FROM generate_series(1, 50) g"
+    )
     root = cdc_project(tmp_path, {"items": ["id"]}, slot_prefix=p)
     first = _run(root)
     assert first.steps[0].rows_out == 50
@@ -157,7 +163,7 @@ def test_merge_is_required_at_validate_time(tmp_path: Path, cdc_url: str) -> Non
     root = cdc_project(tmp_path, {"x": ["id"]}, slot_prefix=_prefix())
     ds = root / "datasets" / "main.yaml"
     ds.write_text(ds.read_text().replace("mode: merge", "mode: append"))
-    with pytest.raises(ConfigError, match="needs write: {mode: merge"):
+    with pytest.raises(ConfigError, match=r"needs write: \{mode: merge"):
         lockgate.run(root)
 
 

@@ -69,7 +69,10 @@ def test_every_message_kind_from_a_real_server(src: Any) -> None:
     assert [c.end_lsn for c in commits] == sorted(c.end_lsn for c in commits)
     rels = {m.name: m for m in msgs if isinstance(m, Relation)}
     assert rels["pt"].columns == ("id", "name", "doc", "n") and rels["pt"].key == (
-        True, False, False, False
+        True,
+        False,
+        False,
+        False,
     )
     assert rels["pt"].replica_identity == "d" and rels["full_t"].replica_identity == "f"
     assert rels["pt"].namespace == "public"

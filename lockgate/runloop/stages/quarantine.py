@@ -132,10 +132,7 @@ def _drop_already_quarantined(
     if not cols:
         return
     old = exp.or_(
-        *[
-            exp.LTE(this=exp.column(ident(c)), expression=exp.Literal.number(held))
-            for c in cols
-        ]
+        *[exp.LTE(this=exp.column(ident(c)), expression=exp.Literal.number(held)) for c in cols]
     )
     ctx.session.execute(exp.delete(table_ref(tmp), where=old))
 
