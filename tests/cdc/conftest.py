@@ -92,7 +92,7 @@ def logical_pg() -> Iterator[str]:
         opts = (
             f"-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={tmp} "
             "-c wal_level=logical -c max_replication_slots=64 -c max_wal_senders=64 "
-            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+            "-c fsync=off -c full_page_writes=off"
         )
         run(
             [
