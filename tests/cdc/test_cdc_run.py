@@ -179,3 +179,24 @@ def test_dropped_slot_says_how_to_recover(src: Any, tmp_path: Path) -> None:
     src.execute("INSERT INTO d VALUES (1)")
     lockgate.run(root, full_refresh=True)
     assert [r["id"] for r in _table(root, "d")] == [1]
+
+
+def test_cli_status_and_drop_slot(src: Any, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from lockgate.cli.app import app
+
+    p = _prefix()
+    src.execute("CREATE TABLE s (id int PRIMARY KEY)")
+    root = cdc_project(tmp_path, {"s": ["id"]}, slot_prefix=p)
+    _run(root)
+    cli = CliRunner()
+    out = cli.invoke(app, ["cdc", "status", "--json", "-p", str(root)])
+    assert out.exit_code == 0, out.output
+    (row,) = __import__("json").loads(out.output)
+    assert row["exists"] and row["wal_status"] == "reserved"
+    assert row["confirmed_lsn"] == row["table_position"] and row["retained_bytes"] >= 0
+    out = cli.invoke(app, ["cdc", "drop-slot", "s", "-p", str(root)])
+    assert out.exit_code == 0 and "--full-refresh" in out.output
+    out = cli.invoke(app, ["cdc", "status", "-p", str(root)])
+    assert out.exit_code != 0 and "missing" in out.output
