@@ -43,43 +43,93 @@ def start_cluster() -> tuple[str, Path, Path]:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     run_as = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    subprocess.run([*run_as, str(bindir / "initdb"), "-D", str(tmp / "d"), "-A", "trust",
-                    "-U", "postgres", "--no-sync"], check=True, capture_output=True)
-    opts = (f"-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={tmp} "
-            "-c wal_level=logical -c fsync=off "
-            "-c max_wal_size=4GB -c shared_buffers=256MB")
-    subprocess.run([*run_as, str(bindir / "pg_ctl"), "-D", str(tmp / "d"), "-o", opts,
-                    "-l", str(tmp / "log"), "-w", "start"], check=True, capture_output=True)
+    subprocess.run(
+        [
+            *run_as,
+            str(bindir / "initdb"),
+            "-D",
+            str(tmp / "d"),
+            "-A",
+            "trust",
+            "-U",
+            "postgres",
+            "--no-sync",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    opts = (
+        f"-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={tmp} "
+        "-c wal_level=logical -c fsync=off "
+        "-c max_wal_size=4GB -c shared_buffers=256MB"
+    )
+    subprocess.run(
+        [
+            *run_as,
+            str(bindir / "pg_ctl"),
+            "-D",
+            str(tmp / "d"),
+            "-o",
+            opts,
+            "-l",
+            str(tmp / "log"),
+            "-w",
+            "start",
+        ],
+        check=True,
+        capture_output=True,
+    )
     return f"postgresql://postgres@127.0.0.1:{port}/postgres", tmp, bindir
 
 
 def stop_cluster(tmp: Path, bindir: Path) -> None:
     run_as = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    subprocess.run([*run_as, str(bindir / "pg_ctl"), "-D", str(tmp / "d"), "-m", "immediate",
-                    "stop"], capture_output=True)
+    subprocess.run(
+        [*run_as, str(bindir / "pg_ctl"), "-D", str(tmp / "d"), "-m", "immediate", "stop"],
+        capture_output=True,
+    )
     shutil.rmtree(tmp, ignore_errors=True)
 
 
 def project(root: Path, max_changes: int, latency: str = "1s") -> Path:
     root.mkdir(parents=True, exist_ok=True)
     (root / "datasets").mkdir(exist_ok=True)
-    (root / "lockgate.yaml").write_text(yaml.safe_dump({
-        "name": "cdc_bench",
-        "connections": {"src": {"type": "postgres", "url": "${LG_CDC_URL}"}},
-        "defaults": {"gate": "quarantine"},
-    }))
-    (root / "datasets" / "main.yaml").write_text(yaml.safe_dump({"datasets": [{
-        "name": "orders",
-        "source": {"type": "postgres_cdc", "connection": "src", "table": "public.orders",
-                   "max_changes": max_changes, "max_latency": latency},
-        "write": {"mode": "merge", "keys": ["id"]},
-        "checks": [{"type": "not_null", "column": "customer"}],
-    }]}))
+    (root / "lockgate.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "name": "cdc_bench",
+                "connections": {"src": {"type": "postgres", "url": "${LG_CDC_URL}"}},
+                "defaults": {"gate": "quarantine"},
+            }
+        )
+    )
+    (root / "datasets" / "main.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "datasets": [
+                    {
+                        "name": "orders",
+                        "source": {
+                            "type": "postgres_cdc",
+                            "connection": "src",
+                            "table": "public.orders",
+                            "max_changes": max_changes,
+                            "max_latency": latency,
+                        },
+                        "write": {"mode": "merge", "keys": ["id"]},
+                        "checks": [{"type": "not_null", "column": "customer"}],
+                    }
+                ]
+            }
+        )
+    )
     return root
 
 
-DDL = ("CREATE TABLE orders (id bigint PRIMARY KEY, customer int, status text, "
-       "amount numeric(12,2), updated_at timestamptz)")
+DDL = (
+    "CREATE TABLE orders (id bigint PRIMARY KEY, customer int, status text, "
+    "amount numeric(12,2), updated_at timestamptz)"
+)
 
 
 def workload(pg: psycopg.Connection, n: int) -> None:
@@ -88,10 +138,15 @@ def workload(pg: psycopg.Connection, n: int) -> None:
     for lo in range(0, half, 10_000):
         pg.execute(
             "INSERT INTO orders SELECT g, g %% 1000, 'placed', g * 0.01, now() "
-            "FROM generate_series(%s::bigint, %s::bigint) g", (lo + 1, min(lo + 10_000, half)))
+            "FROM generate_series(%s::bigint, %s::bigint) g",
+            (lo + 1, min(lo + 10_000, half)),
+        )
     for lo in range(0, half, 10_000):
-        pg.execute("UPDATE orders SET status = 'shipped', amount = amount + 1 "
-                   "WHERE id BETWEEN %s::bigint AND %s::bigint", (lo + 1, min(lo + 10_000, half)))
+        pg.execute(
+            "UPDATE orders SET status = 'shipped', amount = amount + 1 "
+            "WHERE id BETWEEN %s::bigint AND %s::bigint",
+            (lo + 1, min(lo + 10_000, half)),
+        )
 
 
 def bench_decode(url: str, n: int) -> dict[str, float]:
@@ -104,7 +159,9 @@ def bench_decode(url: str, n: int) -> dict[str, float]:
         t0 = time.perf_counter()
         rows = pg.execute(
             "SELECT data FROM pg_logical_slot_peek_binary_changes('dec_slot', NULL, NULL, "
-            "'proto_version', '1', 'publication_names', 'dec_pub')", binary=True).fetchall()
+            "'proto_version', '1', 'publication_names', 'dec_pub')",
+            binary=True,
+        ).fetchall()
         t1 = time.perf_counter()
         msgs = [r[0] for r in rows]
         rel = next(decode(m) for m in msgs if m[0] == 82)
@@ -115,9 +172,14 @@ def bench_decode(url: str, n: int) -> dict[str, float]:
         pg.execute("SELECT pg_drop_replication_slot('dec_slot')")
         pg.execute("DROP PUBLICATION dec_pub")
     assert batch.rows == n, batch.rows
-    return {"changes": n, "peek_s": t1 - t0, "decode_s": t3 - t2,
-            "peek_per_s": n / (t1 - t0), "decode_per_s": n / (t3 - t2),
-            "peek_and_decode_per_s": n / (t3 - t2 + t1 - t0)}
+    return {
+        "changes": n,
+        "peek_s": t1 - t0,
+        "decode_s": t3 - t2,
+        "peek_per_s": n / (t1 - t0),
+        "decode_per_s": n / (t3 - t2),
+        "peek_and_decode_per_s": n / (t3 - t2 + t1 - t0),
+    }
 
 
 def bench_end_to_end(url: str, n: int, work: Path) -> dict[str, float]:
@@ -137,8 +199,13 @@ def bench_end_to_end(url: str, n: int, work: Path) -> dict[str, float]:
     assert all(s.rows_in == s.rows_out + s.rows_quarantined + s.rows_skipped for s in steps)
     rows = DeltaTable(str(root / "warehouse" / "orders")).to_pyarrow_table(columns=["status"])
     assert rows.num_rows == n // 2
-    return {"changes": n, "records": read, "runs": len(results), "wall_s": wall,
-            "changes_per_s": n / wall}
+    return {
+        "changes": n,
+        "records": read,
+        "runs": len(results),
+        "wall_s": wall,
+        "changes_per_s": n / wall,
+    }
 
 
 def bench_follow(url: str, rows: int, work: Path) -> dict[str, float]:
@@ -168,12 +235,17 @@ def bench_follow(url: str, rows: int, work: Path) -> dict[str, float]:
 
     w = threading.Thread(target=writer)
     w.start()
-    drain(lambda refresh: lockgate.run(root), follow=True, wait_seconds=0.1, stop=stop,
-          on_run=on_run)
+    drain(
+        lambda refresh: lockgate.run(root), follow=True, wait_seconds=0.1, stop=stop, on_run=on_run
+    )
     w.join()
     lat = sorted(seen[i] - committed[i] for i in committed)
-    return {"rows": rows, "p50_s": statistics.median(lat),
-            "p95_s": lat[int(0.95 * (len(lat) - 1))], "max_s": lat[-1]}
+    return {
+        "rows": rows,
+        "p50_s": statistics.median(lat),
+        "p95_s": lat[int(0.95 * (len(lat) - 1))],
+        "max_s": lat[-1],
+    }
 
 
 def main() -> None:

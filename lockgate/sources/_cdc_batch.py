@@ -118,7 +118,7 @@ def collect(
     fast = _FastTuples(batch, len(names))
     for data in messages:
         kind = data[0]
-        if kind == _I or kind == _U:  # noqa: PLR1714 - the hot path: two int compares
+        if kind in (_I, _U):
             if pending is None:
                 raise DecodeError("change outside a transaction")
             if not data.startswith(oid_bytes, 1):

@@ -97,9 +97,11 @@ class SourceRequest:
     keys: tuple[str, ...] = ()
     #: change sources (:attr:`Source.SUPPORTS_CDC`): the position the dataset's table holds
     #: (its application transaction :meth:`Source.position_id`; None: nothing published,
-    #: or a full refresh), and the engine relation of the published table (None: no table)
+    #: or a full refresh), and a function that registers the published table in the
+    #: engine session and returns its relation name (None: no table) — called only when
+    #: the source needs the stored rows (registering reads the table's file list)
     position: int | None = None
-    target: str | None = None
+    target: Callable[[], str] | None = None
 
     def where(self) -> str:
         """`` (defined in file:line)`` for messages, or ``""``."""

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -379,7 +380,7 @@ class PostgresCdcSource(Source):
         )
         if batch.truncate_seq is not None and self.request.target is not None:
             _truncate_deletes(
-                session, table, deletes, batch, columns, keys, self.request.target, soft
+                session, table, deletes, batch, columns, keys, self.request.target(), soft
             )
         session.drop(events + "_r")
         return StagedSource(
@@ -647,7 +648,7 @@ def _fill_toast(
     batch: ChangeBatch,
     columns: list[Column],
     keys: tuple[str, ...],
-    target: str | None,
+    target_of: Callable[[], str] | None,
     rejects: str,
     origin: str,
 ) -> int:
@@ -685,7 +686,8 @@ def _fill_toast(
     session.unregister(fills + "_a")
     join = " AND ".join(f"t.{_q(k)} = f.{_q(k)}" for k in keys)
     missing = f"SELECT f.{_q(_SEQ)}, f._lg_col FROM {_q(fills)} f"
-    if target is not None:
+    if target_of is not None:
+        target = target_of()
         missing += f" WHERE NOT EXISTS (SELECT 1 FROM {_q(target)} t WHERE {join})"
         for col in sorted({columns[f.column].name for f in batch.fills}):
             session.execute(

@@ -103,11 +103,19 @@ def _at_position(ctx: StepContext, state: StepState, source: Source) -> Source:
     request = source.request
     app_id = type(source).position_id(request)
     position, target = None, None
-    if state.table is not None and not ctx.full_refresh:
+    table = state.table
+    if table is not None and not ctx.full_refresh:
         if app_id is not None:
             position = ctx.store.txn_version(state.name, app_id)
-        target = f"__lg_target_{state.name}"
-        register_table(ctx, target, state.name, state.table.version)
+        rel = f"__lg_target_{state.name}"
+        registered: list[str] = []
+
+        def target() -> str:
+            if not registered:  # once, and only when the source needs the stored rows
+                register_table(ctx, rel, state.name, table.version)
+                registered.append(rel)
+            return rel
+
     return type(source)(dataclasses.replace(request, position=position, target=target))
 
 
