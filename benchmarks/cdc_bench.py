@@ -29,10 +29,10 @@ from deltalake import DeltaTable
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import lockgate  # noqa: E402
-from lockgate.runloop.follow import drain  # noqa: E402
-from lockgate.sources._cdc_batch import collect  # noqa: E402
-from lockgate.sources._pgoutput import Relation, decode  # noqa: E402
+import lockgate
+from lockgate.runloop.follow import drain
+from lockgate.sources._cdc_batch import collect
+from lockgate.sources._pgoutput import Relation, decode
 
 
 def start_cluster() -> tuple[str, Path, Path]:

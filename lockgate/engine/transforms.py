@@ -5,13 +5,15 @@ from __future__ import annotations
 import logging
 import re
 import traceback
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import duckdb
-import pyarrow as pa
-
-from lockgate.engine.session import Session
 from lockgate.errors import TransformError
+
+if TYPE_CHECKING:
+    import duckdb
+    import pyarrow as pa
+
+    from lockgate.engine.session import Session
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +40,8 @@ class PythonTransform(Protocol):
 
 def stage_sql(session: Session, dataset: str, sql_text: str, table: str, where: str) -> None:
     """``CREATE TABLE table AS <sql>``: the SQL reads datasets by name (registered views)."""
+    import duckdb
+
     session.settle()
     try:
         session.con.sql(sql_text).create(table)
@@ -115,6 +119,8 @@ def _convert_input(rel: duckdb.DuckDBPyRelation, as_: str) -> Any:
 def _stage_result(
     session: Session, dataset: str, fn: str, where: str, result: Any, table: str
 ) -> None:
+    import duckdb
+
     con = session.con
     session.settle()
     if isinstance(result, duckdb.DuckDBPyRelation):
@@ -143,6 +149,8 @@ def _stage_result(
 
 
 def _to_arrow(result: Any) -> pa.Table | pa.RecordBatchReader | None:
+    import pyarrow as pa
+
     if isinstance(result, pa.Table | pa.RecordBatchReader):
         return result
     mod = type(result).__module__.split(".")[0]
