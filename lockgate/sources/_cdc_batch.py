@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from lockgate.sources._pgoutput import (
     _I16,
@@ -74,10 +75,20 @@ class ChangeBatch:
     cut: bool = False
     #: seq of the insert half of a key change → the old key (for unchanged TOAST values)
     prev_key: dict[int, tuple[bytes | None, ...]] = field(default_factory=dict)
+    #: the vectorised decoder's columns (string arrays) instead of :attr:`values`
+    arrays: list[Any] | None = None
 
     @property
     def rows(self) -> int:
         return len(self.seq)
+
+    def column(self, i: int) -> Any:
+        """Column ``i`` as an Arrow string array."""
+        import pyarrow as pa
+
+        if self.arrays is not None:
+            return self.arrays[i]
+        return pa.array(self.values[i], pa.binary()).cast(pa.string())
 
     def skip(self, reason: str, n: int) -> None:
         if n:

@@ -36,6 +36,7 @@ from sqlglot import exp
 from lockgate.engine.session import ident, table_ref
 from lockgate.errors import ConfigError, InputError, Problem
 from lockgate.sources._cdc_batch import ChangeBatch, collect
+from lockgate.sources._cdc_fast import collect_fast
 from lockgate.sources._cdc_slot import (
     advance,
     drop_slot,
@@ -189,7 +190,9 @@ class PostgresCdcSource(Source):
                 if relation == described.relation
                 else (plan_columns(pg, relation))
             )
-        batch = collect(messages, relation, described.keys, applied_lsn=position)
+        batch = collect_fast(messages, relation, described.keys, applied_lsn=position)
+        if batch is None:  # key changes, unchanged TOAST values, truncate, DDL: exact path
+            batch = collect(messages, relation, described.keys, applied_lsn=position)
         crashpoint(f"cdc {self.slot}: decoded, not committed")
         staged = self._stage_changes(session, table, batch, columns, described.keys)
         new = batch.end_lsn if batch.end_lsn is not None else position
@@ -629,8 +632,8 @@ def _arrow(batch: ChangeBatch, columns: list[Column]) -> pa.Table:
     """The batch's events as an Arrow table of text columns plus the change columns."""
     arrays: list[pa.Array] = []
     names: list[str] = []
-    for c, values in zip(columns, batch.values, strict=True):
-        arrays.append(pa.array(values, pa.binary()).cast(pa.string()))
+    for i, c in enumerate(columns):
+        arrays.append(batch.column(i))
         names.append(c.name)
     arrays += [
         pa.array(batch.seq, pa.int64()),
