@@ -88,7 +88,7 @@ class ChangeBatch:
 
         if self.arrays is not None:
             return self.arrays[i]
-        return pa.array(self.values[i], pa.binary()).cast(pa.string())
+        return pa.array(self.values[i], pa.string())  # bytes in, UTF-8 checked
 
     def skip(self, reason: str, n: int) -> None:
         if n:

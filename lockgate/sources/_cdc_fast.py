@@ -54,15 +54,16 @@ def _gather(
     nulls = int(n - valid.sum())
     bitmap = pa.py_buffer(np.packbits(valid, bitorder="little")) if nulls else None
     arr = pa.Array.from_buffers(
-        pa.binary(),
+        pa.string(),
         n,
         [bitmap, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(data)],
         null_count=nulls,
     )
     try:
-        return arr.cast(pa.string())
+        arr.validate(full=True)  # UTF-8 checked (no compute kernel: no pandas import)
     except pa.ArrowInvalid:
         return None  # not UTF-8: the exact decoder says where
+    return arr
 
 
 def collect_fast(

@@ -639,7 +639,7 @@ def _arrow(batch: ChangeBatch, columns: list[Column]) -> pa.Table:
         pa.array(batch.seq, pa.int64()),
         pa.array(batch.lsn, pa.int64()),
         pa.array(batch.op, pa.string()),
-        pa.array(batch.commit_us, pa.int64()).cast(pa.timestamp("us", tz="UTC")),
+        pa.array(batch.commit_us, pa.timestamp("us", tz="UTC")),
     ]
     names += [_SEQ, LSN, OP, COMMIT_TS]
     return pa.table(arrays, names=names)
@@ -666,7 +666,7 @@ def _fill_toast(
         "_lg_col": pa.array([columns[f.column].name for f in batch.fills], pa.string()),
     }
     for j, k in enumerate(keys):
-        data[k] = pa.array([f.key[j] for f in batch.fills], pa.binary()).cast(pa.string())
+        data[k] = pa.array([f.key[j] for f in batch.fills], pa.string())
     session.register_arrow(fills + "_a", pa.table(data))
     typed = [
         exp.alias_(
