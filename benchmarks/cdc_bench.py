@@ -167,11 +167,15 @@ def bench_decode(url: str, n: int) -> dict[str, float]:
         msgs = [r[0] for r in rows]
         rel = next(decode(m) for m in msgs if m[0] == 82)
         assert isinstance(rel, Relation)
-        t2 = time.perf_counter()
-        batch = collect_fast(msgs, rel, ["id"], applied_lsn=None)  # what the source uses
-        t3 = time.perf_counter()
-        exact = collect(msgs, rel, ["id"], applied_lsn=None)  # key changes, TOAST, truncate
-        t4 = time.perf_counter()
+        fast_s, exact_s = [], []
+        for _ in range(3):  # best of 3: the machine is shared
+            t2 = time.perf_counter()
+            batch = collect_fast(msgs, rel, ["id"], applied_lsn=None)  # what the source uses
+            t3 = time.perf_counter()
+            exact = collect(msgs, rel, ["id"], applied_lsn=None)  # key changes, TOAST, …
+            t4 = time.perf_counter()
+            fast_s.append(t3 - t2)
+            exact_s.append(t4 - t3)
         assert batch is not None and exact.rows == n
         pg.execute("SELECT pg_drop_replication_slot('dec_slot')")
         pg.execute("DROP PUBLICATION dec_pub")
@@ -179,11 +183,11 @@ def bench_decode(url: str, n: int) -> dict[str, float]:
     return {
         "changes": n,
         "peek_s": t1 - t0,
-        "decode_s": t3 - t2,
+        "decode_s": min(fast_s),
         "peek_per_s": n / (t1 - t0),
-        "decode_per_s": n / (t3 - t2),
-        "peek_and_decode_per_s": n / (t3 - t2 + t1 - t0),
-        "exact_decoder_per_s": n / (t4 - t3),
+        "decode_per_s": n / min(fast_s),
+        "peek_and_decode_per_s": n / (min(fast_s) + t1 - t0),
+        "exact_decoder_per_s": n / min(exact_s),
     }
 
 
