@@ -18,8 +18,8 @@ timestamps microseconds since 2000-01-01 UTC, strings NUL-terminated::
     T  nrels:i32 options:i8 oid:i32*
     tuple = ncols:i16 (kind:i8 ['t'|'b' len:i32 bytes])*
 
->>> lsn_int("0/153B4C8"), lsn_text(22263000)
-(22263000, '0/153B4C8')
+>>> lsn_int("0/153B4C8"), lsn_text(22262984)
+(22262984, '0/153B4C8')
 """
 
 from __future__ import annotations

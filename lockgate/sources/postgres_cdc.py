@@ -29,14 +29,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-import pyarrow as pa
 from pydantic import Field
 from sqlglot import exp
 
-from lockgate.engine.session import ident, table_ref
 from lockgate.errors import ConfigError, InputError, Problem
 from lockgate.sources._cdc_batch import ChangeBatch, collect
-from lockgate.sources._cdc_fast import collect_fast
 from lockgate.sources._cdc_slot import (
     advance,
     drop_slot,
@@ -60,9 +57,11 @@ from lockgate.sources.base import (
     register_source,
     table_columns,
 )
-from lockgate.storage.crashpoints import crashpoint
+from lockgate.sql import ident, table_ref
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from lockgate.engine.session import Session
 
 log = logging.getLogger(__name__)
@@ -190,6 +189,8 @@ class PostgresCdcSource(Source):
                 if relation == described.relation
                 else (plan_columns(pg, relation))
             )
+        from lockgate.sources._cdc_fast import collect_fast  # numpy: imported when used
+
         batch = collect_fast(messages, relation, described.keys, applied_lsn=position)
         if batch is None:  # key changes, unchanged TOAST values, truncate, DDL: exact path
             batch = collect(messages, relation, described.keys, applied_lsn=position)
@@ -579,6 +580,14 @@ def _relation_in(messages: list[bytes], oid: int) -> Relation | None:
 # ---- staging helpers ------------------------------------------------------------------------
 
 
+def crashpoint(name: str) -> None:
+    """:func:`lockgate.storage.crashpoints.crashpoint` (imported when reached: the storage
+    package is not needed to list or validate sources)."""
+    from lockgate.storage.crashpoints import crashpoint as point
+
+    point(name)
+
+
 def _q(name: str) -> str:
     return ident(name).sql("duckdb")
 
@@ -630,6 +639,8 @@ def _add_flag(session: Session, table: str, value: bool) -> None:
 
 def _arrow(batch: ChangeBatch, columns: list[Column]) -> pa.Table:
     """The batch's events as an Arrow table of text columns plus the change columns."""
+    import pyarrow as pa
+
     arrays: list[pa.Array] = []
     names: list[str] = []
     for i, c in enumerate(columns):
@@ -659,6 +670,8 @@ def _fill_toast(
     whose published row is missing cannot be completed: it is rejected (never a guess)."""
     if not batch.fills:
         return 0
+    import pyarrow as pa
+
     fills = events + "__fills"
     by_name = {c.name: c for c in columns}
     data = {

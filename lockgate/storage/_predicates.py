@@ -117,7 +117,7 @@ def quoted_column(table: str, name: str) -> str:
 def value_predicate(table: str, column: str, value: str) -> str:
     """``"table"."column" = 'value'`` (the value a literal, never formatted in).
 
-    >>> value_predicate("source", "_lg_op", "d")
-    '"source"."_lg_op" = \'d\''
+    >>> print(value_predicate("source", "_lg_op", "d"))
+    "source"."_lg_op" = 'd'
     """
     return exp.EQ(this=_col(column, table), expression=exp.Literal.string(value)).sql(_DIALECT)
