@@ -76,6 +76,9 @@ class Engine(ABC):
     name: ClassVar[str] = ""
     #: sqlglot dialect the engine's SQL is generated in
     dialect: ClassVar[str] = ""
+    #: the Python distribution of the engine's driver: its version keys the engine's
+    #: remembered static answers (:mod:`lockgate.engine.memo`); None: never remembered
+    DISTRIBUTION: ClassVar[str | None] = None
 
     # -- capability flags ---------------------------------------------------------------------
     #: runs Python transforms (hands inputs to user code as relations/Arrow)

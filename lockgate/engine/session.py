@@ -19,7 +19,6 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Self
 
-import duckdb
 from sqlglot import exp
 
 from lockgate.engine.base import Engine, EngineError, Result, register_engine
@@ -27,6 +26,7 @@ from lockgate.engine.workdir import clean_stale_work
 from lockgate.sql import ident, table_ref
 
 if TYPE_CHECKING:  # pyarrow.dataset imports pandas: ~0.2 s at start-up, needed rarely
+    import duckdb
     import pyarrow as pa
     import pyarrow.dataset as pads
 
@@ -36,8 +36,13 @@ log = logging.getLogger(__name__)
 
 __all__ = ["Connection", "DuckDBEngine", "Session", "clean_stale_work", "ident", "table_ref"]
 
-#: the engine's connection, as code outside the engine package names its type
-Connection = duckdb.DuckDBPyConnection
+if TYPE_CHECKING:
+    from typing import TypeAlias
+
+    #: the engine's connection, as code outside the engine package names its type
+    Connection: TypeAlias = duckdb.DuckDBPyConnection
+    #: what the quality functions accept: an engine, or a DuckDB connection (wrapped)
+    EngineLike: TypeAlias = Engine | duckdb.DuckDBPyConnection
 
 #: DuckDB column types whose Parquet encoding is the Arrow/Delta type they are read back as
 _PARQUET_NATIVE = frozenset(
@@ -61,6 +66,8 @@ _PARQUET_NATIVE = frozenset(
 @contextlib.contextmanager
 def _mapped() -> Iterator[None]:
     """DuckDB's errors as EngineError (same message, the driver's error as the cause)."""
+    import duckdb
+
     try:
         yield
     except duckdb.Error as e:
@@ -72,6 +79,7 @@ class DuckDBEngine(Engine):
     """A DuckDB connection; file-backed in ``work_dir`` (removed on close) or in memory."""
 
     dialect = "duckdb"
+    DISTRIBUTION = "duckdb"
     SUPPORTS_PYTHON_TRANSFORMS = True
     SUPPORTS_PROGRESS = True
     SUPPORTS_ROWID = True
@@ -90,6 +98,8 @@ class DuckDBEngine(Engine):
     ) -> None:
         """File-backed in ``work_dir`` (``<run_id>.duckdb``), else in memory; ``con`` wraps
         an existing connection (it is not closed by :meth:`close`)."""
+        import duckdb
+
         self.work_dir = work_dir
         self.db_path: Path | None = None
         self.tmp_dir: Path | None = None
@@ -141,6 +151,8 @@ class DuckDBEngine(Engine):
             self.con.register(name, data)
 
     def unregister(self, name: str) -> None:
+        import duckdb
+
         self.settle()
         with contextlib.suppress(duckdb.Error):
             self.con.unregister(name)
@@ -259,6 +271,8 @@ class DuckDBEngine(Engine):
 
     def progress(self) -> float | None:
         """Percent done of the query running now (safe to call from another thread)."""
+        import duckdb
+
         try:
             pct = float(self.con.query_progress())
         except duckdb.Error:
@@ -290,11 +304,15 @@ class DuckDBEngine(Engine):
     # -- static knowledge of the dialect --------------------------------------------------------
     @classmethod
     def version(cls) -> str:
+        import duckdb
+
         return f"DuckDB {duckdb.__version__}"
 
     @classmethod
     def canonical_type(cls, type_name: str) -> str:
         """A declared type in DuckDB's canonical spelling (``int8`` → ``BIGINT``)."""
+        import duckdb
+
         try:
             return str(duckdb.sqltype(type_name))
         except (duckdb.Error, TypeError, ValueError):
@@ -304,6 +322,8 @@ class DuckDBEngine(Engine):
     def syntax_error(cls, sql_text: str) -> tuple[str, int | None, int | None] | None:
         """Parse (without running) ``sql_text`` with DuckDB's own parser — stricter than
         sqlglot; ``None`` when it parses, else (message, line, column)."""
+        import duckdb
+
         from lockgate.engine.transforms import sql_syntax_error
 
         try:
@@ -321,6 +341,8 @@ class DuckDBEngine(Engine):
         >>> DuckDBEngine.regex_error(r"(a)\\1") is not None
         True
         """
+        import duckdb
+
         con = duckdb.connect()
         try:
             con.execute("SELECT regexp_full_match('', ?)", [pattern]).fetchall()
@@ -340,6 +362,8 @@ class DuckDBBinder:
     dataset of known schema: binding a query over them gives its output schema."""
 
     def __init__(self) -> None:
+        import duckdb
+
         self.con = duckdb.connect(config={"enable_external_access": False})
 
     def close(self) -> None:
@@ -363,6 +387,8 @@ class DuckDBBinder:
 
     def bind(self, sql: str) -> tuple[dict[str, str] | None, str | None]:
         """The output schema of ``sql`` (column → type), or DuckDB's message refusing it."""
+        import duckdb
+
         try:
             rel = self.con.sql(sql)
         except duckdb.Error as e:
@@ -374,10 +400,6 @@ class DuckDBBinder:
 
 #: the run loop's name for the DuckDB engine
 Session = DuckDBEngine
-
-
-#: what the quality functions accept: an engine, or a DuckDB connection (wrapped)
-EngineLike = Engine | duckdb.DuckDBPyConnection
 
 
 def as_engine(con: EngineLike | None = None, *, timezone: str | None = None) -> Engine:

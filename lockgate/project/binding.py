@@ -20,6 +20,7 @@ from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
 from lockgate.engine.base import DEFAULT_ENGINE, engine_class
+from lockgate.engine.memo import DialectMemo
 from lockgate.quality.checks import re2_error
 
 # DuckDB binder messages that mean "this column does not exist" (quotes vary by version)
@@ -49,8 +50,9 @@ class ColumnError:
 class SchemaBinder:
     """The engine's binder, holding one empty table per dataset of known schema."""
 
-    def __init__(self, engine: str = DEFAULT_ENGINE) -> None:
-        self._binder = engine_class(engine).binder()
+    def __init__(self, engine: str = DEFAULT_ENGINE, memo: DialectMemo | None = None) -> None:
+        cls = engine_class(engine)
+        self._binder = cls.binder() if memo is None else memo.binder(cls)
 
     def close(self) -> None:
         if self._binder is not None:

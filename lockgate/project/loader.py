@@ -22,6 +22,7 @@ from lockgate._duration import parse_duration
 from lockgate._suggest import did_you_mean
 from lockgate._yaml import LineDict, LineList, line_of, load_yaml, plain, read_text
 from lockgate.engine.base import Engine, engine_class
+from lockgate.engine.memo import DialectMemo
 from lockgate.errors import ConfigError, Problem
 from lockgate.features.definitions import FEATURE_KEYS, FeatureLoader
 from lockgate.project.binding import (
@@ -37,7 +38,7 @@ from lockgate.project.models import (
     PythonTransformSpec,
     SqlTransformSpec,
 )
-from lockgate.project.project import Project
+from lockgate.project.project import WORK_DIR, Project
 from lockgate.project.pydantic_errors import LOADER_FIELDS, validation_problems
 from lockgate.project.python import TransformFunction, import_transforms
 from lockgate.project.targets import select_target, source_problems
@@ -92,12 +93,20 @@ class _ProjectLoader:
         self.known: dict[str, str] = {}  # lower-case → name
         self._by_lower: dict[str, _Entry] = {}  # lower-case name → its (first) entry
         self.engine: type[Engine] = engine_class()  # the project's, once its config loads
+        self.memo = DialectMemo(self.root / WORK_DIR / "cache" / "dialect.json")
         self.features = FeatureLoader()  # feature_views/feature_services of every file
         self.streams: list[StreamSpec] = []
 
     # ---- entry point ---------------------------------------------------------------------
 
     def load(self) -> tuple[Project | None, list[Problem]]:
+        """The project and its problems; the engine's answers come from the dialect cache
+        (see :mod:`lockgate.engine.memo`) when the project's SQL, types and regexes are
+        unchanged."""
+        with self.memo.active():
+            return self._load()
+
+    def _load(self) -> tuple[Project | None, list[Problem]]:
         config = self._load_config()
         if config is None and not (self.root / CONFIG_FILE).is_file():
             return None, self.problems
@@ -514,7 +523,7 @@ class _ProjectLoader:
                 file, line, col = locate(err.line, err.column)
                 self.add(f"dataset '{name}': SQL syntax error: {err.message}", file, line, col)
                 continue
-            duck_err = self.engine.syntax_error(entry.sql)  # stricter than sqlglot's parser
+            duck_err = self.memo.syntax_error(self.engine, entry.sql)  # stricter than sqlglot
             if duck_err is not None:
                 message, sql_line, sql_col = duck_err
                 file, line, col = locate(sql_line, sql_col)
@@ -588,7 +597,7 @@ class _ProjectLoader:
         DAG order; a SQL transform whose inputs are all known is bound over them, and a
         column no input has is reported (see :mod:`lockgate.project.binding`)."""
         known: dict[str, dict[str, str]] = {}
-        binder = SchemaBinder(self.engine.name)
+        binder = SchemaBinder(self.engine.name, self.memo)
         try:
             for name in order:
                 schema = self._schema_of(binder, name, known)
@@ -604,7 +613,9 @@ class _ProjectLoader:
         entry = self.entries[name]
         spec = entry.spec
         declared = (spec.source.declared_columns() if spec.source else None) or spec.columns
-        declared = {c: self.engine.canonical_type(t) for c, t in (declared or {}).items()}
+        declared = {
+            c: self.memo.canonical_type(self.engine, t) for c, t in (declared or {}).items()
+        }
         if spec.kind != "sql":  # a source, or a Python transform: known when declared
             return declared or None
         if entry.tree is None or entry.sql is None or any(d not in known for d in entry.deps):
@@ -708,7 +719,7 @@ class _ProjectLoader:
         checks = entry.spec.checks
         if not checks:
             return
-        columns = {c: self.engine.canonical_type(t) for c, t in declared.items()}
+        columns = {c: self.memo.canonical_type(self.engine, t) for c, t in declared.items()}
         lines = [line_of(entry.raw, ("checks", i)) for i in range(len(checks))]
         targets = {t for c in checks if isinstance(t := getattr(c, "to", None), str)}
         canonical = {t: self.known.get(t.lower()) for t in targets}

@@ -28,6 +28,9 @@ from lockgate.project.python import TransformFunction
 from lockgate.sources import IncrementalRequest, SourceRequest
 from lockgate.streams.config import StreamSpec
 
+#: a project's scratch folder under its root: run work files, caches, the default state db
+WORK_DIR = ".lockgate"
+
 _SQLITE_URL = re.compile(r"^(sqlite(?:\+\w+)?):///(.*)$")
 
 
@@ -201,7 +204,7 @@ class Project:
     @property
     def work_dir(self) -> Path:
         """Scratch space of runs (DuckDB spill files, state db by default): ``.lockgate/``."""
-        return self.root / ".lockgate"
+        return self.root / WORK_DIR
 
     @property
     def state_url(self) -> str:

@@ -97,8 +97,9 @@ def re2_error(pattern: str) -> str | None:
     True
     """
     from lockgate.engine.base import engine_class  # the models load without the engine
+    from lockgate.engine.memo import regex_error
 
-    return engine_class().regex_error(pattern)
+    return regex_error(engine_class(), pattern)
 
 
 class BaseCheck(BaseModel):

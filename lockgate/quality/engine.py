@@ -34,12 +34,12 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlglot import exp
 
 from lockgate.engine.base import Engine, EngineError
-from lockgate.engine.session import EngineLike, as_engine
+from lockgate.engine.session import as_engine
 from lockgate.engine.types import is_decimal, is_numeric, is_string
 from lockgate.errors import ConfigError
 from lockgate.quality import checks as C
@@ -59,6 +59,9 @@ from lockgate.quality.compile import (
     mask_column,
     table_ref,
 )
+
+if TYPE_CHECKING:
+    from lockgate.engine.session import EngineLike
 
 log = logging.getLogger(__name__)
 

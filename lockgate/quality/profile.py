@@ -37,15 +37,18 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlglot import exp
 
 from lockgate.engine.base import EngineError
-from lockgate.engine.session import EngineLike, as_engine, duckdb_connection
+from lockgate.engine.session import as_engine, duckdb_connection
 from lockgate.engine.types import is_float, is_integer, is_numeric, is_string, is_temporal
 from lockgate.errors import InputError, UsageError
 from lockgate.quality.targets import TargetRead, is_delta_table, register_target, target_label
+
+if TYPE_CHECKING:
+    from lockgate.engine.session import EngineLike
 
 logger = logging.getLogger(__name__)
 

@@ -24,14 +24,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlsplit
 
-from lockgate.engine.session import EngineLike, as_engine, duckdb_connection
+from lockgate.engine.session import as_engine, duckdb_connection
 from lockgate.errors import ConfigError
 from lockgate.quality.checkfile import CheckFile, load_check_file
 from lockgate.quality.engine import AuditResult, audit, describe
 from lockgate.quality.targets import TargetRead, register_target, target_label
 from lockgate.quality.validate import validate_checks
+
+if TYPE_CHECKING:
+    from lockgate.engine.session import EngineLike
 
 log = logging.getLogger(__name__)
 

@@ -29,13 +29,16 @@ import math
 import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlglot import exp
 
 from lockgate.engine.base import Engine
-from lockgate.engine.session import EngineLike, as_engine
+from lockgate.engine.session import as_engine
 from lockgate.quality.profile import PATTERNS, ColumnProfile, Profile, _parse_ts, _table_expr
+
+if TYPE_CHECKING:
+    from lockgate.engine.session import EngineLike
 
 #: accepted_values is suggested up to this many distinct values
 MAX_ACCEPTED_VALUES = 20

@@ -16,6 +16,7 @@ reject's byte offset.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
@@ -62,8 +63,7 @@ _SNIFF_ONLY = frozenset(
 
 # Turns DuckDB's reject_errors row (aliases e) into "line 57: expected 5 columns, found 7".
 # A fixed template (no user input), parsed once by sqlglot.
-_CSV_REASON = sqlglot.parse_one(
-    r"""
+_CSV_REASON_SQL = r"""
     CASE
       WHEN e.error_type IN ('TOO MANY COLUMNS', 'MISSING COLUMNS')
        AND regexp_matches(e.error_message, 'Expected Number of Columns: (\d+) Found: (\d+)')
@@ -93,16 +93,20 @@ _CSV_REASON = sqlglot.parse_one(
       ELSE 'line ' || e.line || ': ' || lower(CAST(e.error_type AS VARCHAR)) || ': '
         || left(e.error_message, 300)
     END
-    """,
-    dialect="duckdb",
-)
+    """
+
+
+@functools.cache
+def _csv_reason() -> exp.Expr:
+    """Parsed when first needed, not at import."""
+    return sqlglot.parse_one(_CSV_REASON_SQL, dialect="duckdb")
+
 
 # One reject row per bad line: DuckDB reports a line with k extra columns k times (keep
 # the last, which has the real count) and a line with several bad values once per column
 # (keep each, joined with "; "). __reason is replaced by _CSV_REASON. csv_line of a CRLF
 # file starts with the previous line's LF: trimmed.
-_CSV_ERRORS = sqlglot.parse_one(
-    """
+_CSV_ERRORS_SQL = """
     SELECT scan_id, file_id, CAST(line AS BIGINT) AS line,
            TRIM(ANY_VALUE(csv_line), chr(13) || chr(10)) AS raw,
            STRING_AGG(reason, '; ' ORDER BY column_idx) AS reason
@@ -115,9 +119,13 @@ _CSV_ERRORS = sqlglot.parse_one(
         ORDER BY e.column_idx DESC) = 1
     )
     GROUP BY scan_id, file_id, line
-    """,
-    dialect="duckdb",
-)
+    """
+
+
+@functools.cache
+def _csv_errors() -> exp.Expr:
+    """Parsed when first needed, not at import."""
+    return sqlglot.parse_one(_CSV_ERRORS_SQL, dialect="duckdb")
 
 
 @dataclass(frozen=True)
@@ -319,15 +327,18 @@ def physical_lines(path: Path, offsets: list[int]) -> dict[int, int]:
     return out
 
 
-_FIXED_LINES = sqlglot.parse_one(
-    """
+_FIXED_LINES_SQL = """
     SELECT e.* REPLACE (greatest(e.line, coalesce(f.phys, 0)) AS line)
     FROM __errs AS e
     JOIN __scans AS s ON s.scan_id = e.scan_id AND s.file_id = e.file_id
     LEFT JOIN __fix AS f ON f.file_path = s.file_path AND f.pos = e.line_byte_position
-    """,
-    dialect="duckdb",
-)
+    """
+
+
+@functools.cache
+def _fixed_lines() -> exp.Expr:
+    """Parsed when first needed, not at import."""
+    return sqlglot.parse_one(_FIXED_LINES_SQL, dialect="duckdb")
 
 
 def fix_lines(
@@ -369,7 +380,7 @@ def fix_lines(
             ).sql("duckdb")
         )
         query = exp.replace_tables(
-            _FIXED_LINES.copy(), {"__errs": errs, "__scans": scans, "__fix": fix}
+            _fixed_lines().copy(), {"__errs": errs, "__scans": scans, "__fix": fix}
         )
         con.execute(
             exp.Create(this=tbl(fixed), kind="TABLE", expression=query, properties=temp.copy()).sql(
@@ -391,12 +402,16 @@ def insert_rejects(
     max_line: int,
 ) -> None:
     """One reject row per bad line of every scan recorded in ``errs``/``scans``."""
-    per_error = exp.replace_tables(_CSV_ERRORS.copy(), {"__errs": errs})
-    reason = _CSV_REASON.copy().transform(
-        lambda n: (
-            exp.Literal.number(max_line)
-            if isinstance(n, exp.Column) and n.name == "max_line"
-            else n
+    per_error = exp.replace_tables(_csv_errors().copy(), {"__errs": errs})
+    reason = (
+        _csv_reason()
+        .copy()
+        .transform(
+            lambda n: (
+                exp.Literal.number(max_line)
+                if isinstance(n, exp.Column) and n.name == "max_line"
+                else n
+            )
         )
     )
     per_error = per_error.transform(

@@ -22,9 +22,12 @@ build the features as of 30 days earlier (point-in-time), or the label leaks fro
 
 from __future__ import annotations
 
-import duckdb
+from typing import TYPE_CHECKING
 
 from lockgate import transform
+
+if TYPE_CHECKING:  # annotations only: a run that has nothing to do never starts DuckDB
+    import duckdb
 
 # Each relation is queried under a private name: the dataset names themselves
 # (``orders``...) are views of the run and must not be shadowed.
