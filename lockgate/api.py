@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from lockgate.runloop.events import Listener
     from lockgate.runloop.plan import Plan
     from lockgate.runloop.results import RunResult
+    from lockgate.sources import Source
 
 
 _project = as_project
@@ -125,3 +126,47 @@ __all__ = [
     "runs",
     "scores",
 ]
+
+
+def cdc_status(
+    project: Project | str | Path = ".", *, target: str | None = None
+) -> list[dict[str, object]]:
+    """Per change-source dataset: its position at the source (replication slot: retained
+    WAL bytes, ``wal_status``, confirmed LSN) and the position its table holds."""
+    from lockgate.storage.base import store_for
+
+    proj = _project(project, target)
+    out = []
+    for spec, source in _cdc_sources(proj):
+        row: dict[str, object] = {"dataset": spec.name, **source.status()}
+        app_id = type(source).position_id(source.request)
+        store = store_for(proj.config.store, proj.warehouse_path)
+        row["table_position"] = store.txn_version(spec.name, app_id) if app_id else None
+        out.append(row)
+    return out
+
+
+def cdc_drop_slot(
+    dataset: str, project: Project | str | Path = ".", *, target: str | None = None
+) -> bool:
+    """Drop the replication slot of change-source dataset ``dataset`` (True if it existed)."""
+    proj = _project(project, target)
+    for spec, source in _cdc_sources(proj):
+        if spec.name == dataset:
+            return bool(source.reset())
+    from lockgate.errors import UsageError
+
+    raise UsageError(f"dataset '{dataset}' has no change source (postgres_cdc)")
+
+
+def _cdc_sources(proj: Project) -> list[tuple[Any, Source]]:
+    from lockgate.sources import source_for
+
+    out: list[tuple[Any, Source]] = []
+    for spec in proj.datasets.values():
+        if spec.source is None:
+            continue
+        source = source_for(proj.source_request(spec))
+        if source.SUPPORTS_CDC:
+            out.append((spec, source))
+    return out

@@ -117,6 +117,7 @@ _COMMAND_MODULES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("lockgate.cli.quality_extra_cmds", ("profile", "quality", "suggest")),
     ("lockgate.cli.ops_cmds", ("freshness", "prune", "serve")),
     ("lockgate.cli.stream_cmds", ("stream",)),
+    ("lockgate.cli.cdc_cmds", ("cdc",)),
     ("lockgate.cli.ui_cmds", ("ui", "ui-token")),
     ("lockgate.cli.lineage_cmds", ("anomalies", "docs", "lineage", "why")),
     ("lockgate.cli.features_cmds", ("features",)),

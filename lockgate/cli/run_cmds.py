@@ -120,6 +120,12 @@ def run_cmd(
     ),
     full_refresh: bool = typer.Option(False, "--full-refresh", help="rebuild from all data"),
     dry_run: bool = typer.Option(False, "--dry-run", help="show what would run and why"),
+    follow: bool = typer.Option(
+        False,
+        "--follow",
+        help="change sources (postgres_cdc): keep reading new changes in micro-batches "
+        "until interrupted (without it, a run reads what is available and stops)",
+    ),
     max_workers: int | None = typer.Option(
         None,
         "--max-workers",
@@ -132,13 +138,13 @@ def run_cmd(
     as_json: bool = JsonOpt,
 ) -> None:
     """Run the pipeline: stage, audit, gate and publish every selected dataset."""
-    from lockgate.runloop.plan import plan
+    from lockgate.runloop.plan import Plan, plan
     from lockgate.runloop.runner import execute
 
     project = _load(project_dir, target)
     if dry_run:
-        the_plan = plan(project, select=select, full_refresh=full_refresh)
-        steps = the_plan.results()
+        preview = plan(project, select=select, full_refresh=full_refresh)
+        steps = preview.results()
         if as_json:
             print_json([s.to_dict() for s in steps])
         else:
@@ -150,31 +156,65 @@ def run_cmd(
                 would = {"planned": "run", "noop": "skip"}.get(str(s.status), str(s.status))
                 t.add_row(s.dataset, _style(would) if would != "run" else "[cyan]run[/]", s.reason)
             console.print(t)
-            _rebuild_summary(the_plan)
+            _rebuild_summary(preview)
         raise typer.Exit(EXIT_OK)
 
-    the_plan = plan(project, select=select, full_refresh=full_refresh)  # before any output
+    from lockgate.runloop.follow import drain
+
+    the_plan: Plan | None = plan(project, select=select, full_refresh=full_refresh)  # first
     out = err_console if as_json else console
-    with Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.fields[count]}"),
-        TimeElapsedColumn(),
-        console=out,
-        transient=True,
-    ) as progress:
-        reporter = RichReporter(progress)
-        try:
-            result = execute(the_plan, reporter=reporter, max_workers=max_workers)
-        finally:
-            reporter.close()
-    if as_json:
-        print_json(result.to_dict())
-    else:
-        render_summary(result)
-    render_failures(result)
-    raise typer.Exit(EXIT_OK if result.ok else EXIT_FAILED)
+
+    def run_once(refresh: bool) -> RunResult:
+        nonlocal the_plan
+        if the_plan is None:  # the next batch of change sources: a new run
+            the_plan = plan(project, select=select, full_refresh=refresh)
+        with Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.fields[count]}"),
+            TimeElapsedColumn(),
+            console=out,
+            transient=True,
+        ) as progress:
+            reporter = RichReporter(progress)
+            try:
+                return execute(the_plan, reporter=reporter, max_workers=max_workers)
+            finally:
+                reporter.close()
+                the_plan = None
+
+    def show(result: RunResult) -> None:
+        if as_json:
+            print_json(result.to_dict())
+        else:
+            render_summary(result)
+        render_failures(result)
+
+    try:
+        results = drain(
+            run_once,
+            full_refresh=full_refresh,
+            follow=follow,
+            wait_seconds=_follow_wait(project),
+            on_run=show,
+        )
+    except KeyboardInterrupt:  # --follow ends with Ctrl-C (the batch in flight finished)
+        raise typer.Exit(EXIT_OK) from None
+    raise typer.Exit(EXIT_OK if all(r.ok for r in results[-1:]) else EXIT_FAILED)
+
+
+def _follow_wait(project: Any) -> float:
+    """How long ``--follow`` waits when nothing was left to read: the smallest
+    ``max_latency`` of the project's change sources (1 s without one)."""
+    from lockgate._duration import parse_duration
+
+    waits = [
+        parse_duration(str(latency)).total_seconds()
+        for spec in project.datasets.values()
+        if (latency := getattr(spec.source, "max_latency", None)) is not None
+    ]
+    return min(waits, default=1.0)
 
 
 def _rebuild_summary(the_plan: Any) -> None:

@@ -61,6 +61,29 @@ class RunMetrics:
             registry=r,
         )
 
+        self.cdc_retained = Gauge(
+            "lockgate_cdc_retained_wal_bytes",
+            "WAL a change source's replication slot holds back",
+            ["dataset"],
+            registry=r,
+        )
+        self.cdc_usable = Gauge(
+            "lockgate_cdc_slot_usable",
+            "1 while the slot exists and wal_status is not lost, else 0",
+            ["dataset"],
+            registry=r,
+        )
+
+    def cdc(self, rows: list[dict[str, object]]) -> None:
+        """Slot gauges from :func:`lockgate.api.cdc_status` rows."""
+        for row in rows:
+            name = str(row["dataset"])
+            retained = row.get("retained_bytes")
+            if isinstance(retained, int):
+                self.cdc_retained.labels(name).set(retained)
+            usable = bool(row.get("exists")) and row.get("wal_status") != "lost"
+            self.cdc_usable.labels(name).set(1 if usable else 0)
+
     def __call__(self, e: ev.RunEvent) -> None:
         if isinstance(e, ev.RunFinished):
             self.runs.labels(e.project, e.status).inc()

@@ -78,6 +78,7 @@ class Service:
                 self.metrics.freshness_lag.labels(r.dataset).set(r.age_s)
         self.alerter.freshness(results)
         self._retention(now)
+        self._cdc_metrics()
         nxt = self.scheduler.next_due()
         if nxt is not None:
             self.metrics.schedule_next.set(nxt.timestamp())
@@ -97,6 +98,22 @@ class Service:
         res = prune(self.state, self.project.config.name, days=retention.days, now=now)
         self.last_prune_at = now
         log.info("retention: deleted %d runs older than %s", res.runs, res.cutoff)
+    def _cdc_metrics(self) -> None:
+        """Replication-slot gauges of the change sources (a server that is down is logged:
+        the gauge says 0 only when the slot itself is gone)."""
+        from lockgate.api import cdc_status
+        from lockgate.sources import source_class
+
+        if not any(
+            source_class(str(getattr(spec.source, "type", ""))).SUPPORTS_CDC
+            for spec in self.project.datasets.values()
+            if spec.source is not None
+        ):
+            return
+        try:
+            self.metrics.cdc(cdc_status(self.project))
+        except Exception as e:  # the source may be unreachable right now
+            log.warning("change data capture status unavailable: %s", e)
 
     def health(self) -> dict[str, object]:
         return {

@@ -241,6 +241,7 @@ def source_request(
         connection=None if name is None or connection is None else connection(name),
         defined_in=spec.defined_in,
         defined_line=spec.defined_line,
+        keys=spec.write.keys if spec.write.mode == WriteMode.MERGE else (),
     )
 
 

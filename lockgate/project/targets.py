@@ -80,10 +80,31 @@ def source_problems(
                     "that support it: " + ", ".join(_incremental_types()),
                 )
             )
+        if cls.SUPPORTS_CDC:
+            problems.extend(_cdc_problems(config, spec, raw))
         name = spec.source.connection_name()
         if name is not None and name not in config.connections:
             problems.append(_unknown_connection(spec, name, config.connections, source_raw))
     return problems
+
+
+def _cdc_problems(config: ProjectConfig, spec: DatasetSpec, raw: Any) -> list[Problem]:
+    """A change source upserts by key: its dataset must merge on the table's key."""
+    from lockgate.project.models import WriteMode
+
+    write = spec.write
+    mode = write.mode if "mode" in write.model_fields_set else config.defaults.write_mode
+    if mode == WriteMode.MERGE and write.keys:
+        return []
+    return [
+        Problem(
+            f"dataset '{spec.name}': a change source (type '{getattr(spec.source, 'type', '?')}') "
+            "needs write: {mode: merge, keys: [...]} (the table's primary key)",
+            spec.defined_in,
+            _line(raw, "write", spec.defined_line),
+            hint="add write: {mode: merge, keys: [id]} with the primary-key columns",
+        )
+    ]
 
 
 def _unknown_connection(

@@ -16,6 +16,7 @@ from lockgate.runloop.contract import ContractResult
 from lockgate.runloop.incremental import Cursor, Rereads
 from lockgate.runloop.ports import LeaseLike, ProjectView, SessionSource
 from lockgate.runloop.results import StepResult, StepStatus
+from lockgate.sources.base import Source, StagedSource
 from lockgate.state.store import StateStore
 from lockgate.storage.base import TableSnapshot, TableStore
 
@@ -91,6 +92,10 @@ class StepState:
     split: GateDecision | list[int] | None = None
     publish_query: exp.Select | None = None  # the rows the dataset's commit publishes
     rows_out: int = 0  # rows the publish query has (counted before any commit)
+    #: a source dataset: its adapter and what it staged (a change source is acknowledged
+    #: after the commit)
+    source: Source | None = None
+    staged: StagedSource | None = None
     done: bool = False
 
     @property

@@ -39,6 +39,9 @@ class StepResult:
     inputs: dict[str, object] = field(default_factory=dict)
     error: str | None = None
     hint: str | None = None  # how to fix a failure
+    #: a change source stopped at its batch size (or a truncate / DDL): more changes wait
+    #: (``lockgate run`` runs the dataset again until they are read)
+    more_available: bool = False
 
     @property
     def ok(self) -> bool:
@@ -88,6 +91,10 @@ SKIP_REASONS: dict[str, str] = {
     "late": "older than watermark - lookback, dropped by incremental.late: skip",
     "duplicate_record": "the source returned the same record twice in one read (offset "
     "pagination over a list that changed): one copy kept",
+    "already_applied": "change data capture: the change's transaction is already in the "
+    "table (the slot handed it out again after a crash)",
+    "superseded_in_batch": "change data capture: a later change of the same row in the batch wins",
+    "truncated": "change data capture: a TRUNCATE later in the batch removed the row",
 }
 
 

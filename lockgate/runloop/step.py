@@ -14,7 +14,7 @@ from lockgate.runloop.stages.audit import audit
 from lockgate.runloop.stages.contract import contract, validate_checks
 from lockgate.runloop.stages.finish import finish
 from lockgate.runloop.stages.gate import gate
-from lockgate.runloop.stages.publish import publish
+from lockgate.runloop.stages.publish import acknowledge, publish
 from lockgate.runloop.stages.quarantine import quarantine
 from lockgate.runloop.stages.resolve import (
     batch_id_for,
@@ -48,6 +48,7 @@ STAGES: tuple[Stage, ...] = (
     split,  # the publish query and its row count; which rows go to quarantine
     quarantine,  # failing, unreadable and late rows; every record read accounted for
     publish,  # one atomic, idempotent commit with the batch id and the new watermark
+    acknowledge,  # a change source confirms the position its table now holds
     finish,  # the published schema into the result; work tables dropped
 )
 

@@ -412,7 +412,15 @@ def _unrepresentable(c: Column) -> exp.Expr | None:
     return exp.and_(exp.not_(exp.Is(this=raw.copy(), expression=exp.Null())), exp.paren(lost))
 
 
-def convert(session: Session, raw: str, table: str, columns: list[Column], origin: str) -> int:
+def convert(
+    session: Session,
+    raw: str,
+    table: str,
+    columns: list[Column],
+    origin: str,
+    *,
+    line: str | None = None,
+) -> int:
     """Create ``table`` (rows whose every value converts exactly) and ``table__rejects``
     (the others, with the column, the source type and the value in the reason) from the
     raw table; returns the number of rejected rows. The raw table is dropped."""
@@ -425,7 +433,8 @@ def convert(session: Session, raw: str, table: str, columns: list[Column], origi
     session.execute(exp.Create(this=table_ref(table), kind="TABLE", replace=True, expression=good))
     rejects = table + REJECTS_SUFFIX
     if checks:
-        session.execute(exp.insert(_rejects_select(raw, checks, bad, origin), table_ref(rejects)))
+        rejected = _rejects_select(raw, checks, bad, origin, line)
+        session.execute(exp.insert(rejected, table_ref(rejects)))
     session.drop(raw)
     n = session.execute(exp.select(exp.func("count", exp.Star())).from_(table_ref(rejects)))
     row = n.fetchone()
@@ -479,7 +488,11 @@ def _convert_in_place(
 
 
 def _rejects_select(
-    raw: str, checks: list[tuple[Column, exp.Expr]], bad: exp.Expr, origin: str
+    raw: str,
+    checks: list[tuple[Column, exp.Expr]],
+    bad: exp.Expr,
+    origin: str,
+    line: str | None = None,
 ) -> exp.Select:
     reasons = [
         exp.If(
@@ -501,7 +514,7 @@ def _rejects_select(
     return (
         exp.select(
             exp.Literal.string(origin),
-            exp.cast(exp.Null(), "BIGINT"),
+            exp.cast(exp.Null() if line is None else exp.column(ident(line)), "BIGINT"),
             record,
             reason,
         )

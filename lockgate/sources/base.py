@@ -93,6 +93,15 @@ class SourceRequest:
     connection: Connection | None = None
     defined_in: str | None = None  # dataset file, for messages
     defined_line: int | None = None
+    #: the dataset's merge keys (``write.keys`` of a merge), for sources that upsert
+    keys: tuple[str, ...] = ()
+    #: change sources (:attr:`Source.SUPPORTS_CDC`): the position the dataset's table holds
+    #: (its application transaction :meth:`Source.position_id`; None: nothing published,
+    #: or a full refresh), and a function that registers the published table in the
+    #: engine session and returns its relation name (None: no table) — called only when
+    #: the source needs the stored rows (registering reads the table's file list)
+    position: int | None = None
+    target: Callable[[], str] | None = None
 
     def where(self) -> str:
         """`` (defined in file:line)`` for messages, or ``""``."""
@@ -118,9 +127,35 @@ class StagedSource:
     files: list[str]
     columns: dict[str, str] = field(default_factory=dict)
     resume: ResumeToken = None
-    #: records read but neither staged nor rejected, by named reason (e.g. a REST record
-    #: returned twice: ``duplicate_record``); the run loop counts them as skipped
+    #: records read but not staged, by named reason (counted in the step's accounting)
     skipped: dict[str, int] = field(default_factory=dict)
+    #: change sources: the table's new position (ONE commit with the data carries it)
+    position: Position | None = None
+    #: change sources: a staged table of rows that delete (``<table>__deletes``): not
+    #: audited (a row leaving has nothing to check), published in the same commit
+    deletes: str | None = None
+    deleted_rows: int = 0
+    #: what the step should report (e.g. a replication slot holding back much WAL)
+    warnings: list[str] = field(default_factory=list)
+    #: a change source stopped before the end of its log (batch size, truncate, DDL)
+    more: bool = False
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where a change source is in its log after a batch: the application transaction
+    ``app_id`` = ``value`` the dataset's commit carries (e.g. ``cdc:<slot>`` = end LSN), and
+    the staged ``column`` holding each row's own position (quarantined rows keep it)."""
+
+    app_id: str
+    value: int
+    column: str
+    #: how deletes land: ``delete`` (rows removed) or ``soft`` (flagged, values kept)
+    deletes: str = "delete"
+    #: the flag column of soft deletes
+    deleted_flag: str | None = None
+    #: the change-kind column (``d`` marks a delete row)
+    op_column: str = "_lg_op"
 
 
 class Source(ABC):
@@ -160,6 +195,27 @@ class Source(ABC):
         the run loop's pinned input. Only called when :attr:`SUPPORTS_FINGERPRINT`; None
         means "none for this config" (the source is read on every run)."""
         raise NotImplementedError(f"source type {self.TYPE!r} has no fingerprint")
+
+    @classmethod
+    def position_id(cls, request: SourceRequest) -> str | None:
+        """Change sources: the application-transaction id whose version in the dataset's
+        table is the source's position (the run loop reads it into ``request.position``)."""
+        return None
+
+    def acknowledge(self, position: int) -> None:  # noqa: B027 - only change sources confirm
+        """Change sources: the dataset's table now holds everything up to ``position``
+        (called after the commit): confirm it at the source (advance the slot)."""
+
+    def status(self) -> dict[str, JsonValue]:
+        """Change sources: the health of the source's position (e.g. its replication slot:
+        retained WAL bytes, ``wal_status``), for ``lockgate cdc status`` and metrics."""
+        raise NotImplementedError(f"source type {self.TYPE!r} keeps no position")
+
+    def reset(self) -> bool:
+        """Change sources: drop what the source keeps at the server (its replication slot);
+        True if there was something. The next run starts with a new snapshot once the table
+        is rebuilt (``--full-refresh``)."""
+        raise NotImplementedError(f"source type {self.TYPE!r} keeps no position")
 
     @abstractmethod
     def stage(self, session: Session, table: str, *, resume: ResumeToken = None) -> StagedSource:

@@ -103,3 +103,21 @@ def merge_predicate(keys: Sequence[str]) -> str:
     return exp.and_(
         *(exp.EQ(this=_col(k, TARGET_ALIAS), expression=_col(k, SOURCE_ALIAS)) for k in keys)
     ).sql(_DIALECT)
+
+
+def quoted_column(table: str, name: str) -> str:
+    """``"table"."name"`` for delta-rs (an update's value or a predicate's operand).
+
+    >>> quoted_column("source", "_lg_op")
+    '"source"."_lg_op"'
+    """
+    return _col(name, table).sql(_DIALECT)
+
+
+def value_predicate(table: str, column: str, value: str) -> str:
+    """``"table"."column" = 'value'`` (the value a literal, never formatted in).
+
+    >>> print(value_predicate("source", "_lg_op", "d"))
+    "source"."_lg_op" = 'd'
+    """
+    return exp.EQ(this=_col(column, table), expression=exp.Literal.string(value)).sql(_DIALECT)

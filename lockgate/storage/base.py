@@ -80,6 +80,11 @@ class TableWrite:
     #: ``overwrite_partitions``: the batch's distinct ``partition_by`` tuples, when known
     #: (the batch then streams straight into the commit instead of being spooled first)
     partition_values: Sequence[Mapping[str, Any]] | None = None
+    #: ``merge`` of a change batch: rows whose column ``[0]`` equals ``[1]`` are deletes:
+    #: they remove the matched row (never inserted) — or, with :attr:`soft_delete`, update
+    #: only those columns of it (the row's other values stay)
+    delete_when: tuple[str, str] | None = None
+    soft_delete: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.mode not in PUBLISH_MODES:
@@ -104,6 +109,10 @@ class CommitTag:
     batch_id: str
     #: the dataset's watermark after this batch (``"<value>|<type>"``), if incremental
     watermark: str | None = None
+    #: more application transactions the commit carries, e.g. ``(("cdc:<slot>", end_lsn),)``:
+    #: a change source's position lands in the same commit as its data; an empty batch
+    #: that moves a position still commits (carrying only the position)
+    positions: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True)

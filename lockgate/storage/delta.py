@@ -336,6 +336,7 @@ class DeltaStore(TableStore):
             meta=commit_metadata(write.mode, tag),
             run_seq=tag.run_seq,
             spool_root=self.warehouse / SPOOL_DIR,
+            positions=tag.positions,
         )
 
     @_writes
@@ -400,7 +401,7 @@ class DeltaStore(TableStore):
             return self.publish(name, empty, write=write, tag=tag)
         meta = commit_metadata(write.mode, tag)
         meta[META_PREFIX + "rows"] = str(files.rows)
-        props = commit_properties(name, meta, tag.run_seq)
+        props = commit_properties(name, meta, tag.run_seq, tag.positions)
         crashpoint(f"{name}: files written, not committed")
         try:
             with _translated(name, action):
@@ -451,6 +452,7 @@ class DeltaStore(TableStore):
                 meta=commit_metadata(write.mode, dataclasses.replace(tag, watermark=None)),
                 run_seq=tag.run_seq,
                 spool_root=self.warehouse / SPOOL_DIR,
+                positions=tag.positions,
             )
         finally:
             self.forget(qname)

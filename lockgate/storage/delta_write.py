@@ -26,6 +26,8 @@ from lockgate.storage._predicates import (
     TARGET_ALIAS,
     merge_predicate,
     partition_predicate,
+    quoted_column,
+    value_predicate,
 )
 from lockgate.storage.base import APP_ID_PREFIX, PublishResult, TableWrite
 from lockgate.storage.crashpoints import crashpoint
@@ -88,12 +90,24 @@ def storable(reader: pa.RecordBatchReader) -> pa.RecordBatchReader:
     return pa.RecordBatchReader.from_batches(target, (b.cast(target) for b in reader))
 
 
-def commit_properties(name: str, meta: dict[str, str], run_seq: int) -> CommitProperties:
-    """Custom metadata plus the application transaction ``("lockgate:<name>", run_seq)``."""
-    return CommitProperties(
-        custom_metadata=meta,
-        app_transactions=[Transaction(app_id=APP_ID_PREFIX + name, version=run_seq)],
-    )
+def commit_properties(
+    name: str, meta: dict[str, str], run_seq: int, positions: Iterable[tuple[str, int]] = ()
+) -> CommitProperties:
+    """Custom metadata plus the application transaction ``("lockgate:<name>", run_seq)``
+    (and the ``positions`` of a change source, in the same commit)."""
+    txns = [Transaction(app_id=APP_ID_PREFIX + name, version=run_seq)]
+    txns += [Transaction(app_id=app, version=v) for app, v in positions]
+    return CommitProperties(custom_metadata=meta, app_transactions=txns)
+
+
+def _moves_position(table: DeltaTable | None, positions: Iterable[tuple[str, int]]) -> bool:
+    if table is None:
+        return False
+    for app, v in positions:
+        done = table.transaction_version(app)
+        if done is None or done < v:
+            return True
+    return False
 
 
 def already_committed(
@@ -126,6 +140,7 @@ def write_batch(
     meta: dict[str, str],
     run_seq: int,
     spool_root: Path,
+    positions: tuple[tuple[str, int], ...] = (),
 ) -> PublishResult:
     """Publish ``data`` into the table at ``path`` (``table``: it opened, None: absent)."""
     name, mode = path.name, write.mode
@@ -139,7 +154,7 @@ def write_batch(
     if done is not None:
         return done
     create_partitions = _create_partitions(name, table, data.schema, write)
-    props = commit_properties(name, meta, run_seq)
+    props = commit_properties(name, meta, run_seq, positions)
     tap = Tap(data)
     if tap.empty:
         if table is None:
@@ -151,8 +166,13 @@ def write_batch(
                     commit_properties=props,
                 )
             return PublishResult(0, 0, True, "empty batch: created the empty table")
-        if mode != "overwrite":
+        if mode != "overwrite" and not _moves_position(table, positions):
             return PublishResult(table.version(), 0, True, "empty batch: nothing to publish")
+        if mode != "overwrite":  # no rows, but the source's position moves: commit it
+            with translated(name, "commit position"):
+                write_deltalake(table, tap.reader(), mode="append", commit_properties=props)
+            version = table.version()
+            return PublishResult(version, 0, False, f"empty batch: position at version {version}")
 
     crashpoint(f"{name}: before {action}")
     with translated(name, action, tap):
@@ -238,20 +258,28 @@ def _write_into(
     elif mode == "overwrite_partitions":
         _overwrite_partitions(table, tap, write, props, spool_root)
     elif mode == "merge":
-        (
-            table.merge(
-                tap.reader(),
-                predicate=merge_predicate(write.keys),
-                source_alias=SOURCE_ALIAS,
-                target_alias=TARGET_ALIAS,
-                merge_schema=schema_mode == "merge",
-                streamed_exec=True,
-                commit_properties=props,
-            )
-            .when_matched_update_all()
-            .when_not_matched_insert_all()
-            .execute()
+        merger = table.merge(
+            tap.reader(),
+            predicate=merge_predicate(write.keys),
+            source_alias=SOURCE_ALIAS,
+            target_alias=TARGET_ALIAS,
+            merge_schema=schema_mode == "merge",
+            streamed_exec=True,
+            commit_properties=props,
         )
+        if write.delete_when is None:
+            merger.when_matched_update_all().when_not_matched_insert_all().execute()
+        else:
+            is_delete = value_predicate(SOURCE_ALIAS, *write.delete_when)
+            if write.soft_delete:
+                updates = {c: quoted_column(SOURCE_ALIAS, c) for c in write.soft_delete}
+                merger = merger.when_matched_update(updates, predicate=is_delete)
+            else:
+                merger = merger.when_matched_delete(predicate=is_delete)
+            keep = f"NOT ({is_delete})"
+            merger.when_matched_update_all(predicate=keep).when_not_matched_insert_all(
+                predicate=keep
+            ).execute()
     else:  # pragma: no cover - TableWrite validates the mode
         raise PublishError(f"unknown write mode {mode!r}")
 

@@ -5,6 +5,7 @@ must match the publish query's."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING
 
 from sqlglot import exp
@@ -35,6 +36,17 @@ def publish(ctx: StepContext, state: StepState) -> None:
         write = write.with_partitions(
             [dict(zip(write.partition_by, row, strict=True)) for row in cur.fetchall()]
         )
+    position = state.staged.position if state.staged is not None else None
+    positions: tuple[tuple[str, int], ...] = ()
+    if position is not None:
+        positions = ((position.app_id, position.value),)
+        if write.mode == "merge":
+            soft = (position.column, position.op_column, "_lg_commit_ts", position.deleted_flag)
+            write = dataclasses.replace(
+                write,
+                delete_when=(position.op_column, "d"),
+                soft_delete=tuple(c for c in soft if c) if position.deleted_flag else (),
+            )
     ses.settle()
     if ctx.lease is not None:
         ctx.lease.check()  # again, right before the commit: the quarantine write took time
@@ -46,7 +58,11 @@ def publish(ctx: StepContext, state: StepState) -> None:
         q,
         write=write,
         tag=CommitTag(
-            ctx.run_id, ctx.run_seq, state.batch_id, "|".join(watermark) if watermark else None
+            ctx.run_id,
+            ctx.run_seq,
+            state.batch_id,
+            "|".join(watermark) if watermark else None,
+            positions=positions,
         ),
     )
     res.output_version, res.rows_out = pub.version, pub.rows
@@ -80,3 +96,18 @@ def _watermark(ses: Session, state: StepState) -> tuple[str, str] | None:
     ).fetchall()
     batch_max = rows[0][0] if rows else None
     return incremental.encode(incremental.advance(state.watermark, batch_max))
+
+
+def acknowledge(ctx: StepContext, state: StepState) -> None:
+    """A change source confirms what its dataset's table now holds (e.g. advances its
+    replication slot) — only after the commit, so a crash in between re-reads, never loses."""
+    acknowledge_position(ctx, state)
+
+
+def acknowledge_position(ctx: StepContext, state: StepState) -> None:
+    staged, source = state.staged, state.source
+    if staged is None or source is None or staged.position is None:
+        return
+    held = ctx.store.txn_version(state.name, staged.position.app_id)
+    if held is not None:
+        source.acknowledge(held)

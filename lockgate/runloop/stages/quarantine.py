@@ -53,7 +53,10 @@ def _publish_quarantine(ctx: StepContext, state: StepState) -> int:
     for p in rest:
         _insert_by_name(ses, tmp, p)
     n = ses.count(tmp)
-    if n or replace:
+    position = state.staged.position if state.staged is not None else None
+    if position is not None and table is not None and not replace:
+        _drop_already_quarantined(ctx, state, tmp, position.app_id, position.column)
+    if ses.count(tmp) or replace:
         raw_reader = ses.reader(exp.select("*").from_(table_ref(tmp)), BATCH_ROWS)
         try:
             data = raw_reader
@@ -117,7 +120,29 @@ def _replace_quarantine(ctx: StepContext, state: StepState, data: pa.RecordBatch
 
 
 def _tag(ctx: StepContext, state: StepState) -> CommitTag:
-    return CommitTag(ctx.run_id, ctx.run_seq, state.batch_id)
+    position = state.staged.position if state.staged is not None else None
+    positions = () if position is None else ((position.app_id, position.value),)
+    return CommitTag(ctx.run_id, ctx.run_seq, state.batch_id, positions=positions)
+
+
+def _drop_already_quarantined(
+    ctx: StepContext, state: StepState, tmp: str, app_id: str, column: str
+) -> None:
+    """A change source's rows whose position the quarantine already holds (written by an
+    attempt that crashed before the dataset's commit) are not written twice: they are
+    there already, so they still count as quarantined."""
+    held = ctx.store.txn_version(state.name + "__quarantine", app_id)
+    if held is None:
+        return
+    have = ctx.session.columns(tmp)
+    # a quarantined change carries its position; an unreadable one has it as its line
+    cols = [c for c in (column, "_lg_line") if c in have]
+    if not cols:
+        return
+    old = exp.or_(
+        *[exp.LTE(this=exp.column(ident(c)), expression=exp.Literal.number(held)) for c in cols]
+    )
+    ctx.session.execute(exp.delete(table_ref(tmp), where=old))
 
 
 def _insert_by_name(ses: Session, table: str, query: exp.Select) -> None:

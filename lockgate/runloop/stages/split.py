@@ -41,6 +41,13 @@ def split(ctx: StepContext, state: StepState) -> None:
     ctx.report(spec.name, "publishing")
     marked = result.marked_table or state.stage
     q = _publish_query(spec, marked, state.contract.projection, result, state.split)
+    staged = state.staged
+    if staged is not None and staged.deletes is not None and staged.deleted_rows:
+        # a change source's delete rows: not audited, published in the same commit
+        deletes = exp.select(*[p.copy() for p in state.contract.projection]).from_(
+            table_ref(staged.deletes)
+        )
+        q = exp.select(exp.Star()).from_(exp.union(q, deletes, distinct=False).subquery("__cdc"))
     state.publish_query = q
     state.rows_out = _count_publish(ctx.session, q, state.result)
 

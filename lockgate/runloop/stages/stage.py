@@ -8,6 +8,7 @@ that staged nothing new ends here, up to date."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import cast
 
 from sqlglot import exp
@@ -19,8 +20,9 @@ from lockgate.project.models import DatasetSpec, PythonTransformSpec
 from lockgate.runloop import incremental
 from lockgate.runloop.context import StepContext, StepState
 from lockgate.runloop.relations import register_columns, register_table
+from lockgate.runloop.stages.publish import acknowledge_position
 from lockgate.runloop.stages.resolve import last_inputs, open_source
-from lockgate.sources.base import ResumeToken
+from lockgate.sources.base import ResumeToken, Source
 from lockgate.sql import table_ref
 
 
@@ -29,11 +31,20 @@ def stage(ctx: StepContext, state: StepState) -> None:
     ctx.report(spec.name, "staging")
     state.quarantine = ctx.store.snapshot(spec.name + "__quarantine")
     rejects = _extract(ctx, state)
-    # records the source read but skipped (named reasons) are records read too
-    res.rows_in = ses.count(state.stage) + rejects + res.rows_skipped
+    res.rows_in = ses.count(state.stage) + rejects + _staged_apart(state)
     state.rereads = _settle_rereads(ctx, state)
     state.rejects = rejects - state.rereads.known_rejects
     state.staged_rows = ses.count(state.stage)
+    if _no_changes(state):
+        assert state.table is not None and state.staged is not None
+        res.output_version = state.table.version
+        res.check_accounting(0)
+        acknowledge_position(ctx, state)  # what it re-read was in the table already
+        ses.drop(state.stage, state.stage + "__rejects")
+        if state.staged.deletes:
+            ses.drop(state.staged.deletes)
+        state.end(reason="no new changes")
+        return
     if (
         state.staged_rows == 0
         and state.rejects == 0
@@ -65,10 +76,14 @@ def _extract(ctx: StepContext, state: StepState) -> int:
         # read back from the state store's JSON: a JSON value by construction
         resume = last_inputs(ctx, state).get("resume") if _rereading(ctx, state) else None
         resume = cast("ResumeToken", resume)
-        staged = open_source(ctx, spec).stage(ctx.session, state.stage, resume=resume)
+        source = open_source(ctx, spec)
+        if source.SUPPORTS_CDC:
+            source = _at_position(ctx, state, source)
+        staged = source.stage(ctx.session, state.stage, resume=resume)
+        state.source, state.staged = source, staged
         state.result.inputs["resume"] = staged.resume
-        for reason, n in staged.skipped.items():
-            state.result.skip(reason, n)
+        state.result.warnings.extend(staged.warnings)
+        state.result.more_available = staged.more
         return staged.rejected
     views = _register_inputs(ctx, state)
     where = spec.defined_in or "?"
@@ -80,6 +95,54 @@ def _extract(ctx: StepContext, state: StepState) -> int:
     else:
         stage_sql(ctx.session, spec.name, ctx.project.sql_text(spec.name), state.stage, where)
     return 0
+
+
+def _at_position(ctx: StepContext, state: StepState, source: Source) -> Source:
+    """A change source, told the position its dataset's table holds (None: no table, or a
+    full refresh: start over) and given the published table as a relation."""
+    request = source.request
+    app_id = type(source).position_id(request)
+    position, target = None, None
+    table = state.table
+    if table is not None and not ctx.full_refresh:
+        if app_id is not None:
+            position = ctx.store.txn_version(state.name, app_id)
+        rel = f"__lg_target_{state.name}"
+        registered: list[str] = []
+
+        def target() -> str:
+            if not registered:  # once, and only when the source needs the stored rows
+                register_table(ctx, rel, state.name, table.version)
+                registered.append(rel)
+            return rel
+
+    return type(source)(dataclasses.replace(request, position=position, target=target))
+
+
+def _no_changes(state: StepState) -> bool:
+    """A change source read nothing its table does not hold."""
+    staged = state.staged
+    return (
+        staged is not None
+        and staged.position is not None
+        and state.table is not None
+        and state.source is not None
+        and state.source.request.position == staged.position.value
+        and state.staged_rows == 0
+        and staged.deleted_rows == 0
+        and state.rejects == 0
+    )
+
+
+def _staged_apart(state: StepState) -> int:
+    """Records a source read but did not stage in the batch table: its delete rows (published
+    apart) and the records it skipped by name (counted in the result)."""
+    staged = state.staged
+    if staged is None:
+        return 0
+    for reason, n in staged.skipped.items():
+        state.result.skip(reason, n)
+    return staged.deleted_rows + sum(staged.skipped.values())
 
 
 def _settle_rereads(ctx: StepContext, state: StepState) -> incremental.Rereads:

@@ -1,0 +1,758 @@
+"""``type: postgres_cdc`` — change data capture of one PostgreSQL table, exactly once.
+
+::
+
+    source: {type: postgres_cdc, connection: shop_db, table: public.orders}
+    write: {mode: merge, keys: [id]}        # the primary key (or replica identity)
+
+The first run creates the replication slot (``lg_<dataset>``, pgoutput) and its publication
+with an exported snapshot and copies the table in that snapshot (``_lg_op = 'r'``); later
+runs read the changes committed since, in micro-batches of whole transactions
+(:mod:`lockgate.sources._cdc_slot`, :mod:`lockgate.sources._cdc_batch`), reduced to the last
+change per key. The staged rows carry ``_lg_lsn`` (their transaction's end LSN, an integer),
+``_lg_op`` (``r`` snapshot, ``c`` insert, ``u`` update, ``d`` delete) and ``_lg_commit_ts``;
+checks and transforms can use them. Deletes are staged apart (never audited) and remove the
+row — or, with ``deletes: soft``, set ``_lg_deleted`` and keep its last values.
+
+Exactly once: the dataset's Delta commit carries the application transaction
+``cdc:<slot>`` = the batch's end LSN next to the run's own; only after that commit the run
+loop calls :meth:`PostgresCdcSource.acknowledge`, which advances the slot. After a crash the
+slot hands out again what the table may already hold: transactions whose end LSN is at or
+below the table's position are skipped (``already_applied``).
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from pydantic import Field
+from sqlglot import exp
+
+from lockgate.errors import ConfigError, InputError, Problem
+from lockgate.sources._cdc_batch import ChangeBatch, collect
+from lockgate.sources._cdc_slot import (
+    advance,
+    drop_slot,
+    exported_snapshot,
+    peek,
+    require_usable,
+    slot_info,
+)
+from lockgate.sources._db import CAST, HEX, NATIVE, Column, convert
+from lockgate.sources._pg_read import pg_column, pg_errors, translate_error
+from lockgate.sources._pgoutput import Relation, decode
+from lockgate.sources.base import (
+    Position,
+    ResumeToken,
+    Source,
+    SourceConfig,
+    SourceRequest,
+    StagedSource,
+    count_rows,
+    create_rejects_table,
+    register_source,
+    table_columns,
+)
+from lockgate.sql import ident, table_ref
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from lockgate.engine.session import Session
+
+log = logging.getLogger(__name__)
+
+LSN, OP, COMMIT_TS, DELETED = "_lg_lsn", "_lg_op", "_lg_commit_ts", "_lg_deleted"
+_SEQ = "_lg_seq"
+#: the change columns every staged row carries (name, staging type)
+CHANGE_COLUMNS = ((LSN, "BIGINT"), (OP, "VARCHAR"), (COMMIT_TS, "TIMESTAMPTZ"))
+_NAME = r"^[a-z_][a-z0-9_]{0,62}$"
+
+
+class PostgresCdcSpec(SourceConfig):
+    """Change data capture of one PostgreSQL table through logical replication (pgoutput)."""
+
+    type: Literal["postgres_cdc"] = "postgres_cdc"
+    connection: str = Field(description="name of a connection in lockgate.yaml (connections:)")
+    table: str = Field(description="the table, as schema.name")
+    slot: str | None = Field(
+        default=None, pattern=_NAME, description="replication slot (default: lg_<dataset>)"
+    )
+    publication: str | None = Field(
+        default=None,
+        pattern=_NAME,
+        description="publication of the table (default: lg_<dataset>; created when missing)",
+    )
+    deletes: Literal["delete", "soft"] = Field(
+        default="delete",
+        description="a deleted source row is removed ('delete') or kept with _lg_deleted = "
+        "true and its last values ('soft')",
+    )
+    max_changes: int = Field(
+        default=200_000,
+        ge=1,
+        description="changes per micro-batch (whole transactions: a batch may be larger)",
+    )
+    max_latency: str = Field(
+        default="1s",
+        description="follow mode (lockgate run --follow): how long to wait for new changes "
+        "before the next batch",
+    )
+    warn_retained_wal: int = Field(
+        default=1 << 30,
+        ge=0,
+        description="warn when the slot holds back more WAL than this many bytes",
+    )
+
+    def slot_name(self, dataset: str) -> str:
+        return self.slot or f"lg_{dataset.lower()}"[:63]
+
+    def publication_name(self, dataset: str) -> str:
+        return self.publication or f"lg_{dataset.lower()}"[:63]
+
+
+def conninfo_of(request: SourceRequest) -> str:
+    """The libpq connection string of the request's connection (secrets resolved now)."""
+    from lockgate.sources.postgres import PostgresSource
+
+    return PostgresSource(request)._conninfo()
+
+
+@register_source
+class PostgresCdcSource(Source):
+    """Snapshot, then micro-batches of committed changes, merged by key, exactly once."""
+
+    TYPE: ClassVar[str] = "postgres_cdc"
+    CONFIG: ClassVar[type[SourceConfig]] = PostgresCdcSpec
+    SUPPORTS_REJECTS: ClassVar[bool] = True
+    SUPPORTS_CDC: ClassVar[bool] = True
+
+    @property
+    def spec(self) -> PostgresCdcSpec:
+        assert isinstance(self.config, PostgresCdcSpec)
+        return self.config
+
+    @property
+    def slot(self) -> str:
+        return self.spec.slot_name(self.dataset)
+
+    @classmethod
+    def position_id(cls, request: SourceRequest) -> str | None:
+        config = request.config
+        assert isinstance(config, PostgresCdcSpec)
+        return "cdc:" + config.slot_name(request.dataset)
+
+    def stage(self, session: Session, table: str, *, resume: ResumeToken = None) -> StagedSource:
+        create_rejects_table(session.con, table)
+        conninfo = conninfo_of(self.request)
+        try:
+            return self._stage(session, table, conninfo)
+        except pg_errors() as e:
+            raise translate_error(e, f"{self.spec.table} (change data capture)") from None
+
+    def _stage(self, session: Session, table: str, conninfo: str) -> StagedSource:
+        import psycopg
+
+        position = self.request.position
+        with psycopg.connect(conninfo, autocommit=True) as pg:
+            session_setup(pg)
+            described = describe(pg, self.spec.table, self.request.keys, self.dataset)
+            ensure_publication(
+                pg,
+                self.spec.publication_name(self.dataset),
+                described,
+                own=self.spec.publication is None,
+            )
+            if position is None:
+                return self._snapshot(pg, session, table, conninfo, described)
+            info = require_usable(slot_info(pg, self.slot), self.slot, self.dataset, position)
+            warnings = []
+            if (
+                info.retained_bytes is not None
+                and info.retained_bytes > self.spec.warn_retained_wal
+            ):
+                warnings.append(
+                    f"replication slot '{self.slot}' holds back {info.retained_bytes:,} bytes "
+                    f"of WAL (wal_status={info.wal_status}): run more often or drop the slot"
+                )
+                log.warning("%s", warnings[-1])
+            messages = peek(
+                pg, self.slot, self.spec.publication_name(self.dataset), self.spec.max_changes
+            )
+            relation = _relation_in(messages, described.oid) or described.relation
+            columns = (
+                described.columns
+                if relation == described.relation
+                else (plan_columns(pg, relation))
+            )
+        from lockgate.sources._cdc_fast import collect_fast  # numpy: imported when used
+
+        batch = collect_fast(messages, relation, described.keys, applied_lsn=position)
+        if batch is None:  # key changes, unchanged TOAST values, truncate, DDL: exact path
+            batch = collect(messages, relation, described.keys, applied_lsn=position)
+        crashpoint(f"cdc {self.slot}: decoded, not committed")
+        staged = self._stage_changes(session, table, batch, columns, described.keys)
+        new = batch.end_lsn if batch.end_lsn is not None else position
+        more = batch.cut or len(messages) >= self.spec.max_changes
+        return _with(
+            staged, position=self._position(max(new, position)), warnings=warnings, more=more
+        )
+
+    def _position(self, value: int) -> Position:
+        soft = self.spec.deletes == "soft"
+        return Position(
+            app_id="cdc:" + self.slot,
+            value=value,
+            column=LSN,
+            deletes=self.spec.deletes,
+            deleted_flag=DELETED if soft else None,
+            op_column=OP,
+        )
+
+    def acknowledge(self, position: int) -> None:
+        """Advance the slot to ``position`` (the table holds everything up to it)."""
+        import psycopg
+
+        crashpoint(f"cdc {self.slot}: committed, not acknowledged")
+        try:
+            with psycopg.connect(conninfo_of(self.request), autocommit=True) as pg:
+                advance(pg, self.slot, position)
+        except pg_errors() as e:
+            # the table holds the position: the next run skips what it already has
+            raise translate_error(e, f"slot {self.slot} (advance)") from None
+
+    def status(self) -> dict[str, Any]:
+        """The slot's health: exists, active, confirmed/restart LSN, retained WAL bytes,
+        wal_status, safe_wal_size."""
+        import dataclasses
+
+        import psycopg
+
+        with psycopg.connect(conninfo_of(self.request), autocommit=True) as pg:
+            info = slot_info(pg, self.slot)
+        out: dict[str, Any] = {"slot": self.slot, "exists": info is not None}
+        if info is not None:
+            out.update(dataclasses.asdict(info))
+            del out["name"]
+            out["warn"] = (info.retained_bytes or 0) > self.spec.warn_retained_wal or (
+                info.wal_status in ("unreserved", "lost")
+            )
+        return out
+
+    def reset(self) -> bool:
+        """Drop the dataset's replication slot (``lockgate cdc drop-slot``)."""
+        import psycopg
+
+        with psycopg.connect(conninfo_of(self.request), autocommit=True) as pg:
+            return drop_slot(pg, self.slot)
+
+    # -- the snapshot ------------------------------------------------------------------
+
+    def _snapshot(
+        self, pg: Any, session: Session, table: str, conninfo: str, described: Described
+    ) -> StagedSource:
+        """A new slot and the table copied in its exported snapshot (``_lg_op = 'r'``)."""
+        import psycopg
+
+        drop_slot(pg, self.slot)  # nothing was published from it (the table has no position)
+        work = self.project_root / ".lockgate" / "cdc"
+        work.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=work) as tmp:
+            path = Path(tmp) / "snapshot.csv"
+            with (
+                exported_snapshot(conninfo, self.slot) as (lsn, snapshot),
+                psycopg.connect(conninfo, autocommit=True) as cp,
+            ):
+                self._copy(cp, snapshot, described, path)
+            raw = table + "__raw"
+            _load_csv(session, raw, path, [c.name for c in described.columns])
+            meta = _meta_select(lsn, "r", None)
+            session.execute(
+                exp.Create(
+                    this=table_ref(raw + "2"),
+                    kind="TABLE",
+                    replace=True,
+                    expression=exp.select(*_blob_fix(described.columns), *meta).from_(
+                        table_ref(raw)
+                    ),
+                )
+            )
+            session.drop(raw)
+            rejected = convert(
+                session,
+                raw + "2",
+                table,
+                [*described.columns, *_meta_columns()],
+                f"postgres_cdc:{self.spec.table}",
+                line=LSN,
+            )
+        if self.spec.deletes == "soft":
+            _add_flag(session, table, False)
+        log.info("cdc %s: snapshot at %s staged", self.slot, lsn)
+        return StagedSource(
+            rows=count_rows(session.con, table),
+            rejected=rejected,
+            fingerprint=None,
+            files=[],
+            columns=table_columns(session.con, exp.Table(this=ident(table))),
+            position=self._position(lsn),
+        )
+
+    def _copy(self, cp: Any, snapshot: str, described: Described, path: Path) -> None:
+        """COPY the table as CSV (text values) in the exported snapshot, to ``path``."""
+        from psycopg import sql
+
+        session_setup(cp)
+        cp.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        cp.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(snapshot))
+        cols = sql.SQL(", ").join(
+            sql.SQL("{}::text").format(sql.Identifier(c.name)) for c in described.columns
+        )
+        q = sql.SQL("COPY (SELECT {} FROM {}.{}) TO STDOUT (FORMAT csv)").format(
+            cols, sql.Identifier(described.schema), sql.Identifier(described.name)
+        )
+        with cp.cursor() as cur, open(path, "wb") as f, cur.copy(q) as copy:
+            for i, chunk in enumerate(copy):
+                f.write(chunk)
+                if i == 0:
+                    crashpoint(f"cdc {self.slot}: mid-snapshot")
+        cp.execute("COMMIT")
+
+    # -- a batch of changes --------------------------------------------------------------
+
+    def _stage_changes(
+        self,
+        session: Session,
+        table: str,
+        batch: ChangeBatch,
+        columns: list[Column],
+        keys: tuple[str, ...],
+    ) -> StagedSource:
+        events = table  # the typed events; rejects go to table__rejects
+        raw = table + "__raw"
+        view = table + "__arrow"
+        session.register_arrow(view, _arrow(batch, columns))
+        try:
+            session.execute(
+                exp.Create(
+                    this=table_ref(raw),
+                    kind="TABLE",
+                    replace=True,
+                    expression=exp.select(
+                        *_blob_fix(columns),
+                        *[exp.column(ident(c)) for c in (_SEQ, LSN, OP, COMMIT_TS)],
+                    ).from_(table_ref(view)),
+                )
+            )
+        finally:
+            session.unregister(view)
+        origin = f"postgres_cdc:{self.spec.table}"
+        meta = [*_meta_columns(), Column(_SEQ, exp.column(ident(_SEQ)), "BIGINT", NATIVE)]
+        rejected = convert(session, raw, events, [*columns, *meta], origin, line=LSN)
+        rejected += _fill_toast(
+            session, events, batch, columns, keys, self.request.target, table + "__rejects", origin
+        )
+        skipped = dict(batch.skipped)
+        if batch.truncate_seq is not None:
+            session.execute(f"DELETE FROM {_q(events)} WHERE {_q(_SEQ)} < {batch.truncate_seq}")
+        before = count_rows(session.con, events)
+        part = ", ".join(_q(k) for k in keys)
+        session.execute(
+            f"CREATE OR REPLACE TABLE {_q(events + '_r')} AS SELECT * FROM {_q(events)} "
+            f"QUALIFY row_number() OVER (PARTITION BY {part} ORDER BY {_q(_SEQ)} DESC) = 1"
+        )
+        superseded = before - count_rows(session.con, events + "_r")
+        if superseded:
+            skipped["superseded_in_batch"] = skipped.get("superseded_in_batch", 0) + superseded
+        out_cols = ", ".join(_q(c) for c in [*(c.name for c in columns), LSN, OP, COMMIT_TS])
+        soft = self.spec.deletes == "soft"
+        flag = f", {_q(OP)} = 'd' AS {_q(DELETED)}" if soft else ""
+        src = _q(events + "_r")
+        session.drop(events)
+        session.execute(
+            f"CREATE OR REPLACE TABLE {_q(table)} AS SELECT {out_cols}{flag} FROM {src} "
+            f"WHERE {_q(OP)} <> 'd' ORDER BY {_q(_SEQ)}"
+        )
+        deletes = table + "__deletes"
+        session.execute(
+            f"CREATE OR REPLACE TABLE {_q(deletes)} AS SELECT {out_cols}{flag} FROM {src} "
+            f"WHERE {_q(OP)} = 'd'"
+        )
+        if batch.truncate_seq is not None and self.request.target is not None:
+            _truncate_deletes(
+                session, table, deletes, batch, columns, keys, self.request.target(), soft
+            )
+        session.drop(events + "_r")
+        return StagedSource(
+            rows=count_rows(session.con, table),
+            rejected=rejected,
+            fingerprint=None,
+            files=[],
+            columns=table_columns(session.con, exp.Table(this=ident(table))),
+            skipped=skipped,
+            deletes=deletes,
+            deleted_rows=count_rows(session.con, deletes),
+        )
+
+
+# ---- catalog ------------------------------------------------------------------------------
+
+
+class Described:
+    """The source table: oid, columns (read plan), key columns, as the catalog says."""
+
+    def __init__(
+        self,
+        oid: int,
+        schema: str,
+        name: str,
+        columns: list[Column],
+        keys: tuple[str, ...],
+        relation: Relation,
+    ) -> None:
+        self.oid, self.schema, self.name = oid, schema, name
+        self.columns, self.keys, self.relation = columns, keys, relation
+
+
+_TABLE_SQL = (
+    "SELECT c.oid, n.nspname, c.relname, c.relreplident FROM pg_class c JOIN pg_namespace n "
+    "ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname = %s AND c.relkind IN ('r','p')"
+)
+_COLS_SQL = (
+    "SELECT a.attname, format_type(a.atttypid, a.atttypmod), t.typtype, t.typcategory, "
+    "format_type(t.typelem, a.atttypmod), a.atttypid, a.atttypmod FROM pg_attribute a "
+    "JOIN pg_type t ON t.oid = a.atttypid WHERE a.attrelid = %s AND a.attnum > 0 "
+    "AND NOT a.attisdropped ORDER BY a.attnum"
+)
+_IDENTITY_SQL = (
+    "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND "
+    "a.attnum = ANY(i.indkey) WHERE i.indrelid = %s AND (CASE WHEN %s = 'i' THEN "
+    "i.indisreplident ELSE i.indisprimary END) ORDER BY array_position(i.indkey, a.attnum)"
+)
+
+
+def session_setup(pg: Any) -> None:
+    """Text output lockgate parses back exactly (ISO dates in UTC, round-trip floats)."""
+    pg.execute("SET TimeZone = 'UTC'")
+    pg.execute("SET DateStyle = 'ISO, YMD'")
+    pg.execute("SET IntervalStyle = 'postgres'")
+    pg.execute("SET extra_float_digits = 3")
+    pg.execute("SET bytea_output = 'hex'")
+
+
+def cdc_column(name: str, typ: str, typtype: str, category: str, elem: str) -> Column:
+    """A column's read plan when every value arrives as PostgreSQL's text."""
+    if category == "A":  # arrays keep PostgreSQL's text form ({1,2})
+        return Column(name, exp.column(ident(name)), "VARCHAR", NATIVE, typ)
+    c = pg_column(name, typ, typtype, category, elem)
+    if c.type == "BLOB":
+        return Column(name, c.remote, "BLOB", HEX, typ)
+    if c.how == NATIVE and c.type != "VARCHAR":
+        return Column(name, c.remote, c.type, CAST, typ)
+    return c
+
+
+def describe(pg: Any, table: str, keys: tuple[str, ...], dataset: str) -> Described:
+    """The table's columns and key; a ConfigError when deletes could not be keyed."""
+    schema, _, name = table.rpartition(".")
+    row = pg.execute(_TABLE_SQL, (schema or "public", name)).fetchone()
+    if row is None:
+        raise InputError(f"dataset '{dataset}': PostgreSQL table {table} not found")
+    oid, schema, name, identity = int(row[0]), row[1], row[2], row[3]
+    cols = pg.execute(_COLS_SQL, (oid,)).fetchall()
+    columns = [cdc_column(*r[:5]) for r in cols]
+    identity_cols = tuple(r[0] for r in pg.execute(_IDENTITY_SQL, (oid, identity)).fetchall())
+    problem = key_problem(table, identity, identity_cols, keys)
+    if problem:
+        raise ConfigError([Problem(f"dataset '{dataset}': {problem[0]}", hint=problem[1])])
+    relation = Relation(
+        oid,
+        schema,
+        name,
+        identity,
+        tuple(r[0] for r in cols),
+        tuple(r[0] in keys for r in cols),
+        tuple(int(r[5]) for r in cols),
+    )
+    return Described(oid, schema, name, columns, keys, relation)
+
+
+def key_problem(
+    table: str, identity: str, identity_cols: tuple[str, ...], keys: tuple[str, ...]
+) -> tuple[str, str] | None:
+    """Why changes of ``table`` cannot be merged on ``keys`` (None: they can).
+
+    >>> key_problem("public.t", "d", (), ("id",))[0][:48]
+    'table public.t has no primary key and REPLICA ID'
+    >>> key_problem("public.t", "d", ("id",), ("id",)) is None
+    True
+    """
+    fix_identity = (
+        f"add a primary key, or ALTER TABLE {table} REPLICA IDENTITY FULL "
+        "(and set write.keys to columns that identify a row)"
+    )
+    if identity == "n" or (identity in ("d", "i") and not identity_cols):
+        return (
+            f"table {table} has no primary key and REPLICA IDENTITY is not FULL: its "
+            "updates and deletes cannot be matched to rows",
+            fix_identity,
+        )
+    if not keys:
+        want = ", ".join(identity_cols) or "<unique columns>"
+        return (
+            "postgres_cdc needs write: {mode: merge, keys: [...]}",
+            f"set write: {{mode: merge, keys: [{want}]}}",
+        )
+    if identity != "f" and set(keys) != set(identity_cols):
+        return (
+            f"write.keys ({', '.join(keys)}) differ from the replica identity of {table} "
+            f"({', '.join(identity_cols)}): deletes carry only those columns",
+            f"set write.keys to [{', '.join(identity_cols)}]",
+        )
+    return None
+
+
+def ensure_publication(pg: Any, publication: str, described: Described, *, own: bool) -> None:
+    """The publication exists (created FOR TABLE when missing) and includes the table
+    (added to lockgate's ``own`` publication: a re-created table leaves it)."""
+    from psycopg import sql
+
+    row = pg.execute("SELECT 1 FROM pg_publication WHERE pubname = %s", (publication,)).fetchone()
+    target = sql.Identifier(described.schema, described.name)
+    if row is None:
+        pg.execute(
+            sql.SQL("CREATE PUBLICATION {} FOR TABLE {}").format(
+                sql.Identifier(publication), target
+            )
+        )
+        return
+    has = pg.execute(
+        "SELECT 1 FROM pg_publication_tables WHERE pubname = %s AND schemaname = %s "
+        "AND tablename = %s",
+        (publication, described.schema, described.name),
+    ).fetchone()
+    if has is None and own:
+        pg.execute(
+            sql.SQL("ALTER PUBLICATION {} ADD TABLE {}").format(sql.Identifier(publication), target)
+        )
+    elif has is None:
+        raise InputError(
+            f"publication '{publication}' exists but does not include "
+            f"{described.schema}.{described.name}",
+            hint=f"ALTER PUBLICATION {publication} ADD TABLE {described.schema}.{described.name}",
+        )
+
+
+def plan_columns(pg: Any, relation: Relation) -> list[Column]:
+    """The read plan of a Relation message's columns (the table changed since the catalog
+    was read: its types by oid)."""
+    out = []
+    for name, oid, mod in zip(
+        relation.columns, relation.type_oids, relation.type_mods, strict=True
+    ):
+        row = pg.execute(
+            "SELECT format_type(t.oid, %s), t.typtype, t.typcategory, format_type(t.typelem, %s) "
+            "FROM pg_type t WHERE t.oid = %s",
+            (mod, mod, oid),
+        ).fetchone()
+        out.append(
+            cdc_column(name, *row)
+            if row
+            else Column(name, exp.column(ident(name)), "VARCHAR", NATIVE, "?")
+        )
+    return out
+
+
+def _relation_in(messages: list[bytes], oid: int) -> Relation | None:
+    """The first Relation message of table ``oid`` in the batch."""
+    for m in messages:
+        if m[0] == 82:  # 'R'
+            rel = decode(m)
+            if isinstance(rel, Relation) and rel.oid == oid:
+                return rel
+    return None
+
+
+# ---- staging helpers ------------------------------------------------------------------------
+
+
+def crashpoint(name: str) -> None:
+    """:func:`lockgate.storage.crashpoints.crashpoint` (imported when reached: the storage
+    package is not needed to list or validate sources)."""
+    from lockgate.storage.crashpoints import crashpoint as point
+
+    point(name)
+
+
+def _q(name: str) -> str:
+    return ident(name).sql("duckdb")
+
+
+def _lit(value: str) -> str:
+    return exp.Literal.string(value).sql("duckdb")
+
+
+def _meta_columns() -> list[Column]:
+    return [
+        Column(LSN, exp.column(ident(LSN)), "BIGINT", NATIVE),
+        Column(OP, exp.column(ident(OP)), "VARCHAR", NATIVE),
+        Column(COMMIT_TS, exp.column(ident(COMMIT_TS)), "TIMESTAMPTZ", NATIVE),
+    ]
+
+
+def _meta_select(lsn: int, op: str, commit: exp.Expr | None) -> list[exp.Expr]:
+    ts = commit if commit is not None else exp.cast(exp.func("now"), "TIMESTAMPTZ")
+    return [
+        exp.alias_(exp.cast(exp.Literal.number(lsn), "BIGINT"), LSN),
+        exp.alias_(exp.Literal.string(op), OP),
+        exp.alias_(ts, COMMIT_TS),
+    ]
+
+
+def _blob_fix(columns: list[Column]) -> list[exp.Expr]:
+    """PostgreSQL's ``\\x…`` bytea text without the prefix (the HEX conversion decodes it)."""
+    out: list[exp.Expr] = []
+    for c in columns:
+        col = exp.column(ident(c.name))
+        if c.how == HEX:
+            out.append(exp.alias_(exp.func("substr", col, exp.Literal.number(3)), c.name))
+        else:
+            out.append(col)
+    return out
+
+
+def _load_csv(session: Session, name: str, path: Path, columns: list[str]) -> None:
+    from lockgate.sources.postgres import _load_csv as load
+
+    session.execute(load(name, str(path), dict.fromkeys(columns, "VARCHAR")))
+
+
+def _add_flag(session: Session, table: str, value: bool) -> None:
+    session.execute(
+        f"ALTER TABLE {_q(table)} ADD COLUMN {_q(DELETED)} BOOLEAN DEFAULT {str(value).upper()}"
+    )
+
+
+def _arrow(batch: ChangeBatch, columns: list[Column]) -> pa.Table:
+    """The batch's events as an Arrow table of text columns plus the change columns."""
+    import pyarrow as pa
+
+    arrays: list[pa.Array] = []
+    names: list[str] = []
+    for i, c in enumerate(columns):
+        arrays.append(batch.column(i))
+        names.append(c.name)
+    arrays += [
+        pa.array(batch.seq, pa.int64()),
+        pa.array(batch.lsn, pa.int64()),
+        pa.array(batch.op, pa.string()),
+        pa.array(batch.commit_us, pa.timestamp("us", tz="UTC")),
+    ]
+    names += [_SEQ, LSN, OP, COMMIT_TS]
+    return pa.table(arrays, names=names)
+
+
+def _fill_toast(
+    session: Session,
+    events: str,
+    batch: ChangeBatch,
+    columns: list[Column],
+    keys: tuple[str, ...],
+    target_of: Callable[[], str] | None,
+    rejects: str,
+    origin: str,
+) -> int:
+    """Unchanged TOASTed values no earlier event knew, from the published row; an event
+    whose published row is missing cannot be completed: it is rejected (never a guess)."""
+    if not batch.fills:
+        return 0
+    import pyarrow as pa
+
+    fills = events + "__fills"
+    by_name = {c.name: c for c in columns}
+    data = {
+        _SEQ: pa.array([f.seq for f in batch.fills], pa.int64()),
+        "_lg_col": pa.array([columns[f.column].name for f in batch.fills], pa.string()),
+    }
+    for j, k in enumerate(keys):
+        data[k] = pa.array([f.key[j] for f in batch.fills], pa.string())
+    session.register_arrow(fills + "_a", pa.table(data))
+    typed = [
+        exp.alias_(
+            exp.TryCast(this=exp.column(ident(k)), to=exp.DataType.build(by_name[k].type)), k
+        )
+        if by_name[k].how != NATIVE
+        else exp.column(ident(k))
+        for k in keys
+    ]
+    session.execute(
+        exp.Create(
+            this=table_ref(fills),
+            kind="TABLE",
+            replace=True,
+            expression=exp.select(
+                exp.column(ident(_SEQ)), exp.column(ident("_lg_col")), *typed
+            ).from_(table_ref(fills + "_a")),
+        )
+    )
+    session.unregister(fills + "_a")
+    join = " AND ".join(f"t.{_q(k)} = f.{_q(k)}" for k in keys)
+    missing = f"SELECT f.{_q(_SEQ)}, f._lg_col FROM {_q(fills)} f"
+    if target_of is not None:
+        target = target_of()
+        missing += f" WHERE NOT EXISTS (SELECT 1 FROM {_q(target)} t WHERE {join})"
+        for col in sorted({columns[f.column].name for f in batch.fills}):
+            session.execute(
+                f"UPDATE {_q(events)} SET {_q(col)} = x.v FROM (SELECT f.{_q(_SEQ)} AS s, "
+                f"t.{_q(col)} AS v FROM {_q(fills)} f JOIN {_q(target)} t ON {join} "
+                f"WHERE f._lg_col = {_lit(col)}) x WHERE {_q(events)}.{_q(_SEQ)} = x.s"
+            )
+    lost = session.execute(f"SELECT count(DISTINCT {_q(_SEQ)}) FROM ({missing})").fetchone()
+    n = int(lost[0]) if lost else 0
+    if n:
+        session.execute(
+            f"INSERT INTO {_q(rejects)} SELECT {_lit(origin)}, e.{_q(LSN)}, "
+            f"CAST(to_json(e) AS VARCHAR), 'column ' || m._lg_col || ': unchanged TOASTed "
+            f"value, and the row is not in the published table (quarantined earlier?)' "
+            f"FROM {_q(events)} e JOIN ({missing}) m ON e.{_q(_SEQ)} = m.{_q(_SEQ)}"
+        )
+        session.execute(
+            f"DELETE FROM {_q(events)} WHERE {_q(_SEQ)} IN (SELECT {_q(_SEQ)} FROM ({missing}))"
+        )
+    session.drop(fills)
+    return n
+
+
+def _truncate_deletes(
+    session: Session,
+    table: str,
+    deletes: str,
+    batch: ChangeBatch,
+    columns: list[Column],
+    keys: tuple[str, ...],
+    target: str,
+    soft: bool,
+) -> None:
+    """A TRUNCATE: every published row not written again after it is deleted."""
+    lsn = batch.end_lsn or 0
+    keyset = ", ".join(_q(k) for k in keys)
+    vals = ", ".join(
+        f"t.{_q(c.name)}" if c.name in keys else f"CAST(NULL AS {c.type})" for c in columns
+    )
+    flag = ", true" if soft else ""
+    live = f" AND t.{_q(DELETED)} IS NOT TRUE" if soft else ""
+    session.execute(
+        f"INSERT INTO {_q(deletes)} SELECT {vals}, CAST({lsn} AS BIGINT), 'd', now(){flag} "
+        f"FROM {_q(target)} t WHERE ({keyset}) NOT IN (SELECT ({keyset}) FROM {_q(table)}) "
+        f"AND ({keyset}) NOT IN (SELECT ({keyset}) FROM {_q(deletes)}){live}"
+    )
+
+
+def _with(staged: StagedSource, **changes: Any) -> StagedSource:
+    import dataclasses
+
+    return dataclasses.replace(staged, **changes)
