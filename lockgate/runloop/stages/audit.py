@@ -7,10 +7,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from lockgate.anomaly.detect import Point
 from lockgate.runloop.context import StepContext, StepState
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # (numpy: only when an anomaly check runs)
+    from lockgate.anomaly.detect import Point
     from lockgate.quality import CheckResult
 
 
