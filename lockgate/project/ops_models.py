@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -141,3 +142,51 @@ class RetrySpec(_Frozen):
 
     retries: int = Field(default=2, ge=0, description="retries after the first attempt")
     backoff_seconds: float = Field(default=1.0, ge=0, description="first delay; doubles")
+
+
+class PartitionSpec(_Frozen):
+    """A time-partitioned dataset: every run processes its *due* intervals — whole intervals
+    of ``grain`` from ``start`` up to ``now - lag`` not done yet — and replaces each one it
+    publishes (re-running an interval is idempotent). Checks and the gate apply per interval.
+
+    >>> PartitionSpec(column="ts", grain="day", start="2024-01-01").lag_seconds
+    0.0
+    >>> PartitionSpec(column="ts", grain="week", start="2024-01-01")
+    Traceback (most recent call last):
+    ...
+    pydantic_core._pydantic_core.ValidationError: 1 validation error for PartitionSpec
+    ...
+    """
+
+    column: str = Field(description="the timestamp or date column that places a row in time")
+    grain: Literal["hour", "day", "month"] = Field(description="interval width (UTC)")
+    start: str = Field(description="first interval (ISO date or timestamp, UTC)")
+    lag: str | float = Field(
+        default=0,
+        description="an interval is due this long after it ends (late data settles): '2h'",
+    )
+
+    @field_validator("start")
+    @classmethod
+    def _start(cls, v: str) -> str:
+        from lockgate.ops.intervals import parse_time
+
+        parse_time(v)  # ValueError names the accepted forms
+        return v
+
+    @field_validator("lag")
+    @classmethod
+    def _lag(cls, v: str | float) -> str | float:
+        if parse_seconds(v) < 0:
+            raise ValueError("lag must not be negative")
+        return v
+
+    @property
+    def lag_seconds(self) -> float:
+        return float(parse_seconds(self.lag))
+
+    @property
+    def start_epoch(self) -> int:
+        from lockgate.ops.intervals import floor, parse_time
+
+        return floor(parse_time(self.start), self.grain)

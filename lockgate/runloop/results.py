@@ -39,6 +39,10 @@ class StepResult:
     inputs: dict[str, object] = field(default_factory=dict)
     error: str | None = None
     hint: str | None = None  # how to fix a failure
+    #: a partitioned dataset: each processed interval (label, status, rows) …
+    intervals: list[dict[str, object]] = field(default_factory=list)
+    #: … and the ``[lo, hi)`` ranges it published (recorded as done)
+    done_intervals: list[tuple[int, int]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -86,6 +90,10 @@ SKIP_REASONS: dict[str, str] = {
     "superseded": "merge: the table already holds a newer version of the key (by cursor)",
     "duplicate_in_window": "merge: another row of the batch has the same key and wins",
     "late": "older than watermark - lookback, dropped by incremental.late: skip",
+    "outside_due_intervals": "partitioned: the row's time interval is done already, not due "
+    "yet, or before partition.start (a run reads only its due intervals)",
+    "interval_blocked": "partitioned: the gate blocked the row's interval; the interval stays "
+    "due and is processed again by the next run",
 }
 
 

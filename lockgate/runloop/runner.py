@@ -108,6 +108,11 @@ def emit_step_outcome(bus: EventBus, run_id: str, r: StepResult) -> None:
         )
     elif r.status == StepStatus.BLOCKED:
         bus.emit(ev.GateBlockedEvent(run_id=run_id, dataset=d, reason=r.reason))
+    if r.status == StepStatus.SUCCESS:  # a partitioned step: some intervals blocked
+        for i in r.intervals:
+            if i.get("status") == "blocked":
+                why = f"interval {i.get('interval')} blocked: {i.get('reason')}"
+                bus.emit(ev.GateBlockedEvent(run_id=run_id, dataset=d, reason=why))
     bus.emit(ev.StepFinished(run_id=run_id, dataset=d, status=str(r.status), result=r))
 
 
@@ -350,14 +355,20 @@ def _run_plan(
         # a worker's context shares the run's `verified` set (replace() keeps the object)
         step_ctx = ctx if workers == 1 else replace(ctx, session=sessions.current())
         bus.emit(ev.StepStarted(run_id=ctx.run_id, dataset=step.dataset))
-        if ctx.lease is not None and ctx.lease.lost:
-            ctx.lease.check()  # do no work for a run that no longer owns the project
-        return _run_with_retries(step_ctx, project, step)
+        try:
+            if ctx.lease is not None and ctx.lease.lost:
+                ctx.lease.check()  # do no work for a run that no longer owns the project
+            return _run_with_retries(step_ctx, project, step)
+        finally:
+            if ctx.turn is not None:  # the next chunk of a backfill may commit now
+                ctx.turn.release(step.dataset)
 
     def skip(step: PlannedStep, why: str) -> StepResult:
         bus.emit(ev.StepStarted(run_id=ctx.run_id, dataset=step.dataset))
         r = StepResult(dataset=step.dataset, status=StepStatus.UPSTREAM_FAILED, reason=why)
         _record_skipped(ctx.state, project, ctx.run_id, r)
+        if ctx.turn is not None:
+            ctx.turn.release(step.dataset)
         return r
 
     return run_steps(
@@ -514,6 +525,12 @@ def _record_step(ctx: StepContext, project: Project, step_id: int, r: StepResult
         st.record_check_results(step_id, ctx.run_id, pname, r.dataset, r.checks)
     if r.scores:
         st.record_scores(ctx.run_id, pname, r.dataset, r.scores)
+    if r.status == StepStatus.SUCCESS and project.datasets[r.dataset].partition is not None:
+        from lockgate.state import intervals as done
+
+        if ctx.full_refresh:
+            done.clear_done(st, pname, r.dataset)
+        done.add_done(st, pname, r.dataset, r.done_intervals)
     if r.status == StepStatus.SUCCESS:
         kind = r.watermark_type
         if r.watermark is not None and kind:

@@ -14,6 +14,15 @@ from lockgate.runloop.stages.audit import audit
 from lockgate.runloop.stages.contract import contract, validate_checks
 from lockgate.runloop.stages.finish import finish
 from lockgate.runloop.stages.gate import gate
+from lockgate.runloop.stages.partitions import (
+    audit_intervals,
+    bucket,
+    commit_turn,
+    due,
+    finish_intervals,
+    publish_intervals,
+    quarantine_intervals,
+)
 from lockgate.runloop.stages.publish import publish
 from lockgate.runloop.stages.quarantine import quarantine
 from lockgate.runloop.stages.resolve import (
@@ -51,6 +60,23 @@ STAGES: tuple[Stage, ...] = (
     finish,  # the published schema into the result; work tables dropped
 )
 
+#: a time-partitioned dataset (``partition:``): the due intervals, each checked and gated
+#: on its own, published in one commit replacing exactly those intervals
+PARTITION_STAGES: tuple[Stage, ...] = (
+    resolve,
+    due,  # the intervals to process (none: up to date)
+    stage,  # a SQL transform computes only the due intervals
+    stamp,
+    validate_checks,
+    contract,
+    bucket,  # one view per interval; rows in no due interval counted
+    audit_intervals,  # checks and gate per interval: a bad day does not block the others
+    commit_turn,  # a backfill's chunks commit in order
+    quarantine_intervals,
+    publish_intervals,  # replaces exactly the published intervals
+    finish_intervals,
+)
+
 
 def run_step(ctx: StepContext, spec: DatasetSpec) -> StepResult:
     """Materialise ``spec``: its outcome (published, up to date, nothing new, blocked by the
@@ -62,7 +88,8 @@ def run_step(ctx: StepContext, spec: DatasetSpec) -> StepResult:
         result=StepResult(dataset=spec.name, status=StepStatus.SUCCESS),
         stage=stage_name(spec.name),
     )
-    for run_stage in STAGES:
+    stages = PARTITION_STAGES if spec.partition is not None else STAGES
+    for run_stage in stages:
         run_stage(ctx, state)
         if state.done:
             break

@@ -114,6 +114,13 @@ def _0006_operations(conn: Connection) -> None:
     md.create_all(conn)
 
 
+def _0007_partitions(conn: Connection) -> None:
+    """Done intervals of partitioned datasets (merged ranges) and definitions by hash."""
+    md = sa.MetaData()
+    ddl.partition_tables(md)
+    md.create_all(conn)
+
+
 #: every migration, in order; append only
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "0001_initial", _0001_initial),
@@ -122,6 +129,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "0004_read_indexes", _0004_read_indexes),
     Migration(5, "0005_dashboard", _0005_dashboard),
     Migration(6, "0006_operations", _0006_operations),
+    Migration(7, "0007_partitions", _0007_partitions),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

@@ -59,6 +59,7 @@ migrations_table = ddl.migrations_table(metadata)
 ddl.v1_tables(metadata)
 projects = ddl.projects_table(metadata)
 schedule_state, alert_incidents = ddl.ops_tables(metadata)
+interval_ranges, definitions = ddl.partition_tables(metadata)
 for _version, _table, _name, _type in ddl.ADDED_COLUMNS:
     metadata.tables[_table].append_column(sa.Column(_name, _type))
 

@@ -79,6 +79,10 @@ class TableWrite:
     #: ``overwrite_partitions``: the batch's distinct ``partition_by`` tuples, when known
     #: (the batch then streams straight into the commit instead of being spooled first)
     partition_values: Sequence[Mapping[str, Any]] | None = None
+    #: ``overwrite`` only the rows matching this predicate (DataFusion SQL, built by
+    #: :mod:`lockgate.storage._predicates`): a partitioned dataset's intervals. The batch
+    #: must lie inside it; an empty batch deletes the matching rows.
+    replace_where: str | None = None
 
     def __post_init__(self) -> None:
         if self.mode not in PUBLISH_MODES:
@@ -87,6 +91,8 @@ class TableWrite:
             raise ValueError("write mode 'merge' needs keys (the columns to upsert on)")
         if self.mode == "overwrite_partitions" and not self.partition_by:
             raise ValueError("write mode 'overwrite_partitions' needs partition_by")
+        if self.replace_where is not None and self.mode != "overwrite":
+            raise ValueError("replace_where needs write mode 'overwrite'")
 
     def with_partitions(self, values: Sequence[Mapping[str, Any]]) -> TableWrite:
         """This write, knowing the batch's distinct partitions."""

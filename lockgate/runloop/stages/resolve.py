@@ -37,6 +37,8 @@ def resolve(ctx: StepContext, state: StepState) -> None:
     res = state.result
     res.batch_id = batch_id_for(state.definition, inputs)
     res.inputs = {**inputs, "definition": state.definition}
+    if spec.partition is not None:
+        return  # what is due decides (stages.partitions.due), not the inputs alone
     if not ctx.full_refresh and last is not None and last.batch_id == res.batch_id:
         res.output_version = last.version
         if spec.kind == "source":  # carried: the next step resumes from the same point
