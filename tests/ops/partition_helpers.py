@@ -51,6 +51,7 @@ def partitioned_project(
                 "events",
                 "data/events.csv",
                 columns={"id": "BIGINT", "ts": "TIMESTAMP", "amount": "BIGINT"},
+                write={"mode": "overwrite"},
             ),
             daily,
         ],
