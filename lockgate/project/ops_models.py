@@ -162,7 +162,7 @@ class PartitionSpec(_Frozen):
     grain: Literal["hour", "day", "month"] = Field(description="interval width (UTC)")
     start: str = Field(description="first interval (ISO date or timestamp, UTC)")
     lag: str | float = Field(
-        default=0,
+        default="0s",
         description="an interval is due this long after it ends (late data settles): '2h'",
     )
 

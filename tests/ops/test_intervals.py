@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime
 
 from hypothesis import given
@@ -57,7 +58,7 @@ def test_parse_time_accepts_dates_timestamps_and_zones() -> None:
 def test_missing_and_done_partition_the_window(raw: list[tuple[int, int]], a: int, b: int) -> None:
     done = iv.merge((lo * H, (lo + w) * H) for lo, w in raw)
     # merged ranges are sorted, disjoint and not touching
-    assert all(x[1] < y[0] for x, y in zip(done, done[1:], strict=False))
+    assert all(x[1] < y[0] for x, y in itertools.pairwise(done))
     start, end = min(a, b) * H, max(a, b) * H
     gaps = iv.missing(start, end, "hour", done)
     covered = {h for lo, hi in done for h in range(lo, hi, H)}

@@ -104,7 +104,10 @@ def test_lag_and_start_limit_what_is_due(tmp_path: Path) -> None:
 
 
 def test_partitioned_source_counts_rows_outside_due_intervals(tmp_path: Path) -> None:
-    csv = "id,ts,amount\n1,2024-01-01 10:00:00,1\n2,,2\n3,2024-01-09 10:00:00,3\n4,2023-12-31 10:00:00,4\n"
+    csv = (
+        "id,ts,amount\n1,2024-01-01 10:00:00,1\n2,,2\n3,2024-01-09 10:00:00,3\n"
+        "4,2023-12-31 10:00:00,4\n"
+    )
     ds = csv_source(
         "events",
         "data/events.csv",
