@@ -20,6 +20,7 @@ from lockgate.engine.session import Session, clean_stale_work, open_session
 from lockgate.errors import LockgateError, UsageError
 from lockgate.runloop import events as ev
 from lockgate.runloop import identity
+from lockgate.runloop.context import CommitTurn
 from lockgate.runloop.deadline import deadline
 from lockgate.runloop.events import EventBus, Listener
 from lockgate.runloop.parallel import run_steps
@@ -38,6 +39,9 @@ if TYPE_CHECKING:
     from lockgate.storage.base import TableStore
 
 log = logging.getLogger(__name__)
+
+#: the turn (see :class:`~lockgate.runloop.context.CommitTurn`) of starting a run
+START_TURN = "__start__"
 
 
 class Reporter:
@@ -201,8 +205,15 @@ def execute(
     listeners: Sequence[Listener] = (),
     max_workers: int | None = None,
     args: Mapping[str, object] | None = None,
+    lease: Lease | None = None,
+    turn: CommitTurn | None = None,
+    intervals: Mapping[str, Sequence[tuple[int, int]]] | None = None,
 ) -> RunResult:
     """Run ``plan``; returns when every step has an outcome (in plan order).
+
+    A backfill runs its chunks as runs under its own ``lease`` of the project lock (taken
+    once), ``turn`` ordering their starts and commits, ``intervals`` naming each partitioned
+    dataset's intervals of the chunk.
 
     Independent steps run at the same time, at most ``max_workers`` (default: one per core;
     1: one after another in plan order). Every listener receives the run's events
@@ -215,8 +226,15 @@ def execute(
     bus = EventBus([reporter_listener(rep), *listeners, *_configured_listeners(project)])
     state, store = open_backends(project)
     t0 = time.perf_counter()
-    with state.lock(project.config.name) as lease:
-        run, project_id = _start_run(plan, state, store, args)
+    held = contextlib.nullcontext(lease) if lease is not None else None
+    with held or state.lock(project.config.name) as lease:
+        if turn is not None:
+            turn.wait(START_TURN)  # run records (and seqs) in the chunks' order
+        try:
+            run, project_id = _start_run(plan, state, store, args, clean=held is None)
+        finally:
+            if turn is not None:
+                turn.release(START_TURN)
         bus.emit(ev.RunStarted(run_id=run.run_id, project=project.config.name, datasets=plan.names))
         sessions = _open_sessions(project, run.run_id, workers, rep)
         ctx = StepContext(
@@ -231,6 +249,8 @@ def execute(
             report=_phase_reporter(bus, run.run_id),
             lease=lease,
             project_id=project_id,
+            intervals=intervals,
+            turn=turn,
         )
         done: dict[str, StepResult] = {}
         try:
@@ -268,7 +288,12 @@ def _phase_reporter(bus: EventBus, run_id: str) -> Callable[[str, str], None]:
 
 
 def _start_run(
-    plan: Plan, state: StateStore, store: TableStore, args: Mapping[str, object] | None
+    plan: Plan,
+    state: StateStore,
+    store: TableStore,
+    args: Mapping[str, object] | None,
+    *,
+    clean: bool = True,
 ) -> tuple[RunRecord, str | None]:
     """Under the lock: the project's identity, then a new run record."""
     project = plan.project
@@ -288,7 +313,8 @@ def _start_run(
         project_id=project_id,
     )
     crashpoint("run started")
-    clean_stale_work(project.work_dir / "work", keep=run.run_id)
+    if clean:  # (a backfill's chunks run side by side: it cleans once, before them)
+        clean_stale_work(project.work_dir / "work", keep=run.run_id)
     return run, project_id
 
 
