@@ -154,6 +154,7 @@ def backfill_cmd(
     )
     with progress:
         task = progress.add_task(f"backfill {bp.dataset}", total=bp.intervals)
+        failed: list[int] = []
 
         def on_chunk(c: object, r: object) -> None:
             from lockgate.ops.backfill import Chunk
@@ -161,12 +162,18 @@ def backfill_cmd(
 
             assert isinstance(c, Chunk) and isinstance(r, RunResult)
             progress.advance(task, c.count)
-            if not r.ok:
-                bad = [s for s in r.steps if not s.ok]
-                for s in bad:
-                    progress.console.print(
-                        f"  chunk {c.index + 1}: {s.dataset} {s.status}: {s.reason}"
-                    )
+            if r.ok:
+                return
+            failed.append(c.index)
+            if len(failed) <= 5:  # the first few, one line each; `lockgate runs` has all
+                s = next(s for s in r.steps if not s.ok)
+                why = s.reason if len(s.reason) <= 160 else s.reason[:157] + "..."
+                progress.console.print(
+                    f"  chunk {c.index + 1} (run {r.run_id[:8]}): {s.dataset} {s.status}: {why}",
+                    markup=False,
+                )
+            elif len(failed) == 6:
+                progress.console.print("  … more chunks did not succeed (see `lockgate runs`)")
 
         result = run_backfill(project, bp, max_active=max_active, on_chunk=on_chunk)
     if as_json:
