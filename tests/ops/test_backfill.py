@@ -45,8 +45,10 @@ def test_dry_run_lists_the_missing_intervals_in_chunks(tmp_path: Path) -> None:
     assert got == [[day_epoch(2), day_epoch(5)], [day_epoch(6), day_epoch(7)]]
     out = CliRunner().invoke(
         app,
-        ["backfill", "daily", "--start", "2024-01-02", "--end", "2024-01-08", "--chunk", "2"]
-        + ["--dry-run", "--json", "--project", str(root)],
+        [
+            *("backfill", "daily", "--start", "2024-01-02", "--end", "2024-01-08"),
+            *("--chunk", "2", "--dry-run", "--json", "--project", str(root)),
+        ],
     )
     assert out.exit_code == 0, out.output
     doc = json.loads(out.stdout)
