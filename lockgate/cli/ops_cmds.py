@@ -15,7 +15,9 @@ from lockgate.cli.common import JsonOpt, ProjectOpt, TargetOpt, handle_errors
 
 
 def register(app: typer.Typer) -> None:
-    common.add_commands(app, serve=serve_cmd, freshness=freshness_cmd, backfill=backfill_cmd)
+    common.add_commands(
+        app, serve=serve_cmd, freshness=freshness_cmd, backfill=backfill_cmd, replay=replay_cmd
+    )
 
 
 @handle_errors
@@ -184,5 +186,43 @@ def backfill_cmd(
             f"backfill {bp.dataset}: {bp.intervals} interval(s), {len(result.runs)} run(s), "
             f"{n_ok} ok, in {result.seconds:.1f}s"
         )
+    if not result.ok:
+        raise typer.Exit(common.EXIT_FAILED)
+
+
+@handle_errors
+def replay_cmd(
+    run_id: str = typer.Argument(..., help="the run (id or unique prefix; see `lockgate runs`)"),
+    select: list[str] = typer.Option([], "--select", "-s", help="only these datasets"),
+    into: Path | None = typer.Option(
+        None, "--into", help="scratch warehouse (default: .lockgate/replay/<run>_…)"
+    ),
+    project_dir: Path = ProjectOpt,
+    target: str | None = TargetOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Rebuild what a run published from its pinned inputs and recorded definitions into a
+    scratch warehouse; compare each table's content with the original. Exit 1 on a difference."""
+    from lockgate.ops.replay import replay
+    from lockgate.project import load_project
+
+    project = load_project(project_dir, target=target)
+    result = replay(project, run_id, select=select, into=into)
+    if as_json:
+        common.print_json(result.to_dict())
+    else:
+        table = Table(title=f"replay of run {result.run_id[:12]} into {result.into}")
+        for col in ("dataset", "version", "result", "rows (run / replay)", "why"):
+            table.add_column(col)
+        style = {"identical": "green", "different": "red", "skipped": "dim", "error": "red"}
+        for t in result.tables:
+            table.add_row(
+                t.dataset,
+                str(t.version),
+                f"[{style.get(t.status, 'white')}]{t.status}[/]",
+                f"{t.recorded_rows} / {t.replayed_rows}" if t.recorded_rows is not None else "",
+                t.reason,
+            )
+        common.console.print(table)
     if not result.ok:
         raise typer.Exit(common.EXIT_FAILED)

@@ -551,6 +551,12 @@ def _record_step(ctx: StepContext, project: Project, step_id: int, r: StepResult
         st.record_check_results(step_id, ctx.run_id, pname, r.dataset, r.checks)
     if r.scores:
         st.record_scores(ctx.run_id, pname, r.dataset, r.scores)
+    if (
+        r.status == StepStatus.SUCCESS
+        and r.rows_out
+        and isinstance(r.inputs.get("definition"), str)
+    ):
+        _keep_definition(ctx, project, r.dataset, str(r.inputs["definition"]))
     if r.status == StepStatus.SUCCESS and project.datasets[r.dataset].partition is not None:
         from lockgate.state import intervals as done
 
@@ -588,6 +594,17 @@ def _record_step(ctx: StepContext, project: Project, step_id: int, r: StepResult
         attempts=r.attempts,
         input_versions=r.inputs,
     )
+
+
+def _keep_definition(ctx: StepContext, project: Project, name: str, def_hash: str) -> None:
+    """The definition a publishing step ran, by its hash (once): ``lockgate replay`` rebuilds
+    from the definition as recorded, not as it is now."""
+    from lockgate.runloop.stages.resolve import definition_body
+    from lockgate.state.intervals import save_definition
+
+    spec = project.datasets[name].model_copy(update={"write": project.effective_write(name)})
+    body = definition_body(ctx, spec)
+    save_definition(ctx.state, project.config.name, name, def_hash, body)
 
 
 def _record_skipped(state: StateStore, project: Project, run_id: str, r: StepResult) -> None:

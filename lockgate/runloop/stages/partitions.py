@@ -350,6 +350,7 @@ def publish_intervals(ctx: StepContext, state: StepState) -> None:
             f"store wrote {pub.rows} (version {pub.version})"
         )
     res.done_intervals = published
+    res.inputs["published"] = [list(s) for s in published]  # what replay compares
 
 
 def _delta_bound(ts: int, kind: str) -> object:

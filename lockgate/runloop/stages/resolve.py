@@ -60,6 +60,20 @@ def definition_hash(ctx: StepContext, spec: DatasetSpec) -> str:
     return h.hexdigest()[:16]
 
 
+def definition_body(ctx: StepContext, spec: DatasetSpec) -> dict[str, object]:
+    """What :func:`definition_hash` hashes, as a JSON value (kept for ``lockgate replay``)."""
+    body: dict[str, object] = {"spec": spec.model_dump(mode="json"), "kind": spec.kind}
+    if spec.kind == "sql":
+        body["sql"] = ctx.project.sql_text(spec.name)
+    elif spec.kind == "python":
+        tf = ctx.project.python_transform(spec.name)
+        try:
+            body["python"] = inspect.getsource(tf.func)
+        except (OSError, TypeError):
+            body["python"] = None
+    return body
+
+
 def resolve_inputs(ctx: StepContext, spec: DatasetSpec) -> dict[str, object]:
     """Pinned inputs: upstream Delta versions, or the source files' fingerprint."""
     if spec.kind == "source":
