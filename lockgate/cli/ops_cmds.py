@@ -177,7 +177,12 @@ def backfill_cmd(
             elif len(failed) == 6:
                 progress.console.print("  … more chunks did not succeed (see `lockgate runs`)")
 
-        result = run_backfill(project, bp, max_active=max_active, on_chunk=on_chunk)
+        from lockgate.ops.alerts import run_alerts
+
+        with run_alerts(project) as alerts:
+            result = run_backfill(
+                project, bp, max_active=max_active, on_chunk=on_chunk, listeners=alerts
+            )
     if as_json:
         common.print_json(result.to_dict())
     else:

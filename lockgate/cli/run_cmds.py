@@ -132,6 +132,7 @@ def run_cmd(
     as_json: bool = JsonOpt,
 ) -> None:
     """Run the pipeline: stage, audit, gate and publish every selected dataset."""
+    from lockgate.ops.alerts import run_alerts
     from lockgate.runloop.plan import plan
     from lockgate.runloop.runner import execute
 
@@ -164,7 +165,10 @@ def run_cmd(
     ) as progress:
         reporter = RichReporter(progress)
         try:
-            result = execute(the_plan, reporter=reporter, max_workers=max_workers)
+            with run_alerts(project) as alerts:  # alerts: in lockgate.yaml fire here too
+                result = execute(
+                    the_plan, reporter=reporter, max_workers=max_workers, listeners=alerts
+                )
         finally:
             reporter.close()
     if as_json:

@@ -12,13 +12,14 @@ the run. Secrets are redacted from every message; webhook URLs come from the env
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import smtplib
 import time
 import urllib.request
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from typing import TYPE_CHECKING
@@ -30,6 +31,7 @@ from lockgate.state.ops import close_incident, open_incident
 
 if TYPE_CHECKING:
     from lockgate.ops.freshness import Freshness
+    from lockgate.project import Project
     from lockgate.state import StateStore
 
 log = logging.getLogger(__name__)
@@ -195,3 +197,20 @@ class Alerter:
 
 def ev_alert(kind: AlertEvent, status: str, project: str, e: ev.SchemaDrifted, why: str) -> Alert:
     return Alert(kind, status, project, e.dataset, "schema", why, e.run_id)
+
+
+@contextlib.contextmanager
+def run_alerts(project: Project) -> Iterator[list[ev.Listener]]:
+    """Listeners that alert ``alerts:`` targets during a one-off run (``lockgate run``,
+    ``lockgate backfill``) — the same incidents as under ``lockgate serve``: a problem that is
+    already open (alerted by the scheduler or an earlier run) does not alert again."""
+    if not project.config.alerts:
+        yield []
+        return
+    from lockgate.state import StateStore
+
+    state = StateStore.open(project.state_url)
+    try:
+        yield [Alerter(project.config.name, state, project.config.alerts)]
+    finally:
+        state.close()

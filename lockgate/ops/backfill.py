@@ -27,6 +27,7 @@ from datetime import datetime
 
 from lockgate.errors import UsageError
 from lockgate.ops import intervals as iv
+from lockgate.runloop.events import Listener
 from lockgate.runloop.results import RunResult
 
 log = logging.getLogger(__name__)
@@ -266,6 +267,7 @@ def run_backfill(
     max_active: int = 1,
     now: datetime | None = None,
     on_chunk: ChunkDone | None = None,
+    listeners: Sequence[Listener] = (),
 ) -> BackfillResult:
     """Run ``plan``'s chunks (at most ``max_active`` at once, commits in chunk order), then
     the unpartitioned downstream datasets; ``on_chunk`` hears of each finished chunk."""
@@ -295,6 +297,7 @@ def run_backfill(
                     return execute(
                         chunk_plan,
                         max_workers=1,
+                        listeners=listeners,
                         lease=lease,
                         turn=turn,
                         # every partitioned dataset named: one with none in this chunk
@@ -317,7 +320,8 @@ def run_backfill(
             if plan.after:
                 after_plan = make_plan(project, select=list(plan.after), now=now)
                 args = {"backfill": plan.dataset}
-                result.runs.append(execute(after_plan, lease=lease, args=args))
+                done = execute(after_plan, lease=lease, args=args, listeners=listeners)
+                result.runs.append(done)
     finally:
         state.close()
     result.seconds = time.perf_counter() - t0

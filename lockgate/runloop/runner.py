@@ -86,7 +86,8 @@ def emit_step_outcome(bus: EventBus, run_id: str, r: StepResult) -> None:
             ev.CheckEvaluated(
                 run_id=run_id,
                 dataset=d,
-                check=str(c.get("name")),
+                # a partitioned step checks each interval: one incident per bad interval
+                check=str(c.get("name")) + (f"@{c['interval']}" if c.get("interval") else ""),
                 status=status,
                 severity=str(c.get("severity")),
                 observed=c.get("observed"),
