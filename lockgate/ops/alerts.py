@@ -132,7 +132,8 @@ class Alerter:
                 self._resolve(kind, e.dataset, problem, f"check '{e.check}' passes", e.run_id)
         elif isinstance(e, ev.GateBlockedEvent):
             why = f"gate blocked the batch: {e.reason}"
-            self._open(AlertEvent.GATE_BLOCKED, e.dataset, "gate", why, e.run_id)
+            problem = "gate" if e.interval is None else f"gate@{e.interval}"
+            self._open(AlertEvent.GATE_BLOCKED, e.dataset, problem, why, e.run_id)
         elif isinstance(e, ev.SchemaDrifted):
             why = f"schema drift: {json.dumps(e.drift, default=str)}"
             self._send(ev_alert(AlertEvent.SCHEMA_DRIFT, "firing", self.project, e, why))
@@ -146,6 +147,17 @@ class Alerter:
         elif e.status == "success":
             self._resolve(AlertEvent.RUN_FAILED, e.dataset, "step", "step succeeds", e.run_id)
             self._resolve(AlertEvent.GATE_BLOCKED, e.dataset, "gate", "batch published", e.run_id)
+            if not e.result.intervals:
+                return
+            # a partitioned step: the intervals it published that had an open incident
+            from lockgate.state.ops import open_incidents
+
+            opened = {p for d, p in open_incidents(self.state, self.project) if d == e.dataset}
+            for i in e.result.intervals:
+                problem = f"gate@{i.get('interval')}"
+                if i.get("status") == "published" and problem in opened:
+                    why = "interval published"
+                    self._resolve(AlertEvent.GATE_BLOCKED, e.dataset, problem, why, e.run_id)
 
     def freshness(self, results: Iterable[Freshness]) -> None:
         """Open or resolve the freshness incident of each dataset with an SLA."""

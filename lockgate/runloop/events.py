@@ -99,6 +99,8 @@ class Published(RunEvent):
 class GateBlockedEvent(RunEvent):
     dataset: str
     reason: str
+    #: a partitioned dataset: the interval the gate blocked (the others may have published)
+    interval: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -111,13 +111,19 @@ def emit_step_outcome(bus: EventBus, run_id: str, r: StepResult) -> None:
                 batch_id=r.batch_id,
             )
         )
+    elif r.status == StepStatus.BLOCKED and r.intervals:  # every due interval blocked
+        for i in r.intervals:
+            why = f"interval {i.get('interval')} blocked: {i.get('reason')}"
+            label = str(i.get("interval"))
+            bus.emit(ev.GateBlockedEvent(run_id=run_id, dataset=d, reason=why, interval=label))
     elif r.status == StepStatus.BLOCKED:
         bus.emit(ev.GateBlockedEvent(run_id=run_id, dataset=d, reason=r.reason))
     if r.status == StepStatus.SUCCESS:  # a partitioned step: some intervals blocked
         for i in r.intervals:
             if i.get("status") == "blocked":
                 why = f"interval {i.get('interval')} blocked: {i.get('reason')}"
-                bus.emit(ev.GateBlockedEvent(run_id=run_id, dataset=d, reason=why))
+                label = str(i.get("interval"))
+                bus.emit(ev.GateBlockedEvent(run_id=run_id, dataset=d, reason=why, interval=label))
     bus.emit(ev.StepFinished(run_id=run_id, dataset=d, status=str(r.status), result=r))
 
 

@@ -181,8 +181,52 @@ def bucket(ctx: StepContext, state: StepState) -> None:
         )
 
 
+def _counts(ctx: StepContext, state: StepState) -> list[int]:
+    """Rows per due interval, in one range join (not one query per interval)."""
+    p = _spec(state)
+    kind = column_kind(p, state.name, state.staged_columns)
+    ses = ctx.session
+    rel = f"{state.stage}__iv"
+    values = exp.Values(
+        expressions=[
+            exp.Tuple(expressions=[exp.Literal.number(i), _bound(lo, kind), _bound(hi, kind)])
+            for i, (lo, hi) in enumerate(state.intervals)
+        ],
+        alias=exp.TableAlias(
+            this=exp.to_identifier("__iv"),
+            columns=[exp.to_identifier(c) for c in ("idx", "lo", "hi")],
+        ),
+    )
+    ses.execute(
+        exp.Create(
+            this=table_ref(rel),
+            kind="TABLE",
+            expression=exp.select("*").from_(values),
+            replace=True,
+        )
+    )
+    col = exp.column(ident(p.column), table="__s")
+    join = exp.and_(
+        exp.GTE(this=col.copy(), expression=exp.column("lo", table="__iv")),
+        exp.LT(this=col.copy(), expression=exp.column("hi", table="__iv")),
+    )
+    q = (
+        exp.select(exp.column("idx", table="__iv"), exp.Count(this=exp.Star()))
+        .from_(exp.alias_(table_ref(rel), "__iv"))
+        .join(exp.alias_(table_ref(state.stage), "__s"), on=join)
+        .group_by(exp.column("idx", table="__iv"))
+    )
+    counts = [0] * len(state.intervals)
+    for idx, n in ses.execute(q).fetchall():
+        counts[int(idx)] = int(n)
+    ses.drop(rel)
+    return counts
+
+
 def audit_intervals(ctx: StepContext, state: StepState) -> None:
-    """Checks and the gate for each interval on its own."""
+    """Checks and the gate for each interval on its own. Every empty interval gets the same
+    verdict, so the checks run once on an empty batch for all of them."""
+    from lockgate.quality import AuditResult
     from lockgate.quality import audit as run_checks
     from lockgate.quality import gate as decide
     from lockgate.quality.scores import compute_scores
@@ -193,10 +237,13 @@ def audit_intervals(ctx: StepContext, state: StepState) -> None:
     all_results = []
     total = 0
     ctx.report(spec.name, f"auditing {len(state.outcomes)} interval(s)")
-    for o in state.outcomes:
-        o.audit = a = run_checks(
+    counts = _counts(ctx, state) if len(state.outcomes) > 1 else [-1] * len(state.outcomes)
+    empty: AuditResult | None = None
+
+    def checked(view: str) -> AuditResult:
+        return run_checks(
             ctx.session,
-            o.view,
+            view,
             state.checks,
             references=state.references,
             mark=True,
@@ -204,6 +251,19 @@ def audit_intervals(ctx: StepContext, state: StepState) -> None:
             key_columns=spec.write.keys,
             dataset=spec.name,
         )
+
+    for o, n in zip(state.outcomes, counts, strict=True):
+        if n == 0:
+            if empty is None:
+                view = f"{state.stage}__pe"
+                q = exp.select("*").from_(table_ref(state.stage)).where(exp.false())
+                ctx.session.execute(
+                    exp.Create(this=table_ref(view), kind="VIEW", expression=q, replace=True)
+                )
+                empty = checked(view)
+            o.audit = a = empty
+        else:
+            o.audit = a = checked(o.view)
         o.decision = d = decide(a, policy)
         all_results.extend(a.results)
         total += a.total_rows
@@ -218,10 +278,12 @@ def audit_intervals(ctx: StepContext, state: StepState) -> None:
                 {"interval": o.label, "status": "blocked", "rows": a.total_rows, "reason": d.reason}
             )
             continue
+        res.intervals.append({"interval": o.label, "status": "published", "rows": a.total_rows})
+        if n == 0:
+            continue  # nothing to publish; its old rows are replaced (removed) all the same
         o.split = d if d.action == "publish_passing" else None
         marked = a.marked_table or o.view
         o.publish_query = _publish_query(spec, marked, state.contract.projection, a, o.split)
-        res.intervals.append({"interval": o.label, "status": "published", "rows": a.total_rows})
     res.scores = compute_scores(all_results, total_rows=total)
     passing = [o for o in state.outcomes if not o.blocked]
     if not passing:
@@ -248,10 +310,16 @@ def audit_intervals(ctx: StepContext, state: StepState) -> None:
             + (" …" if len(blocked_ones) > 10 else "")
             + " (their rows skipped; they stay due)"
         )
-    union: exp.Query = passing[0].publish_query  # type: ignore[assignment]
-    for o in passing[1:]:
-        assert o.publish_query is not None
-        union = exp.union(union, o.publish_query, distinct=False)
+    queries = [o.publish_query for o in passing if o.publish_query is not None]
+    if not queries:  # every published interval is empty: replace them with nothing
+        queries = [
+            exp.select(*[p.copy() for p in state.contract.projection])
+            .from_(table_ref(state.stage))
+            .where(exp.false())
+        ]
+    union: exp.Query = queries[0]
+    for q in queries[1:]:
+        union = exp.union(union, q, distinct=False)
     state.publish_query = exp.select("*").from_(union.subquery("__u"))
     row = ctx.session.execute(
         exp.select(exp.Count(this=exp.Star())).from_(state.publish_query.subquery("__c"))
@@ -286,7 +354,7 @@ def quarantine_intervals(ctx: StepContext, state: StepState) -> None:
     meta = meta_columns(ctx)
     parts: list[exp.Select] = []
     for o in state.outcomes:
-        if o.blocked or o.split is None:
+        if o.blocked or o.split is None or o.publish_query is None:
             continue
         assert o.audit is not None
         fq = o.audit.failing_rows_query(bits=o.split)
@@ -365,8 +433,13 @@ def finish_intervals(ctx: StepContext, state: StepState) -> None:
     assert state.contract is not None
     state.result.columns = state.contract.columns
     ses = ctx.session
+    dropped: set[int] = set()
     for o in state.outcomes:
-        if o.audit is not None:
-            ses.drop(*[t for t in o.audit.created_tables if t != o.view])
+        if o.audit is not None and id(o.audit) not in dropped:
+            dropped.add(id(o.audit))
+            ses.drop(
+                *[t for t in o.audit.created_tables if t not in (o.view, state.stage + "__pe")]
+            )
         ses.execute(exp.Drop(tables=[table_ref(o.view)], kind="VIEW", exists=True))
+    ses.execute(exp.Drop(tables=[table_ref(state.stage + "__pe")], kind="VIEW", exists=True))
     ses.drop(state.stage, state.stage + "__rejects")
