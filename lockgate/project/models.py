@@ -22,6 +22,7 @@ from lockgate.project.ops_models import (
     PartitionSpec,
     RetrySpec,
     ScheduleSpec,
+    SensorSpec,
 )
 from lockgate.quality.checks import CheckSpec
 from lockgate.sources import SourceConfig, on_register, source_configs
@@ -201,6 +202,9 @@ class DatasetSpec(Frozen):
         default=None,
         description="time-partitioned: each run processes the due intervals, checks and "
         "gates each interval, and replaces the intervals it publishes",
+    )
+    sensors: tuple[SensorSpec, ...] = Field(
+        default=(), description="conditions the step waits for (file, table, sql), up to a deadline"
     )
     # where it was defined, filled in by the loader (not user-settable in YAML)
     defined_in: str | None = Field(default=None, exclude=True)

@@ -190,3 +190,51 @@ class PartitionSpec(_Frozen):
         from lockgate.ops.intervals import floor, parse_time
 
         return floor(parse_time(self.start), self.grain)
+
+
+class SensorSpec(_Frozen):
+    """A condition a dataset's step waits for before it runs, up to ``deadline``:
+
+    - ``file``: files matching ``path`` (a glob, relative to the project) exist and their
+      fingerprint (names, sizes, times) changed since the dataset last published;
+    - ``table``: dataset ``dataset`` has a version newer than the one seen at the last publish
+      (or at least ``min_version``);
+    - ``sql``: ``sql`` (DuckDB, the project's datasets readable by name) returns a true first
+      value.
+
+    Past the deadline the step fails, saying which sensor was not met.
+
+    >>> SensorSpec(type="file", path="in/*.csv", deadline="10m").deadline_seconds
+    600.0
+    """
+
+    type: Literal["file", "table", "sql"]
+    name: str | None = Field(default=None, description="names it in messages (default: type)")
+    path: str | None = Field(default=None, description="file: glob relative to the project")
+    dataset: str | None = Field(default=None, description="table: the dataset to wait for")
+    min_version: int | None = Field(default=None, ge=0, description="table: at least this")
+    sql: str | None = Field(default=None, description="sql: a query; true first value = go")
+    deadline: str | float = Field(default="1h", description="give up after this long")
+    poll: str | float = Field(default="30s", description="time between checks")
+
+    @model_validator(mode="after")
+    def _fields(self) -> SensorSpec:
+        need = {"file": "path", "table": "dataset", "sql": "sql"}[self.type]
+        if getattr(self, need) is None:
+            raise ValueError(f"a {self.type} sensor needs '{need}'")
+        parse_seconds(self.deadline)
+        if parse_seconds(self.poll) <= 0:
+            raise ValueError("sensor poll must be positive")
+        return self
+
+    @property
+    def label(self) -> str:
+        return self.name or f"{self.type}:{self.path or self.dataset or 'sql'}"
+
+    @property
+    def deadline_seconds(self) -> float:
+        return float(parse_seconds(self.deadline))
+
+    @property
+    def poll_seconds(self) -> float:
+        return float(parse_seconds(self.poll))

@@ -454,6 +454,16 @@ def _run_with_retries(ctx: StepContext, project: Project, planned: PlannedStep) 
         retries, backoff = spec.retry.retries, spec.retry.backoff_seconds
     timeout = None if spec.timeout is None else parse_seconds(spec.timeout)
     step_id = ctx.state.start_step(ctx.run_id, project.config.name, name, input_versions={})
+    sensed: dict[str, object] | None = None
+    if spec.sensors:  # wait for them first (a timeout fails the step: nothing ran)
+        from lockgate.ops.sensors import wait_for_sensors
+
+        try:
+            sensed = wait_for_sensors(ctx, spec, _last_sensor_tokens(ctx, name))
+        except LockgateError as e:
+            r = _error_result(name, e, 0, StepStatus.FAILED)
+            _record_step(ctx, project, step_id, r)
+            return r
     attempt = 0
     while True:
         attempt += 1
@@ -463,6 +473,8 @@ def _run_with_retries(ctx: StepContext, project: Project, planned: PlannedStep) 
             with deadline(ctx.session, timeout, name):
                 r = run_step(ctx, spec)
             r.attempts = attempt
+            if sensed is not None:  # what the sensors saw: the next run waits for newer
+                r.inputs["sensors"] = sensed
             _note_stale_pins(planned, r)
             if r.status == StepStatus.BLOCKED:  # the step's outcome; recorded as an error
                 attempted("error", r.error)
@@ -491,6 +503,16 @@ def _run_with_retries(ctx: StepContext, project: Project, planned: PlannedStep) 
             attempted("error", r.error)
         _record_step(ctx, project, step_id, r)
         return r
+
+
+def _last_sensor_tokens(ctx: StepContext, name: str) -> dict[str, object]:
+    """The sensor tokens the dataset's last published (or up-to-date) step recorded."""
+    steps = ctx.state.dataset_steps(ctx.project.name, name, limit=20, project_id=ctx.project_id)
+    for step in steps:
+        if str(step.status) in ("success", "noop"):
+            got = (step.input_versions or {}).get("sensors")
+            return dict(got) if isinstance(got, dict) else {}
+    return {}
 
 
 def _attempted(

@@ -48,7 +48,9 @@ def resolve(ctx: StepContext, state: StepState) -> None:
 
 def definition_hash(ctx: StepContext, spec: DatasetSpec) -> str:
     """Changes when anything that shapes the output changes (config, SQL, Python code)."""
-    h = hashlib.sha256(spec.model_dump_json().encode())
+    # fields added later are left out while unset: existing definitions keep their hash
+    unset = {f for f in ("partition", "sensors") if not getattr(spec, f)}
+    h = hashlib.sha256(spec.model_dump_json(exclude=unset).encode())
     if spec.kind == "sql":
         h.update(ctx.project.sql_text(spec.name).encode())
     elif spec.kind == "python":
