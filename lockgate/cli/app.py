@@ -15,6 +15,7 @@ from typer.core import TyperGroup
 from lockgate.cli.common import configure_logging, console
 
 _GLOBAL_FLAGS = ("--debug",)
+_GLOBAL_OPTIONS = ("--log-format",)
 
 
 class _Root(TyperGroup):
@@ -23,9 +24,17 @@ class _Root(TyperGroup):
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         end = args.index("--") if "--" in args else len(args)
-        found = [a for a in args[:end] if a in _GLOBAL_FLAGS]
-        rest = [a for a in args[:end] if a not in _GLOBAL_FLAGS] + args[end:]
-        return super().parse_args(ctx, [*dict.fromkeys(found), *rest])
+        head, found, rest = args[:end], list[str](), list[str]()
+        i = 0
+        while i < len(head):
+            a = head[i]
+            if a in _GLOBAL_OPTIONS and i + 1 < len(head):  # an option with its value
+                found += [a, head[i + 1]]
+                i += 2
+                continue
+            (found if a in _GLOBAL_FLAGS or a.startswith("--log-format=") else rest).append(a)
+            i += 1
+        return super().parse_args(ctx, [*found, *rest, *args[end:]])
 
 
 app = typer.Typer(
@@ -62,6 +71,12 @@ def _root(
     debug: bool = typer.Option(
         False, "--debug", help="show tracebacks and debug logs (anywhere on the line)"
     ),
+    log_format: str = typer.Option(
+        "text",
+        "--log-format",
+        help="logs on stderr: text, or json (one object per line: run id, dataset, phase, "
+        "duration, rows, cost)",
+    ),
     version: bool = typer.Option(
         False,
         "--version",
@@ -70,7 +85,9 @@ def _root(
         help="print the version and exit",
     ),
 ) -> None:
-    configure_logging(debug)
+    if log_format not in ("text", "json"):
+        raise typer.BadParameter("use text or json", param_hint="--log-format")
+    configure_logging(debug, log_format)
 
 
 # command modules, each with register(app); kept in one list so there is one way to add one

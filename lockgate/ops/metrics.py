@@ -52,6 +52,16 @@ class RunMetrics:
         self.freshness_lag = Gauge(
             "lockgate_freshness_lag_seconds", "age of the newest publish", ["dataset"], registry=r
         )
+        self.cpu = Counter(
+            "lockgate_step_cpu_seconds", "CPU seconds of steps", ["dataset"], registry=r
+        )
+        self.io_bytes = Counter(
+            "lockgate_step_bytes", "bytes steps read and wrote", ["dataset", "kind"], registry=r
+        )
+        self.peak_rss = Gauge(
+            "lockgate_step_peak_rss_bytes", "resident memory of the last step", ["dataset"],
+            registry=r,
+        )  # fmt: skip
         self.schedule_fired = Counter(
             "lockgate_schedule_fired", "ticks fired", ["schedule", "status"], registry=r
         )
@@ -81,6 +91,14 @@ class RunMetrics:
                 self.rows.labels(r.dataset, kind).inc(n)
         if str(r.status) == "success":
             self.last_success.labels(r.dataset).set(at.timestamp())
+        cost = r.cost
+        if cost.get("cpu_s"):
+            self.cpu.labels(r.dataset).inc(cost["cpu_s"])
+        if cost.get("peak_rss_bytes"):
+            self.peak_rss.labels(r.dataset).set(cost["peak_rss_bytes"])
+        for kind in ("read", "written"):
+            if cost.get(f"bytes_{kind}"):
+                self.io_bytes.labels(r.dataset, kind).inc(cost[f"bytes_{kind}"])
 
     def exposition(self) -> bytes:
         """The Prometheus text format of every metric."""

@@ -41,6 +41,11 @@ class StepResult:
     hint: str | None = None  # how to fix a failure
     #: a partitioned dataset: each processed interval (label, status, rows) …
     intervals: list[dict[str, object]] = field(default_factory=list)
+    #: resources the step used: ``cpu_s`` (process CPU seconds while it ran — overlapping
+    #: when steps run in parallel), ``peak_rss_bytes`` (the process's resident memory, sampled
+    #: after each stage), ``bytes_read`` (its pinned input tables' files), ``bytes_written``
+    #: (the files its commit added)
+    cost: dict[str, float] = field(default_factory=dict)
     #: … and the ``[lo, hi)`` ranges it published (recorded as done)
     done_intervals: list[tuple[int, int]] = field(default_factory=list)
 

@@ -230,7 +230,9 @@ def execute(
     workers = _workers(max_workers)
     project = plan.project
     rep = reporter or Reporter()
-    bus = EventBus([reporter_listener(rep), *listeners, *_configured_listeners(project)])
+    bus = EventBus(
+        [reporter_listener(rep), ev.log_event, *listeners, *_configured_listeners(project)]
+    )
     state, store = open_backends(project)
     t0 = time.perf_counter()
     held = contextlib.nullcontext(lease) if lease is not None else None
@@ -622,7 +624,33 @@ def _record_step(ctx: StepContext, project: Project, step_id: int, r: StepResult
         message="; ".join(r.warnings) or r.error,
         attempts=r.attempts,
         input_versions=r.inputs,
+        cost=_with_bytes(ctx, r) or None,
     )
+
+
+def _with_bytes(ctx: StepContext, r: StepResult) -> dict[str, float]:
+    """``r.cost`` with the bytes of the step's pinned input tables and of the files its
+    commit added (only for a step that ran: an up-to-date one read and wrote nothing)."""
+    if r.status != StepStatus.SUCCESS or not r.cost:
+        return r.cost
+    read = 0
+    for up, version in r.inputs.items():
+        if isinstance(version, int) and up not in ("definition",):
+            with contextlib.suppress(LockgateError, OSError):
+                read += _size(ctx.store.scan(up, version).files)
+    r.cost["bytes_read"] = read
+    v = r.output_version
+    if v is not None and r.rows_out:
+        with contextlib.suppress(LockgateError, OSError):
+            added = ctx.store.added_files(r.dataset, v - 1, v) if v > 0 else []
+            if v == 0:
+                added = list(ctx.store.scan(r.dataset, 0).files)
+            r.cost["bytes_written"] = _size(added)
+    return r.cost
+
+
+def _size(files: Sequence[str]) -> int:
+    return sum(os.path.getsize(f.removeprefix("file://")) for f in files)
 
 
 def _keep_definition(ctx: StepContext, project: Project, name: str, def_hash: str) -> None:

@@ -5,6 +5,8 @@ result."""
 
 from __future__ import annotations
 
+import os
+import resource
 import time
 
 from lockgate.project.models import DatasetSpec
@@ -78,6 +80,24 @@ PARTITION_STAGES: tuple[Stage, ...] = (
 )
 
 
+def _cpu_seconds() -> float:
+    """User + system CPU seconds of the process (DuckDB's threads included)."""
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
+
+
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def _rss_bytes() -> int:
+    """The process's resident memory now (Linux /proc; elsewhere its peak so far)."""
+    try:
+        with open("/proc/self/statm", "rb") as f:
+            return int(f.read().split()[1]) * _PAGE
+    except (OSError, IndexError, ValueError):
+        return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+
+
 def run_step(ctx: StepContext, spec: DatasetSpec) -> StepResult:
     """Materialise ``spec``: its outcome (published, up to date, nothing new, blocked by the
     gate); raises LockgateError subclasses on failure (the runner retries transient ones)."""
@@ -89,9 +109,12 @@ def run_step(ctx: StepContext, spec: DatasetSpec) -> StepResult:
         stage=stage_name(spec.name),
     )
     stages = PARTITION_STAGES if spec.partition is not None else STAGES
+    cpu0, peak = _cpu_seconds(), _rss_bytes()
     for run_stage in stages:
         run_stage(ctx, state)
+        peak = max(peak, _rss_bytes())
         if state.done:
             break
     state.result.duration_s = time.perf_counter() - t0
+    state.result.cost = {"cpu_s": round(_cpu_seconds() - cpu0, 4), "peak_rss_bytes": peak}
     return state.result

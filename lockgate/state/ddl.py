@@ -302,4 +302,5 @@ ADDED_COLUMNS = (
     (2, "lockgate_runs", "project_id", sa.String(32)),
     (3, "lockgate_steps", "rows_skipped", sa.BigInteger()),
     (3, "lockgate_steps", "skip_reasons", JSONType()),
+    (7, "lockgate_steps", "cost", JSONType()),
 )

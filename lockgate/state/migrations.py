@@ -115,10 +115,12 @@ def _0006_operations(conn: Connection) -> None:
 
 
 def _0007_partitions(conn: Connection) -> None:
-    """Done intervals of partitioned datasets (merged ranges) and definitions by hash."""
+    """Done intervals of partitioned datasets (merged ranges), definitions by hash, and each
+    step's cost."""
     md = sa.MetaData()
     ddl.partition_tables(md)
     md.create_all(conn)
+    _add_columns(conn, 7)  # lockgate_steps.cost: CPU seconds, peak memory, bytes
 
 
 #: every migration, in order; append only
