@@ -121,6 +121,7 @@ class IntervalOutcome:
     decision: GateDecision | None = None
     split: GateDecision | list[int] | None = None
     publish_query: exp.Select | None = None
+    created: bool = False  # its view exists (only intervals with rows get one)
 
     @property
     def blocked(self) -> bool:

@@ -151,20 +151,17 @@ def row_filter(state: StepState) -> Callable[[dict[str, str]], str]:
 
 
 def bucket(ctx: StepContext, state: StepState) -> None:
-    """One view per due interval; rows in no due interval counted (skipped or quarantined)."""
+    """The due intervals' outcomes to fill; rows in no due interval counted (skipped or
+    quarantined)."""
     p, ses, res = _spec(state), ctx.session, state.result
     kind = column_kind(p, state.name, state.staged_columns)
     col = exp.Column(this=ident(p.column))
-    state.outcomes = []
-    for i, (lo, hi) in enumerate(state.intervals):
-        view = f"{state.stage}__p{i}"
-        q = (
-            exp.select("*")
-            .from_(table_ref(state.stage))
-            .where(in_ranges(p.column, [(lo, hi)], kind))
-        )
-        ses.execute(exp.Create(this=table_ref(view), kind="VIEW", expression=q, replace=True))
-        state.outcomes.append(IntervalOutcome(lo, hi, iv.label(lo, p.grain), view))
+    # views are created when an interval is audited (a DDL statement each): empty intervals
+    # never get one
+    state.outcomes = [
+        IntervalOutcome(lo, hi, iv.label(lo, p.grain), f"{state.stage}__p{i}")
+        for i, (lo, hi) in enumerate(state.intervals)
+    ]
     due_rows = in_ranges(p.column, iv.spans(state.intervals), kind)
     counts = exp.select(
         exp.func("count_if", due_rows),
@@ -263,6 +260,13 @@ def audit_intervals(ctx: StepContext, state: StepState) -> None:
                 empty = checked(view)
             o.audit = a = empty
         else:
+            kind = column_kind(_spec(state), state.name, state.staged_columns)
+            rows = exp.select("*").from_(table_ref(state.stage))
+            rows = rows.where(in_ranges(_spec(state).column, [(o.lo, o.hi)], kind))
+            ctx.session.execute(
+                exp.Create(this=table_ref(o.view), kind="VIEW", expression=rows, replace=True)
+            )
+            o.created = True
             o.audit = a = checked(o.view)
         o.decision = d = decide(a, policy)
         all_results.extend(a.results)
@@ -440,6 +444,7 @@ def finish_intervals(ctx: StepContext, state: StepState) -> None:
             ses.drop(
                 *[t for t in o.audit.created_tables if t not in (o.view, state.stage + "__pe")]
             )
-        ses.execute(exp.Drop(tables=[table_ref(o.view)], kind="VIEW", exists=True))
+        if o.created:
+            ses.execute(exp.Drop(tables=[table_ref(o.view)], kind="VIEW", exists=True))
     ses.execute(exp.Drop(tables=[table_ref(state.stage + "__pe")], kind="VIEW", exists=True))
     ses.drop(state.stage, state.stage + "__rejects")
