@@ -127,6 +127,9 @@ def run_cmd(
         min=1,
         help="datasets run at once (default: one per core; 1: one after another)",
     ),
+    pushgateway: str | None = typer.Option(
+        None, "--pushgateway", help="push the run's metrics to this Prometheus Pushgateway URL"
+    ),
     project_dir: Path = ProjectOpt,
     target: str | None = TargetOpt,
     as_json: bool = JsonOpt,
@@ -166,17 +169,33 @@ def run_cmd(
         reporter = RichReporter(progress)
         try:
             with run_alerts(project) as alerts:  # alerts: in lockgate.yaml fire here too
+                metrics = _metrics(pushgateway)
                 result = execute(
-                    the_plan, reporter=reporter, max_workers=max_workers, listeners=alerts
+                    the_plan,
+                    reporter=reporter,
+                    max_workers=max_workers,
+                    listeners=[*alerts, *metrics],
                 )
         finally:
             reporter.close()
+    if pushgateway and metrics:
+        from lockgate.ops.metrics import push
+
+        push(metrics[0], pushgateway, project.config.name)
     if as_json:
         print_json(result.to_dict())
     else:
         render_summary(result)
     render_failures(result)
     raise typer.Exit(EXIT_OK if result.ok else EXIT_FAILED)
+
+
+def _metrics(pushgateway: str | None) -> list[Any]:
+    if not pushgateway:
+        return []
+    from lockgate.ops.metrics import RunMetrics
+
+    return [RunMetrics()]
 
 
 def render_failures(result: RunResult) -> None:

@@ -103,3 +103,23 @@ class RunMetrics:
     def exposition(self) -> bytes:
         """The Prometheus text format of every metric."""
         return generate_latest(self.registry)
+
+
+def push(metrics: RunMetrics, url: str, project: str) -> bool:
+    """Push ``metrics`` to a Prometheus Pushgateway (job ``lockgate``, grouped by project).
+    A failed push is logged (URL redacted) and returns False: it never fails the run."""
+    import logging
+
+    from prometheus_client import push_to_gateway
+
+    from lockgate.redact import redact
+
+    try:
+        push_to_gateway(
+            url, job="lockgate", registry=metrics.registry, grouping_key={"project": project},
+            timeout=10,
+        )  # fmt: skip
+    except Exception as e:
+        logging.getLogger(__name__).warning("pushgateway %s: %s", redact(url), redact(str(e)))
+        return False
+    return True
