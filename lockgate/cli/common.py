@@ -219,7 +219,9 @@ def configure_logging(debug: bool, log_format: str = "text") -> None:
     if log_format == "json":  # structured: run events (INFO) and every warning, as JSON lines
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(JsonLogFormatter())
-        logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, handlers=[handler])
+        logging.basicConfig(
+            level=logging.DEBUG if debug else logging.WARNING, handlers=[handler], force=True
+        )
         logging.getLogger("lockgate.events").setLevel(logging.INFO)
     else:
         logging.basicConfig(
