@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (one printed line per measurement)
 """Partitioned datasets and backfills: planning 5 years of hourly intervals (pure interval
 arithmetic, then ``plan_backfill`` against the state store with fragmented done ranges), and
 backfill throughput of a small daily project (chunks as runs, 1 vs 2 in flight).
@@ -18,12 +19,12 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lockgate.ops import intervals as iv  # noqa: E402
-from lockgate.ops.backfill import plan_backfill, run_backfill  # noqa: E402
-from lockgate.project import load_project  # noqa: E402
-from lockgate.runloop.runner import run  # noqa: E402
-from lockgate.state import StateStore  # noqa: E402
-from lockgate.state.intervals import add_done, done_ranges  # noqa: E402
+from lockgate.ops import intervals as iv
+from lockgate.ops.backfill import plan_backfill, run_backfill
+from lockgate.project import load_project
+from lockgate.runloop.runner import run
+from lockgate.state import StateStore
+from lockgate.state.intervals import add_done, done_ranges
 
 START, END = datetime(2020, 1, 1, tzinfo=UTC), datetime(2025, 1, 1, tzinfo=UTC)
 

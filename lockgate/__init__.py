@@ -8,20 +8,47 @@
 
 from __future__ import annotations
 
-from lockgate.api import plan, quarantine, read, run, runs
-from lockgate.errors import (
-    ConfigError,
-    GateBlocked,
-    LockgateError,
-    LockHeld,
-    TerminalError,
-    TransientError,
-)
-from lockgate.project import Project, load_project, transform, validate_project
-from lockgate.runloop.plan import Plan, PlannedStep
-from lockgate.runloop.results import RunResult, RunStatus, StepResult, StepStatus
+from typing import TYPE_CHECKING
+
+from lockgate._lazy import exports, lazy_exports
+
+if TYPE_CHECKING:
+    from lockgate.api import plan, quarantine, read, run, runs
+    from lockgate.errors import (
+        ConfigError,
+        GateBlocked,
+        LockgateError,
+        LockHeld,
+        TerminalError,
+        TransientError,
+    )
+    from lockgate.project import Project, load_project, transform, validate_project
+    from lockgate.runloop.plan import Plan, PlannedStep
+    from lockgate.runloop.results import RunResult, RunStatus, StepResult, StepStatus
 
 __version__ = "0.1.0"
+
+# Public names, imported on first use: ``import lockgate.errors`` or the ``lockgate`` command
+# does not pay for the whole platform (pyarrow, DuckDB, sqlglot, SQLAlchemy) up front.
+__getattr__, __dir__ = lazy_exports(
+    globals(),
+    exports(
+        **{
+            "lockgate.api": ["plan", "quarantine", "read", "run", "runs"],
+            "lockgate.errors": [
+                "ConfigError",
+                "GateBlocked",
+                "LockgateError",
+                "LockHeld",
+                "TerminalError",
+                "TransientError",
+            ],
+            "lockgate.project": ["Project", "load_project", "transform", "validate_project"],
+            "lockgate.runloop.plan": ["Plan", "PlannedStep"],
+            "lockgate.runloop.results": ["RunResult", "RunStatus", "StepResult", "StepStatus"],
+        }
+    ),
+)
 
 __all__ = [
     "ConfigError",

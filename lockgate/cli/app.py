@@ -5,12 +5,17 @@ Each group of commands lives in its own module exposing ``register(app)``.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import platform
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
+import typer.main
 from typer.core import TyperGroup
+
+if TYPE_CHECKING:  # typer vendors click
+    from typer._click.core import Command
 
 from lockgate.cli.common import configure_logging, console
 
@@ -20,7 +25,11 @@ _GLOBAL_OPTIONS = ("--log-format",)
 
 class _Root(TyperGroup):
     """The root command: global flags are accepted anywhere on the line
-    (``lockgate run --debug`` as well as ``lockgate --debug run``), not after ``--``."""
+    (``lockgate run --debug`` as well as ``lockgate --debug run``), not after ``--``.
+
+    Command modules are imported when one of their commands is invoked (``lockgate run``
+    does not import the dashboard, the feature store or the profiler): see
+    :data:`_COMMAND_MODULES`."""
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         end = args.index("--") if "--" in args else len(args)
@@ -35,6 +44,31 @@ class _Root(TyperGroup):
             (found if a in _GLOBAL_FLAGS or a.startswith("--log-format=") else rest).append(a)
             i += 1
         return super().parse_args(ctx, [*found, *rest, *args[end:]])
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        names = {n for _, commands in _COMMAND_MODULES for n in commands}
+        for module, _ in _COMMAND_MODULES:  # a command not listed yet still shows
+            names.update(_module_commands(module))
+        return sorted(names | set(super().list_commands(ctx)))
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Command | None:
+        found = super().get_command(ctx, cmd_name)
+        if found is not None:
+            return found
+        listed = [m for m, commands in _COMMAND_MODULES if cmd_name in commands]
+        for module in listed or [m for m, _ in _COMMAND_MODULES]:
+            found = _module_commands(module).get(cmd_name)
+            if found is not None:
+                return found
+        return None
+
+
+@functools.cache
+def _module_commands(module: str) -> dict[str, Command]:
+    """The click commands command module ``module`` registers (imported now)."""
+    sub = typer.Typer()
+    importlib.import_module(module).register(sub)
+    return dict(typer.main.get_group(sub).commands)
 
 
 app = typer.Typer(
@@ -90,25 +124,26 @@ def _root(
     configure_logging(debug, log_format)
 
 
-# command modules, each with register(app); kept in one list so there is one way to add one
-_COMMAND_MODULES = (
-    "lockgate.cli.project_cmds",  # init, validate, schema
-    "lockgate.cli.run_cmds",  # run, runs, show, quarantine
-    "lockgate.cli.quality_cmds",  # check
-    "lockgate.cli.quality_extra_cmds",  # profile, suggest, quality
-    "lockgate.cli.ops_cmds",  # serve, freshness
-    "lockgate.cli.stream_cmds",  # stream run
-    "lockgate.cli.ui_cmds",  # ui, ui-token
-    "lockgate.cli.lineage_cmds",  # lineage, why, anomalies
-    "lockgate.cli.features_cmds",  # features training-set / materialize / serve
+# command modules, each with register(app), and the commands each registers: kept in one
+# list so there is one way to add one (tests/cli check the names against what is registered;
+# a command missing here still works, found by importing every module)
+_COMMAND_MODULES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("lockgate.cli.project_cmds", ("init", "schema", "validate")),
+    ("lockgate.cli.run_cmds", ("quarantine", "run", "runs", "show")),
+    ("lockgate.cli.quality_cmds", ("check",)),
+    ("lockgate.cli.quality_extra_cmds", ("profile", "quality", "suggest")),
+    ("lockgate.cli.ops_cmds", ("freshness", "serve")),
+    ("lockgate.cli.stream_cmds", ("stream",)),
+    ("lockgate.cli.ui_cmds", ("ui", "ui-token")),
+    ("lockgate.cli.lineage_cmds", ("anomalies", "lineage", "why")),
+    ("lockgate.cli.features_cmds", ("features",)),
 )
 
-for _mod in _COMMAND_MODULES:
-    try:
-        importlib.import_module(_mod).register(app)
-    except ModuleNotFoundError as _e:  # a command module not written yet
-        if _e.name != _mod:
-            raise
+
+def command_names() -> list[str]:
+    """Every top-level command (imports every command module)."""
+    root = typer.main.get_group(app)
+    return root.list_commands(typer.Context(root))
 
 
 def main() -> None:

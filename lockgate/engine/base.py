@@ -26,13 +26,13 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Self, TypeVar
 
-import pyarrow as pa
 from sqlglot import exp
 
 from lockgate.errors import TerminalError, UsageError
 from lockgate.sql import table_ref
 
-if TYPE_CHECKING:  # pyarrow.dataset imports pandas: ~0.2 s at start-up
+if TYPE_CHECKING:  # pyarrow (+ numpy) ~0.3 s at start-up, pyarrow.dataset (pandas) ~0.2 s
+    import pyarrow as pa
     import pyarrow.dataset as pads
 
     from lockgate.engine.transforms import PythonTransform

@@ -14,20 +14,20 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import shutil
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Self
 
 import duckdb
-import pyarrow as pa
 from sqlglot import exp
 
 from lockgate.engine.base import Engine, EngineError, Result, register_engine
+from lockgate.engine.workdir import clean_stale_work
 from lockgate.sql import ident, table_ref
 
 if TYPE_CHECKING:  # pyarrow.dataset imports pandas: ~0.2 s at start-up, needed rarely
+    import pyarrow as pa
     import pyarrow.dataset as pads
 
     from lockgate.engine.transforms import PythonTransform
@@ -374,21 +374,6 @@ class DuckDBBinder:
 
 #: the run loop's name for the DuckDB engine
 Session = DuckDBEngine
-
-
-def clean_stale_work(work_dir: Path, keep: str | None = None) -> None:
-    """Remove work databases left by killed runs (call while holding the project lock)."""
-    if not work_dir.is_dir():
-        return
-    for p in work_dir.iterdir():
-        if keep and p.name.startswith(keep):
-            continue
-        if p.suffix in (".duckdb", ".wal", ".tmp") or p.name.endswith(".duckdb.wal"):
-            if p.is_dir():
-                shutil.rmtree(p, ignore_errors=True)
-            else:
-                with contextlib.suppress(OSError):
-                    os.unlink(p)
 
 
 #: what the quality functions accept: an engine, or a DuckDB connection (wrapped)

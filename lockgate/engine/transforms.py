@@ -6,13 +6,15 @@ import logging
 import re
 import traceback
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import duckdb
-import pyarrow as pa
-
-from lockgate.engine.session import Session
 from lockgate.errors import TransformError
+
+if TYPE_CHECKING:
+    import duckdb
+    import pyarrow as pa
+
+    from lockgate.engine.session import Session
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +52,8 @@ def stage_sql(
     ``row_filter`` receives the query's output columns (name: type) and returns a DuckDB
     condition the staged rows must meet (a partitioned dataset's due intervals): applied as a
     relation filter, which DuckDB pushes down into the query — never spliced into its text."""
+    import duckdb
+
     session.settle()
     try:
         rel = session.con.sql(sql_text)
@@ -132,6 +136,8 @@ def _convert_input(rel: duckdb.DuckDBPyRelation, as_: str) -> Any:
 def _stage_result(
     session: Session, dataset: str, fn: str, where: str, result: Any, table: str
 ) -> None:
+    import duckdb
+
     con = session.con
     session.settle()
     if isinstance(result, duckdb.DuckDBPyRelation):
@@ -160,6 +166,8 @@ def _stage_result(
 
 
 def _to_arrow(result: Any) -> pa.Table | pa.RecordBatchReader | None:
+    import pyarrow as pa
+
     if isinstance(result, pa.Table | pa.RecordBatchReader):
         return result
     mod = type(result).__module__.split(".")[0]

@@ -114,6 +114,18 @@ class _RecordedProject:
         return self._p.effective_schema_policy(name)
 
 
+class _OneSession:
+    """The replay's one engine session, as the run loop's session source."""
+
+    opened = True
+
+    def __init__(self, ses: Session) -> None:
+        self._ses = ses
+
+    def current(self) -> Session:
+        return self._ses
+
+
 def replay(
     project: Project,
     run_id: str,
@@ -298,7 +310,7 @@ def _rebuild(
     view = _RecordedProject(project, {name: (spec, body)})
     ctx = StepContext(
         project=view,  # a ProjectView by delegation
-        session=ses,
+        sessions=_OneSession(ses),
         store=store,
         state=state,
         run_id="replay",

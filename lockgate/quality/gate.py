@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from lockgate.quality.checks import Severity
-from lockgate.quality.engine import AuditResult
+
+if TYPE_CHECKING:
+    from lockgate.quality.engine import AuditResult
 
 GateAction = Literal["publish_all", "publish_passing", "block"]
 

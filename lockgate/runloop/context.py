@@ -11,16 +11,16 @@ from typing import TYPE_CHECKING, Protocol
 
 from sqlglot import exp
 
-from lockgate.engine.session import Session
 from lockgate.project.models import DatasetSpec
 from lockgate.runloop.contract import ContractResult
 from lockgate.runloop.incremental import Cursor, Rereads
-from lockgate.runloop.ports import LeaseLike, ProjectView
+from lockgate.runloop.ports import LeaseLike, ProjectView, SessionSource
 from lockgate.runloop.results import StepResult, StepStatus
 from lockgate.state.store import StateStore
 from lockgate.storage.base import TableSnapshot, TableStore
 
 if TYPE_CHECKING:  # lockgate.quality is imported when a step audits, not with the package
+    from lockgate.engine.session import Session
     from lockgate.quality import AuditResult, GateDecision
     from lockgate.quality.checks import BaseCheck
 
@@ -33,7 +33,8 @@ class StepContext:
     """What every step of one run shares."""
 
     project: ProjectView
-    session: Session
+    #: the engine sessions; a run whose steps are all up to date never opens one
+    sessions: SessionSource
     store: TableStore
     state: StateStore
     run_id: str
@@ -50,6 +51,16 @@ class StepContext:
     intervals: Mapping[str, Sequence[tuple[int, int]]] | None = None
     #: commits in a fixed order across concurrent runs (a backfill's chunks)
     turn: CommitTurn | None = None
+
+    @property
+    def session(self) -> Session:
+        """The calling thread's engine session (opened on first use)."""
+        return self.sessions.current()
+
+    def drop_work(self, *tables: str) -> None:
+        """Drop engine work tables, if the session was ever opened (else there are none)."""
+        if self.sessions.opened:
+            self.session.drop(*tables)
 
 
 def stage_name(dataset: str) -> str:

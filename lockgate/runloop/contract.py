@@ -13,9 +13,9 @@ from typing import Literal
 
 from sqlglot import exp
 
-from lockgate.engine.session import ident
 from lockgate.errors import SchemaContractError
 from lockgate.project.models import SchemaPolicy, WriteMode
+from lockgate.sql import ident
 
 # DuckDB types Delta Lake cannot store, and what we store them as.
 _DELTA_SAFE: dict[str, str] = {

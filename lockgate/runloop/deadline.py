@@ -22,9 +22,9 @@ class StepTimeout(TerminalError):
 
 
 @contextmanager
-def deadline(session: Engine, seconds: float | None, dataset: str) -> Iterator[None]:
+def deadline(session: Engine | None, seconds: float | None, dataset: str) -> Iterator[None]:
     """Interrupt ``session``'s query after ``seconds`` (None: no limit)."""
-    if seconds is None:
+    if seconds is None or session is None:
         yield
         return
     fired = threading.Event()

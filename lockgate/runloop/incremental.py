@@ -7,13 +7,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from sqlglot import exp
 
-from lockgate.engine.session import Session, ident, table_ref
 from lockgate.project.models import IncrementalSpec, WriteMode, parse_duration
+from lockgate.sql import ident, table_ref
 from lockgate.storage.base import TableStore
 from lockgate.storage.scan import scan_select
+
+if TYPE_CHECKING:
+    from lockgate.engine.session import Session
 
 #: a cursor value as the engine returns it (a datetime, date, number or string); opaque to
 #: the run loop except where watermarks are compared (:func:`advance`)

@@ -38,6 +38,7 @@ from lockgate.errors import LockgateError
 from lockgate.runloop.results import StepResult, StepStatus
 
 if TYPE_CHECKING:  # the step's modules import the engine and the store: only when planning
+    from lockgate.engine.session import Session
     from lockgate.project import Project
     from lockgate.project.models import DatasetSpec
     from lockgate.runloop.step import StepContext
@@ -202,6 +203,15 @@ class Plan:
         }
 
 
+class _NoSessions:
+    """Planning reads no data: it has no engine session."""
+
+    opened = False
+
+    def current(self) -> Session:
+        raise RuntimeError("planning reads no data: no engine session")
+
+
 def plan(
     project: Project,
     *,
@@ -223,7 +233,7 @@ def plan(
     try:
         ctx = StepContext(
             project=project,
-            session=None,  # type: ignore[arg-type]  # planning reads no data
+            sessions=_NoSessions(),
             store=store,
             state=state,
             run_id="plan",

@@ -16,9 +16,18 @@ from lockgate.sources import SourceRequest
 from lockgate.storage.base import TableStore
 
 if TYPE_CHECKING:  # pyarrow.dataset imports pandas: only for the annotation
+    from lockgate.engine.session import Session
     from lockgate.features.definitions import FeatureDefinitions
 
 SchemaMode = Literal["merge", "overwrite"]
+
+
+class SessionSource(Protocol):
+    """The run's engine sessions: the calling thread's, opened on first use."""
+
+    @property
+    def opened(self) -> bool: ...
+    def current(self) -> Session: ...
 
 
 class ProjectView(Protocol):

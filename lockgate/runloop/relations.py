@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING
 
 from sqlglot import exp
 
-from lockgate.engine.session import table_ref
 from lockgate.runloop.context import StepContext
+from lockgate.sql import table_ref
 from lockgate.storage.scan import scan_select
 
 if TYPE_CHECKING:

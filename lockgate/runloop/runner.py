@@ -11,12 +11,11 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from lockgate._duration import parse_seconds
-from lockgate.engine.session import Session, clean_stale_work, open_session
+from lockgate.engine.workdir import clean_stale_work
 from lockgate.errors import LockgateError, UsageError
 from lockgate.runloop import events as ev
 from lockgate.runloop import identity
@@ -32,6 +31,7 @@ from lockgate.state.store import StateStore
 from lockgate.storage.crashpoints import crashpoint
 
 if TYPE_CHECKING:
+    from lockgate.engine.session import Session
     from lockgate.project import Project
     from lockgate.state import StateStore
     from lockgate.state.lock import Lease
@@ -136,15 +136,30 @@ def open_backends(project: Project) -> tuple[StateStore, TableStore]:
 
 
 class _Sessions:
-    """The run's DuckDB session, and a cursor session of it for each worker thread."""
+    """The run's engine session, opened on first use (a run whose steps are all up to date
+    never imports DuckDB), and a cursor session of it for each worker thread."""
 
-    def __init__(self, main: Session, parallel: bool) -> None:
-        self.main = main
+    def __init__(self, open_main: Callable[[], Session], parallel: bool) -> None:
+        self._open_main = open_main
+        self._main: Session | None = None
         self._parallel = parallel
         self._local = threading.local()
         self._lock = threading.Lock()
         self._workers: list[Session] = []
         self._progress = False
+
+    @property
+    def opened(self) -> bool:
+        return self._main is not None
+
+    @property
+    def main(self) -> Session:
+        with self._lock:
+            if self._main is None:
+                self._main = self._open_main()
+                if self._progress:
+                    self._main.enable_progress()
+            return self._main
 
     def current(self) -> Session:
         """The calling thread's session (the run's own when steps run one at a time)."""
@@ -152,8 +167,9 @@ class _Sessions:
             return self.main
         ses: Session | None = getattr(self._local, "session", None)
         if ses is None:
+            main = self.main
             with self._lock:
-                ses = self.main.cursor(f"lg_w{len(self._workers) + 1}")
+                ses = main.cursor(f"lg_w{len(self._workers) + 1}")
                 self._workers.append(ses)
             if self._progress:
                 ses.enable_progress()
@@ -162,11 +178,12 @@ class _Sessions:
 
     def enable_progress(self) -> None:
         self._progress = True
-        self.main.enable_progress()
 
     def progress(self) -> float | None:
         """Percent done of a query running now, in any thread."""
-        for ses in [self.main, *self._workers]:
+        with self._lock:
+            sessions = [*([self._main] if self._main is not None else []), *self._workers]
+        for ses in sessions:
             pct = ses.progress()
             if pct is not None:
                 return pct
@@ -181,7 +198,8 @@ class _Sessions:
     def close(self) -> None:
         for ses in self._workers:
             ses.close()
-        self.main.close()
+        if self._main is not None:
+            self._main.close()
 
 
 def default_workers() -> int:
@@ -248,7 +266,7 @@ def execute(
         sessions = _open_sessions(project, run.run_id, workers, rep)
         ctx = StepContext(
             project=project,
-            session=sessions.main,
+            sessions=sessions,
             store=store,
             state=state,
             run_id=run.run_id,
@@ -338,16 +356,21 @@ def _configured_listeners(project: Project) -> list[Listener]:
 
 
 def _open_sessions(project: Project, run_id: str, workers: int, rep: Reporter) -> _Sessions:
-    """The run's engine session (and its workers' cursors); progress tracked when shown."""
-    sessions = _Sessions(_open_session(project, run_id), parallel=workers > 1)
+    """The run's engine session (and its workers' cursors), opened when a step first needs
+    one; progress tracked when shown."""
+    from lockgate.engine.base import engine_class
+
+    sessions = _Sessions(lambda: _open_session(project, run_id), parallel=workers > 1)
     shown = type(rep).watch is not Reporter.watch
-    if shown and sessions.main.SUPPORTS_PROGRESS:
+    if shown and engine_class(project.config.engine).SUPPORTS_PROGRESS:
         sessions.enable_progress()
         rep.watch(sessions.progress)
     return sessions
 
 
 def _open_session(project: Project, run_id: str) -> Session:
+    from lockgate.engine.session import open_session
+
     return open_session(
         project.config.engine,
         project.work_dir / "work",
@@ -388,7 +411,7 @@ def _run_plan(
 
     def run_one(step: PlannedStep) -> StepResult:
         # a worker's context shares the run's `verified` set (replace() keeps the object)
-        step_ctx = ctx if workers == 1 else replace(ctx, session=sessions.current())
+        step_ctx = ctx  # ctx.session is the calling (worker) thread's own
         bus.emit(ev.StepStarted(run_id=ctx.run_id, dataset=step.dataset))
         try:
             if ctx.lease is not None and ctx.lease.lost:
@@ -472,7 +495,7 @@ def _run_with_retries(ctx: StepContext, project: Project, planned: PlannedStep) 
         attempted = functools.partial(_attempted, ctx, step_id, attempt, datetime.now(UTC))
 
         try:
-            with deadline(ctx.session, timeout, name):
+            with deadline(ctx.session if timeout is not None else None, timeout, name):
                 r = run_step(ctx, spec)
             r.attempts = attempt
             if sensed is not None:  # what the sensors saw: the next run waits for newer

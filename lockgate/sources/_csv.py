@@ -20,14 +20,19 @@ import logging
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import duckdb
 import sqlglot
 from sqlglot import exp
 
-from lockgate.engine.session import ident
 from lockgate.sources import _records, _schema
 from lockgate.sources._records import tbl
+from lockgate.sql import ident
+
+if TYPE_CHECKING:
+    import duckdb
+
+    pass
 
 log = logging.getLogger(__name__)
 
@@ -149,6 +154,8 @@ def sniff(
 ) -> Sniffed:
     """Dialect, header and column names/types of ``path`` (``options``: the user's;
     ``expected``: the declared column names, which help choose between dialects)."""
+    import duckdb
+
     max_line = int(str(options.get("max_line_size", DEFAULT_MAX_LINE)))
     error: duckdb.Error | None = None
     for size in (max_line, *(s for s in _SNIFF_RETRY_LINE if s > max_line)):
@@ -170,6 +177,8 @@ def _best_sniff(
     the dialect) unless its header misses declared columns or it fails; then also the
     strict one (a value holding ``|`` and ``"`` can mislead the tolerant one), keeping
     the result whose header matches more declared names, then has more columns."""
+    import duckdb
+
     want = {_schema.key(c) for c in expected}
 
     def score(s: Sniffed) -> tuple[int, int]:

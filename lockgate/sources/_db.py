@@ -19,12 +19,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
 import sqlglot
 from pydantic import Field
 from sqlglot import exp
 
-from lockgate.engine.session import ident, table_ref
 from lockgate.errors import ConfigError, Problem
 from lockgate.sources.base import (
     REJECTS_SUFFIX,
@@ -36,8 +34,11 @@ from lockgate.sources.base import (
     create_rejects_table,
     table_columns,
 )
+from lockgate.sql import ident, table_ref
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from lockgate.engine.session import Session
 
 #: how a raw value becomes its staging type
@@ -223,6 +224,8 @@ def load_stream(session: Session, table: str, reader: pa.RecordBatchReader) -> s
     A driver error raised while the engine consumes the stream (a connection lost mid-read)
     is re-raised as itself, not as the engine's wrapper, so the adapter can tell a
     transient failure from a bad query."""
+    import pyarrow as pa
+
     raw, view = table + "__raw", table + "__stream"
     failed: list[BaseException] = []
 
@@ -257,6 +260,8 @@ def text_rows_reader(
 ) -> pa.RecordBatchReader:
     """A fallback driver's rows (every value text, via ``fetch(n)``) as an Arrow stream of
     string columns, ``batch`` rows at a time."""
+    import pyarrow as pa
+
     schema = pa.schema([(n, pa.string()) for n in names])
 
     def batches() -> Iterator[pa.RecordBatch]:

@@ -14,10 +14,8 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
 from sqlglot import exp
 
-from lockgate.engine.session import ident
 from lockgate.errors import InputError, LockgateError, TransientError
 from lockgate.redact import redact
 from lockgate.sources._db import (
@@ -36,8 +34,11 @@ from lockgate.sources._db import (
     select_columns,
     text_rows_reader,
 )
+from lockgate.sql import ident
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from lockgate.engine.session import Session
     from lockgate.sources.base import ResumeToken, Source
 

@@ -20,13 +20,18 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import duckdb
 import sqlglot
 from sqlglot import exp
 
-from lockgate.engine.session import ident
 from lockgate.sources.base import table_columns
+from lockgate.sql import ident
+
+if TYPE_CHECKING:
+    import duckdb
+
+    pass
 
 log = logging.getLogger(__name__)
 
@@ -592,6 +597,8 @@ def _ndjson_file(con: duckdb.DuckDBPyConnection, one: _OneFile) -> None:
 
 
 def _array_file(con: duckdb.DuckDBPyConnection, one: _OneFile) -> None:
+    import duckdb
+
     path, name, objs, rejects = one.path, one.name, one.objs, one.rejects
     max_line_size = one.max_line_size
     reader = exp.func(

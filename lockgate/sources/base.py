@@ -27,8 +27,8 @@ from sqlglot import exp
 
 from lockgate._suggest import did_you_mean
 from lockgate.connections import Connection
-from lockgate.engine.session import ident
 from lockgate.errors import ConfigError, Problem
+from lockgate.sql import ident
 
 if TYPE_CHECKING:
     from lockgate.engine.session import Session

@@ -42,12 +42,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import duckdb
 from pydantic import JsonValue
 from sqlglot import exp
 
 from lockgate._suggest import did_you_mean
-from lockgate.engine.session import ident
 from lockgate.errors import ConfigError, InputError, Problem
 from lockgate.sources import _csv, _records, _schema
 from lockgate.sources._file_config import (
@@ -69,8 +67,11 @@ from lockgate.sources.base import (
     register_source,
     table_columns,
 )
+from lockgate.sql import ident
 
 if TYPE_CHECKING:
+    import duckdb
+
     from lockgate.engine.session import Session
 
 log = logging.getLogger(__name__)
@@ -93,6 +94,8 @@ def _json_types(
     """DuckDB's inferred columns of the JSON files (bad records ignored while inferring),
     nested ones as ``JSON``: type hints for the record-level path; None if it cannot
     tell."""
+    import duckdb
+
     reader = exp.func(
         "read_json",
         paths.copy(),
@@ -310,6 +313,8 @@ class FileSource(Source):
     ) -> StagedSource:
         """:meth:`stage` on a DuckDB connection; ``min_cursor`` keeps only rows with
         ``cursor >= min_cursor`` (or a NULL cursor)."""
+        import duckdb
+
         fp = self.fingerprint()
         fp_files = _file_stats(fp)
         files = self.resolve()
@@ -450,6 +455,8 @@ class FileSource(Source):
 
     def _stage_csv(self, b: _Batch) -> None:
         """Each file sniffed and read on its own (see :mod:`lockgate.sources._csv`)."""
+        import duckdb
+
         con, table, rejects, files = b.con, b.table, b.rejects, b.files
         options, declared, min_cursor = b.options, b.declared, b.min_cursor
         errs, scans = _records.temp_name("rej"), _records.temp_name("scan")
@@ -538,6 +545,8 @@ class FileSource(Source):
     # Parquet -------------------------------------------------------------------------
 
     def _stage_parquet(self, b: _Batch) -> None:
+        import duckdb
+
         con, table, rejects, files = b.con, b.table, b.rejects, b.files
         options, declared, min_cursor = b.options, b.declared, b.min_cursor
         opts = [named_arg(k, v) for k, v in options.items() if k != "union_by_name"]
@@ -671,6 +680,8 @@ class FileSource(Source):
     # JSON ----------------------------------------------------------------------------
 
     def _stage_json(self, b: _Batch, fmt: FileFormat) -> None:
+        import duckdb
+
         con, table, rejects, files = b.con, b.table, b.rejects, b.files
         options, declared, min_cursor = b.options, b.declared, b.min_cursor
         opts: dict[str, object] = {

@@ -23,7 +23,6 @@ from urllib.parse import quote, urlsplit
 
 from sqlglot import exp
 
-from lockgate.engine.session import ident
 from lockgate.errors import ConfigError, InputError, LockgateError, Problem, TransientError
 from lockgate.redact import redact, remember
 from lockgate.sources._db import (
@@ -50,6 +49,7 @@ from lockgate.sources.base import (
     StagedSource,
     register_source,
 )
+from lockgate.sql import ident
 
 if TYPE_CHECKING:
     from lockgate.engine.session import Session

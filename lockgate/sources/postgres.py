@@ -22,7 +22,6 @@ from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 from sqlglot import exp
 
-from lockgate.engine.session import ident
 from lockgate.errors import ConfigError, InputError, Problem
 from lockgate.redact import redact, remember
 from lockgate.sources._db import DbSourceConfig, staged, start_staging
@@ -35,6 +34,7 @@ from lockgate.sources.base import (
     StagedSource,
     register_source,
 )
+from lockgate.sql import ident
 
 if TYPE_CHECKING:
     from lockgate.engine.session import Session

@@ -24,15 +24,17 @@ import shutil
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 from deltalake import CommitProperties, DeltaTable, Schema
 from deltalake.transaction import AddAction, create_table_with_add_actions
 from sqlglot import exp
 
 from lockgate.engine.base import Engine
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +53,8 @@ class WrittenFiles:
 
 def storable_schema(schema: pa.Schema) -> pa.Schema:
     """Arrow types Delta stores (string_view → string, ns → us timestamps, tz → UTC)."""
+    import pyarrow as pa
+
     fields = []
     for f in schema:
         t = f.type
@@ -69,6 +73,8 @@ def write_files(engine: Engine, query: exp.Query, table_path: Path) -> WrittenFi
 
     Files are written to a hidden temporary folder, then renamed into the table folder; on
     any error everything written is removed again."""
+    import pyarrow.parquet as pq
+
     table_path.mkdir(parents=True, exist_ok=True)
     tmp = table_path / f"{TMP_PREFIX}{uuid.uuid4().hex}"
     moved: list[Path] = []
@@ -147,6 +153,8 @@ def _stats(meta: pq.FileMetaData) -> dict[str, Any]:
     Bounds are all or nothing: delta-rs reads a column missing from ``minValues`` as
     all-NULL (its pyarrow dataset then drops every row of the file under a filter on that
     column), so when any column with values has no exact bounds, none are written."""
+    import pyarrow as pa
+
     nulls: dict[str, int] = {}
     mins: dict[str, int] = {}
     maxs: dict[str, int] = {}

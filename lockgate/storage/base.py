@@ -25,20 +25,21 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
+import functools
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, get_args
 
-import pyarrow as pa
 from sqlglot import exp
 
 from lockgate._suggest import did_you_mean
 from lockgate.errors import TerminalError
 
 if TYPE_CHECKING:  # pyarrow.dataset imports pandas: ~0.2 s at start-up, needed rarely
+    import pyarrow as pa
     import pyarrow.dataset as pads
 
     from lockgate.engine.base import Engine
@@ -149,12 +150,18 @@ class TableSnapshot:
 
     name: str
     version: int
-    schema: pa.Schema
+    #: the table's Arrow schema, converted when first asked for (a run whose steps are all
+    #: up to date never needs it, nor pyarrow)
+    read_schema: Callable[[], pa.Schema] = dataclasses.field(repr=False, compare=False)
     partition_by: tuple[str, ...]
     #: the newest commit lockgate wrote (None: lockgate never wrote the table)
     last_commit: CommitInfo | None
     #: version of the application transaction ``"lockgate:<name>"`` (the last ``run_seq``)
     txn_version: int | None
+
+    @functools.cached_property
+    def schema(self) -> pa.Schema:
+        return self.read_schema()
 
     @property
     def batch_id(self) -> str | None:

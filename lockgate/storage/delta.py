@@ -29,7 +29,6 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
 
-import pyarrow as pa
 from deltalake import DeltaTable
 from sqlglot import exp
 
@@ -61,6 +60,7 @@ from lockgate.storage.errors import TableNotFound
 from lockgate.storage.scan import plain_files, plain_parquet_dataset
 
 if TYPE_CHECKING:  # pyarrow.dataset imports pandas: ~0.2 s at start-up, needed rarely
+    import pyarrow as pa
     import pyarrow.dataset as pads
 
     from lockgate.engine.base import Engine
@@ -210,6 +210,8 @@ class DeltaStore(TableStore):
 
     def schema(self, name: str) -> pa.Schema | None:
         """Arrow schema of the table's current version, ``None`` if it does not exist."""
+        import pyarrow as pa
+
         snap = self._kept(name)
         if snap is not None:
             return snap.schema
@@ -347,6 +349,8 @@ class DeltaStore(TableStore):
         parallel) and commits them as one Delta commit (:mod:`lockgate.storage._native`);
         any other case streams the query's Arrow batches into :meth:`publish`.
         """
+        import pyarrow as pa
+
         schema = _native.storable_schema(con.arrow_schema(query))
         table = self._maybe_table(name)
         native = (
@@ -383,6 +387,8 @@ class DeltaStore(TableStore):
         write: TableWrite,
         tag: CommitTag,
     ) -> PublishResult:
+        import pyarrow as pa
+
         path = self.path(name)
         action = f"publish ({write.mode})"
         done = already_committed(table, name, action, tag.run_seq)

@@ -5,13 +5,15 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Iterator
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-import pyarrow as pa
 from deltalake import exceptions as delta_errors
 
 from lockgate.errors import LockgateError, SchemaContractError, StorageError
 from lockgate.storage.errors import PublishError, TableNotFound
+
+if TYPE_CHECKING:
+    pass
 
 # delta-rs appends a Rust backtrace to some messages; keep the part a person reads.
 _BACKTRACE_RE = re.compile(r"\n\s+0: ")
@@ -31,6 +33,8 @@ def short(exc: BaseException) -> str:
 
 def map_error(table: str, action: str, exc: Exception) -> LockgateError:
     """Translate a delta-rs / OS error into lockgate's terminal-or-transient hierarchy."""
+    import pyarrow as pa
+
     where = f"table '{table}': {action} failed: {short(exc)}"
     text = str(exc)
     if isinstance(exc, delta_errors.SchemaMismatchError) or text.startswith("Cast error"):

@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
 from deltalake import DeltaTable
 
 from lockgate.storage.base import APP_ID_PREFIX, CommitInfo, CommitTag, TableSnapshot
 from lockgate.storage.delta_errors import translated
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    pass
 
 #: prefix of lockgate's keys in a commit's ``custom_metadata``
 META_PREFIX = "lockgate."
@@ -106,10 +110,17 @@ def _commit_info(entry: Mapping[str, Any]) -> CommitInfo:
 def read_snapshot(name: str, table: DeltaTable) -> TableSnapshot:
     """The snapshot of an opened table: no further load of its log."""
     with translated(name, "read the table's log"):
+        delta_schema = table.schema()  # this version's (the table object may be updated later)
+
+        def read_schema() -> pa.Schema:
+            import pyarrow as pa
+
+            return pa.schema(delta_schema.to_arrow())
+
         return TableSnapshot(
             name=name,
             version=table.version(),
-            schema=pa.schema(table.schema().to_arrow()),
+            read_schema=read_schema,
             partition_by=tuple(table.metadata().partition_columns),
             last_commit=last_commit(name, table),
             txn_version=table.transaction_version(APP_ID_PREFIX + name),

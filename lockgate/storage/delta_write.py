@@ -15,10 +15,8 @@ import logging
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 
 from lockgate.errors import SchemaContractError
@@ -29,11 +27,13 @@ from lockgate.storage._predicates import (
     merge_predicate,
     partition_predicate,
 )
-from lockgate.storage._schema import check_compatible
 from lockgate.storage.base import APP_ID_PREFIX, PublishResult, TableWrite
 from lockgate.storage.crashpoints import crashpoint
 from lockgate.storage.delta_errors import translated
 from lockgate.storage.errors import PublishError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 log = logging.getLogger(__name__)
 
@@ -73,11 +73,15 @@ class Tap:
             self._head = []
 
     def reader(self) -> pa.RecordBatchReader:
+        import pyarrow as pa
+
         return pa.RecordBatchReader.from_batches(self.schema, self._batches())
 
 
 def storable(reader: pa.RecordBatchReader) -> pa.RecordBatchReader:
     """The batches cast to Arrow types Delta stores (string_view → string, ns → us, …)."""
+    import pyarrow as pa
+
     target = _native.storable_schema(reader.schema)
     if target.equals(reader.schema):
         return reader
@@ -172,6 +176,8 @@ def _create_partitions(
     name: str, table: DeltaTable | None, schema: pa.Schema, write: TableWrite
 ) -> list[str] | None:
     """Partition columns to write with (None: keep the table's); checks the batch first."""
+    import pyarrow as pa
+
     keys, partition_by, schema_mode = write.keys, write.partition_by, write.schema_mode
     missing = [c for c in (*keys, *partition_by) if c not in schema.names]
     if missing:
@@ -183,6 +189,8 @@ def _create_partitions(
         )
     if table is None:
         return list(partition_by) or None
+    from lockgate.storage._schema import check_compatible  # pyarrow: only when writing
+
     added = check_compatible(name, pa.schema(table.schema().to_arrow()), schema, schema_mode)
     if added:
         log.info("table %s: adding column(s) %s", name, ", ".join(added))
@@ -261,6 +269,9 @@ def _overwrite_partitions(
     table: DeltaTable, tap: Tap, write: TableWrite, props: CommitProperties, spool_root: Path
 ) -> None:
     """Replace the partitions the batch holds (one commit, a ``replaceWhere`` predicate)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     partition_by = list(write.partition_by)
     schema_merge: Literal["merge"] | None = "merge" if write.schema_mode == "merge" else None
 

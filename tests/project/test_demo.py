@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from lockgate.cli.app import app
+from lockgate.cli.app import command_names
 from lockgate.project import load_project
 
 REPO = Path(__file__).resolve().parents[2]
@@ -33,7 +33,7 @@ def test_make_demo_prints_where_the_tables_are_and_what_to_try() -> None:
     assert "bin/activate" in text and "cd examples/shop" in text
     tried = [shlex.split(t.split("#")[0]) for t in echoed if t.strip().startswith("lockgate ")]
     assert len(tried) >= 3 and ["lockgate", "show", "orders"] in tried
-    commands = {c.name for c in app.registered_commands}
+    commands = set(command_names())
     for cmd in tried:
         assert cmd[1] in commands, cmd  # a real subcommand ...
         assert cmd[2] in project.datasets, cmd  # ... of a dataset of the example

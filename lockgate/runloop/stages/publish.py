@@ -5,15 +5,20 @@ must match the publish query's."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from sqlglot import exp
 
-from lockgate.engine.session import Session, ident
 from lockgate.errors import TerminalError
 from lockgate.runloop import incremental
 from lockgate.runloop.context import StepContext, StepState
 from lockgate.runloop.results import AccountingError
 from lockgate.runloop.writes import table_write
+from lockgate.sql import ident
 from lockgate.storage.base import CommitTag
+
+if TYPE_CHECKING:
+    from lockgate.engine.session import Session
 
 
 def publish(ctx: StepContext, state: StepState) -> None:

@@ -6,13 +6,19 @@ lockgate, never published as success)."""
 
 from __future__ import annotations
 
-import pyarrow as pa
+from typing import TYPE_CHECKING
+
 from sqlglot import exp
 
-from lockgate.engine.session import Session, ident, table_ref
 from lockgate.project.models import DatasetSpec
 from lockgate.runloop.context import BATCH_ROWS, StepContext, StepState
+from lockgate.sql import ident, table_ref
 from lockgate.storage.base import CommitTag
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from lockgate.engine.session import Session
 
 
 def quarantine(ctx: StepContext, state: StepState) -> None:
@@ -27,6 +33,8 @@ def publish_quarantine(
 ) -> int:
     """Rows written to the quarantine (or already there from this batch); ``parts``: the
     queries of the rows to quarantine (default: this step's failing, unreadable, late)."""
+    import pyarrow as pa
+
     table = state.quarantine
     # a full refresh rebuilds the dataset from all input, so its quarantine is rebuilt too
     # (appending would list every old bad row twice)

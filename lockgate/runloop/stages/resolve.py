@@ -22,7 +22,7 @@ from lockgate.storage.delta import CommitInfo
 
 def resolve(ctx: StepContext, state: StepState) -> None:
     spec = state.spec
-    ctx.session.drop(state.stage, state.stage + "__rejects")
+    ctx.drop_work(state.stage, state.stage + "__rejects")  # an earlier attempt's
     ctx.report(spec.name, "resolving inputs")
     verify_published(ctx, spec.name)  # state and warehouse agree (or: fail this dataset)
     state.table = table = ctx.store.snapshot(spec.name)

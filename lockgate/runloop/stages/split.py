@@ -12,13 +12,14 @@ from typing import TYPE_CHECKING
 
 from sqlglot import exp
 
-from lockgate.engine.session import Session, ident, table_ref
 from lockgate.project.models import DatasetSpec, WriteMode
 from lockgate.runloop import merge_keys
 from lockgate.runloop.context import StepContext, StepState
 from lockgate.runloop.results import StepResult
+from lockgate.sql import ident, table_ref
 
 if TYPE_CHECKING:
+    from lockgate.engine.session import Session
     from lockgate.quality import AuditResult, GateDecision
 
 

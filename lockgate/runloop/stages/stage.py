@@ -13,7 +13,6 @@ from typing import cast
 from sqlglot import exp
 
 from lockgate._suggest import did_you_mean
-from lockgate.engine.session import table_ref
 from lockgate.engine.transforms import stage_python, stage_sql
 from lockgate.errors import TerminalError
 from lockgate.project.models import DatasetSpec, PythonTransformSpec
@@ -22,6 +21,7 @@ from lockgate.runloop.context import StepContext, StepState
 from lockgate.runloop.relations import register_columns, register_table
 from lockgate.runloop.stages.resolve import last_inputs, open_source
 from lockgate.sources.base import ResumeToken
+from lockgate.sql import table_ref
 
 
 def stage(ctx: StepContext, state: StepState) -> None:
