@@ -53,8 +53,27 @@ class TableHealth:
         if snap is not None and snap.version == self.version:
             last = snap.last_commit
             return last.run_id if last is not None and last.version == self.version else None
-        entries = self.table.history(1)
-        return str(entries[0].get(META_PREFIX + "run_id") or "") or None if entries else None
+        # delta-rs reads history from the log as it is *now*, numbering it from the loaded
+        # version: after another writer's commit (a backfill's next chunk) it would name that
+        # commit's run. Read this version's own commit file instead.
+        return _commit_run_id(self.store.path(self.name), self.version)
+
+
+def _commit_run_id(path: Path, version: int) -> str | None:
+    """``lockgate.run_id`` in the commitInfo of ``version``'s log file (None: not lockgate's,
+    or the file is gone — a cleaned-up log)."""
+    import json
+
+    log_file = path / "_delta_log" / f"{version:020d}.json"
+    try:
+        lines = log_file.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        if '"commitInfo"' in line:
+            info = json.loads(line).get("commitInfo") or {}
+            return str(info.get(META_PREFIX + "run_id") or "") or None
+    return None
 
 
 def inspect_table(store: DeltaStore, name: str) -> TableHealth | None:
