@@ -46,16 +46,11 @@ class TableHealth:
     name: str
 
     def newest_run_id(self) -> str | None:
-        """``lockgate.run_id`` of the table's newest commit (None: not written by lockgate).
-        Read from the table's snapshot (shared with the rest of the step) when it is of this
-        version: the newest commit is lockgate's exactly when the last lockgate commit is it."""
-        snap = self.store.snapshot(self.name)
-        if snap is not None and snap.version == self.version:
-            last = snap.last_commit
-            return last.run_id if last is not None and last.version == self.version else None
-        # delta-rs reads history from the log as it is *now*, numbering it from the loaded
-        # version: after another writer's commit (a backfill's next chunk) it would name that
-        # commit's run. Read this version's own commit file instead.
+        """``lockgate.run_id`` of the table's newest commit (None: not written by lockgate),
+        read from that version's own commit file. Not from delta-rs' history (nor a snapshot
+        built from it): it reads the log as it is *now* and numbers it from the loaded
+        version, so after another writer's commit (a backfill's next chunk) it names that
+        commit's run."""
         return _commit_run_id(self.store.path(self.name), self.version)
 
 
