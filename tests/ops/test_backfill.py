@@ -137,3 +137,19 @@ def test_kill_9_between_a_commit_and_its_record_then_resume(tmp_path: Path) -> N
     assert doc["intervals"] == 8  # days 3..10: chunk 2 again (replaced), then the rest
     assert ranges(root) == [(day_epoch(1), day_epoch(11))]
     assert ids(root) == list(range(1, 21))  # every row once: chunk 2 was replaced
+
+
+def test_a_versions_run_id_ignores_commits_made_after_it_was_read(tmp_path: Path) -> None:
+    """delta-rs reads history as the log is now: a table read at version 0, then committed
+    to by another writer (a backfill's next chunk), must still name version 0's run."""
+    import pyarrow as pa
+
+    from lockgate.storage.base import CommitTag, TableWrite
+
+    mine, other = store_for("delta", tmp_path), store_for("delta", tmp_path)
+    data = pa.table({"x": [1]})
+    mine.publish("t", data.to_reader(), write=TableWrite(), tag=CommitTag("run_a", 1, "b1"))
+    health = mine.inspect("t")
+    assert health is not None and health.version == 0
+    other.publish("t", data.to_reader(), write=TableWrite(), tag=CommitTag("run_b", 2, "b2"))
+    assert health.newest_run_id() == "run_a"
