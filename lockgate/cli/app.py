@@ -132,7 +132,7 @@ _COMMAND_MODULES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("lockgate.cli.run_cmds", ("quarantine", "run", "runs", "show")),
     ("lockgate.cli.quality_cmds", ("check",)),
     ("lockgate.cli.quality_extra_cmds", ("profile", "quality", "suggest")),
-    ("lockgate.cli.ops_cmds", ("freshness", "serve")),
+    ("lockgate.cli.ops_cmds", ("backfill", "freshness", "replay", "serve")),
     ("lockgate.cli.stream_cmds", ("stream",)),
     ("lockgate.cli.ui_cmds", ("ui", "ui-token")),
     ("lockgate.cli.lineage_cmds", ("anomalies", "lineage", "why")),

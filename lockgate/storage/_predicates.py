@@ -98,8 +98,8 @@ def range_predicate(column: str, ranges: Sequence[tuple[Any, Any]]) -> str | Non
     """Rows whose ``column`` lies in one of the half-open ``[lo, hi)`` ranges (``None``: no
     ranges). Bounds are typed literals (dates, timestamps), as :func:`literal` builds them.
 
-    >>> range_predicate("d", [(dt.date(2024, 1, 1), dt.date(2024, 1, 2))])
-    '("d" >= CAST(\'2024-01-01\' AS DATE) AND "d" < CAST(\'2024-01-02\' AS DATE))'
+    >>> print(range_predicate("d", [(dt.date(2024, 1, 1), dt.date(2024, 1, 2))]))
+    ("d" >= CAST('2024-01-01' AS DATE) AND "d" < CAST('2024-01-02' AS DATE))
     """
     if not ranges:
         return None
