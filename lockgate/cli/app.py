@@ -20,6 +20,7 @@ if TYPE_CHECKING:  # typer vendors click
 from lockgate.cli.common import configure_logging, console
 
 _GLOBAL_FLAGS = ("--debug",)
+_GLOBAL_OPTIONS = ("--log-format",)
 
 
 class _Root(TyperGroup):
@@ -32,9 +33,17 @@ class _Root(TyperGroup):
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         end = args.index("--") if "--" in args else len(args)
-        found = [a for a in args[:end] if a in _GLOBAL_FLAGS]
-        rest = [a for a in args[:end] if a not in _GLOBAL_FLAGS] + args[end:]
-        return super().parse_args(ctx, [*dict.fromkeys(found), *rest])
+        head, found, rest = args[:end], list[str](), list[str]()
+        i = 0
+        while i < len(head):
+            a = head[i]
+            if a in _GLOBAL_OPTIONS and i + 1 < len(head):  # an option with its value
+                found += [a, head[i + 1]]
+                i += 2
+                continue
+            (found if a in _GLOBAL_FLAGS or a.startswith("--log-format=") else rest).append(a)
+            i += 1
+        return super().parse_args(ctx, [*found, *rest, *args[end:]])
 
     def list_commands(self, ctx: Any) -> list[str]:
         names = {n for _, commands in _COMMAND_MODULES for n in commands}
@@ -96,6 +105,12 @@ def _root(
     debug: bool = typer.Option(
         False, "--debug", help="show tracebacks and debug logs (anywhere on the line)"
     ),
+    log_format: str = typer.Option(
+        "text",
+        "--log-format",
+        help="logs on stderr: text, or json (one object per line: run id, dataset, phase, "
+        "duration, rows, cost)",
+    ),
     version: bool = typer.Option(
         False,
         "--version",
@@ -104,7 +119,9 @@ def _root(
         help="print the version and exit",
     ),
 ) -> None:
-    configure_logging(debug)
+    if log_format not in ("text", "json"):
+        raise typer.BadParameter("use text or json", param_hint="--log-format")
+    configure_logging(debug, log_format)
 
 
 # command modules, each with register(app), and the commands each registers: kept in one
@@ -115,7 +132,7 @@ _COMMAND_MODULES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("lockgate.cli.run_cmds", ("quarantine", "run", "runs", "show")),
     ("lockgate.cli.quality_cmds", ("check",)),
     ("lockgate.cli.quality_extra_cmds", ("profile", "quality", "suggest")),
-    ("lockgate.cli.ops_cmds", ("freshness", "prune", "serve")),
+    ("lockgate.cli.ops_cmds", ("backfill", "freshness", "prune", "replay", "serve")),
     ("lockgate.cli.stream_cmds", ("stream",)),
     ("lockgate.cli.cdc_cmds", ("cdc",)),
     ("lockgate.cli.ui_cmds", ("ui", "ui-token")),

@@ -15,7 +15,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from functools import wraps
 from pathlib import Path
@@ -200,14 +200,41 @@ def configure_output() -> None:
     err_console.width = _width(err_console.file) or err_console.width
 
 
-def configure_logging(debug: bool) -> None:
+class JsonLogFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, and the structured fields a
+    record carries (run events: run id, dataset, phase, status, duration, rows, cost)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, object] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        fields = getattr(record, "lockgate", None)
+        if isinstance(fields, dict):
+            out.update(fields)
+        if record.exc_info:
+            out["exception"] = self.formatException(record.exc_info)
+        return json.dumps(out, default=str)
+
+
+def configure_logging(debug: bool, log_format: str = "text") -> None:
     configure_output()
     state.debug = debug
-    logging.basicConfig(
-        level=logging.DEBUG if debug else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    if log_format == "json":  # structured: run events (INFO) and every warning, as JSON lines
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(JsonLogFormatter())
+        logging.basicConfig(
+            level=logging.DEBUG if debug else logging.WARNING, handlers=[handler], force=True
+        )
+        logging.getLogger("lockgate.events").setLevel(logging.INFO)
+    else:
+        logging.basicConfig(
+            level=logging.DEBUG if debug else logging.WARNING,
+            format="%(levelname)s %(name)s: %(message)s",
+            stream=sys.stderr,
+        )
     install_log_redaction()
 
 

@@ -16,7 +16,14 @@ from lockgate.cli.common import JsonOpt, ProjectOpt, TargetOpt, handle_errors
 
 
 def register(app: typer.Typer) -> None:
-    common.add_commands(app, serve=serve_cmd, freshness=freshness_cmd, prune=prune_cmd)
+    common.add_commands(
+        app,
+        serve=serve_cmd,
+        freshness=freshness_cmd,
+        prune=prune_cmd,
+        backfill=backfill_cmd,
+        replay=replay_cmd,
+    )
 
 
 @handle_errors
@@ -120,3 +127,150 @@ def prune_cmd(
 
 def _secs(v: float | None) -> str:
     return "-" if v is None else f"{v:.0f}s"
+
+
+@handle_errors
+def backfill_cmd(
+    dataset: str | None = typer.Argument(
+        None, help="a partitioned dataset; NAME+ also backfills its downstream datasets"
+    ),
+    select: str | None = typer.Option(
+        None, "--select", "-s", help="same as DATASET (e.g. --select daily+)"
+    ),
+    start: str | None = typer.Option(None, "--start", help="first interval (ISO date/time)"),
+    end: str | None = typer.Option(None, "--end", help="end, exclusive (default: due now)"),
+    max_active: int = typer.Option(1, "--max-active", min=1, help="chunks in flight at once"),
+    chunk: int = typer.Option(1, "--chunk", min=1, help="intervals per chunk (one run each)"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="list the intervals, run nothing"),
+    project_dir: Path = ProjectOpt,
+    target: str | None = TargetOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Fill a partitioned dataset's missing intervals, oldest first, in chunks. Safe to
+    kill: running the same command again resumes where it stopped."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from lockgate.ops import intervals as iv
+    from lockgate.ops.backfill import plan_backfill, run_backfill
+    from lockgate.project import load_project
+
+    project = load_project(project_dir, target=target)
+    dataset = select or dataset
+    if not dataset:
+        from lockgate.errors import UsageError
+
+        raise UsageError("name the dataset to backfill: lockgate backfill DATASET[+]")
+    bp = plan_backfill(project, dataset, start=start, end=end, chunk=chunk)
+    if dry_run:
+        if as_json:
+            common.print_json({**bp.to_dict(), "dry_run": True})
+            return
+        con = common.console
+        con.print(
+            f"backfill [bold]{bp.dataset}[/]: {bp.intervals} missing interval(s) in "
+            f"{len(bp.chunks)} chunk(s) of up to {chunk} (planned in {bp.planning_s:.3f}s)"
+        )
+        for c in bp.chunks:
+            for d, items in c.intervals.items():
+                grain = project.datasets[d].partition.grain  # type: ignore[union-attr]
+                first, last = iv.label(items[0][0], grain), iv.label(items[-1][0], grain)
+                span = first if first == last else f"{first} .. {last}"
+                con.print(f"  chunk {c.index + 1}: {d} {span} ({len(items)})")
+        if bp.after:
+            con.print(f"  then: {', '.join(bp.after)} (one run)")
+        return
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("intervals"),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+        console=common.err_console,
+        disable=as_json,
+    )
+    with progress:
+        task = progress.add_task(f"backfill {bp.dataset}", total=bp.intervals)
+        failed: list[int] = []
+
+        def on_chunk(c: object, r: object) -> None:
+            from lockgate.ops.backfill import Chunk
+            from lockgate.runloop.results import RunResult
+
+            assert isinstance(c, Chunk) and isinstance(r, RunResult)
+            progress.advance(task, c.count)
+            if r.ok:
+                return
+            failed.append(c.index)
+            if len(failed) <= 5:  # the first few, one line each; `lockgate runs` has all
+                s = next(s for s in r.steps if not s.ok)
+                why = s.reason if len(s.reason) <= 160 else s.reason[:157] + "..."
+                progress.console.print(
+                    f"  chunk {c.index + 1} (run {r.run_id[:8]}): {s.dataset} {s.status}: {why}",
+                    markup=False,
+                )
+            elif len(failed) == 6:
+                progress.console.print("  … more chunks did not succeed (see `lockgate runs`)")
+
+        from lockgate.ops.alerts import run_alerts
+
+        with run_alerts(project) as alerts:
+            result = run_backfill(
+                project, bp, max_active=max_active, on_chunk=on_chunk, listeners=alerts
+            )
+    if as_json:
+        common.print_json(result.to_dict())
+    else:
+        n_ok = sum(1 for r in result.runs if r.ok)
+        common.console.print(
+            f"backfill {bp.dataset}: {bp.intervals} interval(s), {len(result.runs)} run(s), "
+            f"{n_ok} ok, in {result.seconds:.1f}s"
+        )
+    if not result.ok:
+        raise typer.Exit(common.EXIT_FAILED)
+
+
+@handle_errors
+def replay_cmd(
+    run_id: str = typer.Argument(..., help="the run (id or unique prefix; see `lockgate runs`)"),
+    select: list[str] = typer.Option([], "--select", "-s", help="only these datasets"),
+    into: Path | None = typer.Option(
+        None, "--into", help="scratch warehouse (default: .lockgate/replay/<run>_…)"
+    ),
+    project_dir: Path = ProjectOpt,
+    target: str | None = TargetOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Rebuild what a run published from its pinned inputs and recorded definitions into a
+    scratch warehouse; compare each table's content with the original. Exit 1 on a difference."""
+    from lockgate.ops.replay import replay
+    from lockgate.project import load_project
+
+    project = load_project(project_dir, target=target)
+    result = replay(project, run_id, select=select, into=into)
+    if as_json:
+        common.print_json(result.to_dict())
+    else:
+        table = Table(title=f"replay of run {result.run_id[:12]} into {result.into}")
+        for col in ("dataset", "version", "result", "rows (run / replay)", "why"):
+            table.add_column(col)
+        style = {"identical": "green", "different": "red", "skipped": "dim", "error": "red"}
+        for t in result.tables:
+            table.add_row(
+                t.dataset,
+                str(t.version),
+                f"[{style.get(t.status, 'white')}]{t.status}[/]",
+                f"{t.recorded_rows} / {t.replayed_rows}" if t.recorded_rows is not None else "",
+                t.reason,
+            )
+        common.console.print(table)
+    if not result.ok:
+        raise typer.Exit(common.EXIT_FAILED)

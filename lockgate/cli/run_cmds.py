@@ -133,11 +133,15 @@ def run_cmd(
         min=1,
         help="datasets run at once (default: one per core; 1: one after another)",
     ),
+    pushgateway: str | None = typer.Option(
+        None, "--pushgateway", help="push the run's metrics to this Prometheus Pushgateway URL"
+    ),
     project_dir: Path = ProjectOpt,
     target: str | None = TargetOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Run the pipeline: stage, audit, gate and publish every selected dataset."""
+    from lockgate.ops.alerts import run_alerts
     from lockgate.runloop.plan import Plan, plan
     from lockgate.runloop.runner import execute
 
@@ -179,10 +183,22 @@ def run_cmd(
         ) as progress:
             reporter = RichReporter(progress)
             try:
-                return execute(the_plan, reporter=reporter, max_workers=max_workers)
+                with run_alerts(project) as alerts:  # alerts: in lockgate.yaml fire here too
+                    metrics = _metrics(pushgateway)
+                    result = execute(
+                        the_plan,
+                        reporter=reporter,
+                        max_workers=max_workers,
+                        listeners=[*alerts, *metrics],
+                    )
             finally:
                 reporter.close()
                 the_plan = None
+        if pushgateway and metrics:
+            from lockgate.ops.metrics import push
+
+            push(metrics[0], pushgateway, project.config.name)
+        return result
 
     def show(result: RunResult) -> None:
         if as_json:
@@ -250,6 +266,14 @@ def _ancestors(steps: dict[str, Any], name: str) -> set[str]:
             seen.add(n)
             stack.extend(steps[n].depends_on if n in steps else ())
     return seen
+
+
+def _metrics(pushgateway: str | None) -> list[Any]:
+    if not pushgateway:
+        return []
+    from lockgate.ops.metrics import RunMetrics
+
+    return [RunMetrics()]
 
 
 def render_failures(result: RunResult) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import traceback
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from lockgate.errors import TransformError
@@ -38,13 +39,29 @@ class PythonTransform(Protocol):
     def func(self) -> Any: ...
 
 
-def stage_sql(session: Session, dataset: str, sql_text: str, table: str, where: str) -> None:
-    """``CREATE TABLE table AS <sql>``: the SQL reads datasets by name (registered views)."""
+def stage_sql(
+    session: Session,
+    dataset: str,
+    sql_text: str,
+    table: str,
+    where: str,
+    row_filter: Callable[[dict[str, str]], str | None] | None = None,
+) -> None:
+    """``CREATE TABLE table AS <sql>``: the SQL reads datasets by name (registered views).
+
+    ``row_filter`` receives the query's output columns (name: type) and returns a DuckDB
+    condition the staged rows must meet (a partitioned dataset's due intervals): applied as a
+    relation filter, which DuckDB pushes down into the query — never spliced into its text."""
     import duckdb
 
     session.settle()
     try:
-        session.con.sql(sql_text).create(table)
+        rel = session.con.sql(sql_text)
+        if row_filter is not None:
+            cond = row_filter({str(n): str(t) for n, t in zip(rel.columns, rel.types, strict=True)})
+            if cond is not None:
+                rel = rel.filter(cond)
+        rel.create(table)
     except duckdb.ParserException as e:
         message, line, col = sql_syntax_error(e)
         pos = f" at line {line}, column {col} of the query" if line else ""

@@ -12,13 +12,14 @@ the run. Secrets are redacted from every message; webhook URLs come from the env
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import smtplib
 import time
 import urllib.request
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from typing import TYPE_CHECKING
@@ -31,6 +32,7 @@ from lockgate.state.ops import close_incident, open_incident
 if TYPE_CHECKING:
     from lockgate.lineage.model import LineageGraph
     from lockgate.ops.freshness import Freshness
+    from lockgate.project import Project
     from lockgate.state import StateStore
 
 log = logging.getLogger(__name__)
@@ -133,7 +135,8 @@ class Alerter:
                 self._resolve(kind, e.dataset, problem, f"check '{e.check}' passes", e.run_id)
         elif isinstance(e, ev.GateBlockedEvent):
             why = f"gate blocked the batch: {e.reason}"
-            self._open(AlertEvent.GATE_BLOCKED, e.dataset, "gate", why, e.run_id)
+            problem = "gate" if e.interval is None else f"gate@{e.interval}"
+            self._open(AlertEvent.GATE_BLOCKED, e.dataset, problem, why, e.run_id)
         elif isinstance(e, ev.SchemaDrifted):
             self._send(ev_alert(AlertEvent.SCHEMA_DRIFT, "firing", self.project, e, self._drift(e)))
         elif isinstance(e, ev.StepFinished):
@@ -162,6 +165,17 @@ class Alerter:
         elif e.status == "success":
             self._resolve(AlertEvent.RUN_FAILED, e.dataset, "step", "step succeeds", e.run_id)
             self._resolve(AlertEvent.GATE_BLOCKED, e.dataset, "gate", "batch published", e.run_id)
+            if not e.result.intervals:
+                return
+            # a partitioned step: the intervals it published that had an open incident
+            from lockgate.state.ops import open_incidents
+
+            opened = {p for d, p in open_incidents(self.state, self.project) if d == e.dataset}
+            for i in e.result.intervals:
+                problem = f"gate@{i.get('interval')}"
+                if i.get("status") == "published" and problem in opened:
+                    why = "interval published"
+                    self._resolve(AlertEvent.GATE_BLOCKED, e.dataset, problem, why, e.run_id)
 
     def freshness(self, results: Iterable[Freshness]) -> None:
         """Open or resolve the freshness incident of each dataset with an SLA."""
@@ -213,3 +227,20 @@ class Alerter:
 
 def ev_alert(kind: AlertEvent, status: str, project: str, e: ev.SchemaDrifted, why: str) -> Alert:
     return Alert(kind, status, project, e.dataset, "schema", why, e.run_id)
+
+
+@contextlib.contextmanager
+def run_alerts(project: Project) -> Iterator[list[ev.Listener]]:
+    """Listeners that alert ``alerts:`` targets during a one-off run (``lockgate run``,
+    ``lockgate backfill``) — the same incidents as under ``lockgate serve``: a problem that is
+    already open (alerted by the scheduler or an earlier run) does not alert again."""
+    if not project.config.alerts:
+        yield []
+        return
+    from lockgate.state import StateStore
+
+    state = StateStore.open(project.state_url)
+    try:
+        yield [Alerter(project.config.name, state, project.config.alerts)]
+    finally:
+        state.close()

@@ -52,6 +52,16 @@ class RunMetrics:
         self.freshness_lag = Gauge(
             "lockgate_freshness_lag_seconds", "age of the newest publish", ["dataset"], registry=r
         )
+        self.cpu = Counter(
+            "lockgate_step_cpu_seconds", "CPU seconds of steps", ["dataset"], registry=r
+        )
+        self.io_bytes = Counter(
+            "lockgate_step_bytes", "bytes steps read and wrote", ["dataset", "kind"], registry=r
+        )
+        self.peak_rss = Gauge(
+            "lockgate_step_peak_rss_bytes", "resident memory of the last step", ["dataset"],
+            registry=r,
+        )  # fmt: skip
         self.schedule_fired = Counter(
             "lockgate_schedule_fired", "ticks fired", ["schedule", "status"], registry=r
         )
@@ -104,7 +114,35 @@ class RunMetrics:
                 self.rows.labels(r.dataset, kind).inc(n)
         if str(r.status) == "success":
             self.last_success.labels(r.dataset).set(at.timestamp())
+        cost = r.cost
+        if cost.get("cpu_s"):
+            self.cpu.labels(r.dataset).inc(cost["cpu_s"])
+        if cost.get("peak_rss_bytes"):
+            self.peak_rss.labels(r.dataset).set(cost["peak_rss_bytes"])
+        for kind in ("read", "written"):
+            if cost.get(f"bytes_{kind}"):
+                self.io_bytes.labels(r.dataset, kind).inc(cost[f"bytes_{kind}"])
 
     def exposition(self) -> bytes:
         """The Prometheus text format of every metric."""
         return generate_latest(self.registry)
+
+
+def push(metrics: RunMetrics, url: str, project: str) -> bool:
+    """Push ``metrics`` to a Prometheus Pushgateway (job ``lockgate``, grouped by project).
+    A failed push is logged (URL redacted) and returns False: it never fails the run."""
+    import logging
+
+    from prometheus_client import push_to_gateway
+
+    from lockgate.redact import redact
+
+    try:
+        push_to_gateway(
+            url, job="lockgate", registry=metrics.registry, grouping_key={"project": project},
+            timeout=10,
+        )  # fmt: skip
+    except Exception as e:
+        logging.getLogger(__name__).warning("pushgateway %s: %s", redact(url), redact(str(e)))
+        return False
+    return True

@@ -98,6 +98,7 @@ class Service:
         res = prune(self.state, self.project.config.name, days=retention.days, now=now)
         self.last_prune_at = now
         log.info("retention: deleted %d runs older than %s", res.runs, res.cutoff)
+
     def _cdc_metrics(self) -> None:
         """Replication-slot gauges of the change sources (a server that is down is logged:
         the gauge says 0 only when the slot itself is gone)."""

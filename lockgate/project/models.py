@@ -17,7 +17,14 @@ from lockgate._duration import parse_duration as parse_duration  # re-exported
 from lockgate._duration import parse_seconds
 from lockgate._suggest import did_you_mean
 from lockgate.features.store_config import OnlineStoreConfig, SQLiteOnlineConfig
-from lockgate.project.ops_models import AlertSpec, FreshnessSpec, RetrySpec, ScheduleSpec
+from lockgate.project.ops_models import (
+    AlertSpec,
+    FreshnessSpec,
+    PartitionSpec,
+    RetrySpec,
+    ScheduleSpec,
+    SensorSpec,
+)
 from lockgate.quality.checks import CheckSpec
 from lockgate.sources import SourceConfig, on_register, source_configs
 from lockgate.sources.files import FileFormat, FileSourceSpec  # noqa: F401  (re-exported)
@@ -192,6 +199,14 @@ class DatasetSpec(Frozen):
     retry: RetrySpec | None = Field(
         default=None, description="retries on transient errors (default: the project's)"
     )
+    partition: PartitionSpec | None = Field(
+        default=None,
+        description="time-partitioned: each run processes the due intervals, checks and "
+        "gates each interval, and replaces the intervals it publishes",
+    )
+    sensors: tuple[SensorSpec, ...] = Field(
+        default=(), description="conditions the step waits for (file, table, sql), up to a deadline"
+    )
     # where it was defined, filled in by the loader (not user-settable in YAML)
     defined_in: str | None = Field(default=None, exclude=True)
     defined_line: int | None = Field(default=None, exclude=True)
@@ -209,6 +224,16 @@ class DatasetSpec(Frozen):
     def _exactly_one_producer(self) -> DatasetSpec:
         if (self.source is None) == (self.transform is None):
             raise ValueError(f"dataset '{self.name}' needs exactly one of 'source' or 'transform'")
+        if self.partition is not None and self.incremental is not None:
+            raise ValueError(
+                f"dataset '{self.name}': 'partition' and 'incremental' both pick the rows a run "
+                "processes; use one (partition: due time intervals; incremental: a cursor)"
+            )
+        if self.partition is not None and self.write.mode == WriteMode.MERGE:
+            raise ValueError(
+                f"dataset '{self.name}': a partitioned dataset replaces each interval it "
+                "publishes; write.mode 'merge' does not apply (remove it)"
+            )
         return self
 
     @property

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -141,3 +142,99 @@ class RetrySpec(_Frozen):
 
     retries: int = Field(default=2, ge=0, description="retries after the first attempt")
     backoff_seconds: float = Field(default=1.0, ge=0, description="first delay; doubles")
+
+
+class PartitionSpec(_Frozen):
+    """A time-partitioned dataset: every run processes its *due* intervals — whole intervals
+    of ``grain`` from ``start`` up to ``now - lag`` not done yet — and replaces each one it
+    publishes (re-running an interval is idempotent). Checks and the gate apply per interval.
+
+    >>> PartitionSpec(column="ts", grain="day", start="2024-01-01").lag_seconds
+    0.0
+    >>> PartitionSpec(column="ts", grain="week", start="2024-01-01")
+    Traceback (most recent call last):
+    ...
+    pydantic_core._pydantic_core.ValidationError: 1 validation error for PartitionSpec
+    ...
+    """
+
+    column: str = Field(description="the timestamp or date column that places a row in time")
+    grain: Literal["hour", "day", "month"] = Field(description="interval width (UTC)")
+    start: str = Field(description="first interval (ISO date or timestamp, UTC)")
+    lag: str | float = Field(
+        default="0s",
+        description="an interval is due this long after it ends (late data settles): '2h'",
+    )
+
+    @field_validator("start")
+    @classmethod
+    def _start(cls, v: str) -> str:
+        from lockgate.ops.intervals import parse_time
+
+        parse_time(v)  # ValueError names the accepted forms
+        return v
+
+    @field_validator("lag")
+    @classmethod
+    def _lag(cls, v: str | float) -> str | float:
+        if parse_seconds(v) < 0:
+            raise ValueError("lag must not be negative")
+        return v
+
+    @property
+    def lag_seconds(self) -> float:
+        return float(parse_seconds(self.lag))
+
+    @property
+    def start_epoch(self) -> int:
+        from lockgate.ops.intervals import floor, parse_time
+
+        return floor(parse_time(self.start), self.grain)
+
+
+class SensorSpec(_Frozen):
+    """A condition a dataset's step waits for before it runs, up to ``deadline``:
+
+    - ``file``: files matching ``path`` (a glob, relative to the project) exist and their
+      fingerprint (names, sizes, times) changed since the dataset last published;
+    - ``table``: dataset ``dataset`` has a version newer than the one seen at the last publish
+      (or at least ``min_version``);
+    - ``sql``: ``sql`` (DuckDB, the project's datasets readable by name) returns a true first
+      value.
+
+    Past the deadline the step fails, saying which sensor was not met.
+
+    >>> SensorSpec(type="file", path="in/*.csv", deadline="10m").deadline_seconds
+    600.0
+    """
+
+    type: Literal["file", "table", "sql"]
+    name: str | None = Field(default=None, description="names it in messages (default: type)")
+    path: str | None = Field(default=None, description="file: glob relative to the project")
+    dataset: str | None = Field(default=None, description="table: the dataset to wait for")
+    min_version: int | None = Field(default=None, ge=0, description="table: at least this")
+    sql: str | None = Field(default=None, description="sql: a query; true first value = go")
+    deadline: str | float = Field(default="1h", description="give up after this long")
+    poll: str | float = Field(default="30s", description="time between checks")
+
+    @model_validator(mode="after")
+    def _fields(self) -> SensorSpec:
+        need = {"file": "path", "table": "dataset", "sql": "sql"}[self.type]
+        if getattr(self, need) is None:
+            raise ValueError(f"a {self.type} sensor needs '{need}'")
+        parse_seconds(self.deadline)
+        if parse_seconds(self.poll) <= 0:
+            raise ValueError("sensor poll must be positive")
+        return self
+
+    @property
+    def label(self) -> str:
+        return self.name or f"{self.type}:{self.path or self.dataset or 'sql'}"
+
+    @property
+    def deadline_seconds(self) -> float:
+        return float(parse_seconds(self.deadline))
+
+    @property
+    def poll_seconds(self) -> float:
+        return float(parse_seconds(self.poll))

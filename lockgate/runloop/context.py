@@ -4,10 +4,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from sqlglot import exp
 
@@ -47,6 +47,11 @@ class StepContext:
     project_id: str | None = None  # the warehouse's identity (runloop.identity)
     #: tables checked intact in this run (runloop.trust): read ones are checked once
     verified: set[str] = field(default_factory=set)
+    #: partitioned datasets: the intervals this run may process (a backfill's chunk); a
+    #: dataset not named processes all its due intervals
+    intervals: Mapping[str, Sequence[tuple[int, int]]] | None = None
+    #: commits in a fixed order across concurrent runs (a backfill's chunks)
+    turn: CommitTurn | None = None
 
     @property
     def session(self) -> Session:
@@ -96,6 +101,10 @@ class StepState:
     #: after the commit)
     source: Source | None = None
     staged: StagedSource | None = None
+    #: a partitioned dataset: the due intervals this step processes, and each one's outcome
+    intervals: list[tuple[int, int]] = field(default_factory=list)
+    outcomes: list[IntervalOutcome] = field(default_factory=list)
+    null_partition: int = 0  # staged rows whose partition column is NULL (quarantined)
     done: bool = False
 
     @property
@@ -113,6 +122,34 @@ class StepState:
         if reason is not None:
             self.result.reason = reason
         self.done = True
+
+
+@dataclass
+class IntervalOutcome:
+    """One interval of a partitioned step: its rows (a view of the staged batch), what the
+    audit found and what the gate decided."""
+
+    lo: int
+    hi: int
+    label: str
+    view: str
+    audit: AuditResult | None = None
+    decision: GateDecision | None = None
+    split: GateDecision | list[int] | None = None
+    publish_query: exp.Select | None = None
+    created: bool = False  # its view exists (only intervals with rows get one)
+
+    @property
+    def blocked(self) -> bool:
+        return self.decision is not None and self.decision.action == "block"
+
+
+class CommitTurn(Protocol):
+    """Orders the commits of concurrent runs: run ``k`` commits to a table after run
+    ``k - 1`` has committed to it (or finished with it)."""
+
+    def wait(self, dataset: str) -> None: ...
+    def release(self, dataset: str) -> None: ...
 
 
 #: a stage of a step (:data:`lockgate.runloop.step.STAGES`)

@@ -42,6 +42,15 @@ class StepResult:
     #: a change source stopped at its batch size (or a truncate / DDL): more changes wait
     #: (``lockgate run`` runs the dataset again until they are read)
     more_available: bool = False
+    #: a partitioned dataset: each processed interval (label, status, rows) …
+    intervals: list[dict[str, object]] = field(default_factory=list)
+    #: resources the step used: ``cpu_s`` (process CPU seconds while it ran — overlapping
+    #: when steps run in parallel), ``peak_rss_bytes`` (the process's resident memory, sampled
+    #: after each stage), ``bytes_read`` (its pinned input tables' files), ``bytes_written``
+    #: (the files its commit added)
+    cost: dict[str, float] = field(default_factory=dict)
+    #: … and the ``[lo, hi)`` ranges it published (recorded as done)
+    done_intervals: list[tuple[int, int]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -95,6 +104,10 @@ SKIP_REASONS: dict[str, str] = {
     "table (the slot handed it out again after a crash)",
     "superseded_in_batch": "change data capture: a later change of the same row in the batch wins",
     "truncated": "change data capture: a TRUNCATE later in the batch removed the row",
+    "outside_due_intervals": "partitioned: the row's time interval is done already, not due "
+    "yet, or before partition.start (a run reads only its due intervals)",
+    "interval_blocked": "partitioned: the gate blocked the row's interval; the interval stays "
+    "due and is processed again by the next run",
 }
 
 

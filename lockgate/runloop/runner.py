@@ -19,6 +19,7 @@ from lockgate.engine.workdir import clean_stale_work
 from lockgate.errors import LockgateError, UsageError
 from lockgate.runloop import events as ev
 from lockgate.runloop import identity
+from lockgate.runloop.context import CommitTurn
 from lockgate.runloop.deadline import deadline
 from lockgate.runloop.events import EventBus, Listener
 from lockgate.runloop.parallel import run_steps
@@ -38,6 +39,9 @@ if TYPE_CHECKING:
     from lockgate.storage.base import TableStore
 
 log = logging.getLogger(__name__)
+
+#: the turn (see :class:`~lockgate.runloop.context.CommitTurn`) of starting a run
+START_TURN = "__start__"
 
 
 class Reporter:
@@ -82,7 +86,8 @@ def emit_step_outcome(bus: EventBus, run_id: str, r: StepResult) -> None:
             ev.CheckEvaluated(
                 run_id=run_id,
                 dataset=d,
-                check=str(c.get("name")),
+                # a partitioned step checks each interval: one incident per bad interval
+                check=str(c.get("name")) + (f"@{c['interval']}" if c.get("interval") else ""),
                 status=status,
                 severity=str(c.get("severity")),
                 observed=c.get("observed"),
@@ -106,8 +111,19 @@ def emit_step_outcome(bus: EventBus, run_id: str, r: StepResult) -> None:
                 batch_id=r.batch_id,
             )
         )
+    elif r.status == StepStatus.BLOCKED and r.intervals:  # every due interval blocked
+        for i in r.intervals:
+            why = f"interval {i.get('interval')} blocked: {i.get('reason')}"
+            label = str(i.get("interval"))
+            bus.emit(ev.GateBlockedEvent(run_id=run_id, dataset=d, reason=why, interval=label))
     elif r.status == StepStatus.BLOCKED:
         bus.emit(ev.GateBlockedEvent(run_id=run_id, dataset=d, reason=r.reason))
+    if r.status == StepStatus.SUCCESS:  # a partitioned step: some intervals blocked
+        for i in r.intervals:
+            if i.get("status") == "blocked":
+                why = f"interval {i.get('interval')} blocked: {i.get('reason')}"
+                label = str(i.get("interval"))
+                bus.emit(ev.GateBlockedEvent(run_id=run_id, dataset=d, reason=why, interval=label))
     bus.emit(ev.StepFinished(run_id=run_id, dataset=d, status=str(r.status), result=r))
 
 
@@ -214,8 +230,15 @@ def execute(
     listeners: Sequence[Listener] = (),
     max_workers: int | None = None,
     args: Mapping[str, object] | None = None,
+    lease: Lease | None = None,
+    turn: CommitTurn | None = None,
+    intervals: Mapping[str, Sequence[tuple[int, int]]] | None = None,
 ) -> RunResult:
     """Run ``plan``; returns when every step has an outcome (in plan order).
+
+    A backfill runs its chunks as runs under its own ``lease`` of the project lock (taken
+    once), ``turn`` ordering their starts and commits, ``intervals`` naming each partitioned
+    dataset's intervals of the chunk.
 
     Independent steps run at the same time, at most ``max_workers`` (default: one per core;
     1: one after another in plan order). Every listener receives the run's events
@@ -225,11 +248,20 @@ def execute(
     workers = _workers(max_workers)
     project = plan.project
     rep = reporter or Reporter()
-    bus = EventBus([reporter_listener(rep), *listeners, *_configured_listeners(project)])
+    bus = EventBus(
+        [reporter_listener(rep), ev.log_event, *listeners, *_configured_listeners(project)]
+    )
     state, store = open_backends(project)
     t0 = time.perf_counter()
-    with state.lock(project.config.name) as lease:
-        run, project_id = _start_run(plan, state, store, args)
+    held = contextlib.nullcontext(lease) if lease is not None else None
+    with held or state.lock(project.config.name) as lease:
+        if turn is not None:
+            turn.wait(START_TURN)  # run records (and seqs) in the chunks' order
+        try:
+            run, project_id = _start_run(plan, state, store, args, clean=held is None)
+        finally:
+            if turn is not None:
+                turn.release(START_TURN)
         bus.emit(ev.RunStarted(run_id=run.run_id, project=project.config.name, datasets=plan.names))
         sessions = _open_sessions(project, run.run_id, workers, rep)
         ctx = StepContext(
@@ -244,6 +276,8 @@ def execute(
             report=_phase_reporter(bus, run.run_id),
             lease=lease,
             project_id=project_id,
+            intervals=intervals,
+            turn=turn,
         )
         done: dict[str, StepResult] = {}
         try:
@@ -281,7 +315,12 @@ def _phase_reporter(bus: EventBus, run_id: str) -> Callable[[str, str], None]:
 
 
 def _start_run(
-    plan: Plan, state: StateStore, store: TableStore, args: Mapping[str, object] | None
+    plan: Plan,
+    state: StateStore,
+    store: TableStore,
+    args: Mapping[str, object] | None,
+    *,
+    clean: bool = True,
 ) -> tuple[RunRecord, str | None]:
     """Under the lock: the project's identity, then a new run record."""
     project = plan.project
@@ -301,7 +340,8 @@ def _start_run(
         project_id=project_id,
     )
     crashpoint("run started")
-    clean_stale_work(project.work_dir / "work", keep=run.run_id)
+    if clean:  # (a backfill's chunks run side by side: it cleans once, before them)
+        clean_stale_work(project.work_dir / "work", keep=run.run_id)
     return run, project_id
 
 
@@ -373,14 +413,20 @@ def _run_plan(
         # a worker's context shares the run's `verified` set (replace() keeps the object)
         step_ctx = ctx  # ctx.session is the calling (worker) thread's own
         bus.emit(ev.StepStarted(run_id=ctx.run_id, dataset=step.dataset))
-        if ctx.lease is not None and ctx.lease.lost:
-            ctx.lease.check()  # do no work for a run that no longer owns the project
-        return _run_with_retries(step_ctx, project, step)
+        try:
+            if ctx.lease is not None and ctx.lease.lost:
+                ctx.lease.check()  # do no work for a run that no longer owns the project
+            return _run_with_retries(step_ctx, project, step)
+        finally:
+            if ctx.turn is not None:  # the next chunk of a backfill may commit now
+                ctx.turn.release(step.dataset)
 
     def skip(step: PlannedStep, why: str) -> StepResult:
         bus.emit(ev.StepStarted(run_id=ctx.run_id, dataset=step.dataset))
         r = StepResult(dataset=step.dataset, status=StepStatus.UPSTREAM_FAILED, reason=why)
         _record_skipped(ctx.state, project, ctx.run_id, r)
+        if ctx.turn is not None:
+            ctx.turn.release(step.dataset)
         return r
 
     return run_steps(
@@ -433,6 +479,16 @@ def _run_with_retries(ctx: StepContext, project: Project, planned: PlannedStep) 
         retries, backoff = spec.retry.retries, spec.retry.backoff_seconds
     timeout = None if spec.timeout is None else parse_seconds(spec.timeout)
     step_id = ctx.state.start_step(ctx.run_id, project.config.name, name, input_versions={})
+    sensed: dict[str, object] | None = None
+    if spec.sensors:  # wait for them first (a timeout fails the step: nothing ran)
+        from lockgate.ops.sensors import wait_for_sensors
+
+        try:
+            sensed = wait_for_sensors(ctx, spec, _last_sensor_tokens(ctx, name))
+        except LockgateError as e:
+            r = _error_result(name, e, 0, StepStatus.FAILED)
+            _record_step(ctx, project, step_id, r)
+            return r
     attempt = 0
     while True:
         attempt += 1
@@ -442,6 +498,8 @@ def _run_with_retries(ctx: StepContext, project: Project, planned: PlannedStep) 
             with deadline(ctx.session if timeout is not None else None, timeout, name):
                 r = run_step(ctx, spec)
             r.attempts = attempt
+            if sensed is not None:  # what the sensors saw: the next run waits for newer
+                r.inputs["sensors"] = sensed
             _note_stale_pins(planned, r)
             if r.status == StepStatus.BLOCKED:  # the step's outcome; recorded as an error
                 attempted("error", r.error)
@@ -470,6 +528,16 @@ def _run_with_retries(ctx: StepContext, project: Project, planned: PlannedStep) 
             attempted("error", r.error)
         _record_step(ctx, project, step_id, r)
         return r
+
+
+def _last_sensor_tokens(ctx: StepContext, name: str) -> dict[str, object]:
+    """The sensor tokens the dataset's last published (or up-to-date) step recorded."""
+    steps = ctx.state.dataset_steps(ctx.project.name, name, limit=20, project_id=ctx.project_id)
+    for step in steps:
+        if str(step.status) in ("success", "noop"):
+            got = (step.input_versions or {}).get("sensors")
+            return dict(got) if isinstance(got, dict) else {}
+    return {}
 
 
 def _attempted(
@@ -537,6 +605,18 @@ def _record_step(ctx: StepContext, project: Project, step_id: int, r: StepResult
         st.record_check_results(step_id, ctx.run_id, pname, r.dataset, r.checks)
     if r.scores:
         st.record_scores(ctx.run_id, pname, r.dataset, r.scores)
+    if (
+        r.status == StepStatus.SUCCESS
+        and r.rows_out
+        and isinstance(r.inputs.get("definition"), str)
+    ):
+        _keep_definition(ctx, project, r.dataset, str(r.inputs["definition"]))
+    if r.status == StepStatus.SUCCESS and project.datasets[r.dataset].partition is not None:
+        from lockgate.state import intervals as done
+
+        if ctx.full_refresh:
+            done.clear_done(st, pname, r.dataset)
+        done.add_done(st, pname, r.dataset, r.done_intervals)
     if r.status == StepStatus.SUCCESS:
         kind = r.watermark_type
         if r.watermark is not None and kind:
@@ -567,7 +647,44 @@ def _record_step(ctx: StepContext, project: Project, step_id: int, r: StepResult
         message="; ".join(r.warnings) or r.error,
         attempts=r.attempts,
         input_versions=r.inputs,
+        cost=_with_bytes(ctx, r) or None,
     )
+
+
+def _with_bytes(ctx: StepContext, r: StepResult) -> dict[str, float]:
+    """``r.cost`` with the bytes of the step's pinned input tables and of the files its
+    commit added (only for a step that ran: an up-to-date one read and wrote nothing)."""
+    if r.status != StepStatus.SUCCESS or not r.cost:
+        return r.cost
+    read = 0
+    for up, version in r.inputs.items():
+        if isinstance(version, int) and up not in ("definition",):
+            with contextlib.suppress(LockgateError, OSError):
+                read += _size(ctx.store.scan(up, version).files)
+    r.cost["bytes_read"] = read
+    v = r.output_version
+    if v is not None and r.rows_out:
+        with contextlib.suppress(LockgateError, OSError):
+            added = ctx.store.added_files(r.dataset, v - 1, v) if v > 0 else []
+            if v == 0:
+                added = list(ctx.store.scan(r.dataset, 0).files)
+            r.cost["bytes_written"] = _size(added)
+    return r.cost
+
+
+def _size(files: Sequence[str]) -> int:
+    return sum(os.path.getsize(f.removeprefix("file://")) for f in files)
+
+
+def _keep_definition(ctx: StepContext, project: Project, name: str, def_hash: str) -> None:
+    """The definition a publishing step ran, by its hash (once): ``lockgate replay`` rebuilds
+    from the definition as recorded, not as it is now."""
+    from lockgate.runloop.stages.resolve import definition_body
+    from lockgate.state.intervals import save_definition
+
+    spec = project.datasets[name].model_copy(update={"write": project.effective_write(name)})
+    body = definition_body(ctx, spec)
+    save_definition(ctx.state, project.config.name, name, def_hash, body)
 
 
 def _record_skipped(state: StateStore, project: Project, run_id: str, r: StepResult) -> None:

@@ -37,8 +37,16 @@ def verify_published(ctx: StepContext, name: str, *, repair: bool | None = None)
                 hint=e.hint,
             ) from e
         seen.add(up)
+    # the state store first, then the tables: a step records only after its commit, so a
+    # run committing and recording meanwhile (a backfill's concurrent chunks) can make the
+    # tables newer than what was read here, never older
+    steps = None
+    if not repair and ctx.project_id is not None:
+        steps = ctx.state.dataset_steps(ctx.project.name, name, limit=50, project_id=ctx.project_id)
     health: dict[str, TableHealth | None] = {}
     for table in (name, name + QUARANTINE_SUFFIX):
+        if ctx.turn is not None:  # other runs of this process commit to it: no cached view
+            ctx.store.forget(table)
         try:
             health[table] = ctx.store.inspect(table)
         except TableDamaged as e:
@@ -47,15 +55,14 @@ def verify_published(ctx: StepContext, name: str, *, repair: bool | None = None)
             if e.unreadable:
                 ctx.store.move_aside(table)
             health[table] = None  # missing data files: the rebuild overwrites the table
-    if not repair and ctx.project_id is not None:
-        _agree_with_state(ctx, name, ctx.project_id, health)
+    if steps is not None:
+        _agree_with_state(name, steps, health)
     seen.add(name)  # what this step publishes next is its own, fresh work
 
 
 def _agree_with_state(
-    ctx: StepContext, name: str, project_id: str, health: dict[str, TableHealth | None]
+    name: str, steps: list[StepInfo], health: dict[str, TableHealth | None]
 ) -> None:
-    steps = ctx.state.dataset_steps(ctx.project.name, name, limit=50, project_id=project_id)
     out = next((s for s in steps if s.status in _PUBLISHED and s.output_version is not None), None)
     if out is not None and out.output_version is not None:
         wrote = out.status == "success" and bool(out.rows_out)

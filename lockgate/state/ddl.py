@@ -293,6 +293,31 @@ def features_tables(md: sa.MetaData) -> sa.Table:
     )
 
 
+def partition_tables(md: sa.MetaData) -> tuple[sa.Table, sa.Table]:
+    """Migration 0007: the done intervals of time-partitioned datasets as merged ranges
+    (``[lo, hi)`` UTC epoch seconds; a year of done days is one row), and every definition a
+    run used, by hash (``lockgate replay`` rebuilds from the definition as it was)."""
+    ranges = sa.Table(
+        "lockgate_intervals",
+        md,
+        sa.Column("project", sa.String(200), primary_key=True),
+        sa.Column("dataset", sa.String(200), primary_key=True),
+        sa.Column("lo", sa.BigInteger, primary_key=True, autoincrement=False),
+        sa.Column("hi", sa.BigInteger, nullable=False),
+        sa.Column("updated_at", TS, nullable=False),
+    )
+    definitions = sa.Table(
+        "lockgate_definitions",
+        md,
+        sa.Column("project", sa.String(200), primary_key=True),
+        sa.Column("hash", sa.String(32), primary_key=True),
+        sa.Column("dataset", sa.String(200), nullable=False),
+        sa.Column("body", JSONType, nullable=False),
+        sa.Column("created_at", TS, nullable=False),
+    )
+    return ranges, definitions
+
+
 #: columns later migrations add with ALTER TABLE: (migration, table, column)
 ADDED_COLUMNS = (
     (2, "lockgate_runs", "project_id", sa.String(32)),
@@ -300,6 +325,7 @@ ADDED_COLUMNS = (
     (3, "lockgate_steps", "skip_reasons", JSONType()),
     # an anomaly check's expected band: {median, low, high, history, score}
     (10, "lockgate_check_results", "expected", JSONType()),
+    (7, "lockgate_steps", "cost", JSONType()),
 )
 
 

@@ -114,9 +114,17 @@ def _0006_operations(conn: Connection) -> None:
     md.create_all(conn)
 
 
+def _0007_partitions(conn: Connection) -> None:
+    """Done intervals of partitioned datasets (merged ranges), definitions by hash, and each
+    step's cost."""
+    md = sa.MetaData()
+    ddl.partition_tables(md)
+    md.create_all(conn)
+    _add_columns(conn, 7)  # lockgate_steps.cost: CPU seconds, peak memory, bytes
+
+
 def _0008_training_sets(conn: Connection) -> None:
-    """Recorded training sets (feature store, #13): inputs pinned for an exact replay.
-    (0007 belongs to another branch: migrations apply by version, gaps are fine.)"""
+    """Recorded training sets (feature store, #13): inputs pinned for an exact replay."""
     md = sa.MetaData()
     ddl.features_tables(md)
     md.create_all(conn)
@@ -124,7 +132,7 @@ def _0008_training_sets(conn: Connection) -> None:
 
 def _0010_anomaly_retention(conn: Connection) -> None:
     """An anomaly check's expected band on its result, and the daily check aggregates that
-    retention keeps of pruned history. (0007-0009 belong to other work.)"""
+    retention keeps of pruned history. (0009 was reserved for stream state; not needed.)"""
     _add_columns(conn, 10)
     md = sa.MetaData()
     ddl.retention_tables(md)
@@ -139,6 +147,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "0004_read_indexes", _0004_read_indexes),
     Migration(5, "0005_dashboard", _0005_dashboard),
     Migration(6, "0006_operations", _0006_operations),
+    Migration(7, "0007_partitions", _0007_partitions),
     Migration(8, "0008_training_sets", _0008_training_sets),
     Migration(10, "0010_anomaly_retention", _0010_anomaly_retention),
 )

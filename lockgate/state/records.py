@@ -95,6 +95,8 @@ class StepInfo:
     message: str | None
     rows_skipped: int | None = None  # read, neither published nor quarantined
     skip_reasons: dict[str, int] | None = None  # reason -> rows (sums to rows_skipped)
+    #: cpu_s, peak_rss_bytes, bytes_read, bytes_written
+    cost: dict[str, float] | None = None
 
 
 @dataclass(frozen=True)

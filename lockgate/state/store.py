@@ -353,6 +353,7 @@ class StateStore:
         batch_id: str | None = None,
         message: str | None = None,
         attempts: int | None = None,
+        cost: Mapping[str, float] | None = None,
     ) -> None:
         """Close a step with its final status and metrics (``input_versions``, when given,
         replaces what ``start_step`` recorded: the pinned inputs are known only once resolved)."""
@@ -373,6 +374,7 @@ class StateStore:
             schema_version=schema_version,
             batch_id=batch_id,
             message=message,
+            **({} if cost is None else {"cost": dict(cost)}),
             **({} if input_versions is None else {"input_versions": dict(input_versions)}),
         )
 

@@ -94,6 +94,27 @@ def partition_predicate(columns: Sequence[str], values: Iterable[Mapping[str, An
     return exp.or_(*groups).sql(_DIALECT)
 
 
+def range_predicate(column: str, ranges: Sequence[tuple[Any, Any]]) -> str | None:
+    """Rows whose ``column`` lies in one of the half-open ``[lo, hi)`` ranges (``None``: no
+    ranges). Bounds are typed literals (dates, timestamps), as :func:`literal` builds them.
+
+    >>> print(range_predicate("d", [(dt.date(2024, 1, 1), dt.date(2024, 1, 2))]))
+    ("d" >= CAST('2024-01-01' AS DATE) AND "d" < CAST('2024-01-02' AS DATE))
+    """
+    if not ranges:
+        return None
+    parts = [
+        exp.Paren(
+            this=exp.and_(
+                exp.GTE(this=_col(column), expression=literal(lo)),
+                exp.LT(this=_col(column), expression=literal(hi)),
+            )
+        )
+        for lo, hi in ranges
+    ]
+    return exp.or_(*parts).sql(_DIALECT)
+
+
 def merge_predicate(keys: Sequence[str]) -> str:
     """``target.k = source.k AND ...`` (plain equality: merge keys are assumed non-null).
 

@@ -85,6 +85,10 @@ class TableWrite:
     #: only those columns of it (the row's other values stay)
     delete_when: tuple[str, str] | None = None
     soft_delete: tuple[str, ...] = ()
+    #: ``overwrite`` only the rows matching this predicate (DataFusion SQL, built by
+    #: :mod:`lockgate.storage._predicates`): a partitioned dataset's intervals. The batch
+    #: must lie inside it; an empty batch deletes the matching rows.
+    replace_where: str | None = None
 
     def __post_init__(self) -> None:
         if self.mode not in PUBLISH_MODES:
@@ -93,6 +97,8 @@ class TableWrite:
             raise ValueError("write mode 'merge' needs keys (the columns to upsert on)")
         if self.mode == "overwrite_partitions" and not self.partition_by:
             raise ValueError("write mode 'overwrite_partitions' needs partition_by")
+        if self.replace_where is not None and self.mode != "overwrite":
+            raise ValueError("replace_where needs write mode 'overwrite'")
 
     def with_partitions(self, values: Sequence[Mapping[str, Any]]) -> TableWrite:
         """This write, knowing the batch's distinct partitions."""

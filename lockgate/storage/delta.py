@@ -356,6 +356,7 @@ class DeltaStore(TableStore):
         table = self._maybe_table(name)
         native = (
             write.mode in ("append", "overwrite")
+            and write.replace_where is None
             and not write.partition_by
             and con.SUPPORTS_PARQUET_WRITE
             and con.writes_arrow_types(query)

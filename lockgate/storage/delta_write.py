@@ -246,6 +246,15 @@ def _write_into(
             schema_mode="merge" if schema_mode == "merge" else None,
             commit_properties=props,
         )
+    elif mode == "overwrite" and write.replace_where is not None:
+        write_deltalake(
+            table,
+            tap.reader(),
+            mode="overwrite",
+            predicate=write.replace_where,
+            schema_mode="merge" if schema_mode == "merge" else None,
+            commit_properties=props,
+        )
     elif mode == "overwrite":
         write_deltalake(
             table,

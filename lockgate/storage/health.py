@@ -46,15 +46,29 @@ class TableHealth:
     name: str
 
     def newest_run_id(self) -> str | None:
-        """``lockgate.run_id`` of the table's newest commit (None: not written by lockgate).
-        Read from the table's snapshot (shared with the rest of the step) when it is of this
-        version: the newest commit is lockgate's exactly when the last lockgate commit is it."""
-        snap = self.store.snapshot(self.name)
-        if snap is not None and snap.version == self.version:
-            last = snap.last_commit
-            return last.run_id if last is not None and last.version == self.version else None
-        entries = self.table.history(1)
-        return str(entries[0].get(META_PREFIX + "run_id") or "") or None if entries else None
+        """``lockgate.run_id`` of the table's newest commit (None: not written by lockgate),
+        read from that version's own commit file. Not from delta-rs' history (nor a snapshot
+        built from it): it reads the log as it is *now* and numbers it from the loaded
+        version, so after another writer's commit (a backfill's next chunk) it names that
+        commit's run."""
+        return _commit_run_id(self.store.path(self.name), self.version)
+
+
+def _commit_run_id(path: Path, version: int) -> str | None:
+    """``lockgate.run_id`` in the commitInfo of ``version``'s log file (None: not lockgate's,
+    or the file is gone — a cleaned-up log)."""
+    import json
+
+    log_file = path / "_delta_log" / f"{version:020d}.json"
+    try:
+        lines = log_file.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        if '"commitInfo"' in line:
+            info = json.loads(line).get("commitInfo") or {}
+            return str(info.get(META_PREFIX + "run_id") or "") or None
+    return None
 
 
 def inspect_table(store: DeltaStore, name: str) -> TableHealth | None:

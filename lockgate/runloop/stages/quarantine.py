@@ -24,12 +24,15 @@ if TYPE_CHECKING:
 def quarantine(ctx: StepContext, state: StepState) -> None:
     res = state.result
     if state.split is not None or state.rejects or state.rereads.late or ctx.full_refresh:
-        res.rows_quarantined = _publish_quarantine(ctx, state)
+        res.rows_quarantined = publish_quarantine(ctx, state)
     res.check_accounting(state.rows_out)
 
 
-def _publish_quarantine(ctx: StepContext, state: StepState) -> int:
-    """Rows written to the quarantine (or already there from this batch)."""
+def publish_quarantine(
+    ctx: StepContext, state: StepState, parts: list[exp.Select] | None = None
+) -> int:
+    """Rows written to the quarantine (or already there from this batch); ``parts``: the
+    queries of the rows to quarantine (default: this step's failing, unreadable, late)."""
     import pyarrow as pa
 
     table = state.quarantine
@@ -39,7 +42,7 @@ def _publish_quarantine(ctx: StepContext, state: StepState) -> int:
     last = table.last_commit if table is not None else None
     if not ctx.full_refresh and last is not None and last.batch_id == state.batch_id:
         return int(last.rows or 0)
-    parts = _parts(ctx, state)
+    parts = _parts(ctx, state) if parts is None else parts
     if not parts:
         if table is not None and replace:
             empty = pa.RecordBatchReader.from_batches(table.schema, [])
@@ -71,9 +74,9 @@ def _publish_quarantine(ctx: StepContext, state: StepState) -> int:
     return n
 
 
-def _parts(ctx: StepContext, state: StepState) -> list[exp.Select]:
-    """One query per kind of quarantined row, each with the run's metadata columns."""
-    meta = [
+def meta_columns(ctx: StepContext) -> list[exp.Expr]:
+    """The run's metadata columns every quarantined row carries."""
+    return [
         exp.alias_(exp.Literal.string(ctx.run_id), "_lg_run_id"),
         exp.alias_(
             exp.Cast(
@@ -82,18 +85,26 @@ def _parts(ctx: StepContext, state: StepState) -> list[exp.Select]:
             "_lg_quarantined_at",
         ),
     ]
+
+
+def rejects_part(state: StepState, meta: list[exp.Expr]) -> exp.Select:
+    """The step's unreadable records (``parse_error``)."""
+    failed = exp.Array(expressions=[exp.Literal.string("parse_error")])
+    return exp.select(exp.Star(), exp.alias_(failed, "_lg_failed_checks"), *meta).from_(
+        table_ref(state.stage + "__rejects")
+    )
+
+
+def _parts(ctx: StepContext, state: StepState) -> list[exp.Select]:
+    """One query per kind of quarantined row, each with the run's metadata columns."""
+    meta = meta_columns(ctx)
     parts: list[exp.Select] = []
     if state.split is not None:
         assert state.audit is not None
         fq = state.audit.failing_rows_query(bits=state.split)
         parts.append(exp.select(exp.Star(), *meta).from_(fq.subquery("__f")))
     if state.rejects:
-        failed = exp.Array(expressions=[exp.Literal.string("parse_error")])
-        parts.append(
-            exp.select(exp.Star(), exp.alias_(failed, "_lg_failed_checks"), *meta).from_(
-                table_ref(state.stage + "__rejects")
-            )
-        )
+        parts.append(rejects_part(state, meta))
     if state.rereads.late_table is not None:
         parts.append(_late_part(state.spec, state.rereads.late_table, meta))
     return parts

@@ -37,6 +37,8 @@ def resolve(ctx: StepContext, state: StepState) -> None:
     res = state.result
     res.batch_id = batch_id_for(state.definition, inputs)
     res.inputs = {**inputs, "definition": state.definition}
+    if spec.partition is not None:
+        return  # what is due decides (stages.partitions.due), not the inputs alone
     if not ctx.full_refresh and last is not None and last.batch_id == res.batch_id:
         res.output_version = last.version
         if spec.kind == "source":  # carried: the next step resumes from the same point
@@ -46,7 +48,9 @@ def resolve(ctx: StepContext, state: StepState) -> None:
 
 def definition_hash(ctx: StepContext, spec: DatasetSpec) -> str:
     """Changes when anything that shapes the output changes (config, SQL, Python code)."""
-    h = hashlib.sha256(spec.model_dump_json().encode())
+    # fields added later are left out while unset: existing definitions keep their hash
+    unset = {f for f in ("partition", "sensors") if not getattr(spec, f)}
+    h = hashlib.sha256(spec.model_dump_json(exclude=unset).encode())
     if spec.kind == "sql":
         h.update(ctx.project.sql_text(spec.name).encode())
     elif spec.kind == "python":
@@ -56,6 +60,20 @@ def definition_hash(ctx: StepContext, spec: DatasetSpec) -> str:
         except (OSError, TypeError):
             h.update(tf.name.encode())
     return h.hexdigest()[:16]
+
+
+def definition_body(ctx: StepContext, spec: DatasetSpec) -> dict[str, object]:
+    """What :func:`definition_hash` hashes, as a JSON value (kept for ``lockgate replay``)."""
+    body: dict[str, object] = {"spec": spec.model_dump(mode="json"), "kind": spec.kind}
+    if spec.kind == "sql":
+        body["sql"] = ctx.project.sql_text(spec.name)
+    elif spec.kind == "python":
+        tf = ctx.project.python_transform(spec.name)
+        try:
+            body["python"] = inspect.getsource(tf.func)
+        except (OSError, TypeError):
+            body["python"] = None
+    return body
 
 
 def resolve_inputs(ctx: StepContext, spec: DatasetSpec) -> dict[str, object]:

@@ -93,7 +93,14 @@ def _extract(ctx: StepContext, state: StepState) -> int:
         tf = ctx.project.python_transform(spec.name)
         stage_python(ctx.session, spec.name, tf, state.stage, views)
     else:
-        stage_sql(ctx.session, spec.name, ctx.project.sql_text(spec.name), state.stage, where)
+        row_filter = None
+        if spec.partition is not None:  # only the due intervals are computed
+            from lockgate.runloop.stages.partitions import row_filter as due_filter
+
+            row_filter = due_filter(state)
+        stage_sql(
+            ctx.session, spec.name, ctx.project.sql_text(spec.name), state.stage, where, row_filter
+        )
     return 0
 
 
