@@ -111,6 +111,40 @@ def merge(ranges: Iterable[Interval], new: Iterable[Interval] = ()) -> list[Inte
     return out
 
 
+def subtract(ranges: Iterable[Interval], remove: Iterable[Interval]) -> list[Interval]:
+    """What of ``ranges`` ``remove`` does not cover (sorted, merged).
+
+    >>> subtract([(0, 10)], [(2, 4), (6, 7)])
+    [(0, 2), (4, 6), (7, 10)]
+    """
+    cut = merge(remove)
+    out: list[Interval] = []
+    for lo, hi in merge(ranges):
+        for a, b in cut:
+            if b <= lo or a >= hi:
+                continue
+            if a > lo:
+                out.append((lo, a))
+            lo = max(lo, b)
+            if lo >= hi:
+                break
+        if lo < hi:
+            out.append((lo, hi))
+    return out
+
+
+def overlapping(start: int, end: int, grain: Grain) -> list[Interval]:
+    """The whole intervals of ``grain`` that overlap ``[start, end)`` (a month for any of
+    its days).
+
+    >>> overlapping(86_400, 2 * 86_400, "month")
+    [(0, 2678400)]
+    """
+    if end <= start:
+        return []
+    return list(intervals(floor(start, grain), ceil(end, grain), grain))
+
+
 def missing(start: int, end: int, grain: Grain, done: Sequence[Interval]) -> list[Interval]:
     """The intervals of ``[start, end)`` that no range of ``done`` covers, oldest first.
 

@@ -165,6 +165,12 @@ class PartitionSpec(_Frozen):
         default="0s",
         description="an interval is due this long after it ends (late data settles): '2h'",
     )
+    on_change: Literal["restate", "keep"] = Field(
+        default="restate",
+        description="when the definition changes (SQL, Python, source, columns, checks, "
+        "gate): 'restate' makes the intervals done under the old one due again; 'keep' "
+        "leaves them (re-run chosen ones with `lockgate backfill NAME --restate`)",
+    )
 
     @field_validator("start")
     @classmethod

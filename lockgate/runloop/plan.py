@@ -64,6 +64,7 @@ class Cause(StrEnum):
     DEFINITION = "definition"  # the definition (config, SQL, Python) changed
     INPUTS = "inputs"  # a new input: an upstream version or the source files changed
     CHANGED = "changed"  # inputs or definition changed (no record says which)
+    INTERVALS = "intervals"  # a partitioned dataset has due intervals (new, or restated)
     UP_TO_DATE = "up_to_date"
     ERROR = "error"
 
@@ -117,12 +118,15 @@ class PlannedStep:
     cursor_from: object = None  # an incremental step: the lowest cursor value it will read
     last_version: int | None = None  # the table's newest lockgate version when planned
     hint: str | None = None  # how to fix a step that cannot run
+    #: a partitioned step: its due intervals as merged ``[lo, hi)`` spans (epoch seconds)
+    intervals: tuple[tuple[int, int], ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "inputs", _freeze(self.inputs))
         object.__setattr__(self, "depends_on", tuple(self.depends_on))
         object.__setattr__(self, "after", tuple(self.after))
         object.__setattr__(self, "predicted", tuple(self.predicted))
+        object.__setattr__(self, "intervals", tuple(tuple(i) for i in self.intervals))
 
     @property
     def status(self) -> StepStatus:
@@ -156,6 +160,7 @@ class PlannedStep:
             "cursor_from": self.cursor_from,
             "last_version": self.last_version,
             "hint": self.hint,
+            "intervals": [list(i) for i in self.intervals],
         }
 
 
@@ -239,6 +244,7 @@ def plan(
             run_id="plan",
             run_seq=0,
             full_refresh=full_refresh,
+            now=now or datetime.now(UTC),
             project_id=identity.resolve(
                 state,
                 project.warehouse_path,
@@ -291,6 +297,8 @@ def _plan_step(
     except LockgateError as e:
         return replace(base, action=Action.FAIL, cause=Cause.ERROR, reason=e.message, hint=e.hint)
     base = replace(base, last_version=None if last is None else last.version)
+    if spec.partition is not None and last is not None and not ctx.full_refresh:
+        return _plan_intervals(ctx, spec, base)
     early = None
     if ctx.full_refresh:
         early = (Cause.FULL_REFRESH, "--full-refresh: rebuild from all input data")
@@ -339,6 +347,31 @@ def _compare(
     if detail:
         reason = f"{detail} since version {last.version}" + reason.partition(str(last.version))[2]
     return replace(base, action=Action.RUN, cause=cause, reason=reason, cursor_from=lowest)
+
+
+def _plan_intervals(ctx: StepContext, spec: DatasetSpec, base: PlannedStep) -> PlannedStep:
+    """A published partitioned step runs when intervals are due — whatever its upstream
+    does — and says which (new ones, or done ones whose definition changed)."""
+    from lockgate.ops import intervals as iv
+    from lockgate.runloop.due import due_now
+    from lockgate.runloop.step import resolve_inputs
+
+    assert spec.partition is not None
+    try:
+        base = replace(base, inputs=resolve_inputs(ctx, spec))
+    except LockgateError as e:
+        return replace(base, action=Action.FAIL, cause=Cause.ERROR, reason=e.message, hint=e.hint)
+    found = due_now(ctx.state, ctx.project, spec, ctx.now)
+    reason = found.describe(spec.partition.grain)
+    spans = tuple(iv.spans(found.intervals))
+    if not found.intervals:
+        return replace(base, action=Action.SKIP, cause=Cause.UP_TO_DATE, reason=reason)
+    if found.redo:
+        cause = Cause.DEFINITION
+        reason = f"definition changed ({definition_source(spec)}): {reason}"
+    else:
+        cause = Cause.INTERVALS
+    return replace(base, action=Action.RUN, cause=cause, reason=reason, intervals=spans)
 
 
 def _check_targets(spec: DatasetSpec, others: set[str]) -> tuple[str, ...]:

@@ -616,7 +616,10 @@ def _record_step(ctx: StepContext, project: Project, step_id: int, r: StepResult
 
         if ctx.full_refresh:
             done.clear_done(st, pname, r.dataset)
-        done.add_done(st, pname, r.dataset, r.done_intervals)
+        from lockgate.runloop.stages.resolve import content_hash
+
+        definition = content_hash(project, project.datasets[r.dataset])
+        done.add_done(st, pname, r.dataset, r.done_intervals, definition)
     if r.status == StepStatus.SUCCESS:
         kind = r.watermark_type
         if r.watermark is not None and kind:

@@ -326,6 +326,8 @@ ADDED_COLUMNS = (
     # an anomaly check's expected band: {median, low, high, history, score}
     (10, "lockgate_check_results", "expected", JSONType()),
     (7, "lockgate_steps", "cost", JSONType()),
+    # the content hash a done range was published under (NULL: recorded before 0012)
+    (12, "lockgate_intervals", "definition", sa.String(32)),
 )
 
 

@@ -12,11 +12,13 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from lockgate.ops.intervals import Interval, merge
+from lockgate.ops.intervals import Interval, merge, subtract
 from lockgate.state.tables import definitions, interval_ranges
 
 if TYPE_CHECKING:
     from lockgate.state.store import StateStore
+
+_ByDef = dict[str | None, list[Interval]]
 
 
 def _where(project: str, dataset: str) -> sa.ColumnElement[bool]:
@@ -24,35 +26,81 @@ def _where(project: str, dataset: str) -> sa.ColumnElement[bool]:
     return (t.c.project == project) & (t.c.dataset == dataset)
 
 
-def done_ranges(state: StateStore, project: str, dataset: str) -> list[Interval]:
-    """The dataset's done ranges ``[(lo, hi), ...]``, sorted."""
-    t = interval_ranges
+def done_ranges(
+    state: StateStore, project: str, dataset: str, definition: str | None = None
+) -> list[Interval]:
+    """The dataset's done ranges ``[(lo, hi), ...]``, sorted and merged. With
+    ``definition``: only those published under it (or recorded before definitions were
+    kept, which count as the current one)."""
+    by_def = done_by_definition(state, project, dataset)
+    if definition is None:
+        return merge(r for rs in by_def.values() for r in rs)
+    return merge([*by_def.get(definition, []), *by_def.get(None, [])])
+
+
+def done_by_definition(
+    state: StateStore, project: str, dataset: str
+) -> dict[str | None, list[Interval]]:
+    """The done ranges by the definition (content hash) they were published under; ``None``:
+    recorded before the state store kept it. An interval is under one definition only."""
     with state._read() as conn:
-        rows = conn.execute(
-            sa.select(t.c.lo, t.c.hi).where(_where(project, dataset)).order_by(t.c.lo)
-        )
-        return [(int(lo), int(hi)) for lo, hi in rows]
+        return {d: sorted(rs) for d, rs in _read_all(conn, project, dataset).items()}
 
 
-def add_done(state: StateStore, project: str, dataset: str, new: Iterable[Interval]) -> int:
-    """Merge ``new`` into the dataset's done ranges; returns the number of ranges stored."""
+def _rewrite(conn: sa.Connection, project: str, dataset: str, by_def: _ByDef) -> int:
+    t = interval_ranges
+    conn.execute(sa.delete(t).where(_where(project, dataset)))
+    now = datetime.now(UTC)
+    rows = [
+        {
+            "project": project,
+            "dataset": dataset,
+            "lo": lo,
+            "hi": hi,
+            "definition": d,
+            "updated_at": now,
+        }
+        for d, ranges in by_def.items()
+        for lo, hi in merge(ranges)
+    ]
+    if rows:
+        conn.execute(t.insert(), rows)
+    return len(rows)
+
+
+def _read_all(conn: sa.Connection, project: str, dataset: str) -> _ByDef:
+    t = interval_ranges
+    out: _ByDef = {}
+    rows = conn.execute(sa.select(t.c.definition, t.c.lo, t.c.hi).where(_where(project, dataset)))
+    for d, lo, hi in rows:
+        out.setdefault(None if d is None else str(d), []).append((int(lo), int(hi)))
+    return out
+
+
+def add_done(
+    state: StateStore,
+    project: str,
+    dataset: str,
+    new: Iterable[Interval],
+    definition: str | None = None,
+) -> int:
+    """Merge ``new`` into the dataset's done ranges, published under ``definition`` (they
+    leave the ranges of any other definition); returns the number of ranges stored."""
     new = list(new)
     if not new:
         return len(done_ranges(state, project, dataset))
-    t = interval_ranges
     with state._tx() as conn:
-        rows = conn.execute(sa.select(t.c.lo, t.c.hi).where(_where(project, dataset)))
-        merged = merge([(int(lo), int(hi)) for lo, hi in rows], new)
-        conn.execute(sa.delete(t).where(_where(project, dataset)))
-        now = datetime.now(UTC)
-        conn.execute(
-            t.insert(),
-            [
-                {"project": project, "dataset": dataset, "lo": lo, "hi": hi, "updated_at": now}
-                for lo, hi in merged
-            ],
-        )
-    return len(merged)
+        by_def = {d: subtract(rs, new) for d, rs in _read_all(conn, project, dataset).items()}
+        by_def[definition] = merge(by_def.get(definition, []), new)
+        return _rewrite(conn, project, dataset, by_def)
+
+
+def remove_done(state: StateStore, project: str, dataset: str, window: Iterable[Interval]) -> int:
+    """Make the intervals in ``window`` due again (a restatement); returns the ranges kept."""
+    window = list(window)
+    with state._tx() as conn:
+        by_def = {d: subtract(rs, window) for d, rs in _read_all(conn, project, dataset).items()}
+        return _rewrite(conn, project, dataset, by_def)
 
 
 def clear_done(state: StateStore, project: str, dataset: str) -> None:

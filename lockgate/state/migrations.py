@@ -139,6 +139,12 @@ def _0010_anomaly_retention(conn: Connection) -> None:
     md.create_all(conn)
 
 
+def _0012_interval_definitions(conn: Connection) -> None:
+    """Which definition (content hash) each done range of a partitioned dataset was
+    published under: a changed definition makes its intervals due again (``on_change``)."""
+    _add_columns(conn, 12)
+
+
 #: every migration, in order; append only
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "0001_initial", _0001_initial),
@@ -150,6 +156,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(7, "0007_partitions", _0007_partitions),
     Migration(8, "0008_training_sets", _0008_training_sets),
     Migration(10, "0010_anomaly_retention", _0010_anomaly_retention),
+    Migration(12, "0012_interval_definitions", _0012_interval_definitions),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

@@ -31,12 +31,12 @@ from lockgate.errors import GateBlocked, TerminalError
 from lockgate.ops import intervals as iv
 from lockgate.project.ops_models import PartitionSpec
 from lockgate.runloop.context import IntervalOutcome, StepContext, StepState
+from lockgate.runloop.due import Due, due_now
 from lockgate.runloop.results import AccountingError, StepStatus
 from lockgate.runloop.stages.gate import blocked
 from lockgate.runloop.stages.quarantine import meta_columns, publish_quarantine, rejects_part
 from lockgate.runloop.stages.split import _publish_query
 from lockgate.runloop.writes import table_write
-from lockgate.state.intervals import done_ranges
 from lockgate.storage._predicates import range_predicate
 from lockgate.storage.base import CommitTag
 
@@ -52,36 +52,36 @@ def _spec(state: StepState) -> PartitionSpec:
     return state.spec.partition
 
 
-def due_intervals(ctx: StepContext, state: StepState) -> list[iv.Interval]:
+def due_intervals(ctx: StepContext, state: StepState) -> Due:
     """The intervals this step would process now (oldest first)."""
-    p = _spec(state)
-    end = iv.due_end(iv.epoch(ctx.now), p.grain, p.lag_seconds)
-    fresh = ctx.full_refresh or state.table is None  # no table: stored ranges mean nothing
-    done = [] if fresh else done_ranges(ctx.state, ctx.project.name, state.name)
-    window = (ctx.intervals or {}).get(state.name)
-    if window is None:
-        return iv.missing(p.start_epoch, end, p.grain, done)
-    todo = sorted({w for w in window if w[1] <= end and w[0] >= p.start_epoch})
-    if not todo:
-        return []
-    gaps = set(iv.missing(todo[0][0], todo[-1][1], p.grain, done))
-    return [w for w in todo if w in gaps]
+    return due_now(
+        ctx.state,
+        ctx.project,
+        state.spec,
+        ctx.now,
+        window=(ctx.intervals or {}).get(state.name),
+        # no table: the stored ranges say nothing about what it holds
+        fresh=ctx.full_refresh or state.table is None,
+    )
 
 
 def due(ctx: StepContext, state: StepState) -> None:
     """Pick the due intervals; the batch's identity includes them."""
     p = _spec(state)
-    state.intervals = todo = due_intervals(ctx, state)
+    found = due_intervals(ctx, state)
+    state.intervals = todo = found.intervals
     res = state.result
     if not todo:
         res.output_version = state.table.version if state.table is not None else None
-        state.end(StepStatus.NOOP, f"no due intervals ({p.grain}s up to now - lag are done)")
+        state.end(StepStatus.NOOP, found.describe(p.grain))
         return
+    if found.redo or found.kept:
+        res.warnings.append(found.describe(p.grain))
     spans = iv.spans(todo)
     res.inputs["intervals"] = [list(s) for s in spans]
     digest = json.dumps([res.batch_id, spans]).encode()
     res.batch_id = hashlib.sha256(digest).hexdigest()[:24]
-    ctx.report(state.name, f"{len(todo)} due interval(s) from {iv.label(todo[0][0], p.grain)}")
+    ctx.report(state.name, found.describe(p.grain))
 
 
 def column_kind(spec: PartitionSpec, dataset: str, columns: dict[str, str]) -> str:

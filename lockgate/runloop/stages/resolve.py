@@ -14,6 +14,7 @@ import json
 from lockgate.project.models import DatasetSpec
 from lockgate.runloop import incremental
 from lockgate.runloop.context import StepContext, StepState
+from lockgate.runloop.ports import ProjectView
 from lockgate.runloop.results import StepStatus
 from lockgate.runloop.trust import verify_published
 from lockgate.sources import Source, source_for
@@ -49,17 +50,51 @@ def resolve(ctx: StepContext, state: StepState) -> None:
 def definition_hash(ctx: StepContext, spec: DatasetSpec) -> str:
     """Changes when anything that shapes the output changes (config, SQL, Python code)."""
     # fields added later are left out while unset: existing definitions keep their hash
-    unset = {f for f in ("partition", "sensors") if not getattr(spec, f)}
-    h = hashlib.sha256(spec.model_dump_json(exclude=unset).encode())
+    unset: dict[str, object] = {f: True for f in ("partition", "sensors") if not getattr(spec, f)}
+    if spec.partition is not None:
+        unset["partition"] = {"on_change"}  # a policy, not part of the output
+    config = spec.model_dump_json(exclude=unset).encode()
+    return hashlib.sha256(config + _code(ctx.project, spec)).hexdigest()[:16]
+
+
+#: settings that do not change what a published interval holds: editing them makes no
+#: interval due again (``partition.on_change``)
+_NOT_CONTENT: dict[str, object] = {
+    "description": True,
+    "owner": True,
+    "tags": True,
+    "pii": True,
+    "freshness_sla": True,
+    "freshness": True,
+    "timeout": True,
+    "retry": True,
+    "sensors": True,
+    "partition": {"start", "lag", "on_change"},
+}
+
+
+def content_hash(project: ProjectView, spec: DatasetSpec) -> str:
+    """The definition as far as it shapes an interval's rows: its source or SQL/Python,
+    columns, effective write and gate, checks, partition column and grain (not its
+    description, owner, SLA, retries or partition window). Done intervals are recorded
+    under it."""
+    name = spec.name
+    eff = {"write": project.effective_write(name), "gate": project.effective_gate(name)}
+    dump = spec.model_copy(update=eff).model_dump_json(exclude=_NOT_CONTENT)
+    return hashlib.sha256(b"content\0" + dump.encode() + _code(project, spec)).hexdigest()[:16]
+
+
+def _code(project: ProjectView, spec: DatasetSpec) -> bytes:
+    """The SQL text or the Python transform's source (what the YAML does not hold)."""
     if spec.kind == "sql":
-        h.update(ctx.project.sql_text(spec.name).encode())
-    elif spec.kind == "python":
-        tf = ctx.project.python_transform(spec.name)
+        return project.sql_text(spec.name).encode()
+    if spec.kind == "python":
+        tf = project.python_transform(spec.name)
         try:
-            h.update(inspect.getsource(tf.func).encode())
+            return inspect.getsource(tf.func).encode()
         except (OSError, TypeError):
-            h.update(tf.name.encode())
-    return h.hexdigest()[:16]
+            return tf.name.encode()
+    return b""
 
 
 def definition_body(ctx: StepContext, spec: DatasetSpec) -> dict[str, object]:
