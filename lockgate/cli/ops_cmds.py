@@ -142,12 +142,19 @@ def backfill_cmd(
     max_active: int = typer.Option(1, "--max-active", min=1, help="chunks in flight at once"),
     chunk: int = typer.Option(1, "--chunk", min=1, help="intervals per chunk (one run each)"),
     dry_run: bool = typer.Option(False, "--dry-run", help="list the intervals, run nothing"),
+    restate: bool = typer.Option(
+        False,
+        "--restate",
+        help="run the done intervals of --start..--end again too (replacing them); "
+        "NAME+ restates the overlapping intervals downstream",
+    ),
     project_dir: Path = ProjectOpt,
     target: str | None = TargetOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Fill a partitioned dataset's missing intervals, oldest first, in chunks. Safe to
-    kill: running the same command again resumes where it stopped."""
+    kill: running the same command again resumes where it stopped. With --restate, the
+    window's done intervals are run again as well (each replaces its rows: idempotent)."""
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -167,16 +174,24 @@ def backfill_cmd(
         from lockgate.errors import UsageError
 
         raise UsageError("name the dataset to backfill: lockgate backfill DATASET[+]")
-    bp = plan_backfill(project, dataset, start=start, end=end, chunk=chunk)
+    bp = plan_backfill(project, dataset, start=start, end=end, chunk=chunk, restate=restate)
     if dry_run:
         if as_json:
             common.print_json({**bp.to_dict(), "dry_run": True})
             return
         con = common.console
+        what = "interval(s) to restate or fill" if restate else "missing interval(s)"
         con.print(
-            f"backfill [bold]{bp.dataset}[/]: {bp.intervals} missing interval(s) in "
+            f"backfill [bold]{bp.dataset}[/]: {bp.intervals} {what} in "
             f"{len(bp.chunks)} chunk(s) of up to {chunk} (planned in {bp.planning_s:.3f}s)"
         )
+        for d, window in bp.restate.items():
+            grain = project.datasets[d].partition.grain  # type: ignore[union-attr]
+            lo, hi = window[0][0], window[-1][1]
+            con.print(
+                f"  restate {d}: {bp.restated.get(d, 0)} done interval(s) from "
+                f"{iv.label(lo, grain)} to before {iv.label(hi, grain)} run again"
+            )
         for c in bp.chunks:
             for d, items in c.intervals.items():
                 grain = project.datasets[d].partition.grain  # type: ignore[union-attr]

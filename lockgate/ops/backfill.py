@@ -24,11 +24,15 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from lockgate.errors import UsageError
 from lockgate.ops import intervals as iv
 from lockgate.runloop.events import Listener
 from lockgate.runloop.results import RunResult
+
+if TYPE_CHECKING:
+    from lockgate.state.store import StateStore
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +65,10 @@ class BackfillPlan:
     after: tuple[str, ...]  # unpartitioned downstream datasets: one run after the chunks
     chunks: tuple[Chunk, ...]
     planning_s: float = 0.0
+    #: ``--restate``: per partitioned dataset, the window (merged spans) whose done intervals
+    #: are made due again before the chunks run, and how many done intervals that restates
+    restate: dict[str, list[iv.Interval]] = field(default_factory=dict)
+    restated: dict[str, int] = field(default_factory=dict)
 
     @property
     def intervals(self) -> int:
@@ -75,6 +83,8 @@ class BackfillPlan:
             "datasets": list(self.partitioned),
             "after": list(self.after),
             "intervals": self.intervals,
+            "restate": bool(self.restate),
+            "restated": dict(self.restated),
             "chunks": [
                 {
                     "chunk": c.index + 1,
@@ -96,15 +106,20 @@ def plan_backfill(
     end: str | None = None,
     chunk: int = 1,
     now: datetime | None = None,
+    restate: bool = False,
 ) -> BackfillPlan:
     """The missing intervals of ``selection``'s dataset (``NAME`` or ``NAME+``) in
     ``[start, end)``, in chunks of ``chunk`` intervals (ConfigError / UsageError when the
-    dataset is not partitioned or the window is invalid)."""
+    dataset is not partitioned or the window is invalid).
+
+    ``restate``: every interval of the window runs again, done or not (SQLMesh's
+    restatement) — and with ``NAME+`` every interval of a partitioned downstream dataset
+    that overlaps it (the month of a restated day). The window must have a ``start``."""
     from datetime import UTC
 
     from lockgate.project import Project
+    from lockgate.runloop.due import effective_done
     from lockgate.runloop.runner import open_backends
-    from lockgate.state.intervals import done_ranges
 
     assert isinstance(project, Project)
     t0 = time.perf_counter()
@@ -126,18 +141,33 @@ def plan_backfill(
     hi = min(due, iv.ceil(iv.parse_time(end), spec.grain)) if end else due
     if start and end and iv.parse_time(end) <= iv.parse_time(start):
         raise UsageError(f"--end ({end}) must be after --start ({start})")
+    if restate and not start:
+        raise UsageError(
+            "--restate needs --start: the first interval to run again",
+            hint=f"lockgate backfill {selection} --restate --start 2024-01-01 --end 2024-02-01 "
+            "(--dry-run lists them); to rebuild everything use "
+            f"`lockgate run --select {name} --full-refresh`",
+        )
     partitioned = [n for n in names if project.datasets[n].partition is not None]
     after = [n for n in names if project.datasets[n].partition is None]
     state, _ = open_backends(project)
     try:
         missing: dict[str, list[iv.Interval]] = {}
+        windows: dict[str, list[iv.Interval]] = {}
+        restated: dict[str, int] = {}
         for n in partitioned:
             p = project.datasets[n].partition
             assert p is not None
-            done = done_ranges(state, project.config.name, n)
+            done = effective_done(state, project, project.datasets[n])
             n_due = iv.due_end(iv.epoch(clock), p.grain, p.lag_seconds)
             n_lo = max(p.start_epoch, iv.floor(lo, p.grain))
             n_hi = min(hi if n == name else iv.ceil(hi, p.grain), n_due)
+            if restate and n_hi > n_lo:
+                windows[n] = [(n_lo, n_hi)]
+                restated[n] = len(
+                    iv.missing(n_lo, n_hi, p.grain, iv.subtract([(n_lo, n_hi)], done))
+                )
+                done = iv.subtract(done, windows[n])
             missing[n] = iv.missing(n_lo, n_hi, p.grain, done)
     finally:
         state.close()
@@ -151,6 +181,8 @@ def plan_backfill(
         after=tuple(after),
         chunks=tuple(chunks),
         planning_s=time.perf_counter() - t0,
+        restate=windows,
+        restated=restated,
     )
 
 
@@ -260,6 +292,17 @@ class BackfillResult:
 ChunkDone = Callable[[Chunk, RunResult], None]
 
 
+def _restate(state: StateStore, project: str, plan: BackfillPlan) -> None:
+    """Under the lock, before any chunk: the restated windows are due again. A restatement
+    killed half-way leaves the rest due (the next run or backfill processes it); an interval
+    the gate now blocks keeps its old rows and stays due."""
+    from lockgate.state.intervals import remove_done
+
+    for dataset, window in plan.restate.items():
+        kept = remove_done(state, project, dataset, window)
+        log.info("restate %s: %s due again (%d done range(s) kept)", dataset, window, kept)
+
+
 def run_backfill(
     project: object,
     plan: BackfillPlan,
@@ -288,6 +331,7 @@ def run_backfill(
     try:
         with state.lock(project.config.name) as lease:
             clean_stale_work(project.work_dir / "work")
+            _restate(state, project.config.name, plan)
             chunk_plan = make_plan(project, select=list(plan.partitioned), now=now)
             keys = [*plan.partitioned, "__start__"]
 

@@ -72,6 +72,22 @@ def count_in(items: Sequence[iv.Interval], ranges: Sequence[iv.Interval]) -> int
     return n
 
 
+def effective_done(store: StateStore, project: ProjectView, spec: DatasetSpec) -> list[iv.Interval]:
+    """The done ranges that count as done under the dataset's ``on_change`` policy."""
+    assert spec.partition is not None
+    by_def = done_by_definition(store, project.name, spec.name)
+    return _done(by_def, spec, content_hash(project, spec))
+
+
+def _done(
+    by_def: dict[str | None, list[iv.Interval]], spec: DatasetSpec, current: str
+) -> list[iv.Interval]:
+    assert spec.partition is not None
+    if spec.partition.on_change == "keep":
+        return iv.merge(r for rs in by_def.values() for r in rs)
+    return iv.merge([*by_def.get(current, []), *by_def.get(None, [])])
+
+
 def due_now(
     store: StateStore,
     project: ProjectView,
@@ -89,10 +105,7 @@ def due_now(
     end = iv.due_end(iv.epoch(now), p.grain, p.lag_seconds)
     by_def = {} if fresh else done_by_definition(store, project.name, spec.name)
     older = iv.merge(r for d, rs in by_def.items() if d not in (current, None) for r in rs)
-    if p.on_change == "keep":
-        done = iv.merge(r for rs in by_def.values() for r in rs)
-    else:
-        done = iv.merge([*by_def.get(current, []), *by_def.get(None, [])])
+    done = _done(by_def, spec, current)
     if window is None:
         todo = iv.missing(p.start_epoch, end, p.grain, done)
     else:
