@@ -277,7 +277,13 @@ def replay_cmd(
         table = Table(title=f"replay of run {result.run_id[:12]} into {result.into}")
         for col in ("dataset", "version", "result", "rows (run / replay)", "why"):
             table.add_column(col)
-        style = {"identical": "green", "different": "red", "skipped": "dim", "error": "red"}
+        style = {
+            "identical": "green",
+            "different": "red",
+            "skipped": "dim",
+            "cannot": "yellow",
+            "error": "red",
+        }
         for t in result.tables:
             table.add_row(
                 t.dataset,

@@ -10,10 +10,14 @@ write: an ``overwrite`` is the table at the run's version; an ``append`` the fil
 added; a partitioned dataset the table's rows in the intervals the run replaced; a ``merge``
 (or ``overwrite_partitions``) the table's rows with the rebuilt batch's keys (partitions).
 
-Replayed: SQL and Python transforms (a Python transform only while its code is unchanged).
-Not replayed, and said so: sources (their input is outside the warehouse) and incremental
-transforms (their batch depended on the table's earlier watermark). An input version that is
-gone (vacuumed, or its log cleaned up) is an error naming ``dataset@version``.
+Replayed: SQL and Python transforms (a Python transform only while its code is unchanged),
+and file sources whose files are still exactly the ones the run read (the pinned fingerprint:
+every file's path, size and modification time). Not replayed, and said so per table with status
+``cannot``: a file source whose files changed since (which ones, and how), a source with no
+pinned version (a database or API read as it was then), and incremental datasets whose
+earlier state cannot be rebuilt (see :func:`_incremental_blocker`). An input version that is
+gone (vacuumed, or its log cleaned up) is an error naming ``dataset@version``. A table is
+``identical`` only when the rebuilt content hash equals the published one.
 """
 
 from __future__ import annotations
@@ -52,7 +56,7 @@ class InputVacuumed(TerminalError):
 @dataclass
 class ReplayedTable:
     dataset: str
-    status: str  # identical / different / skipped / error
+    status: str  # identical / different / skipped / cannot / error
     version: int | None = None  # the version the run published
     recorded_rows: int | None = None
     replayed_rows: int | None = None
@@ -72,7 +76,8 @@ class ReplayResult:
 
     @property
     def ok(self) -> bool:
-        return all(t.status in ("identical", "skipped") for t in self.tables)
+        """No table rebuilt differently or failed (``cannot`` says why it was not rebuilt)."""
+        return all(t.status in ("identical", "skipped", "cannot") for t in self.tables)
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -204,17 +209,11 @@ def _replay_step(
             reason="its definition was not recorded (a run before definitions were kept by hash)",
         )
     spec = DatasetSpec.model_validate(body["spec"])
-    if spec.kind == "source":
-        return ReplayedTable(
-            name, "skipped", version, reason="a source: its input is outside the warehouse"
-        )
-    if spec.incremental is not None:
-        return ReplayedTable(
-            name,
-            "skipped",
-            version,
-            reason="incremental: its batch depended on the table's earlier watermark",
-        )
+    blocker = _incremental_blocker(spec)
+    if blocker is None and spec.kind == "source":
+        blocker = _source_changed(project, spec, inputs.get("source"))
+    if blocker is not None:
+        return ReplayedTable(name, "cannot", version, reason=blocker)
     if spec.kind == "python" and not _same_python(project, name, body):
         return ReplayedTable(
             name,
@@ -248,6 +247,64 @@ def _replay_step(
     return ReplayedTable(
         name, "identical" if same else "different", version, old_n, new_n, old_h, new_h, why
     )
+
+
+def _incremental_blocker(spec: DatasetSpec) -> str | None:
+    """Why an incremental dataset cannot be replayed (None: it is not incremental)."""
+    if spec.incremental is None:
+        return None
+    return (
+        f"incremental on {spec.incremental.cursor}: its batch depended on the table's "
+        "watermark and rows at the run's start, which a replay does not rebuild"
+    )
+
+
+def _source_changed(project: Project, spec: DatasetSpec, pinned: object) -> str | None:
+    """Why source ``spec`` cannot be read as the run read it (None: its files are the
+    same: same paths, sizes and modification times)."""
+    from lockgate.sources import source_for
+
+    kind = spec.source.type if spec.source is not None else "?"
+    if not isinstance(pinned, dict) or not isinstance(pinned.get("files"), list):
+        return (
+            f"a {kind} source has no pinned version: it was read as it was during the run "
+            "(only file sources are pinned, by their files' fingerprint)"
+        )
+    try:
+        now = source_for(project.source_request(spec)).fingerprint()
+    except LockgateError as e:
+        return f"its source cannot be read as the run read it: {e.message}"
+    if now is None or not isinstance(now.get("files"), list):
+        return f"a {kind} source has no fingerprint now: cannot check its files"
+    return _files_changed(pinned["files"], now["files"])
+
+
+def _files_changed(before: list[Any], after: list[Any]) -> str | None:
+    """``source files changed since the run: a.csv (size 10 -> 12), b.csv gone, +1 new``."""
+
+    def by_path(files: list[Any]) -> dict[str, tuple[object, object]]:
+        return {
+            str(f.get("path")): (f.get("size"), f.get("mtime_ns"))
+            for f in files
+            if isinstance(f, dict)
+        }
+
+    old, new = by_path(before), by_path(after)
+    notes: list[str] = []
+    for path, (size, mtime) in old.items():
+        if path not in new:
+            notes.append(f"{path} gone")
+        elif new[path][0] != size:
+            notes.append(f"{path} (size {size} -> {new[path][0]})")
+        elif new[path][1] != mtime:
+            notes.append(f"{path} (modified since)")
+    added = sorted(set(new) - set(old))
+    if added:
+        notes.append(f"{len(added)} new file(s), e.g. {added[0]}")
+    if not notes:
+        return None
+    more = f" and {len(notes) - 5} more" if len(notes) > 5 else ""
+    return "source files changed since the run: " + ", ".join(notes[:5]) + more
 
 
 def _same_python(project: Project, name: str, body: dict[str, Any]) -> bool:

@@ -52,12 +52,14 @@ def test_replay_is_identical_after_sql_edits_and_later_runs(tmp_path: Path) -> N
     assert str(second.step("summary").status) == "success"
     res = replay(load_project(root), first.run_id, into=tmp_path / "scratch")
     assert statuses(res) == {
-        "events": "skipped",  # a source
+        "events": "cannot",  # a source whose file changed since
         "daily": "identical",  # partitioned: the intervals that run replaced
         "summary": "identical",  # replayed with the SQL as it was
         "log": "identical",  # append: the files that run added
     }
     assert res.ok and (tmp_path / "scratch" / "summary" / "_delta_log").is_dir()
+    why = next(t.reason for t in res.tables if t.dataset == "events")
+    assert why.startswith("source files changed since the run: data/events.csv (size ")
     # the run after the edit replays with the edited SQL
     res2 = replay(load_project(root), second.run_id, select=["summary"])
     assert statuses(res2) == {"summary": "identical"}
@@ -94,3 +96,67 @@ def test_an_unknown_run_is_a_usage_error(tmp_path: Path) -> None:
     root = project(tmp_path, [])
     out = CliRunner().invoke(app, ["replay", "nope", "--project", str(root)])
     assert out.exit_code == 2 and "lockgate runs" in out.output
+
+
+def _tables(res: object) -> dict[str, object]:
+    return {t.dataset: t for t in res.tables}  # type: ignore[attr-defined]
+
+
+def test_a_file_source_replays_from_its_pinned_files(tmp_path: Path) -> None:
+    root = project(tmp_path, [])
+    first = run(load_project(root), now=now(4), max_workers=1)
+    res = replay(load_project(root), first.run_id)
+    assert statuses(res) == {"events": "identical", "daily": "identical"}
+
+
+def test_a_tampered_source_file_is_never_reported_identical(tmp_path: Path) -> None:
+    import os
+
+    root = project(tmp_path, [])
+    first = run(load_project(root), now=now(4), max_workers=1)
+    csv = root / "data/events.csv"
+    st = csv.stat()
+    # same size, modification time put back: the fingerprint cannot see it, the content can
+    text = csv.read_text()
+    tampered = text.replace(",4\n", ",5\n")
+    assert tampered != text and len(tampered) == len(text)
+    csv.write_text(tampered)
+    os.utime(csv, ns=(st.st_atime_ns, st.st_mtime_ns))
+    res = replay(load_project(root), first.run_id, select=["events"])
+    (t,) = res.tables
+    assert t.status == "different" and "1 row(s) only in the replay" in t.reason
+    assert not res.ok
+    # the file removed: said, not a crash
+    csv.unlink()
+    res = replay(load_project(root), first.run_id, select=["events"])
+    (t,) = res.tables
+    assert t.status == "cannot" and "events.csv" in t.reason, t.reason
+
+
+def test_incremental_and_unpinned_sources_say_why_they_are_not_replayed(tmp_path: Path) -> None:
+    from lockgate.ops.replay import _files_changed, _source_changed
+    from lockgate.project.models import DatasetSpec
+
+    inc = {
+        "name": "inc",
+        "transform": {"sql": "SELECT id, amount FROM daily"},
+        "incremental": {"cursor": "id"},
+    }
+    root = project(tmp_path, [inc])
+    first = run(load_project(root), now=now(4), max_workers=1)
+    out = CliRunner().invoke(
+        app, ["replay", first.run_id, "--select", "inc", "--json", "--project", str(root)]
+    )
+    assert out.exit_code == 0, out.output
+    (t,) = json.loads(out.stdout)["tables"]
+    assert t["status"] == "cannot" and "incremental on id" in t["reason"]
+    spec = DatasetSpec.model_validate({"name": "pg", "source": {"type": "file", "path": "x.csv"}})
+    why = _source_changed(load_project(root), spec, {"type": "postgres", "run": "abc"})
+    assert why is not None and "no pinned version" in why
+    files = [{"path": f"f{i}.csv", "size": i, "mtime_ns": 1} for i in range(8)]
+    moved = [{**f, "size": 100} for f in files]
+    assert _files_changed(files, files) is None
+    assert _files_changed(files, moved) == (
+        "source files changed since the run: f0.csv (size 0 -> 100), f1.csv (size 1 -> 100), "
+        "f2.csv (size 2 -> 100), f3.csv (size 3 -> 100), f4.csv (size 4 -> 100) and 3 more"
+    )
