@@ -264,7 +264,7 @@ def _source_changed(project: Project, spec: DatasetSpec, pinned: object) -> str 
     same: same paths, sizes and modification times)."""
     from lockgate.sources import source_for
 
-    kind = spec.source.type if spec.source is not None else "?"
+    kind = str(getattr(spec.source, "type", "?"))
     if not isinstance(pinned, dict) or not isinstance(pinned.get("files"), list):
         return (
             f"a {kind} source has no pinned version: it was read as it was during the run "
@@ -274,9 +274,10 @@ def _source_changed(project: Project, spec: DatasetSpec, pinned: object) -> str 
         now = source_for(project.source_request(spec)).fingerprint()
     except LockgateError as e:
         return f"its source cannot be read as the run read it: {e.message}"
-    if now is None or not isinstance(now.get("files"), list):
+    files = now.get("files") if isinstance(now, dict) else None
+    if not isinstance(files, list):
         return f"a {kind} source has no fingerprint now: cannot check its files"
-    return _files_changed(pinned["files"], now["files"])
+    return _files_changed(pinned["files"], files)
 
 
 def _files_changed(before: list[Any], after: list[Any]) -> str | None:

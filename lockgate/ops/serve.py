@@ -173,7 +173,7 @@ class Server:
         try:
             while not self._stop.is_set():
                 self._tick()
-                self._stop.wait(self.poll_s)
+                self._stop.wait(self._wait_s())
         finally:
             self.service.streams.stop()
             self.http.shutdown()
@@ -191,6 +191,20 @@ class Server:
         except Exception as e:  # a bug must not stop the scheduler: the tick stays due
             self.service.last_error = f"{type(e).__name__}: {e}"
             log.exception("serve: unexpected error in a scheduler pass")
+
+    def _wait_s(self) -> float:
+        """Seconds to the next pass: ``poll_s``, or less when a schedule's next tick comes
+        sooner — a run then starts right at its tick (tick-to-start is the pass's cost, not
+        up to ``--poll``)."""
+        sched = self.service.scheduler
+        try:
+            nxt = sched.next_due()
+            now = sched.clock()
+        except Exception:  # a clock file being rewritten: the usual pace
+            return self.poll_s
+        if nxt is None:
+            return self.poll_s
+        return max(0.0, min(self.poll_s, (nxt - now).total_seconds() + 0.001))
 
     def stop(self) -> None:
         self._stop.set()

@@ -377,11 +377,13 @@ def _plan_intervals(ctx: StepContext, spec: DatasetSpec, base: PlannedStep) -> P
 def _check_targets(spec: DatasetSpec, others: set[str]) -> tuple[str, ...]:
     """The steps among ``others`` that ``spec``'s checks compare against (``to:``): the
     project orders them first."""
+    targets = [t for c in spec.checks if isinstance(t := getattr(c, "to", None), str)]
+    if not targets:  # most datasets: no pass over every other step (500 x 500 on 500)
+        return ()
     by_lower = {n.lower(): n for n in others}
     out: list[str] = []
-    for check in spec.checks:
-        target = getattr(check, "to", None)
-        hit = by_lower.get(target.lower()) if isinstance(target, str) else None
+    for target in targets:
+        hit = by_lower.get(target.lower())
         if hit is not None and hit not in out:
             out.append(hit)
     return tuple(out)

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
 from deltalake import DeltaTable
 from sqlglot import exp
 
-from lockgate.storage import _native, delta_log
+from lockgate.storage import _native, delta_cache, delta_log
 from lockgate.storage.base import (
     APP_ID_PREFIX,
     QUARANTINE_SUFFIX,
@@ -130,6 +130,8 @@ class DeltaStore(TableStore):
         if self._tables is not None and name in self._tables:
             return True
         path = self.path(name)
+        if self._tables is not None and delta_cache.lookup(path) is not None:
+            return True
         return path.is_dir() and DeltaTable.is_deltatable(str(path))
 
     def _maybe_table(self, name: str) -> DeltaTable | None:
@@ -138,14 +140,31 @@ class DeltaStore(TableStore):
         with _translated(name, "open"):
             return self.open_table(name)
 
+    def _to_write(self, name: str) -> DeltaTable | None:
+        """The table opened for a write: its own object, never a kept one (a write moves the
+        object to the new version under any reader holding it)."""
+        path = self.path(name)
+        if not (path.is_dir() and DeltaTable.is_deltatable(str(path))):
+            return None
+        with _translated(name, "open"):
+            return DeltaTable(str(path))
+
     def open_table(self, name: str) -> DeltaTable:
-        """The table at its current version (kept, in a run); errors are not translated."""
+        """The table at its current version (kept, in a run: in this store, and in the
+        process while provably current, see :mod:`lockgate.storage.delta_cache`); errors
+        are not translated."""
         if self._tables is None:
             return DeltaTable(str(self.path(name)))
         with self._cache_lock:
             table = self._tables.get(name)
         if table is None:  # opened outside the lock: it reads the table's log
-            opened = DeltaTable(str(self.path(name)))
+            path = self.path(name)
+            kept = delta_cache.lookup(path)
+            if kept is not None:
+                opened = kept.table
+            else:
+                opened = DeltaTable(str(path))
+                delta_cache.keep(path, opened)
             with self._cache_lock:
                 table = self._tables.setdefault(name, opened)
         return table
@@ -155,6 +174,7 @@ class DeltaStore(TableStore):
         if self._tables is not None:
             with self._cache_lock:
                 self._tables.pop(name, None)
+            delta_cache.forget(self.path(name))
         if self._snapshots is not None:
             self._snapshots.pop(name, None)
 
@@ -192,7 +212,13 @@ class DeltaStore(TableStore):
         table = self._maybe_table(name)
         if table is None:
             return None
-        snap = delta_log.read_snapshot(name, table)
+        kept = delta_cache.lookup(self.path(name)) if self._snapshots is not None else None
+        if kept is not None and kept.table is table and kept.snapshot is not None:
+            snap = kept.snapshot
+        else:
+            snap = delta_log.read_snapshot(name, table)
+            if self._snapshots is not None:
+                delta_cache.keep_snapshot(self.path(name), table, snap)
         if self._snapshots is not None:
             self._snapshots[name] = snap
         return snap
@@ -330,7 +356,7 @@ class DeltaStore(TableStore):
         """
         return write_batch(
             self.path(name),
-            self._maybe_table(name),
+            self._to_write(name),
             data,
             write=write,
             meta=commit_metadata(write.mode, tag),
@@ -353,7 +379,7 @@ class DeltaStore(TableStore):
         import pyarrow as pa
 
         schema = _native.storable_schema(con.arrow_schema(query))
-        table = self._maybe_table(name)
+        table = self._to_write(name)
         native = (
             write.mode in ("append", "overwrite")
             and write.replace_where is None
@@ -447,7 +473,7 @@ class DeltaStore(TableStore):
         try:
             return write_batch(
                 self.path(qname),
-                self._maybe_table(qname),
+                self._to_write(qname),
                 storable(data),
                 write=write,
                 meta=commit_metadata(write.mode, dataclasses.replace(tag, watermark=None)),

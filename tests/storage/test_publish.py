@@ -433,7 +433,7 @@ def test_commit_conflict_is_a_transient_storage_error(
     publish(store, "t", {"id": [1, 2], "v": [1, 2]}, seq=1)
     stale = DeltaTable(str(store.path("t")))  # what this writer read ...
     DeltaTable(str(store.path("t"))).delete('"id" = 1')  # ... before another writer committed
-    monkeypatch.setattr(store, "_maybe_table", lambda name: stale)
+    monkeypatch.setattr(store, "_to_write", lambda name: stale)  # the write path
     with pytest.raises(StorageError, match="concurrent") as err:
         publish(store, "t", {"id": [2], "v": [20]}, seq=2, mode=M, keys=("id",))
     assert err.value.transient and "table 't'" in str(err.value)

@@ -22,6 +22,7 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from sqlglot import exp
 
@@ -39,6 +40,9 @@ from lockgate.runloop.stages.split import _publish_query
 from lockgate.runloop.writes import table_write
 from lockgate.storage._predicates import range_predicate
 from lockgate.storage.base import CommitTag
+
+if TYPE_CHECKING:  # the quality engine imports DuckDB helpers: only when a step audits
+    from lockgate.quality.engine import AuditResult, CheckResult
 
 log = logging.getLogger(__name__)
 
@@ -223,54 +227,83 @@ def _counts(ctx: StepContext, state: StepState) -> list[int]:
 def audit_intervals(ctx: StepContext, state: StepState) -> None:
     """Checks and the gate for each interval on its own. Every empty interval gets the same
     verdict, so the checks run once on an empty batch for all of them."""
-    from lockgate.quality import AuditResult
-    from lockgate.quality import audit as run_checks
-    from lockgate.quality import gate as decide
     from lockgate.quality.scores import compute_scores
 
-    spec, res = state.spec, state.result
     assert state.contract is not None
-    policy = ctx.project.effective_gate(spec.name)
-    all_results = []
-    total = 0
-    ctx.report(spec.name, f"auditing {len(state.outcomes)} interval(s)")
+    ctx.report(state.name, f"auditing {len(state.outcomes)} interval(s)")
     counts = _counts(ctx, state) if len(state.outcomes) > 1 else [-1] * len(state.outcomes)
-    empty: AuditResult | None = None
+    audits = _IntervalAudits(ctx, state)
+    for o, n in zip(state.outcomes, counts, strict=True):
+        audits.one(o, n)
+    state.result.scores = compute_scores(audits.results, total_rows=audits.total)
+    passing = [o for o in state.outcomes if not o.blocked]
+    if not passing:
+        _all_blocked(state)
+        return
+    blocked_ones = [o for o in state.outcomes if o.blocked]
+    if blocked_ones:
+        state.result.warnings.append(
+            f"gate blocked {len(blocked_ones)} of {len(state.outcomes)} interval(s): "
+            + ", ".join(o.label for o in blocked_ones[:10])
+            + (" …" if len(blocked_ones) > 10 else "")
+            + " (their rows skipped; they stay due)"
+        )
+    _publish_union(ctx, state, passing)
 
-    def checked(view: str) -> AuditResult:
+
+class _IntervalAudits:
+    """The audits of one step's intervals: one per interval with rows, one shared by the
+    empty ones; each interval's checks and gate decision recorded in the step's result."""
+
+    def __init__(self, ctx: StepContext, state: StepState) -> None:
+        self.ctx, self.state = ctx, state
+        self.policy = ctx.project.effective_gate(state.name)
+        self.empty: AuditResult | None = None
+        self.results: list[CheckResult] = []
+        self.total = 0
+
+    def _checked(self, view: str) -> AuditResult:
+        from lockgate.quality import audit as run_checks
+
+        st = self.state
         return run_checks(
-            ctx.session,
+            self.ctx.session,
             view,
-            state.checks,
-            references=state.references,
+            st.checks,
+            references=st.references,
             mark=True,
-            now=ctx.now,
-            key_columns=spec.write.keys,
-            dataset=spec.name,
+            now=self.ctx.now,
+            key_columns=st.spec.write.keys,
+            dataset=st.name,
         )
 
-    for o, n in zip(state.outcomes, counts, strict=True):
+    def _audit(self, o: IntervalOutcome, n: int) -> AuditResult:
+        st, ses = self.state, self.ctx.session
         if n == 0:
-            if empty is None:
-                view = f"{state.stage}__pe"
-                q = exp.select("*").from_(table_ref(state.stage)).where(exp.false())
-                ctx.session.execute(
+            if self.empty is None:
+                view = f"{st.stage}__pe"
+                q = exp.select("*").from_(table_ref(st.stage)).where(exp.false())
+                ses.execute(
                     exp.Create(this=table_ref(view), kind="VIEW", expression=q, replace=True)
                 )
-                empty = checked(view)
-            o.audit = a = empty
-        else:
-            kind = column_kind(_spec(state), state.name, state.staged_columns)
-            rows = exp.select("*").from_(table_ref(state.stage))
-            rows = rows.where(in_ranges(_spec(state).column, [(o.lo, o.hi)], kind))
-            ctx.session.execute(
-                exp.Create(this=table_ref(o.view), kind="VIEW", expression=rows, replace=True)
-            )
-            o.created = True
-            o.audit = a = checked(o.view)
-        o.decision = d = decide(a, policy)
-        all_results.extend(a.results)
-        total += a.total_rows
+                self.empty = self._checked(view)
+            return self.empty
+        kind = column_kind(_spec(st), st.name, st.staged_columns)
+        rows = exp.select("*").from_(table_ref(st.stage))
+        rows = rows.where(in_ranges(_spec(st).column, [(o.lo, o.hi)], kind))
+        ses.execute(exp.Create(this=table_ref(o.view), kind="VIEW", expression=rows, replace=True))
+        o.created = True
+        return self._checked(o.view)
+
+    def one(self, o: IntervalOutcome, n: int) -> None:
+        from lockgate.quality import gate as decide
+
+        st, res = self.state, self.state.result
+        assert st.contract is not None
+        o.audit = a = self._audit(o, n)
+        o.decision = d = decide(a, self.policy)
+        self.results.extend(a.results)
+        self.total += a.total_rows
         for c in a.results:
             cd = _check_dict(c)
             cd["interval"] = o.label
@@ -281,39 +314,35 @@ def audit_intervals(ctx: StepContext, state: StepState) -> None:
             res.intervals.append(
                 {"interval": o.label, "status": "blocked", "rows": a.total_rows, "reason": d.reason}
             )
-            continue
+            return
         res.intervals.append({"interval": o.label, "status": "published", "rows": a.total_rows})
         if n == 0:
-            continue  # nothing to publish; its old rows are replaced (removed) all the same
+            return  # nothing to publish; its old rows are replaced (removed) all the same
         o.split = d if d.action == "publish_passing" else None
         marked = a.marked_table or o.view
-        o.publish_query = _publish_query(spec, marked, state.contract.projection, a, o.split)
-    res.scores = compute_scores(all_results, total_rows=total)
-    passing = [o for o in state.outcomes if not o.blocked]
-    if not passing:
-        why = GateBlocked(
-            f"quality gate blocked every interval of dataset '{spec.name}' "
-            f"({', '.join(o.label for o in state.outcomes[:5])}"
-            f"{', …' if len(state.outcomes) > 5 else ''}): "
-            + "; ".join(
-                f"{o.label}: {o.decision.reason}" for o in state.outcomes[:3] if o.decision
-            ),
-            hint=f"see `lockgate show {spec.name}` for the failing checks; nothing was published "
-            "and the intervals stay due",
-        )
-        intervals = res.intervals
-        state.result = blocked(res, why)
-        state.result.intervals = intervals
-        state.end()
-        return
-    blocked_ones = [o for o in state.outcomes if o.blocked]
-    if blocked_ones:
-        res.warnings.append(
-            f"gate blocked {len(blocked_ones)} of {len(state.outcomes)} interval(s): "
-            + ", ".join(o.label for o in blocked_ones[:10])
-            + (" …" if len(blocked_ones) > 10 else "")
-            + " (their rows skipped; they stay due)"
-        )
+        o.publish_query = _publish_query(st.spec, marked, st.contract.projection, a, o.split)
+
+
+def _all_blocked(state: StepState) -> None:
+    """Every interval blocked: the step ends blocked, nothing published, all stay due."""
+    res, name = state.result, state.name
+    why = GateBlocked(
+        f"quality gate blocked every interval of dataset '{name}' "
+        f"({', '.join(o.label for o in state.outcomes[:5])}"
+        f"{', …' if len(state.outcomes) > 5 else ''}): "
+        + "; ".join(f"{o.label}: {o.decision.reason}" for o in state.outcomes[:3] if o.decision),
+        hint=f"see `lockgate show {name}` for the failing checks; nothing was published "
+        "and the intervals stay due",
+    )
+    intervals = res.intervals
+    state.result = blocked(res, why)
+    state.result.intervals = intervals
+    state.end()
+
+
+def _publish_union(ctx: StepContext, state: StepState, passing: list[IntervalOutcome]) -> None:
+    """The publish query: the passing intervals' rows (none: replace them with nothing)."""
+    assert state.contract is not None
     queries = [o.publish_query for o in passing if o.publish_query is not None]
     if not queries:  # every published interval is empty: replace them with nothing
         queries = [

@@ -50,7 +50,9 @@ def resolve(ctx: StepContext, state: StepState) -> None:
 def definition_hash(ctx: StepContext, spec: DatasetSpec) -> str:
     """Changes when anything that shapes the output changes (config, SQL, Python code)."""
     # fields added later are left out while unset: existing definitions keep their hash
-    unset: dict[str, object] = {f: True for f in ("partition", "sensors") if not getattr(spec, f)}
+    unset: dict[str, bool | set[str]] = {
+        f: True for f in ("partition", "sensors") if not getattr(spec, f)
+    }
     if spec.partition is not None:
         unset["partition"] = {"on_change"}  # a policy, not part of the output
     config = spec.model_dump_json(exclude=unset).encode()
@@ -59,7 +61,7 @@ def definition_hash(ctx: StepContext, spec: DatasetSpec) -> str:
 
 #: settings that do not change what a published interval holds: editing them makes no
 #: interval due again (``partition.on_change``)
-_NOT_CONTENT: dict[str, object] = {
+_NOT_CONTENT: dict[str, bool | set[str]] = {
     "description": True,
     "owner": True,
     "tags": True,
