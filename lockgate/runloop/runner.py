@@ -255,13 +255,7 @@ def execute(
     t0 = time.perf_counter()
     held = contextlib.nullcontext(lease) if lease is not None else None
     with held or state.lock(project.config.name) as lease:
-        if turn is not None:
-            turn.wait(START_TURN)  # run records (and seqs) in the chunks' order
-        try:
-            run, project_id = _start_run(plan, state, store, args, clean=held is None)
-        finally:
-            if turn is not None:
-                turn.release(START_TURN)
+        run, project_id = _start_in_turn(plan, state, store, args, turn, clean=held is None)
         bus.emit(ev.RunStarted(run_id=run.run_id, project=project.config.name, datasets=plan.names))
         sessions = _open_sessions(project, run.run_id, workers, rep)
         ctx = StepContext(
@@ -279,25 +273,52 @@ def execute(
             intervals=intervals,
             turn=turn,
         )
-        done: dict[str, StepResult] = {}
-        try:
-            lost = _run_plan(ctx, plan, bus, sessions, done, workers)
-        except BaseException as e:  # interrupted: record what we know, then re-raise
-            why = f"{type(e).__name__}: {e}"
-            state.finish_run(
-                run.run_id, "interrupted", summary=_summary(_in_order(plan, done)), error=why
-            )
-            raise
-        finally:
-            sessions.close()
-        results = _in_order(plan, done)
-        status = _finish_run(state, run.run_id, lease, lost, results)
+        status, results = _run_steps(ctx, plan, bus, sessions, workers, lease)
     duration = time.perf_counter() - t0
     name = project.config.name
     bus.emit(
         ev.RunFinished(run_id=run.run_id, project=name, status=str(status), duration_s=duration)
     )
     return RunResult(run.run_id, run.seq, name, status, results, duration)
+
+
+def _start_in_turn(
+    plan: Plan,
+    state: StateStore,
+    store: TableStore,
+    args: Mapping[str, object] | None,
+    turn: CommitTurn | None,
+    *,
+    clean: bool,
+) -> tuple[RunRecord, str | None]:
+    """:func:`_start_run`, in the chunks' order when a backfill runs them side by side (run
+    records and seqs follow the chunks)."""
+    if turn is not None:
+        turn.wait(START_TURN)
+    try:
+        return _start_run(plan, state, store, args, clean=clean)
+    finally:
+        if turn is not None:
+            turn.release(START_TURN)
+
+
+def _run_steps(
+    ctx: StepContext, plan: Plan, bus: EventBus, sessions: _Sessions, workers: int, lease: Lease
+) -> tuple[RunStatus, list[StepResult]]:
+    """Run the plan's steps, then record the run's outcome (interrupted: what is known)."""
+    done: dict[str, StepResult] = {}
+    try:
+        lost = _run_plan(ctx, plan, bus, sessions, done, workers)
+    except BaseException as e:  # interrupted: record what we know, then re-raise
+        why = f"{type(e).__name__}: {e}"
+        ctx.state.finish_run(
+            ctx.run_id, "interrupted", summary=_summary(_in_order(plan, done)), error=why
+        )
+        raise
+    finally:
+        sessions.close()
+    results = _in_order(plan, done)
+    return _finish_run(ctx.state, ctx.run_id, lease, lost, results), results
 
 
 def _workers(max_workers: int | None) -> int:
