@@ -4,7 +4,11 @@ An alert fires once per *incident*: a problem of a dataset (a failing check, a b
 a failed step, a breached freshness SLA) opens an incident in the state store
 (:mod:`lockgate.state.ops`) and alerts; while it stays open the same problem alerts no
 more, across runs and scheduler restarts; when it clears (the check passes, the step
-publishes, the data is fresh again) one "resolved" message is sent. Delivery is retried; a
+publishes, the data is fresh again) one "resolved" message is sent. A target with
+``remind_after`` gets a ``reminder`` while the problem is still seen that long after the last
+alert (the shortest ``remind_after`` among the matching targets paces them; the claim is a
+compare-and-set in the state store, so two schedulers never both remind). Targets filter by
+event, ``datasets``, and the datasets' ``owners`` / ``tags``. Delivery is retried; a
 failed delivery is logged (redacted) and kept in :attr:`Alerter.failures`, it never fails
 the run. Secrets are redacted from every message; webhook URLs come from the environment
 (``url_env``) and are masked wherever they would appear.
@@ -21,13 +25,14 @@ import time
 import urllib.request
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from typing import TYPE_CHECKING
 
 from lockgate.project.ops_models import AlertEvent, AlertKind, AlertSpec
 from lockgate.redact import redact, remember
 from lockgate.runloop import events as ev
-from lockgate.state.ops import close_incident, open_incident
+from lockgate.state.ops import close_incident, open_incident, remind_incident
 
 if TYPE_CHECKING:
     from lockgate.lineage.model import LineageGraph
@@ -43,15 +48,17 @@ Send = Callable[[AlertSpec, Mapping[str, object]], None]
 
 @dataclass(frozen=True)
 class Alert:
-    """One message: a problem starts (``firing``) or clears (``resolved``)."""
+    """One message: a problem starts (``firing``), is still there (``reminder``) or clears
+    (``resolved``)."""
 
     event: AlertEvent
-    status: str  # firing / resolved
+    status: str  # firing / reminder / resolved
     project: str
     dataset: str
     problem: str
     summary: str
     run_id: str | None = None
+    reminder: int = 0  # the how-manieth reminder (0: not one)
 
     def payload(self) -> dict[str, object]:
         look = (
@@ -68,6 +75,7 @@ class Alert:
             "summary": redact(self.summary),
             "run_id": self.run_id,
             "command": look,
+            "reminder": self.reminder,
         }
 
 
@@ -118,6 +126,9 @@ class Alerter:
     failures: list[str] = field(default_factory=list)
     #: the project's column lineage (schema drift alerts name what they affect downstream)
     lineage: Callable[[], LineageGraph | None] | None = None
+    #: dataset -> (owner, tags): what ``owners:`` / ``tags:`` of a target match
+    routes: Mapping[str, tuple[str | None, tuple[str, ...]]] = field(default_factory=dict)
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
     def __call__(self, e: ev.RunEvent) -> None:
         if isinstance(e, ev.CheckEvaluated):
@@ -191,8 +202,22 @@ class Alerter:
     def _open(
         self, kind: AlertEvent, dataset: str, problem: str, why: str, run: str | None
     ) -> None:
-        if open_incident(self.state, self.project, dataset, problem, str(kind), run):
+        now = self.clock()
+        if open_incident(self.state, self.project, dataset, problem, str(kind), run, now):
             self._send(Alert(kind, "firing", self.project, dataset, problem, why, run))
+            return
+        every = [
+            s.remind_after_s
+            for s in self.targets
+            if s.remind_after_s is not None and self._wants(s, kind, dataset)
+        ]
+        if not every:
+            return
+        n = remind_incident(self.state, self.project, dataset, problem, min(every), now)
+        if n is not None:
+            still = f"still open (reminder {n}): {why}"
+            alert = Alert(kind, "reminder", self.project, dataset, problem, still, run, n)
+            self._send(alert, reminders=True)
 
     def _resolve(
         self, kind: AlertEvent, dataset: str, problem: str, why: str, run: str | None
@@ -200,12 +225,21 @@ class Alerter:
         if close_incident(self.state, self.project, dataset, problem):
             self._send(Alert(kind, "resolved", self.project, dataset, problem, why, run))
 
-    def _send(self, alert: Alert) -> None:
+    def _wants(self, spec: AlertSpec, kind: AlertEvent, dataset: str) -> bool:
+        """Whether target ``spec`` receives ``kind`` alerts of ``dataset`` (its routing)."""
+        if kind not in spec.events or (spec.datasets and dataset not in spec.datasets):
+            return False
+        owner, tags = self.routes.get(dataset, (None, ()))
+        if spec.owners and owner not in spec.owners:
+            return False
+        return not spec.tags or bool(set(spec.tags) & set(tags))
+
+    def _send(self, alert: Alert, *, reminders: bool = False) -> None:
         payload = alert.payload()
         for spec in self.targets:
-            if alert.event not in spec.events or (
-                spec.datasets and alert.dataset not in spec.datasets
-            ):
+            if not self._wants(spec, alert.event, alert.dataset):
+                continue
+            if reminders and spec.remind_after_s is None:
                 continue
             self._deliver(spec, alert, payload)
 
@@ -241,6 +275,12 @@ def run_alerts(project: Project) -> Iterator[list[ev.Listener]]:
 
     state = StateStore.open(project.state_url)
     try:
-        yield [Alerter(project.config.name, state, project.config.alerts)]
+        cfg = project.config
+        yield [Alerter(cfg.name, state, cfg.alerts, routes=routes(project))]
     finally:
         state.close()
+
+
+def routes(project: Project) -> dict[str, tuple[str | None, tuple[str, ...]]]:
+    """Each dataset's owner and tags (what alert targets' ``owners`` / ``tags`` match)."""
+    return {n: (d.owner, tuple(d.tags)) for n, d in project.datasets.items()}

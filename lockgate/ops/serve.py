@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING
 
-from lockgate.ops.alerts import Alerter
+from lockgate.ops.alerts import Alerter, routes
 from lockgate.ops.clock import Clock, system_clock
 from lockgate.ops.freshness import evaluate
 from lockgate.ops.metrics import RunMetrics
@@ -55,7 +55,14 @@ class Service:
 
     def __post_init__(self) -> None:
         cfg = self.project.config
-        self.alerter = Alerter(cfg.name, self.state, cfg.alerts, lineage=self._lineage)
+        self.alerter = Alerter(
+            cfg.name,
+            self.state,
+            cfg.alerts,
+            lineage=self._lineage,
+            routes=routes(self.project),
+            clock=self.clock,
+        )
         self.scheduler = Scheduler(
             self.project, self.state, clock=self.clock, listeners=[self.metrics, self.alerter]
         )

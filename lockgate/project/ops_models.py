@@ -90,11 +90,33 @@ class AlertSpec(_Frozen):
         default=tuple(AlertEvent), description="events this target receives (default: all)"
     )
     datasets: tuple[str, ...] = Field(default=(), description="only these datasets (default all)")
+    owners: tuple[str, ...] = Field(
+        default=(), description="only datasets with one of these owners (default all)"
+    )
+    tags: tuple[str, ...] = Field(
+        default=(), description="only datasets with one of these tags (default all)"
+    )
+    remind_after: str | float | None = Field(
+        default=None,
+        description="while a problem stays open, alert again this long after the last alert "
+        "('4h'; default: once per incident)",
+    )
     smtp_host: str | None = None
     smtp_port: int = 25
     sender: str | None = None
     to: tuple[str, ...] = ()
     password_env: str | None = None
+
+    @field_validator("remind_after")
+    @classmethod
+    def _remind(cls, v: str | float | None) -> str | float | None:
+        if v is not None and parse_seconds(v) <= 0:
+            raise ValueError("remind_after must be positive")
+        return v
+
+    @property
+    def remind_after_s(self) -> float | None:
+        return None if self.remind_after is None else float(parse_seconds(self.remind_after))
 
     @model_validator(mode="after")
     def _where_to(self) -> AlertSpec:

@@ -328,6 +328,9 @@ ADDED_COLUMNS = (
     (7, "lockgate_steps", "cost", JSONType()),
     # the content hash a done range was published under (NULL: recorded before 0012)
     (12, "lockgate_intervals", "definition", sa.String(32)),
+    # when an open incident last alerted (NULL: at opened_at) and how many reminders it sent
+    (12, "lockgate_alert_incidents", "notified_at", TS()),
+    (12, "lockgate_alert_incidents", "reminders", sa.Integer()),
 )
 
 

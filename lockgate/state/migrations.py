@@ -141,7 +141,8 @@ def _0010_anomaly_retention(conn: Connection) -> None:
 
 def _0012_interval_definitions(conn: Connection) -> None:
     """Which definition (content hash) each done range of a partitioned dataset was
-    published under: a changed definition makes its intervals due again (``on_change``)."""
+    published under: a changed definition makes its intervals due again (``on_change``);
+    when an open alert incident last alerted (reminders: ``remind_after``)."""
     _add_columns(conn, 12)
 
 

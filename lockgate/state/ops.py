@@ -76,19 +76,49 @@ def open_incidents(state: StateStore, project: str) -> set[tuple[str, str]]:
 
 
 def open_incident(
-    state: StateStore, project: str, dataset: str, problem: str, event: str, run_id: str | None
+    state: StateStore,
+    project: str,
+    dataset: str,
+    problem: str,
+    event: str,
+    run_id: str | None,
+    now: datetime | None = None,
 ) -> bool:
-    """Record a new incident; False when it is already open (no second alert)."""
+    """Record a new incident (opened ``now``); False when it is already open (no second
+    alert)."""
     ins = state._insert(alert_incidents).values(
         project=project,
         dataset=dataset,
         problem=problem,
         event=event,
-        opened_at=datetime.now(UTC),
+        opened_at=now or datetime.now(UTC),
         run_id=run_id,
     )
     with state._tx() as conn:
         return bool(conn.execute(ins.on_conflict_do_nothing()).rowcount)
+
+
+def remind_incident(
+    state: StateStore, project: str, dataset: str, problem: str, after_s: float, now: datetime
+) -> int | None:
+    """Claim a reminder of an open incident whose last alert (or opening) is at least
+    ``after_s`` old: the reminder's number (1, 2, ...), or None (not due, not open, or
+    another process claimed it first: a compare-and-set on ``notified_at``)."""
+    t = alert_incidents
+    where = (t.c.project == project) & (t.c.dataset == dataset) & (t.c.problem == problem)
+    with state._tx() as conn:
+        row = conn.execute(sa.select(t.c.opened_at, t.c.notified_at, t.c.reminders).where(where))
+        got = row.first()
+        if got is None:
+            return None
+        last = got[1] or got[0]
+        last = last if last.tzinfo else last.replace(tzinfo=UTC)
+        if (now - last).total_seconds() < after_s:
+            return None
+        n = int(got[2] or 0) + 1
+        same = t.c.notified_at.is_(None) if got[1] is None else t.c.notified_at == got[1]
+        res = conn.execute(sa.update(t).where(where, same).values(notified_at=now, reminders=n))
+        return n if res.rowcount else None
 
 
 def close_incident(state: StateStore, project: str, dataset: str, problem: str) -> bool:
