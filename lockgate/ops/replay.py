@@ -11,11 +11,14 @@ added; a partitioned dataset the table's rows in the intervals the run replaced;
 (or ``overwrite_partitions``) the table's rows with the rebuilt batch's keys (partitions).
 
 Replayed: SQL and Python transforms (a Python transform only while its code is unchanged),
-and file sources whose files are still exactly the ones the run read (the pinned fingerprint:
-every file's path, size and modification time). Not replayed, and said so per table with status
-``cannot``: a file source whose files changed since (which ones, and how), a source with no
-pinned version (a database or API read as it was then), and incremental datasets whose
-earlier state cannot be rebuilt (see :func:`_incremental_blocker`). An input version that is
+file sources whose files are still exactly the ones the run read (the pinned fingerprint:
+every file's path, size and modification time), and incremental transforms from the state the
+run found: the table and quarantine at their versions before the run, the watermark of the
+table's lockgate commit then, and the step history before the run (which upstream versions
+were read already). Not replayed, and said so per table with status ``cannot``: a file source
+whose files changed since (which ones, and how), a source with no pinned version (a database
+or API read as it was then), incremental sources, and an incremental transform whose table
+before the run is gone. An input version that is
 gone (vacuumed, or its log cleaned up) is an error naming ``dataset@version``. A table is
 ``identical`` only when the rebuilt content hash equals the published one.
 """
@@ -29,7 +32,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlglot import exp
 
@@ -209,11 +212,14 @@ def _replay_step(
             reason="its definition was not recorded (a run before definitions were kept by hash)",
         )
     spec = DatasetSpec.model_validate(body["spec"])
-    blocker = _incremental_blocker(spec)
+    assert version is not None
+    start = _start_of(store, spec, version, run) if spec.incremental is not None else None
+    blocker = start if isinstance(start, str) else None
     if blocker is None and spec.kind == "source":
-        blocker = _source_changed(project, spec, inputs.get("source"))
+        blocker = _incremental_blocker(spec) or _source_changed(project, spec, inputs.get("source"))
     if blocker is not None:
         return ReplayedTable(name, "cannot", version, reason=blocker)
+    assert start is None or isinstance(start, _AtStart)
     if spec.kind == "python" and not _same_python(project, name, body):
         return ReplayedTable(
             name,
@@ -225,7 +231,7 @@ def _replay_step(
     pins = {k: int(v) for k, v in inputs.items() if k not in _NOT_INPUTS and isinstance(v, int)}
     for up, v in pins.items():
         _require_version(store, up, v, step.run_id)
-    batch = _rebuild(project, state, store, ses, spec, body, pins, inputs, run)
+    batch = _rebuild(project, state, store, ses, spec, body, pins, inputs, run, start)
     # the rebuilt batch into the scratch warehouse, then both sides hashed the same way
     from lockgate.storage.base import CommitTag, TableWrite
 
@@ -237,7 +243,6 @@ def _replay_step(
         tag=CommitTag("replay", 1, "replay"),
     )
     rebuilt = _register(ses, scratch, "__lg_rp_new", name, pub.version)
-    assert version is not None
     recorded = _recorded(ses, store, spec, name, version, inputs, rebuilt)
     cols = sorted(set(ses.columns(rebuilt)) & set(ses.columns("__lg_rp_old_all")))
     new_n, new_h = _content_hash(ses, rebuilt, cols)
@@ -250,13 +255,92 @@ def _replay_step(
 
 
 def _incremental_blocker(spec: DatasetSpec) -> str | None:
-    """Why an incremental dataset cannot be replayed (None: it is not incremental)."""
+    """Why an incremental *source* cannot be replayed (None: it is not incremental)."""
     if spec.incremental is None:
         return None
     return (
-        f"incremental on {spec.incremental.cursor}: its batch depended on the table's "
-        "watermark and rows at the run's start, which a replay does not rebuild"
+        f"an incremental source (cursor {spec.incremental.cursor}): which records it read "
+        "depended on its resume token and files at the run's start, not pinned by a replay"
     )
+
+
+@dataclass(frozen=True)
+class _AtStart:
+    """An incremental dataset as the run found it: its table and quarantine versions before
+    the run's commits (None: none yet) and the watermark of the table's lockgate commit."""
+
+    table: int | None
+    quarantine: int | None
+    watermark: object
+    started_at: datetime
+    run_id: str
+
+
+def _start_of(store: TableStore, spec: DatasetSpec, version: int, run: Any) -> _AtStart | str:
+    """The incremental dataset's state at the run's start, or why it cannot be rebuilt."""
+    from lockgate.runloop import incremental
+
+    name, qname = spec.name, spec.name + "__quarantine"
+    before = version - 1 if version > 0 else None
+    watermark: object = None
+    if before is not None:
+        try:
+            _require_version(store, name, before, run.run_id)
+        except InputVacuumed:
+            return (
+                f"incremental: its table as the run found it (version {before}) is no longer "
+                "in the warehouse (vacuumed, or its log cleaned up), so the rows and watermark "
+                "the run's batch depended on cannot be read"
+            )
+        older = [h for h in store.history(name, limit=None) if h["version"] <= before]
+        mine = next((h for h in older if h["lockgate"].get("run_id")), None)
+        text, _, kind = str((mine or {}).get("lockgate", {}).get("watermark") or "").rpartition("|")
+        watermark = incremental.decode(text, kind) if text else None
+    seqs = [
+        h["version"]
+        for h in store.history(qname, limit=None)
+        if int(h["lockgate"].get("run_seq") or 0) < int(run.seq)
+    ]
+    return _AtStart(before, max(seqs, default=None), watermark, run.started_at, run.run_id)
+
+
+class _StoreAtStart:
+    """The table store as an incremental step found it: the dataset's table and quarantine
+    at their versions before the run (a relation of ``None``: the version then)."""
+
+    def __init__(self, store: TableStore, pins: dict[str, int | None]) -> None:
+        self._s, self._pins = store, pins
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._s, name)
+
+    def scan(self, name: str, version: int | None = None) -> Any:
+        if version is None and name in self._pins:
+            pinned = self._pins[name]
+            if pinned is None:
+                raise TerminalError(f"table '{name}' did not exist at the run's start")
+            version = pinned
+        return self._s.scan(name, version)
+
+    def snapshot(self, name: str) -> Any:
+        if name in self._pins and self._pins[name] is None:
+            return None
+        return self._s.snapshot(name)
+
+
+class _HistoryBefore:
+    """The state store as the run found it: a dataset's steps before the run."""
+
+    def __init__(self, state: StateStore, start: _AtStart) -> None:
+        self._s, self._start = state, start
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._s, name)
+
+    def dataset_steps(self, *args: Any, **kwargs: Any) -> list[Any]:
+        steps = self._s.dataset_steps(*args, **{**kwargs, "limit": 200})
+        t0 = self._start.started_at
+        return [s for s in steps if s.run_id != self._start.run_id and s.started_at < t0][:20]
 
 
 def _source_changed(project: Project, spec: DatasetSpec, pinned: object) -> str | None:
@@ -352,8 +436,10 @@ def _rebuild(
     pins: dict[str, int],
     inputs: dict[str, Any],
     run: Any,
+    start: _AtStart | None = None,
 ) -> exp.Select:
-    """The stages of a step up to the publish query, over the pinned inputs."""
+    """The stages of a step up to the publish query, over the pinned inputs (an incremental
+    step: from the table, quarantine, watermark and history as the run found them)."""
     from lockgate.runloop.context import Stage, StepContext, StepState, stage_name
     from lockgate.runloop.results import StepResult, StepStatus
     from lockgate.runloop.stages.audit import audit
@@ -366,6 +452,10 @@ def _rebuild(
 
     name = spec.name
     view = _RecordedProject(project, {name: (spec, body)})
+    if start is not None:
+        pins_then = {name: start.table, name + "__quarantine": start.quarantine}
+        store = cast("TableStore", _StoreAtStart(store, pins_then))
+        state = cast("StateStore", _HistoryBefore(state, start))
     ctx = StepContext(
         project=view,  # a ProjectView by delegation
         sessions=_OneSession(ses),
@@ -382,6 +472,12 @@ def _rebuild(
         upstream=dict(pins),
         definition=str(inputs.get("definition")),
     )
+    if start is not None and spec.incremental is not None:
+        from lockgate.runloop import incremental
+
+        st.table = store.snapshot(name) if start.table is not None else None
+        st.watermark = start.watermark
+        st.lowest = incremental.min_cursor(spec.incremental, start.watermark)
     if spec.partition is not None:
         st.intervals = [(int(a), int(b)) for a, b in inputs.get("published") or []]
         stages: tuple[Stage, ...] = (
