@@ -6,9 +6,11 @@ newest lockgate commit from its history, the transaction version) cost about 1-2
 scheduled run of 500 up-to-date datasets used to pay them twice per table (plan, then run).
 A kept table at version ``v`` is current exactly when its commit file
 ``_delta_log/<v>.json`` is the same file as when it was kept (inode, size, modification
-time: a table deleted and created again has a new one) and ``_delta_log/<v+1>.json`` does
-not exist (Delta commits versions in order, each by creating that file). Two ``stat`` calls
-instead of a log replay. Only reads use kept tables; a write opens its own and forgets the
+time: a table deleted and created again has a new one), ``_delta_log/<v+1>.json`` does not
+exist (Delta commits versions in order, each by creating that file), and nothing was added to
+or removed from ``_delta_log`` since (its modification time: a deleted old commit file — a
+damaged history the trust check must see — is noticed too). Three ``stat`` calls instead of a
+log replay. Only reads use kept tables; a write opens its own and forgets the
 kept one (see ``DeltaStore``)."""
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ if TYPE_CHECKING:
 
     from lockgate.storage.base import TableSnapshot
 
-_Stamp = tuple[int, int, int]
+_Stamp = tuple[int, int, int, int]
 
 
 @dataclass
@@ -45,10 +47,11 @@ def _commit_file(path: Path, version: int) -> str:
 
 def _stamp(path: Path, version: int) -> _Stamp | None:
     try:
+        log_dir = os.stat(os.path.join(path, "_delta_log"))
         st = os.stat(_commit_file(path, version))
     except OSError:
         return None
-    return (st.st_ino, st.st_size, st.st_mtime_ns)
+    return (log_dir.st_mtime_ns, st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 def _current(path: Path, kept: _Kept) -> bool:

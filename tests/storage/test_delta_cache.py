@@ -12,6 +12,7 @@ import pytest
 from deltalake import write_deltalake
 
 from lockgate.storage import DeltaStore, delta_cache
+from lockgate.storage.health import TableDamaged
 from tests.storage.helpers import publish, rows
 
 
@@ -65,3 +66,18 @@ def test_a_write_through_a_store_never_moves_a_kept_table(tmp_path: Path) -> Non
     publish(run_store(tmp_path), "t", {"id": [2]}, seq=2)
     assert kept.version() == 0  # the reader's object was not used for the write
     assert run_store(tmp_path).version("t") == 1
+
+
+def test_a_deleted_old_commit_file_is_noticed(tmp_path: Path) -> None:
+    """Damage to the history (an old _delta_log file removed) must reach the trust check:
+    the kept table is not used after the log folder changed."""
+    store = DeltaStore(tmp_path)
+    publish(store, "t", {"id": [1]}, seq=1)
+    publish(store, "t", {"id": [2]}, seq=2)
+    a = run_store(tmp_path)
+    kept = a.open_table("t")
+    (tmp_path / "t" / "_delta_log" / f"{0:020d}.json").unlink()
+    assert delta_cache.lookup(tmp_path / "t") is None
+    assert kept.version() == 1
+    with pytest.raises(TableDamaged, match="cannot be read"):  # opened again: damage seen
+        run_store(tmp_path).inspect("t")
