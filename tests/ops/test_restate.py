@@ -142,6 +142,13 @@ def test_restate_follows_downstream_and_fills_missing_ones_too(tmp_path: Path) -
     bp = plan_backfill(p, "daily+", start="2024-01-30", end="2024-02-01", restate=True, now=feb2)
     assert bp.partitioned == ("daily", "monthly") and bp.after == ("n_days",)
     assert bp.restated == {"daily": 1, "monthly": 1} and bp.intervals == 3
+    code, out = cli(
+        *("backfill", "--select", "daily+", "--restate", "--start", "2024-01-30"),
+        *("--end", "2024-02-01", "--dry-run", "--json", "--project", str(root)),
+    )
+    assert code == 0, out
+    doc = json.loads(out)
+    assert doc["restated"] == {"daily": 1, "monthly": 1} and doc["after"] == ["n_days"]
     res = run_backfill(p, bp, max_active=2, now=feb2)
     assert res.ok, [(s.dataset, s.status, s.reason) for r in res.runs for s in r.steps]
     total = lockgate.read(p, "monthly", as_="arrow").to_pylist()
