@@ -7,10 +7,11 @@ more, across runs and scheduler restarts; when it clears (the check passes, the 
 publishes, the data is fresh again) one "resolved" message is sent. A target with
 ``remind_after`` gets a ``reminder`` while the problem is still seen that long after the last
 alert (the shortest ``remind_after`` among the matching targets paces them; the claim is a
-compare-and-set in the state store, so two schedulers never both remind). Targets filter by
-event, ``datasets``, and the datasets' ``owners`` / ``tags``. Delivery is retried; a
-failed delivery is logged (redacted) and kept in :attr:`Alerter.failures`, it never fails
-the run. Secrets are redacted from every message; webhook URLs come from the environment
+compare-and-set in the state store, so two schedulers never both remind). A problem that gets
+worse while open — a freshness warning becoming an error — alerts once more (``escalated``).
+Targets filter by event, ``datasets``, and the datasets' ``owners`` / ``tags``. Delivery is
+retried; a failed delivery is logged (redacted) and kept in :attr:`Alerter.failures`, it
+never fails the run. Secrets are redacted from every message; webhook URLs come from the environment
 (``url_env``) and are masked wherever they would appear.
 """
 
@@ -32,7 +33,12 @@ from typing import TYPE_CHECKING
 from lockgate.project.ops_models import AlertEvent, AlertKind, AlertSpec
 from lockgate.redact import redact, remember
 from lockgate.runloop import events as ev
-from lockgate.state.ops import close_incident, open_incident, remind_incident
+from lockgate.state.ops import (
+    close_incident,
+    escalate_incident,
+    open_incident,
+    remind_incident,
+)
 
 if TYPE_CHECKING:
     from lockgate.lineage.model import LineageGraph
@@ -48,11 +54,11 @@ Send = Callable[[AlertSpec, Mapping[str, object]], None]
 
 @dataclass(frozen=True)
 class Alert:
-    """One message: a problem starts (``firing``), is still there (``reminder``) or clears
-    (``resolved``)."""
+    """One message: a problem starts (``firing``), got worse (``escalated``: a freshness
+    warning became an error), is still there (``reminder``) or clears (``resolved``)."""
 
     event: AlertEvent
-    status: str  # firing / reminder / resolved
+    status: str  # firing / escalated / reminder / resolved
     project: str
     dataset: str
     problem: str
@@ -195,16 +201,30 @@ class Alerter:
                 age = "never published" if f.age_s is None else f"last publish {f.age_s:.0f}s ago"
                 limit = f.error_after_s if str(f.level) == "error" else f.warn_after_s
                 why = f"freshness {f.level}: {age} (limit {limit}s)"
-                self._open(AlertEvent.FRESHNESS_BREACHED, f.dataset, "freshness", why, None)
+                kind = AlertEvent.FRESHNESS_BREACHED
+                self._open(kind, f.dataset, "freshness", why, None, level=str(f.level))
             else:
                 self._resolve(AlertEvent.FRESHNESS_BREACHED, f.dataset, "freshness", "fresh", None)
 
     def _open(
-        self, kind: AlertEvent, dataset: str, problem: str, why: str, run: str | None
+        self,
+        kind: AlertEvent,
+        dataset: str,
+        problem: str,
+        why: str,
+        run: str | None,
+        *,
+        level: str | None = None,
     ) -> None:
         now = self.clock()
-        if open_incident(self.state, self.project, dataset, problem, str(kind), run, now):
-            self._send(Alert(kind, "firing", self.project, dataset, problem, why, run))
+        st, name = self.state, self.project
+        if open_incident(st, name, dataset, problem, str(kind), run, now, level):
+            self._send(Alert(kind, "firing", name, dataset, problem, why, run))
+            return
+        was = escalate_incident(st, name, dataset, problem, level) if level else None
+        if was is not None:
+            why = f"escalated from {was or 'open'} to {level}: {why}"
+            self._send(Alert(kind, "escalated", name, dataset, problem, why, run))
             return
         every = [
             s.remind_after_s

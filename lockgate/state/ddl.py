@@ -331,6 +331,8 @@ ADDED_COLUMNS = (
     # when an open incident last alerted (NULL: at opened_at) and how many reminders it sent
     (12, "lockgate_alert_incidents", "notified_at", TS()),
     (12, "lockgate_alert_incidents", "reminders", sa.Integer()),
+    # how bad the open problem is (freshness: warn / error): a worse one alerts again
+    (12, "lockgate_alert_incidents", "level", sa.String(16)),
 )
 
 

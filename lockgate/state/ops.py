@@ -83,9 +83,10 @@ def open_incident(
     event: str,
     run_id: str | None,
     now: datetime | None = None,
+    level: str | None = None,
 ) -> bool:
-    """Record a new incident (opened ``now``); False when it is already open (no second
-    alert)."""
+    """Record a new incident (opened ``now``, at ``level``); False when it is already open
+    (no second alert)."""
     ins = state._insert(alert_incidents).values(
         project=project,
         dataset=dataset,
@@ -93,9 +94,34 @@ def open_incident(
         event=event,
         opened_at=now or datetime.now(UTC),
         run_id=run_id,
+        level=level,
     )
     with state._tx() as conn:
         return bool(conn.execute(ins.on_conflict_do_nothing()).rowcount)
+
+
+#: how bad a level is: an open incident seen at a worse level escalates
+LEVEL_RANK = {"warn": 1, "error": 2, "never": 2}
+
+
+def escalate_incident(
+    state: StateStore, project: str, dataset: str, problem: str, level: str
+) -> str | None:
+    """Raise an open incident to ``level`` when that is worse than its own (a freshness
+    warning that became an error): the level it had ("" if none), or None (not worse, not
+    open, or another process escalated it first: compare-and-set)."""
+    t = alert_incidents
+    where = (t.c.project == project) & (t.c.dataset == dataset) & (t.c.problem == problem)
+    with state._tx() as conn:
+        got = conn.execute(sa.select(t.c.level).where(where)).first()
+        if got is None:
+            return None
+        before = got[0]
+        if LEVEL_RANK.get(level, 0) <= LEVEL_RANK.get(before or "", 0):
+            return None
+        same = t.c.level.is_(None) if before is None else t.c.level == before
+        res = conn.execute(sa.update(t).where(where, same).values(level=level))
+        return (before or "") if res.rowcount else None
 
 
 def remind_incident(

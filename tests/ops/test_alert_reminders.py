@@ -126,3 +126,34 @@ def test_remind_after_must_be_a_positive_duration(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigError, match="remind_after must be positive"):
         load_project(root)
+
+
+def test_a_freshness_warning_that_becomes_an_error_escalates_once(tmp_path: Path) -> None:
+    from lockgate.ops.freshness import Level, evaluate
+    from lockgate.runloop.runner import open_backends
+
+    root = scheduled_project(tmp_path / "p")  # freshness: warn after 1h, error after 2h
+    project = load_project(root)
+    lockgate.run(project)
+    state, store = open_backends(project)
+    t0 = datetime.now(UTC)
+    with receiver() as rx:
+        hook = AlertSpec(name="hook", type="webhook", url_env="URL")
+        alerter = Alerter(
+            project.config.name, state, (hook,), env={"URL": rx.url}, sleep=lambda s: None
+        )
+        for hours, level in ((1.5, Level.WARN), (1.7, Level.WARN), (2.5, Level.ERROR)):
+            [f] = evaluate(project, store, t0 + timedelta(hours=hours))
+            assert f.level == level
+            alerter.freshness([f])
+        alerter.freshness(evaluate(project, store, t0 + timedelta(hours=3)))  # still error
+        [f] = evaluate(project, store, t0 + timedelta(hours=1.5))  # back to warn: not news
+        alerter.freshness([f])
+        alerter.freshness(evaluate(project, store, t0))  # fresh
+    got = [(b["status"], b["summary"].split(":")[0]) for b in rx.bodies]
+    assert got == [
+        ("firing", "freshness warn"),
+        ("escalated", "escalated from warn to error"),
+        ("resolved", "fresh"),
+    ]
+    state.close()
