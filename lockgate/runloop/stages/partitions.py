@@ -32,7 +32,9 @@ from lockgate.ops import intervals as iv
 from lockgate.project.ops_models import PartitionSpec
 from lockgate.runloop.context import IntervalOutcome, StepContext, StepState
 from lockgate.runloop.results import AccountingError, StepStatus
+from lockgate.runloop.stages.audit import audit_view
 from lockgate.runloop.stages.gate import blocked
+from lockgate.runloop.stages.publish import refuse_other_batch
 from lockgate.runloop.stages.quarantine import meta_columns, publish_quarantine, rejects_part
 from lockgate.runloop.stages.split import _publish_query
 from lockgate.runloop.writes import table_write
@@ -224,7 +226,6 @@ def audit_intervals(ctx: StepContext, state: StepState) -> None:
     """Checks and the gate for each interval on its own. Every empty interval gets the same
     verdict, so the checks run once on an empty batch for all of them."""
     from lockgate.quality import AuditResult
-    from lockgate.quality import audit as run_checks
     from lockgate.quality import gate as decide
     from lockgate.quality.scores import compute_scores
 
@@ -238,16 +239,7 @@ def audit_intervals(ctx: StepContext, state: StepState) -> None:
     empty: AuditResult | None = None
 
     def checked(view: str) -> AuditResult:
-        return run_checks(
-            ctx.session,
-            view,
-            state.checks,
-            references=state.references,
-            mark=True,
-            now=ctx.now,
-            key_columns=spec.write.keys,
-            dataset=spec.name,
-        )
+        return audit_view(ctx, state, view, with_history=False)
 
     for o, n in zip(state.outcomes, counts, strict=True):
         if n == 0:
@@ -410,12 +402,7 @@ def publish_intervals(ctx: StepContext, state: StepState) -> None:
         tag=CommitTag(ctx.run_id, ctx.run_seq, state.batch_id),
     )
     res.output_version, res.rows_out = pub.version, pub.rows
-    if pub.already_committed:
-        raise TerminalError(
-            f"dataset '{spec.name}': this run already published a different batch to the "
-            f"table ({pub.reason}); its inputs changed between attempts",
-            hint="run again: the next run picks up the new inputs",
-        )
+    refuse_other_batch(spec.name, pub)
     if pub.rows != state.rows_out:
         raise AccountingError(
             f"dataset '{spec.name}': the publish query had {state.rows_out} rows but the "
