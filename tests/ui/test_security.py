@@ -47,6 +47,7 @@ def test_off_localhost_refuses_to_start_without_tokens(shop: Shop, tmp_path_fact
     assert auth_required(fresh, "127.0.0.1") is False
     with pytest.raises(UsageError, match="refusing to serve"):
         auth_required(fresh, "0.0.0.0")
+    _token(shop, "viewer")
     assert auth_required(shop.project, "0.0.0.0") is True  # a token exists: starts, with auth
 
 
