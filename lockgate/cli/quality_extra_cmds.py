@@ -28,8 +28,8 @@ from lockgate.errors import InputError, UsageError
 from lockgate.history_view import group_scores
 from lockgate.quality.checks import Dimension
 from lockgate.quality.profile import Profile, profile, with_rejects
-from lockgate.quality.targets import TargetRead, register_target, target_label
 from lockgate.redact import redact
+from lockgate.sources.targets import TargetRead, register_target, target_label
 
 ProjectOpt = typer.Option(
     Path("."), "--project", "-p", help="project folder (for dataset names and score history)"
