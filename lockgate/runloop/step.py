@@ -81,6 +81,21 @@ PARTITION_STAGES: tuple[Stage, ...] = (
 )
 
 
+#: what runs in :data:`PARTITION_STAGES` instead of each whole-batch stage it leaves out
+#: (None: the stage has no meaning for a partitioned dataset). A stage added to
+#: :data:`STAGES` must be in both tuples or here, so the two cannot drift apart unnoticed
+#: (tests/run/test_stage_tuples.py).
+PARTITION_COUNTERPARTS: dict[Stage, Stage | None] = {
+    audit: audit_intervals,
+    gate: audit_intervals,  # the gate is per interval
+    split: audit_intervals,  # each passing interval's publish query
+    quarantine: quarantine_intervals,
+    publish: publish_intervals,
+    acknowledge: None,  # change sources merge; a partitioned dataset cannot (models.py)
+    finish: finish_intervals,
+}
+
+
 def _cpu_seconds() -> float:
     """User + system CPU seconds of the process (DuckDB's threads included)."""
     ru = resource.getrusage(resource.RUSAGE_SELF)
