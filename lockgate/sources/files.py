@@ -122,6 +122,18 @@ def _not_utf8_text(path: Path, size: int) -> str | None:
     return None
 
 
+def _mixed_line_endings(path: Path, sample: int = 1 << 20) -> bool:
+    """Whether the start of a text file ends some lines with ``\\r\\n`` and others with a
+    bare ``\\n`` (a file concatenated from Windows and Unix parts): DuckDB cannot sniff it."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(sample)
+    except OSError:
+        return False
+    crlf = head.count(b"\r\n")
+    return 0 < crlf < head.count(b"\n")
+
+
 def _stat_key(f: Mapping[str, Any]) -> tuple[str, int, int]:
     return (str(f["path"]), int(f["size"]), int(f["mtime_ns"]))
 
@@ -538,12 +550,15 @@ class FileSource(Source):
                     max_line=int(str(options.get("max_line_size", _csv.DEFAULT_MAX_LINE))),
                 )
         except (duckdb.BinderException, duckdb.InvalidInputException, ValueError) as e:
-            raise self._input_error(
-                "cannot read CSV",
-                e,
-                "check source.columns against the file header and source.options "
-                "(delimiter, header, quote)",
-            ) from e
+            mixed = [self._rel(p) for p in files if _mixed_line_endings(p)]
+            hint = (
+                f"{', '.join(mixed[:3])} mix(es) line endings (\\r\\n and \\n): convert to "
+                "one (e.g. dos2unix)"
+                if mixed
+                else "check source.columns against the file header and source.options "
+                "(delimiter, header, quote)"
+            )
+            raise self._input_error("cannot read CSV", e, hint) from e
         finally:
             _records.drop(con, errs, scans)
 

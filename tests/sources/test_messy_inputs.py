@@ -504,3 +504,15 @@ def test_only_unreadable_parquet_files_stage_nothing_and_reject_each(
     assert staged_rows(con) == []
     assert [r[0] for r in rejects(con)] == ["d/a.parquet", "d/b.parquet"]
     assert (s.rows, s.rejected) == (0, 2)
+
+
+def test_a_csv_mixing_line_endings_fails_loudly_naming_the_file(
+    con: duckdb.DuckDBPyConnection, tmp_path: Path
+) -> None:
+    from lockgate.errors import InputError
+
+    files = {"d/a.csv": "id,v\n1,a\n", "d/b.csv": "id,v\r\n2,b\n3,c\r\n4,d\n"}
+    with pytest.raises(InputError) as err:
+        stage(con, tmp_path, files, {"path": "d/*.csv"})
+    assert "d/b.csv" in (err.value.hint or "") and "line endings" in (err.value.hint or "")
+    assert "d/a.csv" not in (err.value.hint or "")
