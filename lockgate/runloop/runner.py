@@ -10,7 +10,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -274,7 +274,8 @@ def execute(
             turn=turn,
         )
         done: dict[str, StepResult] = {}
-        lost = _run_recorded(ctx, plan, bus, sessions, done, workers)
+        with _interruption_recorded(ctx, plan, done), contextlib.closing(sessions):
+            lost = _run_plan(ctx, plan, bus, sessions, done, workers)
         results = _in_order(plan, done)
         status = _finish_run(state, run.run_id, lease, lost, results)
     duration = time.perf_counter() - t0
@@ -304,25 +305,19 @@ def _start_in_turn(
             turn.release(START_TURN)
 
 
-def _run_recorded(
-    ctx: StepContext,
-    plan: Plan,
-    bus: EventBus,
-    sessions: _Sessions,
-    done: dict[str, StepResult],
-    workers: int,
-) -> LeaseLost | None:
-    """Run the plan's steps (:func:`_run_plan`); interrupted, the run is recorded
-    ``interrupted`` with what is known, then the interruption goes on up."""
+@contextlib.contextmanager
+def _interruption_recorded(
+    ctx: StepContext, plan: Plan, done: dict[str, StepResult]
+) -> Iterator[None]:
+    """An interrupted run (any exception out of its steps) is recorded ``interrupted`` with
+    what is known, then the interruption goes on up."""
     try:
-        return _run_plan(ctx, plan, bus, sessions, done, workers)
+        yield
     except BaseException as e:
         why = f"{type(e).__name__}: {e}"
         summary = _summary(_in_order(plan, done))
         ctx.state.finish_run(ctx.run_id, "interrupted", summary=summary, error=why)
         raise
-    finally:
-        sessions.close()
 
 
 def _workers(max_workers: int | None) -> int:
