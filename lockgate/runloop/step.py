@@ -9,6 +9,7 @@ import os
 import resource
 import time
 
+from lockgate.pii import mask_check_samples, spec_pii
 from lockgate.project.models import DatasetSpec
 from lockgate.runloop.context import Stage, StepContext, StepState, stage_name
 from lockgate.runloop.results import StepResult, StepStatus
@@ -131,6 +132,7 @@ def run_step(ctx: StepContext, spec: DatasetSpec) -> StepResult:
         peak = max(peak, _rss_bytes())
         if state.done:
             break
+    mask_check_samples(state.result.checks, spec_pii(spec))  # before anything records them
     state.result.duration_s = time.perf_counter() - t0
     state.result.cost = {"cpu_s": round(_cpu_seconds() - cpu0, 4), "peak_rss_bytes": peak}
     return state.result
