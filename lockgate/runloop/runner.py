@@ -10,7 +10,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -255,7 +255,7 @@ def execute(
     t0 = time.perf_counter()
     held = contextlib.nullcontext(lease) if lease is not None else None
     with held or state.lock(project.config.name) as lease:
-        run, project_id = _start_in_turn(plan, state, store, args, turn, clean=held is None)
+        run, project_id = _start_in_turn(plan, state, store, args, held is None, turn)
         bus.emit(ev.RunStarted(run_id=run.run_id, project=project.config.name, datasets=plan.names))
         sessions = _open_sessions(project, run.run_id, workers, rep)
         ctx = StepContext(
@@ -273,7 +273,11 @@ def execute(
             intervals=intervals,
             turn=turn,
         )
-        status, results = _run_steps(ctx, plan, bus, sessions, workers, lease)
+        done: dict[str, StepResult] = {}
+        with _interruption_recorded(ctx, plan, done), contextlib.closing(sessions):
+            lost = _run_plan(ctx, plan, bus, sessions, done, workers)
+        results = _in_order(plan, done)
+        status = _finish_run(state, run.run_id, lease, lost, results)
     duration = time.perf_counter() - t0
     name = project.config.name
     bus.emit(
@@ -287,12 +291,11 @@ def _start_in_turn(
     state: StateStore,
     store: TableStore,
     args: Mapping[str, object] | None,
-    turn: CommitTurn | None,
-    *,
     clean: bool,
+    turn: CommitTurn | None,
 ) -> tuple[RunRecord, str | None]:
-    """:func:`_start_run`, in the chunks' order when a backfill runs them side by side (run
-    records and seqs follow the chunks)."""
+    """The run's record (and project id); a backfill chunk waits for its turn to start, so
+    run records (and seqs) follow the chunks' order."""
     if turn is not None:
         turn.wait(START_TURN)
     try:
@@ -302,23 +305,19 @@ def _start_in_turn(
             turn.release(START_TURN)
 
 
-def _run_steps(
-    ctx: StepContext, plan: Plan, bus: EventBus, sessions: _Sessions, workers: int, lease: Lease
-) -> tuple[RunStatus, list[StepResult]]:
-    """Run the plan's steps, then record the run's outcome (interrupted: what is known)."""
-    done: dict[str, StepResult] = {}
+@contextlib.contextmanager
+def _interruption_recorded(
+    ctx: StepContext, plan: Plan, done: dict[str, StepResult]
+) -> Iterator[None]:
+    """An interrupted run (any exception out of its steps) is recorded ``interrupted`` with
+    what is known, then the interruption goes on up."""
     try:
-        lost = _run_plan(ctx, plan, bus, sessions, done, workers)
-    except BaseException as e:  # interrupted: record what we know, then re-raise
+        yield
+    except BaseException as e:
         why = f"{type(e).__name__}: {e}"
-        ctx.state.finish_run(
-            ctx.run_id, "interrupted", summary=_summary(_in_order(plan, done)), error=why
-        )
+        summary = _summary(_in_order(plan, done))
+        ctx.state.finish_run(ctx.run_id, "interrupted", summary=summary, error=why)
         raise
-    finally:
-        sessions.close()
-    results = _in_order(plan, done)
-    return _finish_run(ctx.state, ctx.run_id, lease, lost, results), results
 
 
 def _workers(max_workers: int | None) -> int:

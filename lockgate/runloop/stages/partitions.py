@@ -33,16 +33,19 @@ from lockgate.ops import intervals as iv
 from lockgate.project.ops_models import PartitionSpec
 from lockgate.runloop.context import IntervalOutcome, StepContext, StepState
 from lockgate.runloop.due import Due, due_now
-from lockgate.runloop.results import AccountingError, StepStatus
+from lockgate.runloop.results import AccountingError, StepResult, StepStatus
+from lockgate.runloop.stages.audit import audit_view
 from lockgate.runloop.stages.gate import blocked
+from lockgate.runloop.stages.publish import refuse_other_batch
 from lockgate.runloop.stages.quarantine import meta_columns, publish_quarantine, rejects_part
 from lockgate.runloop.stages.split import _publish_query
 from lockgate.runloop.writes import table_write
 from lockgate.storage._predicates import range_predicate
 from lockgate.storage.base import CommitTag
 
-if TYPE_CHECKING:  # the quality engine imports DuckDB helpers: only when a step audits
-    from lockgate.quality.engine import AuditResult, CheckResult
+if TYPE_CHECKING:
+    from lockgate.quality import AuditResult, CheckResult
+    from lockgate.quality.gate import GateDecision
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +60,8 @@ def _spec(state: StepState) -> PartitionSpec:
 
 
 def due_intervals(ctx: StepContext, state: StepState) -> Due:
-    """The intervals this step would process now (oldest first)."""
+    """The intervals this step would process now (oldest first), and why (see
+    :func:`lockgate.runloop.due.due_now`: the plan asks the same)."""
     return due_now(
         ctx.state,
         ctx.project,
@@ -227,111 +231,89 @@ def _counts(ctx: StepContext, state: StepState) -> list[int]:
 def audit_intervals(ctx: StepContext, state: StepState) -> None:
     """Checks and the gate for each interval on its own. Every empty interval gets the same
     verdict, so the checks run once on an empty batch for all of them."""
+    from lockgate.quality import gate as decide
     from lockgate.quality.scores import compute_scores
 
+    spec, res = state.spec, state.result
     assert state.contract is not None
-    ctx.report(state.name, f"auditing {len(state.outcomes)} interval(s)")
+    policy = ctx.project.effective_gate(spec.name)
+    ctx.report(spec.name, f"auditing {len(state.outcomes)} interval(s)")
     counts = _counts(ctx, state) if len(state.outcomes) > 1 else [-1] * len(state.outcomes)
     audits = _IntervalAudits(ctx, state)
+    all_results: list[CheckResult] = []
+    total = 0
     for o, n in zip(state.outcomes, counts, strict=True):
-        audits.one(o, n)
-    state.result.scores = compute_scores(audits.results, total_rows=audits.total)
-    passing = [o for o in state.outcomes if not o.blocked]
-    if not passing:
-        _all_blocked(state)
+        o.audit = a = audits.of(o, n)
+        o.decision = d = decide(a, policy)
+        all_results.extend(a.results)
+        total += a.total_rows
+        _record_interval(res, o, a, d)
+        if d.action != "block" and n != 0:  # an empty interval's old rows go all the same
+            o.split = d if d.action == "publish_passing" else None
+            marked = a.marked_table or o.view
+            o.publish_query = _publish_query(spec, marked, state.contract.projection, a, o.split)
+    res.scores = compute_scores(all_results, total_rows=total)
+    if all(o.blocked for o in state.outcomes):
+        _block_all(state)
         return
-    blocked_ones = [o for o in state.outcomes if o.blocked]
-    if blocked_ones:
-        state.result.warnings.append(
-            f"gate blocked {len(blocked_ones)} of {len(state.outcomes)} interval(s): "
-            + ", ".join(o.label for o in blocked_ones[:10])
-            + (" …" if len(blocked_ones) > 10 else "")
-            + " (their rows skipped; they stay due)"
-        )
-    _publish_union(ctx, state, passing)
+    _warn_blocked(res, state.outcomes)
+    _publish_union(ctx, state)
 
 
 class _IntervalAudits:
-    """The audits of one step's intervals: one per interval with rows, one shared by the
-    empty ones; each interval's checks and gate decision recorded in the step's result."""
+    """The audit of one interval's rows (a view of the staged batch); one shared audit of
+    an empty batch for all the empty ones."""
 
     def __init__(self, ctx: StepContext, state: StepState) -> None:
         self.ctx, self.state = ctx, state
-        self.policy = ctx.project.effective_gate(state.name)
         self.empty: AuditResult | None = None
-        self.results: list[CheckResult] = []
-        self.total = 0
 
-    def _checked(self, view: str) -> AuditResult:
-        from lockgate.quality import audit as run_checks
-
-        st = self.state
-        return run_checks(
-            self.ctx.session,
-            view,
-            st.checks,
-            references=st.references,
-            mark=True,
-            now=self.ctx.now,
-            key_columns=st.spec.write.keys,
-            dataset=st.name,
-        )
-
-    def _audit(self, o: IntervalOutcome, n: int) -> AuditResult:
-        st, ses = self.state, self.ctx.session
+    def of(self, o: IntervalOutcome, n: int) -> AuditResult:
+        ctx, state = self.ctx, self.state
         if n == 0:
             if self.empty is None:
-                view = f"{st.stage}__pe"
-                q = exp.select("*").from_(table_ref(st.stage)).where(exp.false())
-                ses.execute(
+                view = f"{state.stage}__pe"
+                q = exp.select("*").from_(table_ref(state.stage)).where(exp.false())
+                ctx.session.execute(
                     exp.Create(this=table_ref(view), kind="VIEW", expression=q, replace=True)
                 )
-                self.empty = self._checked(view)
+                self.empty = audit_view(ctx, state, view, with_history=False)
             return self.empty
-        kind = column_kind(_spec(st), st.name, st.staged_columns)
-        rows = exp.select("*").from_(table_ref(st.stage))
-        rows = rows.where(in_ranges(_spec(st).column, [(o.lo, o.hi)], kind))
-        ses.execute(exp.Create(this=table_ref(o.view), kind="VIEW", expression=rows, replace=True))
+        kind = column_kind(_spec(state), state.name, state.staged_columns)
+        rows = exp.select("*").from_(table_ref(state.stage))
+        rows = rows.where(in_ranges(_spec(state).column, [(o.lo, o.hi)], kind))
+        ctx.session.execute(
+            exp.Create(this=table_ref(o.view), kind="VIEW", expression=rows, replace=True)
+        )
         o.created = True
-        return self._checked(o.view)
+        return audit_view(ctx, state, o.view, with_history=False)
 
-    def one(self, o: IntervalOutcome, n: int) -> None:
-        from lockgate.quality import gate as decide
 
-        st, res = self.state, self.state.result
-        assert st.contract is not None
-        o.audit = a = self._audit(o, n)
-        o.decision = d = decide(a, self.policy)
-        self.results.extend(a.results)
-        self.total += a.total_rows
-        for c in a.results:
-            cd = _check_dict(c)
-            cd["interval"] = o.label
-            cd["message"] = f"[{o.label}] {cd.get('message') or ''}".rstrip()
-            res.checks.append(cd)
-        if d.action == "block":
-            res.skip("interval_blocked", a.total_rows)
-            res.intervals.append(
-                {"interval": o.label, "status": "blocked", "rows": a.total_rows, "reason": d.reason}
-            )
-            return
+def _record_interval(res: StepResult, o: IntervalOutcome, a: AuditResult, d: GateDecision) -> None:
+    """The interval's check results (labelled with it) and its status in the step result."""
+    for c in a.results:
+        cd = _check_dict(c)
+        cd["interval"] = o.label
+        cd["message"] = f"[{o.label}] {cd.get('message') or ''}".rstrip()
+        res.checks.append(cd)
+    if d.action == "block":
+        res.skip("interval_blocked", a.total_rows)
+        res.intervals.append(
+            {"interval": o.label, "status": "blocked", "rows": a.total_rows, "reason": d.reason}
+        )
+    else:
         res.intervals.append({"interval": o.label, "status": "published", "rows": a.total_rows})
-        if n == 0:
-            return  # nothing to publish; its old rows are replaced (removed) all the same
-        o.split = d if d.action == "publish_passing" else None
-        marked = a.marked_table or o.view
-        o.publish_query = _publish_query(st.spec, marked, st.contract.projection, a, o.split)
 
 
-def _all_blocked(state: StepState) -> None:
-    """Every interval blocked: the step ends blocked, nothing published, all stay due."""
-    res, name = state.result, state.name
+def _block_all(state: StepState) -> None:
+    """Every interval blocked: the step is blocked, nothing is published, all stay due."""
+    spec, res, outcomes = state.spec, state.result, state.outcomes
     why = GateBlocked(
-        f"quality gate blocked every interval of dataset '{name}' "
-        f"({', '.join(o.label for o in state.outcomes[:5])}"
-        f"{', …' if len(state.outcomes) > 5 else ''}): "
-        + "; ".join(f"{o.label}: {o.decision.reason}" for o in state.outcomes[:3] if o.decision),
-        hint=f"see `lockgate show {name}` for the failing checks; nothing was published "
+        f"quality gate blocked every interval of dataset '{spec.name}' "
+        f"({', '.join(o.label for o in outcomes[:5])}"
+        f"{', …' if len(outcomes) > 5 else ''}): "
+        + "; ".join(f"{o.label}: {o.decision.reason}" for o in outcomes[:3] if o.decision),
+        hint=f"see `lockgate show {spec.name}` for the failing checks; nothing was published "
         "and the intervals stay due",
     )
     intervals = res.intervals
@@ -340,9 +322,21 @@ def _all_blocked(state: StepState) -> None:
     state.end()
 
 
-def _publish_union(ctx: StepContext, state: StepState, passing: list[IntervalOutcome]) -> None:
-    """The publish query: the passing intervals' rows (none: replace them with nothing)."""
+def _warn_blocked(res: StepResult, outcomes: list[IntervalOutcome]) -> None:
+    blocked_ones = [o for o in outcomes if o.blocked]
+    if blocked_ones:
+        res.warnings.append(
+            f"gate blocked {len(blocked_ones)} of {len(outcomes)} interval(s): "
+            + ", ".join(o.label for o in blocked_ones[:10])
+            + (" …" if len(blocked_ones) > 10 else "")
+            + " (their rows skipped; they stay due)"
+        )
+
+
+def _publish_union(ctx: StepContext, state: StepState) -> None:
+    """The publish query: the passing intervals' rows, one UNION ALL; and its row count."""
     assert state.contract is not None
+    passing = [o for o in state.outcomes if not o.blocked]
     queries = [o.publish_query for o in passing if o.publish_query is not None]
     if not queries:  # every published interval is empty: replace them with nothing
         queries = [
@@ -439,12 +433,7 @@ def publish_intervals(ctx: StepContext, state: StepState) -> None:
         tag=CommitTag(ctx.run_id, ctx.run_seq, state.batch_id),
     )
     res.output_version, res.rows_out = pub.version, pub.rows
-    if pub.already_committed:
-        raise TerminalError(
-            f"dataset '{spec.name}': this run already published a different batch to the "
-            f"table ({pub.reason}); its inputs changed between attempts",
-            hint="run again: the next run picks up the new inputs",
-        )
+    refuse_other_batch(spec.name, pub)
     if pub.rows != state.rows_out:
         raise AccountingError(
             f"dataset '{spec.name}': the publish query had {state.rows_out} rows but the "
