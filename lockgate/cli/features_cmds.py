@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import typer
@@ -210,7 +211,7 @@ def skew_cmd(
 @features_app.command("serve")
 @handle_errors
 def serve_cmd(
-    port: int = typer.Option(6566, "--port", help="HTTP port (Feast's default)"),
+    port: int = typer.Option(6566, "--port", help="HTTP port (Feast's default; 0: any free one)"),
     host: str = typer.Option("127.0.0.1", "--host"),
     project: Path = typer.Option(Path("."), "--project", "-p", help="project folder"),
 ) -> None:
@@ -226,5 +227,15 @@ def serve_cmd(
         raise UsageError(
             "serving needs uvicorn", hint="pip install uvicorn (or lockgate[serve])"
         ) from e
+    import socket
+
     proj = load_project(project)
-    uvicorn.run(FeatureServer(proj, open_store(proj)), host=host, port=port, log_level="warning")
+    app = FeatureServer(proj, open_store(proj))
+    # bound before the line is printed: a client that read it can connect at once (--port 0
+    # picks a free port)
+    sock = socket.create_server((host, port), backlog=2048)
+    bound = sock.getsockname()[1]
+    console.print(f"listening on http://{host}:{bound}", highlight=False)
+    sys.stdout.flush()
+    config = uvicorn.Config(app, log_level="warning", access_log=False)
+    uvicorn.Server(config).run(sockets=[sock])
