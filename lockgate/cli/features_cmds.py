@@ -170,6 +170,43 @@ def materialize_cmd(
         )
 
 
+@features_app.command("status")
+@handle_errors
+def status_cmd(
+    view: str = typer.Argument(None, help="one feature view (default: all)"),
+    limit: int = typer.Option(20, "--limit", min=1),
+    project: Path = typer.Option(Path("."), "--project", "-p", help="project folder"),
+    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
+) -> None:
+    """Materialisation history, newest first: view, versions read, rows written, online
+    store, when, and how it ended (a killed run shows as interrupted)."""
+    from lockgate.features.history import materializations
+
+    rows = materializations(project, view=view, limit=limit)
+    if as_json:
+        print_json(rows)
+        return
+    if not rows:
+        console.print("no materialisation recorded yet (lockgate features materialize)")
+        return
+    for r in rows:
+        since = "" if r["from_version"] is None else f"v{r['from_version']} -> "
+        to = "?" if r["to_version"] is None else f"v{r['to_version']}"
+        rows_txt = (
+            "rows ?"
+            if r["rows_written"] is None
+            else (f"{r['rows_written']} written, {r['rows_deleted']} deleted")
+        )
+        ended = (r["finished_at"] or "-")[:19]
+        console.print(
+            f"{r['started_at'][:19]}  {r['status']:<11} {r['view']}  {r['mode'] or '?'} "
+            f"({since}{to})  {rows_txt}  until {ended}  {r['online_store']}",
+            highlight=False,
+        )
+        if r["error"]:
+            console.print(f"    {r['error']}", highlight=False)
+
+
 @features_app.command("skew")
 @handle_errors
 def skew_cmd(

@@ -18,10 +18,11 @@ import sqlite3
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar, TypeVar
+from typing import TYPE_CHECKING, ClassVar, Protocol, TypeVar
 
 from lockgate._suggest import did_you_mean
 from lockgate.errors import UsageError
@@ -74,12 +75,16 @@ class Mark:
 
 
 class OnlineStore(ABC):
-    """Latest feature vectors by (view, entity key)."""
+    """Latest feature vectors by (view, entity key).
+
+    :meth:`apply` is the one write loop (vectors in chunks of ``batch_size``, then deletes,
+    then the mark — last, so a batch cut short leaves the old mark and re-running it, which is
+    idempotent, completes it); a store implements it through :meth:`_writer`."""
 
     #: ``online_store: {type: ...}`` name
     name: ClassVar[str] = ""
+    batch_size: int = 10_000
 
-    @abstractmethod
     def apply(
         self,
         view: str,
@@ -91,8 +96,27 @@ class OnlineStore(ABC):
         mark: Mark,
     ) -> tuple[int, int]:
         """Store ``upserts``, remove ``deletes`` (and, when ``replace``, every vector of the
-        view not upserted), then record ``mark`` — last, so a batch cut short leaves the old
-        mark and re-running it (idempotent) completes it. Returns (written, deleted)."""
+        view not upserted), then record ``mark``. Returns (written, deleted)."""
+        written = deleted = 0
+        with self._writer(view, replace=replace, ttl=ttl) as w:
+            for part in chunks(upserts, self.batch_size):
+                w.upsert(part)
+                written += len(part)
+                crashpoint(f"online {self.name}: batch written")
+            for dpart in chunks(deletes, self.batch_size):
+                deleted += w.delete(dpart)
+            deleted += w.finish()
+            crashpoint(f"online {self.name}: data written, mark not")
+            w.mark(mark)
+        crashpoint(f"online {self.name}: committed")
+        return written, deleted
+
+    @abstractmethod
+    def _writer(
+        self, view: str, *, replace: bool, ttl: timedelta | None
+    ) -> AbstractContextManager[BatchWriter]:
+        """A writer of one batch of ``view`` (its exit commits; an exception rolls back
+        where the store can)."""
 
     @abstractmethod
     def read(self, view: str, keys: Sequence[Key]) -> list[Vector | None]:
@@ -102,8 +126,26 @@ class OnlineStore(ABC):
     def mark(self, view: str) -> Mark | None:
         """The mark of the last complete batch of ``view`` (None: never materialised)."""
 
+    def describe(self) -> str:
+        """Kind and location, safe to record and show (no secrets)."""
+        return self.name
+
     def close(self) -> None:
         return None
+
+
+class BatchWriter(Protocol):
+    """What :meth:`OnlineStore.apply` drives (one per batch)."""
+
+    def upsert(self, part: list[tuple[Key, Vector]]) -> None: ...
+
+    def delete(self, part: list[Key]) -> int: ...
+
+    def finish(self) -> int:
+        """After the vectors: drop what a full refresh did not write; returns how many."""
+        ...
+
+    def mark(self, mark: Mark) -> None: ...
 
 
 class SQLiteOnlineStore(OnlineStore):
@@ -133,18 +175,12 @@ class SQLiteOnlineStore(OnlineStore):
     def _table(view: str) -> str:
         return '"fv_' + view.replace('"', "") + '"'  # view names are identifiers (validated)
 
-    def apply(
-        self,
-        view: str,
-        upserts: Iterable[tuple[Key, Vector]],
-        deletes: Iterable[Key],
-        *,
-        replace: bool,
-        ttl: timedelta | None,
-        mark: Mark,
-    ) -> tuple[int, int]:
+    def describe(self) -> str:
+        return f"sqlite:{self.path}"
+
+    @contextmanager
+    def _writer(self, view: str, *, replace: bool, ttl: timedelta | None) -> Iterator[_SQLiteBatch]:
         con, table = self._con(), self._table(view)
-        written = deleted = 0
         con.execute("BEGIN IMMEDIATE")
         try:
             con.execute(
@@ -154,22 +190,14 @@ class SQLiteOnlineStore(OnlineStore):
             con.execute(
                 "CREATE TABLE IF NOT EXISTS _lg_marks (view TEXT PRIMARY KEY, mark TEXT NOT NULL)"
             )
-            if replace:
-                deleted += con.execute(f"DELETE FROM {table}").rowcount
-            rows = ((_key_text(k), _micros(v.event_ts), _dumps(v.values)) for k, v in upserts)
-            for chunk in chunks(rows, self.batch_size):
-                con.executemany(f"INSERT OR REPLACE INTO {table} VALUES (?, ?, ?)", chunk)
-                written += len(chunk)
-                crashpoint("online sqlite: batch written, not committed")
-            for dchunk in chunks(((_key_text(k),) for k in deletes), self.batch_size):
-                deleted += con.executemany(f"DELETE FROM {table} WHERE key = ?", dchunk).rowcount
-            con.execute("INSERT OR REPLACE INTO _lg_marks VALUES (?, ?)", (view, mark.dumps()))
+            batch = _SQLiteBatch(
+                con, view, table, con.execute(f"DELETE FROM {table}").rowcount if replace else 0
+            )
+            yield batch
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
             raise
-        crashpoint("online sqlite: committed")
-        return written, deleted
 
     def read(self, view: str, keys: Sequence[Key]) -> list[Vector | None]:
         texts = [_key_text(k) for k in keys]
@@ -199,6 +227,30 @@ class SQLiteOnlineStore(OnlineStore):
         if con is not None:
             con.close()
             self._local.con = None
+
+
+@dataclass
+class _SQLiteBatch:
+    con: sqlite3.Connection
+    view: str
+    table: str
+    cleared: int  # rows a full refresh deleted before writing
+
+    def upsert(self, part: list[tuple[Key, Vector]]) -> None:
+        rows = [(_key_text(k), _micros(v.event_ts), _dumps(v.values)) for k, v in part]
+        self.con.executemany(f"INSERT OR REPLACE INTO {self.table} VALUES (?, ?, ?)", rows)
+
+    def delete(self, part: list[Key]) -> int:
+        keys = [(_key_text(k),) for k in part]
+        return self.con.executemany(f"DELETE FROM {self.table} WHERE key = ?", keys).rowcount
+
+    def finish(self) -> int:
+        return self.cleared
+
+    def mark(self, mark: Mark) -> None:
+        self.con.execute(
+            "INSERT OR REPLACE INTO _lg_marks VALUES (?, ?)", (self.view, mark.dumps())
+        )
 
 
 def _key_text(key: Key) -> str:
