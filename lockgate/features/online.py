@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING, ClassVar, Protocol, TypeVar
 
 from lockgate._suggest import did_you_mean
 from lockgate.errors import UsageError
-from lockgate.features.definitions import resolve_features
 from lockgate.storage.crashpoints import crashpoint
 
 if TYPE_CHECKING:
@@ -255,6 +254,8 @@ class _SQLiteBatch:
 
 def _key_text(key: Key) -> str:
     """The stored form of an entity key (JSON list; datetimes as ISO text)."""
+    if len(key) == 1 and type(key[0]) is int:  # the common key, without the encoder
+        return f"[{key[0]}]"
     return json.dumps([str(k) if isinstance(k, datetime) else k for k in key])
 
 
@@ -347,59 +348,9 @@ def get_online_features(
 ) -> dict[str, object]:
     """Feast's ``/get-online-features`` response for ``entities`` (column → values):
     ``{"metadata": {"feature_names": [...]}, "results": [{"values", "statuses",
-    "event_timestamps"}, ...]}`` — entity columns first, then one entry per feature."""
+    "event_timestamps"}, ...]}`` — entity columns first, then one entry per feature; the
+    TTL applied at read time (:mod:`lockgate.features.serving`)."""
+    from lockgate.features.serving import serve, serving_plan
+
     store = store or open_store(project)
-    at = utc(now) if now is not None else datetime.now(UTC)
-    chosen = resolve_features(project.features, features)
-    lengths = {k: len(v) for k, v in entities.items() if isinstance(v, list | tuple)}
-    if len(lengths) != len(entities) or len(set(lengths.values())) > 1:
-        got = ", ".join(f"{k}: {lengths.get(k, type(v).__name__)}" for k, v in entities.items())
-        raise UsageError(
-            "'entities' must map each entity column to a list of values, all of one length "
-            f"(got {got})"
-        )
-    n = next(iter(lengths.values()), 0)
-    names: list[str] = list(entities)
-    epoch = _EPOCH
-    results: list[dict[str, list[object]]] = [
-        {"values": list(vals), "statuses": ["PRESENT"] * n, "event_timestamps": [epoch] * n}
-        for vals in entities.values()
-    ]
-    for view, feats in chosen:
-        missing = [k for k in view.entities if k not in entities]
-        if missing:
-            raise UsageError(
-                f"feature view '{view.name}' needs entity column(s) {', '.join(missing)}"
-            )
-        keys = [tuple(entities[k][i] for k in view.entities) for i in range(n)]
-        vectors = store.read(view.name, keys)
-        # status and event time once per entity (not per feature): the hot loop is per cell
-        heads = [_head(vec, at, view.ttl_delta) for vec in vectors]
-        statuses = [h[1] for h in heads]
-        stamps = [h[2] for h in heads]
-        live = [h[0] for h in heads]
-        for f in feats:
-            names.append(f"{view.name}__{f}" if len(chosen) > 1 else f)
-            results.append(
-                {
-                    "values": [None if v is None else v.get(f) for v in live],
-                    "statuses": list(statuses),
-                    "event_timestamps": list(stamps),
-                }
-            )
-    return {"metadata": {"feature_names": names}, "results": results}
-
-
-_EPOCH = "1970-01-01T00:00:00Z"
-
-
-def _head(
-    vec: Vector | None, at: datetime, ttl: timedelta | None
-) -> tuple[Mapping[str, Scalar] | None, str, str]:
-    """(values if served, Feast status, event time) of one entity's vector."""
-    if vec is None:
-        return None, "NOT_FOUND", _EPOCH
-    stamp = vec.event_ts.strftime("%Y-%m-%dT%H:%M:%SZ")
-    if ttl is not None and not vec.event_ts > at - ttl:
-        return None, "OUTSIDE_MAX_AGE", stamp
-    return vec.values, "PRESENT", stamp
+    return serve(serving_plan(project.features, features), store, entities, now=now)
