@@ -64,8 +64,16 @@ class FeatureServer:
         """The resolved plan of ``features`` (a service name or a list of refs), cached."""
         if isinstance(features, str):
             key: str | tuple[str, ...] = features
-        elif isinstance(features, list) and all(isinstance(f, str) for f in features):
-            key = tuple(features)
+        elif isinstance(features, list):
+            try:
+                key = tuple(features)
+                plan = self._plans.get(key)  # a known list: its refs were checked
+            except TypeError:  # an unhashable item (a list, an object)
+                plan = None
+            if plan is not None:
+                return plan
+            if not all(isinstance(f, str) for f in features):
+                raise ValueError("'features' must be a list of 'view:feature' refs")
         else:
             raise ValueError("'features' must be a list of 'view:feature' refs")
         plan = self._plans.get(key)

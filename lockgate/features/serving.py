@@ -40,6 +40,7 @@ class ServingPlan:
 
     reads: tuple[ViewRead, ...]
     names: tuple[str, ...]  # one per feature, in response order
+    names_json: str = ""  # the names as JSON list items (no brackets), written once
 
 
 def serving_plan(defs: FeatureDefinitions, features: str | Sequence[str]) -> ServingPlan:
@@ -48,7 +49,7 @@ def serving_plan(defs: FeatureDefinitions, features: str | Sequence[str]) -> Ser
     reads = tuple(ViewRead(v.name, v.entities, feats, v.ttl_delta) for v, feats in chosen)
     many = len(chosen) > 1
     names = tuple(f"{r.view}__{f}" if many else f for r in reads for f in r.features)
-    return ServingPlan(reads, names)
+    return ServingPlan(reads, names, json.dumps(list(names))[1:-1])
 
 
 def _columns(entities: Mapping[str, Sequence[object]]) -> int:
@@ -132,11 +133,12 @@ def serve_json(
     answers = _answers(plan, store, entities, now)
     n = _columns(entities)
     dumps = json.dumps
-    head = ',"statuses":' + dumps(["PRESENT"] * n) + ',"event_timestamps":' + dumps([EPOCH] * n)
-    parts = ['{"metadata":{"feature_names":', dumps([*entities, *plan.names]), '},"results":[']
+    head = ',"statuses":' + _words(["PRESENT"] * n) + ',"event_timestamps":' + _words([EPOCH] * n)
+    names = "[" + ",".join(x for x in (dumps(list(entities))[1:-1], plan.names_json) if x) + "]"
+    parts = ['{"metadata":{"feature_names":', names, '},"results":[']
     parts.append(",".join('{"values":' + dumps(list(v)) + head + "}" for v in entities.values()))
     for a in answers:
-        tail = "]" + ',"statuses":' + dumps(a.statuses) + ',"event_timestamps":' + dumps(a.stamps)
+        tail = '],"statuses":' + _words(a.statuses) + ',"event_timestamps":' + _words(a.stamps)
         tail += "}"
         feats = a.read.features
         texts = [_texts(v, feats) for v in a.live]  # per entity: one JSON text per feature
@@ -147,6 +149,11 @@ def serve_json(
             parts.extend([',{"values":[' + ",".join(c) + tail for c in cols])
     parts.append("]}")
     return "".join(parts).encode()
+
+
+def _words(words: list[str]) -> str:
+    """A JSON list of strings that need no escaping (statuses, ISO times)."""
+    return '["' + '","'.join(words) + '"]' if words else "[]"
 
 
 def _texts(values: Mapping[str, Scalar] | None, features: tuple[str, ...]) -> list[str]:
