@@ -151,7 +151,7 @@ def throughput(port: int, pid: int, make: Callable[[], bytes], n: int, c: int) -
     state: dict[socket.socket, list[object]] = {}
     sent = 0
     lat: list[float] = []
-    cpu0, t0 = cpu_seconds(pid), time.perf_counter()
+    cpu0, t0, mine0 = cpu_seconds(pid), time.perf_counter(), time.process_time()
     for s in conns:
         s.sendall(reqs[sent])
         state[s] = [bytearray(), time.perf_counter()]
@@ -184,6 +184,7 @@ def throughput(port: int, pid: int, make: Callable[[], bytes], n: int, c: int) -
                     state[s][1] = now
     wall = time.perf_counter() - t0
     cpu = cpu_seconds(pid) - cpu0
+    mine = time.process_time() - mine0
     for s in conns:
         s.close()
     return {
@@ -192,6 +193,7 @@ def throughput(port: int, pid: int, make: Callable[[], bytes], n: int, c: int) -
         "us": _pct(lat),
         "server_cpu_s": round(cpu, 2),
         "server_cpu_us_per_req": round(cpu / done * 1e6, 1),
+        "client_cpu_us_per_req": round(mine / done * 1e6, 1),
     }
 
 
