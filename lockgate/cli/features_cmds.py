@@ -197,14 +197,16 @@ def status_cmd(
             if r["rows_written"] is None
             else (f"{r['rows_written']} written, {r['rows_deleted']} deleted")
         )
-        ended = (r["finished_at"] or "-")[:19]
+        ended = (r["finished_at"] or "unknown")[:19]
         console.print(
             f"{r['started_at'][:19]}  {r['status']:<11} {r['view']}  {r['mode'] or '?'} "
-            f"({since}{to})  {rows_txt}  until {ended}  {r['online_store']}",
+            f"({since}{to})  {rows_txt}",
             highlight=False,
+            soft_wrap=True,
         )
+        console.print(f"    finished {ended}, {r['online_store']}", highlight=False, soft_wrap=True)
         if r["error"]:
-            console.print(f"    {r['error']}", highlight=False)
+            console.print(f"    {r['error']}", highlight=False, soft_wrap=True)
 
 
 @features_app.command("skew")

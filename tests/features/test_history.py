@@ -59,6 +59,8 @@ def test_each_run_is_recorded_with_versions_rows_store_and_times(tmp_path: Path)
     cli = [sys.executable, "-m", "lockgate", "features", "status", "--json", "-p", str(root)]
     shown = json.loads(subprocess.run(cli, capture_output=True, check=True, text=True).stdout)
     assert shown == rows
+    text = subprocess.run(cli[:-3] + cli[-2:], capture_output=True, check=True, text=True).stdout
+    assert text.count("success") == 3 and "ev  incremental (v0 -> v1)  1 written, 0 deleted" in text
 
 
 def test_a_failure_is_recorded_as_failed_without_the_secret(tmp_path: Path) -> None:
