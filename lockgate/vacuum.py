@@ -9,6 +9,9 @@ readable whatever their age — they are *pinned*:
   the set bit for bit from them (:func:`lockgate.state.features.pinned_versions`).
 
 delta-rs keeps the files of ``keep_versions`` (and of the current version) when it vacuums.
+A pinned version whose *log* delta-rs has already cleaned up (``delta.logRetentionDuration``,
+30 days by default, once a checkpoint follows) cannot be kept by anyone: it is reported in
+``lost_versions`` (the training sets that read it can no longer be replayed).
 Materialisation marks pin nothing: the incremental diff reads only the Delta *log* of the
 marked version (its file list), never its data files, and the log is not vacuumed.
 """
@@ -35,6 +38,9 @@ class VacuumResult:
     dataset: str
     kept_versions: tuple[int, ...]  # pinned versions whose files were kept
     deleted: tuple[str, ...]  # data files deleted (or, with dry_run, that would be)
+    #: pinned versions that can no longer be read (their log was cleaned up): nothing can
+    #: keep them, and the training sets that read them cannot be replayed any more
+    lost_versions: tuple[int, ...] = ()
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -74,7 +80,7 @@ def vacuum(
         for table_name in (name, f"{name}__quarantine"):
             if not store.exists(table_name):
                 continue
-            keep = sorted(pins.get(table_name, set()))
+            keep, lost = _readable(store.path(table_name), pins.get(table_name, set()))
             table = store.open_table(table_name)
             # delta-rs lists the files (a dry run commits nothing); deleting them here keeps
             # the table's version: its own vacuum commits VACUUM START/END, a new version
@@ -87,8 +93,24 @@ def vacuum(
             )
             if not dry_run:
                 _delete(store.path(table_name), listed)
-            out.append(VacuumResult(table_name, tuple(keep), tuple(sorted(listed))))
+            out.append(VacuumResult(table_name, tuple(keep), tuple(sorted(listed)), tuple(lost)))
     return out
+
+
+def _readable(path: Path, versions: set[int]) -> tuple[list[int], list[int]]:
+    """``versions`` split into those whose log can still be read and those it cannot (delta-rs
+    cleans up log files older than ``delta.logRetentionDuration`` after a checkpoint; asked to
+    keep such a version, its vacuum refuses to run at all)."""
+    from deltalake import DeltaTable
+
+    keep, lost = [], []
+    for v in sorted(versions):
+        try:
+            DeltaTable(str(path), version=v)
+            keep.append(v)
+        except Exception:  # delta-rs raises its own kinds for a missing log segment
+            lost.append(v)
+    return keep, lost
 
 
 def _delete(root: Path, files: Sequence[str]) -> None:

@@ -35,3 +35,10 @@ def vacuum_cmd(
     for r in results:
         kept = f"; kept pinned v{', v'.join(map(str, r.kept_versions))}" if r.kept_versions else ""
         console.print(f"{r.dataset}: {verb} {len(r.deleted)} file(s){kept}", highlight=False)
+        if r.lost_versions:
+            lost = ", v".join(map(str, r.lost_versions))
+            console.print(
+                f"  warning: pinned v{lost} can no longer be read (its log was cleaned up): "
+                "training sets made from it cannot be replayed",
+                highlight=False,
+            )

@@ -14,7 +14,7 @@ import pyarrow as pa
 import pytest
 from deltalake import DeltaTable
 
-from lockgate.errors import UsageError
+from lockgate.errors import LockgateError, UsageError
 from lockgate.features.materialize import materialize
 from lockgate.features.offline import training_set
 from lockgate.features.online import SQLiteOnlineStore
@@ -110,3 +110,23 @@ def test_bad_arguments(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="retain-hours"):
         vacuum(project, retain_hours=-1)
     assert vacuum(project) == []  # nothing published: nothing to do
+
+
+def test_a_pinned_version_whose_log_is_gone_is_reported_not_fatal(tmp_path: Path) -> None:
+    root = events_project(tmp_path / "p")
+    write_events(root, [(1, _day(1), _day(1), 10.0)])  # v0
+    project = load_project(root)
+    made = training_set(project, "ev", _labels())  # pins v0
+    write_events(root, [(1, _day(2), _day(2), 11.0)], mode="overwrite")  # v1
+    write_events(root, [(1, _day(3), _day(3), 12.0)], mode="overwrite")  # v2
+    table = root / "warehouse" / "events"
+    DeltaTable(str(table)).create_checkpoint()
+    (table / "_delta_log" / f"{0:020d}.json").unlink()  # what log clean-up does to old versions
+    (res,) = vacuum(project, ["events"], retain_hours=0)
+    assert res.lost_versions == (0,) and res.kept_versions == ()
+    assert len(res.deleted) == 2  # v0's and v1's files: nothing can keep v0 readable now
+    with pytest.raises(LockgateError, match="can no longer be read"):
+        replay_training_set(project, made.schema.metadata[ID_KEY].decode())
+    cli = [sys.executable, "-m", "lockgate", "vacuum", "--dry-run", "-p", str(root)]
+    shown = subprocess.run(cli, capture_output=True, text=True, check=True).stdout
+    assert "pinned v0 can no longer be read" in shown
