@@ -319,6 +319,7 @@ def materializations_table(md: sa.MetaData) -> sa.Table:
         sa.Column("started_at", TS, nullable=False),
         sa.Column("finished_at", TS),
         sa.Column("pid", sa.Integer, nullable=False),
+        sa.Column("pid_started", sa.BigInteger),  # the process's start (Linux): a reused pid
         sa.Column("host", sa.String(255), nullable=False),
         sa.Column("mark", sa.Text),  # the mark this run writes last (JSON)
         sa.Index("ix_lockgate_materializations_view", "project", "view", "started_at"),

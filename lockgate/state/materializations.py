@@ -15,6 +15,7 @@ import socket
 import uuid
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -47,6 +48,7 @@ class MaterializationRecord:
     started_at: datetime
     finished_at: datetime | None
     pid: int
+    pid_started: int | None
     host: str
     mark: str | None
 
@@ -74,6 +76,7 @@ def start(
                 status=RUNNING,
                 started_at=datetime.now(UTC),
                 pid=os.getpid(),
+                pid_started=process_start(os.getpid()),
                 host=socket.gethostname(),
             )
         )
@@ -106,6 +109,18 @@ def history(
         return [_record(r) for r in conn.execute(q).mappings()]
 
 
+def process_start(pid: int) -> int | None:
+    """When process ``pid`` started (clock ticks since boot; Linux), None if unknown."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return None
+    try:
+        return int(stat.rsplit(")", 1)[1].split()[19])
+    except (IndexError, ValueError):
+        return None
+
+
 def pid_alive(pid: int) -> bool:
     """Whether process ``pid`` exists on this host (signal 0 checks without sending)."""
     try:
@@ -119,7 +134,12 @@ def pid_alive(pid: int) -> bool:
 
 def is_stale(rec: MaterializationRecord) -> bool:
     """A ``running`` row whose process is gone (only decidable on the same host)."""
-    return rec.status == RUNNING and rec.host == socket.gethostname() and not pid_alive(rec.pid)
+    if rec.status != RUNNING or rec.host != socket.gethostname():
+        return False
+    if not pid_alive(rec.pid):
+        return True
+    # alive, but another process may have been given the same pid since
+    return rec.pid_started is not None and process_start(rec.pid) != rec.pid_started
 
 
 def stale(state: StateStore, project: str) -> list[MaterializationRecord]:

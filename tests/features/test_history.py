@@ -136,3 +136,32 @@ def test_kill_9_at_every_point_leaves_a_truthful_record(
         assert [r.status for r in stored if r.id == rec["id"]] == [rec["status"]], point
         assert not [r for r in stored if r.status == "running"]
         store.close()
+
+
+def test_a_running_row_is_stale_only_when_its_process_is_gone_or_its_pid_reused(
+    tmp_path: Path,
+) -> None:
+    root = events_project(tmp_path / "p")
+    project = load_project(root)
+    with StateStore.open(project.state_url) as state:
+        live = mh.start(
+            state, run_id="r", project=project.name, view="ev", dataset="events", online_store="x"
+        )
+        reused = mh.start(
+            state, run_id="r", project=project.name, view="ev", dataset="events", online_store="x"
+        )
+        mh.update(state, reused, pid_started=-1)  # same pid, another process's start time
+        gone = mh.start(
+            state, run_id="r", project=project.name, view="ev", dataset="events", online_store="x"
+        )
+        child = subprocess.run(
+            [sys.executable, "-c", "import os; print(os.getpid())"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        mh.update(state, gone, pid=int(child.stdout))  # a process that has ended
+        stale = {r.id for r in mh.stale(state, project.name)}
+    assert stale == {reused, gone}
+    shown = {r["id"]: r["status"] for r in materializations(project)}
+    assert shown == {live: "running", reused: "interrupted", gone: "interrupted"}
