@@ -115,7 +115,9 @@ def serve(
     for a in answers:
         for f in a.read.features:
             values = [None if v is None else v.get(f) for v in a.live]
-            results.append({"values": values, "statuses": a.statuses, "event_timestamps": a.stamps})
+            results.append(  # own lists: a caller may change one feature's without the rest
+                {"values": values, "statuses": list(a.statuses), "event_timestamps": list(a.stamps)}
+            )
     names = [*entities, *plan.names]
     return {"metadata": {"feature_names": names}, "results": results}
 
