@@ -23,6 +23,7 @@ demo: $(STAMP)
 	@echo "  lockgate show orders          # schema, versions, latest checks, sample rows"
 	@echo "  lockgate quarantine orders    # the rows a check rejected, and why"
 	@echo "  lockgate quality orders       # quality score per dimension, run after run"
+	@echo "  lockgate features training-set churn_model --entities data/labels.csv --out training.parquet"
 
 ## Run the test suite (everything: CI runs this), doctests included
 test: $(STAMP)

@@ -77,7 +77,15 @@ def main() -> None:
     ap.add_argument("--entities", type=int, default=100_000)
     ap.add_argument("--features", type=int, default=50)
     ap.add_argument("--reads", type=int, default=5_000)
+    ap.add_argument(
+        "--http-only",
+        action="store_true",
+        help="only the HTTP serving benchmark (lockgate features serve vs a null ASGI server)",
+    )
     args = ap.parse_args()
+    if args.http_only:
+        http_only(args)
+        return
     import redis
 
     tmp = Path(tempfile.mkdtemp(prefix="lg-online-bench-"))
@@ -145,6 +153,38 @@ def main() -> None:
         r = redis.Redis()
         for key in r.scan_iter(match=prefix + "*", count=10_000):
             r.delete(key)
+    print(json.dumps(report, indent=1))
+
+
+def http_only(args: argparse.Namespace) -> None:
+    """Serving over HTTP, with the null server's floor in the same run (see
+    ``features_serve_http``): 1 entity x ``--features`` per request, random keys."""
+    import os
+    import subprocess
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from features_serve_http import run
+
+    tmp = Path(tempfile.mkdtemp(prefix="lg-serve-bench-"))
+    root = _project(tmp / "p", args.features)
+    ids = np.arange(args.entities, dtype=np.int64)
+    write_deltalake(
+        str(root / "warehouse" / "feats"), _rows(ids, args.features, datetime(2026, 1, 1), 1)
+    )
+    r = materialize(load_project(root))["fv"]
+    assert r.written == args.entities, r
+    report: dict[str, object] = {
+        "entities": args.entities,
+        "features": args.features,
+        "reads": args.reads,
+        "uptime_before": subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip(),
+        "cpus": os.cpu_count(),
+    }
+    report.update(run(root, tmp, args.entities, args.features, args.reads))
+    report["uptime_after"] = subprocess.run(
+        ["uptime"], capture_output=True, text=True
+    ).stdout.strip()
     print(json.dumps(report, indent=1))
 
 

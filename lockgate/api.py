@@ -116,6 +116,7 @@ def read(
 __all__ = [
     "check_history",
     "dataset_info",
+    "materializations",
     "plan",
     "quality",
     "quarantine",
@@ -170,3 +171,19 @@ def _cdc_sources(proj: Project) -> list[tuple[Any, Source]]:
         if source.SUPPORTS_CDC:
             out.append((spec, source))
     return out
+
+
+def materializations(
+    project: Project | str | Path = ".",
+    *,
+    view: str | None = None,
+    limit: int = 20,
+    target: str | None = None,
+) -> list[dict[str, Any]]:
+    """Feature-store materialisation history, newest first (``lockgate features status``):
+    per view and run, the Delta versions read, mode, rows written/deleted, online store,
+    started/finished and status; a run killed mid-way is shown settled as ``interrupted``
+    (or ``success`` when its batch had completed): :mod:`lockgate.features.history`."""
+    from lockgate.features.history import materializations as _materializations
+
+    return _materializations(_project(project, target), view=view, limit=limit)

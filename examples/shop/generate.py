@@ -5,6 +5,8 @@ Writes, relative to ``--out`` (default: ``data/`` next to this file):
 - ``customers.csv``            ~N/20 customers
 - ``orders/orders_<k>.csv``   one file per batch (a 30-day window each), N orders in total
 - ``tickets.ndjson``           ~N/10 support tickets
+- ``labels.csv``               churn labels for training: 2 rows per customer (customer_id,
+                               event_timestamp, churned_within_30d), in no particular order
 - ``_manifest.json``           parameters and the exact number of every injected defect
 
 Everything is vectorised with numpy and written in chunks with pyarrow, so memory stays
@@ -52,7 +54,7 @@ DEFAULT_CHUNK_ROWS = 250_000
 
 # Random streams: every (stream, batch, chunk) has its own seed sequence, so a chunk can be
 # regenerated on its own (the increment mode does that to update existing orders).
-_CUSTOMERS, _ORDERS, _TICKETS, _UPDATES = 1, 2, 3, 4
+_CUSTOMERS, _ORDERS, _TICKETS, _UPDATES, _LABELS = 1, 2, 3, 4, 5
 
 COUNTRIES = ("DE", "FR", "NL", "ES", "IT", "IE", "US", "GB")
 COUNTRY_WEIGHTS = (0.22, 0.14, 0.08, 0.08, 0.08, 0.03, 0.27, 0.10)
@@ -628,6 +630,36 @@ def _concat_bytes(arr: pa.Array) -> bytes:
 
 
 # ---------------------------------------------------------------------------------------
+# labels (the feature store's entity rows)
+
+#: a label says whether the customer stops ordering within this horizon after its time
+LABEL_DAYS = 30
+LABELS_PER_CUSTOMER = 2
+
+
+def write_labels(path: Path, seed: int, customers: CustomerBase, horizon_end: int) -> int:
+    """``LABELS_PER_CUSTOMER`` rows per customer at random instants of the data's window (up to
+    ``LABEL_DAYS`` before its end, so every label's future is in the data), shuffled:
+    ``churned_within_30d`` is the generator's truth (the customer's last order time falls
+    before ``event_timestamp + 30 days``), never derived from features."""
+    rng = _rng(seed, _LABELS, 0)
+    n = customers.count * LABELS_PER_CUSTOMER
+    ids = np.repeat(np.arange(1, customers.count + 1), LABELS_PER_CUSTOMER)
+    at = rng.integers(START, horizon_end - LABEL_DAYS * DAY, n)
+    churned = customers.churn_at[ids - 1] <= at + LABEL_DAYS * DAY
+    order = rng.permutation(n)
+    table = pa.table(
+        {
+            "customer_id": pa.array(ids[order]),
+            "event_timestamp": _ts(at[order]),
+            "churned_within_30d": pa.array(churned[order]),
+        }
+    )
+    pacsv.write_csv(table, path)  # 2 rows per customer: small next to the orders
+    return n
+
+
+# ---------------------------------------------------------------------------------------
 # entry points
 
 
@@ -664,6 +696,7 @@ def generate(
         ),
         "batches": [],
     }
+    manifest["labels"] = write_labels(out / "labels.csv", seed, customers, horizon)
     next_id = 1
     per_batch = orders // batches
     for k in range(1, batches + 1):

@@ -139,6 +139,7 @@ _COMMAND_MODULES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("lockgate.cli.lineage_cmds", ("anomalies", "docs", "lineage", "why")),
     ("lockgate.cli.features_cmds", ("features",)),
     ("lockgate.cli.optimize_cmd", ("optimize",)),
+    ("lockgate.cli.vacuum_cmd", ("vacuum",)),
 )
 
 

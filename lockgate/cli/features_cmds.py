@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import typer
@@ -169,6 +170,45 @@ def materialize_cmd(
         )
 
 
+@features_app.command("status")
+@handle_errors
+def status_cmd(
+    view: str = typer.Argument(None, help="one feature view (default: all)"),
+    limit: int = typer.Option(20, "--limit", min=1),
+    project: Path = typer.Option(Path("."), "--project", "-p", help="project folder"),
+    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
+) -> None:
+    """Materialisation history, newest first: view, versions read, rows written, online
+    store, when, and how it ended (a killed run shows as interrupted)."""
+    from lockgate.features.history import materializations
+
+    rows = materializations(project, view=view, limit=limit)
+    if as_json:
+        print_json(rows)
+        return
+    if not rows:
+        console.print("no materialisation recorded yet (lockgate features materialize)")
+        return
+    for r in rows:
+        since = "" if r["from_version"] is None else f"v{r['from_version']} -> "
+        to = "?" if r["to_version"] is None else f"v{r['to_version']}"
+        rows_txt = (
+            "rows ?"
+            if r["rows_written"] is None
+            else (f"{r['rows_written']} written, {r['rows_deleted']} deleted")
+        )
+        ended = (r["finished_at"] or "unknown")[:19]
+        console.print(
+            f"{r['started_at'][:19]}  {r['status']:<11} {r['view']}  {r['mode'] or '?'} "
+            f"({since}{to})  {rows_txt}",
+            highlight=False,
+            soft_wrap=True,
+        )
+        console.print(f"    finished {ended}, {r['online_store']}", highlight=False, soft_wrap=True)
+        if r["error"]:
+            console.print(f"    {r['error']}", highlight=False, soft_wrap=True)
+
+
 @features_app.command("skew")
 @handle_errors
 def skew_cmd(
@@ -210,7 +250,7 @@ def skew_cmd(
 @features_app.command("serve")
 @handle_errors
 def serve_cmd(
-    port: int = typer.Option(6566, "--port", help="HTTP port (Feast's default)"),
+    port: int = typer.Option(6566, "--port", help="HTTP port (Feast's default; 0: any free one)"),
     host: str = typer.Option("127.0.0.1", "--host"),
     project: Path = typer.Option(Path("."), "--project", "-p", help="project folder"),
 ) -> None:
@@ -226,5 +266,15 @@ def serve_cmd(
         raise UsageError(
             "serving needs uvicorn", hint="pip install uvicorn (or lockgate[serve])"
         ) from e
+    import socket
+
     proj = load_project(project)
-    uvicorn.run(FeatureServer(proj, open_store(proj)), host=host, port=port, log_level="warning")
+    app = FeatureServer(proj, open_store(proj))
+    # bound before the line is printed: a client that read it can connect at once (--port 0
+    # picks a free port)
+    sock = socket.create_server((host, port), backlog=2048)
+    bound = sock.getsockname()[1]
+    console.print(f"listening on http://{host}:{bound}", highlight=False)
+    sys.stdout.flush()
+    config = uvicorn.Config(app, log_level="warning", access_log=False)
+    uvicorn.Server(config).run(sockets=[sock])

@@ -299,7 +299,8 @@ def resolve_features(
             refs.extend(defs.services[n].features)
         else:
             refs.append(n)
-    picked: dict[str, list[str]] = {}
+    picked: dict[str, dict[str, None]] = {}  # view -> its features, ordered, each once
+    known: dict[str, frozenset[str]] = {}  # each view's feature names, computed once
     for ref in refs:
         view_name, _, feature = ref.partition(":")
         view = defs.views.get(view_name)
@@ -308,15 +309,16 @@ def resolve_features(
                 f"unknown feature view or service '{view_name}'",
                 hint=did_you_mean(view_name, [*defs.views, *defs.services]),
             )
-        if feature and feature not in view.feature_names:
+        if view_name not in known:
+            known[view_name] = frozenset(view.feature_names)
+        if feature and feature not in known[view_name]:
             raise UsageError(
                 f"feature view '{view_name}' has no feature '{feature}'",
                 hint=did_you_mean(feature, view.feature_names),
             )
-        chosen = picked.setdefault(view_name, [])
+        chosen = picked.setdefault(view_name, {})
         for f in [feature] if feature else view.feature_names:
-            if f not in chosen:
-                chosen.append(f)
+            chosen[f] = None
     return [(defs.views[v], tuple(fs)) for v, fs in picked.items()]
 
 

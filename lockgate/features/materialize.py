@@ -28,9 +28,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
+from functools import partial
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
@@ -40,11 +41,14 @@ from lockgate.errors import InputError
 from lockgate.features import pit
 from lockgate.features.definitions import FeatureViewSpec, resolve_features
 from lockgate.features.online import Key, Mark, OnlineStore, Vector, open_store, utc
+from lockgate.redact import redact
 from lockgate.sql import table_ref
+from lockgate.storage.crashpoints import crashpoint
 
 if TYPE_CHECKING:
     from lockgate.engine.base import Engine
     from lockgate.project import Project
+    from lockgate.state.store import StateStore
     from lockgate.storage import DeltaStore
 
 log = logging.getLogger(__name__)
@@ -91,6 +95,8 @@ def materialize(
     """Bring the online store up to date for ``views`` (default: all) at ``now`` (default:
     the current time): incrementally from each view's mark, else a full refresh."""
     from lockgate.engine.base import engine_for
+    from lockgate.features import history
+    from lockgate.state import StateStore
     from lockgate.storage import DeltaStore
 
     own = store is None
@@ -99,18 +105,84 @@ def materialize(
     at = utc(now) if now is not None else datetime.now(UTC)
     delta = DeltaStore(project.warehouse_path)
     results: dict[str, MaterializeResult] = {}
+    run_id = uuid.uuid4().hex
     try:
-        with engine_for(
-            project.config.engine,
-            work_dir=project.work_dir / "work",
-            run_id=f"materialize-{uuid.uuid4().hex}",
-        ) as ses:
-            for view, features in resolve_features(project.features, names):
-                results[view.name] = _view(ses, delta, store, view, features, at, full_refresh)
+        chosen = resolve_features(project.features, names)
+        with StateStore.open(project.state_url) as state:
+            history.settle(state, project.name, store)
+            with engine_for(
+                project.config.engine,
+                work_dir=project.work_dir / "work",
+                run_id=f"materialize-{run_id}",
+            ) as ses:
+                for view, features in chosen:
+                    rec = _Recorder(state, project.name, run_id, view, store)
+                    work = partial(_view, ses, delta, store, view, features, at, full_refresh, rec)
+                    results[view.name] = rec.run(work)
     finally:
         if own:
             store.close()
     return results
+
+
+class _Recorder:
+    """One view's row of the materialisation history: ``running`` before anything is
+    written, the plan (versions, mode, mark) before the batch, the outcome after it."""
+
+    def __init__(
+        self,
+        state: StateStore,
+        project: str,
+        run_id: str,
+        view: FeatureViewSpec,
+        store: OnlineStore,
+    ) -> None:
+        from lockgate.state import materializations as mh
+
+        self.state = state
+        self.id = mh.start(
+            state,
+            run_id=run_id,
+            project=project,
+            view=view.name,
+            dataset=view.dataset,
+            online_store=redact(store.describe()),
+        )
+        crashpoint("materialize: history row written")
+
+    def plan(self, from_version: int | None, to_version: int, mode: str, mark: Mark) -> None:
+        from lockgate.state import materializations as mh
+
+        mh.update(
+            self.state,
+            self.id,
+            from_version=from_version,
+            to_version=to_version,
+            mode=mode,
+            mark=mark.dumps(),
+        )
+
+    def run(self, work: Callable[[], MaterializeResult]) -> MaterializeResult:
+        from lockgate.state import materializations as mh
+
+        try:
+            r = work()
+        except BaseException as e:
+            mh.finish(self.state, self.id, mh.FAILED, error=redact(f"{type(e).__name__}: {e}"))
+            raise
+        crashpoint("materialize: batch done, history not")
+        mh.finish(
+            self.state,
+            self.id,
+            mh.SUCCESS,
+            mode=r.mode,
+            reason=r.reason,
+            from_version=r.from_version,
+            to_version=r.to_version,
+            rows_written=r.written,
+            rows_deleted=r.deleted,
+        )
+        return r
 
 
 def _view(
@@ -121,6 +193,7 @@ def _view(
     features: tuple[str, ...],
     at: datetime,
     full_refresh: bool,
+    rec: _Recorder,
 ) -> MaterializeResult:
     version = delta.version(view.dataset)
     if version is None:
@@ -138,6 +211,7 @@ def _view(
         if full_refresh:
             reason = "--full-refresh"
         if files is None or mark is None:
+            rec.plan(None, version, "full", new_mark)
             reader = ses.reader(latest_query(join, at))
             written, deleted = store.apply(
                 view.name,
@@ -148,6 +222,7 @@ def _view(
                 mark=new_mark,
             )
             return MaterializeResult(view.name, "full", None, version, written, deleted, reason)
+        rec.plan(mark.version, version, "incremental", new_mark)
         upserts: list[tuple[Key, Vector]] = []
         deletes: list[Key] = []
         for key, vec in _changed_vectors(ses, join, files, mark.at, at):

@@ -13,19 +13,20 @@ enforces the TTL at read time (a vector older than the TTL is reported ``OUTSIDE
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar, TypeVar
+from typing import TYPE_CHECKING, ClassVar, Protocol, TypeVar
 
 from lockgate._suggest import did_you_mean
 from lockgate.errors import UsageError
-from lockgate.features.definitions import resolve_features
 from lockgate.storage.crashpoints import crashpoint
 
 if TYPE_CHECKING:
@@ -74,12 +75,16 @@ class Mark:
 
 
 class OnlineStore(ABC):
-    """Latest feature vectors by (view, entity key)."""
+    """Latest feature vectors by (view, entity key).
+
+    :meth:`apply` is the one write loop (vectors in chunks of ``batch_size``, then deletes,
+    then the mark — last, so a batch cut short leaves the old mark and re-running it, which is
+    idempotent, completes it); a store implements it through :meth:`_writer`."""
 
     #: ``online_store: {type: ...}`` name
     name: ClassVar[str] = ""
+    batch_size: int = 10_000
 
-    @abstractmethod
     def apply(
         self,
         view: str,
@@ -91,8 +96,27 @@ class OnlineStore(ABC):
         mark: Mark,
     ) -> tuple[int, int]:
         """Store ``upserts``, remove ``deletes`` (and, when ``replace``, every vector of the
-        view not upserted), then record ``mark`` — last, so a batch cut short leaves the old
-        mark and re-running it (idempotent) completes it. Returns (written, deleted)."""
+        view not upserted), then record ``mark``. Returns (written, deleted)."""
+        written = deleted = 0
+        with self._writer(view, replace=replace, ttl=ttl) as w:
+            for part in chunks(upserts, self.batch_size):
+                w.upsert(part)
+                written += len(part)
+                crashpoint(f"online {self.name}: batch written")
+            for dpart in chunks(deletes, self.batch_size):
+                deleted += w.delete(dpart)
+            deleted += w.finish()
+            crashpoint(f"online {self.name}: data written, mark not")
+            w.mark(mark)
+        crashpoint(f"online {self.name}: committed")
+        return written, deleted
+
+    @abstractmethod
+    def _writer(
+        self, view: str, *, replace: bool, ttl: timedelta | None
+    ) -> AbstractContextManager[BatchWriter]:
+        """A writer of one batch of ``view`` (its exit commits; an exception rolls back
+        where the store can)."""
 
     @abstractmethod
     def read(self, view: str, keys: Sequence[Key]) -> list[Vector | None]:
@@ -102,8 +126,30 @@ class OnlineStore(ABC):
     def mark(self, view: str) -> Mark | None:
         """The mark of the last complete batch of ``view`` (None: never materialised)."""
 
+    def describe(self) -> str:
+        """Kind and location, safe to record and show (no secrets)."""
+        return self.name
+
     def close(self) -> None:
         return None
+
+
+class BatchWriter(Protocol):
+    """What :meth:`OnlineStore.apply` drives (one per batch)."""
+
+    def upsert(self, part: list[tuple[Key, Vector]]) -> None: ...
+
+    def delete(self, part: list[Key]) -> int: ...
+
+    def finish(self) -> int:
+        """After the vectors: drop what a full refresh did not write; returns how many."""
+        ...
+
+    def mark(self, mark: Mark) -> None: ...
+
+
+#: the SQLite online store's memory map (address space, not memory: pages load on use)
+MMAP_BYTES = 1 << 30
 
 
 class SQLiteOnlineStore(OnlineStore):
@@ -126,6 +172,8 @@ class SQLiteOnlineStore(OnlineStore):
             con = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
             con.execute("PRAGMA journal_mode=WAL")
             con.execute("PRAGMA busy_timeout=30000")
+            # reads through a memory map: a random lookup costs no read() system call
+            con.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
             self._local.con = con
         return con
 
@@ -133,54 +181,44 @@ class SQLiteOnlineStore(OnlineStore):
     def _table(view: str) -> str:
         return '"fv_' + view.replace('"', "") + '"'  # view names are identifiers (validated)
 
-    def apply(
-        self,
-        view: str,
-        upserts: Iterable[tuple[Key, Vector]],
-        deletes: Iterable[Key],
-        *,
-        replace: bool,
-        ttl: timedelta | None,
-        mark: Mark,
-    ) -> tuple[int, int]:
+    def describe(self) -> str:
+        return f"sqlite:{self.path}"
+
+    @contextmanager
+    def _writer(self, view: str, *, replace: bool, ttl: timedelta | None) -> Iterator[_SQLiteBatch]:
         con, table = self._con(), self._table(view)
-        written = deleted = 0
         con.execute("BEGIN IMMEDIATE")
         try:
+            cleared = 0
+            if replace:  # a full refresh rebuilds the table (in the new layout, if it was old)
+                with suppress(sqlite3.OperationalError):  # none yet
+                    cleared = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+                con.execute(f"DROP TABLE IF EXISTS {table}")
+            # a rowid table: vectors of many features are large rows, which a WITHOUT ROWID
+            # table spills to overflow pages (3x the file, 2x the lookup time at 50 features)
             con.execute(
                 f"CREATE TABLE IF NOT EXISTS {table} "
-                "(key TEXT PRIMARY KEY, ts INTEGER NOT NULL, v TEXT NOT NULL) WITHOUT ROWID"
+                "(key TEXT PRIMARY KEY, ts INTEGER NOT NULL, v TEXT NOT NULL)"
             )
             con.execute(
                 "CREATE TABLE IF NOT EXISTS _lg_marks (view TEXT PRIMARY KEY, mark TEXT NOT NULL)"
             )
-            if replace:
-                deleted += con.execute(f"DELETE FROM {table}").rowcount
-            rows = ((_key_text(k), _micros(v.event_ts), _dumps(v.values)) for k, v in upserts)
-            for chunk in chunks(rows, self.batch_size):
-                con.executemany(f"INSERT OR REPLACE INTO {table} VALUES (?, ?, ?)", chunk)
-                written += len(chunk)
-                crashpoint("online sqlite: batch written, not committed")
-            for dchunk in chunks(((_key_text(k),) for k in deletes), self.batch_size):
-                deleted += con.executemany(f"DELETE FROM {table} WHERE key = ?", dchunk).rowcount
-            con.execute("INSERT OR REPLACE INTO _lg_marks VALUES (?, ?)", (view, mark.dumps()))
+            yield _SQLiteBatch(con, view, table, cleared)
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
             raise
-        crashpoint("online sqlite: committed")
-        return written, deleted
 
     def read(self, view: str, keys: Sequence[Key]) -> list[Vector | None]:
         texts = [_key_text(k) for k in keys]
+        con = self._con()
         found: dict[str, Vector] = {}
+        loads = json.loads
         try:
-            for part in chunks(iter(texts), 500):  # SQLite's bound-parameter limit
-                marks = ",".join("?" * len(part))
-                rows = self._con().execute(
-                    f"SELECT key, ts, v FROM {self._table(view)} WHERE key IN ({marks})", part
-                )
-                found.update((k, Vector(_from_micros(ts), json.loads(v))) for k, ts, v in rows)
+            for i in range(0, len(texts), 500):  # SQLite's bound-parameter limit
+                part = texts[i : i + 500]
+                for k, ts, v in con.execute(_read_sql(view, len(part)), part):
+                    found[k] = Vector(_from_micros(ts), loads(v))
         except sqlite3.OperationalError:  # never materialised
             return [None] * len(keys)
         return [found.get(t) for t in texts]
@@ -201,8 +239,42 @@ class SQLiteOnlineStore(OnlineStore):
             self._local.con = None
 
 
+@functools.lru_cache(maxsize=1024)
+def _read_sql(view: str, n: int) -> str:
+    """The SELECT of ``n`` keys of ``view`` (the same text each time: SQLite's statement
+    cache keeps it prepared)."""
+    marks = ",".join("?" * n)
+    return f"SELECT key, ts, v FROM {SQLiteOnlineStore._table(view)} WHERE key IN ({marks})"
+
+
+@dataclass
+class _SQLiteBatch:
+    con: sqlite3.Connection
+    view: str
+    table: str
+    cleared: int  # rows a full refresh deleted before writing
+
+    def upsert(self, part: list[tuple[Key, Vector]]) -> None:
+        rows = [(_key_text(k), _micros(v.event_ts), _dumps(v.values)) for k, v in part]
+        self.con.executemany(f"INSERT OR REPLACE INTO {self.table} VALUES (?, ?, ?)", rows)
+
+    def delete(self, part: list[Key]) -> int:
+        keys = [(_key_text(k),) for k in part]
+        return self.con.executemany(f"DELETE FROM {self.table} WHERE key = ?", keys).rowcount
+
+    def finish(self) -> int:
+        return self.cleared
+
+    def mark(self, mark: Mark) -> None:
+        self.con.execute(
+            "INSERT OR REPLACE INTO _lg_marks VALUES (?, ?)", (self.view, mark.dumps())
+        )
+
+
 def _key_text(key: Key) -> str:
     """The stored form of an entity key (JSON list; datetimes as ISO text)."""
+    if len(key) == 1 and type(key[0]) is int:  # the common key, without the encoder
+        return f"[{key[0]}]"
     return json.dumps([str(k) if isinstance(k, datetime) else k for k in key])
 
 
@@ -295,59 +367,9 @@ def get_online_features(
 ) -> dict[str, object]:
     """Feast's ``/get-online-features`` response for ``entities`` (column → values):
     ``{"metadata": {"feature_names": [...]}, "results": [{"values", "statuses",
-    "event_timestamps"}, ...]}`` — entity columns first, then one entry per feature."""
+    "event_timestamps"}, ...]}`` — entity columns first, then one entry per feature; the
+    TTL applied at read time (:mod:`lockgate.features.serving`)."""
+    from lockgate.features.serving import serve, serving_plan
+
     store = store or open_store(project)
-    at = utc(now) if now is not None else datetime.now(UTC)
-    chosen = resolve_features(project.features, features)
-    lengths = {k: len(v) for k, v in entities.items() if isinstance(v, list | tuple)}
-    if len(lengths) != len(entities) or len(set(lengths.values())) > 1:
-        got = ", ".join(f"{k}: {lengths.get(k, type(v).__name__)}" for k, v in entities.items())
-        raise UsageError(
-            "'entities' must map each entity column to a list of values, all of one length "
-            f"(got {got})"
-        )
-    n = next(iter(lengths.values()), 0)
-    names: list[str] = list(entities)
-    epoch = _EPOCH
-    results: list[dict[str, list[object]]] = [
-        {"values": list(vals), "statuses": ["PRESENT"] * n, "event_timestamps": [epoch] * n}
-        for vals in entities.values()
-    ]
-    for view, feats in chosen:
-        missing = [k for k in view.entities if k not in entities]
-        if missing:
-            raise UsageError(
-                f"feature view '{view.name}' needs entity column(s) {', '.join(missing)}"
-            )
-        keys = [tuple(entities[k][i] for k in view.entities) for i in range(n)]
-        vectors = store.read(view.name, keys)
-        # status and event time once per entity (not per feature): the hot loop is per cell
-        heads = [_head(vec, at, view.ttl_delta) for vec in vectors]
-        statuses = [h[1] for h in heads]
-        stamps = [h[2] for h in heads]
-        live = [h[0] for h in heads]
-        for f in feats:
-            names.append(f"{view.name}__{f}" if len(chosen) > 1 else f)
-            results.append(
-                {
-                    "values": [None if v is None else v.get(f) for v in live],
-                    "statuses": list(statuses),
-                    "event_timestamps": list(stamps),
-                }
-            )
-    return {"metadata": {"feature_names": names}, "results": results}
-
-
-_EPOCH = "1970-01-01T00:00:00Z"
-
-
-def _head(
-    vec: Vector | None, at: datetime, ttl: timedelta | None
-) -> tuple[Mapping[str, Scalar] | None, str, str]:
-    """(values if served, Feast status, event time) of one entity's vector."""
-    if vec is None:
-        return None, "NOT_FOUND", _EPOCH
-    stamp = vec.event_ts.strftime("%Y-%m-%dT%H:%M:%SZ")
-    if ttl is not None and not vec.event_ts > at - ttl:
-        return None, "OUTSIDE_MAX_AGE", stamp
-    return vec.values, "PRESENT", stamp
+    return serve(serving_plan(project.features, features), store, entities, now=now)

@@ -17,7 +17,8 @@ which keeps it, says ``OUTSIDE_MAX_AGE``: the value — NULL — is the same).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -34,7 +35,6 @@ from lockgate.features.online import (
     chunks,
 )
 from lockgate.redact import redact
-from lockgate.storage.crashpoints import crashpoint
 
 if TYPE_CHECKING:
     from lockgate.features.store_config import OnlineStoreConfig
@@ -78,69 +78,16 @@ class RedisOnlineStore(OnlineStore):
             hint="is the server running? check online_store.url in lockgate.yaml",
         )
 
-    def apply(
-        self,
-        view: str,
-        upserts: Iterable[tuple[Key, Vector]],
-        deletes: Iterable[Key],
-        *,
-        replace: bool,
-        ttl: timedelta | None,
-        mark: Mark,
-    ) -> tuple[int, int]:
+    def describe(self) -> str:
+        return f"redis:{redact(self.url)} prefix {self.prefix!r}"
+
+    @contextmanager
+    def _writer(self, view: str, *, replace: bool, ttl: timedelta | None) -> Iterator[_RedisBatch]:
+        batch = _RedisBatch(self, view, set() if replace else None, ttl)
         try:
-            return self._apply(view, upserts, deletes, replace, ttl, mark)
+            yield batch
         except self._errors as e:
             raise self._fail(e, f"writing view '{view}'") from e
-
-    def _apply(
-        self,
-        view: str,
-        upserts: Iterable[tuple[Key, Vector]],
-        deletes: Iterable[Key],
-        replace: bool,
-        ttl: timedelta | None,
-        mark: Mark,
-    ) -> tuple[int, int]:
-        kept: set[bytes] | None = set() if replace else None
-        ttl_ms = None if ttl is None else ttl // timedelta(microseconds=1)
-        now_ms = int(datetime.now(UTC).timestamp() * 1000)
-        pipe = self.client.pipeline(transaction=False)
-        written = deleted = 0
-        pending = 0
-        for key, vec in upserts:
-            k = self._key(view, key)
-            us = _micros(vec.event_ts)
-            if kept is not None:
-                kept.add(k)
-            if ttl_ms is None:
-                pipe.set(k, b"%d|%s" % (us, _dumps(vec.values).encode()))
-            else:
-                expire = -(-(us + ttl_ms) // 1000)  # ceil to the millisecond
-                if expire <= now_ms:
-                    pipe.unlink(k)  # already outside the TTL: the read path refuses it
-                else:
-                    pipe.set(k, b"%d|%s" % (us, _dumps(vec.values).encode()), pxat=expire)
-            written += 1
-            pending += 1
-            if pending >= self.batch_size:
-                pipe.execute()
-                pending = 0
-                crashpoint("online redis: batch written")
-        for key in deletes:
-            pipe.unlink(self._key(view, key))
-            deleted += 1
-            pending += 1
-            if pending >= self.batch_size:
-                pipe.execute()
-                pending = 0
-        pipe.execute()
-        if kept is not None:
-            deleted += self._drop_others(view, kept)
-        crashpoint("online redis: data written, mark not")
-        self.client.set(self._mark_key(view), mark.dumps().encode())
-        crashpoint("online redis: mark written")
-        return written, deleted
 
     def _drop_others(self, view: str, kept: set[bytes]) -> int:
         """Unlink the view's keys a full refresh did not write (SCAN: never blocks Redis)."""
@@ -175,6 +122,45 @@ class RedisOnlineStore(OnlineStore):
 
     def close(self) -> None:
         self.client.close()
+
+
+class _RedisBatch:
+    """One batch of a view: pipelined ``SET … PXAT`` / ``UNLINK`` (no MULTI: see the module)."""
+
+    def __init__(
+        self, store: RedisOnlineStore, view: str, kept: set[bytes] | None, ttl: timedelta | None
+    ) -> None:
+        self.store, self.view, self.kept = store, view, kept
+        self.ttl_ms = None if ttl is None else ttl // timedelta(microseconds=1)
+        self.now_ms = int(datetime.now(UTC).timestamp() * 1000)
+
+    def upsert(self, part: list[tuple[Key, Vector]]) -> None:
+        pipe = self.store.client.pipeline(transaction=False)
+        for key, vec in part:
+            k = self.store._key(self.view, key)
+            us = _micros(vec.event_ts)
+            if self.kept is not None:
+                self.kept.add(k)
+            value = b"%d|%s" % (us, _dumps(vec.values).encode())
+            if self.ttl_ms is None:
+                pipe.set(k, value)
+                continue
+            expire = -(-(us + self.ttl_ms) // 1000)  # ceil to the millisecond
+            if expire <= self.now_ms:
+                pipe.unlink(k)  # already outside the TTL: the read path refuses it
+            else:
+                pipe.set(k, value, pxat=expire)
+        pipe.execute()
+
+    def delete(self, part: list[Key]) -> int:
+        self.store.client.unlink(*[self.store._key(self.view, k) for k in part])
+        return len(part)
+
+    def finish(self) -> int:
+        return 0 if self.kept is None else self.store._drop_others(self.view, self.kept)
+
+    def mark(self, mark: Mark) -> None:
+        self.store.client.set(self.store._mark_key(self.view), mark.dumps().encode())
 
 
 def _unpack(raw: bytes) -> Vector:

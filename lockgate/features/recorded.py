@@ -131,8 +131,6 @@ def record(
     out: pa.Table,
 ) -> pa.Table:
     """Record ``out`` (see the module docs); returns it with its id in the metadata."""
-    import pyarrow.parquet as pq
-
     from lockgate.state import StateStore
     from lockgate.state.features import TrainingSetRecord, now, record_training_set
 
@@ -159,8 +157,11 @@ def record(
             copy = kept / ("entities" + entities.suffix.lower())
             shutil.copyfile(entities, copy)
         else:
-            copy = kept / "entities.parquet"
-            pq.write_table(entities, copy)
+            # Arrow IPC, not Parquet: Parquet has no seconds unit (timestamp[s] would come
+            # back as [ms]) and would lose other exact types, so the replay would differ
+            copy = kept / "entities.arrow"
+            with pa.ipc.new_file(copy, entities.schema) as w:
+                w.write_table(entities)
         ent["copy"] = str(copy.relative_to(project.root))
         ent["sha256"] = file_sha256(copy)
     out = out.replace_schema_metadata({**meta, ID_KEY: id_.encode()})
@@ -273,4 +274,7 @@ def _recorded_entities(project: Project, store: Any, rec: TrainingSetRecord) -> 
         )
     if copy.suffix == ".parquet":
         return copy
+    if copy.suffix == ".arrow":
+        with pa.OSFile(str(copy), "rb") as source:  # read into memory, not mapped
+            return pa.ipc.open_file(source).read_all()
     return read_entity_file(copy)

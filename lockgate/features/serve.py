@@ -17,7 +17,8 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING
 
 from lockgate.errors import LockgateError
-from lockgate.features.online import OnlineStore, get_online_features
+from lockgate.features.online import OnlineStore
+from lockgate.features.serving import ServingPlan, serve_json, serving_plan
 
 if TYPE_CHECKING:
     from lockgate.project import Project
@@ -31,18 +32,24 @@ Send = Callable[[Message], Awaitable[None]]
 class FeatureServer:
     """The ASGI callable: ``FeatureServer(project, store)``."""
 
+    #: distinct feature lists whose resolution is kept (a client sends a handful)
+    PLANS = 1024
+
     def __init__(self, project: Project, store: OnlineStore) -> None:
         self.project = project
         self.store = store
         self.requests = 0
         self.errors = 0
+        self._plans: dict[str | tuple[str, ...], ServingPlan] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope.get("type") != "http":
+        if scope["type"] != "http":
             return
-        path, method = scope.get("path"), scope.get("method")
+        path = scope["path"]
         self.requests += 1
-        if path == "/health":
+        if path == "/get-online-features" and scope["method"] == "POST":
+            await self._features(receive, send)
+        elif path == "/health":
             await _respond(send, 200, {"status": "ok"})
         elif path == "/metrics":
             text = (
@@ -50,26 +57,53 @@ class FeatureServer:
                 f"lockgate_feature_errors_total {self.errors}\n"
             )
             await _respond(send, 200, text.encode(), content_type=b"text/plain; version=0.0.4")
-        elif path == "/get-online-features" and method == "POST":
-            await self._features(receive, send)
         else:
             await _respond(send, 404, {"detail": "not found"})
 
+    def plan(self, features: object) -> ServingPlan:
+        """The resolved plan of ``features`` (a service name or a list of refs), cached."""
+        if isinstance(features, str):
+            key: str | tuple[str, ...] = features
+        elif isinstance(features, list):
+            try:
+                key = tuple(features)
+                plan = self._plans.get(key)  # a known list: its refs were checked
+            except TypeError:  # an unhashable item (a list, an object)
+                plan = None
+            if plan is not None:
+                return plan
+            if not all(isinstance(f, str) for f in features):
+                raise ValueError("'features' must be a list of 'view:feature' refs")
+        else:
+            raise ValueError("'features' must be a list of 'view:feature' refs")
+        plan = self._plans.get(key)
+        if plan is None:
+            plan = serving_plan(self.project.features, key)
+            if len(self._plans) >= self.PLANS:
+                self._plans.clear()
+            self._plans[key] = plan
+        return plan
+
     async def _features(self, receive: Receive, send: Send) -> None:
-        body = b""
-        while True:
-            msg = await receive()
-            chunk = msg.get("body", b"")
-            body += chunk if isinstance(chunk, bytes) else b""
-            if not msg.get("more_body"):
-                break
+        msg = await receive()
+        first = msg.get("body", b"")
+        body = first if isinstance(first, bytes) else b""
+        if msg.get("more_body"):  # a large body in parts
+            parts = [body]
+            while msg.get("more_body"):
+                msg = await receive()
+                chunk = msg.get("body", b"")
+                parts.append(chunk if isinstance(chunk, bytes) else b"")
+            body = b"".join(parts)
         try:
             req = json.loads(body or b"{}")
+            if not isinstance(req, dict):
+                raise ValueError("the request body must be a JSON object")
             features = req.get("feature_service") or req.get("features")
             entities = req.get("entities")
             if not features or not isinstance(entities, dict):
                 raise ValueError("give 'features' (or 'feature_service') and 'entities'")
-            out = get_online_features(self.project, features, entities, store=self.store)
+            out = serve_json(self.plan(features), self.store, entities)
         except (ValueError, LockgateError) as e:
             self.errors += 1
             await _respond(send, 422, {"detail": str(e)})

@@ -293,6 +293,39 @@ def features_tables(md: sa.MetaData) -> sa.Table:
     )
 
 
+def materializations_table(md: sa.MetaData) -> sa.Table:
+    """Migration 0011: every materialisation of a feature view into the online store (#13):
+    the Delta versions read, rows written and deleted, the store, when, and how it ended.
+    ``status`` is written ``running`` first; ``pid``/``host`` and the ``mark`` the run was
+    about to write let a reader tell a killed run from a live one, and whether the killed run
+    had in fact completed its batch."""
+    return sa.Table(
+        "lockgate_materializations",
+        md,
+        sa.Column("id", sa.String(32), primary_key=True),
+        sa.Column("run_id", sa.String(32), nullable=False),  # one `materialize` call
+        sa.Column("project", sa.String(200), nullable=False),
+        sa.Column("view", sa.String(200), nullable=False),
+        sa.Column("dataset", sa.String(200), nullable=False),
+        sa.Column("online_store", sa.Text, nullable=False),  # kind and location, redacted
+        sa.Column("mode", sa.String(20)),  # full / incremental / unchanged
+        sa.Column("reason", sa.Text),
+        sa.Column("from_version", sa.BigInteger),
+        sa.Column("to_version", sa.BigInteger),
+        sa.Column("rows_written", sa.BigInteger),
+        sa.Column("rows_deleted", sa.BigInteger),
+        sa.Column("status", sa.String(20), nullable=False),
+        sa.Column("error", sa.Text),
+        sa.Column("started_at", TS, nullable=False),
+        sa.Column("finished_at", TS),
+        sa.Column("pid", sa.Integer, nullable=False),
+        sa.Column("pid_started", sa.BigInteger),  # the process's start (Linux): a reused pid
+        sa.Column("host", sa.String(255), nullable=False),
+        sa.Column("mark", sa.Text),  # the mark this run writes last (JSON)
+        sa.Index("ix_lockgate_materializations_view", "project", "view", "started_at"),
+    )
+
+
 def partition_tables(md: sa.MetaData) -> tuple[sa.Table, sa.Table]:
     """Migration 0007: the done intervals of time-partitioned datasets as merged ranges
     (``[lo, hi)`` UTC epoch seconds; a year of done days is one row), and every definition a

@@ -130,6 +130,12 @@ def _0008_training_sets(conn: Connection) -> None:
     md.create_all(conn)
 
 
+def _0011_materializations(conn: Connection) -> None:
+    """Materialisation history of feature views (feature store, #13)."""
+    md = sa.MetaData()
+    ddl.materializations_table(md).create(conn)
+
+
 def _0010_anomaly_retention(conn: Connection) -> None:
     """An anomaly check's expected band on its result, and the daily check aggregates that
     retention keeps of pruned history. (0009 was reserved for stream state; not needed.)"""
@@ -157,6 +163,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(7, "0007_partitions", _0007_partitions),
     Migration(8, "0008_training_sets", _0008_training_sets),
     Migration(10, "0010_anomaly_retention", _0010_anomaly_retention),
+    Migration(11, "0011_materializations", _0011_materializations),
     Migration(12, "0012_interval_definitions", _0012_interval_definitions),
 )
 LATEST_VERSION = MIGRATIONS[-1].version

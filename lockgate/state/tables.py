@@ -60,6 +60,7 @@ ddl.v1_tables(metadata)
 projects = ddl.projects_table(metadata)
 schedule_state, alert_incidents = ddl.ops_tables(metadata)
 training_sets = ddl.features_tables(metadata)
+materializations = ddl.materializations_table(metadata)
 daily_checks = ddl.retention_tables(metadata)
 interval_ranges, definitions = ddl.partition_tables(metadata)
 for _version, _table, _name, _type in ddl.ADDED_COLUMNS:

@@ -101,8 +101,13 @@ def test_project_loads_with_the_expected_dag() -> None:
     project = lockgate.load_project(DATASETS.parent)
     assert set(project.datasets) == {
         "raw_customers", "raw_orders", "raw_tickets", "customers", "orders", "tickets",
-        "daily_revenue", "customer_churn_features",
+        "daily_revenue", "customer_churn_features", "churn_feature_history",
     }  # fmt: skip
+    assert set(project.deps["churn_feature_history"]) == {
+        "raw_orders", "orders", "customers", "tickets",
+    }  # fmt: skip
+    assert set(project.features.views) == {"customer_spend", "customer_support"}
+    assert set(project.features.services) == {"churn_model"}
     assert set(project.deps["customer_churn_features"]) == {"orders", "customers", "tickets"}
     assert project.deps["daily_revenue"] == ("orders",)
     assert project.datasets["orders"].write.mode == "merge"

@@ -121,7 +121,7 @@ def test_tampered_or_vacuumed_inputs_are_clear_errors(tmp_path: Path) -> None:
     root = _project(tmp_path)
     project = load_project(root)
     id_ = training_set(project, "ev", _labels()).schema.metadata[ID_KEY].decode()
-    copy = root / ".lockgate" / "training_sets" / id_ / "entities.parquet"
+    copy = root / ".lockgate" / "training_sets" / id_ / "entities.arrow"
     original = copy.read_bytes()
     copy.write_bytes(original + b"x")
     with pytest.raises(InputError, match="changed since it was made"):

@@ -36,4 +36,7 @@ def test_make_demo_prints_where_the_tables_are_and_what_to_try() -> None:
     commands = set(command_names())
     for cmd in tried:
         assert cmd[1] in commands, cmd  # a real subcommand ...
+        if cmd[1] == "features":  # ... of a feature service of the example
+            assert {*project.features.services, *project.features.views} >= {cmd[3]}, cmd
+            continue
         assert cmd[2] in project.datasets, cmd  # ... of a dataset of the example
