@@ -1,0 +1,200 @@
+"""``type: mysql_cdc`` end to end against a MariaDB of the tests' own writing a row-format
+binlog: snapshot at the snapshot's binlog position, inserts/updates/deletes merged by key,
+key changes, types (unsigned BIGINT, decimal, zero dates quarantined with the reason,
+tinyint(1), json, enum/set, blobs, time), the position in the Delta commit, and clear errors
+(no primary key, binlog settings, a purged binlog)."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from deltalake import DeltaTable
+
+import lockgate
+from lockgate.runloop.follow import drain
+from lockgate.sources._binlog import decode, encode, file_number
+from tests.cdc.conftest import mysql_cdc_project
+
+pytestmark = [pytest.mark.mysql, pytest.mark.slow]
+
+
+@pytest.fixture(autouse=True)
+def _env(my_db: tuple[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LG_CDC_MY_URL", my_db[0])
+
+
+def _db(my_db: tuple[str, Any]) -> str:
+    return my_db[0].rsplit("/", 1)[1]
+
+
+def _sql(conn: Any, *statements: str) -> list[tuple[Any, ...]]:
+    out: list[tuple[Any, ...]] = []
+    with conn.cursor() as cur:
+        for s in statements:
+            cur.execute(s)
+            out = list(cur.fetchall())
+    return out
+
+
+def _table(root: Path, name: str) -> list[dict[str, Any]]:
+    return DeltaTable(str(root / "warehouse" / name)).to_pyarrow_table().to_pylist()
+
+
+def _position(root: Path, name: str) -> int | None:
+    return DeltaTable(str(root / "warehouse" / name)).transaction_version("cdc:lg_" + name)
+
+
+def _master(conn: Any) -> int:
+    (row,) = _sql(conn, "SHOW MASTER STATUS")
+    return encode(row[0], int(row[1]))
+
+
+def _run(root: Path) -> list[Any]:
+    results = drain(lambda refresh: lockgate.run(root, max_workers=1, full_refresh=refresh))
+    for result in results:
+        for step in result.steps:
+            assert str(step.status) in ("success", "noop"), (step.dataset, step.error)
+            assert step.rows_in == step.rows_out + step.rows_quarantined + step.rows_skipped
+    return results
+
+
+def test_snapshot_then_changes_merge_by_key(my_db: tuple[str, Any], tmp_path: Path) -> None:
+    url, conn = my_db
+    _sql(
+        conn,
+        "CREATE TABLE items (id int PRIMARY KEY, name varchar(20), qty int, "
+        "price decimal(10,2), at datetime(3), raw varbinary(8))",
+        "INSERT INTO items VALUES (1,'a',1,1.50,'2024-01-01 10:00:00.123',0x00ff),"
+        "(2,'b',2,2.50,NULL,NULL),(3,'c',3,3.50,NULL,NULL)",
+    )
+    root = mysql_cdc_project(tmp_path / "p", _db(my_db), {"items": ["id"]})
+    first = _run(root)[0].steps[0]
+    assert first.rows_out == 3
+    rows = {r["id"]: r for r in _table(root, "items")}
+    assert rows[1]["raw"] == b"\x00\xff" and rows[1]["price"] == Decimal("1.50")
+    assert str(rows[1]["at"]) == "2024-01-01 10:00:00.123000"
+    assert {r["_lg_op"] for r in rows.values()} == {"r"}
+    assert _position(root, "items") == _master(conn)
+
+    _sql(
+        conn,
+        "INSERT INTO items VALUES (4,'d',4,4.00,NULL,0x01)",
+        "UPDATE items SET qty = 40 WHERE id = 4",
+        "UPDATE items SET id = 5 WHERE id = 4",  # a key change
+        "DELETE FROM items WHERE id = 1",
+        "UPDATE items SET name = 'B' WHERE id = 2",
+    )
+    second = _run(root)[0].steps[0]
+    assert second.skip_reasons.get("superseded_in_batch") == 2  # the insert, the update of 4
+    rows = {r["id"]: r for r in _table(root, "items")}
+    assert set(rows) == {2, 3, 5}
+    assert rows[5]["qty"] == 40 and rows[5]["raw"] == b"\x01" and rows[5]["_lg_op"] == "c"
+    assert rows[2]["name"] == "B" and rows[2]["_lg_op"] == "u"
+    assert _position(root, "items") == _master(conn)
+    assert rows[2]["_lg_lsn"] == _position(root, "items")  # the transaction's end position
+    again = _run(root)[0].steps[0]  # nothing new
+    assert str(again.status) == "noop" or again.rows_out == 0
+
+
+def test_types_and_zero_dates(my_db: tuple[str, Any], tmp_path: Path) -> None:
+    url, conn = my_db
+    _sql(
+        conn,
+        "SET SESSION sql_mode = ''",
+        "CREATE TABLE ty (id bigint unsigned PRIMARY KEY, d decimal(30,10), flag tinyint(1), "
+        "doc json, day date, ts timestamp NULL DEFAULT NULL, e enum('x','y'), s set('p','q','r'), "
+        "f float, dbl double, tm time, bits bit(5), b blob, u int unsigned)",
+        "INSERT INTO ty VALUES (18446744073709551615, 12345678901234567890.0123456789, 1, "
+        "'{\"k\": [1, 2]}', '2024-02-29', '2024-01-01 00:00:01', 'y', 'r,p', 1.1, 0.1, "
+        "'23:59:58', b'10101', 0xdeadbeef, 4294967295)",
+        "INSERT INTO ty (id, day) VALUES (2, '0000-00-00')",  # a zero date: quarantined
+    )
+    root = mysql_cdc_project(tmp_path / "p", _db(my_db), {"ty": ["id"]})
+    snap = _run(root)[0].steps[0]
+    assert (snap.rows_out, snap.rows_quarantined) == (1, 1)
+    _sql(
+        conn,
+        "SET SESSION sql_mode = ''",
+        "INSERT INTO ty VALUES (18446744073709551614, -0.0000000001, 2, '[]', '1999-12-31', "
+        "'2038-01-19 03:14:07', 'x', '', 3.25, -1e300, '00:00:00', b'0', '', 0)",
+        "INSERT INTO ty (id, day) VALUES (3, '0000-00-00')",
+        "INSERT INTO ty (id, ts) VALUES (4, '0000-00-00 00:00:00')",
+        "INSERT INTO ty (id, tm) VALUES (5, '-838:59:59')",  # beyond DuckDB's TIME
+    )
+    step = _run(root)[0].steps[0]
+    assert (step.rows_out, step.rows_quarantined) == (1, 3)
+    rows = {r["id"]: r for r in _table(root, "ty")}
+    big, other = rows[18446744073709551615], rows[18446744073709551614]
+    assert big["d"] == Decimal("12345678901234567890.0123456789")
+    assert other["d"] == Decimal("-0.0000000001")
+    assert (big["flag"], other["flag"]) == (1, 2)  # tinyint(1) holds more than booleans
+    assert json.loads(big["doc"]) == {"k": [1, 2]} and json.loads(other["doc"]) == []
+    assert str(big["day"]) == "2024-02-29" and str(other["day"]) == "1999-12-31"
+    assert str(big["ts"]) == "2024-01-01 00:00:01+00:00"
+    assert str(other["ts"]) == "2038-01-19 03:14:07+00:00"
+    assert (big["e"], big["s"], other["s"]) == ("y", "p,r", "")
+    assert big["f"] == pytest.approx(1.1) and other["dbl"] == -1e300 and big["dbl"] == 0.1
+    assert (str(big["tm"]), str(other["tm"])) == ("23:59:58", "00:00:00")
+    assert (big["bits"], big["b"], big["u"]) == (21, b"\xde\xad\xbe\xef", 4294967295)
+    assert other["b"] == b"" and other["u"] == 0
+    q = _table(root, "ty__quarantine")
+    reasons = {int(json.loads(r["_lg_raw_record"])["id"]): r["_lg_reason"] for r in q}
+    assert sorted(reasons) == [2, 3, 4, 5]
+    assert "column day (date): value '0000-00-00'" in reasons[2] and reasons[2] == reasons[3]
+    assert "column ts (timestamp): value '0000-00-00 00:00:00+00'" in reasons[4]
+    assert "column tm (time): value '-838:59:59'" in reasons[5]
+    assert all(r["_lg_line"] == json.loads(r["_lg_raw_record"])["_lg_lsn"] for r in q)
+
+
+def test_no_primary_key_is_a_clear_error(my_db: tuple[str, Any], tmp_path: Path) -> None:
+    _, conn = my_db
+    _sql(conn, "CREATE TABLE nokey (a int, b text)", "INSERT INTO nokey VALUES (1, 'x')")
+    root = mysql_cdc_project(tmp_path / "p", _db(my_db), {"nokey": ["a"]})
+    step = lockgate.run(root).steps[0]
+    assert str(step.status) == "failed"
+    assert "has no primary key" in (step.error or "") and "ADD PRIMARY KEY" in (step.error or "")
+    assert not (root / "warehouse" / "nokey").exists()  # nothing was read or published
+
+
+def test_keys_must_be_the_primary_key(my_db: tuple[str, Any], tmp_path: Path) -> None:
+    _, conn = my_db
+    _sql(conn, "CREATE TABLE k (id int PRIMARY KEY, code int UNIQUE)")
+    root = mysql_cdc_project(tmp_path / "p", _db(my_db), {"k": ["code"]})
+    step = lockgate.run(root).steps[0]
+    assert str(step.status) == "failed" and "differ from the primary key" in (step.error or "")
+
+
+def test_binlog_settings_are_checked(my_db: tuple[str, Any], tmp_path: Path) -> None:
+    _, conn = my_db
+    _sql(conn, "CREATE TABLE m (id int PRIMARY KEY)")
+    root = mysql_cdc_project(tmp_path / "p", _db(my_db), {"m": ["id"]})
+    _sql(conn, "SET GLOBAL binlog_row_metadata = 'MINIMAL'")
+    try:
+        step = lockgate.run(root).steps[0]
+    finally:
+        _sql(conn, "SET GLOBAL binlog_row_metadata = 'FULL'")
+    assert str(step.status) == "failed"
+    assert "binlog_row_metadata = FULL" in (step.error or "")
+
+
+def test_purged_binlog_says_how_to_recover(my_db: tuple[str, Any], tmp_path: Path) -> None:
+    _, conn = my_db
+    _sql(conn, "CREATE TABLE g (id int PRIMARY KEY)", "INSERT INTO g VALUES (1)")
+    root = mysql_cdc_project(tmp_path / "p", _db(my_db), {"g": ["id"]})
+    _run(root)
+    number, _ = decode(_position(root, "g") or 0)
+    _sql(conn, "FLUSH BINARY LOGS", "INSERT INTO g VALUES (2)")
+    (current,) = _sql(conn, "SHOW MASTER STATUS")
+    warnings = _sql(conn, f"PURGE BINARY LOGS TO '{current[0]}'", "SHOW WARNINGS")
+    assert number not in {file_number(r[0]) for r in _sql(conn, "SHOW BINARY LOGS")}, warnings
+    step = lockgate.run(root).steps[0]
+    assert str(step.status) == "failed"
+    assert f"binlog file no. {number}" in (step.error or "") and "--full-refresh" in (
+        step.hint or ""
+    )
+    lockgate.run(root, full_refresh=True)
+    assert sorted(r["id"] for r in _table(root, "g")) == [1, 2]
