@@ -63,7 +63,7 @@ def _run(root: Path) -> list[Any]:
 
 
 def test_snapshot_then_changes_merge_by_key(my_db: tuple[str, Any], tmp_path: Path) -> None:
-    url, conn = my_db
+    _, conn = my_db
     _sql(
         conn,
         "CREATE TABLE items (id int PRIMARY KEY, name varchar(20), qty int, "
@@ -101,7 +101,7 @@ def test_snapshot_then_changes_merge_by_key(my_db: tuple[str, Any], tmp_path: Pa
 
 
 def test_types_and_zero_dates(my_db: tuple[str, Any], tmp_path: Path) -> None:
-    url, conn = my_db
+    _, conn = my_db
     _sql(
         conn,
         "SET SESSION sql_mode = ''",
