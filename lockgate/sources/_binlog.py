@@ -233,6 +233,36 @@ class TablePlan:
         return out
 
 
+def column_type(col: Any) -> str:
+    """A table-map column (the library's) in ``SHOW COLUMNS`` spelling: the types of a
+    table the log describes differently from the catalog (DDL since)."""
+    from pymysqlreplication.constants import FIELD_TYPE as F
+
+    t = col.type
+    ints = {F.TINY: "tinyint", F.SHORT: "smallint", F.INT24: "mediumint", F.LONG: "int"}
+    ints[F.LONGLONG] = "bigint"
+    binary = (getattr(col, "character_set_name", None) or "").lower() == "binary"
+    if t in ints:
+        return ints[t] + (" unsigned" if col.unsigned else "")
+    if t in (F.NEWDECIMAL, F.DECIMAL):
+        return f"decimal({getattr(col, 'precision', 65)},{getattr(col, 'decimals', 30)})"
+    if t in (F.ENUM, F.SET):
+        values = (col.enum_values if t == F.ENUM else col.set_values) or []
+        quoted = ",".join("'" + str(v).replace("'", "''") + "'" for v in values)
+        return ("enum" if t == F.ENUM else "set") + f"({quoted})"
+    if t in (F.VARCHAR, F.VAR_STRING, F.STRING):
+        return "varbinary" if binary else "varchar"
+    if t == F.BIT:
+        return f"bit({col.bits})"
+    names = {
+        F.FLOAT: "float", F.DOUBLE: "double", F.TIMESTAMP: "timestamp",
+        F.TIMESTAMP2: "timestamp", F.DATETIME: "datetime", F.DATETIME2: "datetime",
+        F.DATE: "date", F.NEWDATE: "date", F.TIME: "time", F.TIME2: "time", F.YEAR: "year",
+        F.JSON: "json", F.BLOB: "blob" if binary else "text", F.GEOMETRY: "geometry",
+    }  # fmt: skip
+    return names.get(t, "text")
+
+
 # ---- DDL statements --------------------------------------------------------------------------
 
 _WORD = re.compile(r"^\s*(?:/\*.*?\*/\s*)*(\w+)", re.S)
@@ -279,6 +309,8 @@ class BinlogBatch:
     more: bool = False
     #: the table's columns changed in the log (the batch stopped before it)
     new_columns: tuple[str, ...] | None = None
+    #: their types, as the table map describes them (SHOW COLUMNS spelling)
+    new_types: tuple[str, ...] = ()
     events: int = 0
     cols: list[list[Text]] = field(default_factory=list)
 
@@ -334,11 +366,12 @@ class BatchBuilder:
             else:
                 self._append("c", self._texts(row["values"], row.get("none_sources")))
 
-    def columns_seen(self, names: Sequence[str]) -> bool:
+    def columns_seen(self, names: Sequence[str], types: Sequence[str]) -> bool:
         """A table map of the table; False (batch over) when its columns are not the
         batch's: the transaction in progress is left for the next batch."""
         if tuple(names) == self.plan.columns:
             return True
+        self.out.new_types = tuple(types)
         if self.txn is not None:
             self._rollback(self.txn.start)
             self.txn = None
@@ -498,7 +531,9 @@ def read(
             elif isinstance(ev, GtidEvent | MariadbGtidEvent):
                 builder.begin(ev.timestamp)
             elif isinstance(ev, TableMapEvent):
-                builder.columns_seen([c.name for c in ev.columns])
+                builder.columns_seen(
+                    [c.name for c in ev.columns], [column_type(c) for c in ev.columns]
+                )
             elif isinstance(ev, QueryEvent):
                 _query(builder, ev, end)
             if builder.done:

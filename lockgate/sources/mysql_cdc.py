@@ -38,7 +38,14 @@ from pydantic import Field
 from sqlglot import exp
 
 from lockgate.errors import ConfigError, InputError, Problem, TerminalError
-from lockgate.sources._binlog import TablePlan, decode, encode, file_number, read
+from lockgate.sources._binlog import (
+    BinlogBatch,
+    TablePlan,
+    decode,
+    encode,
+    file_number,
+    read,
+)
 from lockgate.sources._cdc_stage import (
     DELETED,
     LSN,
@@ -213,15 +220,24 @@ class MySqlCdcSource(Source):
                 hint=f"run `lockgate run --select {self.dataset} --full-refresh` (a new "
                 "snapshot rebuilds the table), and run more often than the binlog expires",
             )
-        got = read(
-            settings,
-            plan,
-            log_file=files[number][0],
-            log_pos=pos,
-            applied=position,
-            max_changes=self.spec.max_changes,
-            server_id=self.spec.client_id(self.dataset),
-        )
+
+        def read_with(plan: TablePlan) -> BinlogBatch:
+            return read(
+                settings,
+                plan,
+                log_file=files[number][0],
+                log_pos=pos,
+                applied=position,
+                max_changes=self.spec.max_changes,
+                server_id=self.spec.client_id(self.dataset),
+            )
+
+        got = read_with(plan)
+        if got.new_columns is not None and got.batch.end_lsn is None:
+            # the log describes the table otherwise than the catalog does now (DDL since
+            # these changes): read them with the log's columns
+            plan = logged_plan(plan, got.new_columns, got.new_types, self.dataset)
+            got = read_with(plan)
         crashpoint(f"cdc {self.app_id}: decoded, not committed")
         batch = got.batch
         new = position
@@ -242,7 +258,8 @@ class MySqlCdcSource(Source):
         )
         if got.new_columns is not None:
             log.info("cdc %s: the table's columns changed; the next batch reads them", self.app_id)
-        return _with(staged, position=self._position(new), more=got.more)
+        more = got.more and new > position  # a batch that moved nothing is not "more"
+        return _with(staged, position=self._position(new), more=more)
 
     def _heartbeat(self, position: int, read_to: int) -> bool:
         old_file, old_pos = decode(position)
@@ -380,6 +397,23 @@ def describe(conn: Any, table: str, keys: tuple[str, ...], dataset: str) -> Tabl
     if problem:
         raise ConfigError([Problem(f"dataset '{dataset}': {problem[0]}", hint=problem[1])])
     return TablePlan(db, name, tuple(r[0] for r in cols), tuple(r[1] for r in cols), keys)
+
+
+def logged_plan(
+    catalog: TablePlan, names: tuple[str, ...], types: tuple[str, ...], dataset: str
+) -> TablePlan:
+    """The table as the log's table map describes it (types of the columns the catalog
+    still has come from the catalog: it knows ``tinyint(1)`` and such)."""
+    known = dict(zip(catalog.columns, catalog.types, strict=True))
+    missing = [k for k in catalog.keys if k not in names]
+    if missing:
+        raise InputError(
+            f"dataset '{dataset}': the binlog has changes of {catalog.schema}.{catalog.name} "
+            f"without the key column(s) {', '.join(missing)} (the primary key changed)",
+            hint=f"run `lockgate run --select {dataset} --full-refresh` (a new snapshot)",
+        )
+    merged = tuple(known.get(n, t) for n, t in zip(names, types, strict=True))
+    return TablePlan(catalog.schema, catalog.name, names, merged, catalog.keys)
 
 
 def key_problem(table: str, pk: tuple[str, ...], keys: tuple[str, ...]) -> tuple[str, str] | None:

@@ -198,3 +198,44 @@ def test_purged_binlog_says_how_to_recover(my_db: tuple[str, Any], tmp_path: Pat
     )
     lockgate.run(root, full_refresh=True)
     assert sorted(r["id"] for r in _table(root, "g")) == [1, 2]
+
+
+def test_ddl_mid_stream_goes_through_the_schema_contract(
+    my_db: tuple[str, Any], tmp_path: Path
+) -> None:
+    """Columns added and dropped between changes: each batch is read with the columns the
+    log had then (not the catalog's, which is already newer); the contract sees the drift:
+    ``freeze`` stops before the first changed batch (nothing skipped), ``evolve`` goes on."""
+    _, conn = my_db
+    _sql(
+        conn,
+        "CREATE TABLE dd (id int PRIMARY KEY, a varchar(10))",
+        "INSERT INTO dd VALUES (1, 'p')",
+    )
+    root = mysql_cdc_project(tmp_path / "p", _db(my_db), {"dd": ["id"]})
+    ds = root / "datasets" / "main.yaml"
+    ds.write_text(ds.read_text().replace("  write:", "  schema_policy: freeze\n  write:", 1))
+    _run(root)
+    _sql(
+        conn,
+        "INSERT INTO dd VALUES (2, 'x')",
+        "ALTER TABLE dd ADD COLUMN b int",
+        "INSERT INTO dd VALUES (3, 'y', 5)",
+        "UPDATE dd SET b = 6 WHERE id = 1",
+        "ALTER TABLE dd DROP COLUMN a",
+        "INSERT INTO dd VALUES (4, 7)",
+    )
+    first = lockgate.run(root, max_workers=1).steps[0]
+    assert str(first.status) == "success" and first.more_available  # up to the ALTER
+    frozen = lockgate.run(root, max_workers=1).steps[0]
+    assert str(frozen.status) == "failed" and "added column 'b'" in (frozen.error or "")
+    held = _position(root, "dd")
+    assert sorted(r["id"] for r in _table(root, "dd")) == [1, 2]
+    ds.write_text(ds.read_text().replace("schema_policy: freeze", "schema_policy: evolve"))
+    _run(root)
+    rows = {r["id"]: r for r in _table(root, "dd")}
+    assert (held or 0) < (_position(root, "dd") or 0)
+    # a and b as the source had them when each row last changed; 'a' is gone from the source
+    assert {k: (v["b"]) for k, v in rows.items()} == {1: 6, 2: None, 3: 5, 4: 7}
+    assert (rows[3]["a"], rows[4]["a"]) == ("y", None)
+    assert _position(root, "dd") == _master(conn)
