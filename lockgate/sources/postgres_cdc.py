@@ -32,11 +32,12 @@ from pydantic import Field
 from sqlglot import exp
 
 from lockgate.errors import ConfigError, InputError, Problem
-from lockgate.sources._cdc_batch import collect
+from lockgate.sources._cdc_batch import ChangeBatch, collect
 from lockgate.sources._cdc_slot import (
     advance,
     drop_slot,
     exported_snapshot,
+    flush_lsn,
     peek,
     require_usable,
     slot_info,
@@ -103,6 +104,13 @@ class PostgresCdcSpec(SourceConfig):
         default="1s",
         description="follow mode (lockgate run --follow): how long to wait for new changes "
         "before the next batch",
+    )
+    heartbeat_bytes: int = Field(
+        default=16 << 20,
+        ge=0,
+        description="when the slot holds no change of the table, move the table's position "
+        "and the slot past the WAL read (an empty commit) once it is this many bytes behind, "
+        "so an idle table in a busy (or idle) database does not hold back WAL",
     )
     warn_retained_wal: int = Field(
         default=1 << 30,
@@ -182,6 +190,7 @@ class PostgresCdcSource(Source):
                     f"of WAL (wal_status={info.wal_status}): run more often or drop the slot"
                 )
                 log.warning("%s", warnings[-1])
+            flushed = flush_lsn(pg)  # before the peek: it reads every commit up to here
             messages = peek(
                 pg, self.slot, self.spec.publication_name(self.dataset), self.spec.max_changes
             )
@@ -208,11 +217,22 @@ class PostgresCdcSource(Source):
             target=self.request.target,
             select=_blob_fix(columns),
         )
-        new = batch.end_lsn if batch.end_lsn is not None else position
-        more = batch.cut or len(messages) >= self.spec.max_changes
-        return _with(
-            staged, position=self._position(max(new, position)), warnings=warnings, more=more
-        )
+        full = len(messages) >= self.spec.max_changes
+        new = max(self._moved_to(batch, position, None if full else flushed), position)
+        more = (batch.cut or full) and new > position  # a batch that moved nothing: done
+        return _with(staged, position=self._position(new), warnings=warnings, more=more)
+
+    def _moved_to(self, batch: ChangeBatch, position: int, read_to_end: int | None) -> int:
+        """The batch's new position: its last change's transaction; with no change of the
+        table, past the transactions read (a full batch of other tables' changes: always,
+        else the slot would hand them out again forever) or, when the peek read to the end
+        of the WAL, up to ``read_to_end`` — once that is ``heartbeat_bytes`` ahead."""
+        if batch.end_lsn is not None:
+            return batch.end_lsn
+        if read_to_end is None:
+            return batch.read_lsn or position
+        idle = max(batch.read_lsn or 0, read_to_end)
+        return idle if idle - position >= max(self.spec.heartbeat_bytes, 1) else position
 
     def _position(self, value: int) -> Position:
         soft = self.spec.deletes == "soft"
