@@ -239,3 +239,34 @@ def test_ddl_mid_stream_goes_through_the_schema_contract(
     assert {k: (v["b"]) for k, v in rows.items()} == {1: 6, 2: None, 3: 5, 4: 7}
     assert (rows[3]["a"], rows[4]["a"]) == ("y", None)
     assert _position(root, "dd") == _master(conn)
+
+
+def test_idle_table_moves_past_other_tables_binlog(my_db: tuple[str, Any], tmp_path: Path) -> None:
+    """No change of the table while other tables write the binlog: once heartbeat_bytes
+    behind, an empty commit moves the table's position past it (later runs do not read it
+    again); a change after that is still read."""
+    _, conn = my_db
+    _sql(
+        conn,
+        "CREATE TABLE quiet (id int PRIMARY KEY)",
+        "CREATE TABLE busy (id int PRIMARY KEY, v text)",
+        "INSERT INTO quiet VALUES (1)",
+    )
+    root = mysql_cdc_project(tmp_path / "p", _db(my_db), {"quiet": ["id"]}, heartbeat_bytes=8192)
+    _run(root)
+    start, version = (
+        _position(root, "quiet"),
+        DeltaTable(str(root / "warehouse" / "quiet")).version(),
+    )
+    _sql(conn, "INSERT INTO busy VALUES (1, 'x')")  # a few hundred bytes: under the threshold
+    _run(root)
+    assert DeltaTable(str(root / "warehouse" / "quiet")).version() == version
+    assert _position(root, "quiet") == start
+    for i in range(2, 40):
+        _sql(conn, f"INSERT INTO busy VALUES ({i}, REPEAT('x', 500))")
+    _run(root)
+    assert _position(root, "quiet") == _master(conn)  # moved past all of it
+    _sql(conn, "INSERT INTO quiet VALUES (2)")
+    _run(root)
+    assert sorted(r["id"] for r in _table(root, "quiet")) == [1, 2]
+    assert _position(root, "quiet") == _master(conn)
