@@ -55,26 +55,26 @@ def stage_changes(
     if select is None:
         select = [exp.column(ident(c.name)) for c in columns]
     session.register_arrow(view, _arrow(batch, columns))
+    meta = [*meta_columns(), Column(_SEQ, exp.column(ident(_SEQ)), "BIGINT", NATIVE)]
     try:
+        # a view, not a copy: the conversion reads the Arrow columns once, straight
         session.execute(
             exp.Create(
                 this=table_ref(raw),
-                kind="TABLE",
+                kind="VIEW",
                 replace=True,
                 expression=exp.select(
-                    *(
-                        select
-                        if select is not None
-                        else [exp.column(ident(c.name)) for c in columns]
-                    ),
+                    *select,
                     *[exp.column(ident(c)) for c in (_SEQ, LSN, OP, COMMIT_TS)],
                 ).from_(table_ref(view)),
             )
         )
+        rejected = convert(
+            session, raw, events, [*columns, *meta], origin, line=LSN, drop_raw=False
+        )
     finally:
+        session.execute(exp.Drop(tables=[table_ref(raw)], kind="VIEW", exists=True))
         session.unregister(view)
-    meta = [*meta_columns(), Column(_SEQ, exp.column(ident(_SEQ)), "BIGINT", NATIVE)]
-    rejected = convert(session, raw, events, [*columns, *meta], origin, line=LSN)
     rejected += _fill_toast(
         session, events, batch, columns, keys, target, table + "__rejects", origin
     )
