@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from lockgate.sources._binlog_rows import RowDecoder, decoder_for, payload
 from lockgate.sources._cdc_batch import ChangeBatch
 from lockgate.sources._pgoutput import Relation
 
@@ -347,24 +348,34 @@ class BatchBuilder:
             self.txn = _Txn(len(self.out.batch.seq), int(timestamp) * 1_000_000)
 
     def rows(self, kind: str, rows: Iterable[dict[str, Any]], timestamp: int) -> None:
-        """A Write/Update/DeleteRows event of the table (``kind``: c, u, d)."""
+        """A Write/Update/DeleteRows event of the table (``kind``: c, u, d), decoded by the
+        library (one dict per row image)."""
+        images: list[list[Text]] = []
+        for row in rows:
+            if kind == "u":
+                images.append(self._texts(row["before_values"], row.get("before_none_sources")))
+                images.append(self._texts(row["after_values"], row.get("after_none_sources")))
+            else:
+                images.append(self._texts(row["values"], row.get("none_sources")))
+        self.row_texts(kind, images, timestamp)
+
+    def row_texts(self, kind: str, images: list[list[Text]], timestamp: int) -> None:
+        """The row images of a rows event as texts (updates: before, after, …)."""
         self.begin(timestamp)
         assert self.txn is not None
-        for row in rows:
+        if kind != "u":
+            for values in images:
+                self.txn.changes += 1
+                self._append(kind, self._key_only(values) if kind == "d" else values)
+            return
+        for i in range(0, len(images), 2):
             self.txn.changes += 1
-            if kind == "u":
-                before = self._texts(row["before_values"], row.get("before_none_sources"))
-                after = self._texts(row["after_values"], row.get("after_none_sources"))
-                if self._key(before) != self._key(after):
-                    self._append("d", self._key_only(before))
-                    self._append("c", after)
-                else:
-                    self._append("u", after)
-            elif kind == "d":
-                old = self._texts(row["values"], row.get("none_sources"))
-                self._append("d", self._key_only(old))
+            before, after = images[i], images[i + 1]
+            if self._key(before) != self._key(after):
+                self._append("d", self._key_only(before))
+                self._append("c", after)
             else:
-                self._append("c", self._texts(row["values"], row.get("none_sources")))
+                self._append("u", after)
 
     def columns_seen(self, names: Sequence[str], types: Sequence[str]) -> bool:
         """A table map of the table; False (batch over) when its columns are not the
@@ -493,9 +504,12 @@ def read(
     applied: int | None,
     max_changes: int,
     server_id: int,
+    fast: bool = True,
 ) -> BinlogBatch:
     """Read the binlog from ``(log_file, log_pos)`` to its current end (or until the batch
-    is full) and build the table's batch of whole transactions."""
+    is full) and build the table's batch of whole transactions. Row images are decoded by
+    :mod:`lockgate.sources._binlog_rows` where it knows every column type (``fast``), else
+    by the library."""
     from pymysqlreplication import BinLogStreamReader
     from pymysqlreplication.event import GtidEvent, MariadbGtidEvent, QueryEvent, XidEvent
     from pymysqlreplication.row_event import (
@@ -507,6 +521,7 @@ def read(
 
     kinds = {WriteRowsEvent: "c", UpdateRowsEvent: "u", DeleteRowsEvent: "d"}
     builder = BatchBuilder(plan, applied=applied, max_changes=max_changes)
+    decoders: dict[int, RowDecoder | None] = {}  # table id → our decoder (None: library's)
     stream = BinLogStreamReader(
         dict(settings),
         server_id=server_id,
@@ -525,12 +540,19 @@ def read(
             end = encode(stream.log_file, ev.packet.log_pos)
             kind = kinds.get(type(ev))
             if kind is not None:
-                builder.rows(kind, ev.rows, ev.timestamp)
+                decoder = decoders.get(ev.table_id) if fast else None
+                data = payload(ev) if decoder is not None else None
+                if decoder is not None and data is not None:
+                    builder.row_texts(kind, decoder.rows(data, kind == "u"), ev.timestamp)
+                else:
+                    builder.rows(kind, ev.rows, ev.timestamp)
             elif isinstance(ev, XidEvent):
                 builder.commit(end)
             elif isinstance(ev, GtidEvent | MariadbGtidEvent):
                 builder.begin(ev.timestamp)
             elif isinstance(ev, TableMapEvent):
+                if ev.table_id not in decoders:
+                    decoders[ev.table_id] = decoder_for(ev.columns)
                 builder.columns_seen(
                     [c.name for c in ev.columns], [column_type(c) for c in ev.columns]
                 )
