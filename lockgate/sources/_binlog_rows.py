@@ -113,6 +113,7 @@ def _decimal(precision: int, scale: int) -> Reader:
 def _fsp(fsp: int) -> tuple[int, Callable[[bytes, int], int]]:
     """Bytes and reader of a fractional-seconds part (as the library computes it)."""
     n = (fsp + 1) // 2
+    scale: int = 10 ** (6 - fsp)
 
     def micro(data: bytes, off: int) -> int:
         if not n:
@@ -120,7 +121,7 @@ def _fsp(fsp: int) -> tuple[int, Callable[[bytes, int], int]]:
         v = int.from_bytes(data[off : off + n], "big")
         if fsp % 2:
             v //= 10
-        return v * 10 ** (6 - fsp)
+        return v * scale
 
     return n, micro
 
