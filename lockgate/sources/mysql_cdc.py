@@ -331,8 +331,7 @@ class MySqlCdcSource(Source):
         with _connect(self._settings()) as conn:
             files = _binlogs(conn)
             with conn.cursor() as cur:
-                cur.execute("SHOW MASTER STATUS")
-                row = cur.fetchone()
+                row = _log_status(cur)
         current = encode(row[0], int(row[1])) if row else None
         return {
             "slot": self.spec.position_name(self.dataset),
@@ -455,6 +454,10 @@ _REQUIRED = (
 )
 
 
+#: MariaDB's and MySQL's binlog compression (their events would be unreadable)
+_COMPRESSION = ("log_bin_compress", "binlog_transaction_compression")
+
+
 def require_binlog(conn: Any, dataset: str) -> None:
     """The server writes a binlog mysql_cdc can read (every missing setting, at once)."""
     problems = []
@@ -466,6 +469,12 @@ def require_binlog(conn: Any, dataset: str) -> None:
             if value not in ok:
                 msg = f"dataset '{dataset}': mysql_cdc needs {var} = {ok[-1]}, not {value}"
                 problems.append(Problem(msg, hint=fix))
+        for var in _COMPRESSION:  # events the binlog library cannot read: never skip them
+            cur.execute("SHOW GLOBAL VARIABLES LIKE %s", (var,))
+            row = cur.fetchone()
+            if row is not None and str(row[1]).upper() in ("1", "ON"):
+                msg = f"dataset '{dataset}': mysql_cdc cannot read compressed binlog events"
+                problems.append(Problem(f"{msg} ({var} = ON)", hint=f"SET GLOBAL {var} = OFF"))
     if problems:
         raise ConfigError(problems)
 
@@ -497,13 +506,23 @@ def start_snapshot(conn: Any, *, use_status: bool = True) -> int:
         cur.execute("FLUSH TABLES WITH READ LOCK")
         try:
             cur.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT")
-            cur.execute("SHOW MASTER STATUS")
-            row = cur.fetchone()
+            row = _log_status(cur)
         finally:
             cur.execute("UNLOCK TABLES")
         if row is None:
             raise InputError("binary logging is off: start the server with --log-bin")
         return encode(str(row[0]), int(row[1]))
+
+
+def _log_status(cur: Any) -> Any:
+    """The current binlog file and position (MySQL 8.4 renamed SHOW MASTER STATUS)."""
+    import pymysql
+
+    try:
+        cur.execute("SHOW BINARY LOG STATUS")
+    except pymysql.err.ProgrammingError:
+        cur.execute("SHOW MASTER STATUS")
+    return cur.fetchone()
 
 
 def _columns(plan: TablePlan) -> list[Column]:

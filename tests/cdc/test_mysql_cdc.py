@@ -179,6 +179,14 @@ def test_binlog_settings_are_checked(my_db: tuple[str, Any], tmp_path: Path) -> 
         _sql(conn, "SET GLOBAL binlog_row_metadata = 'FULL'")
     assert str(step.status) == "failed"
     assert "binlog_row_metadata = FULL" in (step.error or "")
+    _sql(conn, "SET GLOBAL log_bin_compress = ON")  # its events would be unreadable: refused
+    try:
+        step = lockgate.run(root).steps[0]
+    finally:
+        _sql(conn, "SET GLOBAL log_bin_compress = OFF")
+    assert str(step.status) == "failed"
+    assert "cannot read compressed binlog events (log_bin_compress = ON)" in (step.error or "")
+    assert not (root / "warehouse" / "m").exists()
 
 
 def test_purged_binlog_says_how_to_recover(my_db: tuple[str, Any], tmp_path: Path) -> None:
@@ -380,3 +388,22 @@ def test_own_row_decoder_matches_the_library(
     assert ours.batch.arrays is not None and theirs.batch.arrays is not None
     for name, a, b in zip(cols, ours.batch.arrays, theirs.batch.arrays, strict=True):
         assert a.to_pylist() == b.to_pylist(), name
+
+
+def test_cdc_status_shows_the_binlog(my_db: tuple[str, Any], tmp_path: Path) -> None:
+    import json as _json
+
+    from typer.testing import CliRunner
+
+    from lockgate.cli.app import app
+
+    _, conn = my_db
+    _sql(conn, "CREATE TABLE st (id int PRIMARY KEY)", "INSERT INTO st VALUES (1)")
+    root = mysql_cdc_project(tmp_path / "p", _db(my_db), {"st": ["id"]})
+    _run(root)
+    out = CliRunner().invoke(app, ["cdc", "status", "--json", "-p", str(root)])
+    assert out.exit_code == 0, out.output
+    (row,) = _json.loads(out.output)
+    assert row["dataset"] == "st" and row["exists"] and row["slot"] == "lg_st"
+    assert row["table_position"] == row["current_position"] == _master(conn)
+    assert "mysql://" not in out.output  # no connection URL (secrets) in the status
