@@ -407,3 +407,38 @@ def test_cdc_status_shows_the_binlog(my_db: tuple[str, Any], tmp_path: Path) -> 
     assert row["dataset"] == "st" and row["exists"] and row["slot"] == "lg_st"
     assert row["table_position"] == row["current_position"] == _master(conn)
     assert "mysql://" not in out.output  # no connection URL (secrets) in the status
+
+
+def test_password_never_appears_in_errors_or_state(
+    my_db: tuple[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, conn = my_db
+    user = "lg_" + _db(my_db)[-6:]
+    secret = "s3cr3t-Pw-" + _db(my_db)[-6:]
+    _sql(
+        conn,
+        f"CREATE USER '{user}'@'%' IDENTIFIED BY '{secret}'",
+        f"GRANT ALL ON *.* TO '{user}'@'%'",
+        "CREATE TABLE pw (id int PRIMARY KEY)",
+        "INSERT INTO pw VALUES (1)",
+    )
+    try:
+        good = url.replace("root@", f"{user}:{secret}@")
+        monkeypatch.setenv("LG_CDC_MY_URL", good)
+        root = mysql_cdc_project(tmp_path / "p", _db(my_db), {"pw": ["id"], "gone": ["id"]})
+        result = lockgate.run(root, max_workers=1)
+        by_name = {s.dataset: s for s in result.steps}
+        assert str(by_name["pw"].status) == "success"
+        assert str(by_name["gone"].status) == "failed" and "not found" in (
+            by_name["gone"].error or ""
+        )
+        monkeypatch.setenv("LG_CDC_MY_URL", good.replace(secret, secret + "x"))  # refused
+        refused = lockgate.run(root, max_workers=1).steps
+        assert all(str(s.status) == "failed" for s in refused)
+        texts = [str(s.error) + str(s.hint) for s in [*result.steps, *refused]]
+        for path in root.rglob("*"):
+            if path.is_file():
+                texts.append(path.read_bytes().decode("utf-8", "replace"))
+        assert not any(secret in t for t in texts)
+    finally:
+        _sql(conn, f"DROP USER '{user}'@'%'")
