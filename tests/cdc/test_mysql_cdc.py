@@ -449,3 +449,24 @@ def test_password_never_appears_in_errors_or_state(
         assert not any(secret in t for t in texts)
     finally:
         _sql(conn, f"DROP USER '{user}'@'%'")
+
+
+def test_truncate_and_soft_deletes(my_db: tuple[str, Any], tmp_path: Path) -> None:
+    _, conn = my_db
+    _sql(conn, "CREATE TABLE t (id int PRIMARY KEY, v varchar(10))")
+    _sql(conn, "INSERT INTO t VALUES " + ", ".join(f"({i}, 'v{i}')" for i in range(1, 11)))
+    root = mysql_cdc_project(tmp_path / "p", _db(my_db), {"t": ["id"]}, deletes="soft")
+    _run(root)
+    _sql(conn, "DELETE FROM t WHERE id = 1", "UPDATE t SET v = 'x' WHERE id = 2")
+    _run(root)
+    rows = {r["id"]: r for r in _table(root, "t")}
+    assert rows[1]["_lg_deleted"] is True and rows[1]["v"] == "v1" and rows[1]["_lg_op"] == "d"
+    assert rows[2]["_lg_deleted"] is False and rows[2]["v"] == "x"
+    _sql(conn, "UPDATE t SET v = 'gone' WHERE id = 3", "TRUNCATE TABLE t")
+    _sql(conn, "INSERT INTO t VALUES (5, 'back')")
+    steps = [r.steps[0] for r in _run(root)]
+    assert sum(s.skip_reasons.get("truncated", 0) for s in steps) == 1  # the update before it
+    rows = {r["id"]: r for r in _table(root, "t")}
+    live = {k for k, r in rows.items() if not r["_lg_deleted"]}
+    assert live == {5} and rows[5]["v"] == "back" and len(rows) == 10
+    assert _position(root, "t") == _master(conn)
