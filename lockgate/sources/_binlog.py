@@ -339,13 +339,19 @@ class BatchBuilder:
         self.conv = plan.converters()
         self.zero = [_zero_text(t) for t in plan.types]
         self.txn: _Txn | None = None
+        #: inside a transaction: a statement (SAVEPOINT, …) does not end it
+        self.in_group = False
         self.done = False
 
     # -- events --------------------------------------------------------------------------
 
-    def begin(self, timestamp: int) -> None:
+    def begin(self, timestamp: int, *, group: bool | None = None) -> None:
+        """An event group starts (``group``: it is a transaction whose statements run to
+        its COMMIT/XID, not one standalone statement; None: unknown yet)."""
         if self.txn is None:
             self.txn = _Txn(len(self.out.batch.seq), int(timestamp) * 1_000_000)
+        if group is not None:
+            self.in_group = group
 
     def rows(self, kind: str, rows: Iterable[dict[str, Any]], timestamp: int) -> None:
         """A Write/Update/DeleteRows event of the table (``kind``: c, u, d), decoded by the
@@ -408,6 +414,7 @@ class BatchBuilder:
     def commit(self, end: int) -> None:
         """The transaction in progress ended at position ``end``."""
         txn, self.txn = self.txn, None
+        self.in_group = False
         b = self.out.batch
         if txn is None:
             self._advance(end)
@@ -548,8 +555,10 @@ def read(
                     builder.rows(kind, ev.rows, ev.timestamp)
             elif isinstance(ev, XidEvent):
                 builder.commit(end)
-            elif isinstance(ev, GtidEvent | MariadbGtidEvent):
-                builder.begin(ev.timestamp)
+            elif isinstance(ev, MariadbGtidEvent):  # flag 1: a standalone statement (DDL)
+                builder.begin(ev.timestamp, group=not int(getattr(ev, "flags", 0)) & 1)
+            elif isinstance(ev, GtidEvent):  # MySQL: a transaction says BEGIN next
+                builder.begin(ev.timestamp, group=False)
             elif isinstance(ev, TableMapEvent):
                 if ev.table_id not in decoders:
                     decoders[ev.table_id] = decoder_for(ev.columns)
@@ -569,10 +578,12 @@ def _query(builder: BatchBuilder, ev: Any, end: int) -> None:
     query = ev.query if isinstance(ev.query, str) else bytes(ev.query).decode("utf-8", "replace")
     word = query.strip().upper()
     if word == "BEGIN":
-        builder.begin(ev.timestamp)
+        builder.begin(ev.timestamp, group=True)
         return
-    if word in ("COMMIT", "XA COMMIT"):
+    if word in ("COMMIT", "ROLLBACK") or word.startswith("XA COMMIT"):
         builder.commit(end)
+        return
+    if builder.in_group:  # SAVEPOINT, ROLLBACK TO …: inside the transaction, not its end
         return
     schema = ev.schema if isinstance(ev.schema, str) else bytes(ev.schema).decode()
     kind = ddl_kind(query, schema, builder.plan)

@@ -470,3 +470,23 @@ def test_truncate_and_soft_deletes(my_db: tuple[str, Any], tmp_path: Path) -> No
     live = {k for k, r in rows.items() if not r["_lg_deleted"]}
     assert live == {5} and rows[5]["v"] == "back" and len(rows) == 10
     assert _position(root, "t") == _master(conn)
+
+
+def test_savepoints_do_not_split_a_transaction(my_db: tuple[str, Any], tmp_path: Path) -> None:
+    """SAVEPOINT / ROLLBACK TO are logged inside the transaction: the batch (one change
+    each) must still end only at the transaction's end, never in its middle (resuming
+    there would lose the rest of it)."""
+    _, conn = my_db
+    _sql(conn, "CREATE TABLE sp (id int PRIMARY KEY)")
+    root = mysql_cdc_project(tmp_path / "p", _db(my_db), {"sp": ["id"]}, max_changes=1)
+    _run(root)
+    conn.begin()
+    _sql(conn, "INSERT INTO sp VALUES (1)", "SAVEPOINT a", "INSERT INTO sp VALUES (2)")
+    _sql(conn, "ROLLBACK TO SAVEPOINT a", "INSERT INTO sp VALUES (3)", "SAVEPOINT b")
+    _sql(conn, "INSERT INTO sp VALUES (4)")
+    conn.commit()
+    _sql(conn, "INSERT INTO sp VALUES (5)")
+    results = _run(root)
+    assert sorted(r["id"] for r in _table(root, "sp")) == [1, 3, 4, 5]
+    assert [r.steps[0].rows_out for r in results if r.steps[0].rows_out] == [3, 1]
+    assert _position(root, "sp") == _master(conn)
