@@ -414,6 +414,9 @@ def test_cdc_status_shows_the_binlog(my_db: tuple[str, Any], tmp_path: Path) -> 
     assert row["dataset"] == "st" and row["exists"] and row["slot"] == "lg_st"
     assert row["table_position"] == row["current_position"] == _master(conn)
     assert "mysql://" not in out.output  # no connection URL (secrets) in the status
+    table = CliRunner().invoke(app, ["cdc", "status", "-p", str(root)], env={"COLUMNS": "200"})
+    number, pos = decode(_master(conn))
+    assert table.exit_code == 0 and f"{number:06d}:{pos}" in table.output, table.output
 
 
 def test_password_never_appears_in_errors_or_state(
