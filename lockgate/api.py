@@ -157,7 +157,7 @@ def cdc_drop_slot(
             return bool(source.reset())
     from lockgate.errors import UsageError
 
-    raise UsageError(f"dataset '{dataset}' has no change source (postgres_cdc)")
+    raise UsageError(f"dataset '{dataset}' has no change source (postgres_cdc, mysql_cdc)")
 
 
 def _cdc_sources(proj: Project) -> list[tuple[Any, Source]]:

@@ -17,7 +17,9 @@ from lockgate.cli.common import (
     print_json,
 )
 
-cdc_app = typer.Typer(help="change data capture: replication slots of postgres_cdc datasets")
+cdc_app = typer.Typer(
+    help="change data capture: positions of postgres_cdc (replication slots) and mysql_cdc datasets"
+)
 
 
 @handle_errors
@@ -38,22 +40,33 @@ def status_cmd(
     for r in rows:
         conf, pos = r.get("confirmed_lsn"), r.get("table_position")
         retained = r.get("retained_bytes")
+        show = _binlog_text if "current_position" in r else lsn_text  # mysql_cdc: the binlog
+        if "current_position" in r:
+            conf = r.get("current_position")
         t.add_row(
             str(r["dataset"]),
             str(r["slot"]) + ("" if r.get("exists") else " [red](missing)[/]"),
             ("[red]" if r.get("warn") else "") + str(r.get("wal_status") or "-"),
             "-" if retained is None else f"{int(str(retained)):,} B",
-            lsn_text(int(str(conf))) if conf is not None else "-",
-            lsn_text(int(str(pos))) if pos is not None else "-",
+            show(int(str(conf))) if conf is not None else "-",
+            show(int(str(pos))) if pos is not None else "-",
         )
     console.print(t)
     if any(r.get("warn") or not r.get("exists") for r in rows):
         raise typer.Exit(EXIT_FAILED)
 
 
+def _binlog_text(position: int) -> str:
+    """A mysql_cdc position as ``file no.:byte``."""
+    from lockgate.sources._binlog import decode
+
+    number, pos = decode(position)
+    return f"{number:06d}:{pos}"
+
+
 @handle_errors
 def drop_slot_cmd(
-    dataset: str = typer.Argument(..., help="a dataset with a postgres_cdc source"),
+    dataset: str = typer.Argument(..., help="a dataset with a change source (postgres_cdc)"),
     project_dir: Path = ProjectOpt,
     target: str | None = TargetOpt,
 ) -> None:

@@ -69,6 +69,9 @@ class ChangeBatch:
     transactions: int = 0
     #: end LSN of the last transaction taken into the batch (None: none)
     end_lsn: int | None = None
+    #: end LSN of the last whole transaction read, with or without changes of the table
+    #: (None: none past the table's position) — how far an idle batch may move the position
+    read_lsn: int | None = None
     #: seq of the TRUNCATE in the batch: events before it are superseded
     truncate_seq: int | None = None
     #: the batch ended early (truncate, DDL) with more transactions to read
@@ -238,6 +241,7 @@ def _commit(batch: ChangeBatch, pending: _Pending, end_lsn: int, applied: int | 
         batch.skip("already_applied", n + (1 if pending.truncate is not None else 0))
         _rollback(batch, start)
         return False
+    batch.read_lsn = end_lsn
     if pending.changes == 0:
         return False
     batch.transactions += 1

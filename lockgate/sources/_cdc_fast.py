@@ -127,6 +127,8 @@ def collect_fast(
     batch.decoded = m
     batch.transactions = len(np.unique(t))
     batch.end_lsn = int(lsn[-1]) if m else None
+    if len(end_lsn) and (applied_lsn is None or int(end_lsn[-1]) > applied_lsn):
+        batch.read_lsn = int(end_lsn[-1])
     return batch
 
 

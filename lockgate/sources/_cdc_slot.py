@@ -150,6 +150,13 @@ def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def flush_lsn(pg: psycopg.Connection[Any]) -> int:
+    """The WAL flushed so far: a peek started after this reads every transaction that
+    committed before it (a heartbeat may move an idle slot up to here)."""
+    row = pg.execute("SELECT pg_current_wal_flush_lsn()::text").fetchone()
+    return lsn_int(row[0]) if row and row[0] else 0
+
+
 def peek(pg: psycopg.Connection[Any], slot: str, publication: str, max_changes: int) -> list[bytes]:
     """Messages of whole transactions from the slot's confirmed position (not consumed)."""
     rows = pg.execute(

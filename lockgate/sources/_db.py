@@ -420,13 +420,15 @@ def convert(
     origin: str,
     *,
     line: str | None = None,
+    drop_raw: bool = True,
 ) -> int:
     """Create ``table`` (rows whose every value converts exactly) and ``table__rejects``
     (the others, with the column, the source type and the value in the reason) from the
-    raw table; returns the number of rejected rows. The raw table is dropped."""
+    raw table; returns the number of rejected rows. The raw table is dropped (``drop_raw``:
+    a raw view, e.g. over Arrow, is left to the caller and always read, never renamed)."""
     checks = [(c, p) for c in columns if (p := _unrepresentable(c)) is not None]
     bad: exp.Expr = exp.or_(*[p for _, p in checks]) if checks else exp.false()
-    if all(c.how == NATIVE for c in columns):
+    if drop_raw and all(c.how == NATIVE for c in columns):
         return _convert_in_place(session, raw, table, columns, checks, bad, origin)
     good = exp.select(*[exp.alias_(_converted(c), ident(c.name)) for c in columns])
     good = good.from_(table_ref(raw)).where(exp.not_(exp.paren(bad.copy())))
@@ -435,7 +437,8 @@ def convert(
     if checks:
         rejected = _rejects_select(raw, checks, bad, origin, line)
         session.execute(exp.insert(rejected, table_ref(rejects)))
-    session.drop(raw)
+    if drop_raw:
+        session.drop(raw)
     n = session.execute(exp.select(exp.func("count", exp.Star())).from_(table_ref(rejects)))
     row = n.fetchone()
     return int(row[0]) if row else 0

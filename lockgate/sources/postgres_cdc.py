@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -38,9 +37,19 @@ from lockgate.sources._cdc_slot import (
     advance,
     drop_slot,
     exported_snapshot,
+    flush_lsn,
     peek,
     require_usable,
     slot_info,
+)
+from lockgate.sources._cdc_stage import (
+    DELETED,
+    LSN,
+    OP,
+    add_flag,
+    meta_columns,
+    meta_select,
+    stage_changes,
 )
 from lockgate.sources._db import CAST, HEX, NATIVE, Column, convert
 from lockgate.sources._pg_read import pg_column, pg_errors, translate_error
@@ -60,16 +69,10 @@ from lockgate.sources.base import (
 from lockgate.sql import ident, table_ref
 
 if TYPE_CHECKING:
-    import pyarrow as pa
-
     from lockgate.engine.session import Session
 
 log = logging.getLogger(__name__)
 
-LSN, OP, COMMIT_TS, DELETED = "_lg_lsn", "_lg_op", "_lg_commit_ts", "_lg_deleted"
-_SEQ = "_lg_seq"
-#: the change columns every staged row carries (name, staging type)
-CHANGE_COLUMNS = ((LSN, "BIGINT"), (OP, "VARCHAR"), (COMMIT_TS, "TIMESTAMPTZ"))
 _NAME = r"^[a-z_][a-z0-9_]{0,62}$"
 
 
@@ -101,6 +104,13 @@ class PostgresCdcSpec(SourceConfig):
         default="1s",
         description="follow mode (lockgate run --follow): how long to wait for new changes "
         "before the next batch",
+    )
+    heartbeat_bytes: int = Field(
+        default=16 << 20,
+        ge=0,
+        description="when the slot holds no change of the table, move the table's position "
+        "and the slot past the WAL read (an empty commit) once it is this many bytes behind, "
+        "so an idle table in a busy (or idle) database does not hold back WAL",
     )
     warn_retained_wal: int = Field(
         default=1 << 30,
@@ -180,6 +190,7 @@ class PostgresCdcSource(Source):
                     f"of WAL (wal_status={info.wal_status}): run more often or drop the slot"
                 )
                 log.warning("%s", warnings[-1])
+            flushed = flush_lsn(pg)  # before the peek: it reads every commit up to here
             messages = peek(
                 pg, self.slot, self.spec.publication_name(self.dataset), self.spec.max_changes
             )
@@ -195,12 +206,33 @@ class PostgresCdcSource(Source):
         if batch is None:  # key changes, unchanged TOAST values, truncate, DDL: exact path
             batch = collect(messages, relation, described.keys, applied_lsn=position)
         crashpoint(f"cdc {self.slot}: decoded, not committed")
-        staged = self._stage_changes(session, table, batch, columns, described.keys)
-        new = batch.end_lsn if batch.end_lsn is not None else position
-        more = batch.cut or len(messages) >= self.spec.max_changes
-        return _with(
-            staged, position=self._position(max(new, position)), warnings=warnings, more=more
+        staged = stage_changes(
+            session,
+            table,
+            batch,
+            columns,
+            described.keys,
+            origin=f"postgres_cdc:{self.spec.table}",
+            soft=self.spec.deletes == "soft",
+            target=self.request.target,
+            select=_blob_fix(columns),
         )
+        full = len(messages) >= self.spec.max_changes
+        new = max(self._moved_to(batch, position, None if full else flushed), position)
+        more = (batch.cut or full) and new > position  # a batch that moved nothing: done
+        return _with(staged, position=self._position(new), warnings=warnings, more=more)
+
+    def _moved_to(self, batch: ChangeBatch, position: int, read_to_end: int | None) -> int:
+        """The batch's new position: its last change's transaction; with no change of the
+        table, past the transactions read (a full batch of other tables' changes: always,
+        else the slot would hand them out again forever) or, when the peek read to the end
+        of the WAL, up to ``read_to_end`` — once that is ``heartbeat_bytes`` ahead."""
+        if batch.end_lsn is not None:
+            return batch.end_lsn
+        if read_to_end is None:
+            return batch.read_lsn or position
+        idle = max(batch.read_lsn or 0, read_to_end)
+        return idle if idle - position >= max(self.spec.heartbeat_bytes, 1) else position
 
     def _position(self, value: int) -> Position:
         soft = self.spec.deletes == "soft"
@@ -270,7 +302,7 @@ class PostgresCdcSource(Source):
                 self._copy(cp, snapshot, described, path)
             raw = table + "__raw"
             _load_csv(session, raw, path, [c.name for c in described.columns])
-            meta = _meta_select(lsn, "r", None)
+            meta = meta_select(lsn, "r", None)
             session.execute(
                 exp.Create(
                     this=table_ref(raw + "2"),
@@ -286,12 +318,12 @@ class PostgresCdcSource(Source):
                 session,
                 raw + "2",
                 table,
-                [*described.columns, *_meta_columns()],
+                [*described.columns, *meta_columns()],
                 f"postgres_cdc:{self.spec.table}",
                 line=LSN,
             )
         if self.spec.deletes == "soft":
-            _add_flag(session, table, False)
+            add_flag(session, table, False)
         log.info("cdc %s: snapshot at %s staged", self.slot, lsn)
         return StagedSource(
             rows=count_rows(session.con, table),
@@ -321,82 +353,6 @@ class PostgresCdcSource(Source):
                 if i == 0:
                     crashpoint(f"cdc {self.slot}: mid-snapshot")
         cp.execute("COMMIT")
-
-    # -- a batch of changes --------------------------------------------------------------
-
-    def _stage_changes(
-        self,
-        session: Session,
-        table: str,
-        batch: ChangeBatch,
-        columns: list[Column],
-        keys: tuple[str, ...],
-    ) -> StagedSource:
-        events = table  # the typed events; rejects go to table__rejects
-        raw = table + "__raw"
-        view = table + "__arrow"
-        session.register_arrow(view, _arrow(batch, columns))
-        try:
-            session.execute(
-                exp.Create(
-                    this=table_ref(raw),
-                    kind="TABLE",
-                    replace=True,
-                    expression=exp.select(
-                        *_blob_fix(columns),
-                        *[exp.column(ident(c)) for c in (_SEQ, LSN, OP, COMMIT_TS)],
-                    ).from_(table_ref(view)),
-                )
-            )
-        finally:
-            session.unregister(view)
-        origin = f"postgres_cdc:{self.spec.table}"
-        meta = [*_meta_columns(), Column(_SEQ, exp.column(ident(_SEQ)), "BIGINT", NATIVE)]
-        rejected = convert(session, raw, events, [*columns, *meta], origin, line=LSN)
-        rejected += _fill_toast(
-            session, events, batch, columns, keys, self.request.target, table + "__rejects", origin
-        )
-        skipped = dict(batch.skipped)
-        if batch.truncate_seq is not None:
-            session.execute(f"DELETE FROM {_q(events)} WHERE {_q(_SEQ)} < {batch.truncate_seq}")
-        before = count_rows(session.con, events)
-        part = ", ".join(_q(k) for k in keys)
-        session.execute(
-            f"CREATE OR REPLACE TABLE {_q(events + '_r')} AS SELECT * FROM {_q(events)} "
-            f"QUALIFY row_number() OVER (PARTITION BY {part} ORDER BY {_q(_SEQ)} DESC) = 1"
-        )
-        superseded = before - count_rows(session.con, events + "_r")
-        if superseded:
-            skipped["superseded_in_batch"] = skipped.get("superseded_in_batch", 0) + superseded
-        out_cols = ", ".join(_q(c) for c in [*(c.name for c in columns), LSN, OP, COMMIT_TS])
-        soft = self.spec.deletes == "soft"
-        flag = f", {_q(OP)} = 'd' AS {_q(DELETED)}" if soft else ""
-        src = _q(events + "_r")
-        session.drop(events)
-        session.execute(
-            f"CREATE OR REPLACE TABLE {_q(table)} AS SELECT {out_cols}{flag} FROM {src} "
-            f"WHERE {_q(OP)} <> 'd' ORDER BY {_q(_SEQ)}"
-        )
-        deletes = table + "__deletes"
-        session.execute(
-            f"CREATE OR REPLACE TABLE {_q(deletes)} AS SELECT {out_cols}{flag} FROM {src} "
-            f"WHERE {_q(OP)} = 'd'"
-        )
-        if batch.truncate_seq is not None and self.request.target is not None:
-            _truncate_deletes(
-                session, table, deletes, batch, columns, keys, self.request.target(), soft
-            )
-        session.drop(events + "_r")
-        return StagedSource(
-            rows=count_rows(session.con, table),
-            rejected=rejected,
-            fingerprint=None,
-            files=[],
-            columns=table_columns(session.con, exp.Table(this=ident(table))),
-            skipped=skipped,
-            deletes=deletes,
-            deleted_rows=count_rows(session.con, deletes),
-        )
 
 
 # ---- catalog ------------------------------------------------------------------------------
@@ -588,31 +544,6 @@ def crashpoint(name: str) -> None:
     point(name)
 
 
-def _q(name: str) -> str:
-    return ident(name).sql("duckdb")
-
-
-def _lit(value: str) -> str:
-    return exp.Literal.string(value).sql("duckdb")
-
-
-def _meta_columns() -> list[Column]:
-    return [
-        Column(LSN, exp.column(ident(LSN)), "BIGINT", NATIVE),
-        Column(OP, exp.column(ident(OP)), "VARCHAR", NATIVE),
-        Column(COMMIT_TS, exp.column(ident(COMMIT_TS)), "TIMESTAMPTZ", NATIVE),
-    ]
-
-
-def _meta_select(lsn: int, op: str, commit: exp.Expr | None) -> list[exp.Expr]:
-    ts = commit if commit is not None else exp.cast(exp.func("now"), "TIMESTAMPTZ")
-    return [
-        exp.alias_(exp.cast(exp.Literal.number(lsn), "BIGINT"), LSN),
-        exp.alias_(exp.Literal.string(op), OP),
-        exp.alias_(ts, COMMIT_TS),
-    ]
-
-
 def _blob_fix(columns: list[Column]) -> list[exp.Expr]:
     """PostgreSQL's ``\\x…`` bytea text without the prefix (the HEX conversion decodes it)."""
     out: list[exp.Expr] = []
@@ -629,127 +560,6 @@ def _load_csv(session: Session, name: str, path: Path, columns: list[str]) -> No
     from lockgate.sources.postgres import _load_csv as load
 
     session.execute(load(name, str(path), dict.fromkeys(columns, "VARCHAR")))
-
-
-def _add_flag(session: Session, table: str, value: bool) -> None:
-    session.execute(
-        f"ALTER TABLE {_q(table)} ADD COLUMN {_q(DELETED)} BOOLEAN DEFAULT {str(value).upper()}"
-    )
-
-
-def _arrow(batch: ChangeBatch, columns: list[Column]) -> pa.Table:
-    """The batch's events as an Arrow table of text columns plus the change columns."""
-    import pyarrow as pa
-
-    arrays: list[pa.Array] = []
-    names: list[str] = []
-    for i, c in enumerate(columns):
-        arrays.append(batch.column(i))
-        names.append(c.name)
-    arrays += [
-        pa.array(batch.seq, pa.int64()),
-        pa.array(batch.lsn, pa.int64()),
-        pa.array(batch.op, pa.string()),
-        pa.array(batch.commit_us, pa.timestamp("us", tz="UTC")),
-    ]
-    names += [_SEQ, LSN, OP, COMMIT_TS]
-    return pa.table(arrays, names=names)
-
-
-def _fill_toast(
-    session: Session,
-    events: str,
-    batch: ChangeBatch,
-    columns: list[Column],
-    keys: tuple[str, ...],
-    target_of: Callable[[], str] | None,
-    rejects: str,
-    origin: str,
-) -> int:
-    """Unchanged TOASTed values no earlier event knew, from the published row; an event
-    whose published row is missing cannot be completed: it is rejected (never a guess)."""
-    if not batch.fills:
-        return 0
-    import pyarrow as pa
-
-    fills = events + "__fills"
-    by_name = {c.name: c for c in columns}
-    data = {
-        _SEQ: pa.array([f.seq for f in batch.fills], pa.int64()),
-        "_lg_col": pa.array([columns[f.column].name for f in batch.fills], pa.string()),
-    }
-    for j, k in enumerate(keys):
-        data[k] = pa.array([f.key[j] for f in batch.fills], pa.string())
-    session.register_arrow(fills + "_a", pa.table(data))
-    typed = [
-        exp.alias_(
-            exp.TryCast(this=exp.column(ident(k)), to=exp.DataType.build(by_name[k].type)), k
-        )
-        if by_name[k].how != NATIVE
-        else exp.column(ident(k))
-        for k in keys
-    ]
-    session.execute(
-        exp.Create(
-            this=table_ref(fills),
-            kind="TABLE",
-            replace=True,
-            expression=exp.select(
-                exp.column(ident(_SEQ)), exp.column(ident("_lg_col")), *typed
-            ).from_(table_ref(fills + "_a")),
-        )
-    )
-    session.unregister(fills + "_a")
-    join = " AND ".join(f"t.{_q(k)} = f.{_q(k)}" for k in keys)
-    missing = f"SELECT f.{_q(_SEQ)}, f._lg_col FROM {_q(fills)} f"
-    if target_of is not None:
-        target = target_of()
-        missing += f" WHERE NOT EXISTS (SELECT 1 FROM {_q(target)} t WHERE {join})"
-        for col in sorted({columns[f.column].name for f in batch.fills}):
-            session.execute(
-                f"UPDATE {_q(events)} SET {_q(col)} = x.v FROM (SELECT f.{_q(_SEQ)} AS s, "
-                f"t.{_q(col)} AS v FROM {_q(fills)} f JOIN {_q(target)} t ON {join} "
-                f"WHERE f._lg_col = {_lit(col)}) x WHERE {_q(events)}.{_q(_SEQ)} = x.s"
-            )
-    lost = session.execute(f"SELECT count(DISTINCT {_q(_SEQ)}) FROM ({missing})").fetchone()
-    n = int(lost[0]) if lost else 0
-    if n:
-        session.execute(
-            f"INSERT INTO {_q(rejects)} SELECT {_lit(origin)}, e.{_q(LSN)}, "
-            f"CAST(to_json(e) AS VARCHAR), 'column ' || m._lg_col || ': unchanged TOASTed "
-            f"value, and the row is not in the published table (quarantined earlier?)' "
-            f"FROM {_q(events)} e JOIN ({missing}) m ON e.{_q(_SEQ)} = m.{_q(_SEQ)}"
-        )
-        session.execute(
-            f"DELETE FROM {_q(events)} WHERE {_q(_SEQ)} IN (SELECT {_q(_SEQ)} FROM ({missing}))"
-        )
-    session.drop(fills)
-    return n
-
-
-def _truncate_deletes(
-    session: Session,
-    table: str,
-    deletes: str,
-    batch: ChangeBatch,
-    columns: list[Column],
-    keys: tuple[str, ...],
-    target: str,
-    soft: bool,
-) -> None:
-    """A TRUNCATE: every published row not written again after it is deleted."""
-    lsn = batch.end_lsn or 0
-    keyset = ", ".join(_q(k) for k in keys)
-    vals = ", ".join(
-        f"t.{_q(c.name)}" if c.name in keys else f"CAST(NULL AS {c.type})" for c in columns
-    )
-    flag = ", true" if soft else ""
-    live = f" AND t.{_q(DELETED)} IS NOT TRUE" if soft else ""
-    session.execute(
-        f"INSERT INTO {_q(deletes)} SELECT {vals}, CAST({lsn} AS BIGINT), 'd', now(){flag} "
-        f"FROM {_q(target)} t WHERE ({keyset}) NOT IN (SELECT ({keyset}) FROM {_q(table)}) "
-        f"AND ({keyset}) NOT IN (SELECT ({keyset}) FROM {_q(deletes)}){live}"
-    )
 
 
 def _with(staged: StagedSource, **changes: Any) -> StagedSource:

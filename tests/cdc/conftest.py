@@ -173,3 +173,140 @@ def cdc_project(
         "defaults": {"gate": "quarantine"},
     }
     return make_project(root, datasets, config=config)
+
+
+# ---- a MariaDB server of the tests' own, writing a row-format binlog ------------------------
+
+
+def _mariadb_binaries() -> tuple[str, str] | None:
+    server = shutil.which("mariadbd") or shutil.which("mariadbd", path="/usr/sbin:/usr/libexec")
+    install = shutil.which("mariadb-install-db") or shutil.which("mysql_install_db")
+    return (server, install) if server and install else None
+
+
+def _wait_ready(proc: subprocess.Popen[bytes], port: int, log: Path) -> None:
+    """Until the server accepts a connection (or exits: its log says why)."""
+    import time
+
+    pymysql = pytest.importorskip("pymysql")
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            _unavailable(f"mariadbd exited ({proc.returncode}): {log.read_text()[-2000:]}")
+        try:
+            pymysql.connect(host="127.0.0.1", port=port, user="root", connect_timeout=2).close()
+            return
+        except pymysql.err.OperationalError:
+            time.sleep(0.1)  # polling for readiness, not racing: no result depends on it
+    _unavailable(f"mariadbd did not start in 120 s: {log.read_text()[-2000:]}")
+
+
+@pytest.fixture(scope="session")
+def binlog_mariadb() -> Iterator[int]:
+    """Port of a private ``mariadbd --log-bin --binlog-format=ROW --server-id=1`` (with
+    ``binlog_row_metadata=FULL``), data in a temporary folder, stopped after the session."""
+    found = _mariadb_binaries()
+    if found is None:
+        _unavailable("MariaDB server binaries (mariadbd, mariadb-install-db) are not installed")
+    assert found is not None
+    server, install = found
+    tmp = Path(tempfile.mkdtemp(prefix="lg_binlog_my_"))
+    data = tmp / "data"
+    user = ["--user=root"] if os.geteuid() == 0 else []
+    init = subprocess.run(
+        [
+            install,
+            "--no-defaults",
+            f"--datadir={data}",
+            "--skip-test-db",
+            "--auth-root-authentication-method=normal",
+            *user,
+        ],
+        capture_output=True,
+        text=True,
+    )
+    if init.returncode != 0:
+        shutil.rmtree(tmp, ignore_errors=True)
+        _unavailable(f"mariadb-install-db failed: {init.stderr[-2000:] or init.stdout[-2000:]}")
+    port = _free_port()
+    log = tmp / "server.log"
+    proc = subprocess.Popen(
+        [
+            server,
+            "--no-defaults",
+            f"--datadir={data}",
+            f"--port={port}",
+            "--bind-address=127.0.0.1",
+            f"--socket={tmp / 'sock'}",
+            f"--pid-file={tmp / 'pid'}",
+            f"--log-error={log}",
+            f"--log-bin={data / 'binlog'}",
+            "--binlog-format=ROW",
+            "--server-id=1",
+            "--binlog-row-metadata=FULL",
+            "--innodb-buffer-pool-size=64M",
+            "--sync-binlog=0",
+            "--skip-name-resolve",
+            *user,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait_ready(proc, port, log)
+        yield port
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@pytest.fixture
+def my_db(binlog_mariadb: int) -> Iterator[tuple[str, Any]]:
+    """(URL, autocommit pymysql connection) of a fresh database on the binlog server."""
+    import pymysql
+
+    name = "cdc_" + uuid.uuid4().hex[:10]
+    conn = pymysql.connect(
+        host="127.0.0.1",
+        port=binlog_mariadb,
+        user="root",
+        autocommit=True,
+        init_command="SET time_zone = '+00:00'",
+    )
+    conn.cursor().execute(f"CREATE DATABASE `{name}`")
+    conn.select_db(name)
+    try:
+        yield f"mysql://root@127.0.0.1:{binlog_mariadb}/{name}", conn
+    finally:
+        conn.cursor().execute(f"DROP DATABASE IF EXISTS `{name}`")
+        conn.close()
+
+
+def mysql_cdc_project(
+    root: Path,
+    db: str,
+    tables: dict[str, list[str]],
+    *,
+    checks: dict[str, list[dict[str, Any]]] | None = None,
+    **source: Any,
+) -> Path:
+    """A project with one mysql_cdc dataset per table of database ``db`` (name → keys)."""
+    datasets = [
+        {
+            "name": t,
+            "source": {"type": "mysql_cdc", "connection": "src", "table": f"{db}.{t}", **source},
+            "write": {"mode": "merge", "keys": keys},
+            **({"checks": checks[t]} if checks and t in checks else {}),
+        }
+        for t, keys in tables.items()
+    ]
+    config = {
+        "connections": {"src": {"type": "mysql", "url": "${LG_CDC_MY_URL}"}},
+        "defaults": {"gate": "quarantine"},
+    }
+    return make_project(root, datasets, config=config)
