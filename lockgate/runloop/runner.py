@@ -238,15 +238,12 @@ def execute(
 
     A backfill runs its chunks as runs under its own ``lease`` of the project lock (taken
     once), ``turn`` ordering their starts and commits, ``intervals`` naming each partitioned
-    dataset's intervals of the chunk.
-
-    Independent steps run at the same time, at most ``max_workers`` (default: one per core;
-    1: one after another in plan order). Every listener receives the run's events
-    (:mod:`lockgate.runloop.events`) as they happen; the progress ``reporter`` is one of them.
-    The plan is not made again: each step resolves its inputs when it starts, under the
-    project lock (see :mod:`lockgate.runloop.plan` on pinned inputs)."""
-    workers = _workers(max_workers)
-    project = plan.project
+    dataset's intervals of the chunk. Independent steps run at the same time, at most
+    ``max_workers`` (default: one per core; 1: one after another in plan order). Every
+    listener receives the run's events (:mod:`lockgate.runloop.events`) as they happen; the
+    progress ``reporter`` is one of them. The plan is not made again: each step resolves its
+    inputs when it starts, under the project lock (:mod:`lockgate.runloop.plan`)."""
+    workers, project = _workers(max_workers), plan.project
     rep = reporter or Reporter()
     bus = EventBus(
         [reporter_listener(rep), ev.log_event, *listeners, *_configured_listeners(project)]
