@@ -55,6 +55,7 @@ from lockgate.sources._file_config import (
     format_of,
 )
 from lockgate.sources._records import tbl
+from lockgate.sources._text import mixed_line_endings, not_utf8_text
 from lockgate.sources.base import (
     ResumeToken,
     Source,
@@ -90,48 +91,6 @@ def _reject_files(
     if files:
         rows = exp.values([(name, None, None, why) for name, why in files])
         con.execute(exp.insert(exp.select("*").from_(rows), tbl(rejects)).sql("duckdb"))
-
-
-#: byte order marks of text that is not UTF-8 (longest first: UTF-32 LE starts like UTF-16 LE)
-_FOREIGN_BOMS = (
-    (b"\xff\xfe\x00\x00", "UTF-32"),
-    (b"\x00\x00\xfe\xff", "UTF-32"),
-    (b"\xff\xfe", "UTF-16"),
-    (b"\xfe\xff", "UTF-16"),
-)
-
-
-def _not_utf8_text(path: Path, size: int) -> str | None:
-    """Why a CSV/JSON file is rejected whole before DuckDB reads it (None: read it): a UTF-8
-    byte order mark alone is an empty file; a UTF-16/32 one (Excel's "Unicode text") would
-    be misread as UTF-8 garbage with columns named ''."""
-    if size >= 2:
-        try:
-            with path.open("rb") as f:
-                head = f.read(4)
-        except OSError:
-            return None  # the reader reports it
-        if head[:3] == b"\xef\xbb\xbf" and size == 3:
-            return "empty file"
-        for bom, name in _FOREIGN_BOMS:
-            if head.startswith(bom):
-                return (
-                    f"file is {name} text (byte order mark {bom.hex(' ')}); lockgate reads "
-                    "UTF-8: save it as UTF-8"
-                )
-    return None
-
-
-def _mixed_line_endings(path: Path, sample: int = 1 << 20) -> bool:
-    """Whether the start of a text file ends some lines with ``\\r\\n`` and others with a
-    bare ``\\n`` (a file concatenated from Windows and Unix parts): DuckDB cannot sniff it."""
-    try:
-        with path.open("rb") as f:
-            head = f.read(sample)
-    except OSError:
-        return False
-    crlf = head.count(b"\r\n")
-    return 0 < crlf < head.count(b"\n")
 
 
 def _stat_key(f: Mapping[str, Any]) -> tuple[str, int, int]:
@@ -385,7 +344,7 @@ class FileSource(Source):
         refused = {
             self._rel(p): why
             for p in files
-            if fmt != FileFormat.PARQUET and (why := _not_utf8_text(p, sizes[self._rel(p)]))
+            if fmt != FileFormat.PARQUET and (why := not_utf8_text(p, sizes[self._rel(p)]))
         }
         readable = [p for p in files if sizes[self._rel(p)] > 0 and self._rel(p) not in refused]
         empty = [self._rel(p) for p in files if sizes[self._rel(p)] == 0]
@@ -550,7 +509,7 @@ class FileSource(Source):
                     max_line=int(str(options.get("max_line_size", _csv.DEFAULT_MAX_LINE))),
                 )
         except (duckdb.BinderException, duckdb.InvalidInputException, ValueError) as e:
-            mixed = [self._rel(p) for p in files if _mixed_line_endings(p)]
+            mixed = [self._rel(p) for p in files if mixed_line_endings(p)]
             hint = (
                 f"{', '.join(mixed[:3])} mix(es) line endings (\\r\\n and \\n): convert to "
                 "one (e.g. dos2unix)"
