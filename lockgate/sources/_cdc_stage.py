@@ -18,7 +18,7 @@ from sqlglot import exp
 
 from lockgate.sources._cdc_batch import ChangeBatch
 from lockgate.sources._db import NATIVE, Column, convert
-from lockgate.sources.base import StagedSource, count_rows, table_columns
+from lockgate.sources.base import StagedSource, count_rows, staged_table
 from lockgate.sql import ident, table_ref
 
 if TYPE_CHECKING:
@@ -106,12 +106,10 @@ def stage_changes(
     if batch.truncate_seq is not None and target is not None:
         _truncate_deletes(session, table, deletes, batch, columns, keys, target(), soft)
     session.drop(events + "_r")
-    return StagedSource(
-        rows=count_rows(session.con, table),
-        rejected=rejected,
-        fingerprint=None,
-        files=[],
-        columns=table_columns(session.con, exp.Table(this=ident(table))),
+    return staged_table(
+        session.con,
+        table,
+        rejected,
         skipped=skipped,
         deletes=deletes,
         deleted_rows=count_rows(session.con, deletes),

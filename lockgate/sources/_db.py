@@ -26,13 +26,9 @@ from sqlglot import exp
 from lockgate.errors import ConfigError, Problem
 from lockgate.sources.base import (
     REJECTS_SUFFIX,
-    ResumeToken,
     SourceConfig,
     SourceRequest,
-    StagedSource,
-    count_rows,
     create_rejects_table,
-    table_columns,
 )
 from lockgate.sql import ident, table_ref
 
@@ -540,16 +536,3 @@ def start_staging(
     rejects table exists (a read that fails half-way still leaves it)."""
     check_config(request, config)
     create_rejects_table(session.con, table)
-
-
-def staged(session: Session, table: str, rejected: int, resume: ResumeToken) -> StagedSource:
-    """What a database read staged in ``table``: its rows and columns, the records rejected
-    and the resume token for the next incremental read."""
-    return StagedSource(
-        rows=count_rows(session.con, table),
-        rejected=rejected,
-        fingerprint=None,
-        files=[],
-        columns=table_columns(session.con, exp.Table(this=ident(table))),
-        resume=resume,
-    )

@@ -359,6 +359,20 @@ def table_columns(con: SqlConnection, relation: exp.Expr) -> dict[str, str]:
     return {str(r[0]): str(r[1]) for r in rows}
 
 
+def staged_table(con: SqlConnection, table: str, rejected: int, **more: Any) -> StagedSource:
+    """What a read staged in ``table`` (its rows and columns, read now) and ``rejected``
+    records, with ``more`` of :class:`StagedSource`'s fields (resume token, position, skips,
+    deletes…); a database or change source has no fingerprint and no files."""
+    return StagedSource(
+        rows=count_rows(con, table),
+        rejected=rejected,
+        fingerprint=None,
+        files=[],
+        columns=table_columns(con, exp.Table(this=ident(table))),
+        **more,
+    )
+
+
 def count_rows(con: SqlConnection, table: str) -> int:
     rows = con.execute(
         exp.select(exp.func("count", exp.Star())).from_(exp.Table(this=ident(table))).sql("duckdb")

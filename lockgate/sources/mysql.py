@@ -41,7 +41,6 @@ from lockgate.sources._db import (
     optional_module,
     parse_query,
     select_columns,
-    staged,
     start_staging,
     text_rows_reader,
 )
@@ -51,6 +50,7 @@ from lockgate.sources.base import (
     SourceConfig,
     StagedSource,
     register_source,
+    staged_table,
 )
 from lockgate.sql import ident
 
@@ -168,7 +168,9 @@ class MySqlSource(Source):
             raise
         except Exception as e:  # driver errors: connectorx raises RuntimeError
             raise _translate(e, config.table or "query") from None
-        return staged(session, table, rejected, {"cursor": last} if last is not None else resume)
+        return staged_table(
+            session.con, table, rejected, resume={"cursor": last} if last is not None else resume
+        )
 
     def _url(self) -> str:
         conn = self.request.connection

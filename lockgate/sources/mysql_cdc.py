@@ -62,10 +62,9 @@ from lockgate.sources.base import (
     Source,
     SourceConfig,
     StagedSource,
-    count_rows,
     create_rejects_table,
     register_source,
-    table_columns,
+    staged_table,
 )
 from lockgate.sql import ident, table_ref
 
@@ -315,12 +314,10 @@ class MySqlCdcSource(Source):
         if self.spec.deletes == "soft":
             add_flag(session, table, False)
         log.info("cdc %s: snapshot at %s staged", self.app_id, decode(position))
-        return StagedSource(
-            rows=count_rows(session.con, table),
-            rejected=rejected,
-            fingerprint=None,
-            files=[],
-            columns=table_columns(session.con, exp.Table(this=ident(table))),
+        return staged_table(
+            session.con,
+            table,
+            rejected,
             position=self._position(position),
         )
 

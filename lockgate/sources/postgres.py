@@ -30,7 +30,6 @@ from lockgate.sources._db import (
     DbSourceConfig,
     fingerprint_select,
     parse_query,
-    staged,
     start_staging,
 )
 from lockgate.sources._pg_partition import PartitionSpec
@@ -42,6 +41,7 @@ from lockgate.sources.base import (
     SqlConnection,
     StagedSource,
     register_source,
+    staged_table,
 )
 from lockgate.sql import ident
 
@@ -104,7 +104,9 @@ class PostgresSource(Source):
             rejected, last = read_postgres(self, session, table, conninfo, resume)
         except pg_errors() as e:
             raise translate_error(e, label) from None
-        return staged(session, table, rejected, last if last is not None else resume)
+        return staged_table(
+            session.con, table, rejected, resume=last if last is not None else resume
+        )
 
     def _conninfo(self) -> str:
         """The libpq connection string of the request's connection (secrets resolved now)."""

@@ -61,10 +61,9 @@ from lockgate.sources.base import (
     SourceConfig,
     SourceRequest,
     StagedSource,
-    count_rows,
     create_rejects_table,
     register_source,
-    table_columns,
+    staged_table,
 )
 from lockgate.sql import ident, table_ref
 
@@ -325,12 +324,10 @@ class PostgresCdcSource(Source):
         if self.spec.deletes == "soft":
             add_flag(session, table, False)
         log.info("cdc %s: snapshot at %s staged", self.slot, lsn)
-        return StagedSource(
-            rows=count_rows(session.con, table),
-            rejected=rejected,
-            fingerprint=None,
-            files=[],
-            columns=table_columns(session.con, exp.Table(this=ident(table))),
+        return staged_table(
+            session.con,
+            table,
+            rejected,
             position=self._position(lsn),
         )
 
