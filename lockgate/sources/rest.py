@@ -48,6 +48,7 @@ from lockgate.sources import _records
 from lockgate.sources._records import tbl
 from lockgate.sources._rest_config import RestSourceSpec
 from lockgate.sources._rest_http import PageReader, resolve_secrets
+from lockgate.sources._rest_parent import ParentOutcome, child_pages
 from lockgate.sources.base import (
     REJECTS_SUFFIX,
     ResumeToken,
@@ -98,7 +99,13 @@ class RestSource(Source):
             PageReader(config, secrets, dataset=self.dataset) as reader,
         ):
             spill = Path(tmp) / "records.ndjson"
-            pages, lines, odd = _spill(reader.pages(since), spill)
+            outcome = ParentOutcome()
+            read = (
+                reader.pages(since)
+                if config.parent is None
+                else child_pages(reader, since, outcome)
+            )
+            pages, lines, odd = _spill(read, spill)
             log.info(
                 "dataset %s: %d record(s) from %d page(s) of %s",
                 self.dataset,
@@ -110,7 +117,10 @@ class RestSource(Source):
         if lines:
             _locate_rejects(con, rejects, pages)
         cap_raw_records(con, rejects)
-        skipped = self._dedupe(con, table)
+        skipped = dict(outcome.skipped)
+        duplicates = self._dedupe(con, table)
+        if duplicates:
+            skipped["duplicate_record"] = duplicates
         cursor = self.request.incremental.cursor if self.request.incremental else None
         last = _max_cursor(con, table, cursor) if cursor else None
         return StagedSource(
@@ -120,7 +130,8 @@ class RestSource(Source):
             files=[],
             columns=table_columns(con, tbl(table)),
             resume={"cursor": last} if last is not None else resume,
-            skipped={"duplicate_record": skipped} if skipped else {},
+            skipped=skipped,
+            warnings=outcome.warnings(config.parent.name) if config.parent is not None else [],
         )
 
     # ---- config ----
@@ -231,6 +242,8 @@ class RestSource(Source):
         config = self.config
         assert isinstance(config, RestSourceSpec)
         cols = table_columns(con, tbl(table))
+        if count_rows(con, table) == 0:  # nothing read: no keys to check (columns unknown)
+            return 0
         if config.primary_key:
             missing = [k for k in config.primary_key if k not in cols]
             if missing:
