@@ -280,6 +280,7 @@ class RestSource(Source):
 
 
 _SPILL = "<rest spill>"
+_NESTED = ("STRUCT", "MAP", "UNION")
 
 
 def _spill(pages: Any, path: Path) -> tuple[list[tuple[int, int, str]], int, bool]:
@@ -311,8 +312,8 @@ def _fast_read(
     con: duckdb.DuckDBPyConnection, table: str, spill: Path, declared: dict[str, str] | None
 ) -> bool:
     """One strict ``read_json`` of the spill (objects only); False when a record does not
-    fit (then the record-level path separates the bad ones) or a column is nested (kept as
-    JSON text by that path)."""
+    fit (then the record-level path separates the bad ones). Nested columns (lists,
+    objects) are read as JSON, as the record-level path keeps them."""
     from lockgate.sources.files import named_arg
 
     opts: dict[str, object] = {"format": "newline_delimited", "records": True}
@@ -328,10 +329,16 @@ def _fast_read(
     query = exp.select("*").from_(reader)
     try:
         cols = table_columns(con, query)
-        if not declared and any(
-            t.endswith("]") or t.startswith(("STRUCT", "MAP")) for t in cols.values()
-        ):
-            return False
+        nested = [c for c, t in cols.items() if t.endswith("]") or t.startswith(_NESTED)]
+        if not declared and nested:
+            # nested values stay JSON, as the record-level path stages them
+            opts["columns"] = {c: "JSON" if c in nested else t for c, t in cols.items()}
+            reader = exp.func(
+                "read_json",
+                exp.Literal.string(str(spill)),
+                *(named_arg(k, v) for k, v in opts.items()),
+            )
+            query = exp.select("*").from_(reader)
         con.execute(
             exp.Create(this=tbl(table), kind="TABLE", replace=True, expression=query).sql("duckdb")
         )
