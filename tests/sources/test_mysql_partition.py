@@ -172,3 +172,44 @@ def test_without_the_lock_privilege_one_connection_reads_and_says_why(
     finally:
         my.execute(f"DROP USER IF EXISTS '{user}'@'%'")
         my.execute(f"DROP USER IF EXISTS '{user}'@'localhost'")
+
+
+def test_the_table_is_locked_while_every_range_starts_its_snapshot(
+    tmp_path: Path, my: Any, mysql_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The protocol itself (connectorx starts its connections while holding the GIL, so no
+    write can be injected between two of them): while the ranges' connections start, the
+    table is read-locked (``SHOW OPEN TABLES``: in use) and each connection begins a
+    consistent snapshot before anything else; after that the lock is gone."""
+    import connectorx
+
+    _accounts(my, 100)
+    db = mysql_url.rsplit("/", 1)[1]
+    seen: list[tuple[Any, ...]] = []
+    real = connectorx.read_sql
+
+    def in_use() -> int:
+        probe = _connect(mysql_url)
+        with probe.cursor() as c:
+            c.execute(f"SHOW OPEN TABLES FROM `{db}` LIKE 'acc'")
+            row = c.fetchone()
+        probe.close()
+        return int(row[2]) if row else 0
+
+    def spy(url: str, queries: Any, **kw: Any) -> Any:
+        seen.append((in_use(), list(kw["pre_execution_query"]), list(queries)))
+        return real(url, queries, **kw)
+
+    monkeypatch.setattr(connectorx, "read_sql", spy)
+    root = _project(
+        tmp_path / "p", {"table": "acc", "partition": {"column": "id", "partitions": 3}}
+    )
+    result = lockgate.run(root)
+    assert result.ok, result.steps[0].error
+    (call,) = [s for s in seen if isinstance(s[2], list) and len(s[2]) == 3]
+    locked, pre, queries = call
+    assert locked >= 1  # LOCK TABLES acc READ held while the connections start
+    assert pre.index("START TRANSACTION WITH CONSISTENT SNAPSHOT") == len(pre) - 1
+    assert all("`id` >=" in q or "id >=" in q for q in queries)
+    assert in_use() == 0  # unlocked after the start
+    assert sorted(r["id"] for r in lockgate.read(root, "acc").to_pylist()) == list(range(1, 101))
