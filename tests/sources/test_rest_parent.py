@@ -305,3 +305,28 @@ def test_config_names_the_parent_consistently() -> None:
     for fields in bad:
         with pytest.raises(ValidationError):
             RestSourceSpec(**base, **fields)
+
+
+@pytest.mark.slow
+def test_nested_values_have_the_same_type_with_or_without_a_bad_record(
+    tmp_path: Path, server: Server
+) -> None:
+    """Lists and objects are staged as JSON by the fast read (all records fine) and by the
+    record-level path (a bad record forces it): the published column types agree."""
+    good = [{"id": i, "tags": ["a", str(i)], "meta": {"k": i}} for i in range(1, 6)]
+    bad = [*good, "not an object"]
+    schemas = []
+    for name, body in (("good", good), ("bad", bad)):
+        server.route(f"/{name}", lambda r, b=body: (200, {}, b))
+        src = {"type": "rest", "base_url": server.url, "path": f"/{name}", "retry": FAST_RETRY}
+        root = make_project(tmp_path / name, [{"name": "items", "source": src}])
+        result = lockgate.run(root)
+        step = result.steps[0]
+        assert result.ok, step.error
+        assert step.rows_out == 5 and step.rows_quarantined == (1 if name == "bad" else 0)
+        table = lockgate.read(root, "items")
+        schemas.append({f.name: str(f.type) for f in table.schema})
+        rows = sorted(table.to_pylist(), key=lambda r: r["id"])
+        assert [json.loads(r["tags"]) for r in rows] == [["a", str(i)] for i in range(1, 6)]
+        assert [json.loads(r["meta"]) for r in rows] == [{"k": i} for i in range(1, 6)]
+    assert schemas[0] == schemas[1]
