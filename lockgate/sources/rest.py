@@ -32,9 +32,11 @@ classifies the records read again (``already_published``).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import tempfile
+from collections.abc import Iterator
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -113,7 +115,8 @@ class RestSource(Source):
                 len(pages),
                 reader.show(reader.start_url()),
             )
-            self._stage_spill(con, table, rejects, spill, lines, odd)
+            with in_file_order(con):
+                self._stage_spill(con, table, rejects, spill, lines, odd)
         if lines:
             _locate_rejects(con, rejects, pages)
         cap_raw_records(con, rejects)
@@ -345,6 +348,20 @@ def _fast_read(
     except (duckdb.InvalidInputException, duckdb.ConversionException, duckdb.BinderException):
         return False
     return True
+
+
+@contextlib.contextmanager
+def in_file_order(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """Stage rows in spill order: the work session reads with ``preserve_insertion_order``
+    off, and then a large spill's rows land out of order (DuckDB reads it in parallel
+    blocks) — the duplicate rule "the later page's copy wins" needs their order."""
+    row = con.execute("SELECT current_setting('preserve_insertion_order')").fetchone()
+    before = bool(row[0]) if row else True
+    con.execute("SET preserve_insertion_order = true")
+    try:
+        yield
+    finally:
+        con.execute(f"SET preserve_insertion_order = {'true' if before else 'false'}")
 
 
 def _locate_rejects(
