@@ -296,18 +296,18 @@ def _spill(pages: Any, path: Path) -> tuple[list[tuple[int, int, str]], int, boo
     with path.open("w", encoding="utf-8") as f:
         for page in pages:
             index.append((lines + 1, page.number, page.url))
-            out = []
-            for rec in page.records:
-                if not isinstance(rec, dict):
-                    odd = True
-                text = dumps(rec)
-                if "NaN" in text or "Infinity" in text:
-                    odd = True  # not JSON: the line reader rejects the record
-                out.append(text)
-            if out:
-                f.write("\n".join(out))
-                f.write("\n")
-            lines += len(out)
+            records = page.records
+            if not records:
+                continue
+            # per page, not per record: no Python loop over the records
+            if not odd and set(map(type, records)) != {dict}:
+                odd = True  # a record that is not an object (or a dict subclass)
+            text = "\n".join(map(dumps, records))
+            if not odd and ("NaN" in text or "Infinity" in text):
+                odd = True  # maybe not JSON (or just a string): the line reader decides
+            f.write(text)
+            f.write("\n")
+            lines += len(records)
     return index, lines, odd
 
 
