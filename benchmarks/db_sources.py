@@ -2,6 +2,7 @@
 table through the whole run loop (stage → audit of 2 checks → publish), rows/s and peak RSS.
 
     .venv/bin/python benchmarks/db_sources.py --rows 1000000 [--db postgres|mysql|both]
+        [--partitions N]    # partition: {column: id, partitions: N} (parallel ranges)
 
 Each measurement runs in its own process (peak RSS is that process's ``ru_maxrss``); the
 table is created once in a scratch database (dropped afterwards). Columns: id bigint,
@@ -81,14 +82,17 @@ def _drop(kind: str, db: str) -> None:
         conn.close()
 
 
-def _project(root: Path, kind: str, url: str) -> None:
+def _project(root: Path, kind: str, url: str, partitions: int = 0) -> None:
     root.mkdir(parents=True)
     cfg = {"name": "bench", "connections": {"db": {"type": kind, "url": url}}}
     (root / "lockgate.yaml").write_text(yaml.safe_dump(cfg))
     (root / "datasets").mkdir()
+    source: dict[str, object] = {"type": kind, "connection": "db", "table": "bench"}
+    if partitions:
+        source["partition"] = {"column": "id", "partitions": partitions}
     ds = {
         "name": "bench",
-        "source": {"type": kind, "connection": "db", "table": "bench"},
+        "source": source,
         "checks": [{"type": "not_null", "column": "id"}, {"type": "unique", "column": "id"}],
     }
     (root / "datasets" / "main.yaml").write_text(yaml.safe_dump({"datasets": [ds]}))
@@ -98,19 +102,23 @@ def _child(root: str) -> None:
     import lockgate
 
     t0 = time.perf_counter()
+    ru0 = resource.getrusage(resource.RUSAGE_SELF)
     result = lockgate.run(root)
     seconds = time.perf_counter() - t0
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = ru.ru_utime + ru.ru_stime - ru0.ru_utime - ru0.ru_stime
     step = result.steps[0]
-    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"ok": result.ok, "rows": step.rows_out, "s": seconds, "rss_mb": rss_mb}))
+    rss_mb = ru.ru_maxrss / 1024
+    out = {"ok": result.ok, "rows": step.rows_out, "s": seconds, "cpu_s": round(cpu, 2)}
+    print(json.dumps({**out, "rss_mb": rss_mb, "warnings": step.warnings}))
 
 
-def measure(kind: str, rows: int) -> dict[str, object]:
+def measure(kind: str, rows: int, partitions: int = 0) -> dict[str, object]:
     db, url = _create_pg(rows) if kind == "postgres" else _create_mysql(rows)
     try:
         with tempfile.TemporaryDirectory() as tmp:
             root = Path(tmp) / "p"
-            _project(root, kind, url)
+            _project(root, kind, url, partitions)
             out = subprocess.run(
                 [sys.executable, __file__, "--child", str(root)],
                 check=True,
@@ -122,6 +130,7 @@ def measure(kind: str, rows: int) -> dict[str, object]:
     finally:
         _drop(kind, db)
     res["db"] = kind
+    res["partitions"] = partitions
     res["rows_per_s"] = round(int(str(res["rows"])) / float(str(res["s"])))
     return res
 
@@ -130,13 +139,14 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--db", choices=["postgres", "mysql", "both"], default="both")
+    ap.add_argument("--partitions", type=int, default=0)
     ap.add_argument("--child")
     args = ap.parse_args()
     if args.child:
         _child(args.child)
         return
     for kind in ["postgres", "mysql"] if args.db == "both" else [args.db]:
-        print(json.dumps(measure(kind, args.rows)))
+        print(json.dumps(measure(kind, args.rows, args.partitions)))
 
 
 if __name__ == "__main__":

@@ -49,7 +49,16 @@ def main() -> None:
     }
     (out / "datasets" / "main.yaml").write_text(yaml.safe_dump({"datasets": [ds]}))
 
+    # imports outside the timed region, as the harness's other runners do (its contract
+    # times "query -> rows on disk"); the whole process's wall and CPU time include them
+    import adbc_driver_postgresql  # noqa: F401
+    import deltalake  # noqa: F401
+    import duckdb  # noqa: F401
+    import psycopg  # noqa: F401
+    import pyarrow  # noqa: F401
+
     import lockgate
+    import lockgate.runloop.runner
 
     t0 = time.perf_counter()
     result = lockgate.run(out)

@@ -108,6 +108,12 @@ SKIP_REASONS: dict[str, str] = {
     "yet, or before partition.start (a run reads only its due intervals)",
     "interval_blocked": "partitioned: the gate blocked the row's interval; the interval stays "
     "due and is processed again by the next run",
+    "parent_field_missing": "REST child endpoint: a parent record without a scalar value for "
+    "a {parent.field} placeholder opens no child read (counted per parent record)",
+    "duplicate_parent": "REST child endpoint: the parent's child URL was already read in this "
+    "run (counted per parent record)",
+    "child_not_found": "REST child endpoint answered 404 and child_not_found: skip is set "
+    "(counted per parent record; listed in the step's warnings)",
 }
 
 

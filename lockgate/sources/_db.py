@@ -340,6 +340,7 @@ def load_stream(session: Session, table: str, reader: pa.RecordBatchReader) -> s
                 kind="TABLE",
                 replace=True,
                 expression=exp.select("*").from_(table_ref(view)),
+                properties=exp.Properties(expressions=[exp.TemporaryProperty()]),
             )
         )
     except Exception:

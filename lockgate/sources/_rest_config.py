@@ -8,9 +8,10 @@ be references — ``${ENV_VAR}`` or ``file:/path`` — never literals in the pro
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from lockgate.connections import references
 from lockgate.sources.base import SourceConfig
@@ -155,6 +156,28 @@ class RetryPolicy(_Frozen):
     )
 
 
+#: ``{parent.field}`` (or ``{parent.a.b}``) in a child endpoint's path or params
+PLACEHOLDER = re.compile(r"\{([A-Za-z_]\w*)\.([A-Za-z_][\w.\-]*)\}")
+
+
+class ParentEndpoint(_Frozen):
+    """The parent of a child endpoint (dlt's ``resolve``): every record of it, over all its
+    pages, opens one read of the child endpoint, whose ``path``/``params`` name the
+    parent's fields as ``{<name>.<field>}`` (e.g. ``path: /issues/{issues.number}/comments``).
+    Same base URL, headers, auth, retries and rate limit as the child."""
+
+    name: str = Field(
+        pattern=r"^[A-Za-z_]\w*$",
+        description="how the child's path/params name the parent record: {issues.number}",
+    )
+    path: str = Field(default="", description="the parent endpoint's path, after base_url")
+    params: dict[str, str | int | float | bool] = Field(
+        default_factory=dict, description="the parent's query parameters (may hold ${VAR})"
+    )
+    paginator: Paginator = Field(default_factory=SinglePage)
+    record_path: str | None = Field(default=None, description="JSONPath of the parent records")
+
+
 class RestSourceSpec(SourceConfig):
     """One REST endpoint, all its pages, as one dataset."""
 
@@ -199,6 +222,21 @@ class RestSourceSpec(SourceConfig):
     columns: dict[str, str] | None = Field(
         default=None, description="declared column types (records that do not fit: quarantined)"
     )
+    parent: ParentEndpoint | None = Field(
+        default=None,
+        description="read this endpoint once per record of a parent endpoint: "
+        "{name: issues, path: /issues} with path: /issues/{issues.number}/comments",
+    )
+    include_from_parent: list[str] = Field(
+        default_factory=list,
+        description="parent fields copied into every child record, as _<parent>_<field> "
+        "(e.g. [number] gives _issues_number)",
+    )
+    child_not_found: Literal["fail", "skip"] = Field(
+        default="fail",
+        description="a child endpoint answering 404: fail the step, or skip that parent "
+        "(counted as skipped 'child_not_found' and reported in the step's warnings)",
+    )
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
     rate_limit: float | None = Field(
         default=None, gt=0, description="most requests per second (client-side)"
@@ -210,3 +248,24 @@ class RestSourceSpec(SourceConfig):
         default=64 * 1024 * 1024, ge=1024, description="a larger response body fails the step"
     )
     timeout: float = Field(default=30.0, gt=0, description="seconds per request")
+
+    @model_validator(mode="after")
+    def _parent_references(self) -> RestSourceSpec:
+        texts = [self.path, *(str(v) for v in self.params.values())]
+        named = {m.group(1) for t in texts for m in PLACEHOLDER.finditer(t)}
+        if self.parent is None:
+            if named:
+                raise ValueError(
+                    f"path/params name a parent ({', '.join(sorted(named))}) but no "
+                    "'parent:' endpoint is set"
+                )
+            if self.include_from_parent:
+                raise ValueError("'include_from_parent:' needs a 'parent:' endpoint")
+            return self
+        if named != {self.parent.name}:
+            raise ValueError(
+                f"a child endpoint's path or params must name its parent as "
+                f"{{{self.parent.name}.<field>}} (found: "
+                f"{', '.join(sorted(named)) or 'none'})"
+            )
+        return self

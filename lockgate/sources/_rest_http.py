@@ -39,6 +39,7 @@ from lockgate.sources._rest_config import (
     OAuth2ClientCredentials,
     OffsetPaginator,
     PageNumberPaginator,
+    Paginator,
     RestSourceSpec,
     SinglePage,
 )
@@ -53,6 +54,22 @@ RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
 
 class AuthError(TerminalError):
     """The API refused the credentials (401/403)."""
+
+
+class NotFound(InputError):
+    """The endpoint answered 404 (a child endpoint may skip its parent on it)."""
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """What one paginated read requests: the URL (secrets resolved), the query parameters,
+    the paginator, where the records are, and whether ``since_param`` applies."""
+
+    url: str
+    params: dict[str, str]
+    paginator: Paginator
+    record_path: str | None
+    since: bool = True
 
 
 @dataclass(frozen=True)
@@ -135,6 +152,8 @@ def resolve_secrets(config: RestSourceSpec, dataset: str, root: Any) -> dict[str
     came from a reference is remembered for redaction, whatever its name."""
     fields: dict[str, str] = {"base_url": config.base_url}
     fields.update({f"param:{k}": str(v) for k, v in config.params.items()})
+    if config.parent is not None:
+        fields.update({f"parent_param:{k}": str(v) for k, v in config.parent.params.items()})
     fields.update({f"header:{k}": v for k, v in config.headers.items()})
     if config.auth is not None:
         for k, v in config.auth.model_dump().items():
@@ -370,6 +389,11 @@ class PageReader:
                         hint="check the auth: settings and that the referenced secret is current",
                     )
                 if status not in RETRY_STATUS:
+                    if status == 404:
+                        raise NotFound(
+                            f"{where}: HTTP 404: {_excerpt(body)}",
+                            hint="check base_url, path and params",
+                        )
                     if status >= 400:
                         raise InputError(
                             f"{where}: HTTP {status}: {_excerpt(body)}",
@@ -418,13 +442,30 @@ class PageReader:
 
     # ---- pagination ----
 
-    def pages(self, since: str | None) -> Iterator[Page]:
-        """Every page of the endpoint, in order; ``since`` goes in ``since_param``."""
-        cfg = self.config
-        pag = cfg.paginator
-        url = self.start_url()
+    def endpoint(self) -> Endpoint:
+        """The configured endpoint (for a child endpoint: its path still has placeholders)."""
         params = {k[len("param:") :]: v for k, v in self.secrets.items() if k.startswith("param:")}
-        if cfg.since_param and since is not None:
+        return Endpoint(self.start_url(), params, self.config.paginator, self.config.record_path)
+
+    def parent_endpoint(self) -> Endpoint:
+        """The parent endpoint of a child endpoint (``parent:``); ``since_param`` is not sent."""
+        parent = self.config.parent
+        assert parent is not None
+        base = self.secrets["base_url"]
+        url = base.rstrip("/") + "/" + parent.path.lstrip("/") if parent.path else base
+        prefix = "parent_param:"
+        params = {k[len(prefix) :]: v for k, v in self.secrets.items() if k.startswith(prefix)}
+        return Endpoint(url, params, parent.paginator, parent.record_path, since=False)
+
+    def pages(self, since: str | None, endpoint: Endpoint | None = None) -> Iterator[Page]:
+        """Every page of the endpoint (default: the configured one), in order; ``since``
+        goes in ``since_param``."""
+        cfg = self.config
+        ep = endpoint if endpoint is not None else self.endpoint()
+        pag = ep.paginator
+        url = ep.url
+        params = dict(ep.params)
+        if cfg.since_param and since is not None and ep.since:
             params[cfg.since_param] = since
         if isinstance(pag, PageNumberPaginator):
             params[pag.page_param] = str(pag.base_page)
@@ -433,7 +474,7 @@ class PageReader:
         elif isinstance(pag, OffsetPaginator):
             params[pag.offset_param] = "0"
             params[pag.limit_param] = str(pag.limit)
-        record_path = None if cfg.record_path is None else parse_path(cfg.record_path)
+        record_path = None if ep.record_path is None else parse_path(ep.record_path)
         seen: dict[str, int] = {}
         number = 0
         offset = 0
@@ -457,7 +498,7 @@ class PageReader:
             seen[key] = number
             data, response = self.fetch(url, params, number)
             shown = self.show(url, params)
-            records = _records(data, record_path, cfg.record_path, number, shown, self.dataset)
+            records = _records(data, record_path, ep.record_path, number, shown, self.dataset)
             yield Page(number, shown, records)
             if isinstance(pag, SinglePage):
                 return

@@ -32,9 +32,11 @@ classifies the records read again (``already_published``).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import tempfile
+from collections.abc import Iterator
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -48,6 +50,7 @@ from lockgate.sources import _records
 from lockgate.sources._records import tbl
 from lockgate.sources._rest_config import RestSourceSpec
 from lockgate.sources._rest_http import PageReader, resolve_secrets
+from lockgate.sources._rest_parent import ParentOutcome, child_pages
 from lockgate.sources.base import (
     REJECTS_SUFFIX,
     ResumeToken,
@@ -98,7 +101,13 @@ class RestSource(Source):
             PageReader(config, secrets, dataset=self.dataset) as reader,
         ):
             spill = Path(tmp) / "records.ndjson"
-            pages, lines, odd = _spill(reader.pages(since), spill)
+            outcome = ParentOutcome()
+            read = (
+                reader.pages(since)
+                if config.parent is None
+                else child_pages(reader, since, outcome)
+            )
+            pages, lines, odd = _spill(read, spill)
             log.info(
                 "dataset %s: %d record(s) from %d page(s) of %s",
                 self.dataset,
@@ -106,11 +115,15 @@ class RestSource(Source):
                 len(pages),
                 reader.show(reader.start_url()),
             )
-            self._stage_spill(con, table, rejects, spill, lines, odd)
+            with in_file_order(con):
+                self._stage_spill(con, table, rejects, spill, lines, odd)
         if lines:
             _locate_rejects(con, rejects, pages)
         cap_raw_records(con, rejects)
-        skipped = self._dedupe(con, table)
+        skipped = dict(outcome.skipped)
+        duplicates = self._dedupe(con, table)
+        if duplicates:
+            skipped["duplicate_record"] = duplicates
         cursor = self.request.incremental.cursor if self.request.incremental else None
         last = _max_cursor(con, table, cursor) if cursor else None
         return StagedSource(
@@ -120,7 +133,8 @@ class RestSource(Source):
             files=[],
             columns=table_columns(con, tbl(table)),
             resume={"cursor": last} if last is not None else resume,
-            skipped={"duplicate_record": skipped} if skipped else {},
+            skipped=skipped,
+            warnings=outcome.warnings(config.parent.name) if config.parent is not None else [],
         )
 
     # ---- config ----
@@ -231,6 +245,8 @@ class RestSource(Source):
         config = self.config
         assert isinstance(config, RestSourceSpec)
         cols = table_columns(con, tbl(table))
+        if count_rows(con, table) == 0:  # nothing read: no keys to check (columns unknown)
+            return 0
         if config.primary_key:
             missing = [k for k in config.primary_key if k not in cols]
             if missing:
@@ -267,6 +283,7 @@ class RestSource(Source):
 
 
 _SPILL = "<rest spill>"
+_NESTED = ("STRUCT", "MAP", "UNION")
 
 
 def _spill(pages: Any, path: Path) -> tuple[list[tuple[int, int, str]], int, bool]:
@@ -279,18 +296,18 @@ def _spill(pages: Any, path: Path) -> tuple[list[tuple[int, int, str]], int, boo
     with path.open("w", encoding="utf-8") as f:
         for page in pages:
             index.append((lines + 1, page.number, page.url))
-            out = []
-            for rec in page.records:
-                if not isinstance(rec, dict):
-                    odd = True
-                text = dumps(rec)
-                if "NaN" in text or "Infinity" in text:
-                    odd = True  # not JSON: the line reader rejects the record
-                out.append(text)
-            if out:
-                f.write("\n".join(out))
-                f.write("\n")
-            lines += len(out)
+            records = page.records
+            if not records:
+                continue
+            # per page, not per record: no Python loop over the records
+            if not odd and set(map(type, records)) != {dict}:
+                odd = True  # a record that is not an object (or a dict subclass)
+            text = "\n".join(map(dumps, records))
+            if not odd and ("NaN" in text or "Infinity" in text):
+                odd = True  # maybe not JSON (or just a string): the line reader decides
+            f.write(text)
+            f.write("\n")
+            lines += len(records)
     return index, lines, odd
 
 
@@ -298,8 +315,8 @@ def _fast_read(
     con: duckdb.DuckDBPyConnection, table: str, spill: Path, declared: dict[str, str] | None
 ) -> bool:
     """One strict ``read_json`` of the spill (objects only); False when a record does not
-    fit (then the record-level path separates the bad ones) or a column is nested (kept as
-    JSON text by that path)."""
+    fit (then the record-level path separates the bad ones). Nested columns (lists,
+    objects) are read as JSON, as the record-level path keeps them."""
     from lockgate.sources.files import named_arg
 
     opts: dict[str, object] = {"format": "newline_delimited", "records": True}
@@ -315,16 +332,36 @@ def _fast_read(
     query = exp.select("*").from_(reader)
     try:
         cols = table_columns(con, query)
-        if not declared and any(
-            t.endswith("]") or t.startswith(("STRUCT", "MAP")) for t in cols.values()
-        ):
-            return False
+        nested = [c for c, t in cols.items() if t.endswith("]") or t.startswith(_NESTED)]
+        if not declared and nested:
+            # nested values stay JSON, as the record-level path stages them
+            opts["columns"] = {c: "JSON" if c in nested else t for c, t in cols.items()}
+            reader = exp.func(
+                "read_json",
+                exp.Literal.string(str(spill)),
+                *(named_arg(k, v) for k, v in opts.items()),
+            )
+            query = exp.select("*").from_(reader)
         con.execute(
             exp.Create(this=tbl(table), kind="TABLE", replace=True, expression=query).sql("duckdb")
         )
     except (duckdb.InvalidInputException, duckdb.ConversionException, duckdb.BinderException):
         return False
     return True
+
+
+@contextlib.contextmanager
+def in_file_order(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """Stage rows in spill order: the work session reads with ``preserve_insertion_order``
+    off, and then a large spill's rows land out of order (DuckDB reads it in parallel
+    blocks) — the duplicate rule "the later page's copy wins" needs their order."""
+    row = con.execute("SELECT current_setting('preserve_insertion_order')").fetchone()
+    before = bool(row[0]) if row else True
+    con.execute("SET preserve_insertion_order = true")
+    try:
+        yield
+    finally:
+        con.execute(f"SET preserve_insertion_order = {'true' if before else 'false'}")
 
 
 def _locate_rejects(

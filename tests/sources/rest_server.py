@@ -40,6 +40,7 @@ class Server:
         self.url = ""
 
     def route(self, path: str, fn: Handler) -> None:
+        """``fn`` answers ``path``; a path ending in ``/*`` answers every path under it."""
         self.routes[path] = fn
 
     def requests(self, path: str) -> list[Request]:
@@ -52,6 +53,15 @@ class Server:
             req = Request(method, parts.path, dict(parse_qsl(parts.query)), headers, body, n)
             self.log.append(req)
         fn = self.routes.get(parts.path)
+        if fn is None:
+            fn = next(
+                (
+                    f
+                    for p, f in self.routes.items()
+                    if p.endswith("/*") and parts.path.startswith(p[:-1])
+                ),
+                None,
+            )
         if fn is None:
             return 404, {}, {"error": f"no route {parts.path}"}
         return fn(req)
