@@ -53,8 +53,16 @@ class ListConsumer:
     def __init__(self, data: Sequence[bytes]) -> None:
         self.data, self.pos = data, 0
 
-    def seek(self, committed_seq: int) -> None:
-        self.pos = committed_seq + 1 if committed_seq >= 0 else 0
+    PARTITIONED = False
+
+    def partitions(self) -> list[int]:
+        return [0]
+
+    def position_id(self, partition: int) -> str:
+        raise NotImplementedError
+
+    def seek(self, committed: dict[int, int]) -> None:
+        self.pos = max(committed.get(0, -1), 0)  # seq i + 1 is message i
 
     def fetch(self, max_events: int, wait_seconds: float) -> Batch:
         start, self.pos = self.pos, min(self.pos + max_events, len(self.data))

@@ -59,7 +59,32 @@ class NatsStreamSource(_Frozen):
     envelope: Literal["none", "ndjson"] = "none"
 
 
-StreamSourceSpec = Annotated[RedisStreamSource | NatsStreamSource, Field(discriminator="type")]
+class KafkaStreamSource(_Frozen):
+    """A Kafka topic read through a consumer group (confluent-kafka / librdkafka).
+
+    The table holds one position per partition (its own application transaction), so a
+    multi-partition topic commits all its partitions' positions in one Delta commit. At
+    start and at every rebalance each assigned partition is sought to the table's position;
+    the group's committed offsets are written after each Delta commit (for monitoring
+    tools) but never trusted."""
+
+    type: Literal["kafka"]
+    #: ``host:port[,host:port…]`` of the brokers (no credentials here)
+    bootstrap: str
+    topic: str
+    group: str = "lockgate"
+    #: the group member's session timeout: a consumer killed without leaving the group holds
+    #: its partitions this long before a restarted one gets them
+    session_timeout: str | float = "45s"
+    #: where a partition the table holds no position for starts
+    start: Literal["earliest", "latest"] = "earliest"
+
+    _session = field_validator("session_timeout")(_duration)
+
+
+StreamSourceSpec = Annotated[
+    RedisStreamSource | NatsStreamSource | KafkaStreamSource, Field(discriminator="type")
+]
 
 
 class DedupSpec(_Frozen):

@@ -72,7 +72,8 @@ DLQ_SCHEMA = pa.schema(
 @dataclass
 class BatchCounts:
     """Where a batch's messages went: ``read = published + late + dlq + duplicates +
-    already_committed``; ``enrich_missed`` counts published events kept without a match."""
+    already_committed + redelivered``; ``enrich_missed`` counts published events kept
+    without a match."""
 
     read: int = 0
     published: int = 0
@@ -80,6 +81,8 @@ class BatchCounts:
     dlq: int = 0
     duplicates: int = 0
     already_committed: int = 0
+    #: delivered twice within one fetch (a rebalance re-sought the partition)
+    redelivered: int = 0
     enrich_missed: int = 0
 
     def add(self, other: BatchCounts) -> None:
@@ -89,7 +92,7 @@ class BatchCounts:
     @property
     def reconciles(self) -> bool:
         out = self.published + self.late + self.dlq + self.duplicates + self.already_committed
-        return self.read == out
+        return self.read == out + self.redelivered
 
 
 @dataclass(frozen=True)
@@ -141,14 +144,21 @@ class _Dlq:
     def __len__(self) -> int:
         return len(self.rows)
 
-    def table(self, batch: Batch, now: dt.datetime) -> pa.Table:
+    def table(self, batch: Batch, now: dt.datetime, done: dict[int, int]) -> pa.Table:
+        """The rows not yet in the DLQ table (its positions: ``done``)."""
         idx = pa.array(self.rows, pa.int64())
+        parts = None if batch.partitions is None else batch.partitions.take(idx)
+        fresh = after(batch.seqs.take(idx), parts, done)
+        if fresh is not None:
+            idx = idx.filter(fresh)
+        rows = idx.to_pylist()
+        reasons = self.reasons if fresh is None else pa.array(self.reasons).filter(fresh).to_pylist()
         arrays = [
             batch.offsets.take(idx),
             batch.seqs.take(idx),
-            pa.array([batch.payloads[i] for i in self.rows], pa.binary()),
-            pa.array(self.reasons, pa.string()),
-            pa.array([now] * len(self.rows), _TS),
+            pa.array([batch.payloads[i] for i in rows], pa.binary()),
+            pa.array(reasons, pa.string()),
+            pa.array([now] * len(rows), _TS),
         ]
         return pa.Table.from_arrays(arrays, schema=DLQ_SCHEMA)
 
@@ -165,9 +175,12 @@ class StreamRunner:
         self.rules = {c: spec.mask_rule(c) for c in spec.mask}
         if any(r.method == "hash" for r in self.rules.values()):
             register_key(con, spec.mask_key_env)
-        self.done = self._txn(self.sink)
+        #: per table: partition → last committed seq (the table's positions)
+        self.done = self._positions(self.sink)
         self.dlq_name = spec.name + DLQ_SUFFIX
-        self.dlq_done = self._txn(self.dlq_name)
+        self.dlq_done = self._positions(self.dlq_name)
+        #: per table: its own transaction version, a commit counter (partitioned sources)
+        self._commits: dict[str, int] = {}
         self.dedup = self._rebuild_dedup()
         self.enricher = Enricher(spec.enrich, store, con) if spec.enrich else None
         et = spec.event_time
@@ -175,7 +188,7 @@ class StreamRunner:
         committed = snap.last_commit.watermark if snap and snap.last_commit else None
         self.watermark = Watermark(et, committed) if et is not None else None
         self.late_name = et.late if et is not None and et.late != "dlq" else None
-        self.late_done = self._txn(self.late_name) if self.late_name else -1
+        self.late_done = self._positions(self.late_name) if self.late_name else {}
         self.write = TableWrite("append", partition_by=spec.sink.partition_by, schema_mode="merge")
         self.phases: dict[str, float] = {}
         #: called right before each commit: raises to stop first (a lost stream lease)
@@ -187,6 +200,20 @@ class StreamRunner:
     def _txn(self, table: str) -> int:
         snap = self.store.snapshot(table)
         return -1 if snap is None or snap.txn_version is None else snap.txn_version
+
+    def _positions(self, table: str) -> dict[int, int]:
+        """Partition → last seq ``table`` holds: its own transaction version for a
+        one-partition source; one transaction per partition (version = next seq) else."""
+        if not self.consumer.PARTITIONED:
+            return {0: self._txn(table)}
+        out: dict[int, int] = {}
+        if not self.store.exists(table):
+            return out
+        for p in self.consumer.partitions():
+            v = self.store.txn_version(table, self.consumer.position_id(p))
+            if v is not None:
+                out[p] = v - 1
+        return out
 
     def _rebuild_dedup(self) -> DedupWindow | None:
         d = self.spec.dedup
@@ -271,13 +298,10 @@ class StreamRunner:
         counts = BatchCounts(read=len(batch))
         dlq = _Dlq()
         fresh_idx: list[int] | None
-        if batch.last_seq <= self.done:
-            fresh_idx = []
-        elif int(batch.seqs[0].as_py()) > self.done:
-            fresh_idx = None  # all of it (the common case)
-        else:
-            mask = pc.greater(batch.seqs, pa.scalar(self.done, pa.int64()))
-            fresh_idx = pc.indices_nonzero(mask).to_pylist()
+        counts.read += batch.redelivered
+        counts.redelivered = batch.redelivered
+        fresh = after(batch.seqs, batch.partitions, self.done)  # None: all (the common case)
+        fresh_idx = None if fresh is None else pc.indices_nonzero(fresh).to_pylist()
         if fresh_idx is None:
             payloads, rows = batch.payloads, None
         else:
@@ -320,8 +344,10 @@ class StreamRunner:
         counts.published = good.num_rows
         counts.late = late.num_rows
         if late.num_rows:  # rows a crashed run already committed there are not written twice
-            seqs = batch.seqs.take(late.column(_ROW))
-            late = late.filter(pc.greater(seqs, pa.scalar(self.late_done, pa.int64())))
+            rows = late.column(_ROW)
+            parts = None if batch.partitions is None else batch.partitions.take(rows)
+            fresh_late = after(batch.seqs.take(rows), parts, self.late_done)
+            late = late if fresh_late is None else late.filter(fresh_late)
             late = late.drop_columns([_LATE, _ROW])
         self._commit(batch, good, late, dlq, now)
         self._clock("commit", t)
@@ -411,21 +437,81 @@ class StreamRunner:
         position (a table already at or past it is not written again)."""
         if self.guard is not None:
             self.guard()
-        last = batch.last_seq
-        tag = CommitTag(run_id=f"stream:{self.spec.name}", run_seq=last, batch_id=batch.last_offset)
-        if len(dlq) and last > self.dlq_done:
-            fresh_dlq = dlq.table(batch, now).filter(pc.field("seq") > self.dlq_done)
+        tops = batch_tops(batch)
+        if len(dlq):
+            fresh_dlq = dlq.table(batch, now, self.dlq_done)
             if fresh_dlq.num_rows:
+                tag = self._tag(self.dlq_name, batch, tops)
                 self.store.publish(self.dlq_name, fresh_dlq.to_reader(), write=_DLQ_WRITE, tag=tag)
-                self.dlq_done = last
+                _advance(self.dlq_done, tops)
         if late.num_rows and self.late_name is not None:
+            tag = self._tag(self.late_name, batch, tops)
             self.store.publish(self.late_name, late.to_reader(), write=self.write, tag=tag)
-            self.late_done = last
-        if good.num_rows:
+            _advance(self.late_done, tops)
+        # a partitioned source commits its positions even without rows: a restart (or a
+        # rebalance) then seeks past batches that went wholly to the DLQ
+        if good.num_rows or (self.consumer.PARTITIONED and _moves(self.done, tops)):
+            tag = self._tag(self.sink, batch, tops)
             if self.watermark is not None:
                 tag = replace(tag, watermark=self.watermark.advanced(good))
             self.store.publish(self.sink, good.to_reader(), write=self.write, tag=tag)
-            self.done = last
+            _advance(self.done, tops)
+
+    def _tag(self, table: str, batch: Batch, tops: dict[int, int]) -> CommitTag:
+        """One-partition source: the table's transaction version is the batch's last seq.
+        Partitioned: a commit counter, plus one position per partition (= next seq)."""
+        run_id = f"stream:{self.spec.name}"
+        if not self.consumer.PARTITIONED:
+            return CommitTag(run_id=run_id, run_seq=batch.last_seq, batch_id=batch.last_offset)
+        seq = self._commits.get(table)
+        seq = (self._txn(table) if seq is None else seq) + 1
+        self._commits[table] = seq
+        positions = tuple((self.consumer.position_id(p), s + 1) for p, s in sorted(tops.items()))
+        return CommitTag(run_id, seq, batch.last_offset, positions=positions)
+
+
+def after(
+    seqs: pa.Array, partitions: pa.Array | None, done: dict[int, int]
+) -> pa.BooleanArray | None:
+    """Per message: is it after its partition's committed seq in ``done`` (None: all are).
+
+    >>> after(pa.array([3, 4, 5]), None, {0: 3}).to_pylist()
+    [False, True, True]
+    >>> after(pa.array([7, 1, 8]), pa.array([0, 1, 0], pa.int32()), {0: 7}).to_pylist()
+    [False, True, True]
+    """
+    if not len(seqs):
+        return None
+    if partitions is None:
+        floor: pa.Array | pa.Scalar = pa.scalar(done.get(0, -1), pa.int64())
+    else:
+        top = int(pc.max(partitions).as_py())
+        lookup = [-1] * (top + 1)
+        for p, s in done.items():
+            if p <= top:
+                lookup[p] = s
+        floor = pa.array(lookup, pa.int64()).take(partitions)
+    mask = pc.greater(seqs, floor)
+    return None if pc.all(mask).as_py() else mask
+
+
+def batch_tops(batch: Batch) -> dict[int, int]:
+    """Partition → the batch's last seq in it."""
+    if not len(batch):
+        return {}
+    if batch.partitions is None:
+        return {0: batch.last_seq}
+    t = pa.table({"p": batch.partitions, "s": batch.seqs}).group_by("p").aggregate([("s", "max")])
+    return dict(zip(t.column("p").to_pylist(), t.column("s_max").to_pylist(), strict=True))
+
+
+def _advance(done: dict[int, int], tops: dict[int, int]) -> None:
+    for p, s in tops.items():
+        done[p] = max(done.get(p, -1), s)
+
+
+def _moves(done: dict[int, int], tops: dict[int, int]) -> bool:
+    return any(s > done.get(p, -1) for p, s in tops.items())
 
 
 def _over(t0: float, max_seconds: float | None) -> bool:
