@@ -45,6 +45,7 @@ from lockgate.streams.eventtime import Watermark
 from lockgate.streams.mask import masked_query, register_key
 from lockgate.streams.parse import arrow_schema, parse_json_batch
 from lockgate.streams.sources import Batch, StreamConsumer
+from lockgate.streams.windows import WindowAggregator
 
 #: columns lockgate adds to every stream sink row
 OFFSET_COLUMN = "_lockgate_offset"
@@ -152,7 +153,9 @@ class _Dlq:
         if fresh is not None:
             idx = idx.filter(fresh)
         rows = idx.to_pylist()
-        reasons = self.reasons if fresh is None else pa.array(self.reasons).filter(fresh).to_pylist()
+        reasons = (
+            self.reasons if fresh is None else pa.array(self.reasons).filter(fresh).to_pylist()
+        )
         arrays = [
             batch.offsets.take(idx),
             batch.seqs.take(idx),
@@ -190,6 +193,11 @@ class StreamRunner:
         self.late_name = et.late if et is not None and et.late != "dlq" else None
         self.late_done = self._positions(self.late_name) if self.late_name else {}
         self.write = TableWrite("append", partition_by=spec.sink.partition_by, schema_mode="merge")
+        self.windows = [WindowAggregator(a, et.column, spec.name) for a in spec.aggregates] if (
+            et is not None
+        ) else []  # fmt: skip
+        for w in self.windows:
+            w.rebuild(store, self.sink)
         self.phases: dict[str, float] = {}
         #: called right before each commit: raises to stop first (a lost stream lease)
         self.guard: Callable[[], None] | None = None
@@ -456,6 +464,18 @@ class StreamRunner:
                 tag = replace(tag, watermark=self.watermark.advanced(good))
             self.store.publish(self.sink, good.to_reader(), write=self.write, tag=tag)
             _advance(self.done, tops)
+            self._close_windows(good)
+
+    def _close_windows(self, published: pa.Table) -> None:
+        """Window aggregates: the sink's new events in, the windows the watermark closed
+        out (each aggregate table one commit; its position = the newest closed end)."""
+        if self.watermark is None:
+            return
+        for w in self.windows:
+            w.add(published)
+            closed = w.closed(self.watermark.value)
+            if closed is not None:
+                w.commit(self.store, closed[1], closed[0])
 
     def _tag(self, table: str, batch: Batch, tops: dict[int, int]) -> CommitTag:
         """One-partition source: the table's transaction version is the batch's last seq.

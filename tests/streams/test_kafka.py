@@ -162,10 +162,17 @@ def test_kafka_table_position_wins_over_the_group_offsets(tmp_path: Path, kafka:
     assert (c.read, c.published) == (40, 40)
 
 
+_CMD = [sys.executable, "-m", "lockgate", "stream", "run", "events", "--until-idle"]
+
+
 def _run_cli(root: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    cmd = [sys.executable, "-m", "lockgate", "stream", "run", "events", "--until-idle", "--debug"]
     return subprocess.run(
-        [*cmd, "-p", str(root)], env=env, cwd=REPO, capture_output=True, text=True, timeout=300
+        [*_CMD, "--debug", "-p", str(root)],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 
@@ -198,8 +205,7 @@ def test_kafka_kill_9_at_several_points(tmp_path: Path, kafka: str) -> None:
         assert done.returncode == 0, done.stderr[-2000:]
         out = json.loads(
             subprocess.run(
-                [sys.executable, "-m", "lockgate", "stream", "run", "events", "--until-idle"]
-                + ["--json", "-p", str(root)],
+                [*_CMD, "--json", "-p", str(root)],
                 cwd=REPO,
                 capture_output=True,
                 text=True,
