@@ -20,7 +20,6 @@ from lockgate.project.loader import load_project
 from lockgate.storage import store_for
 from lockgate.streams.config import StreamSpec
 from lockgate.streams.runner import StreamRunner
-from lockgate.streams.windows import window_bounds
 from tests.streams.conftest import COLUMNS, event, write_project
 from tests.streams.test_restart import ListConsumer
 
