@@ -130,6 +130,8 @@ def main() -> None:
     ap.add_argument("--skip-redis", action="store_true")
     ap.add_argument("--nats", action="store_true", help="also NATS JetStream, NDJSON envelopes")
     ap.add_argument("--envelope", type=int, default=500, help="events per NATS envelope")
+    ap.add_argument("--kafka", action="store_true", help="also Kafka (librdkafka mock cluster)")
+    ap.add_argument("--partitions", type=int, default=4, help="(mock cluster: always 4)")
     a = ap.parse_args()
     os.environ.setdefault("LOCKGATE_MASK_KEY", "bench-key")
     data = payloads(a.events)
@@ -139,6 +141,8 @@ def main() -> None:
     )
     if a.nats:
         nats_bench(data, a.batch, a.envelope)
+    if a.kafka:  # the mock cluster keeps ~50k messages a partition: older ones expire
+        kafka_bench(data[:200_000], a.batch, a.partitions)
     if a.skip_redis:
         return
     import redis
@@ -203,6 +207,58 @@ def nats_bench(data: list[bytes], batch: int, per_envelope: int) -> None:
         )
     finally:
         asyncio.run(delete())
+
+
+_MOCK = """
+import sys
+from confluent_kafka import Producer
+p = Producer({"test.mock.num.brokers": 3, "bootstrap.servers": "x", "log_level": 3})
+b = p.list_topics(timeout=10).brokers.values()
+print(",".join(f"{x.host}:{x.port}" for x in b), flush=True)
+sys.stdin.read()  # the cluster lives until the benchmark closes our stdin
+"""
+
+
+def kafka_bench(data: list[bytes], batch: int, partitions: int) -> None:
+    """A 3-broker librdkafka mock cluster in a child process (its CPU is not ours, like
+    Redis's); the topic gets the mock's default 4 partitions on first produce."""
+    import subprocess
+    import sys
+
+    from confluent_kafka import Producer
+
+    from lockgate.streams.kafka import KafkaConsumer
+
+    mock = subprocess.Popen(
+        [sys.executable, "-c", _MOCK], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert mock.stdout is not None
+        bootstrap = mock.stdout.readline().strip()
+        topic = "lg-bench-" + uuid.uuid4().hex[:8]
+        t0 = time.perf_counter()
+        producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 50, "log_level": 3})
+        for i, p in enumerate(data):
+            while True:
+                try:
+                    producer.produce(topic, value=p, key=str(i % 97).encode())
+                    break
+                except BufferError:
+                    producer.poll(0.05)
+        producer.flush(120)
+        del producer
+        print(f"(published {len(data)} to Kafka (mock) in {time.perf_counter() - t0:.1f} s)")
+        src = {"type": "kafka", "bootstrap": bootstrap, "topic": topic, "group": "bench"}
+        s = spec(src, batch)
+        assert s.source.type == "kafka"
+        show(
+            f"end to end from Kafka ({partitions} partitions)",
+            run(s, KafkaConsumer(s.source, s.name)),
+        )
+    finally:
+        assert mock.stdin is not None
+        mock.stdin.close()
+        mock.wait(60)
 
 
 if __name__ == "__main__":

@@ -116,6 +116,15 @@ class DeltaStore(TableStore):
         self._tables: dict[str, DeltaTable] | None = {} if cache_tables else None
         self._snapshots: dict[str, TableSnapshot] | None = {} if cache_tables else None
         self._cache_lock = threading.Lock()  # steps of a run use the store from threads
+        #: tables kept open after this store wrote them (see :meth:`keep_written_tables`)
+        self._written: dict[str, DeltaTable] | None = None
+
+    def keep_written_tables(self) -> None:
+        """The caller is the only writer of the tables it publishes (a stream under its
+        lease): keep each written table open — delta-rs advances it in place on commit —
+        instead of loading its log again for the next publish. Reads are unaffected."""
+        if self._written is None:
+            self._written = {}
 
     # ------------------------------------------------------------------ locating tables
 
@@ -328,9 +337,11 @@ class DeltaStore(TableStore):
         ``overwrite`` empties the table. If the table's transaction for ``"lockgate:" + name``
         is already ``>= tag.run_seq`` nothing is read or written (``skipped``).
         """
-        return write_batch(
+        kept = self._written.pop(name, None) if self._written is not None else None
+        table = kept if kept is not None else self._maybe_table(name)
+        result = write_batch(
             self.path(name),
-            self._maybe_table(name),
+            table,
             data,
             write=write,
             meta=commit_metadata(write.mode, tag),
@@ -338,6 +349,9 @@ class DeltaStore(TableStore):
             spool_root=self.warehouse / SPOOL_DIR,
             positions=tag.positions,
         )
+        if self._written is not None and table is not None:
+            self._written[name] = table  # not on an error: reopened next time
+        return result
 
     @_writes
     def publish_query(

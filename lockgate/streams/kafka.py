@@ -111,6 +111,8 @@ class KafkaConsumer:
         unknown = OFFSET_BEGINNING if self.spec.start == "earliest" else OFFSET_END
         for tp in parts:
             tp.offset = self.next.get(tp.partition, unknown)
+            if tp.offset >= 0:
+                self._warn_expired(client, tp)
         self.assigned.update(tp.partition for tp in parts)
         self._joined = True
         log.info(
@@ -119,6 +121,20 @@ class KafkaConsumer:
             ", ".join(f"{tp.partition}@{tp.offset}" for tp in parts),
         )
         client.assign(parts)
+
+    def _warn_expired(self, client: Consumer, tp: TopicPartition) -> None:
+        """Say so when messages after the table's position are gone (retention): they were
+        never read, so no count holds them — this warning is where they show."""
+        try:
+            low, _ = client.get_watermark_offsets(tp, timeout=5, cached=False)
+        except Exception:
+            return
+        if low is not None and low > tp.offset:
+            log.warning(
+                "stream %s: topic %s partition %d: %d message(s) after the table's position "
+                "%d expired before they were read (retention); resuming at %d",
+                self.stream, self.spec.topic, tp.partition, low - tp.offset, tp.offset, low,
+            )  # fmt: skip
 
     def _on_revoke(self, client: Consumer, parts: list[TopicPartition]) -> None:
         self.assigned.difference_update(tp.partition for tp in parts)
@@ -164,7 +180,7 @@ class KafkaConsumer:
             if err is not None:
                 _raise_unless_harmless(err, self.spec.topic)
                 continue
-            p, o = m.partition(), m.offset()
+            p, o = m.partition() or 0, m.offset() or 0  # both set on a message without error
             if o <= top.get(p, -1):  # the same partition again after a re-seek
                 repeats += 1
                 continue

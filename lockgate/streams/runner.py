@@ -173,6 +173,7 @@ class StreamRunner:
         self, spec: StreamSpec, consumer: StreamConsumer, store: TableStore, con: Engine
     ) -> None:
         self.spec, self.consumer, self.store, self.con = spec, consumer, store, con
+        store.keep_written_tables()  # the stream's lease: it alone writes its tables
         self.sink = spec.sink.dataset
         self.schema = arrow_schema(con, spec.columns)
         self.rules = {c: spec.mask_rule(c) for c in spec.mask}
@@ -413,12 +414,19 @@ class StreamRunner:
         try:
             source: exp.Select = _select_all(columns)
             if self.spec.checks and table.num_rows:
+                # optimistic: one counting pass; rows are marked only when some fail
                 result = audit(
-                    self.con, _BATCH, self.spec.checks, mark=True, sample_size=0, dataset=self.sink
+                    self.con, _BATCH, self.spec.checks, mark=False, sample_size=0, dataset=self.sink
                 )
-                created = result.created_tables
-                self._checks = list(result.results)
                 decision = gate(result, "quarantine")
+                if decision.action == "publish_passing":
+                    result = audit(
+                        self.con, _BATCH, self.spec.checks, mark=True, sample_size=0,
+                        dataset=self.sink,
+                    )  # fmt: skip
+                    created = result.created_tables
+                    decision = gate(result, "quarantine")
+                self._checks = list(result.results)
                 if decision.action == "block":
                     dlq.extend(table.column(_ROW).to_pylist(), "blocked: " + decision.reason)
                     return table.schema.empty_table()

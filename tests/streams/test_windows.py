@@ -25,8 +25,12 @@ from tests.streams.test_restart import ListConsumer
 
 T0 = dt.datetime(2026, 1, 1, 12, 0)
 LATENESS = dt.timedelta(minutes=3)
-TUMBLING = {"dataset": "per_10m", "size": "10m", "measures": {"n": "count", "total": "sum(amount)"}}
-HOPPING = {
+TUMBLING: dict[str, Any] = {
+    "dataset": "per_10m",
+    "size": "10m",
+    "measures": {"n": "count", "total": "sum(amount)"},
+}
+HOPPING: dict[str, Any] = {
     "dataset": "per_user_hop",
     "size": "10m",
     "slide": "5m",
