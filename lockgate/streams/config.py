@@ -245,6 +245,11 @@ class BatchSpec(_Frozen):
     max_events: int = Field(default=50_000, ge=1)
     #: a duration (``"1s"``) or seconds (``0.1``)
     max_latency: str | float = "1s"
+    #: fetch the next batch on the I/O thread while this one is processed (the broker's
+    #: network wait overlaps the work). Off, the client's decoding (hiredis replies,
+    #: nats-py) does not compete with the batch for the GIL — lower processing latency on a
+    #: busy host, but the fetch is then waited for (benchmarks/RESULTS.md, Streams #14).
+    prefetch: bool = True
 
     _latency = field_validator("max_latency")(_duration)
 

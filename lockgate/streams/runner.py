@@ -117,6 +117,8 @@ class StreamReport:
     seconds: float = 0.0
     counts: BatchCounts = field(default_factory=BatchCounts)
     batch_seconds: list[float] = field(default_factory=list)
+    #: per batch: seconds waited for it to be fetched (0 when prefetched in time)
+    fetch_seconds: list[float] = field(default_factory=list)
     #: seconds spent per phase (parse, dedup, checks, commit…), summed over batches
     phases: dict[str, float] = field(default_factory=dict)
     #: the state-store runs that recorded this consumption
@@ -257,7 +259,7 @@ class StreamRunner:
         committed is delivered again after a crash, from the table's position)."""
         report = StreamReport(self.spec.name)
         wait_s = parse_duration(self.spec.batch.max_latency).total_seconds()
-        max_events = self.spec.batch.max_events
+        max_events, prefetch = self.spec.batch.max_events, self.spec.batch.prefetch
         t0 = time.perf_counter()
         self.consumer.seek(self.done)
 
@@ -269,6 +271,7 @@ class StreamRunner:
         with ThreadPoolExecutor(1, thread_name_prefix="lg-stream-io") as io:
             nxt: Future[Batch] = io.submit(self.consumer.fetch, max_events, wait_s)
             while True:
+                tw = time.perf_counter()
                 batch = nxt.result()
                 if not len(batch):
                     if until_idle or ending():
@@ -276,13 +279,16 @@ class StreamRunner:
                     nxt = io.submit(self.consumer.fetch, max_events, wait_s)
                     continue
                 last = ending()
-                if not last:  # prefetch while this batch is processed
+                if not last and prefetch:  # fetch the next one while this one is processed
                     nxt = io.submit(self.consumer.fetch, max_events, wait_s)
                 tb = time.perf_counter()
                 commit0 = self.phases.get("commit", 0.0)
                 counts = self.process(batch)
                 took = time.perf_counter() - tb
                 report.batch_seconds.append(took)
+                report.fetch_seconds.append(tb - tw)
+                if not last and not prefetch:
+                    nxt = io.submit(self.consumer.fetch, max_events, wait_s)
                 io.submit(self.consumer.ack, batch)
                 if lag is None and tb - lag_at >= 1.0:  # ask the broker at most once a second
                     lag, lag_at = io.submit(self.consumer.lag), tb
