@@ -39,7 +39,7 @@ HOPPING: dict[str, Any] = {
 }
 
 
-def _spec(aggregates: list[dict[str, Any]]) -> StreamSpec:
+def _spec(aggregates: list[dict[str, Any]], prefetch: bool = True) -> StreamSpec:
     return StreamSpec.model_validate(
         {
             "name": "events",
@@ -50,6 +50,7 @@ def _spec(aggregates: list[dict[str, Any]]) -> StreamSpec:
             "event_time": {"column": "ts", "allowed_lateness": "3m"},
             "aggregates": aggregates,
             "sink": {"dataset": "events"},
+            "batch": {"prefetch": prefetch},
         }
     )
 
@@ -166,9 +167,8 @@ def test_window_aggregates_equal_a_brute_force_oracle(tmp_path: Path, seed: int)
     aggs = [TUMBLING, HOPPING]
     store = store_for("delta", tmp_path / "wh")
     with engine_for() as con:
-        report = StreamRunner(_spec(aggs), ListConsumer(messages, sizes), store, con).run(
-            until_idle=True
-        )
+        spec = _spec(aggs, prefetch=seed != 1)  # seed 1: fetched after each batch
+        report = StreamRunner(spec, ListConsumer(messages, sizes), store, con).run(until_idle=True)
     expected, late = oracle(messages, sizes, aggs)
     assert report.counts.reconciles
     dlq = store.read("events__dlq").column("reason").to_pylist()
