@@ -120,6 +120,8 @@ def show(label: str, result: tuple[StreamReport, float]) -> None:
     print(
         f"{label}: {c.read} events in {r.seconds:.2f} s = {r.events_per_second:,.0f} events/s; "
         f"{c.read / cpu:,.0f} events per CPU-second (process, all threads); "
+        f"{c.read / max(r.seconds - r.fetch_seconds[0], 1e-9):,.0f} events/s once the first "
+        f"batch came (no connect/group join); "
         f"{r.batches} batches, latency p50 {statistics.median(lat) * 1000:.0f} ms "
         f"p99 {p99 * 1000:.0f} ms (with the fetch: p99 {c99 * 1000:.0f} ms); "
         f"published {c.published}, dlq {c.dlq}, "
