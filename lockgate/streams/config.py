@@ -67,7 +67,8 @@ class KafkaStreamSource(_Frozen):
     multi-partition topic commits all its partitions' positions in one Delta commit. At
     start and at every rebalance each assigned partition is sought to the table's position;
     the group's committed offsets are written after each Delta commit (for monitoring
-    tools) but never trusted."""
+    tools) but never trusted; a partition the table holds no position for is read from
+    its earliest retained message."""
 
     type: Literal["kafka"]
     #: ``host:port[,host:port…]`` of the brokers (no credentials here)
@@ -77,8 +78,6 @@ class KafkaStreamSource(_Frozen):
     #: the group member's session timeout: a consumer killed without leaving the group holds
     #: its partitions this long before a restarted one gets them
     session_timeout: str | float = "45s"
-    #: where a partition the table holds no position for starts
-    start: Literal["earliest", "latest"] = "earliest"
 
     _session = field_validator("session_timeout")(_duration)
 

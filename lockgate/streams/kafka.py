@@ -9,8 +9,8 @@ The table is the truth, never the group's committed offsets:
 
 - at start (:meth:`KafkaConsumer.seek`) the runner passes the table's positions; on every
   assignment (the first and each rebalance) each assigned partition is sought to
-  ``max(table, acknowledged)`` — a partition the table does not know starts at
-  ``start`` (``earliest`` / ``latest``);
+  ``max(table, acknowledged)`` — a partition the table does not know starts at its
+  earliest retained message (``latest`` would skip what arrives before a first commit);
 - offsets are committed to Kafka only in :meth:`~KafkaConsumer.ack`, i.e. after the Delta
   commit (for lag dashboards; a crash between the two only makes them stale);
 - a rebalance re-seeks assigned partitions: messages fetched before it and delivered again
@@ -73,7 +73,7 @@ class KafkaConsumer:
                 "group.id": spec.group,
                 "enable.auto.commit": False,
                 "enable.auto.offset.store": False,
-                "auto.offset.reset": spec.start,
+                "auto.offset.reset": "earliest",
                 "session.timeout.ms": session_ms,
                 "heartbeat.interval.ms": max(100, min(3000, session_ms // 4)),
                 "logger": log,
@@ -106,11 +106,10 @@ class KafkaConsumer:
             self._subscribed = True
 
     def _on_assign(self, client: Consumer, parts: list[TopicPartition]) -> None:
-        from confluent_kafka import OFFSET_BEGINNING, OFFSET_END
+        from confluent_kafka import OFFSET_BEGINNING
 
-        unknown = OFFSET_BEGINNING if self.spec.start == "earliest" else OFFSET_END
         for tp in parts:
-            tp.offset = self.next.get(tp.partition, unknown)
+            tp.offset = self.next.get(tp.partition, OFFSET_BEGINNING)
             if tp.offset >= 0:
                 self._warn_expired(client, tp)
         self.assigned.update(tp.partition for tp in parts)
@@ -144,13 +143,22 @@ class KafkaConsumer:
     def fetch(self, max_events: int, wait_seconds: float) -> Batch:
         """Up to ``max_events`` messages; empty only once caught up — joined the group and
         read to each assigned partition's end — or after ``JOIN_WAIT`` seconds without that
-        (joining a group, or a partition's first fetch, takes longer than a batch's wait)."""
+        (joining a group, or a partition's first fetch, takes longer than a batch's wait);
+        :class:`KafkaSourceError` when no assignment came in that time."""
         deadline = time.monotonic() + max(self.JOIN_WAIT, wait_seconds)
         while True:
             msgs = self.client.consume(num_messages=max_events, timeout=max(wait_seconds, 0.01))
             if msgs:
                 return self._batch(msgs)
-            if (self._joined and self._caught_up()) or time.monotonic() >= deadline:
+            if self._joined and self._caught_up():
+                return empty_batch()
+            if time.monotonic() >= deadline:
+                if not self._joined:  # silence would look like an idle topic
+                    raise KafkaSourceError(
+                        f"kafka topic {self.spec.topic!r}: no partition assignment from group "
+                        f"{self.spec.group!r} within {self.JOIN_WAIT:.0f} s (brokers "
+                        f"{self.spec.bootstrap}); is another member holding the partitions?"
+                    )
                 return empty_batch()
 
     #: seconds a fetch keeps waiting for the group's assignment / a partition's first data
@@ -162,8 +170,6 @@ class KafkaConsumer:
         tps = [TopicPartition(self.spec.topic, p) for p in sorted(self.assigned)]
         for tp in self.client.position(tps) if tps else []:
             low, high = self.client.get_watermark_offsets(tp, timeout=5, cached=False)
-            if tp.offset < 0 and tp.partition not in self.next and self.spec.start == "latest":
-                continue  # nothing fetched yet, and it starts at the end
             at = tp.offset if tp.offset >= 0 else low  # nothing fetched yet: at the start
             if at < high:
                 return False
@@ -226,7 +232,9 @@ class KafkaConsumer:
         total = 0
         for p in sorted(self.assigned):
             tp = TopicPartition(self.spec.topic, p)
-            _, high = self.client.get_watermark_offsets(tp, timeout=5, cached=False)
+            _, high = self.client.get_watermark_offsets(tp, cached=True)  # from fetches
+            if high is None or high < 0:
+                _, high = self.client.get_watermark_offsets(tp, timeout=5, cached=False)
             if high is None or high < 0:
                 return None
             total += max(0, high - self.next.get(p, 0))

@@ -307,3 +307,26 @@ def test_kafka_rebalance_neither_loses_nor_duplicates(
     messages = [r.getMessage() for r in caplog.records]
     assert sum("revoked" in m for m in messages) >= 2  # the join and the leave
     assert sum("assigned" in m for m in messages) >= 3
+
+
+def test_no_assignment_is_an_error_not_an_idle_topic(
+    kafka: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Brokers that never answer: the fetch does not pass for "nothing to read"."""
+    import socket
+
+    from lockgate.streams.config import KafkaStreamSource
+    from lockgate.streams.kafka import KafkaConsumer, KafkaSourceError
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    spec = KafkaStreamSource(type="kafka", bootstrap=f"127.0.0.1:{port}", topic="t", group="g")
+    consumer = KafkaConsumer(spec, "events")
+    monkeypatch.setattr(KafkaConsumer, "JOIN_WAIT", 0.3)
+    try:
+        consumer.seek({})
+        with pytest.raises(KafkaSourceError, match="no partition assignment from group 'g'"):
+            consumer.fetch(10, 0.1)
+    finally:
+        consumer.close()
