@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast check lint typecheck bench clean
+.PHONY: demo test test-fast slow-list check lint typecheck bench clean
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PY) -m venv $(VENV)
@@ -32,6 +32,10 @@ test: $(STAMP)
 ## services, a fifth of the hypothesis budget
 test-fast: $(STAMP)
 	LOCKGATE_FAST=1 $(BIN)/python -m pytest -n 2 -q -m "not slow" -k "not postgres and not mysql" $(PYTEST_ARGS)
+
+## Rebuild tests/slow_tests.txt (what test-fast leaves out) from a measuring run of the fast tier
+slow-list: $(STAMP)
+	LOCKGATE_FAST=1 $(BIN)/python -m pytest -n 2 -q -m "not slow" -k "not postgres and not mysql" --durations=0 -p no:cacheprovider $(PYTEST_ARGS) | $(BIN)/python tests/tier.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check lockgate tests examples benchmarks

@@ -21,11 +21,12 @@ SCORE_DEFINITION = (
 
 
 def dataset_info(
-    project: Project | str | Path, dataset: str, *, sample_rows: int = 5
+    project: Project | str | Path, dataset: str, *, sample_rows: int = 5, show_pii: bool = False
 ) -> dict[str, Any]:
     """One dataset as data (definition, schema, versions, recent steps, checks, latest
     quality score, sample rows): what ``lockgate show`` renders. ``schema`` is a list of
-    ``{name, type}`` (None before the first publish). Unknown names are
+    ``{name, type}`` (None before the first publish). Personal columns of the sample are
+    masked unless ``show_pii`` (:mod:`lockgate.pii`). Unknown names are
     :class:`UsageError` with a did-you-mean."""
     from lockgate.lineage.drift import drift_incidents
     from lockgate.state import StateStore
@@ -55,8 +56,15 @@ def dataset_info(
         "history": store.history(dataset, limit=10) if exists else [],
         **recorded,
         "drift_incidents": [i.to_dict() for i in drift_incidents(project, dataset, limit=5)],
-        "sample": sample.to_pylist() if sample is not None else [],
+        "sample": _sample(project, dataset, sample, show_pii),
     }
+
+
+def _sample(project: Project, dataset: str, sample: Any, show_pii: bool) -> list[dict[str, Any]]:
+    from lockgate.pii import mask_rows, pii_columns
+
+    rows: list[dict[str, Any]] = sample.to_pylist() if sample is not None else []
+    return rows if show_pii else mask_rows(rows, pii_columns(project, dataset))
 
 
 def latest_score(records: list[Any]) -> dict[str, Any] | None:

@@ -150,11 +150,13 @@ def quarantine(
     check: str | None = None,
     include_history: bool = False,
     limit: int = 20,
+    show_pii: bool = False,
 ) -> QuarantineView:
     """A dataset's quarantined rows: the newest ``limit`` (optionally of one run, by id
     prefix, or failing one check), each with ``_lg_why`` = [{check, reason}], and their
     counts by check; rows of batches a later run replaced only with ``include_history``.
-    The data behind ``lockgate quarantine``. Unknown datasets and checks are
+    The data behind ``lockgate quarantine``. Personal values are masked unless
+    ``show_pii`` (:mod:`lockgate.pii`). Unknown datasets and checks are
     :class:`UsageError` with a did-you-mean."""
     from lockgate._project_ref import with_dataset
 
@@ -180,6 +182,7 @@ def quarantine(
             )
         )
         scope.explain(view.rows)
+        view.rows = _masked(project, dataset, view.rows, show_pii)
         return view
     finally:
         scope.close()
@@ -232,15 +235,20 @@ def quarantine_page(
     after: str | None = None,
     limit: int = 50,
     include_history: bool = False,
+    show_pii: bool = False,
 ) -> QuarantinePage:
     """Rows of ``dataset``'s quarantine in a total order (quarantined at, newest first; then
     run id, data file and row number in the file, so rows that tie on time keep one place),
     ``limit`` per page after the cursor ``after``: paging never repeats or misses a row of
     one table version. ``column``/``value`` keep rows whose column, as text, equals value.
-    Pass a page's ``next_after`` as ``after`` for the next one (``lockgate.api``)."""
+    Pass a page's ``next_after`` as ``after`` for the next one (``lockgate.api``).
+    Personal values are masked unless ``show_pii``, and then cannot be filtered by."""
     from lockgate._project_ref import with_dataset
+    from lockgate.pii import pii_columns, refuse_masked_filter
 
     project = with_dataset(project, dataset)
+    if not show_pii:
+        refuse_masked_filter(pii_columns(project, dataset), column, dataset)
     scope = _Scope(project, dataset, check, keyed=True)
     page = QuarantinePage(dataset)
     try:
@@ -274,10 +282,18 @@ def quarantine_page(
             r.pop("_lg_file", None)
             r.pop("_lg_rownum", None)
         scope.explain(found)
-        page.rows = found
+        page.rows = _masked(project, dataset, found, show_pii)
         return page
     finally:
         scope.close()
+
+
+def _masked(
+    project: Any, dataset: str, rows: list[dict[str, Any]], show_pii: bool
+) -> list[dict[str, Any]]:
+    from lockgate.pii import mask_rows, pii_columns
+
+    return rows if show_pii else mask_rows(rows, pii_columns(project, dataset))
 
 
 def _quote(name: str) -> str:

@@ -7,12 +7,25 @@ import os
 import socket
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 REQUIRE_SERVICES = os.environ.get("LOCKGATE_REQUIRE_SERVICES") == "1"
 PG_HOST, PG_PORT = "127.0.0.1", 5432
 MYSQL_HOST, MYSQL_PORT = "127.0.0.1", 3306
+
+
+#: tests measured slow (``make slow-list`` rebuilds it; see tests/tier.py): marked ``slow`` here
+#: so ``make test-fast`` (``-m "not slow"``) stays under a minute
+SLOW_TESTS = frozenset(Path(__file__).with_name("slow_tests.txt").read_text().split())
+
+
+@pytest.hookimpl(tryfirst=True)  # before ``-m`` deselects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.nodeid.split("[", 1)[0] in SLOW_TESTS:
+            item.add_marker(pytest.mark.slow)
 
 
 def _reachable(host: str, port: int) -> bool:

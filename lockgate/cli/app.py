@@ -138,6 +138,7 @@ _COMMAND_MODULES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("lockgate.cli.ui_cmds", ("ui", "ui-token")),
     ("lockgate.cli.lineage_cmds", ("anomalies", "docs", "lineage", "why")),
     ("lockgate.cli.features_cmds", ("features",)),
+    ("lockgate.cli.optimize_cmd", ("optimize",)),
 )
 
 

@@ -28,8 +28,8 @@ from lockgate.errors import InputError, UsageError
 from lockgate.history_view import group_scores
 from lockgate.quality.checks import Dimension
 from lockgate.quality.profile import Profile, profile, with_rejects
-from lockgate.quality.targets import TargetRead, register_target, target_label
 from lockgate.redact import redact
+from lockgate.sources.targets import TargetRead, register_target, target_label
 
 ProjectOpt = typer.Option(
     Path("."), "--project", "-p", help="project folder (for dataset names and score history)"
@@ -117,12 +117,20 @@ def profile_cmd(
     json_out: bool = typer.Option(False, "--json", help="print the profile as JSON on stdout"),
     output: Path | None = typer.Option(None, "--output", "-o", help="write the JSON to FILE"),
     top_k: int = typer.Option(10, "--top-k", min=1, max=1000, help="top values per column"),
+    show_pii: bool = typer.Option(
+        False, "--show-pii", help="show the values of a dataset's personal (pii:) columns"
+    ),
     project_dir: Path = ProjectOpt,
 ) -> None:
     """Per-column statistics of a table or file in one pass (JSON, HTML report, table)."""
     import json
 
     p = _profile(target, project_dir, top_k)
+    if not show_pii and not _is_path(target) and (project_dir / "lockgate.yaml").exists():
+        from lockgate.pii import mask_profile, pii_columns
+        from lockgate.project import load_project
+
+        p = mask_profile(p, pii_columns(load_project(project_dir), target))
     if output is not None:
         _write(output, json.dumps(p.to_dict(), indent=2) + "\n")
     if html is not None:

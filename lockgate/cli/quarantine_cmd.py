@@ -28,6 +28,9 @@ def quarantine_cmd(
     show_all: bool = typer.Option(
         False, "--all", help="include rows of batches a later run replaced (history)"
     ),
+    show_pii: bool = typer.Option(
+        False, "--show-pii", help="show the values of personal (pii:) columns"
+    ),
     project_dir: Path = ProjectOpt,
     target: str | None = TargetOpt,
     as_json: bool = typer.Option(False, "--json", help="machine-readable JSON on stdout"),
@@ -43,6 +46,7 @@ def quarantine_cmd(
         check=check,
         include_history=show_all,
         limit=limit,
+        show_pii=show_pii,
     )
     if as_json:
         print_json(view.to_dict())

@@ -436,6 +436,9 @@ def _render_run(run: Any) -> None:
 def show_cmd(
     dataset: str = typer.Argument(..., help="dataset name"),
     rows: int = typer.Option(5, "--rows", help="sample rows to show"),
+    show_pii: bool = typer.Option(
+        False, "--show-pii", help="show the values of personal (pii:) columns in the sample"
+    ),
     project_dir: Path = ProjectOpt,
     target: str | None = TargetOpt,
     as_json: bool = JsonOpt,
@@ -444,7 +447,7 @@ def show_cmd(
     from lockgate.dataset_view import dataset_info
 
     project = _load(project_dir, target)
-    info = dataset_info(project, dataset, sample_rows=rows)
+    info = dataset_info(project, dataset, sample_rows=rows, show_pii=show_pii)
     spec = project.datasets[dataset]
     schema = info["schema"]
     history = info["history"]

@@ -188,6 +188,15 @@ class Alerter:
             else:
                 self._resolve(AlertEvent.FRESHNESS_BREACHED, f.dataset, "freshness", "fresh", None)
 
+    def stream_health(self, stream: str, kind: AlertEvent, breached: bool, why: str) -> None:
+        """Open or resolve a stream's lag / DLQ-ratio incident (``stream:NAME``, as its runs
+        are selected in ``lockgate runs``)."""
+        problem = "lag" if kind == AlertEvent.STREAM_LAG else "dlq ratio"
+        if breached:
+            self._open(kind, f"stream:{stream}", problem, why, None)
+        else:
+            self._resolve(kind, f"stream:{stream}", problem, why, None)
+
     def _open(
         self, kind: AlertEvent, dataset: str, problem: str, why: str, run: str | None
     ) -> None:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from lockgate.errors import TerminalError
 
 if TYPE_CHECKING:
+    from lockgate.engine.base import Engine
     from lockgate.project.models import DatasetSpec
     from lockgate.project.ops_models import SensorSpec
     from lockgate.runloop.context import StepContext
@@ -46,16 +47,16 @@ def file_token(root: Path, pattern: str) -> str | None:
     return h.hexdigest()[:20]
 
 
-def sql_true(store: TableStore, sql: str) -> bool:
+def sql_true(ses: Engine, store: TableStore, sql: str) -> bool:
     """Whether ``sql`` (DuckDB; datasets read by name at their current version) returns a
-    true first value."""
-    import duckdb
+    true first value. Runs on a cursor of the step's engine session, whose temporary views
+    of the datasets go with it."""
     import sqlglot
     from sqlglot import exp
 
     from lockgate.storage.scan import scan_select
 
-    con = duckdb.connect()
+    cur = ses.cursor()
     try:
         for t in sqlglot.parse_one(sql, read="duckdb").find_all(exp.Table):
             name = t.name
@@ -63,13 +64,21 @@ def sql_true(store: TableStore, sql: str) -> bool:
                 continue
             pinned = store.scan(name)
             q = scan_select(pinned)
-            if q is not None:
-                con.execute(f'CREATE OR REPLACE VIEW "{name}" AS {q.sql("duckdb")}')
-            else:
-                con.register(name, pinned.dataset)
-        row = con.execute(sql).fetchone()
+            if q is None:
+                cur.register_arrow(name, pinned.dataset)
+                continue
+            temp = exp.Properties(expressions=[exp.TemporaryProperty()])
+            view = exp.Create(
+                this=exp.Table(this=exp.to_identifier(name, quoted=True)),
+                kind="VIEW",
+                expression=q,
+                replace=True,
+                properties=temp,
+            )
+            cur.execute(view)
+        row = cur.execute(sql).fetchone()
     finally:
-        con.close()
+        cur.close()
     return bool(row and row[0])
 
 
@@ -94,7 +103,11 @@ def check(ctx: StepContext, sensor: SensorSpec, last: object) -> tuple[bool, obj
             return False, version, f"'{sensor.dataset}' is still at version {version}"
         return True, version, f"'{sensor.dataset}' version {version}"
     assert sensor.sql is not None
-    return (True, None, "true") if sql_true(ctx.store, sensor.sql) else (False, None, "false")
+    return (
+        (True, None, "true")
+        if sql_true(ctx.session, ctx.store, sensor.sql)
+        else (False, None, "false")
+    )
 
 
 def wait_for_sensors(

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,7 @@ from lockgate.project.binding import (
     regex_errors,
 )
 from lockgate.project.dag import find_cycles, parse_query, table_refs, topological_order
+from lockgate.project.locate import Locator, file_locator, inline_locator
 from lockgate.project.models import (
     DatasetSpec,
     ProjectConfig,
@@ -79,7 +79,7 @@ class _Entry:
     sql: str | None = None
     deps: list[str] = field(default_factory=list)
     tree: Any = None  # the parsed SQL (sqlglot), when it parses
-    locate: _Locator | None = None  # SQL position -> (file, line, column) to report
+    locate: Locator | None = None  # SQL position -> (file, line, column) to report
 
 
 class _ProjectLoader:
@@ -514,11 +514,11 @@ class _ProjectLoader:
                     self.problems.append(text)
                     continue
                 entry.sql = text
-                locate = _file_locator(self.rel(path))
+                locate = file_locator(self.rel(path))
             else:
                 assert t.sql is not None
                 entry.sql = t.sql
-                locate = _inline_locator(entry, raw_t)
+                locate = inline_locator(entry.file, entry.line, raw_t)
             tree, err = parse_query(entry.sql)
             if err is not None:
                 file, line, col = locate(err.line, err.column)
@@ -776,31 +776,7 @@ class _ProjectLoader:
 # ---- SQL error locations ------------------------------------------------------------------
 
 # (line, column) inside a SQL text -> (file, line, column) to report
-_Locator = Callable[[int | None, int | None], tuple[str, int | None, int | None]]
 
 
 _RE2_HINT = "RE2 has no backreferences or lookaround; see github.com/google/re2/wiki/Syntax"
 _CHECK_COLUMN_UNKNOWN = re.compile(r"check '[^']*': unknown column '[^']*'$")
-
-
-def _file_locator(file: str) -> _Locator:
-    def locate(line: int | None, col: int | None) -> tuple[str, int | None, int | None]:
-        return file, line or 1, col
-
-    return locate
-
-
-def _inline_locator(entry: _Entry, raw_t: Any) -> _Locator:
-    """Translate a position inside inline ``sql:`` into a line of the YAML file."""
-    mark = raw_t.value_marks.get("sql") if isinstance(raw_t, LineDict) else None
-
-    def locate(line: int | None, col: int | None) -> tuple[str, int | None, int | None]:
-        if mark is None:
-            return entry.file, entry.line, None
-        if mark.style == "|" and line is not None:
-            return entry.file, mark.line + line, None
-        if mark.style in (None, "'", '"') and line == 1 and col is not None:
-            return entry.file, mark.line, mark.column + col - (1 if mark.style is None else 0)
-        return entry.file, mark.line, None
-
-    return locate

@@ -70,6 +70,8 @@ class AlertEvent(StrEnum):
     WARN_CHECK_FAILED = "warn_check_failed"
     FRESHNESS_BREACHED = "freshness_breached"
     SCHEMA_DRIFT = "schema_drift"
+    STREAM_LAG = "stream_lag"  # a stream's consumer lag over its alerts.lag_above
+    STREAM_DLQ = "stream_dlq"  # a stream's recent DLQ ratio over its alerts.dlq_ratio_above
 
 
 class AlertKind(StrEnum):

@@ -470,17 +470,27 @@ def _duplicate_rate_rule(cc: CompiledCheck, c: C.DuplicateRate, ctx: Context) ->
 
 def _aggregate_rule(cc: CompiledCheck, c: C.AggregateBetween, ctx: Context) -> None:
     x = col(c.column)
-    aggs: dict[str, exp.Expr] = {
-        "mean": exp.Avg(this=x),
-        "stddev": exp.StddevSamp(this=x),
-        "sum": exp.Sum(this=x),
-        "min": exp.Min(this=x),
-        "max": exp.Max(this=x),
-        "median": exp.Median(this=x),
-        "quantile": exp.Anonymous(this="quantile_cont", expressions=[x, literal(c.q)]),
-        "distinct_count": exp.Count(this=exp.Distinct(expressions=[x])),
-    }
-    cc.metric = _double(_agg_filter(aggs[c.agg], cc.scope))
+    if c.agg == "median":
+        agg: exp.Expr = exp.Median(this=x)
+    elif c.agg == "quantile":
+        agg = exp.Anonymous(this="quantile_cont", expressions=[x, literal(c.q)])
+    else:
+        agg = _aggregate(c.agg, x)
+    cc.metric = _double(_agg_filter(agg, cc.scope))
+
+
+def _aggregate(name: str, x: exp.Expr) -> exp.Expr:
+    """``mean`` / ``stddev`` / ``sum`` / ``min`` / ``max`` / ``distinct_count`` of ``x``."""
+    if name == "distinct_count":
+        return exp.Count(this=exp.Distinct(expressions=[x]))
+    build = {
+        "mean": exp.Avg,
+        "stddev": exp.StddevSamp,
+        "sum": exp.Sum,
+        "min": exp.Min,
+        "max": exp.Max,
+    }[name]
+    return build(this=x)
 
 
 def _freshness_rule(cc: CompiledCheck, c: C.Freshness, ctx: Context) -> None:
@@ -524,15 +534,7 @@ def _anomaly_rule(cc: CompiledCheck, c: C.Anomaly, ctx: Context) -> None:
             exp.Sub(this=exp.TimeToUnix(this=now), expression=exp.TimeToUnix(this=newest))
         )
         return
-    aggs: dict[str, exp.Expr] = {
-        "mean": exp.Avg(this=x),
-        "stddev": exp.StddevSamp(this=x),
-        "sum": exp.Sum(this=x),
-        "min": exp.Min(this=x),
-        "max": exp.Max(this=x),
-        "distinct_count": exp.Count(this=exp.Distinct(expressions=[x])),
-    }
-    cc.metric = _double(_agg_filter(aggs[c.metric], cc.scope))
+    cc.metric = _double(_agg_filter(_aggregate(c.metric, x), cc.scope))
 
 
 def _custom_sql_rule(cc: CompiledCheck, c: C.CustomSql, ctx: Context) -> None:

@@ -45,7 +45,7 @@ from lockgate.engine.base import EngineError
 from lockgate.engine.session import as_engine, duckdb_connection
 from lockgate.engine.types import is_float, is_integer, is_numeric, is_string, is_temporal
 from lockgate.errors import InputError, UsageError
-from lockgate.quality.targets import TargetRead, is_delta_table, register_target, target_label
+from lockgate.sources.targets import TargetRead, is_delta_table, register_target, target_label
 
 if TYPE_CHECKING:
     from lockgate.engine.session import EngineLike

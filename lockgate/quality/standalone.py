@@ -31,8 +31,8 @@ from lockgate.engine.session import as_engine, duckdb_connection
 from lockgate.errors import ConfigError
 from lockgate.quality.checkfile import CheckFile, load_check_file
 from lockgate.quality.engine import AuditResult, audit, describe
-from lockgate.quality.targets import TargetRead, register_target, target_label
 from lockgate.quality.validate import validate_checks
+from lockgate.sources.targets import TargetRead, register_target, target_label
 
 if TYPE_CHECKING:
     from lockgate.engine.session import EngineLike
@@ -88,7 +88,7 @@ def run_standalone(
     (ConfigError, before reading data) and audit in count mode.
 
     Records of the target or a reference that cannot be read (see
-    :func:`~lockgate.quality.targets.register_target`) are counted in the result's
+    :func:`~lockgate.sources.targets.register_target`) are counted in the result's
     ``rejected`` and fail it when there are more than ``max_rejected``."""
     cf = checks if isinstance(checks, CheckFile) else load_check_file(checks)
     if not cf.raw_checks:

@@ -10,7 +10,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -255,13 +255,7 @@ def execute(
     t0 = time.perf_counter()
     held = contextlib.nullcontext(lease) if lease is not None else None
     with held or state.lock(project.config.name) as lease:
-        if turn is not None:
-            turn.wait(START_TURN)  # run records (and seqs) in the chunks' order
-        try:
-            run, project_id = _start_run(plan, state, store, args, clean=held is None)
-        finally:
-            if turn is not None:
-                turn.release(START_TURN)
+        run, project_id = _start_in_turn(plan, state, store, args, held is None, turn)
         bus.emit(ev.RunStarted(run_id=run.run_id, project=project.config.name, datasets=plan.names))
         sessions = _open_sessions(project, run.run_id, workers, rep)
         ctx = StepContext(
@@ -280,16 +274,8 @@ def execute(
             turn=turn,
         )
         done: dict[str, StepResult] = {}
-        try:
+        with _interruption_recorded(ctx, plan, done), contextlib.closing(sessions):
             lost = _run_plan(ctx, plan, bus, sessions, done, workers)
-        except BaseException as e:  # interrupted: record what we know, then re-raise
-            why = f"{type(e).__name__}: {e}"
-            state.finish_run(
-                run.run_id, "interrupted", summary=_summary(_in_order(plan, done)), error=why
-            )
-            raise
-        finally:
-            sessions.close()
         results = _in_order(plan, done)
         status = _finish_run(state, run.run_id, lease, lost, results)
     duration = time.perf_counter() - t0
@@ -298,6 +284,40 @@ def execute(
         ev.RunFinished(run_id=run.run_id, project=name, status=str(status), duration_s=duration)
     )
     return RunResult(run.run_id, run.seq, name, status, results, duration)
+
+
+def _start_in_turn(
+    plan: Plan,
+    state: StateStore,
+    store: TableStore,
+    args: Mapping[str, object] | None,
+    clean: bool,
+    turn: CommitTurn | None,
+) -> tuple[RunRecord, str | None]:
+    """The run's record (and project id); a backfill chunk waits for its turn to start, so
+    run records (and seqs) follow the chunks' order."""
+    if turn is not None:
+        turn.wait(START_TURN)
+    try:
+        return _start_run(plan, state, store, args, clean=clean)
+    finally:
+        if turn is not None:
+            turn.release(START_TURN)
+
+
+@contextlib.contextmanager
+def _interruption_recorded(
+    ctx: StepContext, plan: Plan, done: dict[str, StepResult]
+) -> Iterator[None]:
+    """An interrupted run (any exception out of its steps) is recorded ``interrupted`` with
+    what is known, then the interruption goes on up."""
+    try:
+        yield
+    except BaseException as e:
+        why = f"{type(e).__name__}: {e}"
+        summary = _summary(_in_order(plan, done))
+        ctx.state.finish_run(ctx.run_id, "interrupted", summary=summary, error=why)
+        raise
 
 
 def _workers(max_workers: int | None) -> int:

@@ -9,6 +9,7 @@ import os
 import resource
 import time
 
+from lockgate.pii import mask_check_samples, spec_pii
 from lockgate.project.models import DatasetSpec
 from lockgate.runloop.context import Stage, StepContext, StepState, stage_name
 from lockgate.runloop.results import StepResult, StepStatus
@@ -81,6 +82,21 @@ PARTITION_STAGES: tuple[Stage, ...] = (
 )
 
 
+#: what runs in :data:`PARTITION_STAGES` instead of each whole-batch stage it leaves out
+#: (None: the stage has no meaning for a partitioned dataset). A stage added to
+#: :data:`STAGES` must be in both tuples or here, so the two cannot drift apart unnoticed
+#: (tests/run/test_stage_tuples.py).
+PARTITION_COUNTERPARTS: dict[Stage, Stage | None] = {
+    audit: audit_intervals,
+    gate: audit_intervals,  # the gate is per interval
+    split: audit_intervals,  # each passing interval's publish query
+    quarantine: quarantine_intervals,
+    publish: publish_intervals,
+    acknowledge: None,  # change sources merge; a partitioned dataset cannot (models.py)
+    finish: finish_intervals,
+}
+
+
 def _cpu_seconds() -> float:
     """User + system CPU seconds of the process (DuckDB's threads included)."""
     ru = resource.getrusage(resource.RUSAGE_SELF)
@@ -116,6 +132,7 @@ def run_step(ctx: StepContext, spec: DatasetSpec) -> StepResult:
         peak = max(peak, _rss_bytes())
         if state.done:
             break
+    mask_check_samples(state.result.checks, spec_pii(spec))  # before anything records them
     state.result.duration_s = time.perf_counter() - t0
     state.result.cost = {"cpu_s": round(_cpu_seconds() - cpu0, 4), "peak_rss_bytes": peak}
     return state.result

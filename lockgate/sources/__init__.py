@@ -26,13 +26,14 @@ from lockgate.sources.base import (
 
 
 def _import_adapters() -> None:
-    """Import every public module of this package: each built-in adapter registers itself
-    (one outside the package does the same with ``@register_source``)."""
+    """Import every public module of this package but the base and the check-target
+    reader: each built-in adapter registers itself (one outside the package does the same
+    with ``@register_source``)."""
     import importlib
     import pkgutil
 
     for info in pkgutil.iter_modules(__path__):
-        if not info.name.startswith("_") and info.name != "base":
+        if not info.name.startswith("_") and info.name not in ("base", "targets"):
             importlib.import_module(f"{__name__}.{info.name}")
 
 

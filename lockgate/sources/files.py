@@ -37,7 +37,7 @@ from __future__ import annotations
 import glob
 import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -81,6 +81,57 @@ def _file_stats(value: JsonValue) -> list[dict[str, Any]]:
     """The ``files`` list of a fingerprint or resume token (``[]`` for anything else)."""
     files = value.get("files") if isinstance(value, dict) else None
     return [f for f in files if isinstance(f, dict)] if isinstance(files, list) else []
+
+
+def _reject_files(
+    con: duckdb.DuckDBPyConnection, rejects: str, files: Sequence[tuple[str, str]]
+) -> None:
+    """Reject whole files (``(relative path, reason)``): each counts as one record read."""
+    if files:
+        rows = exp.values([(name, None, None, why) for name, why in files])
+        con.execute(exp.insert(exp.select("*").from_(rows), tbl(rejects)).sql("duckdb"))
+
+
+#: byte order marks of text that is not UTF-8 (longest first: UTF-32 LE starts like UTF-16 LE)
+_FOREIGN_BOMS = (
+    (b"\xff\xfe\x00\x00", "UTF-32"),
+    (b"\x00\x00\xfe\xff", "UTF-32"),
+    (b"\xff\xfe", "UTF-16"),
+    (b"\xfe\xff", "UTF-16"),
+)
+
+
+def _not_utf8_text(path: Path, size: int) -> str | None:
+    """Why a CSV/JSON file is rejected whole before DuckDB reads it (None: read it): a UTF-8
+    byte order mark alone is an empty file; a UTF-16/32 one (Excel's "Unicode text") would
+    be misread as UTF-8 garbage with columns named ''."""
+    if size >= 2:
+        try:
+            with path.open("rb") as f:
+                head = f.read(4)
+        except OSError:
+            return None  # the reader reports it
+        if head[:3] == b"\xef\xbb\xbf" and size == 3:
+            return "empty file"
+        for bom, name in _FOREIGN_BOMS:
+            if head.startswith(bom):
+                return (
+                    f"file is {name} text (byte order mark {bom.hex(' ')}); lockgate reads "
+                    "UTF-8: save it as UTF-8"
+                )
+    return None
+
+
+def _mixed_line_endings(path: Path, sample: int = 1 << 20) -> bool:
+    """Whether the start of a text file ends some lines with ``\\r\\n`` and others with a
+    bare ``\\n`` (a file concatenated from Windows and Unix parts): DuckDB cannot sniff it."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(sample)
+    except OSError:
+        return False
+    crlf = head.count(b"\r\n")
+    return 0 < crlf < head.count(b"\n")
 
 
 def _stat_key(f: Mapping[str, Any]) -> tuple[str, int, int]:
@@ -331,15 +382,15 @@ class FileSource(Source):
         declared = self.declared_columns()
         rejects = create_rejects_table(con, table)
         sizes = {self._rel(p): f["size"] for p, f in zip(files, fp_files, strict=True)}
-        readable = [p for p in files if sizes[self._rel(p)] > 0]
+        refused = {
+            self._rel(p): why
+            for p in files
+            if fmt != FileFormat.PARQUET and (why := _not_utf8_text(p, sizes[self._rel(p)]))
+        }
+        readable = [p for p in files if sizes[self._rel(p)] > 0 and self._rel(p) not in refused]
         empty = [self._rel(p) for p in files if sizes[self._rel(p)] == 0]
-        if empty:
-            rows = exp.values(
-                [(name, None, None, "empty file") for name in empty],
-            )
-            con.execute(
-                exp.insert(exp.select("*").from_(rows), tbl(rejects)).sql("duckdb"),
-            )
+        whole = [(name, "empty file") for name in empty] + list(refused.items())
+        _reject_files(con, rejects, whole)
         log.debug(
             "staging dataset %s: %d file(s), format %s, %d empty",
             self.dataset,
@@ -499,12 +550,15 @@ class FileSource(Source):
                     max_line=int(str(options.get("max_line_size", _csv.DEFAULT_MAX_LINE))),
                 )
         except (duckdb.BinderException, duckdb.InvalidInputException, ValueError) as e:
-            raise self._input_error(
-                "cannot read CSV",
-                e,
-                "check source.columns against the file header and source.options "
-                "(delimiter, header, quote)",
-            ) from e
+            mixed = [self._rel(p) for p in files if _mixed_line_endings(p)]
+            hint = (
+                f"{', '.join(mixed[:3])} mix(es) line endings (\\r\\n and \\n): convert to "
+                "one (e.g. dos2unix)"
+                if mixed
+                else "check source.columns against the file header and source.options "
+                "(delimiter, header, quote)"
+            )
+            raise self._input_error("cannot read CSV", e, hint) from e
         finally:
             _records.drop(con, errs, scans)
 
@@ -556,8 +610,21 @@ class FileSource(Source):
             return exp.func("read_parquet", array, *(o.copy() for o in opts), *extra)
 
         try:
-            # one footer read per file: files may differ in column order, set and types
-            schemas = [table_columns(con, exp.select("*").from_(reader([p]))) for p in files]
+            # one footer read per file: files may differ in column order, set and types; a
+            # file whose footer cannot be read (truncated, not Parquet) is rejected whole
+            schemas, readable, unreadable = [], [], []
+            for p in files:
+                try:
+                    schemas.append(table_columns(con, exp.select("*").from_(reader([p]))))
+                    readable.append(p)
+                except duckdb.Error as e:
+                    why = str(e).splitlines()[0].replace(str(p), self._rel(p))
+                    unreadable.append((self._rel(p), f"not a readable Parquet file: {why}"))
+            _reject_files(con, rejects, unreadable)
+            if not readable:
+                self._stage_nothing(con, table, declared)
+                return
+            files = readable
             if not declared and all(s == schemas[0] for s in schemas):
                 self._create_from(con, table, exp.select("*").from_(reader(files)), min_cursor)
                 return

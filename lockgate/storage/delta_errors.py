@@ -41,6 +41,10 @@ def map_error(table: str, action: str, exc: Exception) -> LockgateError:
         return SchemaContractError(
             where, hint="align the batch's column names and types with the table's schema"
         )
+    if "Schema error" in text:  # e.g. duplicate (case-insensitive) or empty column names
+        return SchemaContractError(
+            where, hint="give every column a distinct, non-empty name (Delta ignores case)"
+        )
     if isinstance(exc, delta_errors.CommitFailedError):
         return StorageError(where, hint="another writer committed concurrently; retry")
     if isinstance(exc, delta_errors.TableNotFoundError):

@@ -112,6 +112,9 @@ MaskValue = Literal["hash", "redact", "partial"] | MaskRule
 class SinkSpec(_Frozen):
     dataset: str
     partition_by: tuple[str, ...] = ()
+    #: compact the sink, DLQ and late table's small files every this many batches (0: never;
+    #: see ``lockgate optimize``)
+    compact_every: int = Field(default=1000, ge=0)
 
     _dataset = field_validator("dataset")(_check_name)
 
@@ -253,6 +256,17 @@ class BatchSpec(_Frozen):
     _latency = field_validator("max_latency")(_duration)
 
 
+class StreamAlertSpec(_Frozen):
+    """Thresholds that alert the project's ``alerts:`` targets (events ``stream_lag`` and
+    ``stream_dlq``), once when crossed and once when cleared."""
+
+    #: consumer lag (messages behind the end of the stream) above which to alert
+    lag_above: int | None = Field(default=None, ge=0)
+    #: share of messages sent to the DLQ over the last ``window_batches`` batches
+    dlq_ratio_above: float | None = Field(default=None, ge=0, le=1)
+    window_batches: int = Field(default=10, ge=1)
+
+
 class StreamSpec(_Frozen):
     """A named stream: broker source, schema, dedup, checks, masking and its sink table."""
 
@@ -278,6 +292,7 @@ class StreamSpec(_Frozen):
     serve: bool = True
     #: a message larger than this goes to the DLQ unparsed (reason ``too large``)
     max_message_bytes: int = Field(default=1_000_000, ge=1)
+    alerts: StreamAlertSpec | None = None
     defined_in: str | None = Field(default=None, exclude=True)
     defined_line: int | None = Field(default=None, exclude=True)
 

@@ -23,6 +23,8 @@ from lockgate.streams.sources import consumer_for
 if TYPE_CHECKING:
     from lockgate.state import StateStore
     from lockgate.state.lock import Lease
+    from lockgate.storage.base import TableStore
+    from lockgate.streams.health import StreamWatch
 
 log = logging.getLogger(__name__)
 
@@ -96,10 +98,14 @@ def _run_locked(
         every_s=parse_duration(spec.record_every).total_seconds(),
     )
 
+    store = store_for(project.config.store, project.warehouse_path)
+    upkeep = _Upkeep(project, spec, state, store)
+
     def done(b: BatchDone) -> None:
         recorder.batch(b.counts, b.checks, b.offset)
         if metrics is not None:
             metrics.batch(spec.name, b.counts, b.seconds, b.commit_seconds, b.lag)
+        upkeep.after(b)
         if on_batch is not None:
             on_batch(b)
 
@@ -108,7 +114,6 @@ def _run_locked(
             lease.check()  # raises LeaseLost naming the stream's lease
             raise LeaseLost(f"stream {spec.name!r}: lost its lease")  # pragma: no cover
 
-    store = store_for(project.config.store, project.warehouse_path)
     consumer = consumer_for(spec)
     try:
         with engine_for(project.config.engine) as con:
@@ -126,3 +131,52 @@ def _run_locked(
             return report
     finally:
         consumer.close()
+
+
+class _Upkeep:
+    """Between batches: health alerts (lag, DLQ ratio; :mod:`lockgate.streams.health`) and,
+    every ``sink.compact_every`` batches, compaction of the stream's tables (a commit a
+    second is 86,400 small files a day; :mod:`lockgate.optimize`)."""
+
+    def __init__(
+        self, project: Project, spec: StreamSpec, state: StateStore, store: TableStore
+    ) -> None:
+        self.spec, self.store, self.batches = spec, store, 0
+        self.watch: StreamWatch | None = None
+        if spec.alerts is not None and project.config.alerts:
+            from lockgate.ops.alerts import Alerter
+            from lockgate.streams.health import StreamWatch
+
+            alerter = Alerter(project.config.name, state, project.config.alerts)
+            self.watch = StreamWatch(spec.name, spec.alerts, alerter)
+        self.tables = [spec.sink.dataset, spec.name + "__dlq"]
+        et = spec.event_time
+        if et is not None and et.late != "dlq":
+            self.tables.append(et.late)
+
+    def after(self, b: BatchDone) -> None:
+        if self.watch is not None:
+            self.watch.observe(b.counts.read, b.counts.dlq, b.lag)
+        self.batches += 1
+        every = self.spec.sink.compact_every
+        if every and self.batches % every == 0:
+            self.compact()
+
+    def compact(self) -> None:
+        from lockgate.optimize import DEFAULT_MIN_FILES, compact_table
+        from lockgate.storage.delta import DeltaStore
+
+        if not isinstance(self.store, DeltaStore):
+            return
+        for table in self.tables:
+            if self.store.exists(table):
+                least = max(2, min(self.spec.sink.compact_every, DEFAULT_MIN_FILES))
+                c = compact_table(self.store, table, min_files=least)
+                if c.version is not None:
+                    log.info(
+                        "stream %s: compacted %s (%d files into %d)",
+                        self.spec.name,
+                        table,
+                        c.files_removed,
+                        c.files_added,
+                    )

@@ -203,7 +203,7 @@ def run_page(request: Request, run_id: str, p: Principal = Depends(who)) -> Resp
 def dataset_page(request: Request, name: str, p: Principal = Depends(who)) -> Response:
     ui = _ui(request)
     require_dataset(p, name)
-    info = api.dataset_info(ui.project, name, sample_rows=10)
+    info = api.dataset_info(ui.project, name, sample_rows=10, show_pii=sees_pii(p))
     if info["sample"]:
         _audit_read(ui, p, "read_sample", name, {"rows": len(info["sample"])})
     spec = ui.project.datasets[name]
@@ -264,7 +264,9 @@ def _qfilters(
     return QFilter(run or None, check or None, column or None, keep, after or None, hist)
 
 
-def _qpage(ui: UI, name: str, f: QFilter, limit: int, after: str | None = None) -> QuarantinePage:
+def _qpage(
+    ui: UI, p: Principal, name: str, f: QFilter, limit: int, after: str | None = None
+) -> QuarantinePage:
     return api.quarantine_page(
         ui.project,
         name,
@@ -275,7 +277,14 @@ def _qpage(ui: UI, name: str, f: QFilter, limit: int, after: str | None = None) 
         after=after or f.after,
         limit=limit,
         include_history=f.history is not None,
+        show_pii=sees_pii(p),
     )
+
+
+def sees_pii(p: Principal) -> bool:
+    """Personal values are shown to admins (and on localhost without tokens, whose
+    principal is the local admin); everyone else sees them masked (:mod:`lockgate.pii`)."""
+    return p.can("admin")
 
 
 def _quarantine_read(request: Request, p: Principal, name: str, action: str, f: QFilter) -> UI:
@@ -293,7 +302,7 @@ def quarantine_page(
     p: Principal = Depends(who),
 ) -> Response:
     ui = _quarantine_read(request, p, name, "read_quarantine", f)
-    pg = _qpage(ui, name, f, 50)
+    pg = _qpage(ui, p, name, f, 50)
     tpl = "_quarantine_rows.html" if request.headers.get("hx-request") else "quarantine.html"
     return page(request, tpl, {"name": name, "pg": pg, "f": f})
 
@@ -305,7 +314,7 @@ def quarantine_csv(
     p: Principal = Depends(who),
 ) -> Response:
     ui = _quarantine_read(request, p, name, "export_quarantine", f)
-    first = _qpage(ui, name, f, 5000)
+    first = _qpage(ui, p, name, f, 5000)
     cols = [c for c in first.columns if c != "_lg_why"] + ["_lg_why"]
 
     def rows() -> Iterator[str]:
@@ -321,7 +330,7 @@ def quarantine_csv(
             buf.truncate()
             if pg.next_after is None:
                 return
-            pg = _qpage(ui, name, f, 5000, after=pg.next_after)
+            pg = _qpage(ui, p, name, f, 5000, after=pg.next_after)
 
     headers = {"content-disposition": f'attachment; filename="{name}__quarantine.csv"'}
     return StreamingResponse(rows(), media_type="text/csv", headers=headers)
@@ -477,7 +486,7 @@ def _api_routes() -> Any:
         p: Principal = Depends(who),
     ) -> dict[str, Any]:
         ui = _quarantine_read(request, p, name, "read_quarantine", f)
-        pg = _qpage(ui, name, f, limit)
+        pg = _qpage(ui, p, name, f, limit)
         return _jsonable({"rows": pg.rows, "next_after": pg.next_after, "total": pg.total})
 
     return r

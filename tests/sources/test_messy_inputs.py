@@ -442,3 +442,77 @@ def test_parquet_text_numbers_beyond_a_narrow_int_column_are_not_rejected(
     assert (staged.rows, staged.rejected) == (2, 1)
     assert column_types(con) == {"id": "BIGINT"}
     assert staged_rows(con) == [(1,), (9_999_999_999,)]
+
+
+# --- whole files that cannot be read as what they claim to be ---------------------------
+
+
+@pytest.mark.parametrize(
+    ("encoding", "name"),
+    [("utf-16", "UTF-16"), ("utf-16-be", "UTF-16"), ("utf-32", "UTF-32")],
+)
+def test_a_utf16_or_utf32_text_file_is_rejected_whole_not_misread(
+    con: duckdb.DuckDBPyConnection, tmp_path: Path, encoding: str, name: str
+) -> None:
+    text = "id,v\n1,a\n2,b\n"
+    data = text.encode(encoding)
+    if encoding == "utf-16-be":
+        data = b"\xfe\xff" + data  # an explicit big-endian byte order mark
+    s = stage(con, tmp_path, {"d/a.csv": data, "d/b.csv": "id,v\n3,c\n"}, {"path": "d/*.csv"})
+    assert staged_rows(con) == [(3, "c")]  # no column named '' from a misread header
+    [(file, line, raw, reason)] = rejects(con)
+    assert (file, line, raw) == ("d/a.csv", None, None)
+    assert reason.startswith(f"file is {name} text") and "UTF-8" in reason
+    assert (s.rows, s.rejected) == (1, 1)
+
+
+def test_a_file_holding_only_a_utf8_byte_order_mark_is_an_empty_file(
+    con: duckdb.DuckDBPyConnection, tmp_path: Path
+) -> None:
+    stage(con, tmp_path, {"d/a.csv": b"\xef\xbb\xbf", "d/b.csv": "id,v\n1,a\n"}, {"path": "d/*"})
+    assert staged_rows(con) == [(1, "a")]
+    assert rejects(con) == [("d/a.csv", None, None, "empty file")]
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [b"PAR1garbagePAR1", b"id,v\n3,c\n", "truncated"],
+    ids=["garbage", "csv_named_parquet", "truncated"],
+)
+def test_an_unreadable_parquet_file_is_rejected_whole_and_the_others_staged(
+    con: duckdb.DuckDBPyConnection, tmp_path: Path, bad: bytes | str
+) -> None:
+    import io
+
+    good = pa.table({"id": [1, 2], "v": ["a", "b"]})
+    buf = io.BytesIO()
+    pq.write_table(good, buf)
+    content = buf.getvalue()[:-30] if bad == "truncated" else bad
+    assert isinstance(content, bytes)
+    s = stage(con, tmp_path, {"d/a.parquet": good, "d/b.parquet": content}, {"path": "d/*"})
+    assert staged_rows(con) == [(1, "a"), (2, "b")]
+    [(file, _, _, reason)] = rejects(con)
+    assert file == "d/b.parquet" and reason.startswith("not a readable Parquet file: ")
+    assert str(tmp_path) not in reason  # the project-relative path, not the machine's
+    assert (s.rows, s.rejected) == (2, 1)
+
+
+def test_only_unreadable_parquet_files_stage_nothing_and_reject_each(
+    con: duckdb.DuckDBPyConnection, tmp_path: Path
+) -> None:
+    s = stage(con, tmp_path, {"d/a.parquet": b"nope", "d/b.parquet": b"PAR1xPAR1"}, {"path": "d/*"})
+    assert staged_rows(con) == []
+    assert [r[0] for r in rejects(con)] == ["d/a.parquet", "d/b.parquet"]
+    assert (s.rows, s.rejected) == (0, 2)
+
+
+def test_a_csv_mixing_line_endings_fails_loudly_naming_the_file(
+    con: duckdb.DuckDBPyConnection, tmp_path: Path
+) -> None:
+    from lockgate.errors import InputError
+
+    files = {"d/a.csv": "id,v\n1,a\n", "d/b.csv": "id,v\r\n2,b\n3,c\r\n4,d\n"}
+    with pytest.raises(InputError) as err:
+        stage(con, tmp_path, files, {"path": "d/*.csv"})
+    assert "d/b.csv" in (err.value.hint or "") and "line endings" in (err.value.hint or "")
+    assert "d/a.csv" not in (err.value.hint or "")

@@ -427,6 +427,14 @@ def test_storage_errors_are_transient(store: DeltaStore) -> None:
     assert isinstance(err, StorageError) and err.transient and "table 't'" in str(err)
 
 
+def test_columns_differing_only_in_case_are_a_terminal_schema_error(store: DeltaStore) -> None:
+    # Delta compares column names ignoring case: retrying cannot help, so no retry
+    with pytest.raises(SchemaContractError, match="Duplicate field name") as err:
+        publish(store, "t", {"id": [1], "ID": [2]}, seq=1)
+    assert not err.value.transient and "distinct" in (err.value.hint or "")
+    assert not store.exists("t")
+
+
 def test_commit_conflict_is_a_transient_storage_error(
     store: DeltaStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:

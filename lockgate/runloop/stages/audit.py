@@ -11,28 +11,38 @@ from lockgate.runloop.context import StepContext, StepState
 
 if TYPE_CHECKING:  # (numpy: only when an anomaly check runs)
     from lockgate.anomaly.detect import Point
-    from lockgate.quality import CheckResult
+    from lockgate.quality import AuditResult, CheckResult
 
 
 def audit(ctx: StepContext, state: StepState) -> None:
-    from lockgate.quality import audit as run_checks
     from lockgate.quality.scores import compute_scores
 
     spec, res = state.spec, state.result
     ctx.report(spec.name, f"auditing {state.staged_rows:,} rows")
-    state.audit = result = run_checks(
+    state.audit = result = audit_view(ctx, state, state.stage)
+    res.checks = [check_dict(c) for c in result.results]
+    res.scores = compute_scores(result.results, total_rows=result.total_rows)
+
+
+def audit_view(
+    ctx: StepContext, state: StepState, view: str, *, with_history: bool = True
+) -> AuditResult:
+    """The fused audit of ``view`` (the batch, or one interval of it) with the step's checks,
+    marking the rows each row-level check fails."""
+    from lockgate.quality import audit as run_checks
+
+    spec = state.spec
+    return run_checks(
         ctx.session,
-        state.stage,
+        view,
         state.checks,
         references=state.references,
         mark=True,
         now=ctx.now,
         key_columns=spec.write.keys,
         dataset=spec.name,
-        history=_history(ctx, spec.name),
+        history=_history(ctx, spec.name) if with_history else None,
     )
-    res.checks = [check_dict(c) for c in result.results]
-    res.scores = compute_scores(result.results, total_rows=result.total_rows)
 
 
 #: earlier values an anomaly check's baseline reads (the detector looks at 4 x 28 at most)

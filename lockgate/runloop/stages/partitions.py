@@ -22,6 +22,7 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from sqlglot import exp
 
@@ -31,14 +32,20 @@ from lockgate.errors import GateBlocked, TerminalError
 from lockgate.ops import intervals as iv
 from lockgate.project.ops_models import PartitionSpec
 from lockgate.runloop.context import IntervalOutcome, StepContext, StepState
-from lockgate.runloop.results import AccountingError, StepStatus
+from lockgate.runloop.results import AccountingError, StepResult, StepStatus
+from lockgate.runloop.stages.audit import audit_view
 from lockgate.runloop.stages.gate import blocked
+from lockgate.runloop.stages.publish import refuse_other_batch
 from lockgate.runloop.stages.quarantine import meta_columns, publish_quarantine, rejects_part
 from lockgate.runloop.stages.split import _publish_query
 from lockgate.runloop.writes import table_write
 from lockgate.state.intervals import done_ranges
 from lockgate.storage._predicates import range_predicate
 from lockgate.storage.base import CommitTag
+
+if TYPE_CHECKING:
+    from lockgate.quality import AuditResult, CheckResult
+    from lockgate.quality.gate import GateDecision
 
 log = logging.getLogger(__name__)
 
@@ -223,97 +230,112 @@ def _counts(ctx: StepContext, state: StepState) -> list[int]:
 def audit_intervals(ctx: StepContext, state: StepState) -> None:
     """Checks and the gate for each interval on its own. Every empty interval gets the same
     verdict, so the checks run once on an empty batch for all of them."""
-    from lockgate.quality import AuditResult
-    from lockgate.quality import audit as run_checks
     from lockgate.quality import gate as decide
     from lockgate.quality.scores import compute_scores
 
     spec, res = state.spec, state.result
     assert state.contract is not None
     policy = ctx.project.effective_gate(spec.name)
-    all_results = []
-    total = 0
     ctx.report(spec.name, f"auditing {len(state.outcomes)} interval(s)")
     counts = _counts(ctx, state) if len(state.outcomes) > 1 else [-1] * len(state.outcomes)
-    empty: AuditResult | None = None
-
-    def checked(view: str) -> AuditResult:
-        return run_checks(
-            ctx.session,
-            view,
-            state.checks,
-            references=state.references,
-            mark=True,
-            now=ctx.now,
-            key_columns=spec.write.keys,
-            dataset=spec.name,
-        )
-
+    audits = _IntervalAudits(ctx, state)
+    all_results: list[CheckResult] = []
+    total = 0
     for o, n in zip(state.outcomes, counts, strict=True):
+        o.audit = a = audits.of(o, n)
+        o.decision = d = decide(a, policy)
+        all_results.extend(a.results)
+        total += a.total_rows
+        _record_interval(res, o, a, d)
+        if d.action != "block" and n != 0:  # an empty interval's old rows go all the same
+            o.split = d if d.action == "publish_passing" else None
+            marked = a.marked_table or o.view
+            o.publish_query = _publish_query(spec, marked, state.contract.projection, a, o.split)
+    res.scores = compute_scores(all_results, total_rows=total)
+    if all(o.blocked for o in state.outcomes):
+        _block_all(state)
+        return
+    _warn_blocked(res, state.outcomes)
+    _publish_union(ctx, state)
+
+
+class _IntervalAudits:
+    """The audit of one interval's rows (a view of the staged batch); one shared audit of
+    an empty batch for all the empty ones."""
+
+    def __init__(self, ctx: StepContext, state: StepState) -> None:
+        self.ctx, self.state = ctx, state
+        self.empty: AuditResult | None = None
+
+    def of(self, o: IntervalOutcome, n: int) -> AuditResult:
+        ctx, state = self.ctx, self.state
         if n == 0:
-            if empty is None:
+            if self.empty is None:
                 view = f"{state.stage}__pe"
                 q = exp.select("*").from_(table_ref(state.stage)).where(exp.false())
                 ctx.session.execute(
                     exp.Create(this=table_ref(view), kind="VIEW", expression=q, replace=True)
                 )
-                empty = checked(view)
-            o.audit = a = empty
-        else:
-            kind = column_kind(_spec(state), state.name, state.staged_columns)
-            rows = exp.select("*").from_(table_ref(state.stage))
-            rows = rows.where(in_ranges(_spec(state).column, [(o.lo, o.hi)], kind))
-            ctx.session.execute(
-                exp.Create(this=table_ref(o.view), kind="VIEW", expression=rows, replace=True)
-            )
-            o.created = True
-            o.audit = a = checked(o.view)
-        o.decision = d = decide(a, policy)
-        all_results.extend(a.results)
-        total += a.total_rows
-        for c in a.results:
-            cd = _check_dict(c)
-            cd["interval"] = o.label
-            cd["message"] = f"[{o.label}] {cd.get('message') or ''}".rstrip()
-            res.checks.append(cd)
-        if d.action == "block":
-            res.skip("interval_blocked", a.total_rows)
-            res.intervals.append(
-                {"interval": o.label, "status": "blocked", "rows": a.total_rows, "reason": d.reason}
-            )
-            continue
-        res.intervals.append({"interval": o.label, "status": "published", "rows": a.total_rows})
-        if n == 0:
-            continue  # nothing to publish; its old rows are replaced (removed) all the same
-        o.split = d if d.action == "publish_passing" else None
-        marked = a.marked_table or o.view
-        o.publish_query = _publish_query(spec, marked, state.contract.projection, a, o.split)
-    res.scores = compute_scores(all_results, total_rows=total)
-    passing = [o for o in state.outcomes if not o.blocked]
-    if not passing:
-        why = GateBlocked(
-            f"quality gate blocked every interval of dataset '{spec.name}' "
-            f"({', '.join(o.label for o in state.outcomes[:5])}"
-            f"{', …' if len(state.outcomes) > 5 else ''}): "
-            + "; ".join(
-                f"{o.label}: {o.decision.reason}" for o in state.outcomes[:3] if o.decision
-            ),
-            hint=f"see `lockgate show {spec.name}` for the failing checks; nothing was published "
-            "and the intervals stay due",
+                self.empty = audit_view(ctx, state, view, with_history=False)
+            return self.empty
+        kind = column_kind(_spec(state), state.name, state.staged_columns)
+        rows = exp.select("*").from_(table_ref(state.stage))
+        rows = rows.where(in_ranges(_spec(state).column, [(o.lo, o.hi)], kind))
+        ctx.session.execute(
+            exp.Create(this=table_ref(o.view), kind="VIEW", expression=rows, replace=True)
         )
-        intervals = res.intervals
-        state.result = blocked(res, why)
-        state.result.intervals = intervals
-        state.end()
-        return
-    blocked_ones = [o for o in state.outcomes if o.blocked]
+        o.created = True
+        return audit_view(ctx, state, o.view, with_history=False)
+
+
+def _record_interval(res: StepResult, o: IntervalOutcome, a: AuditResult, d: GateDecision) -> None:
+    """The interval's check results (labelled with it) and its status in the step result."""
+    for c in a.results:
+        cd = _check_dict(c)
+        cd["interval"] = o.label
+        cd["message"] = f"[{o.label}] {cd.get('message') or ''}".rstrip()
+        res.checks.append(cd)
+    if d.action == "block":
+        res.skip("interval_blocked", a.total_rows)
+        res.intervals.append(
+            {"interval": o.label, "status": "blocked", "rows": a.total_rows, "reason": d.reason}
+        )
+    else:
+        res.intervals.append({"interval": o.label, "status": "published", "rows": a.total_rows})
+
+
+def _block_all(state: StepState) -> None:
+    """Every interval blocked: the step is blocked, nothing is published, all stay due."""
+    spec, res, outcomes = state.spec, state.result, state.outcomes
+    why = GateBlocked(
+        f"quality gate blocked every interval of dataset '{spec.name}' "
+        f"({', '.join(o.label for o in outcomes[:5])}"
+        f"{', …' if len(outcomes) > 5 else ''}): "
+        + "; ".join(f"{o.label}: {o.decision.reason}" for o in outcomes[:3] if o.decision),
+        hint=f"see `lockgate show {spec.name}` for the failing checks; nothing was published "
+        "and the intervals stay due",
+    )
+    intervals = res.intervals
+    state.result = blocked(res, why)
+    state.result.intervals = intervals
+    state.end()
+
+
+def _warn_blocked(res: StepResult, outcomes: list[IntervalOutcome]) -> None:
+    blocked_ones = [o for o in outcomes if o.blocked]
     if blocked_ones:
         res.warnings.append(
-            f"gate blocked {len(blocked_ones)} of {len(state.outcomes)} interval(s): "
+            f"gate blocked {len(blocked_ones)} of {len(outcomes)} interval(s): "
             + ", ".join(o.label for o in blocked_ones[:10])
             + (" …" if len(blocked_ones) > 10 else "")
             + " (their rows skipped; they stay due)"
         )
+
+
+def _publish_union(ctx: StepContext, state: StepState) -> None:
+    """The publish query: the passing intervals' rows, one UNION ALL; and its row count."""
+    assert state.contract is not None
+    passing = [o for o in state.outcomes if not o.blocked]
     queries = [o.publish_query for o in passing if o.publish_query is not None]
     if not queries:  # every published interval is empty: replace them with nothing
         queries = [
@@ -410,12 +432,7 @@ def publish_intervals(ctx: StepContext, state: StepState) -> None:
         tag=CommitTag(ctx.run_id, ctx.run_seq, state.batch_id),
     )
     res.output_version, res.rows_out = pub.version, pub.rows
-    if pub.already_committed:
-        raise TerminalError(
-            f"dataset '{spec.name}': this run already published a different batch to the "
-            f"table ({pub.reason}); its inputs changed between attempts",
-            hint="run again: the next run picks up the new inputs",
-        )
+    refuse_other_batch(spec.name, pub)
     if pub.rows != state.rows_out:
         raise AccountingError(
             f"dataset '{spec.name}': the publish query had {state.rows_out} rows but the "

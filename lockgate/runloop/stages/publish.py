@@ -16,7 +16,7 @@ from lockgate.runloop.context import StepContext, StepState
 from lockgate.runloop.results import AccountingError
 from lockgate.runloop.writes import table_write
 from lockgate.sql import ident
-from lockgate.storage.base import CommitTag
+from lockgate.storage.base import CommitTag, PublishResult
 
 if TYPE_CHECKING:
     from lockgate.engine.session import Session
@@ -66,15 +66,7 @@ def publish(ctx: StepContext, state: StepState) -> None:
         ),
     )
     res.output_version, res.rows_out = pub.version, pub.rows
-    if pub.already_committed:
-        # this run already committed a *different* batch to this table (an earlier attempt
-        # whose commit landed, then the inputs changed): recording success and the new
-        # watermark would claim rows that were never published
-        raise TerminalError(
-            f"dataset '{spec.name}': this run already published a different batch to the "
-            f"table ({pub.reason}); its inputs changed between attempts",
-            hint="run again: the next run picks up the new inputs",
-        )
+    refuse_other_batch(spec.name, pub)
     if pub.skipped:
         res.reason = pub.reason
     if pub.rows != state.rows_out:
@@ -111,3 +103,15 @@ def acknowledge_position(ctx: StepContext, state: StepState) -> None:
     held = ctx.store.txn_version(state.name, staged.position.app_id)
     if held is not None:
         source.acknowledge(held)
+
+
+def refuse_other_batch(dataset: str, pub: PublishResult) -> None:
+    """Raise when this run already committed a *different* batch to the table (an earlier
+    attempt whose commit landed, then the inputs changed): recording success and the new
+    watermark would claim rows that were never published."""
+    if pub.already_committed:
+        raise TerminalError(
+            f"dataset '{dataset}': this run already published a different batch to the "
+            f"table ({pub.reason}); its inputs changed between attempts",
+            hint="run again: the next run picks up the new inputs",
+        )

@@ -20,10 +20,10 @@ import duckdb
 from sqlglot import exp
 
 from lockgate.errors import InputError
-from lockgate.quality.compile import table_ref
 from lockgate.redact import redact, remember
 from lockgate.sources.files import FileFormat, format_of
 from lockgate.sources.postgres import load_table, split_table_url
+from lockgate.sql import table_ref
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,139 @@
+"""Personal data in what lockgate shows: columns a dataset lists under ``pii:`` (or every
+column of a dataset tagged ``pii``) are masked in sample rows, quarantine views and
+profiles unless the reader may see them — on the command line with ``--show-pii``, in the
+dashboard with an ``admin`` token (or on localhost without tokens). The data itself is
+never changed: ``lockgate.read`` returns the table as published.
+
+A masked value is ``'***'``; NULL stays NULL (that a value is missing is not personal). A
+quarantined row's raw record (the line as read) and the reasons quoting its values are
+masked too, and filtering a quarantine by a masked column's value is refused (it would
+answer "is Alice's e-mail x?" one guess at a time). The failing sample rows of check results
+are masked when a run records them: the state store, alerts and ``lockgate runs`` never hold
+personal values (so ``lockgate why`` cannot trace a sample through a personal key column).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from lockgate.errors import UsageError
+
+if TYPE_CHECKING:
+    from lockgate.project import Project
+    from lockgate.project.models import DatasetSpec
+    from lockgate.quality.profile import Profile
+
+MASK = "***"
+#: lockgate's own columns are never personal, except the raw record (handled apart)
+_OWN = "_lg_"
+_TEXTS = ("_lg_reason",)
+
+
+class PiiColumns:
+    """Which columns of one dataset are personal (``everything``: the dataset is tagged)."""
+
+    def __init__(self, columns: Iterable[str] = (), *, everything: bool = False) -> None:
+        self.columns = frozenset(columns)
+        self.everything = everything
+
+    def __bool__(self) -> bool:
+        return self.everything or bool(self.columns)
+
+    def __contains__(self, column: object) -> bool:
+        if not isinstance(column, str) or column.startswith(_OWN):
+            return False
+        return self.everything or column in self.columns
+
+
+def pii_columns(project: Project, dataset: str) -> PiiColumns:
+    spec = project.datasets.get(dataset)
+    return PiiColumns() if spec is None else spec_pii(spec)
+
+
+def spec_pii(spec: DatasetSpec) -> PiiColumns:
+    return PiiColumns(spec.pii, everything="pii" in spec.tags and not spec.pii)
+
+
+def mask_check_samples(checks: list[dict[str, Any]], pii: PiiColumns) -> None:
+    """Mask the failing sample rows a step's check results carry, before they are recorded:
+    the state store, ``lockgate runs``, the dashboard and alert payloads never hold personal
+    values (the quarantine, read with the right to see them, keeps the rows)."""
+    if not pii:
+        return
+    for c in checks:
+        samples = c.get("samples")
+        if isinstance(samples, list):
+            c["samples"] = [mask_row(r, pii) if isinstance(r, dict) else r for r in samples]
+
+
+def mask_row(row: Mapping[str, Any], pii: PiiColumns) -> dict[str, Any]:
+    """``row`` with personal values replaced by :data:`MASK`, and scrubbed from the row's
+    raw record and reasons (``_lg_raw_record``, ``_lg_reason``, ``_lg_why``)."""
+    out = dict(row)
+    if not pii:
+        return out
+    secrets = sorted(
+        {str(v) for k, v in row.items() if k in pii and v is not None and str(v)},
+        key=len,
+        reverse=True,  # longest first: a value containing another is masked whole
+    )
+    for k, v in row.items():
+        if k in pii and v is not None:
+            out[k] = MASK
+    if out.get("_lg_raw_record") is not None:
+        out["_lg_raw_record"] = MASK  # which field is which is not known for a bad line
+    for k in _TEXTS:
+        if isinstance(out.get(k), str):
+            out[k] = _scrub(out[k], secrets)
+    if isinstance(out.get("_lg_why"), list):
+        out["_lg_why"] = [
+            {**w, "reason": _scrub(w["reason"], secrets)}
+            if isinstance(w, dict) and isinstance(w.get("reason"), str)
+            else w
+            for w in out["_lg_why"]
+        ]
+    return out
+
+
+def mask_rows(rows: Iterable[Mapping[str, Any]], pii: PiiColumns) -> list[dict[str, Any]]:
+    return [mask_row(r, pii) for r in rows]
+
+
+def _scrub(text: str, secrets: list[str]) -> str:
+    for s in secrets:
+        text = text.replace(s, MASK)
+    return text
+
+
+def refuse_masked_filter(pii: PiiColumns, column: str | None, dataset: str) -> None:
+    """Filtering by the value of a masked column would reveal it one guess at a time."""
+    if column is not None and column in pii:
+        raise UsageError(
+            f"column '{column}' of '{dataset}' holds personal data: filtering by its value "
+            "needs the right to see it",
+            hint="--show-pii on the command line; an admin token in the dashboard",
+        )
+
+
+def mask_profile(profile: Profile, pii: PiiColumns) -> Profile:
+    """``profile`` with the values of personal columns masked (min, max, quantiles, top
+    values, histogram); counts, lengths and pattern matches stay."""
+    import dataclasses
+
+    if not pii:
+        return profile
+    columns = tuple(
+        dataclasses.replace(
+            c,
+            min=None if c.min is None else MASK,
+            max=None if c.max is None else MASK,
+            quantiles=tuple((q, MASK) for q, _ in c.quantiles),
+            top_values=tuple((MASK, n) for _, n in c.top_values),
+            histogram=(),
+        )
+        if c.name in pii
+        else c
+        for c in profile.columns
+    )
+    return dataclasses.replace(profile, columns=columns)

@@ -1,0 +1,79 @@
+"""Between batches a stream compacts its tables every ``sink.compact_every`` batches and
+alerts on its DLQ ratio / lag once per incident (real Redis, real HTTP receiver)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from lockgate.project.loader import load_project
+from lockgate.state import StateStore
+from lockgate.state.ops import open_incidents
+from lockgate.storage import DeltaStore
+from lockgate.streams.service import run_stream
+from tests.ops.helpers import receiver
+from tests.streams.conftest import event, publish_redis, stream_def, write_project
+
+
+def _alerting(root: Path) -> None:
+    cfg = yaml.safe_load((root / "lockgate.yaml").read_text())
+    cfg["alerts"] = [{"name": "hook", "type": "webhook", "url_env": "HOOK_URL"}]
+    (root / "lockgate.yaml").write_text(yaml.safe_dump(cfg))
+
+
+def test_compaction_every_n_batches_keeps_rows_and_positions(
+    tmp_path: Path, redis_stream: str
+) -> None:
+    # 7 events per batch: 49 events = 7 batches; compaction after the 3rd and 6th
+    publish_redis(redis_stream, [b"{bad"] + [event(i) for i in range(49)])
+    d = stream_def({"type": "redis", "stream": redis_stream})
+    d["sink"] = {"dataset": "events", "compact_every": 3}
+    root = write_project(tmp_path, [d])
+    project = load_project(root)
+    report = run_stream(project, "events", until_idle=True)
+    assert report.counts.read == 50 and report.counts.published == 49
+    store = DeltaStore(project.warehouse_path)
+    history = [h["operation"] for h in store.history("events", limit=None)]
+    assert history.count("OPTIMIZE") == 2, history
+    # files: one compacted + the batches after the last compaction (not one per batch)
+    assert len(store.open_table("events").file_uris()) < 7
+    ids = store.arrow_dataset("events").to_table().column("event_id").to_pylist()
+    assert sorted(ids) == sorted(f"e{i}" for i in range(49))
+    # the position survived the compaction commits: a restart reads nothing again
+    again = run_stream(project, "events", until_idle=True)
+    assert again.counts.read == again.counts.already_committed
+    store.forget("events")
+    assert store.arrow_dataset("events").to_table().num_rows == 49
+
+
+def test_dlq_ratio_alerts_once_then_resolves(
+    tmp_path: Path, redis_stream: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    d = stream_def(
+        {"type": "redis", "stream": redis_stream},
+        alerts={"dlq_ratio_above": 0.2, "window_batches": 2},
+        sink={"dataset": "events", "compact_every": 0},
+    )
+    root = write_project(tmp_path, [d])
+    _alerting(root)
+    project = load_project(root)
+    with receiver() as rx:
+        monkeypatch.setenv("HOOK_URL", rx.url)
+        # 3 of 7 bad, twice: over 20% -> one alert, not two
+        bad = [b"{bad", b"nope", event(99, amount=-1.0)]
+        publish_redis(redis_stream, [event(i) for i in range(4)] + bad)
+        publish_redis(redis_stream, [event(i) for i in range(4, 8)] + bad)
+        run_stream(project, "events", until_idle=True)
+        # then clean batches: the ratio over the last 2 batches drops to 0 -> one resolved
+        publish_redis(redis_stream, [event(i) for i in range(100, 114)])
+        run_stream(project, "events", until_idle=True)
+    got = [(b["event"], b["status"], b["dataset"]) for b in rx.bodies]
+    assert got == [
+        ("stream_dlq", "firing", "stream:events"),
+        ("stream_dlq", "resolved", "stream:events"),
+    ], got
+    assert "went to the DLQ" in rx.bodies[0]["summary"]
+    with StateStore.open(project.state_url) as state:
+        assert open_incidents(state, project.config.name) == set()
