@@ -338,6 +338,11 @@ class DeltaStore(TableStore):
         is already ``>= tag.run_seq`` nothing is read or written (``skipped``).
         """
         kept = self._written.pop(name, None) if self._written is not None else None
+        if kept is not None:  # another writer (compaction, say) may have committed since
+            try:
+                kept.update_incremental()
+            except Exception:  # moved aside, damaged…: open it as any publish would
+                kept = None
         table = kept if kept is not None else self._maybe_table(name)
         result = write_batch(
             self.path(name),
