@@ -34,6 +34,7 @@ import pyarrow as pa
 
 from lockgate._duration import parse_duration
 from lockgate.errors import TransientError
+from lockgate.redact import redact
 from lockgate.streams.config import KafkaStreamSource
 from lockgate.streams.sources import Batch, empty_batch
 
@@ -157,7 +158,8 @@ class KafkaConsumer:
                     raise KafkaSourceError(
                         f"kafka topic {self.spec.topic!r}: no partition assignment from group "
                         f"{self.spec.group!r} within {self.JOIN_WAIT:.0f} s (brokers "
-                        f"{self.spec.bootstrap}); is another member holding the partitions?"
+                        f"{redact(self.spec.bootstrap)}); is another member holding the "
+                        "partitions?"
                     )
                 return empty_batch()
 
@@ -250,4 +252,4 @@ def _raise_unless_harmless(err: Any, topic: str) -> None:
 
     if err.code() == KafkaError._PARTITION_EOF:
         return
-    raise KafkaSourceError(f"kafka topic {topic!r}: {err.str()}")
+    raise KafkaSourceError(f"kafka topic {topic!r}: {redact(err.str())}")
