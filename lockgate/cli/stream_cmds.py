@@ -42,6 +42,7 @@ def stream_run_cmd(
         "dlq": c.dlq,
         "duplicates": c.duplicates,
         "already_committed": c.already_committed,
+        "redelivered": c.redelivered,
         "enrich_missed": c.enrich_missed,
         "runs": report.runs,
         "seconds": round(report.seconds, 3),

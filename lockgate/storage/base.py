@@ -247,6 +247,10 @@ class TableStore(ABC):
         commit = self.last_commit(name)
         return None if commit is None else commit.batch_id
 
+    def keep_written_tables(self) -> None:  # noqa: B027 - an optional hint, default no-op
+        """The caller is the only writer of what it publishes from now on: the store may
+        keep written tables open between publishes (default: nothing kept)."""
+
     @abstractmethod
     def txn_version(self, name: str, app_id: str) -> int | None:
         """Latest application-transaction version recorded for ``app_id``."""

@@ -116,6 +116,15 @@ class DeltaStore(TableStore):
         self._tables: dict[str, DeltaTable] | None = {} if cache_tables else None
         self._snapshots: dict[str, TableSnapshot] | None = {} if cache_tables else None
         self._cache_lock = threading.Lock()  # steps of a run use the store from threads
+        #: tables kept open after this store wrote them (see :meth:`keep_written_tables`)
+        self._written: dict[str, DeltaTable] | None = None
+
+    def keep_written_tables(self) -> None:
+        """The caller is the only writer of the tables it publishes (a stream under its
+        lease): keep each written table open — delta-rs advances it in place on commit —
+        instead of loading its log again for the next publish. Reads are unaffected."""
+        if self._written is None:
+            self._written = {}
 
     # ------------------------------------------------------------------ locating tables
 
@@ -354,9 +363,17 @@ class DeltaStore(TableStore):
         ``overwrite`` empties the table. If the table's transaction for ``"lockgate:" + name``
         is already ``>= tag.run_seq`` nothing is read or written (``skipped``).
         """
-        return write_batch(
+        kept = self._written.pop(name, None) if self._written is not None else None
+        if kept is not None:  # another writer (compaction, say) may have committed since
+            try:
+                kept.update_incremental()
+            except Exception:  # moved aside, damaged…: open it as any publish would
+                kept = None
+        # a table object of its own for writes, never one a reader holds (see _to_write)
+        table = kept if kept is not None else self._to_write(name)
+        result = write_batch(
             self.path(name),
-            self._to_write(name),
+            table,
             data,
             write=write,
             meta=commit_metadata(write.mode, tag),
@@ -364,6 +381,9 @@ class DeltaStore(TableStore):
             spool_root=self.warehouse / SPOOL_DIR,
             positions=tag.positions,
         )
+        if self._written is not None and table is not None:
+            self._written[name] = table  # not on an error: reopened next time
+        return result
 
     @_writes
     def publish_query(

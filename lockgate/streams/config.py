@@ -9,6 +9,7 @@ de-duplicates on ``dedup.key`` within ``dedup.window``, runs the same ``checks``
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from typing import Annotated, Literal
 
@@ -59,7 +60,31 @@ class NatsStreamSource(_Frozen):
     envelope: Literal["none", "ndjson"] = "none"
 
 
-StreamSourceSpec = Annotated[RedisStreamSource | NatsStreamSource, Field(discriminator="type")]
+class KafkaStreamSource(_Frozen):
+    """A Kafka topic read through a consumer group (confluent-kafka / librdkafka).
+
+    The table holds one position per partition (its own application transaction), so a
+    multi-partition topic commits all its partitions' positions in one Delta commit. At
+    start and at every rebalance each assigned partition is sought to the table's position;
+    the group's committed offsets are written after each Delta commit (for monitoring
+    tools) but never trusted; a partition the table holds no position for is read from
+    its earliest retained message."""
+
+    type: Literal["kafka"]
+    #: ``host:port[,host:port…]`` of the brokers (no credentials here)
+    bootstrap: str
+    topic: str
+    group: str = "lockgate"
+    #: the group member's session timeout: a consumer killed without leaving the group holds
+    #: its partitions this long before a restarted one gets them
+    session_timeout: str | float = "45s"
+
+    _session = field_validator("session_timeout")(_duration)
+
+
+StreamSourceSpec = Annotated[
+    RedisStreamSource | NatsStreamSource | KafkaStreamSource, Field(discriminator="type")
+]
 
 
 class DedupSpec(_Frozen):
@@ -146,10 +171,87 @@ class EventTimeSpec(_Frozen):
         return parse_duration(self.allowed_lateness)
 
 
+#: ``count`` or ``fn(column)`` with fn one of these (Arrow group-by aggregations)
+AGG_FUNCTIONS = {
+    "sum": "sum",
+    "min": "min",
+    "max": "max",
+    "avg": "mean",
+    "count": "count",
+    "count_distinct": "count_distinct",
+}
+_MEASURE = re.compile(r"^\s*(\w+)\s*\(\s*(\w+)\s*\)\s*$")
+
+
+def parse_measure(text: str) -> tuple[str, str | None]:
+    """``"sum(amount)"`` → ``("sum", "amount")``; ``"count"`` → ``("count", None)``.
+
+    >>> parse_measure("avg( amount )"), parse_measure("count")
+    (('avg', 'amount'), ('count', None))
+    """
+    if text.strip().lower() in ("count", "count(*)"):
+        return "count", None
+    m = _MEASURE.match(text)
+    if m is None or m.group(1).lower() not in AGG_FUNCTIONS:
+        known = ", ".join(f"{f}(column)" for f in AGG_FUNCTIONS)
+        raise ValueError(f"measure {text!r}: expected count or one of {known}")
+    return m.group(1).lower(), m.group(2)
+
+
+class AggregateSpec(_Frozen):
+    """Event-time window aggregates of the published events into another dataset.
+
+    Windows are ``size`` long and start every ``slide`` (tumbling when ``slide`` is not
+    given; hopping when it is smaller, ``size`` a multiple of it), aligned on the epoch. A
+    window is written once, when the stream's watermark passes its end (events after that
+    are late: to the DLQ or the late table, counted). Each commit carries the end of the
+    newest closed window as its position: after a crash the missing windows are computed
+    again from the sink, never twice."""
+
+    dataset: str
+    size: str | float
+    slide: str | float | None = None
+    group_by: tuple[str, ...] = ()
+    #: output column → ``count`` / ``sum(col)`` / ``min`` / ``max`` / ``avg`` / ``count_distinct``
+    measures: dict[str, str] = Field(min_length=1)
+
+    _dataset = field_validator("dataset")(_check_name)
+    _size = field_validator("size")(_duration)
+
+    @field_validator("slide")
+    @classmethod
+    def _slide(cls, value: str | float | None) -> str | float | None:
+        return None if value is None else _duration(value)
+
+    @field_validator("measures")
+    @classmethod
+    def _measures(cls, value: dict[str, str]) -> dict[str, str]:
+        for m in value.values():
+            parse_measure(m)
+        return value
+
+    @property
+    def size_us(self) -> int:
+        return _micros(self.size)
+
+    @property
+    def slide_us(self) -> int:
+        return self.size_us if self.slide is None else _micros(self.slide)
+
+
+def _micros(value: str | float) -> int:
+    return int(parse_duration(value).total_seconds() * 1_000_000)
+
+
 class BatchSpec(_Frozen):
     max_events: int = Field(default=50_000, ge=1)
     #: a duration (``"1s"``) or seconds (``0.1``)
     max_latency: str | float = "1s"
+    #: fetch the next batch on the I/O thread while this one is processed (the broker's
+    #: network wait overlaps the work). Off, the client's decoding (hiredis replies,
+    #: nats-py) does not compete with the batch for the GIL — lower processing latency on a
+    #: busy host, but the fetch is then waited for (benchmarks/RESULTS.md, Streams #14).
+    prefetch: bool = True
 
     _latency = field_validator("max_latency")(_duration)
 
@@ -176,6 +278,8 @@ class StreamSpec(_Frozen):
     dedup: DedupSpec | None = None
     enrich: tuple[EnrichSpec, ...] = ()
     event_time: EventTimeSpec | None = None
+    #: window aggregates into other datasets (needs ``event_time``)
+    aggregates: tuple[AggregateSpec, ...] = ()
     mask: dict[str, MaskValue] = Field(default_factory=dict)
     #: environment variable holding the HMAC key of ``mask: hash`` (never the key itself)
     mask_key_env: str = "LOCKGATE_MASK_KEY"

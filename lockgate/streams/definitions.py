@@ -12,7 +12,7 @@ from lockgate._yaml import LineDict, LineList, plain
 from lockgate.errors import Problem
 from lockgate.project.pydantic_errors import validation_problems
 from lockgate.quality.validate import validate_checks
-from lockgate.streams.config import StreamSpec
+from lockgate.streams.config import StreamSpec, parse_measure
 
 
 def load_streams(items: Any, file: str, line: int) -> tuple[list[StreamSpec], list[Problem]]:
@@ -54,6 +54,10 @@ def _column_problems(spec: StreamSpec, raw: LineDict, file: str, label: str) -> 
     used += [("enrich", k, declared) for e in spec.enrich for k in e.keys]
     if spec.event_time is not None:
         used += [("event_time", spec.event_time.column, declared)]
+    for agg in spec.aggregates:
+        measured = [parse_measure(m)[1] for m in agg.measures.values()]
+        used += [("aggregates", c, cols) for c in (*agg.group_by, *measured) if c is not None]
+    out.extend(_window_problems(spec, raw, file, label))
     for key, c, known in used:
         if c.lower() not in known:
             msg = f"{label}: {key}: unknown column '{c}' (not in columns)"
@@ -79,6 +83,27 @@ def _column_problems(spec: StreamSpec, raw: LineDict, file: str, label: str) -> 
     return out
 
 
+def _window_problems(spec: StreamSpec, raw: LineDict, file: str, label: str) -> list[Problem]:
+    out: list[Problem] = []
+    at = raw.key_line("aggregates")
+    if spec.aggregates and spec.event_time is None:
+        msg = f"{label}: aggregates need event_time (windows close with its watermark)"
+        out.append(Problem(msg, file, at, hint="add event_time: {column: <timestamp column>}"))
+    for agg in spec.aggregates:
+        size, slide = agg.size_us, agg.slide_us
+        if size <= 0 or slide <= 0 or slide > size or size % slide:
+            msg = (
+                f"{label}: aggregates '{agg.dataset}': size {agg.size} must be a positive "
+                f"multiple of slide {agg.slide}"
+            )
+            out.append(Problem(msg, file, at))
+        clash = set(agg.measures) & {"window_start", "window_end", *agg.group_by}
+        if clash:
+            msg = f"{label}: aggregates '{agg.dataset}': measure name(s) {sorted(clash)} taken"
+            out.append(Problem(msg, file, at))
+    return out
+
+
 def stream_table_problems(streams: list[StreamSpec], datasets: set[str]) -> list[Problem]:
     """A stream writes its sink, ``<name>__dlq`` and its late table alone: none may be a
     dataset (a run would rewrite what the stream commits), nor another stream's."""
@@ -89,6 +114,13 @@ def stream_table_problems(streams: list[StreamSpec], datasets: set[str]) -> list
         tables = [s.sink.dataset, s.name + "__dlq"]
         if s.event_time is not None and s.event_time.late != "dlq":
             tables.append(s.event_time.late)
+        own = {t.lower() for t in tables}
+        for a in s.aggregates:
+            if a.dataset.lower() in own:
+                msg = f"stream '{s.name}': aggregates write table '{a.dataset}' twice"
+                out.append(Problem(msg, s.defined_in, s.defined_line, hint="name it apart"))
+            own.add(a.dataset.lower())
+            tables.append(a.dataset)
         for t in dict.fromkeys(tables):
             where = (s.defined_in, s.defined_line)
             if t.lower() in lower:

@@ -73,10 +73,11 @@ def parse_json_batch(
     """Parse ``payloads`` (one JSON object each) into a table of ``schema``; fields not in
     the schema are ignored, missing ones are NULL.
 
-    Fast path: one Arrow parse of the whole batch. When it fails, ``con`` (if given) tells
-    which messages are not JSON objects at all in one vectorised pass (``json_valid``), those
-    are rejected, and the rest is parsed again; what still fails (a value of the wrong type)
-    is found by the row scan. ``expect_bad`` (the previous batch had bad messages) skips the
+    Fast path: one Arrow parse of the whole batch. When it fails, messages that do not start
+    with ``{`` and end with ``}`` are rejected (one vectorised pass) and the rest is parsed
+    again; if that fails too, ``con`` (if given) tells which messages are not JSON objects
+    (``json_valid``, one pass), and what still fails (a value of the wrong type) is found by
+    the row scan. ``expect_bad`` (the previous batch had bad messages) skips the
     fast path's attempt."""
     n = len(payloads)
     if not expect_bad and n and max(map(len, payloads)) <= max_bytes and min(map(len, payloads)):
@@ -88,18 +89,15 @@ def parse_json_batch(
     rejected, ok = _precheck(payloads, max_bytes)
     opts = _options(schema, max_bytes)
     lines = _one_line([payloads[i] for i in ok])
-    if con is not None and lines:
-        objects = _json_objects(con, lines)
-        if objects is not None:
-            bad = pc.indices_nonzero(pc.invert(objects)).to_pylist()
-            if bad:
-                rejected.extend(Rejected(ok[j], "parse: not a JSON object") for j in bad)
-                good = set(range(len(lines))).difference(bad)
-                keep = sorted(good)
-                ok = [ok[j] for j in keep]
-                lines = [lines[j] for j in keep]
-    out = _Out([], [], rejected)
+    # cheap first: a JSON object starts with "{" and ends with "}" (truncated and non-JSON
+    # messages, the usual bad ones); then the Arrow parse; only if that still fails, one
+    # json_valid pass of the engine over the rest
+    ok, lines = _drop_bad(_braced(lines), ok, lines, rejected)
     whole = _read(lines, opts) if lines else schema.empty_table()
+    if not isinstance(whole, pa.Table) and con is not None and lines:
+        ok, lines = _drop_bad(_json_objects(con, lines), ok, lines, rejected)
+        whole = _read(lines, opts) if lines else schema.empty_table()
+    out = _Out([], [], rejected)
     if isinstance(whole, pa.Table):
         out.ok(whole, ok)
     else:  # a failing parse costs the rest of its input: scan in bounded windows
@@ -142,6 +140,31 @@ def _one_line(lines: list[bytes]) -> list[bytes]:
     if joined.count(b"\n") == max(len(lines) - 1, 0) and b"\r" not in joined:
         return lines
     return [p.replace(b"\n", b" ").replace(b"\r", b" ") for p in lines]
+
+
+def _drop_bad(
+    objects: pa.BooleanArray | None, ok: list[int], lines: list[bytes], rejected: list[Rejected]
+) -> tuple[list[int], list[bytes]]:
+    """Reject the lines ``objects`` says are not JSON objects; the others."""
+    if objects is None or pc.all(objects).as_py():
+        return ok, lines
+    bad = pc.indices_nonzero(pc.invert(objects)).to_pylist()
+    rejected.extend(Rejected(ok[j], "parse: not a JSON object") for j in bad)
+    keep = pc.indices_nonzero(objects).to_pylist()
+    return [ok[j] for j in keep], [lines[j] for j in keep]
+
+
+def _braced(lines: Sequence[bytes]) -> pa.BooleanArray | None:
+    """Per message: does it start with ``{`` and end with ``}`` (JSON whitespace aside) —
+    what every JSON object does (None: not UTF-8 somewhere; the engine's pass decides)."""
+    if not lines:
+        return None
+    try:
+        text = pa.array(lines, pa.binary()).cast(pa.string())
+    except pa.ArrowInvalid:
+        return None
+    t = pc.utf8_trim(text, characters=" \t\r\n")
+    return pc.fill_null(pc.and_(pc.starts_with(t, "{"), pc.ends_with(t, "}")), False)
 
 
 def _json_objects(con: Engine, lines: Sequence[bytes]) -> pa.BooleanArray | None:

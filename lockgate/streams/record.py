@@ -95,7 +95,11 @@ class StreamRecorder:
         if self.checks:
             results = [s.as_result() for s in self.checks.values()]
             self.state.record_check_results(step, run.run_id, self.project, self.sink, results)
-        skips = {"duplicate": c.duplicates, "already committed": c.already_committed}
+        skips = {
+            "duplicate": c.duplicates,
+            "already committed": c.already_committed,
+            "redelivered": c.redelivered,
+        }
         if self.late_table is not None:
             skips[f"late: to {self.late_table}"] = c.late
         else:
@@ -107,7 +111,7 @@ class StreamRecorder:
             rows_out=c.published,
             rows_quarantined=c.dlq,
             skip_reasons={k: v for k, v in skips.items() if v},
-            rows_skipped=c.duplicates + c.already_committed + c.late,
+            rows_skipped=c.duplicates + c.already_committed + c.redelivered + c.late,
             batch_id=self.last_offset,
             message=f"{self.batches} batch(es); {c.enrich_missed} kept without an enrich match"
             if c.enrich_missed
@@ -167,7 +171,8 @@ class StreamMetrics:
     def batch(
         self, stream: str, c: BatchCounts, seconds: float, commit_s: float, lag: int | None
     ) -> None:
-        for kind in ("read", "published", "late", "dlq", "duplicates", "already_committed"):
+        kinds = ("read", "published", "late", "dlq", "duplicates", "already_committed")
+        for kind in (*kinds, "redelivered"):
             n = getattr(c, kind)
             if n:
                 self.events.labels(stream, kind).inc(n)

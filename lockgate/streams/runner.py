@@ -45,6 +45,7 @@ from lockgate.streams.eventtime import Watermark
 from lockgate.streams.mask import masked_query, register_key
 from lockgate.streams.parse import arrow_schema, parse_json_batch
 from lockgate.streams.sources import Batch, StreamConsumer
+from lockgate.streams.windows import WindowAggregator
 
 #: columns lockgate adds to every stream sink row
 OFFSET_COLUMN = "_lockgate_offset"
@@ -72,7 +73,8 @@ DLQ_SCHEMA = pa.schema(
 @dataclass
 class BatchCounts:
     """Where a batch's messages went: ``read = published + late + dlq + duplicates +
-    already_committed``; ``enrich_missed`` counts published events kept without a match."""
+    already_committed + redelivered``; ``enrich_missed`` counts published events kept
+    without a match."""
 
     read: int = 0
     published: int = 0
@@ -80,6 +82,8 @@ class BatchCounts:
     dlq: int = 0
     duplicates: int = 0
     already_committed: int = 0
+    #: delivered twice within one fetch (a rebalance re-sought the partition)
+    redelivered: int = 0
     enrich_missed: int = 0
 
     def add(self, other: BatchCounts) -> None:
@@ -89,7 +93,7 @@ class BatchCounts:
     @property
     def reconciles(self) -> bool:
         out = self.published + self.late + self.dlq + self.duplicates + self.already_committed
-        return self.read == out
+        return self.read == out + self.redelivered
 
 
 @dataclass(frozen=True)
@@ -113,6 +117,8 @@ class StreamReport:
     seconds: float = 0.0
     counts: BatchCounts = field(default_factory=BatchCounts)
     batch_seconds: list[float] = field(default_factory=list)
+    #: per batch: seconds waited for it to be fetched (0 when prefetched in time)
+    fetch_seconds: list[float] = field(default_factory=list)
     #: seconds spent per phase (parse, dedup, checks, commit…), summed over batches
     phases: dict[str, float] = field(default_factory=dict)
     #: the state-store runs that recorded this consumption
@@ -141,14 +147,23 @@ class _Dlq:
     def __len__(self) -> int:
         return len(self.rows)
 
-    def table(self, batch: Batch, now: dt.datetime) -> pa.Table:
+    def table(self, batch: Batch, now: dt.datetime, done: dict[int, int]) -> pa.Table:
+        """The rows not yet in the DLQ table (its positions: ``done``)."""
         idx = pa.array(self.rows, pa.int64())
+        parts = None if batch.partitions is None else batch.partitions.take(idx)
+        fresh = after(batch.seqs.take(idx), parts, done)
+        if fresh is not None:
+            idx = idx.filter(fresh)
+        rows = idx.to_pylist()
+        reasons = (
+            self.reasons if fresh is None else pa.array(self.reasons).filter(fresh).to_pylist()
+        )
         arrays = [
             batch.offsets.take(idx),
             batch.seqs.take(idx),
-            pa.array([batch.payloads[i] for i in self.rows], pa.binary()),
-            pa.array(self.reasons, pa.string()),
-            pa.array([now] * len(self.rows), _TS),
+            pa.array([batch.payloads[i] for i in rows], pa.binary()),
+            pa.array(reasons, pa.string()),
+            pa.array([now] * len(rows), _TS),
         ]
         return pa.Table.from_arrays(arrays, schema=DLQ_SCHEMA)
 
@@ -160,14 +175,18 @@ class StreamRunner:
         self, spec: StreamSpec, consumer: StreamConsumer, store: TableStore, con: Engine
     ) -> None:
         self.spec, self.consumer, self.store, self.con = spec, consumer, store, con
+        store.keep_written_tables()  # the stream's lease: it alone writes its tables
         self.sink = spec.sink.dataset
         self.schema = arrow_schema(con, spec.columns)
         self.rules = {c: spec.mask_rule(c) for c in spec.mask}
         if any(r.method == "hash" for r in self.rules.values()):
             register_key(con, spec.mask_key_env)
-        self.done = self._txn(self.sink)
+        #: per table: partition → last committed seq (the table's positions)
+        self.done = self._positions(self.sink)
         self.dlq_name = spec.name + DLQ_SUFFIX
-        self.dlq_done = self._txn(self.dlq_name)
+        self.dlq_done = self._positions(self.dlq_name)
+        #: per table: its own transaction version, a commit counter (partitioned sources)
+        self._commits: dict[str, int] = {}
         self.dedup = self._rebuild_dedup()
         self.enricher = Enricher(spec.enrich, store, con) if spec.enrich else None
         et = spec.event_time
@@ -175,8 +194,13 @@ class StreamRunner:
         committed = snap.last_commit.watermark if snap and snap.last_commit else None
         self.watermark = Watermark(et, committed) if et is not None else None
         self.late_name = et.late if et is not None and et.late != "dlq" else None
-        self.late_done = self._txn(self.late_name) if self.late_name else -1
+        self.late_done = self._positions(self.late_name) if self.late_name else {}
         self.write = TableWrite("append", partition_by=spec.sink.partition_by, schema_mode="merge")
+        self.windows = [WindowAggregator(a, et.column, spec.name) for a in spec.aggregates] if (
+            et is not None
+        ) else []  # fmt: skip
+        for w in self.windows:
+            w.rebuild(store, self.sink)
         self.phases: dict[str, float] = {}
         #: called right before each commit: raises to stop first (a lost stream lease)
         self.guard: Callable[[], None] | None = None
@@ -187,6 +211,20 @@ class StreamRunner:
     def _txn(self, table: str) -> int:
         snap = self.store.snapshot(table)
         return -1 if snap is None or snap.txn_version is None else snap.txn_version
+
+    def _positions(self, table: str) -> dict[int, int]:
+        """Partition → last seq ``table`` holds: its own transaction version for a
+        one-partition source; one transaction per partition (version = next seq) else."""
+        if not self.consumer.PARTITIONED:
+            return {0: self._txn(table)}
+        out: dict[int, int] = {}
+        if not self.store.exists(table):
+            return out
+        for p in self.consumer.partitions():
+            v = self.store.txn_version(table, self.consumer.position_id(p))
+            if v is not None:
+                out[p] = v - 1
+        return out
 
     def _rebuild_dedup(self) -> DedupWindow | None:
         d = self.spec.dedup
@@ -221,7 +259,7 @@ class StreamRunner:
         committed is delivered again after a crash, from the table's position)."""
         report = StreamReport(self.spec.name)
         wait_s = parse_duration(self.spec.batch.max_latency).total_seconds()
-        max_events = self.spec.batch.max_events
+        max_events, prefetch = self.spec.batch.max_events, self.spec.batch.prefetch
         t0 = time.perf_counter()
         self.consumer.seek(self.done)
 
@@ -233,6 +271,7 @@ class StreamRunner:
         with ThreadPoolExecutor(1, thread_name_prefix="lg-stream-io") as io:
             nxt: Future[Batch] = io.submit(self.consumer.fetch, max_events, wait_s)
             while True:
+                tw = time.perf_counter()
                 batch = nxt.result()
                 if not len(batch):
                     if until_idle or ending():
@@ -240,13 +279,16 @@ class StreamRunner:
                     nxt = io.submit(self.consumer.fetch, max_events, wait_s)
                     continue
                 last = ending()
-                if not last:  # prefetch while this batch is processed
+                if not last and prefetch:  # fetch the next one while this one is processed
                     nxt = io.submit(self.consumer.fetch, max_events, wait_s)
                 tb = time.perf_counter()
                 commit0 = self.phases.get("commit", 0.0)
                 counts = self.process(batch)
                 took = time.perf_counter() - tb
                 report.batch_seconds.append(took)
+                report.fetch_seconds.append(tb - tw)
+                if not last and not prefetch:
+                    nxt = io.submit(self.consumer.fetch, max_events, wait_s)
                 io.submit(self.consumer.ack, batch)
                 if lag is None and tb - lag_at >= 1.0:  # ask the broker at most once a second
                     lag, lag_at = io.submit(self.consumer.lag), tb
@@ -271,13 +313,10 @@ class StreamRunner:
         counts = BatchCounts(read=len(batch))
         dlq = _Dlq()
         fresh_idx: list[int] | None
-        if batch.last_seq <= self.done:
-            fresh_idx = []
-        elif int(batch.seqs[0].as_py()) > self.done:
-            fresh_idx = None  # all of it (the common case)
-        else:
-            mask = pc.greater(batch.seqs, pa.scalar(self.done, pa.int64()))
-            fresh_idx = pc.indices_nonzero(mask).to_pylist()
+        counts.read += batch.redelivered
+        counts.redelivered = batch.redelivered
+        fresh = after(batch.seqs, batch.partitions, self.done)  # None: all (the common case)
+        fresh_idx = None if fresh is None else pc.indices_nonzero(fresh).to_pylist()
         if fresh_idx is None:
             payloads, rows = batch.payloads, None
         else:
@@ -320,8 +359,10 @@ class StreamRunner:
         counts.published = good.num_rows
         counts.late = late.num_rows
         if late.num_rows:  # rows a crashed run already committed there are not written twice
-            seqs = batch.seqs.take(late.column(_ROW))
-            late = late.filter(pc.greater(seqs, pa.scalar(self.late_done, pa.int64())))
+            rows = late.column(_ROW)
+            parts = None if batch.partitions is None else batch.partitions.take(rows)
+            fresh_late = after(batch.seqs.take(rows), parts, self.late_done)
+            late = late if fresh_late is None else late.filter(fresh_late)
             late = late.drop_columns([_LATE, _ROW])
         self._commit(batch, good, late, dlq, now)
         self._clock("commit", t)
@@ -379,12 +420,19 @@ class StreamRunner:
         try:
             source: exp.Select = _select_all(columns)
             if self.spec.checks and table.num_rows:
+                # optimistic: one counting pass; rows are marked only when some fail
                 result = audit(
-                    self.con, _BATCH, self.spec.checks, mark=True, sample_size=0, dataset=self.sink
+                    self.con, _BATCH, self.spec.checks, mark=False, sample_size=0, dataset=self.sink
                 )
-                created = result.created_tables
-                self._checks = list(result.results)
                 decision = gate(result, "quarantine")
+                if decision.action == "publish_passing":
+                    result = audit(
+                        self.con, _BATCH, self.spec.checks, mark=True, sample_size=0,
+                        dataset=self.sink,
+                    )  # fmt: skip
+                    created = result.created_tables
+                    decision = gate(result, "quarantine")
+                self._checks = list(result.results)
                 if decision.action == "block":
                     dlq.extend(table.column(_ROW).to_pylist(), "blocked: " + decision.reason)
                     return table.schema.empty_table()
@@ -411,21 +459,93 @@ class StreamRunner:
         position (a table already at or past it is not written again)."""
         if self.guard is not None:
             self.guard()
-        last = batch.last_seq
-        tag = CommitTag(run_id=f"stream:{self.spec.name}", run_seq=last, batch_id=batch.last_offset)
-        if len(dlq) and last > self.dlq_done:
-            fresh_dlq = dlq.table(batch, now).filter(pc.field("seq") > self.dlq_done)
+        tops = batch_tops(batch)
+        if len(dlq):
+            fresh_dlq = dlq.table(batch, now, self.dlq_done)
             if fresh_dlq.num_rows:
+                tag = self._tag(self.dlq_name, batch, tops)
                 self.store.publish(self.dlq_name, fresh_dlq.to_reader(), write=_DLQ_WRITE, tag=tag)
-                self.dlq_done = last
+                _advance(self.dlq_done, tops)
         if late.num_rows and self.late_name is not None:
+            tag = self._tag(self.late_name, batch, tops)
             self.store.publish(self.late_name, late.to_reader(), write=self.write, tag=tag)
-            self.late_done = last
-        if good.num_rows:
+            _advance(self.late_done, tops)
+        # a partitioned source commits its positions even without rows: a restart (or a
+        # rebalance) then seeks past batches that went wholly to the DLQ
+        if good.num_rows or (self.consumer.PARTITIONED and _moves(self.done, tops)):
+            tag = self._tag(self.sink, batch, tops)
             if self.watermark is not None:
                 tag = replace(tag, watermark=self.watermark.advanced(good))
             self.store.publish(self.sink, good.to_reader(), write=self.write, tag=tag)
-            self.done = last
+            _advance(self.done, tops)
+            self._close_windows(good)
+
+    def _close_windows(self, published: pa.Table) -> None:
+        """Window aggregates: the sink's new events in, the windows the watermark closed
+        out (each aggregate table one commit; its position = the newest closed end)."""
+        if self.watermark is None:
+            return
+        for w in self.windows:
+            w.add(published)
+            closed = w.closed(self.watermark.value)
+            if closed is not None:
+                w.commit(self.store, closed[1], closed[0])
+
+    def _tag(self, table: str, batch: Batch, tops: dict[int, int]) -> CommitTag:
+        """One-partition source: the table's transaction version is the batch's last seq.
+        Partitioned: a commit counter, plus one position per partition (= next seq)."""
+        run_id = f"stream:{self.spec.name}"
+        if not self.consumer.PARTITIONED:
+            return CommitTag(run_id=run_id, run_seq=batch.last_seq, batch_id=batch.last_offset)
+        seq = self._commits.get(table)
+        seq = (self._txn(table) if seq is None else seq) + 1
+        self._commits[table] = seq
+        positions = tuple((self.consumer.position_id(p), s + 1) for p, s in sorted(tops.items()))
+        return CommitTag(run_id, seq, batch.last_offset, positions=positions)
+
+
+def after(
+    seqs: pa.Array, partitions: pa.Array | None, done: dict[int, int]
+) -> pa.BooleanArray | None:
+    """Per message: is it after its partition's committed seq in ``done`` (None: all are).
+
+    >>> after(pa.array([3, 4, 5]), None, {0: 3}).to_pylist()
+    [False, True, True]
+    >>> after(pa.array([7, 1, 8]), pa.array([0, 1, 0], pa.int32()), {0: 7}).to_pylist()
+    [False, True, True]
+    """
+    if not len(seqs):
+        return None
+    if partitions is None:
+        floor: pa.Array | pa.Scalar = pa.scalar(done.get(0, -1), pa.int64())
+    else:
+        top = int(pc.max(partitions).as_py())
+        lookup = [-1] * (top + 1)
+        for p, s in done.items():
+            if p <= top:
+                lookup[p] = s
+        floor = pa.array(lookup, pa.int64()).take(partitions)
+    mask = pc.greater(seqs, floor)
+    return None if pc.all(mask).as_py() else mask
+
+
+def batch_tops(batch: Batch) -> dict[int, int]:
+    """Partition → the batch's last seq in it."""
+    if not len(batch):
+        return {}
+    if batch.partitions is None:
+        return {0: batch.last_seq}
+    t = pa.table({"p": batch.partitions, "s": batch.seqs}).group_by("p").aggregate([("s", "max")])
+    return dict(zip(t.column("p").to_pylist(), t.column("s_max").to_pylist(), strict=True))
+
+
+def _advance(done: dict[int, int], tops: dict[int, int]) -> None:
+    for p, s in tops.items():
+        done[p] = max(done.get(p, -1), s)
+
+
+def _moves(done: dict[int, int], tops: dict[int, int]) -> bool:
+    return any(s > done.get(p, -1) for p, s in tops.items())
 
 
 def _over(t0: float, max_seconds: float | None) -> bool:

@@ -28,7 +28,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from lockgate.errors import ConfigError, Problem
-from lockgate.streams.config import NatsStreamSource, RedisStreamSource, StreamSpec
+from lockgate.streams.config import (
+    KafkaStreamSource,
+    NatsStreamSource,
+    RedisStreamSource,
+    StreamSpec,
+)
 
 if TYPE_CHECKING:
     import redis
@@ -49,6 +54,12 @@ class Batch:
     seqs: pa.Array  # int64, strictly increasing
     #: what the consumer needs to acknowledge the batch (opaque to the runner)
     token: Any = field(default=None, compare=False)
+    #: int32 partition of each message (None: a one-partition source, all partition 0);
+    #: ``seqs`` grow within a partition
+    partitions: pa.Array | None = None
+    #: messages the broker delivered twice within this fetch (after a rebalance re-sought a
+    #: partition): left out of ``payloads``, counted by the runner as read and skipped
+    redelivered: int = 0
 
     def __len__(self) -> int:
         return len(self.payloads)
@@ -67,8 +78,21 @@ def empty_batch() -> Batch:
 
 
 class StreamConsumer(Protocol):
-    def seek(self, committed_seq: int) -> None:
-        """Deliver from just after ``committed_seq`` (-1: from the start of the stream)."""
+    #: one position per partition, each its own application transaction in the table
+    #: (:meth:`position_id`); False: one position, the table's own transaction version
+    PARTITIONED: bool
+
+    def partitions(self) -> list[int]:
+        """The source's partitions now (``[0]`` for a one-partition source)."""
+        ...
+
+    def position_id(self, partition: int) -> str:
+        """Application-transaction id of ``partition``'s position (PARTITIONED sources)."""
+        ...
+
+    def seek(self, committed: dict[int, int]) -> None:
+        """Deliver from just after each partition's committed seq (absent / -1: from the
+        start of the partition)."""
         ...
 
     def fetch(self, max_events: int, wait_seconds: float) -> Batch:
@@ -132,7 +156,16 @@ class RedisConsumer:
             if "BUSYGROUP" not in str(err):
                 raise
 
-    def seek(self, committed_seq: int) -> None:
+    PARTITIONED = False
+
+    def partitions(self) -> list[int]:
+        return [0]
+
+    def position_id(self, partition: int) -> str:
+        raise NotImplementedError  # pragma: no cover - one partition: the table's own txn
+
+    def seek(self, committed: dict[int, int]) -> None:
+        committed_seq = committed.get(0, -1)
         start = "0" if committed_seq < 0 else redis_id(committed_seq)
         self.client.xgroup_setid(self.spec.stream, self.spec.group, id=start)
 
@@ -215,10 +248,18 @@ class NatsConsumer:
         nc = await nats.connect(self.spec.url)
         return nc, nc.jetstream()
 
-    def seek(self, committed_seq: int) -> None:
-        """(Re)create the durable consumer to deliver from after ``committed_seq``: what was
+    PARTITIONED = False
+
+    def partitions(self) -> list[int]:
+        return [0]
+
+    def position_id(self, partition: int) -> str:
+        raise NotImplementedError  # pragma: no cover - one partition: the table's own txn
+
+    def seek(self, committed: dict[int, int]) -> None:
+        """(Re)create the durable consumer to deliver from after the committed seq: what was
         delivered to a killed process is re-delivered now, not after ``ack_wait``."""
-        self.sub = self.loop.run_until_complete(self._seek(committed_seq))
+        self.sub = self.loop.run_until_complete(self._seek(committed.get(0, -1)))
 
     async def _seek(self, committed_seq: int) -> Any:
         from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
@@ -302,5 +343,9 @@ def consumer_for(spec: StreamSpec) -> StreamConsumer:
         return RedisConsumer(src)
     if isinstance(src, NatsStreamSource):
         return NatsConsumer(src)
+    if isinstance(src, KafkaStreamSource):
+        from lockgate.streams.kafka import KafkaConsumer
+
+        return KafkaConsumer(src, spec.name)
     msg = f"stream '{spec.name}': unknown source type"  # pragma: no cover
     raise ConfigError([Problem(msg, spec.defined_in, spec.defined_line)])  # pragma: no cover

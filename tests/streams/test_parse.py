@@ -68,3 +68,33 @@ def test_many_bad_messages_each_rejected_exactly() -> None:
     assert {r.index for r in parsed.rejected} == bad
     assert parsed.indexes == [i for i in range(2000) if i not in bad]
     assert parsed.table.column("event_id").to_pylist() == [f"e{i}" for i in parsed.indexes]
+
+
+def test_braced_but_bad_messages_still_go_through_the_exact_passes() -> None:
+    """The cheap "{…}" pass only rejects what is surely not an object; messages that look
+    like one but are not (two objects, an extra brace, bad UTF-8, wrong types) are found by
+    the engine's json_valid pass and the row scan — with and without the engine, and with
+    the fast path skipped (the previous batch had bad messages)."""
+    payloads = [
+        event(0),
+        b'{"event_id": "a"} {"event_id": "b"}',  # two objects in one message
+        b'{"event_id": "c"}}',  # a brace too many
+        b' \t{"event_id": "spaced"}\r\n ',  # JSON whitespace around: fine
+        b'\xff{"event_id": "d"}',  # not UTF-8
+        event(5, user_id="abc"),  # braced, valid JSON, wrong type
+        b"{oops",
+        event(7),
+    ]
+    for con_on in (True, False):
+        for expect_bad in (False, True):
+            with engine_for() as con:
+                parsed = parse_json_batch(
+                    payloads,
+                    _schema(),
+                    max_bytes=10_000,
+                    con=con if con_on else None,
+                    expect_bad=expect_bad,
+                )
+            assert {r.index for r in parsed.rejected} == {1, 2, 4, 5, 6}, (con_on, expect_bad)
+            assert parsed.table.column("event_id").to_pylist() == ["e0", "spaced", "e7"]
+            assert parsed.indexes == [0, 3, 7]

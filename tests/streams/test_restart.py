@@ -26,8 +26,16 @@ class ListConsumer:
     def __init__(self, data: Sequence[bytes], sizes: Sequence[int]) -> None:
         self.data, self.sizes, self.pos, self.n = data, list(sizes), 0, 0
 
-    def seek(self, committed_seq: int) -> None:
-        self.pos = max(committed_seq, 0)
+    PARTITIONED = False
+
+    def partitions(self) -> list[int]:
+        return [0]
+
+    def position_id(self, partition: int) -> str:
+        raise NotImplementedError
+
+    def seek(self, committed: dict[int, int]) -> None:
+        self.pos = max(committed.get(0, -1), 0)
 
     def fetch(self, max_events: int, wait_seconds: float) -> Batch:
         size = self.sizes[self.n] if self.n < len(self.sizes) else 0
