@@ -147,15 +147,6 @@ class _Dlq:
     def __len__(self) -> int:
         return len(self.rows)
 
-    def committed(self, batch: Batch, done: dict[int, int]) -> int:
-        """How many of these rows the DLQ table already holds (its positions: ``done``)."""
-        if not self.rows:
-            return 0
-        idx = pa.array(self.rows, pa.int64())
-        parts = None if batch.partitions is None else batch.partitions.take(idx)
-        fresh = after(batch.seqs.take(idx), parts, done)
-        return 0 if fresh is None else len(self.rows) - int(pc.sum(fresh).as_py() or 0)
-
     def table(self, batch: Batch, now: dt.datetime, done: dict[int, int]) -> pa.Table:
         """The rows not yet in the DLQ table (its positions: ``done``)."""
         idx = pa.array(self.rows, pa.int64())
@@ -364,22 +355,15 @@ class StreamRunner:
             late = good.filter(flag)
             good = good.filter(pc.invert(flag))
         good = good.drop_columns([c for c in (_LATE, _ROW) if c in good.column_names])
-        # messages an earlier run already put in the DLQ / late table (a batch that went
-        # wholly there moves no sink position, so a restart reads it again) are counted
-        # already committed, not a second time as DLQ / late
-        in_dlq = dlq.committed(batch, self.dlq_done)
-        counts.dlq = len(dlq) - in_dlq
+        counts.dlq = len(dlq)
         counts.published = good.num_rows
         counts.late = late.num_rows
-        counts.already_committed += in_dlq
         if late.num_rows:  # rows a crashed run already committed there are not written twice
             rows = late.column(_ROW)
             parts = None if batch.partitions is None else batch.partitions.take(rows)
             fresh_late = after(batch.seqs.take(rows), parts, self.late_done)
             late = late if fresh_late is None else late.filter(fresh_late)
             late = late.drop_columns([_LATE, _ROW])
-            counts.already_committed += counts.late - late.num_rows
-            counts.late = late.num_rows
         self._commit(batch, good, late, dlq, now)
         self._clock("commit", t)
         crashpoint(f"stream {self.spec.name}: committed, not acknowledged")
