@@ -470,10 +470,13 @@ class StreamRunner:
             tag = self._tag(self.late_name, batch, tops)
             self.store.publish(self.late_name, late.to_reader(), write=self.write, tag=tag)
             _advance(self.late_done, tops)
-        # a partitioned source commits its positions even without rows: a restart (or a
-        # rebalance) then seeks past batches that went wholly to the DLQ
-        if good.num_rows or (self.consumer.PARTITIONED and _moves(self.done, tops)):
+        # the sink commits its position even without rows: a restart (or a rebalance) then
+        # seeks past batches that went wholly to the DLQ or the late table, instead of reading
+        # (and counting) them again
+        if good.num_rows or _moves(self.done, tops):
             tag = self._tag(self.sink, batch, tops)
+            if not good.num_rows and not self.consumer.PARTITIONED:  # makes the empty batch commit
+                tag = replace(tag, positions=((f"stream:{self.spec.name}", batch.last_seq),))
             if self.watermark is not None:
                 tag = replace(tag, watermark=self.watermark.advanced(good))
             self.store.publish(self.sink, good.to_reader(), write=self.write, tag=tag)
