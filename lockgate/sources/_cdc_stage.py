@@ -12,13 +12,13 @@ delete) and ``_lg_commit_ts``.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlglot import exp
 
 from lockgate.sources._cdc_batch import ChangeBatch
 from lockgate.sources._db import NATIVE, Column, convert
-from lockgate.sources.base import StagedSource, count_rows, staged_table
+from lockgate.sources.base import Position, StagedSource, count_rows, staged_table
 from lockgate.sql import ident, table_ref
 
 if TYPE_CHECKING:
@@ -259,4 +259,31 @@ def _truncate_deletes(
         f"INSERT INTO {q(deletes)} SELECT {vals}, CAST({lsn} AS BIGINT), 'd', now(){flag} "
         f"FROM {q(target)} t WHERE ({keyset}) NOT IN (SELECT ({keyset}) FROM {q(table)}) "
         f"AND ({keyset}) NOT IN (SELECT ({keyset}) FROM {q(deletes)}){live}"
+    )
+
+
+def crashpoint(name: str) -> None:
+    """:func:`lockgate.storage.crashpoints.crashpoint` (imported when reached: the storage
+    package is not needed to list or validate sources)."""
+    from lockgate.storage.crashpoints import crashpoint as point
+
+    point(name)
+
+
+def with_changes(staged: StagedSource, **changes: Any) -> StagedSource:
+    import dataclasses
+
+    return dataclasses.replace(staged, **changes)
+
+
+def change_position(app_id: str, value: int, deletes: str) -> Position:
+    """A change source's position in the Delta commit: ``app_id`` at ``value``, rows ordered
+    by ``_lg_lsn``, deletes applied (or soft: flagged ``_lg_deleted``)."""
+    return Position(
+        app_id=app_id,
+        value=value,
+        column=LSN,
+        deletes=deletes,
+        deleted_flag=DELETED if deletes == "soft" else None,
+        op_column=OP,
     )

@@ -47,13 +47,14 @@ from lockgate.sources._binlog import (
     read,
 )
 from lockgate.sources._cdc_stage import (
-    DELETED,
     LSN,
-    OP,
     add_flag,
+    change_position,
+    crashpoint,
     meta_columns,
     meta_select,
     stage_changes,
+    with_changes,
 )
 from lockgate.sources._db import CAST, NATIVE, Column, convert, load_stream, text_rows_reader
 from lockgate.sources.base import (
@@ -188,15 +189,7 @@ class MySqlCdcSource(Source):
         }
 
     def _position(self, value: int) -> Position:
-        soft = self.spec.deletes == "soft"
-        return Position(
-            app_id=self.app_id,
-            value=value,
-            column=LSN,
-            deletes=self.spec.deletes,
-            deleted_flag=DELETED if soft else None,
-            op_column=OP,
-        )
+        return change_position(self.app_id, value, self.spec.deletes)
 
     # -- changes -------------------------------------------------------------------------
 
@@ -220,7 +213,7 @@ class MySqlCdcSource(Source):
                 "snapshot rebuilds the table), and run more often than the binlog expires",
             )
 
-        def read_with(plan: TablePlan) -> BinlogBatch:
+        def readwith_changes(plan: TablePlan) -> BinlogBatch:
             return read(
                 settings,
                 plan,
@@ -231,12 +224,12 @@ class MySqlCdcSource(Source):
                 server_id=self.spec.client_id(self.dataset),
             )
 
-        got = read_with(plan)
+        got = readwith_changes(plan)
         if got.new_columns is not None and got.batch.end_lsn is None:
             # the log describes the table otherwise than the catalog does now (DDL since
             # these changes): read them with the log's columns
             plan = logged_plan(plan, got.new_columns, got.new_types, self.dataset)
-            got = read_with(plan)
+            got = readwith_changes(plan)
         crashpoint(f"cdc {self.app_id}: decoded, not committed")
         batch = got.batch
         new = position
@@ -258,7 +251,7 @@ class MySqlCdcSource(Source):
         if got.new_columns is not None:
             log.info("cdc %s: the table's columns changed; the next batch reads them", self.app_id)
         more = got.more and new > position  # a batch that moved nothing is not "more"
-        return _with(staged, position=self._position(new), more=more)
+        return with_changes(staged, position=self._position(new), more=more)
 
     def _heartbeat(self, position: int, read_to: int) -> bool:
         old_file, old_pos = decode(position)
@@ -544,15 +537,3 @@ def _translate(e: BaseException, label: str) -> Exception:
     from lockgate.sources.mysql import _translate as translate
 
     return translate(e, f"{label} (change data capture)")
-
-
-def crashpoint(name: str) -> None:
-    from lockgate.storage.crashpoints import crashpoint as point
-
-    point(name)
-
-
-def _with(staged: StagedSource, **changes: Any) -> StagedSource:
-    import dataclasses
-
-    return dataclasses.replace(staged, **changes)

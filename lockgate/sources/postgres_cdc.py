@@ -43,13 +43,14 @@ from lockgate.sources._cdc_slot import (
     slot_info,
 )
 from lockgate.sources._cdc_stage import (
-    DELETED,
     LSN,
-    OP,
     add_flag,
+    change_position,
+    crashpoint,
     meta_columns,
     meta_select,
     stage_changes,
+    with_changes,
 )
 from lockgate.sources._db import CAST, HEX, NATIVE, Column, convert
 from lockgate.sources._pg_read import pg_column, pg_errors, translate_error
@@ -219,7 +220,7 @@ class PostgresCdcSource(Source):
         full = len(messages) >= self.spec.max_changes
         new = max(self._moved_to(batch, position, None if full else flushed), position)
         more = (batch.cut or full) and new > position  # a batch that moved nothing: done
-        return _with(staged, position=self._position(new), warnings=warnings, more=more)
+        return with_changes(staged, position=self._position(new), warnings=warnings, more=more)
 
     def _moved_to(self, batch: ChangeBatch, position: int, read_to_end: int | None) -> int:
         """The batch's new position: its last change's transaction; with no change of the
@@ -234,15 +235,7 @@ class PostgresCdcSource(Source):
         return idle if idle - position >= max(self.spec.heartbeat_bytes, 1) else position
 
     def _position(self, value: int) -> Position:
-        soft = self.spec.deletes == "soft"
-        return Position(
-            app_id="cdc:" + self.slot,
-            value=value,
-            column=LSN,
-            deletes=self.spec.deletes,
-            deleted_flag=DELETED if soft else None,
-            op_column=OP,
-        )
+        return change_position("cdc:" + self.slot, value, self.spec.deletes)
 
     def acknowledge(self, position: int) -> None:
         """Advance the slot to ``position`` (the table holds everything up to it)."""
@@ -533,14 +526,6 @@ def _relation_in(messages: list[bytes], oid: int) -> Relation | None:
 # ---- staging helpers ------------------------------------------------------------------------
 
 
-def crashpoint(name: str) -> None:
-    """:func:`lockgate.storage.crashpoints.crashpoint` (imported when reached: the storage
-    package is not needed to list or validate sources)."""
-    from lockgate.storage.crashpoints import crashpoint as point
-
-    point(name)
-
-
 def _blob_fix(columns: list[Column]) -> list[exp.Expr]:
     """PostgreSQL's ``\\x…`` bytea text without the prefix (the HEX conversion decodes it)."""
     out: list[exp.Expr] = []
@@ -557,9 +542,3 @@ def _load_csv(session: Session, name: str, path: Path, columns: list[str]) -> No
     from lockgate.sources.postgres import _load_csv as load
 
     session.execute(load(name, str(path), dict.fromkeys(columns, "VARCHAR")))
-
-
-def _with(staged: StagedSource, **changes: Any) -> StagedSource:
-    import dataclasses
-
-    return dataclasses.replace(staged, **changes)
