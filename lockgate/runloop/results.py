@@ -110,6 +110,8 @@ SKIP_REASONS: dict[str, str] = {
     "due and is processed again by the next run",
     "parent_field_missing": "REST child endpoint: a parent record without a scalar value for "
     "a {parent.field} placeholder opens no child read (counted per parent record)",
+    "parent_value_unsafe": "REST child endpoint: a parent value for a path placeholder is "
+    "empty, '.' or '..' (it would read another endpoint); counted per parent record",
     "duplicate_parent": "REST child endpoint: the parent's child URL was already read in this "
     "run (counted per parent record)",
     "child_not_found": "REST child endpoint answered 404 and child_not_found: skip is set "

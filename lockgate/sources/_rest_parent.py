@@ -17,6 +17,8 @@ never dropped silently: it is counted as skipped under a named reason and report
 step's warnings —
 
 * ``parent_field_missing``: the record has no (scalar) value for a placeholder;
+* ``parent_value_unsafe``: a value for a placeholder in the path is empty, ``.`` or ``..``
+  (it would read another endpoint: ``/users/../repos`` is ``/repos``);
 * ``duplicate_parent``: its child URL was already read in this run (the same parent twice);
 * ``child_not_found``: the child endpoint answered 404 on its first page and
   ``child_not_found: skip`` is set (the default, ``fail``, fails the step).
@@ -37,6 +39,13 @@ from lockgate.sources._rest_http import NotFound, Page, PageReader, _with_params
 
 #: warnings listed one by one per reason; beyond, only the count
 MAX_NOTES = 5
+
+#: path values that would change the path itself (dot segments are resolved by the client)
+UNSAFE_IN_PATH = frozenset({"", ".", ".."})
+
+
+class UnsafeValue(Exception):
+    """A parent value that cannot go into the child path (see ``UNSAFE_IN_PATH``)."""
 
 
 @dataclass
@@ -70,7 +79,8 @@ def _text(value: Any) -> str | None:
 
 def fill(template: str, name: str, record: Any, *, in_path: bool) -> str | None:
     """``template`` with every ``{name.field}`` replaced by the record's value (None when
-    one is missing or not a scalar).
+    one is missing or not a scalar). Raises ``UnsafeValue`` for an empty, ``.`` or ``..``
+    value in a path.
 
     >>> fill("/issues/{issues.number}/comments", "issues", {"number": 7}, in_path=True)
     '/issues/7/comments'
@@ -78,6 +88,10 @@ def fill(template: str, name: str, record: Any, *, in_path: bool) -> str | None:
     '/u/a%2Fb%20c'
     >>> fill("/u/{users.id}", "users", {"name": "x"}, in_path=True) is None
     True
+    >>> fill("/u/{users.login}/repos", "users", {"login": ".."}, in_path=True)
+    Traceback (most recent call last):
+    ...
+    lockgate.sources._rest_parent.UnsafeValue: ..
     """
     missing = False
 
@@ -88,6 +102,8 @@ def fill(template: str, name: str, record: Any, *, in_path: bool) -> str | None:
         if text is None:
             missing = True
             return ""
+        if in_path and text in UNSAFE_IN_PATH:
+            raise UnsafeValue(text)
         return quote(text, safe="") if in_path else text
 
     out = PLACEHOLDER.sub(one, template)
@@ -106,7 +122,11 @@ def child_pages(reader: PageReader, since: str | None, outcome: ParentOutcome) -
     for ppage in reader.pages(None, reader.parent_endpoint()):
         for i, record in enumerate(ppage.records, 1):
             where = f"page {ppage.number} record {i} <{ppage.url}>"
-            url = fill(child.url, parent.name, record, in_path=True)
+            try:
+                url = fill(child.url, parent.name, record, in_path=True)
+            except UnsafeValue as e:
+                outcome.skip("parent_value_unsafe", f"{where}: {str(e)!r}"[:300])
+                continue
             params = {
                 k: fill(v, parent.name, record, in_path=False) for k, v in child.params.items()
             }

@@ -330,3 +330,50 @@ def test_nested_values_have_the_same_type_with_or_without_a_bad_record(
         assert [json.loads(r["tags"]) for r in rows] == [["a", str(i)] for i in range(1, 6)]
         assert [json.loads(r["meta"]) for r in rows] == [{"k": i} for i in range(1, 6)]
     assert schemas[0] == schemas[1]
+
+
+@pytest.mark.slow
+def test_dot_segment_or_empty_parent_values_never_read_another_endpoint(
+    tmp_path: Path, server: Server
+) -> None:
+    """A parent value '..' would make ``/users/../repos`` — the client resolves it to
+    ``/repos``, another endpoint whose records would be published as that user's. Such a
+    parent (and '.', '') is skipped by name; '...' and '%2E%2E' are ordinary values."""
+
+    def users(r: Request) -> Reply:
+        logins = ["ok", "..", ".", "", "...", "%2E%2E", "ünï/cødé"]
+        return 200, {}, [{"login": x} for x in logins]
+
+    def repos(r: Request) -> Reply:
+        return 200, {}, [{"id": r.path, "name": "r"}]
+
+    wrong: list[Request] = []
+    server.route("/users", users)
+    server.route("/users/*", repos)
+    server.route("/repos", lambda r: (wrong.append(r), (200, {}, [{"id": "WRONG"}]))[1])
+    server.route("/users//repos", lambda r: (wrong.append(r), (200, {}, [{"id": "WRONG"}]))[1])
+    src = {
+        "type": "rest",
+        "base_url": server.url,
+        "retry": FAST_RETRY,
+        "parent": {"name": "users", "path": "/users"},
+        "path": "/users/{users.login}/repos",
+    }
+    root = make_project(tmp_path / "p", [{"name": "repos", "source": src}])
+    result = lockgate.run(root)
+    step = result.steps[0]
+    assert result.ok, step.error
+    assert wrong == []
+    ids = sorted(lockgate.read(root, "repos").column("id").to_pylist())
+    assert "WRONG" not in ids
+    assert ids == sorted(
+        [
+            "/users/ok/repos",
+            "/users/.../repos",
+            "/users/%252E%252E/repos",
+            "/users/%C3%BCn%C3%AF%2Fc%C3%B8d%C3%A9/repos",
+        ]
+    )
+    assert step.skip_reasons == {"parent_value_unsafe": 3}
+    accounted(step)
+    assert "parent_value_unsafe" in " ".join(step.warnings)
