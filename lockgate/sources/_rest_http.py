@@ -255,11 +255,7 @@ class PageReader:
     # ---- URLs ----
 
     def start_url(self) -> str:
-        base = self.secrets["base_url"]
-        path = self.config.path
-        if not path:
-            return base
-        return base.rstrip("/") + "/" + path.lstrip("/")
+        return _join(self.secrets["base_url"], self.config.path)
 
     def show(self, url: str, params: Mapping[str, str] | None = None) -> str:
         """``url`` with ``params``, fit for messages, logs and the quarantine: the API key
@@ -349,10 +345,12 @@ class PageReader:
         import httpx
 
         cfg = self.config
-        query = dict(params)
+        # httpx replaces a URL's query by ``params=``: a query in base_url/path is kept here
+        url, query = _split(url)
+        query.update(params)
         if self._query_key is not None:
             query.setdefault(*self._query_key)
-        shown = self.show(url, params)
+        shown = self.show(url, query)
         where = f"dataset '{self.dataset}', page {number} <{shown}>"
         refreshed = False
         last = ""
@@ -451,8 +449,7 @@ class PageReader:
         """The parent endpoint of a child endpoint (``parent:``); ``since_param`` is not sent."""
         parent = self.config.parent
         assert parent is not None
-        base = self.secrets["base_url"]
-        url = base.rstrip("/") + "/" + parent.path.lstrip("/") if parent.path else base
+        url = _join(self.secrets["base_url"], parent.path)
         prefix = "parent_param:"
         params = {k[len(prefix) :]: v for k, v in self.secrets.items() if k.startswith(prefix)}
         return Endpoint(url, params, parent.paginator, parent.record_path, since=False)
@@ -536,6 +533,18 @@ class PageReader:
                 if not nxt:
                     return
                 url, params = _split(urljoin(str(response.url), str(nxt)))
+
+
+def _join(base: str, path: str) -> str:
+    """``path`` after ``base_url``'s path; a query in either stays the query (a key or an
+    ``api-version=`` in base_url must not end up inside the path)."""
+    if not path:
+        return base
+    b = urlsplit(base)
+    p_path, _, p_query = path.partition("?")
+    joined = b.path.rstrip("/") + "/" + p_path.lstrip("/")
+    query = "&".join(q for q in (b.query, p_query) if q)
+    return urlunsplit(b._replace(path=joined, query=query))
 
 
 def _with_params(url: str, params: Mapping[str, str]) -> str:

@@ -377,3 +377,37 @@ def test_dot_segment_or_empty_parent_values_never_read_another_endpoint(
     assert step.skip_reasons == {"parent_value_unsafe": 3}
     accounted(step)
     assert "parent_value_unsafe" in " ".join(step.warnings)
+
+
+@pytest.mark.slow
+def test_a_query_in_base_url_stays_the_query_of_parent_and_child_reads(
+    tmp_path: Path, server: Server
+) -> None:
+    """``base_url: https://api/v1?key=${KEY}`` (or ``?api-version=2``): the path goes before
+    the query, not into it, and httpx's ``params=`` does not drop it. Before, the parent read
+    went to ``/v1`` without the query and its records silently opened no child read."""
+    server.route("/v1/issues", lambda r: (200, {}, [{"number": 1}, {"number": 2}]))
+    server.route("/v1/issues/*", lambda r: (200, {}, [{"id": r.path}]))
+    wrong: list[Request] = []
+    server.route("/v1", lambda r: (wrong.append(r), (200, {}, [{"id": "WRONG"}]))[1])
+    src = {
+        "type": "rest",
+        "base_url": server.url + "/v1?api-version=2&key=${LG_TEST_PARENT_KEY}",
+        "retry": FAST_RETRY,
+        "parent": {"name": "issues", "path": "/issues?state=all"},
+        "path": "/issues/{issues.number}/comments",
+    }
+    root = make_project(tmp_path / "p", [{"name": "c", "source": src}])
+    result = lockgate.run(root)
+    step = result.steps[0]
+    assert result.ok, step.error
+    assert wrong == []
+    ids = sorted(lockgate.read(root, "c").column("id").to_pylist())
+    assert ids == ["/v1/issues/1/comments", "/v1/issues/2/comments"]
+    accounted(step)
+    assert step.rows_skipped == 0
+    want = {"api-version": "2", "key": API_KEY}
+    assert server.requests("/v1/issues")[0].query == {**want, "state": "all"}
+    assert all(r.query == want for r in server.log if r.path.endswith("/comments"))
+    for f in (tmp_path / "p").rglob("*"):
+        assert not f.is_file() or API_KEY.encode() not in f.read_bytes(), f
