@@ -136,10 +136,14 @@ def plan_backfill(
         )
     clock = now or datetime.now(UTC)
     due = iv.due_end(iv.epoch(clock), spec.grain, spec.lag_seconds)
-    lo = max(spec.start_epoch, iv.floor(iv.parse_time(start), spec.grain)) if start else None
-    lo = spec.start_epoch if lo is None else lo
-    hi = min(due, iv.ceil(iv.parse_time(end), spec.grain)) if end else due
-    if start and end and iv.parse_time(end) <= iv.parse_time(start):
+    t_start, t_end = _when("--start", start), _when("--end", end)
+    lo = (
+        spec.start_epoch
+        if t_start is None
+        else max(spec.start_epoch, iv.floor(t_start, spec.grain))
+    )
+    hi = due if t_end is None else min(due, iv.ceil(t_end, spec.grain))
+    if t_start is not None and t_end is not None and t_end <= t_start:
         raise UsageError(f"--end ({end}) must be after --start ({start})")
     if restate and not start:
         raise UsageError(
@@ -184,6 +188,16 @@ def plan_backfill(
         restate=windows,
         restated=restated,
     )
+
+
+def _when(option: str, text: str | None) -> int | None:
+    """``--start``/``--end`` as epoch seconds; a bad date is the user's error, not a crash."""
+    if not text:
+        return None
+    try:
+        return iv.parse_time(text)
+    except ValueError as e:
+        raise UsageError(f"{option}: {e}") from None
 
 
 def _chunks(name: str, missing: dict[str, list[iv.Interval]], size: int) -> list[Chunk]:

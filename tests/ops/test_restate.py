@@ -254,3 +254,15 @@ def test_kill_9_mid_restatement_leaves_the_rest_due(tmp_path: Path) -> None:
     assert ranges(root) == [(day_epoch(1), day_epoch(6))]
     got = amounts(root)
     assert len(got) == 10 and all(got[2 * d - 1] == 10 * d + 5 for d in range(1, 5))
+
+
+def test_a_bad_date_is_a_usage_error_naming_the_option(tmp_path: Path) -> None:
+    """``--start 2024-13-01`` was an "unexpected ValueError" (exit 1, "--debug for the
+    traceback"); it is the user's error: exit 2, naming the option, nothing restated."""
+    root = five_days(tmp_path)
+    for args in (("--start", "2024-13-01"), ("--start", "2024-01-02", "--end", "yesterday")):
+        code, out = cli("backfill", "daily", "--restate", *args, "--project", str(root))
+        assert code == 2, out
+        assert "not a date or timestamp" in out and "unexpected" not in out
+        assert ("--end" if "yesterday" in args else "--start") in out
+    assert ranges(root) == [(day_epoch(1), day_epoch(6))]
