@@ -598,6 +598,8 @@ def _note_stale_pins(planned: PlannedStep, r: StepResult) -> None:
     """Log a firm pin of the plan that execution found moved (something was published or
     a source file changed between planning and running): the step used what it read."""
     for key, pinned in planned.firm_inputs().items():
+        if isinstance(pinned, dict) and pinned.get("run") == "plan":
+            continue  # a source without a fingerprint: pinned per run, read anew by each
         if key in r.inputs and r.inputs[key] != pinned:
             log.warning(
                 "dataset %s: the plan pinned input %r at %s, the run read %s (it changed "

@@ -411,3 +411,20 @@ def test_a_query_in_base_url_stays_the_query_of_parent_and_child_reads(
     assert all(r.query == want for r in server.log if r.path.endswith("/comments"))
     for f in (tmp_path / "p").rglob("*"):
         assert not f.is_file() or API_KEY.encode() not in f.read_bytes(), f
+
+
+@pytest.mark.slow
+def test_a_source_without_a_fingerprint_logs_no_stale_pin_warning(
+    tmp_path: Path, server: Server, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A REST source is pinned per run ({type, run: <run id>}); the plan's pin
+    ({run: 'plan'}) differs by construction. Every run logged "the plan pinned input
+    'source' ... (it changed after planning)", a false alarm drowning real ones."""
+    server.route("/items", lambda r: (200, {}, [{"id": 1}]))
+    src = {"type": "rest", "base_url": server.url, "path": "/items", "retry": FAST_RETRY}
+    root = make_project(tmp_path / "p", [{"name": "items", "source": src}])
+    with caplog.at_level("WARNING"):
+        result = lockgate.run(root)
+    assert result.ok, result.steps[0].error
+    assert result.steps[0].rows_out == 1
+    assert "changed after planning" not in caplog.text
