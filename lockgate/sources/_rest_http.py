@@ -348,9 +348,9 @@ class PageReader:
         # httpx replaces a URL's query by ``params=``: a query in base_url/path is kept here
         url, query = _split(url)
         query.update(params)
+        shown = self.show(url, query)
         if self._query_key is not None:
             query.setdefault(*self._query_key)
-        shown = self.show(url, query)
         where = f"dataset '{self.dataset}', page {number} <{shown}>"
         refreshed = False
         last = ""
