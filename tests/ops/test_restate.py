@@ -170,6 +170,10 @@ def test_a_restated_interval_the_gate_blocks_keeps_its_rows_and_stays_due(
     bp = plan_backfill(p, "daily", start="2024-01-02", end="2024-01-04", restate=True, now=now(6))
     res = run_backfill(p, bp, now=now(6))
     assert [str(r.step("daily").status) for r in res.runs] == ["blocked", "success"]
+    for r in res.runs:  # the blocked day's rows are counted too, by name
+        s = r.step("daily")
+        assert s.rows_in == 2 and s.rows_in == s.rows_out + s.rows_quarantined + s.rows_skipped
+    assert res.runs[0].step("daily").skip_reasons == {"interval_blocked": 2}
     got = amounts(root)
     assert [got[3], got[4]] == [before[3], before[4]]  # the old rows of day 2 stay
     assert [got[5], got[6]] == [300, 301]

@@ -316,9 +316,12 @@ def _block_all(state: StepState) -> None:
         hint=f"see `lockgate show {spec.name}` for the failing checks; nothing was published "
         "and the intervals stay due",
     )
-    intervals = res.intervals
     state.result = blocked(res, why)
-    state.result.intervals = intervals
+    state.result.intervals = res.intervals
+    # every row read is in a blocked interval (interval_blocked) or was skipped before:
+    # the blocked step still accounts for all of them
+    state.result.skip_reasons = dict(res.skip_reasons)
+    state.result.rows_skipped = res.rows_skipped
     state.end()
 
 
