@@ -268,6 +268,19 @@ class PageReader:
             full = urlunsplit(parts._replace(query=urlencode(q, safe="*")))
         return redact(full)
 
+    def _same_origin(self, url: str, start: str, number: int) -> None:
+        """A next link must stay on the endpoint's host (and not go from https to http):
+        the credentials (API key in the query, auth headers) go with every request."""
+        a, b = urlsplit(url), urlsplit(start)
+        if a.hostname != b.hostname or (a.scheme != b.scheme and a.scheme != "https"):
+            raise InputError(
+                f"dataset '{self.dataset}': page {number}'s next link points to another "
+                f"host: {self.show(url)}; the credentials are never sent there, nothing "
+                "was published",
+                hint="a paginator reading the wrong field (next_url_path), or an API that "
+                "moved: point base_url at the host its pages come from",
+            )
+
     # ---- requests ----
 
     def _throttle(self) -> None:
@@ -533,6 +546,7 @@ class PageReader:
                 if not nxt:
                     return
                 url, params = _split(urljoin(str(response.url), str(nxt)))
+                self._same_origin(url, ep.url, number)
 
 
 def _join(base: str, path: str) -> str:

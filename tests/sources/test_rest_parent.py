@@ -428,3 +428,43 @@ def test_a_source_without_a_fingerprint_logs_no_stale_pin_warning(
     assert result.ok, result.steps[0].error
     assert result.steps[0].rows_out == 1
     assert "changed after planning" not in caplog.text
+
+
+@pytest.mark.slow
+def test_a_child_next_link_to_another_host_never_gets_the_credentials(
+    tmp_path: Path, server: Server
+) -> None:
+    """The API key goes with every request (query) and so do auth headers: a next link
+    pointing at another host (a wrong next_url_path, a hostile or moved API) fails the step
+    instead of sending them there; a next link on the same host is followed."""
+    server.route("/issues", lambda r: (200, {}, [{"number": 1}, {"number": 2}]))
+
+    def child(r: Request) -> Reply:
+        n = r.path.split("/")[2]
+        if r.query.get("p") == "2":
+            return 200, {}, {"data": [{"id": f"{n}-2"}], "next": None}
+        host = "127.0.0.1" if n == "1" else "localhost"
+        port = server.url.rsplit(":", 1)[1]
+        nxt = f"http://{host}:{port}/issues/{n}/comments?p=2"
+        return 200, {}, {"data": [{"id": f"{n}-1"}], "next": nxt}
+
+    server.route("/issues/*", child)
+    auth = {"type": "api_key", "name": "key", "key": "${LG_TEST_PARENT_KEY}", "location": "query"}
+    root = project(
+        tmp_path / "p",
+        server,
+        parent={"name": "issues", "path": "/issues"},
+        record_path="data",
+        paginator={"type": "json_link", "next_url_path": "next"},
+        auth=auth,
+    )
+    result = lockgate.run(root)
+    step = result.steps[0]
+    assert not result.ok
+    assert "next link points to another host" in (step.error or "")
+    assert "localhost" in (step.error or "") and API_KEY not in (step.error or "")
+    # issue 1 followed its same-host link; issue 2's foreign link was never requested
+    assert [r.query.get("p") for r in server.log if r.path == "/issues/1/comments"] == [None, "2"]
+    assert [r.query.get("p") for r in server.log if r.path == "/issues/2/comments"] == [None]
+    with pytest.raises(LockgateError):
+        lockgate.read(root, "comments")
