@@ -241,6 +241,7 @@ class PageReader:
             timeout=config.timeout,
             transport=transport,
             follow_redirects=True,
+            event_hooks={"request": [self._guard_host]},
         )
 
     def close(self) -> None:
@@ -267,6 +268,23 @@ class PageReader:
             q = [(k, MASK if k == name else v) for k, v in parse_qsl(parts.query, True)]
             full = urlunsplit(parts._replace(query=urlencode(q, safe="*")))
         return redact(full)
+
+    def _guard_host(self, request: httpx.Request) -> None:
+        """Every request, redirects included, goes to base_url's host or the OAuth2 token
+        URL's: httpx keeps custom headers (an API key header) on a redirect to another host."""
+        url = request.url
+        hosts = [urlsplit(self.secrets["base_url"])]
+        if "auth:token_url" in self.secrets:
+            hosts.append(urlsplit(self.secrets["auth:token_url"]))
+        for h in hosts:
+            if url.host == (h.hostname or "") and (url.scheme == h.scheme or url.scheme == "https"):
+                return
+        raise InputError(
+            f"dataset '{self.dataset}': refusing a request to {self.show(str(url))}: not the "
+            "host of base_url (a redirect or next link to another host); the credentials are "
+            "never sent there, nothing was published",
+            hint="point base_url at the host the API's pages come from",
+        )
 
     def _same_origin(self, url: str, start: str, number: int) -> None:
         """A next link must stay on the endpoint's host (and not go from https to http):

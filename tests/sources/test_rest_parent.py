@@ -468,3 +468,33 @@ def test_a_child_next_link_to_another_host_never_gets_the_credentials(
     assert [r.query.get("p") for r in server.log if r.path == "/issues/2/comments"] == [None]
     with pytest.raises(LockgateError):
         lockgate.read(root, "comments")
+
+
+@pytest.mark.slow
+def test_a_redirect_to_another_host_never_gets_the_api_key_header(
+    tmp_path: Path, server: Server
+) -> None:
+    """httpx drops Authorization on a cross-host redirect but keeps custom headers: an API
+    key in ``X-API-Key`` went along to whatever host a child endpoint redirected to."""
+    port = server.url.rsplit(":", 1)[1]
+    server.route("/issues", lambda r: (200, {}, [{"number": 1}]))
+    server.route(
+        "/issues/*",
+        lambda r: (302, {"Location": f"http://localhost:{port}/elsewhere"}, b""),
+    )
+    server.route("/elsewhere", lambda r: (200, {}, [{"id": 1}]))
+    auth = {"type": "api_key", "name": "X-API-Key", "key": "${LG_TEST_PARENT_KEY}"}
+    root = project(
+        tmp_path / "p",
+        server,
+        parent={"name": "issues", "path": "/issues"},
+        record_path=None,
+        paginator={"type": "single_page"},
+        auth=auth,
+    )
+    result = lockgate.run(root)
+    step = result.steps[0]
+    assert not result.ok
+    assert "refusing a request to http://localhost" in (step.error or "")
+    assert server.requests("/elsewhere") == []
+    assert not any(API_KEY in json.dumps(r.headers) for r in server.log if r.path == "/elsewhere")
