@@ -10,6 +10,10 @@ Retries: 429 and 500/502/503/504, timeouts and lost connections are retried up t
 ``retry.max_wait`` fails the step as transient rather than hammering the server. Without it
 the wait is ``backoff * 2**n`` capped at ``max_wait``, with jitter (half fixed, half random)
 so many clients do not retry in lockstep.
+
+Hosts: every request (next links and redirects included) goes to base_url's host (or the
+OAuth2 token URL's), never from https down to http — the credentials go with each one.
+A query in base_url (``?api-version=2``, ``?key=${KEY}``) stays the query of every request.
 """
 
 from __future__ import annotations
