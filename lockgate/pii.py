@@ -55,16 +55,44 @@ def spec_pii(spec: DatasetSpec) -> PiiColumns:
     return PiiColumns(spec.pii, everything="pii" in spec.tags and not spec.pii)
 
 
-def mask_check_samples(checks: list[dict[str, Any]], pii: PiiColumns) -> None:
+#: table-level checks whose observed value is one row's value of their column
+_ONE_VALUE_AGGS = frozenset({"min", "max", "median", "quantile"})
+
+
+def mask_check_samples(
+    checks: list[dict[str, Any]], pii: PiiColumns, specs: Iterable[Any] = ()
+) -> None:
     """Mask the failing sample rows a step's check results carry, before they are recorded:
     the state store, ``lockgate runs``, the dashboard and alert payloads never hold personal
-    values (the quarantine, read with the right to see them, keeps the rows)."""
+    values (the quarantine, read with the right to see them, keeps the rows). A table-level
+    check of a personal column (``specs``: the step's checks) that observes one row's value
+    (``min``/``max``/``median``/``quantile``, ``freshness``'s newest value) keeps no value
+    in ``observed`` or ``message`` either."""
     if not pii:
         return
+    revealing = {_name(s) for s in specs if _reveals_value(s, pii)}
     for c in checks:
         samples = c.get("samples")
         if isinstance(samples, list):
             c["samples"] = [mask_row(r, pii) if isinstance(r, dict) else r for r in samples]
+        if c.get("name") in revealing and c.get("observed") is not None:
+            shown = str(c["observed"])
+            c["observed"] = MASK
+            if isinstance(c.get("message"), str) and shown:
+                c["message"] = c["message"].replace(shown, MASK)
+
+
+def _name(spec: Any) -> str | None:
+    return getattr(spec, "check_name", None)
+
+
+def _reveals_value(spec: Any, pii: PiiColumns) -> bool:
+    kind, column = getattr(spec, "type", None), getattr(spec, "column", None)
+    if column not in pii:
+        return False
+    return kind == "freshness" or (
+        kind == "aggregate_between" and getattr(spec, "agg", None) in _ONE_VALUE_AGGS
+    )
 
 
 def mask_row(row: Mapping[str, Any], pii: PiiColumns) -> dict[str, Any]:
