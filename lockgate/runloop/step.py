@@ -132,7 +132,9 @@ def run_step(ctx: StepContext, spec: DatasetSpec) -> StepResult:
         peak = max(peak, _rss_bytes())
         if state.done:
             break
-    mask_check_samples(state.result.checks, spec_pii(spec), state.checks)  # before anything records them
+    mask_check_samples(
+        state.result.checks, spec_pii(spec), state.checks
+    )  # before anything records them
     state.result.duration_s = time.perf_counter() - t0
     state.result.cost = {"cpu_s": round(_cpu_seconds() - cpu0, 4), "peak_rss_bytes": peak}
     return state.result
