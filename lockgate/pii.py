@@ -28,6 +28,9 @@ MASK = "***"
 #: lockgate's own columns are never personal, except the raw record (handled apart)
 _OWN = "_lg_"
 _TEXTS = ("_lg_reason",)
+#: a personal value quoted inside another column's text is masked there too when it is at
+#: least this long (masking every "5" of a text would wreck it and protect nothing)
+_MIN_QUOTED = 3
 
 
 class PiiColumns:
@@ -106,9 +109,12 @@ def mask_row(row: Mapping[str, Any], pii: PiiColumns) -> dict[str, Any]:
         key=len,
         reverse=True,  # longest first: a value containing another is masked whole
     )
+    quotable = [x for x in secrets if len(x) >= _MIN_QUOTED]
     for k, v in row.items():
         if k in pii and v is not None:
             out[k] = MASK
+        elif quotable and isinstance(v, str) and not k.startswith(_OWN):
+            out[k] = _scrub(v, quotable)  # a personal value quoted in another column
     if out.get("_lg_raw_record") is not None:
         out["_lg_raw_record"] = MASK  # which field is which is not known for a bad line
     for k in _TEXTS:

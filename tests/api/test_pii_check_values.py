@@ -72,3 +72,42 @@ def test_table_level_checks_on_personal_columns_record_no_value(tmp_path: Path) 
         assert "987654" not in out.output and "1961" not in out.output, out.output
     # a column that is not personal keeps its value and message
     assert "4.0" in text or "= 4" in text, text
+
+
+def test_a_personal_value_quoted_in_another_column_is_masked_there(tmp_path: Path) -> None:
+    from lockgate import api
+    from lockgate.pii import MASK, PiiColumns, mask_row
+
+    csv = (
+        "id,email,note,ssn\n"
+        "1,ann@example.org,mail ann@example.org now,-123456789\n"
+        "2,bob@example.org,ok 5,5\n"
+    )
+    root = make_project(
+        tmp_path / "p",
+        [
+            csv_source(
+                "c",
+                "data/c.csv",
+                columns={"id": "INTEGER", "email": "VARCHAR", "note": "VARCHAR", "ssn": "BIGINT"},
+                pii=["email", "ssn"],
+                checks=[{"type": "between", "column": "ssn", "min": 0}],
+            )
+        ],
+        files={"data/c.csv": csv},
+    )
+    assert lockgate.run(root).ok
+    for rows in (
+        api.quarantine(root, "c", limit=10).rows,
+        api.dataset_info(root, "c", sample_rows=5)["sample"],
+    ):
+        text = json.dumps(rows, default=str)
+        assert "ann@example.org" not in text and "123456789" not in text, text
+    sample = {r["id"]: r for r in api.dataset_info(root, "c", sample_rows=5)["sample"]}
+    assert sample[2]["note"] == "ok 5"  # a one-character personal value masks no text
+    pii = PiiColumns(["email"])
+    assert mask_row({"email": "ann@x.io", "note": "to ann@x.io", "n": 3}, pii) == {
+        "email": MASK,
+        "note": f"to {MASK}",
+        "n": 3,
+    }
