@@ -37,7 +37,8 @@ class PiiColumns:
     """Which columns of one dataset are personal (``everything``: the dataset is tagged)."""
 
     def __init__(self, columns: Iterable[str] = (), *, everything: bool = False) -> None:
-        self.columns = frozenset(columns)
+        # SQL names are case-insensitive: ``pii: [Email]`` covers the column ``email``
+        self.columns = frozenset(c.lower() for c in columns)
         self.everything = everything
 
     def __bool__(self) -> bool:
@@ -46,7 +47,7 @@ class PiiColumns:
     def __contains__(self, column: object) -> bool:
         if not isinstance(column, str) or column.startswith(_OWN):
             return False
-        return self.everything or column in self.columns
+        return self.everything or column.lower() in self.columns
 
 
 def pii_columns(project: Project, dataset: str) -> PiiColumns:
@@ -55,7 +56,8 @@ def pii_columns(project: Project, dataset: str) -> PiiColumns:
 
 
 def spec_pii(spec: DatasetSpec) -> PiiColumns:
-    return PiiColumns(spec.pii, everything="pii" in spec.tags and not spec.pii)
+    tagged = any(t.lower() == "pii" for t in spec.tags)
+    return PiiColumns(spec.pii, everything=tagged and not spec.pii)
 
 
 #: table-level checks whose observed value is one row's value of their column

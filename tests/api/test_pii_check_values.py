@@ -111,3 +111,25 @@ def test_a_personal_value_quoted_in_another_column_is_masked_there(tmp_path: Pat
         "note": f"to {MASK}",
         "n": 3,
     }
+
+
+def test_pii_names_and_the_pii_tag_are_case_insensitive(tmp_path: Path) -> None:
+    from lockgate import api
+
+    root = make_project(
+        tmp_path / "p",
+        [
+            csv_source(
+                "c",
+                "data/c.csv",
+                columns={"id": "INTEGER", "email": "VARCHAR"},
+                pii=["EMail"],  # the column is 'email'
+            ),
+            csv_source("t", "data/c.csv", tags=["PII"]),
+        ],
+        files={"data/c.csv": "id,email\n1,ann@example.org\n"},
+    )
+    assert lockgate.run(root).ok
+    for name in ("c", "t"):
+        text = json.dumps(api.dataset_info(root, name, sample_rows=5)["sample"])
+        assert "ann@example.org" not in text and "***" in text, (name, text)
