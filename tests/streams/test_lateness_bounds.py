@@ -34,3 +34,25 @@ def test_a_negative_or_unrepresentable_lateness_is_refused(
     root = write_project(tmp_path, [stream_def({"type": "redis", "stream": "x"}, event_time=et)])
     with pytest.raises(ConfigError, match="allowed_lateness"):
         load_project(root)
+
+
+def test_compacting_after_every_batch_keeps_the_watermark_and_positions(
+    tmp_path: Path, redis_stream: str
+) -> None:
+    # sink.compact_every: 1 makes an optimize commit the sink's newest; a restart still
+    # finds the watermark and the positions of the last lockgate commit
+    src = {"type": "redis", "stream": redis_stream}
+    et = {"column": "ts", "allowed_lateness": "5m"}
+    d = stream_def(src, event_time=et, sink={"dataset": "events", "compact_every": 1})
+    d["batch"] = {"max_events": 2, "max_latency": 0.2}
+    root = write_project(tmp_path, [d])
+    publish_redis(redis_stream, [event(i, ts=f"2026-01-01T12:3{i}:00") for i in range(6)])
+    first = run_stream(load_project(root), "events", until_idle=True).counts
+    assert first.reconciles and (first.read, first.published) == (6, 6)
+    from deltalake import DeltaTable
+
+    ops = [h.get("operation") for h in DeltaTable(str(root / "warehouse" / "events")).history()]
+    assert "OPTIMIZE" in ops, ops  # the compaction did happen
+    publish_redis(redis_stream, [event(20, ts="2026-01-01T12:10:00"), event(21)])
+    again = run_stream(load_project(root), "events", until_idle=True).counts
+    assert again.reconciles and (again.read, again.dlq, again.published) == (2, 2, 0)
