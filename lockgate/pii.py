@@ -66,15 +66,17 @@ _ONE_VALUE_AGGS = frozenset({"min", "max", "median", "quantile"})
 
 def mask_check_samples(
     checks: list[dict[str, Any]], pii: PiiColumns, specs: Iterable[Any] = ()
-) -> None:
+) -> list[str]:
     """Mask the failing sample rows a step's check results carry, before they are recorded:
     the state store, ``lockgate runs``, the dashboard and alert payloads never hold personal
     values (the quarantine, read with the right to see them, keeps the rows). A table-level
     check of a personal column (``specs``: the step's checks) that observes one row's value
     (``min``/``max``/``median``/``quantile``, ``freshness``'s newest value) keeps no value
-    in ``observed`` or ``message`` either."""
+    in ``observed`` or ``message`` either. Returns the values hidden so (to scrub them from
+    texts quoting the messages, e.g. the quality gate's reason: :func:`scrub`)."""
+    hidden: list[str] = []
     if not pii:
-        return
+        return hidden
     revealing = {_name(s) for s in specs if _reveals_value(s, pii)}
     for c in checks:
         samples = c.get("samples")
@@ -85,6 +87,15 @@ def mask_check_samples(
             c["observed"] = MASK
             if isinstance(c.get("message"), str) and shown:
                 c["message"] = c["message"].replace(shown, MASK)
+                hidden.append(shown)
+    return hidden
+
+
+def scrub(text: str | None, hidden: list[str]) -> str | None:
+    """``text`` with each of ``hidden`` (longest first) replaced by :data:`MASK`."""
+    if not text or not hidden:
+        return text
+    return _scrub(text, sorted(set(hidden), key=len, reverse=True))
 
 
 def _name(spec: Any) -> str | None:

@@ -133,3 +133,31 @@ def test_pii_names_and_the_pii_tag_are_case_insensitive(tmp_path: Path) -> None:
     for name in ("c", "t"):
         text = json.dumps(api.dataset_info(root, name, sample_rows=5)["sample"])
         assert "ann@example.org" not in text and "***" in text, (name, text)
+
+
+def test_a_gate_blocked_by_a_personal_columns_check_does_not_quote_its_value(
+    tmp_path: Path,
+) -> None:
+    root = make_project(
+        tmp_path / "p",
+        [
+            csv_source(
+                "people",
+                "data/p.csv",
+                columns={"id": "INTEGER", "salary": "DOUBLE", "born": "TIMESTAMP"},
+                pii=["salary", "born"],
+                checks=[
+                    {"type": "aggregate_between", "column": "salary", "agg": "max", "max": 10},
+                    {"type": "freshness", "column": "born", "max_age": "1d"},
+                ],
+            )
+        ],
+        files={"data/p.csv": f"id,salary,born\n1,{SALARY},{BIRTH} 00:00:00\n"},
+    )
+    res = lockgate.run(root)
+    step = res.steps[0]
+    assert str(step.status) == "blocked" and "salary_max_between" in step.reason
+    text = json.dumps(res.to_dict(), default=str)
+    out = CliRunner().invoke(app, ["runs", res.run_id, "-p", str(root)])
+    for leak in ("987654", "1961"):
+        assert leak not in text and leak not in out.output, (text, out.output)
