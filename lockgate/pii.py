@@ -28,13 +28,17 @@ MASK = "***"
 #: lockgate's own columns are never personal, except the raw record (handled apart)
 _OWN = "_lg_"
 _TEXTS = ("_lg_reason",)
+#: a personal value quoted inside another column's text is masked there too when it is at
+#: least this long (masking every "5" of a text would wreck it and protect nothing)
+_MIN_QUOTED = 3
 
 
 class PiiColumns:
     """Which columns of one dataset are personal (``everything``: the dataset is tagged)."""
 
     def __init__(self, columns: Iterable[str] = (), *, everything: bool = False) -> None:
-        self.columns = frozenset(columns)
+        # SQL names are case-insensitive: ``pii: [Email]`` covers the column ``email``
+        self.columns = frozenset(c.lower() for c in columns)
         self.everything = everything
 
     def __bool__(self) -> bool:
@@ -43,7 +47,7 @@ class PiiColumns:
     def __contains__(self, column: object) -> bool:
         if not isinstance(column, str) or column.startswith(_OWN):
             return False
-        return self.everything or column in self.columns
+        return self.everything or column.lower() in self.columns
 
 
 def pii_columns(project: Project, dataset: str) -> PiiColumns:
@@ -52,19 +56,59 @@ def pii_columns(project: Project, dataset: str) -> PiiColumns:
 
 
 def spec_pii(spec: DatasetSpec) -> PiiColumns:
-    return PiiColumns(spec.pii, everything="pii" in spec.tags and not spec.pii)
+    tagged = any(t.lower() == "pii" for t in spec.tags)
+    return PiiColumns(spec.pii, everything=tagged and not spec.pii)
 
 
-def mask_check_samples(checks: list[dict[str, Any]], pii: PiiColumns) -> None:
+#: table-level checks whose observed value is one row's value of their column
+_ONE_VALUE_AGGS = frozenset({"min", "max", "median", "quantile"})
+
+
+def mask_check_samples(
+    checks: list[dict[str, Any]], pii: PiiColumns, specs: Iterable[Any] = ()
+) -> list[str]:
     """Mask the failing sample rows a step's check results carry, before they are recorded:
     the state store, ``lockgate runs``, the dashboard and alert payloads never hold personal
-    values (the quarantine, read with the right to see them, keeps the rows)."""
+    values (the quarantine, read with the right to see them, keeps the rows). A table-level
+    check of a personal column (``specs``: the step's checks) that observes one row's value
+    (``min``/``max``/``median``/``quantile``, ``freshness``'s newest value) keeps no value
+    in ``observed`` or ``message`` either. Returns the values hidden so (to scrub them from
+    texts quoting the messages, e.g. the quality gate's reason: :func:`scrub`)."""
+    hidden: list[str] = []
     if not pii:
-        return
+        return hidden
+    revealing = {_name(s) for s in specs if _reveals_value(s, pii)}
     for c in checks:
         samples = c.get("samples")
         if isinstance(samples, list):
             c["samples"] = [mask_row(r, pii) if isinstance(r, dict) else r for r in samples]
+        if c.get("name") in revealing and c.get("observed") is not None:
+            shown = str(c["observed"])
+            c["observed"] = MASK
+            if isinstance(c.get("message"), str) and shown:
+                c["message"] = c["message"].replace(shown, MASK)
+                hidden.append(shown)
+    return hidden
+
+
+def scrub(text: str | None, hidden: list[str]) -> str | None:
+    """``text`` with each of ``hidden`` (longest first) replaced by :data:`MASK`."""
+    if not text or not hidden:
+        return text
+    return _scrub(text, sorted(set(hidden), key=len, reverse=True))
+
+
+def _name(spec: Any) -> str | None:
+    return getattr(spec, "check_name", None)
+
+
+def _reveals_value(spec: Any, pii: PiiColumns) -> bool:
+    kind, column = getattr(spec, "type", None), getattr(spec, "column", None)
+    if column not in pii:
+        return False
+    return kind == "freshness" or (
+        kind == "aggregate_between" and getattr(spec, "agg", None) in _ONE_VALUE_AGGS
+    )
 
 
 def mask_row(row: Mapping[str, Any], pii: PiiColumns) -> dict[str, Any]:
@@ -78,9 +122,12 @@ def mask_row(row: Mapping[str, Any], pii: PiiColumns) -> dict[str, Any]:
         key=len,
         reverse=True,  # longest first: a value containing another is masked whole
     )
+    quotable = [x for x in secrets if len(x) >= _MIN_QUOTED]
     for k, v in row.items():
         if k in pii and v is not None:
             out[k] = MASK
+        elif quotable and isinstance(v, str) and not k.startswith(_OWN):
+            out[k] = _scrub(v, quotable)  # a personal value quoted in another column
     if out.get("_lg_raw_record") is not None:
         out["_lg_raw_record"] = MASK  # which field is which is not known for a bad line
     for k in _TEXTS:

@@ -126,7 +126,17 @@ def _split_userinfo(rest: str) -> tuple[int, str | None, int]:
     colon = netloc.find(":", 0, at)
     if colon == -1:
         return 0, None, 0
-    return colon + 1, netloc[colon + 1 : at], at
+    # a password holding both a raw '@' and a raw '/': user:p@ss/w0rd@host — the userinfo
+    # ends at the last '@' before the query (hiding too much beats showing part of it)
+    query = len(rest)
+    for ch in "?#":
+        i = rest.find(ch, end)
+        if i != -1:
+            query = min(query, i)
+    last = rest.rfind("@", end, query)
+    if last != -1:
+        at = last
+    return colon + 1, rest[colon + 1 : at], at
 
 
 def _mask_url(m: re.Match[str]) -> str:

@@ -27,6 +27,7 @@ import pyarrow.compute as pc
 
 from lockgate.errors import UsageError
 from lockgate.lineage.model import ColumnRef, Kind, LineageGraph, Subtype
+from lockgate.pii import MASK, mask_rows, pii_columns
 from lockgate.project import Project
 from lockgate.state import StateStore
 from lockgate.state.records import CheckRecord, StepInfo
@@ -201,6 +202,7 @@ def _explain(
     for up, up_traces in involved.items():
         report.candidates += _candidates(store, hist, up, up_traces, fail_pins, pass_pins)
     report.candidates.sort(key=lambda c: -c.score)
+    _mask_personal(project, report.candidates)
     report.input_rows = _input_rows(project, graph, store, failing, fail_pins)
     report.commands = _commands(dataset, check, failing.run_id, columns)
     if any(graph.datasets[d].status == "opaque" for d in involved):
@@ -531,8 +533,31 @@ def _input_rows(
             continue
         rows = _rows_by_keys(store, up, version, mapping, samples)
         if rows:
-            out[f"{up}@{version}"] = rows
+            out[f"{up}@{version}"] = mask_rows(rows, pii_columns(project, up))
     return out
+
+
+def _mask_personal(project: Project, candidates: list[Candidate]) -> None:
+    """A personal column's min and max are one person's values (:mod:`lockgate.pii`): the
+    distribution evidence keeps its null rate, distinct count and mean, and says only that
+    the range moved."""
+    for c in candidates:
+        column = c.evidence.get("column")
+        if c.kind != "distribution" or column not in pii_columns(project, c.dataset):
+            continue
+        for side in ("now", "before"):
+            stats = c.evidence.get(side)
+            if isinstance(stats, dict):
+                c.evidence[side] = {
+                    k: (MASK if k in ("min", "max") and v is not None else v)
+                    for k, v in stats.items()
+                }
+        head, _, said = c.summary.partition("): ")
+        kept = [p for p in said.split("; ") if not p.startswith("range ")]
+        kept += ["range moved (personal column: values hidden)"] * (
+            len(kept) < len(said.split("; "))
+        )
+        c.summary = f"{head}): " + "; ".join(kept)
 
 
 def _identity_keys(

@@ -9,7 +9,7 @@ import os
 import resource
 import time
 
-from lockgate.pii import mask_check_samples, spec_pii
+from lockgate.pii import mask_check_samples, scrub, spec_pii
 from lockgate.project.models import DatasetSpec
 from lockgate.runloop.context import Stage, StepContext, StepState, stage_name
 from lockgate.runloop.results import StepResult, StepStatus
@@ -132,7 +132,10 @@ def run_step(ctx: StepContext, spec: DatasetSpec) -> StepResult:
         peak = max(peak, _rss_bytes())
         if state.done:
             break
-    mask_check_samples(state.result.checks, spec_pii(spec))  # before anything records them
+    # before anything records them: personal values in check results and the gate's reason
+    hidden = mask_check_samples(state.result.checks, spec_pii(spec), state.checks)
+    res = state.result
+    res.reason, res.error = scrub(res.reason, hidden) or "", scrub(res.error, hidden)
     state.result.duration_s = time.perf_counter() - t0
     state.result.cost = {"cpu_s": round(_cpu_seconds() - cpu0, 4), "peak_rss_bytes": peak}
     return state.result

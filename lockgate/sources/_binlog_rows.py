@@ -14,6 +14,7 @@ Row image (``binlog_row_image=FULL``: every column present): a NULL bitmap of
 
 from __future__ import annotations
 
+import codecs
 import datetime as dt
 from collections.abc import Callable
 from struct import Struct
@@ -59,6 +60,18 @@ def _float(data: bytes, off: int) -> tuple[Text, int]:
     return text(_F.unpack_from(data, off)[0]), off + 4
 
 
+def _byte_as_code_point(err: UnicodeError) -> tuple[str, int]:
+    """A byte the codec has no character for is the code point of the same number: what
+    MySQL does for the five holes of its ``latin1`` (cp1252: 0x81, 0x8D, 0x8F, 0x90,
+    0x9D are U+0081 …), so the change reads as the snapshot does instead of failing."""
+    assert isinstance(err, UnicodeDecodeError)
+    return "".join(map(chr, err.object[err.start : err.end])), err.end
+
+
+_ERRORS = "lockgate-byte-as-code-point"
+codecs.register_error(_ERRORS, _byte_as_code_point)
+
+
 def _string(length_size: int, encoding: str) -> Reader:
     binary = encoding == "binary"
 
@@ -66,7 +79,7 @@ def _string(length_size: int, encoding: str) -> Reader:
         n = int.from_bytes(data[off : off + length_size], "little")
         start = off + length_size
         raw = data[start : start + n]
-        return (raw.hex().upper() if binary else raw.decode(encoding)), start + n
+        return (raw.hex().upper() if binary else raw.decode(encoding, _ERRORS)), start + n
 
     return read
 

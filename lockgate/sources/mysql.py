@@ -274,20 +274,31 @@ class MySqlSource(Source):
             return None
 
 
+def url_settings(url: str) -> dict[str, Any]:
+    """host, port, user, password and database of a ``mysql://`` URL. A password typed
+    with a raw ``@`` or ``/`` (``root:p@ss/w0rd@db``) is read whole: the user information
+    ends at the last ``@`` before the query, as :mod:`lockgate.redact` hides it."""
+    from urllib.parse import unquote
+
+    scheme, sep, rest = url.partition("://")
+    cut = min((i for i in (rest.find("?"), rest.find("#")) if i != -1), default=len(rest))
+    at = rest.rfind("@", 0, cut)
+    userinfo, hostpart = (rest[:at], rest[at + 1 :]) if at != -1 else ("", rest)
+    u = urlsplit(f"{scheme}{sep}{hostpart}")
+    user, colon, password = userinfo.partition(":")
+    return {
+        "host": u.hostname or "127.0.0.1",
+        "port": u.port or 3306,
+        "user": unquote(user or "root"),
+        "password": unquote(password) if colon else "",
+        "database": unquote(u.path.lstrip("/")) or None,
+    }
+
+
 def _pymysql_connect(url: str) -> Any:
     import pymysql
 
-    u = urlsplit(url)
-    from urllib.parse import unquote
-
-    return pymysql.connect(
-        host=u.hostname or "127.0.0.1",
-        port=u.port or 3306,
-        user=unquote(u.username or "root"),
-        password=unquote(u.password or ""),
-        database=u.path.lstrip("/") or None,
-        init_command=_SESSION,
-    )
+    return pymysql.connect(**url_settings(url), init_command=_SESSION)
 
 
 def _plan(url: str, config: MySqlSourceSpec) -> tuple[exp.Expr, list[Column]]:

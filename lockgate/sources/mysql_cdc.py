@@ -32,7 +32,6 @@ from __future__ import annotations
 import logging
 import zlib
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
-from urllib.parse import unquote, urlsplit
 
 from pydantic import Field
 from sqlglot import exp
@@ -177,16 +176,10 @@ class MySqlCdcSource(Source):
             raise _translate(e, self.spec.table) from None
 
     def _settings(self) -> dict[str, Any]:
-        from lockgate.sources.mysql import MySqlSource
+        from lockgate.sources.mysql import MySqlSource, url_settings
 
-        url = MySqlSource(self.request)._url()
-        u = urlsplit(url)
-        return {
-            "host": u.hostname or "127.0.0.1",
-            "port": u.port or 3306,
-            "user": unquote(u.username or "root"),
-            "password": unquote(u.password or ""),
-        }
+        s = url_settings(MySqlSource(self.request)._url())
+        return {k: s[k] for k in ("host", "port", "user", "password")}
 
     def _position(self, value: int) -> Position:
         return change_position(self.app_id, value, self.spec.deletes)

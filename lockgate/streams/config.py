@@ -31,7 +31,12 @@ def _check_name(value: str) -> str:
 
 
 def _duration(value: str | float) -> str | float:
-    parse_duration(value)  # raises ValueError with the reason
+    try:
+        d = parse_duration(value)  # raises ValueError with the reason
+    except OverflowError:
+        raise ValueError(f"duration {value!r} is too large") from None
+    if d < timedelta(0):
+        raise ValueError(f"duration {value!r} is negative")
     return value
 
 

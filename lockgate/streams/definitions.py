@@ -4,6 +4,7 @@ stream's declared ``columns`` as a dataset's are)."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from pydantic import ValidationError
@@ -12,7 +13,7 @@ from lockgate._yaml import LineDict, LineList, plain
 from lockgate.errors import Problem
 from lockgate.project.pydantic_errors import validation_problems
 from lockgate.quality.validate import validate_checks
-from lockgate.streams.config import StreamSpec, parse_measure
+from lockgate.streams.config import AggregateSpec, StreamSpec, parse_measure
 
 
 def load_streams(items: Any, file: str, line: int) -> tuple[list[StreamSpec], list[Problem]]:
@@ -97,10 +98,42 @@ def _window_problems(spec: StreamSpec, raw: LineDict, file: str, label: str) -> 
                 f"multiple of slide {agg.slide}"
             )
             out.append(Problem(msg, file, at))
+        out.extend(_measure_type_problems(spec, agg, file, at, label))
         clash = set(agg.measures) & {"window_start", "window_end", *agg.group_by}
         if clash:
             msg = f"{label}: aggregates '{agg.dataset}': measure name(s) {sorted(clash)} taken"
             out.append(Problem(msg, file, at))
+    return out
+
+
+_NUMERIC = re.compile(
+    r"^(U?(TINY|SMALL|BIG|HUGE)?INT(EGER)?\d*|DOUBLE|FLOAT\d*|REAL|BOOL(EAN)?"
+    r"|(DECIMAL|NUMERIC)(\(.*\))?)$"
+)
+
+
+def _measure_type_problems(
+    spec: StreamSpec, agg: AggregateSpec, file: str, at: int, label: str
+) -> list[Problem]:
+    """``sum``/``avg`` of a column that is not a number in the sink (text, a timestamp, a
+    masked column: masking makes text) would fail when its first window closes, again
+    after every restart: refused when the project loads."""
+    types = {c.lower(): t for c, t in spec.columns.items()}
+    for e in spec.enrich:
+        types.update({c.lower(): t for c, t in e.column_types.items()})
+    masked = {c.lower() for c in spec.mask}
+    out: list[Problem] = []
+    for name, m in agg.measures.items():
+        fn, column = parse_measure(m)
+        if fn not in ("sum", "avg") or column is None or column.lower() not in types:
+            continue
+        typ = "masked text" if column.lower() in masked else types[column.lower()]
+        if column.lower() in masked or not _NUMERIC.match(typ.strip().upper()):
+            msg = (
+                f"{label}: aggregates '{agg.dataset}': measure '{name}' is {fn}({column}) "
+                f"but '{column}' is {typ}, not a number"
+            )
+            out.append(Problem(msg, file, at, hint="count, min, max or count_distinct"))
     return out
 
 

@@ -25,8 +25,14 @@ class Watermark:
 
     @property
     def value(self) -> dt.datetime | None:
-        """Events before this are late (None: nothing published yet, nothing is late)."""
-        return None if self.newest is None else self.newest - self.spec.lateness
+        """Events before this are late (None: nothing published yet, or a lateness reaching
+        before the year 1: nothing is late)."""
+        if self.newest is None:
+            return None
+        try:
+            return self.newest - self.spec.lateness
+        except OverflowError:
+            return None
 
     def late(self, table: pa.Table) -> pa.BooleanArray:
         """Per row: is the event late."""

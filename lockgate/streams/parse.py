@@ -85,7 +85,7 @@ def parse_json_batch(
         if data.count(b"\n") == n - 1 and data.count(b"\r") == 0:
             whole = _read_joined(data, n, _options(schema, max_bytes))
             if isinstance(whole, pa.Table):  # the common case: the batch parses in one go
-                return Parsed(whole, list(range(n)), [])
+                return _utf8_checked(Parsed(whole, list(range(n)), []))
     rejected, ok = _precheck(payloads, max_bytes)
     opts = _options(schema, max_bytes)
     lines = _one_line([payloads[i] for i in ok])
@@ -106,7 +106,36 @@ def parse_json_batch(
             _scan(lines[window], ok[window], opts, out)
     table = pa.concat_tables(out.parts) if out.parts else schema.empty_table()
     rejected.sort(key=lambda r: r.index)
-    return Parsed(table, out.indexes, rejected)
+    return _utf8_checked(Parsed(table, out.indexes, rejected))
+
+
+def _utf8_checked(parsed: Parsed) -> Parsed:
+    """Arrow's JSON reader does not check that strings are UTF-8: a message with such
+    bytes inside a string is rejected here (one full validation of the batch; row by row
+    only when it fails), not left to fail the batch later, again at every restart."""
+    table = parsed.table
+    try:
+        table.validate(full=True)
+        return parsed
+    except pa.ArrowInvalid:
+        pass
+    good = [_valid(table.slice(i, 1)) for i in range(table.num_rows)]
+    bad = [
+        Rejected(parsed.indexes[i], "parse: a string is not valid UTF-8")
+        for i, ok in enumerate(good)
+        if not ok
+    ]
+    keep = [ix for ix, ok in zip(parsed.indexes, good, strict=True) if ok]
+    rejected = sorted([*parsed.rejected, *bad], key=lambda r: r.index)
+    return Parsed(table.filter(pa.array(good, pa.bool_())), keep, rejected)
+
+
+def _valid(row: pa.Table) -> bool:
+    try:
+        row.validate(full=True)
+    except pa.ArrowInvalid:
+        return False
+    return True
 
 
 def _options(schema: pa.Schema, max_bytes: int) -> _Opts:

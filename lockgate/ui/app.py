@@ -71,7 +71,7 @@ class UI:
 
     def is_pii(self, dataset: str) -> bool:
         spec = self.project.datasets[dataset]
-        return bool(spec.pii) or "pii" in spec.tags
+        return bool(spec.pii) or any(t.lower() == "pii" for t in spec.tags)
 
 
 def create_app(

@@ -419,12 +419,13 @@ def test_cdc_status_shows_the_binlog(my_db: tuple[str, Any], tmp_path: Path) -> 
     assert table.exit_code == 0 and f"{number:06d}:{pos}" in table.output, table.output
 
 
+@pytest.mark.parametrize("prefix", ["s3cr3t-Pw-", "p@ss/w0rd-"])  # raw '@' and '/' in the URL
 def test_password_never_appears_in_errors_or_state(
-    my_db: tuple[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    my_db: tuple[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, prefix: str
 ) -> None:
     url, conn = my_db
     user = "lg_" + _db(my_db)[-6:]
-    secret = "s3cr3t-Pw-" + _db(my_db)[-6:]
+    secret = prefix + _db(my_db)[-6:]
     _sql(
         conn,
         f"CREATE USER '{user}'@'%' IDENTIFIED BY '{secret}'",
@@ -450,6 +451,7 @@ def test_password_never_appears_in_errors_or_state(
             if path.is_file():
                 texts.append(path.read_bytes().decode("utf-8", "replace"))
         assert not any(secret in t for t in texts)
+        assert not any(secret[6:] in t for t in texts)  # nor the part after a raw '@'
     finally:
         _sql(conn, f"DROP USER '{user}'@'%'")
 

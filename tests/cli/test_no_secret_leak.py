@@ -298,3 +298,25 @@ def test_state_store_writes_are_redacted_but_cursors_stay_exact(tmp_path: Path) 
         wm = conn.execute("SELECT value FROM lockgate_watermarks").fetchall()
     assert runs and not _leaks(repr(runs)) and "postgresql://u:***@h/db" in runs[0][1]
     assert wm == [(cursor,)]
+
+
+def test_a_password_with_a_raw_at_and_slash_is_hidden_whole() -> None:
+    from lockgate.redact import redact
+    from lockgate.sources.mysql import url_settings
+
+    url = "mysql://root:p@ss/w0rd-9x@127.0.0.1:3306/shop?ssl=0"
+    assert redact(f"cannot connect {url}") == (
+        "cannot connect mysql://root:***@127.0.0.1:3306/shop?ssl=0"
+    )
+    assert "w0rd" not in redact("later: the server said p@ss/w0rd-9x")  # remembered whole
+    s = url_settings(url)
+    assert (s["host"], s["port"], s["user"], s["password"], s["database"]) == (
+        "127.0.0.1",
+        3306,
+        "root",
+        "p@ss/w0rd-9x",
+        "shop",
+    )
+    quoted = url_settings("mysql://u%40x:a%2Fb%40c@db/x")  # percent-encoded as before
+    assert (quoted["user"], quoted["password"], quoted["host"]) == ("u@x", "a/b@c", "db")
+    assert url_settings("mysql://db:3307/")["user"] == "root"

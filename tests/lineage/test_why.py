@@ -137,3 +137,42 @@ def test_distribution_change_ignores_noise() -> None:
     assert distribution_change(dict(base, mean=5.1), base) == (0.0, [])
     size, says = distribution_change(dict(base, null_rate=0.2), base)
     assert size > 0 and says == ["null rate 0.0% → 20.0%"]
+
+
+def test_why_shows_no_personal_value_of_an_upstream_dataset(tmp_path: Path) -> None:
+    # raw's e-mail and amount are personal: the traced input rows and the distribution
+    # evidence (min/max are one person's values) must not show them
+    good = "id,amount,email\n1,10,ann@example.org\n2,20,bob@example.org\n"
+    bad = "id,amount,email\n4,-5123,carol@example.org\n6,-7321,dave@example.org\n"
+    root = make_project(
+        tmp_path / "p",
+        [
+            csv_source(
+                "raw",
+                "data/*.csv",
+                columns={"id": "BIGINT", "amount": "DOUBLE", "email": "VARCHAR"},
+                pii=["amount", "email"],
+            ),
+            sql(
+                "clean",
+                "select id, amount * 1.1 as amount_eur from raw",
+                write={"mode": "merge", "keys": ["id"]},
+                checks=[{"type": "between", "column": "amount_eur", "min": 0}],
+            ),
+        ],
+        files={"data/a.csv": good},
+    )
+    assert lockgate.run(root).ok
+    (root / "data" / "b.csv").write_text(bad)
+    lockgate.run(root)
+    r = why(load_project(root), "clean")
+    ((_, rows),) = r.input_rows.items()
+    assert sorted(row["id"] for row in rows) == [4, 6]  # still traced through the key
+    assert {row["email"] for row in rows} == {row["amount"] for row in rows} == {"***"}
+    dist = next(c for c in r.candidates if c.kind == "distribution")
+    assert "range moved" in dist.summary and dist.evidence["now"]["min"] == "***"
+    text = json.dumps(r.to_dict(), default=str)
+    out = cli("why", "clean", "-p", str(root))
+    assert out.exit_code == 0, out.output
+    for leak in ("carol", "dave", "5123", "7321", "-5.1", "-7.3"):
+        assert leak not in text + out.output, (leak, text, out.output)

@@ -225,6 +225,11 @@ def test_windows_after_a_crash_between_sink_and_aggregate_commits(
         ({**TUMBLING, "group_by": ["nope"]}, {}, "unknown column 'nope'"),
         ({**TUMBLING, "measures": {"x": "sum(nope)"}}, {}, "unknown column 'nope'"),
         ({**TUMBLING, "dataset": "events"}, {}, "write table 'events' twice"),
+        # sum/avg of what is not a number would fail at the first window close, after
+        # the sink commit, and again after every restart
+        ({**TUMBLING, "measures": {"x": "sum(event_id)"}}, {}, "'event_id' is VARCHAR, not a"),
+        ({**TUMBLING, "measures": {"x": "avg(ts)"}}, {}, "'ts' is TIMESTAMP, not a number"),
+        (TUMBLING, {"mask": {"amount": "redact"}}, "'amount' is masked text, not a number"),
     ],
 )
 def test_aggregate_definitions_are_checked(
