@@ -61,15 +61,15 @@ def test_table_level_checks_on_personal_columns_record_no_value(tmp_path: Path) 
     res = lockgate.run(root)
     assert res.ok
     text = json.dumps(res.to_dict() if hasattr(res, "to_dict") else repr(res), default=str)
-    assert "987654" not in text and "1961" not in text, text
+    assert "987654.2" not in text and "1961-07-13" not in text, text
     out = CliRunner().invoke(app, ["runs", "--json", "-p", str(root)])
     assert out.exit_code == 0, out.output
-    assert "987654" not in out.output and "1961" not in out.output, out.output
+    assert "987654.2" not in out.output and "1961-07-13" not in out.output, out.output
     for args in (["runs", res.run_id, "--json"], ["show", "people", "--json"]):
         out = CliRunner().invoke(app, [*args, "-p", str(root)])
         assert out.exit_code == 0, out.output
         assert "salary_max_between" in out.output, out.output  # the check is there
-        assert "987654" not in out.output and "1961" not in out.output, out.output
+        assert "987654.2" not in out.output and "1961-07-13" not in out.output, out.output
     # a column that is not personal keeps its value and message
     assert "4.0" in text or "= 4" in text, text
 
@@ -159,5 +159,5 @@ def test_a_gate_blocked_by_a_personal_columns_check_does_not_quote_its_value(
     assert str(step.status) == "blocked" and "salary_max_between" in step.reason
     text = json.dumps(res.to_dict(), default=str)
     out = CliRunner().invoke(app, ["runs", res.run_id, "-p", str(root)])
-    for leak in ("987654", "1961"):
+    for leak in ("987654.2", "1961-07-13"):
         assert leak not in text and leak not in out.output, (text, out.output)
