@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from lockgate.sources._binlog_gtid import Gtids
 from lockgate.sources._binlog_rows import RowDecoder, decoder_for, payload
 from lockgate.sources._cdc_batch import ChangeBatch
 from lockgate.sources._pgoutput import Relation
@@ -314,14 +315,26 @@ class BinlogBatch:
     new_types: tuple[str, ...] = ()
     events: int = 0
     cols: list[list[Text]] = field(default_factory=list)
+    #: the GTID state at ``read_to`` (the last GTID of every domain read, or the start's)
+    gtids: Gtids = field(default_factory=Gtids)
 
 
 class BatchBuilder:
     """Feeds on binlog events (the library's objects) in log order and builds the batch."""
 
-    def __init__(self, plan: TablePlan, *, applied: int | None, max_changes: int) -> None:
+    def __init__(
+        self,
+        plan: TablePlan,
+        *,
+        applied: int | None,
+        max_changes: int,
+        gtids: Gtids | None = None,
+    ) -> None:
         self.plan = plan
         self.applied = applied
+        #: the GTIDs the table holds: a transaction at or before them is already applied
+        self.applied_gtids = gtids.copy() if gtids else Gtids()
+        self.gtid: str | None = None  # the GTID of the transaction in progress
         self.max_changes = max_changes
         names = plan.columns
         relation = Relation(
@@ -336,6 +349,7 @@ class BatchBuilder:
         self.key_idx = tuple(names.index(k) for k in plan.keys)
         self.out = BinlogBatch(ChangeBatch(relation, self.key_idx))
         self.out.cols = [[] for _ in names]
+        self.out.gtids = self.applied_gtids.copy()
         self.conv = plan.converters()
         self.zero = [_zero_text(t) for t in plan.types]
         self.txn: _Txn | None = None
@@ -345,9 +359,12 @@ class BatchBuilder:
 
     # -- events --------------------------------------------------------------------------
 
-    def begin(self, timestamp: int, *, group: bool | None = None) -> None:
+    def begin(self, timestamp: int, *, group: bool | None = None, gtid: str | None = None) -> None:
         """An event group starts (``group``: it is a transaction whose statements run to
-        its COMMIT/XID, not one standalone statement; None: unknown yet)."""
+        its COMMIT/XID, not one standalone statement; None: unknown yet; ``gtid``: its
+        GTID event's)."""
+        if gtid is not None:
+            self.gtid = gtid
         if self.txn is None:
             self.txn = _Txn(len(self.out.batch.seq), int(timestamp) * 1_000_000)
         if group is not None:
@@ -392,6 +409,7 @@ class BatchBuilder:
         if self.txn is not None:
             self._rollback(self.txn.start)
             self.txn = None
+        self.gtid = None
         self.out.new_columns = tuple(names)
         self.out.more = True
         self.done = True
@@ -407,7 +425,8 @@ class BatchBuilder:
     def ddl(self, end: int) -> None:
         """DDL of the table: the batch ends after it (the next one reads the new columns)."""
         self.txn = None
-        self._advance(end)
+        gtid, self.gtid = self.gtid, None
+        self._advance(end, gtid)
         self.out.more = True
         self.done = True
 
@@ -416,15 +435,18 @@ class BatchBuilder:
         txn, self.txn = self.txn, None
         self.in_group = False
         b = self.out.batch
+        gtid, self.gtid = self.gtid, None
+        if gtid is not None and self.applied_gtids.applied(gtid):
+            end = 0  # already applied (by its GTID: read on another server, say)
         if txn is None:
-            self._advance(end)
+            self._advance(end, gtid)
             return
         n = len(b.seq) - txn.start
-        if self.applied is not None and end <= self.applied:
+        if end == 0 or (self.applied is not None and end <= self.applied):
             b.skip("already_applied", n + (1 if txn.truncate is not None else 0))
             self._rollback(txn.start)
             return
-        self._advance(end)
+        self._advance(end, gtid)
         if txn.changes == 0:
             return
         b.transactions += 1
@@ -453,9 +475,11 @@ class BatchBuilder:
 
     # -- helpers -------------------------------------------------------------------------
 
-    def _advance(self, end: int) -> None:
-        if self.applied is None or end > self.applied:
+    def _advance(self, end: int, gtid: str | None = None) -> None:
+        if end and (self.applied is None or end > self.applied):
             self.out.read_to = end if self.out.read_to is None else max(self.out.read_to, end)
+            if gtid is not None:
+                self.out.gtids.add(gtid)
 
     def _texts(self, values: dict[str, Any], none_sources: dict[str, str] | None) -> list[Text]:
         if len(values) != len(self.plan.columns):
@@ -506,17 +530,24 @@ def read(
     settings: dict[str, Any],
     plan: TablePlan,
     *,
-    log_file: str,
-    log_pos: int,
+    log_file: str | None,
+    log_pos: int | None,
     applied: int | None,
     max_changes: int,
     server_id: int,
     fast: bool = True,
+    gtids: Gtids | None = None,
+    by_gtid: bool = False,
+    mariadb: bool = True,
 ) -> BinlogBatch:
     """Read the binlog from ``(log_file, log_pos)`` to its current end (or until the batch
     is full) and build the table's batch of whole transactions. Row images are decoded by
     :mod:`lockgate.sources._binlog_rows` where it knows every column type (``fast``), else
-    by the library."""
+    by the library.
+
+    ``gtids``: the GTIDs the table holds (transactions at or before them are skipped as
+    ``already_applied``); ``by_gtid``: resume right after them instead of at
+    ``(log_file, log_pos)`` (another server, whose files and positions differ)."""
     from pymysqlreplication import BinLogStreamReader
     from pymysqlreplication.event import GtidEvent, MariadbGtidEvent, QueryEvent, XidEvent
     from pymysqlreplication.row_event import (
@@ -527,15 +558,19 @@ def read(
     )
 
     kinds = {WriteRowsEvent: "c", UpdateRowsEvent: "u", DeleteRowsEvent: "d"}
-    builder = BatchBuilder(plan, applied=applied, max_changes=max_changes)
     decoders: dict[int, RowDecoder | None] = {}  # table id → our decoder (None: library's)
+    builder = BatchBuilder(plan, applied=applied, max_changes=max_changes, gtids=gtids)
+    where: dict[str, Any] = {"log_file": log_file, "log_pos": log_pos}
+    if by_gtid:
+        if not gtids:
+            raise ValueError("resuming by GTID needs the GTIDs the table holds")
+        where = {"auto_position": gtids.text(), "is_mariadb": mariadb}
     stream = BinLogStreamReader(
         dict(settings),
         server_id=server_id,
         blocking=False,
         resume_stream=True,
-        log_file=log_file,
-        log_pos=log_pos,
+        **where,
         only_events=[GtidEvent, MariadbGtidEvent, QueryEvent, XidEvent, TableMapEvent, *kinds],
         only_schemas=[plan.schema],
         only_tables=[plan.name],
@@ -556,9 +591,10 @@ def read(
             elif isinstance(ev, XidEvent):
                 builder.commit(end)
             elif isinstance(ev, MariadbGtidEvent):  # flag 1: a standalone statement (DDL)
-                builder.begin(ev.timestamp, group=not int(getattr(ev, "flags", 0)) & 1)
+                group = not int(getattr(ev, "flags", 0)) & 1
+                builder.begin(ev.timestamp, group=group, gtid=ev.gtid)
             elif isinstance(ev, GtidEvent):  # MySQL: a transaction says BEGIN next
-                builder.begin(ev.timestamp, group=False)
+                builder.begin(ev.timestamp, group=False, gtid=ev.gtid)
             elif isinstance(ev, TableMapEvent):
                 if ev.table_id not in decoders:
                     decoders[ev.table_id] = decoder_for(ev.columns)

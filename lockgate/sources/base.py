@@ -102,6 +102,9 @@ class SourceRequest:
     #: the source needs the stored rows (registering reads the table's file list)
     position: int | None = None
     target: Callable[[], str] | None = None
+    #: change sources: the version of another application transaction of the dataset's
+    #: table (e.g. the GTID a position carries, :attr:`Position.extra`); None: no table
+    txn_version: Callable[[str], int | None] | None = None
 
     def where(self) -> str:
         """`` (defined in file:line)`` for messages, or ``""``."""
@@ -156,6 +159,9 @@ class Position:
     deleted_flag: str | None = None
     #: the change-kind column (``d`` marks a delete row)
     op_column: str = "_lg_op"
+    #: more application transactions of the same commit (e.g. the GTID of the last change
+    #: applied, so a failover to another server can resume): (app_id, version) pairs
+    extra: tuple[tuple[str, int], ...] = ()
 
 
 class Source(ABC):

@@ -23,14 +23,24 @@ Exactly once: the position (file number << 32 | byte position) is the applicatio
 transaction ``cdc:<name>`` of the same Delta commit as the data; the server keeps no state
 of ours, so a restart reads from exactly what the table holds (transactions at or below it
 are skipped as ``already_applied``). A table without a primary key is refused before
-anything is read. Positions survive only on the server that wrote them (a failover to
-another server needs a new snapshot: ``--full-refresh``).
+anything is read.
+
+Failover: a position means something only on the server that wrote it, so the same commit
+also records the GTID state after the last transaction read (MariaDB ``domain-server-seq``
+per domain; MySQL ``uuid:1-n``, untested here) and the server's identity (``server_id``,
+``server_uuid``, ``log_bin_basename``), as application transactions ``cdc:<name>:gtid…``
+and ``cdc:<name>:server`` (:mod:`lockgate.sources._binlog_gtid`). When the source now
+points at another server (a promoted replica with ``log_slave_updates``, a renamed binlog)
+or the position's file is gone, the run resumes right after those GTIDs instead
+(``@slave_connect_state``), skips any transaction at or before them (``already_applied``),
+and from then on records that server's positions.
 """
 
 from __future__ import annotations
 
 import logging
 import zlib
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field
@@ -45,6 +55,7 @@ from lockgate.sources._binlog import (
     file_number,
     read,
 )
+from lockgate.sources._binlog_gtid import Gtids, pack, unpack
 from lockgate.sources._cdc_stage import (
     LSN,
     add_flag,
@@ -168,10 +179,11 @@ class MySqlCdcSource(Source):
             with _connect(settings) as conn:
                 plan = describe(conn, self.spec.table, self.request.keys, self.dataset)
                 require_binlog(conn, self.dataset)
+                server = identify(conn)
                 if self.request.position is None:
-                    return self._snapshot(conn, session, table, plan)
+                    return self._snapshot(conn, session, table, plan, server)
                 files = _binlogs(conn)
-            return self._changes(session, table, settings, plan, files)
+            return self._changes(session, table, settings, plan, files, server)
         except pymysql.err.MySQLError as e:
             raise _translate(e, self.spec.table) from None
 
@@ -181,8 +193,28 @@ class MySqlCdcSource(Source):
         s = url_settings(MySqlSource(self.request)._url())
         return {k: s[k] for k in ("host", "port", "user", "password")}
 
-    def _position(self, value: int) -> Position:
-        return change_position(self.app_id, value, self.spec.deletes)
+    def _position(self, value: int, gtids: Gtids, server: int | None) -> Position:
+        """The position ``value`` with the GTID state at it and the identity of the server
+        whose binlog ``value`` points into (all in the same commit)."""
+        import dataclasses
+
+        chunks = pack(gtids.text()) if gtids else []
+        extra = [(self.app_id + ":gtid", len(chunks))]
+        extra += [(f"{self.app_id}:gtid:{i}", c) for i, c in enumerate(chunks)]
+        if server is not None:
+            extra.append((self.app_id + ":server", server))
+        position = change_position(self.app_id, value, self.spec.deletes)
+        return dataclasses.replace(position, extra=tuple(extra))
+
+    def _stored(self) -> tuple[Gtids, int | None]:
+        """The GTID state and the server identity the table's position goes with."""
+        txn = self.request.txn_version
+        if txn is None:
+            return Gtids(), None
+        n = txn(self.app_id + ":gtid") or 0
+        chunks = [txn(f"{self.app_id}:gtid:{i}") for i in range(n)]
+        text = unpack([c for c in chunks if c is not None]) if None not in chunks else ""
+        return Gtids.parse(text), txn(self.app_id + ":server")
 
     # -- changes -------------------------------------------------------------------------
 
@@ -193,11 +225,29 @@ class MySqlCdcSource(Source):
         settings: dict[str, Any],
         plan: TablePlan,
         files: dict[int, tuple[str, int]],
+        server: Server,
     ) -> StagedSource:
         position = self.request.position
         assert position is not None
         number, pos = decode(position)
-        if number not in files:
+        gtids, stored_server = self._stored()
+        elsewhere = stored_server is not None and stored_server != server.identity
+        by_gtid = bool(gtids) and (elsewhere or number not in files)
+        if by_gtid:
+            log.info(
+                "cdc %s: the position is not this server's binlog (%s): resuming after GTID %s",
+                self.app_id,
+                "another server" if elsewhere else f"file no. {number} absent",
+                gtids.text(),
+            )
+        elif elsewhere:
+            raise BinlogGone(
+                f"dataset '{self.dataset}': the source is another server than the one the "
+                "table's position was read from, and the table holds no GTID to resume from",
+                hint=f"run `lockgate run --select {self.dataset} --full-refresh` (a new "
+                "snapshot rebuilds the table)",
+            )
+        elif number not in files:
             raise BinlogGone(
                 f"dataset '{self.dataset}': the binlog file no. {number} holding the table's "
                 "position was purged (expire_logs_days / binlog_expire_logs_seconds): the "
@@ -207,14 +257,33 @@ class MySqlCdcSource(Source):
             )
 
         def readwith_changes(plan: TablePlan) -> BinlogBatch:
+            import pymysql
+
+            try:
+                return _read(plan)
+            except pymysql.err.OperationalError as e:
+                if not by_gtid or not e.args or e.args[0] != 1236:
+                    raise
+                raise BinlogGone(
+                    f"dataset '{self.dataset}': the binlog no longer holds the changes after "
+                    f"GTID {gtids.text()} (purged, or never written on this server): "
+                    f"{e.args[1] if len(e.args) > 1 else e}",
+                    hint=f"run `lockgate run --select {self.dataset} --full-refresh` (a new "
+                    "snapshot rebuilds the table), and run more often than the binlog expires",
+                ) from None
+
+        def _read(plan: TablePlan) -> BinlogBatch:
             return read(
                 settings,
                 plan,
-                log_file=files[number][0],
-                log_pos=pos,
-                applied=position,
+                log_file=None if by_gtid else files[number][0],
+                log_pos=None if by_gtid else pos,
+                applied=None if by_gtid else position,
                 max_changes=self.spec.max_changes,
                 server_id=self.spec.client_id(self.dataset),
+                gtids=gtids,
+                by_gtid=by_gtid,
+                mariadb=server.mariadb,
             )
 
         got = readwith_changes(plan)
@@ -225,11 +294,15 @@ class MySqlCdcSource(Source):
             got = readwith_changes(plan)
         crashpoint(f"cdc {self.app_id}: decoded, not committed")
         batch = got.batch
-        new = position
+        new, new_gtids = position, gtids
         if batch.end_lsn is not None:
             new = max(got.read_to or batch.end_lsn, batch.end_lsn)
-        elif got.read_to is not None and self._heartbeat(position, got.read_to):
+        elif got.read_to is not None and (by_gtid or self._heartbeat(position, got.read_to)):
             new = got.read_to  # nothing of the table: move past the log read (heartbeat)
+        if new != position:
+            new_gtids = got.gtids  # the state at read_to (= new)
+        # the position is this server's once it moved here; until then it is the old one's
+        at = server.identity if new != position or not by_gtid else stored_server
         columns = _columns(plan)
         staged = stage_changes(
             session,
@@ -243,8 +316,8 @@ class MySqlCdcSource(Source):
         )
         if got.new_columns is not None:
             log.info("cdc %s: the table's columns changed; the next batch reads them", self.app_id)
-        more = got.more and new > position  # a batch that moved nothing is not "more"
-        return with_changes(staged, position=self._position(new), more=more)
+        more = got.more and new != position  # a batch that moved nothing is not "more"
+        return with_changes(staged, position=self._position(new, new_gtids, at), more=more)
 
     def _heartbeat(self, position: int, read_to: int) -> bool:
         old_file, old_pos = decode(position)
@@ -253,13 +326,16 @@ class MySqlCdcSource(Source):
 
     # -- the snapshot --------------------------------------------------------------------
 
-    def _snapshot(self, conn: Any, session: Session, table: str, plan: TablePlan) -> StagedSource:
+    def _snapshot(
+        self, conn: Any, session: Session, table: str, plan: TablePlan, server: Server
+    ) -> StagedSource:
         """The table copied in a consistent snapshot, at the binlog position of that
         snapshot (``_lg_op = 'r'``)."""
         import pymysql.cursors
 
         columns = _columns(plan)
         position = start_snapshot(conn)
+        gtids = snapshot_gtids(conn, position) if server.mariadb else Gtids()
         raw = table + "__raw"
         select = exp.select(*[exp.alias_(_text(c), ident(c.name)) for c in columns]).from_(
             exp.table_(ident(plan.name), db=ident(plan.schema))
@@ -304,7 +380,7 @@ class MySqlCdcSource(Source):
             session.con,
             table,
             rejected,
-            position=self._position(position),
+            position=self._position(position, gtids, server.identity),
         )
 
     # -- health --------------------------------------------------------------------------
@@ -346,6 +422,42 @@ def _connect(settings: dict[str, Any]) -> Any:
         init_command=_SESSION,
         autocommit=True,
     )
+
+
+@dataclass(frozen=True)
+class Server:
+    """Which server a connection reads: its identity (a hash of ``server_id``,
+    ``server_uuid`` and ``log_bin_basename``: a position is valid only where these are the
+    same) and whether it is MariaDB."""
+
+    identity: int
+    mariadb: bool
+
+
+def identify(conn: Any) -> Server:
+    import hashlib
+
+    with conn.cursor() as cur:
+        cur.execute(
+            "SHOW GLOBAL VARIABLES WHERE Variable_name IN "
+            "('server_id', 'server_uuid', 'log_bin_basename', 'version')"
+        )
+        found = {str(k).lower(): str(v) for k, v in cur.fetchall()}
+    text = "|".join(found.get(k, "") for k in ("server_id", "server_uuid", "log_bin_basename"))
+    identity = int.from_bytes(hashlib.blake2b(text.encode(), digest_size=7).digest(), "big")
+    return Server(identity, "mariadb" in found.get("version", "").lower())
+
+
+def snapshot_gtids(conn: Any, position: int) -> Gtids:
+    """MariaDB's GTID state at a binlog position (``BINLOG_GTID_POS``)."""
+    number, pos = decode(position)
+    name = _binlogs(conn).get(number)
+    if name is None:
+        return Gtids()
+    with conn.cursor() as cur:
+        cur.execute("SELECT BINLOG_GTID_POS(%s, %s)", (name[0], pos))
+        row = cur.fetchone()
+    return Gtids.parse(row[0] if row and row[0] else None)
 
 
 def describe(conn: Any, table: str, keys: tuple[str, ...], dataset: str) -> TablePlan:

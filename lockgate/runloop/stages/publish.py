@@ -39,7 +39,7 @@ def publish(ctx: StepContext, state: StepState) -> None:
     position = state.staged.position if state.staged is not None else None
     positions: tuple[tuple[str, int], ...] = ()
     if position is not None:
-        positions = ((position.app_id, position.value),)
+        positions = ((position.app_id, position.value), *position.extra)
         if write.mode == "merge":
             soft = (position.column, position.op_column, "_lg_commit_ts", position.deleted_flag)
             write = dataclasses.replace(

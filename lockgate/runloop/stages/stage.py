@@ -9,6 +9,8 @@ that staged nothing new ends here, up to date."""
 from __future__ import annotations
 
 import dataclasses
+import functools
+from collections.abc import Callable
 from typing import cast
 
 from sqlglot import exp
@@ -110,10 +112,13 @@ def _at_position(ctx: StepContext, state: StepState, source: Source) -> Source:
     request = source.request
     app_id = type(source).position_id(request)
     position, target = None, None
+    txn_version: Callable[[str], int | None] | None = None
     table = state.table
     if table is not None and not ctx.full_refresh:
         if app_id is not None:
             position = ctx.store.txn_version(state.name, app_id)
+        txn_version = functools.partial(ctx.store.txn_version, state.name)
+
         rel = f"__lg_target_{state.name}"
         registered: list[str] = []
 
@@ -123,7 +128,9 @@ def _at_position(ctx: StepContext, state: StepState, source: Source) -> Source:
                 registered.append(rel)
             return rel
 
-    return type(source)(dataclasses.replace(request, position=position, target=target))
+    return type(source)(
+        dataclasses.replace(request, position=position, target=target, txn_version=txn_version)
+    )
 
 
 def _no_changes(state: StepState) -> bool:
