@@ -6,6 +6,7 @@ Skipped with the reason when the binaries are missing — a failure under
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import shutil
@@ -205,6 +206,13 @@ def _wait_ready(proc: subprocess.Popen[bytes], port: int, log: Path) -> None:
 def binlog_mariadb() -> Iterator[int]:
     """Port of a private ``mariadbd --log-bin --binlog-format=ROW --server-id=1`` (with
     ``binlog_row_metadata=FULL``), data in a temporary folder, stopped after the session."""
+    with mariadb_server(1) as port:
+        yield port
+
+
+@contextlib.contextmanager
+def mariadb_server(server_id: int, *extra: str) -> Iterator[int]:
+    """A private ``mariadbd --log-bin`` (row format, full metadata) on a free port; its port."""
     found = _mariadb_binaries()
     if found is None:
         _unavailable("MariaDB server binaries (mariadbd, mariadb-install-db) are not installed")
@@ -242,7 +250,8 @@ def binlog_mariadb() -> Iterator[int]:
             f"--log-error={log}",
             f"--log-bin={data / 'binlog'}",
             "--binlog-format=ROW",
-            "--server-id=1",
+            f"--server-id={server_id}",
+            *extra,
             "--binlog-row-metadata=FULL",
             "--innodb-buffer-pool-size=64M",
             "--sync-binlog=0",
