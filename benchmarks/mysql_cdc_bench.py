@@ -107,6 +107,7 @@ def workload(conn: pymysql.connections.Connection, n: int) -> tuple[str, int]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--changes", type=int, default=100_000)
+    ap.add_argument("--profile", action="store_true", help="cProfile the decode, print the top")
     args = ap.parse_args()
     n = args.changes
     print("load:", os.getloadavg(), flush=True)
@@ -126,6 +127,11 @@ def main() -> None:
             ("id",),
         )
         settings = {"host": "127.0.0.1", "port": port, "user": "root", "password": ""}
+        if args.profile:
+            import cProfile
+
+            prof = cProfile.Profile()
+            prof.enable()
         c0, t0 = time.process_time(), time.perf_counter()
         got = read(
             settings,
@@ -137,6 +143,11 @@ def main() -> None:
             server_id=4242,
         )
         cpu, wall = time.process_time() - c0, time.perf_counter() - t0
+        if args.profile:
+            import pstats
+
+            prof.disable()
+            pstats.Stats(prof).sort_stats("tottime").print_stats(14)
         assert got.batch.decoded == n, got.batch.decoded
         print(f"decode: {n} changes, {cpu:.2f} CPU s ({n / cpu:,.0f}/CPU s), {wall:.2f} s wall")
         # end to end: snapshot of the table as it is, then n more changes through lockgate
