@@ -127,6 +127,10 @@ def main() -> None:
             ("id",),
         )
         settings = {"host": "127.0.0.1", "port": port, "user": "root", "password": ""}
+        # the library's modules imported before the clock starts (once per process)
+        import pymysqlreplication.binlogstream
+        import pymysqlreplication.row_event  # noqa: F401
+
         if args.profile:
             import cProfile
 

@@ -386,10 +386,19 @@ class BatchBuilder:
         """The row images of a rows event as texts (updates: before, after, …)."""
         self.begin(timestamp)
         assert self.txn is not None
+        if kind == "c":
+            self.txn.changes += len(images)
+            self._extend(kind, images)
+            return
         if kind != "u":
             for values in images:
                 self.txn.changes += 1
-                self._append(kind, self._key_only(values) if kind == "d" else values)
+                self._append(kind, self._key_only(values))
+            return
+        afters = images[1::2]
+        if all(self._key(b) == self._key(a) for b, a in zip(images[::2], afters, strict=True)):
+            self.txn.changes += len(afters)
+            self._extend("u", afters)  # no key changed (the common case): all at once
             return
         for i in range(0, len(images), 2):
             self.txn.changes += 1
@@ -517,6 +526,16 @@ class BatchBuilder:
         b.op.append(op)
         for col, v in zip(self.out.cols, values, strict=True):
             col.append(v)
+
+    def _extend(self, op: str, images: list[list[Text]]) -> None:
+        if not images:
+            return
+        b = self.out.batch
+        start = len(b.seq)
+        b.seq.extend(range(start, start + len(images)))
+        b.op.extend([op] * len(images))
+        for col, values in zip(self.out.cols, zip(*images, strict=True), strict=True):
+            col.extend(values)
 
     def _rollback(self, start: int) -> None:
         b = self.out.batch

@@ -14,6 +14,7 @@ Row image (``binlog_row_image=FULL``: every column present): a NULL bitmap of
 
 from __future__ import annotations
 
+import calendar
 import codecs
 import datetime as dt
 from collections.abc import Callable
@@ -24,18 +25,9 @@ Text = str | None
 Reader = Callable[[bytes, int], tuple[Text, int]]
 
 _DIG2BYTES = (0, 1, 1, 2, 2, 3, 3, 4, 4, 4)
+_DAYS = (0, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)  # February of a leap year
 _EPOCH = dt.datetime(1970, 1, 1)
 _UTC_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-
-
-def _int(fmt: str) -> Reader:
-    s = Struct(fmt)
-    size, unpack = s.size, s.unpack_from
-
-    def read(data: bytes, off: int) -> tuple[Text, int]:
-        return str(unpack(data, off)[0]), off + size
-
-    return read
 
 
 def _int24(unsigned: bool) -> Reader:
@@ -46,11 +38,6 @@ def _int24(unsigned: bool) -> Reader:
     return read
 
 
-def _double(data: bytes, off: int) -> tuple[Text, int]:
-    return repr(_D.unpack_from(data, off)[0]), off + 8
-
-
-_D = Struct("<d")
 _F = Struct("<f")
 
 
@@ -87,7 +74,8 @@ def _string(length_size: int, encoding: str) -> Reader:
 def _decimal(precision: int, scale: int) -> Reader:
     """MySQL's binary DECIMAL (groups of 9 digits in 4 bytes, big-endian, the sign in the
     top bit, negative values with every bit inverted), as ``format(Decimal, 'f')`` prints
-    the library's value."""
+    the library's value: a reader compiled for the column's precision and scale (the
+    groups unrolled)."""
     integral = precision - scale
     uint, ufrac = integral // 9, scale // 9
     cint, cfrac = integral - uint * 9, scale - ufrac * 9
@@ -98,28 +86,37 @@ def _decimal(precision: int, scale: int) -> Reader:
     frac_groups = [(bfrac * 8, 10**cfrac)] if bfrac else []
     frac_groups += [(32, 10**9)] * ufrac
     int_groups = [(32, 10**9)] * uint + ([(bint * 8, 10**cint)] if bint else [])
-
-    def read(data: bytes, off: int) -> tuple[Text, int]:
-        v = int.from_bytes(data[off : off + size], "big")
-        negative = not v & top
-        v ^= top
-        if negative:
-            v = ~v & everything
-        frac, scale_so_far = 0, 1
-        for width, base in frac_groups:  # from the right: the last group first
-            frac += (v & ((1 << width) - 1)) * scale_so_far
-            scale_so_far *= base
-            v >>= width
-        whole, place = 0, 1
-        for width, base in int_groups:
-            whole += (v & ((1 << width) - 1)) * place
-            place *= base
-            v >>= width
-        text = ("-" if negative else "") + str(whole)
-        if scale:
-            text += "." + str(frac).rjust(scale, "0")
-        return text, off + size
-
+    lines = [
+        "def read(data, off):",
+        f" v = _from(data[off:off + {size}], 'big')",
+        f" if v & {top}:",
+        f"  v ^= {top}",
+        "  sign = ''",
+        " else:",
+        f"  v = ~(v ^ {top}) & {everything}",
+        "  sign = '-'",
+    ]
+    terms, place = [], 1
+    for k, (width, base) in enumerate(frac_groups):  # from the right: the last group first
+        lines += [f" f{k} = v & {(1 << width) - 1}", f" v >>= {width}"]
+        terms.append(f"f{k} * {place}" if place != 1 else f"f{k}")
+        place *= base
+    frac = " + ".join(terms) or "0"
+    terms, place = [], 1
+    for k, (width, base) in enumerate(int_groups):
+        lines += [f" w{k} = v & {(1 << width) - 1}", f" v >>= {width}"]
+        terms.append(f"w{k} * {place}" if place != 1 else f"w{k}")
+        place *= base
+    whole = " + ".join(terms) or "0"
+    if scale:
+        lines.append(
+            f" return sign + str({whole}) + '.' + str({frac}).rjust({scale}, '0'), off + {size}"
+        )
+    else:
+        lines.append(f" return sign + str({whole}), off + {size}")
+    namespace: dict[str, Any] = {"_from": int.from_bytes}
+    exec(compile("\n".join(lines) + "\n", "<binlog decimal>", "exec"), namespace)  # our own
+    read: Reader = namespace["read"]
     return read
 
 
@@ -144,7 +141,10 @@ def _date(data: bytes, off: int) -> tuple[Text, int]:
     year, month, day = v >> 9, (v >> 5) & 15, v & 31
     if not (year and month and day):
         return "0000-00-00", off + 3  # a zero date: the conversion quarantines it
-    return dt.date(year, month, day).isoformat(), off + 3
+    try:
+        return dt.date(year, month, day).isoformat(), off + 3
+    except ValueError:  # an invalid date (ALLOW_INVALID_DATES): as zero, quarantined
+        return "0000-00-00", off + 3
 
 
 def _datetime2(fsp: int) -> Reader:
@@ -152,17 +152,23 @@ def _datetime2(fsp: int) -> Reader:
 
     def read(data: bytes, off: int) -> tuple[Text, int]:
         v = int.from_bytes(data[off : off + 5], "big")
-        ym = (v >> 22) & ((1 << 17) - 1)
-        try:
-            t = dt.datetime(
-                ym // 13, ym % 13, (v >> 17) & 31, (v >> 12) & 31, (v >> 6) & 63, v & 63
-            )
-        except ValueError:
+        ym = (v >> 22) & 131071
+        y, m, d = ym // 13, ym % 13, (v >> 17) & 31
+        h, mi, sec = (v >> 12) & 31, (v >> 6) & 63, v & 63
+        us = micro(data, off + 5) if n else 0
+        if not (
+            9999 >= y > 0
+            and m > 0
+            and 0 < d <= (_DAYS[m] if m != 2 or calendar.isleap(y) else 28)
+            and h < 24
+            and mi < 60
+            and sec < 60
+            and us < 1_000_000
+        ):  # what datetime() refuses: a zero or invalid date
             return "0000-00-00 00:00:00", off + 5 + n
-        us = micro(data, off + 5)
-        if us > 0:
-            t = t.replace(microsecond=us)
-        return t.isoformat(sep=" "), off + 5 + n
+        if us:
+            return f"{y:04d}-{m:02d}-{d:02d} {h:02d}:{mi:02d}:{sec:02d}.{us:06d}", off + 5 + n
+        return f"{y:04d}-{m:02d}-{d:02d} {h:02d}:{mi:02d}:{sec:02d}", off + 5 + n
 
     return read
 
@@ -203,24 +209,44 @@ def _encoding(col: Any) -> str | None:
     return str(encoding)
 
 
-def reader_for(col: Any) -> Reader | None:
-    """The reader of one table-map column (the library's), or None (not handled here)."""
+#: how one column is decoded in the compiled row reader: ("struct", format char, text
+#: function name) for fixed-size numbers, ("string", length bytes, encoding), or ("call",
+#: reader) for the rest
+Spec = tuple[Any, ...]
+
+
+def spec_for(col: Any) -> Spec | None:
+    """How to decode one table-map column (the library's), or None (not handled here)."""
     from pymysqlreplication.constants import FIELD_TYPE as F
 
     t = col.type
     u = bool(col.unsigned)
     fixed = {
-        F.TINY: "<B" if u else "<b",
-        F.SHORT: "<H" if u else "<h",
-        F.LONG: "<I" if u else "<i",
-        F.LONGLONG: "<Q" if u else "<q",
+        F.TINY: "B" if u else "b",
+        F.SHORT: "H" if u else "h",
+        F.LONG: "I" if u else "i",
+        F.LONGLONG: "Q" if u else "q",
     }
     if t in fixed:
-        return _int(fixed[t])
-    if t == F.INT24:
-        return _int24(u)
+        return ("struct", fixed[t], "str")
     if t == F.DOUBLE:
-        return _double
+        return ("struct", "d", "repr")
+    if t in (F.VARCHAR, F.STRING, F.BLOB):
+        encoding = _encoding(col)
+        if encoding is None:
+            return None
+        prefix = 2 if t != F.BLOB and col.max_length > 255 else 1
+        return ("string", col.length_size if t == F.BLOB else prefix, encoding)
+    read = _reader(col)
+    return None if read is None else ("call", read)
+
+
+def _reader(col: Any) -> Reader | None:
+    from pymysqlreplication.constants import FIELD_TYPE as F
+
+    t = col.type
+    if t == F.INT24:
+        return _int24(bool(col.unsigned))
     if t == F.FLOAT:
         return _float
     if t == F.NEWDECIMAL:
@@ -231,53 +257,135 @@ def reader_for(col: Any) -> Reader | None:
         return _datetime2(col.fsp)
     if t == F.TIMESTAMP2:
         return _timestamp2(col.fsp)
-    if t in (F.VARCHAR, F.STRING, F.BLOB):
-        encoding = _encoding(col)
-        if encoding is None:
-            return None
-        prefix = 2 if t != F.BLOB and col.max_length > 255 else 1
-        return _string(col.length_size if t == F.BLOB else prefix, encoding)
     return None
 
 
 class RowDecoder:
-    """Decodes the row images of one table map's rows events into lists of texts."""
+    """Decodes the row images of one table map's rows events into lists of texts, with one
+    function compiled for the table (:func:`compile_rows`): no call per column, one
+    ``struct.unpack_from`` per run of fixed-size numbers without a NULL."""
 
-    def __init__(self, readers: list[Reader]) -> None:
-        self.readers = readers
-        self.nbytes = (len(readers) + 7) // 8
-
-    def row(self, data: bytes, off: int) -> tuple[list[Text], int]:
-        nulls = data[off : off + self.nbytes]
-        off += self.nbytes
-        out: list[Text] = []
-        for i, read in enumerate(self.readers):
-            if nulls[i >> 3] & (1 << (i & 7)):
-                out.append(None)
+    def __init__(self, specs: list[Spec]) -> None:
+        self.specs = specs
+        self.source = compile_rows(specs)
+        namespace: dict[str, Any] = {"_from": int.from_bytes, "_ERR": _ERRORS}
+        for i, spec in enumerate(specs):
+            if spec[0] == "struct":
+                namespace[f"U{i}"] = Struct("<" + spec[1]).unpack_from
+            elif spec[0] == "string":
+                namespace[f"E{i}"] = spec[2]
             else:
-                v, off = read(data, off)
-                out.append(v)
-        return out, off
+                namespace[f"R{i}"] = spec[1]
+        for start, end in _runs(specs):
+            fmt = "<" + "".join(specs[k][1] for k in range(start, end))
+            namespace[f"S{start}"] = Struct(fmt).unpack_from
+        exec(compile(self.source, "<binlog rows>", "exec"), namespace)  # our own source
+        self.rows: Callable[[bytes, bool], list[list[Text]]] = namespace["rows"]
 
-    def rows(self, data: bytes, update: bool) -> list[list[Text]]:
-        """Every row image of a payload (updates: before, after, before, after, …)."""
-        out = []
-        off = 0
-        end = len(data)
-        while off < end:
-            values, off = self.row(data, off)
-            out.append(values)
-        if off != end or (update and len(out) % 2):
-            raise ValueError("a rows event does not end where its last row image does")
-        return out
+
+def _runs(specs: list[Spec]) -> list[tuple[int, int]]:
+    """[start, end) of each run of ≥ 2 adjacent fixed-size number columns."""
+    out, i = [], 0
+    while i < len(specs):
+        j = i
+        while j < len(specs) and specs[j][0] == "struct":
+            j += 1
+        if j - i >= 2:
+            out.append((i, j))
+            i = j
+        else:
+            i += 1
+    return out
+
+
+def _column(k: int, spec: Spec, pad: str) -> list[str]:
+    """The statements decoding column ``k`` into ``v<k>`` (its NULL bit tested)."""
+    if spec[0] == "struct":
+        size = Struct("<" + spec[1]).size
+        body = [f"v{k} = {spec[2]}(U{k}(data, off)[0])", f"off += {size}"]
+    elif spec[0] == "string":
+        n = spec[1]
+        if n == 1:
+            body = ["n = data[off]", "off += 1"]
+        elif n == 2:
+            body = ["n = data[off] | data[off + 1] << 8", "off += 2"]
+        else:
+            body = [f"n = _from(data[off:off + {n}], 'little')", f"off += {n}"]
+        if spec[2] == "binary":
+            body.append(f"v{k} = data[off:off + n].hex().upper()")
+        elif _ascii_first(spec[2]):  # its codec is Python code: ASCII text skips it
+            body.append("raw = data[off:off + n]")
+            body.append(f"v{k} = raw.decode('ascii') if raw.isascii() else raw.decode(E{k}, _ERR)")
+        else:
+            body.append(f"v{k} = data[off:off + n].decode(E{k}, _ERR)")
+        body.append("off += n")
+    else:
+        body = [f"v{k}, off = R{k}(data, off)"]
+    return [f"{pad}if nb & {1 << k}:", f"{pad} v{k} = None", f"{pad}else:"] + [
+        f"{pad} {line}" for line in body
+    ]
+
+
+def _ascii_first(encoding: str) -> bool:
+    """``encoding`` reads every ASCII byte as that character, statelessly, and its decoder
+    is not one of the C fast ones (UTF-8, latin-1, ASCII): worth trying ASCII first."""
+    name = codecs.lookup(encoding).name
+    if name in ("utf-8", "iso8859-1", "ascii") or "2022" in name or name.startswith("utf"):
+        return False
+    ascii_bytes = bytes(range(128))
+    try:
+        return ascii_bytes.decode(encoding) == ascii_bytes.decode("ascii")
+    except UnicodeDecodeError:
+        return False
+
+
+def compile_rows(specs: list[Spec]) -> str:
+    """The source of ``rows(data, update)``: every row image of a rows event's payload
+    (updates: before, after, …) as lists of texts."""
+    nbytes = (len(specs) + 7) // 8
+    lines = [
+        "def rows(data, update):",
+        " out = []",
+        " append = out.append",
+        " off = 0",
+        " end = len(data)",
+        " while off < end:",
+        "  nb = data[off]" if nbytes == 1 else f"  nb = _from(data[off:off + {nbytes}], 'little')",
+        f"  off += {nbytes}",
+    ]
+    runs = dict(_runs(specs))
+    k = 0
+    while k < len(specs):
+        if k in runs:
+            end = runs[k]
+            mask = sum(1 << i for i in range(k, end))
+            names = ", ".join(f"v{i}" for i in range(k, end))
+            size = Struct("<" + "".join(specs[i][1] for i in range(k, end))).size
+            lines += [f"  if not nb & {mask}:", f"   {names} = S{k}(data, off)"]
+            lines.append(f"   off += {size}")
+            lines += [f"   v{i} = {specs[i][2]}(v{i})" for i in range(k, end)]
+            lines.append("  else:")
+            for i in range(k, end):
+                lines += _column(i, specs[i], "   ")
+            k = end
+        else:
+            lines += _column(k, specs[k], "  ")
+            k += 1
+    lines += [
+        f"  append([{', '.join(f'v{i}' for i in range(len(specs)))}])",
+        " if off != end or (update and len(out) % 2):",
+        "  raise ValueError('a rows event does not end where its last row image does')",
+        " return out",
+    ]
+    return "\n".join(lines) + "\n"
 
 
 def decoder_for(columns: list[Any]) -> RowDecoder | None:
     """A decoder of the table map's rows events, or None (the library decodes them)."""
-    readers = [reader_for(c) for c in columns]
-    if any(r is None for r in readers):
+    specs = [spec_for(c) for c in columns]
+    if not specs or any(s is None for s in specs):
         return None
-    return RowDecoder([r for r in readers if r is not None])
+    return RowDecoder([s for s in specs if s is not None])
 
 
 def payload(ev: Any) -> bytes | None:

@@ -344,6 +344,8 @@ def test_own_row_decoder_matches_the_library(
         "t3": "datetime(3)", "t6": "datetime(6)", "s0": "timestamp NULL", "s5": "timestamp(5) NULL",
         "vc": "varchar(300) CHARACTER SET utf8mb4", "la": "varchar(10) CHARACTER SET latin1",
         "ch": "char(3)", "vb": "varbinary(20)", "bl": "blob", "tx": "text CHARACTER SET utf8mb4",
+        "iu": "int unsigned", "su": "smallint unsigned", "bi": "bigint", "gb": "varchar(8) "
+        "CHARACTER SET gbk", "sj": "char(4) CHARACTER SET sjis", "d6": "decimal(18,9)",
     }  # fmt: skip
     _sql(
         conn,
@@ -373,8 +375,12 @@ def test_own_row_decoder_matches_the_library(
             "bu": lambda: r.choice([0, 2**64 - 1, r.getrandbits(64)]),
             "f": lambda: r.uniform(-1e6, 1e6),
             "db": lambda: r.uniform(-1e300, 1e300),
-            "dt": lambda: r.choice(["0000-00-00", "2024-02-29", "1000-01-01", "9999-12-31"]),
-            "t0": lambda: r.choice(["0000-00-00 00:00:00", "2024-02-29 23:59:59"]),
+            "dt": lambda: r.choice(
+                ["0000-00-00", "2024-02-29", "1000-01-01", "9999-12-31"]
+            ),
+            "t0": lambda: r.choice(
+                ["0000-00-00 00:00:00", "2024-02-29 23:59:59"]
+            ),
             "t3": lambda: "2020-01-01 00:00:00." + str(r.randint(0, 999)).zfill(3),
             "t6": lambda: "1999-12-31 12:34:56." + str(r.randint(0, 999999)).zfill(6),
             "s0": lambda: r.choice(
@@ -382,11 +388,16 @@ def test_own_row_decoder_matches_the_library(
             ),
             "s5": lambda: "2001-09-09 01:46:40." + str(r.randint(0, 99999)).zfill(5),
             "vc": lambda: "".join(r.choice("aé€😀'\\") for _ in range(r.randint(0, 120))),
-            "la": lambda: r.choice(["", "naïve", "ÀÉ"]),
+            "la": lambda: r.choice(["", "naïve", "ÀÉ", "€uro"]),
             "ch": lambda: r.choice(["", "ab", "xyz"]),
             "vb": lambda: bytes(r.getrandbits(8) for _ in range(r.randint(0, 20))),
             "bl": lambda: bytes(r.getrandbits(8) for _ in range(r.randint(0, 300))),
             "tx": lambda: "t" * r.randint(0, 70000),
+            "iu": lambda: r.choice([0, 2**32 - 1, r.getrandbits(32)]),
+            "su": lambda: r.choice([0, 2**16 - 1, r.getrandbits(16)]),
+            "bi": lambda: r.choice([-(2**63), 2**63 - 1, r.getrandbits(63) - 2**62]),
+            "gb": lambda: r.choice(["", "abc", "中文", "a中b\\"]),
+            "sj": lambda: r.choice(["", "ab", "日本", "ｱ"]),
         }
         return pick[name]()
 
