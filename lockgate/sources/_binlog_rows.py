@@ -14,7 +14,6 @@ Row image (``binlog_row_image=FULL``: every column present): a NULL bitmap of
 
 from __future__ import annotations
 
-import calendar
 import codecs
 import datetime as dt
 from collections.abc import Callable
@@ -25,7 +24,6 @@ Text = str | None
 Reader = Callable[[bytes, int], tuple[Text, int]]
 
 _DIG2BYTES = (0, 1, 1, 2, 2, 3, 3, 4, 4, 4)
-_DAYS = (0, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)  # February of a leap year
 _EPOCH = dt.datetime(1970, 1, 1)
 _UTC_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
@@ -147,32 +145,6 @@ def _date(data: bytes, off: int) -> tuple[Text, int]:
         return "0000-00-00", off + 3
 
 
-def _datetime2(fsp: int) -> Reader:
-    n, micro = _fsp(fsp)
-
-    def read(data: bytes, off: int) -> tuple[Text, int]:
-        v = int.from_bytes(data[off : off + 5], "big")
-        ym = (v >> 22) & 131071
-        y, m, d = ym // 13, ym % 13, (v >> 17) & 31
-        h, mi, sec = (v >> 12) & 31, (v >> 6) & 63, v & 63
-        us = micro(data, off + 5) if n else 0
-        if not (
-            9999 >= y > 0
-            and m > 0
-            and 0 < d <= (_DAYS[m] if m != 2 or calendar.isleap(y) else 28)
-            and h < 24
-            and mi < 60
-            and sec < 60
-            and us < 1_000_000
-        ):  # what datetime() refuses: a zero or invalid date
-            return "0000-00-00 00:00:00", off + 5 + n
-        if us:
-            return f"{y:04d}-{m:02d}-{d:02d} {h:02d}:{mi:02d}:{sec:02d}.{us:06d}", off + 5 + n
-        return f"{y:04d}-{m:02d}-{d:02d} {h:02d}:{mi:02d}:{sec:02d}", off + 5 + n
-
-    return read
-
-
 def _timestamp2(fsp: int) -> Reader:
     n, micro = _fsp(fsp)
 
@@ -237,6 +209,8 @@ def spec_for(col: Any) -> Spec | None:
             return None
         prefix = 2 if t != F.BLOB and col.max_length > 255 else 1
         return ("string", col.length_size if t == F.BLOB else prefix, encoding)
+    if t == F.DATETIME2:
+        return ("datetime2", col.fsp)
     read = _reader(col)
     return None if read is None else ("call", read)
 
@@ -253,8 +227,6 @@ def _reader(col: Any) -> Reader | None:
         return _decimal(col.precision, col.decimals)
     if t == F.DATE:
         return _date
-    if t == F.DATETIME2:
-        return _datetime2(col.fsp)
     if t == F.TIMESTAMP2:
         return _timestamp2(col.fsp)
     return None
@@ -268,12 +240,19 @@ class RowDecoder:
     def __init__(self, specs: list[Spec]) -> None:
         self.specs = specs
         self.source = compile_rows(specs)
-        namespace: dict[str, Any] = {"_from": int.from_bytes, "_ERR": _ERRORS}
+        namespace: dict[str, Any] = {
+            "_from": int.from_bytes,
+            "_ERR": _ERRORS,
+            "_ZERO": "0000-00-00 00:00:00",
+        }
         for i, spec in enumerate(specs):
             if spec[0] == "struct":
                 namespace[f"U{i}"] = Struct("<" + spec[1]).unpack_from
             elif spec[0] == "string":
                 namespace[f"E{i}"] = spec[2]
+            elif spec[0] == "datetime2":
+                namespace[f"DD{i}"], namespace[f"DF{i}"] = _texts(_date_part)
+                namespace[f"TD{i}"], namespace[f"TF{i}"] = _texts(_time_part)
             else:
                 namespace[f"R{i}"] = spec[1]
         for start, end in _runs(specs):
@@ -319,11 +298,68 @@ def _column(k: int, spec: Spec, pad: str) -> list[str]:
         else:
             body.append(f"v{k} = data[off:off + n].decode(E{k}, _ERR)")
         body.append("off += n")
+    elif spec[0] == "datetime2":
+        body = _datetime2_code(k, spec[1])
     else:
         body = [f"v{k}, off = R{k}(data, off)"]
     return [f"{pad}if nb & {1 << k}:", f"{pad} v{k} = None", f"{pad}else:"] + [
         f"{pad} {line}" for line in body
     ]
+
+
+def _datetime2_code(k: int, fsp: int) -> list[str]:
+    """DATETIME2 (5 bytes big-endian: sign, year*13+month, day, hour, minute, second; then
+    the fraction): the date and the time of day from caches of their texts (a batch has
+    few distinct ones); an invalid or zero value is MySQL's zero datetime."""
+    n = (fsp + 1) // 2
+    out = [
+        "v = _from(data[off:off + 5], 'big')",
+        "dk = v >> 17 & 4194303",  # without the sign bit
+        "tk = v & 131071",
+        f"v{k} = (DD{k}.get(dk) or DF{k}(dk)) + (TD{k}.get(tk) or TF{k}(tk))",
+    ]
+    if n:
+        scale = 10 ** (6 - fsp)
+        out.append(f"us = _from(data[off + 5:off + {5 + n}], 'big')")
+        out.append(f"us = (us // 10) * {scale}" if fsp % 2 else f"us = us * {scale}")
+        out += [
+            f"if len(v{k}) != 19 or us >= 1000000:",
+            f" v{k} = _ZERO",
+            "elif us:",
+            f" v{k} += f'.{{us:06d}}'",
+        ]
+    else:
+        out += [f"if len(v{k}) != 19:", f" v{k} = _ZERO"]
+    out.append(f"off += {5 + n}")
+    return out
+
+
+def _date_part(key: int) -> str:
+    """``YYYY-MM-DD `` of DATETIME2's bits 17.. (year*13+month, day), or ``""``: invalid."""
+    y, m = divmod(key >> 5, 13)
+    try:
+        return dt.date(y, m, key & 31).isoformat() + " "
+    except ValueError:
+        return ""
+
+
+def _time_part(key: int) -> str:
+    """``HH:MM:SS`` of DATETIME2's low 17 bits, or ``""``: invalid."""
+    h, mi, sec = key >> 12, (key >> 6) & 63, key & 63
+    return f"{h:02d}:{mi:02d}:{sec:02d}" if h < 24 and mi < 60 and sec < 60 else ""
+
+
+def _texts(make: Callable[[int], str]) -> tuple[dict[int, str], Callable[[int], str]]:
+    """A cache of ``make``'s texts and the function that fills it (bounded)."""
+    cache: dict[int, str] = {}
+
+    def fill(key: int) -> str:
+        if len(cache) > 200_000:
+            cache.clear()
+        text = cache[key] = make(key)
+        return text
+
+    return cache, fill
 
 
 def _ascii_first(encoding: str) -> bool:
