@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import operator
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -347,6 +348,8 @@ class BatchBuilder:
             (),
         )
         self.key_idx = tuple(names.index(k) for k in plan.keys)
+        #: a row's key (compared, never stored)
+        self.key_of = operator.itemgetter(*self.key_idx)
         self.out = BinlogBatch(ChangeBatch(relation, self.key_idx))
         self.out.cols = [[] for _ in names]
         self.out.gtids = self.applied_gtids.copy()
@@ -396,7 +399,10 @@ class BatchBuilder:
                 self._append(kind, self._key_only(values))
             return
         afters = images[1::2]
-        if all(self._key(b) == self._key(a) for b, a in zip(images[::2], afters, strict=True)):
+        key = self.key_of
+        if len(afters) * 2 == len(images) and all(
+            map(operator.eq, map(key, images[::2]), map(key, afters))
+        ):
             self.txn.changes += len(afters)
             self._extend("u", afters)  # no key changed (the common case): all at once
             return

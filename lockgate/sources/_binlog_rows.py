@@ -69,11 +69,11 @@ def _string(length_size: int, encoding: str) -> Reader:
     return read
 
 
-def _decimal(precision: int, scale: int) -> Reader:
+def _decimal_code(precision: int, scale: int, target: str) -> list[str]:
     """MySQL's binary DECIMAL (groups of 9 digits in 4 bytes, big-endian, the sign in the
-    top bit, negative values with every bit inverted), as ``format(Decimal, 'f')`` prints
-    the library's value: a reader compiled for the column's precision and scale (the
-    groups unrolled)."""
+    top bit, negative values with every bit inverted) into ``target``, as
+    ``format(Decimal, 'f')`` prints the library's value: statements for the column's
+    precision and scale (the groups unrolled), advancing ``off``."""
     integral = precision - scale
     uint, ufrac = integral // 9, scale // 9
     cint, cfrac = integral - uint * 9, scale - ufrac * 9
@@ -85,37 +85,32 @@ def _decimal(precision: int, scale: int) -> Reader:
     frac_groups += [(32, 10**9)] * ufrac
     int_groups = [(32, 10**9)] * uint + ([(bint * 8, 10**cint)] if bint else [])
     lines = [
-        "def read(data, off):",
-        f" v = _from(data[off:off + {size}], 'big')",
-        f" if v & {top}:",
-        f"  v ^= {top}",
-        "  sign = ''",
-        " else:",
-        f"  v = ~(v ^ {top}) & {everything}",
-        "  sign = '-'",
+        f"v = _from(data[off:off + {size}], 'big')",
+        f"if v & {top}:",
+        f" v ^= {top}",
+        " sign = ''",
+        "else:",
+        f" v = ~(v ^ {top}) & {everything}",
+        " sign = '-'",
     ]
     terms, place = [], 1
     for k, (width, base) in enumerate(frac_groups):  # from the right: the last group first
-        lines += [f" f{k} = v & {(1 << width) - 1}", f" v >>= {width}"]
+        lines += [f"f{k} = v & {(1 << width) - 1}", f"v >>= {width}"]
         terms.append(f"f{k} * {place}" if place != 1 else f"f{k}")
         place *= base
     frac = " + ".join(terms) or "0"
     terms, place = [], 1
     for k, (width, base) in enumerate(int_groups):
-        lines += [f" w{k} = v & {(1 << width) - 1}", f" v >>= {width}"]
+        lines += [f"w{k} = v & {(1 << width) - 1}", f"v >>= {width}"]
         terms.append(f"w{k} * {place}" if place != 1 else f"w{k}")
         place *= base
     whole = " + ".join(terms) or "0"
     if scale:
-        lines.append(
-            f" return sign + str({whole}) + '.' + str({frac}).rjust({scale}, '0'), off + {size}"
-        )
+        lines.append(f"{target} = sign + str({whole}) + '.' + str({frac}).rjust({scale}, '0')")
     else:
-        lines.append(f" return sign + str({whole}), off + {size}")
-    namespace: dict[str, Any] = {"_from": int.from_bytes}
-    exec(compile("\n".join(lines) + "\n", "<binlog decimal>", "exec"), namespace)  # our own
-    read: Reader = namespace["read"]
-    return read
+        lines.append(f"{target} = sign + str({whole})")
+    lines.append(f"off += {size}")
+    return lines
 
 
 def _fsp(fsp: int) -> tuple[int, Callable[[bytes, int], int]]:
@@ -211,6 +206,8 @@ def spec_for(col: Any) -> Spec | None:
         return ("string", col.length_size if t == F.BLOB else prefix, encoding)
     if t == F.DATETIME2:
         return ("datetime2", col.fsp)
+    if t == F.NEWDECIMAL:
+        return ("decimal", col.precision, col.decimals)
     read = _reader(col)
     return None if read is None else ("call", read)
 
@@ -223,8 +220,6 @@ def _reader(col: Any) -> Reader | None:
         return _int24(bool(col.unsigned))
     if t == F.FLOAT:
         return _float
-    if t == F.NEWDECIMAL:
-        return _decimal(col.precision, col.decimals)
     if t == F.DATE:
         return _date
     if t == F.TIMESTAMP2:
@@ -253,7 +248,7 @@ class RowDecoder:
             elif spec[0] == "datetime2":
                 namespace[f"DD{i}"], namespace[f"DF{i}"] = _texts(_date_part)
                 namespace[f"TD{i}"], namespace[f"TF{i}"] = _texts(_time_part)
-            else:
+            elif spec[0] == "call":
                 namespace[f"R{i}"] = spec[1]
         for start, end in _runs(specs):
             fmt = "<" + "".join(specs[k][1] for k in range(start, end))
@@ -300,6 +295,8 @@ def _column(k: int, spec: Spec, pad: str) -> list[str]:
         body.append("off += n")
     elif spec[0] == "datetime2":
         body = _datetime2_code(k, spec[1])
+    elif spec[0] == "decimal":
+        body = _decimal_code(spec[1], spec[2], f"v{k}")
     else:
         body = [f"v{k}, off = R{k}(data, off)"]
     return [f"{pad}if nb & {1 << k}:", f"{pad} v{k} = None", f"{pad}else:"] + [
@@ -321,7 +318,8 @@ def _datetime2_code(k: int, fsp: int) -> list[str]:
     if n:
         scale = 10 ** (6 - fsp)
         out.append(f"us = _from(data[off + 5:off + {5 + n}], 'big')")
-        out.append(f"us = (us // 10) * {scale}" if fsp % 2 else f"us = us * {scale}")
+        if fsp % 2 or scale != 1:
+            out.append(f"us = (us // 10) * {scale}" if fsp % 2 else f"us = us * {scale}")
         out += [
             f"if len(v{k}) != 19 or us >= 1000000:",
             f" v{k} = _ZERO",
