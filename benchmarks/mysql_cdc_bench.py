@@ -194,9 +194,22 @@ def main() -> None:
         )
         lockgate.run(root)  # the (empty) snapshot and its position
         workload(conn, n)
+        if args.profile:
+            import cProfile
+            import threading
+
+            prof = cProfile.Profile()
+            threading.setprofile(lambda *_: prof.enable())  # the run's worker threads too
+            prof.enable()
         c0, t0 = time.process_time(), time.perf_counter()
         results = drain(lambda refresh: lockgate.run(root, full_refresh=refresh))
         cpu, wall = time.process_time() - c0, time.perf_counter() - t0
+        if args.profile:
+            import pstats
+
+            prof.disable()
+            threading.setprofile(None)
+            pstats.Stats(prof).sort_stats("cumulative").print_stats(40)
         rows = DeltaTable(str(root / "warehouse" / "orders")).to_pyarrow_table(columns=["id"])
         assert rows.num_rows == n // 2
         print(

@@ -412,9 +412,9 @@ class MySqlCdcSource(Source):
 
 
 def _connect(settings: dict[str, Any]) -> Any:
-    import pymysql
+    from lockgate.sources._binlog import connect
 
-    return pymysql.connect(
+    return connect(
         host=settings["host"],
         port=settings["port"],
         user=settings["user"],

@@ -43,3 +43,20 @@ def test_transactions_at_or_before_the_gtid_are_skipped() -> None:
     assert out.batch.skipped == {"already_applied": 2}
     assert out.cols[0] == ["6", "7"] and out.batch.end_lsn == 400
     assert out.read_to == 400 and out.gtids.text() == "0-1-7"
+
+
+def test_connections_share_the_preferred_tls_context_only() -> None:
+    """pymysql's default TLS ("preferred", verifying nothing) is built once per process,
+    not per connection; explicit TLS settings still get their own context."""
+    pytest.importorskip("pymysql")
+    from lockgate.sources._binlog import connect
+
+    a = connect(host="127.0.0.1", port=9, user="x", defer_connect=True)
+    b = connect(host="127.0.0.1", port=9, user="y", defer_connect=True)
+    assert a.ssl and not a._ssl_required  # still "preferred": TLS when the server has it
+    assert a.ctx is b.ctx
+    import ssl
+
+    assert a.ctx.verify_mode == ssl.CERT_NONE  # as pymysql's own preferred context
+    c = connect(host="127.0.0.1", port=9, user="z", ssl_verify_cert=True, defer_connect=True)
+    assert c.ctx is not a.ctx and c.ctx.verify_mode == ssl.CERT_REQUIRED
