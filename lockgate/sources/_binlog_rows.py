@@ -395,9 +395,14 @@ def compile_rows(specs: list[Spec]) -> str:
             mask = sum(1 << i for i in range(k, end))
             names = ", ".join(f"v{i}" for i in range(k, end))
             size = Struct("<" + "".join(specs[i][1] for i in range(k, end))).size
-            lines += [f"  if not nb & {mask}:", f"   {names} = S{k}(data, off)"]
+            convs = {specs[i][2] for i in range(k, end)}
+            lines.append(f"  if not nb & {mask}:")
+            if len(convs) == 1:  # one C-level map over the unpacked run
+                lines.append(f"   {names} = map({convs.pop()}, S{k}(data, off))")
+            else:
+                lines.append(f"   {names} = S{k}(data, off)")
+                lines += [f"   v{i} = {specs[i][2]}(v{i})" for i in range(k, end)]
             lines.append(f"   off += {size}")
-            lines += [f"   v{i} = {specs[i][2]}(v{i})" for i in range(k, end)]
             lines.append("  else:")
             for i in range(k, end):
                 lines += _column(i, specs[i], "   ")
