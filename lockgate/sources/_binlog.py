@@ -612,7 +612,8 @@ def read(
                 decoder = decoders.get(ev.table_id) if fast else None
                 data = payload(ev) if decoder is not None else None
                 if decoder is not None and data is not None:
-                    builder.row_texts(kind, decoder.rows(data, kind == "u"), ev.timestamp)
+                    images = decoder.rows(data, kind == "u", kind == "d")
+                    builder.row_texts(kind, images, ev.timestamp)
                 else:
                     builder.rows(kind, ev.rows, ev.timestamp)
             elif isinstance(ev, XidEvent):
@@ -624,7 +625,7 @@ def read(
                 builder.begin(ev.timestamp, group=False, gtid=ev.gtid)
             elif isinstance(ev, TableMapEvent):
                 if ev.table_id not in decoders:
-                    decoders[ev.table_id] = decoder_for(ev.columns)
+                    decoders[ev.table_id] = decoder_for(ev.columns, plan.keys)
                 builder.columns_seen(
                     [c.name for c in ev.columns], [column_type(c) for c in ev.columns]
                 )

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import codecs
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from struct import Struct
 from typing import Any
 
@@ -232,9 +232,9 @@ class RowDecoder:
     function compiled for the table (:func:`compile_rows`): no call per column, one
     ``struct.unpack_from`` per run of fixed-size numbers without a NULL."""
 
-    def __init__(self, specs: list[Spec]) -> None:
+    def __init__(self, specs: list[Spec], keys: frozenset[int] = frozenset()) -> None:
         self.specs = specs
-        self.source = compile_rows(specs)
+        self.source = compile_rows(specs, keys)
         namespace: dict[str, Any] = {
             "_from": int.from_bytes,
             "_ERR": _ERRORS,
@@ -254,7 +254,7 @@ class RowDecoder:
             fmt = "<" + "".join(specs[k][1] for k in range(start, end))
             namespace[f"S{start}"] = Struct(fmt).unpack_from
         exec(compile(self.source, "<binlog rows>", "exec"), namespace)  # our own source
-        self.rows: Callable[[bytes, bool], list[list[Text]]] = namespace["rows"]
+        self.rows: Callable[..., list[list[Text]]] = namespace["rows"]
 
 
 def _runs(specs: list[Spec]) -> list[tuple[int, int]]:
@@ -373,20 +373,49 @@ def _ascii_first(encoding: str) -> bool:
         return False
 
 
-def compile_rows(specs: list[Spec]) -> str:
-    """The source of ``rows(data, update)``: every row image of a rows event's payload
-    (updates: before, after, …) as lists of texts."""
+def compile_rows(specs: list[Spec], keys: frozenset[int] = frozenset()) -> str:
+    """The source of ``rows(data, update, delete=False)``: every row image of a rows event's
+    payload (updates: before, after, …) as lists of texts. With ``keys`` (the key columns'
+    indexes), the images only ever used for their key — an update's before image, a
+    delete's — get only those decoded (the other values are skipped: None)."""
     nbytes = (len(specs) + 7) // 8
     lines = [
-        "def rows(data, update):",
+        "def rows(data, update, delete=False):",
         " out = []",
         " append = out.append",
         " off = 0",
         " end = len(data)",
+        " full = not (update or delete)",
+        " i = 0",
         " while off < end:",
         "  nb = data[off]" if nbytes == 1 else f"  nb = _from(data[off:off + {nbytes}], 'little')",
         f"  off += {nbytes}",
     ]
+    every = ", ".join(f"v{i}" for i in range(len(specs)))
+    if keys:
+        lines.append("  if full or (update and i & 1):")
+        lines += _row(specs, "   ")
+        lines.append(f"   append([{every}])")
+        lines.append("  else:")
+        for k, spec in enumerate(specs):
+            lines += _column(k, spec, "   ") if k in keys else _skip(k, spec, "   ")
+        only = ", ".join(f"v{i}" if i in keys else "None" for i in range(len(specs)))
+        lines.append(f"   append([{only}])")
+        lines.append("  i += 1")
+    else:
+        lines += _row(specs, "  ")
+        lines.append(f"  append([{every}])")
+    lines += [
+        " if off != end or (update and len(out) % 2):",
+        "  raise ValueError('a rows event does not end where its last row image does')",
+        " return out",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _row(specs: list[Spec], pad: str) -> list[str]:
+    """The statements decoding every column of a row image into ``v0``, ``v1``, …"""
+    lines: list[str] = []
     runs = dict(_runs(specs))
     k = 0
     while k < len(specs):
@@ -396,35 +425,57 @@ def compile_rows(specs: list[Spec]) -> str:
             names = ", ".join(f"v{i}" for i in range(k, end))
             size = Struct("<" + "".join(specs[i][1] for i in range(k, end))).size
             convs = {specs[i][2] for i in range(k, end)}
-            lines.append(f"  if not nb & {mask}:")
+            lines.append(f"{pad}if not nb & {mask}:")
             if len(convs) == 1:  # one C-level map over the unpacked run
-                lines.append(f"   {names} = map({convs.pop()}, S{k}(data, off))")
+                lines.append(f"{pad} {names} = map({convs.pop()}, S{k}(data, off))")
             else:
-                lines.append(f"   {names} = S{k}(data, off)")
-                lines += [f"   v{i} = {specs[i][2]}(v{i})" for i in range(k, end)]
-            lines.append(f"   off += {size}")
-            lines.append("  else:")
+                lines.append(f"{pad} {names} = S{k}(data, off)")
+                lines += [f"{pad} v{i} = {specs[i][2]}(v{i})" for i in range(k, end)]
+            lines.append(f"{pad} off += {size}")
+            lines.append(f"{pad}else:")
             for i in range(k, end):
-                lines += _column(i, specs[i], "   ")
+                lines += _column(i, specs[i], pad + " ")
             k = end
         else:
-            lines += _column(k, specs[k], "  ")
+            lines += _column(k, specs[k], pad)
             k += 1
-    lines += [
-        f"  append([{', '.join(f'v{i}' for i in range(len(specs)))}])",
-        " if off != end or (update and len(out) % 2):",
-        "  raise ValueError('a rows event does not end where its last row image does')",
-        " return out",
-    ]
-    return "\n".join(lines) + "\n"
+    return lines
 
 
-def decoder_for(columns: list[Any]) -> RowDecoder | None:
-    """A decoder of the table map's rows events, or None (the library decodes them)."""
+def _skip(k: int, spec: Spec, pad: str) -> list[str]:
+    """The statements moving past column ``k``'s value (if not NULL) without decoding it."""
+    if spec[0] == "struct":
+        step = [f"off += {Struct('<' + spec[1]).size}"]
+    elif spec[0] == "string":
+        n = spec[1]
+        length = "data[off]" if n == 1 else f"_from(data[off:off + {n}], 'little')"
+        step = [f"off += {n} + {length}"]
+    elif spec[0] == "decimal":
+        step = [f"off += {_decimal_size(spec[1], spec[2])}"]
+    elif spec[0] == "datetime2":
+        step = [f"off += {5 + (spec[1] + 1) // 2}"]
+    else:
+        step = [f"_, off = R{k}(data, off)"]
+    return [f"{pad}if not nb & {1 << k}:"] + [f"{pad} {line}" for line in step]
+
+
+def _decimal_size(precision: int, scale: int) -> int:
+    integral = precision - scale
+    uint, ufrac = integral // 9, scale // 9
+    cint, cfrac = integral - uint * 9, scale - ufrac * 9
+    return _DIG2BYTES[cint] + uint * 4 + ufrac * 4 + _DIG2BYTES[cfrac]
+
+
+def decoder_for(columns: list[Any], keys: Sequence[str] = ()) -> RowDecoder | None:
+    """A decoder of the table map's rows events, or None (the library decodes them);
+    ``keys``: the key columns' names (before images and deletes decode only those)."""
     specs = [spec_for(c) for c in columns]
     if not specs or any(s is None for s in specs):
         return None
-    return RowDecoder([s for s in specs if s is not None])
+    index = frozenset(i for i, c in enumerate(columns) if c.name in keys)
+    if len(index) != len(keys):
+        index = frozenset()  # a key is not in the log's columns: decode everything
+    return RowDecoder([s for s in specs if s is not None], index)
 
 
 def payload(ev: Any) -> bytes | None:
