@@ -375,12 +375,8 @@ def test_own_row_decoder_matches_the_library(
             "bu": lambda: r.choice([0, 2**64 - 1, r.getrandbits(64)]),
             "f": lambda: r.uniform(-1e6, 1e6),
             "db": lambda: r.uniform(-1e300, 1e300),
-            "dt": lambda: r.choice(
-                ["0000-00-00", "2024-02-29", "1000-01-01", "9999-12-31"]
-            ),
-            "t0": lambda: r.choice(
-                ["0000-00-00 00:00:00", "2024-02-29 23:59:59"]
-            ),
+            "dt": lambda: r.choice(["0000-00-00", "2024-02-29", "1000-01-01", "9999-12-31"]),
+            "t0": lambda: r.choice(["0000-00-00 00:00:00", "2024-02-29 23:59:59"]),
             "t3": lambda: "2020-01-01 00:00:00." + str(r.randint(0, 999)).zfill(3),
             "t6": lambda: "1999-12-31 12:34:56." + str(r.randint(0, 999999)).zfill(6),
             "s0": lambda: r.choice(
