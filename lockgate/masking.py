@@ -213,22 +213,26 @@ def _one_way(key: str, alphabet: str, value: str) -> str:
     return "".join(out[: len(value)])
 
 
-def _tokenize_one(aes: str, key: str, alphabet: str, value: str) -> str:
+def tokenizer(key: str, alphabet: str, cache_size: int = 200_000) -> Callable[[pa.Array], pa.Array]:
+    """A vectorised ``tokenize``: an Arrow string array in, its tokens out. Each distinct
+    value is encrypted once per call, and remembered across calls (the engine calls it per
+    vector of ~2k rows) up to ``cache_size`` values."""
     from fastfpe import ff1
 
-    letters = set(alphabet)
-    body = "".join(ch for ch in value if ch in letters)
-    clean = all(ch in letters or ch in SEPARATORS for ch in value)
-    if not clean or len(body) < _min_length(len(alphabet)):
-        return _one_way(key, alphabet, value)
-    enc = iter(ff1.encrypt(aes, "", alphabet, body))
-    return "".join(next(enc) if ch in letters else ch for ch in value)
-
-
-def tokenizer(key: str, alphabet: str) -> Callable[[pa.Array], pa.Array]:
-    """A vectorised ``tokenize``: an Arrow string array in, its tokens out (each distinct
-    value encrypted once)."""
     aes = _aes_key(key)
+    letters = frozenset(alphabet)
+    allowed = letters | frozenset(SEPARATORS)
+    shortest = _min_length(len(alphabet))
+    seen: dict[str, str] = {}
+
+    def one(value: str) -> str:
+        body = "".join(ch for ch in value if ch in letters)
+        if len(body) < shortest or not allowed.issuperset(value):
+            return _one_way(key, alphabet, value)
+        if len(body) == len(value):
+            return ff1.encrypt(aes, "", alphabet, body)
+        enc = iter(ff1.encrypt(aes, "", alphabet, body))
+        return "".join(next(enc) if ch in letters else ch for ch in value)
 
     def run(values):  # type: ignore[no-untyped-def]  # (DuckDB resolves annotations)
         import pyarrow as pa
@@ -236,12 +240,17 @@ def tokenizer(key: str, alphabet: str) -> Callable[[pa.Array], pa.Array]:
 
         if isinstance(values, pa.ChunkedArray):
             values = values.combine_chunks()
-        distinct = pc.unique(values).drop_null()
-        tokens = pa.array(
-            [_tokenize_one(aes, key, alphabet, v) for v in distinct.to_pylist()],
-            type=pa.string(),
-        )
-        return pc.take(tokens, pc.index_in(values, value_set=distinct))
+        distinct = pc.unique(values).drop_null().to_pylist()
+        if len(seen) + len(distinct) > cache_size:
+            seen.clear()
+        out = []
+        for v in distinct:
+            t = seen.get(v)
+            if t is None:
+                t = seen[v] = one(v)
+            out.append(t)
+        tokens = pa.array(out, type=pa.string())
+        return pc.take(tokens, pc.index_in(values, value_set=pa.array(distinct, pa.string())))
 
     return run
 
