@@ -230,7 +230,7 @@ def tokenizer(key: str, alphabet: str, cache_size: int = 200_000) -> Callable[[p
         if len(body) < shortest or not allowed.issuperset(value):
             return _one_way(key, alphabet, value)
         if len(body) == len(value):
-            return ff1.encrypt(aes, "", alphabet, body)
+            return str(ff1.encrypt(aes, "", alphabet, body))
         enc = iter(ff1.encrypt(aes, "", alphabet, body))
         return "".join(next(enc) if ch in letters else ch for ch in value)
 
