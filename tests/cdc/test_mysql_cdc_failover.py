@@ -54,6 +54,9 @@ def pair() -> Iterator[tuple[int, int]]:
     with mariadb_server(11, *common) as primary, mariadb_server(12, *common) as replica:
         conn = _connect(replica)
         try:
+            # the replica's log rotated once more: its files and positions differ from the
+            # primary's (else they could coincide byte for byte: the same events, in order)
+            _sql(conn, "FLUSH BINARY LOGS")
             _sql(
                 conn,
                 f"CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT={primary}, "
@@ -166,6 +169,8 @@ def test_failover_to_replica_resumes_by_gtid(
     assert n == expected and not skipped.get("already_applied")
     assert _delta(root) == _source(primary)
     on_primary = decode(_table_position(root))
+    replica_files = {r[0] for r in _sql(replica, "SHOW BINARY LOGS")}
+    assert f"binlog.{on_primary[0]:06d}" in replica_files  # the file is there: another server
 
     # more on the primary the table has not seen; then the source is the replica
     expected = _workload(primary, rng, 25, live, other=True)
