@@ -30,6 +30,8 @@ from lockgate.sources._db import (
     cursor_read,
     cursor_select,
     finish,
+    held_back_select,
+    held_back_warning,
     load_stream,
     optional_module,
     parse_query,
@@ -166,15 +168,28 @@ def translate_error(e: BaseException, label: str) -> LockgateError:
 
 
 def read_postgres(
-    source: Source, session: Session, table: str, conninfo: str, resume: ResumeToken
+    source: Source,
+    session: Session,
+    table: str,
+    conninfo: str,
+    resume: ResumeToken,
+    warnings: list[str] | None = None,
 ) -> tuple[int, ResumeToken]:
-    """Stage the source into ``table`` (+ rejects); returns (rejected rows, resume token)."""
+    """Stage the source into ``table`` (+ rejects); returns (rejected rows, resume token).
+    What the step should report goes to ``warnings``."""
     import psycopg
 
     config = source.config
     assert isinstance(config, DbSourceConfig)
     with psycopg.connect(conninfo) as pg:
         relation, columns = _plan(pg, config)
+        held = held_back_select(source.request, relation, columns, now=exp.func("now"))
+        if held is not None and source.request.incremental is not None:
+            _session_setup(pg)
+            row = pg.execute(held.sql("postgres")).fetchone()
+            note = held_back_warning(source.request.incremental.cursor, *(row or (0, None)))
+            if note is not None and warnings is not None:
+                warnings.append(note)
     driver = optional_module("adbc_driver_postgresql")
     if driver is None:
         columns = [as_text_column(c) for c in columns]

@@ -38,6 +38,7 @@ from lockgate.sources._db import (
     cursor_select,
     fingerprint_select,
     finish,
+    future_cursor,
     load_stream,
     optional_module,
     parse_query,
@@ -152,7 +153,9 @@ class MySqlSource(Source):
             assert config.query is not None
             relation = parse_query(config.query, "mysql").subquery("q")
         now = exp.Anonymous(this="UTC_TIMESTAMP")
-        query = fingerprint_select(self.request, relation, now=now, text_type="CHAR")
+        query = fingerprint_select(
+            self.request, relation, now=now, text_type="CHAR", clock=now.copy()
+        )
         if query is None:
             return None
         try:
@@ -162,7 +165,9 @@ class MySqlSource(Source):
         except Exception as e:  # the read reports the problem (with its own message)
             log.info("dataset %s: no fingerprint: %s", self.dataset, redact(str(e)))
             return None
-        newest, count = row if row is not None else (None, 0)
+        newest, count, clock = row if row is not None else (None, 0, None)
+        if future_cursor(newest, clock):  # later rows with current cursors are below it
+            return None
         return {"type": "mysql", "newest": newest, "rows_at_newest": int(count or 0)}
 
     def stage(self, session: Session, table: str, *, resume: ResumeToken = None) -> StagedSource:

@@ -29,6 +29,7 @@ from lockgate.redact import redact, remember
 from lockgate.sources._db import (
     DbSourceConfig,
     fingerprint_select,
+    future_cursor,
     parse_query,
     start_staging,
 )
@@ -80,7 +81,10 @@ class PostgresSource(Source):
         answer makes the step a no-op. A full read has none (None: every run reads)."""
         assert isinstance(self.config, PostgresSourceSpec)
         relation = _relation(self.config)
-        query = fingerprint_select(self.request, relation, now=exp.func("now"), text_type="text")
+        clock = exp.AtTimeZone(this=exp.func("now"), zone=exp.Literal.string("UTC"))
+        query = fingerprint_select(
+            self.request, relation, now=exp.func("now"), text_type="text", clock=clock
+        )
         if query is None:
             return None
         import psycopg
@@ -92,7 +96,9 @@ class PostgresSource(Source):
         except pg_errors() as e:  # the read reports the problem (with its own message)
             log.info("dataset %s: no fingerprint: %s", self.dataset, translate_error(e, "it"))
             return None
-        newest, count = row if row is not None else (None, 0)
+        newest, count, clock = row if row is not None else (None, 0, None)
+        if future_cursor(newest, clock):  # later rows with current cursors are below it
+            return None
         return {"type": "postgres", "newest": newest, "rows_at_newest": int(count or 0)}
 
     def stage(self, session: Session, table: str, *, resume: ResumeToken = None) -> StagedSource:
@@ -100,13 +106,16 @@ class PostgresSource(Source):
         start_staging(session, self.request, self.config, table)
         conninfo = self._conninfo()
         label = self.config.table or "query"
+        warnings: list[str] = []
         try:
-            rejected, last = read_postgres(self, session, table, conninfo, resume)
+            rejected, last = read_postgres(self, session, table, conninfo, resume, warnings)
         except pg_errors() as e:
             raise translate_error(e, label) from None
-        return staged_table(
+        out = staged_table(
             session.con, table, rejected, resume=last if last is not None else resume
         )
+        out.warnings.extend(warnings)
+        return out
 
     def _conninfo(self) -> str:
         """The libpq connection string of the request's connection (secrets resolved now)."""
