@@ -510,12 +510,33 @@ def _unrepresentable(c: Column) -> exp.Expr | None:
         return None
     raw = exp.column(ident(c.name))
     lost: exp.Expr = exp.Is(this=_converted(c), expression=exp.Null())
+    if c.how == JSON_LIST:
+        lost = exp.or_(lost, _list_loss(c, raw))
     if c.how == DECIMAL:  # every fractional digit must fit: a cast that rounds is a loss
         scale = exp.DataType.build(c.type, dialect="duckdb").expressions[1]
         fraction = exp.func("split_part", raw.copy(), exp.Literal.string("."), 2)
         digits = exp.func("length", exp.func("rtrim", fraction, exp.Literal.string("0")))
         lost = exp.or_(lost, exp.GT(this=digits, expression=exp.Literal.number(scale.name)))
     return exp.and_(exp.not_(exp.Is(this=raw.copy(), expression=exp.Null())), exp.paren(lost))
+
+
+def _list_loss(c: Column, raw: exp.Column) -> exp.Expr:
+    """True for an array (JSON text) whose elements do not all survive the cast to the
+    list type: a cast turns an element it cannot convert into NULL (a nested array of a
+    multi-dimensional PostgreSQL array, ``NaN``, a BC date) — the list must hold as many
+    non-NULL elements as the JSON; and a decimal element must not lose fractional digits
+    (an unconstrained ``numeric[]`` is cast to ``DECIMAL(38,10)[]``, which rounds)."""
+    elements = exp.func("json_extract_string", raw.copy(), exp.Literal.string("$[*]"))
+    count = exp.func("list_count", elements)
+    lost: exp.Expr = exp.NEQ(this=exp.func("list_count", _converted(c)), expression=count)
+    typ = exp.DataType.build(c.type, dialect="duckdb")
+    inner = typ.expressions[0] if typ.expressions else None
+    if isinstance(inner, exp.DataType) and inner.is_type(exp.DataType.Type.DECIMAL):
+        scale = int(inner.expressions[1].name) if len(inner.expressions) > 1 else 0
+        # a non-zero digit past the scale (PostgreSQL prints numbers in arrays plainly)
+        pattern = exp.Literal.string(r"\." + r"\d" * scale + r"\d*[1-9]")
+        lost = exp.or_(lost, exp.func("regexp_matches", raw.copy(), pattern))
+    return exp.paren(lost)
 
 
 def convert(

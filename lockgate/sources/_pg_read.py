@@ -82,10 +82,16 @@ _TIMESTAMPS = ("timestamp without time zone", "timestamp with time zone")
 #: scale given to an unconstrained ``numeric`` (values needing more digits are rejected)
 UNCONSTRAINED_SCALE = 10
 
+#: a column of a domain type is read as the domain's base type (``CREATE DOMAIN posint AS
+#: integer``: an integer, not text); the last field says it is one (the read casts to it)
 _CATALOG_SQL = (
-    "SELECT a.attname, format_type(a.atttypid, a.atttypmod), t.typtype, t.typcategory, "
-    "format_type(t.typelem, a.atttypmod) FROM pg_attribute a JOIN pg_type t ON t.oid = "
-    "a.atttypid WHERE a.attrelid = %s::regclass AND a.attnum > 0 AND NOT a.attisdropped "
+    "SELECT a.attname, format_type(b.oid, m.mod), b.typtype, b.typcategory, "
+    "format_type(b.typelem, m.mod), t.typtype = 'd' FROM pg_attribute a "
+    "JOIN pg_type t ON t.oid = a.atttypid "
+    "CROSS JOIN LATERAL (SELECT CASE WHEN t.typtype = 'd' THEN t.typtypmod "
+    "ELSE a.atttypmod END AS mod) m "
+    "JOIN pg_type b ON b.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END "
+    "WHERE a.attrelid = %s::regclass AND a.attnum > 0 AND NOT a.attisdropped "
     "ORDER BY a.attnum"
 )
 
@@ -95,9 +101,14 @@ def _bare(t: str) -> str:
     return re.sub(r"\(\d+(,\d+)?\)", "", t).strip()
 
 
-def pg_column(name: str, typ: str, typtype: str, category: str, elem: str) -> Column:
-    """The read plan of one column from its catalog type."""
-    col = exp.column(ident(name))
+def pg_column(
+    name: str, typ: str, typtype: str, category: str, elem: str, domain: bool = False
+) -> Column:
+    """The read plan of one column from its catalog type (``domain``: ``typ`` is the base
+    type of the column's domain type; the value is cast to it)."""
+    col: exp.Expr = exp.column(ident(name))
+    if domain:
+        col = exp.cast(col, exp.DataType.build(typ, dialect="postgres", udt=True))
     text = exp.cast(col, "text")
     bare = _bare(typ)
     if category == "A":

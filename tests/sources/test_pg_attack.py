@@ -122,3 +122,68 @@ def test_a_date_cursor_of_today_is_read_and_tomorrow_waits(tmp_path: Path, pg: A
     step = _run(root)
     assert _ids(root) == [1, 2]
     assert any("2 row(s) with 'd' beyond" in w for w in step.warnings)
+
+
+def test_array_elements_that_do_not_convert_are_quarantined_not_nulled(
+    tmp_path: Path, pg: Any
+) -> None:
+    """A cast of an array turns an element it cannot convert into NULL: a 2-D array came
+    out as [NULL, NULL], NaN in a numeric[] as NULL, 0.12345678901234 rounded to 10
+    digits — silently. Those rows are quarantined now, naming the column."""
+    pg.execute(
+        "CREATE TABLE a (id int, m int[], n numeric[], d date[], ok numeric(6,2)[]);"
+        "INSERT INTO a VALUES (1, '{1,NULL,3}', '{1.5,NULL,1.50000000000}', "
+        "'{2024-01-01,NULL}', '{1.25,NULL}'),"
+        "(2, '{{1,2},{3,4}}', NULL, NULL, NULL), (3, NULL, '{1.5,NaN}', NULL, NULL),"
+        "(4, NULL, '{0.12345678901234}', NULL, NULL), (5, NULL, NULL, '{0044-03-15 BC}', NULL),"
+        "(6, '{}', '{}', '{}', '{}')"
+    )
+    root = _project(tmp_path / "p", {"table": "a"})
+    step = _run(root)
+    assert (step.rows_in, step.rows_out, step.rows_quarantined) == (6, 2, 4)
+    rows = {r["id"]: r for r in lockgate.read(root, "items").to_pylist()}
+    assert rows[1]["m"] == [1, None, 3] and rows[1]["n"] == [Decimal("1.5"), None, Decimal("1.5")]
+    assert rows[1]["ok"] == [Decimal("1.25"), None] and rows[6]["m"] == []
+    reasons = sorted(
+        r["_lg_reason"] for r in lockgate.read(root, "items", quarantine=True).to_pylist()
+    )
+    assert any("column m (integer[]): value '[[1,2],[3,4]]'" in r for r in reasons)
+    assert any("column n (numeric[]): value '[1.5,\"NaN\"]'" in r for r in reasons)
+    assert any("column n (numeric[]): value '[0.12345678901234]'" in r for r in reasons)
+    assert any("column d (date[])" in r for r in reasons)
+
+
+@pytest.mark.parametrize("adbc", [True, False])
+def test_domain_types_read_as_their_base_type(
+    tmp_path: Path, pg: Any, adbc: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A column of a domain type was published as text ('5', '12.34'); it is typed as the
+    domain's base type, and its values are checked like the base type's."""
+    if not adbc:
+        import lockgate.sources._pg_read as pg_read
+
+        real = pg_read.optional_module
+        monkeypatch.setattr(
+            pg_read, "optional_module", lambda n: None if n.startswith("adbc") else real(n)
+        )
+    pg.execute(
+        "CREATE DOMAIN posint AS integer CHECK (VALUE > 0);"
+        "CREATE DOMAIN amount AS numeric(10,2); CREATE DOMAIN stamp AS timestamptz;"
+        "CREATE DOMAIN ints AS int[];"
+        'CREATE TABLE "Odd Table" (id int, "my col" posint, "Amount" amount, "select" stamp,'
+        " ii ints);"
+        "INSERT INTO \"Odd Table\" VALUES (1, 5, 12.34, '2024-01-01 00:00+02', '{1,2}'),"
+        " (2, NULL, 'NaN', NULL, NULL)"
+    )
+    root = _project(tmp_path / "p", {"table": "public.Odd Table"})
+    step = _run(root)
+    assert (step.rows_out, step.rows_quarantined) == (1, 1)
+    t = lockgate.read(root, "items")
+    s = t.schema
+    assert s.field("my col").type == pa.int32() and s.field("Amount").type == pa.decimal128(10, 2)
+    assert s.field("select").type.tz is not None and s.field("ii").type == pa.list_(pa.int32())
+    row = t.to_pylist()[0]
+    assert row["my col"] == 5 and row["Amount"] == Decimal("12.34") and row["ii"] == [1, 2]
+    assert row["select"].isoformat().startswith("2023-12-31T22:00:00")
+    (q,) = lockgate.read(root, "items", quarantine=True).to_pylist()
+    assert "column Amount (numeric(10,2)): value 'NaN'" in q["_lg_reason"]
