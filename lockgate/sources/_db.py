@@ -497,7 +497,20 @@ def _converted(c: Column) -> exp.Expr:
         return exp.TryCast(this=exp.TryCast(this=raw, to=exp.DataType.build("JSON")), to=typ)
     if c.how == HEX:
         return exp.func("from_hex", raw)
-    return exp.TryCast(this=raw, to=typ)
+    return exp.TryCast(this=_engine_text(raw, c.type), to=typ)
+
+
+def _engine_text(raw: exp.Expr, typ: str) -> exp.Expr:
+    """A database's text of a value in the form the engine parses: PostgreSQL's BC dates
+    and timestamps (``0044-03-15 12:00:00 BC`` → ``0044-03-15 (BC) 12:00:00``) and its
+    intervals' ``+`` before a time (``1 mon -1 days +25:00:00``) — exact values the cast
+    failed on, quarantined as unrepresentable."""
+    if typ in ("DATE", "TIMESTAMP", "TIMESTAMPTZ"):
+        bc = exp.Literal.string(r"^(\d+-\d\d-\d\d)(.*) BC$")
+        return exp.func("regexp_replace", raw, bc, exp.Literal.string(r"\1 (BC)\2"))
+    if typ == "INTERVAL":
+        return exp.func("replace", raw, exp.Literal.string("+"), exp.Literal.string(""))
+    return raw
 
 
 def _unrepresentable(c: Column) -> exp.Expr | None:

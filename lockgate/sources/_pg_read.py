@@ -139,7 +139,10 @@ def pg_column(
         # ±Infinity fail the cast; wider ones are checked digit by digit
         how = CAST if p <= 38 else DECIMAL
         return Column(name, text, f"DECIMAL({min(p, 38)},{min(s, 38)})", how, typ)
-    return Column(name, text, "VARCHAR", NATIVE, typ)  # enums, money, inet, …: their text
+    if bare == "money":  # its text depends on lc_monetary ('$1,234.50'); the number does not
+        as_number = exp.cast(exp.cast(col, "numeric"), "text")
+        return Column(name, as_number, f"DECIMAL(38,{UNCONSTRAINED_SCALE})", DECIMAL, typ)
+    return Column(name, text, "VARCHAR", NATIVE, typ)  # enums, inet, xml, …: their text
 
 
 def as_text_column(c: Column) -> Column:
