@@ -39,6 +39,8 @@ from lockgate.sources._db import (
     fingerprint_select,
     finish,
     future_cursor,
+    held_back_select,
+    held_back_warning,
     load_stream,
     optional_module,
     parse_query,
@@ -216,6 +218,14 @@ class MySqlSource(Source):
         query, cursor = cursor_read(
             self.request, relation, columns, resume, now=now, dialect="mysql"
         )
+        held = held_back_select(self.request, relation, columns, now=now)
+        if held is not None and self.request.incremental is not None:
+            with _pymysql_connect(url) as conn, conn.cursor() as cur:
+                cur.execute(held.sql("mysql"))
+                row = cur.fetchone()
+            note = held_back_warning(self.request.incremental.cursor, *(row or (0, None)))
+            if note is not None:
+                warnings.append(note)
         reader = None
         if config.partition is not None:
             reader = self._read_partitioned(url, relation, columns, resume, cx, warnings)

@@ -109,3 +109,32 @@ def test_missing_table_and_bad_password_keep_secrets(
     monkeypatch.setenv("LG_TEST_MYSQL_URL", mysql_url.replace("root@", "root:Hunter22x@"))
     result = lockgate.run(root)
     assert not result.ok and "Hunter22x" not in str(result.steps[0].error)
+
+
+@pytest.mark.parametrize("typ", ["datetime(6)", "timestamp(6) NULL DEFAULT NULL", "date"])
+def test_incremental_null_and_future_cursors_hide_no_rows(
+    tmp_path: Path, my: Any, typ: str
+) -> None:
+    """A NULL-cursor row inserted after the first run used to be never read, and a row
+    stamped 10 years ahead moved the resume point past every row written after it. NULL
+    rows are read by every run (skipped as already_published once in the table); a future
+    row waits for the clock, with a warning."""
+    my.execute(f"CREATE TABLE ev (id int, at {typ})")
+    my.execute("INSERT INTO ev VALUES (1, UTC_TIMESTAMP() - INTERVAL 1 DAY), (2, NULL)")
+    root = _project(tmp_path / "p", {"table": "ev"}, incremental={"cursor": "at"})
+
+    def run() -> Any:
+        step = lockgate.run(root).steps[0]
+        assert step.error is None, step.error
+        assert step.rows_in == step.rows_out + step.rows_quarantined + step.rows_skipped
+        return step
+
+    assert run().rows_out == 2
+    my.execute("INSERT INTO ev VALUES (3, NULL), (4, UTC_TIMESTAMP() + INTERVAL 10 YEAR)")
+    step = run()
+    assert step.rows_out == 1 and step.skip_reasons.get("already_published", 0) >= 1
+    assert any("1 row(s) with 'at' beyond the database clock" in w for w in step.warnings)
+    my.execute("INSERT INTO ev VALUES (5, UTC_TIMESTAMP())")
+    assert run().rows_out == 1
+    ids = sorted(lockgate.read(root, "items").column("id").to_pylist())
+    assert ids == [1, 2, 3, 5]
