@@ -501,13 +501,10 @@ def _converted(c: Column) -> exp.Expr:
 
 
 def _engine_text(raw: exp.Expr, typ: str) -> exp.Expr:
-    """A database's text of a value in the form the engine parses: PostgreSQL's BC dates
-    and timestamps (``0044-03-15 12:00:00 BC`` → ``0044-03-15 (BC) 12:00:00``) and its
-    intervals' ``+`` before a time (``1 mon -1 days +25:00:00``) — exact values the cast
-    failed on, quarantined as unrepresentable."""
-    if typ in ("DATE", "TIMESTAMP", "TIMESTAMPTZ"):
-        bc = exp.Literal.string(r"^(\d+-\d\d-\d\d)(.*) BC$")
-        return exp.func("regexp_replace", raw, bc, exp.Literal.string(r"\1 (BC)\2"))
+    """A database's text of a value in the form the engine parses: PostgreSQL's intervals
+    write ``+`` before a time (``1 mon -1 days +25:00:00``), which the cast refused — an
+    exact value quarantined as unrepresentable. (BC dates stay quarantined: a Delta table
+    holding one could not be read back by deltalake's pyarrow reader.)"""
     if typ == "INTERVAL":
         return exp.func("replace", raw, exp.Literal.string("+"), exp.Literal.string(""))
     return raw
