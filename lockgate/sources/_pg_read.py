@@ -170,11 +170,45 @@ def pg_errors() -> tuple[type[BaseException], ...]:
     return tuple(errors)
 
 
+#: what libpq says when the connection went away (the server ended the backend, a network
+#: drop, a restart): ADBC reports it as a plain ``OSError("[libpq] …")`` from the stream
+_LOST = (
+    "terminating connection",
+    "server closed the connection",
+    "connection to server",
+    "could not receive data",
+    "could not send data",
+    "no connection to the server",
+    "connection reset",
+    "ssl connection has been closed",
+    "the database system is shutting down",
+    "the database system is starting up",
+    "eof detected",
+)
+
+
+def is_driver_error(e: BaseException) -> bool:
+    """A PostgreSQL driver's error: psycopg's, ADBC's, or the ``OSError("[libpq] …")`` an
+    ADBC Arrow stream raises mid-read (never another ``OSError``, e.g. a full disk)."""
+    if isinstance(e, pg_errors()):
+        return True
+    return isinstance(e, OSError) and str(e).startswith("[libpq]")
+
+
 def translate_error(e: BaseException, label: str) -> LockgateError:
     """A driver error as a lockgate error: a lost connection is transient (the step is
     retried; nothing was published), a missing table or bad SQL is an input error."""
+    import psycopg
+
     text = redact(str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__)
-    transient = type(e).__name__ in ("OperationalError", "InterfaceError") and not any(
+    lost = isinstance(e, psycopg.OperationalError | psycopg.InterfaceError) or type(e).__name__ in (
+        "OperationalError",
+        "InterfaceError",
+    )  # ADBC's, by name
+    if not lost and is_driver_error(e):  # psycopg's subclasses (AdminShutdown…), ADBC's OSError
+        lowered = str(e).lower()
+        lost = any(marker in lowered for marker in _LOST)
+    transient = lost and not any(
         w in text for w in ("does not exist", "syntax error", "permission denied")
     )
     msg = f"cannot read PostgreSQL {label}: {text}"

@@ -34,7 +34,14 @@ from lockgate.sources._db import (
     start_staging,
 )
 from lockgate.sources._pg_partition import PartitionSpec
-from lockgate.sources._pg_read import PG_CAST, PG_NATIVE, pg_errors, read_postgres, translate_error
+from lockgate.sources._pg_read import (
+    PG_CAST,
+    PG_NATIVE,
+    is_driver_error,
+    pg_errors,
+    read_postgres,
+    translate_error,
+)
 from lockgate.sources.base import (
     ResumeToken,
     Source,
@@ -109,7 +116,9 @@ class PostgresSource(Source):
         warnings: list[str] = []
         try:
             rejected, last = read_postgres(self, session, table, conninfo, resume, warnings)
-        except pg_errors() as e:
+        except Exception as e:  # a lost connection mid-read (ADBC: an OSError) is transient
+            if not is_driver_error(e):
+                raise
             raise translate_error(e, label) from None
         out = staged_table(
             session.con, table, rejected, resume=last if last is not None else resume

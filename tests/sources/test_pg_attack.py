@@ -225,3 +225,69 @@ def test_mixed_sign_intervals_and_money_are_exact(
         None,
         None,
     ]
+
+
+def _kill_readers(pg: Any) -> int:
+    """The server ends every other backend of the database (as an admin or a failover
+    would): the reading connection dies with libpq's own error."""
+    rows = pg.execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+        " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+    ).fetchall()
+    return len(rows)
+
+
+@pytest.mark.parametrize("adbc", [True, False])
+@pytest.mark.parametrize("partitions", [None, 2])
+def test_a_backend_terminated_mid_read_is_retried_once_and_published_once(
+    tmp_path: Path, pg: Any, adbc: bool, partitions: int | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pg_terminate_backend from another session while the read streams: ADBC's stream
+    raised a plain OSError('[libpq] … terminating connection …') and psycopg an
+    AdminShutdown — neither was taken for a lost connection, so the step failed instead
+    of being retried. Now: retried, every row published exactly once, counts hold."""
+    import lockgate.sources._pg_read as pg_read
+
+    if not adbc:
+        real_module = pg_read.optional_module
+        monkeypatch.setattr(
+            pg_read, "optional_module", lambda n: None if n.startswith("adbc") else real_module(n)
+        )
+    pg.execute(
+        "CREATE TABLE big (id int, v text);"
+        "INSERT INTO big SELECT g, repeat(md5(g::text), 40) FROM generate_series(1, 25000) g"
+    )
+    real = pg_read.load_stream
+    killed: list[int] = []
+
+    def dying(session: Any, table: str, reader: pa.RecordBatchReader) -> str:
+        def batches() -> Any:
+            for i, batch in enumerate(reader):
+                # after the first batch (ADBC's are up to 16 MB: the table is 32 MB), the
+                # rest still in flight
+                if i == 0 and not killed:
+                    killed.append(_kill_readers(pg))
+                yield batch
+
+        wrapped = pa.RecordBatchReader.from_batches(reader.schema, batches())
+        return real(session, table, wrapped)
+
+    import lockgate.sources._db as db
+
+    monkeypatch.setattr(pg_read, "load_stream", dying)
+    monkeypatch.setattr(db, "load_stream", dying)  # the partitioned read imports it late
+    source: dict[str, Any] = {"table": "big", "batch_rows": 1024}
+    if partitions:
+        source["partition"] = {"column": "id", "partitions": partitions}
+    root = _project(tmp_path / "p", source)
+    (root / "lockgate.yaml").write_text(
+        (root / "lockgate.yaml").read_text()
+        + "defaults:\n  retries: 1\n  retry_backoff_seconds: 0\n"
+    )
+    result = lockgate.run(root)
+    step = result.steps[0]
+    assert killed and killed[0] >= 1
+    assert result.ok, step.error
+    assert step.attempts == 2 and step.rows_in == step.rows_out == 25000
+    ids = lockgate.read(root, "items").column("id").to_pylist()
+    assert len(ids) == 25000 and len(set(ids)) == 25000
