@@ -437,8 +437,10 @@ def load_stream(session: Session, table: str, reader: pa.RecordBatchReader) -> s
     def batches() -> Iterator[pa.RecordBatch]:
         try:
             yield from reader
-        except Exception as e:
-            failed.append(e)
+        except (GeneratorExit, KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as e:  # connectorx panics (pyo3's PanicException: no Exception)
+            failed.append(e if isinstance(e, Exception) else RuntimeError(str(e)))
             raise
 
     session.register_arrow(view, pa.RecordBatchReader.from_batches(reader.schema, batches()))

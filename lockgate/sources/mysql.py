@@ -355,17 +355,33 @@ def _read_pymysql(session: Session, table: str, url: str, query: str, batch: int
         return load_stream(session, table, text_rows_reader(names, cur.fetchmany, batch))
 
 
+_LOST = (
+    "lost connection",
+    "gone away",
+    "can't connect",
+    "connection refused",
+    "timed out",
+    "connection was killed",  # MariaDB 1927: KILL from another session
+    "io error",  # connectorx: the socket closed under the stream ("bytes remaining…")
+    "broken pipe",
+    "connection reset",
+)
+
+
 def _translate(e: BaseException, label: str) -> LockgateError:
-    text = redact(str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__)
-    msg = f"cannot read MySQL {label}: {text}"
-    lost = any(
-        w in text.lower()
-        for w in (
-            "lost connection",
-            "gone away",
-            "can't connect",
-            "connection refused",
-            "timed out",
-        )
+    """A driver error as a lockgate error: a lost connection is transient (retried). The
+    error the server sent can hide behind what closing the dead cursor raised (pymysql's
+    unbuffered cursor: ``'NoneType' object has no attribute 'read'``): the whole chain
+    counts, and the message names the first error."""
+    chain: list[BaseException] = []
+    cur: BaseException | None = e
+    while cur is not None and cur not in chain and len(chain) < 8:
+        chain.append(cur)
+        cur = cur.__cause__ or cur.__context__
+    lost_one = next((x for x in chain if any(w in str(x).lower() for w in _LOST)), None)
+    shown = lost_one or e
+    text = redact(
+        str(shown).strip().splitlines()[0] if str(shown).strip() else type(shown).__name__
     )
-    return TransientError(msg) if lost else InputError(msg)
+    msg = f"cannot read MySQL {label}: {text}"
+    return TransientError(msg) if lost_one is not None else InputError(msg)

@@ -138,3 +138,64 @@ def test_incremental_null_and_future_cursors_hide_no_rows(
     assert run().rows_out == 1
     ids = sorted(lockgate.read(root, "items").column("id").to_pylist())
     assert ids == [1, 2, 3, 5]
+
+
+@pytest.mark.parametrize("connectorx", [True, False])
+def test_a_connection_killed_mid_read_is_retried_and_published_once(
+    tmp_path: Path, my: Any, connectorx: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """KILL from another session after the first batch. With pymysql the server's
+    'Connection was killed' hid behind the AttributeError the dead unbuffered cursor
+    raised on close: an input error, not retried. Now retried; every row exactly once
+    (connectorx has usually fetched the rest already: one attempt or two, same rows)."""
+    import lockgate.sources._db as db
+    import lockgate.sources.mysql as mysql
+
+    if not connectorx:
+        real_module = mysql.optional_module
+        monkeypatch.setattr(
+            mysql, "optional_module", lambda n: None if n == "connectorx" else real_module(n)
+        )
+    my.execute("SET SESSION max_recursive_iterations = 100000")
+    my.execute("CREATE TABLE big (id int, v text)")
+    my.execute(
+        "INSERT INTO big WITH RECURSIVE s(g) AS (SELECT 1 UNION ALL SELECT g + 1 FROM s"
+        " WHERE g < 20000) SELECT g, REPEAT(MD5(g), 40) FROM s"
+    )
+    my.execute("SELECT DATABASE()")
+    (name,) = my.fetchone()
+    real = mysql.load_stream
+    killed: list[int] = []
+
+    def dying(session: Any, table: str, reader: pa.RecordBatchReader) -> str:
+        def batches() -> Any:
+            for i, batch in enumerate(reader):
+                if i == 0 and not killed:
+                    my.execute(
+                        "SELECT id FROM information_schema.processlist"
+                        " WHERE db = %s AND id <> CONNECTION_ID()",
+                        (name,),
+                    )
+                    ids = [r[0] for r in my.fetchall()]
+                    for pid in ids:
+                        my.execute(f"KILL {int(pid)}")
+                    killed.append(len(ids))
+                yield batch
+
+        return real(session, table, pa.RecordBatchReader.from_batches(reader.schema, batches()))
+
+    monkeypatch.setattr(mysql, "load_stream", dying)
+    monkeypatch.setattr(db, "load_stream", dying)
+    root = _project(tmp_path / "p", {"table": "big", "batch_rows": 1024})
+    (root / "lockgate.yaml").write_text(
+        (root / "lockgate.yaml").read_text()
+        + "defaults:\n  retries: 1\n  retry_backoff_seconds: 0\n"
+    )
+    result = lockgate.run(root)
+    step = result.steps[0]
+    assert killed and killed[0] >= 1
+    assert result.ok, step.error
+    assert step.attempts == (step.attempts if connectorx else 2)
+    assert step.rows_in == step.rows_out == 20000
+    ids = lockgate.read(root, "items").column("id").to_pylist()
+    assert len(ids) == 20000 and len(set(ids)) == 20000
