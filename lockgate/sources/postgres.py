@@ -135,14 +135,55 @@ class PostgresSource(Source):
             )
         fields = conn.resolve()
         url = str(fields.pop("url", None) or "")
+        from psycopg import ProgrammingError
         from psycopg.conninfo import make_conninfo
 
+        # hidden before libpq parses them: its parse errors quote the URL's text
+        remember(url)
+        remember(str(fields["password"]) if fields.get("password") else None)
         if url.startswith("postgresql+") or url.startswith("postgres+"):
             url = "postgresql" + url[url.index("://") :]
+        url = quote_userinfo(url)
         params = {k: str(v) for k, v in fields.items()}
-        info = make_conninfo(url, **params)
+        try:
+            info = make_conninfo(url, **params)
+        except ProgrammingError:  # its message quotes the URL (a part of the password)
+            raise ConfigError(
+                [
+                    Problem(
+                        f"dataset '{self.dataset}': the URL of connection "
+                        f"'{self.config.connection_name()}' cannot be parsed",
+                        hint="percent-encode @ : / ? # % and spaces in the user name and "
+                        "password (p@ss → p%40ss), or give password: as its own field",
+                    )
+                ]
+            ) from None
         remember(info)
         return info
+
+
+def quote_userinfo(url: str) -> str:
+    """A URL whose password was typed raw, with ``@ / ? #`` in it, percent-encoded as
+    libpq needs: the user information ends at the LAST ``@`` (libpq splits at the first
+    and would take the rest of the password for the host — and show it in its error).
+    A URL without such characters in its user information is returned as it is.
+
+    >>> quote_userinfo("postgresql://me:p@ss/w?r#d@db:5432/shop")
+    'postgresql://me:p%40ss%2Fw%3Fr%23d@db:5432/shop'
+    >>> quote_userinfo("postgresql://me:p%40ss@db/shop?sslmode=require")
+    'postgresql://me:p%40ss@db/shop?sslmode=require'
+    """
+    from urllib.parse import quote
+
+    scheme, sep, rest = url.partition("://")
+    at = rest.rfind("@")
+    if not sep or at == -1:
+        return url
+    userinfo = rest[:at]
+    user, colon, password = userinfo.partition(":")
+    if not colon or not any(c in userinfo for c in "@/?#"):
+        return url
+    return f"{scheme}{sep}{quote(user, safe='%')}:{quote(password, safe='')}{rest[at:]}"
 
 
 def _relation(config: PostgresSourceSpec) -> exp.Expr:

@@ -291,3 +291,50 @@ def test_a_backend_terminated_mid_read_is_retried_once_and_published_once(
     assert step.attempts == 2 and step.rows_in == step.rows_out == 25000
     ids = lockgate.read(root, "items").column("id").to_pylist()
     assert len(ids) == 25000 and len(set(ids)) == 25000
+
+
+@pytest.mark.parametrize("secret", ["p@ss:w/o?r#d%Zz9", "hunter@22", "ab c?d&e=f"])
+def test_a_raw_password_with_url_delimiters_reaches_libpq_whole_and_is_never_shown(
+    tmp_path: Path, pg: Any, pg_url: str, secret: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A password typed raw in the URL: libpq split at its first '@' and reported the
+    rest as a host ("failed to resolve host '22@127.0.0.1'"), or refused the URL quoting
+    it ("invalid percent-encoded token: \\"p@ss:w/o?r#d%Zz9\\"") — a secret in the step's
+    error and the state store. The user information now ends at the last '@'."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    from lockgate.project.loader import load_project
+    from lockgate.sources import source_for
+
+    host_db = pg_url.split("@", 1)[1]
+    monkeypatch.setenv("LG_TEST_PG_URL", f"postgresql://postgres:{secret}@{host_db}")
+    pg.execute("CREATE TABLE t (id int); INSERT INTO t VALUES (1)")
+    root = _project(tmp_path / "p", {"table": "t"})
+    assert _run(root).rows_out == 1  # the host and database were parsed right
+    project = load_project(root)
+    info = source_for(project.source_request(project.datasets["items"]))._conninfo()  # type: ignore[attr-defined]
+    assert conninfo_to_dict(info)["password"] == secret
+    (tmp_path / "p" / "datasets" / "main.yaml").write_text(
+        (tmp_path / "p" / "datasets" / "main.yaml").read_text().replace("table: t", "table: nope")
+    )
+    failed = lockgate.run(root).steps[0]
+    shown = f"{failed.error} {failed.hint} {failed.warnings}"
+    assert "nope" in shown
+    for i in range(len(secret) - 2):  # not even 3 characters of it
+        assert secret[i : i + 3] not in shown.replace("nope", ""), secret[i : i + 3]
+    for f in (root / ".lockgate").rglob("*"):
+        if f.is_file():
+            assert secret.encode() not in f.read_bytes(), f
+
+
+def test_a_url_libpq_cannot_parse_is_a_config_error_that_quotes_none_of_it(
+    tmp_path: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = "p@ss:w/o?r#d%Zz9"
+    host_db = pg_url.split("@", 1)[1]
+    monkeypatch.setenv("LG_TEST_PG_URL", f"postgresql://postgres@{host_db}?password={secret}")
+    root = _project(tmp_path / "p", {"table": "t"})
+    step = lockgate.run(root).steps[0]
+    shown = f"{step.error} {step.hint}"
+    assert "URL of connection 'db' cannot be parsed" in shown and "percent-encode" in shown
+    assert "Zz9" not in shown and "w/o" not in shown
