@@ -44,6 +44,7 @@ from lockgate.sources._db import (
     load_stream,
     optional_module,
     parse_query,
+    quote_userinfo,
     select_columns,
     start_staging,
     text_rows_reader,
@@ -203,6 +204,9 @@ class MySqlSource(Source):
             host, port = fields.get("host", "127.0.0.1"), fields.get("port", 3306)
             url = f"mysql://{auth}@{host}:{port}/{fields.get('database', '')}"
         remember(url)
+        # connectorx parses the URL itself: a raw password with @ / ? # would be misread
+        url = quote_userinfo(url)
+        remember(url)
         return url
 
     def _read(
@@ -296,14 +300,25 @@ def url_settings(url: str) -> dict[str, Any]:
     from urllib.parse import unquote
 
     scheme, sep, rest = url.partition("://")
-    cut = min((i for i in (rest.find("?"), rest.find("#")) if i != -1), default=len(rest))
-    at = rest.rfind("@", 0, cut)
+    # the LAST '@' anywhere: a raw password may hold '?' or '#' too (p@ss?w#d@db)
+    at = rest.rfind("@")
     userinfo, hostpart = (rest[:at], rest[at + 1 :]) if at != -1 else ("", rest)
     u = urlsplit(f"{scheme}{sep}{hostpart}")
     user, colon, password = userinfo.partition(":")
+    try:
+        port = u.port
+    except ValueError:  # its message quotes the text after the ':' (a password, misread)
+        raise ConfigError(
+            [
+                Problem(
+                    "a mysql connection URL cannot be parsed (its port is not a number)",
+                    hint="mysql://user:password@host:3306/database",
+                )
+            ]
+        ) from None
     return {
         "host": u.hostname or "127.0.0.1",
-        "port": u.port or 3306,
+        "port": port or 3306,
         "user": unquote(user or "root"),
         "password": unquote(password) if colon else "",
         "database": unquote(u.path.lstrip("/")) or None,

@@ -31,6 +31,7 @@ from lockgate.sources._db import (
     fingerprint_select,
     future_cursor,
     parse_query,
+    quote_userinfo,
     start_staging,
 )
 from lockgate.sources._pg_partition import PartitionSpec
@@ -160,30 +161,6 @@ class PostgresSource(Source):
             ) from None
         remember(info)
         return info
-
-
-def quote_userinfo(url: str) -> str:
-    """A URL whose password was typed raw, with ``@ / ? #`` in it, percent-encoded as
-    libpq needs: the user information ends at the LAST ``@`` (libpq splits at the first
-    and would take the rest of the password for the host — and show it in its error).
-    A URL without such characters in its user information is returned as it is.
-
-    >>> quote_userinfo("postgresql://me:p@ss/w?r#d@db:5432/shop")
-    'postgresql://me:p%40ss%2Fw%3Fr%23d@db:5432/shop'
-    >>> quote_userinfo("postgresql://me:p%40ss@db/shop?sslmode=require")
-    'postgresql://me:p%40ss@db/shop?sslmode=require'
-    """
-    from urllib.parse import quote
-
-    scheme, sep, rest = url.partition("://")
-    at = rest.rfind("@")
-    if not sep or at == -1:
-        return url
-    userinfo = rest[:at]
-    user, colon, password = userinfo.partition(":")
-    if not colon or not any(c in userinfo for c in "@/?#"):
-        return url
-    return f"{scheme}{sep}{quote(user, safe='%')}:{quote(password, safe='')}{rest[at:]}"
 
 
 def _relation(config: PostgresSourceSpec) -> exp.Expr:

@@ -199,3 +199,38 @@ def test_a_connection_killed_mid_read_is_retried_and_published_once(
     assert step.rows_in == step.rows_out == 20000
     ids = lockgate.read(root, "items").column("id").to_pylist()
     assert len(ids) == 20000 and len(set(ids)) == 20000
+
+
+@pytest.mark.parametrize("secret", ["p@ss:w/o?r#d%Zz9", "s3cr:et#x1", "ab c?d&e=f"])
+def test_a_raw_password_with_url_delimiters_logs_in_and_is_never_shown(
+    tmp_path: Path, my: Any, mysql_url: str, secret: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A user whose password holds @ : / ? # % and a space, typed raw in the URL. The
+    URL was cut at its first '?' ("Port could not be cast to integer value as 's3cr:et'",
+    a piece of the password in the error) and connectorx could not parse it at all. It
+    logs in now (real password authentication), with or without partitions, and a failed
+    read shows not even 3 characters of it."""
+    import uuid
+
+    user = "attackdb_" + uuid.uuid4().hex[:8]
+    db = mysql_url.rsplit("/", 1)[1]
+    my.execute(f"CREATE USER '{user}'@'%%' IDENTIFIED BY %s", (secret,))
+    try:
+        my.execute(f"GRANT ALL ON `{db}`.* TO '{user}'@'%'")
+        my.execute("CREATE TABLE t (id int)")
+        my.execute("INSERT INTO t VALUES (1), (2)")
+        monkeypatch.setenv("LG_TEST_MYSQL_URL", f"mysql://{user}:{secret}@127.0.0.1:3306/{db}")
+        for n, source in enumerate(
+            [{"table": "t"}, {"table": "t", "partition": {"column": "id", "partitions": 2}}]
+        ):
+            root = _project(tmp_path / f"p{n}", source)
+            step = lockgate.run(root).steps[0]
+            assert step.error is None and step.rows_out == 2, step.error
+        root = _project(tmp_path / "gone", {"table": "nope"})
+        failed = lockgate.run(root).steps[0]
+        shown = f"{failed.error} {failed.hint} {failed.warnings}".replace("nope", "")
+        assert failed.error and "not found" in failed.error
+        for i in range(len(secret) - 2):
+            assert secret[i : i + 3] not in shown, secret[i : i + 3]
+    finally:
+        my.execute(f"DROP USER IF EXISTS '{user}'@'%'")
