@@ -95,6 +95,21 @@ class PostgresSource(Source):
         )
         if query is None:
             return None
+        inc = self.request.incremental
+        assert inc is not None
+        # the cursor's collation (NULL: not text) and the database's: the resume point is
+        # the largest value read byte-wise (as the engine orders text); under a linguistic
+        # collation ('en-US': a < B < b < C) the newest value the database sees says
+        # nothing of a row 'c' added below it but above the resume point
+        newest = exp.select(exp.func("max", exp.column(ident(inc.cursor)))).from_(relation.copy())
+        query = query.select(
+            exp.func("pg_collation_for", newest.subquery()),
+            exp.select("datcollate")
+            .from_("pg_database")
+            .where("datname = current_database()")
+            .subquery(),
+            copy=False,
+        )
         import psycopg
 
         try:
@@ -104,9 +119,11 @@ class PostgresSource(Source):
         except pg_errors() as e:  # the read reports the problem (with its own message)
             log.info("dataset %s: no fingerprint: %s", self.dataset, translate_error(e, "it"))
             return None
-        newest, count, clock = row if row is not None else (None, 0, None)
+        newest, count, clock, collation, default = row if row is not None else (None,) * 5
         if future_cursor(newest, clock):  # later rows with current cursors are below it
             return None
+        if not byte_ordered(collation, default):
+            return None  # read on every run (a text cursor under a linguistic collation)
         return {"type": "postgres", "newest": newest, "rows_at_newest": int(count or 0)}
 
     def stage(self, session: Session, table: str, *, resume: ResumeToken = None) -> StagedSource:
@@ -161,6 +178,25 @@ class PostgresSource(Source):
             ) from None
         remember(info)
         return info
+
+
+def byte_ordered(collation: object, database_default: object) -> bool:
+    """Whether text under ``collation`` (``pg_collation_for``: NULL for a type that has
+    none) sorts byte-wise, as the engine orders the text cursor values it read.
+
+    >>> byte_ordered(None, "en_US.UTF-8"), byte_ordered('"C"', "x")
+    (True, True)
+    >>> byte_ordered('"default"', "C.UTF-8"), byte_ordered('"default"', "en_US.UTF-8")
+    (True, False)
+    >>> byte_ordered('"en-US-x-icu"', "C")
+    False
+    """
+    if collation is None:
+        return True
+    name = str(collation).strip('"')
+    if name == "default":
+        name = str(database_default or "")
+    return name in ("C", "POSIX", "ucs_basic") or name.lower() in ("c.utf8", "c.utf-8")
 
 
 def _relation(config: PostgresSourceSpec) -> exp.Expr:

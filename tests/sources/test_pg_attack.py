@@ -338,3 +338,25 @@ def test_a_url_libpq_cannot_parse_is_a_config_error_that_quotes_none_of_it(
     shown = f"{step.error} {step.hint}"
     assert "URL of connection 'db' cannot be parsed" in shown and "percent-encode" in shown
     assert "Zz9" not in shown and "w/o" not in shown
+
+
+def test_a_text_cursor_under_a_linguistic_collation_loses_no_row(tmp_path: Path, pg: Any) -> None:
+    """'en-US' sorts a < B < b < C < c; the resume point and the watermark are the largest
+    value read byte-wise ('b'). The fingerprint (max under the column's collation: 'C')
+    did not change when 'c' arrived — below 'C', above 'b' — so the run was a no-op and
+    'c' never read. Such a cursor is now read on every run; a row the byte order puts
+    below the watermark is quarantined as late, named, not dropped."""
+    pg.execute(
+        'CREATE TABLE ev (id int, k text COLLATE "en-US-x-icu");'
+        "INSERT INTO ev VALUES (1, 'a'), (2, 'B')"
+    )
+    root = _project(tmp_path / "p", {"table": "ev"}, incremental={"cursor": "k"})
+    assert _run(root).rows_out == 2
+    pg.execute("INSERT INTO ev VALUES (3, 'C'), (4, 'b')")
+    step = _run(root)
+    assert (step.rows_out, step.rows_quarantined) == (1, 1)  # 'C' < 'a' byte-wise: late
+    pg.execute("INSERT INTO ev VALUES (5, 'c')")
+    assert _run(root).rows_out == 1
+    assert _ids(root) == [1, 2, 4, 5]
+    (late,) = lockgate.read(root, "items", quarantine=True).to_pylist()
+    assert late["id"] == 3
