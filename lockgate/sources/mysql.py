@@ -161,6 +161,13 @@ class MySqlSource(Source):
         )
         if query is None:
             return None
+        inc = self.request.incremental
+        assert inc is not None
+        # the cursor's collation: the resume point is the largest value read byte-wise;
+        # under a case-insensitive one ('a' = 'A' < 'aa' < 'B') the newest value the server
+        # sees says nothing of a row 'aa' added below it but above the resume point
+        newest = exp.select(exp.func("max", exp.column(ident(inc.cursor)))).from_(relation.copy())
+        query = query.select(exp.Anonymous(this="COLLATION", expressions=[newest.subquery()]))
         try:
             with _pymysql_connect(self._url()) as conn, conn.cursor() as cur:
                 cur.execute(query.sql("mysql"))
@@ -168,9 +175,11 @@ class MySqlSource(Source):
         except Exception as e:  # the read reports the problem (with its own message)
             log.info("dataset %s: no fingerprint: %s", self.dataset, redact(str(e)))
             return None
-        newest, count, clock = row if row is not None else (None, 0, None)
+        newest, count, clock, collation = row if row is not None else (None, 0, None, None)
         if future_cursor(newest, clock):  # later rows with current cursors are below it
             return None
+        if collation is not None and not (collation == "binary" or collation.endswith("_bin")):
+            return None  # read on every run (a text cursor under a linguistic collation)
         return {"type": "mysql", "newest": newest, "rows_at_newest": int(count or 0)}
 
     def stage(self, session: Session, table: str, *, resume: ResumeToken = None) -> StagedSource:

@@ -234,3 +234,20 @@ def test_a_raw_password_with_url_delimiters_logs_in_and_is_never_shown(
             assert secret[i : i + 3] not in shown, secret[i : i + 3]
     finally:
         my.execute(f"DROP USER IF EXISTS '{user}'@'%'")
+
+
+def test_a_text_cursor_under_a_case_insensitive_collation_loses_no_row(
+    tmp_path: Path, my: Any
+) -> None:
+    """utf8mb4_general_ci sorts 'a' = 'A' < 'aa' < 'B'; the resume point is the largest
+    value read byte-wise ('a'). The fingerprint (max under the column's collation: 'B')
+    did not move when 'aa' arrived, so the run was a no-op and 'aa' never read."""
+    my.execute("CREATE TABLE ev (id int, k varchar(10) COLLATE utf8mb4_general_ci)")
+    my.execute("INSERT INTO ev VALUES (1, 'a'), (2, 'B')")
+    root = _project(tmp_path / "p", {"table": "ev"}, incremental={"cursor": "k"})
+    assert lockgate.run(root).steps[0].rows_out == 2
+    my.execute("INSERT INTO ev VALUES (3, 'aa')")
+    step = lockgate.run(root).steps[0]
+    assert step.error is None and step.rows_out == 1
+    assert step.rows_in == step.rows_out + step.rows_quarantined + step.rows_skipped
+    assert sorted(lockgate.read(root, "items").column("id").to_pylist()) == [1, 2, 3]
