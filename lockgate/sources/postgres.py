@@ -101,9 +101,8 @@ class PostgresSource(Source):
         # the largest value read byte-wise (as the engine orders text); under a linguistic
         # collation ('en-US': a < B < b < C) the newest value the database sees says
         # nothing of a row 'c' added below it but above the resume point
-        newest = exp.select(exp.func("max", exp.column(ident(inc.cursor)))).from_(relation.copy())
         query = query.select(
-            exp.func("pg_collation_for", newest.subquery()),
+            _collation_of(self.config, relation, inc.cursor),
             exp.select("datcollate")
             .from_("pg_database")
             .where("datname = current_database()")
@@ -178,6 +177,29 @@ class PostgresSource(Source):
             ) from None
         remember(info)
         return info
+
+
+def _collation_of(config: PostgresSourceSpec, relation: exp.Expr, cursor: str) -> exp.Expr:
+    """SQL for the collation name of the cursor column (NULL: its type has none): the
+    column's own for a table; for a query, 'unknown' when its type is collatable (the
+    query may use any collation: no fingerprint, read every run)."""
+    if config.table is not None:
+        regclass = exp.func("to_regclass", exp.Literal.string(relation.sql("postgres")))
+        return (
+            exp.select("co.collname")
+            .from_("pg_attribute AS a")
+            .join("pg_collation AS co", on="co.oid = a.attcollation")
+            .where(exp.EQ(this=exp.column("attrelid", "a"), expression=regclass))
+            .where(exp.EQ(this=exp.column("attname", "a"), expression=exp.Literal.string(cursor)))
+            .subquery()
+        )
+    newest = exp.select(exp.func("max", exp.column(ident(cursor)))).from_(relation.copy())
+    typed = exp.EQ(this=exp.column("oid", "t"), expression=exp.func("pg_typeof", newest.subquery()))
+    collatable = exp.If(
+        this=exp.NEQ(this=exp.column("typcollation", "t"), expression=exp.Literal.number(0)),
+        true=exp.Literal.string("unknown"),
+    )
+    return exp.select(exp.Case(ifs=[collatable])).from_("pg_type AS t").where(typed).subquery()
 
 
 def byte_ordered(collation: object, database_default: object) -> bool:

@@ -360,3 +360,28 @@ def test_a_text_cursor_under_a_linguistic_collation_loses_no_row(tmp_path: Path,
     assert _ids(root) == [1, 2, 4, 5]
     (late,) = lockgate.read(root, "items", quarantine=True).to_pylist()
     assert late["id"] == 3
+
+
+def test_the_fingerprint_still_answers_for_byte_ordered_cursors(tmp_path: Path, pg: Any) -> None:
+    """The collation guard costs nothing where the order is byte-wise: a ``"C"`` text
+    cursor and a timestamp cursor, of a table or of a query, keep their no-op fingerprint;
+    a linguistic text cursor of a query has none."""
+    from lockgate.project.loader import load_project
+    from lockgate.sources import source_for
+
+    pg.execute(
+        'CREATE TABLE ev (id int, k text COLLATE "C", u text COLLATE "en-US-x-icu",'
+        " ts timestamptz); INSERT INTO ev VALUES (1, 'a', 'a', now())"
+    )
+    cases = [
+        ({"table": "ev"}, "k", True),
+        ({"table": "ev"}, "ts", True),
+        ({"table": "ev"}, "u", False),
+        ({"query": "SELECT id, ts, u FROM ev"}, "ts", True),
+        ({"query": "SELECT id, ts, u FROM ev"}, "u", False),
+    ]
+    for n, (source, cursor, answers) in enumerate(cases):
+        root = _project(tmp_path / f"p{n}", source, incremental={"cursor": cursor})
+        project = load_project(root)
+        fp = source_for(project.source_request(project.datasets["items"])).fingerprint()
+        assert (fp is not None) == answers, (source, cursor, fp)
