@@ -166,8 +166,8 @@ class MySqlSource(Source):
         # the cursor's collation: the resume point is the largest value read byte-wise;
         # under a case-insensitive one ('a' = 'A' < 'aa' < 'B') the newest value the server
         # sees says nothing of a row 'aa' added below it but above the resume point
-        newest = exp.select(exp.func("max", exp.column(ident(inc.cursor)))).from_(relation.copy())
-        query = query.select(exp.Anonymous(this="COLLATION", expressions=[newest.subquery()]))
+        top = exp.select(exp.func("max", exp.column(ident(inc.cursor)))).from_(relation.copy())
+        query = query.select(exp.Anonymous(this="COLLATION", expressions=[top.subquery()]))
         try:
             with _pymysql_connect(self._url()) as conn, conn.cursor() as cur:
                 cur.execute(query.sql("mysql"))
