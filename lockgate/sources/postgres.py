@@ -280,11 +280,18 @@ _COLUMNS_SQL = (
 )
 
 
+#: rejected records of :func:`load_table` whose reason is returned (the rest are counted)
+REJECT_SAMPLE = 20
+
+
 def load_table(
     con: SqlConnection, name: str, conninfo: str, schema: str, table: str, tmp: str
-) -> None:
+) -> tuple[int, list[tuple[int, str]]]:
     """Copy PostgreSQL table ``schema.table`` into table ``name`` on ``con`` (spilling to a
-    CSV file in folder ``tmp``), typed from the catalog."""
+    CSV file in folder ``tmp``), typed from the catalog. A row with a value its column's
+    type cannot hold (``NaN`` in a ``numeric``, a BC date) is not loaded: returns how many
+    were rejected and (line, reason) of the first :data:`REJECT_SAMPLE` — the check
+    counts them, it never crashes on one nor leaves it out unsaid."""
     try:
         import psycopg
         from psycopg import sql
@@ -303,18 +310,42 @@ def load_table(
             cols = pg.execute(_COLUMNS_SQL, (schema, table)).fetchall()
             if not cols:
                 raise InputError(f"PostgreSQL table {schema}.{table} not found (or no columns)")
-            q = sql.SQL("COPY (SELECT * FROM {}.{}) TO STDOUT (FORMAT csv)").format(
-                sql.Identifier(schema), sql.Identifier(table)
+            # BC dates/timestamps in the engine's form: its CSV reader took '0044-03-15 BC'
+            # for 44 AD — a silent coercion
+            bc = sql.SQL(r"regexp_replace({}::text, '^(\d+-\d\d-\d\d)(.*) BC$', '\1 (BC)\2')")
+            exprs = [
+                bc.format(sql.Identifier(c))
+                if engine_type(t) in ("DATE", "TIMESTAMP", "TIMESTAMPTZ")
+                else sql.Identifier(c)
+                for c, t in cols
+            ]
+            q = sql.SQL("COPY (SELECT {} FROM {}.{}) TO STDOUT (FORMAT csv)").format(
+                sql.SQL(", ").join(exprs), sql.Identifier(schema), sql.Identifier(table)
             )
             with pg.cursor() as cur, open(path, "wb") as f, cur.copy(q) as copy:
                 for chunk in copy:
                     f.write(chunk)
     except psycopg.Error as e:
         raise InputError(f"cannot read PostgreSQL table {schema}.{table}: {e}") from None
-    con.execute(_load_csv(name, path, {c: engine_type(t) for c, t in cols}).sql("duckdb"))
+    rejects = name + "__lg_rejects"
+    types = {c: engine_type(t) for c, t in cols}
+    con.execute(_load_csv(name, path, types, rejects=rejects).sql("duckdb"))
+    source_types: dict[str, str] = {str(c): str(t) for c, t in cols}
+    ((count,),) = con.execute(f"SELECT count(*) FROM {ident(rejects).sql('duckdb')}").fetchall()
+    rows = con.execute(
+        f"SELECT line, column_name, error_message FROM {ident(rejects).sql('duckdb')} "
+        f"ORDER BY line LIMIT {REJECT_SAMPLE}"
+    ).fetchall()
+    sample = [
+        (int(line), f"column {col} ({source_types.get(col, '?')}): {redact(str(message))}")
+        for line, col, message in rows
+    ]
+    return int(count), sample
 
 
-def _load_csv(name: str, path: str, columns: dict[str, str]) -> exp.Create:
+def _load_csv(
+    name: str, path: str, columns: dict[str, str], *, rejects: str | None = None
+) -> exp.Create:
     types = exp.Struct(
         expressions=[
             exp.PropertyEQ(this=exp.Literal.string(c), expression=exp.Literal.string(t))
@@ -329,6 +360,20 @@ def _load_csv(name: str, path: str, columns: dict[str, str]) -> exp.Create:
             exp.PropertyEQ(this=exp.var("header"), expression=exp.false()),
             exp.PropertyEQ(this=exp.var("allow_quoted_nulls"), expression=exp.false()),
             exp.PropertyEQ(this=exp.var("auto_detect"), expression=exp.false()),
+            *(
+                []
+                if rejects is None
+                else [
+                    exp.PropertyEQ(this=exp.var("store_rejects"), expression=exp.true()),
+                    exp.PropertyEQ(
+                        this=exp.var("rejects_table"), expression=exp.Literal.string(rejects)
+                    ),
+                    exp.PropertyEQ(
+                        this=exp.var("rejects_scan"),
+                        expression=exp.Literal.string(rejects + "_scan"),
+                    ),
+                ]
+            ),
         ],
     )
     return exp.Create(

@@ -385,3 +385,37 @@ def test_the_fingerprint_still_answers_for_byte_ordered_cursors(tmp_path: Path, 
         project = load_project(root)
         fp = source_for(project.source_request(project.datasets["items"])).fingerprint()
         assert (fp is not None) == answers, (source, cursor, fp)
+
+
+def test_lockgate_check_on_a_table_with_unrepresentable_values_rejects_them(
+    tmp_path: Path, pg: Any, pg_url: str
+) -> None:
+    """``lockgate check postgresql://…?table=`` crashed on a NaN numeric ("unexpected
+    ConversionException"): the row is now rejected — counted, with its line, column and
+    reason — and the other rows are checked. A BC date was read as the same year AD
+    (the engine's CSV reader ignored ' BC'): it is exact now."""
+    import duckdb
+
+    from lockgate.quality.standalone import run_standalone
+
+    pg.execute(
+        "CREATE TABLE t (id int, n numeric(10,2), d date, ts timestamp);"
+        "INSERT INTO t VALUES (1, 'NaN', '2024-01-01', NULL),"
+        " (2, 1.5, '0044-03-15 BC', '0044-03-15 12:00:00 BC'), (3, 2.5, '2024-01-02', NULL),"
+        " (NULL, NULL, NULL, NULL)"
+    )
+    checks = tmp_path / "checks.yaml"
+    checks.write_text(
+        "checks:\n  - type: not_null\n    column: id\n"
+        "  - type: expression\n    name: bc_is_bc\n"
+        '    expr: "d IS NULL OR year(d) > 0 OR (year(d) = -43 AND year(ts) = -43)"\n'
+    )
+    con = duckdb.connect()
+    res = run_standalone(f"{pg_url}?table=public.t", checks, max_rejected=1, con=con)
+    assert res.total_rows == 3 and res.rejected_count == 1 and res.records == 4
+    assert {r.name: r.failing_rows for r in res.results} == {"id_not_null": 1, "bc_is_bc": 0}
+    assert res.rejected is not None
+    ((line, reason),) = [(r.line, r.reason) for r in res.rejected.sample]
+    assert line == 1 and "column n (numeric(10,2))" in reason and "NaN" in reason
+    strict = run_standalone(f"{pg_url}?table=public.t", checks)
+    assert strict.all_rejected == 1 and strict.passed is False
