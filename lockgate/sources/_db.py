@@ -14,6 +14,7 @@ with the column and the reason — never coerced, never dropped.
 from __future__ import annotations
 
 import importlib
+import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -153,13 +154,42 @@ def read_query(
         lowest = exp.cast(lowest, typ)
     if since is not None and lookback is not None:
         lowest = _minus(lowest, cursor, lookback)
+    # a NULL cursor has no place relative to any watermark: those rows are read by every
+    # run (the run loop skips the ones already published, ``already_published``) — a
+    # ``cursor >= since`` alone would never read one inserted after the first run
+    null = exp.Is(this=col.copy(), expression=exp.Null())
     if since is not None:
-        q = q.where(exp.GTE(this=col, expression=lowest))
+        q = q.where(exp.paren(exp.or_(exp.GTE(this=col.copy(), expression=lowest), null.copy())))
+    upper: exp.Expr | None = None
     if settle is not None:
         seconds = exp.Literal.number(int(duration(settle).total_seconds()))
         upper = exp.Sub(this=now, expression=exp.Interval(this=seconds, unit=exp.var("SECOND")))
-        q = q.where(exp.LT(this=col, expression=upper))
+        q = q.where(exp.paren(exp.or_(exp.LT(this=col.copy(), expression=upper), null.copy())))
+    elif (upper := future_bound(cursor, now)) is not None:
+        q = q.where(exp.paren(exp.or_(exp.LTE(this=col.copy(), expression=upper), null.copy())))
     return q
+
+
+#: how far a cursor without a time zone (``timestamp``, ``date``) may be ahead of the
+#: database's UTC clock and still be read: its wall-clock time may be of any zone
+_NAIVE_AHEAD_HOURS = 14
+
+
+def future_bound(cursor: Column, now: exp.Expr) -> exp.Expr | None:
+    """The newest cursor value a read takes: rows stamped beyond the database's clock (a
+    wrong clock, ``'infinity'``) are left for the run after the clock reaches them.
+    Read now, they would move the watermark past every row written until then — those
+    would be read as late rows, or, past ``'infinity'``, never. ``timestamptz`` is an
+    instant (``<= now``); a ``timestamp``/``date`` may be local time of any zone
+    (``<= now + 14 hours``). None for other cursors (numbers, text: no clock)."""
+    if cursor.type == "TIMESTAMPTZ":
+        return now.copy()
+    if cursor.type in ("TIMESTAMP", "DATE"):
+        ahead = exp.Interval(
+            this=exp.Literal.number(_NAIVE_AHEAD_HOURS * 3600), unit=exp.var("SECOND")
+        )
+        return exp.Add(this=now.copy(), expression=ahead)
+    return None
 
 
 def _minus(value: exp.Expr, cursor: Column, lookback: str | int | float) -> exp.Expr:
@@ -242,8 +272,45 @@ def cursor_select(
     return query, cursor
 
 
+def held_back_select(
+    request: SourceRequest, relation: exp.Expr, columns: list[Column], *, now: exp.Expr
+) -> exp.Select | None:
+    """``SELECT count(*), max(cursor)`` of the rows an incremental read leaves for later
+    because their cursor is beyond the clock (:func:`future_bound`), or None (no such
+    bound: not a time cursor, or a ``settle:`` window decides)."""
+    inc, config = request.incremental, request.config
+    if inc is None or not isinstance(config, DbSourceConfig) or config.settle is not None:
+        return None
+    cursor = next((c for c in columns if c.name == inc.cursor), None)
+    upper = future_bound(cursor, now) if cursor is not None else None
+    if upper is None:
+        return None
+    col = exp.column(ident(inc.cursor))
+    return (
+        exp.select(exp.func("count", exp.Star()), exp.cast(exp.func("max", col.copy()), "text"))
+        .from_(relation.copy())
+        .where(exp.GT(this=col, expression=upper))
+    )
+
+
+def held_back_warning(cursor: str, count: object, newest: object) -> str | None:
+    """The step's warning about rows left for later (:func:`held_back_select`)."""
+    if not count:
+        return None
+    return (
+        f"incremental: {count} row(s) with '{cursor}' beyond the database clock (newest "
+        f"{newest}) left for a later run: they are read once the clock reaches them (a "
+        f"wrong clock or 'infinity' in the source)"
+    )
+
+
 def fingerprint_select(
-    request: SourceRequest, relation: exp.Expr, *, now: exp.Expr, text_type: str
+    request: SourceRequest,
+    relation: exp.Expr,
+    *,
+    now: exp.Expr,
+    text_type: str,
+    clock: exp.Expr | None = None,
 ) -> exp.Select | None:
     """The cheap "has anything changed?" query of an incremental read, or None (a full
     read has none: every run reads it).
@@ -276,10 +343,52 @@ def fingerprint_select(
     elif inc.lookback is not None:
         lowest = exp.Sub(this=lowest, expression=exp.Literal.number(inc.lookback))
     recent = exp.select(exp.func("count", exp.Star())).from_(relation.copy())
-    recent = recent.where(exp.GTE(this=col.copy(), expression=lowest))
+    # NULL-cursor rows count too: the read takes every one of them (see :func:`read_query`)
+    null = exp.Is(this=col.copy(), expression=exp.Null())
+    recent_where: exp.Expr = exp.GTE(this=col.copy(), expression=lowest)
     if settled is not None:
-        recent = recent.where(settled.copy())
-    return exp.select(exp.cast(newest.subquery(), text_type), recent.subquery())
+        recent_where = exp.and_(recent_where, settled.copy())
+    recent = recent.where(exp.or_(exp.paren(recent_where), null))
+    out = exp.select(exp.cast(newest.subquery(), text_type), recent.subquery())
+    return out if clock is None else out.select(exp.cast(clock, text_type), copy=False)
+
+
+def future_cursor(newest: object, clock: object) -> bool:
+    """The newest cursor value (a fingerprint's text) lies beyond the database's clock
+    (UTC text, ``clock``): a row stamped in the future or ``'infinity'``. Such a fingerprint
+    says nothing about rows inserted later with a current cursor (they are below it), so
+    the source must be read on every run until the clock passes it.
+
+    >>> future_cursor("2999-01-01 00:00:00+00", "2024-01-01 10:00:00.5")
+    True
+    >>> future_cursor("infinity", "2024-01-01 10:00:00"), future_cursor("17", "2024-01-01")
+    (True, False)
+    >>> future_cursor("2024-01-02", "2024-01-01 23:00")
+    True
+    >>> future_cursor("2024-01-01", "2024-01-01 01:00")
+    False
+    """
+    from datetime import datetime
+
+    if not isinstance(newest, str) or not isinstance(clock, str):
+        return False
+    if newest.strip().lower() in ("infinity", "+infinity"):
+        return True
+
+    def parse(text: str) -> datetime | None:
+        text = text.strip()
+        year = re.match(r"^(\d+)-\d\d-\d\d", text)
+        if year is not None and len(year.group(1)) > 4:  # 10000 AD on: beyond any clock
+            return datetime.max
+        # UTC text: drop the offset (+00) after a time of day, not a date's day
+        text = re.sub(r"(\d\d:\d\d(:\d\d(\.\d+)?)?)\s*[+-]\d\d(:?\d\d)?$", r"\1", text)
+        try:
+            return datetime.fromisoformat(text)
+        except ValueError:
+            return None
+
+    value, now = parse(newest), parse(clock)
+    return value is not None and now is not None and value > now
 
 
 def finish(
@@ -295,6 +404,30 @@ def finish(
     value staged, the next resume point)."""
     rejected = convert(session, raw, table, columns, origin)
     return rejected, max_cursor(session, table, cursor.name) if cursor is not None else None
+
+
+def quote_userinfo(url: str) -> str:
+    """A database URL whose password was typed raw, with ``@ / ? #`` in it, percent-encoded as
+    libpq needs: the user information ends at the LAST ``@`` (libpq splits at the first
+    and would take the rest of the password for the host — and show it in its error).
+    A URL without such characters in its user information is returned as it is.
+
+    >>> quote_userinfo("postgresql://me:p@ss/w?r#d@db:5432/shop")
+    'postgresql://me:p%40ss%2Fw%3Fr%23d@db:5432/shop'
+    >>> quote_userinfo("postgresql://me:p%40ss@db/shop?sslmode=require")
+    'postgresql://me:p%40ss@db/shop?sslmode=require'
+    """
+    from urllib.parse import quote
+
+    scheme, sep, rest = url.partition("://")
+    at = rest.rfind("@")
+    if not sep or at == -1:
+        return url
+    userinfo = rest[:at]
+    user, colon, password = userinfo.partition(":")
+    if not colon or not any(c in userinfo for c in "@/?#"):
+        return url
+    return f"{scheme}{sep}{quote(user, safe='%')}:{quote(password, safe='')}{rest[at:]}"
 
 
 def optional_module(name: str) -> Any:
@@ -328,8 +461,10 @@ def load_stream(session: Session, table: str, reader: pa.RecordBatchReader) -> s
     def batches() -> Iterator[pa.RecordBatch]:
         try:
             yield from reader
-        except Exception as e:
-            failed.append(e)
+        except (GeneratorExit, KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as e:  # connectorx panics (pyo3's PanicException: no Exception)
+            failed.append(e if isinstance(e, Exception) else RuntimeError(str(e)))
             raise
 
     session.register_arrow(view, pa.RecordBatchReader.from_batches(reader.schema, batches()))
@@ -388,7 +523,17 @@ def _converted(c: Column) -> exp.Expr:
         return exp.TryCast(this=exp.TryCast(this=raw, to=exp.DataType.build("JSON")), to=typ)
     if c.how == HEX:
         return exp.func("from_hex", raw)
-    return exp.TryCast(this=raw, to=typ)
+    return exp.TryCast(this=_engine_text(raw, c.type), to=typ)
+
+
+def _engine_text(raw: exp.Expr, typ: str) -> exp.Expr:
+    """A database's text of a value in the form the engine parses: PostgreSQL's intervals
+    write ``+`` before a time (``1 mon -1 days +25:00:00``), which the cast refused — an
+    exact value quarantined as unrepresentable. (BC dates stay quarantined: a Delta table
+    holding one could not be read back by deltalake's pyarrow reader.)"""
+    if typ == "INTERVAL":
+        return exp.func("replace", raw, exp.Literal.string("+"), exp.Literal.string(""))
+    return raw
 
 
 def _unrepresentable(c: Column) -> exp.Expr | None:
@@ -401,12 +546,33 @@ def _unrepresentable(c: Column) -> exp.Expr | None:
         return None
     raw = exp.column(ident(c.name))
     lost: exp.Expr = exp.Is(this=_converted(c), expression=exp.Null())
+    if c.how == JSON_LIST:
+        lost = exp.or_(lost, _list_loss(c, raw))
     if c.how == DECIMAL:  # every fractional digit must fit: a cast that rounds is a loss
         scale = exp.DataType.build(c.type, dialect="duckdb").expressions[1]
         fraction = exp.func("split_part", raw.copy(), exp.Literal.string("."), 2)
         digits = exp.func("length", exp.func("rtrim", fraction, exp.Literal.string("0")))
         lost = exp.or_(lost, exp.GT(this=digits, expression=exp.Literal.number(scale.name)))
     return exp.and_(exp.not_(exp.Is(this=raw.copy(), expression=exp.Null())), exp.paren(lost))
+
+
+def _list_loss(c: Column, raw: exp.Column) -> exp.Expr:
+    """True for an array (JSON text) whose elements do not all survive the cast to the
+    list type: a cast turns an element it cannot convert into NULL (a nested array of a
+    multi-dimensional PostgreSQL array, ``NaN``, a BC date) — the list must hold as many
+    non-NULL elements as the JSON; and a decimal element must not lose fractional digits
+    (an unconstrained ``numeric[]`` is cast to ``DECIMAL(38,10)[]``, which rounds)."""
+    elements = exp.func("json_extract_string", raw.copy(), exp.Literal.string("$[*]"))
+    count = exp.func("list_count", elements)
+    lost: exp.Expr = exp.NEQ(this=exp.func("list_count", _converted(c)), expression=count)
+    typ = exp.DataType.build(c.type, dialect="duckdb")
+    inner = typ.expressions[0] if typ.expressions else None
+    if isinstance(inner, exp.DataType) and inner.is_type(exp.DataType.Type.DECIMAL):
+        scale = int(inner.expressions[1].name) if len(inner.expressions) > 1 else 0
+        # a non-zero digit past the scale (PostgreSQL prints numbers in arrays plainly)
+        pattern = exp.Literal.string(r"\." + r"\d" * scale + r"\d*[1-9]")
+        lost = exp.or_(lost, exp.func("regexp_matches", raw.copy(), pattern))
+    return exp.paren(lost)
 
 
 def convert(

@@ -30,6 +30,8 @@ from lockgate.sources._db import (
     cursor_read,
     cursor_select,
     finish,
+    held_back_select,
+    held_back_warning,
     load_stream,
     optional_module,
     parse_query,
@@ -80,10 +82,16 @@ _TIMESTAMPS = ("timestamp without time zone", "timestamp with time zone")
 #: scale given to an unconstrained ``numeric`` (values needing more digits are rejected)
 UNCONSTRAINED_SCALE = 10
 
+#: a column of a domain type is read as the domain's base type (``CREATE DOMAIN posint AS
+#: integer``: an integer, not text); the last field says it is one (the read casts to it)
 _CATALOG_SQL = (
-    "SELECT a.attname, format_type(a.atttypid, a.atttypmod), t.typtype, t.typcategory, "
-    "format_type(t.typelem, a.atttypmod) FROM pg_attribute a JOIN pg_type t ON t.oid = "
-    "a.atttypid WHERE a.attrelid = %s::regclass AND a.attnum > 0 AND NOT a.attisdropped "
+    "SELECT a.attname, format_type(b.oid, m.mod), b.typtype, b.typcategory, "
+    "format_type(b.typelem, m.mod), t.typtype = 'd' FROM pg_attribute a "
+    "JOIN pg_type t ON t.oid = a.atttypid "
+    "CROSS JOIN LATERAL (SELECT CASE WHEN t.typtype = 'd' THEN t.typtypmod "
+    "ELSE a.atttypmod END AS mod) m "
+    "JOIN pg_type b ON b.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END "
+    "WHERE a.attrelid = %s::regclass AND a.attnum > 0 AND NOT a.attisdropped "
     "ORDER BY a.attnum"
 )
 
@@ -93,9 +101,14 @@ def _bare(t: str) -> str:
     return re.sub(r"\(\d+(,\d+)?\)", "", t).strip()
 
 
-def pg_column(name: str, typ: str, typtype: str, category: str, elem: str) -> Column:
-    """The read plan of one column from its catalog type."""
-    col = exp.column(ident(name))
+def pg_column(
+    name: str, typ: str, typtype: str, category: str, elem: str, domain: bool = False
+) -> Column:
+    """The read plan of one column from its catalog type (``domain``: ``typ`` is the base
+    type of the column's domain type; the value is cast to it)."""
+    col: exp.Expr = exp.column(ident(name))
+    if domain:
+        col = exp.cast(col, exp.DataType.build(typ, dialect="postgres", udt=True))
     text = exp.cast(col, "text")
     bare = _bare(typ)
     if category == "A":
@@ -126,7 +139,10 @@ def pg_column(name: str, typ: str, typtype: str, category: str, elem: str) -> Co
         # ±Infinity fail the cast; wider ones are checked digit by digit
         how = CAST if p <= 38 else DECIMAL
         return Column(name, text, f"DECIMAL({min(p, 38)},{min(s, 38)})", how, typ)
-    return Column(name, text, "VARCHAR", NATIVE, typ)  # enums, money, inet, …: their text
+    if bare == "money":  # its text depends on lc_monetary ('$1,234.50'); the number does not
+        as_number = exp.cast(exp.cast(col, "numeric"), "text")
+        return Column(name, as_number, f"DECIMAL(38,{UNCONSTRAINED_SCALE})", DECIMAL, typ)
+    return Column(name, text, "VARCHAR", NATIVE, typ)  # enums, inet, xml, …: their text
 
 
 def as_text_column(c: Column) -> Column:
@@ -154,11 +170,45 @@ def pg_errors() -> tuple[type[BaseException], ...]:
     return tuple(errors)
 
 
+#: what libpq says when the connection went away (the server ended the backend, a network
+#: drop, a restart): ADBC reports it as a plain ``OSError("[libpq] …")`` from the stream
+_LOST = (
+    "terminating connection",
+    "server closed the connection",
+    "connection to server",
+    "could not receive data",
+    "could not send data",
+    "no connection to the server",
+    "connection reset",
+    "ssl connection has been closed",
+    "the database system is shutting down",
+    "the database system is starting up",
+    "eof detected",
+)
+
+
+def is_driver_error(e: BaseException) -> bool:
+    """A PostgreSQL driver's error: psycopg's, ADBC's, or the ``OSError("[libpq] …")`` an
+    ADBC Arrow stream raises mid-read (never another ``OSError``, e.g. a full disk)."""
+    if isinstance(e, pg_errors()):
+        return True
+    return isinstance(e, OSError) and str(e).startswith("[libpq]")
+
+
 def translate_error(e: BaseException, label: str) -> LockgateError:
     """A driver error as a lockgate error: a lost connection is transient (the step is
     retried; nothing was published), a missing table or bad SQL is an input error."""
+    import psycopg
+
     text = redact(str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__)
-    transient = type(e).__name__ in ("OperationalError", "InterfaceError") and not any(
+    lost = isinstance(e, psycopg.OperationalError | psycopg.InterfaceError) or type(e).__name__ in (
+        "OperationalError",
+        "InterfaceError",
+    )  # ADBC's, by name
+    if not lost and is_driver_error(e):  # psycopg's subclasses (AdminShutdown…), ADBC's OSError
+        lowered = str(e).lower()
+        lost = any(marker in lowered for marker in _LOST)
+    transient = lost and not any(
         w in text for w in ("does not exist", "syntax error", "permission denied")
     )
     msg = f"cannot read PostgreSQL {label}: {text}"
@@ -166,15 +216,28 @@ def translate_error(e: BaseException, label: str) -> LockgateError:
 
 
 def read_postgres(
-    source: Source, session: Session, table: str, conninfo: str, resume: ResumeToken
+    source: Source,
+    session: Session,
+    table: str,
+    conninfo: str,
+    resume: ResumeToken,
+    warnings: list[str] | None = None,
 ) -> tuple[int, ResumeToken]:
-    """Stage the source into ``table`` (+ rejects); returns (rejected rows, resume token)."""
+    """Stage the source into ``table`` (+ rejects); returns (rejected rows, resume token).
+    What the step should report goes to ``warnings``."""
     import psycopg
 
     config = source.config
     assert isinstance(config, DbSourceConfig)
     with psycopg.connect(conninfo) as pg:
         relation, columns = _plan(pg, config)
+        held = held_back_select(source.request, relation, columns, now=exp.func("now"))
+        if held is not None and source.request.incremental is not None:
+            _session_setup(pg)
+            row = pg.execute(held.sql("postgres")).fetchone()
+            note = held_back_warning(source.request.incremental.cursor, *(row or (0, None)))
+            if note is not None and warnings is not None:
+                warnings.append(note)
     driver = optional_module("adbc_driver_postgresql")
     if driver is None:
         columns = [as_text_column(c) for c in columns]

@@ -38,9 +38,13 @@ from lockgate.sources._db import (
     cursor_select,
     fingerprint_select,
     finish,
+    future_cursor,
+    held_back_select,
+    held_back_warning,
     load_stream,
     optional_module,
     parse_query,
+    quote_userinfo,
     select_columns,
     start_staging,
     text_rows_reader,
@@ -152,9 +156,18 @@ class MySqlSource(Source):
             assert config.query is not None
             relation = parse_query(config.query, "mysql").subquery("q")
         now = exp.Anonymous(this="UTC_TIMESTAMP")
-        query = fingerprint_select(self.request, relation, now=now, text_type="CHAR")
+        query = fingerprint_select(
+            self.request, relation, now=now, text_type="CHAR", clock=now.copy()
+        )
         if query is None:
             return None
+        inc = self.request.incremental
+        assert inc is not None
+        # the cursor's collation: the resume point is the largest value read byte-wise;
+        # under a case-insensitive one ('a' = 'A' < 'aa' < 'B') the newest value the server
+        # sees says nothing of a row 'aa' added below it but above the resume point
+        top = exp.select(exp.func("max", exp.column(ident(inc.cursor)))).from_(relation.copy())
+        query = query.select(exp.Anonymous(this="COLLATION", expressions=[top.subquery()]))
         try:
             with _pymysql_connect(self._url()) as conn, conn.cursor() as cur:
                 cur.execute(query.sql("mysql"))
@@ -162,7 +175,11 @@ class MySqlSource(Source):
         except Exception as e:  # the read reports the problem (with its own message)
             log.info("dataset %s: no fingerprint: %s", self.dataset, redact(str(e)))
             return None
-        newest, count = row if row is not None else (None, 0)
+        newest, count, clock, collation = row if row is not None else (None, 0, None, None)
+        if future_cursor(newest, clock):  # later rows with current cursors are below it
+            return None
+        if collation is not None and not (collation == "binary" or collation.endswith("_bin")):
+            return None  # read on every run (a text cursor under a linguistic collation)
         return {"type": "mysql", "newest": newest, "rows_at_newest": int(count or 0)}
 
     def stage(self, session: Session, table: str, *, resume: ResumeToken = None) -> StagedSource:
@@ -196,6 +213,9 @@ class MySqlSource(Source):
             host, port = fields.get("host", "127.0.0.1"), fields.get("port", 3306)
             url = f"mysql://{auth}@{host}:{port}/{fields.get('database', '')}"
         remember(url)
+        # connectorx parses the URL itself: a raw password with @ / ? # would be misread
+        url = quote_userinfo(url)
+        remember(url)
         return url
 
     def _read(
@@ -211,6 +231,14 @@ class MySqlSource(Source):
         query, cursor = cursor_read(
             self.request, relation, columns, resume, now=now, dialect="mysql"
         )
+        held = held_back_select(self.request, relation, columns, now=now)
+        if held is not None and self.request.incremental is not None:
+            with _pymysql_connect(url) as conn, conn.cursor() as cur:
+                cur.execute(held.sql("mysql"))
+                row = cur.fetchone()
+            note = held_back_warning(self.request.incremental.cursor, *(row or (0, None)))
+            if note is not None:
+                warnings.append(note)
         reader = None
         if config.partition is not None:
             reader = self._read_partitioned(url, relation, columns, resume, cx, warnings)
@@ -281,14 +309,25 @@ def url_settings(url: str) -> dict[str, Any]:
     from urllib.parse import unquote
 
     scheme, sep, rest = url.partition("://")
-    cut = min((i for i in (rest.find("?"), rest.find("#")) if i != -1), default=len(rest))
-    at = rest.rfind("@", 0, cut)
+    # the LAST '@' anywhere: a raw password may hold '?' or '#' too (p@ss?w#d@db)
+    at = rest.rfind("@")
     userinfo, hostpart = (rest[:at], rest[at + 1 :]) if at != -1 else ("", rest)
     u = urlsplit(f"{scheme}{sep}{hostpart}")
     user, colon, password = userinfo.partition(":")
+    try:
+        port = u.port
+    except ValueError:  # its message quotes the text after the ':' (a password, misread)
+        raise ConfigError(
+            [
+                Problem(
+                    "a mysql connection URL cannot be parsed (its port is not a number)",
+                    hint="mysql://user:password@host:3306/database",
+                )
+            ]
+        ) from None
     return {
         "host": u.hostname or "127.0.0.1",
-        "port": u.port or 3306,
+        "port": port or 3306,
         "user": unquote(user or "root"),
         "password": unquote(password) if colon else "",
         "database": unquote(u.path.lstrip("/")) or None,
@@ -340,17 +379,33 @@ def _read_pymysql(session: Session, table: str, url: str, query: str, batch: int
         return load_stream(session, table, text_rows_reader(names, cur.fetchmany, batch))
 
 
+_LOST = (
+    "lost connection",
+    "gone away",
+    "can't connect",
+    "connection refused",
+    "timed out",
+    "connection was killed",  # MariaDB 1927: KILL from another session
+    "io error",  # connectorx: the socket closed under the stream ("bytes remaining…")
+    "broken pipe",
+    "connection reset",
+)
+
+
 def _translate(e: BaseException, label: str) -> LockgateError:
-    text = redact(str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__)
-    msg = f"cannot read MySQL {label}: {text}"
-    lost = any(
-        w in text.lower()
-        for w in (
-            "lost connection",
-            "gone away",
-            "can't connect",
-            "connection refused",
-            "timed out",
-        )
+    """A driver error as a lockgate error: a lost connection is transient (retried). The
+    error the server sent can hide behind what closing the dead cursor raised (pymysql's
+    unbuffered cursor: ``'NoneType' object has no attribute 'read'``): the whole chain
+    counts, and the message names the first error."""
+    chain: list[BaseException] = []
+    cur: BaseException | None = e
+    while cur is not None and cur not in chain and len(chain) < 8:
+        chain.append(cur)
+        cur = cur.__cause__ or cur.__context__
+    lost_one = next((x for x in chain if any(w in str(x).lower() for w in _LOST)), None)
+    shown = lost_one or e
+    text = redact(
+        str(shown).strip().splitlines()[0] if str(shown).strip() else type(shown).__name__
     )
-    return TransientError(msg) if lost else InputError(msg)
+    msg = f"cannot read MySQL {label}: {text}"
+    return TransientError(msg) if lost_one is not None else InputError(msg)

@@ -392,7 +392,9 @@ def session_setup(pg: Any) -> None:
 
 def cdc_column(name: str, typ: str, typtype: str, category: str, elem: str) -> Column:
     """A column's read plan when every value arrives as PostgreSQL's text."""
-    if category == "A":  # arrays keep PostgreSQL's text form ({1,2})
+    if category == "A" or typ == "money":  # arrays keep PostgreSQL's text form ({1,2});
+        # money's text is lc_monetary's ('$1,234.50'): the read's cast to numeric is not
+        # applied to what the slot hands out
         return Column(name, exp.column(ident(name)), "VARCHAR", NATIVE, typ)
     c = pg_column(name, typ, typtype, category, elem)
     if c.type == "BLOB":

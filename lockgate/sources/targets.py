@@ -110,8 +110,16 @@ def register_target(
         remember(target)
         conninfo, schema, table = split_table_url(target)
         with tempfile.TemporaryDirectory(prefix="lockgate-pg-", dir=tmp) as d:
-            load_table(con, name, conninfo, schema, table, d)
-        return TargetRead(label=target_label(target))
+            rejected, sample = load_table(con, name, conninfo, schema, table, d)
+        label = target_label(target)
+        count = exp.select(exp.func("count", exp.Star())).from_(table_ref(name))
+        row = con.execute(count.sql("duckdb")).fetchone()
+        return TargetRead(
+            label=label,
+            rows=int(row[0]) if row else None,
+            rejected=rejected,
+            sample=tuple(RejectedRecord(label, line, reason) for line, reason in sample),
+        )
     path = Path(target).expanduser()
     if is_delta_table(path):
         _register_delta(con, name, path)
