@@ -31,8 +31,9 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import lockgate
 from cdc_bench import cluster_cpu, start_cluster, stop_cluster
+
+import lockgate
 from lockgate.runloop.follow import drain
 from lockgate.sources._cdc_slot import drop_slot, exported_snapshot
 from lockgate.sources._cdc_snapshot import copy_snapshot

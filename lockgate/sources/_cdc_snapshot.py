@@ -124,7 +124,7 @@ def copy_query(described: Described, column: str | None, bounds: tuple[int, int 
     cols = sql.SQL(", ").join(
         sql.SQL("{}::text").format(sql.Identifier(c.name)) for c in described.columns
     )
-    where = sql.SQL("")
+    where: sql.Composable = sql.SQL("")
     if column is not None:
         key = sql.Identifier(column)
         where = sql.SQL(" WHERE {} >= {}").format(key, sql.Literal(bounds[0]))

@@ -33,7 +33,6 @@ from sqlglot import exp
 
 from lockgate.errors import ConfigError, InputError, Problem
 from lockgate.sources._cdc_batch import ChangeBatch, collect
-from lockgate.sources._cdc_snapshot import SnapshotPlan, copy_snapshot
 from lockgate.sources._cdc_slot import (
     advance,
     drop_slot,
@@ -43,6 +42,7 @@ from lockgate.sources._cdc_slot import (
     require_usable,
     slot_info,
 )
+from lockgate.sources._cdc_snapshot import SnapshotPlan, copy_snapshot
 from lockgate.sources._cdc_stage import (
     LSN,
     add_flag,
@@ -539,7 +539,7 @@ def _blob_fix(columns: list[Column]) -> list[exp.Expr]:
     return out
 
 
-def _load_csv(session: Session, name: str, path: Path, columns: list[str]) -> None:
+def _load_csv(session: Session, name: str, path: str, columns: list[str]) -> None:
     from lockgate.sources.postgres import _load_csv as load
 
     session.execute(load(name, str(path), dict.fromkeys(columns, "VARCHAR")))

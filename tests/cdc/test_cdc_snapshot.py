@@ -7,6 +7,7 @@ mid-snapshot publishes nothing and the next run starts a fresh slot and snapshot
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 import sys
@@ -72,7 +73,7 @@ def test_ranges_cover_every_key_exactly_once(lo: int, hi: int, n: int) -> None:
     parts = ranges(lo, hi, n)
     assert parts[0][0] == lo and parts[-1][1] is None
     assert len(parts) <= n
-    for (_, end), (start, _) in zip(parts, parts[1:], strict=False):
+    for (_, end), (start, _) in itertools.pairwise(parts):
         assert end == start  # adjacent half-open ranges: no gap, no overlap
     probe = {lo, hi, lo + 1, hi - 1, (lo + hi) // 2, *(p[0] for p in parts)}
     probe |= {p[1] - 1 for p in parts if p[1] is not None}
@@ -119,7 +120,7 @@ def test_partitioned_snapshot_with_concurrent_writes(src: Any, tmp_path: Path) -
     ("keys", "partitions"),
     [
         ([7], 4),  # one row
-        (list(range(-300, -100)) + [-5, 0, 5], 3),  # negative keys
+        ([*list(range(-300, -100)), -5, 0, 5], 3),  # negative keys
         ([1, 2, 3, 10**6, 10**6 + 1, 2**40, 2**62], 5),  # gaps, bigint
         ([10, 20, 30], 16),  # more partitions than rows
         ([-(2**63), 2**63 - 1], 4),  # the extremes of bigint
@@ -127,9 +128,7 @@ def test_partitioned_snapshot_with_concurrent_writes(src: Any, tmp_path: Path) -
     ],
     ids=["one-row", "negative", "gaps", "more-partitions-than-rows", "bigint-extremes", "empty"],
 )
-def test_partition_edge_cases(
-    src: Any, tmp_path: Path, keys: list[int], partitions: int
-) -> None:
+def test_partition_edge_cases(src: Any, tmp_path: Path, keys: list[int], partitions: int) -> None:
     src.execute("CREATE TABLE edge (id bigint PRIMARY KEY, v text)")
     for k in keys:
         src.execute("INSERT INTO edge VALUES (%s, %s)", (k, f"v{k}"))
