@@ -50,7 +50,7 @@ def load(url: str, rows: int) -> None:
         pg.execute("DROP TABLE IF EXISTS orders")
         pg.execute(DDL)
         pg.execute(
-            "INSERT INTO orders SELECT g, g % 1000, 'placed', g * 0.01, "
+            "INSERT INTO orders SELECT g, g %% 1000, 'placed', g * 0.01, "
             "'2026-01-01'::timestamptz + g * interval '1 second' "
             "FROM generate_series(1, %s::bigint) g",
             (rows,),
