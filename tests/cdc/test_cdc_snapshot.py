@@ -226,3 +226,25 @@ def test_kill_9_mid_partitioned_snapshot_publishes_nothing(
     ).fetchone()
     assert position is not None and position > lsn_int(old[0])  # a fresh slot's snapshot
     assert lsn_int(row[0]) <= position
+
+
+def test_a_failed_range_fails_the_snapshot_and_publishes_nothing(
+    src: Any, tmp_path: Path
+) -> None:
+    src.execute("CREATE TABLE fail (id int PRIMARY KEY, v int)")
+    src.execute("INSERT INTO fail SELECT g, g FROM generate_series(1, 300) g")
+    root = cdc_project(tmp_path, {"fail": ["id"]}, slot_prefix=_prefix(), snapshot_partitions=3)
+
+    def boom(i: int) -> None:
+        if i == 1:
+            raise RuntimeError("range 1 lost its connection")
+
+    SnapshotHooks.before_copy = boom
+    result = lockgate.run(root, max_workers=1)
+    step = result.steps[0]
+    assert str(step.status) != "success"
+    assert "range 1 lost its connection" in str(step.error)
+    assert not (root / "warehouse" / "fail" / "_delta_log").exists()
+    SnapshotHooks.before_copy = None
+    _runs(root)  # the next run snapshots afresh
+    assert _delta(root, "fail", ["id", "v"]) == _source(src, "fail", ["id", "v"])
