@@ -120,6 +120,11 @@ class SinkSpec(_Frozen):
     #: compact the sink, DLQ and late table's small files every this many batches (0: never;
     #: see ``lockgate optimize``)
     compact_every: int = Field(default=1000, ge=0)
+    #: the DLQ rows of this many batches are committed together (logged locally until then,
+    #: exactly-once; 1: a DLQ commit before each sink commit that has some)
+    dlq_commit_every: int = Field(default=20, ge=1)
+    #: ... or sooner, once they hold this many bytes
+    dlq_buffer_bytes: int = Field(default=8_000_000, ge=0)
 
     _dataset = field_validator("dataset")(_check_name)
 
