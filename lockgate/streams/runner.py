@@ -6,9 +6,12 @@ Per batch, in this order:
 2. skip what the tables already hold (after a crash the broker redelivers what was not
    acknowledged): a message whose ``seq`` is at or below the sink's application-transaction
    version is counted ``already_committed``;
-3. dedup on ``dedup.key`` within ``dedup.window`` (state rebuilt from the sink at start);
+3. dedup on ``dedup.key`` within ``dedup.window`` (state rebuilt from the sink at start):
+   events whose key was published within the window are duplicates;
 4. the dataset checks (:func:`lockgate.quality.audit` + :func:`~lockgate.quality.gate` in
-   ``quarantine`` mode): failing events → DLQ with the check names;
+   ``quarantine`` mode): failing events → DLQ with the check names; of the events that
+   pass, the first of each key in the batch (broker order) is published, the others are
+   duplicates — only a published event claims its key (:mod:`lockgate.streams.dedup`);
 5. mask PII, then commit: the events into the sink, ONE Delta commit whose application
    transaction version is the batch's last ``seq`` and whose ``batch_id`` is the broker
    offset. The DLQ rows are logged first and committed to ``<stream>__dlq`` every few
@@ -345,10 +348,14 @@ class StreamRunner:
         idx = pa.array(
             parsed.indexes if rows is None else [rows[i] for i in parsed.indexes], pa.int64()
         )
+        keys = None
         if self.dedup is not None and table.num_rows:
-            keep = self.dedup.first_seen(table, now.timestamp())
-            table, idx = table.filter(keep), idx.filter(keep)
-            counts.duplicates = len(keep) - table.num_rows
+            keep = self.dedup.unseen(table, now.timestamp())
+            if keep is not None:
+                table, idx = table.filter(keep), idx.filter(keep)
+                counts.duplicates = len(keep) - table.num_rows
+            if self.rules.keys() & set(self.dedup.key):  # masked: the raw keys, by row
+                keys = table.select(list(self.dedup.key)).append_column(_ROW, idx)
         t = self._clock("dedup", t)
         table = table.append_column(OFFSET_COLUMN, batch.offsets.take(idx))
         table = table.append_column(_ROW, idx)
@@ -363,6 +370,10 @@ class StreamRunner:
             flag = good.column(_LATE)
             late = good.filter(flag)
             good = good.filter(pc.invert(flag))
+        if self.dedup is not None and good.num_rows:
+            passed = good.num_rows
+            good = self._first_published(good, keys, now)
+            counts.duplicates += passed - good.num_rows
         good = good.drop_columns([c for c in (_LATE, _ROW) if c in good.column_names])
         counts.dlq = len(dlq)
         counts.published = good.num_rows
@@ -377,6 +388,21 @@ class StreamRunner:
         self._clock("commit", t)
         crashpoint(f"stream {self.spec.name}: committed, not acknowledged")
         return counts
+
+    def _first_published(self, good: pa.Table, keys: pa.Table | None, now: dt.datetime) -> pa.Table:
+        """Of the events that passed, the first of each key in broker order (the others are
+        duplicates); their keys (raw, also when masked: ``keys`` by row) enter the window."""
+        assert self.dedup is not None
+        rows = good.column(_ROW)
+        if len(rows) > 1 and not pc.all(pc.less(rows[:-1], rows[1:])).as_py():
+            good = good.sort_by(_ROW)
+            rows = good.column(_ROW)
+        if keys is None:
+            raw = good
+        else:
+            raw = keys.take(pc.index_in(rows, value_set=keys.column(_ROW)))
+        keep = self.dedup.first_seen(raw, now.timestamp())
+        return good if pc.all(keep).as_py() else good.filter(keep)
 
     def _clock(self, phase: str, since: float | None = None) -> float:
         now = time.perf_counter()
@@ -486,6 +512,8 @@ class StreamRunner:
         # seeks past batches that went wholly to the DLQ or the late table, instead of reading
         # (and counting) them again
         if good.num_rows or _moves(self.done, tops):
+            if not good.num_rows:  # may create the table: Delta knows no "Etc/UTC" (DuckDB's)
+                good = _utc(good)
             tag = self._tag(self.sink, batch, tops)
             if not good.num_rows and not self.consumer.PARTITIONED:  # makes the empty batch commit
                 tag = replace(tag, positions=((f"stream:{self.spec.name}", batch.last_seq),))
@@ -587,6 +615,18 @@ def _moves(done: dict[int, int], tops: dict[int, int]) -> bool:
 
 def _over(t0: float, max_seconds: float | None) -> bool:
     return max_seconds is not None and time.perf_counter() - t0 >= max_seconds
+
+
+def _utc(table: pa.Table) -> pa.Table:
+    """``table`` with every zoned timestamp column in "UTC" (the same instants)."""
+    fields = [
+        f.with_type(pa.timestamp(f.type.unit, "UTC"))
+        if pa.types.is_timestamp(f.type) and f.type.tz not in (None, "UTC")
+        else f
+        for f in table.schema
+    ]
+    schema = pa.schema(fields, metadata=table.schema.metadata)
+    return table if schema == table.schema else table.cast(schema)
 
 
 def _select_all(columns: list[str]) -> exp.Select:
