@@ -68,9 +68,12 @@ class DedupWindow:
         out = pc.invert(old)
         return out.combine_chunks() if isinstance(out, pa.ChunkedArray) else out
 
-    def first_seen(self, table: pa.Table, now: float | None = None) -> pa.BooleanArray:
+    def first_seen(
+        self, table: pa.Table, now: float | None = None, *, unseen: bool = False
+    ) -> pa.BooleanArray:
         """Per row: True if its key was not seen in the window (nor earlier in ``table``);
-        remembers the new keys. A NULL key (any part NULL) is never a duplicate."""
+        remembers the new keys. A NULL key (any part NULL) is never a duplicate.
+        ``unseen``: no key of ``table`` is in the window (:meth:`unseen` said so)."""
         t = time.time() if now is None else now
         self._expire(t)
         n = table.num_rows
@@ -85,7 +88,7 @@ class DedupWindow:
         )
         first_idx = firsts.column(_IDX + "_min")
         ckeys = self.keys(firsts)
-        hits = self._seen.intersection(ckeys)
+        hits = set() if unseen else self._seen.intersection(ckeys)
         if hits:
             if len(self.key) == 1:
                 kcol = firsts.column(self.key[0])

@@ -401,7 +401,7 @@ class StreamRunner:
             raw = good
         else:
             raw = keys.take(pc.index_in(rows, value_set=keys.column(_ROW)))
-        keep = self.dedup.first_seen(raw, now.timestamp())
+        keep = self.dedup.first_seen(raw, now.timestamp(), unseen=True)
         return good if pc.all(keep).as_py() else good.filter(keep)
 
     def _clock(self, phase: str, since: float | None = None) -> float:
