@@ -130,7 +130,8 @@ def optimize(
     if unknown:
         raise UsageError(
             f"unknown table(s): {', '.join(unknown)}",
-            hint="a dataset, its __quarantine table, or a stream's sink, __dlq, late or window table",
+            hint="a dataset, its __quarantine table, or a stream's sink, __dlq, late or "
+            "window table",
         )
     store = DeltaStore(proj.warehouse_path)
     todo = [t for t in (list(tables) or known) if store.exists(t)]

@@ -180,9 +180,7 @@ class DeferredDlq:
         self._offset = offset or self._offset
         if self._rows:
             self._batches += 1
-        return bool(self._rows) and (
-            self._batches >= self.every or self._bytes >= self.max_bytes
-        )
+        return bool(self._rows) and (self._batches >= self.every or self._bytes >= self.max_bytes)
 
     def flush(self, tag: Tagger, sink_done: dict[int, int]) -> bool:
         """Commit the buffered rows (all of batches the sink holds), tagged with the sink's
@@ -208,9 +206,8 @@ class DeferredDlq:
 
 
 def _read(path: Path) -> pa.Table | None:
-    with contextlib.suppress(OSError, pa.ArrowInvalid):
-        with pa.memory_map(str(path)) as f:
-            return pa.ipc.open_file(f).read_all()
+    with contextlib.suppress(OSError, pa.ArrowInvalid), pa.memory_map(str(path)) as f:
+        return pa.ipc.open_file(f).read_all()
     return None  # pragma: no cover - a log file is renamed into place whole
 
 

@@ -397,10 +397,8 @@ class StreamRunner:
         if len(rows) > 1 and not pc.all(pc.less(rows[:-1], rows[1:])).as_py():
             good = good.sort_by(_ROW)
             rows = good.column(_ROW)
-        if keys is None:
-            raw = good
-        else:
-            raw = keys.take(pc.index_in(rows, value_set=keys.column(_ROW)))
+        by_row = None if keys is None else pc.index_in(rows, value_set=keys.column(_ROW))
+        raw = good if keys is None or by_row is None else keys.take(by_row)
         keep = self.dedup.first_seen(raw, now.timestamp(), unseen=True)
         return good if pc.all(keep).as_py() else good.filter(keep)
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -353,7 +354,7 @@ def in_stream_order(msgs: list[Msg]) -> tuple[list[Msg], int]:
     the newer events be lost), and a message delivered twice in one fetch is processed
     once. (An envelope left out counts as one; its events were in the first copy.)"""
     seqs = [m.metadata.sequence.stream for m in msgs]
-    if all(a < b for a, b in zip(seqs, seqs[1:], strict=False)):
+    if all(a < b for a, b in itertools.pairwise(seqs)):
         return msgs, 0
     out: dict[int, Msg] = {}
     for s, m in zip(seqs, msgs, strict=True):

@@ -41,7 +41,9 @@ def _spec(**over: object) -> StreamSpec:
 
 def _published(path: Path) -> list[tuple[str, float]]:
     t = store_for("delta", path).read("events")
-    return sorted(zip(t.column("event_id").to_pylist(), t.column("amount").to_pylist(), strict=True))
+    return sorted(
+        zip(t.column("event_id").to_pylist(), t.column("amount").to_pylist(), strict=True)
+    )
 
 
 @pytest.mark.parametrize("sizes", [[5], [1, 4], [2, 3], [1, 1, 1, 1, 1]])
@@ -52,9 +54,11 @@ def test_the_first_valid_event_of_a_key_wins(
     store = store_for("delta", tmp_path)
     with engine_for() as con:
         if restart_after is None:
-            c = StreamRunner(_spec(), ListConsumer(MESSAGES, sizes), store, con).run(
-                until_idle=True
-            ).counts
+            c = (
+                StreamRunner(_spec(), ListConsumer(MESSAGES, sizes), store, con)
+                .run(until_idle=True)
+                .counts
+            )
         else:  # the first batch(es) by one consumer, the rest by a new one (window rebuilt)
             first = ListConsumer(MESSAGES, sizes[:restart_after])
             c = StreamRunner(_spec(), first, store, con).run(until_idle=True).counts

@@ -15,13 +15,18 @@ from tests.streams.test_dedup_semantics import _spec
 from tests.streams.test_restart import ListConsumer
 
 
-def _run(tmp_path: Path, msgs: list[bytes], sizes: list[int]) -> tuple[dict[str, object], list[str]]:
+def _run(
+    tmp_path: Path, msgs: list[bytes], sizes: list[int]
+) -> tuple[dict[str, object], list[str]]:
     store = store_for("delta", tmp_path)
     with engine_for() as con:
         c = StreamRunner(_spec(), ListConsumer(msgs, sizes), store, con).run(until_idle=True).counts
     assert c.reconciles and c.read == len(msgs)
     t = store.read("events")
-    rows = {e: ts for e, ts in zip(t.column("event_id").to_pylist(), t.column("ts").to_pylist(), strict=True)}
+    rows = {
+        e: ts
+        for e, ts in zip(t.column("event_id").to_pylist(), t.column("ts").to_pylist(), strict=True)
+    }
     reasons = store.read("events__dlq").sort_by("seq").column("reason").to_pylist() if store.exists(
         "events__dlq"
     ) else []  # fmt: skip

@@ -73,9 +73,11 @@ def test_old_messages_after_new_ones_neither_hide_nor_duplicate_them(tmp_path: P
     store = store_for("delta", tmp_path)
     spec = _spec(dedup=None)
     with engine_for() as con:
-        c = StreamRunner(spec, SeqConsumer([[1, 2, 3], [4, 5, 2, 3], [6]]), store, con).run(
-            until_idle=True
-        ).counts
+        c = (
+            StreamRunner(spec, SeqConsumer([[1, 2, 3], [4, 5, 2, 3], [6]]), store, con)
+            .run(until_idle=True)
+            .counts
+        )
     assert c.reconciles and (c.read, c.published, c.already_committed) == (8, 6, 2)
     ids = sorted(store.read("events").column("event_id").to_pylist())
     assert ids == [f"e{i}" for i in range(1, 7)]

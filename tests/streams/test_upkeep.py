@@ -85,9 +85,9 @@ def test_a_failing_compaction_is_logged_counted_and_the_stream_goes_on(
 ) -> None:
     """compact_every 2, 7 batches: the first compaction (after batch 2) fails on the sink,
     the stream publishes every batch anyway and compacts at the next interval."""
-    import lockgate.optimize as optimize
     from prometheus_client import CollectorRegistry
 
+    import lockgate.optimize as optimize
     from lockgate.streams.record import StreamMetrics
 
     real = optimize.compact_table
@@ -112,7 +112,9 @@ def test_a_failing_compaction_is_logged_counted_and_the_stream_goes_on(
     assert c.reconciles and (c.read, c.published, c.dlq) == (49, 48, 1)
     assert report.batches == 7 and report.compaction_errors == 1
     assert calls[0] == "events" and calls.count("events") == 3  # after batches 2, 4, 6
-    errors = registry.get_sample_value("lockgate_stream_compaction_errors_total", {"stream": "events"})
+    errors = registry.get_sample_value(
+        "lockgate_stream_compaction_errors_total", {"stream": "events"}
+    )
     assert errors == 1.0
     store = DeltaStore(project.warehouse_path)
     history = [h["operation"] for h in store.history("events", limit=None)]
