@@ -143,3 +143,25 @@ def test_kill_9_around_the_deferred_dlq_commit(tmp_path: Path, redis_stream: str
         assert sorted(ids) == sorted(valid), (n, points[n - 1])  # no loss, no duplicate
         assert len(reasons) == invalid, (n, points[n - 1], reasons)
         assert not any("@" in e for e in emails)
+
+
+def test_a_stream_trimmed_below_the_committed_position(tmp_path: Path, redis_stream: str) -> None:
+    """XTRIM removing entries the table already holds (and more than it: the whole stream)
+    neither loses nor re-reads anything: the group is sought to the table's position."""
+    import redis
+
+    publish_redis(redis_stream, [event(i) for i in range(20)])
+    root = write_project(tmp_path, [stream_def({"type": "redis", "stream": redis_stream})])
+    assert run_stream(load_project(root), "events", until_idle=True).counts.published == 20
+    client = redis.Redis()
+    client.xtrim(redis_stream, maxlen=5, approximate=False)  # 15 committed entries gone
+    publish_redis(redis_stream, [event(i) for i in range(20, 30)])
+    again = run_stream(load_project(root), "events", until_idle=True)
+    assert (again.counts.read, again.counts.published) == (10, 10)
+    client.xtrim(redis_stream, maxlen=0, approximate=False)  # everything gone
+    publish_redis(redis_stream, [event(i) for i in range(30, 33)])
+    third = run_stream(load_project(root), "events", until_idle=True)
+    client.close()
+    assert (third.counts.read, third.counts.published) == (3, 3)
+    ids = store_for("delta", root / "warehouse").read("events").column("event_id").to_pylist()
+    assert sorted(ids) == sorted(f"e{i}" for i in range(33))
