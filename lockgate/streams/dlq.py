@@ -53,8 +53,8 @@ DLQ_SCHEMA = pa.schema(
 PART = "__lg_partition"
 _LOGGED = DLQ_SCHEMA.append(pa.field(PART, pa.int32()))
 _WRITE = TableWrite("append", schema_mode="merge")
-#: where the log files live, under the warehouse (``_``: not a table)
-LOG_DIR = "_lockgate_streams"
+#: where the log files live, under the warehouse (hidden, as the write spool: not a table)
+LOG_DIR = ".lockgate_streams"
 
 #: makes the tag of a DLQ commit covering positions ``{partition: seq}`` (last offset text)
 Tagger = Callable[[dict[int, int], str], CommitTag]
