@@ -347,14 +347,14 @@ class StreamRunner:
         idx = pa.array(
             parsed.indexes if rows is None else [rows[i] for i in parsed.indexes], pa.int64()
         )
-        keys = None
-        if self.dedup is not None and table.num_rows:
+        # a masked key is compared on its masked values (the sink's, as the window rebuilt
+        # at start holds them): after the masking, in one pass
+        masked_key = self.dedup is not None and bool(self.rules.keys() & set(self.dedup.key))
+        if self.dedup is not None and table.num_rows and not masked_key:
             keep = self.dedup.unseen(table, now.timestamp())
             if keep is not None:
                 table, idx = table.filter(keep), idx.filter(keep)
                 counts.duplicates = len(keep) - table.num_rows
-            if self.rules.keys() & set(self.dedup.key):  # masked: the raw keys, by row
-                keys = table.select(list(self.dedup.key)).append_column(_ROW, idx)
         t = self._clock("dedup", t)
         table = table.append_column(OFFSET_COLUMN, batch.offsets.take(idx))
         table = table.append_column(_ROW, idx)
@@ -371,7 +371,7 @@ class StreamRunner:
             good = good.filter(pc.invert(flag))
         if self.dedup is not None and good.num_rows:
             passed = good.num_rows
-            good = self._first_published(good, keys, now)
+            good = self._first_published(good, now, in_window=masked_key)
             counts.duplicates += passed - good.num_rows
         good = good.drop_columns([c for c in (_LATE, _ROW) if c in good.column_names])
         counts.dlq = len(dlq)
@@ -388,17 +388,15 @@ class StreamRunner:
         crashpoint(f"stream {self.spec.name}: committed, not acknowledged")
         return counts
 
-    def _first_published(self, good: pa.Table, keys: pa.Table | None, now: dt.datetime) -> pa.Table:
+    def _first_published(self, good: pa.Table, now: dt.datetime, *, in_window: bool) -> pa.Table:
         """Of the events that passed, the first of each key in broker order (the others are
-        duplicates); their keys (raw, also when masked: ``keys`` by row) enter the window."""
+        duplicates); their keys enter the window. ``in_window``: also drop the keys the
+        window holds (not looked up before the checks: a masked key)."""
         assert self.dedup is not None
         rows = good.column(_ROW)
         if len(rows) > 1 and not pc.all(pc.less(rows[:-1], rows[1:])).as_py():
             good = good.sort_by(_ROW)
-            rows = good.column(_ROW)
-        by_row = None if keys is None else pc.index_in(rows, value_set=keys.column(_ROW))
-        raw = good if keys is None or by_row is None else keys.take(by_row)
-        keep = self.dedup.first_seen(raw, now.timestamp(), unseen=True)
+        keep = self.dedup.first_seen(good, now.timestamp(), unseen=not in_window)
         return good if pc.all(keep).as_py() else good.filter(keep)
 
     def _clock(self, phase: str, since: float | None = None) -> float:
