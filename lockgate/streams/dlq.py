@@ -157,9 +157,13 @@ class DeferredDlq:
         last = int(rows.column("seq")[-1].as_py())
         path = self.folder / f"{self.commits:08d}-{last:020d}-{len(self._rows):06d}.arrow"
         tmp = path.with_suffix(".tmp")
-        with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, _LOGGED) as w:
-            w.write_table(logged)
+        with open(tmp, "wb") as f:
+            with pa.ipc.new_file(f, _LOGGED) as w:
+                w.write_table(logged)
+            f.flush()
+            os.fsync(f.fileno())  # on disk before the sink commit that relies on it
         os.replace(tmp, path)
+        _sync_dir(self.folder)
         crashpoint(f"{name}: DLQ rows logged, sink not committed")
         self._rows.append(logged)
         self._bytes += size
@@ -203,6 +207,16 @@ class DeferredDlq:
         if self.folder is not None and self.folder.is_dir():
             for f in self.folder.iterdir():
                 f.unlink(missing_ok=True)
+
+
+def _sync_dir(folder: Path) -> None:
+    """The rename itself on disk (a directory fsync; not every platform allows one)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def _read(path: Path) -> pa.Table | None:
