@@ -70,6 +70,11 @@ if TYPE_CHECKING:
 
     from lockgate.engine.session import Session
 
+try:  # optional (lockgate[rest]): writes the spill ~8× faster than the stdlib encoder
+    import orjson as _orjson
+except ImportError:  # pragma: no cover
+    _orjson = None  # type: ignore[assignment]
+
 log = logging.getLogger(__name__)
 
 #: the longest record (characters) staged; longer ones are quarantined
@@ -292,8 +297,8 @@ def _spill(pages: Any, path: Path) -> tuple[list[tuple[int, int, str]], int, boo
     index: list[tuple[int, int, str]] = []
     lines = 0
     odd = False
-    dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=True).encode
-    with path.open("w", encoding="utf-8") as f:
+    slow = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=True).encode
+    with path.open("wb") as f:
         for page in pages:
             index.append((lines + 1, page.number, page.url))
             records = page.records
@@ -302,13 +307,28 @@ def _spill(pages: Any, path: Path) -> tuple[list[tuple[int, int, str]], int, boo
             # per page, not per record: no Python loop over the records
             if not odd and set(map(type, records)) != {dict}:
                 odd = True  # a record that is not an object (or a dict subclass)
-            text = "\n".join(map(dumps, records))
-            if not odd and ("NaN" in text or "Infinity" in text):
-                odd = True  # maybe not JSON (or just a string): the line reader decides
-            f.write(text)
-            f.write("\n")
+            data = _encode_exact(records) if page.exact else None
+            if data is None:
+                text = "\n".join(map(slow, records))
+                if not odd and ("NaN" in text or "Infinity" in text):
+                    odd = True  # maybe not JSON (or just a string): the line reader decides
+                # a lone surrogate ("\ud800" in the page) stays invalid UTF-8: quarantined
+                data = text.encode("utf-8", "surrogatepass")
+            f.write(data)
+            f.write(b"\n")
             lines += len(records)
     return index, lines, odd
+
+
+def _encode_exact(records: list[Any]) -> bytes | None:
+    """The records as NDJSON with orjson (one C call per record, ~8× the stdlib encoder);
+    None when it is missing or refuses a value (then the stdlib encoder writes the page)."""
+    if _orjson is None:
+        return None
+    try:
+        return b"\n".join(map(_orjson.dumps, records))
+    except TypeError:  # orjson.JSONEncodeError: a value it cannot write exactly
+        return None
 
 
 def _fast_read(
