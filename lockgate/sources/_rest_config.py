@@ -213,8 +213,10 @@ class RestSourceSpec(SourceConfig):
     )
     primary_key: list[str] = Field(
         default_factory=list,
-        description="records with the same key read twice in one run (offset pagination over a "
-        "changing list): the later page's copy is kept, the other skipped (duplicate_record)",
+        description="the records' key: a record read twice in one run (offset pagination over a "
+        "changing list) keeps the later page's copy, the other skipped (duplicate_record); "
+        "a dataset with no write mode (its own or the project's default) merges on it, so a "
+        "re-read record replaces its copy instead of being appended again",
     )
     dedupe: bool = Field(
         default=True, description="skip records identical to one read before in the same run"
@@ -248,6 +250,10 @@ class RestSourceSpec(SourceConfig):
         default=64 * 1024 * 1024, ge=1024, description="a larger response body fails the step"
     )
     timeout: float = Field(default=30.0, gt=0, description="seconds per request")
+
+    def merge_keys(self) -> tuple[str, ...]:
+        """``primary_key``: without a write mode, each run upserts on it (as dlt's merge)."""
+        return tuple(self.primary_key)
 
     @model_validator(mode="after")
     def _parent_references(self) -> RestSourceSpec:
