@@ -579,11 +579,32 @@ class PageReader:
                     nxt = value_at(data, pag.next_url_path)
                 else:
                     assert isinstance(pag, HeaderLinkPaginator)
-                    nxt = response.links.get(pag.rel, {}).get("url")
+                    nxt = link(response.headers.get_list("link"), pag.rel)
                 if not nxt:
                     return
                 url, params = _split(urljoin(str(response.url), str(nxt)))
                 self._same_origin(url, ep.url, number)
+
+
+_LINK = re.compile(r"<([^>]*)>([^<]*)")
+_REL = re.compile(r';\s*rel\s*=\s*(?:"([^"]*)"|([^\s;,"]+))', re.I)
+
+
+def link(headers: list[str], rel: str) -> str | None:
+    """The URL of the first ``Link`` (RFC 8288) whose relations include ``rel``: a link
+    may list several (``rel="next last"``), relations are case-insensitive, and there may
+    be several Link headers. (httpx's ``Response.links`` keys by the whole rel text, so
+    ``rel="next last"`` was no "next" link and the read stopped early, silently.)
+
+    >>> link(['<?p=2>; rel="next last", <?p=1>; rel=prev'], "next")
+    '?p=2'
+    """
+    want = rel.lower()
+    for m in _LINK.finditer(", ".join(headers)):
+        r = _REL.search(m.group(2))
+        if r is not None and want in (r.group(1) or r.group(2) or "").lower().split():
+            return m.group(1).strip()
+    return None
 
 
 def _join(base: str, path: str) -> str:
