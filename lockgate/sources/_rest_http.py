@@ -639,13 +639,13 @@ def _excerpt(body: bytes, n: int = 200) -> str:
 
 
 #: every digit → "0": a run of 19 zeros then marks a number orjson may not read exactly (an
-#: integer beyond 64 bits becomes a float); bytes.translate + ``in`` beat a regex 30×
+#: integer beyond 64 bits becomes a float); bytes.translate + ``in`` beat a regex 30 times
 _DIGITS = bytes.maketrans(b"123456789", b"000000000")
 _LONG_RUN = b"0" * 19
 
 
 def loads(body: bytes) -> tuple[Any, bool]:
-    """``body`` parsed: (value, exact). orjson (3–10× faster to write back) when it reads
+    """``body`` parsed: (value, exact). orjson (3 to 10 times faster to write back) when it reads
     the body exactly; else the stdlib parser (NaN, Infinity, huge integers, a BOM, UTF-16),
     and ``exact`` is False."""
     if _orjson is not None and _LONG_RUN not in body.translate(_DIGITS):

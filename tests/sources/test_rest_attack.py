@@ -46,14 +46,18 @@ def table(root: Path) -> list[dict[str, Any]]:
 def test_records_key_missing_null_or_an_object(tmp_path: Path, server: Server) -> None:
     bodies: dict[int, Any] = {1: {"data": [{"id": 1}]}, 2: {"data": {"id": 2}}, 3: {"data": None}}
     server.route("/a", lambda r: (200, {}, bodies[int(r.query["page"])]))
-    root = project(tmp_path / "a", server, path="/a", paginator={"type": "page_number"},
-                   record_path="data")
+    root = project(
+        tmp_path / "a", server, path="/a", paginator={"type": "page_number"}, record_path="data"
+    )
     step = run(root)
     # an object is one record; null is an empty page (the last one)
     assert step.status == "success" and [r["id"] for r in table(root)] == [1, 2]
     bodies[2] = {"error": "rate limited", "items": []}  # the key is missing: not a silent end
-    step = run(project(tmp_path / "b", server, path="/a", paginator={"type": "page_number"},
-                       record_path="data"))
+    step = run(
+        project(
+            tmp_path / "b", server, path="/a", paginator={"type": "page_number"}, record_path="data"
+        )
+    )
     assert step.status == "failed" and "record_path 'data' not found" in (step.error or "")
 
 
@@ -80,8 +84,9 @@ def test_gzip_encoded_pages(tmp_path: Path, server: Server) -> None:
     step = run(root)
     assert step.status == "success", step.error
     assert [r["id"] for r in table(root)] == list(range(1500))
-    small = project(tmp_path / "q", server, path="/gz", paginator={"type": "page_number"},
-                    max_page_bytes=20_000)
+    small = project(
+        tmp_path / "q", server, path="/gz", paginator={"type": "page_number"}, max_page_bytes=20_000
+    )
     assert "exceeds max_page_bytes 20,000" in (run(small).error or "")
 
 
@@ -91,9 +96,11 @@ def test_link_header_with_several_rels_and_relative_urls(tmp_path: Path, server:
         links = [f'<{r.path}?page=1>; rel="first"', '</v/l?page=9>; rel="last"']
         if p < 4:
             # page 1: a relative query; page 2: a relation list; page 3: path-relative
-            nxt = {1: f'<?page={p + 1}>; rel="next"',
-                   2: f'<l?page={p + 1}>; rel="next last"',
-                   3: f'</v/l?page={p + 1}>; rel="prefetch next"'}[p]
+            nxt = {
+                1: f'<?page={p + 1}>; rel="next"',
+                2: f'<l?page={p + 1}>; rel="next last"',
+                3: f'</v/l?page={p + 1}>; rel="prefetch next"',
+            }[p]
             links.insert(1, nxt)
         if p > 1:
             links.append(f'<?page={p - 1}>; rel="prev"')
@@ -114,15 +121,21 @@ def test_an_empty_string_cursor_ends_and_total_zero(tmp_path: Path, server: Serv
         return 200, {}, {"data": [{"id": 2}], "next": ""}
 
     server.route("/c", cur)
-    root = project(tmp_path / "a", server, path="/c", record_path="data",
-                   paginator={"type": "cursor", "cursor_path": "next"})
+    root = project(
+        tmp_path / "a",
+        server,
+        path="/c",
+        record_path="data",
+        paginator={"type": "cursor", "cursor_path": "next"},
+    )
     assert [r["id"] for r in table(root)] == [1, 2] if run(root).status == "success" else False
     assert len(server.requests("/c")) == 2
     server.route("/z", lambda r: (200, {}, {"data": [], "total": 0}))
-    for pag in ({"type": "offset", "total_path": "total"},
-                {"type": "page_number", "total_path": "total"}):
-        root = project(tmp_path / pag["type"], server, path="/z", record_path="data",
-                       paginator=pag)
+    for pag in (
+        {"type": "offset", "total_path": "total"},
+        {"type": "page_number", "total_path": "total"},
+    ):
+        root = project(tmp_path / pag["type"], server, path="/z", record_path="data", paginator=pag)
         step = run(root)
         assert step.status == "success" and step.rows_in == 0, step.error
 
@@ -137,8 +150,13 @@ def test_a_short_page_mid_way_does_not_end_offset_paging(tmp_path: Path, server:
         return 200, {}, {"data": [{"id": o + k} for k in range(sizes[i])]}
 
     server.route("/o", off)
-    root = project(tmp_path / "p", server, path="/o", record_path="data",
-                   paginator={"type": "offset", "limit": 10})
+    root = project(
+        tmp_path / "p",
+        server,
+        path="/o",
+        record_path="data",
+        paginator={"type": "offset", "limit": 10},
+    )
     step = run(root)
     assert step.status == "success", step.error
     assert [r["id"] for r in table(root)] == list(range(30))

@@ -1,0 +1,242 @@
+"""The spill of ``type: rest``: pages → NDJSON chunk files → DuckDB, overlapped.
+
+Each page's records are written as NDJSON lines (orjson when the page was read exactly,
+else the stdlib encoder) to chunk files of about :data:`CHUNK_BYTES`. While the next pages
+are fetched, a background thread stages every closed chunk with one strict ``read_json``
+into the staging table (DuckDB releases the GIL: fetching and parsing in Python and
+staging in DuckDB run at the same time). Staging of the chunks stops at the first chunk
+that does not fit — a record that is not an object, a value that does not parse, a column
+typed differently from the first chunk's — and then :meth:`ChunkedSpill.finish` says so:
+the caller joins the chunks into one spill and stages it as before (one strict read, or
+the record-level path that quarantines the bad records with their page and reason).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import shutil
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlglot import exp
+
+from lockgate.sources._records import drop, tbl
+from lockgate.sources.base import table_columns
+from lockgate.sql import ident
+
+if TYPE_CHECKING:
+    import duckdb
+
+try:  # optional (lockgate[rest]): writes the spill ~8 times faster than the stdlib encoder
+    import orjson as _orjson
+except ImportError:  # pragma: no cover
+    _orjson = None  # type: ignore[assignment]
+
+log = logging.getLogger(__name__)
+
+#: a chunk is closed (and staged in the background) once it holds this many bytes
+CHUNK_BYTES = 32 * 1024 * 1024
+_NESTED = ("STRUCT", "MAP", "UNION")
+
+
+def encode_exact(records: list[Any]) -> bytes | None:
+    """The records as NDJSON with orjson (one C call per record, ~8 times the stdlib encoder);
+    None when it is missing or refuses a value (then the stdlib encoder writes the page)."""
+    if _orjson is None:
+        return None
+    try:
+        return b"\n".join(map(_orjson.dumps, records))
+    except TypeError:  # orjson.JSONEncodeError: a value it cannot write exactly
+        return None
+
+
+def read_query(
+    con: duckdb.DuckDBPyConnection, spill: Path, declared: dict[str, str] | None
+) -> exp.Select:
+    """The strict ``read_json`` of one NDJSON file (records are objects); nested columns
+    (lists, objects) are read as JSON, as the record-level path keeps them. Raises a DuckDB
+    error when the sample does not parse."""
+    from lockgate.sources.files import named_arg
+
+    opts: dict[str, object] = {"format": "newline_delimited", "records": True}
+    if declared:
+        opts["columns"] = declared
+
+    def query() -> exp.Select:
+        reader = exp.func(
+            "read_json",
+            exp.Literal.string(str(spill)),
+            *(named_arg(k, v) for k, v in opts.items()),
+        )
+        return exp.select("*").from_(reader)
+
+    q = query()
+    cols = table_columns(con, q)
+    nested = [c for c, t in cols.items() if t.endswith("]") or t.startswith(_NESTED)]
+    if not declared and nested:
+        opts["columns"] = {c: "JSON" if c in nested else t for c, t in cols.items()}
+        q = query()
+    return q
+
+
+def fast_read(
+    con: duckdb.DuckDBPyConnection, table: str, spill: Path, declared: dict[str, str] | None
+) -> bool:
+    """One strict ``read_json`` of ``spill`` into ``table``; False when a record does not
+    fit (then the record-level path separates the bad ones)."""
+    import duckdb
+
+    try:
+        q = read_query(con, spill, declared)
+        con.execute(
+            exp.Create(this=tbl(table), kind="TABLE", replace=True, expression=q).sql("duckdb")
+        )
+    except (duckdb.InvalidInputException, duckdb.ConversionException, duckdb.BinderException):
+        return False
+    return True
+
+
+class ChunkedSpill:
+    """Writes pages to chunk files and stages closed chunks in a background thread (see the
+    module docstring). Use as a context manager; then :meth:`finish`."""
+
+    def __init__(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        table: str,
+        folder: Path,
+        declared: dict[str, str] | None,
+        chunk_bytes: int = CHUNK_BYTES,
+    ) -> None:
+        self.con, self.table, self.folder, self.declared = con, table, folder, declared
+        self.chunk_bytes = chunk_bytes
+        self.files: list[Path] = []
+        self.index: list[tuple[int, int, str]] = []  # per page: first line, number, URL
+        self.lines = 0
+        self.odd = False  # a record that is not an object, or maybe not JSON (NaN)
+        self._out: Any = None
+        self._size = 0
+        self._staged = 0  # chunks staged in the table so far
+        self._failed = False
+        self._schema: dict[str, str] | None = None
+        self._futures: list[Future[None]] = []
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="lockgate-rest-stage")
+        self._cur: duckdb.DuckDBPyConnection | None = None
+
+    def __enter__(self) -> ChunkedSpill:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._out is not None:
+            self._out.close()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        if self._cur is not None:
+            self._cur.close()
+
+    # ---- writing ----
+
+    def write(self, pages: Any) -> None:
+        """Every record of ``pages`` as one NDJSON line, chunk after chunk."""
+        slow = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=True).encode
+        for page in pages:
+            self.index.append((self.lines + 1, page.number, page.url))
+            records = page.records
+            if not records:
+                continue
+            # per page, not per record: no Python loop over the records
+            if not self.odd and set(map(type, records)) != {dict}:
+                self.odd = True  # a record that is not an object (or a dict subclass)
+            data = encode_exact(records) if page.exact else None
+            if data is None:
+                text = "\n".join(map(slow, records))
+                if not self.odd and ("NaN" in text or "Infinity" in text):
+                    self.odd = True  # maybe not JSON (or just a string): the line reader decides
+                # a lone surrogate ("\ud800" in the page) stays invalid UTF-8: quarantined
+                data = text.encode("utf-8", "surrogatepass")
+            if self._out is None:
+                self.files.append(self.folder / f"records.{len(self.files)}.ndjson")
+                self._out = self.files[-1].open("wb")
+                self._size = 0
+            self._out.write(data)
+            self._out.write(b"\n")
+            self._size += len(data) + 1
+            self.lines += len(records)
+            if self._size >= self.chunk_bytes:
+                self._close_chunk()
+        if self._out is not None:
+            self._close_chunk()
+
+    def _close_chunk(self) -> None:
+        self._out.close()
+        self._out = None
+        if self.odd or self._failed:
+            return  # the record-level path stages the whole spill
+        self._futures.append(self._pool.submit(self._stage, self.files[-1]))
+
+    # ---- staging (background thread) ----
+
+    def _cursor(self) -> duckdb.DuckDBPyConnection:
+        """A connection for the background thread, in the caller's database and schema."""
+        if self._cur is None:
+            row = self.con.execute("SELECT current_database(), current_schema()").fetchone()
+            assert row is not None
+            cur = self.con.cursor()
+            cur.execute(exp.Use(this=exp.Table(this=ident(row[1]), db=ident(row[0]))).sql("duckdb"))
+            self._cur = cur
+        return self._cur
+
+    def _stage(self, path: Path) -> None:
+        import duckdb
+
+        if self._failed:
+            return
+        cur = self._cursor()
+        try:
+            if self._staged == 0:
+                ok = fast_read(cur, self.table, path, self.declared)
+                self._schema = table_columns(cur, tbl(self.table)) if ok else None
+            else:
+                q = read_query(cur, path, self.declared)
+                ok = table_columns(cur, q) == self._schema
+                if ok:
+                    cur.execute(exp.insert(q, tbl(self.table)).sql("duckdb"))
+        except (duckdb.InvalidInputException, duckdb.ConversionException, duckdb.BinderException):
+            ok = False
+        if ok:
+            self._staged += 1
+        else:
+            self._failed = True
+
+    # ---- the end ----
+
+    def finish(self) -> bool:
+        """Wait for the background staging; True when every chunk is in the table (else the
+        table is dropped and :meth:`joined` gives the spill as one file)."""
+        for f in self._futures:
+            f.result()
+        staged = not self.odd and not self._failed and self._staged == len(self.files) > 0
+        if not staged:
+            drop(self.con, self.table)
+        log.debug("rest spill: %d chunk(s), staged in the background: %s", len(self.files), staged)
+        return staged
+
+    def joined(self) -> Path:
+        """The chunks as one NDJSON file (line numbers as in the page index)."""
+        out = self.folder / "records.ndjson"
+        if len(self.files) == 1:
+            self.files[0].rename(out)
+            self.files = [out]
+            return out
+        with out.open("wb") as f:
+            for path in self.files:
+                with path.open("rb") as part:
+                    shutil.copyfileobj(part, f, 4 * 1024 * 1024)
+                with contextlib.suppress(OSError):
+                    path.unlink()
+        if not self.files:
+            out.touch()
+        self.files = [out]
+        return out
