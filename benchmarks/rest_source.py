@@ -82,6 +82,8 @@ def lockgate_run(url: str, tmp: Path, i: int) -> tuple[float, float, int]:
             "primary_key": ["id"],
         },
         "checks": [{"type": "not_null", "column": "id"}, {"type": "unique", "column": "id"}],
+        # as in session 5 (a primary_key without a write mode now merges on it)
+        "write": {"mode": "append"},
     }
     (root / "datasets" / "main.yaml").write_text(yaml.safe_dump({"datasets": [ds]}))
     t0, c0 = time.perf_counter(), time.process_time()

@@ -215,7 +215,7 @@ class RestSource(Source):
         if lines == 0:
             # no record, no columns: the key's columns at least (the merge on it, its
             # implicit not-null checks); JSON, which any later type casts from and to
-            keys = {k: "JSON" for k in self.config.merge_keys()}  # type: ignore[attr-defined]
+            keys = {k: "JSON" for k in self.config.merge_keys()}
             cols = declared or keys or {"column0": "VARCHAR"}
             create = exp.Create(
                 this=exp.Schema(
