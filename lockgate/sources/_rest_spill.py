@@ -127,6 +127,7 @@ class ChunkedSpill:
         self._cur: duckdb.DuckDBPyConnection | None = None
 
     def __enter__(self) -> ChunkedSpill:
+        self._cursor()  # here, in the caller's thread: it uses the caller's connection
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -179,7 +180,8 @@ class ChunkedSpill:
     # ---- staging (background thread) ----
 
     def _cursor(self) -> duckdb.DuckDBPyConnection:
-        """A connection for the background thread, in the caller's database and schema."""
+        """A connection for the background thread, in the caller's database and schema
+        (the run loop's worker sessions ``USE`` a work database of their own)."""
         if self._cur is None:
             row = self.con.execute("SELECT current_database(), current_schema()").fetchone()
             assert row is not None
