@@ -91,6 +91,8 @@ class Engine(ABC):
     SUPPORTS_PARQUET_WRITE: ClassVar[bool] = False
     #: several threads may each use their own :meth:`cursor` concurrently
     SUPPORTS_CONCURRENT_CURSORS: ClassVar[bool] = False
+    #: runs vectorised Python scalar functions inside queries (:meth:`register_function`)
+    SUPPORTS_PYTHON_FUNCTIONS: ClassVar[bool] = False
 
     # -- SQL --------------------------------------------------------------------------------
     def sql(self, e: exp.Expr) -> str:
@@ -130,6 +132,17 @@ class Engine(ABC):
         self, name: str, data: pa.Table | pa.RecordBatchReader | pads.Dataset
     ) -> None:
         """Expose Arrow ``data`` (a table, dataset or reader) as relation ``name``."""
+
+    def register_function(
+        self,
+        name: str,
+        fn: Callable[[pa.Array], pa.Array],
+        arg_types: Sequence[str],
+        return_type: str,
+    ) -> None:
+        """Make ``fn`` (Arrow array in, Arrow array out) callable as ``name(...)`` in queries."""
+        msg = f"the {self.name} engine cannot run Python functions in queries ({name})"
+        raise EngineError(msg)
 
     @abstractmethod
     def unregister(self, name: str) -> None:

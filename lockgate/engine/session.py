@@ -15,9 +15,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import shutil
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from sqlglot import exp
 
@@ -85,6 +85,7 @@ class DuckDBEngine(Engine):
     SUPPORTS_ROWID = True
     SUPPORTS_PARQUET_WRITE = True
     SUPPORTS_CONCURRENT_CURSORS = True
+    SUPPORTS_PYTHON_FUNCTIONS = True
 
     def __init__(
         self,
@@ -149,6 +150,32 @@ class DuckDBEngine(Engine):
         self.unregister(name)
         with _mapped():
             self.con.register(name, data)
+
+    def register_function(
+        self,
+        name: str,
+        fn: Callable[[pa.Array], pa.Array],
+        arg_types: Sequence[str],
+        return_type: str,
+    ) -> None:
+        """An Arrow-vectorised scalar function (replacing an earlier one of that name)."""
+        import duckdb
+
+        self.settle()
+        with contextlib.suppress(duckdb.Error):
+            self.con.remove_function(name)
+        # the option values as strings: their enum's module moved between DuckDB releases
+        create: Any = self.con.create_function
+        with _mapped():
+            create(
+                name,
+                fn,
+                [duckdb.sqltype(t) for t in arg_types],
+                duckdb.sqltype(return_type),
+                type="arrow",
+                null_handling="special",
+                side_effects=False,
+            )
 
     def unregister(self, name: str) -> None:
         import duckdb

@@ -17,6 +17,7 @@ from lockgate._duration import parse_duration as parse_duration  # re-exported
 from lockgate._duration import parse_seconds
 from lockgate._suggest import did_you_mean
 from lockgate.features.store_config import OnlineStoreConfig, SQLiteOnlineConfig
+from lockgate.masking import MaskRule, MaskValue, rule_of
 from lockgate.project.ops_models import (
     AlertSpec,
     FreshnessSpec,
@@ -166,6 +167,9 @@ class PythonTransformSpec(Frozen):
 TransformSpec = SqlTransformSpec | PythonTransformSpec
 
 
+_TEXT_TYPE = re.compile(r"\s*(VARCHAR|TEXT|STRING|CHAR|BPCHAR)\b", re.IGNORECASE)
+
+
 class DatasetSpec(Frozen):
     """A named table produced by a source or a transform, with its contract."""
 
@@ -177,6 +181,15 @@ class DatasetSpec(Frozen):
     owner: str | None = None
     tags: tuple[str, ...] = ()
     pii: tuple[str, ...] = Field(default=(), description="columns holding personal data")
+    mask: dict[str, MaskValue] = Field(
+        default_factory=dict,
+        description="columns masked in the published table (checks see the clear values): "
+        "hash, redact (whole or {pattern}), partial ({keep}), tokenize (FF1, {alphabet})",
+    )
+    mask_key_env: str = Field(
+        default="LOCKGATE_MASK_KEY",
+        description="environment variable holding the key of hash/tokenize (never the key)",
+    )
     source: SourceSpec | None = Field(
         default=None, description="where the data comes from; 'type' picks the adapter"
     )
@@ -234,7 +247,39 @@ class DatasetSpec(Frozen):
                 f"dataset '{self.name}': a partitioned dataset replaces each interval it "
                 "publishes; write.mode 'merge' does not apply (remove it)"
             )
+        self._check_mask()
         return self
+
+    def _check_mask(self) -> None:
+        if not self.mask:
+            return
+        where = f"dataset '{self.name}': mask"
+        if self.partition is not None:
+            raise ValueError(f"{where} is not supported on a time-partitioned dataset yet")
+        lower = {c.lower(): rule_of(r) for c, r in self.mask.items()}
+        for c in self.write.keys:
+            rule = lower.get(c.lower())
+            if rule is not None and not rule.deterministic:
+                raise ValueError(
+                    f"{where}: merge key '{c}' masked with '{rule.method}' would merge unequal "
+                    "rows; use hash or tokenize (equal values stay equal)"
+                )
+        fixed = [*self.write.partition_by]
+        if self.incremental is not None:
+            fixed.append(self.incremental.cursor)
+        for c in fixed:
+            if c.lower() in lower:
+                raise ValueError(
+                    f"{where}: '{c}' picks partitions or the cursor; it can't be masked"
+                )
+        for c, typ in (self.columns or {}).items():
+            if c.lower() in lower and not _TEXT_TYPE.match(typ):
+                raise ValueError(
+                    f"{where}: '{c}' is {typ}; masked values are text — declare it VARCHAR"
+                )
+
+    def mask_rules(self) -> dict[str, MaskRule]:
+        return {c: rule_of(r) for c, r in self.mask.items()}
 
     @property
     def kind(self) -> Literal["source", "sql", "python"]:

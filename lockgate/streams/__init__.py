@@ -2,4 +2,4 @@
 de-duplicated, checked and masked, committed exactly once into a Delta table.
 
 :mod:`.config` (definitions), :mod:`.sources` (broker consumers), :mod:`.parse`,
-:mod:`.dedup`, :mod:`.mask`, :mod:`.runner` (the batch loop)."""
+:mod:`.dedup`, :mod:`.runner` (the batch loop); masking is :mod:`lockgate.masking`."""

@@ -16,6 +16,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from lockgate._duration import parse_duration
+from lockgate.masking import MaskRule, MaskValue, rule_of
 from lockgate.quality.checks import CheckSpec
 
 
@@ -101,17 +102,6 @@ class DedupSpec(_Frozen):
     @property
     def window_delta(self) -> timedelta:
         return parse_duration(self.window)
-
-
-class MaskRule(_Frozen):
-    """How one column is masked: ``hash`` (keyed HMAC-SHA256, hex), ``redact`` (replaced by
-    ``"***"``), ``partial`` (all but the last ``keep`` characters replaced by ``*``)."""
-
-    method: Literal["hash", "redact", "partial"]
-    keep: int = Field(default=4, ge=0)
-
-
-MaskValue = Literal["hash", "redact", "partial"] | MaskRule
 
 
 class SinkSpec(_Frozen):
@@ -312,5 +302,4 @@ class StreamSpec(_Frozen):
         return out
 
     def mask_rule(self, column: str) -> MaskRule:
-        value = self.mask[column]
-        return value if isinstance(value, MaskRule) else MaskRule(method=value)
+        return rule_of(self.mask[column])

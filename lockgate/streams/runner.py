@@ -32,6 +32,7 @@ from sqlglot import exp
 
 from lockgate._duration import parse_duration
 from lockgate.engine.base import Engine
+from lockgate.masking import masked_query, register_masking
 from lockgate.quality import audit, gate
 from lockgate.quality.compile import FAILED_CHECKS_COLUMN
 from lockgate.quality.engine import CheckResult
@@ -42,7 +43,6 @@ from lockgate.streams.config import StreamSpec
 from lockgate.streams.dedup import DedupWindow
 from lockgate.streams.enrich import MISS_PREFIX, Enricher
 from lockgate.streams.eventtime import Watermark
-from lockgate.streams.mask import masked_query, register_key
 from lockgate.streams.parse import arrow_schema, parse_json_batch
 from lockgate.streams.sources import Batch, StreamConsumer
 from lockgate.streams.windows import WindowAggregator
@@ -179,8 +179,7 @@ class StreamRunner:
         self.sink = spec.sink.dataset
         self.schema = arrow_schema(con, spec.columns)
         self.rules = {c: spec.mask_rule(c) for c in spec.mask}
-        if any(r.method == "hash" for r in self.rules.values()):
-            register_key(con, spec.mask_key_env)
+        register_masking(con, spec.mask_key_env, self.rules)
         #: per table: partition → last committed seq (the table's positions)
         self.done = self._positions(self.sink)
         self.dlq_name = spec.name + DLQ_SUFFIX

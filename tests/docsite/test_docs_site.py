@@ -3,29 +3,19 @@ Debian's headless Chromium (every non-file request is refused and recorded)."""
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
 import lockgate
 from lockgate.cli.app import app
-from tests.conftest import REQUIRE_SERVICES
+from tests.browser import chromium
 from tests.run.helpers import csv_source, make_project, sql
 
 XSS = "<script>alert('x')</script>"
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 @pytest.fixture(scope="module")
@@ -92,20 +82,13 @@ def test_orders_page_content(site: Path) -> None:
 
 @pytest.mark.slow
 def test_the_site_renders_offline_in_chromium(site: Path, tmp_path: Path) -> None:
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
-    if not os.path.exists(CHROMIUM):
-        msg = f"Debian's chromium is not installed ({CHROMIUM}): apt-get install chromium"
-        if REQUIRE_SERVICES:
-            pytest.fail(msg + " and LOCKGATE_REQUIRE_SERVICES=1", pytrace=False)
-        pytest.skip(msg)
     remote: list[str] = []
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+    with chromium() as browser:
         ctx = browser.new_context(
             viewport={"width": 1280, "height": 900}, java_script_enabled=False
         )
 
-        def route(r: sync_api.Route) -> None:
+        def route(r: Any) -> None:
             if r.request.url.startswith("file://"):
                 r.continue_()
             else:
@@ -136,5 +119,4 @@ def test_the_site_renders_offline_in_chromium(site: Path, tmp_path: Path) -> Non
         assert page.url.endswith("/lineage.html")
         titles = page.locator("svg.collineage path title").all_text_contents()
         assert "orders.amount -> revenue.total (DIRECT/AGGREGATION)" in titles
-        browser.close()
     assert remote == []

@@ -13,19 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REQUIRE_SERVICES
+from tests.browser import chromium
 from tests.ui.conftest import XSS, Shop
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 REPO = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.slow
@@ -78,16 +68,9 @@ def server(shop: Shop) -> Iterator[str]:
 
 
 def test_click_through_in_chromium(server: str, shop: Shop, tmp_path: Path) -> None:
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
-    if not os.path.exists(CHROMIUM):
-        msg = f"Debian's chromium is not installed ({CHROMIUM}): apt-get install chromium"
-        if REQUIRE_SERVICES:  # CI installs it (.ci/run)
-            pytest.fail(msg + " and LOCKGATE_REQUIRE_SERVICES=1", pytrace=False)
-        pytest.skip(msg)
     shots = REPO / "docs" / "screenshots" if os.environ.get("LOCKGATE_SCREENSHOTS") else tmp_path
     shots.mkdir(parents=True, exist_ok=True)
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+    with chromium() as browser:
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         dialogs: list[str] = []
         page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
@@ -122,4 +105,3 @@ def test_click_through_in_chromium(server: str, shop: Shop, tmp_path: Path) -> N
             page.goto(server + path)
             assert page.locator("h1").is_visible()
             page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
-        browser.close()

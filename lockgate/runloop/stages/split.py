@@ -8,15 +8,20 @@ counted as skipped (``duplicate_in_window``)."""
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 from sqlglot import exp
 
+from lockgate.errors import ConfigError, Problem
+from lockgate.masking import masked_query, register_masking
 from lockgate.project.models import DatasetSpec, WriteMode
 from lockgate.runloop import merge_keys
 from lockgate.runloop.context import StepContext, StepState
 from lockgate.runloop.results import StepResult
 from lockgate.sql import ident, table_ref
+
+_TEXT = re.compile(r"\s*(VARCHAR|TEXT|STRING)\b", re.IGNORECASE)
 
 if TYPE_CHECKING:
     from lockgate.engine.session import Session
@@ -48,8 +53,31 @@ def split(ctx: StepContext, state: StepState) -> None:
             table_ref(staged.deletes)
         )
         q = exp.select(exp.Star()).from_(exp.union(q, deletes, distinct=False).subquery("__cdc"))
+    if spec.mask:
+        q = _masked(ctx, spec, q, state.contract.columns)
     state.publish_query = q
     state.rows_out = _count_publish(ctx.session, q, state.result)
+
+
+def _masked(
+    ctx: StepContext, spec: DatasetSpec, q: exp.Select, columns: dict[str, str]
+) -> exp.Select:
+    """The publish query with the dataset's ``mask:`` applied (after the checks: they judged
+    the clear values; the quarantine keeps them, shown masked to readers without PII rights)."""
+    rules = spec.mask_rules()
+    by_lower = {c.lower(): c for c in columns}
+    problems = []
+    for c in rules:
+        name = by_lower.get(c.lower())
+        if name is None:
+            problems.append(Problem(f"mask: column '{c}' is not in the dataset's columns"))
+        elif not _TEXT.match(columns[name]):
+            msg = f"mask: column '{name}' is {columns[name]}; masked values are text"
+            problems.append(Problem(msg, hint=f"cast it to VARCHAR (columns: {{{name}: VARCHAR}})"))
+    if problems:
+        raise ConfigError(problems)
+    register_masking(ctx.session, spec.mask_key_env, rules)
+    return masked_query(q, list(columns), rules)
 
 
 def _publish_query(
