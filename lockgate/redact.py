@@ -91,6 +91,15 @@ def is_secret_param(name: str) -> bool:
     return _QUERY_SECRET_FULL.fullmatch(name) is not None
 
 
+def is_secret_header(name: str) -> bool:
+    """Whether an HTTP header called ``name`` carries a credential (``Authorization``,
+    ``Cookie``, ``X-API-Key``, ``X-Auth-Token``…)."""
+    low = name.lower()
+    return low in ("authorization", "proxy-authorization", "cookie") or any(
+        is_secret_param(part) for part in (name, *re.split(r"[-_]", name)) if part
+    )
+
+
 def _remember_one(secret: str) -> None:
     global _known_re
     new = {s for s in (secret, unquote(secret)) if len(s) >= _MIN_REMEMBERED} - _known
@@ -256,6 +265,7 @@ __all__ = [
     "MASK",
     "RedactingFilter",
     "install_log_redaction",
+    "is_secret_header",
     "is_secret_param",
     "redact",
     "redact_any",

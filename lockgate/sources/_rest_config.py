@@ -21,7 +21,7 @@ from pydantic import (
 )
 
 from lockgate.connections import references
-from lockgate.redact import MASK, is_secret_param, redact
+from lockgate.redact import MASK, is_secret_header, is_secret_param, redact
 from lockgate.sources.base import SourceConfig
 
 
@@ -279,6 +279,14 @@ class RestSourceSpec(SourceConfig):
     @field_serializer("params")
     def _dump_params(self, params: Params) -> Params:
         return _hidden_params(params)
+
+    @field_serializer("headers")
+    def _dump_headers(self, headers: dict[str, str]) -> dict[str, str]:
+        """A literal credential in a header (``Authorization: Token abc``), hidden when
+        dumped; references are kept."""
+        return {
+            k: MASK if is_secret_header(k) and not references(v) else v for k, v in headers.items()
+        }
 
     @field_serializer("base_url")
     def _dump_base_url(self, url: str) -> str:

@@ -32,7 +32,14 @@ from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 from lockgate.connections import Connection, references
 from lockgate.errors import InputError, TerminalError, TransientError
-from lockgate.redact import MASK, RedactingFilter, is_secret_param, redact, remember
+from lockgate.redact import (
+    MASK,
+    RedactingFilter,
+    is_secret_header,
+    is_secret_param,
+    redact,
+    remember,
+)
 from lockgate.sources._rest_config import (
     ApiKeyAuth,
     BasicAuth,
@@ -179,6 +186,8 @@ def resolve_secrets(config: RestSourceSpec, dataset: str, root: Any) -> dict[str
             _remember_secret(resolved[k], v)
         elif k.startswith(("param:", "parent_param:")) and is_secret_param(k.partition(":")[2]):
             remember(resolved[k])  # a literal key in params: hidden wherever it shows up
+        elif k.startswith("header:") and is_secret_header(k.partition(":")[2]):
+            remember(resolved[k].split(" ", 1)[-1])  # "Token abc…": the credential part
     remember(resolved["base_url"])  # a literal ?api_key= in base_url, likewise
     return resolved
 

@@ -18,6 +18,7 @@ pytest.importorskip("httpx")
 
 URL_KEY = "LitKey-7f3a9c2e"
 PARAM_KEY = "LitTok-b81d44a0"
+HEADER_KEY = "LitHdr-5e6f7a8b"
 SHORT = "ab12cd"  # a 6-character appid: hidden by its position and remembered as a secret
 
 
@@ -28,18 +29,19 @@ def server() -> Iterator[Server]:
 
 
 def _leaks(text: str) -> list[str]:
-    return [s for s in (URL_KEY, PARAM_KEY, SHORT) if s in text]
+    return [s for s in (URL_KEY, PARAM_KEY, HEADER_KEY, SHORT) if s in text]
 
 
 def test_literal_keys_in_base_url_and_params_never_show(tmp_path: Path, server: Server) -> None:
     def pages(r: Request) -> Reply:
         assert r.query["api_key"] == URL_KEY and r.query["app_key"] == PARAM_KEY
         assert r.query["appid"] == SHORT
+        assert r.headers["authorization"] == f"Token {HEADER_KEY}"
         p = int(r.query["page"])
         if p == 1:  # a record that is quarantined (with its page URL)
             return 200, {}, {"data": [{"id": 1, "v": 1}, {"id": 2, "v": "not a number"}]}
         if p == 2 and r.query.get("fail") == "1":  # an error body echoing the keys
-            return 400, {}, f"bad request for {URL_KEY} / {PARAM_KEY} {SHORT}"
+            return 400, {}, f"bad request for {URL_KEY} / {PARAM_KEY} {SHORT} {HEADER_KEY}"
         return 200, {}, {"data": []}
 
     server.route("/v1/items", pages)
@@ -48,6 +50,7 @@ def test_literal_keys_in_base_url_and_params_never_show(tmp_path: Path, server: 
         "base_url": f"{server.url}/v1?api_key={URL_KEY}&appid={SHORT}",
         "path": "/items",
         "params": {"app_key": PARAM_KEY, "fail": "0"},
+        "headers": {"Authorization": f"Token {HEADER_KEY}", "Accept": "application/json"},
         "paginator": {"type": "page_number"},
         "record_path": "data",
         "columns": {"id": "BIGINT", "v": "BIGINT"},
