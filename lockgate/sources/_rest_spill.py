@@ -53,12 +53,31 @@ def encode_exact(records: list[Any]) -> bytes | None:
         return None
 
 
+def wide_ints(records: list[Any]) -> dict[str, str]:
+    """Top-level keys holding an integer beyond 64 bits → the type that keeps it exact
+    (``HUGEINT``, else ``VARCHAR``): DuckDB's JSON reader would infer ``DOUBLE`` and round it.
+    Only called for pages the stdlib parser read (orjson read no such integer)."""
+    out: dict[str, str] = {}
+    for r in records:
+        if not isinstance(r, dict):
+            continue
+        for k, v in r.items():
+            if type(v) is int and not -(2**63) <= v < 2**64:
+                fits = -(2**127) <= v < 2**127
+                out[k] = "HUGEINT" if fits and out.get(k) != "VARCHAR" else "VARCHAR"
+    return out
+
+
 def read_query(
-    con: duckdb.DuckDBPyConnection, spill: Path, declared: dict[str, str] | None
+    con: duckdb.DuckDBPyConnection,
+    spill: Path,
+    declared: dict[str, str] | None,
+    wide: dict[str, str] | None = None,
 ) -> exp.Select:
     """The strict ``read_json`` of one NDJSON file (records are objects); nested columns
-    (lists, objects) are read as JSON, as the record-level path keeps them. Raises a DuckDB
-    error when the sample does not parse."""
+    (lists, objects) are read as JSON, as the record-level path keeps them, and ``wide``
+    columns (:func:`wide_ints`) get their exact type. Raises a DuckDB error when the sample
+    does not parse."""
     from lockgate.sources.files import named_arg
 
     opts: dict[str, object] = {"format": "newline_delimited", "records": True}
@@ -76,21 +95,27 @@ def read_query(
     q = query()
     cols = table_columns(con, q)
     nested = [c for c, t in cols.items() if t.endswith("]") or t.startswith(_NESTED)]
-    if not declared and nested:
-        opts["columns"] = {c: "JSON" if c in nested else t for c, t in cols.items()}
+    if not declared and (nested or wide):
+        typed = {c: "JSON" if c in nested else t for c, t in cols.items()}
+        typed.update({c: t for c, t in (wide or {}).items() if c in typed and c not in nested})
+        opts["columns"] = typed
         q = query()
     return q
 
 
 def fast_read(
-    con: duckdb.DuckDBPyConnection, table: str, spill: Path, declared: dict[str, str] | None
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    spill: Path,
+    declared: dict[str, str] | None,
+    wide: dict[str, str] | None = None,
 ) -> bool:
     """One strict ``read_json`` of ``spill`` into ``table``; False when a record does not
     fit (then the record-level path separates the bad ones)."""
     import duckdb
 
     try:
-        q = read_query(con, spill, declared)
+        q = read_query(con, spill, declared, wide)
         con.execute(
             exp.Create(this=tbl(table), kind="TABLE", replace=True, expression=q).sql("duckdb")
         )
@@ -117,6 +142,7 @@ class ChunkedSpill:
         self.index: list[tuple[int, int, str]] = []  # per page: first line, number, URL
         self.lines = 0
         self.odd = False  # a record that is not an object, or maybe not JSON (NaN)
+        self.wide: dict[str, str] = {}  # columns holding integers beyond 64 bits
         self._out: Any = None
         self._size = 0
         self._staged = 0  # chunks staged in the table so far
@@ -152,6 +178,9 @@ class ChunkedSpill:
                 self.odd = True  # a record that is not an object (or a dict subclass)
             data = encode_exact(records) if page.exact else None
             if data is None:
+                for k, t in wide_ints(records).items():
+                    if self.wide.get(k) != "VARCHAR":
+                        self.wide[k] = t
                 text = "\n".join(map(slow, records))
                 if not self.odd and ("NaN" in text or "Infinity" in text):
                     self.odd = True  # maybe not JSON (or just a string): the line reader decides
@@ -197,11 +226,12 @@ class ChunkedSpill:
             return
         cur = self._cursor()
         try:
+            wide = dict(self.wide)
             if self._staged == 0:
-                ok = fast_read(cur, self.table, path, self.declared)
+                ok = fast_read(cur, self.table, path, self.declared, wide)
                 self._schema = table_columns(cur, tbl(self.table)) if ok else None
             else:
-                q = read_query(cur, path, self.declared)
+                q = read_query(cur, path, self.declared, wide)
                 ok = table_columns(cur, q) == self._schema
                 if ok:
                     cur.execute(exp.insert(q, tbl(self.table)).sql("duckdb"))

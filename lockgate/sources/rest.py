@@ -119,7 +119,8 @@ class RestSource(Source):
                 reader.show(reader.start_url()),
             )
             if not spill.finish():
-                self._stage_spill(con, table, rejects, spill.joined(), lines, spill.odd)
+                joined = spill.joined()
+                self._stage_spill(con, table, rejects, joined, lines, spill.odd, spill.wide)
         if lines:
             _locate_rejects(con, rejects, pages)
         cap_raw_records(con, rejects)
@@ -210,6 +211,7 @@ class RestSource(Source):
         spill: Path,
         lines: int,
         odd: bool,
+        wide: dict[str, str] | None = None,
     ) -> None:
         declared = self._columns()
         if lines == 0:
@@ -230,7 +232,7 @@ class RestSource(Source):
             )
             con.execute(create.sql("duckdb"))
             return
-        if not odd and fast_read(con, table, spill, declared):
+        if not odd and fast_read(con, table, spill, declared, wide):
             return
         _records.stage_json_lines(
             con,
