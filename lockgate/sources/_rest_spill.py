@@ -16,10 +16,14 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
+import queue
 import shutil
+import threading
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlglot import exp
 
@@ -40,6 +44,59 @@ log = logging.getLogger(__name__)
 #: a chunk is closed (and staged in the background) once it holds this many bytes
 CHUNK_BYTES = 32 * 1024 * 1024
 _NESTED = ("STRUCT", "MAP", "UNION")
+
+
+T = TypeVar("T")
+
+#: pages fetched ahead while the caller writes the previous ones (0: none)
+PREFETCH = int(os.environ.get("LOCKGATE_REST_PREFETCH", "2"))
+
+
+def prefetched(items: Iterator[T], depth: int = PREFETCH) -> Iterator[T]:
+    """``items``, produced in a thread of its own up to ``depth`` ahead: the next page is
+    requested while the caller encodes and writes this one. The producer's exception is
+    raised here; stopping early stops the producer (its generator closed in its thread)."""
+    if depth <= 0:
+        yield from items
+        return
+    q: queue.Queue[tuple[bool, Any]] = queue.Queue(depth)
+    stop = threading.Event()
+
+    def put(item: tuple[bool, Any]) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for x in items:
+                if not put((True, x)):
+                    return
+            put((False, None))
+        except BaseException as e:  # handed to the consumer
+            put((False, e))
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
+
+    worker = threading.Thread(target=produce, name="lockgate-rest-fetch", daemon=True)
+    worker.start()
+    try:
+        while True:
+            more, x = q.get()
+            if not more:
+                if x is not None:
+                    raise x
+                return
+            yield x
+    finally:
+        stop.set()
+        worker.join()
 
 
 def encode_exact(records: list[Any]) -> bytes | None:

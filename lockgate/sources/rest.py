@@ -50,7 +50,7 @@ from lockgate.sources._records import tbl
 from lockgate.sources._rest_config import RestSourceSpec
 from lockgate.sources._rest_http import PageReader, resolve_secrets
 from lockgate.sources._rest_parent import ParentOutcome, child_pages
-from lockgate.sources._rest_spill import ChunkedSpill, fast_read
+from lockgate.sources._rest_spill import ChunkedSpill, fast_read, prefetched
 from lockgate.sources.base import (
     REJECTS_SUFFIX,
     ResumeToken,
@@ -109,7 +109,7 @@ class RestSource(Source):
                 if config.parent is None
                 else child_pages(reader, since, outcome)
             )
-            spill.write(read)  # closed chunks are staged meanwhile (see _rest_spill)
+            spill.write(prefetched(read))  # closed chunks are staged meanwhile (_rest_spill)
             pages, lines = spill.index, spill.lines
             log.info(
                 "dataset %s: %d record(s) from %d page(s) of %s",

@@ -82,3 +82,38 @@ def test_a_later_chunk_that_does_not_fit_falls_back_whole(tmp_path: Path, late: 
         and joined[0].startswith('{"id":0,')
         and joined[-2].startswith('{"id":1998,')
     )
+
+
+def test_prefetched_keeps_order_raises_the_producers_error_and_stops_it() -> None:
+    from lockgate.sources._rest_spill import prefetched
+
+    assert list(prefetched(iter(range(100)), depth=2)) == list(range(100))
+    closed: list[bool] = []
+
+    def pages() -> Any:
+        try:
+            yield 1
+            yield 2
+            raise ValueError("page 3 is not JSON")
+        finally:
+            closed.append(True)
+
+    got: list[int] = []
+    with pytest.raises(ValueError, match="page 3"):
+        for x in prefetched(pages(), depth=2):
+            got.append(x)
+    assert got == [1, 2] and closed == [True]
+
+    def endless() -> Any:
+        n = 0
+        try:
+            while True:
+                n += 1
+                yield n
+        finally:
+            closed.append(True)
+
+    gen = prefetched(endless(), depth=2)
+    assert [next(gen), next(gen)] == [1, 2]
+    gen.close()  # the consumer stops early (an error while writing): the producer stops
+    assert closed == [True, True]
