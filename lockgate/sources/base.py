@@ -68,6 +68,12 @@ class SourceConfig(BaseModel):
         name = getattr(self, "connection", None)
         return name if isinstance(name, str) else None
 
+    def merge_keys(self) -> tuple[str, ...]:
+        """The key a dataset merges on when neither it nor the project sets a write mode
+        (a source that declares its records' primary key: re-reading them must not append
+        them again); empty: the project's default mode applies."""
+        return ()
+
 
 @dataclass(frozen=True)
 class IncrementalRequest:
