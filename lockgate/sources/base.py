@@ -148,6 +148,9 @@ class StagedSource:
     warnings: list[str] = field(default_factory=list)
     #: a change source stopped before the end of its log (batch size, truncate, DDL)
     more: bool = False
+    #: nothing was read and the source cannot know the columns (e.g. a REST endpoint with
+    #: no records and no ``columns:``): the staged table is a placeholder, not published
+    schemaless: bool = False
 
 
 @dataclass(frozen=True)

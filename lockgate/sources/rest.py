@@ -139,6 +139,7 @@ class RestSource(Source):
             resume={"cursor": last} if last is not None else resume,
             skipped=skipped,
             warnings=outcome.warnings(config.parent.name) if config.parent is not None else [],
+            schemaless=lines == 0 and not self._columns(),
         )
 
     # ---- config ----

@@ -80,3 +80,44 @@ def test_explicit_append_and_project_default_stay_append(tmp_path: Path, server:
     cfg = (root / "lockgate.yaml").read_text() + "defaults: {write_mode: append}\n"
     (root / "lockgate.yaml").write_text(cfg)
     assert str(load_project(root).effective_write("c").mode) == "append"
+
+
+def test_an_empty_first_read_publishes_nothing_and_fixes_no_type(
+    tmp_path: Path, server: Server
+) -> None:
+    """No record and no ``columns:``: the columns are unknown, so nothing is published (a
+    placeholder would fix the key as text and leave a column0 behind); the first records
+    then create the table with their real types."""
+    rows: list[dict[str, Any]] = []
+    _serve(server, rows)
+    root = make_project(
+        tmp_path / "p",
+        [
+            {
+                "name": "c",
+                "source": {
+                    "type": "rest",
+                    "base_url": server.url,
+                    "path": "/c",
+                    "paginator": {"type": "page_number"},
+                    "record_path": "data",
+                    "primary_key": ["id"],
+                },
+            },
+            {"name": "d", "transform": {"sql": "select id, v from c"}},
+        ],
+    )
+    empty = lockgate.run(root)
+    step = empty.steps[0]
+    assert step.status == "success" and step.rows_in == 0 and step.output_version is None
+    assert "no records read" in (step.reason or "")
+    assert not (root / "warehouse" / "c" / "_delta_log").exists()
+    # the downstream transform says why it cannot run yet
+    assert "reads 'c', which has never been published" in (empty.steps[1].error or "")
+    rows.extend({"id": i, "v": f"v{i}"} for i in range(1, 4))
+    full = lockgate.run(root)
+    assert full.ok, full
+    table = lockgate.read(root, "c")
+    assert table.schema.field("id").type == "int64" and "column0" not in table.column_names
+    assert sorted(table.column("id").to_pylist()) == [1, 2, 3]
+    assert sorted(lockgate.read(root, "d").column("id").to_pylist()) == [1, 2, 3]
