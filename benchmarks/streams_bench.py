@@ -128,6 +128,11 @@ def show(label: str, result: tuple[StreamReport, float]) -> None:
         f"duplicates {c.duplicates}, reconciles {c.reconciles}"
     )
     print("  phases (s):", ", ".join(f"{k} {v:.2f}" for k, v in r.phases.items()))
+    slow = sorted(range(len(r.batch_seconds)), key=r.batch_seconds.__getitem__)[-3:][::-1]
+    print(
+        "  slowest batches (#: processing ms):",
+        ", ".join(f"#{i + 1}: {r.batch_seconds[i] * 1000:.0f}" for i in slow),
+    )
 
 
 def main() -> None:

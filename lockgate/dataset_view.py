@@ -49,7 +49,7 @@ def dataset_info(
         "dataset": dataset,
         "kind": spec.kind,
         "description": spec.description,
-        "write": spec.write.model_dump(mode="json"),
+        "write": project.effective_write(dataset).model_dump(mode="json"),
         "upstream": list(project.deps.get(dataset, ())),
         "schema": [{"name": f.name, "type": str(f.type)} for f in schema] if schema else None,
         "version": store.version(dataset),

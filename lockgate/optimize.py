@@ -34,6 +34,7 @@ from lockgate.errors import UsageError
 if TYPE_CHECKING:
     from lockgate.project import Project
     from lockgate.storage.delta import DeltaStore
+    from lockgate.streams.config import StreamSpec
 
 #: a table with fewer small files than this is left alone
 DEFAULT_MIN_FILES = 10
@@ -58,15 +59,23 @@ class Compaction:
 
 def project_tables(project: Project) -> list[str]:
     """Every table the project writes: datasets and their quarantine tables, and each
-    stream's sink, dead-letter queue and late table."""
+    stream's sink, dead-letter queue, late table and window aggregates."""
     from lockgate.storage.base import QUARANTINE_SUFFIX
 
     names = [t for d in project.datasets for t in (d, d + QUARANTINE_SUFFIX)]
     for s in project.streams.values():
-        names += [s.sink.dataset, s.name + "__dlq"]
-        if s.event_time is not None and s.event_time.late != "dlq":
-            names.append(s.event_time.late)
+        names += stream_tables(s)
     return list(dict.fromkeys(names))
+
+
+def stream_tables(spec: StreamSpec) -> list[str]:
+    """The tables stream ``spec`` writes: sink, dead-letter queue, late table and its window
+    aggregate datasets (``aggregates:``)."""
+    names = [spec.sink.dataset, spec.name + "__dlq"]
+    if spec.event_time is not None and spec.event_time.late != "dlq":
+        names.append(spec.event_time.late)
+    names += [a.dataset for a in spec.aggregates]
+    return names
 
 
 def compact_table(
@@ -121,7 +130,8 @@ def optimize(
     if unknown:
         raise UsageError(
             f"unknown table(s): {', '.join(unknown)}",
-            hint="a dataset, its __quarantine table, or a stream's sink, __dlq or late table",
+            hint="a dataset, its __quarantine table, or a stream's sink, __dlq, late or "
+            "window table",
         )
     store = DeltaStore(proj.warehouse_path)
     todo = [t for t in (list(tables) or known) if store.exists(t)]

@@ -51,8 +51,10 @@ _SECRET_NAME = (
     r"[A-Za-z0-9_\-]*(?:password|passwd|passphrase|secret|token|api[_\-]?key|access[_\-]?key"
     r"|private[_\-]?key|credentials?)[A-Za-z0-9_\-]*|pwd|pass|sslpassword"
 )
-# in a query string, short generic names are secrets too (?key=…&sig=…)
-_QUERY_SECRET_NAME = _SECRET_NAME + r"|key|sig|signature|auth"
+# in a query string, short generic names are secrets too (?key=…&sig=…), and so is every
+# name ending in "key" (app_key, subscription-key, hapikey, developerKey) and OpenWeather's appid
+_QUERY_SECRET_NAME = _SECRET_NAME + r"|[A-Za-z0-9_\-]*key|sig|signature|auth|appid"
+_QUERY_SECRET_FULL = re.compile(rf"(?i)(?:{_QUERY_SECRET_NAME})")
 
 # scheme://netloc… up to whitespace, a quote or an angle bracket (how URLs end in prose,
 # JSON, HTML and Rich markup)
@@ -81,6 +83,21 @@ def remember(secret_or_url: str | None) -> None:
     found = _url_passwords(secret_or_url) if "://" in secret_or_url else [secret_or_url]
     for s in found:
         _remember_one(s)
+
+
+def is_secret_param(name: str) -> bool:
+    """Whether a query parameter called ``name`` holds a secret (``api_key``, ``token``,
+    ``sig``, ``app_key``…): its value is hidden in every URL shown."""
+    return _QUERY_SECRET_FULL.fullmatch(name) is not None
+
+
+def is_secret_header(name: str) -> bool:
+    """Whether an HTTP header called ``name`` carries a credential (``Authorization``,
+    ``Cookie``, ``X-API-Key``, ``X-Auth-Token``…)."""
+    low = name.lower()
+    return low in ("authorization", "proxy-authorization", "cookie") or any(
+        is_secret_param(part) for part in (name, *re.split(r"[-_]", name)) if part
+    )
 
 
 def _remember_one(secret: str) -> None:
@@ -248,6 +265,8 @@ __all__ = [
     "MASK",
     "RedactingFilter",
     "install_log_redaction",
+    "is_secret_header",
+    "is_secret_param",
     "redact",
     "redact_any",
     "redact_obj",

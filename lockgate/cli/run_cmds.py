@@ -458,7 +458,7 @@ def show_cmd(
         return
     console.print(f"[bold]{dataset}[/] ({spec.kind}) — {spec.description or ''}")
     console.print(
-        f"upstream: {', '.join(info['upstream']) or '-'}   write: {spec.write.mode}"
+        f"upstream: {', '.join(info['upstream']) or '-'}   write: {info['write']['mode']}"
         f"   version: {info['version'] if info['version'] is not None else 'never published'}"
     )
     if schema:

@@ -160,14 +160,23 @@ class Project:
         return self.dataset(name).schema_policy or self.config.defaults.schema_policy
 
     def effective_write_mode(self, name: str) -> WriteMode:
-        """``write.mode`` when the dataset sets it, else ``defaults.write_mode``."""
-        write = self.dataset(name).write
-        return write.mode if "mode" in write.model_fields_set else self.config.defaults.write_mode
+        """``write.mode`` when the dataset sets it, else ``defaults.write_mode`` when the
+        project sets it, else merge when the source declares its records' key
+        (:meth:`SourceConfig.merge_keys`), else ``defaults.write_mode`` (append)."""
+        return self.effective_write(name).mode
 
     def effective_write(self, name: str) -> WriteSpec:
-        """The dataset's WriteSpec with the mode resolved against the project default."""
-        write = self.dataset(name).write
-        mode = self.effective_write_mode(name)
+        """The dataset's WriteSpec with the mode resolved (see :meth:`effective_write_mode`);
+        a merge the source's key implies upserts on that key."""
+        spec = self.dataset(name)
+        write = spec.write
+        if "mode" in write.model_fields_set:
+            return write
+        defaults = self.config.defaults
+        keys = spec.source.merge_keys() if spec.source is not None else ()
+        if keys and "write_mode" not in defaults.model_fields_set and spec.partition is None:
+            return write.model_copy(update={"mode": WriteMode.MERGE, "keys": write.keys or keys})
+        mode = defaults.write_mode
         return write if write.mode == mode else write.model_copy(update={"mode": mode})
 
     # ---- sources ------------------------------------------------------------------------

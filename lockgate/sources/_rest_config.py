@@ -11,14 +11,35 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
 
 from lockgate.connections import references
+from lockgate.redact import MASK, is_secret_header, is_secret_param, redact
 from lockgate.sources.base import SourceConfig
 
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+Params = dict[str, str | int | float | bool]
+
+
+def _hidden_params(params: Params) -> Params:
+    """``params`` as stored and shown (the state store's definitions, ``show``, the UI): a
+    literal value of a secret-named parameter (``api_key: abc123``) hidden; references
+    (``${API_KEY}``) are kept, they hold no secret."""
+    return {
+        k: MASK if isinstance(v, str) and is_secret_param(k) and not references(v) else v
+        for k, v in params.items()
+    }
 
 
 def _secret_ref(value: str) -> str:
@@ -177,6 +198,10 @@ class ParentEndpoint(_Frozen):
     paginator: Paginator = Field(default_factory=SinglePage)
     record_path: str | None = Field(default=None, description="JSONPath of the parent records")
 
+    @field_serializer("params")
+    def _dump_params(self, params: Params) -> Params:
+        return _hidden_params(params)
+
 
 class RestSourceSpec(SourceConfig):
     """One REST endpoint, all its pages, as one dataset."""
@@ -213,8 +238,10 @@ class RestSourceSpec(SourceConfig):
     )
     primary_key: list[str] = Field(
         default_factory=list,
-        description="records with the same key read twice in one run (offset pagination over a "
-        "changing list): the later page's copy is kept, the other skipped (duplicate_record)",
+        description="the records' key: a record read twice in one run (offset pagination over a "
+        "changing list) keeps the later page's copy, the other skipped (duplicate_record); "
+        "a dataset with no write mode (its own or the project's default) merges on it, so a "
+        "re-read record replaces its copy instead of being appended again",
     )
     dedupe: bool = Field(
         default=True, description="skip records identical to one read before in the same run"
@@ -248,6 +275,27 @@ class RestSourceSpec(SourceConfig):
         default=64 * 1024 * 1024, ge=1024, description="a larger response body fails the step"
     )
     timeout: float = Field(default=30.0, gt=0, description="seconds per request")
+
+    @field_serializer("params")
+    def _dump_params(self, params: Params) -> Params:
+        return _hidden_params(params)
+
+    @field_serializer("headers")
+    def _dump_headers(self, headers: dict[str, str]) -> dict[str, str]:
+        """A literal credential in a header (``Authorization: Token abc``), hidden when
+        dumped; references are kept."""
+        return {
+            k: MASK if is_secret_header(k) and not references(v) else v for k, v in headers.items()
+        }
+
+    @field_serializer("base_url")
+    def _dump_base_url(self, url: str) -> str:
+        """A literal ``?api_key=…`` (or a password) in base_url, hidden when dumped."""
+        return redact(url, known=False)
+
+    def merge_keys(self) -> tuple[str, ...]:
+        """``primary_key``: without a write mode, each run upserts on it (as dlt's merge)."""
+        return tuple(self.primary_key)
 
     @model_validator(mode="after")
     def _parent_references(self) -> RestSourceSpec:

@@ -32,7 +32,14 @@ from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 from lockgate.connections import Connection, references
 from lockgate.errors import InputError, TerminalError, TransientError
-from lockgate.redact import MASK, RedactingFilter, redact, remember
+from lockgate.redact import (
+    MASK,
+    RedactingFilter,
+    is_secret_header,
+    is_secret_param,
+    redact,
+    remember,
+)
 from lockgate.sources._rest_config import (
     ApiKeyAuth,
     BasicAuth,
@@ -50,6 +57,11 @@ from lockgate.sources._rest_config import (
 
 if TYPE_CHECKING:
     import httpx
+
+try:  # optional (lockgate[rest]): a faster parser and encoder of pages
+    import orjson as _orjson
+except ImportError:  # pragma: no cover - the stdlib json is the fallback
+    _orjson = None  # type: ignore[assignment]
 
 log = logging.getLogger(__name__)
 
@@ -78,11 +90,15 @@ class Endpoint:
 
 @dataclass(frozen=True)
 class Page:
-    """One response: its number (1-based), its URL as shown (secrets hidden) and records."""
+    """One response: its number (1-based), its URL as shown (secrets hidden) and records.
+
+    ``exact``: the records came from the strict parser (no NaN/Infinity, every integer
+    within 64 bits), so the fast encoder writes them back unchanged."""
 
     number: int
     url: str
     records: list[Any]
+    exact: bool = False
 
 
 # ---- JSON paths ---------------------------------------------------------------------------
@@ -168,6 +184,11 @@ def resolve_secrets(config: RestSourceSpec, dataset: str, root: Any) -> dict[str
     for k, v in fields.items():
         if references(v):
             _remember_secret(resolved[k], v)
+        elif k.startswith(("param:", "parent_param:")) and is_secret_param(k.partition(":")[2]):
+            remember(resolved[k])  # a literal key in params: hidden wherever it shows up
+        elif k.startswith("header:") and is_secret_header(k.partition(":")[2]):
+            remember(resolved[k].split(" ", 1)[-1])  # "Token abc…": the credential part
+    remember(resolved["base_url"])  # a literal ?api_key= in base_url, likewise
     return resolved
 
 
@@ -375,8 +396,11 @@ class PageReader:
         self._token_expires = self.clock() + max(0.0, ttl - 30)  # renew a little early
         return token
 
-    def fetch(self, url: str, params: Mapping[str, str], number: int) -> tuple[Any, httpx.Response]:
-        """One page: (parsed JSON body, response), with retries (see the module docstring)."""
+    def fetch(
+        self, url: str, params: Mapping[str, str], number: int
+    ) -> tuple[tuple[Any, bool], httpx.Response]:
+        """One page: ((parsed JSON body, exact), response), with retries (see the module
+        docstring); ``exact`` as :attr:`Page.exact`."""
         import httpx
 
         cfg = self.config
@@ -528,10 +552,10 @@ class PageReader:
                     hint="raise max_pages if the endpoint really has that many pages",
                 )
             seen[key] = number
-            data, response = self.fetch(url, params, number)
+            (data, exact), response = self.fetch(url, params, number)
             shown = self.show(url, params)
             records = _records(data, record_path, ep.record_path, number, shown, self.dataset)
-            yield Page(number, shown, records)
+            yield Page(number, shown, records, exact)
             if isinstance(pag, SinglePage):
                 return
             if isinstance(pag, PageNumberPaginator):
@@ -564,11 +588,32 @@ class PageReader:
                     nxt = value_at(data, pag.next_url_path)
                 else:
                     assert isinstance(pag, HeaderLinkPaginator)
-                    nxt = response.links.get(pag.rel, {}).get("url")
+                    nxt = link(response.headers.get_list("link"), pag.rel)
                 if not nxt:
                     return
                 url, params = _split(urljoin(str(response.url), str(nxt)))
                 self._same_origin(url, ep.url, number)
+
+
+_LINK = re.compile(r"<([^>]*)>([^<]*)")
+_REL = re.compile(r';\s*rel\s*=\s*(?:"([^"]*)"|([^\s;,"]+))', re.I)
+
+
+def link(headers: list[str], rel: str) -> str | None:
+    """The URL of the first ``Link`` (RFC 8288) whose relations include ``rel``: a link
+    may list several (``rel="next last"``), relations are case-insensitive, and there may
+    be several Link headers. (httpx's ``Response.links`` keys by the whole rel text, so
+    ``rel="next last"`` was no "next" link and the read stopped early, silently.)
+
+    >>> link(['<?p=2>; rel="next last", <?p=1>; rel=prev'], "next")
+    '?p=2'
+    """
+    want = rel.lower()
+    for m in _LINK.finditer(", ".join(headers)):
+        r = _REL.search(m.group(2))
+        if r is not None and want in (r.group(1) or r.group(2) or "").lower().split():
+            return m.group(1).strip()
+    return None
 
 
 def _join(base: str, path: str) -> str:
@@ -602,11 +647,29 @@ def _excerpt(body: bytes, n: int = 200) -> str:
     return repr(text + ("…" if len(body) > n else ""))
 
 
-def _parse(body: bytes, status: int, where: str) -> Any:
+#: every digit → "0": a run of 19 zeros then marks a number orjson may not read exactly (an
+#: integer beyond 64 bits becomes a float); bytes.translate + ``in`` beat a regex 30 times
+_DIGITS = bytes.maketrans(b"123456789", b"000000000")
+_LONG_RUN = b"0" * 19
+
+
+def loads(body: bytes) -> tuple[Any, bool]:
+    """``body`` parsed: (value, exact). orjson (3 to 10 times faster to write back) when it reads
+    the body exactly; else the stdlib parser (NaN, Infinity, huge integers, a BOM, UTF-16),
+    and ``exact`` is False."""
+    if _orjson is not None and _LONG_RUN not in body.translate(_DIGITS):
+        try:
+            return _orjson.loads(body), True
+        except _orjson.JSONDecodeError:
+            pass
+    return json.loads(body), False
+
+
+def _parse(body: bytes, status: int, where: str) -> tuple[Any, bool]:
     if not body.strip() and status == 204:
-        return []
+        return [], True
     try:
-        return json.loads(body)
+        return loads(body)
     except (ValueError, UnicodeDecodeError) as e:
         raise InputError(
             f"{where}: the response is not JSON ({e}); it starts with {_excerpt(body)}; "

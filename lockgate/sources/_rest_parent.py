@@ -147,7 +147,7 @@ def child_pages(reader: PageReader, since: str | None, outcome: ParentOutcome) -
                     yielded = True
                     if extra:
                         recs = [{**r, **extra} if isinstance(r, dict) else r for r in page.records]
-                        page = Page(page.number, page.url, recs)
+                        page = Page(page.number, page.url, recs, page.exact)
                     yield page
             except NotFound:
                 if config.child_not_found != "skip" or yielded:

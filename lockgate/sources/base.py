@@ -68,6 +68,12 @@ class SourceConfig(BaseModel):
         name = getattr(self, "connection", None)
         return name if isinstance(name, str) else None
 
+    def merge_keys(self) -> tuple[str, ...]:
+        """The key a dataset merges on when neither it nor the project sets a write mode
+        (a source that declares its records' primary key: re-reading them must not append
+        them again); empty: the project's default mode applies."""
+        return ()
+
 
 @dataclass(frozen=True)
 class IncrementalRequest:
@@ -142,6 +148,9 @@ class StagedSource:
     warnings: list[str] = field(default_factory=list)
     #: a change source stopped before the end of its log (batch size, truncate, DDL)
     more: bool = False
+    #: nothing was read and the source cannot know the columns (e.g. a REST endpoint with
+    #: no records and no ``columns:``): the staged table is a placeholder, not published
+    schemaless: bool = False
 
 
 @dataclass(frozen=True)

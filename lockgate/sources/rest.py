@@ -33,7 +33,6 @@ classifies the records read again (``already_published``).
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import tempfile
 from collections.abc import Iterator
@@ -51,6 +50,7 @@ from lockgate.sources._records import tbl
 from lockgate.sources._rest_config import RestSourceSpec
 from lockgate.sources._rest_http import PageReader, resolve_secrets
 from lockgate.sources._rest_parent import ParentOutcome, child_pages
+from lockgate.sources._rest_spill import ChunkedSpill, fast_read, prefetched
 from lockgate.sources.base import (
     REJECTS_SUFFIX,
     ResumeToken,
@@ -69,6 +69,7 @@ if TYPE_CHECKING:
     import duckdb
 
     from lockgate.engine.session import Session
+
 
 log = logging.getLogger(__name__)
 
@@ -96,18 +97,20 @@ class RestSource(Source):
         tmp_root = getattr(session, "tmp_dir", None)
         if tmp_root is not None:
             Path(tmp_root).mkdir(parents=True, exist_ok=True)
+        outcome = ParentOutcome()
         with (
             tempfile.TemporaryDirectory(prefix="lg_rest_", dir=tmp_root) as tmp,
             PageReader(config, secrets, dataset=self.dataset) as reader,
+            in_file_order(con),
+            ChunkedSpill(con, table, Path(tmp), self._columns()) as spill,
         ):
-            spill = Path(tmp) / "records.ndjson"
-            outcome = ParentOutcome()
             read = (
                 reader.pages(since)
                 if config.parent is None
                 else child_pages(reader, since, outcome)
             )
-            pages, lines, odd = _spill(read, spill)
+            spill.write(prefetched(read))  # closed chunks are staged meanwhile (_rest_spill)
+            pages, lines = spill.index, spill.lines
             log.info(
                 "dataset %s: %d record(s) from %d page(s) of %s",
                 self.dataset,
@@ -115,8 +118,9 @@ class RestSource(Source):
                 len(pages),
                 reader.show(reader.start_url()),
             )
-            with in_file_order(con):
-                self._stage_spill(con, table, rejects, spill, lines, odd)
+            if not spill.finish():
+                joined = spill.joined()
+                self._stage_spill(con, table, rejects, joined, lines, spill.odd, spill.wide)
         if lines:
             _locate_rejects(con, rejects, pages)
         cap_raw_records(con, rejects)
@@ -135,6 +139,7 @@ class RestSource(Source):
             resume={"cursor": last} if last is not None else resume,
             skipped=skipped,
             warnings=outcome.warnings(config.parent.name) if config.parent is not None else [],
+            schemaless=lines == 0 and not self._columns(),
         )
 
     # ---- config ----
@@ -207,10 +212,14 @@ class RestSource(Source):
         spill: Path,
         lines: int,
         odd: bool,
+        wide: dict[str, str] | None = None,
     ) -> None:
         declared = self._columns()
         if lines == 0:
-            cols = declared or {"column0": "VARCHAR"}
+            # no record, no columns: the key's columns at least (the merge on it, its
+            # implicit not-null checks); JSON, which any later type casts from and to
+            keys = {k: "JSON" for k in self.config.merge_keys()}
+            cols = declared or keys or {"column0": "VARCHAR"}
             create = exp.Create(
                 this=exp.Schema(
                     this=tbl(table),
@@ -224,7 +233,7 @@ class RestSource(Source):
             )
             con.execute(create.sql("duckdb"))
             return
-        if not odd and _fast_read(con, table, spill, declared):
+        if not odd and fast_read(con, table, spill, declared, wide):
             return
         _records.stage_json_lines(
             con,
@@ -283,71 +292,6 @@ class RestSource(Source):
 
 
 _SPILL = "<rest spill>"
-_NESTED = ("STRUCT", "MAP", "UNION")
-
-
-def _spill(pages: Any, path: Path) -> tuple[list[tuple[int, int, str]], int, bool]:
-    """Write every record of ``pages`` as one NDJSON line; returns (per page: first line,
-    page number, URL), the number of lines, and whether a record is not an object."""
-    index: list[tuple[int, int, str]] = []
-    lines = 0
-    odd = False
-    dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=True).encode
-    with path.open("w", encoding="utf-8") as f:
-        for page in pages:
-            index.append((lines + 1, page.number, page.url))
-            records = page.records
-            if not records:
-                continue
-            # per page, not per record: no Python loop over the records
-            if not odd and set(map(type, records)) != {dict}:
-                odd = True  # a record that is not an object (or a dict subclass)
-            text = "\n".join(map(dumps, records))
-            if not odd and ("NaN" in text or "Infinity" in text):
-                odd = True  # maybe not JSON (or just a string): the line reader decides
-            f.write(text)
-            f.write("\n")
-            lines += len(records)
-    return index, lines, odd
-
-
-def _fast_read(
-    con: duckdb.DuckDBPyConnection, table: str, spill: Path, declared: dict[str, str] | None
-) -> bool:
-    """One strict ``read_json`` of the spill (objects only); False when a record does not
-    fit (then the record-level path separates the bad ones). Nested columns (lists,
-    objects) are read as JSON, as the record-level path keeps them."""
-    from lockgate.sources.files import named_arg
-
-    opts: dict[str, object] = {"format": "newline_delimited", "records": True}
-    if declared:
-        opts["columns"] = declared
-    reader = exp.func(
-        "read_json",
-        exp.Literal.string(str(spill)),
-        *(named_arg(k, v) for k, v in opts.items()),
-    )
-    import duckdb
-
-    query = exp.select("*").from_(reader)
-    try:
-        cols = table_columns(con, query)
-        nested = [c for c, t in cols.items() if t.endswith("]") or t.startswith(_NESTED)]
-        if not declared and nested:
-            # nested values stay JSON, as the record-level path stages them
-            opts["columns"] = {c: "JSON" if c in nested else t for c, t in cols.items()}
-            reader = exp.func(
-                "read_json",
-                exp.Literal.string(str(spill)),
-                *(named_arg(k, v) for k, v in opts.items()),
-            )
-            query = exp.select("*").from_(reader)
-        con.execute(
-            exp.Create(this=tbl(table), kind="TABLE", replace=True, expression=query).sql("duckdb")
-        )
-    except (duckdb.InvalidInputException, duckdb.ConversionException, duckdb.BinderException):
-        return False
-    return True
 
 
 @contextlib.contextmanager

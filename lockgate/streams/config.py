@@ -13,7 +13,7 @@ import re
 from datetime import timedelta
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from lockgate._duration import parse_duration
 from lockgate.masking import MaskRule, MaskValue, rule_of
@@ -110,6 +110,11 @@ class SinkSpec(_Frozen):
     #: compact the sink, DLQ and late table's small files every this many batches (0: never;
     #: see ``lockgate optimize``)
     compact_every: int = Field(default=1000, ge=0)
+    #: the DLQ rows of this many batches are committed together (logged locally until then,
+    #: exactly-once; 1: a DLQ commit before each sink commit that has some)
+    dlq_commit_every: int = Field(default=20, ge=1)
+    #: ... or sooner, once they hold this many bytes
+    dlq_buffer_bytes: int = Field(default=8_000_000, ge=0)
 
     _dataset = field_validator("dataset")(_check_name)
 
@@ -292,6 +297,22 @@ class StreamSpec(_Frozen):
     defined_line: int | None = Field(default=None, exclude=True)
 
     _name = field_validator("name")(_check_name)
+
+    @model_validator(mode="after")
+    def _dedup_on_masked(self) -> StreamSpec:
+        """A masked dedup key is compared on its masked values (what the sink holds, so the
+        window rebuilt at start matches): only a one-to-one method keeps keys apart."""
+        if self.dedup is None:
+            return self
+        for c in self.dedup.key:
+            if c in self.mask and self.mask_rule(c).method not in ("hash", "tokenize"):
+                raise ValueError(
+                    f"dedup key column {c!r} is masked with {self.mask_rule(c).method!r}, "
+                    "which maps different values to the same one (distinct events would be "
+                    "dropped as duplicates): mask it with hash or tokenize, or dedup on "
+                    "another column"
+                )
+        return self
 
     @property
     def all_columns(self) -> dict[str, str]:

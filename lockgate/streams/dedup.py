@@ -1,6 +1,13 @@
 """Dedup within a time window on a key, with state that survives a crash: rebuilt at start
 from the sink table's rows received within the window (``_lockgate_received_at``).
 
+Only a *published* event claims its key: the runner drops events whose key the window
+holds (:meth:`DedupWindow.unseen`) before the checks, and after the checks keeps the first
+passing event of each key in the batch (:meth:`DedupWindow.first_seen`, which remembers
+it). An event that went to the DLQ (or the late table) claims nothing, so a later valid
+event with its key is published — whatever the batch boundaries, and whether or not the
+consumer restarted in between (the window rebuilt from the sink then holds the same keys).
+
 Vectorised: the first occurrence of each key inside a batch comes from an Arrow group-by,
 the keys already seen from one C-level set intersection; the window is a queue of
 per-batch key lists, expired a whole batch at a time. No per-row Python loop.
@@ -43,9 +50,30 @@ class DedupWindow:
             self._seen.update(new)
             self._batches.append((t, new))
 
-    def first_seen(self, table: pa.Table, now: float | None = None) -> pa.BooleanArray:
+    def unseen(self, table: pa.Table, now: float | None = None) -> pa.BooleanArray | None:
+        """Per row: True if its key is not in the window (NULL keys: True); None when no
+        row's key is. Remembers nothing."""
+        self._expire(time.time() if now is None else now)
+        if not self._seen or not table.num_rows:
+            return None
+        keys = self.keys(table)
+        hits = self._seen.intersection(keys)
+        if not hits:
+            return None
+        if len(self.key) == 1:
+            kcol = table.column(self.key[0])
+            old = pc.is_in(kcol, value_set=pa.array(list(hits), kcol.type))
+        else:
+            old = pa.array([k in hits for k in keys], pa.bool_())
+        out = pc.invert(old)
+        return out.combine_chunks() if isinstance(out, pa.ChunkedArray) else out
+
+    def first_seen(
+        self, table: pa.Table, now: float | None = None, *, unseen: bool = False
+    ) -> pa.BooleanArray:
         """Per row: True if its key was not seen in the window (nor earlier in ``table``);
-        remembers the new keys. A NULL key (any part NULL) is never a duplicate."""
+        remembers the new keys. A NULL key (any part NULL) is never a duplicate.
+        ``unseen``: no key of ``table`` is in the window (:meth:`unseen` said so)."""
         t = time.time() if now is None else now
         self._expire(t)
         n = table.num_rows
@@ -60,7 +88,7 @@ class DedupWindow:
         )
         first_idx = firsts.column(_IDX + "_min")
         ckeys = self.keys(firsts)
-        hits = self._seen.intersection(ckeys)
+        hits = set() if unseen else self._seen.intersection(ckeys)
         if hits:
             if len(self.key) == 1:
                 kcol = firsts.column(self.key[0])

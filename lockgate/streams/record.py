@@ -163,6 +163,12 @@ class StreamMetrics:
             "lockgate_stream_commit_seconds", "Delta commits of a batch", ["stream"],
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5), registry=r,
         )  # fmt: skip
+        self.compaction_errors = Counter(
+            "lockgate_stream_compaction_errors",
+            "compactions of the stream's tables that failed (the stream went on)",
+            ["stream"],
+            registry=r,
+        )
         self.dlq_ratio = Gauge(
             "lockgate_stream_dlq_ratio", "DLQ events / events read, last batch", ["stream"],
             registry=r,

@@ -6,12 +6,16 @@ Per batch, in this order:
 2. skip what the tables already hold (after a crash the broker redelivers what was not
    acknowledged): a message whose ``seq`` is at or below the sink's application-transaction
    version is counted ``already_committed``;
-3. dedup on ``dedup.key`` within ``dedup.window`` (state rebuilt from the sink at start);
+3. dedup on ``dedup.key`` within ``dedup.window`` (state rebuilt from the sink at start):
+   events whose key was published within the window are duplicates;
 4. the dataset checks (:func:`lockgate.quality.audit` + :func:`~lockgate.quality.gate` in
-   ``quarantine`` mode): failing events → DLQ with the check names;
-5. mask PII, then commit: the DLQ rows into ``<stream>__dlq``, then the events into the
-   sink, each ONE Delta commit whose application transaction version is the batch's last
-   ``seq`` and whose ``batch_id`` is the broker offset;
+   ``quarantine`` mode): failing events → DLQ with the check names; of the events that
+   pass, the first of each key in the batch (broker order) is published, the others are
+   duplicates — only a published event claims its key (:mod:`lockgate.streams.dedup`);
+5. mask PII, then commit: the events into the sink, ONE Delta commit whose application
+   transaction version is the batch's last ``seq`` and whose ``batch_id`` is the broker
+   offset. The DLQ rows are logged first and committed to ``<stream>__dlq`` every few
+   batches, one commit for many (:mod:`lockgate.streams.dlq`: exactly-once under kill -9);
 6. only then acknowledge the batch at the broker.
 
 Every batch reconciles: ``read = published + dlq + duplicates + already_committed``.
@@ -41,6 +45,7 @@ from lockgate.storage.base import CommitTag, TableStore, TableWrite
 from lockgate.storage.crashpoints import crashpoint
 from lockgate.streams.config import StreamSpec
 from lockgate.streams.dedup import DedupWindow
+from lockgate.streams.dlq import DLQ_SCHEMA, DeferredDlq, log_folder
 from lockgate.streams.enrich import MISS_PREFIX, Enricher
 from lockgate.streams.eventtime import Watermark
 from lockgate.streams.parse import arrow_schema, parse_json_batch
@@ -52,22 +57,12 @@ OFFSET_COLUMN = "_lockgate_offset"
 RECEIVED_COLUMN = "_lockgate_received_at"
 #: the stream's dead-letter table: ``<stream>__dlq`` (raw bytes, offset, reason)
 DLQ_SUFFIX = "__dlq"
-_DLQ_WRITE = TableWrite("append", schema_mode="merge")
 _BATCH = "__lg_stream_batch"
 #: the row's index in its broker batch (internal: DLQ rows are taken by it)
 _ROW = "__lg_row"
 #: the event is late (``event_time.late: <dataset>``: routed there after checks and masking)
 _LATE = "__lg_late"
 _TS = pa.timestamp("us", tz="UTC")
-DLQ_SCHEMA = pa.schema(
-    [
-        ("offset", pa.string()),
-        ("seq", pa.int64()),
-        ("payload", pa.binary()),
-        ("reason", pa.string()),
-        ("received_at", _TS),
-    ]
-)
 
 
 @dataclass
@@ -123,6 +118,8 @@ class StreamReport:
     phases: dict[str, float] = field(default_factory=dict)
     #: the state-store runs that recorded this consumption
     runs: list[str] = field(default_factory=list)
+    #: compactions between batches that failed (logged; the stream went on)
+    compaction_errors: int = 0
 
     @property
     def events_per_second(self) -> float:
@@ -147,13 +144,16 @@ class _Dlq:
     def __len__(self) -> int:
         return len(self.rows)
 
-    def table(self, batch: Batch, now: dt.datetime, done: dict[int, int]) -> pa.Table:
-        """The rows not yet in the DLQ table (its positions: ``done``)."""
+    def table(
+        self, batch: Batch, now: dt.datetime, done: dict[int, int]
+    ) -> tuple[pa.Table, pa.Array | None]:
+        """The rows not yet in the DLQ table (its positions: ``done``), and their partitions."""
         idx = pa.array(self.rows, pa.int64())
         parts = None if batch.partitions is None else batch.partitions.take(idx)
         fresh = after(batch.seqs.take(idx), parts, done)
         if fresh is not None:
             idx = idx.filter(fresh)
+            parts = None if parts is None else parts.filter(fresh)
         rows = idx.to_pylist()
         reasons = (
             self.reasons if fresh is None else pa.array(self.reasons).filter(fresh).to_pylist()
@@ -165,7 +165,7 @@ class _Dlq:
             pa.array(reasons, pa.string()),
             pa.array([now] * len(rows), _TS),
         ]
-        return pa.Table.from_arrays(arrays, schema=DLQ_SCHEMA)
+        return pa.Table.from_arrays(arrays, schema=DLQ_SCHEMA), parts
 
 
 class StreamRunner:
@@ -186,6 +186,16 @@ class StreamRunner:
         self.dlq_done = self._positions(self.dlq_name)
         #: per table: its own transaction version, a commit counter (partitioned sources)
         self._commits: dict[str, int] = {}
+        sink = spec.sink
+        self.dlq = DeferredDlq(
+            store,
+            self.dlq_name,
+            log_folder(store, spec.name),
+            every=sink.dlq_commit_every,
+            max_bytes=sink.dlq_buffer_bytes,
+        )
+        # DLQ rows of batches the sink holds and the DLQ does not (killed in between)
+        self.dlq.recover(self.dlq_done, self.done, self._dlq_tag)
         self.dedup = self._rebuild_dedup()
         self.enricher = Enricher(spec.enrich, store, con) if spec.enrich else None
         et = spec.event_time
@@ -273,6 +283,7 @@ class StreamRunner:
                 tw = time.perf_counter()
                 batch = nxt.result()
                 if not len(batch):
+                    self.flush_dlq()  # idle: the DLQ rows need not wait for more batches
                     if until_idle or ending():
                         break
                     nxt = io.submit(self.consumer.fetch, max_events, wait_s)
@@ -302,6 +313,7 @@ class StreamRunner:
                     on_batch(BatchDone(counts, checks, took, commit_s, batch.last_offset, self.lag))
                 if last:
                     break
+        self.flush_dlq()
         report.seconds = time.perf_counter() - t0
         report.phases = dict(self.phases)
         return report
@@ -335,10 +347,14 @@ class StreamRunner:
         idx = pa.array(
             parsed.indexes if rows is None else [rows[i] for i in parsed.indexes], pa.int64()
         )
-        if self.dedup is not None and table.num_rows:
-            keep = self.dedup.first_seen(table, now.timestamp())
-            table, idx = table.filter(keep), idx.filter(keep)
-            counts.duplicates = len(keep) - table.num_rows
+        # a masked key is compared on its masked values (the sink's, as the window rebuilt
+        # at start holds them): after the masking, in one pass
+        masked_key = self.dedup is not None and bool(self.rules.keys() & set(self.dedup.key))
+        if self.dedup is not None and table.num_rows and not masked_key:
+            keep = self.dedup.unseen(table, now.timestamp())
+            if keep is not None:
+                table, idx = table.filter(keep), idx.filter(keep)
+                counts.duplicates = len(keep) - table.num_rows
         t = self._clock("dedup", t)
         table = table.append_column(OFFSET_COLUMN, batch.offsets.take(idx))
         table = table.append_column(_ROW, idx)
@@ -353,6 +369,10 @@ class StreamRunner:
             flag = good.column(_LATE)
             late = good.filter(flag)
             good = good.filter(pc.invert(flag))
+        if self.dedup is not None and good.num_rows:
+            passed = good.num_rows
+            good = self._first_published(good, now, in_window=masked_key)
+            counts.duplicates += passed - good.num_rows
         good = good.drop_columns([c for c in (_LATE, _ROW) if c in good.column_names])
         counts.dlq = len(dlq)
         counts.published = good.num_rows
@@ -367,6 +387,17 @@ class StreamRunner:
         self._clock("commit", t)
         crashpoint(f"stream {self.spec.name}: committed, not acknowledged")
         return counts
+
+    def _first_published(self, good: pa.Table, now: dt.datetime, *, in_window: bool) -> pa.Table:
+        """Of the events that passed, the first of each key in broker order (the others are
+        duplicates); their keys enter the window. ``in_window``: also drop the keys the
+        window holds (not looked up before the checks: a masked key)."""
+        assert self.dedup is not None
+        rows = good.column(_ROW)
+        if len(rows) > 1 and not pc.all(pc.less(rows[:-1], rows[1:])).as_py():
+            good = good.sort_by(_ROW)
+        keep = self.dedup.first_seen(good, now.timestamp(), unseen=not in_window)
+        return good if pc.all(keep).as_py() else good.filter(keep)
 
     def _clock(self, phase: str, since: float | None = None) -> float:
         now = time.perf_counter()
@@ -454,17 +485,20 @@ class StreamRunner:
     def _commit(
         self, batch: Batch, good: pa.Table, late: pa.Table, dlq: _Dlq, now: dt.datetime
     ) -> None:
-        """DLQ, then late events, then the sink: each one commit tagged with the batch's last
-        position (a table already at or past it is not written again)."""
+        """Late events, then the sink: each one commit tagged with the batch's last position
+        (a table already at or past it is not written again). The DLQ rows are logged before
+        the sink commit and committed every few batches (:mod:`lockgate.streams.dlq`)."""
         if self.guard is not None:
             self.guard()
         tops = batch_tops(batch)
         if len(dlq):
-            fresh_dlq = dlq.table(batch, now, self.dlq_done)
-            if fresh_dlq.num_rows:
-                tag = self._tag(self.dlq_name, batch, tops)
-                self.store.publish(self.dlq_name, fresh_dlq.to_reader(), write=_DLQ_WRITE, tag=tag)
-                _advance(self.dlq_done, tops)
+            fresh_dlq, parts = dlq.table(batch, now, self.dlq_done)
+            if fresh_dlq.num_rows and not self.dlq.stage(fresh_dlq, parts, self.dlq_name):
+                # too many to defer: the buffer and these rows now, before the sink (old order)
+                covered = dict(self.done)
+                _advance(covered, tops)
+                self.dlq.commit_now(fresh_dlq, self._dlq_tag(covered, batch.last_offset))
+                _advance(self.dlq_done, covered)
         if late.num_rows and self.late_name is not None:
             tag = self._tag(self.late_name, batch, tops)
             self.store.publish(self.late_name, late.to_reader(), write=self.write, tag=tag)
@@ -473,6 +507,8 @@ class StreamRunner:
         # seeks past batches that went wholly to the DLQ or the late table, instead of reading
         # (and counting) them again
         if good.num_rows or _moves(self.done, tops):
+            if not good.num_rows:  # may create the table: Delta knows no "Etc/UTC" (DuckDB's)
+                good = _utc(good)
             tag = self._tag(self.sink, batch, tops)
             if not good.num_rows and not self.consumer.PARTITIONED:  # makes the empty batch commit
                 tag = replace(tag, positions=((f"stream:{self.spec.name}", batch.last_seq),))
@@ -481,6 +517,25 @@ class StreamRunner:
             self.store.publish(self.sink, good.to_reader(), write=self.write, tag=tag)
             _advance(self.done, tops)
             self._close_windows(good)
+        if self.dlq.committed(batch.last_offset):
+            self.flush_dlq()
+
+    def flush_dlq(self) -> None:
+        """Commit the buffered DLQ rows (idle, stopping, or due), at the sink's position."""
+        if not len(self.dlq):
+            return
+        if self.guard is not None:
+            self.guard()
+        if self.dlq.flush(self._dlq_tag, self.done):
+            _advance(self.dlq_done, self.done)
+
+    def _dlq_tag(self, tops: dict[int, int], last_offset: str) -> CommitTag:
+        """The DLQ commit's tag: the positions ``tops`` it covers (see :meth:`_tag`)."""
+        run_id = f"stream:{self.spec.name}"
+        if not self.consumer.PARTITIONED:
+            seq = max(tops.values(), default=-1)
+            return CommitTag(run_id=run_id, run_seq=seq, batch_id=last_offset)
+        return self._partitioned_tag(self.dlq_name, tops, last_offset)
 
     def _close_windows(self, published: pa.Table) -> None:
         """Window aggregates: the sink's new events in, the windows the watermark closed
@@ -499,11 +554,14 @@ class StreamRunner:
         run_id = f"stream:{self.spec.name}"
         if not self.consumer.PARTITIONED:
             return CommitTag(run_id=run_id, run_seq=batch.last_seq, batch_id=batch.last_offset)
+        return self._partitioned_tag(table, tops, batch.last_offset)
+
+    def _partitioned_tag(self, table: str, tops: dict[int, int], last_offset: str) -> CommitTag:
         seq = self._commits.get(table)
         seq = (self._txn(table) if seq is None else seq) + 1
         self._commits[table] = seq
         positions = tuple((self.consumer.position_id(p), s + 1) for p, s in sorted(tops.items()))
-        return CommitTag(run_id, seq, batch.last_offset, positions=positions)
+        return CommitTag(f"stream:{self.spec.name}", seq, last_offset, positions=positions)
 
 
 def after(
@@ -552,6 +610,18 @@ def _moves(done: dict[int, int], tops: dict[int, int]) -> bool:
 
 def _over(t0: float, max_seconds: float | None) -> bool:
     return max_seconds is not None and time.perf_counter() - t0 >= max_seconds
+
+
+def _utc(table: pa.Table) -> pa.Table:
+    """``table`` with every zoned timestamp column in "UTC" (the same instants)."""
+    fields = [
+        f.with_type(pa.timestamp(f.type.unit, "UTC"))
+        if pa.types.is_timestamp(f.type) and f.type.tz not in (None, "UTC")
+        else f
+        for f in table.schema
+    ]
+    schema = pa.schema(fields, metadata=table.schema.metadata)
+    return table if schema == table.schema else table.cast(schema)
 
 
 def _select_all(columns: list[str]) -> exp.Select:

@@ -99,7 +99,7 @@ def _run_locked(
     )
 
     store = store_for(project.config.store, project.warehouse_path)
-    upkeep = _Upkeep(project, spec, state, store)
+    upkeep = _Upkeep(project, spec, state, store, metrics)
 
     def done(b: BatchDone) -> None:
         recorder.batch(b.counts, b.checks, b.offset)
@@ -128,6 +128,7 @@ def _run_locked(
                 raise
             recorder.flush()
             report.runs = list(recorder.runs)
+            report.compaction_errors = upkeep.compaction_errors
             return report
     finally:
         consumer.close()
@@ -136,12 +137,21 @@ def _run_locked(
 class _Upkeep:
     """Between batches: health alerts (lag, DLQ ratio; :mod:`lockgate.streams.health`) and,
     every ``sink.compact_every`` batches, compaction of the stream's tables (a commit a
-    second is 86,400 small files a day; :mod:`lockgate.optimize`)."""
+    second is 86,400 small files a day; :mod:`lockgate.optimize`). A compaction that fails
+    does not stop the stream: it is logged, counted (``compaction_errors``, the metric
+    ``lockgate_stream_compaction_errors``) and tried again at the next interval."""
 
     def __init__(
-        self, project: Project, spec: StreamSpec, state: StateStore, store: TableStore
+        self,
+        project: Project,
+        spec: StreamSpec,
+        state: StateStore,
+        store: TableStore,
+        metrics: StreamMetrics | None = None,
     ) -> None:
-        self.spec, self.store, self.batches = spec, store, 0
+        from lockgate.optimize import stream_tables
+
+        self.spec, self.store, self.batches, self.metrics = spec, store, 0, metrics
         self.watch: StreamWatch | None = None
         if spec.alerts is not None and project.config.alerts:
             from lockgate.ops.alerts import Alerter
@@ -149,10 +159,10 @@ class _Upkeep:
 
             alerter = Alerter(project.config.name, state, project.config.alerts)
             self.watch = StreamWatch(spec.name, spec.alerts, alerter)
-        self.tables = [spec.sink.dataset, spec.name + "__dlq"]
-        et = spec.event_time
-        if et is not None and et.late != "dlq":
-            self.tables.append(et.late)
+        self.tables = stream_tables(spec)
+        self.compactions = 0
+        self.compaction_errors = 0
+        self.last_compaction_error: str | None = None
 
     def after(self, b: BatchDone) -> None:
         if self.watch is not None:
@@ -168,15 +178,36 @@ class _Upkeep:
 
         if not isinstance(self.store, DeltaStore):
             return
+        least = max(2, min(self.spec.sink.compact_every, DEFAULT_MIN_FILES))
         for table in self.tables:
-            if self.store.exists(table):
-                least = max(2, min(self.spec.sink.compact_every, DEFAULT_MIN_FILES))
+            try:
+                if not self.store.exists(table):
+                    continue
                 c = compact_table(self.store, table, min_files=least)
-                if c.version is not None:
-                    log.info(
-                        "stream %s: compacted %s (%d files into %d)",
-                        self.spec.name,
-                        table,
-                        c.files_removed,
-                        c.files_added,
-                    )
+            except LeaseLost:
+                raise
+            except Exception as e:  # the stream goes on; tried again at the next interval
+                self.store.forget(table)  # a kept table object may be half-way: reopen it
+                self.compaction_errors += 1
+                self.last_compaction_error = f"{table}: {type(e).__name__}: {e}"
+                log.warning(
+                    "stream %s: compaction of %s failed (the stream goes on; tried again in "
+                    "%d batches): %s: %s",
+                    self.spec.name,
+                    table,
+                    self.spec.sink.compact_every,
+                    type(e).__name__,
+                    e,
+                )
+                if self.metrics is not None:
+                    self.metrics.compaction_errors.labels(self.spec.name).inc()
+                continue
+            if c.version is not None:
+                self.compactions += 1
+                log.info(
+                    "stream %s: compacted %s (%d files into %d)",
+                    self.spec.name,
+                    table,
+                    c.files_removed,
+                    c.files_added,
+                )

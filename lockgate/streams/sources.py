@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -66,7 +67,9 @@ class Batch:
 
     @property
     def last_seq(self) -> int:
-        return int(self.seqs[-1].as_py()) if len(self.seqs) else -1
+        """The newest position in the batch (its largest seq: a broker's redelivery may
+        put older messages after newer ones)."""
+        return int(pc.max(self.seqs).as_py()) if len(self.seqs) else -1
 
     @property
     def last_offset(self) -> str:
@@ -296,10 +299,13 @@ class NatsConsumer:
             return empty_batch()
         if not msgs:
             return empty_batch()
+        msgs, again = in_stream_order(msgs)
         seqs = [m.metadata.sequence.stream for m in msgs]
         if self.spec.envelope != "ndjson":
             data = [m.data for m in msgs]
-            return Batch(data, pa.array([str(s) for s in seqs]), pa.array(seqs), msgs[-1])
+            return Batch(
+                data, pa.array([str(s) for s in seqs]), pa.array(seqs), msgs[-1], redelivered=again
+            )
         payloads: list[bytes] = []
         offsets: list[str] = []
         out_seqs: list[int] = []
@@ -316,7 +322,9 @@ class NatsConsumer:
         seen = len(payloads) / len(msgs)
         per = self._lines_per_msg
         self._lines_per_msg = seen if per is None else max(seen, 0.8 * per + 0.2 * seen)
-        return Batch(payloads, pa.array(offsets), pa.array(out_seqs, pa.int64()), msgs[-1])
+        return Batch(
+            payloads, pa.array(offsets), pa.array(out_seqs, pa.int64()), msgs[-1], redelivered=again
+        )
 
     def ack(self, batch: Batch) -> None:
         if batch.token is not None:
@@ -335,6 +343,23 @@ class NatsConsumer:
         if pending:
             self.loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
         self.loop.close()
+
+
+def in_stream_order(msgs: list[Msg]) -> tuple[list[Msg], int]:
+    """JetStream messages by stream sequence, each once, and how many were left out.
+
+    A message not acknowledged within ``ack_wait`` (a slow batch) is delivered again, in a
+    later fetch, possibly after newer ones: the batch's position must be its largest
+    sequence (an older last one would make the sink skip the commit as already held, and
+    the newer events be lost), and a message delivered twice in one fetch is processed
+    once. (An envelope left out counts as one; its events were in the first copy.)"""
+    seqs = [m.metadata.sequence.stream for m in msgs]
+    if all(a < b for a, b in itertools.pairwise(seqs)):
+        return msgs, 0
+    out: dict[int, Msg] = {}
+    for s, m in zip(seqs, msgs, strict=True):
+        out.setdefault(s, m)
+    return [out[s] for s in sorted(out)], len(msgs) - len(out)
 
 
 def consumer_for(spec: StreamSpec) -> StreamConsumer:

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from lockgate.sources.rest import _fast_read, in_file_order
+from lockgate.sources._rest_spill import fast_read
+from lockgate.sources.rest import in_file_order
 
 duckdb = pytest.importorskip("duckdb")
 
@@ -26,7 +27,7 @@ def test_large_spill_staged_in_file_order(tmp_path: Path) -> None:
     con.execute("SET preserve_insertion_order = false")  # as the run's work session
     con.execute("SET threads = 4")
     with in_file_order(con):
-        assert _fast_read(con, "t", spill, None)
+        assert fast_read(con, "t", spill, None)
     (out_of_order,) = con.execute("SELECT count(*) FILTER (WHERE id <> rowid) FROM t").fetchone()
     assert out_of_order == 0
     (setting,) = con.execute("SELECT current_setting('preserve_insertion_order')").fetchone()

@@ -60,7 +60,7 @@ class PartitionedConsumer:
         pass
 
 
-def _spec() -> StreamSpec:
+def _spec(**sink: Any) -> StreamSpec:
     return StreamSpec.model_validate(
         {
             "name": "events",
@@ -68,7 +68,7 @@ def _spec() -> StreamSpec:
             "columns": COLUMNS,
             "dedup": {"key": ["event_id"]},
             "checks": [{"type": "between", "column": "amount", "min": 0}],
-            "sink": {"dataset": "events"},
+            "sink": {"dataset": "events", **sink},
         }
     )
 
@@ -103,7 +103,8 @@ def test_a_crash_between_dlq_and_sink_commits_writes_each_row_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Partition positions filter rows per table: the DLQ (committed) is not written again,
-    the sink (not committed) gets the batch; other partitions' rows are not skipped."""
+    the sink (not committed) gets the batch; other partitions' rows are not skipped. (The
+    DLQ committed before the sink: ``dlq_commit_every: 1``.)"""
     store = store_for("delta", tmp_path / "wh")
     real = store.publish
     batches = [[(0, 0, event(0)), (1, 0, b"{bad"), (2, 0, event(2))]]
@@ -116,15 +117,84 @@ def test_a_crash_between_dlq_and_sink_commits_writes_each_row_once(
     with engine_for() as con:
         monkeypatch.setattr(store, "publish", failing)
         with pytest.raises(RuntimeError, match="crash before the sink commit"):
-            StreamRunner(_spec(), PartitionedConsumer(batches), store, con).run(until_idle=True)
+            StreamRunner(_spec(dlq_commit_every=1), PartitionedConsumer(batches), store, con).run(
+                until_idle=True
+            )
         monkeypatch.setattr(store, "publish", real)
         assert store.read("events__dlq").num_rows == 1
-        runner = StreamRunner(_spec(), PartitionedConsumer(batches), store, con)
+        runner = StreamRunner(_spec(dlq_commit_every=1), PartitionedConsumer(batches), store, con)
         assert runner.done == {} and runner.dlq_done == {0: 0, 1: 0, 2: 0}
         c = runner.run(until_idle=True).counts
     assert c.reconciles and (c.read, c.published, c.dlq) == (3, 2, 1)
     assert store.read("events__dlq").num_rows == 1  # not twice
     assert sorted(store.read("events").column("event_id").to_pylist()) == ["e0", "e2"]
+
+
+def test_a_crash_after_sink_commits_before_the_deferred_dlq_commit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The DLQ rows of two batches are buffered (logged) after their sink commits; the DLQ
+    commit fails: a restart commits exactly the logged rows of the batches the sink holds,
+    once, and the source is sought past them (nothing is read again)."""
+    store = store_for("delta", tmp_path / "wh")
+    real = store.publish
+
+    def failing(name: str, *a: Any, **k: Any) -> Any:
+        if name == "events__dlq":
+            raise RuntimeError("crash before the DLQ commit")
+        return real(name, *a, **k)
+
+    spec = _spec(dlq_commit_every=5)
+    with engine_for() as con:
+        monkeypatch.setattr(store, "publish", failing)
+        with pytest.raises(RuntimeError, match="crash before the DLQ commit"):
+            StreamRunner(spec, PartitionedConsumer(BATCHES), store, con).run(until_idle=True)
+        monkeypatch.setattr(store, "publish", real)
+        assert not store.exists("events__dlq")  # the sink has all three batches
+        assert sorted(store.read("events").column("event_id").to_pylist()) == [
+            "e0", "e1", "e2", "e3", "e4"
+        ]  # fmt: skip
+        runner = StreamRunner(spec, PartitionedConsumer(BATCHES), store, con)
+        assert runner.dlq_done == runner.done == {0: 2, 1: 2, 2: 2}  # recovered at start
+        c = runner.run(until_idle=True).counts
+        assert c.read == 0
+        again = StreamRunner(spec, PartitionedConsumer(BATCHES), store, con)
+        assert again.run(until_idle=True).counts.read == 0
+    dlq = store.read("events__dlq")
+    assert sorted(dlq.column("offset").to_pylist()) == ["1:1", "1:2", "2:1"]  # each once
+    assert sorted(store.read("events").column("event_id").to_pylist()) == [
+        "e0", "e1", "e2", "e3", "e4"
+    ]  # fmt: skip
+
+
+def test_a_crash_before_the_sink_commit_ignores_the_logged_dlq_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DLQ rows logged for a batch whose sink commit did not land are not committed at
+    start (the batch is read again and logs them again): each DLQ row once."""
+    store = store_for("delta", tmp_path / "wh")
+    real = store.publish
+    calls = {"events": 0}
+
+    def failing(name: str, *a: Any, **k: Any) -> Any:
+        if name == "events":
+            calls["events"] += 1
+            if calls["events"] == 2:  # the second batch (all bad) is logged, not committed
+                raise RuntimeError("crash before the sink commit")
+        return real(name, *a, **k)
+
+    spec = _spec(dlq_commit_every=5)
+    with engine_for() as con:
+        monkeypatch.setattr(store, "publish", failing)
+        with pytest.raises(RuntimeError, match="crash before the sink commit"):
+            StreamRunner(spec, PartitionedConsumer(BATCHES), store, con).run(until_idle=True)
+        monkeypatch.setattr(store, "publish", real)
+        runner = StreamRunner(spec, PartitionedConsumer(BATCHES), store, con)
+        assert not store.exists("events__dlq")  # nothing recovered: the sink lacks batch 2
+        c = runner.run(until_idle=True).counts
+    assert c.reconciles and (c.read, c.published, c.dlq) == (5, 1, 3)
+    dlq = store.read("events__dlq")
+    assert sorted(dlq.column("offset").to_pylist()) == ["1:1", "1:2", "2:1"]
 
 
 class _Msg:

@@ -103,3 +103,65 @@ def test_kill_9_at_every_point_of_the_first_batches(tmp_path: Path, redis_stream
         assert sorted(ids) == sorted(valid), (n, first[n - 1])  # no loss, no duplicate
         assert len(reasons) == invalid, (n, first[n - 1], reasons)
         assert not any("@" in e for e in emails)
+
+
+@pytest.mark.slow
+def test_kill_9_around_the_deferred_dlq_commit(tmp_path: Path, redis_stream: str) -> None:
+    """DLQ rows committed every 2 batches (logged until then): killed at every point of
+    the DLQ's deferral — rows logged, sink committed with rows pending, the DLQ commit — and
+    at the point after each, a restart ends with the table = the distinct valid events and
+    the DLQ = the invalid messages, each exactly once."""
+    payloads, valid, invalid = _payloads()
+    over = {"sink": {"dataset": "events", "dlq_commit_every": 2}}
+    probe = write_project(
+        tmp_path / "probe",
+        [stream_def({"type": "redis", "stream": redis_stream + "-probe"}, **over)],
+    )
+    publish_redis(redis_stream + "-probe", payloads)
+    log = tmp_path / "points.log"
+    env = {**os.environ, "LOCKGATE_CRASH_AT": "1000000", "LOCKGATE_CRASH_LOG": str(log)}
+    assert _run_cli(probe, env).returncode == 0
+    points = [line.split(" ", 1)[1] for line in log.read_text().splitlines()]
+    deferred = [i for i, p in enumerate(points, 1) if "deferred DLQ" in p]
+    assert deferred and any("DLQ rows logged" in p for p in points)
+    # a deferred DLQ commit happens between batches, not only at the end
+    assert deferred[0] < max(i for i, p in enumerate(points, 1) if "not acknowledged" in p)
+    todo = sorted({n + k for n in deferred for k in (0, 1, 2)} | {deferred[0] - 3})
+    for n in todo:
+        stream = f"{redis_stream}-{n}"
+        publish_redis(stream, payloads)
+        root = write_project(
+            tmp_path / f"p{n}", [stream_def({"type": "redis", "stream": stream}, **over)]
+        )
+        env = {**os.environ, "LOCKGATE_CRASH_AT": str(n)}
+        crashed = _run_cli(root, env)
+        assert crashed.returncode == -9, (n, points[n - 1], crashed.stderr[-2000:])
+        env.pop("LOCKGATE_CRASH_AT")
+        done = _run_cli(root, env)
+        assert done.returncode == 0, done.stderr[-2000:]
+        ids, emails, reasons = _tables(root)
+        assert sorted(ids) == sorted(valid), (n, points[n - 1])  # no loss, no duplicate
+        assert len(reasons) == invalid, (n, points[n - 1], reasons)
+        assert not any("@" in e for e in emails)
+
+
+def test_a_stream_trimmed_below_the_committed_position(tmp_path: Path, redis_stream: str) -> None:
+    """XTRIM removing entries the table already holds (and more than it: the whole stream)
+    neither loses nor re-reads anything: the group is sought to the table's position."""
+    import redis
+
+    publish_redis(redis_stream, [event(i) for i in range(20)])
+    root = write_project(tmp_path, [stream_def({"type": "redis", "stream": redis_stream})])
+    assert run_stream(load_project(root), "events", until_idle=True).counts.published == 20
+    client = redis.Redis()
+    client.xtrim(redis_stream, maxlen=5, approximate=False)  # 15 committed entries gone
+    publish_redis(redis_stream, [event(i) for i in range(20, 30)])
+    again = run_stream(load_project(root), "events", until_idle=True)
+    assert (again.counts.read, again.counts.published) == (10, 10)
+    client.xtrim(redis_stream, maxlen=0, approximate=False)  # everything gone
+    publish_redis(redis_stream, [event(i) for i in range(30, 33)])
+    third = run_stream(load_project(root), "events", until_idle=True)
+    client.close()
+    assert (third.counts.read, third.counts.published) == (3, 3)
+    ids = store_for("delta", root / "warehouse").read("events").column("event_id").to_pylist()
+    assert sorted(ids) == sorted(f"e{i}" for i in range(33))

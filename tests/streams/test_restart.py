@@ -56,7 +56,7 @@ class ListConsumer:
         pass
 
 
-def _spec() -> StreamSpec:
+def _spec(**sink: Any) -> StreamSpec:
     return StreamSpec.model_validate(
         {
             "name": "events",
@@ -66,7 +66,7 @@ def _spec() -> StreamSpec:
             "mask": {"email": "hash"},
             "checks": [{"type": "between", "column": "amount", "min": 0}],
             "event_time": {"column": "ts", "late": "events_late"},
-            "sink": {"dataset": "events"},
+            "sink": {"dataset": "events", **sink},
             "batch": {"max_events": 100},
         }
     )
@@ -91,13 +91,14 @@ def test_late_and_dlq_rows_are_not_written_twice_after_a_partial_batch(
         return real(name, *a, **k)
 
     with engine_for() as con:
-        StreamRunner(_spec(), ListConsumer(data, [3]), store, con).run(until_idle=True)
+        spec = _spec(dlq_commit_every=1)  # the DLQ committed before the sink
+        StreamRunner(spec, ListConsumer(data, [3]), store, con).run(until_idle=True)
         monkeypatch.setattr(store, "publish", failing)
         with pytest.raises(RuntimeError, match="crash before the sink commit"):
-            StreamRunner(_spec(), ListConsumer(data, [3]), store, con).run(until_idle=True)
+            StreamRunner(spec, ListConsumer(data, [3]), store, con).run(until_idle=True)
         assert store.read("events_late").num_rows == 1 and store.read("events__dlq").num_rows == 1
         monkeypatch.setattr(store, "publish", real)
-        report = StreamRunner(_spec(), ListConsumer(data, [10]), store, con).run(until_idle=True)
+        report = StreamRunner(spec, ListConsumer(data, [10]), store, con).run(until_idle=True)
     c = report.counts
     assert c.reconciles and (c.read, c.published, c.late, c.dlq) == (5, 2, 2, 1)
     assert sorted(store.read("events").column("event_id").to_pylist()) == sorted(

@@ -3,6 +3,7 @@ alerts on its DLQ ratio / lag once per incident (real Redis, real HTTP receiver)
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import pytest
@@ -77,3 +78,86 @@ def test_dlq_ratio_alerts_once_then_resolves(
     assert "went to the DLQ" in rx.bodies[0]["summary"]
     with StateStore.open(project.state_url) as state:
         assert open_incidents(state, project.config.name) == set()
+
+
+def test_a_failing_compaction_is_logged_counted_and_the_stream_goes_on(
+    tmp_path: Path, redis_stream: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """compact_every 2, 7 batches: the first compaction (after batch 2) fails on the sink,
+    the stream publishes every batch anyway and compacts at the next interval."""
+    from prometheus_client import CollectorRegistry
+
+    import lockgate.optimize as optimize
+    from lockgate.streams.record import StreamMetrics
+
+    real = optimize.compact_table
+    calls: list[str] = []
+
+    def flaky(store: DeltaStore, name: str, **kw: object) -> optimize.Compaction:
+        calls.append(name)
+        if len(calls) == 1:
+            raise OSError("disk full (injected)")
+        return real(store, name, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(optimize, "compact_table", flaky)
+    publish_redis(redis_stream, [b"{bad"] + [event(i) for i in range(48)])
+    d = stream_def({"type": "redis", "stream": redis_stream})
+    d["sink"] = {"dataset": "events", "compact_every": 2}
+    root = write_project(tmp_path, [d])
+    project = load_project(root)
+    registry = CollectorRegistry()
+    metrics = StreamMetrics(registry)
+    report = run_stream(project, "events", until_idle=True, metrics=metrics)
+    c = report.counts
+    assert c.reconciles and (c.read, c.published, c.dlq) == (49, 48, 1)
+    assert report.batches == 7 and report.compaction_errors == 1
+    assert calls[0] == "events" and calls.count("events") == 3  # after batches 2, 4, 6
+    errors = registry.get_sample_value(
+        "lockgate_stream_compaction_errors_total", {"stream": "events"}
+    )
+    assert errors == 1.0
+    store = DeltaStore(project.warehouse_path)
+    history = [h["operation"] for h in store.history("events", limit=None)]
+    assert history.count("OPTIMIZE") == 2, history  # the failed one retried at the next interval
+    ids = store.arrow_dataset("events").to_table().column("event_id").to_pylist()
+    assert sorted(ids) == sorted(f"e{i}" for i in range(48))
+    assert run_stream(project, "events", until_idle=True).counts.read == 0
+
+
+def test_window_aggregate_tables_are_compacted_by_upkeep_and_optimize(
+    tmp_path: Path, redis_stream: str
+) -> None:
+    """The aggregates' dataset is one of the stream's tables: upkeep and ``lockgate
+    optimize`` compact it like the sink."""
+    from lockgate.optimize import optimize, project_tables
+
+    t0 = dt.datetime(2026, 1, 1, 12)
+    ts = [(t0 + dt.timedelta(minutes=m)).isoformat() for m in range(0, 64, 2)]  # 2 a batch
+    publish_redis(redis_stream, [event(i, ts=t) for i, t in enumerate(ts)])
+    d = stream_def(
+        {"type": "redis", "stream": redis_stream},
+        event_time={"column": "ts", "allowed_lateness": "1m"},
+        aggregates=[{"dataset": "per_4m", "size": "4m", "measures": {"n": "count"}}],
+        batch={"max_events": 2, "max_latency": 0.2},
+    )
+    d["sink"] = {"dataset": "events", "compact_every": 5}
+    root = write_project(tmp_path, [d])
+    project = load_project(root)
+    assert "per_4m" in project_tables(project)
+    report = run_stream(project, "events", until_idle=True)
+    assert report.counts.published == 32 and report.batches == 16
+    store = DeltaStore(project.warehouse_path)
+    ops = [h["operation"] for h in store.history("per_4m", limit=None)]
+    assert ops.count("OPTIMIZE") >= 2, ops
+    rows = store.arrow_dataset("per_4m").to_table()
+    assert sum(rows.column("n").to_pylist()) == rows.num_rows * 2  # 2 events per 4m window
+    # and by `lockgate optimize`: the files written after the last upkeep compaction
+    before = len(store.open_table("per_4m").file_uris())
+    assert before > 1
+    done = optimize(project, min_files=2)
+    assert "per_4m" in [c.table for c in done if c.version is not None]
+    store.forget("per_4m")
+    assert len(store.open_table("per_4m").file_uris()) == 1
+    assert store.arrow_dataset("per_4m").to_table().sort_by("window_start") == rows.sort_by(
+        "window_start"
+    )

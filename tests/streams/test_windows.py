@@ -92,11 +92,11 @@ def oracle(
                 continue
             if e["event_id"] in seen:
                 continue
-            seen.add(e["event_id"])
             e["ts"] = dt.datetime.fromisoformat(e["ts"])
             if wm is not None and e["ts"] < wm:
                 late += 1
-            elif e["amount"] >= 0:
+            elif e["amount"] >= 0:  # only a published event claims its key
+                seen.add(e["event_id"])
                 batch_pub.append(e)
         pos += size
         published += batch_pub

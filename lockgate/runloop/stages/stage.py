@@ -47,6 +47,13 @@ def stage(ctx: StepContext, state: StepState) -> None:
             ses.drop(state.staged.deletes)
         state.end(reason="no new changes")
         return
+    if state.staged_rows == 0 and state.staged is not None and state.staged.schemaless:
+        # nothing read and no known columns: publishing would fix placeholder types
+        res.output_version = state.table.version if state.table is not None else None
+        res.check_accounting(0)
+        ses.drop(state.stage, state.stage + "__rejects")
+        state.end(reason="no records read (their columns are unknown until some arrive)")
+        return
     if (
         state.staged_rows == 0
         and state.rejects == 0
