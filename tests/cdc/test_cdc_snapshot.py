@@ -228,9 +228,7 @@ def test_kill_9_mid_partitioned_snapshot_publishes_nothing(
     assert lsn_int(row[0]) <= position
 
 
-def test_a_failed_range_fails_the_snapshot_and_publishes_nothing(
-    src: Any, tmp_path: Path
-) -> None:
+def test_a_failed_range_fails_the_snapshot_and_publishes_nothing(src: Any, tmp_path: Path) -> None:
     src.execute("CREATE TABLE fail (id int PRIMARY KEY, v int)")
     src.execute("INSERT INTO fail SELECT g, g FROM generate_series(1, 300) g")
     root = cdc_project(tmp_path, {"fail": ["id"]}, slot_prefix=_prefix(), snapshot_partitions=3)
