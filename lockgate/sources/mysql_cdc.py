@@ -677,7 +677,7 @@ def _typed(batch: ChangeBatch, columns: list[Column]) -> list[Column]:
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    if batch.arrays is None or not batch.rows:
+    if batch.arrays is None:
         return columns
     out = []
     for i, c in enumerate(columns):
