@@ -175,7 +175,8 @@ def _last_per_key(arrow: pa.Table, keys: tuple[str, ...]) -> list[int]:
     """The rows (ascending) holding the last event of each key (NULLs form one key, as
     in DuckDB's PARTITION BY)."""
     cols = [arrow.column(k).to_pylist() for k in keys]
-    last = dict(zip(cols[0] if len(cols) == 1 else zip(*cols), range(arrow.num_rows)))
+    rows = cols[0] if len(cols) == 1 else list(zip(*cols, strict=True))
+    last = dict(zip(rows, range(arrow.num_rows), strict=True))
     if len(last) == arrow.num_rows:
         return list(range(arrow.num_rows))
     return sorted(last.values())

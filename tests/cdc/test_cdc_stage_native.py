@@ -53,9 +53,11 @@ def _batch(seed: int, *, bad: dict[int, str] | None = None) -> Any:
             str(i),
             str(j),
             maybe(str(rng.randrange(2**32))),
-            maybe(f"{rng.randrange(-10**11, 10**11) / 100:.2f}"),
-            maybe(f"20{rng.randrange(10, 30)}-0{rng.randrange(1, 10)}-1{rng.randrange(10)} "
-                  f"1{rng.randrange(10)}:0{rng.randrange(10)}:00.{rng.randrange(10**6):06d}"),
+            maybe(f"{rng.randrange(-(10**11), 10**11) / 100:.2f}"),
+            maybe(
+                f"20{rng.randrange(10, 30)}-0{rng.randrange(1, 10)}-1{rng.randrange(10)} "
+                f"1{rng.randrange(10)}:0{rng.randrange(10)}:00.{rng.randrange(10**6):06d}"
+            ),
             maybe(f"2024-05-0{rng.randrange(1, 10)} 12:00:00+00"),
             maybe(f"2024-1{rng.randrange(3)}-2{rng.randrange(10)}"),
             maybe(rng.choice(["a", "é", "", "x y"])),
