@@ -301,25 +301,30 @@ class PostgresCdcSource(Source):
             parts = str(Path(tmp) / "part-*.csv")
             _load_csv(session, raw, parts, [c.name for c in described.columns])
             meta = meta_select(lsn, "r", None)
+            # a view, not a copy: the conversion reads the loaded text once
             session.execute(
                 exp.Create(
                     this=table_ref(raw + "2"),
-                    kind="TABLE",
+                    kind="VIEW",
                     replace=True,
                     expression=exp.select(*_blob_fix(described.columns), *meta).from_(
                         table_ref(raw)
                     ),
                 )
             )
-            session.drop(raw)
-            rejected = convert(
-                session,
-                raw + "2",
-                table,
-                [*described.columns, *meta_columns()],
-                f"postgres_cdc:{self.spec.table}",
-                line=LSN,
-            )
+            try:
+                rejected = convert(
+                    session,
+                    raw + "2",
+                    table,
+                    [*described.columns, *meta_columns()],
+                    f"postgres_cdc:{self.spec.table}",
+                    line=LSN,
+                    drop_raw=False,
+                )
+            finally:
+                session.execute(exp.Drop(tables=[table_ref(raw + "2")], kind="VIEW", exists=True))
+                session.drop(raw)
         if self.spec.deletes == "soft":
             add_flag(session, table, False)
         log.info("cdc %s: snapshot at %s staged", self.slot, lsn)
