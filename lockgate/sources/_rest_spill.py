@@ -191,10 +191,10 @@ class ChunkedSpill:
         table: str,
         folder: Path,
         declared: dict[str, str] | None,
-        chunk_bytes: int = CHUNK_BYTES,
+        chunk_bytes: int | None = None,
     ) -> None:
         self.con, self.table, self.folder, self.declared = con, table, folder, declared
-        self.chunk_bytes = chunk_bytes
+        self.chunk_bytes = CHUNK_BYTES if chunk_bytes is None else chunk_bytes  # read now: tests patch it
         self.files: list[Path] = []
         self.index: list[tuple[int, int, str]] = []  # per page: first line, number, URL
         self.lines = 0
