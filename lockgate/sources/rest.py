@@ -110,7 +110,10 @@ class RestSource(Source):
                 if config.parent is None
                 else child_pages(reader, since, outcome)
             )
-            spill.write(prefetched(read))  # closed chunks are staged meanwhile (_rest_spill)
+            # closed chunks are staged meanwhile (_rest_spill); closing() stops and joins the
+            # fetch thread when writing fails (Ctrl-C, disk full), not when the traceback goes
+            with contextlib.closing(prefetched(read)) as fetched:
+                spill.write(fetched)
             pages, lines = spill.index, spill.lines
             log.info(
                 "dataset %s: %d record(s) from %d page(s) of %s",

@@ -360,3 +360,62 @@ def test_in_file_order_of_two_steps_at_once_keeps_the_setting() -> None:
     assert setting(b)  # b still stages: order kept
     cb.__exit__(None, None, None)
     assert not setting(con)  # both done: the session's setting back
+
+
+def test_two_rest_steps_at_once_keep_their_own_records(tmp_path: Path, server: Server) -> None:
+    """max_workers 2: two REST reads prefetching and staging chunks at the same time share
+    no state (their spill, pages, keys and the later-page-wins order stay their own)."""
+    for name in ("a", "b"):
+        serve(
+            server,
+            [[{"id": i, "v": f"{name}{p}"} for i in range(PER_PAGE)] for p in range(1, 6)],
+            path=f"/{name}",
+        )
+
+    def ds(name: str) -> dict[str, Any]:
+        src = {
+            "type": "rest",
+            "base_url": server.url,
+            "path": f"/{name}",
+            "paginator": {"type": "page_number"},
+            "primary_key": ["id"],
+        }
+        return {"name": name, "source": src}
+
+    root = make_project(tmp_path / "p", [ds("a"), ds("b")])
+    result = lockgate.run(root, max_workers=2)
+    assert result.ok, result
+    for name in ("a", "b"):
+        step = next(s for s in result.steps if s.dataset == name)
+        assert step.rows_in == 5 * PER_PAGE and step.rows_skipped == 4 * PER_PAGE
+        assert {r["v"] for r in lockgate.read(root, name).to_pylist()} == {f"{name}5"}
+    assert no_rest_threads()
+
+
+@pytest.mark.parametrize("error", [OSError(28, "No space left on device"), KeyboardInterrupt()])
+def test_an_error_while_writing_the_spill_stops_the_fetch_thread(
+    tmp_path: Path, server: Server, monkeypatch: pytest.MonkeyPatch, error: BaseException
+) -> None:
+    """The spill writer fails (disk full, Ctrl-C) with pages still prefetched: the fetch
+    thread is stopped and joined at once, not when the traceback is freed."""
+    serve(server, [page(p) for p in range(8)])
+    real = _rest_spill.encode_exact
+    calls: list[int] = []
+
+    def encode(records: list[Any]) -> bytes | None:
+        calls.append(1)
+        if len(calls) == 3:
+            raise error
+        return real(records)
+
+    monkeypatch.setattr(_rest_spill, "encode_exact", encode)
+    root = project(tmp_path / "p", server)
+    caught: list[BaseException] = []
+    try:
+        step = run(root)
+        assert step.status == "failed"
+    except KeyboardInterrupt as e:
+        caught.append(e)  # kept alive, with its traceback (frames, generators)
+    assert no_rest_threads()
+    assert not (root / "warehouse" / "items" / "_delta_log").exists()
+    assert bool(caught) == isinstance(error, KeyboardInterrupt)
