@@ -20,13 +20,14 @@ import os
 import queue
 import shutil
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlglot import exp
 
+from lockgate.errors import TerminalError
 from lockgate.sources._records import drop, tbl
 from lockgate.sources.base import table_columns
 from lockgate.sql import ident
@@ -52,10 +53,16 @@ T = TypeVar("T")
 PREFETCH = int(os.environ.get("LOCKGATE_REST_PREFETCH", "2"))
 
 
-def prefetched(items: Iterator[T], depth: int = PREFETCH) -> Iterator[T]:
+def prefetched(
+    items: Iterator[T], depth: int = PREFETCH, cancelled: Callable[[], bool] | None = None
+) -> Iterator[T]:
     """``items``, produced in a thread of its own up to ``depth`` ahead: the next page is
     requested while the caller encodes and writes this one. The producer's exception is
-    raised here; stopping early stops the producer (its generator closed in its thread)."""
+    raised here; stopping early stops the producer (its generator closed in its thread).
+
+    ``cancelled`` (the step's timeout fired, the run was interrupted) is checked while
+    waiting: the read stops with :class:`StepInterrupted` without waiting for the page in
+    flight (the producer ends once its request does: it is not joined then)."""
     if depth <= 0:
         yield from items
         return
@@ -86,9 +93,21 @@ def prefetched(items: Iterator[T], depth: int = PREFETCH) -> Iterator[T]:
 
     worker = threading.Thread(target=produce, name="lockgate-rest-fetch", daemon=True)
     worker.start()
+    abandoned = False
     try:
         while True:
-            more, x = q.get()
+            if cancelled is None:
+                more, x = q.get()
+            else:
+                try:
+                    more, x = q.get(timeout=0.1)
+                except queue.Empty:
+                    if cancelled():
+                        abandoned = True
+                        raise StepInterrupted(
+                            "interrupted while waiting for a page; nothing was published"
+                        ) from None
+                    continue
             if not more:
                 if x is not None:
                     raise x
@@ -96,7 +115,12 @@ def prefetched(items: Iterator[T], depth: int = PREFETCH) -> Iterator[T]:
             yield x
     finally:
         stop.set()
-        worker.join()
+        if not abandoned:
+            worker.join()
+
+
+class StepInterrupted(TerminalError):
+    """The step's timeout fired (or the run was interrupted) while a page was awaited."""
 
 
 def encode_exact(records: list[Any]) -> bytes | None:

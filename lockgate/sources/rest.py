@@ -112,7 +112,9 @@ class RestSource(Source):
             )
             # closed chunks are staged meanwhile (_rest_spill); closing() stops and joins the
             # fetch thread when writing fails (Ctrl-C, disk full), not when the traceback goes
-            with contextlib.closing(prefetched(read)) as fetched:
+            mark = getattr(session, "interrupts", 0)  # the step's timeout: see prefetched
+            cancelled = lambda: getattr(session, "interrupts", 0) != mark  # noqa: E731
+            with contextlib.closing(prefetched(read, cancelled=cancelled)) as fetched:
                 spill.write(fetched)
             pages, lines = spill.index, spill.lines
             log.info(

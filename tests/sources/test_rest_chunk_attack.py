@@ -419,3 +419,31 @@ def test_an_error_while_writing_the_spill_stops_the_fetch_thread(
     assert no_rest_threads()
     assert not (root / "warehouse" / "items" / "_delta_log").exists()
     assert bool(caught) == isinstance(error, KeyboardInterrupt)
+
+
+@pytest.mark.slow
+def test_a_step_timeout_stops_a_read_waiting_on_a_page(tmp_path: Path, server: Server) -> None:
+    """``timeout:`` interrupts the step's query; a REST read waits on HTTP in the fetch
+    thread, not on a query: the timeout must stop it too, not wait for the server."""
+    release, answered = threading.Event(), threading.Event()
+
+    def slow(r: Request) -> Reply:
+        if int(r.query["page"]) >= 2:
+            release.wait(20)
+            answered.set()
+            return 200, {}, b"[]"
+        return 200, {}, json.dumps(page(0)).encode()
+
+    server.route("/slow", slow)
+    root = project(tmp_path / "p", server, path="/slow", timeout=1, source={"timeout": 60})
+    try:
+        step = run(root)
+        assert step.status == "failed" and "timed out" in (step.error or ""), step.error
+        assert not answered.is_set()  # stopped while the page was still in flight
+    finally:
+        release.set()
+    for t in threading.enumerate():
+        if t.name.startswith("lockgate-rest"):
+            t.join(30)
+    assert no_rest_threads()
+    assert not (root / "warehouse" / "items" / "_delta_log").exists()
