@@ -20,7 +20,7 @@ import os
 import queue
 import shutil
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -55,7 +55,7 @@ PREFETCH = int(os.environ.get("LOCKGATE_REST_PREFETCH", "2"))
 
 def prefetched(
     items: Iterator[T], depth: int = PREFETCH, cancelled: Callable[[], bool] | None = None
-) -> Iterator[T]:
+) -> Generator[T, None, None]:
     """``items``, produced in a thread of its own up to ``depth`` ahead: the next page is
     requested while the caller encodes and writes this one. The producer's exception is
     raised here; stopping early stops the producer (its generator closed in its thread).
@@ -218,7 +218,9 @@ class ChunkedSpill:
         chunk_bytes: int | None = None,
     ) -> None:
         self.con, self.table, self.folder, self.declared = con, table, folder, declared
-        self.chunk_bytes = CHUNK_BYTES if chunk_bytes is None else chunk_bytes  # read now: tests patch it
+        self.chunk_bytes = (
+            CHUNK_BYTES if chunk_bytes is None else chunk_bytes
+        )  # read now: tests patch it
         self.files: list[Path] = []
         self.index: list[tuple[int, int, str]] = []  # per page: first line, number, URL
         self.lines = 0

@@ -63,7 +63,9 @@ def project(root: Path, server: Server, path: str = "/r", **dataset: Any) -> Pat
         "retry": {"attempts": 0},
         **dataset.pop("source", {}),
     }
-    return make_project(root, [{"name": "items", "source": src, "retry": {"retries": 0}, **dataset}])
+    return make_project(
+        root, [{"name": "items", "source": src, "retry": {"retries": 0}, **dataset}]
+    )
 
 
 def rows(root: Path) -> list[dict[str, Any]]:
@@ -127,7 +129,10 @@ def test_a_column_only_in_a_later_chunk(tmp_path: Path, server: Server) -> None:
 
 
 def test_ints_and_floats_mixed_within_and_across_chunks(tmp_path: Path, server: Server) -> None:
-    pages = [[{"id": i, "x": i if i % 2 else i + 0.5} for i in range(p * 10, p * 10 + 10)] for p in range(4)]
+    pages = [
+        [{"id": i, "x": i if i % 2 else i + 0.5} for i in range(p * 10, p * 10 + 10)]
+        for p in range(4)
+    ]
     pages[3] = [{"id": i, "x": 10**12 + i} for i in range(30, 40)]  # ints only, later
     serve(server, pages)
     root = project(tmp_path / "p", server)
@@ -329,7 +334,9 @@ def test_declared_columns_that_disagree_with_the_records(tmp_path: Path, server:
     pages = [page(0), page(1), [{"id": 500, "n": "not a number", "pad": "y"}], page(3)]
     serve(server, pages)
     root = project(
-        tmp_path / "p", server, source={"columns": {"id": "BIGINT", "n": "INTEGER", "pad": "VARCHAR"}}
+        tmp_path / "p",
+        server,
+        source={"columns": {"id": "BIGINT", "n": "INTEGER", "pad": "VARCHAR"}},
     )
     step = run(root)
     assert step.status == "success", step.error
