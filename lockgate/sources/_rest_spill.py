@@ -287,7 +287,8 @@ class ChunkedSpill:
         self._out = None
         if self.odd or self._failed:
             return  # the record-level path stages the whole spill
-        self._futures.append(self._pool.submit(self._stage, self.files[-1]))
+        # the wide columns as of now, copied here: the writer adds to them meanwhile
+        self._futures.append(self._pool.submit(self._stage, self.files[-1], dict(self.wide)))
 
     # ---- staging (background thread) ----
 
@@ -302,14 +303,13 @@ class ChunkedSpill:
             self._cur = cur
         return self._cur
 
-    def _stage(self, path: Path) -> None:
+    def _stage(self, path: Path, wide: dict[str, str]) -> None:
         import duckdb
 
         if self._failed:
             return
         cur = self._cursor()
         try:
-            wide = dict(self.wide)
             if self._staged == 0:
                 ok = fast_read(cur, self.table, path, self.declared, wide)
                 self._schema = table_columns(cur, tbl(self.table)) if ok else None
