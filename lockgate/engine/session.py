@@ -123,6 +123,7 @@ class DuckDBEngine(Engine):
         if timezone:
             self._set("TimeZone", timezone)
         self._parent: DuckDBEngine | None = None  # set on a worker cursor (see cursor())
+        self.interrupts = 0  # how many times interrupt() was called (see interrupt())
 
     def _set(self, option: str, value: str) -> None:
         q = exp.Set(
@@ -307,7 +308,9 @@ class DuckDBEngine(Engine):
         return pct if pct >= 0 else None
 
     def interrupt(self) -> None:
-        """Abort the query running now (safe to call from another thread)."""
+        """Abort the query running now (safe to call from another thread); a source
+        waiting on something else than a query (HTTP) sees :attr:`interrupts` change."""
+        self.interrupts += 1
         self.con.interrupt()
 
     # -- lifecycle --------------------------------------------------------------------------

@@ -193,7 +193,7 @@ class _Sessions:
         """Abort the queries the worker threads run (the run was interrupted)."""
         for ses in self._workers:
             with contextlib.suppress(Exception):
-                ses.con.interrupt()
+                ses.interrupt()
 
     def close(self) -> None:
         for ses in self._workers:

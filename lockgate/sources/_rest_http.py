@@ -670,6 +670,12 @@ def _parse(body: bytes, status: int, where: str) -> tuple[Any, bool]:
         return [], True
     try:
         return loads(body)
+    except RecursionError:  # the stdlib parser past ~1000 levels (orjson stops at 1024)
+        raise InputError(
+            f"{where}: the response is nested too deeply to parse (more than ~1000 levels); "
+            "nothing was published",
+            hint="check the endpoint: no API's records nest that deep",
+        ) from None
     except (ValueError, UnicodeDecodeError) as e:
         raise InputError(
             f"{where}: the response is not JSON ({e}); it starts with {_excerpt(body)}; "

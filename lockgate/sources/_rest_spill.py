@@ -20,13 +20,14 @@ import os
 import queue
 import shutil
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlglot import exp
 
+from lockgate.errors import TerminalError
 from lockgate.sources._records import drop, tbl
 from lockgate.sources.base import table_columns
 from lockgate.sql import ident
@@ -52,10 +53,16 @@ T = TypeVar("T")
 PREFETCH = int(os.environ.get("LOCKGATE_REST_PREFETCH", "2"))
 
 
-def prefetched(items: Iterator[T], depth: int = PREFETCH) -> Iterator[T]:
+def prefetched(
+    items: Iterator[T], depth: int = PREFETCH, cancelled: Callable[[], bool] | None = None
+) -> Generator[T, None, None]:
     """``items``, produced in a thread of its own up to ``depth`` ahead: the next page is
     requested while the caller encodes and writes this one. The producer's exception is
-    raised here; stopping early stops the producer (its generator closed in its thread)."""
+    raised here; stopping early stops the producer (its generator closed in its thread).
+
+    ``cancelled`` (the step's timeout fired, the run was interrupted) is checked while
+    waiting: the read stops with :class:`StepInterrupted` without waiting for the page in
+    flight (the producer ends once its request does: it is not joined then)."""
     if depth <= 0:
         yield from items
         return
@@ -86,9 +93,21 @@ def prefetched(items: Iterator[T], depth: int = PREFETCH) -> Iterator[T]:
 
     worker = threading.Thread(target=produce, name="lockgate-rest-fetch", daemon=True)
     worker.start()
+    abandoned = False
     try:
         while True:
-            more, x = q.get()
+            if cancelled is None:
+                more, x = q.get()
+            else:
+                try:
+                    more, x = q.get(timeout=0.1)
+                except queue.Empty:
+                    if cancelled():
+                        abandoned = True
+                        raise StepInterrupted(
+                            "interrupted while waiting for a page; nothing was published"
+                        ) from None
+                    continue
             if not more:
                 if x is not None:
                     raise x
@@ -96,7 +115,12 @@ def prefetched(items: Iterator[T], depth: int = PREFETCH) -> Iterator[T]:
             yield x
     finally:
         stop.set()
-        worker.join()
+        if not abandoned:
+            worker.join()
+
+
+class StepInterrupted(TerminalError):
+    """The step's timeout fired (or the run was interrupted) while a page was awaited."""
 
 
 def encode_exact(records: list[Any]) -> bytes | None:
@@ -191,10 +215,12 @@ class ChunkedSpill:
         table: str,
         folder: Path,
         declared: dict[str, str] | None,
-        chunk_bytes: int = CHUNK_BYTES,
+        chunk_bytes: int | None = None,
     ) -> None:
         self.con, self.table, self.folder, self.declared = con, table, folder, declared
-        self.chunk_bytes = chunk_bytes
+        self.chunk_bytes = (
+            CHUNK_BYTES if chunk_bytes is None else chunk_bytes
+        )  # read now: tests patch it
         self.files: list[Path] = []
         self.index: list[tuple[int, int, str]] = []  # per page: first line, number, URL
         self.lines = 0
@@ -261,7 +287,8 @@ class ChunkedSpill:
         self._out = None
         if self.odd or self._failed:
             return  # the record-level path stages the whole spill
-        self._futures.append(self._pool.submit(self._stage, self.files[-1]))
+        # the wide columns as of now, copied here: the writer adds to them meanwhile
+        self._futures.append(self._pool.submit(self._stage, self.files[-1], dict(self.wide)))
 
     # ---- staging (background thread) ----
 
@@ -276,14 +303,13 @@ class ChunkedSpill:
             self._cur = cur
         return self._cur
 
-    def _stage(self, path: Path) -> None:
+    def _stage(self, path: Path, wide: dict[str, str]) -> None:
         import duckdb
 
         if self._failed:
             return
         cur = self._cursor()
         try:
-            wide = dict(self.wide)
             if self._staged == 0:
                 ok = fast_read(cur, self.table, path, self.declared, wide)
                 self._schema = table_columns(cur, tbl(self.table)) if ok else None

@@ -35,6 +35,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import tempfile
+import threading
 from collections.abc import Iterator
 from datetime import date, datetime
 from decimal import Decimal
@@ -109,7 +110,12 @@ class RestSource(Source):
                 if config.parent is None
                 else child_pages(reader, since, outcome)
             )
-            spill.write(prefetched(read))  # closed chunks are staged meanwhile (_rest_spill)
+            # closed chunks are staged meanwhile (_rest_spill); closing() stops and joins the
+            # fetch thread when writing fails (Ctrl-C, disk full), not when the traceback goes
+            mark = getattr(session, "interrupts", 0)  # the step's timeout: see prefetched
+            cancelled = lambda: getattr(session, "interrupts", 0) != mark  # noqa: E731
+            with contextlib.closing(prefetched(read, cancelled=cancelled)) as fetched:
+                spill.write(fetched)
             pages, lines = spill.index, spill.lines
             log.info(
                 "dataset %s: %d record(s) from %d page(s) of %s",
@@ -294,18 +300,46 @@ class RestSource(Source):
 _SPILL = "<rest spill>"
 
 
+#: in_file_order's holders per database: (how many, the setting before the first)
+_ORDER_HOLDERS: dict[tuple[Any, ...], list[Any]] = {}
+_ORDER_LOCK = threading.Lock()
+
+
+def _database_key(con: duckdb.DuckDBPyConnection) -> tuple[Any, ...]:
+    """What tells one DuckDB database instance from another (the run's worker cursors share
+    one): its temp directory (one per run) and attached databases."""
+    row = con.execute("SELECT current_setting('temp_directory')").fetchone()
+    dbs = con.execute(
+        "SELECT database_name, path FROM duckdb_databases() WHERE NOT internal ORDER BY 1"
+    ).fetchall()
+    return (row[0] if row else None, tuple(map(tuple, dbs)))
+
+
 @contextlib.contextmanager
 def in_file_order(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
     """Stage rows in spill order: the work session reads with ``preserve_insertion_order``
     off, and then a large spill's rows land out of order (DuckDB reads it in parallel
-    blocks) — the duplicate rule "the later page's copy wins" needs their order."""
-    row = con.execute("SELECT current_setting('preserve_insertion_order')").fetchone()
-    before = bool(row[0]) if row else True
-    con.execute("SET preserve_insertion_order = true")
+    blocks) — the duplicate rule "the later page's copy wins" needs their order.
+
+    The setting is the database's, shared by the run's worker cursors: with two REST steps
+    at once, the first to finish must not switch it off under the other (counted per
+    database; the last holder restores it)."""
+    with _ORDER_LOCK:
+        key = _database_key(con)
+        held = _ORDER_HOLDERS.get(key)
+        if held is None:
+            row = con.execute("SELECT current_setting('preserve_insertion_order')").fetchone()
+            held = _ORDER_HOLDERS[key] = [0, bool(row[0]) if row else True]
+        held[0] += 1
+        con.execute("SET preserve_insertion_order = true")
     try:
         yield
     finally:
-        con.execute(f"SET preserve_insertion_order = {'true' if before else 'false'}")
+        with _ORDER_LOCK:
+            held[0] -= 1
+            if held[0] == 0:
+                _ORDER_HOLDERS.pop(key, None)
+                con.execute(f"SET preserve_insertion_order = {'true' if held[1] else 'false'}")
 
 
 def _locate_rejects(
