@@ -13,14 +13,19 @@ import pyarrow as pa
 import pytest
 
 from lockgate.engine import engine_for
-from lockgate.errors import LockgateError
+from lockgate.errors import LockgateError, LockHeld
+from lockgate.project.loader import load_project
+from lockgate.state import StateStore
 from lockgate.storage import store_for
 from lockgate.storage.base import TableStore
 from lockgate.streams.config import StreamSpec
 from lockgate.streams.dlq import DeferredDlq, log_folder
 from lockgate.streams.runner import StreamRunner
-from tests.streams.conftest import COLUMNS, event
+from lockgate.streams.service import run_stream, stream_lock_name
+from lockgate.streams.sources import Batch
+from tests.streams.conftest import COLUMNS, event, publish_redis, stream_def, write_project
 from tests.streams.test_partitioned import BATCHES, PartitionedConsumer
+from tests.streams.test_redelivery import SeqConsumer
 
 DLQ_OFFSETS = ["1:1", "1:2", "2:1"]  # BATCHES' invalid events
 
@@ -232,3 +237,57 @@ def test_a_tokenized_dedup_key_over_a_restart(tmp_path: Path) -> None:
     assert (again.published, again.duplicates) == (1, 2)
     ids = store.read("events").column("event_id").to_pylist()
     assert len(ids) == 3 and not {"e1", "e2", "e3"} & set(ids)
+
+
+class _BadSeqConsumer(SeqConsumer):
+    """:class:`SeqConsumer` whose seqs in ``bad`` carry an unparsable payload."""
+
+    def __init__(self, batches: Any, bad: set[int]) -> None:
+        super().__init__(batches)
+        self.bad = bad
+
+    def fetch(self, max_events: int, wait_seconds: float) -> Batch:
+        b = super().fetch(max_events, wait_seconds)
+        seqs = b.seqs.to_pylist()
+        payloads = [b"{bad" if s in self.bad else p for s, p in zip(seqs, b.payloads, strict=True)]
+        return Batch(payloads, b.offsets, b.seqs) if len(b) else b
+
+
+def test_a_redelivered_message_whose_dlq_row_is_only_in_the_log(tmp_path: Path) -> None:
+    """JetStream redelivers (after ``ack_wait``) a batch whose invalid message is logged,
+    not yet committed to the DLQ: it is already committed (the sink's position), not
+    logged again — the DLQ holds it once."""
+    store = store_for("delta", tmp_path / "wh")
+    spec = _spec(dedup=None)
+    consumer = _BadSeqConsumer([[1, 2, 3], [4, 5, 2, 3], [6]], bad={2})
+    with engine_for() as con:
+        runner = StreamRunner(spec, consumer, store, con)
+        c = runner.run(until_idle=True).counts
+        assert runner.dlq.commits == 1  # one deferred commit, at idle
+    assert c.reconciles and (c.read, c.published, c.dlq, c.already_committed) == (8, 5, 1, 2)
+    assert store.read("events__dlq").column("seq").to_pylist() == [2]
+
+
+def test_a_second_consumer_refused_by_the_lease_leaves_the_log_alone(
+    tmp_path: Path, redis_stream: str
+) -> None:
+    """While a consumer runs (holds the lease) with DLQ rows in its log, a second
+    ``stream run`` is refused before it recovers (commits, removes) that log."""
+    publish_redis(redis_stream, [event(0), b"{bad"])
+    d = stream_def({"type": "redis", "stream": redis_stream}, sink={"dataset": "events"})
+    project = load_project(write_project(tmp_path, [d]))
+    store = store_for("delta", project.warehouse_path)
+    folder = log_folder(store, "events")
+    assert folder is not None
+    folder.mkdir(parents=True)
+    owned = folder / "00000000-00000000000000000001-000000.arrow"
+    owned.write_bytes(b"the running consumer's")
+    with (
+        StateStore.open(project.state_url) as state,
+        state.lock(stream_lock_name("streams_test", "events")),
+        pytest.raises(LockHeld),
+    ):
+        run_stream(project, "events", until_idle=True)
+    assert owned.read_bytes() == b"the running consumer's"
+    owned.unlink()
+    assert run_stream(project, "events", until_idle=True).counts.dlq == 1
