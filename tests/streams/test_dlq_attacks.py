@@ -291,3 +291,16 @@ def test_a_second_consumer_refused_by_the_lease_leaves_the_log_alone(
     assert owned.read_bytes() == b"the running consumer's"
     owned.unlink()
     assert run_stream(project, "events", until_idle=True).counts.dlq == 1
+
+
+def test_an_epoch_number_event_time_goes_to_the_dlq_with_its_reason(tmp_path: Path) -> None:
+    """Documented: event times are ISO-8601 text; an epoch number (or its text) is a parse
+    error, in the DLQ with the reason, never a wrong time in the sink."""
+    store = store_for("delta", tmp_path / "wh")
+    spec = _spec(event_time={"column": "ts", "allowed_lateness": "1m"})
+    batch = [(0, 0, event(1)), (0, 1, event(2, ts=1767225600)), (0, 2, event(3, ts="1767225600"))]
+    c = _run(store, spec, [batch]).counts
+    assert c.reconciles and (c.published, c.dlq) == (1, 2)
+    reasons = store.read("events__dlq").column("reason").to_pylist()
+    assert all(r.startswith("parse: ") and ("ts" in r or "timestamp" in r) for r in reasons)
+    assert store.read("events").column("event_id").to_pylist() == ["e1"]
