@@ -152,8 +152,7 @@ class DeferredDlq:
                 last = str(rows.column("offset")[-1].as_py())
                 self._publish(rows.drop_columns([PART]), tag(dict(sink_done), last))
                 _advance(dlq_done, sink_done)
-        for f in self.folder.iterdir():
-            f.unlink(missing_ok=True)
+        _remove_files(self.folder)
         return n
 
     # -- per batch -----------------------------------------------------------------------
@@ -234,8 +233,14 @@ class DeferredDlq:
     def _clear(self) -> None:
         self._rows, self._bytes, self._batches = [], 0, 0
         if self.folder is not None and self.folder.is_dir():
-            for f in self.folder.iterdir():
-                f.unlink(missing_ok=True)
+            _remove_files(self.folder)
+
+
+def _remove_files(folder: Path) -> None:
+    """The log files (and stray ``.tmp`` ones); anything else there (a folder) is left."""
+    for f in folder.iterdir():
+        if not f.is_dir():
+            f.unlink(missing_ok=True)
 
 
 def _sync_dir(folder: Path) -> None:

@@ -304,3 +304,42 @@ def test_an_epoch_number_event_time_goes_to_the_dlq_with_its_reason(tmp_path: Pa
     reasons = store.read("events__dlq").column("reason").to_pylist()
     assert all(r.startswith("parse: ") and ("ts" in r or "timestamp" in r) for r in reasons)
     assert store.read("events").column("event_id").to_pylist() == ["e1"]
+
+
+def test_a_first_batch_all_invalid_killed_before_the_dlq_commit_then_restarts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The very first batch is wholly invalid (the sink is created empty, at its position),
+    the DLQ commit never lands; restarts commit the logged rows once and read on."""
+    store = store_for("delta", tmp_path / "wh")
+    real = store.publish
+
+    def failing(name: str, *a: Any, **k: Any) -> Any:
+        if name == "events__dlq":
+            raise RuntimeError("killed before the DLQ commit")
+        return real(name, *a, **k)
+
+    spec = _spec(dedup=None)
+    monkeypatch.setattr(store, "publish", failing)
+    with pytest.raises(RuntimeError, match="killed"), engine_for() as con:
+        StreamRunner(spec, _BadSeqConsumer([[1, 2]], {1, 2}), store, con).run(until_idle=True)
+    monkeypatch.setattr(store, "publish", real)
+    assert store.read("events").num_rows == 0 and not store.exists("events__dlq")
+    with engine_for() as con:
+        for _ in range(2):  # the broker redelivers the batch (never acknowledged), and a new one
+            r = StreamRunner(spec, _BadSeqConsumer([[1, 2], [3]], {1, 2}), store, con)
+            assert r.dlq_done == {0: 2}  # recovered at start (the first time)
+            counts = r.run(until_idle=True).counts
+            assert counts.reconciles and counts.dlq == 0
+    assert sorted(store.read("events__dlq").column("seq").to_pylist()) == [1, 2]
+    assert store.read("events").column("event_id").to_pylist() == ["e3"]
+
+
+def test_a_stray_folder_in_the_log_folder_does_not_stop_the_stream(tmp_path: Path) -> None:
+    store = store_for("delta", tmp_path / "wh")
+    folder = log_folder(store, "events")
+    assert folder is not None
+    (folder / "lost+found").mkdir(parents=True)
+    for _ in range(2):
+        assert _run(store, _spec()).counts.reconciles
+    assert _dlq_offsets(store) == DLQ_OFFSETS
