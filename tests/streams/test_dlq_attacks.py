@@ -231,12 +231,16 @@ def test_a_tokenized_dedup_key_over_a_restart(tmp_path: Path) -> None:
     it at start still catches a copy, and no clear key is in the sink."""
     store = store_for("delta", tmp_path / "wh")
     spec = _spec(mask={"event_id": {"method": "tokenize"}})
-    first = _run(store, spec, [[(0, 0, event(1)), (0, 1, event(1)), (0, 2, event(2))]]).counts
+
+    def ev(i: int) -> bytes:
+        return event(i, event_id=f"4000-0000-0000-{i:04d}")
+
+    first = _run(store, spec, [[(0, 0, ev(1)), (0, 1, ev(1)), (0, 2, ev(2))]]).counts
     assert (first.published, first.duplicates) == (2, 1)
-    again = _run(store, spec, [[(0, 3, event(2)), (0, 4, event(3)), (0, 5, event(3))]]).counts
+    again = _run(store, spec, [[(0, 3, ev(2)), (0, 4, ev(3)), (0, 5, ev(3))]]).counts
     assert (again.published, again.duplicates) == (1, 2)
     ids = store.read("events").column("event_id").to_pylist()
-    assert len(ids) == 3 and not {"e1", "e2", "e3"} & set(ids)
+    assert len(set(ids)) == 3 and not any(i.startswith("4000-0000-0000-") for i in ids)
 
 
 class _BadSeqConsumer(SeqConsumer):
@@ -343,3 +347,22 @@ def test_a_stray_folder_in_the_log_folder_does_not_stop_the_stream(tmp_path: Pat
     for _ in range(2):
         assert _run(store, _spec()).counts.reconciles
     assert _dlq_offsets(store) == DLQ_OFFSETS
+
+
+def test_a_tokenized_dedup_key_too_short_for_ff1_is_not_merged_with_another(
+    tmp_path: Path,
+) -> None:
+    """``tokenize`` replaces a value FF1 cannot take (too few alphabet characters, others
+    than separators) one way by as many pseudo-random digits: ``e1``…``e40`` have 100
+    possible tokens, so distinct keys collide and, compared masked, distinct events were
+    dropped as duplicates. Such a key cannot be deduplicated masked: the event goes to the
+    DLQ with the reason, never silently merged."""
+    store = store_for("delta", tmp_path / "wh")
+    spec = _spec(mask={"event_id": {"method": "tokenize"}})
+    batch = [(0, i, event(i)) for i in range(40)]
+    batch.append((0, 40, event(7, event_id="4000-0000-0000-0007")))  # tokenizable: published
+    c = _run(store, spec, [batch]).counts
+    assert c.reconciles and c.duplicates == 0
+    assert (c.published, c.dlq) == (1, 40)
+    reasons = set(store.read("events__dlq").column("reason").to_pylist())
+    assert reasons == {"dedup: key event_id cannot be tokenized (FF1) and kept apart"}
