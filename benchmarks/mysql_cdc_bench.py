@@ -209,7 +209,9 @@ def main() -> None:
 
             prof.disable()
             threading.setprofile(None)
-            pstats.Stats(prof).sort_stats("cumulative").print_stats(40)
+            pstats.Stats(prof).sort_stats(os.environ.get("SORT", "cumulative")).print_stats(
+                int(os.environ.get("TOP", "40"))
+            )
         rows = DeltaTable(str(root / "warehouse" / "orders")).to_pyarrow_table(columns=["id"])
         assert rows.num_rows == n // 2
         print(

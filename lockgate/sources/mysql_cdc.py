@@ -81,6 +81,7 @@ from lockgate.sql import ident, table_ref
 
 if TYPE_CHECKING:
     from lockgate.engine.session import Session
+    from lockgate.sources._cdc_batch import ChangeBatch
 
 log = logging.getLogger(__name__)
 
@@ -303,7 +304,7 @@ class MySqlCdcSource(Source):
             new_gtids = got.gtids  # the state at read_to (= new)
         # the position is this server's once it moved here; until then it is the old one's
         at = server.identity if new != position or not by_gtid else stored_server
-        columns = _columns(plan)
+        columns = _typed(batch, _columns(plan))
         staged = stage_changes(
             session,
             table,
@@ -629,6 +630,65 @@ def _columns(plan: TablePlan) -> list[Column]:
         c = mysql_column(name, typ)
         if c.how == NATIVE and c.type != "VARCHAR":
             c = Column(name, exp.cast(c.remote, "CHAR"), c.type, CAST, typ)
+        out.append(c)
+    return out
+
+
+#: staging types a column of the decoder's texts is parsed into by Arrow (strictly: a
+#: column with any value Arrow does not parse exactly stays text for ``convert``)
+_ARROW_TYPES = {
+    "TINYINT": "int8",
+    "SMALLINT": "int16",
+    "INTEGER": "int32",
+    "BIGINT": "int64",
+    "UTINYINT": "uint8",
+    "USMALLINT": "uint16",
+    "UINTEGER": "uint32",
+    "UBIGINT": "uint64",
+    "DATE": "date32",
+    "TIMESTAMP": "timestamp[us]",
+    "TIMESTAMPTZ": "timestamp[us, tz=UTC]",
+}
+
+
+def _arrow_type(c: Column) -> Any:
+    """The Arrow type ``c``'s texts are parsed into, or None (left to ``convert``)."""
+    import pyarrow as pa
+
+    if c.how != CAST or c.source_type.lower().startswith("bit"):
+        return None  # bit: b'…' texts; NATIVE, DECIMAL (p > 38), JSON, HEX: not parsed
+    name = _ARROW_TYPES.get(c.type)
+    if name is not None:
+        if name.startswith("timestamp"):
+            return pa.timestamp("us", tz="UTC" if c.type == "TIMESTAMPTZ" else None)
+        return pa.type_for_alias(name)
+    if c.type.startswith("DECIMAL("):
+        p, s = (int(x) for x in c.type[8:-1].split(","))
+        return pa.decimal128(p, s)
+    return None
+
+
+def _typed(batch: ChangeBatch, columns: list[Column]) -> list[Column]:
+    """The batch's text columns Arrow parses exactly into their staging type (ints,
+    decimals, dates, timestamps: every value, strictly — a rounding decimal, a zero date,
+    an overflow fail the whole column), typed in place: DuckDB then copies them as they
+    are. A column with any value that does not parse stays text: ``convert`` casts it and
+    rejects the rows that do not convert, with the column and the value."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if batch.arrays is None:
+        return columns
+    out = []
+    for i, c in enumerate(columns):
+        typ = _arrow_type(c)
+        if typ is not None:
+            try:
+                batch.arrays[i] = pc.cast(batch.arrays[i], typ)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                pass  # some value does not parse: the text and the conversion decide
+            else:
+                c = Column(c.name, c.remote, c.type, NATIVE, c.source_type)
         out.append(c)
     return out
 

@@ -42,6 +42,7 @@ from lockgate.sources._cdc_slot import (
     require_usable,
     slot_info,
 )
+from lockgate.sources._cdc_snapshot import SnapshotPlan, copy_snapshot
 from lockgate.sources._cdc_stage import (
     LSN,
     add_flag,
@@ -94,6 +95,15 @@ class PostgresCdcSpec(SourceConfig):
         default="delete",
         description="a deleted source row is removed ('delete') or kept with _lg_deleted = "
         "true and its last values ('soft')",
+    )
+    snapshot_partitions: int | None = Field(
+        default=None,
+        ge=1,
+        le=64,
+        description="the initial snapshot is copied on this many connections at once, each "
+        "a range of the integer primary key in the same exported snapshot (1: one "
+        "connection; unset: 4 when the table has more than ~1M rows (pg_class.reltuples), "
+        "else 1; a composite or non-integer key is always copied on one connection)",
     )
     max_changes: int = Field(
         default=200_000,
@@ -280,20 +290,16 @@ class PostgresCdcSource(Source):
         self, pg: Any, session: Session, table: str, conninfo: str, described: Described
     ) -> StagedSource:
         """A new slot and the table copied in its exported snapshot (``_lg_op = 'r'``)."""
-        import psycopg
-
         drop_slot(pg, self.slot)  # nothing was published from it (the table has no position)
         work = self.project_root / ".lockgate" / "cdc"
         work.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=work) as tmp:
-            path = Path(tmp) / "snapshot.csv"
-            with (
-                exported_snapshot(conninfo, self.slot) as (lsn, snapshot),
-                psycopg.connect(conninfo, autocommit=True) as cp,
-            ):
-                self._copy(cp, snapshot, described, path)
+            with exported_snapshot(conninfo, self.slot) as (lsn, snapshot):
+                plan = self._copy(pg, conninfo, snapshot, described, Path(tmp))
+            warnings = [plan.warning] if plan.warning else []
             raw = table + "__raw"
-            _load_csv(session, raw, path, [c.name for c in described.columns])
+            parts = str(Path(tmp) / "part-*.csv")
+            _load_csv(session, raw, parts, [c.name for c in described.columns])
             meta = meta_select(lsn, "r", None)
             session.execute(
                 exp.Create(
@@ -317,32 +323,25 @@ class PostgresCdcSource(Source):
         if self.spec.deletes == "soft":
             add_flag(session, table, False)
         log.info("cdc %s: snapshot at %s staged", self.slot, lsn)
-        return staged_table(
-            session.con,
-            table,
-            rejected,
-            position=self._position(lsn),
-        )
+        staged = staged_table(session.con, table, rejected, position=self._position(lsn))
+        return with_changes(staged, warnings=warnings) if warnings else staged
 
-    def _copy(self, cp: Any, snapshot: str, described: Described, path: Path) -> None:
-        """COPY the table as CSV (text values) in the exported snapshot, to ``path``."""
-        from psycopg import sql
-
-        session_setup(cp)
-        cp.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        cp.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(snapshot))
-        cols = sql.SQL(", ").join(
-            sql.SQL("{}::text").format(sql.Identifier(c.name)) for c in described.columns
+    def _copy(
+        self, pg: Any, conninfo: str, snapshot: str, described: Described, out: Path
+    ) -> SnapshotPlan:
+        """COPY the table as CSV (text values) in the exported snapshot to
+        ``out/part-<i>.csv``, on one connection or one per key range
+        (:mod:`lockgate.sources._cdc_snapshot`)."""
+        return copy_snapshot(
+            conninfo,
+            snapshot,
+            described,
+            self.spec.snapshot_partitions,
+            pg,
+            out,
+            setup=session_setup,
+            mid_snapshot=lambda: crashpoint(f"cdc {self.slot}: mid-snapshot"),
         )
-        q = sql.SQL("COPY (SELECT {} FROM {}.{}) TO STDOUT (FORMAT csv)").format(
-            cols, sql.Identifier(described.schema), sql.Identifier(described.name)
-        )
-        with cp.cursor() as cur, open(path, "wb") as f, cur.copy(q) as copy:
-            for i, chunk in enumerate(copy):
-                f.write(chunk)
-                if i == 0:
-                    crashpoint(f"cdc {self.slot}: mid-snapshot")
-        cp.execute("COMMIT")
 
 
 # ---- catalog ------------------------------------------------------------------------------
@@ -540,7 +539,7 @@ def _blob_fix(columns: list[Column]) -> list[exp.Expr]:
     return out
 
 
-def _load_csv(session: Session, name: str, path: Path, columns: list[str]) -> None:
+def _load_csv(session: Session, name: str, path: str, columns: list[str]) -> None:
     from lockgate.sources.postgres import _load_csv as load
 
     session.execute(load(name, str(path), dict.fromkeys(columns, "VARCHAR")))
