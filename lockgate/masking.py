@@ -19,7 +19,8 @@ A rule per column (``mask: {email: hash, phone: {method: tokenize}}``):
     characters than FF1 allows (6 digits; fewer for larger alphabets), or with characters
     that are neither in the alphabet nor separators, is replaced one way by keyed
     pseudo-random characters of the alphabet, same length (never kept in the clear; it
-    cannot be detokenized).
+    cannot be detokenized; distinct such values may get the same token — a stream whose
+    dedup key is tokenized sends those events to its DLQ rather than merge them).
 
 NULL stays NULL. The key comes from an environment variable named by ``mask_key_env``
 (default ``LOCKGATE_MASK_KEY``), a secret reference, never from configuration text.
@@ -213,6 +214,33 @@ def _one_way(key: str, alphabet: str, value: str) -> str:
     return "".join(out[: len(value)])
 
 
+def _ff1_takes(value: str, body: str, allowed: frozenset[str], shortest: int) -> bool:
+    return len(body) >= shortest and allowed.issuperset(value)
+
+
+def tokenizable(values: pa.Array | pa.ChunkedArray, alphabet: str = "0123456789") -> pa.Array:
+    """Per value: does ``tokenize`` encrypt it with FF1 (one-to-one, reversible) rather than
+    replace it one way (which maps distinct values to the same token)? NULL: True.
+
+    >>> import pyarrow as pa
+    >>> tokenizable(pa.array(["4000-0000-0000-0001", "e1", None])).to_pylist()
+    [True, False, True]
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    letters = frozenset(alphabet)
+    allowed = letters | frozenset(SEPARATORS)
+    shortest = _min_length(len(alphabet))
+    distinct = pc.unique(values).drop_null()
+    ok = [
+        _ff1_takes(v, "".join(ch for ch in v if ch in letters), allowed, shortest)
+        for v in distinct.to_pylist()
+    ]
+    takes = pc.index_in(values, value_set=distinct.filter(pa.array(ok, pa.bool_())))
+    return pc.or_(pc.is_valid(takes), pc.is_null(values))
+
+
 def tokenizer(key: str, alphabet: str, cache_size: int = 200_000) -> Callable[[pa.Array], pa.Array]:
     """A vectorised ``tokenize``: an Arrow string array in, its tokens out. Each distinct
     value is encrypted once per call, and remembered across calls (the engine calls it per
@@ -227,7 +255,7 @@ def tokenizer(key: str, alphabet: str, cache_size: int = 200_000) -> Callable[[p
 
     def one(value: str) -> str:
         body = "".join(ch for ch in value if ch in letters)
-        if len(body) < shortest or not allowed.issuperset(value):
+        if not _ff1_takes(value, body, allowed, shortest):
             return _one_way(key, alphabet, value)
         if len(body) == len(value):
             return str(ff1.encrypt(aes, "", alphabet, body))

@@ -29,6 +29,7 @@ commits the DLQ that way every batch.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -36,9 +37,11 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from lockgate.errors import TerminalError
 from lockgate.storage.base import CommitTag, TableStore, TableWrite
 from lockgate.storage.crashpoints import crashpoint
 
+log = logging.getLogger(__name__)
 _TS = pa.timestamp("us", tz="UTC")
 DLQ_SCHEMA = pa.schema(
     [
@@ -122,6 +125,18 @@ class DeferredDlq:
             return 0
         files = sorted(self.folder.glob("*.arrow"))
         parts = [_read(f) for f in files]
+        damaged = [f for f, p in zip(files, parts, strict=True) if p is None]
+        if damaged and any(s > dlq_done.get(p, -1) for p, s in sink_done.items()):
+            # the DLQ lacks rows of committed batches and may lack exactly these: refuse
+            # rather than lose them silently (a file is renamed into place whole: this is
+            # damage from outside); the files are kept
+            raise TerminalError(
+                f"stream DLQ log file(s) unreadable: {', '.join(f.name for f in damaged)} in "
+                f"{self.folder}; {self.table} lacks the rows of batches the sink committed "
+                f"(sink positions {dict(sorted(sink_done.items()))}, DLQ positions "
+                f"{dict(sorted(dlq_done.items()))}) and they may be in these files",
+                hint="restore the files, or remove them to accept losing those DLQ rows",
+            )
         rows = pa.concat_tables([p for p in parts if p is not None] or [_LOGGED.empty_table()])
         n = 0
         if rows.num_rows:
@@ -137,8 +152,7 @@ class DeferredDlq:
                 last = str(rows.column("offset")[-1].as_py())
                 self._publish(rows.drop_columns([PART]), tag(dict(sink_done), last))
                 _advance(dlq_done, sink_done)
-        for f in self.folder.iterdir():
-            f.unlink(missing_ok=True)
+        _remove_files(self.folder)
         return n
 
     # -- per batch -----------------------------------------------------------------------
@@ -153,16 +167,30 @@ class DeferredDlq:
         if parts is None:
             parts = pa.nulls(rows.num_rows, pa.int32())
         logged = rows.append_column(PART, parts.cast(pa.int32()))
-        self.folder.mkdir(parents=True, exist_ok=True)
         last = int(rows.column("seq")[-1].as_py())
         path = self.folder / f"{self.commits:08d}-{last:020d}-{len(self._rows):06d}.arrow"
         tmp = path.with_suffix(".tmp")
-        with open(tmp, "wb") as f:
-            with pa.ipc.new_file(f, _LOGGED) as w:
-                w.write_table(logged)
-            f.flush()
-            os.fsync(f.fileno())  # on disk before the sink commit that relies on it
-        os.replace(tmp, path)
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            with open(tmp, "wb") as f:
+                with pa.ipc.new_file(f, _LOGGED) as w:
+                    w.write_table(logged)
+                f.flush()
+                os.fsync(f.fileno())  # on disk before the sink commit that relies on it
+            os.replace(tmp, path)
+        except OSError as e:  # read-only / full / not a folder: commit them now instead
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+            log.warning(
+                "%s: cannot write the DLQ log in %s (%s: %s); committing DLQ rows with each "
+                "batch instead",
+                self.table,
+                self.folder,
+                type(e).__name__,
+                e,
+            )
+            self.folder = None  # for the rest of this run
+            return False
         _sync_dir(self.folder)
         crashpoint(f"{name}: DLQ rows logged, sink not committed")
         self._rows.append(logged)
@@ -205,8 +233,14 @@ class DeferredDlq:
     def _clear(self) -> None:
         self._rows, self._bytes, self._batches = [], 0, 0
         if self.folder is not None and self.folder.is_dir():
-            for f in self.folder.iterdir():
-                f.unlink(missing_ok=True)
+            _remove_files(self.folder)
+
+
+def _remove_files(folder: Path) -> None:
+    """The log files (and stray ``.tmp`` ones); anything else there (a folder) is left."""
+    for f in folder.iterdir():
+        if not f.is_dir():
+            f.unlink(missing_ok=True)
 
 
 def _sync_dir(folder: Path) -> None:

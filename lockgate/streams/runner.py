@@ -36,7 +36,7 @@ from sqlglot import exp
 
 from lockgate._duration import parse_duration
 from lockgate.engine.base import Engine
-from lockgate.masking import masked_query, register_masking
+from lockgate.masking import masked_query, register_masking, tokenizable
 from lockgate.quality import audit, gate
 from lockgate.quality.compile import FAILED_CHECKS_COLUMN
 from lockgate.quality.engine import CheckResult
@@ -350,6 +350,8 @@ class StreamRunner:
         # a masked key is compared on its masked values (the sink's, as the window rebuilt
         # at start holds them): after the masking, in one pass
         masked_key = self.dedup is not None and bool(self.rules.keys() & set(self.dedup.key))
+        if masked_key and table.num_rows:
+            table, idx = self._untokenizable(table, idx, dlq)
         if self.dedup is not None and table.num_rows and not masked_key:
             keep = self.dedup.unseen(table, now.timestamp())
             if keep is not None:
@@ -387,6 +389,25 @@ class StreamRunner:
         self._clock("commit", t)
         crashpoint(f"stream {self.spec.name}: committed, not acknowledged")
         return counts
+
+    def _untokenizable(
+        self, table: pa.Table, idx: pa.Array, dlq: _Dlq
+    ) -> tuple[pa.Table, pa.Array]:
+        """Events whose ``tokenize``-masked dedup key FF1 cannot take (too short, other
+        characters): their one-way token may equal another key's, so compared masked two
+        distinct events would merge — they go to the DLQ instead."""
+        assert self.dedup is not None
+        for c in self.dedup.key:
+            rule = self.rules.get(c)
+            if rule is None or rule.method != "tokenize":
+                continue
+            ok = tokenizable(table.column(c), rule.alphabet)
+            if pc.all(ok).as_py():
+                continue
+            reason = f"dedup: key {c} cannot be tokenized (FF1) and kept apart"
+            dlq.extend(idx.filter(pc.invert(ok)).to_pylist(), reason)
+            table, idx = table.filter(ok), idx.filter(ok)
+        return table, idx
 
     def _first_published(self, good: pa.Table, now: dt.datetime, *, in_window: bool) -> pa.Table:
         """Of the events that passed, the first of each key in broker order (the others are

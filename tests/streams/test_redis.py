@@ -165,3 +165,39 @@ def test_a_stream_trimmed_below_the_committed_position(tmp_path: Path, redis_str
     assert (third.counts.read, third.counts.published) == (3, 3)
     ids = store_for("delta", root / "warehouse").read("events").column("event_id").to_pylist()
     assert sorted(ids) == sorted(f"e{i}" for i in range(33))
+
+
+@pytest.mark.slow
+def test_kill_9_after_the_deferred_dlq_commit_then_two_restarts(
+    tmp_path: Path, redis_stream: str
+) -> None:
+    """Killed (kill -9) right after a deferred DLQ commit landed, before its log files are
+    removed; then two restarts changing nothing: each DLQ row once, the log emptied."""
+    payloads, valid, invalid = _payloads()
+    over = {"sink": {"dataset": "events", "dlq_commit_every": 2}}
+    publish_redis(redis_stream, payloads)
+    root = write_project(
+        tmp_path / "p", [stream_def({"type": "redis", "stream": redis_stream}, **over)]
+    )
+    probe = write_project(
+        tmp_path / "probe",
+        [stream_def({"type": "redis", "stream": redis_stream + "-probe"}, **over)],
+    )
+    publish_redis(redis_stream + "-probe", payloads)
+    log = tmp_path / "points.log"
+    env = {**os.environ, "LOCKGATE_CRASH_AT": "1000000", "LOCKGATE_CRASH_LOG": str(log)}
+    assert _run_cli(probe, env).returncode == 0
+    points = [line.split(" ", 1)[1] for line in log.read_text().splitlines()]
+    n = next(i for i, p in enumerate(points, 1) if p.startswith("events__dlq: committed"))
+    crashed = _run_cli(root, {**os.environ, "LOCKGATE_CRASH_AT": str(n)})
+    assert crashed.returncode == -9, crashed.stderr[-2000:]
+    logdir = root / "warehouse" / ".lockgate_streams" / "events" / "dlq"
+    assert list(logdir.glob("*.arrow"))  # the DLQ commit landed, its log files did not go
+    for _ in range(2):
+        done = _run_cli(root, dict(os.environ))
+        assert done.returncode == 0, done.stderr[-2000:]
+        ids, emails, reasons = _tables(root)
+        assert sorted(ids) == sorted(valid)
+        assert len(reasons) == invalid, reasons
+        assert not any("@" in e for e in emails)
+    assert not list(logdir.iterdir())
