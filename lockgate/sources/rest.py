@@ -21,7 +21,8 @@ then staged by DuckDB with the same record-level quarantine as JSON files: a rec
 is not an object or has a value that does not fit its declared type goes to
 ``<table>__rejects`` with the page URL (secrets hidden), its number in the page and the
 reason. A name repeated inside one object keeps its last value, as JSON parsers do (RFC 8259
-leaves it to the reader; checking every page for it would need the slow parser). A response that is not JSON, a pagination loop or an error status fails the step:
+leaves it to the reader; checking every page for it would need the slow parser). A
+response that is not JSON, a pagination loop or an error status fails the step:
 nothing is published. A record read twice in one run (offset pagination over a list that
 changed) is skipped under the named reason ``duplicate_record``: records read = published
 + quarantined + skipped.
