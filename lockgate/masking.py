@@ -57,6 +57,17 @@ _FF1_DOMAIN = 1_000_000
 
 Method = Literal["hash", "redact", "partial", "tokenize"]
 
+_TEXT_TYPE = re.compile(r"\s*(VARCHAR|TEXT|STRING|CHAR|BPCHAR)\b", re.IGNORECASE)
+
+
+def is_text_type(sql_type: str) -> bool:
+    """A column of this SQL type can hold masked values (they are text).
+
+    >>> is_text_type("varchar(20)"), is_text_type("BIGINT")
+    (True, False)
+    """
+    return _TEXT_TYPE.match(sql_type) is not None
+
 
 class MaskRule(BaseModel):
     """How one column is masked (see the module's text for each method)."""

@@ -17,7 +17,7 @@ from lockgate._duration import parse_duration as parse_duration  # re-exported
 from lockgate._duration import parse_seconds
 from lockgate._suggest import did_you_mean
 from lockgate.features.store_config import OnlineStoreConfig, SQLiteOnlineConfig
-from lockgate.masking import MaskRule, MaskValue, rule_of
+from lockgate.masking import MaskRule, MaskValue, is_text_type, rule_of
 from lockgate.project.ops_models import (
     AlertSpec,
     FreshnessSpec,
@@ -167,9 +167,6 @@ class PythonTransformSpec(Frozen):
 TransformSpec = SqlTransformSpec | PythonTransformSpec
 
 
-_TEXT_TYPE = re.compile(r"\s*(VARCHAR|TEXT|STRING|CHAR|BPCHAR)\b", re.IGNORECASE)
-
-
 class DatasetSpec(Frozen):
     """A named table produced by a source or a transform, with its contract."""
 
@@ -273,7 +270,7 @@ class DatasetSpec(Frozen):
                     f"{where}: '{c}' picks partitions or the cursor; it can't be masked"
                 )
         for c, typ in (self.columns or {}).items():
-            if c.lower() in lower and not _TEXT_TYPE.match(typ):
+            if c.lower() in lower and not is_text_type(typ):
                 raise ValueError(
                     f"{where}: '{c}' is {typ}; masked values are text — declare it VARCHAR"
                 )

@@ -8,20 +8,17 @@ counted as skipped (``duplicate_in_window``)."""
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING
 
 from sqlglot import exp
 
 from lockgate.errors import ConfigError, Problem
-from lockgate.masking import masked_query, register_masking
+from lockgate.masking import is_text_type, masked_query, register_masking
 from lockgate.project.models import DatasetSpec, WriteMode
 from lockgate.runloop import merge_keys
 from lockgate.runloop.context import StepContext, StepState
 from lockgate.runloop.results import StepResult
 from lockgate.sql import ident, table_ref
-
-_TEXT = re.compile(r"\s*(VARCHAR|TEXT|STRING)\b", re.IGNORECASE)
 
 if TYPE_CHECKING:
     from lockgate.engine.session import Session
@@ -71,7 +68,7 @@ def _masked(
         name = by_lower.get(c.lower())
         if name is None:
             problems.append(Problem(f"mask: column '{c}' is not in the dataset's columns"))
-        elif not _TEXT.match(columns[name]):
+        elif not is_text_type(columns[name]):
             msg = f"mask: column '{name}' is {columns[name]}; masked values are text"
             problems.append(Problem(msg, hint=f"cast it to VARCHAR (columns: {{{name}: VARCHAR}})"))
     if problems:
