@@ -279,17 +279,17 @@ def tokenizer(key: str, alphabet: str, cache_size: int = 200_000) -> Callable[[p
 
         if isinstance(values, pa.ChunkedArray):
             values = values.combine_chunks()
-        distinct = pc.unique(values).drop_null().to_pylist()
+        distinct = pc.unique(values).drop_null()
         if len(seen) + len(distinct) > cache_size:
             seen.clear()
         out = []
-        for v in distinct:
+        for v in distinct.to_pylist():
             t = seen.get(v)
             if t is None:
                 t = seen[v] = one(v)
             out.append(t)
         tokens = pa.array(out, type=pa.string())
-        return pc.take(tokens, pc.index_in(values, value_set=pa.array(distinct, pa.string())))
+        return pc.take(tokens, pc.index_in(values, value_set=distinct))
 
     return run
 
@@ -297,7 +297,6 @@ def tokenizer(key: str, alphabet: str, cache_size: int = 200_000) -> Callable[[p
 def detokenize(value: str, key: str, alphabet: str = "0123456789") -> str:
     """The clear value of a ``tokenize`` token (the inverse of FF1 with the same key).
 
-    >>> import os
     >>> t = tokenizer("k" * 32, "0123456789")
     >>> import pyarrow as pa
     >>> token = t(pa.array(["4111-1111-1111-1111"]))[0].as_py()
