@@ -119,6 +119,11 @@ class CommitTag:
     #: a change source's position lands in the same commit as its data; an empty batch
     #: that moves a position still commits (carrying only the position)
     positions: tuple[tuple[str, int], ...] = ()
+    #: the writer's fencing token ``(app_id, epoch)`` (a stream consumer's): the commit carries
+    #: it as one more application transaction and is refused (:class:`CommitFenced`) unless
+    #: the table's version of ``app_id`` is ``epoch`` — or the table does not exist and this
+    #: commit creates it (exclusively). See :meth:`TableStore.claim_fence`.
+    fence: tuple[str, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -134,6 +139,8 @@ class CommitInfo:
     watermark: str | None
     #: rows the commit published (``num_added_rows``; ``num_source_rows`` for a merge)
     rows: int | None
+    #: the fencing epoch of the writer (``CommitTag.fence``; None: an unfenced writer)
+    epoch: int | None = None
 
 
 @dataclass(frozen=True)
@@ -311,6 +318,16 @@ class TableStore(ABC):
         self, name: str, data: pa.RecordBatchReader, *, write: TableWrite, tag: CommitTag
     ) -> PublishResult:
         """Publish one batch into table ``name`` as ONE atomic, idempotent commit."""
+
+    @abstractmethod
+    def claim_fence(
+        self, name: str, app_id: str, epoch: int, create: pa.Schema | None = None
+    ) -> bool:
+        """Make ``epoch`` table ``name``'s fencing token for ``app_id``: one commit carrying
+        ``(app_id, epoch)``, refused (:class:`CommitFenced`) when the table's token is
+        already ``>= epoch`` or a concurrent commit carrying ``app_id`` lands first. A
+        missing table is created empty with schema ``create`` (exclusively: refused if
+        another writer creates it first); without ``create`` it is left missing: False."""
 
     @abstractmethod
     def publish_query(

@@ -380,10 +380,50 @@ class DeltaStore(TableStore):
             run_seq=tag.run_seq,
             spool_root=self.warehouse / SPOOL_DIR,
             positions=tag.positions,
+            fence=tag.fence,
         )
         if self._written is not None and table is not None:
             self._written[name] = table  # not on an error: reopened next time
         return result
+
+    @_writes
+    def claim_fence(
+        self, name: str, app_id: str, epoch: int, create: pa.Schema | None = None
+    ) -> bool:
+        """See :meth:`TableStore.claim_fence`: an empty append carrying ``(app_id, epoch)``
+        (no ``lockgate.run_id``: not a batch, :meth:`last_commit` skips it), or the empty
+        table's exclusive creation."""
+        import pyarrow as pa
+        from deltalake import CommitProperties, Transaction, write_deltalake
+
+        from lockgate.storage.errors import CommitFenced
+        from lockgate.storage.delta_write import fenced
+
+        props = CommitProperties(
+            custom_metadata={META_PREFIX + "fence_claim": f"{app_id}={epoch}"},
+            app_transactions=[Transaction(app_id=app_id, version=epoch)],
+        )
+        table = self._to_write(name)
+        if table is None:
+            if create is None:
+                return False
+            with fenced(name, (app_id, epoch)), _translated(name, "create the table"):
+                DeltaTable.create(
+                    str(self.path(name)), schema=create, mode="error", commit_properties=props
+                )
+            return True
+        with _translated(name, "claim the fencing token"):
+            held = table.transaction_version(app_id)
+            schema = pa.schema(table.schema().to_arrow())
+        if held is not None and held >= epoch:
+            raise CommitFenced(
+                f"table '{name}': cannot claim fencing token {app_id!r} = {epoch}: the table "
+                f"holds {held} (another consumer claimed it since)",
+                hint="another process owns the table's stream now",
+            )
+        with fenced(name, (app_id, epoch)), _translated(name, "claim the fencing token"):
+            write_deltalake(table, schema.empty_table(), mode="append", commit_properties=props)
+        return True
 
     @_writes
     def publish_query(

@@ -37,6 +37,8 @@ def commit_metadata(mode: str, tag: CommitTag) -> dict[str, str]:
     }
     if tag.watermark is not None:
         meta[META_PREFIX + "watermark"] = tag.watermark
+    if tag.fence is not None:
+        meta[META_PREFIX + "epoch"] = str(tag.fence[1])
     return meta
 
 
@@ -104,6 +106,7 @@ def _commit_info(entry: Mapping[str, Any]) -> CommitInfo:
         batch_id=str(entry[META_PREFIX + "batch_id"]),
         watermark=entry.get(META_PREFIX + "watermark"),
         rows=rows_written(entry),
+        epoch=int(entry[META_PREFIX + "epoch"]) if META_PREFIX + "epoch" in entry else None,
     )
 
 

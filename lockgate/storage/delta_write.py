@@ -10,6 +10,7 @@ the table's application transaction, streamed (never collected into one Arrow ta
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import tempfile
@@ -32,7 +33,7 @@ from lockgate.storage._predicates import (
 from lockgate.storage.base import APP_ID_PREFIX, PublishResult, TableWrite
 from lockgate.storage.crashpoints import crashpoint
 from lockgate.storage.delta_errors import translated
-from lockgate.storage.errors import PublishError
+from lockgate.storage.errors import CommitFenced, PublishError
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -91,13 +92,60 @@ def storable(reader: pa.RecordBatchReader) -> pa.RecordBatchReader:
 
 
 def commit_properties(
-    name: str, meta: dict[str, str], run_seq: int, positions: Iterable[tuple[str, int]] = ()
+    name: str,
+    meta: dict[str, str],
+    run_seq: int,
+    positions: Iterable[tuple[str, int]] = (),
+    fence: tuple[str, int] | None = None,
 ) -> CommitProperties:
     """Custom metadata plus the application transaction ``("lockgate:<name>", run_seq)``
-    (and the ``positions`` of a change source, in the same commit)."""
+    (and the ``positions`` of a change source, and the writer's ``fence``, in the same
+    commit)."""
     txns = [Transaction(app_id=APP_ID_PREFIX + name, version=run_seq)]
     txns += [Transaction(app_id=app, version=v) for app, v in positions]
+    if fence is not None:
+        txns.append(Transaction(app_id=fence[0], version=fence[1]))
     return CommitProperties(custom_metadata=meta, app_transactions=txns)
+
+
+def check_fence(name: str, table: DeltaTable | None, fence: tuple[str, int] | None) -> None:
+    """Raise :class:`CommitFenced` unless ``table`` (loaded now) holds the writer's token
+    (a table that does not exist passes: its creation is exclusive, see :func:`write_batch`)."""
+    if fence is None or table is None:
+        return
+    app, epoch = fence
+    with translated(name, "check the fencing token"):
+        held = table.transaction_version(app)
+    if held != epoch:
+        raise CommitFenced(
+            f"table '{name}': commit refused, this writer was fenced out: the table's token "
+            f"{app!r} is {held}, this writer holds {epoch} (another consumer took over)",
+            hint="another process owns the table's stream now; this one stops without "
+            "acknowledging anything",
+        )
+
+
+@contextlib.contextmanager
+def fenced(name: str, fence: tuple[str, int] | None) -> Iterator[None]:
+    """A fenced commit that lost the race: a concurrent commit carried the same token id
+    (delta-rs refuses a transaction whose application ids a winning commit updated), or the
+    table this writer expected absent was created meanwhile."""
+    try:
+        yield
+    except CommitFenced:
+        raise
+    except Exception as exc:
+        if fence is None:
+            raise
+        text = f"{exc} {exc.__cause__}"
+        if "Concurrent transaction" not in text and "already exists" not in text:
+            raise
+        raise CommitFenced(
+            f"table '{name}': commit refused, this writer was fenced out: another writer "
+            f"carrying {fence[0]!r} committed concurrently ({exc.__cause__ or exc})",
+            hint="another process owns the table's stream now; this one stops without "
+            "acknowledging anything",
+        ) from exc
 
 
 def _moves_position(table: DeltaTable | None, positions: Iterable[tuple[str, int]]) -> bool:
@@ -141,8 +189,13 @@ def write_batch(
     run_seq: int,
     spool_root: Path,
     positions: tuple[tuple[str, int], ...] = (),
+    fence: tuple[str, int] | None = None,
 ) -> PublishResult:
-    """Publish ``data`` into the table at ``path`` (``table``: it opened, None: absent)."""
+    """Publish ``data`` into the table at ``path`` (``table``: it opened, None: absent).
+
+    With a ``fence`` the table must hold that token (checked before anything else, even the
+    idempotency rule: a fenced writer learns it, it is not told "already committed"), the
+    commit carries it, and a missing table is created exclusively."""
     name, mode = path.name, write.mode
     action = f"publish ({mode})"
     if write.schema_mode == "overwrite" and mode != "overwrite":
@@ -150,15 +203,16 @@ def write_batch(
             f"table '{name}': schema_mode='overwrite' needs write mode 'overwrite' (got '{mode}')",
             hint="use schema_mode='merge' to add columns, or a full refresh to rebuild",
         )
+    check_fence(name, table, fence)
     done = already_committed(table, name, action, run_seq)
     if done is not None:
         return done
     create_partitions = _create_partitions(name, table, data.schema, write)
-    props = commit_properties(name, meta, run_seq, positions)
+    props = commit_properties(name, meta, run_seq, positions, fence)
     tap = Tap(data)
     if tap.empty:
         if table is None:
-            with translated(name, "create table"):
+            with fenced(name, fence), translated(name, "create table"):
                 DeltaTable.create(
                     str(path),
                     schema=data.schema,
@@ -169,18 +223,19 @@ def write_batch(
         if mode != "overwrite" and not _moves_position(table, positions):
             return PublishResult(table.version(), 0, True, "empty batch: nothing to publish")
         if mode != "overwrite":  # no rows, but the source's position moves: commit it
-            with translated(name, "commit position"):
+            with fenced(name, fence), translated(name, "commit position"):
                 write_deltalake(table, tap.reader(), mode="append", commit_properties=props)
             version = table.version()
             return PublishResult(version, 0, False, f"empty batch: position at version {version}")
 
     crashpoint(f"{name}: before {action}")
-    with translated(name, action, tap):
+    with fenced(name, fence), translated(name, action, tap):
         if table is None:
+            create = "append" if fence is None else "error"  # fenced: exclusively
             write_deltalake(
                 str(path),
                 tap.reader(),
-                mode="overwrite" if mode == "overwrite" else "append",
+                mode="overwrite" if mode == "overwrite" else create,
                 partition_by=create_partitions,
                 commit_properties=props,
             )

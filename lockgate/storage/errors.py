@@ -6,7 +6,7 @@ schema problems are :class:`lockgate.errors.SchemaContractError`.
 
 from __future__ import annotations
 
-from lockgate.errors import InputError, TerminalError
+from lockgate.errors import InputError, LockHeld, TerminalError
 
 
 class PublishError(TerminalError):
@@ -16,3 +16,9 @@ class PublishError(TerminalError):
 
 class TableNotFound(InputError):
     """The named Delta table does not exist in the warehouse (or not at that version)."""
+
+
+class CommitFenced(LockHeld):
+    """A commit carrying a fencing token the table no longer holds: another writer (a
+    stream's new consumer) claimed the table with a newer token, committed concurrently, or
+    created the table this writer expected absent. Never retried: the writer must stop."""

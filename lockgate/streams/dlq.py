@@ -20,6 +20,13 @@ and ``s`` the sink's:
 - killed after the DLQ commit, before the log files are removed: rows at or before ``d``
   are dropped at start, nothing is written twice.
 
+Log files are named with the consumer's fencing epoch (:mod:`lockgate.streams.runner`): at
+start a consumer recovers only the files of the epoch that committed the sink's last batch
+(a consumer fenced out before its sink commit left files of batches it never committed, and
+the consumer that did commit them logged its own rows for them), and
+every removal spares the files of newer epochs (a fenced consumer resuming must not remove
+the log of the consumer that replaced it: those rows are in no table yet).
+
 A batch whose DLQ rows alone exceed the buffer size is not logged: the buffer and its rows
 are committed before the sink commit (the DLQ then leads the sink; rows of a re-read batch
 at or before ``d`` are filtered out, as before the deferral). A store with no local folder
@@ -104,9 +111,11 @@ class DeferredDlq:
         *,
         every: int,
         max_bytes: int,
+        epoch: int | None = None,
     ) -> None:
         self.store, self.table, self.folder = store, table, folder
         self.every, self.max_bytes = every, max_bytes
+        self.epoch = epoch
         self._rows: list[pa.Table] = []
         self._bytes = 0
         self._batches = 0  # sink commits since the last DLQ commit
@@ -118,12 +127,20 @@ class DeferredDlq:
 
     # -- start ---------------------------------------------------------------------------
 
-    def recover(self, dlq_done: dict[int, int], sink_done: dict[int, int], tag: Tagger) -> int:
+    def recover(
+        self,
+        dlq_done: dict[int, int],
+        sink_done: dict[int, int],
+        tag: Tagger,
+        committer: int | None = None,
+    ) -> int:
         """Commit the logged rows of batches the sink holds and the DLQ does not (a kill
-        after a sink commit); drop the log. Returns the rows committed."""
+        after a sink commit), from the files of epoch ``committer`` (the epoch of the sink's
+        last batch commit); drop the log (but newer epochs' files).
+        Returns the rows committed."""
         if self.folder is None or not self.folder.is_dir():
             return 0
-        files = sorted(self.folder.glob("*.arrow"))
+        files = sorted(f for f in self.folder.glob("*.arrow") if _epoch(f) == committer)
         parts = [_read(f) for f in files]
         damaged = [f for f, p in zip(files, parts, strict=True) if p is None]
         if damaged and any(s > dlq_done.get(p, -1) for p, s in sink_done.items()):
@@ -152,7 +169,7 @@ class DeferredDlq:
                 last = str(rows.column("offset")[-1].as_py())
                 self._publish(rows.drop_columns([PART]), tag(dict(sink_done), last))
                 _advance(dlq_done, sink_done)
-        _remove_files(self.folder)
+        _remove_files(self.folder, self.epoch)
         return n
 
     # -- per batch -----------------------------------------------------------------------
@@ -168,7 +185,8 @@ class DeferredDlq:
             parts = pa.nulls(rows.num_rows, pa.int32())
         logged = rows.append_column(PART, parts.cast(pa.int32()))
         last = int(rows.column("seq")[-1].as_py())
-        path = self.folder / f"{self.commits:08d}-{last:020d}-{len(self._rows):06d}.arrow"
+        name = f"{self.commits:08d}-{last:020d}-{len(self._rows):06d}.arrow"
+        path = self.folder / (name if self.epoch is None else f"e{self.epoch:012d}-{name}")
         tmp = path.with_suffix(".tmp")
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
@@ -233,13 +251,31 @@ class DeferredDlq:
     def _clear(self) -> None:
         self._rows, self._bytes, self._batches = [], 0, 0
         if self.folder is not None and self.folder.is_dir():
-            _remove_files(self.folder)
+            _remove_files(self.folder, self.epoch)
 
 
-def _remove_files(folder: Path) -> None:
-    """The log files (and stray ``.tmp`` ones); anything else there (a folder) is left."""
+def _epoch(path: Path) -> int | None:
+    """The fencing epoch a log file was written under (None: unfenced, an older version).
+
+    >>> _epoch(Path("e000000000007-00000000-00000000000000000042-000000.arrow"))
+    7
+    >>> _epoch(Path("00000000-00000000000000000042-000000.arrow")) is None
+    True
+    """
+    name = path.name
+    if name.startswith("e") and name[1:13].isdigit():
+        return int(name[1:13])
+    return None
+
+
+def _remove_files(folder: Path, upto: int | None = None) -> None:
+    """The log files (and stray ``.tmp`` ones) of epochs up to ``upto`` (None: all); anything
+    else there (a folder) is left."""
     for f in folder.iterdir():
-        if not f.is_dir():
+        if f.is_dir():
+            continue
+        epoch = _epoch(f)
+        if upto is None or epoch is None or epoch <= upto:
             f.unlink(missing_ok=True)
 
 

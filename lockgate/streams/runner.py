@@ -19,6 +19,35 @@ Per batch, in this order:
 6. only then acknowledge the batch at the broker.
 
 Every batch reconciles: ``read = published + dlq + duplicates + already_committed``.
+
+**Fencing.** The stream's lease (one consumer per stream, in the state store) is checked
+before each commit, but a consumer paused right after that check (GC, swap, SIGSTOP, a
+suspended VM) past its lease resumes *in* its commit while another consumer owns the stream:
+a check before a commit can never make the commit safe. So every table the stream writes
+carries a fencing token, checked by the commit itself:
+
+- at start, before it reads any position, the consumer claims an *epoch* = 1 + the highest
+  token its tables hold: one empty commit per existing table carrying the application
+  transaction ``("stream:<name>:fence", epoch)``, refused if the table's token is already
+  ``>= epoch`` (:meth:`~lockgate.storage.base.TableStore.claim_fence`). Its positions, DLQ
+  log, dedup window and watermark are read after the claim: nothing an older consumer
+  commits can land in between unseen, since
+- every commit of the stream (sink, DLQ, late table, window aggregates) carries the same
+  ``(app_id, epoch)`` transaction and is refused (:class:`~lockgate.storage.errors.
+  CommitFenced`) unless the table's token *is* ``epoch`` (checked on the table as loaded
+  for the commit; a table that did not exist is created exclusively). The check and the
+  commit are atomic through Delta's optimistic concurrency: a commit is written against
+  the version it read, and delta-rs refuses a transaction when a commit that landed after
+  that version updated one of its application ids ("concurrent transaction") — so a newer
+  consumer's claim that lands between the check and the commit makes the commit fail too.
+
+A fenced consumer raises :class:`~lockgate.storage.errors.CommitFenced` and stops: it
+acknowledges nothing (acknowledgements follow the commit), and the new consumer re-reads
+what it had fetched from the table's position. Its DLQ log files are named with its epoch:
+a consumer recovers only the files of the epoch that committed the sink's last batch (its
+commit's ``lockgate.epoch``) and removes only files of older epochs than its own, so a fenced consumer
+neither feeds its rows to nor removes the files of a newer one (:mod:`lockgate.streams.dlq`).
+Cost per batch: one token lookup in the loaded table and one more action in the commit.
 """
 
 from __future__ import annotations
@@ -43,6 +72,7 @@ from lockgate.quality.engine import CheckResult
 from lockgate.sql import col, table_ref
 from lockgate.storage.base import CommitTag, TableStore, TableWrite
 from lockgate.storage.crashpoints import crashpoint
+from lockgate.storage.errors import CommitFenced
 from lockgate.streams.config import StreamSpec
 from lockgate.streams.dedup import DedupWindow
 from lockgate.streams.dlq import DLQ_SCHEMA, DeferredDlq, log_folder
@@ -57,6 +87,8 @@ OFFSET_COLUMN = "_lockgate_offset"
 RECEIVED_COLUMN = "_lockgate_received_at"
 #: the stream's dead-letter table: ``<stream>__dlq`` (raw bytes, offset, reason)
 DLQ_SUFFIX = "__dlq"
+#: how many times a claim of the fencing token is tried with a higher epoch
+_CLAIM_TRIES = 3
 _BATCH = "__lg_stream_batch"
 #: the row's index in its broker batch (internal: DLQ rows are taken by it)
 _ROW = "__lg_row"
@@ -177,6 +209,10 @@ class StreamRunner:
         self.spec, self.consumer, self.store, self.con = spec, consumer, store, con
         store.keep_written_tables()  # the stream's lease: it alone writes its tables
         self.sink = spec.sink.dataset
+        #: the fencing token every commit carries (see the module's docstring)
+        self.fence_id = fence_id(spec.name)
+        self.epoch = self._claim()
+        self.fence = (self.fence_id, self.epoch)
         self.schema = arrow_schema(con, spec.columns)
         self.rules = {c: spec.mask_rule(c) for c in spec.mask}
         register_masking(con, spec.mask_key_env, self.rules)
@@ -193,9 +229,13 @@ class StreamRunner:
             log_folder(store, spec.name),
             every=sink.dlq_commit_every,
             max_bytes=sink.dlq_buffer_bytes,
+            epoch=self.epoch,
         )
-        # DLQ rows of batches the sink holds and the DLQ does not (killed in between)
-        self.dlq.recover(self.dlq_done, self.done, self._dlq_tag)
+        # DLQ rows of batches the sink holds and the DLQ does not (killed in between), from
+        # the log files of the consumer that committed the sink's last batch
+        snap = self.store.snapshot(self.sink)
+        committer = snap.last_commit.epoch if snap and snap.last_commit else None
+        self.dlq.recover(self.dlq_done, self.done, self._dlq_tag, committer)
         self.dedup = self._rebuild_dedup()
         self.enricher = Enricher(spec.enrich, store, con) if spec.enrich else None
         et = spec.event_time
@@ -216,6 +256,32 @@ class StreamRunner:
         self.lag: int | None = None
         self._checks: list[CheckResult] = []
         self._bad = False  # the last batch had bad messages: parse expecting some
+
+    def _claim(self) -> int:
+        """Claim a new epoch on every existing table of the stream (before reading any
+        position); a concurrent claim (a paused consumer resuming its own start) → higher.
+
+        The DLQ table is claimed first and created (empty) when missing: every claim then
+        commits a token ``>`` the one before to that one table, so no two consumers ever
+        hold the same epoch — a table a consumer finds missing and creates later carries
+        an epoch only it holds."""
+        from lockgate.optimize import stream_tables
+
+        dlq = self.spec.name + DLQ_SUFFIX
+        others = [t for t in stream_tables(self.spec) if t != dlq and self.store.exists(t)]
+        for attempt in range(_CLAIM_TRIES):
+            held = [self.store.txn_version(t, self.fence_id) for t in (dlq, *others)]
+            epoch = 1 + max((v for v in held if v is not None), default=0)
+            try:
+                self.store.claim_fence(dlq, self.fence_id, epoch, create=DLQ_SCHEMA)
+                for t in others:
+                    self.store.claim_fence(t, self.fence_id, epoch)
+            except CommitFenced:
+                if attempt + 1 == _CLAIM_TRIES:
+                    raise
+                continue
+            return epoch
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _txn(self, table: str) -> int:
         snap = self.store.snapshot(table)
@@ -555,7 +621,7 @@ class StreamRunner:
         run_id = f"stream:{self.spec.name}"
         if not self.consumer.PARTITIONED:
             seq = max(tops.values(), default=-1)
-            return CommitTag(run_id=run_id, run_seq=seq, batch_id=last_offset)
+            return CommitTag(run_id=run_id, run_seq=seq, batch_id=last_offset, fence=self.fence)
         return self._partitioned_tag(self.dlq_name, tops, last_offset)
 
     def _close_windows(self, published: pa.Table) -> None:
@@ -567,14 +633,14 @@ class StreamRunner:
             w.add(published)
             closed = w.closed(self.watermark.value)
             if closed is not None:
-                w.commit(self.store, closed[1], closed[0])
+                w.commit(self.store, closed[1], closed[0], self.fence)
 
     def _tag(self, table: str, batch: Batch, tops: dict[int, int]) -> CommitTag:
         """One-partition source: the table's transaction version is the batch's last seq.
         Partitioned: a commit counter, plus one position per partition (= next seq)."""
         run_id = f"stream:{self.spec.name}"
         if not self.consumer.PARTITIONED:
-            return CommitTag(run_id=run_id, run_seq=batch.last_seq, batch_id=batch.last_offset)
+            return CommitTag(run_id, batch.last_seq, batch.last_offset, fence=self.fence)
         return self._partitioned_tag(table, tops, batch.last_offset)
 
     def _partitioned_tag(self, table: str, tops: dict[int, int], last_offset: str) -> CommitTag:
@@ -582,7 +648,18 @@ class StreamRunner:
         seq = (self._txn(table) if seq is None else seq) + 1
         self._commits[table] = seq
         positions = tuple((self.consumer.position_id(p), s + 1) for p, s in sorted(tops.items()))
-        return CommitTag(f"stream:{self.spec.name}", seq, last_offset, positions=positions)
+        return CommitTag(
+            f"stream:{self.spec.name}", seq, last_offset, positions=positions, fence=self.fence
+        )
+
+
+def fence_id(stream: str) -> str:
+    """The application-transaction id of stream ``stream``'s fencing token.
+
+    >>> fence_id("events")
+    'stream:events:fence'
+    """
+    return f"stream:{stream}:fence"
 
 
 def after(

@@ -104,9 +104,11 @@ class WindowAggregator:
             t = _micros_array(self.buffer.column(self.time_column))
             self.buffer = self.buffer.filter(pc.greater_equal(t, upto - self.size))
 
-    def commit(self, store: TableStore, upto: int, rows: pa.Table) -> None:
+    def commit(
+        self, store: TableStore, upto: int, rows: pa.Table, fence: tuple[str, int] | None = None
+    ) -> None:
         if rows.num_rows:
-            tag = CommitTag(f"stream:{self.stream}", upto, f"windows<={upto}")
+            tag = CommitTag(f"stream:{self.stream}", upto, f"windows<={upto}", fence=fence)
             store.publish(self.spec.dataset, rows.to_reader(), write=_WRITE, tag=tag)
         self.committed(upto)
 

@@ -89,3 +89,9 @@ def publish_redis(stream: str, payloads: list[bytes]) -> None:
         pipe.xadd(stream, {"data": p})
     pipe.execute()
     client.close()
+
+
+def dlq_rows(store: Any, table: str = "events__dlq") -> int:
+    """Rows in the stream's DLQ table (a consumer creates it, empty, when it claims the
+    stream's fencing token: "nothing committed to the DLQ yet" is 0 rows)."""
+    return store.read(table).num_rows if store.exists(table) else 0

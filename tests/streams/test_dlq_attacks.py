@@ -23,7 +23,14 @@ from lockgate.streams.dlq import DeferredDlq, log_folder
 from lockgate.streams.runner import StreamRunner
 from lockgate.streams.service import run_stream, stream_lock_name
 from lockgate.streams.sources import Batch
-from tests.streams.conftest import COLUMNS, event, publish_redis, stream_def, write_project
+from tests.streams.conftest import (
+    COLUMNS,
+    dlq_rows,
+    event,
+    publish_redis,
+    stream_def,
+    write_project,
+)
 from tests.streams.test_partitioned import BATCHES, PartitionedConsumer
 from tests.streams.test_redelivery import SeqConsumer
 
@@ -64,7 +71,7 @@ def _killed_before_dlq_commit(store: TableStore, monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(store, "publish", real)
     folder = log_folder(store, "events")
     assert folder is not None and len(list(folder.glob("*.arrow"))) == 2
-    assert not store.exists("events__dlq")
+    assert not dlq_rows(store)
     return folder
 
 
@@ -83,7 +90,7 @@ def test_a_truncated_log_file_the_dlq_needs_is_a_clear_error_not_a_loss(
         with pytest.raises(LockgateError, match="DLQ log file") as e:
             _run(store, _spec())
         assert first.name in str(e.value)
-        assert first.exists() and not store.exists("events__dlq")
+        assert first.exists() and not dlq_rows(store)
 
 
 def test_a_damaged_log_file_the_dlq_does_not_need_is_removed(
@@ -328,7 +335,7 @@ def test_a_first_batch_all_invalid_killed_before_the_dlq_commit_then_restarts(
     with pytest.raises(RuntimeError, match="killed"), engine_for() as con:
         StreamRunner(spec, _BadSeqConsumer([[1, 2]], {1, 2}), store, con).run(until_idle=True)
     monkeypatch.setattr(store, "publish", real)
-    assert store.read("events").num_rows == 0 and not store.exists("events__dlq")
+    assert store.read("events").num_rows == 0 and not dlq_rows(store)
     with engine_for() as con:
         for _ in range(2):  # the broker redelivers the batch (never acknowledged), and a new one
             r = StreamRunner(spec, _BadSeqConsumer([[1, 2], [3]], {1, 2}), store, con)
