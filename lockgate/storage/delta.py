@@ -396,8 +396,8 @@ class DeltaStore(TableStore):
         import pyarrow as pa
         from deltalake import CommitProperties, Transaction, write_deltalake
 
-        from lockgate.storage.errors import CommitFenced
         from lockgate.storage.delta_write import fenced
+        from lockgate.storage.errors import CommitFenced
 
         props = CommitProperties(
             custom_metadata={META_PREFIX + "fence_claim": f"{app_id}={epoch}"},

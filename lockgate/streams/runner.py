@@ -29,24 +29,27 @@ carries a fencing token, checked by the commit itself:
 - at start, before it reads any position, the consumer claims an *epoch* = 1 + the highest
   token its tables hold: one empty commit per existing table carrying the application
   transaction ``("stream:<name>:fence", epoch)``, refused if the table's token is already
-  ``>= epoch`` (:meth:`~lockgate.storage.base.TableStore.claim_fence`). Its positions, DLQ
-  log, dedup window and watermark are read after the claim: nothing an older consumer
-  commits can land in between unseen, since
+  ``>= epoch`` (:meth:`~lockgate.storage.base.TableStore.claim_fence`). The DLQ table is
+  claimed first and created (empty) when missing, so every claim raises that one table's
+  token: no two consumers ever hold the same epoch. Positions, DLQ log, dedup window and
+  watermark are read after the claim: nothing an older consumer commits can land unseen;
 - every commit of the stream (sink, DLQ, late table, window aggregates) carries the same
-  ``(app_id, epoch)`` transaction and is refused (:class:`~lockgate.storage.errors.
-  CommitFenced`) unless the table's token *is* ``epoch`` (checked on the table as loaded
-  for the commit; a table that did not exist is created exclusively). The check and the
-  commit are atomic through Delta's optimistic concurrency: a commit is written against
-  the version it read, and delta-rs refuses a transaction when a commit that landed after
-  that version updated one of its application ids ("concurrent transaction") — so a newer
-  consumer's claim that lands between the check and the commit makes the commit fail too.
+  ``(app_id, epoch)`` transaction and is refused (``CommitFenced``) unless the table's token
+  *is* ``epoch`` (checked on the table as loaded for the commit; a table that did not exist
+  is created exclusively). Check and commit are atomic through Delta's optimistic
+  concurrency: a commit is written against the version it read, and delta-rs refuses a
+  transaction when a commit that landed after that version updated one of its application
+  ids ("concurrent transaction") — a newer consumer's claim landing between the check and
+  the commit makes the commit fail too.
 
-A fenced consumer raises :class:`~lockgate.storage.errors.CommitFenced` and stops: it
-acknowledges nothing (acknowledgements follow the commit), and the new consumer re-reads
-what it had fetched from the table's position. Its DLQ log files are named with its epoch:
-a consumer recovers only the files of the epoch that committed the sink's last batch (its
-commit's ``lockgate.epoch``) and removes only files of older epochs than its own, so a fenced consumer
-neither feeds its rows to nor removes the files of a newer one (:mod:`lockgate.streams.dlq`).
+A fenced consumer raises :class:`~lockgate.storage.errors.CommitFenced` and stops (the
+CLI exits 3): it acknowledges nothing (acknowledgements follow the commit), and the new
+consumer re-reads what it had fetched from the table's position. DLQ log files are named
+with their epoch: a consumer recovers only the files of the epoch that committed the sink's
+last batch (that commit's ``lockgate.epoch``) and removes only files of epochs up to its
+own, so a fenced consumer neither feeds its rows to nor removes the log of a newer one
+(:mod:`lockgate.streams.dlq`).
+
 Cost per batch: one token lookup in the loaded table and one more action in the commit.
 """
 
