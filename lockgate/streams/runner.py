@@ -254,7 +254,8 @@ class StreamRunner:
         for w in self.windows:
             w.rebuild(store, self.sink)
         self.phases: dict[str, float] = {}
-        #: called right before each commit: raises to stop first (a lost stream lease)
+        #: called right before each commit and each fetch: raises to stop first (a lost
+        #: stream lease; cheap: the commit itself is fenced, see the module's docstring)
         self.guard: Callable[[], None] | None = None
         self.lag: int | None = None
         self._checks: list[CheckResult] = []
@@ -347,7 +348,16 @@ class StreamRunner:
         lag: Future[int | None] | None = None
         lag_at = float("-inf")
         with ThreadPoolExecutor(1, thread_name_prefix="lg-stream-io") as io:
-            nxt: Future[Batch] = io.submit(self.consumer.fetch, max_events, wait_s)
+
+            def fetch() -> Future[Batch]:
+                # a consumer that lost its lease reads nothing more: a Redis group's cursor
+                # and a JetStream durable are shared, and what a stale consumer reads (and
+                # never commits: it is fenced) the new one would never be delivered
+                if self.guard is not None:
+                    self.guard()
+                return io.submit(self.consumer.fetch, max_events, wait_s)
+
+            nxt: Future[Batch] = fetch()
             while True:
                 tw = time.perf_counter()
                 batch = nxt.result()
@@ -355,11 +365,11 @@ class StreamRunner:
                     self.flush_dlq()  # idle: the DLQ rows need not wait for more batches
                     if until_idle or ending():
                         break
-                    nxt = io.submit(self.consumer.fetch, max_events, wait_s)
+                    nxt = fetch()
                     continue
                 last = ending()
                 if not last and prefetch:  # fetch the next one while this one is processed
-                    nxt = io.submit(self.consumer.fetch, max_events, wait_s)
+                    nxt = fetch()
                 tb = time.perf_counter()
                 commit0 = self.phases.get("commit", 0.0)
                 counts = self.process(batch)
@@ -367,7 +377,7 @@ class StreamRunner:
                 report.batch_seconds.append(took)
                 report.fetch_seconds.append(tb - tw)
                 if not last and not prefetch:
-                    nxt = io.submit(self.consumer.fetch, max_events, wait_s)
+                    nxt = fetch()
                 io.submit(self.consumer.ack, batch)
                 if lag is None and tb - lag_at >= 1.0:  # ask the broker at most once a second
                     lag, lag_at = io.submit(self.consumer.lag), tb

@@ -111,8 +111,9 @@ def _run_locked(
 
     def guard() -> None:
         if lease.lost:
-            lease.check()  # raises LeaseLost naming the stream's lease
-            raise LeaseLost(f"stream {spec.name!r}: lost its lease")  # pragma: no cover
+            lease.check()  # raises LeaseLost naming the stream's lease (or renews it)
+            if lease.lost:  # pragma: no cover - check() raised
+                raise LeaseLost(f"stream {spec.name!r}: lost its lease")
 
     consumer = consumer_for(spec)
     try:

@@ -30,11 +30,26 @@ REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
 
-def _start_stopped(root: Path, stop_at: str, log: Path) -> subprocess.Popen[str]:
+#: the CLI with a stream lease of ``sys.argv[1]`` seconds (the default is 30 s)
+_SHORT_LEASE = """
+import sys
+from lockgate.state.store import StateStore
+ttl = float(sys.argv.pop(1))
+_lock = StateStore.lock
+StateStore.lock = lambda self, project, ttl_s=30.0: _lock(self, project, ttl)
+from lockgate.cli.app import main
+main()
+"""
+
+
+def _start_stopped(
+    root: Path, stop_at: str, log: Path, *args: str, ttl: float | None = None
+) -> subprocess.Popen[str]:
     """The CLI consuming the stream, stopped (by itself) at the first point named ``stop_at``."""
     env = {**os.environ, "LOCKGATE_STOP_AT": stop_at, "LOCKGATE_CRASH_LOG": str(log)}
     env.pop("LOCKGATE_CRASH_AT", None)
-    cmd = [sys.executable, "-m", "lockgate", "stream", "run", "events", "--until-idle"]
+    run = ["-m", "lockgate"] if ttl is None else ["-c", _SHORT_LEASE, str(ttl)]
+    cmd = [sys.executable, *run, "stream", "run", "events", *(args or ["--until-idle"])]
     proc = subprocess.Popen(
         [*cmd, "-p", str(root)],
         env=env,
@@ -148,3 +163,51 @@ def test_a_stale_consumer_does_not_drop_the_dlq_log_of_the_new_one(
     assert report.counts.reconciles
     assert sorted(ids) == sorted(f"e{i}" for i in range(10))
     assert sorted(payloads) == sorted([*first[-2:], *second[-2:]])
+
+
+def _group_cursor(stream: str) -> bytes:
+    import redis
+
+    client = redis.Redis()
+    try:
+        (group,) = client.xinfo_groups(stream)
+        return bytes(group["last-delivered-id"])
+    finally:
+        client.close()
+
+
+def test_a_consumer_past_its_lease_reads_nothing_more(tmp_path: Path, redis_stream: str) -> None:
+    """A (not ``--until-idle``) committed a batch and stopped; its lease (2 s) ran out and B
+    took the stream over. Resumed, A must not read from the broker again: the group's cursor
+    is shared, and what a fenced consumer reads B is never delivered (B would commit past
+    it: lost). A stops at its next fetch with the lease lost; the cursor stays where B left
+    it, and B's next run reads the new events."""
+    publish_redis(redis_stream, [event(i) for i in range(5)])
+    root = write_project(tmp_path, [stream_def({"type": "redis", "stream": redis_stream})])
+    a = _start_stopped(
+        root, "committed, not acknowledged", tmp_path / "a.log", "--max-seconds", "600", ttl=2.0
+    )
+    # A's own clock must pass its lease's expiry (as after a real pause): wait for the
+    # deadline (A is stopped, nothing races), then B takes over
+    from lockgate.state.tables import locks
+
+    project = load_project(root)
+    engine = sa.create_engine(project.state_url)
+    with engine.connect() as conn:
+        (expires,) = conn.execute(sa.select(locks.c.expires_at)).one()
+    engine.dispose()
+    expires = expires if expires.tzinfo else expires.replace(tzinfo=dt.UTC)
+    wait = (expires - dt.datetime.now(dt.UTC)).total_seconds() + 0.5
+    if wait > 0:
+        import time
+
+        time.sleep(wait)
+    assert run_stream(project, "events", until_idle=True).counts.read == 0
+    cursor = _group_cursor(redis_stream)
+    publish_redis(redis_stream, [event(i) for i in range(5, 9)])
+    code, err = _resume(a)
+    assert code != 0 and "lease" in err, err[-3000:]
+    assert _group_cursor(redis_stream) == cursor  # A read nothing
+    assert run_stream(load_project(root), "events", until_idle=True).counts.published == 4
+    ids, _ = _tables(root)
+    assert sorted(ids) == sorted(f"e{i}" for i in range(9))
