@@ -4,6 +4,9 @@ The watermark of a batch is the newest event time *published* before it, minus t
 lateness; an event older than it is late (a NULL event time never is: a ``not_null`` check
 catches those). Only published events move the watermark, and it is written into each sink
 commit (``CommitTag.watermark``), so after a crash it is rebuilt exactly from the table.
+The watermark never passes the consumer's own clock: one event stamped in the far future (a
+wrong producer clock, a hostile producer) is published, but does not make every later event
+late for ever.
 """
 
 from __future__ import annotations
@@ -44,11 +47,13 @@ class Watermark:
         out = pc.fill_null(pc.less(column, bound), False)
         return out.combine_chunks() if isinstance(out, pa.ChunkedArray) else out
 
-    def advanced(self, published: pa.Table) -> str | None:
+    def advanced(self, published: pa.Table, now: dt.datetime | None = None) -> str | None:
         """The newest event time after ``published`` rows are committed, encoded for the
-        commit (the current one when nothing newer came)."""
+        commit (the current one when nothing newer came); never past ``now`` (UTC)."""
         if published.num_rows:
             top = pc.max(published.column(self.spec.column)).as_py()
+            if isinstance(top, dt.datetime) and now is not None and _cmp(top) > now:
+                top = now if top.tzinfo is not None else now.replace(tzinfo=None)
             if isinstance(top, dt.datetime) and (
                 self.newest is None or _cmp(top) > _cmp(self.newest)
             ):

@@ -613,7 +613,7 @@ class StreamRunner:
             if not good.num_rows and not self.consumer.PARTITIONED:  # makes the empty batch commit
                 tag = replace(tag, positions=((f"stream:{self.spec.name}", batch.last_seq),))
             if self.watermark is not None:
-                tag = replace(tag, watermark=self.watermark.advanced(good))
+                tag = replace(tag, watermark=self.watermark.advanced(good, now))
             self.store.publish(self.sink, good.to_reader(), write=self.write, tag=tag)
             _advance(self.done, tops)
             self._close_windows(good)
