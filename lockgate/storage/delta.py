@@ -118,6 +118,9 @@ class DeltaStore(TableStore):
         self._cache_lock = threading.Lock()  # steps of a run use the store from threads
         #: tables kept open after this store wrote them (see :meth:`keep_written_tables`)
         self._written: dict[str, DeltaTable] | None = None
+        #: per kept table: the fencing token it held at the version this store committed
+        #: (no other commit since: the token is unchanged, no need to look it up again)
+        self._fenced_at: dict[str, tuple[tuple[str, int], int]] = {}
 
     def keep_written_tables(self) -> None:
         """The caller is the only writer of the tables it publishes (a stream under its
@@ -364,11 +367,15 @@ class DeltaStore(TableStore):
         is already ``>= tag.run_seq`` nothing is read or written (``skipped``).
         """
         kept = self._written.pop(name, None) if self._written is not None else None
+        fence_known = False
         if kept is not None:  # another writer (compaction, say) may have committed since
             try:
                 kept.update_incremental()
+                at = self._fenced_at.get(name)
+                fence_known = tag.fence is not None and at == (tag.fence, kept.version())
             except Exception:  # moved aside, damaged…: open it as any publish would
                 kept = None
+        self._fenced_at.pop(name, None)
         # a table object of its own for writes, never one a reader holds (see _to_write)
         table = kept if kept is not None else self._to_write(name)
         result = write_batch(
@@ -381,9 +388,12 @@ class DeltaStore(TableStore):
             spool_root=self.warehouse / SPOOL_DIR,
             positions=tag.positions,
             fence=tag.fence,
+            fence_checked=fence_known,
         )
         if self._written is not None and table is not None:
             self._written[name] = table  # not on an error: reopened next time
+            if tag.fence is not None:
+                self._fenced_at[name] = (tag.fence, table.version())
         return result
 
     @_writes

@@ -190,12 +190,14 @@ def write_batch(
     spool_root: Path,
     positions: tuple[tuple[str, int], ...] = (),
     fence: tuple[str, int] | None = None,
+    fence_checked: bool = False,
 ) -> PublishResult:
     """Publish ``data`` into the table at ``path`` (``table``: it opened, None: absent).
 
     With a ``fence`` the table must hold that token (checked before anything else, even the
     idempotency rule: a fenced writer learns it, it is not told "already committed"), the
-    commit carries it, and a missing table is created exclusively."""
+    commit carries it, and a missing table is created exclusively. ``fence_checked``: the
+    caller knows ``table`` holds the token (no commit since its own), no lookup."""
     name, mode = path.name, write.mode
     action = f"publish ({mode})"
     if write.schema_mode == "overwrite" and mode != "overwrite":
@@ -203,7 +205,8 @@ def write_batch(
             f"table '{name}': schema_mode='overwrite' needs write mode 'overwrite' (got '{mode}')",
             hint="use schema_mode='merge' to add columns, or a full refresh to rebuild",
         )
-    check_fence(name, table, fence)
+    if not fence_checked:
+        check_fence(name, table, fence)
     done = already_committed(table, name, action, run_seq)
     if done is not None:
         return done
