@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from lockgate.errors import ConfigError, Problem
+from lockgate.errors import ConfigError, InputError, Problem
 from lockgate.streams.config import (
     KafkaStreamSource,
     NatsStreamSource,
@@ -269,10 +269,21 @@ class NatsConsumer:
         from nats.js.errors import NotFoundError
 
         s = self.spec
-        with contextlib.suppress(NotFoundError):
-            await self.js.delete_consumer(s.stream, s.durable)
         # an envelope's events commit together: restart at the envelope after the committed
         start = (committed_seq >> SEQ_BITS if s.envelope == "ndjson" else committed_seq) + 1
+        last = (await self.js.stream_info(s.stream)).state.last_seq
+        if start > 1 and last < start - 1:
+            # JetStream sequences never go back (a purge keeps them): the stream was deleted
+            # and recreated. Its messages 1..last would be skipped without a trace.
+            raise InputError(
+                f"JetStream stream {s.stream!r} ends at sequence {last}, before the position "
+                f"the table holds ({start - 1}): the stream was deleted and recreated; reading "
+                f"on from that position would skip its first {last} message(s) unseen",
+                hint="if the new stream's messages belong to this table, consume them under a "
+                "new stream name (its own sink); if not, point the stream at its new subject",
+            )
+        with contextlib.suppress(NotFoundError):
+            await self.js.delete_consumer(s.stream, s.durable)
         config = ConsumerConfig(
             durable_name=s.durable,
             ack_policy=AckPolicy.ALL,
