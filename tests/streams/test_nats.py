@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from lockgate.errors import LockgateError
 from lockgate.project.loader import load_project
 from lockgate.storage import store_for
 from lockgate.streams.service import run_stream
@@ -137,3 +138,19 @@ def test_nats_kill_9_at_every_point_of_the_first_batches(tmp_path: Path) -> None
         assert sorted(events.column("event_id").to_pylist()) == valid, (n, points[n - 1])
         assert store.read("events__dlq").num_rows == 3, (n, points[n - 1])
         assert not any("@" in e for e in events.column("email").to_pylist())
+
+
+def test_a_recreated_nats_stream_is_refused_not_skipped(tmp_path: Path, nats_stream: str) -> None:
+    """The stream deleted and recreated under the table: its sequences restart below the
+    committed position. Read on from there, its first messages would be skipped without a
+    trace; the consumer refuses instead."""
+    subject = nats_stream.lower() + ".events"
+    asyncio.run(_setup(nats_stream, subject, [event(i) for i in range(10)]))
+    source = {"type": "nats", "stream": nats_stream, "subject": subject, "durable": "lg"}
+    root = write_project(tmp_path, [stream_def(source)])
+    assert run_stream(load_project(root), "events", until_idle=True).counts.published == 10
+    asyncio.run(_delete(nats_stream))
+    asyncio.run(_setup(nats_stream, subject, [event(i) for i in range(10, 14)]))  # seqs 1..4
+    with pytest.raises(LockgateError, match="recreated") as e:
+        run_stream(load_project(root), "events", until_idle=True)
+    assert "10" in str(e.value) and "4" in str(e.value)
