@@ -170,7 +170,33 @@ class RedisConsumer:
     def seek(self, committed: dict[int, int]) -> None:
         committed_seq = committed.get(0, -1)
         start = "0" if committed_seq < 0 else redis_id(committed_seq)
+        if committed_seq >= 0:
+            self._check_not_recreated(committed_seq)
         self.client.xgroup_setid(self.spec.stream, self.spec.group, id=start)
+
+    def _check_not_recreated(self, committed_seq: int) -> None:
+        """Entries below the table's position in a stream that holds some: the stream was
+        deleted and recreated with explicit ids below it (time-based ids are above it). The
+        group's cursor set to the position would skip them without a trace: refuse."""
+        first = self.client.xrange(self.spec.stream, count=1)
+        if not first:
+            return  # empty (new, or trimmed): whatever comes next is read as usual
+        entry_id = first[0][0]
+        entry_id = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+        if redis_seq(entry_id) > committed_seq:
+            return
+        info = self.client.xinfo_stream(self.spec.stream)
+        top = info.get("last-generated-id", info.get(b"last-generated-id"))
+        top = top.decode() if isinstance(top, bytes) else str(top)
+        if redis_seq(top) >= committed_seq:
+            return  # the stream still reaches the position: entries the table holds
+        raise InputError(
+            f"Redis stream {self.spec.stream!r} ends at id {top}, before the position the "
+            f"table holds ({redis_id(committed_seq)}): the stream was deleted and recreated "
+            "with lower ids; reading on from that position would skip its entries unseen",
+            hint="if the new entries belong to this table, consume them under a new stream "
+            "name (its own sink); producers should let Redis choose the ids ('*')",
+        )
 
     def fetch(self, max_events: int, wait_seconds: float) -> Batch:
         s = self.spec

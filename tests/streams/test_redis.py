@@ -201,3 +201,29 @@ def test_kill_9_after_the_deferred_dlq_commit_then_two_restarts(
         assert len(reasons) == invalid, reasons
         assert not any("@" in e for e in emails)
     assert not list(logdir.iterdir())
+
+
+def test_a_recreated_redis_stream_with_lower_ids_is_refused_not_skipped(
+    tmp_path: Path, redis_stream: str
+) -> None:
+    """The stream deleted and recreated with explicit ids below the position the table holds
+    (ids restart): read on from that position its entries would be skipped without a trace
+    (the group's cursor is set past them); the consumer refuses instead. New entries with
+    the usual time-based ids are above the position and read as ever."""
+    import redis
+
+    from lockgate.errors import LockgateError
+
+    publish_redis(redis_stream, [event(i) for i in range(10)])
+    root = write_project(tmp_path, [stream_def({"type": "redis", "stream": redis_stream})])
+    assert run_stream(load_project(root), "events", until_idle=True).counts.published == 10
+    client = redis.Redis()
+    client.delete(redis_stream)
+    for i in range(4):
+        client.xadd(redis_stream, {"data": event(10 + i)}, id=f"1-{i + 1}")
+    with pytest.raises(LockgateError, match="recreated"):
+        run_stream(load_project(root), "events", until_idle=True)
+    client.delete(redis_stream)
+    publish_redis(redis_stream, [event(i) for i in range(20, 23)])  # time-based ids again
+    assert run_stream(load_project(root), "events", until_idle=True).counts.published == 3
+    client.close()
