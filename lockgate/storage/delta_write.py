@@ -233,12 +233,19 @@ def write_batch(
 
     crashpoint(f"{name}: before {action}")
     with fenced(name, fence), translated(name, action, tap):
-        if table is None:
-            create = "append" if fence is None else "error"  # fenced: exclusively
+        if table is None and mode == "overwrite":
             write_deltalake(
                 str(path),
                 tap.reader(),
-                mode="overwrite" if mode == "overwrite" else create,
+                mode="overwrite",
+                partition_by=create_partitions,
+                commit_properties=props,
+            )
+        elif table is None:
+            write_deltalake(
+                str(path),
+                tap.reader(),
+                mode="append" if fence is None else "error",  # fenced: exclusively
                 partition_by=create_partitions,
                 commit_properties=props,
             )

@@ -185,7 +185,7 @@ class RedisConsumer:
         entry_id = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
         if redis_seq(entry_id) > committed_seq:
             return
-        info = self.client.xinfo_stream(self.spec.stream)
+        info: dict[Any, Any] = self.client.xinfo_stream(self.spec.stream)
         top = info.get("last-generated-id", info.get(b"last-generated-id"))
         top = top.decode() if isinstance(top, bytes) else str(top)
         if redis_seq(top) >= committed_seq:
