@@ -349,13 +349,18 @@ class StreamRunner:
         lag_at = float("-inf")
         with ThreadPoolExecutor(1, thread_name_prefix="lg-stream-io") as io:
 
-            def fetch() -> Future[Batch]:
+            def guarded_fetch() -> Batch:
                 # a consumer that lost its lease reads nothing more: a Redis group's cursor
                 # and a JetStream durable are shared, and what a stale consumer reads (and
-                # never commits: it is fenced) the new one would never be delivered
+                # never commits: it is fenced) the new one would never be delivered. Checked
+                # in the I/O thread, right before the read (a prefetch submitted before a
+                # pause is sent after it)
                 if self.guard is not None:
                     self.guard()
-                return io.submit(self.consumer.fetch, max_events, wait_s)
+                return self.consumer.fetch(max_events, wait_s)
+
+            def fetch() -> Future[Batch]:
+                return io.submit(guarded_fetch)
 
             nxt: Future[Batch] = fetch()
             while True:
