@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from lockgate._duration import parse_seconds
 from lockgate.engine.workdir import clean_stale_work
 from lockgate.errors import LockgateError, UsageError
+from lockgate.pii import reads_personal, scrub_engine_error
 from lockgate.runloop import events as ev
 from lockgate.runloop import identity
 from lockgate.runloop.context import CommitTurn
@@ -530,6 +531,7 @@ def _run_with_retries(ctx: StepContext, project: Project, planned: PlannedStep) 
             raise
         except LockgateError as e:
             log.debug("step %s attempt %d failed", name, attempt, exc_info=True)
+            _scrub_personal(project, name, e)
             attempted("error", str(e), e.transient)
             if e.transient and attempt <= retries:
                 delay = backoff * (2 ** (attempt - 1))
@@ -542,6 +544,8 @@ def _run_with_retries(ctx: StepContext, project: Project, planned: PlannedStep) 
         except Exception as e:  # a bug or an unexpected library error: fail this step only
             log.debug("step %s attempt %d failed unexpectedly", name, attempt, exc_info=True)
             r = _unexpected_result(name, e, attempt)
+            if reads_personal(project, name):
+                r.reason = r.error = scrub_engine_error(r.error) or ""
             attempted("error", r.error)
         _record_step(ctx, project, step_id, r)
         return r
@@ -567,6 +571,17 @@ def _attempted(
     transient: bool = False,
 ) -> None:
     ctx.state.record_attempt(step_id, attempt, status, error, transient, started, datetime.now(UTC))
+
+
+def _scrub_personal(project: Project, name: str, e: LockgateError) -> None:
+    """A step reading personal columns: the values its engine error quotes are masked before
+    the error is recorded, logged, shown or alerted on (:mod:`lockgate.pii`)."""
+    if not reads_personal(project, name):
+        return
+    message = scrub_engine_error(e.message) or ""
+    if message != e.message:
+        e.message = message
+        e.args = (message, *e.args[1:])
 
 
 def _error_result(name: str, e: LockgateError, attempt: int, status: StepStatus) -> StepResult:

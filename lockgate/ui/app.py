@@ -70,8 +70,9 @@ class UI:
         return self._lineage
 
     def is_pii(self, dataset: str) -> bool:
-        spec = self.project.datasets[dataset]
-        return bool(spec.pii) or any(t.lower() == "pii" for t in spec.tags)
+        from lockgate.pii import spec_pii
+
+        return bool(spec_pii(self.project.datasets[dataset]))
 
 
 def create_app(

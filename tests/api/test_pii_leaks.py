@@ -1,0 +1,156 @@
+"""Personal values that reached readers by side doors: a ``mask:`` column (it is personal
+whether or not ``pii:`` names it), the value quoted in a parse error's reason, and a
+database error quoting an upstream personal value in a failed step's message. Each is
+checked on what a reader or an alert receives *and* on the state store's file itself."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+import lockgate
+from lockgate import api
+from lockgate.cli.app import app
+from lockgate.pii import MASK, PiiColumns, mask_row, scrub_engine_error
+from tests.run.helpers import csv_source, make_project, sql
+
+SECRET = "zz-secret-007@example.com"
+SECRET_BIRTH = "zz-birth-1961"
+COLS = {"id": "INTEGER", "email": "VARCHAR", "amount": "DOUBLE"}
+CSV = (
+    "id,email,amount\n"
+    "1,ann@example.org,10\n"
+    f"2,{SECRET},-5\n"  # negative: fails a check, its row is a failing sample
+)
+
+
+def _state_bytes(root: Path) -> bytes:
+    return b"".join(p.read_bytes() for p in (root / ".lockgate").rglob("*.db*"))
+
+
+@pytest.fixture()
+def key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LOCKGATE_MASK_KEY", "k" * 32)
+
+
+def test_a_masked_column_is_personal_even_without_pii(tmp_path: Path, key: None) -> None:
+    """``mask: {email: hash}`` publishes hashes, but the checks judged the clear values: the
+    failing samples, the quarantine and ``runs`` must not show them to readers."""
+    root = make_project(
+        tmp_path / "p",
+        [
+            csv_source(
+                "masked",
+                "data/c.csv",
+                columns=COLS,
+                mask={"email": "hash"},
+                checks=[{"type": "between", "column": "amount", "min": 0}],
+            )
+        ],
+        files={"data/c.csv": CSV},
+    )
+    res = lockgate.run(root)
+    assert res.ok and res.steps[0].rows_quarantined == 1
+    assert SECRET not in json.dumps(res.to_dict(), default=str)
+    assert SECRET.encode() not in _state_bytes(root)
+    assert SECRET not in json.dumps(api.quarantine(root, "masked").to_dict(), default=str)
+    assert SECRET not in json.dumps(api.dataset_info(root, "masked"), default=str)
+    out = CliRunner().invoke(app, ["runs", res.run_id, "--json", "-p", str(root)])
+    assert out.exit_code == 0 and SECRET not in out.output
+    # the right to see personal values still shows the quarantined clear value
+    shown = api.quarantine(root, "masked", show_pii=True)
+    assert SECRET in json.dumps(shown.to_dict(), default=str)
+    # and the published table holds no clear value at all
+    assert SECRET not in lockgate.read(root, "masked").column("email").to_pylist()
+
+
+def test_a_parse_error_of_a_personal_column_does_not_quote_its_value(tmp_path: Path) -> None:
+    root = make_project(
+        tmp_path / "p",
+        [
+            csv_source(
+                "people",
+                "data/p.csv",
+                columns={"id": "INTEGER", "email": "VARCHAR", "born": "DATE", "n": "INTEGER"},
+                pii=["email", "born"],
+            )
+        ],
+        files={"data/p.csv": f"id,email,born,n\n1,a@b.io,{SECRET_BIRTH},x9\n2,c@d.io,1970-01-01,1\n"},
+    )
+    assert lockgate.run(root).ok
+    view = api.quarantine(root, "people")
+    assert view.total == 1
+    text = json.dumps(view.to_dict(), default=str)
+    assert SECRET_BIRTH not in text, text
+    # the column's name and the other (not personal) column's value stay readable
+    assert "'born'" in text and "x9" in text, text
+    shown = json.dumps(api.quarantine(root, "people", show_pii=True).to_dict(), default=str)
+    assert SECRET_BIRTH in shown
+
+
+@pytest.mark.parametrize(
+    ("reason", "masked"),
+    [
+        # a file/REST record: lockgate.sources._records
+        (
+            "line 3: column 'born': cannot convert 'x'; y' to DATE; column 'n': "
+            "cannot convert 'x9' to INTEGER",
+            f"line 3: column 'born': cannot convert '{MASK}' to DATE; column 'n': "
+            "cannot convert 'x9' to INTEGER",
+        ),
+        # a database row: lockgate.sources._db
+        (
+            "column born (date): value '0000-00-00' is not representable as DATE",
+            f"column born (date): value '{MASK}' is not representable as DATE",
+        ),
+        ("column 'other': cannot convert 'v' to DATE", "column 'other': cannot convert 'v' to DATE"),
+    ],
+)
+def test_reasons_quoting_a_personal_columns_value(reason: str, masked: str) -> None:
+    row = mask_row({"_lg_reason": reason}, PiiColumns(["born"]))
+    assert row["_lg_reason"] == masked
+
+
+def test_a_failed_steps_engine_error_does_not_quote_an_upstream_personal_value(
+    tmp_path: Path,
+) -> None:
+    """DuckDB quotes the value it could not convert; that value came from a personal column
+    upstream (two hops: the middle dataset is not tagged), so the step's error — recorded,
+    shown by ``runs`` and sent to alert targets — hides it."""
+    root = make_project(
+        tmp_path / "p",
+        [
+            csv_source("customers", "data/c.csv", columns=COLS, pii=["email"]),
+            sql("copy", "SELECT id, email FROM customers"),
+            sql("bad", "SELECT id, CAST(email AS INTEGER) AS x FROM copy"),
+            sql("plain", "SELECT CAST('not-personal' AS INTEGER) AS x"),
+        ],
+        files={"data/c.csv": CSV},
+    )
+    res = lockgate.run(root)
+    by = {s.dataset: s for s in res.steps}
+    assert str(by["bad"].status) == "failed"
+    assert "Could not convert string" in (by["bad"].error or "")
+    text = json.dumps(res.to_dict(), default=str)
+    assert "ann@example.org" not in text and SECRET not in text, text
+    assert b"ann@example.org" not in _state_bytes(root)
+    out = CliRunner().invoke(app, ["runs", res.run_id, "-p", str(root)])
+    assert "ann@example.org" not in out.output
+    # a dataset reading nothing personal keeps the value in its error (it helps, harms none)
+    assert "not-personal" in (by["plain"].error or "")
+
+
+def test_scrub_engine_error_keeps_identifiers_and_the_sql() -> None:
+    e = (
+        "SQL of dataset 'bad' (main.yaml:3) failed: Conversion Error: Could not convert "
+        "string 'ann@x.io' to INT32 when casting from source column email LINE 1: "
+        "SELECT CAST(email AS INTEGER) FROM t WHERE k = 'lit'"
+    )
+    assert scrub_engine_error(e) == e.replace("'ann@x.io'", f"'{MASK}'")
+    binder = 'Binder Error: Referenced column "emial" not found; candidates: "email"'
+    assert scrub_engine_error(binder) == binder
+    date = 'Conversion Error: date field value out of range: "1961-13-40", expected format'
+    assert "1961-13-40" not in (scrub_engine_error(date) or "")
