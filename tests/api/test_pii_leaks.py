@@ -154,3 +154,23 @@ def test_scrub_engine_error_keeps_identifiers_and_the_sql() -> None:
     assert scrub_engine_error(binder) == binder
     date = 'Conversion Error: date field value out of range: "1961-13-40", expected format'
     assert "1961-13-40" not in (scrub_engine_error(date) or "")
+
+
+def test_masking_a_column_the_table_holds_in_the_clear_needs_a_full_refresh(
+    tmp_path: Path, key: None
+) -> None:
+    """Adding ``mask:`` to a published append table would leave the earlier clear values
+    beside the new masked ones: the step refuses until a full refresh rewrites the table."""
+    ds = csv_source("users", "data/c.csv", columns=COLS, write={"mode": "append"})
+    root = make_project(tmp_path / "p", [ds], files={"data/c.csv": CSV})
+    assert lockgate.run(root).ok
+    make_project(tmp_path / "p", [{**ds, "mask": {"email": "hash"}}])
+    res = lockgate.run(root)
+    step = res.steps[0]
+    assert str(step.status) == "failed" and "--full-refresh" in (step.hint or ""), step
+    assert "'email' published unmasked before" in (step.error or "")
+    assert lockgate.read(root, "users").num_rows == 2  # nothing appended beside them
+    assert lockgate.run(root, full_refresh=True).ok
+    emails = lockgate.read(root, "users").column("email").to_pylist()
+    assert len(emails) == 2 and SECRET not in emails and "ann@example.org" not in emails
+    assert lockgate.run(root).ok  # the table is masked now: later runs append again
