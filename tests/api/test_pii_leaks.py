@@ -174,3 +174,26 @@ def test_masking_a_column_the_table_holds_in_the_clear_needs_a_full_refresh(
     emails = lockgate.read(root, "users").column("email").to_pylist()
     assert len(emails) == 2 and SECRET not in emails and "ann@example.org" not in emails
     assert lockgate.run(root).ok  # the table is masked now: later runs append again
+
+
+@pytest.mark.parametrize("metric", ["max(salary)", "min(salary)", "freshness_lag(born)"])
+def test_an_anomaly_metric_that_is_one_persons_value_is_refused(
+    tmp_path: Path, metric: str
+) -> None:
+    """Its baseline is the recorded value of every run: a personal column's max would put a
+    salary in the state store each time."""
+    from lockgate.errors import ConfigError
+
+    people = csv_source(
+        "people",
+        "data/p.csv",
+        columns={"id": "INTEGER", "salary": "DOUBLE", "born": "TIMESTAMP"},
+        pii=["salary", "born"],
+        checks=[{"type": "anomaly", "metric": metric}],
+    )
+    root = make_project(tmp_path / "p", [people], files={"data/p.csv": "id,salary,born\n"})
+    with pytest.raises(ConfigError, match=r"one person's value"):
+        lockgate.load_project(root)
+    ok = {**people, "checks": [{"type": "anomaly", "metric": "mean(salary)"}]}
+    make_project(tmp_path / "p", [ok])
+    lockgate.load_project(root)
