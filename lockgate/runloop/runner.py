@@ -24,7 +24,7 @@ from lockgate.runloop.context import CommitTurn
 from lockgate.runloop.deadline import deadline
 from lockgate.runloop.events import EventBus, Listener
 from lockgate.runloop.parallel import run_steps
-from lockgate.runloop.plan import Plan, PlannedStep, plan
+from lockgate.runloop.plan import Plan, PlannedStep, plan, thaw
 from lockgate.runloop.results import RunResult, RunStatus, StepResult, StepStatus
 from lockgate.runloop.step import StepContext, run_step
 from lockgate.state.errors import LeaseLost
@@ -270,6 +270,7 @@ def execute(
             project_id=project_id,
             intervals=intervals,
             turn=turn,
+            planned_sources={} if intervals or turn else _planned_sources(plan),
         )
         done: dict[str, StepResult] = {}
         with _interruption_recorded(ctx, plan, done), contextlib.closing(sessions):
@@ -282,6 +283,27 @@ def execute(
         ev.RunFinished(run_id=run.run_id, project=name, status=str(status), duration_s=duration)
     )
     return RunResult(run.run_id, run.seq, name, status, results, duration)
+
+
+#: a plan older than this (kept by a caller, or a backfill's) has its sources asked anew
+PLAN_FINGERPRINT_TTL_S = 60.0
+
+
+def _planned_sources(plan: Plan) -> dict[str, object]:
+    """The source fingerprints ``plan`` took just before (not the per-run pins of sources
+    without one): a database source's fingerprint is a query, asked once per run, not by the
+    plan and then again by the step. Reusing it is safe: a source that changed since the
+    plan is read by the next run (a step that reads records the older fingerprint, so the
+    next run reads from its watermark again and skips what it holds)."""
+    age = (datetime.now(UTC) - plan.created_at).total_seconds()
+    if plan.full_refresh or not 0 <= age <= PLAN_FINGERPRINT_TTL_S:
+        return {}
+    out: dict[str, object] = {}
+    for step in plan.steps:
+        fp = thaw(step.inputs.get("source")) if step.kind == "source" else None
+        if isinstance(fp, dict) and "run" not in fp and not step.intervals:
+            out[step.dataset] = fp
+    return out
 
 
 def _start_in_turn(
