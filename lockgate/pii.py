@@ -29,6 +29,8 @@ MASK = "***"
 #: lockgate's own columns are never personal, except the raw record (handled apart)
 _OWN = "_lg_"
 _TEXTS = ("_lg_reason",)
+#: a quarantine table's columns that quote a record's values (masked whole in a profile)
+_QUOTING = frozenset({"_lg_raw_record", "_lg_reason", "_lg_why"})
 #: a personal value quoted inside another column's text is masked there too when it is at
 #: least this long (masking every "5" of a text would wreck it and protect nothing)
 _MIN_QUOTED = 3
@@ -250,7 +252,7 @@ def mask_profile(profile: Profile, pii: PiiColumns) -> Profile:
             top_values=tuple((MASK, n) for _, n in c.top_values),
             histogram=(),
         )
-        if c.name in pii
+        if c.name in pii or c.name in _QUOTING
         else c
         for c in profile.columns
     )

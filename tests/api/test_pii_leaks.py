@@ -197,3 +197,29 @@ def test_an_anomaly_metric_that_is_one_persons_value_is_refused(
     ok = {**people, "checks": [{"type": "anomaly", "metric": "mean(salary)"}]}
     make_project(tmp_path / "p", [ok])
     lockgate.load_project(root)
+
+
+def test_profiling_a_datasets_table_folder_masks_like_its_name(tmp_path: Path) -> None:
+    """``lockgate profile warehouse/customers__quarantine`` is the dataset's quarantine by
+    path: its personal columns and the raw records quoting them are masked as by name."""
+    root = make_project(
+        tmp_path / "p",
+        [
+            csv_source(
+                "customers",
+                "data/c.csv",
+                columns=COLS,
+                pii=["email"],
+                checks=[{"type": "between", "column": "amount", "min": 0}],
+            )
+        ],
+        files={"data/c.csv": CSV + "3,zz-secret-raw@example.com,notanumber\n"},
+    )
+    assert lockgate.run(root).ok
+    for folder in ("customers", "customers__quarantine"):
+        path = str(root / "warehouse" / folder)
+        out = CliRunner().invoke(app, ["profile", path, "-p", str(root), "--json"])
+        assert out.exit_code == 0, out.output
+        assert SECRET not in out.output and "zz-secret-raw" not in out.output, out.output
+        shown = CliRunner().invoke(app, ["profile", path, "-p", str(root), "--json", "--show-pii"])
+        assert "@example" in shown.output
