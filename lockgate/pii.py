@@ -162,6 +162,23 @@ def mask_rows(rows: Iterable[Mapping[str, Any]], pii: PiiColumns) -> list[dict[s
     return [mask_row(r, pii) for r in rows]
 
 
+def mask_recorded(project: Project, records: Iterable[Any]) -> list[Any]:
+    """Recorded check results (:class:`~lockgate.state.records.CheckRecord`) with their
+    failing samples masked by each dataset's *current* personal columns, when read: a run
+    masks them when it records them, but one recorded before a column was declared personal
+    (or by an older lockgate) holds the clear values."""
+    import dataclasses
+
+    out = []
+    for r in records:
+        pii = pii_columns(project, r.dataset)
+        if pii and isinstance(r.samples, list):
+            masked = [mask_row(s, pii) if isinstance(s, dict) else s for s in r.samples]
+            r = dataclasses.replace(r, samples=masked)
+        out.append(r)
+    return out
+
+
 def _scrub(text: str, secrets: list[str]) -> str:
     for s in secrets:
         text = text.replace(s, MASK)

@@ -78,7 +78,9 @@ def test_a_parse_error_of_a_personal_column_does_not_quote_its_value(tmp_path: P
                 pii=["email", "born"],
             )
         ],
-        files={"data/p.csv": f"id,email,born,n\n1,a@b.io,{SECRET_BIRTH},x9\n2,c@d.io,1970-01-01,1\n"},
+        files={
+            "data/p.csv": f"id,email,born,n\n1,a@b.io,{SECRET_BIRTH},x9\n2,c@d.io,1970-01-01,1\n"
+        },
     )
     assert lockgate.run(root).ok
     view = api.quarantine(root, "people")
@@ -106,7 +108,10 @@ def test_a_parse_error_of_a_personal_column_does_not_quote_its_value(tmp_path: P
             "column born (date): value '0000-00-00' is not representable as DATE",
             f"column born (date): value '{MASK}' is not representable as DATE",
         ),
-        ("column 'other': cannot convert 'v' to DATE", "column 'other': cannot convert 'v' to DATE"),
+        (
+            "column 'other': cannot convert 'v' to DATE",
+            "column 'other': cannot convert 'v' to DATE",
+        ),
     ],
 )
 def test_reasons_quoting_a_personal_columns_value(reason: str, masked: str) -> None:
@@ -223,3 +228,23 @@ def test_profiling_a_datasets_table_folder_masks_like_its_name(tmp_path: Path) -
         assert SECRET not in out.output and "zz-secret-raw" not in out.output, out.output
         shown = CliRunner().invoke(app, ["profile", path, "-p", str(root), "--json", "--show-pii"])
         assert "@example" in shown.output
+
+
+def test_samples_recorded_before_a_column_was_declared_personal_are_masked_when_read(
+    tmp_path: Path,
+) -> None:
+    ds = csv_source(
+        "customers",
+        "data/c.csv",
+        columns=COLS,
+        checks=[{"type": "between", "column": "amount", "min": 0}],
+    )
+    root = make_project(tmp_path / "p", [ds], files={"data/c.csv": CSV})
+    res = lockgate.run(root)
+    assert SECRET in json.dumps(api.run_detail(root, res.run_id), default=str)  # not personal yet
+    make_project(tmp_path / "p", [{**ds, "pii": ["email"]}])
+    for shown in (api.run_detail(root, res.run_id), api.dataset_info(root, "customers")):
+        assert SECRET not in json.dumps(shown, default=str)
+    out = CliRunner().invoke(app, ["runs", res.run_id, "--json", "-p", str(root)])
+    assert SECRET not in out.output and MASK in out.output
+    assert SECRET in json.dumps(api.run_detail(root, res.run_id, show_pii=True), default=str)
