@@ -552,8 +552,8 @@ def _run_with_retries(ctx: StepContext, project: Project, planned: PlannedStep) 
             e.step_result = r  # type: ignore[attr-defined]
             raise
         except LockgateError as e:
-            log.debug("step %s attempt %d failed", name, attempt, exc_info=True)
             _scrub_personal(project, name, e)
+            log.debug("step %s attempt %d failed", name, attempt, exc_info=True)
             attempted("error", str(e), e.transient)
             if e.transient and attempt <= retries:
                 delay = backoff * (2 ** (attempt - 1))
