@@ -177,7 +177,9 @@ class DatasetSpec(Frozen):
     description: str | None = None
     owner: str | None = None
     tags: tuple[str, ...] = ()
-    pii: tuple[str, ...] = Field(default=(), description="columns holding personal data")
+    pii: tuple[str, ...] = Field(
+        default=(), description="columns holding personal data (true: every column)"
+    )
     mask: dict[str, MaskValue] = Field(
         default_factory=dict,
         description="columns masked in the published table (checks see the clear values): "
@@ -222,6 +224,18 @@ class DatasetSpec(Frozen):
     defined_line: int | None = Field(default=None, exclude=True)
 
     _name = field_validator("name")(_check_name)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _pii_true(cls, data: Any) -> Any:
+        """``pii: true`` = every column is personal (the ``pii`` tag); ``false`` = none."""
+        if isinstance(data, dict) and isinstance(data.get("pii"), bool):
+            data = dict(data)
+            if data.pop("pii"):
+                tags = data.get("tags") or ()
+                tags = [tags] if isinstance(tags, str) else list(tags)
+                data["tags"] = [*tags, "pii"]
+        return data
 
     @field_validator("timeout")
     @classmethod

@@ -248,3 +248,20 @@ def test_samples_recorded_before_a_column_was_declared_personal_are_masked_when_
     out = CliRunner().invoke(app, ["runs", res.run_id, "--json", "-p", str(root)])
     assert SECRET not in out.output and MASK in out.output
     assert SECRET in json.dumps(api.run_detail(root, res.run_id, show_pii=True), default=str)
+
+
+def test_pii_true_makes_every_column_personal(tmp_path: Path) -> None:
+    """The issue's words (``pii: true``) work: every column, as the ``pii`` tag."""
+    root = make_project(
+        tmp_path / "p",
+        [
+            csv_source("c", "data/c.csv", columns=COLS, pii=True, tags=["core"]),
+            csv_source("d", "data/c.csv", columns=COLS, pii=False),
+        ],
+        files={"data/c.csv": CSV},
+    )
+    assert lockgate.run(root).ok
+    rows = api.dataset_info(root, "c", sample_rows=5)["sample"]
+    assert rows and all(v == MASK for r in rows for v in r.values()), rows
+    assert lockgate.load_project(root).datasets["c"].tags == ("core", "pii")
+    assert SECRET in json.dumps(api.dataset_info(root, "d", sample_rows=5)["sample"])
