@@ -204,7 +204,20 @@ def _mask_quoted_values(text: str, pii: PiiColumns) -> str:
             return m.group(0)
         return m.group("head") + MASK + m.group("tail")
 
-    return _QUOTED_VALUE.sub(sub, text)
+    def other(m: re.Match[str]) -> str:  # another engine message about the column's value
+        if m.group("col") not in pii:
+            return m.group(0)
+        return m.group("head") + _mask_quotes(m.group("rest"))
+
+    return _OTHER_VALUE.sub(other, _QUOTED_VALUE.sub(sub, text))
+
+
+#: ``column 'c': <the engine's message>`` (a CSV cast error in another wording)
+_OTHER_VALUE = re.compile(
+    r"(?P<head>column '(?P<col>[^']+)': )(?!cannot convert '\*\*\*'|cannot convert '[^']*' to )"
+    r"(?P<rest>.*?)(?=; (?:[\w ]+: )?column |$)",
+    re.DOTALL,
+)
 
 
 #: engine (DuckDB) error classes whose message quotes the data that failed
@@ -234,13 +247,15 @@ def scrub_engine_error(text: str | None) -> str | None:
     if not text:
         return text
 
-    def detail(m: re.Match[str]) -> str:
-        d = _QUOTED.sub(lambda q: q.group(0)[0] + MASK + q.group(0)[0], m.group("detail"))
-        for pattern, repl in _UNQUOTED:
-            d = pattern.sub(repl, d)
-        return m.group("kind") + d
+    return _DATA_ERROR.sub(lambda m: m.group("kind") + _mask_quotes(m.group("detail")), text)
 
-    return _DATA_ERROR.sub(detail, text)
+
+def _mask_quotes(text: str) -> str:
+    """Every quoted part of an engine message masked, and the values it echoes unquoted."""
+    text = _QUOTED.sub(lambda q: q.group(0)[0] + MASK + q.group(0)[0], text)
+    for pattern, repl in _UNQUOTED:
+        text = pattern.sub(repl, text)
+    return text
 
 
 def refuse_masked_filter(pii: PiiColumns, column: str | None, dataset: str) -> None:
