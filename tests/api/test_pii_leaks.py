@@ -112,6 +112,13 @@ def test_a_parse_error_of_a_personal_column_does_not_quote_its_value(tmp_path: P
             "column 'other': cannot convert 'v' to DATE",
             "column 'other': cannot convert 'v' to DATE",
         ),
+        # a CSV cast error in DuckDB's own words (lockgate.sources._csv)
+        (
+            "line 3: column 'born': Could not parse string \"zz-1\" according to format "
+            'specifier "%d" zz-1 ^ Error: bad',
+            f"line 3: column 'born': Could not parse string \"{MASK}\" according to format "
+            f'specifier "{MASK}" Error: bad',
+        ),
     ],
 )
 def test_reasons_quoting_a_personal_columns_value(reason: str, masked: str) -> None:
