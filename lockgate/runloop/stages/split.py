@@ -84,6 +84,8 @@ def _refuse_newly_masked(ctx: StepContext, spec: DatasetSpec) -> None:
     Only a full refresh (or an overwrite) replaces them."""
     if ctx.full_refresh or spec.write.mode == WriteMode.OVERWRITE:
         return
+    if not ctx.store.exists(spec.name):  # no table (a first run, or its folder was removed)
+        return
     steps = ctx.state.dataset_steps(
         ctx.project.name, spec.name, limit=500, project_id=ctx.project_id
     )
