@@ -255,6 +255,8 @@ def test_samples_recorded_before_a_column_was_declared_personal_are_masked_when_
     out = CliRunner().invoke(app, ["runs", res.run_id, "--json", "-p", str(root)])
     assert SECRET not in out.output and MASK in out.output
     assert SECRET in json.dumps(api.run_detail(root, res.run_id, show_pii=True), default=str)
+    out = CliRunner().invoke(app, ["runs", res.run_id, "--json", "--show-pii", "-p", str(root)])
+    assert SECRET in out.output
 
 
 def test_pii_true_makes_every_column_personal(tmp_path: Path) -> None:
