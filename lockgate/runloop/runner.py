@@ -565,9 +565,7 @@ def _run_with_retries(ctx: StepContext, project: Project, planned: PlannedStep) 
             r = _error_result(name, e, attempt, StepStatus.FAILED)
         except Exception as e:  # a bug or an unexpected library error: fail this step only
             log.debug("step %s attempt %d failed unexpectedly", name, attempt, exc_info=True)
-            r = _unexpected_result(name, e, attempt)
-            if reads_personal(project, name):
-                r.reason = r.error = scrub_engine_error(r.error) or ""
+            r = _unexpected_result(project, name, e, attempt)
             attempted("error", r.error)
         _record_step(ctx, project, step_id, r)
         return r
@@ -617,10 +615,12 @@ def _error_result(name: str, e: LockgateError, attempt: int, status: StepStatus)
     )
 
 
-def _unexpected_result(name: str, e: Exception, attempt: int) -> StepResult:
+def _unexpected_result(project: Project, name: str, e: Exception, attempt: int) -> StepResult:
     msg = f"dataset '{name}' failed with an unexpected {type(e).__name__}: " + " ".join(
         str(e).split()
     )
+    if reads_personal(project, name):  # an engine error quoting a personal value
+        msg = scrub_engine_error(msg) or ""
     return StepResult(
         dataset=name,
         status=StepStatus.FAILED,
