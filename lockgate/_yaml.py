@@ -77,6 +77,10 @@ class _LineLoader(_SafeBase):  # type: ignore[valid-type, misc]
         self.flatten_mapping(node)
         for key_node, value_node in node.value:
             key = self.construct_object(key_node, deep=False)
+            if isinstance(key, bool) and isinstance(key_node, ScalarNode) and not key_node.style:
+                # YAML 1.1 reads a plain `on:`/`yes:`/`off:` key as a boolean; no lockgate key
+                # is one, and `enrich: [{on: user_id}]` means the word
+                key = key_node.value
             try:
                 hash(key)
             except TypeError:

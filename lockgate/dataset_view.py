@@ -42,7 +42,7 @@ def dataset_info(
     with StateStore.open(project.state_url) as state:  # closed: a server calls this often
         recorded = {
             "last_steps": state.dataset_steps(name, dataset, limit=5),
-            "checks": state.check_history(name, dataset, limit=50),
+            "checks": _checks(project, state.check_history(name, dataset, limit=50), show_pii),
             "score": latest_score(state.score_history(name, dataset, limit=1)),
         }
     return {
@@ -58,6 +58,12 @@ def dataset_info(
         "drift_incidents": [i.to_dict() for i in drift_incidents(project, dataset, limit=5)],
         "sample": _sample(project, dataset, sample, show_pii),
     }
+
+
+def _checks(project: Project, records: list[Any], show_pii: bool) -> list[Any]:
+    from lockgate.pii import mask_recorded
+
+    return records if show_pii else mask_recorded(project, records)
 
 
 def _sample(project: Project, dataset: str, sample: Any, show_pii: bool) -> list[dict[str, Any]]:

@@ -94,11 +94,14 @@ def runs(
         return state.list_runs(p.config.name, limit=limit, status=status)
 
 
-def run_detail(project: Project | str | Path, run_id: str) -> dict[str, Any]:
+def run_detail(
+    project: Project | str | Path, run_id: str, *, show_pii: bool = False
+) -> dict[str, Any]:
     """One run (id or unique id prefix) as one mapping: its fields, then ``steps`` (rows in/
     out/quarantined/skipped, pinned ``input_versions``, versions written, reason), each with
     its ``attempt_log`` and ``checks`` (observed values, failing rows, samples). What
-    ``lockgate runs RUN_ID`` renders; :class:`UsageError` if no run of the project matches."""
+    ``lockgate runs RUN_ID`` renders; :class:`UsageError` if no run of the project matches.
+    The samples of personal columns are masked unless ``show_pii`` (:mod:`lockgate.pii`)."""
     p = as_project(project)
     with _state(p) as state:
         detail = state.get_run(run_id, project=p.config.name)
@@ -107,6 +110,11 @@ def run_detail(project: Project | str | Path, run_id: str) -> dict[str, Any]:
             f"no run '{run_id}' in project '{p.config.name}'",
             hint="`lockgate runs` lists run ids; give the id or a unique prefix of it",
         )
+    if not show_pii:
+        from lockgate.pii import mask_recorded
+
+        checks = {k: mask_recorded(p, v) for k, v in detail.checks.items()}
+        detail = dataclasses.replace(detail, checks=checks)
     return flatten_run(detail)
 
 

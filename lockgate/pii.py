@@ -14,6 +14,7 @@ personal values (so ``lockgate why`` cannot trace a sample through a personal ke
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +29,8 @@ MASK = "***"
 #: lockgate's own columns are never personal, except the raw record (handled apart)
 _OWN = "_lg_"
 _TEXTS = ("_lg_reason",)
+#: a quarantine table's columns that quote a record's values (masked whole in a profile)
+_QUOTING = frozenset({"_lg_raw_record", "_lg_reason", "_lg_why"})
 #: a personal value quoted inside another column's text is masked there too when it is at
 #: least this long (masking every "5" of a text would wreck it and protect nothing)
 _MIN_QUOTED = 3
@@ -56,8 +59,20 @@ def pii_columns(project: Project, dataset: str) -> PiiColumns:
 
 
 def spec_pii(spec: DatasetSpec) -> PiiColumns:
+    """The dataset's personal columns: those under ``pii:`` and those under ``mask:`` (the
+    table publishes them masked, but the checks' failing samples and the quarantine hold
+    the clear values); every column when the dataset is tagged ``pii`` and lists none."""
     tagged = any(t.lower() == "pii" for t in spec.tags)
-    return PiiColumns(spec.pii, everything=tagged and not spec.pii)
+    return PiiColumns((*spec.pii, *spec.mask), everything=tagged and not spec.pii)
+
+
+def reads_personal(project: Project, dataset: str) -> bool:
+    """``dataset`` or any dataset upstream of it has personal columns (a value a failed
+    query quotes may come from any of them, copied through datasets that are not tagged)."""
+    if dataset not in project.datasets:
+        return False
+    names = (dataset, *project.upstream(dataset, transitive=True))
+    return any(pii_columns(project, n) for n in names)
 
 
 #: table-level checks whose observed value is one row's value of their column
@@ -132,10 +147,10 @@ def mask_row(row: Mapping[str, Any], pii: PiiColumns) -> dict[str, Any]:
         out["_lg_raw_record"] = MASK  # which field is which is not known for a bad line
     for k in _TEXTS:
         if isinstance(out.get(k), str):
-            out[k] = _scrub(out[k], secrets)
+            out[k] = _mask_quoted_values(_scrub(out[k], secrets), pii)
     if isinstance(out.get("_lg_why"), list):
         out["_lg_why"] = [
-            {**w, "reason": _scrub(w["reason"], secrets)}
+            {**w, "reason": _mask_quoted_values(_scrub(w["reason"], secrets), pii)}
             if isinstance(w, dict) and isinstance(w.get("reason"), str)
             else w
             for w in out["_lg_why"]
@@ -147,9 +162,99 @@ def mask_rows(rows: Iterable[Mapping[str, Any]], pii: PiiColumns) -> list[dict[s
     return [mask_row(r, pii) for r in rows]
 
 
+def mask_recorded(project: Project, records: Iterable[Any]) -> list[Any]:
+    """Recorded check results (:class:`~lockgate.state.records.CheckRecord`) with their
+    failing samples masked by each dataset's *current* personal columns, when read: a run
+    masks them when it records them, but one recorded before a column was declared personal
+    (or by an older lockgate) holds the clear values."""
+    import dataclasses
+
+    out = []
+    for r in records:
+        pii = pii_columns(project, r.dataset)
+        if pii and isinstance(r.samples, list):
+            masked = [mask_row(s, pii) if isinstance(s, dict) else s for s in r.samples]
+            r = dataclasses.replace(r, samples=masked)
+        out.append(r)
+    return out
+
+
 def _scrub(text: str, secrets: list[str]) -> str:
     for s in secrets:
         text = text.replace(s, MASK)
+    return text
+
+
+#: where a reason quotes the value a column could not be converted from
+#: (``lockgate.sources._records``: ``column 'c': cannot convert 'v' to T``;
+#: ``lockgate.sources._db``: ``column c (type): value 'v' is not representable as T``);
+#: the value ends at the last ``' to``/``' is not`` before the next column's problem
+_QUOTED_VALUE = re.compile(
+    r"(?P<head>column '?(?P<col>[^' ]+)'?(?: \([^)]*\))?: (?:cannot convert|value) ')"
+    r"(?P<value>.*?)(?P<tail>' (?:to|is not representable as) [^;']*?(?=; (?:[\w ]+: )?column |$))",
+    re.DOTALL,
+)
+
+
+def _mask_quoted_values(text: str, pii: PiiColumns) -> str:
+    """``text`` with the values quoted for personal columns by a conversion reason masked."""
+
+    def sub(m: re.Match[str]) -> str:
+        if m.group("col") not in pii:
+            return m.group(0)
+        return m.group("head") + MASK + m.group("tail")
+
+    def other(m: re.Match[str]) -> str:  # another engine message about the column's value
+        if m.group("col") not in pii:
+            return m.group(0)
+        return m.group("head") + _mask_quotes(m.group("rest"))
+
+    return _OTHER_VALUE.sub(other, _QUOTED_VALUE.sub(sub, text))
+
+
+#: ``column 'c': <the engine's message>`` (a CSV cast error in another wording)
+_OTHER_VALUE = re.compile(
+    r"(?P<head>column '(?P<col>[^']+)': )(?!cannot convert '\*\*\*'|cannot convert '[^']*' to )"
+    r"(?P<rest>.*?)(?=; (?:[\w ]+: )?column |$)",
+    re.DOTALL,
+)
+
+
+#: engine (DuckDB) error classes whose message quotes the data that failed
+_DATA_ERROR = re.compile(
+    r"(?P<kind>(?:Conversion|Invalid Input|Constraint|Out of Range) Error: )"
+    r"(?P<detail>.*?)(?=\s+LINE \d+:|$)",
+    re.DOTALL,
+)
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
+#: values DuckDB echoes without quotes: ``with value 300``; a strptime error repeats the
+#: input after the format specifier, up to its own ``Error:``
+_UNQUOTED = (
+    (re.compile(r"\bwith value \S+"), f"with value {MASK}"),
+    (re.compile(r"(according to format specifier \S+)\s.*?(?=\s*Error:|$)", re.DOTALL), r"\1"),
+)
+
+
+def scrub_engine_error(text: str | None) -> str | None:
+    """``text`` with the values an engine error about data quotes masked (conversion,
+    invalid input, constraint, out of range); identifiers in other errors (a binder error's
+    column names) and the SQL after ``LINE n:`` are kept. For steps that read personal
+    columns (:func:`reads_personal`): the error is stored, shown and sent to alerts.
+
+    >>> scrub_engine_error("Conversion Error: Could not convert string 'ann@x.io' to INT32")
+    "Conversion Error: Could not convert string '***' to INT32"
+    """
+    if not text:
+        return text
+
+    return _DATA_ERROR.sub(lambda m: m.group("kind") + _mask_quotes(m.group("detail")), text)
+
+
+def _mask_quotes(text: str) -> str:
+    """Every quoted part of an engine message masked, and the values it echoes unquoted."""
+    text = _QUOTED.sub(lambda q: q.group(0)[0] + MASK + q.group(0)[0], text)
+    for pattern, repl in _UNQUOTED:
+        text = pattern.sub(repl, text)
     return text
 
 
@@ -179,7 +284,7 @@ def mask_profile(profile: Profile, pii: PiiColumns) -> Profile:
             top_values=tuple((MASK, n) for _, n in c.top_values),
             histogram=(),
         )
-        if c.name in pii
+        if c.name in pii or c.name in _QUOTING
         else c
         for c in profile.columns
     )

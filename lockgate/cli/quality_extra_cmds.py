@@ -67,6 +67,21 @@ def _open_target(target: str, project_dir: Path) -> Iterator[tuple[Engine, str, 
         yield eng, view, read
 
 
+def _dataset_of(project: Any, target: str) -> str | None:
+    """The dataset whose table (or quarantine table) folder ``target`` is, if any: its
+    personal columns are masked in the profile as by name."""
+    from lockgate.storage.base import QUARANTINE_SUFFIX
+
+    try:
+        folder = Path(target).expanduser().resolve()
+        if folder.parent != project.warehouse_path.resolve():
+            return None
+    except OSError:
+        return None
+    name = folder.name.removesuffix(QUARANTINE_SUFFIX)
+    return name if name in project.datasets else None
+
+
 def _is_path(target: str) -> bool:
     return Path(target).expanduser().exists() or glob.has_magic(target)
 
@@ -126,11 +141,14 @@ def profile_cmd(
     import json
 
     p = _profile(target, project_dir, top_k)
-    if not show_pii and not _is_path(target) and (project_dir / "lockgate.yaml").exists():
+    if not show_pii and (project_dir / "lockgate.yaml").exists():
         from lockgate.pii import mask_profile, pii_columns
         from lockgate.project import load_project
 
-        p = mask_profile(p, pii_columns(load_project(project_dir), target))
+        project = load_project(project_dir)
+        dataset = _dataset_of(project, target) if _is_path(target) else target
+        if dataset is not None:
+            p = mask_profile(p, pii_columns(project, dataset))
     if output is not None:
         _write(output, json.dumps(p.to_dict(), indent=2) + "\n")
     if html is not None:

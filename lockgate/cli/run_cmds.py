@@ -352,6 +352,9 @@ def _skip_note(s: StepResult) -> list[str]:
 def runs_cmd(
     run_id: str = typer.Argument(None, help="show one run (id or unique prefix)"),
     limit: int = typer.Option(20, "--limit", "-n"),
+    show_pii: bool = typer.Option(
+        False, "--show-pii", help="show personal (pii:) values in failing samples recorded unmasked"
+    ),
     project_dir: Path = ProjectOpt,
     target: str | None = TargetOpt,
     as_json: bool = JsonOpt,
@@ -361,7 +364,7 @@ def runs_cmd(
 
     project = _load(project_dir, target)
     if run_id:
-        detail = run_detail(project, run_id)
+        detail = run_detail(project, run_id, show_pii=show_pii)
         if as_json:
             print_json(detail)
             return

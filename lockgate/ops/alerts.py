@@ -67,11 +67,8 @@ class Alert:
     reminder: int = 0  # the how-manieth reminder (0: not one)
 
     def payload(self) -> dict[str, object]:
-        look = (
-            f"lockgate show {self.run_id}"
-            if self.run_id
-            else f"lockgate runs --select {self.dataset}"
-        )
+        # what to type next: the run's steps and checks, else the dataset's state
+        look = f"lockgate runs {self.run_id}" if self.run_id else f"lockgate show {self.dataset}"
         return {
             "event": str(self.event),
             "status": self.status,

@@ -177,7 +177,9 @@ class DatasetSpec(Frozen):
     description: str | None = None
     owner: str | None = None
     tags: tuple[str, ...] = ()
-    pii: tuple[str, ...] = Field(default=(), description="columns holding personal data")
+    pii: tuple[str, ...] = Field(
+        default=(), description="columns holding personal data (true: every column)"
+    )
     mask: dict[str, MaskValue] = Field(
         default_factory=dict,
         description="columns masked in the published table (checks see the clear values): "
@@ -223,6 +225,18 @@ class DatasetSpec(Frozen):
 
     _name = field_validator("name")(_check_name)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _pii_true(cls, data: Any) -> Any:
+        """``pii: true`` = every column is personal (the ``pii`` tag); ``false`` = none."""
+        if isinstance(data, dict) and isinstance(data.get("pii"), bool):
+            data = dict(data)
+            if data.pop("pii"):
+                tags = data.get("tags") or ()
+                tags = [tags] if isinstance(tags, str) else list(tags)
+                data["tags"] = [*tags, "pii"]
+        return data
+
     @field_validator("timeout")
     @classmethod
     def _timeout(cls, v: str | float | None) -> str | float | None:
@@ -245,7 +259,26 @@ class DatasetSpec(Frozen):
                 "publishes; write.mode 'merge' does not apply (remove it)"
             )
         self._check_mask()
+        self._check_personal_metrics()
         return self
+
+    def _check_personal_metrics(self) -> None:
+        """An anomaly check keeps each batch's metric in the state store as its baseline; of a
+        personal column, ``min``/``max`` is one person's value (``freshness_lag``: the newest
+        one, to the second), which the store must not hold (:mod:`lockgate.pii`)."""
+        tagged = any(t.lower() == "pii" for t in self.tags) and not self.pii
+        personal = {c.lower() for c in (*self.pii, *self.mask)}
+        for c in self.checks:
+            metric, column = getattr(c, "metric", None), getattr(c, "column", None)
+            if c.type != "anomaly" or metric not in ("min", "max", "freshness_lag") or not column:
+                continue
+            if tagged or column.lower() in personal:
+                raise ValueError(
+                    f"anomaly metric {metric}({column}) of a personal column would record "
+                    "one person's value with every run; use mean, sum, "
+                    "stddev, null_rate or distinct_count of it, or an aggregate_between check "
+                    "(its value is not recorded)"
+                )
 
     def _check_mask(self) -> None:
         if not self.mask:

@@ -52,6 +52,10 @@ class StepContext:
     intervals: Mapping[str, Sequence[tuple[int, int]]] | None = None
     #: commits in a fixed order across concurrent runs (a backfill's chunks)
     turn: CommitTurn | None = None
+    #: source fingerprints the run's plan took moments ago, by dataset: a step's first
+    #: attempt uses its own instead of asking the source again (an unchanged database table
+    #: costs one query per run, not two); taken once, so a retry asks anew
+    planned_sources: dict[str, object] = field(default_factory=dict)
 
     @property
     def session(self) -> Session:

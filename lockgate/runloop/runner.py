@@ -17,13 +17,14 @@ from typing import TYPE_CHECKING
 from lockgate._duration import parse_seconds
 from lockgate.engine.workdir import clean_stale_work
 from lockgate.errors import LockgateError, UsageError
+from lockgate.pii import reads_personal, scrub_engine_error
 from lockgate.runloop import events as ev
 from lockgate.runloop import identity
 from lockgate.runloop.context import CommitTurn
 from lockgate.runloop.deadline import deadline
 from lockgate.runloop.events import EventBus, Listener
 from lockgate.runloop.parallel import run_steps
-from lockgate.runloop.plan import Plan, PlannedStep, plan
+from lockgate.runloop.plan import Plan, PlannedStep, plan, thaw
 from lockgate.runloop.results import RunResult, RunStatus, StepResult, StepStatus
 from lockgate.runloop.step import StepContext, run_step
 from lockgate.state.errors import LeaseLost
@@ -269,6 +270,7 @@ def execute(
             project_id=project_id,
             intervals=intervals,
             turn=turn,
+            planned_sources={} if intervals or turn else _planned_sources(plan),
         )
         done: dict[str, StepResult] = {}
         with _interruption_recorded(ctx, plan, done), contextlib.closing(sessions):
@@ -281,6 +283,27 @@ def execute(
         ev.RunFinished(run_id=run.run_id, project=name, status=str(status), duration_s=duration)
     )
     return RunResult(run.run_id, run.seq, name, status, results, duration)
+
+
+#: a plan older than this (kept by a caller, or a backfill's) has its sources asked anew
+PLAN_FINGERPRINT_TTL_S = 60.0
+
+
+def _planned_sources(plan: Plan) -> dict[str, object]:
+    """The source fingerprints ``plan`` took just before (not the per-run pins of sources
+    without one): a database source's fingerprint is a query, asked once per run, not by the
+    plan and then again by the step. Reusing it is safe: a source that changed since the
+    plan is read by the next run (a step that reads records the older fingerprint, so the
+    next run reads from its watermark again and skips what it holds)."""
+    age = (datetime.now(UTC) - plan.created_at).total_seconds()
+    if plan.full_refresh or not 0 <= age <= PLAN_FINGERPRINT_TTL_S:
+        return {}
+    out: dict[str, object] = {}
+    for step in plan.steps:
+        fp = thaw(step.inputs.get("source")) if step.kind == "source" else None
+        if isinstance(fp, dict) and "run" not in fp and not step.intervals:
+            out[step.dataset] = fp
+    return out
 
 
 def _start_in_turn(
@@ -529,6 +552,7 @@ def _run_with_retries(ctx: StepContext, project: Project, planned: PlannedStep) 
             e.step_result = r  # type: ignore[attr-defined]
             raise
         except LockgateError as e:
+            _scrub_personal(project, name, e)
             log.debug("step %s attempt %d failed", name, attempt, exc_info=True)
             attempted("error", str(e), e.transient)
             if e.transient and attempt <= retries:
@@ -541,7 +565,7 @@ def _run_with_retries(ctx: StepContext, project: Project, planned: PlannedStep) 
             r = _error_result(name, e, attempt, StepStatus.FAILED)
         except Exception as e:  # a bug or an unexpected library error: fail this step only
             log.debug("step %s attempt %d failed unexpectedly", name, attempt, exc_info=True)
-            r = _unexpected_result(name, e, attempt)
+            r = _unexpected_result(project, name, e, attempt)
             attempted("error", r.error)
         _record_step(ctx, project, step_id, r)
         return r
@@ -569,6 +593,17 @@ def _attempted(
     ctx.state.record_attempt(step_id, attempt, status, error, transient, started, datetime.now(UTC))
 
 
+def _scrub_personal(project: Project, name: str, e: LockgateError) -> None:
+    """A step reading personal columns: the values its engine error quotes are masked before
+    the error is recorded, logged, shown or alerted on (:mod:`lockgate.pii`)."""
+    if not reads_personal(project, name):
+        return
+    message = scrub_engine_error(e.message) or ""
+    if message != e.message:
+        e.message = message
+        e.args = (message, *e.args[1:])
+
+
 def _error_result(name: str, e: LockgateError, attempt: int, status: StepStatus) -> StepResult:
     return StepResult(
         dataset=name,
@@ -580,10 +615,12 @@ def _error_result(name: str, e: LockgateError, attempt: int, status: StepStatus)
     )
 
 
-def _unexpected_result(name: str, e: Exception, attempt: int) -> StepResult:
+def _unexpected_result(project: Project, name: str, e: Exception, attempt: int) -> StepResult:
     msg = f"dataset '{name}' failed with an unexpected {type(e).__name__}: " + " ".join(
         str(e).split()
     )
+    if reads_personal(project, name):  # an engine error quoting a personal value
+        msg = scrub_engine_error(msg) or ""
     return StepResult(
         dataset=name,
         status=StepStatus.FAILED,

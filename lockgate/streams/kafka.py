@@ -158,10 +158,23 @@ class KafkaConsumer:
                     raise KafkaSourceError(
                         f"kafka topic {self.spec.topic!r}: no partition assignment from group "
                         f"{self.spec.group!r} within {self.JOIN_WAIT:.0f} s (brokers "
-                        f"{redact(self.spec.bootstrap)}); is another member holding the "
-                        "partitions?"
+                        f"{redact(self.spec.bootstrap)}); {self._why_not_joined()}"
                     )
                 return empty_batch()
+
+    def _why_not_joined(self) -> str:
+        """The likely cause, from one metadata request: no broker reachable, no such topic,
+        or (both fine) another member holding the partitions."""
+        try:
+            meta = self.client.list_topics(self.spec.topic, timeout=5)
+        except Exception as e:  # KafkaException: transport failure, all brokers down
+            return f"no broker answered ({redact(str(e))}): is Kafka running at that address?"
+        topic = meta.topics.get(self.spec.topic)
+        if not meta.brokers:
+            return "no broker answered: is Kafka running at that address?"
+        if topic is None or topic.error is not None or not topic.partitions:
+            return "the topic does not exist (create it, or enable auto-creation on the broker)"
+        return "is another member holding the partitions?"
 
     #: seconds a fetch keeps waiting for the group's assignment / a partition's first data
     JOIN_WAIT = 30.0

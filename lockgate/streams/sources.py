@@ -29,6 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from lockgate.errors import ConfigError, InputError, Problem
+from lockgate.redact import redact
 from lockgate.streams.config import (
     KafkaStreamSource,
     NatsStreamSource,
@@ -318,7 +319,15 @@ class NatsConsumer:
             deliver_policy=DeliverPolicy.BY_START_SEQUENCE if start > 1 else DeliverPolicy.ALL,
             opt_start_seq=start if start > 1 else None,
         )
-        await self.js.add_consumer(s.stream, config=config)
+        try:
+            await self.js.add_consumer(s.stream, config=config)
+        except NotFoundError:
+            raise InputError(
+                f"NATS JetStream at {redact(s.url)} has no stream '{s.stream}' (lockgate "
+                "consumes a stream, it does not create one)",
+                hint=f"create it, e.g. `nats stream add {s.stream} --subjects '{s.subject}'` "
+                "(or js.add_stream in your producer)",
+            ) from None
         return await self.js.pull_subscribe_bind(durable=s.durable, stream=s.stream)
 
     def fetch(self, max_events: int, wait_seconds: float) -> Batch:

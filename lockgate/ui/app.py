@@ -70,8 +70,9 @@ class UI:
         return self._lineage
 
     def is_pii(self, dataset: str) -> bool:
-        spec = self.project.datasets[dataset]
-        return bool(spec.pii) or any(t.lower() == "pii" for t in spec.tags)
+        from lockgate.pii import spec_pii
+
+        return bool(spec_pii(self.project.datasets[dataset]))
 
 
 def create_app(
@@ -473,7 +474,9 @@ def _api_routes() -> Any:
             {
                 "run": detail.run,
                 "steps": [s for s in detail.steps if p.sees(s.dataset)],
-                "checks": [c for cs in detail.checks.values() for c in cs if p.sees(c.dataset)],
+                "checks": _seen_checks(
+                    ui, p, [c for cs in detail.checks.values() for c in cs if p.sees(c.dataset)]
+                ),
             }
         )
 
@@ -490,6 +493,13 @@ def _api_routes() -> Any:
         return _jsonable({"rows": pg.rows, "next_after": pg.next_after, "total": pg.total})
 
     return r
+
+
+def _seen_checks(ui: UI, p: Principal, records: list[Any]) -> list[Any]:
+    """Recorded check results; their personal samples masked for readers below admin."""
+    from lockgate.pii import mask_recorded
+
+    return records if sees_pii(p) else mask_recorded(ui.project, records)
 
 
 def _jsonable(obj: dict[str, Any]) -> dict[str, Any]:

@@ -7,8 +7,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
+from typer.testing import CliRunner
 
 import lockgate
+from lockgate.cli.app import app
 from lockgate.ops.alerts import Alerter
 from lockgate.ops.freshness import Level, evaluate
 from lockgate.ops.metrics import RunMetrics
@@ -44,7 +46,11 @@ def test_check_failure_alerts_once_per_incident_then_resolves(tmp_path: Path) ->
         slack = [b for b in rx.bodies if "text" in b]
         assert len(firing) == 1 and len(slack) == 1  # two failing runs, one alert each target
         assert firing[0]["event"] == "error_check_failed" and firing[0]["dataset"] == "orders"
-        assert firing[0]["command"].startswith("lockgate show ")
+        # the command the alert suggests works as written
+        command = firing[0]["command"]
+        assert command == f"lockgate runs {firing[0]['run_id']}"
+        ran = CliRunner().invoke(app, [*command.split()[1:], "-p", str(root)])
+        assert ran.exit_code == 0 and "id_not_null" in ran.output, ran.output
         assert open_incidents(state, project.config.name) == {("orders", "check id_not_null")}
         (root / "data/orders.csv").write_text(GOOD)
         lockgate.run(project, listeners=[alerter])

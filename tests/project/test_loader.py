@@ -435,3 +435,13 @@ def test_missing_datasets_dir(make_project: ProjectFactory) -> None:
     (p,) = validate_project(root)
     assert "datasets folder 'models' does not exist" in p.message
     assert (p.file, p.line) == ("lockgate.yaml", 2)
+
+
+def test_a_plain_on_key_is_the_word_not_a_boolean() -> None:
+    """YAML 1.1 reads `on:` as True; the README's stream (``enrich: [{on: user_id}]``) and
+    the issue's both write it plainly. Values keep YAML's booleans."""
+    from lockgate._yaml import load_yaml, plain
+
+    data, problems = load_yaml("a: {on: user_id, yes: 1, 'off': 2, flag: on}\n", "f.yaml")
+    assert not problems
+    assert plain(data) == {"a": {"on": "user_id", "yes": 1, "off": 2, "flag": True}}

@@ -46,6 +46,24 @@ def _scenario(root: Path, execute: Any) -> None:
     assert sorted(lockgate.read(root, "ev").column("id").to_pylist()) == [1, 2, 3, 4, 5, 6]
 
 
+def _one_probe_per_noop_run(root: Path, monkeypatch: pytest.MonkeyPatch, cls: str) -> None:
+    """The no-op run asks the database once (the plan's fingerprint is the step's): one
+    SELECT, in one transaction, on one connection."""
+    import importlib
+
+    module, _, name = cls.rpartition(".")
+    source = getattr(importlib.import_module(module), name)
+    real, calls = source.fingerprint, []
+
+    def counted(self: Any) -> Any:
+        calls.append(1)
+        return real(self)
+
+    monkeypatch.setattr(source, "fingerprint", counted)
+    assert _status(root)[0] == "noop"
+    assert calls == [1]
+
+
 @pytest.mark.postgres
 @pytest.mark.slow
 def test_postgres_unchanged_table_is_a_noop(
@@ -67,6 +85,7 @@ def test_postgres_unchanged_table_is_a_noop(
             incremental={"cursor": "ts", "lookback": "10s"},
         )
         _scenario(root, pg.execute)
+        _one_probe_per_noop_run(root, monkeypatch, "lockgate.sources.postgres.PostgresSource")
         # a full read has no fingerprint: every run reads the table
         full = _project(tmp_path / "f", "postgres", {"table": "ev"})
         project = load_project(full)
@@ -100,5 +119,6 @@ def test_mysql_unchanged_table_is_a_noop(
                 incremental={"cursor": "ts", "lookback": "10s"},
             )
             _scenario(root, cur.execute)
+            _one_probe_per_noop_run(root, monkeypatch, "lockgate.sources.mysql.MySqlSource")
     finally:
         conn.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -197,3 +198,32 @@ def test_personal_columns_are_masked_for_viewers_and_shown_to_admins(
     page = secured.get("/datasets/orders", headers=viewer).text
     assert not re.search(r"\bn[0-3]\b", page) and "***" in page  # the sample on the page
     assert re.search(r"\bn[0-3]\b", secured.get("/datasets/orders", headers=admin).text)
+
+
+def test_run_api_masks_samples_recorded_before_a_column_became_personal(
+    tmp_path: Path,
+) -> None:
+    """The samples of a run recorded before ``pii:`` named the column hold clear values:
+    the run API masks them for viewers (admins see them)."""
+    import lockgate
+    from lockgate.project import load_project
+    from lockgate.ui.app import create_app
+    from tests.run.helpers import csv_source, make_project
+
+    ds = csv_source(
+        "people",
+        "data/p.csv",
+        columns={"id": "BIGINT", "email": "VARCHAR", "amount": "DOUBLE"},
+        checks=[{"type": "between", "column": "amount", "min": 0}],
+    )
+    csv = {"data/p.csv": "id,email,amount\n1,zz-early@example.com,-1\n"}
+    root = make_project(tmp_path / "p", [ds], files=csv)
+    run_id = lockgate.run(root).run_id
+    make_project(tmp_path / "p", [{**ds, "pii": ["email"]}])
+    shop = Shop(root, load_project(root), [run_id])
+    viewer = {"Authorization": f"Bearer {_token(shop, 'viewer')}"}
+    admin = {"Authorization": f"Bearer {_token(shop, 'admin')}"}
+    with TestClient(create_app(shop.project, auth_required=True)) as c:
+        seen = c.get(f"/api/runs/{run_id}", headers=viewer)
+        assert seen.status_code == 200 and "zz-early" not in seen.text and "***" in seen.text
+        assert "zz-early" in c.get(f"/api/runs/{run_id}", headers=admin).text

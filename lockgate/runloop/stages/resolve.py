@@ -116,6 +116,9 @@ def definition_body(ctx: StepContext, spec: DatasetSpec) -> dict[str, object]:
 def resolve_inputs(ctx: StepContext, spec: DatasetSpec) -> dict[str, object]:
     """Pinned inputs: upstream Delta versions, or the source files' fingerprint."""
     if spec.kind == "source":
+        planned = ctx.planned_sources.pop(spec.name, None)
+        if planned is not None:
+            return {"source": planned}
         source = open_source(ctx, spec)
         fp = source.fingerprint() if source.SUPPORTS_FINGERPRINT else None
         if fp is None:  # no cheap "unchanged" (for this config): every run reads it

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from sqlglot import exp
 
-from lockgate.errors import ConfigError, Problem
+from lockgate.errors import ConfigError, Problem, TerminalError
 from lockgate.masking import is_text_type, masked_query, register_masking
 from lockgate.project.models import DatasetSpec, WriteMode
 from lockgate.runloop import merge_keys
@@ -73,8 +73,43 @@ def _masked(
             problems.append(Problem(msg, hint=f"cast it to VARCHAR (columns: {{{name}: VARCHAR}})"))
     if problems:
         raise ConfigError(problems)
+    _refuse_newly_masked(ctx, spec)
     register_masking(ctx.session, spec.mask_key_env, rules)
     return masked_query(q, list(columns), rules)
+
+
+def _refuse_newly_masked(ctx: StepContext, spec: DatasetSpec) -> None:
+    """A column masked now but published in the clear before: appending or merging would
+    leave the clear values in the table beside the masked ones (``mask:`` promises none).
+    Only a full refresh (or an overwrite) replaces them."""
+    if ctx.full_refresh or spec.write.mode == WriteMode.OVERWRITE:
+        return
+    if not ctx.store.exists(spec.name):  # no table (a first run, or its folder was removed)
+        return
+    steps = ctx.state.dataset_steps(
+        ctx.project.name, spec.name, limit=500, project_id=ctx.project_id
+    )
+    last = next((s for s in steps if s.status == "success" and s.rows_out), None)
+    definition = (last.input_versions or {}).get("definition") if last else None
+    if last is None or not isinstance(definition, str):
+        return
+    from lockgate.state.intervals import load_definition
+
+    body = load_definition(ctx.state, ctx.project.name, definition)
+    if body is None or not isinstance(body.get("spec"), dict):
+        return
+    before = {str(c).lower() for c in body["spec"].get("mask") or {}}
+    new = [c for c in spec.mask if c.lower() not in before]
+    if new:
+        cols = ", ".join(f"'{c}'" for c in new)
+        raise TerminalError(
+            f"dataset '{spec.name}': mask: {cols} published unmasked before (version "
+            f"{last.output_version}, run {last.run_id[:8]}); writing in {spec.write.mode} mode "
+            "would keep those clear values in the table beside the masked ones",
+            hint=f"lockgate run --select {spec.name} --full-refresh rewrites the table masked; "
+            f"then `lockgate vacuum {spec.name} --retain-hours 0` deletes the older files that "
+            "still hold the clear values",
+        )
 
 
 def _publish_query(
