@@ -344,9 +344,7 @@ class StreamRunner:
         for r in parsed.rejected:
             dlq.add(at(r.index), r.reason)
         table = parsed.table
-        idx = pa.array(
-            parsed.indexes if rows is None else [rows[i] for i in parsed.indexes], pa.int64()
-        )
+        idx = parsed.rows if rows is None else pa.array(rows, pa.int64()).take(parsed.rows)
         # a masked key is compared on its masked values (the sink's, as the window rebuilt
         # at start holds them): after the masking, in one pass
         masked_key = self.dedup is not None and bool(self.rules.keys() & set(self.dedup.key))
