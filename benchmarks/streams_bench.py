@@ -144,6 +144,8 @@ def show(label: str, result: tuple[StreamReport, float]) -> None:
     # fetch wait + processing: the first batch's wait is the group join / connection
     cyc = sorted(f + b for f, b in zip(r.fetch_seconds[1:], r.batch_seconds[1:], strict=True))
     c99 = cyc[min(len(cyc) - 1, int(len(cyc) * 0.99))] if cyc else 0.0
+    late = sorted(r.latency_seconds[1:]) or [0.0]
+    l99 = late[min(len(late) - 1, int(len(late) * 0.99))]
     c = r.counts
     print(
         f"{label}: {c.read} events in {r.seconds:.2f} s = {r.events_per_second:,.0f} events/s; "
@@ -151,7 +153,9 @@ def show(label: str, result: tuple[StreamReport, float]) -> None:
         f"{c.read / max(r.seconds - r.fetch_seconds[0], 1e-9):,.0f} events/s once the first "
         f"batch came (no connect/group join); "
         f"{r.batches} batches, latency p50 {statistics.median(lat) * 1000:.0f} ms "
-        f"p99 {p99 * 1000:.0f} ms (with the fetch: p99 {c99 * 1000:.0f} ms); "
+        f"p99 {p99 * 1000:.0f} ms (with the fetch: p99 {c99 * 1000:.0f} ms; from fetched to "
+        f"committed, parse ahead included: p50 {statistics.median(late) * 1000:.0f} "
+        f"p99 {l99 * 1000:.0f} ms); "
         f"published {c.published}, dlq {c.dlq}, "
         f"duplicates {c.duplicates}, reconciles {c.reconciles}"
     )

@@ -26,7 +26,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
@@ -48,7 +48,7 @@ from lockgate.streams.dedup import DedupWindow
 from lockgate.streams.dlq import DLQ_SCHEMA, DeferredDlq, log_folder
 from lockgate.streams.enrich import MISS_PREFIX, Enricher
 from lockgate.streams.eventtime import Watermark
-from lockgate.streams.parse import arrow_schema, parse_json_batch
+from lockgate.streams.parse import Parsed, arrow_schema, parse_json_batch
 from lockgate.streams.sources import Batch, StreamConsumer
 from lockgate.streams.windows import WindowAggregator
 
@@ -114,6 +114,9 @@ class StreamReport:
     batch_seconds: list[float] = field(default_factory=list)
     #: per batch: seconds waited for it to be fetched (0 when prefetched in time)
     fetch_seconds: list[float] = field(default_factory=list)
+    #: per batch: seconds from its fetch's return to its commit (parse ahead, the wait for
+    #: the batch before, processing): how long its events waited in this process
+    latency_seconds: list[float] = field(default_factory=list)
     #: seconds spent per phase (parse, dedup, checks, commit…), summed over batches
     phases: dict[str, float] = field(default_factory=dict)
     #: the state-store runs that recorded this consumption
@@ -216,6 +219,9 @@ class StreamRunner:
         self.lag: int | None = None
         self._checks: list[CheckResult] = []
         self._bad = False  # the last batch had bad messages: parse expecting some
+        self._bad_ahead = False  # the same, for the I/O thread's parse (read ahead)
+        #: the masking query per batch column list (built once)
+        self._mask_queries: dict[tuple[str, ...], exp.Select] = {}
 
     def _txn(self, table: str) -> int:
         snap = self.store.snapshot(table)
@@ -277,49 +283,88 @@ class StreamRunner:
 
         lag: Future[int | None] | None = None
         lag_at = float("-inf")
-        with ThreadPoolExecutor(1, thread_name_prefix="lg-stream-io") as io:
-            nxt: Future[Batch] = io.submit(self.consumer.fetch, max_events, wait_s)
-            while True:
-                tw = time.perf_counter()
-                batch = nxt.result()
-                if not len(batch):
-                    self.flush_dlq()  # idle: the DLQ rows need not wait for more batches
-                    if until_idle or ending():
+        # the I/O thread parses what it fetched (Arrow's parser runs without the GIL) while
+        # this thread commits the batch before: on its own engine cursor (json_valid)
+        ahead = self.con.cursor() if prefetch and self.con.SUPPORTS_CONCURRENT_CURSORS else None
+
+        def fetch() -> _Fetched:
+            batch = self.consumer.fetch(max_events, wait_s)
+            fetched = time.perf_counter()
+            if not prefetch or not len(batch):
+                return batch, None, fetched
+            return batch, self._parse_ahead(batch, ahead), fetched
+
+        try:
+            with ThreadPoolExecutor(1, thread_name_prefix="lg-stream-io") as io:
+                nxt: Future[_Fetched] = io.submit(fetch)
+                while True:
+                    tw = time.perf_counter()
+                    batch, parsed, fetched = nxt.result()
+                    if not len(batch):
+                        self.flush_dlq()  # idle: the DLQ rows need not wait for more batches
+                        if until_idle or ending():
+                            break
+                        nxt = io.submit(fetch)
+                        continue
+                    if parsed is not None:
+                        crashpoint(f"stream {self.spec.name}: read ahead, not processed")
+                    last = ending()
+                    if not last and prefetch:  # the next one is fetched while this one is
+                        nxt = io.submit(fetch)  # processed
+                    tb = time.perf_counter()
+                    commit0 = self.phases.get("commit", 0.0)
+                    counts = self.process(batch, parsed)
+                    done = time.perf_counter()
+                    took = done - tb
+                    report.batch_seconds.append(took)
+                    report.fetch_seconds.append(tb - tw)
+                    report.latency_seconds.append(done - fetched)
+                    if not last and not prefetch:
+                        nxt = io.submit(fetch)
+                    io.submit(self.consumer.ack, batch)
+                    if lag is None and tb - lag_at >= 1.0:  # the broker, at most once a second
+                        lag, lag_at = io.submit(self.consumer.lag), tb
+                    report.batches += 1
+                    report.counts.add(counts)
+                    if lag is not None and lag.done():
+                        self.lag = lag.result() if lag.exception() is None else None
+                        lag = None
+                    if on_batch is not None:
+                        commit_s = self.phases.get("commit", 0.0) - commit0
+                        checks = self._checks
+                        on_batch(
+                            BatchDone(counts, checks, took, commit_s, batch.last_offset, self.lag)
+                        )
+                    if last:
                         break
-                    nxt = io.submit(self.consumer.fetch, max_events, wait_s)
-                    continue
-                last = ending()
-                if not last and prefetch:  # fetch the next one while this one is processed
-                    nxt = io.submit(self.consumer.fetch, max_events, wait_s)
-                tb = time.perf_counter()
-                commit0 = self.phases.get("commit", 0.0)
-                counts = self.process(batch)
-                took = time.perf_counter() - tb
-                report.batch_seconds.append(took)
-                report.fetch_seconds.append(tb - tw)
-                if not last and not prefetch:
-                    nxt = io.submit(self.consumer.fetch, max_events, wait_s)
-                io.submit(self.consumer.ack, batch)
-                if lag is None and tb - lag_at >= 1.0:  # ask the broker at most once a second
-                    lag, lag_at = io.submit(self.consumer.lag), tb
-                report.batches += 1
-                report.counts.add(counts)
-                if lag is not None and lag.done():
-                    self.lag = lag.result() if lag.exception() is None else None
-                    lag = None
-                if on_batch is not None:
-                    commit_s = self.phases.get("commit", 0.0) - commit0
-                    checks = self._checks
-                    on_batch(BatchDone(counts, checks, took, commit_s, batch.last_offset, self.lag))
-                if last:
-                    break
+        finally:
+            if ahead is not None:
+                ahead.close()
         self.flush_dlq()
         report.seconds = time.perf_counter() - t0
         report.phases = dict(self.phases)
         return report
 
-    def process(self, batch: Batch) -> BatchCounts:
-        """One micro-batch, parsed, checked and committed (the caller acknowledges it)."""
+    def _parse_ahead(self, batch: Batch, con: Engine | None) -> Parsed:
+        """The whole batch parsed on the I/O thread (no side effect: a kill -9 before its
+        commit loses nothing — the table's position has it read again)."""
+        t = time.perf_counter()
+        parsed = parse_json_batch(
+            batch.payloads,
+            self.schema,
+            self.spec.max_message_bytes,
+            con,
+            expect_bad=self._bad_ahead,
+        )
+        self._bad_ahead = bool(parsed.rejected)
+        self.phases["parse (read ahead)"] = (
+            self.phases.get("parse (read ahead)", 0.0) + time.perf_counter() - t
+        )
+        return parsed
+
+    def process(self, batch: Batch, parsed: Parsed | None = None) -> BatchCounts:
+        """One micro-batch, parsed (``parsed``: all of it, ahead), checked and committed (the
+        caller acknowledges it)."""
         now = dt.datetime.now(dt.UTC)
         counts = BatchCounts(read=len(batch))
         dlq = _Dlq()
@@ -328,17 +373,19 @@ class StreamRunner:
         counts.redelivered = batch.redelivered
         fresh = after(batch.seqs, batch.partitions, self.done)  # None: all (the common case)
         fresh_idx = None if fresh is None else pc.indices_nonzero(fresh).to_pylist()
-        if fresh_idx is None:
-            payloads, rows = batch.payloads, None
-        else:
-            payloads = [batch.payloads[i] for i in fresh_idx]
-            rows = fresh_idx
-        counts.already_committed = len(batch) - len(payloads)
+        rows: list[int] | None = None
         t = self._clock("start")
-        parsed = parse_json_batch(
-            payloads, self.schema, self.spec.max_message_bytes, self.con, expect_bad=self._bad
+        if parsed is not None:  # read ahead, all of it: keep the fresh messages' rows
+            if fresh is not None:
+                parsed = _only(parsed, fresh)
+        elif fresh_idx is None:
+            parsed = self._parse(batch.payloads)
+        else:
+            parsed = self._parse([batch.payloads[i] for i in fresh_idx])
+            rows = fresh_idx
+        counts.already_committed = len(batch) - (
+            len(batch) if fresh_idx is None else len(fresh_idx)
         )
-        self._bad = bool(parsed.rejected)
         t = self._clock("parse", t)
         at = (lambda i: i) if rows is None else rows.__getitem__
         for r in parsed.rejected:
@@ -387,6 +434,13 @@ class StreamRunner:
         self._clock("commit", t)
         crashpoint(f"stream {self.spec.name}: committed, not acknowledged")
         return counts
+
+    def _parse(self, payloads: Sequence[bytes]) -> Parsed:
+        parsed = parse_json_batch(
+            payloads, self.schema, self.spec.max_message_bytes, self.con, expect_bad=self._bad
+        )
+        self._bad = bool(parsed.rejected)
+        return parsed
 
     def _untokenizable(
         self, table: pa.Table, idx: pa.Array, dlq: _Dlq
@@ -468,6 +522,7 @@ class StreamRunner:
         created: list[str] = []
         try:
             source: exp.Select = _select_all(columns)
+            source_all = True  # no row failed: the source is the whole batch
             if self.spec.checks and table.num_rows:
                 # optimistic: one counting pass; rows are marked only when some fail
                 result = audit(
@@ -494,12 +549,32 @@ class StreamRunner:
                     ):
                         dlq.add(row, "checks: " + ", ".join(names or []))
                     source = result.passing_rows_query(columns, decision)
+                    source_all = False
             if not self.rules:
                 return self.con.arrow(source)
+            if source_all:  # every row passed: only the masked columns go through the engine
+                return self._masked(table)
             return self.con.arrow(masked_query(source, columns, self.rules))
         finally:
             self.con.drop(*created)
             self.con.unregister(_BATCH)
+
+    def _masked(self, table: pa.Table) -> pa.Table:
+        """``table`` (registered as the batch) with its masked columns replaced by their
+        masked values: the other columns never make the round trip through the engine."""
+        names = tuple(table.column_names)
+        q = self._mask_queries.get(names)
+        if q is None:
+            lower = {r.lower() for r in self.rules}
+            masked = [c for c in names if c.lower() in lower]
+            q = masked_query(_select_all([*masked, _ROW]), [*masked, _ROW], self.rules)
+            self._mask_queries[names] = q
+        out = self.con.arrow(q)
+        if not out.column(_ROW).equals(table.column(_ROW)):  # the engine may reorder rows
+            out = out.sort_by(_ROW)
+        for c in out.column_names[:-1]:
+            table = table.set_column(table.schema.get_field_index(c), c, out.column(c))
+        return table
 
     def _commit(
         self, batch: Batch, good: pa.Table, late: pa.Table, dlq: _Dlq, now: dt.datetime
@@ -581,6 +656,16 @@ class StreamRunner:
         self._commits[table] = seq
         positions = tuple((self.consumer.position_id(p), s + 1) for p, s in sorted(tops.items()))
         return CommitTag(f"stream:{self.spec.name}", seq, last_offset, positions=positions)
+
+
+_Fetched = tuple[Batch, "Parsed | None", float]
+
+
+def _only(parsed: Parsed, fresh: pa.BooleanArray) -> Parsed:
+    """``parsed`` (of a whole batch) without the messages that are not ``fresh``."""
+    keep = fresh.take(parsed.rows)
+    rejected = [r for r in parsed.rejected if fresh[r.index].as_py()]
+    return Parsed(parsed.table.filter(keep), parsed.rows.filter(keep), rejected)
 
 
 def after(
