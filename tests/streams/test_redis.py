@@ -201,3 +201,29 @@ def test_kill_9_after_the_deferred_dlq_commit_then_two_restarts(
         assert len(reasons) == invalid, reasons
         assert not any("@" in e for e in emails)
     assert not list(logdir.iterdir())
+
+
+@pytest.mark.slow
+def test_kill_9_between_the_read_ahead_and_its_commit(tmp_path: Path, redis_stream: str) -> None:
+    """The I/O thread fetched and parsed the next batch (Redis moved the group past it:
+    NOACK) while this one committed: killed there — and at the point after — a restart
+    reads it again from the table's position; nothing lost, nothing twice."""
+    payloads, valid, invalid = _payloads()
+    points = _crash_points(tmp_path, redis_stream + "-probe", payloads)
+    ahead = [i for i, p in enumerate(points, 1) if "read ahead, not processed" in p]
+    assert len(ahead) >= 3  # one per batch
+    todo = sorted({n + k for n in ahead[:3] for k in (0, 1)} | {ahead[-1]})
+    for n in todo:
+        stream = f"{redis_stream}-{n}"
+        publish_redis(stream, payloads)
+        root = write_project(tmp_path / f"p{n}", [stream_def({"type": "redis", "stream": stream})])
+        env = {**os.environ, "LOCKGATE_CRASH_AT": str(n)}
+        crashed = _run_cli(root, env)
+        assert crashed.returncode == -9, (n, points[n - 1], crashed.stderr[-2000:])
+        env.pop("LOCKGATE_CRASH_AT")
+        done = _run_cli(root, env)
+        assert done.returncode == 0, done.stderr[-2000:]
+        ids, emails, reasons = _tables(root)
+        assert sorted(ids) == sorted(valid), (n, points[n - 1])  # no loss, no duplicate
+        assert len(reasons) == invalid, (n, points[n - 1], reasons)
+        assert not any("@" in e for e in emails)
