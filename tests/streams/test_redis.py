@@ -227,3 +227,43 @@ def test_kill_9_between_the_read_ahead_and_its_commit(tmp_path: Path, redis_stre
         assert sorted(ids) == sorted(valid), (n, points[n - 1])  # no loss, no duplicate
         assert len(reasons) == invalid, (n, points[n - 1], reasons)
         assert not any("@" in e for e in emails)
+
+
+def test_the_lua_read_gives_what_xreadgroup_gives(redis_stream: str) -> None:
+    """The script's reshaped reply and the plain XREADGROUP reply decode to the same batch:
+    payloads (our field; b"" when an entry lacks it), ids and seqs — also when scripting is
+    refused (the consumer falls back to XREADGROUP)."""
+    import redis
+
+    from lockgate.streams.config import RedisStreamSource
+    from lockgate.streams.sources import RedisConsumer
+
+    client = redis.Redis()
+    client.xadd(redis_stream, {"data": event(1)})
+    client.xadd(redis_stream, {"other": b"x", "data": b"{oops"})
+    client.xadd(redis_stream, {"other": b"no data field"})
+    client.xadd(redis_stream, {"data": b"two words \n and a newline"})
+    client.close()
+
+    def read(script: bool, refused: bool = False) -> tuple[list[bytes], list[str], list[int]]:
+        c = RedisConsumer(RedisStreamSource(type="redis", stream=redis_stream))
+        try:
+            if not script:
+                c._script = None
+            elif refused:
+
+                def refuse(**_: object) -> None:
+                    raise redis.ResponseError("ERR unknown command 'EVALSHA'")
+
+                c._script = refuse
+            c.seek({0: -1})
+            b = c.fetch(10, 0.05)
+            assert not len(c.fetch(10, 0.05))
+            return list(b.payloads), b.offsets.to_pylist(), b.seqs.to_pylist()
+        finally:
+            c.close()
+
+    plain = read(script=False)
+    assert plain[0] == [event(1), b"{oops", b"", b"two words \n and a newline"]
+    assert read(script=True) == plain
+    assert read(script=True, refused=True) == plain
