@@ -415,12 +415,12 @@ class DeltaStore(TableStore):
             self._written[name] = table  # not on an error: reopened next time
             # what this object now says of its transactions, without asking delta-rs
             txns = dict(known or {})
-            if not result.skipped or result.version != before:
+            after = table.version()  # the object moved to its commit's version
+            if after != before:
                 txns[APP_ID_PREFIX + name] = tag.run_seq
                 txns.update(tag.positions)
+                self._checkpoint_if_due(name, table, before, after)
             self._known_txns[name] = txns
-            if result.version != before:
-                self._checkpoint_if_due(name, table, before, result.version)
         return result
 
     def _checkpoint_if_due(self, name: str, table: DeltaTable, before: int, after: int) -> None:
