@@ -4,7 +4,9 @@ per batch, for the pipeline from an in-memory source (``streams_bench.py``'s dat
     .venv/bin/python benchmarks/streams_profile.py --events 300000 --batch 10000
 
 Stages are the runner's functions, timed where they are called (inclusive; ``commit``
-holds ``dlq log`` and ``sink publish``). ``batch`` is the whole of ``process()``; ``rest``
+holds ``dlq log`` and ``sink publish``). With read ahead (the default) the parse runs on the
+I/O thread during the batch before, so the process CPU of a stage includes some of it:
+``--no-prefetch`` gives stage CPU that adds up. ``batch`` is the whole of ``process()``; ``rest``
 is what no stage holds (Arrow column appends, filters, counting). ``--pyspy FILE`` also
 records a py-spy flame graph (with native frames) of the run, if py-spy is installed.
 """
@@ -84,7 +86,13 @@ def main() -> None:
     ap.add_argument("--events", type=int, default=300_000)
     ap.add_argument("--batch", type=int, default=10_000)
     ap.add_argument("--enrich", action="store_true", help="with the bench's enrich reference")
+    ap.add_argument(
+        "--no-prefetch",
+        action="store_true",
+        help="parse in the runner's thread (stage CPU then adds up: no I/O thread at work)",
+    )
     a = ap.parse_args()
+    sb.PREFETCH = not a.no_prefetch
     os.environ.setdefault("LOCKGATE_MASK_KEY", "bench-key")
     instrument()
     gc.callbacks.append(_gc)
