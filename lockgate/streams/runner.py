@@ -2,7 +2,8 @@
 
 Per batch, in this order:
 
-1. parse the messages together (:mod:`lockgate.streams.parse`); bad ones → DLQ rows;
+1. parse the messages together (:mod:`lockgate.streams.parse`; done ahead on the I/O
+   thread while the batch before commits); bad ones → DLQ rows;
 2. skip what the tables already hold (after a crash the broker redelivers what was not
    acknowledged): a message whose ``seq`` is at or below the sink's application-transaction
    version is counted ``already_committed``;
@@ -268,10 +269,12 @@ class StreamRunner:
     ) -> StreamReport:
         """Fetch → process → commit → acknowledge until idle / ``max_seconds`` / ``stop``.
 
-        The broker is talked to from one I/O thread: the next batch is fetched while this one
-        is processed, and the acknowledgement is sent after the commit (both safe for
-        exactly-once: nothing is acknowledged before its commit, and what was fetched but not
-        committed is delivered again after a crash, from the table's position)."""
+        The broker is talked to from one I/O thread: the next batch is fetched — and parsed,
+        on the thread's own engine cursor — while this one is processed, and the
+        acknowledgement is sent after the commit (both safe for exactly-once: nothing is
+        acknowledged before its commit, and what was fetched or parsed but not committed is
+        delivered again after a crash, from the table's position). ``batch.prefetch: false``
+        fetches and parses each batch in turn."""
         report = StreamReport(self.spec.name)
         wait_s = parse_duration(self.spec.batch.max_latency).total_seconds()
         max_events, prefetch = self.spec.batch.max_events, self.spec.batch.prefetch
