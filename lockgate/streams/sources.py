@@ -12,8 +12,9 @@ Positions live in the table, not in the broker (exactly-once): at start the runn
 :meth:`StreamConsumer.seek` with the committed position and the consumer re-delivers from
 just after it. Redis reads with ``XREADGROUP … NOACK`` (no pending-entries list, no
 ``XACK``: measured 70 + 150 ms per 50k events), run inside a Lua script that hands the reply
-over as one string of ids plus the payloads (:data:`_READ_SCRIPT`), and resets the group's last-delivered id with
-``XGROUP SETID``; JetStream acknowledges with ``AckPolicy.ALL`` once per batch.
+over as one string of ids plus the payloads (:data:`_READ_SCRIPT`), and resets the group's
+last-delivered id with ``XGROUP SETID``; JetStream acknowledges with ``AckPolicy.ALL`` once
+per batch.
 Clients (``redis``, ``nats-py``) are imported lazily: they are the ``streams`` extra.
 """
 
