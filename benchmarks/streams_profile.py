@@ -7,8 +7,7 @@ Stages are the runner's functions, timed where they are called (inclusive; ``com
 holds ``dlq log`` and ``sink publish``). With read ahead (the default) the parse runs on the
 I/O thread during the batch before, so the process CPU of a stage includes some of it:
 ``--no-prefetch`` gives stage CPU that adds up. ``batch`` is the whole of ``process()``; ``rest``
-is what no stage holds (Arrow column appends, filters, counting). ``--pyspy FILE`` also
-records a py-spy flame graph (with native frames) of the run, if py-spy is installed.
+is what no stage holds (Arrow column appends, filters, counting).
 """
 
 from __future__ import annotations
