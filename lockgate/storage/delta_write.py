@@ -18,7 +18,13 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+from deltalake import (
+    CommitProperties,
+    DeltaTable,
+    PostCommitHookProperties,
+    Transaction,
+    write_deltalake,
+)
 
 from lockgate.errors import SchemaContractError
 from lockgate.storage import _native
@@ -42,6 +48,7 @@ log = logging.getLogger(__name__)
 
 #: folder (inside the warehouse) for spooled batches; a name no dataset can have
 SPOOL_DIR = ".lockgate_spool"
+_NO_CHECKPOINT = PostCommitHookProperties(create_checkpoint=False)
 
 
 class Tap:
@@ -148,18 +155,33 @@ def fenced(name: str, fence: tuple[str, int] | None) -> Iterator[None]:
         ) from exc
 
 
-def _moves_position(table: DeltaTable | None, positions: Iterable[tuple[str, int]]) -> bool:
+#: the caller's knowledge of a table's application transactions (app id → version), from
+#: its own commits to that table object since nobody else committed (None: ask the table)
+KnownTxns = Mapping[str, int] | None
+
+
+def _txn_version(table: DeltaTable, app_id: str, known: KnownTxns) -> int | None:
+    """The table's transaction version for ``app_id`` (delta-rs replays the log for it:
+    ~1-2 ms; a kept table's own commits tell it for free)."""
+    if known is not None and app_id in known:
+        return known[app_id]
+    return table.transaction_version(app_id)
+
+
+def _moves_position(
+    table: DeltaTable | None, positions: Iterable[tuple[str, int]], known: KnownTxns = None
+) -> bool:
     if table is None:
         return False
     for app, v in positions:
-        done = table.transaction_version(app)
+        done = _txn_version(table, app, known)
         if done is None or done < v:
             return True
     return False
 
 
 def already_committed(
-    table: DeltaTable | None, name: str, action: str, run_seq: int
+    table: DeltaTable | None, name: str, action: str, run_seq: int, known: KnownTxns = None
 ) -> PublishResult | None:
     """The idempotency rule of every publish: a table whose application transaction is
     already at ``run_seq`` or beyond has this batch; publish nothing."""
@@ -167,7 +189,7 @@ def already_committed(
         return None
     app_id = APP_ID_PREFIX + name
     with translated(name, action):
-        done = table.transaction_version(app_id)
+        done = _txn_version(table, app_id, known)
     if done is None or done < run_seq:
         return None
     return PublishResult(
@@ -191,13 +213,18 @@ def write_batch(
     positions: tuple[tuple[str, int], ...] = (),
     fence: tuple[str, int] | None = None,
     fence_checked: bool = False,
+    known: KnownTxns = None,
+    checkpoint: bool = True,
 ) -> PublishResult:
     """Publish ``data`` into the table at ``path`` (``table``: it opened, None: absent).
 
     With a ``fence`` the table must hold that token (checked before anything else, even the
     idempotency rule: a fenced writer learns it, it is not told "already committed"), the
     commit carries it, and a missing table is created exclusively. ``fence_checked``: the
-    caller knows ``table`` holds the token (no commit since its own), no lookup."""
+    caller knows ``table`` holds the token (no commit since its own), no lookup.
+    ``known``: the table's application transactions as the caller knows them (see
+    :data:`KnownTxns`); ``checkpoint=False``: an append into an existing table leaves the
+    log checkpoint (every ``delta.checkpointInterval`` commits) to the caller."""
     name, mode = path.name, write.mode
     action = f"publish ({mode})"
     if write.schema_mode == "overwrite" and mode != "overwrite":
@@ -207,7 +234,7 @@ def write_batch(
         )
     if not fence_checked:
         check_fence(name, table, fence)
-    done = already_committed(table, name, action, run_seq)
+    done = already_committed(table, name, action, run_seq, known)
     if done is not None:
         return done
     create_partitions = _create_partitions(name, table, data.schema, write)
@@ -223,11 +250,17 @@ def write_batch(
                     commit_properties=props,
                 )
             return PublishResult(0, 0, True, "empty batch: created the empty table")
-        if mode != "overwrite" and not _moves_position(table, positions):
+        if mode != "overwrite" and not _moves_position(table, positions, known):
             return PublishResult(table.version(), 0, True, "empty batch: nothing to publish")
         if mode != "overwrite":  # no rows, but the source's position moves: commit it
             with fenced(name, fence), translated(name, "commit position"):
-                write_deltalake(table, tap.reader(), mode="append", commit_properties=props)
+                write_deltalake(
+                    table,
+                    tap.reader(),
+                    mode="append",
+                    commit_properties=props,
+                    post_commithook_properties=None if checkpoint else _NO_CHECKPOINT,
+                )
             version = table.version()
             return PublishResult(version, 0, False, f"empty batch: position at version {version}")
 
@@ -250,7 +283,7 @@ def write_batch(
                 commit_properties=props,
             )
         else:
-            _write_into(table, tap, write, create_partitions, props, spool_root)
+            _write_into(table, tap, write, create_partitions, props, spool_root, checkpoint)
     crashpoint(f"{name}: committed")
     version = table.version() if table is not None else DeltaTable(str(path)).version()
     log.info("table %s: %s committed version %s (%s rows)", name, mode, version, tap.rows)
@@ -300,6 +333,7 @@ def _write_into(
     create_partitions: list[str] | None,
     props: CommitProperties,
     spool_root: Path,
+    checkpoint: bool = True,
 ) -> None:
     """The write of one mode into an existing table (one commit)."""
     mode, schema_mode = write.mode, write.schema_mode
@@ -310,6 +344,7 @@ def _write_into(
             mode="append",
             schema_mode="merge" if schema_mode == "merge" else None,
             commit_properties=props,
+            post_commithook_properties=None if checkpoint else _NO_CHECKPOINT,
         )
     elif mode == "overwrite" and write.replace_where is not None:
         write_deltalake(

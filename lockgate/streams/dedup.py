@@ -8,8 +8,9 @@ it). An event that went to the DLQ (or the late table) claims nothing, so a late
 event with its key is published — whatever the batch boundaries, and whether or not the
 consumer restarted in between (the window rebuilt from the sink then holds the same keys).
 
-Vectorised: the first occurrence of each key inside a batch comes from an Arrow group-by,
-the keys already seen from one C-level set intersection; the window is a queue of
+Vectorised: the first occurrence of each key inside a batch comes from Arrow's dictionary
+encoding (one hash pass; a group-by for a key of several columns), the keys already seen
+from one C-level set intersection; the window is a queue of
 per-batch key lists, expired a whole batch at a time. No per-row Python loop.
 """
 
@@ -76,6 +77,8 @@ class DedupWindow:
         ``unseen``: no key of ``table`` is in the window (:meth:`unseen` said so)."""
         t = time.time() if now is None else now
         self._expire(t)
+        if len(self.key) == 1:
+            return self._first_seen_one(table.column(self.key[0]), t, unseen=unseen)
         n = table.num_rows
         rows = pa.array(range(n), pa.int64())
         keyed = table.select(list(self.key)).append_column(_IDX, rows)
@@ -90,17 +93,39 @@ class DedupWindow:
         ckeys = self.keys(firsts)
         hits = set() if unseen else self._seen.intersection(ckeys)
         if hits:
-            if len(self.key) == 1:
-                kcol = firsts.column(self.key[0])
-                old = pc.is_in(kcol, value_set=pa.array(list(hits), kcol.type))
-            else:
-                old = pa.array([k in hits for k in ckeys], pa.bool_())
+            old = pa.array([k in hits for k in ckeys], pa.bool_())
             first_idx = pc.filter(first_idx, pc.invert(old))
             self._add([k for k in ckeys if k not in hits], t)
         else:
             self._add(ckeys, t)
         keep = pc.or_(pc.is_in(rows, value_set=first_idx), pc.invert(valid))
         return keep.combine_chunks() if isinstance(keep, pa.ChunkedArray) else keep
+
+    def _first_seen_one(
+        self, column: pa.ChunkedArray | pa.Array, t: float, *, unseen: bool
+    ) -> pa.BooleanArray:
+        """:meth:`first_seen` on one key column, in one hash pass: the dictionary encoding
+        numbers the distinct keys in order of first appearance, so a row is its key's first
+        when its number is above every number before it."""
+        if isinstance(column, pa.ChunkedArray):
+            column = column.combine_chunks()
+        encoded = pc.dictionary_encode(column)  # NULL keys: NULL indices
+        ids = pc.fill_null(encoded.indices.cast(pa.int64()), -1)
+        if not len(ids):
+            return pa.array([], pa.bool_())
+        top = pc.cumulative_max(ids)
+        before = pa.concat_arrays([pa.array([-1], pa.int64()), top.slice(0, len(ids) - 1)])
+        first = pc.greater(ids, before)
+        distinct = encoded.dictionary
+        ckeys = distinct.to_pylist()
+        hits = set() if unseen else self._seen.intersection(ckeys)
+        if hits:
+            old = pc.is_in(distinct, value_set=pa.array(list(hits), distinct.type))
+            first = pc.and_(first, pc.invert(pc.fill_null(pc.take(old, encoded.indices), False)))
+            self._add([k for k in ckeys if k not in hits], t)
+        else:
+            self._add(ckeys, t)
+        return pc.or_(first, pc.is_null(column))
 
     def rebuild(self, table: pa.Table, time_column: str) -> None:
         """Remember the keys of ``table`` (rows of the sink), each at its ``time_column``

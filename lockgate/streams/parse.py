@@ -9,7 +9,6 @@ a row falls back to bisecting. No message is ever dropped.
 
 from __future__ import annotations
 
-import io
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -33,11 +32,16 @@ class Rejected:
 
 @dataclass(frozen=True)
 class Parsed:
-    """The rows that parsed (``indexes[i]``: batch index of row ``i``) and the rejects."""
+    """The rows that parsed (``rows[i]``: batch index of row ``i``, int64) and the rejects."""
 
     table: pa.Table
-    indexes: list[int]
+    rows: pa.Array
     rejected: list[Rejected]
+
+    @property
+    def indexes(self) -> list[int]:
+        """``rows`` as a list."""
+        return self.rows.to_pylist()  # type: ignore[no-any-return]
 
 
 def arrow_schema(con: Engine, columns: Mapping[str, str]) -> pa.Schema:
@@ -80,21 +84,41 @@ def parse_json_batch(
     the row scan. ``expect_bad`` (the previous batch had bad messages) skips the
     fast path's attempt."""
     n = len(payloads)
-    if not expect_bad and n and max(map(len, payloads)) <= max_bytes and min(map(len, payloads)):
-        data = b"\n".join(payloads)
-        if data.count(b"\n") == n - 1 and data.count(b"\r") == 0:
-            whole = _read_joined(data, n, _options(schema, max_bytes))
-            if isinstance(whole, pa.Table):  # the common case: the batch parses in one go
-                return _utf8_checked(Parsed(whole, list(range(n)), []))
-    rejected, ok = _precheck(payloads, max_bytes)
+    if not n:
+        return Parsed(schema.empty_table(), _rows([]), [])
     opts = _options(schema, max_bytes)
-    lines = _one_line([payloads[i] for i in ok])
+    data = b"\n".join(payloads)
+    one_line = data.count(b"\n") == n - 1 and data.count(b"\r") == 0
+    if not expect_bad and one_line:
+        lens = list(map(len, payloads))
+        if max(lens) <= max_bytes and min(lens):
+            whole = _read_joined(data, n, opts)
+            if isinstance(whole, pa.Table):  # the common case: the batch parses in one go
+                return _utf8_checked(Parsed(whole, _all_rows(n), []))
+    # vectorised over one Arrow array of the messages: sizes, "{…}" shape, then one parse
+    arr = pa.array(payloads, pa.binary())
+    rejected, keep = _precheck(payloads, pc.binary_length(arr), max_bytes)
+    if not one_line:  # NDJSON: one message per line
+        arr = pc.replace_substring(pc.replace_substring(arr, "\n", " "), "\r", " ")
     # cheap first: a JSON object starts with "{" and ends with "}" (truncated and non-JSON
     # messages, the usual bad ones); then the Arrow parse; only if that still fails, one
     # json_valid pass of the engine over the rest
-    ok, lines = _drop_bad(_braced(lines), ok, lines, rejected)
-    whole = _read(lines, opts) if lines else schema.empty_table()
-    if not isinstance(whole, pa.Table) and con is not None and lines:
+    braced = _braced(arr)
+    if braced is not None:
+        bad = pc.and_(keep, pc.invert(braced))
+        if pc.any(bad).as_py():
+            reason = "parse: not a JSON object"
+            rejected.extend(Rejected(j, reason) for j in pc.indices_nonzero(bad).to_pylist())
+            keep = pc.and_(keep, braced)
+    rows = pc.indices_nonzero(keep).cast(pa.int64())
+    good = arr.filter(keep)
+    whole = _read_array(good, opts) if len(good) else schema.empty_table()
+    if isinstance(whole, pa.Table):
+        rejected.sort(key=lambda r: r.index)
+        return _utf8_checked(Parsed(whole, rows, rejected))
+    ok: list[int] = rows.to_pylist()
+    lines: list[bytes] = good.to_pylist()
+    if con is not None:
         ok, lines = _drop_bad(_json_objects(con, lines), ok, lines, rejected)
         whole = _read(lines, opts) if lines else schema.empty_table()
     out = _Out([], [], rejected)
@@ -106,7 +130,22 @@ def parse_json_batch(
             _scan(lines[window], ok[window], opts, out)
     table = pa.concat_tables(out.parts) if out.parts else schema.empty_table()
     rejected.sort(key=lambda r: r.index)
-    return _utf8_checked(Parsed(table, out.indexes, rejected))
+    return _utf8_checked(Parsed(table, _rows(out.indexes), rejected))
+
+
+def _rows(indexes: list[int]) -> pa.Array:
+    return pa.array(indexes, pa.int64())
+
+
+def _all_rows(n: int) -> pa.Array:
+    return pa.array(range(n), pa.int64()) if n > 64 else _rows(list(range(n)))
+
+
+def _read_array(lines: pa.Array, opts: _Opts) -> pa.Table | pa.ArrowInvalid:
+    """:func:`_read` of an Arrow binary array, joined by the engine (no Python bytes)."""
+    one = pa.ListArray.from_arrays(pa.array([0, len(lines)], pa.int32()), lines)
+    buf = pc.binary_join(one, b"\n")[0].as_buffer()
+    return _read_joined(buf, len(lines), opts)
 
 
 def _utf8_checked(parsed: Parsed) -> Parsed:
@@ -120,14 +159,15 @@ def _utf8_checked(parsed: Parsed) -> Parsed:
     except pa.ArrowInvalid:
         pass
     good = [_valid(table.slice(i, 1)) for i in range(table.num_rows)]
+    indexes = parsed.indexes
     bad = [
-        Rejected(parsed.indexes[i], "parse: a string is not valid UTF-8")
+        Rejected(indexes[i], "parse: a string is not valid UTF-8")
         for i, ok in enumerate(good)
         if not ok
     ]
-    keep = [ix for ix, ok in zip(parsed.indexes, good, strict=True) if ok]
+    mask = pa.array(good, pa.bool_())
     rejected = sorted([*parsed.rejected, *bad], key=lambda r: r.index)
-    return Parsed(table.filter(pa.array(good, pa.bool_())), keep, rejected)
+    return Parsed(table.filter(mask), parsed.rows.filter(mask), rejected)
 
 
 def _valid(row: pa.Table) -> bool:
@@ -149,26 +189,19 @@ def _options(schema: pa.Schema, max_bytes: int) -> _Opts:
 _JSON_RELATION = "__lg_stream_json"
 
 
-def _precheck(payloads: Sequence[bytes], max_bytes: int) -> tuple[list[Rejected], list[int]]:
-    """Reject too large and empty messages; the indexes of the others."""
-    lens = pa.array(list(map(len, payloads)), pa.int64())
+def _precheck(
+    payloads: Sequence[bytes], lens: pa.Array, max_bytes: int
+) -> tuple[list[Rejected], pa.BooleanArray]:
+    """Reject too large and empty messages; per message, whether it is still in."""
     large = pc.indices_nonzero(pc.greater(lens, max_bytes)).to_pylist()
     short = pc.indices_nonzero(pc.less(lens, 16)).to_pylist()
     empty = [i for i in short if not payloads[i].strip()]
     rejected = [Rejected(i, f"too large: {len(payloads[i])} bytes > {max_bytes}") for i in large]
     rejected += [Rejected(i, "empty message") for i in empty]
     if not rejected:
-        return rejected, list(range(len(payloads)))
-    out = set(large).union(empty)
-    return rejected, [i for i in range(len(payloads)) if i not in out]
-
-
-def _one_line(lines: list[bytes]) -> list[bytes]:
-    """Messages with their line breaks made spaces (NDJSON: one message per line)."""
-    joined = b"\n".join(lines)
-    if joined.count(b"\n") == max(len(lines) - 1, 0) and b"\r" not in joined:
-        return lines
-    return [p.replace(b"\n", b" ").replace(b"\r", b" ") for p in lines]
+        return rejected, pa.repeat(pa.scalar(True), len(payloads))
+    out = pa.array([r.index for r in rejected], pa.int64())
+    return rejected, pc.invert(pc.is_in(pa.array(range(len(payloads)), pa.int64()), value_set=out))
 
 
 def _drop_bad(
@@ -183,13 +216,13 @@ def _drop_bad(
     return [ok[j] for j in keep], [lines[j] for j in keep]
 
 
-def _braced(lines: Sequence[bytes]) -> pa.BooleanArray | None:
+def _braced(lines: pa.Array) -> pa.BooleanArray | None:
     """Per message: does it start with ``{`` and end with ``}`` (JSON whitespace aside) —
     what every JSON object does (None: not UTF-8 somewhere; the engine's pass decides)."""
-    if not lines:
+    if not len(lines):
         return None
     try:
-        text = pa.array(lines, pa.binary()).cast(pa.string())
+        text = lines.cast(pa.string())
     except pa.ArrowInvalid:
         return None
     t = pc.utf8_trim(text, characters=" \t\r\n")
@@ -234,10 +267,10 @@ def _read(lines: Sequence[bytes], opts: _Opts) -> pa.Table | pa.ArrowInvalid:
     return _read_joined(b"\n".join(lines), len(lines), opts)
 
 
-def _read_joined(data: bytes, n: int, opts: _Opts) -> pa.Table | pa.ArrowInvalid:
+def _read_joined(data: bytes | pa.Buffer, n: int, opts: _Opts) -> pa.Table | pa.ArrowInvalid:
     read = pajson.ReadOptions(block_size=max(len(data) + 1, opts[0].block_size), use_threads=False)
     try:
-        table = pajson.read_json(io.BytesIO(data), read, opts[1])
+        table = pajson.read_json(pa.BufferReader(data), read, opts[1])
     except pa.ArrowInvalid as err:
         return err
     if table.num_rows != n:

@@ -2,7 +2,8 @@
 
 Per batch, in this order:
 
-1. parse the messages together (:mod:`lockgate.streams.parse`); bad ones → DLQ rows;
+1. parse the messages together (:mod:`lockgate.streams.parse`; done ahead on the I/O
+   thread while the batch before commits); bad ones → DLQ rows;
 2. skip what the tables already hold (after a crash the broker redelivers what was not
    acknowledged): a message whose ``seq`` is at or below the sink's application-transaction
    version is counted ``already_committed``;
@@ -58,7 +59,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
@@ -81,7 +82,7 @@ from lockgate.streams.dedup import DedupWindow
 from lockgate.streams.dlq import DLQ_SCHEMA, DeferredDlq, log_folder
 from lockgate.streams.enrich import MISS_PREFIX, Enricher
 from lockgate.streams.eventtime import Watermark
-from lockgate.streams.parse import arrow_schema, parse_json_batch
+from lockgate.streams.parse import Parsed, arrow_schema, parse_json_batch
 from lockgate.streams.sources import Batch, StreamConsumer
 from lockgate.streams.windows import WindowAggregator
 
@@ -149,6 +150,9 @@ class StreamReport:
     batch_seconds: list[float] = field(default_factory=list)
     #: per batch: seconds waited for it to be fetched (0 when prefetched in time)
     fetch_seconds: list[float] = field(default_factory=list)
+    #: per batch: seconds from its fetch's return to its commit (parse ahead, the wait for
+    #: the batch before, processing): how long its events waited in this process
+    latency_seconds: list[float] = field(default_factory=list)
     #: seconds spent per phase (parse, dedup, checks, commit…), summed over batches
     phases: dict[str, float] = field(default_factory=dict)
     #: the state-store runs that recorded this consumption
@@ -260,6 +264,9 @@ class StreamRunner:
         self.lag: int | None = None
         self._checks: list[CheckResult] = []
         self._bad = False  # the last batch had bad messages: parse expecting some
+        self._bad_ahead = False  # the same, for the I/O thread's parse (read ahead)
+        #: the masking query per batch column list (built once)
+        self._mask_queries: dict[tuple[str, ...], exp.Select] = {}
 
     def _claim(self) -> int:
         """Claim a new epoch on every existing table of the stream (before reading any
@@ -332,10 +339,12 @@ class StreamRunner:
     ) -> StreamReport:
         """Fetch → process → commit → acknowledge until idle / ``max_seconds`` / ``stop``.
 
-        The broker is talked to from one I/O thread: the next batch is fetched while this one
-        is processed, and the acknowledgement is sent after the commit (both safe for
-        exactly-once: nothing is acknowledged before its commit, and what was fetched but not
-        committed is delivered again after a crash, from the table's position)."""
+        The broker is talked to from one I/O thread: the next batch is fetched — and parsed,
+        on the thread's own engine cursor — while this one is processed, and the
+        acknowledgement is sent after the commit (both safe for exactly-once: nothing is
+        acknowledged before its commit, and what was fetched or parsed but not committed is
+        delivered again after a crash, from the table's position). ``batch.prefetch: false``
+        fetches and parses each batch in turn."""
         report = StreamReport(self.spec.name)
         wait_s = parse_duration(self.spec.batch.max_latency).total_seconds()
         max_events, prefetch = self.spec.batch.max_events, self.spec.batch.prefetch
@@ -347,63 +356,94 @@ class StreamRunner:
 
         lag: Future[int | None] | None = None
         lag_at = float("-inf")
-        with ThreadPoolExecutor(1, thread_name_prefix="lg-stream-io") as io:
+        # the I/O thread parses what it fetched (Arrow's parser runs without the GIL) while
+        # this thread commits the batch before: on its own engine cursor (json_valid)
+        ahead = self.con.cursor() if prefetch and self.con.SUPPORTS_CONCURRENT_CURSORS else None
 
-            def guarded_fetch() -> Batch:
-                # a consumer that lost its lease reads nothing more: a Redis group's cursor
-                # and a JetStream durable are shared, and what a stale consumer reads (and
-                # never commits: it is fenced) the new one would never be delivered. Checked
-                # in the I/O thread, right before the read (a prefetch submitted before a
-                # pause is sent after it)
-                if self.guard is not None:
-                    self.guard()
-                return self.consumer.fetch(max_events, wait_s)
+        def fetch() -> _Fetched:
+            # a consumer that lost its lease reads nothing more: a Redis group's cursor and a
+            # JetStream durable are shared, and what a stale consumer reads (and never
+            # commits: it is fenced) the new one would never be delivered. Checked in the I/O
+            # thread, right before the read (a prefetch submitted before a pause is sent after)
+            if self.guard is not None:
+                self.guard()
+            batch = self.consumer.fetch(max_events, wait_s)
+            fetched = time.perf_counter()
+            if not prefetch or not len(batch):
+                return batch, None, fetched
+            return batch, self._parse_ahead(batch, ahead), fetched
 
-            def fetch() -> Future[Batch]:
-                return io.submit(guarded_fetch)
-
-            nxt: Future[Batch] = fetch()
-            while True:
-                tw = time.perf_counter()
-                batch = nxt.result()
-                if not len(batch):
-                    self.flush_dlq()  # idle: the DLQ rows need not wait for more batches
-                    if until_idle or ending():
+        try:
+            with ThreadPoolExecutor(1, thread_name_prefix="lg-stream-io") as io:
+                nxt: Future[_Fetched] = io.submit(fetch)
+                while True:
+                    tw = time.perf_counter()
+                    batch, parsed, fetched = nxt.result()
+                    if not len(batch):
+                        self.flush_dlq()  # idle: the DLQ rows need not wait for more batches
+                        if until_idle or ending():
+                            break
+                        nxt = io.submit(fetch)
+                        continue
+                    if parsed is not None:
+                        crashpoint(f"stream {self.spec.name}: read ahead, not processed")
+                    last = ending()
+                    if not last and prefetch:  # the next one is fetched while this one is
+                        nxt = io.submit(fetch)  # processed
+                    tb = time.perf_counter()
+                    commit0 = self.phases.get("commit", 0.0)
+                    counts = self.process(batch, parsed)
+                    done = time.perf_counter()
+                    took = done - tb
+                    report.batch_seconds.append(took)
+                    report.fetch_seconds.append(tb - tw)
+                    report.latency_seconds.append(done - fetched)
+                    if not last and not prefetch:
+                        nxt = io.submit(fetch)
+                    io.submit(self.consumer.ack, batch)
+                    if lag is None and tb - lag_at >= 1.0:  # the broker, at most once a second
+                        lag, lag_at = io.submit(self.consumer.lag), tb
+                    report.batches += 1
+                    report.counts.add(counts)
+                    if lag is not None and lag.done():
+                        self.lag = lag.result() if lag.exception() is None else None
+                        lag = None
+                    if on_batch is not None:
+                        commit_s = self.phases.get("commit", 0.0) - commit0
+                        checks = self._checks
+                        on_batch(
+                            BatchDone(counts, checks, took, commit_s, batch.last_offset, self.lag)
+                        )
+                    if last:
                         break
-                    nxt = fetch()
-                    continue
-                last = ending()
-                if not last and prefetch:  # fetch the next one while this one is processed
-                    nxt = fetch()
-                tb = time.perf_counter()
-                commit0 = self.phases.get("commit", 0.0)
-                counts = self.process(batch)
-                took = time.perf_counter() - tb
-                report.batch_seconds.append(took)
-                report.fetch_seconds.append(tb - tw)
-                if not last and not prefetch:
-                    nxt = fetch()
-                io.submit(self.consumer.ack, batch)
-                if lag is None and tb - lag_at >= 1.0:  # ask the broker at most once a second
-                    lag, lag_at = io.submit(self.consumer.lag), tb
-                report.batches += 1
-                report.counts.add(counts)
-                if lag is not None and lag.done():
-                    self.lag = lag.result() if lag.exception() is None else None
-                    lag = None
-                if on_batch is not None:
-                    commit_s = self.phases.get("commit", 0.0) - commit0
-                    checks = self._checks
-                    on_batch(BatchDone(counts, checks, took, commit_s, batch.last_offset, self.lag))
-                if last:
-                    break
+        finally:
+            if ahead is not None:
+                ahead.close()
         self.flush_dlq()
         report.seconds = time.perf_counter() - t0
         report.phases = dict(self.phases)
         return report
 
-    def process(self, batch: Batch) -> BatchCounts:
-        """One micro-batch, parsed, checked and committed (the caller acknowledges it)."""
+    def _parse_ahead(self, batch: Batch, con: Engine | None) -> Parsed:
+        """The whole batch parsed on the I/O thread (no side effect: a kill -9 before its
+        commit loses nothing — the table's position has it read again)."""
+        t = time.perf_counter()
+        parsed = parse_json_batch(
+            batch.payloads,
+            self.schema,
+            self.spec.max_message_bytes,
+            con,
+            expect_bad=self._bad_ahead,
+        )
+        self._bad_ahead = bool(parsed.rejected)
+        self.phases["parse (read ahead)"] = (
+            self.phases.get("parse (read ahead)", 0.0) + time.perf_counter() - t
+        )
+        return parsed
+
+    def process(self, batch: Batch, parsed: Parsed | None = None) -> BatchCounts:
+        """One micro-batch, parsed (``parsed``: all of it, ahead), checked and committed (the
+        caller acknowledges it)."""
         now = dt.datetime.now(dt.UTC)
         counts = BatchCounts(read=len(batch))
         dlq = _Dlq()
@@ -412,25 +452,25 @@ class StreamRunner:
         counts.redelivered = batch.redelivered
         fresh = after(batch.seqs, batch.partitions, self.done)  # None: all (the common case)
         fresh_idx = None if fresh is None else pc.indices_nonzero(fresh).to_pylist()
-        if fresh_idx is None:
-            payloads, rows = batch.payloads, None
-        else:
-            payloads = [batch.payloads[i] for i in fresh_idx]
-            rows = fresh_idx
-        counts.already_committed = len(batch) - len(payloads)
+        rows: list[int] | None = None
         t = self._clock("start")
-        parsed = parse_json_batch(
-            payloads, self.schema, self.spec.max_message_bytes, self.con, expect_bad=self._bad
+        if parsed is not None:  # read ahead, all of it: keep the fresh messages' rows
+            if fresh is not None:
+                parsed = _only(parsed, fresh)
+        elif fresh_idx is None:
+            parsed = self._parse(batch.payloads)
+        else:
+            parsed = self._parse([batch.payloads[i] for i in fresh_idx])
+            rows = fresh_idx
+        counts.already_committed = len(batch) - (
+            len(batch) if fresh_idx is None else len(fresh_idx)
         )
-        self._bad = bool(parsed.rejected)
         t = self._clock("parse", t)
         at = (lambda i: i) if rows is None else rows.__getitem__
         for r in parsed.rejected:
             dlq.add(at(r.index), r.reason)
         table = parsed.table
-        idx = pa.array(
-            parsed.indexes if rows is None else [rows[i] for i in parsed.indexes], pa.int64()
-        )
+        idx = parsed.rows if rows is None else pa.array(rows, pa.int64()).take(parsed.rows)
         # a masked key is compared on its masked values (the sink's, as the window rebuilt
         # at start holds them): after the masking, in one pass
         masked_key = self.dedup is not None and bool(self.rules.keys() & set(self.dedup.key))
@@ -473,6 +513,13 @@ class StreamRunner:
         self._clock("commit", t)
         crashpoint(f"stream {self.spec.name}: committed, not acknowledged")
         return counts
+
+    def _parse(self, payloads: Sequence[bytes]) -> Parsed:
+        parsed = parse_json_batch(
+            payloads, self.schema, self.spec.max_message_bytes, self.con, expect_bad=self._bad
+        )
+        self._bad = bool(parsed.rejected)
+        return parsed
 
     def _untokenizable(
         self, table: pa.Table, idx: pa.Array, dlq: _Dlq
@@ -554,6 +601,7 @@ class StreamRunner:
         created: list[str] = []
         try:
             source: exp.Select = _select_all(columns)
+            source_all = True  # no row failed: the source is the whole batch
             if self.spec.checks and table.num_rows:
                 # optimistic: one counting pass; rows are marked only when some fail
                 result = audit(
@@ -580,12 +628,32 @@ class StreamRunner:
                     ):
                         dlq.add(row, "checks: " + ", ".join(names or []))
                     source = result.passing_rows_query(columns, decision)
+                    source_all = False
             if not self.rules:
                 return self.con.arrow(source)
+            if source_all:  # every row passed: only the masked columns go through the engine
+                return self._masked(table)
             return self.con.arrow(masked_query(source, columns, self.rules))
         finally:
             self.con.drop(*created)
             self.con.unregister(_BATCH)
+
+    def _masked(self, table: pa.Table) -> pa.Table:
+        """``table`` (registered as the batch) with its masked columns replaced by their
+        masked values: the other columns never make the round trip through the engine."""
+        names = tuple(table.column_names)
+        q = self._mask_queries.get(names)
+        if q is None:
+            lower = {r.lower() for r in self.rules}
+            masked = [c for c in names if c.lower() in lower]
+            q = masked_query(_select_all([*masked, _ROW]), [*masked, _ROW], self.rules)
+            self._mask_queries[names] = q
+        out = self.con.arrow(q)
+        if not out.column(_ROW).equals(table.column(_ROW)):  # the engine may reorder rows
+            out = out.sort_by(_ROW)
+        for c in out.column_names[:-1]:
+            table = table.set_column(table.schema.get_field_index(c), c, out.column(c))
+        return table
 
     def _commit(
         self, batch: Batch, good: pa.Table, late: pa.Table, dlq: _Dlq, now: dt.datetime
@@ -678,6 +746,16 @@ def fence_id(stream: str) -> str:
     'stream:events:fence'
     """
     return f"stream:{stream}:fence"
+
+
+_Fetched = tuple[Batch, "Parsed | None", float]
+
+
+def _only(parsed: Parsed, fresh: pa.BooleanArray) -> Parsed:
+    """``parsed`` (of a whole batch) without the messages that are not ``fresh``."""
+    keep = fresh.take(parsed.rows)
+    rejected = [r for r in parsed.rejected if fresh[r.index].as_py()]
+    return Parsed(parsed.table.filter(keep), parsed.rows.filter(keep), rejected)
 
 
 def after(

@@ -11,8 +11,10 @@ Python object is built. Redis ids ``<ms>-<n>`` are encoded as ``ms << 20 | n``
 Positions live in the table, not in the broker (exactly-once): at start the runner calls
 :meth:`StreamConsumer.seek` with the committed position and the consumer re-delivers from
 just after it. Redis reads with ``XREADGROUP … NOACK`` (no pending-entries list, no
-``XACK``: measured 70 + 150 ms per 50k events) and resets the group's last-delivered id with
-``XGROUP SETID``; JetStream acknowledges with ``AckPolicy.ALL`` once per batch.
+``XACK``: measured 70 + 150 ms per 50k events), run inside a Lua script that hands the reply
+over as one string of ids plus the payloads (:data:`_READ_SCRIPT`), and resets the group's
+last-delivered id with ``XGROUP SETID``; JetStream acknowledges with ``AckPolicy.ALL`` once
+per batch.
 Clients (``redis``, ``nats-py``) are imported lazily: they are the ``streams`` extra.
 """
 
@@ -21,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -43,6 +46,7 @@ if TYPE_CHECKING:
     from nats.aio.msg import Msg
     from nats.js.client import JetStreamContext
 
+log = logging.getLogger(__name__)
 SEQ_BITS = 20
 _SEQ_MASK = (1 << SEQ_BITS) - 1
 
@@ -143,6 +147,32 @@ def redis_seqs(ids: pa.Array) -> pa.Array:
     return pc.add(pc.multiply(ms, 1 << SEQ_BITS), n)
 
 
+#: ``XREADGROUP … COUNT n NOACK`` run inside Redis, its reply reshaped there: the ids as one
+#: space-separated string, then each entry's value of our field (``""`` when absent). The
+#: client decodes n + 1 strings instead of ~5 objects per entry (3.2 → 0.2 µs per event of
+#: client CPU measured; the server spends ~1.6 µs more per event, on its own core). Scripts
+#: cannot block: when nothing is there, the plain blocking ``XREADGROUP`` waits.
+_READ_SCRIPT = """
+local r = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', ARGV[3], 'NOACK',
+                     'STREAMS', KEYS[1], '>')
+if not r then return {} end
+local entries = r[1][2]
+local ids, out = {}, {''}
+for i, e in ipairs(entries) do
+  ids[i] = e[1]
+  local f, v = e[2], ''
+  if f then
+    for j = 1, #f, 2 do
+      if f[j] == ARGV[4] then v = f[j + 1]; break end
+    end
+  end
+  out[i + 1] = v
+end
+out[1] = table.concat(ids, ' ')
+return out
+"""
+
+
 class RedisConsumer:
     """``XREADGROUP … COUNT n NOACK`` on a consumer group; the position is the table's."""
 
@@ -154,6 +184,7 @@ class RedisConsumer:
         # the raw reply (hiredis-parsed lists), not one dict per entry
         self.client.set_response_callback("XREADGROUP", lambda r, **_: r)
         self._field = spec.field.encode()
+        self._script: Any = self.client.register_script(_READ_SCRIPT)
         try:
             self.client.xgroup_create(spec.stream, spec.group, id="0", mkstream=True)
         except redis.ResponseError as err:
@@ -200,7 +231,11 @@ class RedisConsumer:
         )
 
     def fetch(self, max_events: int, wait_seconds: float) -> Batch:
-        s = self.spec
+        if self._script is not None:
+            got = self._fetch_by_script(max_events)
+            if got is not None and len(got):
+                return got
+        s = self.spec  # nothing there now: wait for entries (or no scripting)
         reply = self.client.xreadgroup(
             s.group,
             s.consumer,
@@ -222,6 +257,26 @@ class RedisConsumer:
             payloads = [_field_of(e[1], self._field) for e in entries]
         offsets = pa.array(ids, pa.binary()).cast(pa.string())
         return Batch(payloads, offsets, redis_seqs(offsets))
+
+    def _fetch_by_script(self, max_events: int) -> Batch | None:
+        """The entries there now, through :data:`_READ_SCRIPT` (None: scripting refused)."""
+        import redis
+
+        s = self.spec
+        assert self._script is not None
+        try:
+            got = self._script(keys=[s.stream], args=[s.group, s.consumer, max_events, s.field])
+        except redis.ResponseError as e:
+            if "NOGROUP" in str(e):
+                raise
+            log.info("redis stream %s: reading without the Lua script (%s)", s.stream, e)
+            self._script = None
+            return None
+        if not got or len(got) < 2:
+            return empty_batch()
+        ids = pa.array([got[0]], pa.binary()).cast(pa.string())
+        offsets = pc.split_pattern(ids, " ").flatten()
+        return Batch(got[1:], offsets, redis_seqs(offsets))
 
     def ack(self, batch: Batch) -> None:
         """Nothing to do: entries are read with NOACK, the position is in the table."""

@@ -227,3 +227,69 @@ def test_a_recreated_redis_stream_with_lower_ids_is_refused_not_skipped(
     publish_redis(redis_stream, [event(i) for i in range(20, 23)])  # time-based ids again
     assert run_stream(load_project(root), "events", until_idle=True).counts.published == 3
     client.close()
+
+
+@pytest.mark.slow
+def test_kill_9_between_the_read_ahead_and_its_commit(tmp_path: Path, redis_stream: str) -> None:
+    """The I/O thread fetched and parsed the next batch (Redis moved the group past it:
+    NOACK) while this one committed: killed there — and at the point after — a restart
+    reads it again from the table's position; nothing lost, nothing twice."""
+    payloads, valid, invalid = _payloads()
+    points = _crash_points(tmp_path, redis_stream + "-probe", payloads)
+    ahead = [i for i, p in enumerate(points, 1) if "read ahead, not processed" in p]
+    assert len(ahead) >= 3  # one per batch
+    todo = sorted({n + k for n in ahead[:3] for k in (0, 1)} | {ahead[-1]})
+    for n in todo:
+        stream = f"{redis_stream}-{n}"
+        publish_redis(stream, payloads)
+        root = write_project(tmp_path / f"p{n}", [stream_def({"type": "redis", "stream": stream})])
+        env = {**os.environ, "LOCKGATE_CRASH_AT": str(n)}
+        crashed = _run_cli(root, env)
+        assert crashed.returncode == -9, (n, points[n - 1], crashed.stderr[-2000:])
+        env.pop("LOCKGATE_CRASH_AT")
+        done = _run_cli(root, env)
+        assert done.returncode == 0, done.stderr[-2000:]
+        ids, emails, reasons = _tables(root)
+        assert sorted(ids) == sorted(valid), (n, points[n - 1])  # no loss, no duplicate
+        assert len(reasons) == invalid, (n, points[n - 1], reasons)
+        assert not any("@" in e for e in emails)
+
+
+def test_the_lua_read_gives_what_xreadgroup_gives(redis_stream: str) -> None:
+    """The script's reshaped reply and the plain XREADGROUP reply decode to the same batch:
+    payloads (our field; b"" when an entry lacks it), ids and seqs — also when scripting is
+    refused (the consumer falls back to XREADGROUP)."""
+    import redis
+
+    from lockgate.streams.config import RedisStreamSource
+    from lockgate.streams.sources import RedisConsumer
+
+    client = redis.Redis()
+    client.xadd(redis_stream, {"data": event(1)})
+    client.xadd(redis_stream, {"other": b"x", "data": b"{oops"})
+    client.xadd(redis_stream, {"other": b"no data field"})
+    client.xadd(redis_stream, {"data": b"two words \n and a newline"})
+    client.close()
+
+    def read(script: bool, refused: bool = False) -> tuple[list[bytes], list[str], list[int]]:
+        c = RedisConsumer(RedisStreamSource(type="redis", stream=redis_stream))
+        try:
+            if not script:
+                c._script = None
+            elif refused:
+
+                def refuse(**_: object) -> None:
+                    raise redis.ResponseError("ERR unknown command 'EVALSHA'")
+
+                c._script = refuse
+            c.seek({0: -1})
+            b = c.fetch(10, 0.05)
+            assert not len(c.fetch(10, 0.05))
+            return list(b.payloads), b.offsets.to_pylist(), b.seqs.to_pylist()
+        finally:
+            c.close()
+
+    plain = read(script=False)
+    assert plain[0] == [event(1), b"{oops", b"", b"two words \n and a newline"]
+    assert read(script=True) == plain
+    assert read(script=True, refused=True) == plain
