@@ -105,7 +105,9 @@ class RestSource(Source):
             tempfile.TemporaryDirectory(prefix="lg_rest_", dir=tmp_root) as tmp,
             PageReader(config, secrets, dataset=self.dataset) as reader,
             in_file_order(con),
-            ChunkedSpill(con, table, Path(tmp), self._columns()) as spill,
+            ChunkedSpill(
+                con, table, Path(tmp), self._columns(), unique=config.primary_key or ()
+            ) as spill,
         ):
             read = (
                 reader.pages(since)
@@ -126,14 +128,27 @@ class RestSource(Source):
                 len(pages),
                 reader.show(reader.start_url()),
             )
-            if not spill.finish():
+            unique = False
+            if spill.finish():
+                unique = spill.keys_unique()
+            else:
                 joined = spill.joined()
-                self._stage_spill(con, table, rejects, joined, lines, spill.odd, spill.wide)
+                self._stage_spill(
+                    con,
+                    table,
+                    rejects,
+                    joined,
+                    lines,
+                    spill.odd,
+                    spill.wide,
+                    spill.keys,
+                    spill.sample,
+                )
         if lines:
             _locate_rejects(con, rejects, pages)
         cap_raw_records(con, rejects)
         skipped = dict(outcome.skipped)
-        duplicates = self._dedupe(con, table)
+        duplicates = self._dedupe(con, table, unique)
         if duplicates:
             skipped["duplicate_record"] = duplicates
         cursor = self.request.incremental.cursor if self.request.incremental else None
@@ -221,13 +236,15 @@ class RestSource(Source):
         lines: int,
         odd: bool,
         wide: dict[str, str] | None = None,
+        keys: set[str] | None = None,
+        sample: int | None = None,
     ) -> None:
         declared = self._columns()
         if lines == 0:
             # no record, no columns: the key's columns at least (the merge on it, its
             # implicit not-null checks); JSON, which any later type casts from and to
-            keys = {k: "JSON" for k in self.config.merge_keys()}
-            cols = declared or keys or {"column0": "VARCHAR"}
+            key_cols = {k: "JSON" for k in self.config.merge_keys()}
+            cols = declared or key_cols or {"column0": "VARCHAR"}
             create = exp.Create(
                 this=exp.Schema(
                     this=tbl(table),
@@ -241,7 +258,7 @@ class RestSource(Source):
             )
             con.execute(create.sql("duckdb"))
             return
-        if not odd and fast_read(con, table, spill, declared, wide):
+        if not odd and fast_read(con, table, spill, declared, wide, keys, sample):
             return
         _records.stage_json_lines(
             con,
@@ -254,11 +271,12 @@ class RestSource(Source):
             where=lambda cols: (None, []),
         )
 
-    def _dedupe(self, con: duckdb.DuckDBPyConnection, table: str) -> int:
+    def _dedupe(self, con: duckdb.DuckDBPyConnection, table: str, unique: bool = False) -> int:
         """Delete records read twice in this run; returns how many (``duplicate_record``).
 
         With ``primary_key``: the last copy of a key wins (a later page is newer). Else, with
-        ``dedupe``: records identical in every column, first copy kept."""
+        ``dedupe``: records identical in every column, first copy kept. ``unique``: the
+        spill proved the primary key unique while staging (no pass over the table)."""
         config = self.config
         assert isinstance(config, RestSourceSpec)
         cols = table_columns(con, tbl(table))
@@ -272,6 +290,8 @@ class RestSource(Source):
                     f"not in the records (columns: {', '.join(list(cols)[:20])})",
                     hint="fix primary_key (names are the records' keys)",
                 )
+            if unique:
+                return 0
             keys, order = list(config.primary_key), exp.Ordered(this=exp.column("rowid"), desc=True)
         elif config.dedupe and cols:
             keys, order = list(cols), exp.Ordered(this=exp.column("rowid"))
