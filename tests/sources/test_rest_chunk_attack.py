@@ -1,8 +1,8 @@
 """Attacks on the reworked ``type: rest`` (chunked spill staged in the background,
 prefetched pages, orjson with a stdlib fallback, merge on primary_key by default): the spill
-is cut into many small chunks (``CHUNK_BYTES``, ``SAMPLE_RECORDS`` patched) so each attack crosses chunk
-boundaries. Records read = published + quarantined + skipped; nothing published on failure;
-no thread or temp file left behind."""
+is cut into many small chunks (``CHUNK_BYTES``, ``SAMPLE_RECORDS`` patched) so each attack
+crosses chunk boundaries. Records read = published + quarantined + skipped; nothing
+published on failure; no thread or temp file left behind."""
 
 from __future__ import annotations
 
