@@ -328,6 +328,7 @@ class ChunkedSpill:
         self._futures: list[Future[None]] = []
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="lockgate-rest-stage")
         self._cur: duckdb.DuckDBPyConnection | None = None
+        self._open = False  # the staging transaction (see _stage_first)
 
     def __enter__(self) -> ChunkedSpill:
         self._cursor()  # here, in the caller's thread: it uses the caller's connection
@@ -338,6 +339,9 @@ class ChunkedSpill:
             self._out.close()
         self._pool.shutdown(wait=True, cancel_futures=True)
         if self._cur is not None:
+            if self._open:  # finish() was not reached: nothing staged stays
+                with contextlib.suppress(Exception):
+                    self._cur.execute("ROLLBACK")
             self._cur.close()
 
     # ---- writing ----
@@ -476,6 +480,11 @@ class ChunkedSpill:
         )
         if q is None:
             return False  # a key beyond the sample: the whole-spill read detects over all
+        # one transaction for every chunk, committed by finish(): DuckDB writes full row
+        # groups straight to the database file then; a commit per chunk (smaller than a
+        # row group) went through the WAL and was compressed again by the next checkpoint
+        cur.execute("BEGIN TRANSACTION")
+        self._open = True
         cur.execute(
             exp.Create(this=tbl(self.table), kind="TABLE", replace=True, expression=q).sql("duckdb")
         )
@@ -536,6 +545,9 @@ class ChunkedSpill:
         for f in self._futures:
             f.result()
         staged = not self.odd and not self._failed and self._staged == len(self.files) > 0
+        if self._open:
+            self._open = False
+            self._cursor().execute("COMMIT" if staged else "ROLLBACK")
         if not staged:
             drop(self.con, self.table)
         log.debug("rest spill: %d chunk(s), staged in the background: %s", len(self.files), staged)
