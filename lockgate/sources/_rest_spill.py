@@ -14,10 +14,9 @@ releases the GIL: fetching and parsing in Python and staging in DuckDB run at th
 * Every top-level key of every record is collected (one ``set.update`` per page): a key the
   detection did not see (it first appears beyond the sample, or in a later chunk) must not
   vanish — the chunk is not staged, and the whole-spill read detects over every record.
-* With ``unique`` key columns (``primary_key``), each staged chunk's key range and distinct
-  count are taken in the background: chunks with distinct keys in disjoint ranges prove the
-  keys unique without a pass over the whole table after the last page
-  (:meth:`ChunkedSpill.keys_unique`).
+* Every chunk is staged in one DuckDB transaction, committed by :meth:`ChunkedSpill.finish`:
+  full row groups go straight to the database file; a commit per chunk (smaller than a row
+  group) went through the write-ahead log and the next checkpoint compressed it again.
 
 Staging of the chunks stops at the first chunk that does not fit — a record that is not an
 object, a value that does not parse as the first chunk's type, a key not in its columns —
@@ -35,14 +34,13 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import itertools
 import json
 import logging
 import os
 import queue
 import threading
 import time
-from collections.abc import Callable, Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -289,10 +287,7 @@ def fast_read(
 
 class ChunkedSpill:
     """Writes pages to chunk files and stages closed chunks in a background thread (see the
-    module docstring). Use as a context manager; then :meth:`finish`.
-
-    ``unique``: key columns whose uniqueness the chunks' key ranges may prove
-    (:meth:`keys_unique`)."""
+    module docstring). Use as a context manager; then :meth:`finish`."""
 
     def __init__(
         self,
@@ -301,14 +296,12 @@ class ChunkedSpill:
         folder: Path,
         declared: dict[str, str] | None,
         chunk_bytes: int | None = None,
-        unique: Sequence[str] = (),
         sample: int | None = None,
     ) -> None:
         self.con, self.table, self.folder, self.declared = con, table, folder, declared
         # read now: tests patch them
         self.chunk_bytes = CHUNK_BYTES if chunk_bytes is None else chunk_bytes
         self.sample = SAMPLE_RECORDS if sample is None else sample
-        self.unique = list(unique)
         self.files: list[Path] = []
         self._exact: list[list[bool]] = []  # per chunk file, per page line: orjson wrote it
         self.index: list[tuple[int, int, str]] = []  # per page: first line, number, URL
@@ -324,11 +317,10 @@ class ChunkedSpill:
         self._staged = 0  # chunks staged in the table so far
         self._failed = False
         self._schema: dict[str, str] | None = None
-        self._ranges: list[tuple[Any, Any]] | None = [] if self.unique else None
         self._futures: list[Future[None]] = []
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="lockgate-rest-stage")
         self._cur: duckdb.DuckDBPyConnection | None = None
-        self._open = False  # the staging transaction (see _stage_first)
+        self._open = False  # the staging transaction (see the module docstring)
 
     def __enter__(self) -> ChunkedSpill:
         self._cursor()  # here, in the caller's thread: it uses the caller's connection
@@ -444,25 +436,16 @@ class ChunkedSpill:
             return
         cur = self._cursor()
         try:
-            before = self._rows_staged() if self._ranges is not None else 0
             if self._schema is None:
                 ok = self._stage_first(cur, path, keys, wide)
             else:
                 ok = self._stage_next(cur, path, keys, wide)
-            if ok and self._ranges is not None:
-                self._key_range(cur, before)
         except (duckdb.InvalidInputException, duckdb.ConversionException, duckdb.BinderException):
             ok = False
         if ok:
             self._staged += 1
         else:
             self._failed = True
-
-    def _rows_staged(self) -> int:
-        if self._schema is None:
-            return 0
-        row = self._cursor().execute(f'SELECT count(*) FROM "{self.table}"').fetchone()
-        return int(row[0]) if row else 0
 
     def _stage_first(
         self, cur: duckdb.DuckDBPyConnection, path: Path, keys: set[str], wide: dict[str, str]
@@ -480,9 +463,6 @@ class ChunkedSpill:
         )
         if q is None:
             return False  # a key beyond the sample: the whole-spill read detects over all
-        # one transaction for every chunk, committed by finish(): DuckDB writes full row
-        # groups straight to the database file then; a commit per chunk (smaller than a
-        # row group) went through the WAL and was compressed again by the next checkpoint
         cur.execute("BEGIN TRANSACTION")
         self._open = True
         cur.execute(
@@ -507,36 +487,6 @@ class ChunkedSpill:
         cur.execute(exp.insert(_reader(path, opts), tbl(self.table)).sql("duckdb"))
         return True
 
-    def _key_range(self, cur: duckdb.DuckDBPyConnection, first_row: int) -> None:
-        """The chunk's key range, if its keys are distinct (else no proof: ranges None)."""
-        assert self._ranges is not None
-        schema = self._schema or {}
-        if any(k not in schema for k in self.unique):
-            self._ranges = None
-            return
-        cols = [exp.column(ident(k)) for k in self.unique]
-        key: exp.Expr = cols[0] if len(cols) == 1 else exp.func("row", *cols)
-        q = (
-            exp.select(
-                exp.func("min", key),
-                exp.func("max", key),
-                exp.func("count", exp.Star()),
-                exp.Count(this=exp.Distinct(expressions=[key.copy()])),
-            )
-            .from_(tbl(self.table))
-            .where(
-                exp.and_(
-                    exp.GTE(this=exp.column("rowid"), expression=exp.Literal.number(first_row)),
-                    *[c.copy().is_(exp.Null()).not_() for c in cols],
-                )
-            )
-        )
-        row = cur.execute(q.sql("duckdb")).fetchone()
-        if row is None or row[2] != row[3]:
-            self._ranges = None
-        elif row[2]:
-            self._ranges.append((row[0], row[1]))
-
     # ---- the end ----
 
     def finish(self) -> bool:
@@ -552,17 +502,6 @@ class ChunkedSpill:
             drop(self.con, self.table)
         log.debug("rest spill: %d chunk(s), staged in the background: %s", len(self.files), staged)
         return staged
-
-    def keys_unique(self) -> bool:
-        """After :meth:`finish` returned True: the ``unique`` key columns are proven unique
-        over the staged records (each chunk's distinct, their ranges disjoint)."""
-        if self._ranges is None:
-            return False
-        try:
-            spans = sorted(self._ranges, key=lambda r: r[0])
-            return all(a[1] < b[0] for a, b in itertools.pairwise(spans))
-        except TypeError:  # keys Python cannot order (None inside a composite key…)
-            return False
 
     def joined(self) -> Path:
         """The spill as one NDJSON file, one record a line (line numbers as in the page

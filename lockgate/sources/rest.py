@@ -105,9 +105,7 @@ class RestSource(Source):
             tempfile.TemporaryDirectory(prefix="lg_rest_", dir=tmp_root) as tmp,
             PageReader(config, secrets, dataset=self.dataset) as reader,
             in_file_order(con),
-            ChunkedSpill(
-                con, table, Path(tmp), self._columns(), unique=config.primary_key or ()
-            ) as spill,
+            ChunkedSpill(con, table, Path(tmp), self._columns()) as spill,
         ):
             read = (
                 reader.pages(since)
@@ -128,10 +126,7 @@ class RestSource(Source):
                 len(pages),
                 reader.show(reader.start_url()),
             )
-            unique = False
-            if spill.finish():
-                unique = spill.keys_unique()
-            else:
+            if not spill.finish():
                 joined = spill.joined()
                 self._stage_spill(
                     con,
@@ -148,7 +143,7 @@ class RestSource(Source):
             _locate_rejects(con, rejects, pages)
         cap_raw_records(con, rejects)
         skipped = dict(outcome.skipped)
-        duplicates = self._dedupe(con, table, unique)
+        duplicates = self._dedupe(con, table)
         if duplicates:
             skipped["duplicate_record"] = duplicates
         cursor = self.request.incremental.cursor if self.request.incremental else None
@@ -271,12 +266,11 @@ class RestSource(Source):
             where=lambda cols: (None, []),
         )
 
-    def _dedupe(self, con: duckdb.DuckDBPyConnection, table: str, unique: bool = False) -> int:
+    def _dedupe(self, con: duckdb.DuckDBPyConnection, table: str) -> int:
         """Delete records read twice in this run; returns how many (``duplicate_record``).
 
         With ``primary_key``: the last copy of a key wins (a later page is newer). Else, with
-        ``dedupe``: records identical in every column, first copy kept. ``unique``: the
-        spill proved the primary key unique while staging (no pass over the table)."""
+        ``dedupe``: records identical in every column, first copy kept."""
         config = self.config
         assert isinstance(config, RestSourceSpec)
         cols = table_columns(con, tbl(table))
@@ -290,8 +284,6 @@ class RestSource(Source):
                     f"not in the records (columns: {', '.join(list(cols)[:20])})",
                     hint="fix primary_key (names are the records' keys)",
                 )
-            if unique:
-                return 0
             keys, order = list(config.primary_key), exp.Ordered(this=exp.column("rowid"), desc=True)
         elif config.dedupe and cols:
             keys, order = list(cols), exp.Ordered(this=exp.column("rowid"))
