@@ -16,8 +16,9 @@
 Config: :mod:`lockgate.sources._rest_config`; HTTP (auth, retries honouring
 ``Retry-After``, rate limit, paginators, page cap, loop detection): :mod:`._rest_http`.
 
-Each page's records are written as NDJSON lines to a spill file (memory holds one page),
-then staged by DuckDB with the same record-level quarantine as JSON files: a record that
+Each page's records are written to a spill file (memory holds a page or two) and staged by
+DuckDB while the next pages are fetched (:mod:`._rest_spill`); a spill that does not stage
+strictly goes, as NDJSON, through the same record-level quarantine as JSON files: a record that
 is not an object or has a value that does not fit its declared type goes to
 ``<table>__rejects`` with the page URL (secrets hidden), its number in the page and the
 reason. A name repeated inside one object keeps its last value, as JSON parsers do (RFC 8259
