@@ -142,3 +142,22 @@ def test_prefetched_keeps_order_raises_the_producers_error_and_stops_it() -> Non
     assert [next(gen), next(gen)] == [1, 2]
     gen.close()  # the consumer stops early (an error while writing): the producer stops
     assert closed == [True, True]
+
+
+@pytest.mark.parametrize("later_chunk", [False, True])
+def test_a_column_null_in_the_whole_sample_keeps_its_later_values(
+    tmp_path: Path, later_chunk: bool
+) -> None:
+    """DuckDB types a column null in every sampled record ``"NULL"`` and then reads every
+    later value as NULL: such a column is read as text instead (later values in the first
+    chunk beyond the sample, or in a later chunk)."""
+    nulls = [{"id": i, "v": None} for i in range(200)]
+    late = [{"id": 200, "v": "late"}, {"id": 201, "v": 7}]
+    if later_chunk:
+        pages = [Page(1, "http://h/x?page=1", nulls), Page(2, "http://h/x?page=2", late)]
+    else:
+        pages = [Page(1, "http://h/x?page=1", nulls + late)]
+    con, staged, _ = _spill(tmp_path, pages, sample=50)
+    assert staged
+    rows = con.execute("SELECT id, v FROM lg_w1.t WHERE v IS NOT NULL ORDER BY id").fetchall()
+    assert rows == [(200, "late"), (201, "7")]
