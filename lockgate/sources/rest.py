@@ -16,8 +16,9 @@
 Config: :mod:`lockgate.sources._rest_config`; HTTP (auth, retries honouring
 ``Retry-After``, rate limit, paginators, page cap, loop detection): :mod:`._rest_http`.
 
-Each page's records are written as NDJSON lines to a spill file (memory holds one page),
-then staged by DuckDB with the same record-level quarantine as JSON files: a record that
+Each page's records are written to a spill file (memory holds a page or two) and staged by
+DuckDB while the next pages are fetched (:mod:`._rest_spill`); a spill that does not stage
+strictly goes, as NDJSON, through the same record-level quarantine as JSON files: a record that
 is not an object or has a value that does not fit its declared type goes to
 ``<table>__rejects`` with the page URL (secrets hidden), its number in the page and the
 reason. A name repeated inside one object keeps its last value, as JSON parsers do (RFC 8259
@@ -128,7 +129,17 @@ class RestSource(Source):
             )
             if not spill.finish():
                 joined = spill.joined()
-                self._stage_spill(con, table, rejects, joined, lines, spill.odd, spill.wide)
+                self._stage_spill(
+                    con,
+                    table,
+                    rejects,
+                    joined,
+                    lines,
+                    spill.odd,
+                    spill.wide,
+                    spill.keys,
+                    spill.sample,
+                )
         if lines:
             _locate_rejects(con, rejects, pages)
         cap_raw_records(con, rejects)
@@ -221,13 +232,15 @@ class RestSource(Source):
         lines: int,
         odd: bool,
         wide: dict[str, str] | None = None,
+        keys: set[str] | None = None,
+        sample: int | None = None,
     ) -> None:
         declared = self._columns()
         if lines == 0:
             # no record, no columns: the key's columns at least (the merge on it, its
             # implicit not-null checks); JSON, which any later type casts from and to
-            keys = {k: "JSON" for k in self.config.merge_keys()}
-            cols = declared or keys or {"column0": "VARCHAR"}
+            key_cols = {k: "JSON" for k in self.config.merge_keys()}
+            cols = declared or key_cols or {"column0": "VARCHAR"}
             create = exp.Create(
                 this=exp.Schema(
                     this=tbl(table),
@@ -241,7 +254,7 @@ class RestSource(Source):
             )
             con.execute(create.sql("duckdb"))
             return
-        if not odd and fast_read(con, table, spill, declared, wide):
+        if not odd and fast_read(con, table, spill, declared, wide, keys, sample):
             return
         _records.stage_json_lines(
             con,
