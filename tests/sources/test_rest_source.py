@@ -584,3 +584,19 @@ def test_config_error_when_since_param_without_incremental(tmp_path: Path, serve
     result = lockgate.run(root)
     assert not result.ok and "since_param" in (result.steps[0].error or "")
     assert ConfigError  # the class the step reports
+
+
+def test_readers_share_one_verifying_tls_context(server: Server) -> None:
+    """The TLS context is made once per process (httpx made one per client, ~20 ms each) and
+    still verifies certificates and host names."""
+    import ssl
+
+    first, _ = _reader(server, path="/x")
+    second, _ = _reader(server, path="/x")
+    try:
+        contexts = [r.client._transport._pool._ssl_context for r in (first, second)]  # type: ignore[attr-defined]
+    finally:
+        first.close()
+        second.close()
+    assert contexts[0] is contexts[1]
+    assert contexts[0].verify_mode == ssl.CERT_REQUIRED and contexts[0].check_hostname
