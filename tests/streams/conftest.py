@@ -89,3 +89,16 @@ def publish_redis(stream: str, payloads: list[bytes]) -> None:
         pipe.xadd(stream, {"data": p})
     pipe.execute()
     client.close()
+
+
+def distinct_points(points: list[str], window: int) -> list[int]:
+    """Crash points (1-based) of the first ``window``: each label's first occurrence (the
+    first batch: no table yet) and its second (a later batch, on top of a commit), and the
+    window's last point."""
+    seen: dict[str, int] = {}
+    picks = {min(window, len(points))}
+    for n, label in enumerate(points[:window], 1):
+        seen[label] = seen.get(label, 0) + 1
+        if seen[label] <= 2:
+            picks.add(n)
+    return sorted(picks)
