@@ -27,7 +27,7 @@ demo: $(STAMP)
 
 ## Run the test suite (everything: CI runs this), doctests included
 test: $(STAMP)
-	$(BIN)/python -m pytest -n 2 -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n 2 --maxschedchunk 1 -q $(PYTEST_ARGS)
 
 ## The fast tier for local loops (< 1 min): no real-subprocess or megabyte tests, no database
 ## services, a fifth of the hypothesis budget

@@ -21,11 +21,28 @@ MYSQL_HOST, MYSQL_PORT = "127.0.0.1", 3306
 SLOW_TESTS = frozenset(Path(__file__).with_name("slow_tests.txt").read_text().split())
 
 
+#: the slowest tests of a full run (seconds), see tests/heavy_tests.txt: scheduled first
+HEAVY_TESTS = {
+    nodeid: float(seconds)
+    for seconds, nodeid in (
+        line.split(" ", 1)
+        for line in Path(__file__).with_name("heavy_tests.txt").read_text().splitlines()
+        if line and not line.startswith("#")
+    )
+}
+
+
 @pytest.hookimpl(tryfirst=True)  # before ``-m`` deselects by marker
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.nodeid.split("[", 1)[0] in SLOW_TESTS:
             item.add_marker(pytest.mark.slow)
+    # Heaviest first (longest-processing-time-first scheduling): with ``--dist load
+    # --maxschedchunk 1`` (make test) a worker takes the next test when it is free, so the
+    # long ones start at once and the short ones fill in until both workers end together,
+    # instead of a kill -9 sweep collected last running alone at the end. The rest keep
+    # their collection order; the order is the same on every xdist worker.
+    items.sort(key=lambda item: -HEAVY_TESTS.get(item.nodeid, 0.0))
 
 
 def _reachable(host: str, port: int) -> bool:

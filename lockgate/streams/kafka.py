@@ -185,7 +185,9 @@ class KafkaConsumer:
         tps = [TopicPartition(self.spec.topic, p) for p in sorted(self.assigned)]
         for tp in self.client.position(tps) if tps else []:
             low, high = self.client.get_watermark_offsets(tp, timeout=5, cached=False)
-            at = tp.offset if tp.offset >= 0 else low  # nothing fetched yet: at the start
+            # nothing fetched yet: at the position it was sought to on assignment (the
+            # table's; the start when it has none or retention removed it)
+            at = tp.offset if tp.offset >= 0 else max(low, self.next.get(tp.partition, low))
             if at < high:
                 return False
         return True

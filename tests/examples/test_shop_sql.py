@@ -48,8 +48,12 @@ def _sql(name: str) -> str:
 
 
 def _one(con: duckdb.DuckDBPyConnection, sql: str) -> Any:
-    row = con.execute(sql).fetchone()
-    assert row is not None
+    # fetchall, not fetchone: a result left unfinished on the module's shared connection
+    # makes the next test's relation query fail (ResourceInUseException) — whichever test
+    # runs next on this worker, as xdist hands out tests one at a time
+    rows = con.execute(sql).fetchall()
+    assert len(rows) == 1, rows
+    row = rows[0]
     return row[0] if len(row) == 1 else row
 
 
@@ -198,11 +202,11 @@ def test_gold_revenue_reconciles_with_silver(
     gold = con.execute(
         "SELECT sum(orders), sum(revenue), sum(gross_amount), sum(revenue_orders) "
         "FROM daily_revenue"
-    ).fetchone()
+    ).fetchall()[0]
     silver = con.execute(
         f"SELECT count(*), sum(amount) FILTER (WHERE {KEPT}), sum(amount), "
         f"count(*) FILTER (WHERE {KEPT}) FROM orders"
-    ).fetchone()
+    ).fetchall()[0]
     assert gold == silver
     assert _one(con, "SELECT count(*) - count(DISTINCT (order_date, currency)) "
                      "FROM daily_revenue") == 0  # fmt: skip
@@ -211,7 +215,7 @@ def test_gold_revenue_reconciles_with_silver(
         "bool_and(revenue <= gross_amount), bool_and(revenue_orders <= orders), "
         "min(avg_order_value) > 0, bool_and(order_month = date_trunc('month', order_date)) "
         "FROM daily_revenue"
-    ).fetchone()
+    ).fetchall()[0]
     assert row == (True, True, True, True, True)
     # per currency, the average order value is that of the kept orders
     per_currency = con.execute(
@@ -236,7 +240,7 @@ def test_churn_features(shop: tuple[duckdb.DuckDBPyConnection, dict]) -> None:
         "bool_and(orders_7d <= orders_30d), bool_and(churn_label = (orders_30d = 0)), "
         "count(DISTINCT as_of_date) "
         "FROM churn"
-    ).fetchone()
+    ).fetchall()[0]
     assert row == (True, True, True, True, True, 1)
     as_of = _one(con, "SELECT max(order_date) FROM orders")
     assert _one(con, "SELECT any_value(as_of_date) FROM churn") == as_of

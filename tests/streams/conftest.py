@@ -95,3 +95,16 @@ def dlq_rows(store: Any, table: str = "events__dlq") -> int:
     """Rows in the stream's DLQ table (a consumer creates it, empty, when it claims the
     stream's fencing token: "nothing committed to the DLQ yet" is 0 rows)."""
     return store.read(table).num_rows if store.exists(table) else 0
+
+
+def distinct_points(points: list[str], window: int) -> list[int]:
+    """Crash points (1-based) of the first ``window``: each label's first occurrence (the
+    first batch: no table yet) and its second (a later batch, on top of a commit), and the
+    window's last point."""
+    seen: dict[str, int] = {}
+    picks = {min(window, len(points))}
+    for n, label in enumerate(points[:window], 1):
+        seen[label] = seen.get(label, 0) + 1
+        if seen[label] <= 2:
+            picks.add(n)
+    return sorted(picks)

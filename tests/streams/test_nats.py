@@ -17,7 +17,7 @@ from lockgate.project.loader import load_project
 from lockgate.storage import store_for
 from lockgate.streams.service import run_stream
 from tests.conftest import require_service
-from tests.streams.conftest import event, stream_def, write_project
+from tests.streams.conftest import distinct_points, event, stream_def, write_project
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -122,15 +122,18 @@ def test_nats_kill_9_at_every_point_of_the_first_batches(tmp_path: Path) -> None
         asyncio.run(_delete(name))
     points = [line.split(" ", 1)[1] for line in log.read_text().splitlines()]
     assert any("committed, not acknowledged" in p for p in points)
-    for n in range(1, min(len(points), 8) + 1):
+    # every distinct point of the first 8, in the first batch and in a later one, and the
+    # 8th; the restart runs in this process (it starts from the table and the stream only)
+    picks = distinct_points(points, 8)
+    assert {points[n - 1] for n in picks} == set(points[:8])
+    for n in picks:
         root, name = project(n)
         try:
             env = {**os.environ, "LOCKGATE_CRASH_AT": str(n)}
             crashed = _run_cli(root, env)
             assert crashed.returncode == -9, (n, points[n - 1], crashed.stderr[-2000:])
-            env.pop("LOCKGATE_CRASH_AT")
-            done = _run_cli(root, env)
-            assert done.returncode == 0, done.stderr[-2000:]
+            done = run_stream(load_project(root), "events", until_idle=True)
+            assert done.counts.reconciles, (n, points[n - 1])
         finally:
             asyncio.run(_delete(name))
         store = store_for("delta", root / "warehouse")
