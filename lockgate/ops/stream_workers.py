@@ -15,7 +15,7 @@ from lockgate.ops.metrics import RunMetrics
 if TYPE_CHECKING:
     from lockgate.project import Project
     from lockgate.streams.record import StreamMetrics
-    from lockgate.streams.runner import BatchDone
+    from lockgate.streams.report import BatchDone
 
 log = logging.getLogger(__name__)
 

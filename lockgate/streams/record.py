@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from lockgate.streams.runner import BatchCounts
+from lockgate.streams.report import BatchCounts
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry

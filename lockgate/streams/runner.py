@@ -84,6 +84,7 @@ from lockgate.streams.dlq import DLQ_SCHEMA, DeferredDlq, log_folder
 from lockgate.streams.enrich import MISS_PREFIX, Enricher
 from lockgate.streams.eventtime import Watermark
 from lockgate.streams.parse import Parsed, arrow_schema, parse_json_batch
+from lockgate.streams.report import BatchCounts, BatchDone, StreamReport
 from lockgate.streams.sources import Batch, StreamConsumer
 from lockgate.streams.windows import WindowAggregator
 
@@ -100,70 +101,6 @@ _ROW = "__lg_row"
 #: the event is late (``event_time.late: <dataset>``: routed there after checks and masking)
 _LATE = "__lg_late"
 _TS = pa.timestamp("us", tz="UTC")
-
-
-@dataclass
-class BatchCounts:
-    """Where a batch's messages went: ``read = published + late + dlq + duplicates +
-    already_committed + redelivered``; ``enrich_missed`` counts published events kept
-    without a match."""
-
-    read: int = 0
-    published: int = 0
-    late: int = 0
-    dlq: int = 0
-    duplicates: int = 0
-    already_committed: int = 0
-    #: delivered twice within one fetch (a rebalance re-sought the partition)
-    redelivered: int = 0
-    enrich_missed: int = 0
-
-    def add(self, other: BatchCounts) -> None:
-        for f in self.__dataclass_fields__:
-            setattr(self, f, getattr(self, f) + getattr(other, f))
-
-    @property
-    def reconciles(self) -> bool:
-        out = self.published + self.late + self.dlq + self.duplicates + self.already_committed
-        return self.read == out + self.redelivered
-
-
-@dataclass(frozen=True)
-class BatchDone:
-    """What one committed batch did (given to ``on_batch``: recording, metrics)."""
-
-    counts: BatchCounts
-    checks: list[CheckResult]
-    seconds: float
-    commit_seconds: float
-    #: the broker position of the batch's last message
-    offset: str
-    #: messages not yet delivered, as the broker said last (None: unknown)
-    lag: int | None
-
-
-@dataclass
-class StreamReport:
-    name: str
-    batches: int = 0
-    seconds: float = 0.0
-    counts: BatchCounts = field(default_factory=BatchCounts)
-    batch_seconds: list[float] = field(default_factory=list)
-    #: per batch: seconds waited for it to be fetched (0 when prefetched in time)
-    fetch_seconds: list[float] = field(default_factory=list)
-    #: per batch: seconds from its fetch's return to its commit (parse ahead, the wait for
-    #: the batch before, processing): how long its events waited in this process
-    latency_seconds: list[float] = field(default_factory=list)
-    #: seconds spent per phase (parse, dedup, checks, commit…), summed over batches
-    phases: dict[str, float] = field(default_factory=dict)
-    #: the state-store runs that recorded this consumption
-    runs: list[str] = field(default_factory=list)
-    #: compactions between batches that failed (logged; the stream went on)
-    compaction_errors: int = 0
-
-    @property
-    def events_per_second(self) -> float:
-        return self.counts.read / self.seconds if self.seconds > 0 else 0.0
 
 
 @dataclass

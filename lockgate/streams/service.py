@@ -17,7 +17,8 @@ from lockgate.state.errors import LeaseLost
 from lockgate.storage import store_for
 from lockgate.streams.config import StreamSpec
 from lockgate.streams.record import StreamMetrics, StreamRecorder
-from lockgate.streams.runner import BatchDone, StreamReport, StreamRunner
+from lockgate.streams.report import BatchDone, StreamReport
+from lockgate.streams.runner import StreamRunner
 from lockgate.streams.sources import consumer_for
 
 if TYPE_CHECKING:

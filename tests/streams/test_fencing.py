@@ -22,7 +22,7 @@ import sqlalchemy as sa
 
 from lockgate.project.loader import load_project
 from lockgate.storage import store_for
-from lockgate.streams.runner import BatchDone
+from lockgate.streams.report import BatchDone
 from lockgate.streams.service import run_stream, stream_lock_name
 from tests.streams.conftest import event, publish_redis, stream_def, write_project
 

@@ -14,7 +14,7 @@ from lockgate.ops.metrics import RunMetrics
 from lockgate.ops.stream_workers import StreamWorkers
 from lockgate.project.loader import load_project
 from lockgate.state import StateStore
-from lockgate.streams.runner import BatchDone
+from lockgate.streams.report import BatchDone
 from lockgate.streams.service import run_stream, stream_lock_name
 from tests.streams.conftest import event, publish_redis, stream_def, write_project
 
