@@ -33,7 +33,7 @@ import hmac
 import math
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from lockgate.engine.base import Engine
+    from lockgate.storage.base import TableStore
 
 #: relation holding the hash key (registered by :func:`register_masking`)
 KEY_RELATION = "__lg_mask_key"
@@ -313,3 +314,31 @@ def detokenize(value: str, key: str, alphabet: str = "0123456789") -> str:
         raise ValueError("too short to be an FF1 token (it was masked one way)")
     dec = iter(ff1.decrypt(_aes_key(key), "", alphabet, body))
     return "".join(next(dec) if ch in letters else ch for ch in value)
+
+
+def refuse_newly_masked(store: TableStore, table: str, masked: Collection[str], who: str) -> None:
+    """Raise unless every column in ``masked`` was masked in the rows ``table`` already
+    holds: a column masked now but written in the clear before would keep those clear values
+    beside the masked ones (``mask:`` promises none). Known from the ``masked`` columns each
+    writer records in its commits; a table whose last commit recorded none (written before
+    lockgate recorded them) is not judged."""
+    snap = store.snapshot(table)
+    last = snap.last_commit if snap is not None else None
+    if last is None or last.masked is None:
+        return
+    before = {c.lower() for c in last.masked}
+    new = sorted(c for c in masked if c.lower() not in before)
+    if new:
+        cols = ", ".join(f"'{c}'" for c in new)
+        raise ConfigError(
+            [
+                Problem(
+                    f"{who}: mask: {cols} written unmasked into table '{table}' before "
+                    f"(version {last.version}); going on would keep those clear values "
+                    "beside the masked ones",
+                    hint=f"point the stream at a new table (sink: {{dataset: …}}) or take "
+                    f"'{table}' out of the warehouse first; `lockgate vacuum {table} "
+                    "--retain-hours 0` deletes files of older versions that hold clear values",
+                )
+            ]
+        )

@@ -124,6 +124,9 @@ class CommitTag:
     #: the table's version of ``app_id`` is ``epoch`` — or the table does not exist and this
     #: commit creates it (exclusively). See :meth:`TableStore.claim_fence`.
     fence: tuple[str, int] | None = None
+    #: the columns the writer masked (``mask:``) in this commit's rows, recorded so a later
+    #: writer masking more can tell the table holds them in the clear (None: not recorded)
+    masked: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -141,6 +144,8 @@ class CommitInfo:
     rows: int | None
     #: the fencing epoch of the writer (``CommitTag.fence``; None: an unfenced writer)
     epoch: int | None = None
+    #: the columns masked in this commit's rows (``CommitTag.masked``; None: not recorded)
+    masked: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)

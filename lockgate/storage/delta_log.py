@@ -8,6 +8,7 @@ Every lockgate commit carries ``custom_metadata`` with ``lockgate.run_id``,
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +40,8 @@ def commit_metadata(mode: str, tag: CommitTag) -> dict[str, str]:
         meta[META_PREFIX + "watermark"] = tag.watermark
     if tag.fence is not None:
         meta[META_PREFIX + "epoch"] = str(tag.fence[1])
+    if tag.masked is not None:
+        meta[META_PREFIX + "masked"] = json.dumps(list(tag.masked))
     return meta
 
 
@@ -107,7 +110,23 @@ def _commit_info(entry: Mapping[str, Any]) -> CommitInfo:
         watermark=entry.get(META_PREFIX + "watermark"),
         rows=rows_written(entry),
         epoch=int(entry[META_PREFIX + "epoch"]) if META_PREFIX + "epoch" in entry else None,
+        masked=_masked(entry.get(META_PREFIX + "masked")),
     )
+
+
+def _masked(text: object) -> tuple[str, ...] | None:
+    """The ``lockgate.masked`` column list of a commit (a JSON list; None: not recorded).
+
+    >>> _masked('["email", "a,b"]'), _masked("[]"), _masked(None), _masked("oops")
+    (('email', 'a,b'), (), None, None)
+    """
+    if not isinstance(text, str):
+        return None
+    try:
+        names = json.loads(text)
+    except ValueError:
+        return None
+    return tuple(map(str, names)) if isinstance(names, list) else None
 
 
 def read_snapshot(name: str, table: DeltaTable) -> TableSnapshot:

@@ -70,7 +70,7 @@ from sqlglot import exp
 
 from lockgate._duration import parse_duration
 from lockgate.engine.base import Engine
-from lockgate.masking import masked_query, register_masking, tokenizable
+from lockgate.masking import masked_query, refuse_newly_masked, register_masking, tokenizable
 from lockgate.quality import audit, gate
 from lockgate.quality.compile import FAILED_CHECKS_COLUMN
 from lockgate.quality.engine import CheckResult
@@ -188,6 +188,8 @@ class StreamRunner:
         committed = snap.last_commit.watermark if snap and snap.last_commit else None
         self.watermark = Watermark(et, committed) if et is not None else None
         self.late_name = et.late if et is not None and et.late != "dlq" else None
+        for t in filter(None, (self.sink, self.late_name)):  # rows written clear before?
+            refuse_newly_masked(store, t, self.rules, f"stream '{spec.name}'")
         self.late_done = self._positions(self.late_name) if self.late_name else {}
         self.write = TableWrite("append", partition_by=spec.sink.partition_by, schema_mode="merge")
         self.windows = [WindowAggregator(a, et.column, spec.name) for a in spec.aggregates] if (
@@ -612,7 +614,7 @@ class StreamRunner:
                 self.dlq.commit_now(fresh_dlq, self._dlq_tag(covered, batch.last_offset))
                 _advance(self.dlq_done, covered)
         if late.num_rows and self.late_name is not None:
-            tag = self._tag(self.late_name, batch, tops)
+            tag = replace(self._tag(self.late_name, batch, tops), masked=tuple(self.rules))
             self.store.publish(self.late_name, late.to_reader(), write=self.write, tag=tag)
             _advance(self.late_done, tops)
         # the sink commits its position even without rows: a restart (or a rebalance) then
@@ -621,7 +623,7 @@ class StreamRunner:
         if good.num_rows or _moves(self.done, tops):
             if not good.num_rows:  # may create the table: Delta knows no "Etc/UTC" (DuckDB's)
                 good = _utc(good)
-            tag = self._tag(self.sink, batch, tops)
+            tag = replace(self._tag(self.sink, batch, tops), masked=tuple(self.rules))
             if not good.num_rows and not self.consumer.PARTITIONED:  # makes the empty batch commit
                 tag = replace(tag, positions=((f"stream:{self.spec.name}", batch.last_seq),))
             if self.watermark is not None:
