@@ -551,7 +551,10 @@ def _ndjson_file(con: duckdb.DuckDBPyConnection, one: _OneFile) -> None:
             exp.insert(
                 exp.select(exp.Literal.string(name), "line", exp.Null(), jv.copy())
                 .from_(tbl(good))
-                .where(is_obj.copy()),
+                .where(is_obj.copy())
+                # in line order: the numbering's ASOF join emits rows in any order, and "the
+                # later copy of a key wins" reads the order of ``objs`` (its rowid)
+                .order_by(exp.column("line")),
                 tbl(objs),
             ).sql("duckdb")
         )
@@ -641,7 +644,8 @@ def _array_file(con: duckdb.DuckDBPyConnection, one: _OneFile) -> None:
             exp.insert(
                 exp.select(exp.Literal.string(name), exp.Null(), "o", "v")
                 .from_(tbl(elements))
-                .where(is_obj.copy()),
+                .where(is_obj.copy())
+                .order_by(exp.column("o")),  # in element order (see _ndjson_file)
                 tbl(objs),
             ).sql("duckdb")
         )
