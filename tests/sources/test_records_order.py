@@ -5,6 +5,7 @@ order once DuckDB runs it on several threads — seen here at 400k lines."""
 
 from __future__ import annotations
 
+from itertools import pairwise
 from pathlib import Path
 
 import duckdb
@@ -42,6 +43,6 @@ def test_records_are_staged_in_line_order_past_rejected_lines(tmp_path: Path) ->
     )
     staged = con.execute("SELECT i FROM staged ORDER BY rowid").fetchall()
     assert len(staged) == n - 4
-    out_of_order = sum(1 for (a,), (b,) in zip(staged, staged[1:], strict=False) if a >= b)
+    out_of_order = sum(1 for (a,), (b,) in pairwise(staged) if a >= b)
     assert out_of_order == 0
     assert con.execute(f"SELECT count(*) FROM {rejects}").fetchone() == (4,)
